@@ -1,0 +1,115 @@
+"""Runs a client/server protocol round in process, under a dropout schedule, and measures its cost.
+
+A protocol supplies a server with `requests() -> {client: frame}`, `receive(frame)` and
+`close()`, and clients with `handle(frame) -> frame` and an `aborted` flag. The driver delivers
+every request through the transport, lets each live client answer, and closes the stage.
+Messages rejected with a `ProtocolError` are recorded and the round goes on without them;
+`close()` raising (below threshold) ends the round with that error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Protocol as Interface
+
+import numpy as np
+
+from protocols.errors import ProtocolError
+from protocols.report import Cost
+from protocols.schedule import DropoutSchedule, Stage
+from protocols.transport import InProcessTransport
+from protocols.wire import SERVER
+
+
+class ServerRole(Interface):
+    def requests(self) -> dict[int, bytes]: ...
+    def receive(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+class ClientRole(Interface):
+    aborted: bool
+
+    def handle(self, data: bytes) -> bytes: ...
+
+
+class CostMeter:
+    """CPU seconds (`time.thread_time`) spent in each party's handlers."""
+
+    def __init__(self, n: int) -> None:
+        self.client_seconds = np.zeros(n)
+        self.server_seconds = 0.0
+
+    @contextmanager
+    def client(self, i: int):
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            self.client_seconds[i] += time.thread_time() - start
+
+    @contextmanager
+    def server(self):
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            self.server_seconds += time.thread_time() - start
+
+    def cost(self, transport: InProcessTransport, rounds: int) -> Cost:
+        up, down = np.array(transport.bytes_up), np.array(transport.bytes_down)
+        took_part = (up + down) > 0
+        if not took_part.any():
+            took_part[:] = True
+        secs = self.client_seconds[took_part]
+        return Cost(
+            client_seconds_mean=float(secs.mean()),
+            client_seconds_max=float(secs.max()),
+            server_seconds=self.server_seconds,
+            bytes_up_mean=float(up[took_part].mean()),
+            bytes_up_max=int(up.max()),
+            bytes_down_mean=float(down[took_part].mean()),
+            bytes_down_max=int(down.max()),
+            rounds=rounds,
+        )
+
+
+def drive(
+    server: ServerRole,
+    clients: Sequence[ClientRole],
+    stages: Sequence[Stage],
+    dropouts: DropoutSchedule,
+    transport: InProcessTransport,
+    meter: CostMeter,
+) -> list[ProtocolError]:
+    """Runs `stages` in order; returns the protocol errors of rejected messages.
+
+    Raises:
+        ProtocolError: whatever `server.close()` raises (e.g. BelowThreshold): the round is over.
+    """
+    rejected: list[ProtocolError] = []
+    for stage in stages:
+        with meter.server():
+            requests = server.requests()
+        for u, frame in requests.items():
+            if not dropouts.active(u, stage) or clients[u].aborted:
+                continue
+            for delivered in transport.carry(SERVER, u, frame):
+                try:
+                    with meter.client(u):
+                        reply = clients[u].handle(delivered)
+                except ProtocolError as exc:
+                    rejected.append(exc)
+                    continue
+                for arriving in transport.carry(u, SERVER, reply):
+                    try:
+                        with meter.server():
+                            server.receive(arriving)
+                    except ProtocolError as exc:
+                        rejected.append(exc)
+        with meter.server():
+            server.close()
+    rejected.extend(transport.rejected)
+    return rejected

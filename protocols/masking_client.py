@@ -1,0 +1,212 @@
+"""The client state machine of SecAgg / SecAgg+ (Bonawitz et al. CCS 2017, Bell et al. CCS 2020).
+
+Stages, each a reply to one server request:
+  ADVERTISE_KEYS    two fresh X25519 key pairs: c (share channel) and s (pairwise masks)
+  SHARE_KEYS        Shamir t-of-k shares of s_sk and of a self-mask seed b, one AES-GCM ciphertext per live neighbour
+  MASKED_INPUT      y = x + PRG(b) + sum_v sign(u, v) PRG(s_uv) mod 2**b, over neighbours whose shares arrived
+  CONSISTENCY_CHECK (active mode) a signature of the survivor list
+  UNMASKING         for each neighbour v that shared with us: the share of b_v if v survived, of s_sk_v if not
+
+An honest client never reveals both secrets of a peer: each peer gets exactly one kind of share,
+and a second unmasking request is refused. A frame of a kind the current stage does not expect
+(replayed, reordered) is rejected without changing state; a malformed frame of the expected kind
+makes the client abort (it drops out of the round).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
+from protocols.masking_messages import (
+    COMMITMENT_BYTES,
+    SHARE_CIPHERTEXT_BYTES,
+    SHARE_PLAINTEXT_BYTES,
+    SECRET_BYTES,
+    Kind,
+    Secret,
+    encode_unmask_shares,
+    encode_vector,
+    key_entry_bytes,
+)
+from protocols.masking_setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
+from protocols.schedule import Stage
+from protocols.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from secagg import shamir
+from secagg.aead import AuthenticatedCipher
+from secagg.agreement import X25519Agreement
+from secagg.errors import InvalidTag
+from secagg.prg import AesCtrPrg
+from secagg.randomness import Randomness
+from secagg.signatures import SIGNATURE_BYTES, Signer, verify
+
+_EXPECTED = {
+    Stage.ADVERTISE_KEYS: Kind.REQUEST,
+    Stage.SHARE_KEYS: Kind.KEYS,
+    Stage.MASKED_INPUT: Kind.RELAYED_SHARES,
+    Stage.CONSISTENCY_CHECK: Kind.SURVIVORS,
+    Stage.UNMASKING: Kind.UNMASK_REQUEST,
+}
+
+
+class MaskingClient:
+    """Client `cid` of a round, holding input `x` (ring elements) and its neighbour set."""
+
+    def __init__(
+        self,
+        cid: int,
+        setup: RoundSetup,
+        neighbours: frozenset[int],
+        x: np.ndarray,
+        rng: Randomness,
+        signer: Signer | None = None,
+        pki: list[bytes] | None = None,
+    ) -> None:
+        if setup.active and (signer is None or pki is None):
+            raise ValueError("active mode needs a signer and the signing public keys of all clients (pki)")
+        self.cid, self.setup, self.neighbours = cid, setup, neighbours
+        self._x, self._rng, self._signer, self._pki = x, rng, signer, pki
+        self._stage: Stage | None = Stage.ADVERTISE_KEYS
+        self.aborted = False
+        self.revealed: dict[int, Secret] = {}  # peer -> the one secret whose share this client revealed
+
+    @property
+    def party(self) -> str:
+        return f"client {self.cid}"
+
+    def handle(self, data: bytes) -> bytes:
+        """Processes one server frame (untrusted bytes); returns the reply frame.
+
+        Raises:
+            Refused: on a second unmasking request.
+            MalformedMessage: on a frame this stage does not expect (state unchanged), or a malformed one
+                (the client aborts).
+            BelowThreshold: when fewer than t neighbours remain (the client aborts).
+        """
+        frame = decode_frame(data, party=self.party, stage=self._stage.name if self._stage is not None else "done")
+        if self.aborted or self._stage is None:
+            if frame.kind == Kind.UNMASK_REQUEST and self.revealed:
+                raise Refused("unmasking shares were already revealed this round", party=self.party, stage="unmasking")
+            raise MalformedMessage("round over for this client", party=self.party, stage="done")
+        stage = self._stage
+        if frame.kind != _EXPECTED[stage] or frame.session != self.setup.session or frame.sender != SERVER or frame.recipient != self.cid:
+            raise MalformedMessage(f"unexpected frame kind {frame.kind}", party=self.party, stage=stage.name)
+        reader = Reader(frame.payload, party=self.party, stage=stage.name)
+        try:
+            kind, payload = getattr(self, f"_on_{stage.name.lower()}")(reader)
+        except (ProtocolError, InvalidTag) as exc:
+            self.aborted = True
+            if isinstance(exc, ProtocolError):
+                raise
+            raise MalformedMessage(str(exc), party=self.party, stage=stage.name) from exc
+        return encode_frame(Frame(kind, self.setup.session, self.cid, SERVER, payload))
+
+    def _on_advertise_keys(self, r: Reader) -> tuple[Kind, bytes]:
+        if r.u8() != Stage.ADVERTISE_KEYS:
+            raise r.fail("request for another stage")
+        r.done()
+        self._c = X25519Agreement.generate(self._rng)
+        self._s = X25519Agreement.generate(self._rng)
+        c_pk, s_pk = self._c.public_bytes(), self._s.public_bytes()
+        payload = c_pk + s_pk
+        if self.setup.active:
+            payload += self._signer.sign(self.setup.advertise_message(self.cid, c_pk, s_pk))
+        self._stage = Stage.SHARE_KEYS
+        return Kind.ADVERTISE, payload
+
+    def _on_share_keys(self, r: Reader) -> tuple[Kind, bytes]:
+        setup = self.setup
+        entries = r.entries(key_entry_bytes(setup.active), setup.n, setup.n)
+        r.done()
+        if not entries.keys() <= self.neighbours:
+            raise r.fail("keys of clients that are not neighbours")
+        self._keys = {}
+        for v, raw in entries.items():
+            c_pk, s_pk = raw[:32], raw[32:64]
+            if setup.active:
+                verify(self._pki[v], raw[64:], setup.advertise_message(v, c_pk, s_pk))
+            self._keys[v] = (c_pk, s_pk)
+        if len(self._keys) < setup.t:
+            raise BelowThreshold(f"{len(self._keys)} live neighbours < t={setup.t}", party=self.party, stage="share_keys")
+        self._seed = self._rng.bytes(SECRET_BYTES)
+        peers = sorted(self._keys)
+        points = [v + 1 for v in peers]
+        key_shares = shamir.share(shamir.bytes_to_field(self._s.private_bytes()), points, setup.t, rng=self._rng)
+        seed_shares = shamir.share(shamir.bytes_to_field(self._seed), points, setup.t, rng=self._rng)
+        ciphertexts = {}
+        for j, v in enumerate(peers):
+            plaintext = Writer().u32(self.cid).u32(v).raw(key_shares[j].astype(">u8").tobytes()).raw(seed_shares[j].astype(">u8").tobytes()).getvalue()
+            cipher = AuthenticatedCipher(self._c.shared_seed(self._keys[v][0], setup.pair_context(b"share-channel", self.cid, v)))
+            ciphertexts[v] = cipher.encrypt(plaintext, setup.share_associated_data(self.cid, v), rng=self._rng)
+        self._stage = Stage.MASKED_INPUT
+        return Kind.SHARES, Writer().raw(setup.commitment(self.cid, self._seed)).entries(ciphertexts).getvalue()
+
+    def _on_masked_input(self, r: Reader) -> tuple[Kind, bytes]:
+        setup = self.setup
+        entries = r.entries(SHARE_CIPHERTEXT_BYTES, setup.n, setup.n)
+        r.done()
+        if not entries.keys() <= self._keys.keys():
+            raise r.fail("shares from clients whose keys were not advertised")
+        self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for v, ciphertext in entries.items():
+            cipher = AuthenticatedCipher(self._c.shared_seed(self._keys[v][0], setup.pair_context(b"share-channel", v, self.cid)))
+            plain = Reader(cipher.decrypt(ciphertext, setup.share_associated_data(v, self.cid)), party=self.party, stage="masked_input")
+            if plain.u32() != v or plain.u32() != self.cid:
+                raise plain.fail("share addressed to another pair")
+            key_share = np.frombuffer(plain.raw((SHARE_PLAINTEXT_BYTES - 8) // 2), dtype=">u8").astype(np.uint64)
+            seed_share = np.frombuffer(plain.raw((SHARE_PLAINTEXT_BYTES - 8) // 2), dtype=">u8").astype(np.uint64)
+            plain.done()
+            self._held[v] = (seed_share, key_share)
+        if len(self._held) < setup.t:
+            raise BelowThreshold(f"shares from {len(self._held)} neighbours < t={setup.t}", party=self.party, stage="masked_input")
+        prg = AesCtrPrg(setup.ring)
+        y = self._x.copy()
+        prg.add_into(y, self._seed, SELF_MASK_DOMAIN)
+        for v in sorted(self._held):
+            seed = self._s.shared_seed(self._keys[v][1], setup.pair_context(PAIRWISE_MASK_DOMAIN, self.cid, v))
+            prg.add_into(y, seed, PAIRWISE_MASK_DOMAIN, sign=mask_sign(self.cid, v))
+        del self._seed, self._x
+        self._stage = Stage.CONSISTENCY_CHECK if setup.active else Stage.UNMASKING
+        return Kind.VECTOR, encode_vector(setup.ring, y)
+
+    def _check_survivors(self, r: Reader, survivors: list[int]) -> set[int]:
+        """Survivor neighbours; the client must be a survivor and keep at least t surviving neighbours."""
+        if self.cid not in survivors:
+            raise r.fail("this client is missing from the survivor list")
+        live = set(survivors) & self.neighbours
+        if not live <= self._held.keys():
+            raise r.fail("a survivor never sent this client its shares")
+        if len(live) < self.setup.t:
+            raise BelowThreshold(f"{len(live)} surviving neighbours < t={self.setup.t}", party=self.party, stage=r.stage)
+        return live
+
+    def _on_consistency_check(self, r: Reader) -> tuple[Kind, bytes]:
+        survivors = r.ids(self.setup.n, self.setup.n)
+        r.done()
+        self._check_survivors(r, survivors)
+        self._survivors = survivors
+        self._stage = Stage.UNMASKING
+        return Kind.SIGNATURE, self._signer.sign(self.setup.consistency_message(survivors))
+
+    def _on_unmasking(self, r: Reader) -> tuple[Kind, bytes]:
+        setup = self.setup
+        survivors = r.ids(setup.n, setup.n)
+        live = self._check_survivors(r, survivors)
+        if setup.active:
+            signatures = r.entries(SIGNATURE_BYTES, setup.n, setup.n)
+            if survivors != self._survivors or not signatures.keys() <= live:
+                raise r.fail("survivor list or signers differ from the consistency check")
+            message = setup.consistency_message(survivors)
+            for v, signature in signatures.items():
+                verify(self._pki[v], signature, message)
+            if len(signatures) < setup.t:
+                raise BelowThreshold(f"{len(signatures)} signatures < t={setup.t}", party=self.party, stage="unmasking")
+        r.done()
+        shares = {}
+        for v, (seed_share, key_share) in self._held.items():
+            kind = Secret.SELF_MASK_SEED if v in live else Secret.MASK_KEY
+            shares[v] = (kind, seed_share if kind == Secret.SELF_MASK_SEED else key_share)
+            self.revealed[v] = kind
+        del self._held
+        self._stage = None
+        return Kind.UNMASK_SHARES, encode_unmask_shares(shares)

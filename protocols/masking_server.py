@@ -1,0 +1,221 @@
+"""The server state machine of SecAgg / SecAgg+.
+
+The server relays keys and encrypted shares, adds masked inputs into one accumulator as they
+arrive (memory O(d + n*k), not O(n*d)), and at unmasking reconstructs, for every survivor u, its
+self-mask seed b_u (checked against u's SHA-256 commitment) and, for every client v that dropped
+after sharing, its mask key s_sk_v (checked against the advertised s_pk_v); then it removes
+PRG(b_u) and the masks v left in its surviving neighbours' inputs. Any stage with fewer than t + 1
+live clients, or a secret with fewer than t shares, aborts with `BelowThreshold` before anything
+is unmasked; shares that fail their check abort with `Aborted`. No aggregate leaves a failed round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.errors import Aborted, BelowThreshold, MalformedMessage, ReplayedMessage
+from protocols.masking_messages import (
+    COMMITMENT_BYTES,
+    SHARE_CIPHERTEXT_BYTES,
+    Kind,
+    Secret,
+    key_entry_bytes,
+    parse_unmask_shares,
+    parse_vector,
+)
+from protocols.masking_setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
+from protocols.schedule import Stage
+from protocols.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from secagg import shamir
+from secagg.agreement import X25519Agreement
+from secagg.errors import InconsistentShares, InvalidTag
+from secagg.prg import AesCtrPrg
+from secagg.signatures import SIGNATURE_BYTES, verify
+
+_EXPECTED = {
+    Stage.ADVERTISE_KEYS: Kind.ADVERTISE,
+    Stage.SHARE_KEYS: Kind.SHARES,
+    Stage.MASKED_INPUT: Kind.VECTOR,
+    Stage.CONSISTENCY_CHECK: Kind.SIGNATURE,
+    Stage.UNMASKING: Kind.UNMASK_SHARES,
+}
+_REQUEST = {
+    Stage.ADVERTISE_KEYS: Kind.REQUEST,
+    Stage.SHARE_KEYS: Kind.KEYS,
+    Stage.MASKED_INPUT: Kind.RELAYED_SHARES,
+    Stage.CONSISTENCY_CHECK: Kind.SURVIVORS,
+    Stage.UNMASKING: Kind.UNMASK_REQUEST,
+}
+PARTY = "server"
+
+
+class MaskingServer:
+    """The server of one round; `neighbours[i]` is client i's neighbour set (public)."""
+
+    def __init__(self, setup: RoundSetup, neighbours: list[frozenset[int]], pki: list[bytes] | None = None) -> None:
+        if setup.active and pki is None:
+            raise ValueError("active mode needs the signing public keys of all clients (pki)")
+        self.setup, self.neighbours, self._pki = setup, neighbours, pki
+        self._stage = Stage.ADVERTISE_KEYS
+        self._live: set[int] = set(range(setup.n))  # clients that answered the previous stage
+        self._received: dict[int, object] = {}  # this stage's parsed replies, by sender
+        self._keys: dict[int, bytes] = {}
+        self._seen_keys: set[bytes] = set()
+        self._inbox: dict[int, dict[int, bytes]] = {}
+        self._commitments: dict[int, bytes] = {}
+        self._shared: set[int] = set()  # U2
+        self._survivors: list[int] = []  # U3
+        self._acc = setup.ring.zeros(setup.d)
+        self._done = False
+
+    def requests(self) -> dict[int, bytes]:
+        """The frames this stage sends, by recipient."""
+        setup, stage = self.setup, self._stage
+        payloads: dict[int, bytes] = {}
+        for u in sorted(self._live):
+            if stage == Stage.ADVERTISE_KEYS:
+                payloads[u] = Writer().u8(stage).getvalue()
+            elif stage == Stage.SHARE_KEYS:
+                payloads[u] = Writer().entries({v: self._keys[v] for v in self.neighbours[u] & self._live}).getvalue()
+            elif stage == Stage.MASKED_INPUT:
+                payloads[u] = Writer().entries({v: c for v, c in self._inbox.get(u, {}).items() if v in self._live}).getvalue()
+            elif stage == Stage.CONSISTENCY_CHECK:
+                payloads[u] = Writer().ids(self._survivors).getvalue()
+            elif setup.active:
+                signed = {v: s for v, s in self._signatures.items() if v in self.neighbours[u]}
+                payloads[u] = Writer().ids(self._survivors).entries(signed).getvalue()
+            else:
+                payloads[u] = Writer().ids(sorted((self.neighbours[u] | {u}) & set(self._survivors))).getvalue()
+        kind = _REQUEST[stage]
+        return {u: encode_frame(Frame(kind, setup.session, SERVER, u, p)) for u, p in payloads.items()}
+
+    def receive(self, data: bytes) -> None:
+        """Parses and records one client frame.
+
+        Raises:
+            MalformedMessage: for bytes that do not parse, a wrong session, stage or sender, or bad contents.
+            ReplayedMessage: for a second frame from one sender in this stage (the first one stands).
+        """
+        stage = self._stage
+        frame = decode_frame(data, party=PARTY, stage=stage.name)
+        if frame.session != self.setup.session or frame.recipient != SERVER or frame.kind != _EXPECTED[stage]:
+            raise MalformedMessage(f"frame of kind {frame.kind} not expected", party=PARTY, stage=stage.name)
+        u = frame.sender
+        if u not in self._live:
+            raise MalformedMessage(f"client {u} is not live at this stage", party=PARTY, stage=stage.name)
+        if u in self._received:
+            raise ReplayedMessage(f"second frame from client {u}", party=PARTY, stage=stage.name)
+        r = Reader(frame.payload, party=PARTY, stage=stage.name)
+        try:
+            parsed = getattr(self, f"_parse_{stage.name.lower()}")(u, r)
+        except InvalidTag as exc:
+            raise MalformedMessage(f"client {u}: {exc}", party=PARTY, stage=stage.name) from exc
+        r.done()
+        self._received[u] = parsed
+
+    def _parse_advertise_keys(self, u: int, r: Reader) -> bytes:
+        raw = r.raw(key_entry_bytes(self.setup.active))
+        if raw[:32] == raw[32:64] or {raw[:32], raw[32:64]} & self._seen_keys:
+            raise r.fail("public key reused")
+        if self.setup.active:
+            verify(self._pki[u], raw[64:], self.setup.advertise_message(u, raw[:32], raw[32:64]))
+        self._keys[u] = raw
+        self._seen_keys |= {raw[:32], raw[32:64]}
+        return raw
+
+    def _parse_share_keys(self, u: int, r: Reader) -> tuple[bytes, dict[int, bytes]]:
+        commitment = r.raw(COMMITMENT_BYTES)
+        ciphertexts = r.entries(SHARE_CIPHERTEXT_BYTES, self.setup.n, self.setup.n)
+        if not ciphertexts.keys() <= self.neighbours[u] & self._live:
+            raise r.fail("shares for clients that are not live neighbours")
+        return commitment, ciphertexts
+
+    def _parse_masked_input(self, u: int, r: Reader) -> None:
+        y = parse_vector(r, self.setup.ring, self.setup.d)
+        self.setup.ring.add(self._acc, y, out=self._acc)  # added on arrival: no O(n*d) buffer
+
+    def _parse_consistency_check(self, u: int, r: Reader) -> bytes:
+        signature = r.raw(SIGNATURE_BYTES)
+        verify(self._pki[u], signature, self.setup.consistency_message(self._survivors))
+        return signature
+
+    def _parse_unmasking(self, u: int, r: Reader) -> dict[int, tuple[Secret, np.ndarray]]:
+        shares = parse_unmask_shares(r, self.setup.n)
+        survivors = set(self._survivors)
+        for v, (kind, share) in shares.items():
+            if v not in self.neighbours[u] or v not in self._shared:
+                raise r.fail(f"share of client {v}, not a neighbour that shared")
+            if kind != (Secret.SELF_MASK_SEED if v in survivors else Secret.MASK_KEY):
+                raise r.fail(f"wrong secret kind for client {v}")
+        return shares
+
+    def close(self) -> None:
+        """Ends the current stage.
+
+        Raises:
+            BelowThreshold: if fewer than t + 1 clients answered, or a secret lacks t shares.
+            Aborted: if reconstructed secrets fail their commitments.
+        """
+        stage, t = self._stage, self.setup.t
+        answered = set(self._received)
+        if len(answered) < t + 1:
+            raise BelowThreshold(f"{len(answered)} clients answered < t + 1 = {t + 1}", party=PARTY, stage=stage.name)
+        if stage == Stage.SHARE_KEYS:
+            for u, (commitment, ciphertexts) in self._received.items():
+                self._commitments[u] = commitment
+                for v, c in ciphertexts.items():
+                    self._inbox.setdefault(v, {})[u] = c
+            self._shared = answered
+        elif stage == Stage.MASKED_INPUT:
+            self._survivors = sorted(answered)
+            self._inbox.clear()
+        elif stage == Stage.CONSISTENCY_CHECK:
+            self._signatures = dict(self._received)
+        elif stage == Stage.UNMASKING:
+            self._unmask(self._received)
+        self._live, self._received = answered, {}
+        following = [s for s in Stage if s > stage and (self.setup.active or s != Stage.CONSISTENCY_CHECK)]
+        self._stage = following[0] if following else stage
+
+    def _reconstruct(self, owner: int, kind: Secret, responses: dict) -> bytes:
+        holders = sorted(w for w, shares in responses.items() if owner in shares)
+        if len(holders) < self.setup.t:
+            raise BelowThreshold(
+                f"{len(holders)} shares of client {owner}'s {kind.name} < t={self.setup.t}", party=PARTY, stage="UNMASKING"
+            )
+        holders = holders[: self.setup.t]  # exactly t: the commitment check below replaces the redundancy check
+        shares = np.stack([responses[w][owner][1] for w in holders])
+        try:
+            return shamir.field_to_bytes(shamir.reconstruct([w + 1 for w in holders], shares, self.setup.t), 32)
+        except InconsistentShares as exc:
+            raise Aborted(f"shares of client {owner} do not decode: {exc}", party=PARTY, stage="UNMASKING") from exc
+
+    def _unmask(self, responses: dict) -> None:
+        survivors = set(self._survivors)
+        seeds = {}
+        for u in self._survivors:
+            seeds[u] = self._reconstruct(u, Secret.SELF_MASK_SEED, responses)
+            if self.setup.commitment(u, seeds[u]) != self._commitments[u]:
+                raise Aborted(f"client {u}'s self-mask seed does not match its commitment", party=PARTY, stage="UNMASKING")
+        dropped = {}
+        for v in sorted(self._shared - survivors):
+            if not self.neighbours[v] & survivors:
+                continue
+            key = X25519Agreement.from_private_bytes(self._reconstruct(v, Secret.MASK_KEY, responses))
+            if key.public_bytes() != self._keys[v][32:64]:
+                raise Aborted(f"client {v}'s mask key does not match its public key", party=PARTY, stage="UNMASKING")
+            dropped[v] = key
+        prg = AesCtrPrg(self.setup.ring)
+        for u in self._survivors:
+            prg.add_into(self._acc, seeds[u], SELF_MASK_DOMAIN, sign=-1)
+        for v, key in dropped.items():
+            for u in sorted(self.neighbours[v] & survivors):
+                seed = key.shared_seed(self._keys[u][32:64], self.setup.pair_context(PAIRWISE_MASK_DOMAIN, u, v))
+                prg.add_into(self._acc, seed, PAIRWISE_MASK_DOMAIN, sign=-mask_sign(u, v))
+        self._done = True
+
+    def result(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The unmasked sum mod 2**b and the clients it includes (U3). Only after a completed round."""
+        if not self._done:
+            raise BelowThreshold("the round did not complete", party=PARTY, stage=self._stage.name)
+        return self._acc, tuple(self._survivors)

@@ -1,0 +1,100 @@
+"""The per-layer report: what a layer cost (measured) and what it guarantees (stated).
+
+A round returns an `Output`: the aggregate, the clients whose inputs it contains, and a flat
+tuple of `LayerReport`s, innermost layer first (each wrapping layer appends its own).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class ThreatModel(enum.Enum):
+    NONE = "none: the server sees every input"
+    HONEST_BUT_CURIOUS_SERVER = "honest-but-curious server"
+    ACTIVE_SERVER = "actively malicious server (signatures, consistency check)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cost:
+    """Measured cost of one layer in one round.
+
+    Seconds are CPU seconds (`time.thread_time`) spent inside each party's handlers; bytes are the
+    lengths of the serialized frames that crossed the transport (up: client -> server).
+    Means and maxima are over clients that took part in at least one stage.
+    """
+
+    client_seconds_mean: float
+    client_seconds_max: float
+    server_seconds: float
+    bytes_up_mean: float
+    bytes_up_max: int
+    bytes_down_mean: float
+    bytes_down_max: int
+    rounds: int  # client-server interaction rounds (request + reply = 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guarantee:
+    """What a layer guarantees, stated from its parameters and from what happened in the round."""
+
+    threat_model: ThreatModel
+    server_learns: str  # what the server learns, beyond its own inputs
+    collusion: str  # how many clients may collude with the server without learning more
+    dropout_tolerance: int  # clients that may vanish (worst case) and the round still completes
+    exact: bool  # the result equals the true aggregate of the included inputs (mod 2**b where stated)
+    numeric_error: float = 0.0  # max abs error vs the exact aggregate, in the layer's units
+    parameters: dict[str, int | float | str] = field(default_factory=dict)
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerReport:
+    layer: str
+    cost: Cost
+    guarantee: Guarantee
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A round's result. `included` lists the clients whose inputs are in `result`; `rejected` the
+    protocol errors raised by malformed, replayed or misdirected messages the round survived."""
+
+    result: np.ndarray
+    included: tuple[int, ...]
+    reports: tuple[LayerReport, ...] = ()
+    rejected: tuple[Exception, ...] = ()
+
+    def then(self, result: np.ndarray, report: LayerReport) -> "Output":
+        return Output(result, self.included, self.reports + (report,), self.rejected)
+
+
+def format_reports(reports: tuple[LayerReport, ...]) -> str:
+    """Renders reports as a Markdown table, one row a layer (innermost first), then each guarantee."""
+    head = "| layer | client s (mean/max) | server s | up B/client (mean/max) | down B/client (mean/max) | rounds |"
+    lines = [head, "|" + "---|" * 6]
+    for r in reports:
+        c = r.cost
+        lines.append(
+            f"| {r.layer} | {c.client_seconds_mean:.4f} / {c.client_seconds_max:.4f} | {c.server_seconds:.4f} "
+            f"| {c.bytes_up_mean:,.0f} / {c.bytes_up_max:,} | {c.bytes_down_mean:,.0f} / {c.bytes_down_max:,} | {c.rounds} |"
+        )
+    for r in reports:
+        g = r.guarantee
+        params = ", ".join(f"{k}={v}" for k, v in g.parameters.items())
+        lines += [
+            "",
+            f"**{r.layer}** — threat model: {g.threat_model.value}",
+            f"- server learns: {g.server_learns}",
+            f"- collusion: {g.collusion}",
+            f"- dropouts tolerated (worst case): {g.dropout_tolerance}",
+            f"- exact: {g.exact}" + (f", numeric error <= {g.numeric_error:g}" if g.numeric_error else ""),
+        ]
+        if params:
+            lines.append(f"- parameters: {params}")
+        if g.notes:
+            lines.append(f"- notes: {g.notes}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""SecAgg (Bonawitz et al., CCS 2017) and SecAgg+ (Bell et al., CCS 2020): pairwise-masking secure
+aggregation with dropout recovery, as configured recipes over `MaskingClient` / `MaskingServer`.
+
+    >>> out = secure_sum(inputs, protocol=SecAggPlus.for_clients(100), dropouts=schedule, seed=1)
+    >>> out.result          # sum mod 2**32 of the inputs of out.included
+    >>> print(format_reports(out.reports))
+
+SecAgg uses the complete graph: per client O(n + d) work and bytes up, server O(n**2 + n*d) at
+dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d), server
+O(n*k + n*d*k) at dropout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocols.driver import CostMeter, drive
+from protocols.graph import choose_degree_and_threshold, harary_neighbours
+from protocols.masking_client import MaskingClient
+from protocols.masking_server import MaskingServer
+from protocols.masking_setup import RoundSetup
+from protocols.protocol import Protocol
+from protocols.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.schedule import DropoutSchedule, Stage
+from protocols.transport import InProcessTransport
+from secagg.randomness import Randomness
+from secagg.signatures import Signer
+
+
+class _PairwiseMasking(Protocol):
+    active: bool
+
+    def _degree_and_threshold(self, n: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _collusion(self, t: int) -> str:
+        raise NotImplementedError
+
+    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        n, d = self.check_inputs(inputs)
+        k, t = self._degree_and_threshold(n)
+        setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=rng.bytes(8))
+        neighbours = harary_neighbours(n, k, rng)
+        signers = [Signer.generate(rng) for _ in range(n)] if self.active else [None] * n
+        pki = [s.public_bytes() for s in signers] if self.active else None  # distributed out of band (PKI)
+        clients = [MaskingClient(i, setup, neighbours[i], inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
+        server = MaskingServer(setup, neighbours, pki)
+        stages = [s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK]
+        meter = CostMeter(n)
+        rejected = drive(server, clients, stages, dropouts, transport, meter)
+        result, included = server.result()
+        dropped = {s.name.lower(): sum(1 for v in dropouts.drops.values() if v == s) for s in stages}
+        guarantee = Guarantee(
+            threat_model=ThreatModel.ACTIVE_SERVER if self.active else ThreatModel.HONEST_BUT_CURIOUS_SERVER,
+            server_learns=f"the sum mod 2^{self.bits} of the {len(included)} included inputs, and who dropped when",
+            collusion=self._collusion(t),
+            dropout_tolerance=k - t,
+            exact=True,
+            parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, **self._extra_parameters()},
+            notes="scheduled dropouts by stage: " + ", ".join(f"{s}={c}" for s, c in dropped.items() if c) if any(dropped.values()) else "",
+        )
+        report = LayerReport(self.name, meter.cost(transport, rounds=len(stages)), guarantee)
+        return Output(result, included, (report,), tuple(rejected))
+
+    def _extra_parameters(self) -> dict:
+        return {}
+
+
+@dataclass(frozen=True)
+class SecAgg(_PairwiseMasking):
+    """Bonawitz et al. on the complete graph. `t` is the share threshold among a client's n - 1 peers;
+    None picks (n-1)//2 + 1 (honest-but-curious) or 2(n-1)//3 + 1 (active), as the paper requires."""
+
+    t: int | None = None
+    bits: int = 32
+    active: bool = False
+    name: str = "secagg"
+
+    def _degree_and_threshold(self, n: int) -> tuple[int, int]:
+        if n < 3:
+            raise ValueError(f"SecAgg needs n >= 3 clients, found {n}")
+        t = self.t if self.t is not None else (2 * (n - 1) // 3 + 1 if self.active else (n - 1) // 2 + 1)
+        if not (n - 1) // 2 < t <= n - 1:
+            raise ValueError(f"t must be in ((n-1)/2, n-1] = ({(n - 1) // 2}, {n - 1}] so that no two disjoint share sets exist, found {t}")
+        return n - 1, t
+
+    def _collusion(self, t: int) -> str:
+        return f"the server with up to {t - 1} clients learns nothing beyond the sum of the other included inputs"
+
+
+@dataclass(frozen=True)
+class SecAggPlus(_PairwiseMasking):
+    """Bell et al.'s SecAgg+: masks and shares only along a random k-regular Harary graph.
+
+    Build it with `for_clients(n, dropout=..., corrupt=...)`, which picks (k, t) for failure
+    probabilities 2**-sigma (security) and 2**-eta (correctness) and states them in the report.
+    """
+
+    n: int
+    k: int
+    t: int
+    bits: int = 32
+    active: bool = False
+    targets: dict[str, float] = field(default_factory=dict)  # dropout, corrupt, sigma, eta when from for_clients
+    name: str = "secagg+"
+
+    @classmethod
+    def for_clients(
+        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = 0.05, sigma: float = 40, eta: float = 30, active: bool = False
+    ) -> "SecAggPlus":
+        """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`)."""
+        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta)
+        return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
+
+    def _degree_and_threshold(self, n: int) -> tuple[int, int]:
+        if n != self.n:
+            raise ValueError(f"this SecAggPlus was configured for n={self.n} clients, found {n} inputs")
+        if not (self.k == n - 1 or (self.k % 2 == 0 and 2 <= self.k < n)):
+            raise ValueError(f"k must be even in [2, n) or n - 1, found {self.k}")
+        if not self.k // 2 < self.t <= self.k:
+            raise ValueError(f"t must be in (k/2, k] = ({self.k // 2}, {self.k}], found {self.t}")
+        return self.k, self.t
+
+    def _collusion(self, t: int) -> str:
+        if self.targets:
+            return (
+                f"a {self.targets['corrupt']:.0%} fraction of clients with the server learns nothing beyond sums of "
+                f">= 2 honest inputs, except with probability 2^-{self.targets['sigma']:g}"
+            )
+        return f"the server with fewer than t={t} of any client's neighbours"
+
+    def _extra_parameters(self) -> dict:
+        return dict(self.targets)

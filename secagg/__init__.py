@@ -1,0 +1,29 @@
+"""Floor 1: cryptographic building blocks (hazmat). Every security parameter is explicit here;
+most callers want the recipes in `protocols` instead."""
+
+from secagg.aead import AuthenticatedCipher
+from secagg.agreement import X25519Agreement
+from secagg.encoding import FixedPoint
+from secagg.errors import AlreadyUsed, InconsistentShares, InvalidTag, SecAggError
+from secagg.prg import AesCtrPrg, derive
+from secagg.randomness import Randomness, SeededRandomness, SystemRandomness
+from secagg.ring import Ring
+from secagg.signatures import Signer, verify
+
+__all__ = [
+    "AesCtrPrg",
+    "AlreadyUsed",
+    "AuthenticatedCipher",
+    "FixedPoint",
+    "InconsistentShares",
+    "InvalidTag",
+    "Randomness",
+    "Ring",
+    "SecAggError",
+    "SeededRandomness",
+    "Signer",
+    "SystemRandomness",
+    "X25519Agreement",
+    "derive",
+    "verify",
+]

@@ -1,0 +1,72 @@
+"""A PRG that expands a 32-byte seed into a uniform vector of Z_{2^b}.
+
+key (16 B) || nonce (16 B) = HKDF-SHA256(seed, salt=None, info=domain); the vector is the
+AES-128-CTR keystream under (key, nonce), written with `update_into` straight into the
+numpy buffer (no intermediate bytes object), read little-endian and reduced mod 2**b.
+For b < 8 * itemsize the reduction keeps the low b bits of a uniform word, which is uniform.
+Distinct `domain` strings give independent streams from one seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from secagg.ring import Ring
+
+SEED_BYTES = 32
+_BLOCK = 16
+
+
+def derive(seed: bytes, domain: bytes, length: int = 32) -> bytes:
+    """HKDF-SHA256(seed, salt=None, info=domain) truncated to `length` bytes."""
+    if len(seed) < 16:
+        raise ValueError(f"seed must be at least 16 bytes, found {len(seed)}")
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=domain).derive(seed)
+
+
+class AesCtrPrg:
+    """Expands seeds into ring vectors. Reuses one scratch buffer, so an instance is not thread-safe.
+
+    Example:
+        >>> prg = AesCtrPrg(Ring(32))
+        >>> mask = prg.expand(seed, 1000, b"secagg/self-mask")   # uint32[1000]
+        >>> prg.add_into(acc, seed, b"secagg/self-mask", sign=-1)  # acc -= mask, mod 2**32
+    """
+
+    def __init__(self, ring: Ring) -> None:
+        self.ring = ring
+        self._scratch = np.empty(0, dtype=np.uint8)
+
+    def _keystream(self, seed: bytes, d: int, domain: bytes) -> np.ndarray:
+        """The raw keystream of d elements, as a view of the scratch buffer (valid until the next call)."""
+        if len(seed) != SEED_BYTES:
+            raise ValueError(f"seed must be {SEED_BYTES} bytes, found {len(seed)}")
+        if d < 0:
+            raise ValueError(f"d must be non-negative, found {d}")
+        nbytes = d * self.ring.dtype.itemsize
+        if self._scratch.size < nbytes + _BLOCK:
+            self._scratch = np.empty(nbytes + _BLOCK, dtype=np.uint8)
+        buf = self._scratch[: nbytes + _BLOCK]
+        buf[:nbytes] = 0
+        material = derive(seed, domain)
+        encryptor = Cipher(algorithms.AES(material[:16]), modes.CTR(material[16:])).encryptor()
+        encryptor.update_into(memoryview(buf)[:nbytes], buf)
+        return buf[:nbytes].view(self.ring.dtype)
+
+    def expand(self, seed: bytes, d: int, domain: bytes) -> np.ndarray:
+        """Returns a fresh uniform vector of Z_{2^b} of length d (a copy the caller owns)."""
+        return self.ring.reduce(self._keystream(seed, d, domain).copy())
+
+    def add_into(self, acc: np.ndarray, seed: bytes, domain: bytes, sign: int = 1) -> None:
+        """acc += sign * PRG(seed) mod 2**b, in place, with no allocation after the first call."""
+        stream = self._keystream(seed, acc.shape[0], domain)
+        if sign == 1:
+            np.add(acc, stream, out=acc)
+        elif sign == -1:
+            np.subtract(acc, stream, out=acc)
+        else:
+            raise ValueError(f"sign must be +1 or -1, found {sign}")
+        self.ring.reduce(acc, out=acc)

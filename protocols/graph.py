@@ -16,7 +16,8 @@ from secagg.randomness import Randomness
 
 def harary_neighbours(n: int, k: int, rng: Randomness | None) -> list[frozenset[int]]:
     """Neighbour sets of H(k, n) under a random relabelling (k even, 2 <= k < n), or of the complete
-    graph when k == n - 1. `rng` draws the relabelling (None keeps the identity labelling)."""
+    graph when k == n - 1. `rng` draws the relabelling (None keeps the identity labelling).
+    SecAgg+ draws it from a public graph seed, so that every party (and a test) can rebuild it."""
     if k == n - 1:
         return [frozenset(range(n)) - {i} for i in range(n)]
     if k % 2 or not 2 <= k < n:

@@ -25,14 +25,14 @@ from protocols.protocol import Protocol
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
-from secagg.randomness import Randomness
+from secagg.randomness import Randomness, SeededRandomness
 from secagg.signatures import Signer
 
 
 class _PairwiseMasking(Protocol):
     active: bool
 
-    def _degree_and_threshold(self, n: int) -> tuple[int, int]:
+    def degree_and_threshold(self, n: int) -> tuple[int, int]:
         raise NotImplementedError
 
     def _collusion(self, t: int) -> str:
@@ -40,9 +40,10 @@ class _PairwiseMasking(Protocol):
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         n, d = self.check_inputs(inputs)
-        k, t = self._degree_and_threshold(n)
+        k, t = self.degree_and_threshold(n)
         setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=rng.bytes(8))
-        neighbours = harary_neighbours(n, k, rng)
+        graph_seed = rng.bytes(32)  # public: the server announces it, anyone can rebuild the graph
+        neighbours = harary_neighbours(n, k, SeededRandomness(graph_seed))
         signers = [Signer.generate(rng) for _ in range(n)] if self.active else [None] * n
         pki = [s.public_bytes() for s in signers] if self.active else None  # distributed out of band (PKI)
         clients = [MaskingClient(i, setup, neighbours[i], inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
@@ -58,7 +59,7 @@ class _PairwiseMasking(Protocol):
             collusion=self._collusion(t),
             dropout_tolerance=k - t,
             exact=True,
-            parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, **self._extra_parameters()},
+            parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, **self._extra_parameters(), "graph_seed": graph_seed.hex()},
             notes="scheduled dropouts by stage: " + ", ".join(f"{s}={c}" for s, c in dropped.items() if c) if any(dropped.values()) else "",
         )
         report = LayerReport(self.name, meter.cost(transport, rounds=len(stages)), guarantee)
@@ -78,7 +79,7 @@ class SecAgg(_PairwiseMasking):
     active: bool = False
     name: str = "secagg"
 
-    def _degree_and_threshold(self, n: int) -> tuple[int, int]:
+    def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n < 3:
             raise ValueError(f"SecAgg needs n >= 3 clients, found {n}")
         t = self.t if self.t is not None else (2 * (n - 1) // 3 + 1 if self.active else (n - 1) // 2 + 1)
@@ -114,7 +115,7 @@ class SecAggPlus(_PairwiseMasking):
         k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta)
         return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
 
-    def _degree_and_threshold(self, n: int) -> tuple[int, int]:
+    def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n != self.n:
             raise ValueError(f"this SecAggPlus was configured for n={self.n} clients, found {n} inputs")
         if not (self.k == n - 1 or (self.k % 2 == 0 and 2 <= self.k < n)):
@@ -126,8 +127,8 @@ class SecAggPlus(_PairwiseMasking):
     def _collusion(self, t: int) -> str:
         if self.targets:
             return (
-                f"a {self.targets['corrupt']:.0%} fraction of clients with the server learns nothing beyond sums of "
-                f">= 2 honest inputs, except with probability 2^-{self.targets['sigma']:g}"
+                f"a {self.targets['corrupt']:.0%} fraction of clients with the server learns nothing beyond the sum of the "
+                f"included honest inputs, except with probability 2^-{self.targets['sigma']:g}"
             )
         return f"the server with fewer than t={t} of any client's neighbours"
 

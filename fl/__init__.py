@@ -1,0 +1,1 @@
+"""Floor 3: federated training, experiments and the `secagg` command line."""

@@ -1,0 +1,140 @@
+"""Hypothesis strategies and invariant checks for property-testing secure-aggregation protocols.
+
+Public so that a user can property-test a protocol variant of their own:
+
+    from hypothesis import given
+    from protocols.testing import rounds, check_round
+
+    @given(rounds())
+    def test_my_variant(case):
+        check_round(case)                      # exact sum over the included set, or abort exactly when predicted
+
+`expected_survivors` is an independent model of who survives each stage of pairwise masking,
+written from the protocol's rules rather than from its code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from protocols.errors import BelowThreshold
+from protocols.graph import harary_neighbours
+from protocols.protocol import Protocol
+from protocols.report import Output
+from protocols.schedule import DropoutSchedule, Stage
+from protocols.secagg import SecAgg, SecAggPlus
+from protocols.secure_sum import secure_sum
+from secagg.randomness import SeededRandomness
+from secagg.ring import Ring
+
+
+@dataclass(frozen=True)
+class RoundCase:
+    """One generated round: inputs (n, d) in Z_2^bits, a protocol, a dropout schedule, a seed."""
+
+    inputs: np.ndarray
+    protocol: Protocol
+    dropouts: DropoutSchedule
+    seed: int
+
+
+@st.composite
+def ring_inputs(draw, n: int, d: int, bits: int) -> np.ndarray:
+    """Uniform (n, d) inputs of Z_2^bits, from a drawn seed."""
+    ring = Ring(bits)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    raw = rng.integers(0, 2**63, size=(n, d), dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, size=(n, d), dtype=np.uint64)
+    return ring.reduce(raw.astype(ring.dtype))
+
+
+@st.composite
+def schedules(draw, n: int, stages: tuple[Stage, ...] = tuple(Stage), max_rate: float = 0.5) -> DropoutSchedule:
+    """A dropout schedule: a random subset of at most max_rate * n clients, each at a random stage."""
+    dropped = draw(st.sets(st.integers(0, n - 1), max_size=int(max_rate * n)))
+    return DropoutSchedule({i: draw(st.sampled_from(stages)) for i in sorted(dropped)})
+
+
+@st.composite
+def masking_protocols(draw, n: int, bits: int) -> Protocol:
+    """SecAgg with a valid t, or SecAgg+ with a valid even k < n and t in (k/2, k]; active or not."""
+    active = draw(st.booleans())
+    if n < 4 or draw(st.booleans()):
+        return SecAgg(t=draw(st.integers((n - 1) // 2 + 1, n - 1)), bits=bits, active=active)
+    k = draw(st.sampled_from(list(range(2, n - 1, 2)) or [n - 1]))
+    return SecAggPlus(n=n, k=k, t=draw(st.integers(k // 2 + 1, k)), bits=bits, active=active)
+
+
+@st.composite
+def rounds(draw, min_n: int = 3, max_n: int = 40, max_d: int = 64) -> RoundCase:
+    """A random round of SecAgg or SecAgg+: n in [min_n, max_n], d in [1, max_d], bits in [1, 64]."""
+    n = draw(st.integers(min_n, max_n))
+    d = draw(st.integers(1, max_d))
+    bits = draw(st.sampled_from([1, 7, 8, 13, 16, 20, 32, 33, 63, 64]))
+    return RoundCase(draw(ring_inputs(n, d, bits)), draw(masking_protocols(n, bits)), draw(schedules(n)), draw(st.integers(0, 2**32 - 1)))
+
+
+def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: DropoutSchedule, active: bool) -> tuple[int, ...] | None:
+    """The included set (U3) a round of pairwise masking must produce, or None if it must abort.
+
+    Rules (Bonawitz et al., Bell et al.): a stage needs t + 1 answers at the server; a client needs
+    t live neighbours to share, t neighbours' shares to mask, t surviving neighbours to unmask (and t
+    signatures from them in active mode); every survivor's seed and every dropped sharer's key with
+    a surviving neighbour needs t shares from neighbours that answered the unmasking request.
+    """
+    n = len(neighbours)
+
+    def live(stage: Stage, candidates: set[int], needs: set[int]) -> set[int] | None:
+        out = {u for u in candidates if dropouts.active(u, stage) and len(neighbours[u] & needs) >= t}
+        return out if len(out) >= t + 1 else None
+
+    u1 = {u for u in range(n) if dropouts.active(u, Stage.ADVERTISE_KEYS)}
+    if len(u1) < t + 1:
+        return None
+    u2 = live(Stage.SHARE_KEYS, u1, u1)
+    u3 = u2 and live(Stage.MASKED_INPUT, u2, u2)
+    if not u3:
+        return None
+    u4 = live(Stage.CONSISTENCY_CHECK, u3, u3) if active else u3
+    u5 = u4 and live(Stage.UNMASKING, u4, u4 if active else u3)
+    if not u5:
+        return None
+    owners = u3 | {v for v in u2 - u3 if neighbours[v] & u3}
+    if any(len(neighbours[v] & u5) < t for v in owners):
+        return None
+    return tuple(sorted(u3))
+
+
+def check_sum(inputs: np.ndarray, out: Output, bits: int) -> None:
+    """Asserts that out.result is the sum mod 2**bits of the included rows of `inputs`."""
+    ring = Ring(bits)
+    expected = ring.sum(inputs[list(out.included)]) if out.included else ring.zeros(inputs.shape[1])
+    assert out.result.dtype == ring.dtype
+    assert np.array_equal(out.result, expected), "unmasked result differs from the plaintext sum of the included inputs"
+
+
+def check_round(case: RoundCase) -> Output | None:
+    """Runs the case; asserts it returns exactly the sum over the predicted included set, or aborts
+    with BelowThreshold exactly when the model predicts. Returns the output (None on abort)."""
+    protocol = case.protocol
+    try:
+        out = secure_sum(case.inputs, protocol=protocol, dropouts=case.dropouts, seed=case.seed)
+    except BelowThreshold:
+        out = None
+    if out is not None:
+        params = out.reports[-1].guarantee.parameters
+        neighbours = harary_neighbours(case.inputs.shape[0], params["k"], SeededRandomness(bytes.fromhex(params["graph_seed"])))
+        predicted = expected_survivors(neighbours, params["t"], case.dropouts, protocol.active)
+        assert predicted == out.included, f"included {out.included}, model predicts {predicted}"
+        check_sum(case.inputs, out, protocol.bits)
+        assert not out.rejected, f"an honest round rejected messages: {out.rejected}"
+    else:
+        n = case.inputs.shape[0]
+        k, t = protocol.degree_and_threshold(n)
+        assert len(case.dropouts.drops) > k - t, "a round within the stated dropout tolerance (k - t) aborted"
+        if k == n - 1:  # complete graph: known without a report
+            predicted = expected_survivors(harary_neighbours(n, k, None), t, case.dropouts, protocol.active)
+            assert predicted is None, f"aborted, but the model predicts survivors {predicted}"
+    return out

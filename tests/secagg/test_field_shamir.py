@@ -1,0 +1,104 @@
+"""GF(2**61 - 1) arithmetic against Python integers, and Shamir sharing properties."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secagg import field, shamir
+from secagg.errors import InconsistentShares
+from secagg.randomness import SeededRandomness
+
+P = field.P
+elements = st.integers(0, P - 1)
+
+
+@given(st.lists(st.tuples(elements, elements), min_size=1, max_size=50))
+def test_mul_add_sub_match_python_ints(pairs):
+    a = np.array([x for x, _ in pairs], dtype=np.uint64)
+    b = np.array([y for _, y in pairs], dtype=np.uint64)
+    assert [int(v) for v in field.mul(a, b)] == [x * y % P for x, y in pairs]
+    assert [int(v) for v in field.add(a, b)] == [(x + y) % P for x, y in pairs]
+    assert [int(v) for v in field.sub(a, b)] == [(x - y) % P for x, y in pairs]
+
+
+@given(st.lists(elements, min_size=1, max_size=300))
+def test_sum_and_product_match_python_ints(values):
+    a = np.array(values, dtype=np.uint64)
+    assert int(field.sum_last(a)) == sum(values) % P
+    product = 1
+    for v in values:
+        product = product * v % P
+    assert int(field.prod_last(a)) == product
+
+
+@given(st.lists(st.integers(1, P - 1), min_size=1, max_size=20))
+def test_inverse(values):
+    a = np.array(values, dtype=np.uint64)
+    assert np.all(field.mul(field.inv(a), a) == 1)
+
+
+def test_inverse_of_zero_raises():
+    with pytest.raises(ZeroDivisionError):
+        field.inv(np.array([3, 0], dtype=np.uint64))
+
+
+@given(st.binary(min_size=0, max_size=64))
+def test_bytes_field_roundtrip(secret):
+    assert shamir.field_to_bytes(shamir.bytes_to_field(secret), len(secret)) == secret
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), data=st.data())
+def test_any_t_shares_reconstruct(n, data):
+    t = data.draw(st.integers(1, n))
+    secret = data.draw(st.binary(min_size=32, max_size=32))
+    points = data.draw(st.lists(st.integers(1, 10**6), min_size=n, max_size=n, unique=True))
+    shares = shamir.share(shamir.bytes_to_field(secret), points, t, rng=SeededRandomness(data.draw(st.integers(0, 2**32))))
+    subset = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=t, max_size=n)))
+    recovered = shamir.reconstruct([points[i] for i in subset], shares[subset], t)
+    assert shamir.field_to_bytes(recovered, 32) == secret
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 20), data=st.data())
+def test_a_wrong_share_is_detected_when_redundant(n, data):
+    t = data.draw(st.integers(1, n - 1))
+    secrets = np.array(data.draw(st.lists(elements, min_size=1, max_size=5)), dtype=np.uint64)
+    points = list(range(1, n + 1))
+    shares = shamir.share(secrets, points, t, rng=SeededRandomness(1))
+    row, col = data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, len(secrets) - 1))
+    shares[row, col] = (shares[row, col] + np.uint64(data.draw(st.integers(1, P - 1)))) % np.uint64(P)
+    with pytest.raises(InconsistentShares):
+        shamir.reconstruct(points, shares, t)
+
+
+def test_fewer_than_t_shares_are_independent_of_the_secret():
+    # t-1 shares at fixed points have the same distribution for any secret: with the same coefficients
+    # (same seed), shifting the secret shifts every share by the same constant, and the coefficient
+    # stream is uniform, so compare the empirical distribution of one share's low bits for two secrets.
+    t, draws = 3, 4000
+    lows = []
+    for secret in (0, P - 1):
+        values = [
+            int(shamir.share(np.array([secret], dtype=np.uint64), [1, 2, 3], t, rng=SeededRandomness(seed))[0, 0]) & 0xF
+            for seed in range(draws)
+        ]
+        lows.append(np.bincount(values, minlength=16) / draws)
+    assert np.max(np.abs(lows[0] - lows[1])) < 0.03
+    assert np.max(np.abs(lows[0] - 1 / 16)) < 0.03
+
+
+@pytest.mark.parametrize(
+    "points, t, message",
+    [([1, 1, 2], 2, "distinct"), ([0, 1], 1, "distinct"), ([1, 2], 3, "threshold"), ([1, 2], 0, "threshold")],
+)
+def test_share_rejects_bad_parameters(points, t, message):
+    with pytest.raises(ValueError, match=message):
+        shamir.share(np.array([1], dtype=np.uint64), points, t, rng=SeededRandomness(0))
+
+
+def test_reconstruct_needs_t_shares():
+    shares = shamir.share(np.array([5], dtype=np.uint64), [1, 2, 3], 3, rng=SeededRandomness(0))
+    with pytest.raises(ValueError, match="at least t=3"):
+        shamir.reconstruct([1, 2], shares[:2], 3)

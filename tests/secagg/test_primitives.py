@@ -1,0 +1,134 @@
+"""Known-answer tests and properties of the PRG, key agreement, AEAD, signatures and randomness."""
+
+import hashlib
+import hmac
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given
+from hypothesis import strategies as st
+
+from secagg import AesCtrPrg, AuthenticatedCipher, InvalidTag, Ring, SeededRandomness, Signer, SystemRandomness, X25519Agreement, derive, verify
+from tests.vectors import load
+
+
+def _hkdf_reference(ikm: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 written out with hmac, independent of `cryptography`'s HKDF."""
+    prk = hmac.new(b"\x00" * 32, ikm, hashlib.sha256).digest()
+    okm, block = b"", b""
+    for i in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        okm += block
+    return okm[:length]
+
+
+def test_hkdf_matches_rfc5869():
+    v = load("rfc5869-hkdf-sha256-case3.txt")
+    assert derive(v["ikm"], v["info"], len(v["okm"])) == v["okm"]
+
+
+@given(seed=st.binary(min_size=32, max_size=32), d=st.integers(0, 300), bits=st.sampled_from([1, 8, 13, 16, 32, 40, 64]))
+def test_prg_is_the_aes_ctr_keystream_under_the_hkdf_key(seed, d, bits):
+    ring = Ring(bits)
+    material = _hkdf_reference(seed, b"domain", 32)
+    stream = Cipher(algorithms.AES(material[:16]), modes.CTR(material[16:])).encryptor().update(bytes(d * ring.dtype.itemsize))
+    expected = ring.reduce(np.frombuffer(stream, dtype=ring.dtype).copy())
+    assert np.array_equal(AesCtrPrg(ring).expand(seed, d, b"domain"), expected)
+
+
+def test_prg_domains_and_seeds_separate():
+    prg = AesCtrPrg(Ring(32))
+    a = prg.expand(b"\x01" * 32, 64, b"a")
+    assert not np.array_equal(a, prg.expand(b"\x01" * 32, 64, b"b"))
+    assert not np.array_equal(a, prg.expand(b"\x02" * 32, 64, b"a"))
+    assert np.array_equal(a, prg.expand(b"\x01" * 32, 64, b"a"))
+
+
+@given(d=st.integers(1, 200), sign=st.sampled_from([1, -1]), bits=st.sampled_from([5, 16, 32, 64]))
+def test_add_into_matches_expand(d, sign, bits):
+    ring, prg = Ring(bits), AesCtrPrg(Ring(bits))
+    acc = ring.reduce(np.arange(d, dtype=ring.dtype))
+    expected = ring.add(acc, prg.expand(b"\x07" * 32, d, b"x")) if sign == 1 else ring.sub(acc, prg.expand(b"\x07" * 32, d, b"x"))
+    prg.add_into(acc, b"\x07" * 32, b"x", sign=sign)
+    assert np.array_equal(acc, expected)
+
+
+def test_prg_output_is_uniform():
+    x = AesCtrPrg(Ring(4)).expand(b"\x03" * 32, 160000, b"u")
+    counts = np.bincount(x, minlength=16)
+    chi2 = float(((counts - 10000) ** 2 / 10000).sum())
+    assert chi2 < 50  # 15 degrees of freedom: P[chi2 > 50] < 1e-5
+
+
+def test_prg_rejects_bad_seed():
+    with pytest.raises(ValueError, match="32 bytes"):
+        AesCtrPrg(Ring(8)).expand(b"short", 4, b"x")
+
+
+def test_x25519_matches_rfc7748():
+    v = load("rfc7748-x25519.txt")
+    alice = X25519Agreement.from_private_bytes(v["alice_private"])
+    bob = X25519Agreement.from_private_bytes(v["bob_private"])
+    assert alice.public_bytes() == v["alice_public"] and bob.public_bytes() == v["bob_public"]
+    assert alice.shared_seed(v["bob_public"], b"ctx") == _hkdf_reference(v["shared"], b"secagg/x25519/ctx", 32)
+    assert bob.shared_seed(v["alice_public"], b"ctx") == alice.shared_seed(v["bob_public"], b"ctx")
+
+
+def test_x25519_rejects_low_order_and_short_keys():
+    key = X25519Agreement.generate(SeededRandomness(1))
+    with pytest.raises(InvalidTag, match="low-order"):
+        key.shared_seed(bytes(32), b"")
+    with pytest.raises(InvalidTag, match="32 bytes"):
+        key.shared_seed(bytes(31), b"")
+
+
+def test_ed25519_matches_rfc8032():
+    v = load("rfc8032-ed25519-test1.txt")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    signer = Signer(Ed25519PrivateKey.from_private_bytes(v["secret"]))
+    assert signer.public_bytes() == v["public"]
+    assert signer.sign(v["message"]) == v["signature"]
+    verify(v["public"], v["signature"], v["message"])
+    with pytest.raises(InvalidTag):
+        verify(v["public"], v["signature"], b"other message")
+
+
+@given(plaintext=st.binary(max_size=200), ad=st.binary(max_size=40), flip=st.integers(0, 10**6))
+def test_aead_roundtrip_and_any_bit_flip_fails(plaintext, ad, flip):
+    cipher = AuthenticatedCipher(b"\x11" * 32)
+    ct = cipher.encrypt(plaintext, ad, rng=SeededRandomness(0))
+    assert cipher.decrypt(ct, ad) == plaintext
+    bit = flip % (8 * len(ct))
+    tampered = bytearray(ct)
+    tampered[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(InvalidTag):
+        cipher.decrypt(bytes(tampered), ad)
+    with pytest.raises(InvalidTag):
+        cipher.decrypt(ct, ad + b"x")
+    with pytest.raises(InvalidTag):
+        cipher.decrypt(ct[:-1], ad)
+
+
+def test_seeded_randomness_is_reproducible_and_system_randomness_is_not():
+    assert SeededRandomness(4).bytes(32) == SeededRandomness(4).bytes(32)
+    assert SeededRandomness(4).bytes(32) != SeededRandomness(5).bytes(32)
+    assert SystemRandomness().bytes(32) != SystemRandomness().bytes(32)
+
+
+def test_system_randomness_reads_the_os_csprng(monkeypatch):
+    calls = []
+    monkeypatch.setattr("os.urandom", lambda n: calls.append(n) or b"\x00" * n)
+    SystemRandomness().bytes(16)
+    assert calls == [16]
+
+
+@given(bound=st.integers(1, 10**12), seed=st.integers(0, 2**32))
+def test_below_stays_in_range(bound, seed):
+    assert 0 <= SeededRandomness(seed).below(bound) < bound
+
+
+def test_permutation_is_a_permutation():
+    perm = SeededRandomness(3).permutation(50)
+    assert sorted(perm.tolist()) == list(range(50))

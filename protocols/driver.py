@@ -1,6 +1,6 @@
 """Runs a client/server protocol round in process, under a dropout schedule, and measures its cost.
 
-A protocol supplies a server with `requests() -> {client: frame}`, `receive(frame)` and
+A protocol supplies a server with `requests() -> {client: frame}`, `receive(frame, link)` and
 `close()`, and clients with `handle(frame) -> frame` and an `aborted` flag. The driver delivers
 every request through the transport, lets each live client answer, and closes the stage.
 Messages rejected with a `ProtocolError` are recorded and the round goes on without them;
@@ -25,7 +25,7 @@ from protocols.wire import SERVER
 
 class ServerRole(Interface):
     def requests(self) -> dict[int, bytes]: ...
-    def receive(self, data: bytes) -> None: ...
+    def receive(self, data: bytes, link: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -106,7 +106,7 @@ def drive(
                 for arriving in transport.carry(u, SERVER, reply):
                     try:
                         with meter.server():
-                            server.receive(arriving)
+                            server.receive(arriving, link=u)
                     except ProtocolError as exc:
                         rejected.append(exc)
         with meter.server():

@@ -89,8 +89,8 @@ class MaskingServer:
         kind = _REQUEST[stage]
         return {u: encode_frame(Frame(kind, setup.session, SERVER, u, p)) for u, p in payloads.items()}
 
-    def receive(self, data: bytes) -> None:
-        """Parses and records one client frame.
+    def receive(self, data: bytes, link: int) -> None:
+        """Parses and records one client frame that arrived on client `link`'s authenticated link.
 
         Raises:
             MalformedMessage: for bytes that do not parse, a wrong session, stage or sender, or bad contents.
@@ -101,6 +101,8 @@ class MaskingServer:
         if frame.session != self.setup.session or frame.recipient != SERVER or frame.kind != _EXPECTED[stage]:
             raise MalformedMessage(f"frame of kind {frame.kind} not expected", party=PARTY, stage=stage.name)
         u = frame.sender
+        if u != link:
+            raise MalformedMessage(f"frame claims sender {u} on client {link}'s link", party=PARTY, stage=stage.name)
         if u not in self._live:
             raise MalformedMessage(f"client {u} is not live at this stage", party=PARTY, stage=stage.name)
         if u in self._received:

@@ -43,9 +43,9 @@ class _PlainServer:
     def requests(self) -> dict[int, bytes]:
         return {u: encode_frame(Frame(Kind.REQUEST, self._session, SERVER, u, bytes([Stage.MASKED_INPUT]))) for u in range(self._n)}
 
-    def receive(self, data: bytes) -> None:
+    def receive(self, data: bytes, link: int) -> None:
         frame = decode_frame(data, party="server", stage=_STAGE)
-        if frame.kind != Kind.VECTOR or frame.session != self._session or frame.sender >= self._n:
+        if frame.kind != Kind.VECTOR or frame.session != self._session or frame.sender != link:
             raise MalformedMessage("unexpected frame", party="server", stage=_STAGE)
         if frame.sender in self.included:
             raise ReplayedMessage(f"second vector from client {frame.sender}", party="server", stage=_STAGE)

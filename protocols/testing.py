@@ -15,18 +15,21 @@ written from the protocol's rules rather than from its code.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
 
-from protocols.errors import BelowThreshold
+from protocols.errors import Aborted, BelowThreshold
+from protocols.masking_messages import Kind
 from protocols.graph import harary_neighbours
 from protocols.protocol import Protocol
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.secagg import SecAgg, SecAggPlus
 from protocols.secure_sum import secure_sum
+from protocols.wire import HEADER_BYTES
 from secagg.randomness import SeededRandomness
 from secagg.ring import Ring
 
@@ -138,3 +141,98 @@ def check_round(case: RoundCase) -> Output | None:
             predicted = expected_survivors(harary_neighbours(n, k, None), t, case.dropouts, protocol.active)
             assert predicted is None, f"aborted, but the model predicts survivors {predicted}"
     return out
+
+
+# --- malicious messages -------------------------------------------------------------------------
+
+DOWN_STAGE = {Kind.REQUEST: Stage.ADVERTISE_KEYS, Kind.KEYS: Stage.SHARE_KEYS, Kind.RELAYED_SHARES: Stage.MASKED_INPUT,
+              Kind.SURVIVORS: Stage.CONSISTENCY_CHECK, Kind.UNMASK_REQUEST: Stage.UNMASKING}
+UP_STAGE = {Kind.ADVERTISE: Stage.ADVERTISE_KEYS, Kind.SHARES: Stage.SHARE_KEYS, Kind.VECTOR: Stage.MASKED_INPUT,
+            Kind.SIGNATURE: Stage.CONSISTENCY_CHECK, Kind.UNMASK_SHARES: Stage.UNMASKING}
+FORMAT_ATTACKS = ("truncate", "truncate-relabel", "extend", "extend-relabel", "header-flip", "wire-flip")
+REPLAY_ATTACKS = ("duplicate", "stale")
+
+
+def _relabel(frame: bytes) -> bytes:
+    """Rewrites the header's length field to the frame's real payload size (so the frame parses)."""
+    return frame[: HEADER_BYTES - 4] + struct.pack(">I", len(frame) - HEADER_BYTES) + frame[HEADER_BYTES:]
+
+
+@dataclass
+class Attack:
+    """Alters the first frame of `kind` between client `client` and the server.
+
+    `mode` is one of FORMAT_ATTACKS (the frame must be rejected), REPLAY_ATTACKS (an extra copy
+    arrives: at once, or after the next frame on the same link) or "payload-flip" (one payload
+    byte flipped by a compromised endpoint). `position` picks the byte or the cut.
+    """
+
+    client: int
+    kind: Kind
+    mode: str
+    position: int
+    fired: bool = False
+    _held: bytes | None = None
+
+    @property
+    def stage(self) -> Stage:
+        return {**DOWN_STAGE, **UP_STAGE}[self.kind]
+
+    def _targets(self, src: int, dst: int, frame: bytes) -> bool:
+        return not self.fired and self.client in (src, dst) and len(frame) > 3 and frame[3] == self.kind
+
+    def tamper(self, src: int, dst: int, frame: bytes) -> list[bytes]:
+        if self._held is not None and self.client in (src, dst):
+            held, self._held = self._held, None
+            return [frame, held]
+        if not self._targets(src, dst, frame) or self.mode == "wire-flip":
+            return [frame]
+        self.fired = True
+        body = len(frame) - HEADER_BYTES
+        if self.mode.startswith("truncate"):
+            cut = frame[: self.position % len(frame)]
+            return [_relabel(cut) if self.mode.endswith("relabel") and len(cut) >= HEADER_BYTES else cut]
+        if self.mode.startswith("extend"):
+            longer = frame + bytes([self.position % 256]) * (1 + self.position % 9)
+            return [_relabel(longer) if self.mode.endswith("relabel") else longer]
+        if self.mode == "header-flip":
+            return [_flip(frame, self.position % HEADER_BYTES)]
+        if self.mode == "payload-flip":
+            return [_flip(frame, HEADER_BYTES + self.position % body) if body else frame]
+        if self.mode == "duplicate":
+            return [frame, frame]
+        self._held = frame  # stale: re-delivered after the next frame on this link
+        return [frame]
+
+    def wire(self, src: int, dst: int, sealed: bytes) -> list[bytes]:
+        if self.mode != "wire-flip" or not self._targets(src, dst, sealed):
+            return [sealed]
+        self.fired = True
+        return [_flip(sealed, self.position % len(sealed))]
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    out = bytearray(data)
+    out[index] ^= 0x01 << (index % 8)
+    return bytes(out)
+
+
+@st.composite
+def attacks(draw, n: int, active: bool, modes: tuple[str, ...]) -> Attack:
+    kinds = [k for k in (*DOWN_STAGE, *UP_STAGE) if active or k not in (Kind.SURVIVORS, Kind.SIGNATURE)]
+    return Attack(draw(st.integers(0, n - 1)), draw(st.sampled_from(kinds)), draw(st.sampled_from(modes)), draw(st.integers(0, 2**20)))
+
+
+def run_attacked(case: RoundCase, attack: Attack) -> Output | None:
+    """Runs the case under `attack`; returns the output, or None if the round aborted with a ProtocolError."""
+    try:
+        return secure_sum(case.inputs, protocol=case.protocol, dropouts=case.dropouts, seed=case.seed, tamper=attack.tamper, wire=attack.wire)
+    except (BelowThreshold, Aborted):
+        return None
+
+
+def as_dropout(dropouts: DropoutSchedule, client: int, stage: Stage) -> DropoutSchedule:
+    """The schedule in which `client` also drops at `stage` (what a rejected frame amounts to)."""
+    drops = dict(dropouts.drops)
+    drops[client] = min(drops.get(client, stage), stage)
+    return DropoutSchedule(drops)

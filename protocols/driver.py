@@ -41,6 +41,9 @@ class CostMeter:
     def __init__(self, n: int) -> None:
         self.client_seconds = np.zeros(n)
         self.server_seconds = 0.0
+        self.stage = "setup"
+        self._client_by_stage: dict[str, np.ndarray] = {}
+        self._server_by_stage: dict[str, float] = {}
 
     @contextmanager
     def client(self, i: int):
@@ -48,7 +51,9 @@ class CostMeter:
         try:
             yield
         finally:
-            self.client_seconds[i] += time.thread_time() - start
+            spent = time.thread_time() - start
+            self.client_seconds[i] += spent
+            self._client_by_stage.setdefault(self.stage, np.zeros(len(self.client_seconds)))[i] += spent
 
     @contextmanager
     def server(self):
@@ -56,7 +61,9 @@ class CostMeter:
         try:
             yield
         finally:
-            self.server_seconds += time.thread_time() - start
+            spent = time.thread_time() - start
+            self.server_seconds += spent
+            self._server_by_stage[self.stage] = self._server_by_stage.get(self.stage, 0.0) + spent
 
     def cost(self, transport: InProcessTransport, rounds: int) -> Cost:
         up, down = np.array(transport.bytes_up), np.array(transport.bytes_down)
@@ -65,6 +72,8 @@ class CostMeter:
             took_part[:] = True
         secs = self.client_seconds[took_part]
         return Cost(
+            client_seconds_by_stage={k: float(v[v > 0].mean()) for k, v in self._client_by_stage.items() if (v > 0).any()},
+            server_seconds_by_stage=dict(self._server_by_stage),
             client_seconds_mean=float(secs.mean()),
             client_seconds_max=float(secs.max()),
             server_seconds=self.server_seconds,
@@ -91,6 +100,7 @@ def drive(
     """
     rejected: list[ProtocolError] = []
     for stage in stages:
+        meter.stage = stage.name.lower()
         with meter.server():
             requests = server.requests()
         for u, frame in requests.items():

@@ -48,13 +48,16 @@ def binomial_tail(k: int, p: float, m: int) -> float:
     return math.exp(top) * sum(math.exp(v - top) for v in logs)
 
 
-def choose_degree_and_threshold(n: int, dropout: float, corrupt: float, sigma: float, eta: float) -> tuple[int, int]:
-    """Smallest even k (and its t) meeting three conditions, each union-bounded over the n clients.
+def choose_degree_and_threshold(
+    n: int, dropout: float, corrupt: float, sigma: float, eta: float, *, active: bool = False
+) -> tuple[int, int]:
+    """Smallest even k (and its smallest t) meeting three conditions, each union-bounded over the n clients.
 
     Following the structure of Bell et al.'s analysis, with neighbours dropping (fraction delta) or
     corrupt (fraction gamma) independently:
-      * security of shares: t > k/2 (no two disjoint t-sets of neighbours, so a server cannot
-        collect both secrets of one client), and n * P[Bin(k, gamma) >= t] <= 2**-sigma;
+      * security of shares: n * P[Bin(k, gamma) >= t] <= 2**-sigma (corrupt neighbours never hold t
+        shares); against an active server also t > k/2 (no two disjoint t-sets of neighbours, so the
+        server cannot collect both secrets of one client by lying about who dropped);
       * connectivity: cutting H(k, n) takes two disjoint runs of k/2 consecutive bad nodes, so
         n**2 * (gamma + delta)**k <= 2**-sigma (the server learns no partial sum of a component);
       * correctness: n * P[Bin(k, delta) > k - t] <= 2**-eta (every client keeps t live neighbours).
@@ -70,7 +73,7 @@ def choose_degree_and_threshold(n: int, dropout: float, corrupt: float, sigma: f
         raise ValueError(f"secure aggregation needs n >= 3 clients, found {n}")
     bad = 2.0**-sigma
     for k in range(2, n - 1, 2):
-        t = k // 2 + 1
+        t = k // 2 + 1 if active else 1
         while t <= k and n * binomial_tail(k, corrupt, t) > bad:
             t += 1
         connected = n * n * (dropout + corrupt) ** k <= bad

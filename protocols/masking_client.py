@@ -134,10 +134,11 @@ class MaskingClient:
         key_shares = shamir.share(shamir.bytes_to_field(self._s.private_bytes()), points, setup.t, rng=self._rng)
         seed_shares = shamir.share(shamir.bytes_to_field(self._seed), points, setup.t, rng=self._rng)
         ciphertexts = {}
+        self._channels = {}  # one AES-GCM key a neighbour pair, for both directions
         for j, v in enumerate(peers):
             plaintext = Writer().u32(self.cid).u32(v).raw(key_shares[j].astype(">u8").tobytes()).raw(seed_shares[j].astype(">u8").tobytes()).getvalue()
-            cipher = AuthenticatedCipher(self._c.shared_seed(self._keys[v][0], setup.pair_context(b"share-channel", self.cid, v)))
-            ciphertexts[v] = cipher.encrypt(plaintext, setup.share_associated_data(self.cid, v), rng=self._rng)
+            self._channels[v] = AuthenticatedCipher(self._c.shared_seed(self._keys[v][0], setup.pair_context(b"share-channel", self.cid, v)))
+            ciphertexts[v] = self._channels[v].encrypt(plaintext, setup.share_associated_data(self.cid, v), rng=self._rng)
         self._stage = Stage.MASKED_INPUT
         return Kind.SHARES, Writer().raw(setup.commitment(self.cid, self._seed)).entries(ciphertexts).getvalue()
 
@@ -145,12 +146,11 @@ class MaskingClient:
         setup = self.setup
         entries = r.entries(SHARE_CIPHERTEXT_BYTES, setup.n, setup.n)
         r.done()
-        if not entries.keys() <= self._keys.keys():
-            raise r.fail("shares from clients whose keys were not advertised")
+        if not entries.keys() <= self._channels.keys():
+            raise r.fail("shares from clients this client did not share with")
         self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for v, ciphertext in entries.items():
-            cipher = AuthenticatedCipher(self._c.shared_seed(self._keys[v][0], setup.pair_context(b"share-channel", v, self.cid)))
-            plain = Reader(cipher.decrypt(ciphertext, setup.share_associated_data(v, self.cid)), party=self.party, stage="masked_input")
+            plain = Reader(self._channels[v].decrypt(ciphertext, setup.share_associated_data(v, self.cid)), party=self.party, stage="masked_input")
             if plain.u32() != v or plain.u32() != self.cid:
                 raise plain.fail("share addressed to another pair")
             key_share = np.frombuffer(plain.raw((SHARE_PLAINTEXT_BYTES - 8) // 2), dtype=">u8").astype(np.uint64)
@@ -165,7 +165,7 @@ class MaskingClient:
         for v in sorted(self._held):
             seed = self._s.shared_seed(self._keys[v][1], setup.pair_context(PAIRWISE_MASK_DOMAIN, self.cid, v))
             prg.add_into(y, seed, PAIRWISE_MASK_DOMAIN, sign=mask_sign(self.cid, v))
-        del self._seed, self._x
+        del self._seed, self._x, self._channels
         self._stage = Stage.CONSISTENCY_CHECK if setup.active else Stage.UNMASKING
         return Kind.VECTOR, encode_vector(setup.ring, y)
 

@@ -35,6 +35,8 @@ class Cost:
     bytes_down_mean: float
     bytes_down_max: int
     rounds: int  # client-server interaction rounds (request + reply = 1)
+    client_seconds_by_stage: dict[str, float] = field(default_factory=dict)  # mean over clients active in the stage
+    server_seconds_by_stage: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,15 @@ from secagg.randomness import Randomness, SeededRandomness
 from secagg.signatures import Signer
 
 
+def _check_threshold(k: int, t: int, active: bool) -> int:
+    """t shares among k neighbours: in [1, k]; against an active server in (k/2, k], so that no two
+    disjoint t-sets of neighbours exist and the server cannot collect both secrets of a client."""
+    low = k // 2 + 1 if active else 1
+    if not low <= t <= k:
+        raise ValueError(f"t must be in [{low}, {k}] for k={k} neighbours{' against an active server' if active else ''}, found {t}")
+    return t
+
+
 class _PairwiseMasking(Protocol):
     active: bool
 
@@ -72,7 +81,8 @@ class _PairwiseMasking(Protocol):
 @dataclass(frozen=True)
 class SecAgg(_PairwiseMasking):
     """Bonawitz et al. on the complete graph. `t` is the share threshold among a client's n - 1 peers;
-    None picks (n-1)//2 + 1 (honest-but-curious) or 2(n-1)//3 + 1 (active), as the paper requires."""
+    None picks a majority, (n-1)//2 + 1, against an honest-but-curious server, and 2(n-1)//3 + 1
+    against an active one, as the paper does."""
 
     t: int | None = None
     bits: int = 32
@@ -83,9 +93,7 @@ class SecAgg(_PairwiseMasking):
         if n < 3:
             raise ValueError(f"SecAgg needs n >= 3 clients, found {n}")
         t = self.t if self.t is not None else (2 * (n - 1) // 3 + 1 if self.active else (n - 1) // 2 + 1)
-        if not (n - 1) // 2 < t <= n - 1:
-            raise ValueError(f"t must be in ((n-1)/2, n-1] = ({(n - 1) // 2}, {n - 1}] so that no two disjoint share sets exist, found {t}")
-        return n - 1, t
+        return n - 1, _check_threshold(n - 1, t, self.active)
 
     def _collusion(self, t: int) -> str:
         return f"the server with up to {t - 1} clients learns nothing beyond the sum of the other included inputs"
@@ -112,7 +120,7 @@ class SecAggPlus(_PairwiseMasking):
         cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = 0.05, sigma: float = 40, eta: float = 30, active: bool = False
     ) -> "SecAggPlus":
         """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`)."""
-        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta)
+        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta, active=active)
         return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
@@ -120,9 +128,7 @@ class SecAggPlus(_PairwiseMasking):
             raise ValueError(f"this SecAggPlus was configured for n={self.n} clients, found {n} inputs")
         if not (self.k == n - 1 or (self.k % 2 == 0 and 2 <= self.k < n)):
             raise ValueError(f"k must be even in [2, n) or n - 1, found {self.k}")
-        if not self.k // 2 < self.t <= self.k:
-            raise ValueError(f"t must be in (k/2, k] = ({self.k // 2}, {self.k}], found {self.t}")
-        return self.k, self.t
+        return self.k, _check_threshold(self.k, self.t, self.active)
 
     def _collusion(self, t: int) -> str:
         if self.targets:

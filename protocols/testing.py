@@ -62,12 +62,13 @@ def schedules(draw, n: int, stages: tuple[Stage, ...] = tuple(Stage), max_rate: 
 
 @st.composite
 def masking_protocols(draw, n: int, bits: int) -> Protocol:
-    """SecAgg with a valid t, or SecAgg+ with a valid even k < n and t in (k/2, k]; active or not."""
+    """SecAgg, or SecAgg+ with an even k < n; t in [1, k] (in (k/2, k] when active)."""
     active = draw(st.booleans())
-    if n < 4 or draw(st.booleans()):
-        return SecAgg(t=draw(st.integers((n - 1) // 2 + 1, n - 1)), bits=bits, active=active)
-    k = draw(st.sampled_from(list(range(2, n - 1, 2)) or [n - 1]))
-    return SecAggPlus(n=n, k=k, t=draw(st.integers(k // 2 + 1, k)), bits=bits, active=active)
+    k = n - 1 if n < 4 or draw(st.booleans()) else draw(st.sampled_from(list(range(2, n - 1, 2))))
+    t = draw(st.integers(k // 2 + 1 if active else 1, k))
+    if k == n - 1:
+        return SecAgg(t=t, bits=bits, active=active)
+    return SecAggPlus(n=n, k=k, t=t, bits=bits, active=active)
 
 
 @st.composite

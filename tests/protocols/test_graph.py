@@ -24,10 +24,10 @@ def test_binomial_tail_matches_scipy(k, p, data):
 
 
 @settings(max_examples=40)
-@given(n=st.integers(3, 5000), dropout=st.floats(0.0, 0.3), corrupt=st.floats(0.0, 0.2))
-def test_choice_meets_its_stated_conditions(n, dropout, corrupt):
-    k, t = choose_degree_and_threshold(n, dropout, corrupt, 40, 30)
-    assert k // 2 < t <= k
+@given(n=st.integers(3, 5000), dropout=st.floats(0.0, 0.3), corrupt=st.floats(0.0, 0.2), active=st.booleans())
+def test_choice_meets_its_stated_conditions(n, dropout, corrupt, active):
+    k, t = choose_degree_and_threshold(n, dropout, corrupt, 40, 30, active=active)
+    assert (k // 2 < t if active or k == n - 1 else 1 <= t) and t <= k
     if k < n - 1:
         assert k % 2 == 0
         assert n * binomial_tail(k, corrupt, t) <= 2**-40

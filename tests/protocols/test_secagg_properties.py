@@ -60,9 +60,10 @@ def test_report_counts_real_bytes_and_rounds():
 @pytest.mark.parametrize(
     "protocol, message",
     [
-        (SecAgg(t=2), "t must be in"),
+        (SecAgg(t=2, active=True), "t must be in \\[5, 9\\]"),
+        (SecAgg(t=0), "t must be in \\[1, 9\\]"),
         (SecAggPlus(n=10, k=3, t=2), "k must be even"),
-        (SecAggPlus(n=10, k=4, t=2), "t must be in"),
+        (SecAggPlus(n=10, k=4, t=2, active=True), "t must be in \\[3, 4\\]"),
         (SecAggPlus(n=11, k=4, t=3), "configured for n=11"),
     ],
 )

@@ -19,7 +19,6 @@ import numpy as np
 
 from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
 from protocols.masking_messages import (
-    COMMITMENT_BYTES,
     SHARE_CIPHERTEXT_BYTES,
     SHARE_PLAINTEXT_BYTES,
     SECRET_BYTES,

@@ -90,8 +90,8 @@ class SecAgg(_PairwiseMasking):
     name: str = "secagg"
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
-        if n < 3:
-            raise ValueError(f"SecAgg needs n >= 3 clients, found {n}")
+        if n < 2:
+            raise ValueError(f"SecAgg needs n >= 2 clients, found {n}")
         t = self.t if self.t is not None else (2 * (n - 1) // 3 + 1 if self.active else (n - 1) // 2 + 1)
         return n - 1, _check_threshold(n - 1, t, self.active)
 

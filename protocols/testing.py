@@ -72,7 +72,7 @@ def masking_protocols(draw, n: int, bits: int) -> Protocol:
 
 
 @st.composite
-def rounds(draw, min_n: int = 3, max_n: int = 40, max_d: int = 64) -> RoundCase:
+def rounds(draw, min_n: int = 2, max_n: int = 40, max_d: int = 64) -> RoundCase:
     """A random round of SecAgg or SecAgg+: n in [min_n, max_n], d in [1, max_d], bits in [1, 64]."""
     n = draw(st.integers(min_n, max_n))
     d = draw(st.integers(1, max_d))

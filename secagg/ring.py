@@ -72,10 +72,6 @@ class Ring:
         """Sum over axis 0 of a 2-D array, mod 2**bits (numpy's unsigned sum wraps mod 2**width)."""
         return self.reduce(rows.sum(axis=0, dtype=self.dtype))
 
-    def from_ints(self, values) -> np.ndarray:
-        """Converts Python or numpy integers (any sign) to ring elements."""
-        return np.array([int(v) % self.modulus for v in values], dtype=self.dtype)
-
     def check(self, x: np.ndarray, name: str = "x") -> np.ndarray:
         """Validates that `x` is a 1-D or 2-D array of ring elements; returns it unchanged.
 

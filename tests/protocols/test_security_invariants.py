@@ -4,12 +4,11 @@ never reveals both secrets of a peer, secrets come from the OS CSPRNG unless a s
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from protocols import BelowThreshold, DropoutSchedule, Refused, SecAgg, SecAggPlus, Stage, secure_sum
 from protocols.masking_messages import Kind, Secret, parse_unmask_shares
 from protocols.testing import rounds
-from protocols.wire import HEADER_BYTES, SERVER, Reader, Writer, decode_frame, encode_frame
+from protocols.wire import SERVER, Reader, Writer, decode_frame, encode_frame
 
 
 class Recorder:

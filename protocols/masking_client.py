@@ -20,7 +20,7 @@ import numpy as np
 from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
 from protocols.masking_messages import (
     SHARE_CIPHERTEXT_BYTES,
-    SHARE_PLAINTEXT_BYTES,
+    SHARE_BYTES,
     SECRET_BYTES,
     Kind,
     Secret,
@@ -152,8 +152,8 @@ class MaskingClient:
             plain = Reader(self._channels[v].decrypt(ciphertext, setup.share_associated_data(v, self.cid)), party=self.party, stage="masked_input")
             if plain.u32() != v or plain.u32() != self.cid:
                 raise plain.fail("share addressed to another pair")
-            key_share = np.frombuffer(plain.raw((SHARE_PLAINTEXT_BYTES - 8) // 2), dtype=">u8").astype(np.uint64)
-            seed_share = np.frombuffer(plain.raw((SHARE_PLAINTEXT_BYTES - 8) // 2), dtype=">u8").astype(np.uint64)
+            key_share = np.frombuffer(plain.raw(SHARE_BYTES), dtype=">u8").astype(np.uint64)
+            seed_share = np.frombuffer(plain.raw(SHARE_BYTES), dtype=">u8").astype(np.uint64)
             plain.done()
             self._held[v] = (seed_share, key_share)
         if len(self._held) < setup.t:

@@ -2,7 +2,7 @@
 
 from protocols.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused, ReplayedMessage
 from protocols.plain import PlainSum
-from protocols.protocol import Protocol
+from protocols.protocol import Protocol, RingProtocol
 from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel, format_reports
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.secagg import SecAgg, SecAggPlus
@@ -22,6 +22,7 @@ __all__ = [
     "ProtocolError",
     "Refused",
     "ReplayedMessage",
+    "RingProtocol",
     "SecAgg",
     "SecAggPlus",
     "Stage",

@@ -13,6 +13,7 @@ defensive parser each. Sizes are in bytes; n bounds every count and id.
 | SIGNATURE | client -> server | Ed25519 signature of the survivor list (64) |
 | UNMASK_REQUEST | server -> client | survivor ids, entries: id -> signature (active mode) |
 | UNMASK_SHARES | client -> server | entries: peer -> kind (1) share (40) |
+| FLOATS | client -> server | d (4) float32 little-endian (4 d), finite |
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Kind(enum.IntEnum):
     SIGNATURE = 8
     UNMASK_REQUEST = 9
     UNMASK_SHARES = 10
+    FLOATS = 11  # a float32 vector in the clear (plaintext robust aggregation)
 
 
 class Secret(enum.IntEnum):
@@ -73,6 +75,21 @@ def parse_vector(r: Reader, ring: Ring, d: int) -> np.ndarray:
     except ValueError as exc:
         raise r.fail(str(exc)) from exc
     r.done()
+    return x
+
+
+def encode_floats(x: np.ndarray) -> bytes:
+    return Writer().u32(len(x)).raw(np.asarray(x, dtype="<f4").tobytes()).getvalue()
+
+
+def parse_floats(r: Reader, d: int) -> np.ndarray:
+    """Exactly `d` finite float32 values."""
+    if r.u32() != d:
+        raise r.fail(f"vector is not {d} floats")
+    x = np.frombuffer(r.raw(4 * d), dtype="<f4").astype(np.float32)
+    r.done()
+    if not np.all(np.isfinite(x)):
+        raise r.fail("vector contains NaN or infinity")
     return x
 
 

@@ -14,14 +14,9 @@ from secagg.ring import Ring
 
 
 class Protocol(abc.ABC):
-    """Aggregates an (n, d) array of ring elements, one row a client; reports cost and guarantee."""
+    """Aggregates an (n, d) array, one row a client; reports cost and guarantee."""
 
     name: str
-    bits: int
-
-    @property
-    def ring(self) -> Ring:
-        return Ring(self.bits)
 
     @abc.abstractmethod
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
@@ -31,6 +26,16 @@ class Protocol(abc.ABC):
             ValueError: if the inputs do not fit the protocol (shape, dtype, n).
             BelowThreshold: if too few clients survive; nothing is revealed.
         """
+
+
+class RingProtocol(Protocol):
+    """A protocol over vectors of Z_{2^bits}: inputs are (n, d) arrays of the ring's dtype."""
+
+    bits: int
+
+    @property
+    def ring(self) -> Ring:
+        return Ring(self.bits)
 
     def check_inputs(self, inputs: np.ndarray) -> tuple[int, int]:
         """Validates an (n, d) array of this protocol's ring; returns (n, d)."""

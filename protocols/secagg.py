@@ -21,7 +21,7 @@ from protocols.graph import choose_degree_and_threshold, harary_neighbours
 from protocols.masking_client import MaskingClient
 from protocols.masking_server import MaskingServer
 from protocols.masking_setup import RoundSetup
-from protocols.protocol import Protocol
+from protocols.protocol import RingProtocol
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
@@ -38,7 +38,7 @@ def _check_threshold(k: int, t: int, active: bool) -> int:
     return t
 
 
-class _PairwiseMasking(Protocol):
+class _PairwiseMasking(RingProtocol):
     active: bool
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:

@@ -1,0 +1,72 @@
+"""Plaintext robust aggregation as a protocol: clients send float32 updates in the clear and the
+server applies a robust rule. Its guarantee says plainly that there is no privacy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocols.clear import ClearClient, ClearServer
+from protocols.driver import CostMeter, drive
+from protocols.errors import BelowThreshold
+from protocols.masking_messages import Kind, encode_floats, parse_floats
+from protocols.protocol import Protocol
+from protocols.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
+from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
+from protocols.schedule import DropoutSchedule, Stage
+from protocols.transport import InProcessTransport
+from secagg.randomness import Randomness
+
+
+@dataclass(frozen=True)
+class PlainRobust(Protocol):
+    """`rule` (after `pre`) over the float32 updates of the clients that answered, tolerating f Byzantine."""
+
+    rule: str = "krum"
+    f: int = 1
+    pre: str | None = None
+    rule_params: dict = field(default_factory=dict)
+    pre_params: dict = field(default_factory=dict)
+    name: str = "plain-robust"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}; known: {sorted(RULES)}")
+        if self.pre is not None and self.pre not in PREAGGREGATORS:
+            raise ValueError(f"unknown pre-aggregator {self.pre!r}; known: {sorted(PREAGGREGATORS)}")
+
+    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        if not isinstance(inputs, np.ndarray) or inputs.ndim != 2 or not np.issubdtype(inputs.dtype, np.floating):
+            raise TypeError("inputs must be a float array of shape (n, d)")
+        n, d = inputs.shape
+        session = rng.bytes(8)
+        rows: dict[int, np.ndarray] = {}
+        server = ClearServer(n, session, Kind.FLOATS, lambda r: parse_floats(r, d), rows.__setitem__)
+        clients = [ClearClient(i, Kind.FLOATS, encode_floats(inputs[i]), session) for i in range(n)]
+        meter = CostMeter(n)
+        rejected = drive(server, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
+        received = sorted(rows)
+        if len(received) <= 2 * self.f:
+            raise BelowThreshold(f"{len(received)} updates arrived, robust aggregation needs > 2f = {2 * self.f}", party="server", stage="aggregate")
+        with meter.server():
+            result = aggregate(np.stack([rows[u] for u in received]), self.f, self.rule, pre=self.pre, pre_params=self.pre_params, **self.rule_params)
+        m = len(received)
+        coefficient = kappa(self.rule, m, self.f)
+        if self.pre == "nnm" and coefficient is not None:
+            coefficient = nnm_kappa(m, self.f, coefficient)
+        elif self.pre is not None:
+            coefficient = None
+        guarantee = Guarantee(
+            threat_model=ThreatModel.NONE,
+            server_learns=f"every update in the clear ({m} of {n})",
+            collusion="none needed: the server sees everything",
+            dropout_tolerance=max(n - 2 * self.f - 1, 0),
+            exact=True,
+            parameters={"n": n, "d": d, "rule": self.rule, "pre": self.pre or "none", "f": self.f,
+                        "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4)},
+            notes="updates travel as float32; the rule runs in float64",
+        )
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), guarantee)
+        return Output(result, tuple(received), (report,), tuple(rejected))

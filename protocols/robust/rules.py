@@ -1,0 +1,99 @@
+"""Robust aggregation rules on an (n, d) matrix of updates, f of which may be Byzantine.
+
+Every rule takes `updates` (never mutated) and `f`, refuses n <= 2f, and returns a float vector
+of length d. Distances come from one Gram matrix (`squared_distances`); no Python loop runs over
+pairs or coordinates. Memory stays O(n d + n**2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.robust.validation import check_updates, squared_distances
+
+
+def mean(updates: np.ndarray, f: int = 0) -> np.ndarray:
+    """The average: not robust for f > 0 (one update moves it arbitrarily)."""
+    return check_updates(updates, f).mean(axis=0)
+
+
+def coordinate_median(updates: np.ndarray, f: int) -> np.ndarray:
+    """Coordinate-wise median (the mean of the two middle values when n is even)."""
+    return np.median(check_updates(updates, f), axis=0)
+
+
+def trimmed_mean(updates: np.ndarray, f: int) -> np.ndarray:
+    """Coordinate-wise trimmed mean: in each coordinate drop the f largest and f smallest, average n - 2f."""
+    x = check_updates(updates, f)
+    n = x.shape[0]
+    if f == 0:
+        return x.mean(axis=0)
+    middle = np.partition(x, (f, n - f - 1), axis=0)[f : n - f]
+    return middle.mean(axis=0)
+
+
+def geometric_median(updates: np.ndarray, f: int, *, tol: float = 1e-7, max_iter: int = 500, eps: float = 1e-12) -> np.ndarray:
+    """argmin_z sum_i ||z - x_i|| by smoothed Weiszfeld: z <- sum_i w_i x_i / sum_i w_i, w_i = 1 / max(eps, ||z - x_i||).
+
+    Starts at the coordinate-wise median; stops when a step moves z by at most tol * (1 + ||z||)
+    (update units) or after max_iter steps. Each step costs one (n, d) matrix-vector product.
+    """
+    x = check_updates(updates, f)
+    sq_norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    z = np.median(x, axis=0).astype(np.float64)
+    for _ in range(max_iter):
+        dist = np.sqrt(np.maximum(sq_norms - 2.0 * (x @ z) + z @ z, 0.0))
+        weights = 1.0 / np.maximum(dist, eps)
+        new = (weights @ x) / weights.sum()
+        step = np.linalg.norm(new - z)
+        z = new
+        if step <= tol * (1.0 + np.linalg.norm(z)):
+            break
+    return z
+
+
+def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
+    """score_i = sum of squared distances from x_i to its n - f - 1 nearest other updates."""
+    x = check_updates(updates, f)
+    n = x.shape[0]
+    k = n - f - 1
+    if k == 0:
+        return np.zeros(n)
+    dist = squared_distances(x)
+    np.fill_diagonal(dist, np.inf)
+    return np.partition(dist, k - 1, axis=1)[:, :k].sum(axis=1)
+
+
+def multi_krum(updates: np.ndarray, f: int, m: int | None = None) -> np.ndarray:
+    """Average of the m updates with the lowest Krum scores (default m = n - f; ties go to the lower index)."""
+    x = check_updates(updates, f)
+    n = x.shape[0]
+    m = n - f if m is None else m
+    if not 1 <= m <= n:
+        raise ValueError(f"m must be in [1, n={n}], found {m}")
+    chosen = np.argsort(krum_scores(x, f), kind="stable")[:m]
+    return x[np.sort(chosen)].mean(axis=0)
+
+
+def krum(updates: np.ndarray, f: int) -> np.ndarray:
+    """The update with the lowest Krum score (Blanchard et al., NeurIPS 2017): Multi-Krum with m = 1."""
+    return multi_krum(updates, f, m=1)
+
+
+def centered_clipping(updates: np.ndarray, f: int, *, tau: float = 1.0, iterations: int = 1, start: np.ndarray | None = None) -> np.ndarray:
+    """Centered clipping (Karimireddy et al., ICML 2021), stateless:
+    v <- v + (1/n) sum_i (x_i - v) min(1, tau / ||x_i - v||), `iterations` times from `start` (default 0).
+    """
+    x = check_updates(updates, f)
+    if tau <= 0 or iterations < 1:
+        raise ValueError(f"tau must be > 0 and iterations >= 1, found tau={tau}, iterations={iterations}")
+    v = np.zeros(x.shape[1]) if start is None else np.array(start, dtype=np.float64)
+    if v.shape != (x.shape[1],):
+        raise ValueError(f"start must have shape ({x.shape[1]},), found {v.shape}")
+    for _ in range(iterations):
+        diff = x - v
+        norms = np.linalg.norm(diff, axis=1)
+        scale = np.ones_like(norms)
+        np.divide(tau, norms, out=scale, where=norms > tau)
+        v = v + (scale @ diff) / x.shape[0]
+    return v

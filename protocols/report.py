@@ -13,6 +13,7 @@ import numpy as np
 
 
 class ThreatModel(enum.Enum):
+    LOCAL = "local transform: each client applies it to its own update; no trust involved"
     NONE = "none: the server sees every input"
     HONEST_BUT_CURIOUS_SERVER = "honest-but-curious server"
     ACTIVE_SERVER = "actively malicious server (signatures, consistency check)"
@@ -39,6 +40,17 @@ class Cost:
     server_seconds_by_stage: dict[str, float] = field(default_factory=dict)
 
 
+    @classmethod
+    def local(cls, client_seconds: np.ndarray, server_seconds: float) -> "Cost":
+        """The cost of a transform layer: CPU seconds only (it sends nothing itself, and adds no round)."""
+        return cls(
+            client_seconds_mean=float(np.mean(client_seconds)) if len(client_seconds) else 0.0,
+            client_seconds_max=float(np.max(client_seconds)) if len(client_seconds) else 0.0,
+            server_seconds=server_seconds,
+            bytes_up_mean=0.0, bytes_up_max=0, bytes_down_mean=0.0, bytes_down_max=0, rounds=0,
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Guarantee:
     """What a layer guarantees, stated from its parameters and from what happened in the round."""
@@ -50,6 +62,9 @@ class Guarantee:
     exact: bool  # the result equals the true aggregate of the included inputs (mod 2**b where stated)
     numeric_error: float = 0.0  # max abs error vs the exact aggregate, in the layer's units
     parameters: dict[str, int | float | str] = field(default_factory=dict)
+    dp_mechanism: object | None = None  # a protocols.accounting mechanism: the noise that reached the output
+    epsilon: float | None = None  # this round's epsilon at `delta` under distributed DP
+    delta: float | None = None
     notes: str = ""
 
 
@@ -97,6 +112,8 @@ def format_reports(reports: tuple[LayerReport, ...]) -> str:
         ]
         if params:
             lines.append(f"- parameters: {params}")
+        if g.epsilon is not None:
+            lines.append(f"- distributed DP this round: epsilon = {g.epsilon:.4g} at delta = {g.delta:g} ({type(g.dp_mechanism).__name__})")
         if g.notes:
             lines.append(f"- notes: {g.notes}")
     return "\n".join(lines)

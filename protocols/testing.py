@@ -133,7 +133,8 @@ def check_round(case: RoundCase) -> Output | None:
         predicted = expected_survivors(neighbours, params["t"], case.dropouts, protocol.active)
         assert predicted == out.included, f"included {out.included}, model predicts {predicted}"
         check_sum(case.inputs, out, protocol.bits)
-        assert not out.rejected, f"an honest round rejected messages: {out.rejected}"
+        unexpected = [e for e in out.rejected if not (isinstance(e, BelowThreshold) and e.party.startswith("client"))]
+        assert not unexpected, f"an honest round rejected messages: {unexpected}"  # only clients left short of neighbours may stop
     else:
         n = case.inputs.shape[0]
         k, t = protocol.degree_and_threshold(n)

@@ -1,0 +1,1 @@
+"""Distributed-DP building blocks on the protocols floor: integer noise samplers."""

@@ -1,0 +1,116 @@
+"""Scaling, conditional randomized rounding and modular clipping into Z_{2^b} (Kairouz, Liu, Steinke 2021).
+
+Each client scales its (rotated) update by `scale`, rounds every coordinate up with probability equal
+to its fractional part, and retries until the rounded vector's L2 norm is at most the bound below:
+the rounding is unbiased up to the rejection and the sensitivity grows only to
+
+    l2 = min(c + sqrt(d), sqrt(c**2 + d/4 + sqrt(2 log(1/beta)) (c + sqrt(d)/2))),  c = clip * scale,
+    l1 = min(l2**2, sqrt(d) l2)            (integer vectors: |x_i| <= x_i**2)
+
+(integer units). The integers are read mod 2**b; the server reads the sum back as signed integers
+in [-2**(b-1), 2**(b-1)) and divides by scale, which is exact while no coordinate of the noisy sum wraps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from protocols.dp.samplers import uniform
+from protocols.layers.transform import TransformLayer
+from protocols.protocol import RingProtocol
+from protocols.report import Guarantee, Output, ThreatModel
+from secagg.encoding import FixedPoint
+from secagg.randomness import Randomness
+from secagg.ring import Ring
+
+MAX_ROUNDING_TRIES = 1000
+
+
+def rounded_l2_bound(c: float, d: int, beta: float) -> float:
+    """L2 norm bound after conditional randomized rounding of a vector of norm <= c (integer units)."""
+    deterministic = c + math.sqrt(d)
+    if beta == 0:
+        return deterministic
+    return min(deterministic, math.sqrt(c**2 + d / 4 + math.sqrt(2 * math.log(1 / beta)) * (c + math.sqrt(d) / 2)))
+
+
+def rounded_l1_bound(l2: float, d: int) -> float:
+    """L1 bound of an integer vector of L2 norm <= l2 in d dimensions."""
+    return min(l2**2, math.sqrt(d) * l2)
+
+
+def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_stddev: float, wrap_probability: float = 1e-6, beta: float = math.exp(-0.5)) -> float:
+    """The largest scale for which the noisy sum of `clients` rotated updates wraps mod 2**bits with
+    probability at most `wrap_probability` (heuristic of Kairouz et al. 2021).
+
+    After rotation a coordinate of the sum is about N(0, clients * clip**2 / dim + noise_stddev**2) in
+    update units; with k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates),
+    scale = 2**(bits-1) / (k sqrt(clients clip**2 / dim + noise_stddev**2)).
+
+    Raises:
+        ValueError: if the parameters cannot fit: rounding at that scale would more than double the L2
+            sensitivity (too few bits for the dimension), or arguments are out of range.
+    """
+    if bits < 2 or clients < 1 or dim < 1 or clip <= 0 or noise_stddev < 0 or not 0 < wrap_probability < 1:
+        raise ValueError(f"bad arguments: bits={bits}, clients={clients}, dim={dim}, clip={clip}, noise_stddev={noise_stddev}, wrap_probability={wrap_probability}")
+    k = NormalDist().inv_cdf(1 - wrap_probability / (2 * dim))
+    scale = 2 ** (bits - 1) / (k * math.sqrt(clients * clip**2 / dim + noise_stddev**2))
+    if rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:
+        raise ValueError(
+            f"{bits} bits cannot hold {clients} clients at d={dim}: the scale that avoids wrapping ({scale:.3g}) makes "
+            f"rounding more than double the sensitivity; use more bits, fewer dimensions or less noise"
+        )
+    return scale
+
+
+@dataclass(eq=False)
+class DiscreteEncode(TransformLayer):
+    """Floats (update units) -> Z_{2^bits} at `scale`, with conditional rounding for clip norm `clip`.
+    `inner` is a ring protocol or a layer over one (it has `bits`)."""
+
+    scale: float
+    clip: float
+    inner: RingProtocol
+    beta: float = math.exp(-0.5)
+    name: str = "discretize"
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0 or not self.clip > 0 or not 0 <= self.beta < 1:
+            raise ValueError(f"need scale > 0, clip > 0, 0 <= beta < 1; found {self.scale}, {self.clip}, {self.beta}")
+        self._codec = FixedPoint(self.scale, Ring(self.inner.bits))
+
+    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
+        self._d = inputs.shape[1]
+        self._n = inputs.shape[0]
+        self.l2_sensitivity = rounded_l2_bound(self.clip * self.scale, self._d, self.beta)
+        self.l1_sensitivity = rounded_l1_bound(self.l2_sensitivity, self._d)
+
+    def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        scaled = np.asarray(row, dtype=np.float64) * self.scale
+        floor = np.floor(scaled)
+        for _ in range(MAX_ROUNDING_TRIES):
+            rounded = floor + (uniform(rng, len(scaled)) < scaled - floor)
+            if np.linalg.norm(rounded) <= self.l2_sensitivity:
+                return self._codec.ring.reduce(rounded.astype(np.int64).astype(self._codec.ring.dtype))
+        raise ValueError(f"client {client}: conditional rounding failed {MAX_ROUNDING_TRIES} times; is the update clipped to {self.clip}?")
+
+    def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
+        return self._codec.decode(aggregate)
+
+    def guarantee(self, out: Output) -> Guarantee:
+        return Guarantee(
+            threat_model=ThreatModel.LOCAL,
+            server_learns="nothing from this layer",
+            collusion="not applicable",
+            dropout_tolerance=self._n,
+            exact=False,
+            numeric_error=len(out.included) / self.scale,
+            parameters={"scale": round(self.scale, 4), "bits": self.inner.bits, "beta": round(self.beta, 4),
+                        "l2_sensitivity": round(self.l2_sensitivity, 3), "l1_sensitivity": round(self.l1_sensitivity, 3)},
+            notes="rounding error < 1/scale per coordinate per client (unbiased); the sum is exact mod 2**bits "
+            "and decodes correctly unless a coordinate of the noisy sum leaves [-2**(bits-1), 2**(bits-1))",
+        )

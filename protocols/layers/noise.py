@@ -1,0 +1,87 @@
+"""Distributed DP noise: each client adds an integer noise share in Z_{2^b} before protection.
+
+The shares are sized so that `expected_clients` of them sum to the target noise. Dropped clients add
+nothing and colluding clients' shares are known to the server, so the guarantee accounts with the
+noise that actually reached the aggregate: (included - assume_colluding) shares.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocols.accounting import DistributedDiscreteGaussian, Skellam, epsilon
+from protocols.dp.samplers import discrete_gaussian, skellam
+from protocols.layers.transform import TransformLayer
+from protocols.protocol import RingProtocol
+from protocols.report import Guarantee, Output, ThreatModel
+from secagg.randomness import Randomness
+from secagg.ring import Ring
+
+MECHANISMS = ("skellam", "ddg")
+
+
+@dataclass(eq=False)
+class DistributedNoise(TransformLayer):
+    """Adds Sk(local_variance / 2) or N_Z(0, local_variance) per coordinate (integer units) to each client's
+    ring vector. `l2_sensitivity` and `l1_sensitivity` are those of one client's integer vector."""
+
+    mechanism: str
+    local_variance: float
+    l2_sensitivity: float
+    l1_sensitivity: float
+    inner: RingProtocol
+    delta: float = 1e-5
+    assume_colluding: int = 0
+    name: str = "noise"
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(f"mechanism must be one of {MECHANISMS}, found {self.mechanism!r}")
+        if not self.local_variance > 0 or self.assume_colluding < 0:
+            raise ValueError(f"need local_variance > 0 and assume_colluding >= 0; found {self.local_variance}, {self.assume_colluding}")
+
+    @property
+    def bits(self) -> int:
+        """The ring of the inner protocol, which this layer's noise lives in."""
+        return self.inner.bits
+
+    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
+        self._d, self._n = inputs.shape[1], inputs.shape[0]
+
+    def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        ring = Ring(self.bits)
+        if self.mechanism == "skellam":
+            noise = skellam(rng, len(row), self.local_variance / 2)
+        else:
+            noise = discrete_gaussian(rng, len(row), math.sqrt(self.local_variance))
+        return ring.add(row, noise.astype(ring.dtype))
+
+    def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
+        return aggregate
+
+    def mechanism_for(self, clients: int) -> Skellam | DistributedDiscreteGaussian:
+        common = {"clients": clients, "dim": self._d, "l2_sensitivity": self.l2_sensitivity, "l1_sensitivity": self.l1_sensitivity}
+        if self.mechanism == "skellam":
+            return Skellam(local_mu=self.local_variance / 2, **common)
+        return DistributedDiscreteGaussian(local_stddev=math.sqrt(self.local_variance), **common)
+
+    def guarantee(self, out: Output) -> Guarantee:
+        honest = len(out.included) - self.assume_colluding
+        mechanism = self.mechanism_for(honest) if honest > 0 else None
+        eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism is not None else math.inf
+        return Guarantee(
+            threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
+            server_learns="the noisy aggregate only (through the inner protection layer)",
+            collusion=f"accounted with {self.assume_colluding} colluding clients whose noise the server knows",
+            dropout_tolerance=self._n,
+            exact=False,
+            parameters={"mechanism": self.mechanism, "local_variance": round(self.local_variance, 3), "noise_shares_in_output": max(honest, 0),
+                        "noise_stddev_integer_units": round(math.sqrt(len(out.included) * self.local_variance), 3)},
+            dp_mechanism=mechanism,
+            epsilon=eps,
+            delta=self.delta,
+            notes="epsilon uses the noise that reached the output: dropped clients added none",
+        )

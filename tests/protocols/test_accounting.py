@@ -1,0 +1,107 @@
+"""Accounting: agreement with dp-accounting for Gaussian cases, and the discrete mechanisms' bounds never
+below the exact Renyi divergence computed numerically on small cases."""
+
+import math
+
+import dp_accounting
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
+
+from protocols.accounting import DistributedDiscreteGaussian, Gaussian, Skellam, calibrate, ddg_rdp, epsilon, skellam_rdp
+
+
+def _renyi(log_p: np.ndarray, log_q: np.ndarray, order: int) -> float:
+    """D_a(p || q) = 1/(a-1) log sum exp(a log p + (1-a) log q), in log space over the points where both are
+    representable (the tails left out contribute below float64 resolution)."""
+    keep = np.isfinite(log_p) & np.isfinite(log_q) & (log_p > -700) & (log_q > -700)
+    return float(special.logsumexp(order * log_p[keep] + (1 - order) * log_q[keep]) / (order - 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(mu=st.floats(0.5, 30), shift=st.integers(1, 3), order=st.sampled_from([2, 3, 5, 8, 16]))
+def test_skellam_bound_is_never_below_the_exact_divergence(mu, shift, order):
+    support = np.arange(-int(40 + 20 * math.sqrt(mu)), int(40 + 20 * math.sqrt(mu)) + 1)
+    with np.errstate(divide="ignore"):
+        p = np.log(stats.skellam.pmf(support, mu, mu))
+        q = np.log(stats.skellam.pmf(support - shift, mu, mu))
+    exact = max(_renyi(q, p, order), _renyi(p, q, order))
+    bound = skellam_rdp(Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=shift, l1_sensitivity=shift), order)
+    assert bound >= exact * (1 - 1e-9)
+
+
+def _discrete_gaussian_pmf(support: np.ndarray, sigma: float) -> np.ndarray:
+    log_w = -(support.astype(float) ** 2) / (2 * sigma**2)
+    return np.exp(log_w - special.logsumexp(log_w))
+
+
+@settings(max_examples=20, deadline=None)
+@given(sigma=st.floats(0.5, 3.0), n=st.integers(1, 4), shift=st.integers(1, 2), order=st.sampled_from([2, 4, 8]))
+def test_ddg_bound_is_never_below_the_exact_divergence_of_the_sum(sigma, n, shift, order):
+    half = int(12 * sigma * n + 10)
+    base = np.arange(-half, half + 1)
+    one = _discrete_gaussian_pmf(base, sigma)
+    total = one
+    for _ in range(n - 1):
+        total = np.convolve(total, one)
+    with np.errstate(divide="ignore"):
+        log_total = np.log(total)
+    p, q = log_total[shift:], log_total[:-shift]  # q is the sum shifted by `shift`, on the common support
+    exact = max(_renyi(p, q, order), _renyi(q, p, order))
+    bound = ddg_rdp(DistributedDiscreteGaussian(local_stddev=sigma, clients=n, dim=1, l2_sensitivity=shift, l1_sensitivity=shift), order)
+    assert bound >= exact * (1 - 1e-6)
+
+
+@pytest.mark.parametrize("z, q, steps", [(1.0, 1.0, 10), (1.1, 0.01, 1000), (4.0, 0.1, 100)])
+def test_gaussian_matches_dp_accounting(z, q, steps):
+    event = dp_accounting.GaussianDpEvent(z) if q == 1.0 else dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z))
+    reference = dp_accounting.rdp.RdpAccountant().compose(event, steps).get_epsilon(1e-5)
+    assert epsilon(Gaussian(noise_multiplier=z), steps=steps, sampling_rate=q, delta=1e-5) == pytest.approx(reference, rel=0.02)
+
+
+@pytest.mark.parametrize("q", [1.0, 0.05])
+def test_discrete_mechanisms_with_large_noise_approach_the_gaussian(q):
+    z, d, delta2 = 2.0, 1000, 50.0
+    gaussian = epsilon(Gaussian(noise_multiplier=z), steps=50, sampling_rate=q, delta=1e-5)
+    l1 = min(delta2**2, math.sqrt(d) * delta2)
+    ddg = DistributedDiscreteGaussian(local_stddev=z * delta2 / math.sqrt(10), clients=10, dim=d, l2_sensitivity=delta2, l1_sensitivity=l1)
+    sk = Skellam(local_mu=(z * delta2) ** 2 / 2 / 10, clients=10, dim=d, l2_sensitivity=delta2, l1_sensitivity=l1)
+    for mech in (ddg, sk):
+        eps = epsilon(mech, steps=50, sampling_rate=q, delta=1e-5)
+        assert gaussian * 0.999 <= eps <= gaussian * (1.05 if q == 1.0 else 1.6)
+
+
+def test_fewer_clients_adding_noise_cost_more_privacy():
+    kw = dict(dim=100, l2_sensitivity=10.0, l1_sensitivity=100.0)
+    full = epsilon(Skellam(local_mu=50.0, clients=20, **kw), steps=10, delta=1e-5)
+    dropped = epsilon(Skellam(local_mu=50.0, clients=14, **kw), steps=10, delta=1e-5)
+    assert dropped > full
+
+
+def test_calibrate_finds_the_smallest_noise_for_the_target():
+    make = lambda z: Gaussian(noise_multiplier=z)  # noqa: E731
+    z = calibrate(make, 2.0, steps=100, sampling_rate=0.1, delta=1e-5)
+    assert epsilon(make(z), steps=100, sampling_rate=0.1, delta=1e-5) <= 2.0
+    assert epsilon(make(z / 1.01), steps=100, sampling_rate=0.1, delta=1e-5) > 2.0
+    with pytest.raises(ValueError, match="out of reach"):
+        calibrate(make, 1e-6, steps=100, delta=1e-5, high=10.0)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: Gaussian(noise_multiplier=0.0), "noise_multiplier"),
+        (lambda: Skellam(local_mu=-1.0, clients=2, dim=3, l2_sensitivity=1.0, l1_sensitivity=1.0), "local_mu"),
+        (lambda: DistributedDiscreteGaussian(local_stddev=1.0, clients=0, dim=3, l2_sensitivity=1.0, l1_sensitivity=1.0), "clients"),
+    ],
+)
+def test_bad_mechanisms_are_refused(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_bad_accounting_arguments_are_refused():
+    with pytest.raises(ValueError, match="sampling_rate"):
+        epsilon(Gaussian(noise_multiplier=1.0), steps=1, sampling_rate=0.0, delta=1e-5)

@@ -1,0 +1,140 @@
+"""Transform layers: rotation, discretization, noise, clipping, and the distributed-DP pipeline end to end."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols import DropoutSchedule, PlainSum, SecAggPlus, Stage, secure_sum
+from protocols.accounting import Skellam, compose_epsilon, epsilon
+from protocols.layers import DiscreteEncode, DistributedNoise, L2Clip, RandomizedHadamard, choose_scale, distributed_dp, rounded_l2_bound
+from protocols.layers.rotation import hadamard
+from protocols.protocol import Protocol
+from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
+
+
+@dataclass(frozen=True)
+class FloatSum(Protocol):
+    """A spy innermost layer: sums float rows of the clients the schedule keeps, and records what it got."""
+
+    name: str = "float-sum"
+
+    def run(self, inputs, dropouts, rng, transport):
+        self.__dict__.setdefault("received", []).append(inputs.copy())
+        kept = tuple(i for i in range(len(inputs)) if dropouts.active(i, Stage.MASKED_INPUT))
+        g = Guarantee(threat_model=ThreatModel.NONE, server_learns="all", collusion="-", dropout_tolerance=0, exact=True)
+        return Output(inputs[list(kept)].sum(axis=0), kept, (LayerReport(self.name, Cost.local(np.zeros(1), 0.0), g),))
+
+
+@given(k=st.integers(0, 10), seed=st.integers(0, 2**32))
+def test_hadamard_is_orthogonal_and_its_own_inverse(k, seed):
+    x = np.random.default_rng(seed).normal(size=(3, 2**k))
+    y = hadamard(x)
+    assert np.allclose(np.linalg.norm(y, axis=1), np.linalg.norm(x, axis=1))
+    assert np.allclose(hadamard(y), x)
+
+
+def test_hadamard_refuses_other_lengths():
+    with pytest.raises(ValueError, match="power of 2"):
+        hadamard(np.zeros(6))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 8), d=st.integers(1, 70), seed=st.integers(0, 2**32))
+def test_rotation_layer_decodes_the_sum_and_flattens(n, d, seed):
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    spy = FloatSum()
+    out = secure_sum(x, protocol=RandomizedHadamard(spy), seed=seed)
+    assert np.allclose(out.result, x.sum(axis=0))
+    rotated = spy.received[0]
+    assert rotated.shape[1] == 1 << max(0, (d - 1).bit_length())
+    assert np.allclose(np.linalg.norm(rotated, axis=1), np.linalg.norm(x, axis=1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 10), d=st.integers(1, 64), bits=st.sampled_from([16, 20, 32]), seed=st.integers(0, 2**32))
+def test_decode_of_sum_of_encodings_is_within_the_rounding_bound(n, d, bits, seed):
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    x /= np.maximum(1.0, np.linalg.norm(x, axis=1, keepdims=True))
+    scale = 2 ** (bits - 2) / (n * 2)
+    out = secure_sum(x, protocol=DiscreteEncode(scale, 1.0, PlainSum(bits=bits)), seed=seed)
+    assert np.max(np.abs(out.result - x.sum(axis=0))) <= n / scale + 1e-12
+
+
+@settings(max_examples=30, deadline=None)
+@given(d=st.integers(1, 200), c=st.floats(0.5, 1e3), seed=st.integers(0, 2**32))
+def test_conditional_rounding_respects_its_l2_bound(d, c, seed):
+    x = np.random.default_rng(seed).normal(size=(1, d))
+    x *= c / np.linalg.norm(x)
+    spy_ring = PlainSum(bits=40)
+    layer = DiscreteEncode(1.0, c, spy_ring)
+    out = secure_sum(x, protocol=layer, seed=seed)
+    assert np.linalg.norm(out.result) <= rounded_l2_bound(c, d, layer.beta) + 1e-9
+
+
+def test_choose_scale_keeps_the_noisy_sum_in_range_and_refuses_what_cannot_fit():
+    n, d, clip, sigma, bits = 20, 256, 1.0, 0.5, 16
+    scale = choose_scale(bits=bits, clients=n, dim=d, clip=clip, noise_stddev=sigma, wrap_probability=1e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.normal(size=(n, d))
+        x = hadamard(x / np.linalg.norm(x, axis=1, keepdims=True) * clip)
+        total = (x.sum(axis=0) + rng.normal(scale=sigma, size=d)) * scale
+        assert np.max(np.abs(total)) < 2 ** (bits - 1)
+    with pytest.raises(ValueError, match="cannot hold"):
+        choose_scale(bits=8, clients=1000, dim=10**6, clip=1.0, noise_stddev=1.0)
+
+
+def test_clip_bounds_norms_and_reports_how_many_were_clipped():
+    x = np.array([[3.0, 4.0], [0.3, 0.4]])
+    spy = FloatSum()
+    out = secure_sum(x, protocol=L2Clip(1.0, spy), seed=0)
+    assert np.allclose(spy.received[0], [[0.6, 0.8], [0.3, 0.4]])
+    assert out.reports[-1].guarantee.parameters["clipped_clients"] == 1 and not out.reports[-1].guarantee.exact
+
+
+def test_noise_accounts_only_for_the_shares_that_reached_the_output():
+    n, d = 12, 16
+    x = np.zeros((n, d), dtype=np.uint32)
+    layer = DistributedNoise("skellam", 400.0, 10.0, 40.0, PlainSum(bits=32))
+    full = secure_sum(x, protocol=layer, seed=1).reports[-1].guarantee
+    dropped = secure_sum(x, protocol=layer, dropouts=DropoutSchedule({0: Stage.MASKED_INPUT, 1: Stage.MASKED_INPUT}), seed=1).reports[-1].guarantee
+    assert full.dp_mechanism.clients == 12 and dropped.dp_mechanism.clients == 10
+    assert dropped.epsilon > full.epsilon
+    assert full.epsilon == pytest.approx(epsilon(full.dp_mechanism, steps=1, delta=1e-5))
+    colluding = DistributedNoise("skellam", 400.0, 10.0, 40.0, PlainSum(bits=32), assume_colluding=12)
+    assert secure_sum(x, protocol=colluding, seed=1).reports[-1].guarantee.epsilon == math.inf
+
+
+@pytest.mark.parametrize("mechanism", ["skellam", "ddg"])
+def test_noise_shares_sum_to_the_target_variance(mechanism):
+    n, d = 10, 4000
+    out = secure_sum(np.zeros((n, d), dtype=np.uint32), protocol=DistributedNoise(mechanism, 25.0, 1.0, 1.0, PlainSum(bits=32)), seed=3)
+    signed = out.result.astype(np.int64)
+    signed[signed >= 2**31] -= 2**32
+    assert abs(signed.var() / (n * 25.0) - 1) < 0.08
+
+
+def test_compose_epsilon_of_identical_rounds_equals_steps():
+    m = Skellam(local_mu=200.0, clients=10, dim=64, l2_sensitivity=10.0, l1_sensitivity=80.0)
+    assert compose_epsilon([m] * 7, delta=1e-5) == pytest.approx(epsilon(m, steps=7, delta=1e-5))
+
+
+@pytest.mark.parametrize("mechanism", ["skellam", "ddg"])
+def test_distributed_dp_pipeline_end_to_end_through_secagg_plus(mechanism):
+    n, d, clip, z = 40, 300, 1.0, 0.3
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(n, d)) * 0.01
+    x[0] *= 1000  # one large update gets clipped
+    stack = distributed_dp(SecAggPlus.for_clients(n, bits=20), clients=n, dim=d, clip=clip, noise_multiplier=z, mechanism=mechanism)
+    drops = DropoutSchedule({3: Stage.SHARE_KEYS, 4: Stage.UNMASKING})
+    out = secure_sum(x, protocol=stack, dropouts=drops, seed=11)
+    assert [r.layer for r in out.reports] == ["secagg+", "noise", "discretize", "rotation", "clip"]
+    clipped = x / np.maximum(1.0, np.linalg.norm(x, axis=1, keepdims=True) / clip)
+    error = out.result - clipped[list(out.included)].sum(axis=0)
+    assert 0.7 * z * clip < error.std() < 1.3 * z * clip  # the noise that reached the output, in update units
+    noise = out.reports[1].guarantee
+    assert noise.dp_mechanism.clients == len(out.included) == n - 1 and 0 < noise.epsilon < math.inf

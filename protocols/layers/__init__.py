@@ -2,16 +2,21 @@
 (the TFF aggregator-factory pattern). Nest them outermost first; the innermost is a protection protocol."""
 
 from protocols.layers.clip import L2Clip
+from protocols.layers.compression import RandK, StochasticQuantize, TopK
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
 from protocols.layers.noise import DistributedNoise
 from protocols.layers.recipes import distributed_dp
-from protocols.layers.rotation import RandomizedHadamard
+from protocols.layers.rotation import RandomizedDFT, RandomizedHadamard
 
 __all__ = [
     "DiscreteEncode",
     "DistributedNoise",
     "L2Clip",
+    "RandK",
+    "RandomizedDFT",
     "RandomizedHadamard",
+    "StochasticQuantize",
+    "TopK",
     "choose_scale",
     "distributed_dp",
     "rounded_l1_bound",

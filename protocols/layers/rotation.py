@@ -1,6 +1,7 @@
-"""Random rotation before discretization (Kairouz, Liu, Steinke, ICML 2021): a randomized Hadamard
-transform flattens each update so that every coordinate is about ||x|| / sqrt(d'), which lets a
-small ring hold the sum and spreads the rounding error evenly."""
+"""Random rotations before discretization (Kairouz, Liu, Steinke, ICML 2021): a random orthogonal map
+flattens each update so that every coordinate is about ||x|| / sqrt(d'), which lets a small ring hold
+the sum and spreads the rounding error evenly. Two variants: randomized Hadamard (d' = next power of
+2) and randomized real DFT (d' = next even number, so less padding)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,27 @@ def hadamard(x: np.ndarray) -> np.ndarray:
     return y.reshape(x.shape) / math.sqrt(length)
 
 
+def real_dft(x: np.ndarray) -> np.ndarray:
+    """Orthogonal real DFT along the last axis (even length m): [Re F_0, sqrt2 Re F_1..F_{m/2-1}, Re F_{m/2},
+    sqrt2 Im F_1..F_{m/2-1}] with F = rfft(x, norm="ortho")."""
+    m = x.shape[-1]
+    if m % 2:
+        raise ValueError(f"real DFT length must be even, found {m}")
+    f = np.fft.rfft(x, norm="ortho")
+    return np.concatenate([f[..., :1].real, math.sqrt(2) * f[..., 1:-1].real, f[..., -1:].real, math.sqrt(2) * f[..., 1:-1].imag], axis=-1)
+
+
+def inverse_real_dft(y: np.ndarray) -> np.ndarray:
+    """Inverse of `real_dft`."""
+    m = y.shape[-1]
+    half = m // 2
+    f = np.zeros(y.shape[:-1] + (half + 1,), dtype=np.complex128)
+    f[..., 0] = y[..., 0]
+    f[..., 1:half] = (y[..., 1:half] + 1j * y[..., half + 1 :]) / math.sqrt(2)
+    f[..., half] = y[..., half]
+    return np.fft.irfft(f, n=m, norm="ortho")
+
+
 @dataclass(eq=False)
 class RandomizedHadamard(TransformLayer):
     """x -> H D pad(x) / sqrt(d'), with D a diagonal of uniform signs drawn per round from public
@@ -40,18 +62,27 @@ class RandomizedHadamard(TransformLayer):
     inner: Protocol
     name: str = "rotation"
 
+    def padded_dim(self, d: int) -> int:
+        return 1 << max(0, (d - 1).bit_length())
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return hadamard(x)
+
+    def backward(self, y: np.ndarray) -> np.ndarray:
+        return hadamard(y)
+
     def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
         self._n, self._d = inputs.shape
-        self._padded = 1 << max(0, (self._d - 1).bit_length())
+        self._padded = self.padded_dim(self._d)
         self._signs = np.where(rng.fork("rotation signs").uint64(self._padded) & np.uint64(1), 1.0, -1.0)
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         padded = np.zeros(self._padded)
         padded[: self._d] = row
-        return hadamard(padded * self._signs)
+        return self.forward(padded * self._signs)
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
-        return (hadamard(np.asarray(aggregate, dtype=np.float64)) * self._signs)[: self._d]
+        return (self.backward(np.asarray(aggregate, dtype=np.float64)) * self._signs)[: self._d]
 
     def guarantee(self, out: Output) -> Guarantee:
         return Guarantee(
@@ -64,3 +95,19 @@ class RandomizedHadamard(TransformLayer):
             parameters={"d": self._d, "padded_d": self._padded},
             notes=f"inner layers carry {self._padded} coordinates for {self._d}",
         )
+
+
+@dataclass(eq=False)
+class RandomizedDFT(RandomizedHadamard):
+    """The DFT variant: x -> R D pad(x), R the orthogonal real DFT, d' = d rounded up to even."""
+
+    name: str = "rotation-dft"
+
+    def padded_dim(self, d: int) -> int:
+        return d + d % 2
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return real_dft(x)
+
+    def backward(self, y: np.ndarray) -> np.ndarray:
+        return inverse_real_dft(y)

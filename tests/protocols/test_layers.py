@@ -138,3 +138,46 @@ def test_distributed_dp_pipeline_end_to_end_through_secagg_plus(mechanism):
     assert 0.7 * z * clip < error.std() < 1.3 * z * clip  # the noise that reached the output, in update units
     noise = out.reports[1].guarantee
     assert noise.dp_mechanism.clients == len(out.included) == n - 1 and 0 < noise.epsilon < math.inf
+
+
+def test_dft_rotation_decodes_the_sum():
+    from protocols.layers.rotation import RandomizedDFT
+
+    x = np.random.default_rng(2).normal(size=(5, 37))
+    spy = FloatSum()
+    out = secure_sum(x, protocol=RandomizedDFT(spy), seed=2)
+    assert np.allclose(out.result, x.sum(axis=0)) and spy.received[0].shape == (5, 38)
+
+
+def test_rand_k_is_unbiased_and_aligned_across_clients():
+    from protocols.layers.compression import RandK
+
+    x = np.random.default_rng(3).normal(size=(6, 50))
+    spy = FloatSum()
+    estimates = [secure_sum(x, protocol=RandK(10, spy), seed=s).result for s in range(400)]
+    assert spy.received[0].shape == (6, 10)
+    assert np.allclose(np.mean(estimates, axis=0), x.sum(axis=0), atol=0.35 * np.abs(x.sum(axis=0)).max())
+    kept = secure_sum(x, protocol=RandK(10, FloatSum()), seed=1).result != 0
+    assert kept.sum() <= 10
+
+
+def test_top_k_error_feedback_sends_everything_eventually():
+    from protocols.layers.compression import TopK
+
+    x = np.random.default_rng(4).normal(size=(3, 20))
+    layer = TopK(5, FloatSum())
+    total = sum(secure_sum(x if r == 0 else np.zeros_like(x), protocol=layer, seed=r).result for r in range(4))
+    assert np.allclose(total, x.sum(axis=0))
+
+
+@settings(max_examples=20, deadline=None)
+@given(q=st.integers(2, 12), n=st.integers(1, 20), seed=st.integers(0, 2**32))
+def test_stochastic_quantization_decodes_within_its_step(q, n, seed):
+    from protocols.layers.compression import StochasticQuantize
+
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(n, 30))
+    out = secure_sum(x, protocol=StochasticQuantize(q, 1.0, PlainSum(bits=q + 6)), seed=seed)
+    step = 2 / (2**q - 1)
+    assert np.max(np.abs(out.result - x.sum(axis=0))) <= n * step + 1e-9
+    with pytest.raises(ValueError, match="needs >="):
+        secure_sum(x, protocol=StochasticQuantize(q, 1.0, PlainSum(bits=q)), seed=seed)

@@ -1,0 +1,123 @@
+"""Compression layers, each with its server-side inverse and its effect stated in the guarantee.
+
+- `RandK`: every client keeps the same k coordinates, drawn per round from public randomness, so the
+  compressed vectors still align under masking or sharing; the server scatters the sum and scales by
+  d/k (unbiased; the scaling happens at the server so the clients' L2 sensitivity is unchanged).
+- `TopK`: each client keeps its k largest coordinates of (update + error memory) and remembers the rest
+  (error feedback, Stich et al., NeurIPS 2018). Client-chosen positions would leak and would not align
+  under masking, so this layer sends the sparse vector densely (zeros elsewhere): the protection
+  layer hides the positions, and no bytes are saved.
+- `StochasticQuantize`: unbiased stochastic rounding of each coordinate to one of 2**q levels over the
+  public range [-clip, clip], sent as integers in a ring of q + ceil(log2 n) bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocols.dp.samplers import uniform
+from protocols.layers.transform import TransformLayer
+from protocols.protocol import Protocol, RingProtocol
+from protocols.report import Guarantee, Output, ThreatModel
+from secagg.randomness import Randomness
+
+
+def _local(n: int, exact: bool, parameters: dict, notes: str, numeric_error: float = 0.0) -> Guarantee:
+    return Guarantee(threat_model=ThreatModel.LOCAL, server_learns="nothing from this layer", collusion="not applicable",
+                     dropout_tolerance=n, exact=exact, numeric_error=numeric_error, parameters=parameters, notes=notes)
+
+
+@dataclass(eq=False)
+class RandK(TransformLayer):
+    """Keep k of d coordinates, the same for all clients in a round (public per-round seed)."""
+
+    k: int
+    inner: Protocol
+    name: str = "rand-k"
+
+    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
+        self._n, self._d = inputs.shape
+        if not 1 <= self.k <= self._d:
+            raise ValueError(f"k must be in [1, d={self._d}], found {self.k}")
+        self._keep = np.sort(rng.fork("rand-k coordinates").permutation(self._d)[: self.k])
+
+    def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        return np.asarray(row, dtype=np.float64)[self._keep]
+
+    def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros(self._d)
+        out[self._keep] = np.asarray(aggregate, dtype=np.float64) * (self._d / self.k)
+        return out
+
+    def guarantee(self, out: Output) -> Guarantee:
+        return _local(self._n, False, {"k": self.k, "d": self._d, "variance_factor": round(self._d / self.k, 3),
+                                       "bytes_saved_fraction": round(1 - self.k / self._d, 4)},
+                      "unbiased: E[decoded sum] = true sum; E||error||^2 <= (d/k - 1) ||sum||^2")
+
+
+@dataclass(eq=False)
+class TopK(TransformLayer):
+    """Top-k with error feedback; the memory of each client lives in this object across rounds."""
+
+    k: int
+    inner: Protocol
+    name: str = "top-k"
+    memory: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
+        self._n, self._d = inputs.shape
+        if not 1 <= self.k <= self._d:
+            raise ValueError(f"k must be in [1, d={self._d}], found {self.k}")
+
+    def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        v = np.asarray(row, dtype=np.float64) + self.memory.get(client, 0.0)
+        keep = np.argpartition(np.abs(v), self._d - self.k)[self._d - self.k :]
+        sent = np.zeros(self._d)
+        sent[keep] = v[keep]
+        self.memory[client] = v - sent
+        return sent
+
+    def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
+        return aggregate
+
+    def guarantee(self, out: Output) -> Guarantee:
+        return _local(self._n, False, {"k": self.k, "d": self._d, "bytes_saved_fraction": 0.0},
+                      "biased per round, error feedback carries the rest to later rounds; sent densely so positions "
+                      "stay hidden by the protection layer and align under masking; a dropped client's memory is kept")
+
+
+@dataclass(eq=False)
+class StochasticQuantize(TransformLayer):
+    """Each coordinate of x in [-clip, clip] -> level in {0, .., 2**q - 1}, rounded up with probability equal
+    to the fractional part (unbiased). `inner` works in a ring of at least q + ceil(log2 n) bits."""
+
+    q: int
+    clip: float
+    inner: RingProtocol
+    name: str = "quantize"
+
+    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
+        self._n, self._d = inputs.shape
+        if not 1 <= self.q <= 24 or not self.clip > 0:
+            raise ValueError(f"need 1 <= q <= 24 and clip > 0, found q={self.q}, clip={self.clip}")
+        if self.inner.bits < self.q + math.ceil(math.log2(max(self._n, 2))):
+            raise ValueError(f"a sum of {self._n} {self.q}-bit levels needs >= {self.q + math.ceil(math.log2(max(self._n, 2)))} bits, inner ring has {self.inner.bits}")
+        self._step = 2 * self.clip / (2**self.q - 1)
+
+    def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        level = (np.clip(np.asarray(row, dtype=np.float64), -self.clip, self.clip) + self.clip) / self._step
+        floor = np.floor(level)
+        rounded = np.minimum(floor + (uniform(rng, len(level)) < level - floor), 2**self.q - 1)
+        return rounded.astype(self.inner.ring.dtype)
+
+    def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
+        return aggregate.astype(np.float64) * self._step - len(included) * self.clip
+
+    def guarantee(self, out: Output) -> Guarantee:
+        return _local(self._n, False, {"q": self.q, "clip": self.clip, "ring_bits": self.inner.bits,
+                                       "bytes_saved_fraction_vs_float32": round(1 - self.inner.ring.element_bytes / 4, 4)},
+                      f"unbiased within [-clip, clip]; variance <= step^2/4 = {self._step**2 / 4:.3g} per coordinate per client",
+                      numeric_error=len(out.included) * self._step)

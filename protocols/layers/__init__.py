@@ -5,11 +5,12 @@ from protocols.layers.clip import L2Clip
 from protocols.layers.compression import RandK, StochasticQuantize, TopK
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
 from protocols.layers.noise import DistributedNoise
-from protocols.layers.recipes import distributed_dp
+from protocols.layers.recipes import DistributedDPParameters, distributed_dp, distributed_dp_parameters
 from protocols.layers.rotation import RandomizedDFT, RandomizedHadamard
 
 __all__ = [
     "DiscreteEncode",
+    "DistributedDPParameters",
     "DistributedNoise",
     "L2Clip",
     "RandK",
@@ -19,6 +20,7 @@ __all__ = [
     "TopK",
     "choose_scale",
     "distributed_dp",
+    "distributed_dp_parameters",
     "rounded_l1_bound",
     "rounded_l2_bound",
 ]

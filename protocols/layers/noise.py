@@ -23,6 +23,14 @@ from secagg.ring import Ring
 MECHANISMS = ("skellam", "ddg")
 
 
+def noise_mechanism(kind: str, local_variance: float, clients: int, dim: int, l2: float, l1: float) -> Skellam | DistributedDiscreteGaussian:
+    """The accounting mechanism of `clients` shares of variance `local_variance` each (integer units)."""
+    common = {"clients": clients, "dim": dim, "l2_sensitivity": l2, "l1_sensitivity": l1}
+    if kind == "skellam":
+        return Skellam(local_mu=local_variance / 2, **common)
+    return DistributedDiscreteGaussian(local_stddev=math.sqrt(local_variance), **common)
+
+
 @dataclass(eq=False)
 class DistributedNoise(TransformLayer):
     """Adds Sk(local_variance / 2) or N_Z(0, local_variance) per coordinate (integer units) to each client's
@@ -62,15 +70,9 @@ class DistributedNoise(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 
-    def mechanism_for(self, clients: int) -> Skellam | DistributedDiscreteGaussian:
-        common = {"clients": clients, "dim": self._d, "l2_sensitivity": self.l2_sensitivity, "l1_sensitivity": self.l1_sensitivity}
-        if self.mechanism == "skellam":
-            return Skellam(local_mu=self.local_variance / 2, **common)
-        return DistributedDiscreteGaussian(local_stddev=math.sqrt(self.local_variance), **common)
-
     def guarantee(self, out: Output) -> Guarantee:
         honest = len(out.included) - self.assume_colluding
-        mechanism = self.mechanism_for(honest) if honest > 0 else None
+        mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
         eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism is not None else math.inf
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,

@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+from protocols.accounting import DistributedDiscreteGaussian, Skellam
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
-from protocols.layers.noise import DistributedNoise
+from protocols.layers.noise import DistributedNoise, noise_mechanism
 from protocols.layers.rotation import RandomizedHadamard
 from protocols.protocol import Protocol, RingProtocol
+
+
+@dataclass(frozen=True, slots=True)
+class DistributedDPParameters:
+    """What `distributed_dp` derives: scale (integer units per update unit), the rounded sensitivities
+    (integer units) and each client's noise variance (integer units squared), for a padded dimension."""
+
+    padded_dim: int
+    scale: float
+    l2_sensitivity: float
+    l1_sensitivity: float
+    local_variance: float
+
+    def mechanism(self, kind: str, clients: int) -> Skellam | DistributedDiscreteGaussian:
+        """The mechanism when `clients` noise shares reach the output."""
+        return noise_mechanism(kind, self.local_variance, clients, self.padded_dim, self.l2_sensitivity, self.l1_sensitivity)
+
+
+def distributed_dp_parameters(
+    *, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, expected_clients: int | None = None,
+    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5),
+) -> DistributedDPParameters:
+    """Scale from `choose_scale`; total noise stddev = noise_multiplier * l2 (integer units), split into
+    `expected_clients` equal shares (default: all clients).
+
+    Raises:
+        ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`).
+    """
+    padded = 1 << max(0, (dim - 1).bit_length())
+    scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_stddev=noise_multiplier * clip,
+                         wrap_probability=wrap_probability, beta=beta)
+    l2 = rounded_l2_bound(clip * scale, padded, beta)
+    return DistributedDPParameters(padded, scale, l2, rounded_l1_bound(l2, padded), (noise_multiplier * l2) ** 2 / (expected_clients or clients))
 
 
 def distributed_dp(
@@ -26,18 +61,10 @@ def distributed_dp(
 ) -> Protocol:
     """clip -> randomized Hadamard -> scale + conditional rounding into Z_{2^b} -> noise shares -> `protection`.
 
-    The total noise has stddev noise_multiplier * l2 (l2: the rounded sensitivity in integer units),
-    split into `expected_clients` shares (default: all clients; pass the number you expect to survive,
-    since fewer shares mean less noise and a larger reported epsilon). The scale comes from
-    `choose_scale` for the ring of `protection`.
-
-    Raises:
-        ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`).
+    Pass `expected_clients` as the number you expect to survive: fewer shares than planned mean less
+    noise, and the noise layer then reports the larger epsilon of the noise that did arrive.
     """
-    padded = 1 << max(0, (dim - 1).bit_length())
-    expected = expected_clients or clients
-    scale = choose_scale(bits=protection.bits, clients=clients, dim=padded, clip=clip, noise_stddev=noise_multiplier * clip,
-                         wrap_probability=wrap_probability, beta=beta)
-    l2 = rounded_l2_bound(clip * scale, padded, beta)
-    noise = DistributedNoise(mechanism, (noise_multiplier * l2) ** 2 / expected, l2, rounded_l1_bound(l2, padded), protection, delta=delta)
-    return L2Clip(clip, RandomizedHadamard(DiscreteEncode(scale, clip, noise, beta=beta)))
+    p = distributed_dp_parameters(bits=protection.bits, clients=clients, dim=dim, clip=clip, noise_multiplier=noise_multiplier,
+                                  expected_clients=expected_clients, wrap_probability=wrap_probability, beta=beta)
+    noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=delta)
+    return L2Clip(clip, RandomizedHadamard(DiscreteEncode(p.scale, clip, noise, beta=beta)))

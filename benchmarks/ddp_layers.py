@@ -84,7 +84,7 @@ def part1(dims: list[int], n: int = 10) -> None:
             inputs = ints if isinstance(layer, DistributedNoise) else floats
             out = secure_sum(inputs, protocol=layer, seed=1)
             seconds = out.reports[-1].cost.client_seconds_mean
-            print(f"| {layer.name}{' ' + layer.mechanism if isinstance(layer, DistributedNoise) else ''} | {d:.0e} | {seconds:.5f} | {floor:.5f} | {seconds / floor:.0f}x |", flush=True)
+            print(f"| {layer.name}{' ' + layer.mechanism if isinstance(layer, DistributedNoise) else ''} | {d:.0e} | {seconds:.5f} | {floor:.5f} | {seconds / floor:.1f}x |", flush=True)
 
 
 def part2(bits_list: list[int], n: int = 100, d: int = 1000, clip: float = 1.0) -> None:

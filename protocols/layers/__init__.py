@@ -1,6 +1,7 @@
 """Transform layers: a per-client transform before an inner protocol and its inverse on the aggregate
 (the TFF aggregator-factory pattern). Nest them outermost first; the innermost is a protection protocol."""
 
+from protocols.layers.adaptive_clip import AdaptiveClip
 from protocols.layers.clip import L2Clip
 from protocols.layers.compression import RandK, StochasticQuantize, TopK
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
@@ -9,6 +10,7 @@ from protocols.layers.recipes import DistributedDPParameters, distributed_dp, di
 from protocols.layers.rotation import RandomizedDFT, RandomizedHadamard
 
 __all__ = [
+    "AdaptiveClip",
     "DiscreteEncode",
     "DistributedDPParameters",
     "DistributedNoise",

@@ -181,3 +181,21 @@ def test_stochastic_quantization_decodes_within_its_step(q, n, seed):
     assert np.max(np.abs(out.result - x.sum(axis=0))) <= n * step + 1e-9
     with pytest.raises(ValueError, match="needs >="):
         secure_sum(x, protocol=StochasticQuantize(q, 1.0, PlainSum(bits=q)), seed=seed)
+
+
+def test_adaptive_clip_tracks_the_target_quantile_and_reports_the_count_query():
+    from protocols.layers import AdaptiveClip
+
+    n, d = 30, 8
+    count = DistributedNoise("skellam", 0.5, 1.0, 1.0, SecAggPlus(n=n, k=8, t=5, bits=16))
+    layer = AdaptiveClip(norm=0.1, target_quantile=0.5, learning_rate=0.5, count=count, inner=FloatSum())
+    rng = np.random.default_rng(0)
+    for r in range(40):
+        x = rng.normal(size=(n, d))  # norms concentrate near sqrt(8) = 2.83
+        out = secure_sum(x, protocol=layer, seed=r)
+    median = np.median(np.linalg.norm(rng.normal(size=(10000, d)), axis=1))
+    assert abs(layer.norm / median - 1) < 0.25
+    g = out.reports[-1].guarantee
+    assert isinstance(g.dp_mechanism, Skellam) and g.dp_mechanism.l2_sensitivity == 1.0 and 0 < g.epsilon < math.inf
+    assert out.reports[-1].cost.bytes_up_mean > 0  # the count travelled through its own secure aggregation
+    assert np.all(np.linalg.norm(out.result) <= n * out.reports[-1].guarantee.parameters["norm_used"] + 1e-9)

@@ -1,0 +1,81 @@
+"""Adaptive clipping to a target quantile of the client norms (Andrew et al., NeurIPS 2021).
+
+Round t clips every update to C_t. Each client also reports the bit b_i = [||x_i|| <= C_t]; the bits are
+summed by their own `count` protocol (a ring protocol, normally a distributed-noise layer over secure
+aggregation, so the server sees only a noisy count), and the server updates the norm geometrically:
+
+    C_{t+1} = C_t * exp(-learning_rate * (b_bar - target_quantile)),  b_bar = noisy count / included clients.
+
+The count is a query of its own with sensitivity 1: its mechanism and epsilon are reported in this
+layer's guarantee, to be composed with the update's. The inner stack's sensitivity must cover C_t
+(rebuild it each round with `norm`, or give it a clip >= every C_t).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocols.protocol import Protocol
+from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
+from protocols.schedule import DropoutSchedule
+from protocols.transport import InProcessTransport
+from secagg.encoding import FixedPoint
+from secagg.randomness import Randomness
+from secagg.ring import Ring
+
+
+@dataclass(eq=False)
+class AdaptiveClip(Protocol):
+    """Clips to `norm` (updated every round) and tracks the `target_quantile` of the client norms."""
+
+    norm: float
+    target_quantile: float
+    learning_rate: float
+    count: Protocol
+    inner: Protocol
+    name: str = "adaptive-clip"
+
+    def __post_init__(self) -> None:
+        if not self.norm > 0 or not 0 < self.target_quantile < 1 or not self.learning_rate > 0:
+            raise ValueError(f"need norm > 0, 0 < target_quantile < 1, learning_rate > 0; found {self.norm}, {self.target_quantile}, {self.learning_rate}")
+
+    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        n = inputs.shape[0]
+        start = time.thread_time()
+        norms = np.linalg.norm(inputs, axis=1)
+        clipped = inputs * np.minimum(1.0, self.norm / np.maximum(norms, np.finfo(float).tiny))[:, None]
+        ring = Ring(self.count.bits)
+        bits = (norms <= self.norm).astype(ring.dtype)[:, None]
+        client_seconds = np.full(n, (time.thread_time() - start) / n)
+        count_transport = InProcessTransport(n, rng.fork("count links"))
+        counted = self.count.run(bits, dropouts, rng.fork("count"), count_transport)
+        noisy = float(FixedPoint(1.0, ring).decode(counted.result)[0])  # the signed noisy count
+        out = self.inner.run(clipped, dropouts, rng, transport)
+        used = self.norm
+        fraction = noisy / max(len(counted.included), 1)
+        self.norm = used * math.exp(-self.learning_rate * (fraction - self.target_quantile))
+        count_cost = counted.reports[0].cost
+        cost = Cost(client_seconds_mean=float(client_seconds.mean()) + count_cost.client_seconds_mean, client_seconds_max=float(client_seconds.max()) + count_cost.client_seconds_max,
+                    server_seconds=sum(r.cost.server_seconds for r in counted.reports), bytes_up_mean=count_cost.bytes_up_mean,
+                    bytes_up_max=count_cost.bytes_up_max, bytes_down_mean=count_cost.bytes_down_mean, bytes_down_max=count_cost.bytes_down_max,
+                    rounds=count_cost.rounds)
+        noise = next((r.guarantee for r in counted.reports if r.guarantee.dp_mechanism is not None), None)
+        guarantee = Guarantee(
+            threat_model=ThreatModel.LOCAL,
+            server_learns="a noisy count of the clients within the clip norm (through the count protocol)",
+            collusion="as the count protocol's",
+            dropout_tolerance=n,
+            exact=False,
+            parameters={"norm_used": round(used, 6), "next_norm": round(self.norm, 6), "target_quantile": self.target_quantile,
+                        "noisy_fraction_within": round(fraction, 4)},
+            dp_mechanism=noise.dp_mechanism if noise else None,
+            epsilon=noise.epsilon if noise else math.inf,
+            delta=noise.delta if noise else None,
+            notes="epsilon is the count query's alone (sensitivity 1); compose it with the update's",
+        )
+        return out.then(out.result, LayerReport(self.name, cost, guarantee))
+

@@ -37,21 +37,26 @@ def trimmed_mean(updates: np.ndarray, f: int) -> np.ndarray:
 def geometric_median(updates: np.ndarray, f: int, *, tol: float = 1e-7, max_iter: int = 500, eps: float = 1e-12) -> np.ndarray:
     """argmin_z sum_i ||z - x_i|| by smoothed Weiszfeld: z <- sum_i w_i x_i / sum_i w_i, w_i = 1 / max(eps, ||z - x_i||).
 
-    Starts at the coordinate-wise median; stops when a step moves z by at most tol * (1 + ||z||)
-    (update units) or after max_iter steps. Each step costs one (n, d) matrix-vector product.
+    Starts at the mean (a start on an update would pin Weiszfeld there); stops when a step moves z by at most tol times the mean
+    distance to the updates, or after max_iter steps. Weiszfeld crawls when the minimum sits on an
+    update, so the result is the better of z and the best update (objective from one Gram matrix).
+    Each step costs one (n, d) matrix-vector product.
     """
     x = check_updates(updates, f)
     sq_norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-    z = np.median(x, axis=0).astype(np.float64)
+    z = x.mean(axis=0, dtype=np.float64)
     for _ in range(max_iter):  # products in the updates' dtype (float32 BLAS for float32 updates), the rest in float64
         dist = np.sqrt(np.maximum(sq_norms - 2.0 * (x @ z.astype(x.dtype)) + z @ z, 0.0))
         weights = 1.0 / np.maximum(dist, eps)
         new = (weights.astype(x.dtype) @ x) / weights.sum()
         step = np.linalg.norm(new - z)
         z = new
-        if step <= tol * (1.0 + np.linalg.norm(z)):
+        if step <= tol * max(dist.mean(), eps):
             break
-    return z
+    objective = np.sqrt(np.maximum(sq_norms - 2.0 * (x @ z.astype(x.dtype)) + z @ z, 0.0)).sum()
+    at_updates = np.sqrt(squared_distances(x)).sum(axis=1)
+    best = int(np.argmin(at_updates))
+    return x[best].astype(np.float64) if at_updates[best] < objective else z
 
 
 def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:

@@ -64,7 +64,7 @@ def test_trimmed_mean_and_nnm_match_a_loop(case):
     assert np.allclose(nnm(x, f), expected)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(cases())
 def test_geometric_median_minimizes_the_sum_of_distances(case):
     x, f = case

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from protocols.accounting import DistributedDiscreteGaussian, Gaussian, Skellam, calibrate, ddg_rdp, epsilon, skellam_rdp
+from protocols.accounting import DistributedDiscreteGaussian, Gaussian, Skellam, calibrate, compose_epsilon, ddg_rdp, epsilon, skellam_rdp
 
 
 def _renyi(log_p: np.ndarray, log_q: np.ndarray, order: int) -> float:
@@ -105,3 +105,26 @@ def test_bad_mechanisms_are_refused(build, match):
 def test_bad_accounting_arguments_are_refused():
     with pytest.raises(ValueError, match="sampling_rate"):
         epsilon(Gaussian(noise_multiplier=1.0), steps=1, sampling_rate=0.0, delta=1e-5)
+
+
+def test_last_iterate_bound_applies_only_under_declared_assumptions():
+    from protocols.accounting import ConvexSmooth, last_iterate_epsilon
+
+    g = Gaussian(noise_multiplier=3.0)
+    ddp = compose_epsilon([g] * 100, delta=1e-5)
+    assert ddp == pytest.approx(epsilon(g, steps=100, delta=1e-5), rel=0.05)  # integer orders vs dp-accounting's finer grid
+    none = last_iterate_epsilon(g, rounds=100, delta=1e-5)
+    assert none.bound == "distributed DP" and none.epsilon == pytest.approx(ddp)
+    ok = last_iterate_epsilon(g, rounds=100, assumptions=ConvexSmooth(smoothness=1.0, learning_rate=1.5), delta=1e-5)
+    assert ok.bound.startswith("last-iterate") and ok.epsilon < ddp / 3
+    # a client whose only round was the last one gets no amplification: one Gaussian step
+    last = last_iterate_epsilon(g, rounds=100, participation=[100], assumptions=ConvexSmooth(smoothness=1.0, learning_rate=1.5), delta=1e-5)
+    assert last.epsilon == pytest.approx(epsilon(g, steps=1, delta=1e-5), rel=0.05)
+    early = last_iterate_epsilon(g, rounds=100, participation=[1], assumptions=ConvexSmooth(smoothness=1.0, learning_rate=1.5), delta=1e-5)
+    assert early.epsilon < last.epsilon
+    too_fast = last_iterate_epsilon(g, rounds=100, assumptions=ConvexSmooth(smoothness=1.0, learning_rate=2.5), delta=1e-5)
+    assert too_fast.bound == "distributed DP" and "contractive" in too_fast.reason
+    discrete = Skellam(local_mu=100.0, clients=10, dim=10, l2_sensitivity=10.0, l1_sensitivity=30.0)
+    assert "Gaussian noise" in last_iterate_epsilon(discrete, rounds=5, assumptions=ConvexSmooth(smoothness=1.0, learning_rate=1.0), delta=1e-5).reason
+    with pytest.raises(ValueError, match="participation"):
+        last_iterate_epsilon(g, rounds=5, participation=[6], delta=1e-5)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.layers.transform import TransformLayer
+from protocols.layers.transform import TransformLayer, local_guarantee
 from protocols.protocol import Protocol
-from protocols.report import Guarantee, Output, ThreatModel
+from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
 
 
@@ -42,12 +42,5 @@ class L2Clip(TransformLayer):
         return aggregate
 
     def guarantee(self, out: Output) -> Guarantee:
-        return Guarantee(
-            threat_model=ThreatModel.LOCAL,
-            server_learns="nothing from this layer",
-            collusion="not applicable",
-            dropout_tolerance=self._n,
-            exact=self._clipped == 0,
-            parameters={"norm": self.norm, "clipped_clients": self._clipped},
-            notes="L2 sensitivity of one client's update = norm; biased for the clipped clients",
-        )
+        return local_guarantee(self._n, exact=self._clipped == 0, parameters={"norm": self.norm, "clipped_clients": self._clipped},
+                               notes="L2 sensitivity of one client's update = norm; biased for the clipped clients")

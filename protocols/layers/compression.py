@@ -19,15 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protocols.dp.samplers import uniform
-from protocols.layers.transform import TransformLayer
+from protocols.layers.transform import TransformLayer, local_guarantee
 from protocols.protocol import Protocol, RingProtocol
-from protocols.report import Guarantee, Output, ThreatModel
+from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
-
-
-def _local(n: int, exact: bool, parameters: dict, notes: str, numeric_error: float = 0.0) -> Guarantee:
-    return Guarantee(threat_model=ThreatModel.LOCAL, server_learns="nothing from this layer", collusion="not applicable",
-                     dropout_tolerance=n, exact=exact, numeric_error=numeric_error, parameters=parameters, notes=notes)
 
 
 @dataclass(eq=False)
@@ -53,9 +48,9 @@ class RandK(TransformLayer):
         return out
 
     def guarantee(self, out: Output) -> Guarantee:
-        return _local(self._n, False, {"k": self.k, "d": self._d, "variance_factor": round(self._d / self.k, 3),
+        return local_guarantee(self._n, exact=False, parameters={"k": self.k, "d": self._d, "variance_factor": round(self._d / self.k, 3),
                                        "bytes_saved_fraction": round(1 - self.k / self._d, 4)},
-                      "unbiased: E[decoded sum] = true sum; E||error||^2 <= (d/k - 1) ||sum||^2")
+                      notes="unbiased: E[decoded sum] = true sum; E||error||^2 <= (d/k - 1) ||sum||^2")
 
 
 @dataclass(eq=False)
@@ -84,8 +79,8 @@ class TopK(TransformLayer):
         return aggregate
 
     def guarantee(self, out: Output) -> Guarantee:
-        return _local(self._n, False, {"k": self.k, "d": self._d, "bytes_saved_fraction": 0.0},
-                      "biased per round, error feedback carries the rest to later rounds; sent densely so positions "
+        return local_guarantee(self._n, exact=False, parameters={"k": self.k, "d": self._d, "bytes_saved_fraction": 0.0},
+                      notes="biased per round, error feedback carries the rest to later rounds; sent densely so positions "
                       "stay hidden by the protection layer and align under masking; a dropped client's memory is kept")
 
 
@@ -117,7 +112,7 @@ class StochasticQuantize(TransformLayer):
         return aggregate.astype(np.float64) * self._step - len(included) * self.clip
 
     def guarantee(self, out: Output) -> Guarantee:
-        return _local(self._n, False, {"q": self.q, "clip": self.clip, "ring_bits": self.inner.bits,
+        return local_guarantee(self._n, exact=False, parameters={"q": self.q, "clip": self.clip, "ring_bits": self.inner.bits,
                                        "bytes_saved_fraction_vs_float32": round(1 - self.inner.ring.element_bytes / 4, 4)},
-                      f"unbiased within [-clip, clip]; variance <= step^2/4 = {self._step**2 / 4:.3g} per coordinate per client",
+                      notes=f"unbiased within [-clip, clip]; variance <= step^2/4 = {self._step**2 / 4:.3g} per coordinate per client",
                       numeric_error=len(out.included) * self._step)

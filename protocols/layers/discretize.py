@@ -20,9 +20,9 @@ from statistics import NormalDist
 import numpy as np
 
 from protocols.dp.samplers import uniform
-from protocols.layers.transform import TransformLayer
+from protocols.layers.transform import TransformLayer, local_guarantee
 from protocols.protocol import RingProtocol
-from protocols.report import Guarantee, Output, ThreatModel
+from protocols.report import Guarantee, Output
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -102,11 +102,8 @@ class DiscreteEncode(TransformLayer):
         return self._codec.decode(aggregate)
 
     def guarantee(self, out: Output) -> Guarantee:
-        return Guarantee(
-            threat_model=ThreatModel.LOCAL,
-            server_learns="nothing from this layer",
-            collusion="not applicable",
-            dropout_tolerance=self._n,
+        return local_guarantee(
+            self._n,
             exact=False,
             numeric_error=len(out.included) / self.scale,
             parameters={"scale": round(self.scale, 4), "bits": self.inner.bits, "beta": round(self.beta, 4),

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.layers.transform import TransformLayer
+from protocols.layers.transform import TransformLayer, local_guarantee
 from protocols.protocol import Protocol
-from protocols.report import Guarantee, Output, ThreatModel
+from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
 
 
@@ -85,16 +85,9 @@ class RandomizedHadamard(TransformLayer):
         return (self.backward(np.asarray(aggregate, dtype=np.float64)) * self._signs)[: self._d]
 
     def guarantee(self, out: Output) -> Guarantee:
-        return Guarantee(
-            threat_model=ThreatModel.LOCAL,
-            server_learns="nothing from this layer (the signs are public)",
-            collusion="not applicable",
-            dropout_tolerance=self._n,
-            exact=True,
-            numeric_error=1e-12,
-            parameters={"d": self._d, "padded_d": self._padded},
-            notes=f"inner layers carry {self._padded} coordinates for {self._d}",
-        )
+        return local_guarantee(self._n, exact=True, numeric_error=1e-12, parameters={"d": self._d, "padded_d": self._padded},
+                               notes=f"inner layers carry {self._padded} coordinates for {self._d}",
+                               server_learns="nothing from this layer (the signs are public)")
 
 
 @dataclass(eq=False)

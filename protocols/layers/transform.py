@@ -9,10 +9,17 @@ import time
 import numpy as np
 
 from protocols.protocol import Protocol
-from protocols.report import Cost, Guarantee, LayerReport, Output
+from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule
 from protocols.transport import InProcessTransport
 from secagg.randomness import Randomness
+
+
+def local_guarantee(n: int, *, exact: bool, parameters: dict, notes: str, numeric_error: float = 0.0,
+                    server_learns: str = "nothing from this layer") -> Guarantee:
+    """The guarantee of a local transform: no trust involved, any of the n clients may drop."""
+    return Guarantee(threat_model=ThreatModel.LOCAL, server_learns=server_learns, collusion="not applicable", dropout_tolerance=n,
+                     exact=exact, numeric_error=numeric_error, parameters=parameters, notes=notes)
 
 
 class TransformLayer(Protocol):

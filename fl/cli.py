@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
+from protocols.layers.noise import MECHANISMS
 from protocols import ProtocolError, format_reports
 
 
@@ -21,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--protocol", choices=PROTOCOLS, default=defaults.protocol)
     demo.add_argument("--bits", type=int, default=defaults.bits, help="ring Z_2^bits (default %(default)s)")
     demo.add_argument("--active", action="store_true", help="signatures and consistency check against an active server")
+    demo.add_argument("--noise-multiplier", type=float, default=defaults.noise_multiplier,
+                      help="> 0: clip, rotate, discretize and add distributed DP noise before protection (default %(default)s)")
+    demo.add_argument("--mechanism", choices=MECHANISMS, default=defaults.mechanism, help="distributed noise: skellam or ddg")
     demo.add_argument("--seed", type=int, default=defaults.seed, help="simulation seed (secrets are seeded too: a demo, not for real data)")
     return parser
 
@@ -29,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = DemoConfig(
-            clients=args.clients, dim=args.dim, dropout=args.dropout, protocol=args.protocol, bits=args.bits, active=args.active, seed=args.seed
+            clients=args.clients, dim=args.dim, dropout=args.dropout, protocol=args.protocol, bits=args.bits, active=args.active,
+            seed=args.seed, noise_multiplier=args.noise_multiplier, mechanism=args.mechanism,
         )
         print(f"secure aggregation: n={config.clients} clients, d={config.dim}, dropout={config.dropout:.0%}, protocol={config.protocol}")
         result = run_demo(config)
@@ -40,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"secagg: the round aborted and revealed nothing: {exc}", file=sys.stderr)
         return 1
     print(format_reports(result.secure.reports + result.baseline.reports))
-    print(
-        f"\nincluded clients: {len(result.secure.included)} of {config.clients}; decoded sum max error "
-        f"{result.max_error:.3g} (fixed-point bound {result.error_bound:.3g}); "
-        f"{len(result.secure.rejected)} messages rejected"
-    )
+    if config.noise_multiplier > 0:
+        accuracy = f"decoded sum RMS error {result.error:.3g} (target noise stddev {result.expected:.3g})"
+    else:
+        accuracy = f"decoded sum max error {result.error:.3g} (fixed-point bound {result.expected:.3g})"
+    print(f"\nincluded clients: {len(result.secure.included)} of {config.clients}; {accuracy}; {len(result.secure.rejected)} messages rejected")
     return 0
 
 

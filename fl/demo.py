@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols import DropoutSchedule, Output, PlainSum, Protocol, SecAgg, SecAggPlus, secure_sum
+from protocols.layers import distributed_dp
+from protocols.layers.noise import MECHANISMS
 from secagg import FixedPoint, Ring, SeededRandomness
 
 PROTOCOLS = ("secagg+", "secagg", "plain")
@@ -22,6 +24,8 @@ class DemoConfig:
     bits: int = 32
     active: bool = False
     seed: int = 0
+    noise_multiplier: float = 0.0  # > 0: clip, rotate, discretize and add distributed noise before protection
+    mechanism: str = "skellam"
 
     def __post_init__(self) -> None:
         if self.clients < 3:
@@ -32,6 +36,8 @@ class DemoConfig:
             raise ValueError(f"dropout must be in [0, 1), found {self.dropout}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, found {self.protocol!r}")
+        if self.noise_multiplier < 0 or self.mechanism not in MECHANISMS:
+            raise ValueError(f"noise_multiplier must be >= 0 and mechanism one of {MECHANISMS}, found {self.noise_multiplier}, {self.mechanism!r}")
 
     def build(self) -> Protocol:
         if self.protocol == "secagg+":
@@ -45,13 +51,14 @@ class DemoConfig:
 class DemoResult:
     secure: Output
     baseline: Output
-    max_error: float  # max |decoded secure sum - float sum of the included updates|, update units
-    error_bound: float  # n_included / (2 * scale): the nearest-rounding bound
+    error: float  # without noise: max |decoded sum - float sum of the included updates|; with noise: its RMS (update units)
+    expected: float  # without noise: n_included / (2 * scale), the rounding bound; with noise: the target noise stddev
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Client updates are N(0, 0.01) floats clipped to [-1, 1], encoded at the largest scale whose
-    n-fold sum cannot wrap, aggregated by `config.protocol` and by the plaintext baseline."""
+    n-fold sum cannot wrap, aggregated by `config.protocol` and by the plaintext baseline. With a noise
+    multiplier, the updates (L2 norm <= 1) go through the distributed-DP recipe instead."""
     sim = np.random.default_rng(config.seed)
     updates = np.clip(sim.normal(0.0, 0.1, size=(config.clients, config.dim)), -1.0, 1.0)
     ring = Ring(config.bits)
@@ -60,8 +67,15 @@ def run_demo(config: DemoConfig) -> DemoResult:
     codec.check_sum_fits(config.clients, 1.0)
     encoded = np.stack([codec.encode(u) for u in updates])
     dropouts = DropoutSchedule.random(config.clients, config.dropout, SeededRandomness(config.seed + 1))
-    secure = secure_sum(encoded, protocol=config.build(), dropouts=dropouts, seed=config.seed)
     baseline = secure_sum(encoded, protocol=PlainSum(bits=config.bits), dropouts=dropouts, seed=config.seed)
+    if config.noise_multiplier > 0:
+        updates /= np.maximum(1.0, np.linalg.norm(updates, axis=1, keepdims=True))  # within the clip norm 1
+        stack = distributed_dp(config.build(), clients=config.clients, dim=config.dim, clip=1.0,
+                               noise_multiplier=config.noise_multiplier, mechanism=config.mechanism)
+        secure = secure_sum(updates, protocol=stack, dropouts=dropouts, seed=config.seed)
+        residual = secure.result - updates[list(secure.included)].sum(axis=0)
+        return DemoResult(secure, baseline, float(np.sqrt(np.mean(residual**2))), config.noise_multiplier)
+    secure = secure_sum(encoded, protocol=config.build(), dropouts=dropouts, seed=config.seed)
     truth = updates[list(secure.included)].sum(axis=0)
     error = float(np.max(np.abs(codec.decode(secure.result) - truth)))
     return DemoResult(secure, baseline, error, len(secure.included) / (2 * scale))

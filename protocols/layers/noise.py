@@ -8,11 +8,11 @@ noise that actually reached the aggregate: (included - assume_colluding) shares.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.accounting import DistributedDiscreteGaussian, Skellam, epsilon
+from protocols.accounting import DistributedDiscreteGaussian, Skellam, compose_epsilon, epsilon
 from protocols.dp.samplers import discrete_gaussian, skellam
 from protocols.layers.transform import TransformLayer
 from protocols.protocol import RingProtocol
@@ -44,6 +44,7 @@ class DistributedNoise(TransformLayer):
     delta: float = 1e-5
     assume_colluding: int = 0
     name: str = "noise"
+    ledger: list = field(default_factory=list)  # the mechanism of every round this layer ran, for the cumulative epsilon
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -74,6 +75,9 @@ class DistributedNoise(TransformLayer):
         honest = len(out.included) - self.assume_colluding
         mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
         eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism is not None else math.inf
+        if mechanism is not None:
+            self.ledger.append(mechanism)
+        cumulative = compose_epsilon(self.ledger, delta=self.delta) if mechanism is not None else math.inf
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns="the noisy aggregate only (through the inner protection layer)",
@@ -81,9 +85,11 @@ class DistributedNoise(TransformLayer):
             dropout_tolerance=self._n,
             exact=False,
             parameters={"mechanism": self.mechanism, "local_variance": round(self.local_variance, 3), "noise_shares_in_output": max(honest, 0),
+                        "rounds_in_ledger": len(self.ledger), "cumulative_epsilon": round(cumulative, 4),
                         "noise_stddev_integer_units": round(math.sqrt(len(out.included) * self.local_variance), 3)},
             dp_mechanism=mechanism,
             epsilon=eps,
             delta=self.delta,
-            notes="epsilon uses the noise that reached the output: dropped clients added none",
+            notes="epsilon uses the noise that reached the output: dropped clients added none; cumulative_epsilon composes "
+            "every round this layer object ran (full participation assumed)",
         )

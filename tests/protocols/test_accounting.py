@@ -128,3 +128,18 @@ def test_last_iterate_bound_applies_only_under_declared_assumptions():
     assert "Gaussian noise" in last_iterate_epsilon(discrete, rounds=5, assumptions=ConvexSmooth(smoothness=1.0, learning_rate=1.0), delta=1e-5).reason
     with pytest.raises(ValueError, match="participation"):
         last_iterate_epsilon(g, rounds=5, participation=[6], delta=1e-5)
+
+
+def test_strong_convexity_shrinks_the_last_iterate_epsilon_geometrically():
+    from protocols.accounting import ConvexSmooth, last_iterate_epsilon
+
+    g = Gaussian(noise_multiplier=2.0)
+    convex = ConvexSmooth(smoothness=1.0, learning_rate=0.5)
+    strong = ConvexSmooth(smoothness=1.0, learning_rate=0.5, strong_convexity=0.2)
+    assert strong.contraction == pytest.approx(0.9)
+    first_convex = last_iterate_epsilon(g, rounds=50, participation=[1], assumptions=convex, delta=1e-5).epsilon
+    first_strong = last_iterate_epsilon(g, rounds=50, participation=[1], assumptions=strong, delta=1e-5).epsilon
+    assert first_strong < first_convex / 5
+    # the last round is never amplified, whatever the contraction
+    last = [last_iterate_epsilon(g, rounds=50, participation=[50], assumptions=a, delta=1e-5).epsilon for a in (convex, strong)]
+    assert last[0] == pytest.approx(last[1])

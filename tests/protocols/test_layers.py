@@ -105,6 +105,8 @@ def test_noise_accounts_only_for_the_shares_that_reached_the_output():
     assert full.dp_mechanism.clients == 12 and dropped.dp_mechanism.clients == 10
     assert dropped.epsilon > full.epsilon
     assert full.epsilon == pytest.approx(epsilon(full.dp_mechanism, steps=1, delta=1e-5))
+    assert dropped.parameters["rounds_in_ledger"] == 2
+    assert dropped.parameters["cumulative_epsilon"] == pytest.approx(compose_epsilon([full.dp_mechanism, dropped.dp_mechanism], delta=1e-5), rel=1e-3)
     colluding = DistributedNoise("skellam", 400.0, 10.0, 40.0, PlainSum(bits=32), assume_colluding=12)
     assert secure_sum(x, protocol=colluding, seed=1).reports[-1].guarantee.epsilon == math.inf
 

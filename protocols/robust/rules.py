@@ -56,7 +56,8 @@ def geometric_median(updates: np.ndarray, f: int, *, tol: float = 1e-7, max_iter
     objective = np.sqrt(np.maximum(sq_norms - 2.0 * (x @ z.astype(x.dtype)) + z @ z, 0.0)).sum()
     at_updates = np.sqrt(squared_distances(x)).sum(axis=1)
     best = int(np.argmin(at_updates))
-    return x[best].astype(np.float64) if at_updates[best] < objective else z
+    # the minimum need not be unique (an even number of collinear updates): keep z unless an update is clearly better
+    return x[best].astype(np.float64) if at_updates[best] < objective * (1 - 1e-9) else z
 
 
 def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from protocols import DropoutSchedule, Stage, secure_sum
@@ -94,6 +94,9 @@ def test_nnm_is_permutation_equivariant(case, seed):
 @given(cases(), st.sampled_from(TRANSLATION_EQUIVARIANT))
 def test_translation_equivariance(case, rule):
     x, f = case
+    n, d = x.shape
+    # the geometric median is a set when n = 2 or n is even in one dimension: any optimal point is right there
+    assume(rule != "geometric_median" or not (n == 2 or (d == 1 and n % 2 == 0)))
     shift = np.linspace(-3, 5, x.shape[1])
     scale = 1 + np.abs(x).max()
     assert np.allclose(aggregate(x + shift, f, rule), aggregate(x, f, rule) + shift, rtol=1e-6, atol=1e-6 * scale)

@@ -20,7 +20,7 @@ def test_harary_graph_is_k_regular_and_symmetric(n, data):
 @given(k=st.integers(1, 300), p=st.floats(0.001, 0.999), data=st.data())
 def test_binomial_tail_matches_scipy(k, p, data):
     m = data.draw(st.integers(0, k))
-    assert binomial_tail(k, p, m) == pytest.approx(stats.binom.sf(m - 1, k, p), rel=1e-9, abs=1e-300)
+    assert binomial_tail(k, p, m) == pytest.approx(stats.binom.sf(m - 1, k, p), rel=1e-7, abs=1e-200)  # only values far above 1e-200 matter (thresholds are ~2**-40)
 
 
 @settings(max_examples=40)

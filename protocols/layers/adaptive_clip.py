@@ -1,6 +1,6 @@
 """Adaptive clipping to a target quantile of the client norms (Andrew et al., NeurIPS 2021).
 
-Round t clips every update to C_t. Each client also reports the bit b_i = [||x_i|| <= C_t]; the bits are
+Round t clips every update to C_t (an `L2Clip` around the inner stack, with its own report row). Each client also reports the bit b_i = [||x_i|| <= C_t]; the bits are
 summed by their own `count` protocol (a ring protocol, normally a distributed-noise layer over secure
 aggregation, so the server sees only a noisy count), and the server updates the norm geometrically:
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.layers.clip import L2Clip
 from protocols.protocol import Protocol
 from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule
@@ -46,23 +47,23 @@ class AdaptiveClip(Protocol):
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         n = inputs.shape[0]
         start = time.thread_time()
-        norms = np.linalg.norm(inputs, axis=1)
-        clipped = inputs * np.minimum(1.0, self.norm / np.maximum(norms, np.finfo(float).tiny))[:, None]
         ring = Ring(self.count.bits)
-        bits = (norms <= self.norm).astype(ring.dtype)[:, None]
-        client_seconds = np.full(n, (time.thread_time() - start) / n)
-        count_transport = InProcessTransport(n, rng.fork("count links"))
-        counted = self.count.run(bits, dropouts, rng.fork("count"), count_transport)
+        bits = (np.linalg.norm(inputs, axis=1) <= self.norm).astype(ring.dtype)[:, None]
+        own_seconds = (time.thread_time() - start) / n
+        counted = self.count.run(bits, dropouts, rng.fork("count"), InProcessTransport(n, rng.fork("count links")))
         noisy = float(FixedPoint(1.0, ring).decode(counted.result)[0])  # the signed noisy count
-        out = self.inner.run(clipped, dropouts, rng, transport)
+        out = L2Clip(self.norm, self.inner).run(inputs, dropouts, rng, transport)  # the clipping itself, with its own row
         used = self.norm
         fraction = noisy / max(len(counted.included), 1)
         self.norm = used * math.exp(-self.learning_rate * (fraction - self.target_quantile))
-        count_cost = counted.reports[0].cost
-        cost = Cost(client_seconds_mean=float(client_seconds.mean()) + count_cost.client_seconds_mean, client_seconds_max=float(client_seconds.max()) + count_cost.client_seconds_max,
-                    server_seconds=sum(r.cost.server_seconds for r in counted.reports), bytes_up_mean=count_cost.bytes_up_mean,
-                    bytes_up_max=count_cost.bytes_up_max, bytes_down_mean=count_cost.bytes_down_mean, bytes_down_max=count_cost.bytes_down_max,
-                    rounds=count_cost.rounds)
+        wire = counted.reports[0].cost  # the count's bytes and rounds: those of its protection protocol
+        cost = Cost(
+            client_seconds_mean=own_seconds + sum(r.cost.client_seconds_mean for r in counted.reports),
+            client_seconds_max=own_seconds + sum(r.cost.client_seconds_max for r in counted.reports),
+            server_seconds=sum(r.cost.server_seconds for r in counted.reports),
+            bytes_up_mean=wire.bytes_up_mean, bytes_up_max=wire.bytes_up_max, bytes_down_mean=wire.bytes_down_mean,
+            bytes_down_max=wire.bytes_down_max, rounds=wire.rounds,
+        )
         noise = next((r.guarantee for r in counted.reports if r.guarantee.dp_mechanism is not None), None)
         guarantee = Guarantee(
             threat_model=ThreatModel.LOCAL,

@@ -59,7 +59,7 @@ def test_loader_reads_npz_and_csv(tmp_path):
     np.savez(tmp_path / "mine.npz", x=x, y=y)
     got = load_file(tmp_path / "mine.npz")
     assert np.array_equal(got.x, x) and np.array_equal(got.y, y) and got.num_classes == 3
-    (tmp_path / "mine.csv").write_text("a,b,c,label\n" + "\n".join(",".join(map(str, [*r, l])) for r, l in zip(x, y)))
+    (tmp_path / "mine.csv").write_text("a,b,c,label\n" + "\n".join(",".join(map(str, [*row, label])) for row, label in zip(x, y)))
     got = load_file(tmp_path / "mine.csv")
     assert np.array_equal(got.x, x) and np.array_equal(got.y, y)
 

@@ -1,0 +1,178 @@
+"""The federated round loop: clients train locally, Byzantine and mistaken clients misbehave, some drop,
+and a protocol stack from `protocols` aggregates the updates; the server applies the decoded aggregate.
+
+The loop only calls `secure_sum(updates, protocol=stack, dropouts=...)`, so clients could live anywhere a
+transport can reach. Each round records accuracy, loss, who was included, every layer's report, and the
+epsilon of the noise that reached the output (per round and composed so far).
+
+Simulation conventions: every random choice, the protocols' secrets included, comes from `config.seed`
+(reproducible runs; never for real data). A fixed number of participants is drawn each round, and the
+cumulative epsilon composes the rounds with Poisson sampling at rate participants / clients, the usual
+approximation for fixed-size sampling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fl.adversaries import UPDATE_ATTACKS, mislabel
+from fl.datasets import Dataset, dirichlet, iid, load
+from fl.models import build, get_flat
+from fl.training import LocalConfig, evaluate, local_update
+from protocols import DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
+from protocols.accounting import compose_epsilon
+from protocols.layers import DiscreteEncode, L2Clip, distributed_dp
+from protocols.robust import RULES, PlainRobust
+from secagg import SeededRandomness
+
+STACKS = ("plain", "secagg+", "ddp+secagg+", "robust")
+MEAN_STACKS = ("plain", "robust")  # these return an average; the others a sum over the included clients
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment. Fractions are of all clients; `sample_fraction` picks a fixed number of participants a round."""
+
+    data: str = "breast_cancer"
+    model: str = "logreg"
+    clients: int = 20
+    rounds: int = 10
+    sample_fraction: float = 1.0
+    partition: str = "iid"
+    alpha: float = 0.5
+    local: LocalConfig = field(default_factory=lambda: LocalConfig(epochs=1, batch_size=16, lr=0.1))
+    stack: str = "secagg+"
+    rule: str = "krum"
+    byzantine: float = 0.0
+    attack: str = "alie"
+    mistaken: float = 0.0
+    mislabel_fraction: float = 0.5
+    dropout: float = 0.0
+    clip: float = 1.0
+    noise_multiplier: float = 0.5
+    bits: int = 20
+    delta: float = 1e-5
+    test_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.stack in STACKS, f"stack must be one of {STACKS}, found {self.stack!r}"),
+            (self.rule in RULES, f"rule must be one of {sorted(RULES)}, found {self.rule!r}"),
+            (self.attack in UPDATE_ATTACKS, f"attack must be one of {sorted(UPDATE_ATTACKS)}, found {self.attack!r}"),
+            (self.partition in ("iid", "dirichlet"), f"partition must be 'iid' or 'dirichlet', found {self.partition!r}"),
+            (self.clients >= 3, f"clients must be >= 3, found {self.clients}"),
+            (self.rounds >= 1, f"rounds must be >= 1, found {self.rounds}"),
+            (0 < self.sample_fraction <= 1, f"sample_fraction must be in (0, 1], found {self.sample_fraction}"),
+            (0 <= self.byzantine < 0.5, f"byzantine must be in [0, 0.5), found {self.byzantine}"),
+            (0 <= self.mistaken <= 1 and 0 <= self.mislabel_fraction <= 1, "mistaken and mislabel_fraction must be in [0, 1]"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), found {self.dropout}"),
+            (self.clip > 0 and self.noise_multiplier >= 0, "clip must be > 0 and noise_multiplier >= 0"),
+            (0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), found {self.test_fraction}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def participants(self) -> int:
+        return max(3, round(self.sample_fraction * self.clients))
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    round: int
+    loss: float
+    accuracy: float
+    included: tuple[int, ...]  # participant positions whose updates reached the aggregate
+    byzantine: tuple[int, ...]  # client ids that attacked this round
+    reports: tuple[LayerReport, ...]
+    epsilon: float | None  # this round's, from the noise that reached the output (None: no noise layer)
+    cumulative_epsilon: float | None
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    rounds: list[RoundRecord] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C stopped the run; `rounds` holds every round that completed
+
+
+def _split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    order = np.random.default_rng(seed).permutation(len(data.y))
+    cut = int(round(len(order) * (1 - test_fraction)))
+    train, test = data.subset(order[:cut]), data.subset(order[cut:])
+    mean, std = train.x.mean(axis=0), train.x.std(axis=0)
+    return train.standardized(mean, std), test.standardized(mean, std)
+
+
+def build_stack(config: ExperimentConfig, dim: int) -> Protocol:
+    """The protocol stack for `config`, sized for its participants a round."""
+    m = config.participants
+    if config.stack == "plain":
+        return PlainRobust(rule="mean", f=0)
+    if config.stack == "robust":
+        return PlainRobust(rule=config.rule, f=max(1, math.ceil(config.byzantine * m)) if m > 2 else 0)
+    if config.stack == "secagg+":
+        protection = SecAggPlus.for_clients(m, bits=32, dropout=max(config.dropout, 0.01))
+        scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap
+        return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
+    protection = SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))
+    expected = max(1, math.floor(m * (1 - config.dropout)))
+    return distributed_dp(protection, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
+                          expected_clients=expected, delta=config.delta)
+
+
+def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None) -> ExperimentResult:
+    """Runs `config.rounds` rounds; calls `on_round` after each (for progress). Ctrl-C (KeyboardInterrupt)
+    between or during rounds returns the result so far, marked `interrupted`, with every completed round."""
+    rng = np.random.default_rng(config.seed)
+    train, test = _split(load(config.data), config.test_fraction, config.seed)
+    parts = (iid(train.y, config.clients, seed=config.seed) if config.partition == "iid"
+             else dirichlet(train.y, config.clients, alpha=config.alpha, seed=config.seed))
+    roles = rng.permutation(config.clients)
+    byzantine = set(roles[: int(config.byzantine * config.clients)].tolist())
+    mistaken = set(roles[len(byzantine) : len(byzantine) + int(config.mistaken * config.clients)].tolist())
+    local_data = []
+    for c, part in enumerate(parts):
+        data = train.subset(part)
+        if c in mistaken:
+            data = Dataset(data.name, data.x, mislabel(data.y, config.mislabel_fraction, data.num_classes, rng=rng), data.num_classes)
+        local_data.append(data)
+    model = build(config.model, train.x.shape[1], train.num_classes, seed=config.seed)
+    params = get_flat(model)
+    stack = build_stack(config, len(params))
+    result = ExperimentResult(config)
+    mechanisms = []
+    try:
+        for r in range(1, config.rounds + 1):
+            chosen = np.sort(rng.choice(config.clients, size=config.participants, replace=False))
+            updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
+            attackers = [i for i, c in enumerate(chosen) if c in byzantine]
+            honest = [i for i in range(len(chosen)) if i not in attackers]
+            if attackers and honest:
+                kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}
+                updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
+            dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(config.seed * 7919 + r))
+            out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
+            aggregate = out.result if config.stack in MEAN_STACKS else out.result / max(len(out.included), 1)
+            params = (params + aggregate).astype(np.float32)
+            loss, accuracy = evaluate(model, params, test)
+            noise = next((rep.guarantee for rep in out.reports if rep.guarantee.dp_mechanism is not None), None)
+            if noise is not None:
+                mechanisms.append(noise.dp_mechanism)
+            record = RoundRecord(
+                round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),
+                reports=out.reports, epsilon=noise.epsilon if noise else None,
+                cumulative_epsilon=compose_epsilon(mechanisms, sampling_rate=config.participants / config.clients, delta=config.delta) if noise else None,
+            )
+            result.rounds.append(record)
+            if on_round is not None:
+                on_round(record)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    return result

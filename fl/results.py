@@ -1,0 +1,132 @@
+"""Saving, loading and rendering experiment results: a folder per run with result.json, report.md and plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from fl.experiment import ExperimentResult
+from protocols import accounting
+from protocols.report import Cost, Guarantee, LayerReport, ThreatModel, format_reports
+
+_MECHANISMS = {cls.__name__: cls for cls in (accounting.Gaussian, accounting.DistributedDiscreteGaussian, accounting.Skellam)}
+
+
+def _plain(value):
+    """JSON-ready copy: dataclasses to dicts (mechanisms tagged with their type), enums to names, numpy to Python."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if type(value).__name__ in _MECHANISMS:
+            out["type"] = type(value).__name__
+        return out
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return value
+
+
+def to_dict(result: ExperimentResult) -> dict:
+    return {"config": _plain(result.config), "interrupted": result.interrupted, "rounds": [_plain(r) for r in result.rounds]}
+
+
+def layer_reports(round_dict: dict) -> tuple[LayerReport, ...]:
+    """The LayerReports of one saved round, rebuilt from result.json."""
+    reports = []
+    for rep in round_dict["reports"]:
+        g = dict(rep["guarantee"])
+        g["threat_model"] = ThreatModel[g["threat_model"]]
+        mech = g.get("dp_mechanism")
+        g["dp_mechanism"] = _MECHANISMS[mech.pop("type")](**mech) if mech else None
+        g["epsilon"] = math.inf if g.get("epsilon") == "inf" else g.get("epsilon")
+        reports.append(LayerReport(rep["layer"], Cost(**rep["cost"]), Guarantee(**g)))
+    return tuple(reports)
+
+
+def render(data: dict) -> str:
+    """Markdown: the per-round metrics, then the last round's per-layer report."""
+    lines = [f"# Experiment: {data['config']['stack']} on {data['config']['data']} ({data['config']['model']})", ""]
+    if data["interrupted"]:
+        lines += ["Interrupted: the rounds below are the ones that completed.", ""]
+    lines += ["| round | accuracy | loss | included | epsilon (round) | epsilon (cumulative) |", "|---|---|---|---|---|---|"]
+    for r in data["rounds"]:
+        eps = "-" if r["epsilon"] is None else f"{float(r['epsilon']):.3g}"
+        cum = "-" if r["cumulative_epsilon"] is None else f"{float(r['cumulative_epsilon']):.3g}"
+        lines.append(f"| {r['round']} | {r['accuracy']:.4f} | {r['loss']:.4f} | {len(r['included'])} | {eps} | {cum} |")
+    if data["rounds"]:
+        lines += ["", f"## Per-layer report of round {data['rounds'][-1]['round']}", "", format_reports(layer_reports(data["rounds"][-1]))]
+    return "\n".join(lines) + "\n"
+
+
+def plot(data: dict, folder: Path) -> list[Path]:
+    """accuracy.png, epsilon.png (when there is noise) and cost.png (per-layer time and bytes, last round)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [r["round"] for r in data["rounds"]]
+    written = []
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(rounds, [r["accuracy"] for r in data["rounds"]], marker="o", label=data["config"]["stack"])
+    ax.set(xlabel="round", ylabel="test accuracy", title="accuracy per round")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "accuracy.png", dpi=100)
+    written.append(folder / "accuracy.png")
+    plt.close(fig)
+    if any(r["cumulative_epsilon"] is not None for r in data["rounds"]):
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.plot(rounds, [float(r["cumulative_epsilon"] or 0) for r in data["rounds"]], marker="o")
+        ax.set(xlabel="round", ylabel=f"epsilon at delta={data['config']['delta']:g}", title="cumulative epsilon")
+        fig.tight_layout()
+        fig.savefig(folder / "epsilon.png", dpi=100)
+        written.append(folder / "epsilon.png")
+        plt.close(fig)
+    if data["rounds"]:
+        reports = data["rounds"][-1]["reports"]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+        bottom_t, bottom_b = 0.0, 0.0
+        for rep in reports:
+            t = rep["cost"]["client_seconds_mean"] + rep["cost"]["server_seconds"]
+            b = rep["cost"]["bytes_up_mean"] + rep["cost"]["bytes_down_mean"]
+            left.bar(["time"], [t], bottom=[bottom_t], label=rep["layer"])
+            right.bar(["bytes"], [b], bottom=[bottom_b], label=rep["layer"])
+            bottom_t, bottom_b = bottom_t + t, bottom_b + b
+        left.set(ylabel="CPU s (client mean + server)", title="per-layer time")
+        right.set(ylabel="bytes per client (up + down)", title="per-layer bytes")
+        right.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(folder / "cost.png", dpi=100)
+        written.append(folder / "cost.png")
+        plt.close(fig)
+    return written
+
+
+def save(result: ExperimentResult, folder: Path) -> Path:
+    """Writes result.json, report.md and the plots into `folder` (created); returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = to_dict(result)
+    (folder / "result.json").write_text(json.dumps(data, indent=1))
+    (folder / "report.md").write_text(render(data))
+    plot(data, folder)
+    return folder
+
+
+def load_saved(folder: Path) -> dict:
+    """The dict of a saved result.json (raises FileNotFoundError with the path if absent)."""
+    path = Path(folder) / "result.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no result.json in {folder}")
+    return json.loads(path.read_text())

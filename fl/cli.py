@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
-from fl.results import render, to_dict
+from fl.results import plot_comparison, render, to_dict
 from fl.run_commands import build_config, compare_table, report, run
 from protocols.layers.noise import MECHANISMS
 from protocols import ProtocolError, format_reports
@@ -58,10 +58,15 @@ def _experiments(args) -> int:
             print(f"results: {folder}")
             return 0
         results = []
+        folder = args.out or Path("results") / "compare"
         for stack in [s.strip() for s in args.stacks.split(",") if s.strip()]:
             config = build_config(args.config, args.set, {"stack": stack})
-            results.append(run(config, (args.out or Path("results") / "compare") / stack)[0])
-        print(compare_table(results))
+            results.append(run(config, folder / stack)[0])
+        table = compare_table(results)
+        (folder / "compare.md").write_text(table + "\n")
+        plot_comparison([to_dict(r) for r in results], folder)
+        print(table)
+        print(f"results: {folder} (compare.md, compare.png, one folder a stack)")
         return 0
     except (ValueError, FileNotFoundError) as exc:
         print(f"secagg: error: {exc}", file=sys.stderr)

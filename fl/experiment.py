@@ -26,6 +26,7 @@ from fl.training import LocalConfig, evaluate, local_update
 from protocols import DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
 from protocols.accounting import compose_epsilon
 from protocols.layers import DiscreteEncode, L2Clip, distributed_dp
+from protocols.layers.noise import MECHANISMS
 from protocols.robust import RULES, PlainRobust
 from secagg import SeededRandomness
 
@@ -54,6 +55,7 @@ class ExperimentConfig:
     dropout: float = 0.0
     clip: float = 1.0
     noise_multiplier: float = 0.5
+    mechanism: str = "skellam"
     bits: int = 20
     delta: float = 1e-5
     test_fraction: float = 0.2
@@ -72,6 +74,7 @@ class ExperimentConfig:
             (0 <= self.mistaken <= 1 and 0 <= self.mislabel_fraction <= 1, "mistaken and mislabel_fraction must be in [0, 1]"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), found {self.dropout}"),
             (self.clip > 0 and self.noise_multiplier >= 0, "clip must be > 0 and noise_multiplier >= 0"),
+            (self.mechanism in MECHANISMS, f"mechanism must be one of {MECHANISMS}, found {self.mechanism!r}"),
             (0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), found {self.test_fraction}"),
         ]
         for ok, message in checks:
@@ -124,7 +127,7 @@ def build_stack(config: ExperimentConfig, dim: int) -> Protocol:
     protection = SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))
     expected = max(1, math.floor(m * (1 - config.dropout)))
     return distributed_dp(protection, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
-                          expected_clients=expected, delta=config.delta)
+                          mechanism=config.mechanism, expected_clients=expected, delta=config.delta)
 
 
 def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None) -> ExperimentResult:

@@ -70,7 +70,8 @@ def render(data: dict) -> str:
 
 
 def plot(data: dict, folder: Path) -> list[Path]:
-    """accuracy.png, epsilon.png (when there is noise) and cost.png (per-layer time and bytes, last round)."""
+    """accuracy.png (accuracy and loss), epsilon.png (when there is noise) and cost.png (per-layer time and
+    bytes, last round)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,10 +79,12 @@ def plot(data: dict, folder: Path) -> list[Path]:
 
     rounds = [r["round"] for r in data["rounds"]]
     written = []
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(8, 3.2))
     ax.plot(rounds, [r["accuracy"] for r in data["rounds"]], marker="o", label=data["config"]["stack"])
     ax.set(xlabel="round", ylabel="test accuracy", title="accuracy per round")
     ax.legend()
+    ax_loss.plot(rounds, [r["loss"] for r in data["rounds"]], marker="o")
+    ax_loss.set(xlabel="round", ylabel="test loss", title="loss per round")
     fig.tight_layout()
     fig.savefig(folder / "accuracy.png", dpi=100)
     written.append(folder / "accuracy.png")
@@ -130,3 +133,26 @@ def load_saved(folder: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no result.json in {folder}")
     return json.loads(path.read_text())
+
+
+def plot_comparison(results: list[dict], folder: Path) -> Path:
+    """compare.png: accuracy and loss per round, one line a stack."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for data in results:
+        rounds = [r["round"] for r in data["rounds"]]
+        label = data["config"]["stack"] + ("/" + data["config"]["rule"] if data["config"]["stack"] == "robust" else "")
+        ax.plot(rounds, [r["accuracy"] for r in data["rounds"]], label=label)
+        ax_loss.plot(rounds, [r["loss"] for r in data["rounds"]], label=label)
+    ax.set(xlabel="round", ylabel="test accuracy", title="accuracy per round")
+    ax_loss.set(xlabel="round", ylabel="test loss", title="loss per round")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / "compare.png", dpi=100)
+    plt.close(fig)
+    return folder / "compare.png"

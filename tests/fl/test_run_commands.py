@@ -34,6 +34,7 @@ def test_compare_prints_one_row_a_stack(tmp_path, capsys):
     assert main(["compare", *TINY, "--stacks", "plain,robust", "--set", "rule=trimmed_mean", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| plain |" in out and "| robust/trimmed_mean |" in out and "f tolerated" in out
+    assert (tmp_path / "compare.png").exists() and (tmp_path / "compare.md").read_text().startswith("| stack |")
 
 
 def test_toml_config_and_errors_that_name_the_field(tmp_path, capsys):

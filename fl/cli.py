@@ -46,61 +46,53 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _experiments(args) -> int:
-    try:
-        if args.command == "report":
-            print(report(args.folder))
-            return 0
-        if args.command == "run":
-            config = build_config(args.config, args.set)
-            result, folder = run(config, args.out)
-            print(render(to_dict(result)))
-            print(f"results: {folder}")
-            return 0
-        results = []
-        folder = args.out or Path("results") / "compare"
-        for stack in [s.strip() for s in args.stacks.split(",") if s.strip()]:
-            config = build_config(args.config, args.set, {"stack": stack})
-            results.append(run(config, folder / stack)[0])
-        table = compare_table(results)
-        (folder / "compare.md").write_text(table + "\n")
-        plot_comparison([to_dict(r) for r in results], folder)
-        print(table)
-        print(f"results: {folder} (compare.md, compare.png, one folder a stack)")
-        return 0
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"secagg: error: {exc}", file=sys.stderr)
-        return 2
-    except ProtocolError as exc:
-        print(f"secagg: a round aborted and revealed nothing: {exc}", file=sys.stderr)
-        return 1
+def _experiments(args) -> None:
+    if args.command == "report":
+        print(report(args.folder))
+        return
+    if args.command == "run":
+        result, folder = run(build_config(args.config, args.set), args.out)
+        print(render(to_dict(result)))
+        print(f"results: {folder}")
+        return
+    results = []
+    folder = args.out or Path("results") / "compare"
+    for stack in [s.strip() for s in args.stacks.split(",") if s.strip()]:
+        results.append(run(build_config(args.config, args.set, {"stack": stack}), folder / stack)[0])
+    table = compare_table(results)
+    (folder / "compare.md").write_text(table + "\n")
+    plot_comparison([to_dict(r) for r in results], folder)
+    print(table)
+    print(f"results: {folder} (compare.md, compare.png, one folder a stack)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command != "demo":
-        return _experiments(args)
-    try:
-        config = DemoConfig(
-            clients=args.clients, dim=args.dim, dropout=args.dropout, protocol=args.protocol, bits=args.bits, active=args.active,
-            seed=args.seed, noise_multiplier=args.noise_multiplier, mechanism=args.mechanism,
-        )
-        print(f"secure aggregation: n={config.clients} clients, d={config.dim}, dropout={config.dropout:.0%}, protocol={config.protocol}")
-        result = run_demo(config)
-    except (ValueError, OverflowError) as exc:
-        print(f"secagg: error: {exc}", file=sys.stderr)
-        return 2
-    except ProtocolError as exc:
-        print(f"secagg: the round aborted and revealed nothing: {exc}", file=sys.stderr)
-        return 1
+def _demo(args) -> None:
+    config = DemoConfig(
+        clients=args.clients, dim=args.dim, dropout=args.dropout, protocol=args.protocol, bits=args.bits, active=args.active,
+        seed=args.seed, noise_multiplier=args.noise_multiplier, mechanism=args.mechanism,
+    )
+    print(f"secure aggregation: n={config.clients} clients, d={config.dim}, dropout={config.dropout:.0%}, protocol={config.protocol}")
+    result = run_demo(config)
     print(format_reports(result.secure.reports + result.baseline.reports))
     if config.noise_multiplier > 0:
         accuracy = f"decoded sum RMS error {result.error:.3g} (target noise stddev {result.expected:.3g})"
     else:
         accuracy = f"decoded sum max error {result.error:.3g} (fixed-point bound {result.expected:.3g})"
     print(f"\nincluded clients: {len(result.secure.included)} of {config.clients}; {accuracy}; {len(result.secure.rejected)} messages rejected")
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one command; exit code 2 for a bad configuration or missing file, 1 when a round aborted."""
+    args = _parser().parse_args(argv)
+    try:
+        (_demo if args.command == "demo" else _experiments)(args)
+    except (ValueError, OverflowError, FileNotFoundError) as exc:
+        print(f"secagg: error: {exc}", file=sys.stderr)
+        return 2
+    except ProtocolError as exc:
+        print(f"secagg: a round aborted and revealed nothing: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

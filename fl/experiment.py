@@ -119,7 +119,7 @@ def build_stack(config: ExperimentConfig, dim: int) -> Protocol:
     if config.stack == "plain":
         return PlainRobust(rule="mean", f=0)
     if config.stack == "robust":
-        return PlainRobust(rule=config.rule, f=max(1, math.ceil(config.byzantine * m)) if m > 2 else 0)
+        return PlainRobust(rule=config.rule, f=min((m - 1) // 2, max(1, math.ceil(config.byzantine * m))))  # n > 2f always
     if config.stack == "secagg+":
         protection = SecAggPlus.for_clients(m, bits=32, dropout=max(config.dropout, 0.01))
         scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fl.config import config_from, load_toml, parse_overrides
 from fl.experiment import ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
-from fl.results import load_saved, render, save, to_dict
+from fl.results import load_saved, render, save
 
 # The embedded default of `secagg run`: digits with a small MLP over 60 clients, half of them sampled a
 # round, 10% dropouts, clipping, rotation, 20-bit discretization and Skellam noise (noise multiplier 1)
@@ -74,4 +74,4 @@ def report(folder: Path) -> str:
     return text
 
 
-__all__ = ["DEFAULT_RUN", "build_config", "compare_table", "report", "run", "to_dict"]
+__all__ = ["DEFAULT_RUN", "build_config", "compare_table", "report", "run"]

@@ -35,9 +35,8 @@ class DistributedDiscreteGaussian:
     l1_sensitivity: float
 
     def __post_init__(self) -> None:
-        _positive(local_stddev=self.local_stddev, clients=self.clients, dim=self.dim, l2_sensitivity=self.l2_sensitivity)
-        if self.l1_sensitivity <= 0:
-            raise ValueError(f"l1_sensitivity must be > 0, found {self.l1_sensitivity}")
+        _positive(local_stddev=self.local_stddev, clients=self.clients, dim=self.dim, l2_sensitivity=self.l2_sensitivity,
+                  l1_sensitivity=self.l1_sensitivity)
 
     @property
     def tau(self) -> float:
@@ -56,9 +55,8 @@ class Skellam:
     l1_sensitivity: float
 
     def __post_init__(self) -> None:
-        _positive(local_mu=self.local_mu, clients=self.clients, dim=self.dim, l2_sensitivity=self.l2_sensitivity)
-        if self.l1_sensitivity <= 0:
-            raise ValueError(f"l1_sensitivity must be > 0, found {self.l1_sensitivity}")
+        _positive(local_mu=self.local_mu, clients=self.clients, dim=self.dim, l2_sensitivity=self.l2_sensitivity,
+                  l1_sensitivity=self.l1_sensitivity)
 
 
 Mechanism = Gaussian | DistributedDiscreteGaussian | Skellam

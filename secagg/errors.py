@@ -19,3 +19,7 @@ class InvalidTag(SecAggError):
 
 class InconsistentShares(SecAggError):
     """A set of Shamir shares does not lie on one polynomial of the declared degree."""
+
+
+class MalformedCiphertext(SecAggError):
+    """Untrusted bytes did not parse as a ciphertext (or context) of the expected parameters."""

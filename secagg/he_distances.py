@@ -1,0 +1,192 @@
+"""Encrypted squared distances and inner products between CKKS vectors, packed into few ciphertexts.
+
+For a pair (a, b) of packed vectors the aggregator computes, ciphertext chunk by chunk,
+
+    u = sum_c (a_c - b_c)**2      (or a_c * b_c)    degree-2 products, summed before relinearizing
+    u <- relinearize, rescale     once per pair, not once per chunk
+    u <- u + rot(u, 1) + ...      log2(slots) rotations inside one ciphertext: every slot = the sum
+    out += u * e_p                a one-hot plaintext puts pair p's value in slot p (second rescale)
+
+so the key holder decrypts one ciphertext per `slots` pairs and sees nothing but the values.
+Rotations stay within a ciphertext; delaying relinearization saves a key switch per chunk.
+TenSEAL's vectors do not expose relinearization, so this module works on the SEAL objects that
+TenSEAL ships (`tenseal.sealapi`), which serialize only through files (here a private temporary
+directory, in memory where /dev/shm exists). Needs depth >= 2 and Galois keys.
+
+Error (value units, high probability): with E the fresh error bound a slot, D = ||a - b||_2,
+d values and S slots, |error| <= 4 E sqrt(d) D + 4 E**2 d + (3 S + 2) B_rs + 2**-30 |value|.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+import tenseal.sealapi as seal
+
+from secagg.errors import MalformedCiphertext
+from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rescale_error_bound
+
+KINDS = ("squared_distance", "inner_product")
+_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def all_pairs(n: int) -> list[tuple[int, int]]:
+    """(i, j) for 0 <= i < j < n, in row order."""
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+def error_bound(context: HeContext, d: int, norm: float) -> float:
+    """Bound on the error of one encrypted squared distance (or inner product) of vectors of d values
+    whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring."""
+    e, s = fresh_error_bound(context.params), context.params.slots
+    value = norm * norm
+    return 4 * e * math.sqrt(d) * norm + 4 * e * e * d + (3 * s + 2) * rescale_error_bound(context.params) + 2.0**-30 * value
+
+
+class EncryptedScalars:
+    """`count` encrypted values, slot p of ciphertext p // slots holding value p."""
+
+    __slots__ = ("ciphertexts", "count")
+
+    def __init__(self, ciphertexts: list, count: int) -> None:
+        self.ciphertexts, self.count = ciphertexts, count
+
+    def to_bytes(self) -> bytes:
+        parts = [self.count.to_bytes(4, "big"), len(self.ciphertexts).to_bytes(4, "big")]
+        for ct in self.ciphertexts:
+            data = _save(ct)
+            parts += [len(data).to_bytes(4, "big"), data]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, context: HeContext, data: bytes, *, count: int) -> "EncryptedScalars":
+        """Parses untrusted bytes holding exactly `count` values; raises `MalformedCiphertext`."""
+        p = context.params
+        limit = 2 * len(p.coeff_mod_bit_sizes) * p.poly_modulus_degree * 8 + 4096
+        if len(data) < 8 or int.from_bytes(data[:4], "big") != count:
+            raise MalformedCiphertext("scalar count differs from the expected one")
+        m = int.from_bytes(data[4:8], "big")
+        if m != -(-count // p.slots):
+            raise MalformedCiphertext("ciphertext count does not match the scalar count")
+        pos, cts = 8, []
+        sctx = context.tenseal.seal_context().data
+        for _ in range(m):
+            size = int.from_bytes(data[pos : pos + 4], "big") if pos + 4 <= len(data) else -1
+            pos += 4
+            if size < 0 or size > limit or pos + size > len(data):
+                raise MalformedCiphertext("ciphertext larger than its parameters allow or than the bytes present")
+            cts.append(_load(sctx, data[pos : pos + size]))
+            pos += size
+        if pos != len(data):
+            raise MalformedCiphertext("bytes left over after the last ciphertext")
+        return cls(cts, count)
+
+    def decrypt(self, context: HeContext) -> np.ndarray:
+        """The `count` values (float64), decrypted with the secret key of `context`."""
+        if not context.is_private:
+            raise ValueError("this context has no secret key")
+        ts_ctx = context.tenseal
+        sctx = ts_ctx.seal_context().data
+        decryptor = seal.Decryptor(sctx, ts_ctx.secret_key().data)
+        encoder = seal.CKKSEncoder(sctx)
+        out = []
+        for ct in self.ciphertexts:
+            plain = seal.Plaintext()
+            decryptor.decrypt(ct, plain)
+            out.append(np.asarray(encoder.decode_double(plain)))
+        return np.concatenate(out)[: self.count] if out else np.zeros(0)
+
+
+def pairwise(context: HeContext, vectors: Sequence[EncryptedVector], pairs: Sequence[tuple[int, int]], kind: str = "squared_distance") -> EncryptedScalars:
+    """Encrypted ||v_i - v_j||**2 (or <v_i, v_j>) for each (i, j) in `pairs`, value p in slot p.
+
+    Raises:
+        ValueError: unknown kind, CKKS depth < 2, no Galois keys, vectors of different lengths.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, found {kind!r}")
+    p = context.params
+    if p.scheme != "ckks" or p.depth < 2:
+        raise ValueError(f"encrypted distances need CKKS with depth >= 2, found {p.scheme} with depth {p.depth}")
+    if not context.has_galois_keys:
+        raise ValueError("encrypted distances need Galois (rotation) keys")
+    if len({v.length for v in vectors}) > 1:
+        raise ValueError("vectors have different lengths")
+    ts_ctx = context.tenseal
+    sctx = ts_ctx.seal_context().data
+    ev, enc = seal.Evaluator(sctx), seal.CKKSEncoder(sctx)
+    relin, galois = ts_ctx.relin_keys().data, ts_ctx.galois_keys().data
+    raw = {i: [c.ciphertext()[0] for c in vectors[i].chunks] for i in sorted({k for pair in pairs for k in pair})}
+    s, out = p.slots, []
+    for start in range(0, len(pairs), s):
+        acc = None
+        for slot, (i, j) in enumerate(pairs[start : start + s]):
+            u = _slot_sum(ev, galois, s, _products(ev, relin, raw[i], raw[j], kind))
+            mask = seal.Plaintext()
+            onehot = np.zeros(s)
+            onehot[slot] = 1.0
+            prime = sctx.get_context_data(u.parms_id()).parms().coeff_modulus()[-1].value()
+            enc.encode(onehot.tolist(), u.parms_id(), float(prime), mask)
+            ev.multiply_plain_inplace(u, mask)
+            ev.rescale_to_next_inplace(u)
+            if acc is None:
+                acc = u
+            else:
+                ev.add_inplace(acc, u)
+        out.append(acc)
+    return EncryptedScalars(out, len(pairs))
+
+
+def _products(ev, relin, a: list, b: list, kind: str):
+    """sum_c a_c * b_c or (a_c - b_c)**2 as one degree-2 ciphertext, then relinearized and rescaled."""
+    acc = None
+    for x, y in zip(a, b):
+        t = seal.Ciphertext()
+        if kind == "squared_distance":
+            ev.sub(x, y, t)
+            ev.square_inplace(t)
+        else:
+            ev.multiply(x, y, t)
+        if acc is None:
+            acc = t
+        else:
+            ev.add_inplace(acc, t)
+    ev.relinearize_inplace(acc, relin)
+    ev.rescale_to_next_inplace(acc)
+    return acc
+
+
+def _slot_sum(ev, galois, slots: int, u):
+    """Every slot of u becomes the sum of all slots: log2(slots) rotations."""
+    step = 1
+    while step < slots:
+        r = seal.Ciphertext()
+        ev.rotate_vector(u, step, galois, r)
+        ev.add_inplace(u, r)
+        step *= 2
+    return u
+
+
+def _save(ct) -> bytes:
+    with tempfile.TemporaryDirectory(dir=_SCRATCH) as d:
+        path = os.path.join(d, "ct")
+        ct.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _load(sctx, data: bytes):
+    ct = seal.Ciphertext()
+    with tempfile.TemporaryDirectory(dir=_SCRATCH) as d:
+        path = os.path.join(d, "ct")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            ct.load(sctx, path)
+        except Exception as exc:  # SEAL's header, size and validity checks
+            raise MalformedCiphertext(f"ciphertext does not parse: {type(exc).__name__}") from None
+    return ct

@@ -20,7 +20,7 @@ from protocols.errors import ProtocolError
 from protocols.report import Cost
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
-from protocols.wire import SERVER
+from protocols.wire import SERVER, party_name
 
 
 class ServerRole(Interface):
@@ -44,6 +44,7 @@ class CostMeter:
         self.stage = "setup"
         self._client_by_stage: dict[str, np.ndarray] = {}
         self._server_by_stage: dict[str, float] = {}
+        self.party_seconds: dict[str, float] = {}
 
     @contextmanager
     def client(self, i: int):
@@ -65,6 +66,15 @@ class CostMeter:
             self.server_seconds += spent
             self._server_by_stage[self.stage] = self._server_by_stage.get(self.stage, 0.0) + spent
 
+    @contextmanager
+    def party(self, name: str):
+        """Time spent by a non-client party other than the server (key holder, second server, dealer)."""
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            self.party_seconds[name] = self.party_seconds.get(name, 0.0) + time.thread_time() - start
+
     def cost(self, transport: InProcessTransport, rounds: int) -> Cost:
         up, down = np.array(transport.bytes_up), np.array(transport.bytes_down)
         took_part = (up + down) > 0
@@ -82,6 +92,8 @@ class CostMeter:
             bytes_down_mean=float(down[took_part].mean()),
             bytes_down_max=int(down.max()),
             rounds=rounds,
+            party_seconds=dict(self.party_seconds),
+            bytes_between={f"{party_name(a)} -> {party_name(b)}": v for (a, b), v in transport.bytes_between.items()},
         )
 
 

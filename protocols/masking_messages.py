@@ -49,6 +49,9 @@ class Kind(enum.IntEnum):
     UNMASK_REQUEST = 9
     UNMASK_SHARES = 10
     FLOATS = 11  # a float32 vector in the clear (plaintext robust aggregation)
+    CIPHERTEXT = 12  # a client's signed HE ciphertext
+    DECRYPT_REQUEST = 13  # aggregator -> key holder: what to decrypt, with its evidence
+    PLAINTEXT = 14  # key holder -> aggregator (or clients): released values
 
 
 class Secret(enum.IntEnum):

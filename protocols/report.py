@@ -38,7 +38,8 @@ class Cost:
     rounds: int  # client-server interaction rounds (request + reply = 1)
     client_seconds_by_stage: dict[str, float] = field(default_factory=dict)  # mean over clients active in the stage
     server_seconds_by_stage: dict[str, float] = field(default_factory=dict)
-
+    party_seconds: dict[str, float] = field(default_factory=dict)  # other non-client parties: "key holder", "second server", "dealer"
+    bytes_between: dict[str, int] = field(default_factory=dict)  # "server -> key holder": bytes between non-client parties
 
     @classmethod
     def local(cls, client_seconds: np.ndarray, server_seconds: float) -> "Cost":
@@ -112,6 +113,9 @@ def format_reports(reports: tuple[LayerReport, ...]) -> str:
         ]
         if params:
             lines.append(f"- parameters: {params}")
+        if r.cost.party_seconds or r.cost.bytes_between:
+            parts = [f"{k} {v:.4f} s" for k, v in r.cost.party_seconds.items()] + [f"{k} {v:,} B" for k, v in r.cost.bytes_between.items()]
+            lines.append(f"- other parties: {', '.join(parts)}")
         if g.epsilon is not None:
             lines.append(f"- distributed DP this round: epsilon = {g.epsilon:.4g} at delta = {g.delta:g} ({type(g.dp_mechanism).__name__})")
         if g.notes:

@@ -1,7 +1,9 @@
 """An in-process transport: delivers frames between parties over authenticated links and counts bytes.
 
-Each client has a link to the server authenticated by HMAC-SHA256 under a per-link key (what TLS
-gives a deployment). Counted bytes are frame bytes plus the 32-byte tag. Two hooks, for tests:
+Every pair of parties that talks has a link authenticated by HMAC-SHA256 under its own key (what
+TLS gives a deployment). Counted bytes are frame bytes plus the 32-byte tag: a client's traffic
+with any non-client party in `bytes_up`/`bytes_down`, traffic between non-client parties (server,
+key holder, second server, dealer) in `bytes_between[(src, dst)]`. Two hooks, for tests:
 `tamper(src, dst, frame) -> list[frame]` acts before sealing, as a compromised endpoint would
 (the protocol's parsers must cope); `wire(src, dst, sealed) -> list[sealed]` acts on the wire, as a
 network attacker without the link key would (the link rejects what it altered).
@@ -14,7 +16,7 @@ import hmac
 from collections.abc import Callable
 
 from protocols.errors import MalformedMessage
-from protocols.wire import SERVER
+from protocols.wire import PARTY_NAMES, party_name
 from secagg.randomness import Randomness
 
 TAG_BYTES = 32
@@ -22,32 +24,42 @@ Hook = Callable[[int, int, bytes], list[bytes]]
 
 
 class InProcessTransport:
-    """Carries frames between clients 0..n-1 and `SERVER`; `bytes_up[i]`/`bytes_down[i]` count client i's traffic."""
+    """Carries frames between clients 0..n-1 and the non-client parties; counts each client's bytes."""
 
     def __init__(self, n: int, rng: Randomness, *, tamper: Hook | None = None, wire: Hook | None = None) -> None:
-        self._keys = [rng.bytes(32) for _ in range(n)]
+        self._keys: dict[tuple[int, int], bytes] = {}
+        self._rng = rng
         self._tamper, self._wire = tamper, wire
         self.bytes_up = [0] * n
         self.bytes_down = [0] * n
+        self.bytes_between: dict[tuple[int, int], int] = {}
         self.rejected: list[MalformedMessage] = []
+
+    def _key(self, src: int, dst: int) -> bytes:
+        link = (min(src, dst), max(src, dst))
+        if link not in self._keys:
+            self._keys[link] = self._rng.bytes(32)
+        return self._keys[link]
 
     def carry(self, src: int, dst: int, frame: bytes) -> list[bytes]:
         """Sends `frame` from src to dst; returns the frames that arrive with a valid link tag
         (normally just `frame`). Frames failing authentication are appended to `rejected`."""
-        client = dst if src == SERVER else src
-        key = self._keys[client]
+        if src == dst:
+            raise ValueError("a party cannot send to itself")
+        key = self._key(src, dst)
         out = []
         for body in self._tamper(src, dst, frame) if self._tamper else [frame]:
             sealed = body + hmac.new(key, body, hashlib.sha256).digest()
-            if src == SERVER:
-                self.bytes_down[client] += len(sealed)
+            if src not in PARTY_NAMES:
+                self.bytes_up[src] += len(sealed)
+            elif dst not in PARTY_NAMES:
+                self.bytes_down[dst] += len(sealed)
             else:
-                self.bytes_up[client] += len(sealed)
+                self.bytes_between[(src, dst)] = self.bytes_between.get((src, dst), 0) + len(sealed)
             for data in self._wire(src, dst, sealed) if self._wire else [sealed]:
                 body, tag = data[:-TAG_BYTES], data[-TAG_BYTES:]
                 if len(data) >= TAG_BYTES and hmac.compare_digest(tag, hmac.new(key, body, hashlib.sha256).digest()):
                     out.append(body)
                 else:
-                    party = "server" if dst == SERVER else f"client {dst}"
-                    self.rejected.append(MalformedMessage("link authentication failed", party=party, stage="transport"))
+                    self.rejected.append(MalformedMessage("link authentication failed", party=party_name(dst), stage="transport"))
         return out

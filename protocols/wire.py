@@ -4,7 +4,8 @@ Frame (all integers big-endian):
 
     magic "SA" (2) | version (1) | kind (1) | session (8) | sender (4) | recipient (4) | length (4) | payload
 
-`sender`/`recipient` are client ids, or `SERVER`. `decode_frame` checks every field against the
+`sender`/`recipient` are client ids, or one of the non-client parties (`SERVER`, the aggregator or
+first server; `KEY_HOLDER`; `SECOND_SERVER`; `DEALER`). `decode_frame` checks every field against the
 remaining bytes and never trusts a declared length: a frame whose length field disagrees with
 its size is rejected, whatever it says. Payloads are read with `Reader`, which raises
 `MalformedMessage` on truncation, on an oversized count and on bytes left over.
@@ -20,6 +21,15 @@ from protocols.errors import MalformedMessage
 MAGIC = b"SA"
 VERSION = 1
 SERVER = 0xFFFFFFFF
+KEY_HOLDER = 0xFFFFFFFE
+SECOND_SERVER = 0xFFFFFFFD
+DEALER = 0xFFFFFFFC
+PARTY_NAMES = {SERVER: "server", KEY_HOLDER: "key holder", SECOND_SERVER: "second server", DEALER: "dealer"}
+
+
+def party_name(party: int) -> str:
+    """"server", "key holder", ... or "client i"."""
+    return PARTY_NAMES.get(party, f"client {party}")
 SESSION_BYTES = 8
 _HEADER = struct.Struct(">2sBB8sIII")
 HEADER_BYTES = _HEADER.size

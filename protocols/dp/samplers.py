@@ -8,6 +8,9 @@ acceptance probability or a CDF in float64 (relative error ~2**-53), never the n
   Steinke, NeurIPS 2020, Algorithm 3), all rows of a batch in parallel;
 - Skellam Sk(mu, mu) = Poisson(mu) - Poisson(mu), Poisson by inversion for mu < 10 and by
   Hörmann's transformed rejection (PTRS, 1993) otherwise.
+
+`gaussian` is the one floating-point sampler, for layers whose values are floats anyway (CKKS
+inputs); its float output carries the usual caveat of floating-point noise (Mironov, CCS 2012).
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ _INVERSION_LIMIT = 10.0
 def uniform(rng: Randomness, size: int) -> np.ndarray:
     """`size` floats uniform on [0, 1) with 53 random bits each."""
     return (rng.uint64(size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def gaussian(rng: Randomness, size: int, sigma: float) -> np.ndarray:
+    """`size` samples of N(0, sigma**2) in float64, by Box-Muller from 53-bit uniforms."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, found {sigma}")
+    half = (size + 1) // 2
+    u1, u2 = 1.0 - uniform(rng, half), uniform(rng, half)
+    radius = np.sqrt(-2.0 * np.log(u1))
+    return sigma * np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])[:size]
 
 
 def _geometric(rng: Randomness, size: int, log_q: float) -> np.ndarray:

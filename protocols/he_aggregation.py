@@ -1,0 +1,262 @@
+"""Aggregation under homomorphic encryption: clients encrypt with a public key, an aggregator (the
+server) collects and adds, a key holder that must not collude with it decrypts.
+
+    key holder: generates keys; the public context (public + relinearization keys) reaches clients
+    client i:   encrypt x_i (CKKS floats, or BFV integers), sign sha256(ciphertext)    -> aggregator
+    aggregator: sum_i Enc(x_i) (or relay the signed inputs)                            -> key holder
+    key holder: check the signed manifest (and recompute), decrypt, round + flood      -> aggregator
+
+TenSEAL has no threshold decryption, so privacy rests on the key holder and the aggregator not
+colluding; every `LayerReport` says so. Any number of clients may drop (no pairwise masks): the
+round needs only `min_clients` inputs. Keys are generated once per protocol object (the key
+holder's setup) and their sizes are reported, not counted in per-round bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocols.driver import CostMeter, drive
+from protocols.errors import BelowThreshold, MalformedMessage, ReplayedMessage
+from protocols.he_key_holder import KeyHolder
+from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
+from protocols.masking_messages import Kind
+from protocols.protocol import Protocol
+from protocols.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.schedule import DropoutSchedule, Stage
+from protocols.transport import InProcessTransport
+from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from secagg.errors import InvalidTag, MalformedCiphertext
+from secagg.he import EncryptedVector, HeContext, total
+from secagg.he_params import HeParameters, preset
+from secagg.randomness import Randomness
+from secagg.ring import Ring
+from secagg.signatures import Signer, verify
+
+STAGE = Stage.MASKED_INPUT.name
+
+
+class HeClient:
+    """Encrypts its input under the public context and signs the ciphertext's digest."""
+
+    def __init__(self, cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> None:
+        self.cid, self._session, self._encrypt, self._signer = cid, session, encrypt, signer
+        self.aborted = False
+
+    def handle(self, data: bytes) -> bytes:
+        party = f"client {self.cid}"
+        frame = decode_frame(data, party=party, stage=STAGE)
+        if frame.kind != Kind.REQUEST or frame.session != self._session or frame.recipient != self.cid:
+            raise MalformedMessage("unexpected frame", party=party, stage=STAGE)
+        ct = self._encrypt()
+        sig = self._signer.sign(signed_message(self._session, self.cid, digest(ct)))
+        return encode_frame(Frame(Kind.CIPHERTEXT, self._session, self.cid, SERVER, encode_ciphertext(ct, sig)))
+
+
+class HeCollector:
+    """The aggregator's collection stage: one signed ciphertext a client. A ciphertext whose signature
+    fails or that does not parse under the public context is rejected at once (the client is left
+    out), so one bad client cannot make the key holder refuse the whole round."""
+
+    def __init__(self, n: int, session: bytes, public: HeContext, d: int, client_keys: dict[int, bytes]) -> None:
+        self._n, self._session, self._public, self._d, self._keys = n, session, public, d, client_keys
+        p = public.params
+        self._max = 8 + -(-d // p.slots) * (4 + 2 * len(p.coeff_mod_bit_sizes) * p.poly_modulus_degree * 8 + 4096)
+        self.inputs: dict[int, tuple[bytes, bytes]] = {}
+        self.vectors: dict[int, EncryptedVector] = {}
+
+    def requests(self) -> dict[int, bytes]:
+        return {u: encode_frame(Frame(Kind.REQUEST, self._session, SERVER, u, bytes([Stage.MASKED_INPUT]))) for u in range(self._n)}
+
+    def receive(self, data: bytes, link: int) -> None:
+        frame = decode_frame(data, party="server", stage=STAGE)
+        if frame.kind != Kind.CIPHERTEXT or frame.session != self._session or frame.sender != link:
+            raise MalformedMessage("unexpected frame", party="server", stage=STAGE)
+        if link in self.inputs:
+            raise ReplayedMessage(f"second ciphertext from client {link}", party="server", stage=STAGE)
+        ct, sig = parse_ciphertext(Reader(frame.payload, party="server", stage=STAGE), self._max)
+        try:
+            verify(self._keys[link], sig, signed_message(self._session, link, digest(ct)))
+            self.vectors[link] = EncryptedVector.from_bytes(self._public, ct, length=self._d)
+        except (InvalidTag, MalformedCiphertext) as exc:
+            raise MalformedMessage(f"ciphertext of client {link} rejected: {exc}", party="server", stage=STAGE) from None
+        self.inputs[link] = (ct, sig)
+
+    def close(self) -> None:
+        pass
+
+    def manifest(self) -> dict[int, tuple[bytes, bytes]]:
+        return {u: (digest(ct), sig) for u, (ct, sig) in self.inputs.items()}
+
+    def total(self) -> EncryptedVector:
+        return total([self.vectors[u] for u in sorted(self.vectors)])
+
+
+@dataclass
+class HeKeys:
+    """The key holder's key set, and the public context clients and aggregator parse (once)."""
+
+    secret: HeContext
+    public: HeContext
+    public_bytes: int
+
+    @classmethod
+    def generate(cls, params: HeParameters, *, galois: bool = False) -> "HeKeys":
+        secret = HeContext.generate(params, galois=galois)
+        wire = secret.public().to_bytes()
+        return cls(secret, HeContext.from_bytes(params, wire), len(wire))
+
+
+@dataclass
+class HeAggregation(Protocol):
+    """Sum under CKKS (float inputs) or BFV (ring inputs) with a non-colluding key holder.
+
+    `min_clients`: the key holder decrypts sums of at least this many signed inputs.
+    `recompute`: the key holder adds the signed inputs itself (the aggregator only relays them);
+    otherwise it decrypts the aggregator's sum after checking the manifest.
+    `flood_bits`: CKKS releases carry noise of 2**flood_bits times the error bound.
+    """
+
+    preset: str = "ckks-8192-sum"
+    min_clients: int = 2
+    recompute: bool = True
+    flood_bits: int = 10
+    bits: int = 32  # BFV: inputs are elements of Z_{2^bits}
+    name: str = "he"
+    _keys: HeKeys | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.params = preset(self.preset)
+        if self.min_clients < 1:
+            raise ValueError(f"min_clients must be >= 1, found {self.min_clients}")
+        if not 0 <= self.flood_bits <= 40:
+            raise ValueError(f"flood_bits must be in [0, 40], found {self.flood_bits}")
+
+    @property
+    def keys(self) -> HeKeys:
+        if self._keys is None:
+            self._keys = HeKeys.generate(self.params, galois=self.needs_galois)
+        return self._keys
+
+    needs_galois = False
+
+    def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """The inputs as the scheme encrypts them: float64 (CKKS) or int64 (BFV, ring elements)."""
+        if not isinstance(inputs, np.ndarray) or inputs.ndim != 2 or inputs.shape[1] < 1:
+            raise TypeError("inputs must be an array of shape (n, d)")
+        if self.params.scheme == "ckks":
+            if not np.issubdtype(inputs.dtype, np.floating) or not np.all(np.isfinite(inputs)):
+                raise TypeError("CKKS inputs must be finite floats")
+            return inputs.astype(np.float64)
+        Ring(self.bits).check(inputs, "inputs")
+        t = self.keys.secret.plain_modulus
+        if inputs.shape[0] * ((1 << self.bits) - 1) >= t // 2:
+            raise ValueError(f"n * (2**{self.bits} - 1) overflows half the BFV plain modulus {t}; use fewer bits or the 16384 preset")
+        return inputs.astype(np.int64)
+
+    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        x = self.check_inputs(inputs)
+        n, d = x.shape
+        meter = CostMeter(n)
+        session = rng.bytes(8)
+        signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
+        public = self.keys.public
+        clients = [HeClient(i, session, lambda row=x[i]: public.encrypt(row).to_bytes(), signers[i]) for i in range(n)]
+        collector = HeCollector(n, session, public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
+        rejected = drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
+        included = tuple(sorted(collector.inputs))
+        if len(included) < self.min_clients:
+            raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts sums of >= {self.min_clients}", party="server", stage="aggregate")
+        holder = self._key_holder(rng, session, signers, d)
+        with meter.server():
+            payload = b"" if self.recompute else collector.total().to_bytes()
+            request = self._request(collector, Target.SUM, payload)
+        values = self._ask(holder, request, session, transport, meter, d)
+        ring = Ring(self.bits)
+        result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
+        report = LayerReport(self.name, meter.cost(transport, rounds=2), self.guarantee(n, d, len(included), holder))
+        return Output(result, included, (report,), tuple(rejected))
+
+    def _key_holder(self, rng: Randomness, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
+        return KeyHolder(
+            self.keys.secret, rng.fork("key holder"), session=session, client_keys={i: s.public_bytes() for i, s in enumerate(signers)},
+            length=d, min_clients=self.min_clients, recompute=self.recompute, flood_bits=self.flood_bits, **kw,
+        )
+
+    def _request(self, collector: HeCollector, target: Target, payload: bytes) -> DecryptRequest:
+        """Relays the signed inputs (recompute) or sends `payload` (the aggregator's result) with the manifest."""
+        if self.recompute:
+            return DecryptRequest(target, collector.manifest(), b"", {u: ct for u, (ct, _) in collector.inputs.items()})
+        return DecryptRequest(target, collector.manifest(), payload)
+
+    def _ask(self, holder: KeyHolder, request: DecryptRequest, session: bytes, transport: InProcessTransport, meter: CostMeter, count: int) -> np.ndarray:
+        """Carries `request` to the key holder and its reply back; returns the released values."""
+        frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
+        for delivered in transport.carry(SERVER, KEY_HOLDER, frame):
+            with meter.party("key holder"):
+                reply = encode_frame(Frame(Kind.PLAINTEXT, session, KEY_HOLDER, SERVER, holder.handle(delivered)))
+            for arriving in transport.carry(KEY_HOLDER, SERVER, reply):
+                with meter.server():
+                    answer = decode_frame(arriving, party="server", stage="decrypt")
+                    if answer.kind != Kind.PLAINTEXT or answer.session != session or answer.sender != KEY_HOLDER:
+                        raise MalformedMessage("unexpected reply from the key holder", party="server", stage="decrypt")
+                    return parse_plaintext(Reader(answer.payload, party="server", stage="decrypt"), count)
+        raise MalformedMessage("no authentic reply from the key holder", party="server", stage="decrypt")
+
+    def guarantee(self, n: int, d: int, m: int, holder: KeyHolder, *, server_learns: str | None = None, **extra) -> Guarantee:
+        p = self.params
+        ckks = p.scheme == "ckks"
+        bound = holder.last_bound
+        sizes = self.keys.secret.key_bytes()
+        check = "recomputes the sum of the signed inputs" if self.recompute else "checks the signed manifest, trusts the aggregator's sum"
+        return Guarantee(
+            threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
+            server_learns=server_learns or f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; the key holder learns the same, nothing else",
+            collusion="any number of clients; the aggregator and the key holder must not collude (single-key HE, no threshold decryption)",
+            dropout_tolerance=max(n - self.min_clients, 0),
+            exact=not ckks,
+            numeric_error=bound + (6 * holder.release_noise_std(bound) if ckks else 0.0),
+            parameters={
+                "scheme": p.scheme, "preset": self.preset, "N": p.poly_modulus_degree, "log_q": p.log_q,
+                "security_bits": p.security_bits, "slots": p.slots, "min_clients": self.min_clients,
+                "ciphertexts_per_client": -(-d // p.slots), "public_context_bytes": self.keys.public_bytes,
+                **{f"{k}_key_bytes": v for k, v in sizes.items()},
+                **({"ckks_error_bound": bound, "release_noise_std": holder.release_noise_std(bound)} if ckks else {"plain_modulus": self.keys.secret.plain_modulus}),
+                **extra,
+            },
+            notes=(
+                f"key holder {check}; keys are set up once per key holder and not counted in per-round bytes; "
+                + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
+                   "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits)"
+                   if ckks else "BFV decryption is exact; sums wrap mod 2**bits as the ring does")
+            ),
+        )
+
+
+@dataclass
+class CKKSAggregation(HeAggregation):
+    """Approximate sum of float vectors under CKKS."""
+
+    preset: str = "ckks-8192-sum"
+    name: str = "ckks"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.params.scheme != "ckks":
+            raise ValueError(f"CKKSAggregation needs a CKKS preset, found {self.preset!r}")
+
+
+@dataclass
+class BFVAggregation(HeAggregation):
+    """Exact sum of ring elements (encoded updates) under BFV, with the plain-modulus overflow check."""
+
+    preset: str = "bfv-8192"
+    name: str = "bfv"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.params.scheme != "bfv":
+            raise ValueError(f"BFVAggregation needs a BFV preset, found {self.preset!r}")

@@ -1,0 +1,77 @@
+"""Distributed Gaussian noise on float updates (for CKKS protection): each client adds a share
+N(0, (z C)**2 / expected_clients) per coordinate to its clipped update, so `expected_clients`
+shares sum to the Gaussian mechanism with noise multiplier z for L2 sensitivity C.
+
+The guarantee accounts with the shares that reached the output: m included clients give noise
+variance (m / expected) (z C)**2, i.e. noise multiplier z sqrt(m / expected) (less than z when
+clients dropped), minus `assume_colluding` shares the server would know.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocols.accounting import Gaussian, compose_epsilon, epsilon
+from protocols.dp.samplers import gaussian
+from protocols.layers.transform import TransformLayer
+from protocols.protocol import Protocol
+from protocols.report import Guarantee, Output, ThreatModel
+from secagg.randomness import Randomness
+
+
+@dataclass(eq=False)
+class GaussianShares(TransformLayer):
+    noise_multiplier: float
+    clip: float
+    expected_clients: int
+    inner: Protocol
+    delta: float = 1e-5
+    assume_colluding: int = 0
+    name: str = "gaussian-noise"
+    ledger: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.noise_multiplier > 0 or not self.clip > 0 or self.expected_clients < 1 or self.assume_colluding < 0:
+            raise ValueError(f"need noise_multiplier > 0, clip > 0, expected_clients >= 1, assume_colluding >= 0; found "
+                             f"{self.noise_multiplier}, {self.clip}, {self.expected_clients}, {self.assume_colluding}")
+
+    @property
+    def share_stddev(self) -> float:
+        return self.noise_multiplier * self.clip / math.sqrt(self.expected_clients)
+
+    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
+        self._n = inputs.shape[0]
+
+    def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        return np.asarray(row, dtype=np.float64) + gaussian(rng, len(row), self.share_stddev)
+
+    def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
+        return aggregate
+
+    def mechanism(self, shares: int) -> Gaussian | None:
+        """The Gaussian mechanism of `shares` honest shares, or None if none arrived."""
+        return Gaussian(noise_multiplier=self.noise_multiplier * math.sqrt(shares / self.expected_clients)) if shares > 0 else None
+
+    def guarantee(self, out: Output) -> Guarantee:
+        honest = len(out.included) - self.assume_colluding
+        mechanism = self.mechanism(honest)
+        eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism else math.inf
+        if mechanism:
+            self.ledger.append(mechanism)
+        return Guarantee(
+            threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
+            server_learns="the noisy aggregate only (through the inner protection layer)",
+            collusion=f"accounted with {self.assume_colluding} colluding clients whose noise the server knows",
+            dropout_tolerance=self._n,
+            exact=False,
+            parameters={"noise_multiplier_planned": self.noise_multiplier, "share_stddev": round(self.share_stddev, 6),
+                        "noise_shares_in_output": max(honest, 0), "noise_multiplier_effective": round(mechanism.noise_multiplier, 4) if mechanism else 0,
+                        "cumulative_epsilon": round(compose_epsilon(self.ledger, delta=self.delta), 4) if mechanism else math.inf},
+            dp_mechanism=mechanism,
+            epsilon=eps,
+            delta=self.delta,
+            notes="float Gaussian shares (Box-Muller from the round's randomness); epsilon uses the shares that reached the output",
+        )

@@ -67,6 +67,7 @@ class HeCollector:
         self._max = 8 + -(-d // p.slots) * (4 + 2 * len(p.coeff_mod_bit_sizes) * p.poly_modulus_degree * 8 + 4096)
         self.inputs: dict[int, tuple[bytes, bytes]] = {}
         self.vectors: dict[int, EncryptedVector] = {}
+        self._digests: dict[int, bytes] = {}
 
     def requests(self) -> dict[int, bytes]:
         return {u: encode_frame(Frame(Kind.REQUEST, self._session, SERVER, u, bytes([Stage.MASKED_INPUT]))) for u in range(self._n)}
@@ -78,20 +79,23 @@ class HeCollector:
         if link in self.inputs:
             raise ReplayedMessage(f"second ciphertext from client {link}", party="server", stage=STAGE)
         ct, sig = parse_ciphertext(Reader(frame.payload, party="server", stage=STAGE), self._max)
+        h = digest(ct)
         try:
-            verify(self._keys[link], sig, signed_message(self._session, link, digest(ct)))
+            verify(self._keys[link], sig, signed_message(self._session, link, h))
             self.vectors[link] = EncryptedVector.from_bytes(self._public, ct, length=self._d)
         except (InvalidTag, MalformedCiphertext) as exc:
             raise MalformedMessage(f"ciphertext of client {link} rejected: {exc}", party="server", stage=STAGE) from None
         self.inputs[link] = (ct, sig)
+        self._digests[link] = h
 
     def close(self) -> None:
         pass
 
     def manifest(self) -> dict[int, tuple[bytes, bytes]]:
-        return {u: (digest(ct), sig) for u, (ct, sig) in self.inputs.items()}
+        return {u: (self._digests[u], sig) for u, (_, sig) in self.inputs.items()}
 
     def total(self) -> EncryptedVector:
+        """The sum of the collected vectors, accumulated in place into the first (no copy)."""
         return total([self.vectors[u] for u in sorted(self.vectors)])
 
 

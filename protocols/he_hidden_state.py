@@ -67,7 +67,7 @@ class HiddenStateCKKS(HeAggregation):
         if self._model is None:
             with meter.server():
                 self._model = public.encrypt(np.asarray(self.initial, dtype=np.float64))
-            self._holder_model = self._model.copy()
+            self._holder_model = EncryptedVector.from_bytes(self.keys.secret, self._model.to_bytes(), length=d)  # sent once at setup
         session = rng.bytes(8)
         signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
         clients = [HeClient(i, session, lambda row=x[i]: public.encrypt(self.weight * row).to_bytes(), signers[i]) for i in range(n)]

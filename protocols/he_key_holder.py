@@ -8,6 +8,9 @@ Checks before any decryption (each failure raises `Refused` and reveals nothing)
   aggregator, so the model's CKKS error stays at one round's worth however many rounds run;
 - the manifest lists at least `min_clients` distinct clients of the round, each with a valid
   Ed25519 signature on (session, client, sha256 of its ciphertext);
+- a robust rule's distances come as one SCALARS request holding exactly the pairs of its manifest
+  (the key holder cannot check the arithmetic without redoing it); the SELECTED_SUM that follows must
+  list exactly the clients the rule selects on the distances the key holder released;
 - with `recompute=True`, the clients' ciphertexts come along: their digests must match the
   manifest and the key holder decrypts its own homomorphic sum of them (a sum the aggregator
   altered or narrowed to one client is never decrypted). With `recompute=False` it decrypts the
@@ -28,6 +31,7 @@ from protocols.errors import Refused
 from protocols.he_messages import DecryptRequest, Target, encode_plaintext, signed_message
 from protocols.he_messages import digest as ciphertext_digest
 from protocols.masking_messages import Kind
+from protocols.robust.rules import krum_select
 from protocols.wire import SERVER, Reader, decode_frame
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, fresh_error_bound, total
@@ -35,6 +39,7 @@ from secagg.he_distances import EncryptedScalars, error_bound
 from secagg.randomness import Randomness
 from secagg.signatures import verify
 
+SELECTION_RULES = {0: "krum", 1: "multi_krum"}
 STAGE = "decrypt"
 PARTY = "key holder"
 
@@ -66,6 +71,9 @@ class KeyHolder:
         self.refreshed: bytes = b""  # hidden state: a fresh encryption of the decrypted model, for the aggregator
         self.last_bound = 0.0  # CKKS error bound of the last decryption (value units)
         self._done: set[Target] = set()
+        self._scalar_ids: list[int] = []
+        self._distances = np.zeros(0)
+        self.distance_bound = 0.0  # CKKS error bound of the released distances
         self.decrypted: list[Target] = []
 
     def release_noise_std(self, bound: float) -> float:
@@ -81,11 +89,16 @@ class KeyHolder:
         request = DecryptRequest.parse(Reader(frame.payload, party=PARTY, stage=STAGE), n=n, max_bytes=1 << 31)
         self._check_order(request.target)
         self._check_manifest(request)
+        if request.target == Target.SELECTED_SUM:
+            self._check_selection(request)
         values, bound = self._decrypt(request)
         self.last_bound = bound
         self._done.add(request.target)
         self.decrypted.append(request.target)
-        return encode_plaintext(self._release(values, bound))
+        released = self._release(values, bound)
+        if request.target == Target.SCALARS:
+            self._scalar_ids, self._distances, self.distance_bound = sorted(request.manifest), released, bound
+        return encode_plaintext(released)
 
     def _check_order(self, target: Target) -> None:
         allowed = {
@@ -97,8 +110,25 @@ class KeyHolder:
         if not allowed:
             raise Refused(f"{target.name} not allowed after {sorted(t.name for t in self._done)}", party=PARTY, stage=STAGE)
 
+    def _check_selection(self, request: DecryptRequest) -> None:
+        """A selected sum must be the selection the rule makes on the distances this key holder released."""
+        r = Reader(request.extra, party=PARTY, stage=STAGE)
+        rule, f, m = r.u8(), r.u32(), r.u32()
+        r.done()
+        ids = self._scalar_ids
+        if rule not in SELECTION_RULES or not set(request.manifest) <= set(ids):
+            raise Refused("selection rule unknown or selected clients outside the distance request", party=PARTY, stage=STAGE)
+        dist = np.zeros((len(ids), len(ids)))
+        dist[np.triu_indices(len(ids), 1)] = self._distances
+        try:
+            chosen = krum_select(dist + dist.T, f, 1 if SELECTION_RULES[rule] == "krum" else m)  # m: Multi-Krum's count
+        except ValueError as exc:
+            raise Refused(f"selection parameters invalid: {exc}", party=PARTY, stage=STAGE) from None
+        if [ids[i] for i in chosen] != sorted(request.manifest):
+            raise Refused("the selected clients are not what the rule selects on the released distances", party=PARTY, stage=STAGE)
+
     def _check_manifest(self, request: DecryptRequest) -> None:
-        if len(request.manifest) < self._min:
+        if len(request.manifest) < self._min and request.target != Target.SELECTED_SUM:
             raise Refused(f"{len(request.manifest)} inputs listed, at least {self._min} required", party=PARTY, stage=STAGE)
         for u, (digest, sig) in request.manifest.items():
             if u not in self._client_keys:
@@ -116,6 +146,8 @@ class KeyHolder:
         try:
             if request.target == Target.SCALARS:
                 count = int.from_bytes(request.extra, "big") if len(request.extra) == 4 else -1
+                if count != len(request.manifest) * (len(request.manifest) - 1) // 2:
+                    raise Refused("a distance request must hold the pairs of its manifest", party=PARTY, stage=STAGE)
                 scalars = EncryptedScalars.from_bytes(self._ctx, request.payload, count=count)
                 return scalars.decrypt(self._ctx), error_bound(self._ctx, self._length, 2 * self.norm_bound)
             if request.inputs is not None:

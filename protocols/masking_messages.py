@@ -52,6 +52,9 @@ class Kind(enum.IntEnum):
     CIPHERTEXT = 12  # a client's signed HE ciphertext
     DECRYPT_REQUEST = 13  # aggregator -> key holder: what to decrypt, with its evidence
     PLAINTEXT = 14  # key holder -> aggregator (or clients): released values
+    SHARE_SEED = 15  # client -> first server: the seed its additive share expands from
+    SHARE_VECTOR = 16  # client -> second server: its explicit additive share
+    MATRIX = 17  # between servers, or dealer -> server: a uint64 matrix (ids, opened values, triple shares)
 
 
 class Secret(enum.IntEnum):

@@ -78,16 +78,24 @@ class LayerReport:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A round's result. `included` lists the clients whose inputs are in `result`; `rejected` the
-    protocol errors raised by malformed, replayed or misdirected messages the round survived."""
+    """A round's result. `included` lists the clients whose inputs are in `result`; `weights`, when
+    not empty, the weight each of them has in it (a robust rule may scale inputs down; an outer noise
+    layer counts only the noise shares that reached the output whole); `rejected` the protocol
+    errors raised by malformed, replayed or misdirected messages the round survived."""
 
     result: np.ndarray
     included: tuple[int, ...]
     reports: tuple[LayerReport, ...] = ()
     rejected: tuple[Exception, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    @property
+    def whole_inputs(self) -> int:
+        """How many included inputs reached the result with weight 1."""
+        return sum(1 for w in self.weights if w >= 1.0) if self.weights else len(self.included)
 
     def then(self, result: np.ndarray, report: LayerReport) -> "Output":
-        return Output(result, self.included, self.reports + (report,), self.rejected)
+        return Output(result, self.included, self.reports + (report,), self.rejected, self.weights)
 
 
 def format_reports(reports: tuple[LayerReport, ...]) -> str:

@@ -56,7 +56,7 @@ class GaussianShares(TransformLayer):
         return Gaussian(noise_multiplier=self.noise_multiplier * math.sqrt(shares / self.expected_clients)) if shares > 0 else None
 
     def guarantee(self, out: Output) -> Guarantee:
-        honest = len(out.included) - self.assume_colluding
+        honest = out.whole_inputs - self.assume_colluding
         mechanism = self.mechanism(honest)
         eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism else math.inf
         if mechanism:

@@ -72,7 +72,7 @@ class DistributedNoise(TransformLayer):
         return aggregate
 
     def guarantee(self, out: Output) -> Guarantee:
-        honest = len(out.included) - self.assume_colluding
+        honest = out.whole_inputs - self.assume_colluding
         mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
         eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism is not None else math.inf
         if mechanism is not None:

@@ -62,25 +62,40 @@ def geometric_median(updates: np.ndarray, f: int, *, tol: float = 1e-7, max_iter
 
 def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
     """score_i = sum of squared distances from x_i to its n - f - 1 nearest other updates."""
-    x = check_updates(updates, f)
-    n = x.shape[0]
+    return scores_from_distances(squared_distances(check_updates(updates, f)), f)
+
+
+def scores_from_distances(dist: np.ndarray, f: int) -> np.ndarray:
+    """Krum scores from an (n, n) matrix of squared distances (not modified)."""
+    n = dist.shape[0]
     k = n - f - 1
-    if k == 0:
+    if k <= 0:
         return np.zeros(n)
-    dist = squared_distances(x)
+    dist = np.array(dist, dtype=np.float64)
     np.fill_diagonal(dist, np.inf)
     return np.partition(dist, k - 1, axis=1)[:, :k].sum(axis=1)
+
+
+def krum_select(dist: np.ndarray, f: int, m: int | None = None) -> np.ndarray:
+    """Ascending indices of the m updates with the lowest Krum scores (default m = n - f; ties go to
+    the lower index), from their squared distances: what Multi-Krum averages.
+
+    Raises:
+        ValueError: if n <= 2f or m is outside [1, n].
+    """
+    n = dist.shape[0]
+    if n <= 2 * f:
+        raise ValueError(f"robust aggregation needs n > 2f, found n={n}, f={f}")
+    m = n - f if m is None else m
+    if not 1 <= m <= n:
+        raise ValueError(f"m must be in [1, n={n}], found {m}")
+    return np.sort(np.argsort(scores_from_distances(dist, f), kind="stable")[:m])
 
 
 def multi_krum(updates: np.ndarray, f: int, m: int | None = None) -> np.ndarray:
     """Average of the m updates with the lowest Krum scores (default m = n - f; ties go to the lower index)."""
     x = check_updates(updates, f)
-    n = x.shape[0]
-    m = n - f if m is None else m
-    if not 1 <= m <= n:
-        raise ValueError(f"m must be in [1, n={n}], found {m}")
-    chosen = np.argsort(krum_scores(x, f), kind="stable")[:m]
-    return x[np.sort(chosen)].mean(axis=0)
+    return x[krum_select(squared_distances(x), f, m)].mean(axis=0)
 
 
 def krum(updates: np.ndarray, f: int) -> np.ndarray:
@@ -100,8 +115,13 @@ def centered_clipping(updates: np.ndarray, f: int, *, tau: float = 1.0, iteratio
         raise ValueError(f"start must have shape ({x.shape[1]},), found {v.shape}")
     for _ in range(iterations):
         diff = x - v.astype(x.dtype)  # one (n, d) temporary in the updates' dtype
-        norms = np.linalg.norm(diff, axis=1)
-        scale = np.ones_like(norms)
-        np.divide(tau, norms, out=scale, where=norms > tau)
-        v = v + (scale @ diff) / x.shape[0]
+        v = v + (clipping_weights(np.einsum("ij,ij->i", diff, diff, dtype=np.float64), tau) @ diff) / x.shape[0]
     return v
+
+
+def clipping_weights(squared_norms: np.ndarray, tau: float) -> np.ndarray:
+    """min(1, tau / ||y_i||) from the squared norms ||y_i||**2 (1 where the norm is 0)."""
+    norms = np.sqrt(np.maximum(np.asarray(squared_norms, dtype=np.float64), 0.0))
+    out = np.ones_like(norms)
+    np.divide(tau, norms, out=out, where=norms > tau)
+    return out

@@ -1,0 +1,110 @@
+"""Two-party additive sharing in Z_{2^64}, Gram-matrix Beaver triples, and local truncation.
+
+Sharing: x = x0 + x1 mod 2**64 with x0 uniform. The first share can travel as a 32-byte seed that
+`AesCtrPrg` expands (domain-separated), halving what a client uploads.
+
+Gram triple (a matrix Beaver triple with B = A^T): a dealer draws A uniform (n, d) and C = A A^T
+(n, n), and shares both. To get shares of G = X X^T from shares of X, the servers open
+E = X - A (uniform, so it reveals nothing about X) and compute locally
+
+    G_p = C_p + E A_p^T + A_p E^T + [p = 0] E E^T,      G_0 + G_1 = (E + A)(E + A)^T = X X^T.
+
+One triple serves exactly one Gram matrix: reusing A reveals X - X' (see `GramTriple.use`).
+
+Truncation (SecureML, Mohassel and Zhang, S&P 2017, Theorem 1): to divide a shared value x with
+|x| < 2**l by 2**k, party 0 takes floor(x0 / 2**k) and party 1 takes -floor(-x1 / 2**k); the result
+is floor(x / 2**k) or one more, except with probability at most 2**(l + 1 - 64).
+Low level: the protocol (who deals, who opens what) is `protocols.two_server`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from secagg.errors import AlreadyUsed
+from secagg.prg import AesCtrPrg
+from secagg.randomness import Randomness
+from secagg.ring import Ring
+
+RING = Ring(64)
+_PRG = AesCtrPrg(RING)
+
+
+def expand_share(seed: bytes, shape: tuple[int, ...], domain: bytes) -> np.ndarray:
+    """The uniform share of Z_{2^64} that `seed` stands for, of the given shape."""
+    size = int(np.prod(shape))
+    return _PRG.expand(seed, size, domain).reshape(shape) if size else np.zeros(shape, dtype=np.uint64)
+
+
+def share_with_seed(x: np.ndarray, seed: bytes, domain: bytes) -> np.ndarray:
+    """x1 = x - PRG(seed) mod 2**64: the explicit share when the other one is `seed`."""
+    return np.subtract(np.asarray(x, dtype=np.uint64), expand_share(seed, x.shape, domain))
+
+
+def lift_signed(x: np.ndarray, bits: int) -> np.ndarray:
+    """Elements of Z_{2^bits} read as signed integers, as elements of Z_{2^64} (sign extension)."""
+    x = np.asarray(x).astype(np.uint64)
+    if bits == 64:
+        return x
+    top = np.uint64(1 << (bits - 1))
+    return np.where(x >= top, x - top - top, x).astype(np.uint64)
+
+
+def to_signed(x: np.ndarray) -> np.ndarray:
+    """Elements of Z_{2^64} as signed int64 (two's complement)."""
+    return np.asarray(x, dtype=np.uint64).view(np.int64)
+
+
+def truncate(share: np.ndarray, k: int, party: int) -> np.ndarray:
+    """Party `party`'s share of x / 2**k (see the module docstring for the +-1 error and failure bound)."""
+    s = np.asarray(share, dtype=np.uint64)
+    if party == 0:
+        return s >> np.uint64(k)
+    return (np.uint64(0) - ((np.uint64(0) - s) >> np.uint64(k))).astype(np.uint64)
+
+
+@dataclass
+class GramTriple:
+    """One party's share of a Gram triple: A_p (n, d) and C_p (n, n)."""
+
+    a: np.ndarray
+    c: np.ndarray
+    _used: bool = field(default=False, repr=False)
+
+    def use(self) -> "GramTriple":
+        """Marks the triple consumed; a second use raises `AlreadyUsed`."""
+        if self._used:
+            raise AlreadyUsed("a Gram triple must mask one matrix only: reuse reveals the difference of the inputs")
+        self._used = True
+        return self
+
+
+def deal_gram(n: int, d: int, rng: Randomness, seed: bytes) -> tuple[GramTriple, GramTriple]:
+    """A dealer's triple: party 0's share comes from `seed` (send it the seed), party 1's explicitly.
+
+    Raises:
+        ValueError: for n < 1 or d < 1.
+    """
+    if n < 1 or d < 1:
+        raise ValueError(f"need n >= 1 and d >= 1, found n={n}, d={d}")
+    a = rng.uint64(n * d).reshape(n, d)
+    c = a @ a.T
+    t0 = triple_from_seed(seed, n, d)
+    return t0, GramTriple(np.subtract(a, t0.a), np.subtract(c, t0.c))
+
+
+def triple_from_seed(seed: bytes, n: int, d: int) -> GramTriple:
+    """Party 0's share of a dealt triple, from the dealer's seed."""
+    return GramTriple(expand_share(seed, (n, d), b"gram A"), expand_share(seed, (n, n), b"gram C"))
+
+
+def gram_share(party: int, e: np.ndarray, triple: GramTriple) -> np.ndarray:
+    """Party `party`'s share of X X^T, given the opened E = X - A and its triple share."""
+    t = triple.use()
+    g = t.c + e @ t.a.T
+    g += t.a @ e.T
+    if party == 0:
+        g += e @ e.T
+    return g

@@ -1,0 +1,144 @@
+"""Two-server robust aggregation over additive shares: the rule's exact answer for Krum rules, the
+stated error for clipping rules, uniform server views, and the building blocks (triples, truncation)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from protocols import DropoutSchedule, Stage, secure_sum
+from protocols.errors import BelowThreshold
+from protocols.masking_messages import Kind
+from protocols.robust.rules import centered_clipping, krum_select
+from protocols.testing import schedules
+from protocols.two_server import TwoServerRobust
+from protocols.wire import HEADER_BYTES, SECOND_SERVER
+from secagg.beaver import deal_gram, gram_share, lift_signed, to_signed, triple_from_seed, truncate
+from secagg.errors import AlreadyUsed
+from secagg.randomness import SeededRandomness
+from secagg.ring import Ring
+
+
+def signed(x: np.ndarray, bits: int) -> np.ndarray:
+    return to_signed(lift_signed(x, bits))
+
+
+def exact_distances(x: np.ndarray) -> np.ndarray:
+    """Squared distances in Python integers (no float rounding), as float64 for the rule."""
+    rows = [[int(v) for v in row] for row in x]
+    n = len(rows)
+    return np.array([[float(sum((a - b) ** 2 for a, b in zip(rows[i], rows[j]))) for j in range(n)] for i in range(n)])
+
+
+@st.composite
+def cases(draw):
+    n = draw(st.integers(3, 12))
+    d = draw(st.integers(1, 200))
+    bits = draw(st.integers(4, 24))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ring = Ring(bits)
+    x = ring.reduce(rng.integers(0, 2**bits, (n, d), dtype=np.uint64).astype(ring.dtype))
+    dropouts = draw(schedules(n, stages=(Stage.MASKED_INPUT,), max_rate=0.3))
+    m = sum(dropouts.active(i, Stage.MASKED_INPUT) for i in range(n))
+    f = draw(st.integers(0, max(0, (m - 1) // 2)))
+    return x, bits, dropouts, m, f
+
+
+@settings(max_examples=40)
+@given(case=cases(), rule=st.sampled_from(["krum", "multi_krum"]), seed=st.integers(0, 2**31))
+def test_krum_rules_over_shares_equal_the_rule_on_the_exact_distances(case, rule, seed):
+    x, bits, dropouts, m, f = case
+    if m <= 2 * f or m == 0:
+        with pytest.raises(BelowThreshold):
+            secure_sum(x, protocol=TwoServerRobust(rule=rule, f=f, bits=bits), dropouts=dropouts, seed=seed)
+        return
+    out = secure_sum(x, protocol=TwoServerRobust(rule=rule, f=f, bits=bits), dropouts=dropouts, seed=seed)
+    alive = [i for i in range(len(x)) if dropouts.active(i, Stage.MASKED_INPUT)]
+    chosen = krum_select(exact_distances(signed(x[alive], bits)), f, 1 if rule == "krum" else None)
+    assert out.included == tuple(alive[i] for i in chosen)
+    ring = Ring(bits)
+    assert np.array_equal(out.result, ring.sum(x[list(out.included)]))
+    assert out.reports[0].guarantee.exact and out.weights == (1.0,) * len(out.included)
+
+
+@settings(max_examples=25)
+@given(case=cases(), rule=st.sampled_from(["centered_clipping", "norm_bounding"]), iterations=st.integers(1, 3),
+       tau_fraction=st.floats(0.05, 2.0), seed=st.integers(0, 2**31))
+def test_clipping_rules_over_shares_within_the_stated_error(case, rule, iterations, tau_fraction, seed):
+    x, bits, dropouts, m, f = case
+    if m <= 2 * f or m == 0:
+        return
+    alive = [i for i in range(len(x)) if dropouts.active(i, Stage.MASKED_INPUT)]
+    values = signed(x[alive], bits).astype(np.float64)
+    tau = max(1.0, tau_fraction * float(np.median(np.linalg.norm(values, axis=1))))
+    protocol = TwoServerRobust(rule=rule, f=f, bits=bits, tau=tau, iterations=iterations)
+    out = secure_sum(x, protocol=protocol, dropouts=dropouts, seed=seed)
+    expected = centered_clipping(values, f, tau=tau, iterations=protocol.iterations) * m
+    error = np.abs(signed(out.result, bits) - expected) % 2**bits  # the result is read back mod 2**bits
+    g = out.reports[0].guarantee
+    assert out.included == tuple(alive)
+    assert np.linalg.norm(np.minimum(error, 2**bits - error)) <= g.numeric_error
+
+
+def test_second_server_view_of_a_zero_input_is_uniform_bytes():
+    x = np.zeros((3, 8192), dtype=np.uint16)
+    seen = []
+
+    def wire(src, dst, sealed):
+        if dst == SECOND_SERVER and sealed[3] == Kind.SHARE_VECTOR:
+            seen.append(sealed[HEADER_BYTES + 8 : -32])
+        return [sealed]
+
+    secure_sum(x, protocol=TwoServerRobust(rule="multi_krum", f=1, bits=16), seed=4, wire=wire)
+    assert len(seen) == 3
+    counts = np.bincount(np.frombuffer(b"".join(seen), dtype=np.uint8), minlength=256)
+    assert stats.chisquare(counts).pvalue > 1e-6
+
+
+def test_opened_matrix_is_the_input_masked_by_a_uniform_triple():
+    rng = SeededRandomness(9)
+    t0, t1 = deal_gram(4, 2048, rng, rng.bytes(32))
+    x = np.zeros((4, 2048), dtype=np.uint64)
+    e = (x - t0.a) + (x - t1.a)  # what the servers open: -A, uniform
+    counts = np.bincount(e.view(np.uint8).ravel(), minlength=256)
+    assert stats.chisquare(counts).pvalue > 1e-6
+    g = to_signed(gram_share(0, e, t0) + gram_share(1, e, t1))
+    assert np.array_equal(g, np.zeros((4, 4), dtype=np.int64))
+    with pytest.raises(AlreadyUsed):
+        gram_share(0, e, t0)
+    assert np.array_equal(triple_from_seed(b"\x01" * 32, 2, 3).a, triple_from_seed(b"\x01" * 32, 2, 3).a)
+
+
+@given(values=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=200), k=st.integers(1, 20), seed=st.integers(0, 2**31))
+def test_truncation_is_floor_or_one_more(values, k, seed):
+    v = np.array(values, dtype=np.int64).view(np.uint64)
+    s0 = SeededRandomness(seed).uint64(len(values))
+    got = to_signed(truncate(s0, k, 0) + truncate(v - s0, k, 1))
+    floor = np.array(values, dtype=np.int64) >> k
+    assert np.all((got == floor) | (got == floor + 1))
+
+
+def test_parameters_that_would_wrap_or_need_comparison_are_refused():
+    with pytest.raises(ValueError, match="2\\*\\*63"):
+        secure_sum(np.zeros((3, 10**5), dtype=np.uint32), protocol=TwoServerRobust(bits=24), seed=0)
+    with pytest.raises(ValueError, match="secure comparison"):
+        TwoServerRobust(rule="coordinate_median")
+    with pytest.raises(BelowThreshold):
+        secure_sum(np.zeros((4, 5), dtype=np.uint16), protocol=TwoServerRobust(f=2, bits=16), seed=0,
+                   dropouts=DropoutSchedule({0: Stage.MASKED_INPUT}))
+
+
+def test_distributed_dp_under_krum_accounts_only_the_noise_of_the_selected_client():
+    from protocols.layers import distributed_dp
+
+    x = np.random.default_rng(5).normal(0, 0.05, (6, 64)).astype(np.float32)
+    outs = {}
+    for rule in ("krum", "multi_krum"):
+        stack = distributed_dp(TwoServerRobust(rule=rule, f=1, bits=20), clients=6, dim=64, clip=1.0, noise_multiplier=1.0)
+        outs[rule] = secure_sum(x, protocol=stack, seed=6)
+    noise = {rule: next(r.guarantee for r in out.reports if r.layer == "noise") for rule, out in outs.items()}
+    assert noise["krum"].parameters["noise_shares_in_output"] == 1
+    assert noise["multi_krum"].parameters["noise_shares_in_output"] == 5
+    assert noise["krum"].epsilon > noise["multi_krum"].epsilon
+    assert "not" in outs["krum"].reports[0].guarantee.notes and "covers" in outs["krum"].reports[0].guarantee.notes

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
+from fl.experiment import STACKS
 from fl.results import plot_comparison, render, to_dict
 from fl.run_commands import build_config, compare_table, report, run
 from protocols.layers.noise import MECHANISMS
@@ -28,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
         cmd.add_argument("--out", type=Path, help="results folder (default results/<stack>-<data>-seed<seed>)")
         if name == "compare":
-            cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust", help="comma-separated stacks (robust uses --set rule=...)")
+            cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
+                             help=f"comma-separated stacks from {', '.join(STACKS)} (robust ones use --set rule=...)")
     rep = sub.add_parser("report", help="re-render the report of a saved run")
     rep.add_argument("folder", type=Path)
     demo = sub.add_parser("demo", help="one secure-aggregation round with dropouts; prints the per-layer report")

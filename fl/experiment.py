@@ -24,14 +24,21 @@ from fl.datasets import Dataset, dirichlet, iid, load
 from fl.models import build, get_flat
 from fl.training import LocalConfig, evaluate, local_update
 from protocols import DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
-from protocols.accounting import compose_epsilon
-from protocols.layers import DiscreteEncode, L2Clip, distributed_dp
+from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
+from protocols.he_aggregation import CKKSAggregation
+from protocols.he_hidden_state import HiddenStateCKKS
+from protocols.he_robust import CKKSRobust
+from protocols.layers import DiscreteEncode, L2Clip, distributed_dp, distributed_dp_parameters
+from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.noise import MECHANISMS
 from protocols.robust import RULES, PlainRobust
+from protocols.two_server import RULES as TWO_SERVER_RULES
+from protocols.two_server import TwoServerRobust
 from secagg import SeededRandomness
 
-STACKS = ("plain", "secagg+", "ddp+secagg+", "robust")
-MEAN_STACKS = ("plain", "robust")  # these return an average; the others a sum over the included clients
+STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "ckks", "ckks-robust", "two-server", "ddp+two-server", "hidden-state")
+MEAN_STACKS = ("plain", "robust")  # these return an average; "hidden-state" the model; the others a sum over the included clients
+STACK_RULES = {"robust": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.stack in STACKS, f"stack must be one of {STACKS}, found {self.stack!r}"),
-            (self.rule in RULES, f"rule must be one of {sorted(RULES)}, found {self.rule!r}"),
+            (self.rule in STACK_RULES.get(self.stack, RULES), f"rule must be one of {list(STACK_RULES.get(self.stack, sorted(RULES)))} for stack {self.stack!r}, found {self.rule!r}"),
             (self.attack in UPDATE_ATTACKS, f"attack must be one of {sorted(UPDATE_ATTACKS)}, found {self.attack!r}"),
             (self.partition in ("iid", "dirichlet"), f"partition must be 'iid' or 'dirichlet', found {self.partition!r}"),
             (self.clients >= 3, f"clients must be >= 3, found {self.clients}"),
@@ -96,6 +103,7 @@ class RoundRecord:
     reports: tuple[LayerReport, ...]
     epsilon: float | None  # this round's, from the noise that reached the output (None: no noise layer)
     cumulative_epsilon: float | None
+    epsilon_bound: str = ""  # hidden state: which bound the cumulative epsilon is (last-iterate or distributed DP) and why
 
 
 @dataclass
@@ -113,21 +121,56 @@ def _split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dat
     return train.standardized(mean, std), test.standardized(mean, std)
 
 
-def build_stack(config: ExperimentConfig, dim: int) -> Protocol:
-    """The protocol stack for `config`, sized for its participants a round."""
+def _robust_f(config: ExperimentConfig) -> int:
     m = config.participants
+    return min((m - 1) // 2, max(1, math.ceil(config.byzantine * m)))  # n > 2f always
+
+
+def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None = None) -> Protocol:
+    """The protocol stack for `config`, sized for its participants a round (`initial`: the hidden-state model)."""
+    m = config.participants
+    expected = max(1, math.floor(m * (1 - config.dropout)))
     if config.stack == "plain":
         return PlainRobust(rule="mean", f=0)
     if config.stack == "robust":
-        return PlainRobust(rule=config.rule, f=min((m - 1) // 2, max(1, math.ceil(config.byzantine * m))))  # n > 2f always
+        return PlainRobust(rule=config.rule, f=_robust_f(config))
     if config.stack == "secagg+":
         protection = SecAggPlus.for_clients(m, bits=32, dropout=max(config.dropout, 0.01))
         scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
-    protection = SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))
-    expected = max(1, math.floor(m * (1 - config.dropout)))
-    return distributed_dp(protection, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
-                          mechanism=config.mechanism, expected_clients=expected, delta=config.delta)
+    if config.stack == "ckks":
+        return L2Clip(config.clip, CKKSAggregation(min_clients=1))
+    if config.stack == "ckks-robust":
+        return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=_robust_f(config), norm_bound=config.clip, min_clients=1))
+    if config.stack == "hidden-state":
+        inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=1)
+        if config.noise_multiplier > 0:
+            inner = GaussianShares(config.noise_multiplier, config.clip, expected, inner, delta=config.delta)
+        return L2Clip(config.clip, inner)
+    if config.stack == "two-server":
+        bits = min(32, (63 - max(1, dim - 1).bit_length()) // 2)  # distances of any b-bit inputs stay exact in Z_2^64
+        scale = 2.0 ** (bits - 2) / (m * config.clip)  # the sum of m clipped updates cannot wrap
+        protection = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=bits, tau=config.clip * scale)
+        return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
+    protocol = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=config.bits) if config.stack == "ddp+two-server" else \
+        SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))
+    stack = distributed_dp(protocol, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
+                           mechanism=config.mechanism, expected_clients=expected, delta=config.delta)
+    if isinstance(protocol, TwoServerRobust):  # clipping radius in the ring's integer units
+        protocol.tau = config.clip * distributed_dp_parameters(bits=config.bits, clients=m, dim=dim, clip=config.clip,
+                                                               noise_multiplier=config.noise_multiplier, expected_clients=expected).scale
+    return stack
+
+
+def _hidden_state_epsilon(config: ExperimentConfig, mechanisms: list, rounds: int, feature_norm: float) -> HiddenStateEpsilon:
+    """The final model's epsilon against the aggregator. Last-iterate when each round is one full-batch gradient
+    step on logistic regression: softmax cross-entropy is convex and smooth with beta <= max ||(x, 1)||**2 / 2
+    (clipping is assumed not to bind, which the clip layer's report lets one check). Otherwise the distributed-DP
+    composition of every round (a client in every round: conservative)."""
+    weakest = min(mechanisms, key=lambda mech: mech.noise_multiplier)
+    one_step = config.local.epochs == 1 and config.local.batch_size is None
+    assumptions = ConvexSmooth(smoothness=0.5 * feature_norm**2, learning_rate=config.local.lr) if config.model == "logreg" and one_step else None
+    return last_iterate_epsilon(weakest, rounds=rounds, assumptions=assumptions, delta=config.delta)
 
 
 def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None) -> ExperimentResult:
@@ -148,7 +191,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
         local_data.append(data)
     model = build(config.model, train.x.shape[1], train.num_classes, seed=config.seed)
     params = get_flat(model)
-    stack = build_stack(config, len(params))
+    stack = build_stack(config, len(params), params)
+    feature_norm = float(np.sqrt(np.max(np.sum(train.x.astype(np.float64) ** 2, axis=1)) + 1.0))
     result = ExperimentResult(config)
     mechanisms = []
     try:
@@ -162,16 +206,24 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
             dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(config.seed * 7919 + r))
             out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
-            aggregate = out.result if config.stack in MEAN_STACKS else out.result / max(len(out.included), 1)
-            params = (params + aggregate).astype(np.float32)
+            if config.stack == "hidden-state":
+                params = out.result.astype(np.float32)  # the model the key holder released to the clients
+            else:
+                aggregate = out.result if config.stack in MEAN_STACKS else out.result / max(len(out.included), 1)
+                params = (params + aggregate).astype(np.float32)
             loss, accuracy = evaluate(model, params, test)
             noise = next((rep.guarantee for rep in out.reports if rep.guarantee.dp_mechanism is not None), None)
             if noise is not None:
                 mechanisms.append(noise.dp_mechanism)
+            cumulative, bound = None, ""
+            if noise and config.stack == "hidden-state":
+                hidden = _hidden_state_epsilon(config, mechanisms, r, feature_norm)
+                cumulative, bound = hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
+            elif noise:
+                cumulative = compose_epsilon(mechanisms, sampling_rate=config.participants / config.clients, delta=config.delta)
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),
-                reports=out.reports, epsilon=noise.epsilon if noise else None,
-                cumulative_epsilon=compose_epsilon(mechanisms, sampling_rate=config.participants / config.clients, delta=config.delta) if noise else None,
+                reports=out.reports, epsilon=noise.epsilon if noise else None, cumulative_epsilon=cumulative, epsilon_bound=bound,
             )
             result.rounds.append(record)
             if on_round is not None:

@@ -64,6 +64,8 @@ def render(data: dict) -> str:
         eps = "-" if r["epsilon"] is None else f"{float(r['epsilon']):.3g}"
         cum = "-" if r["cumulative_epsilon"] is None else f"{float(r['cumulative_epsilon']):.3g}"
         lines.append(f"| {r['round']} | {r['accuracy']:.4f} | {r['loss']:.4f} | {len(r['included'])} | {eps} | {cum} |")
+    if data["rounds"] and data["rounds"][-1].get("epsilon_bound"):
+        lines += ["", f"Cumulative epsilon bound: {data['rounds'][-1]['epsilon_bound']}."]
     if data["rounds"]:
         lines += ["", f"## Per-layer report of round {data['rounds'][-1]['round']}", "", format_reports(layer_reports(data["rounds"][-1]))]
     return "\n".join(lines) + "\n"

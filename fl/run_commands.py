@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from fl.config import config_from, load_toml, parse_overrides
-from fl.experiment import ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
+from fl.experiment import STACK_RULES, ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
 from fl.results import load_saved, render, save
 
 # The embedded default of `secagg run`: digits with a small MLP over 60 clients, half of them sampled a
@@ -50,20 +50,22 @@ def run(config: ExperimentConfig, out: Path | None) -> tuple[ExperimentResult, P
 
 
 def compare_table(results: list[ExperimentResult]) -> str:
-    """One row a stack: final accuracy, cumulative epsilon, Byzantine clients tolerated, time and bytes a round."""
-    lines = ["| stack | final accuracy | epsilon | f tolerated | client s/round | server s/round | bytes up/client/round |",
-             "|---|---|---|---|---|---|---|"]
+    """One row a stack: final accuracy, cumulative epsilon, Byzantine clients tolerated, time and bytes a round
+    (other parties: key holder, second server, dealer; bytes between: among the non-client parties)."""
+    lines = ["| stack | final accuracy | epsilon | f tolerated | client s/round | server s/round | other parties s/round "
+             "| bytes up/client/round | bytes between parties/round |", "|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         if not result.rounds:
             continue
         last = result.rounds[-1]
         per_round = [(sum(r.cost.client_seconds_mean for r in rec.reports), sum(r.cost.server_seconds for r in rec.reports),
-                      sum(r.cost.bytes_up_mean for r in rec.reports)) for rec in result.rounds]
-        client, server, up = (sum(v) / len(per_round) for v in zip(*per_round))
+                      sum(sum(r.cost.party_seconds.values()) for r in rec.reports), sum(r.cost.bytes_up_mean for r in rec.reports),
+                      sum(sum(r.cost.bytes_between.values()) for r in rec.reports)) for rec in result.rounds]
+        client, server, other, up, between = (sum(v) / len(per_round) for v in zip(*per_round))
         eps = "-" if last.cumulative_epsilon is None else f"{float(last.cumulative_epsilon):.3g}"
         f = next((r.guarantee.parameters.get("f") for r in last.reports if "f" in r.guarantee.parameters), 0)
-        lines.append(f"| {result.config.stack}{'/' + result.config.rule if result.config.stack == 'robust' else ''} | "
-                     f"{last.accuracy:.4f} | {eps} | {f} | {client:.4f} | {server:.4f} | {up:,.0f} |")
+        name = result.config.stack + (f"/{result.config.rule}" if result.config.stack in STACK_RULES else "")
+        lines.append(f"| {name} | {last.accuracy:.4f} | {eps} | {f} | {client:.4f} | {server:.4f} | {other:.4f} | {up:,.0f} | {between:,.0f} |")
     return "\n".join(lines)
 
 

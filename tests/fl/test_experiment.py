@@ -12,10 +12,32 @@ def _final(config):
     return run_experiment(config).rounds[-1]
 
 
-@pytest.mark.parametrize("stack", ["plain", "secagg+", "robust"])
+@pytest.mark.parametrize("stack", ["plain", "secagg+", "robust", "ckks", "ckks-robust", "two-server", "ddp+two-server", "hidden-state"])
 def test_each_stack_trains_breast_cancer(stack):
-    record = _final(ExperimentConfig(stack=stack, clients=10, rounds=6, dropout=0.1 if stack == "secagg+" else 0.0))
+    rule = "multi_krum" if stack in ("ckks-robust", "two-server", "ddp+two-server") else "krum"
+    record = _final(ExperimentConfig(stack=stack, rule=rule, clients=10, rounds=6, dropout=0.0 if stack == "robust" else 0.1))
     assert record.accuracy > 0.9
+
+
+def test_hidden_state_epsilon_uses_the_last_iterate_bound_only_under_its_assumptions():
+    from fl.training import LocalConfig
+
+    common = dict(stack="hidden-state", model="logreg", clients=8, rounds=4, noise_multiplier=2.0)
+    gd = run_experiment(ExperimentConfig(local=LocalConfig(epochs=1, batch_size=None, lr=0.005), **common)).rounds[-1]
+    sgd = run_experiment(ExperimentConfig(local=LocalConfig(epochs=2, batch_size=16, lr=0.005), **common)).rounds[-1]
+    assert gd.epsilon_bound.startswith("last-iterate") and sgd.epsilon_bound.startswith("distributed DP")
+    assert gd.cumulative_epsilon < sgd.cumulative_epsilon
+    hidden = next(r for r in gd.reports if r.layer == "hidden-state").guarantee
+    assert "no model" in hidden.server_learns
+
+
+def test_two_server_multi_krum_with_ddp_resists_a_gaussian_attack():
+    common = dict(clients=10, rounds=6, byzantine=0.3, attack="gaussian", seed=2, noise_multiplier=0.3)
+    robust = _final(ExperimentConfig(stack="ddp+two-server", rule="multi_krum", **common))
+    plain = _final(ExperimentConfig(stack="plain", **common))
+    assert robust.accuracy > 0.9 and plain.accuracy < robust.accuracy - 0.1
+    noise = next(r.guarantee for r in robust.reports if r.layer == "noise")
+    assert noise.parameters["noise_shares_in_output"] == len(robust.included) < 10
 
 
 def test_ddp_stack_reports_the_accountants_epsilon():
@@ -50,7 +72,8 @@ def test_progress_callback_and_partial_results():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"stack": "he"}, "stack must be"), ({"byzantine": 0.6}, "byzantine"), ({"clients": 2}, "clients"), ({"rule": "bulyan"}, "rule must be")],
+    [({"stack": "he"}, "stack must be"), ({"byzantine": 0.6}, "byzantine"), ({"clients": 2}, "clients"), ({"rule": "bulyan"}, "rule must be"),
+     ({"stack": "two-server", "rule": "trimmed_mean"}, "rule must be")],
 )
 def test_bad_configs_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):

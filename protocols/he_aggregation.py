@@ -181,8 +181,14 @@ class HeAggregation(Protocol):
         values = self._ask(holder, request, session, transport, meter, d)
         ring = Ring(self.bits)
         result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
-        report = LayerReport(self.name, meter.cost(transport, rounds=2), self.guarantee(n, d, len(included), holder))
+        report = LayerReport(self.name, meter.cost(transport, rounds=2), self.guarantee(n, d, len(included), holder, **self.sizes(collector, d)))
         return Output(result, included, (report,), tuple(rejected))
+
+    @staticmethod
+    def sizes(collector: HeCollector, d: int) -> dict[str, float]:
+        """Report parameters: one client's ciphertext bytes and their expansion over d float32 values."""
+        size = max((len(ct) for ct, _ in collector.inputs.values()), default=0)
+        return {"ciphertext_bytes": size, "expansion_vs_float32": round(size / (4 * d), 2)}
 
     def _key_holder(self, rng: Randomness, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
         return KeyHolder(

@@ -96,7 +96,7 @@ class HiddenStateCKKS(HeAggregation):
         self._holder_model = holder.model
         self.rounds += 1
         guarantee = self.guarantee(
-            n, d, len(included), holder, rounds_hidden=self.rounds,
+            n, d, len(included), holder, rounds_hidden=self.rounds, **self.sizes(collector, d),
             server_learns="ciphertexts and the included set only (no model, no aggregate); the key holder and every client see each round's model",
         )
         report = LayerReport(self.name, meter.cost(transport, rounds=2), guarantee)

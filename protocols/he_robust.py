@@ -103,7 +103,7 @@ class CKKSRobust(HeAggregation):
                            "sum of the selected inputs; the key holder learns the same"),
             rule=self.rule, f=self.f, inputs=m, kappa="unknown" if coefficient is None else round(coefficient, 4),
             kappa_lower_bound=round(lower_bound(m, self.f), 4), encrypted_distance_seconds=round(distance_seconds, 4),
-            distance_error_bound=holder.distance_bound, distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
+            distance_error_bound=holder.distance_bound, **self.sizes(collector, d), distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
         )
         guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
             "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))

@@ -20,14 +20,17 @@ def secure_sum(
     tamper: Hook | None = None,
     wire: Hook | None = None,
 ) -> Output:
-    """Runs one round of `protocol` over `inputs` (n, d) of ring elements, one row a client.
+    """Runs one round of `protocol` over `inputs` (n, d), one row a client: ring elements for ring protocols
+    (SecAgg, SecAgg+, BFV, two-server), floats for CKKS and the plaintext robust layer, whatever the outer
+    layer of a stack takes.
 
     With `seed=None` every secret (keys, seeds, shares, nonces) comes from the OS CSPRNG; an integer
     seed makes the whole round reproducible, for simulation and tests only. `tamper` and `wire`
     are the transport's test hooks (see `protocols.transport`).
 
     Returns:
-        An `Output` whose `result` is the sum mod 2**bits of the inputs of `included`, with one report a layer.
+        An `Output` whose `result` is the protocol's aggregate of the inputs of `included` (the sum mod 2**bits
+        for ring protocols), with one report a layer.
 
     Raises:
         BelowThreshold: if too few clients survive; no aggregate is revealed.

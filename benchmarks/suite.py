@@ -1,0 +1,198 @@
+"""The benchmark suite: every layer of every protocol, one row each, beside its floor; scaling curves;
+Flower's SecAgg+ side by side when `flwr` is installed.
+
+    python -m benchmarks.suite             # about 15 min on 2 cores
+    python -m benchmarks.suite --quick     # under 2 min
+
+Part 1 runs each stack through `secure_sum` (medians of `--reps` rounds, fresh seeds) and prints one row
+a layer from its report: client CPU seconds (mean), server seconds, other parties' seconds (key holder,
+second server, dealer), bytes up and down per client, rounds, and the floor of that layer with the ratio:
+  masks (secagg, secagg+):  client: AES-128-CTR keystream of its k + 1 masks; server: a numpy sum of the
+                            n vectors plus the keystream of at most (survivors + k x dropped) masks
+  plaintext sum / rule:     a numpy sum of the n vectors / one float32 Gram matrix (BLAS)
+  two-server shares:        client: keystream of its 8 d share bytes; servers: one float32 Gram matrix
+  CKKS:                     raw TenSEAL doing the same encryptions / parse + adds
+  transform layers:         one numpy pass over the client's vector (x + 1.0)
+Part 2 (`benchmarks.scaling`) writes scaling CSV and PNGs with fitted exponents; part 3
+(`benchmarks.flower_secaggplus`) runs Flower's SecAgg+ beside ours. CSVs go to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.floors import aes_ctr_keystream_seconds, numpy_sum_seconds
+from benchmarks.he_layers import raw_distance_seconds, raw_tenseal
+from benchmarks.machine import describe
+from protocols import CKKSAggregation, CKKSRobust, DropoutSchedule, PlainSum, SecAgg, SecAggPlus, Stage, TwoServerRobust, secure_sum
+from protocols.layers import distributed_dp
+from protocols.report import LayerReport
+from protocols.robust import PlainRobust
+from secagg import SeededRandomness
+from secagg.he_distances import all_pairs
+from secagg.ring import Ring
+
+COLUMNS = ["layer", "protocol", "n", "d", "dropout", "client_s", "server_s", "other_s", "bytes_up", "bytes_down", "rounds",
+           "floor", "client_floor_s", "server_floor_s", "client_ratio", "server_ratio"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A stack to run: `make(n, d)` builds it, `inputs(n, d)` its (n, d) inputs."""
+
+    name: str
+    make: Callable[[int, int], object]
+    inputs: Callable[[int, int], np.ndarray]
+
+
+def ring_inputs(bits: int) -> Callable[[int, int], np.ndarray]:
+    ring = Ring(bits)
+    return lambda n, d: ring.reduce(np.random.default_rng(n + d).integers(0, 2**bits, (n, d), dtype=np.uint64).astype(ring.dtype))
+
+
+def float_inputs(n: int, d: int) -> np.ndarray:
+    x = np.random.default_rng(n + d).normal(0, 1 / np.sqrt(d), (n, d))
+    x[: n // 5] *= 10  # f = n / 5 outliers
+    return (x / np.maximum(1.0, np.linalg.norm(x, axis=1, keepdims=True))).astype(np.float32)
+
+
+def small_ring_inputs(n: int, d: int) -> np.ndarray:
+    """Encoded clipped updates in the largest ring whose distances stay exact in Z_2^64 (two-server)."""
+    bits = min(24, (62 - max(1, d - 1).bit_length()) // 2)
+    ring = Ring(bits)
+    return ring.reduce(np.round(float_inputs(n, d).astype(np.float64) * 2.0 ** (bits - 3)).astype(np.int64).astype(ring.dtype))
+
+
+def two_server(n: int, d: int) -> TwoServerRobust:
+    return TwoServerRobust(rule="multi_krum", f=max(1, n // 5), bits=min(24, (62 - max(1, d - 1).bit_length()) // 2))
+
+
+CASES = {
+    "plain": Case("plain", lambda n, d: PlainSum(bits=32), ring_inputs(32)),
+    "secagg": Case("secagg", lambda n, d: SecAgg(bits=32), ring_inputs(32)),
+    "secagg+": Case("secagg+", lambda n, d: SecAggPlus.for_clients(n, bits=32, dropout=0.1), ring_inputs(32)),
+    "ddp+secagg+": Case("ddp+secagg+", lambda n, d: distributed_dp(SecAggPlus.for_clients(n, bits=20, dropout=0.1), clients=n, dim=d, clip=1.0,
+                                                                   noise_multiplier=1.0, expected_clients=max(1, int(0.9 * n))), float_inputs),
+    "robust": Case("robust", lambda n, d: PlainRobust(rule="multi_krum", f=max(1, n // 5)), float_inputs),
+    "two-server": Case("two-server", two_server, small_ring_inputs),
+    "ckks": Case("ckks", lambda n, d: CKKSAggregation(recompute=False, min_clients=1), float_inputs),
+    "ckks-robust": Case("ckks-robust", lambda n, d: CKKSRobust(rule="multi_krum", f=max(1, n // 5), norm_bound=1.0), float_inputs),
+}
+
+_PROTOCOLS: dict[tuple[str, int, int], object] = {}  # HE key generation is setup: one key set a case and size
+
+
+def run_case(case: Case, n: int, d: int, dropout: float, reps: int) -> list:
+    """Median costs over `reps` rounds; returns the reports of the median round (by total server time)."""
+    key = (case.name, n, d)
+    protocol = _PROTOCOLS.setdefault(key, case.make(n, d))
+    inputs = case.inputs(n, d)
+    schedule = DropoutSchedule.random(n, dropout, SeededRandomness(7), stages=(Stage.MASKED_INPUT,))
+    outs = []
+    for rep in range(reps):
+        start = time.perf_counter()
+        outs.append(secure_sum(inputs, protocol=protocol, dropouts=schedule, seed=rep))
+        if time.perf_counter() - start > 60:
+            break
+    outs.sort(key=lambda o: sum(r.cost.server_seconds for r in o.reports))
+    return list(outs[len(outs) // 2].reports), len(outs[len(outs) // 2].included)
+
+
+def floors(report: LayerReport, n: int, d: int, survivors: int) -> tuple[str, float, float]:
+    """(floor name, client floor s, server floor s) of one layer; NaN where a party does nothing."""
+    p, name = report.guarantee.parameters, report.layer
+    if name in ("secagg", "secagg+"):
+        k = int(p.get("k", n - 1))
+        masks = survivors + k * (n - survivors)
+        return "AES-CTR keystream", aes_ctr_keystream_seconds((k + 1) * d * 4), numpy_sum_seconds(n, d, np.uint32) + aes_ctr_keystream_seconds(masks * d * 4)
+    if name == "plain-sum":
+        return "numpy sum", math.nan, numpy_sum_seconds(n, d, np.uint32)
+    if name in ("plain-robust", "two-server"):
+        x = np.ones((n, d), dtype=np.float32)
+        start = time.perf_counter()
+        x @ x.T
+        gram = time.perf_counter() - start
+        return "Gram matrix (float32 BLAS)", aes_ctr_keystream_seconds(8 * d) if name == "two-server" else math.nan, gram
+    if name in ("ckks", "ckks-robust"):
+        protocol = _PROTOCOLS[(name, n, d)]
+        x = float_inputs(n, d).astype(np.float64)
+        raw = raw_tenseal(protocol.keys.public.tenseal, protocol.keys.secret.tenseal, x, protocol.params.slots)
+        if name == "ckks":
+            return "raw TenSEAL (encrypt; parse + add)", raw["client"], raw["server"]
+        vectors = [protocol.keys.public.encrypt(row) for row in x]
+        return "raw TenSEAL (encrypt; chunked dot distances)", raw["client"], raw["server"] + raw_distance_seconds(vectors, all_pairs(n), sample=3)
+    x = np.ones(d)
+    start = time.perf_counter()
+    x + 1.0
+    return "numpy pass", time.perf_counter() - start, math.nan
+
+
+def table(cells: list[tuple[str, int, int, float]], reps: int, out: Path) -> list[dict]:
+    rows = []
+    print("| layer | protocol | n | d | dropout | client s | server s | other parties s | B up/client | B down/client | rounds | floor | client / floor | server / floor |")
+    print("|---" * 14 + "|")
+    for name, n, d, dropout in cells:
+        reports, survivors = run_case(CASES[name], n, d, dropout, reps)
+        for rep in reports:
+            c = rep.cost
+            floor, cf, sf = floors(rep, n, d, survivors)
+            row = {"layer": rep.layer, "protocol": name, "n": n, "d": d, "dropout": dropout, "client_s": c.client_seconds_mean,
+                   "server_s": c.server_seconds, "other_s": sum(c.party_seconds.values()), "bytes_up": c.bytes_up_mean,
+                   "bytes_down": c.bytes_down_mean, "rounds": c.rounds, "floor": floor, "client_floor_s": cf, "server_floor_s": sf,
+                   "client_ratio": c.client_seconds_mean / cf if cf and not math.isnan(cf) else math.nan,
+                   "server_ratio": c.server_seconds / sf if sf and not math.isnan(sf) else math.nan}
+            rows.append(row)
+            ratio = lambda v: "-" if math.isnan(v) else f"{v:.1f}x"  # noqa: E731
+            print(f"| {rep.layer} | {name} | {n} | {d:.0e} | {dropout:.0%} | {c.client_seconds_mean:.4f} | {c.server_seconds:.4f} | "
+                  f"{sum(c.party_seconds.values()):.4f} | {c.bytes_up_mean:,.0f} | {c.bytes_down_mean:,.0f} | {c.rounds} | {floor} | "
+                  f"{ratio(row['client_ratio'])} | {ratio(row['server_ratio'])} |", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+QUICK = [(name, 20, 10_000, 0.1) for name in ("plain", "secagg", "secagg+", "ddp+secagg+", "robust", "two-server", "ckks")] + [("ckks-robust", 10, 1_000, 0.1)]
+FULL = ([(name, n, d, 0.1) for n, d in ((100, 10_000), (100, 100_000)) for name in ("plain", "secagg", "secagg+", "ddp+secagg+", "robust", "two-server", "ckks")]
+        + [("ckks-robust", 20, 10_000, 0.1)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one size a stack, small curves (under 2 min)")
+    parser.add_argument("--reps", type=int, default=None, help="rounds a cell (default 3, quick 1)")
+    parser.add_argument("--no-flower", action="store_true", help="skip Flower's SecAgg+ even when flwr is installed")
+    args = parser.parse_args()
+    reps = args.reps or (1 if args.quick else 3)
+    results = Path("benchmarks/results")
+    print(describe())
+    print("\n## Part 1: one row a layer, beside its floor\n")
+    table(QUICK if args.quick else FULL, reps, results / ("suite_quick.csv" if args.quick else "suite.csv"))
+    from benchmarks import scaling
+
+    print("\n## Part 2: scaling\n")
+    scaling.run(quick=args.quick, folder=results)
+    if args.no_flower:
+        return
+    print("\n## Part 3: Flower's SecAgg+ side by side\n")
+    if importlib.util.find_spec("flwr") is None:
+        print("flwr is not installed: pip install -e '.[bench-flower]' to run it")
+        return
+    from benchmarks import flower_secaggplus
+
+    flower_secaggplus.run(quick=args.quick, folder=results)
+
+
+if __name__ == "__main__":
+    main()

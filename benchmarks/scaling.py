@@ -7,7 +7,8 @@ n-curves at d = 1e3, d-curves at n = 20, 10% of clients dropping after sharing k
 round (the suite's table has the medians); its server time is the CPU seconds of every non-client
 party summed over the layers of the report (server, second server, dealer, key holder). The fitted
 exponent is the least-squares slope of log(y) against log(x) over the three largest sizes (a size whose
-round took longer than `LIMIT_S` ends that curve). Writes scaling.csv, scaling_n.png and scaling_d.png.
+round took longer than `LIMIT_S` ends that curve). Writes scaling.csv, scaling_n.png and scaling_d.png
+(with a _quick suffix in quick mode) to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def curve(name: str, axis: str, mode: str) -> list[dict]:
 
 def run(quick: bool, folder: Path) -> list[dict]:
     mode = "quick" if quick else "full"
+    tag = "_quick" if quick else ""
     rows, fits = [], []
     for axis in ("n", "d"):
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -101,10 +103,10 @@ def run(quick: bool, folder: Path) -> list[dict]:
             ax.set_title(metric)
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(folder / f"scaling_{axis}.png", dpi=110)
+        fig.savefig(folder / f"scaling_{axis}{tag}.png", dpi=110)
         plt.close(fig)
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "scaling.csv").open("w", newline="") as f:
+    with (folder / f"scaling{tag}.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["axis", "protocol", "n", "d", "wall_s", "server_s", "client_s", "bytes_up"])
         writer.writeheader()
         writer.writerows(rows)
@@ -114,7 +116,7 @@ def run(quick: bool, folder: Path) -> list[dict]:
         s_theory, d_theory, c_theory = THEORY[name]
         print(f"| {name} | {axis} | {largest:,} | {fit['server_s']:.2f} / {s_theory if axis == 'n' else d_theory} | "
               f"{fit['client_s']:.2f} / {c_theory if axis == 'n' else '1'} | {fit['bytes_up']:.2f} |")
-    print(f"\nwrote {folder / 'scaling.csv'}, {folder / 'scaling_n.png'}, {folder / 'scaling_d.png'}")
+    print(f"\nwrote {folder}/scaling{tag}.csv, scaling_n{tag}.png, scaling_d{tag}.png")
     return rows
 
 

@@ -150,10 +150,10 @@ class TwoServerRobust(RingProtocol):
                 result_share = {S0: x[S0][chosen].sum(axis=0)}
             with meter.party("second server"):
                 result_share[S1] = x[S1][chosen].sum(axis=0)
-            weights = np.ones(len(chosen))
+            weights, error = np.ones(len(chosen)), 0.0
             leak = "the pairwise squared distances of the m inputs, the selected set and the sum of the selected inputs"
         else:
-            chosen, weights, result_share = self._clip(x, gram, m, d, ch)
+            chosen, weights, result_share, error = self._clip(x, gram, m, d, ch)
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, _matrix(result_share[S1][None, :]), lambda r: _parse_matrix(r, (1, d)))
@@ -163,7 +163,7 @@ class TwoServerRobust(RingProtocol):
             ring = Ring(self.bits)
             result = ring.reduce((result_share[S0] + other[0]).astype(ring.dtype))
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, leak, len(selected)))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, leak, len(selected), error))
         return Output(result, selected, (report,), tuple(transport.rejected), weights=tuple(float(w) for w in weights))
 
     def _collect(self, inputs, n, d, dropouts, rng, ch):
@@ -200,10 +200,11 @@ class TwoServerRobust(RingProtocol):
         return {S0: t0, S1: t1}
 
     def _clip(self, x, gram, m, d, ch):
-        """Centered clipping from v = 0 on shares; returns (all indices, last weights, result shares of m v_L)."""
+        """Centered clipping from v = 0 on shares; returns (all indices, last weights, result shares of m v_L,
+        an L2 bound on the result's error in integer units)."""
         v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
         scale = np.uint64(1 << TRUNCATION_BITS)
-        self._error = 0.0
+        error = 0.0
         for it in range(self.iterations):
             sq = {}
             for p, idx in ((S0, 0), (S1, 1)):
@@ -215,9 +216,9 @@ class TwoServerRobust(RingProtocol):
             fixed = np.round(w * float(scale)).astype(np.uint64)
             # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
             # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
-            self._error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(norms, 0)))
+            error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(norms, 0)))
             if it + 1 < self.iterations:
-                self._error += m * 0.5 * np.sqrt(d)
+                error += m * 0.5 * np.sqrt(d)
             out = {}
             for p, idx in ((S0, 0), (S1, 1)):
                 with ch.timer(p):
@@ -227,9 +228,9 @@ class TwoServerRobust(RingProtocol):
             if it + 1 < self.iterations:
                 total = to_signed(ch.exchange(Kind.MATRIX, {p: out[p][None, :] for p in out}, (1, d))[0])
                 v = np.round(total / m).astype(np.int64)
-        return np.arange(m), w, out
+        return np.arange(m), w, out, error
 
-    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int) -> Guarantee:
+    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float) -> Guarantee:
         exact = self.rule in ("krum", "multi_krum")
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) else None
         value_bits = max(1, (m - 1).bit_length()) + TRUNCATION_BITS + self.bits
@@ -245,7 +246,7 @@ class TwoServerRobust(RingProtocol):
             collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X); any number of clients",
             dropout_tolerance=max(n - 2 * self.f - 1, 0),
             exact=exact,
-            numeric_error=0.0 if exact else self._error,
+            numeric_error=error,
             parameters=params,
             notes="triples from a third-party dealer (trusted not to collude); one Gram triple a round. "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "

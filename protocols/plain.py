@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.clear import ClearClient, ClearServer
-from protocols.driver import CostMeter, drive
 from protocols.masking_messages import Kind, encode_vector, parse_vector
-from protocols.protocol import RingProtocol
+from protocols.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
@@ -24,20 +23,27 @@ class PlainSum(RingProtocol):
     name: str = "plain-sum"
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        n, d = self.check_inputs(inputs)
+        self.check_inputs(inputs)
+        return self.run_split(inputs, dropouts, rng, transport)
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
         ring, session = self.ring, rng.bytes(8)
         acc = ring.zeros(d)
         server = ClearServer(n, session, Kind.VECTOR, lambda r: parse_vector(r, ring, d), lambda _, y: ring.add(acc, y, out=acc))
-        clients = [ClearClient(i, Kind.VECTOR, encode_vector(ring, inputs[i]), session) for i in range(n)]
-        meter = CostMeter(n)
-        rejected = drive(server, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
-        guarantee = Guarantee(
-            threat_model=ThreatModel.NONE,
-            server_learns=f"every input in the clear ({len(server.included)} of {n})",
-            collusion="none needed: the server sees everything",
-            dropout_tolerance=n - 1,
-            exact=True,
-            parameters={"n": n, "d": d, "bits": self.bits},
-        )
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), guarantee)
-        return Output(acc, tuple(sorted(server.included)), (report,), tuple(rejected))
+
+        def finish(end: RoundEnd) -> Output:
+            guarantee = Guarantee(
+                threat_model=ThreatModel.NONE,
+                server_learns=f"every input in the clear ({len(server.included)} of {n})",
+                collusion="none needed: the server sees everything",
+                dropout_tolerance=n - 1,
+                exact=True,
+                parameters={"n": n, "d": d, "bits": self.bits},
+            )
+            report = LayerReport(self.name, end.meter.cost(end.transport, rounds=1), guarantee)
+            return Output(acc, tuple(sorted(server.included)), (report,), tuple(end.rejected))
+
+        return OpenRound({"session": session.hex()}, server, (Stage.MASKED_INPUT,), finish)
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClearClient:
+        return ClearClient(i, Kind.VECTOR, encode_vector(self.ring, self.ring.check(row, "row")), bytes.fromhex(public["session"]))

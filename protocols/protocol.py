@@ -1,22 +1,88 @@
-"""The interface of a protection layer: an interactive protocol that aggregates n clients' inputs."""
+"""The interface of a protection layer: an interactive protocol that aggregates n clients' inputs.
+
+A protocol that can run with its clients elsewhere (another process, another machine: see
+`fl.flower_engine`) splits a round in two halves that share only public data:
+
+    open_round(n, d, rng) -> OpenRound      server side: the public parameters every client needs,
+                                            the server role, its stages, and `finish`
+    client_role(i, row, public, rng, m)     client side: client i's role for this round, built from its
+                                            own row, the public parameters and its own randomness;
+                                            it records what it measured (per layer) in `m`
+
+`run` is then `run_split`: both halves in this process, the frames carried by the in-process
+transport. Another engine carries the same frames and calls the same halves.
+"""
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from protocols.driver import ClientRole, CostMeter, ServerRole, drive
 from protocols.report import Output
-from protocols.schedule import DropoutSchedule
+from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
 from secagg.randomness import Randomness
 from secagg.ring import Ring
+
+
+@dataclass
+class RoundEnd:
+    """What a round's server half is finished with: its meter, the carrier that counted the bytes
+    (`bytes_up`, `bytes_down`, `bytes_between`), the rejected messages and each client's measurements."""
+
+    meter: CostMeter
+    transport: object
+    rejected: list
+    measurements: dict[int, dict] = field(default_factory=dict)
+    dropouts: DropoutSchedule | None = None  # the schedule, when a simulation imposed one
+
+
+@dataclass
+class OpenRound:
+    public: dict  # JSON-ready: str, int, float, lists and dicts of them (bytes as hex)
+    server: ServerRole
+    stages: tuple[Stage, ...]
+    finish: Callable[[RoundEnd], Output]
+
+
+class RemoteUnsupported(NotImplementedError):
+    """This protocol (or layer) cannot yet run with its clients outside the server's process."""
 
 
 class Protocol(abc.ABC):
     """Aggregates an (n, d) array, one row a client; reports cost and guarantee."""
 
     name: str
+
+    @property
+    def splits(self) -> bool:
+        """Whether this protocol's rounds split into a server half and client halves (remote clients)."""
+        return type(self).open_round is not Protocol.open_round
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
+        """The server half of a round (see the module docstring)."""
+        raise RemoteUnsupported(f"{type(self).__name__} cannot run with remote clients")
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
+        """Client i's half of a round."""
+        raise RemoteUnsupported(f"{type(self).__name__} cannot run with remote clients")
+
+    def run_split(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        """Both halves in this process: client i's randomness is `rng.fork(f"client {i}")`, drawn after
+        `open_round`, which is what any other engine must reproduce to get the same round."""
+        if not isinstance(inputs, np.ndarray) or inputs.ndim != 2:
+            raise TypeError(f"inputs must be an (n, d) array, found {getattr(inputs, 'shape', type(inputs).__name__)}")
+        n, d = inputs.shape
+        opened = self.open_round(n, d, rng)
+        measurements: dict[int, dict] = {i: {} for i in range(n)}
+        clients = [self.client_role(i, inputs[i], opened.public, rng.fork(f"client {i}"), measurements[i]) for i in range(n)]
+        meter = CostMeter(n)
+        rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
+        return opened.finish(RoundEnd(meter, transport, rejected, measurements, dropouts))
 
     @abc.abstractmethod
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:

@@ -21,7 +21,7 @@ from protocols.graph import choose_degree_and_threshold, harary_neighbours
 from protocols.masking_client import MaskingClient
 from protocols.masking_server import MaskingServer
 from protocols.masking_setup import RoundSetup
-from protocols.protocol import RingProtocol
+from protocols.protocol import OpenRound, RemoteUnsupported, RingProtocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
@@ -47,21 +47,50 @@ class _PairwiseMasking(RingProtocol):
     def _collusion(self, t: int) -> str:
         raise NotImplementedError
 
+    @property
+    def splits(self) -> bool:
+        return not self.active  # active mode's signing keys come from a PKI this process simulates
+
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         n, d = self.check_inputs(inputs)
+        if self.splits:
+            return self.run_split(inputs, dropouts, rng, transport)
+        opened, setup, neighbours = self._open(n, d, rng)
+        signers = [Signer.generate(rng) for _ in range(n)]
+        pki = [s.public_bytes() for s in signers]  # distributed out of band (PKI)
+        opened.server = MaskingServer(setup, neighbours, pki)
+        clients = [MaskingClient(i, setup, neighbours[i], inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
+        meter = CostMeter(n)
+        rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
+        return opened.finish(RoundEnd(meter, transport, rejected, dropouts=dropouts))
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
+        if self.active:
+            raise RemoteUnsupported("active SecAgg needs a PKI for the clients' signing keys; run it in process")
+        return self._open(n, d, rng)[0]
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> MaskingClient:
+        setup = RoundSetup(n=public["n"], k=public["k"], t=public["t"], d=public["d"], ring=self.ring, active=False,
+                           session=bytes.fromhex(public["session"]))
+        neighbours = harary_neighbours(setup.n, setup.k, SeededRandomness(bytes.fromhex(public["graph_seed"])))
+        self.ring.check(row, "row")
+        return MaskingClient(i, setup, neighbours[i], row, rng, None, None)
+
+    def _open(self, n: int, d: int, rng: Randomness) -> tuple[OpenRound, RoundSetup, list[frozenset[int]]]:
         k, t = self.degree_and_threshold(n)
         setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=rng.bytes(8))
         graph_seed = rng.bytes(32)  # public: the server announces it, anyone can rebuild the graph
         neighbours = harary_neighbours(n, k, SeededRandomness(graph_seed))
-        signers = [Signer.generate(rng) for _ in range(n)] if self.active else [None] * n
-        pki = [s.public_bytes() for s in signers] if self.active else None  # distributed out of band (PKI)
-        clients = [MaskingClient(i, setup, neighbours[i], inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
-        server = MaskingServer(setup, neighbours, pki)
-        stages = [s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK]
-        meter = CostMeter(n)
-        rejected = drive(server, clients, stages, dropouts, transport, meter)
+        server = MaskingServer(setup, neighbours, None) if not self.active else None
+        stages = tuple(s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK)
+        public = {"n": n, "k": k, "t": t, "d": d, "bits": self.bits, "session": setup.session.hex(), "graph_seed": graph_seed.hex()}
+        opened = OpenRound(public, server, stages, lambda end: self._finish(opened.server, setup, graph_seed, end))
+        return opened, setup, neighbours
+
+    def _finish(self, server: MaskingServer, setup: RoundSetup, graph_seed: bytes, end: RoundEnd) -> Output:
         result, included = server.result()
-        dropped = {s.name.lower(): sum(1 for v in dropouts.drops.values() if v == s) for s in stages}
+        n, d, k, t = setup.n, setup.d, setup.k, setup.t
+        dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}
         guarantee = Guarantee(
             threat_model=ThreatModel.ACTIVE_SERVER if self.active else ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"the sum mod 2^{self.bits} of the {len(included)} included inputs, and who dropped when",
@@ -71,8 +100,8 @@ class _PairwiseMasking(RingProtocol):
             parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, **self._extra_parameters(), "graph_seed": graph_seed.hex()},
             notes="scheduled dropouts by stage: " + ", ".join(f"{s}={c}" for s, c in dropped.items() if c) if any(dropped.values()) else "",
         )
-        report = LayerReport(self.name, meter.cost(transport, rounds=len(stages)), guarantee)
-        return Output(result, included, (report,), tuple(rejected))
+        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=len([s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK])), guarantee)
+        return Output(result, included, (report,), tuple(end.rejected))
 
     def _extra_parameters(self) -> dict:
         return {}

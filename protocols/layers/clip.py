@@ -27,20 +27,21 @@ class L2Clip(TransformLayer):
         if not self.norm > 0:
             raise ValueError(f"clip norm must be > 0, found {self.norm}")
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._clipped, self._n = 0, inputs.shape[0]
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._n = n
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         x = np.asarray(row, dtype=np.float64)
         size = float(np.linalg.norm(x))
-        if size > self.norm:
-            self._clipped += 1
-            return x * (self.norm / size)
-        return x
+        return x * (self.norm / size) if size > self.norm else x
+
+    def counters(self, row: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
+        return {"clipped": float(np.linalg.norm(np.asarray(row, dtype=np.float64)) > self.norm)}
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 
-    def guarantee(self, out: Output) -> Guarantee:
-        return local_guarantee(self._n, exact=self._clipped == 0, parameters={"norm": self.norm, "clipped_clients": self._clipped},
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
+        clipped = int(totals.get("clipped", 0))
+        return local_guarantee(self._n, exact=clipped == 0, parameters={"norm": self.norm, "clipped_clients": clipped},
                                notes="L2 sensitivity of one client's update = norm; biased for the clipped clients")

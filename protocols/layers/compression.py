@@ -33,11 +33,14 @@ class RandK(TransformLayer):
     inner: Protocol
     name: str = "rand-k"
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._n, self._d = inputs.shape
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._n, self._d = n, d
         if not 1 <= self.k <= self._d:
             raise ValueError(f"k must be in [1, d={self._d}], found {self.k}")
         self._keep = np.sort(rng.fork("rand-k coordinates").permutation(self._d)[: self.k])
+
+    def output_dim(self, d: int) -> int:
+        return self.k
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         return np.asarray(row, dtype=np.float64)[self._keep]
@@ -47,7 +50,7 @@ class RandK(TransformLayer):
         out[self._keep] = np.asarray(aggregate, dtype=np.float64) * (self._d / self.k)
         return out
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(self._n, exact=False, parameters={"k": self.k, "d": self._d, "variance_factor": round(self._d / self.k, 3),
                                        "bytes_saved_fraction": round(1 - self.k / self._d, 4)},
                       notes="unbiased: E[decoded sum] = true sum; E||error||^2 <= (d/k - 1) ||sum||^2")
@@ -62,8 +65,8 @@ class TopK(TransformLayer):
     name: str = "top-k"
     memory: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._n, self._d = inputs.shape
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._n, self._d = n, d
         if not 1 <= self.k <= self._d:
             raise ValueError(f"k must be in [1, d={self._d}], found {self.k}")
 
@@ -78,7 +81,7 @@ class TopK(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(self._n, exact=False, parameters={"k": self.k, "d": self._d, "bytes_saved_fraction": 0.0},
                       notes="biased per round, error feedback carries the rest to later rounds; sent densely so positions "
                       "stay hidden by the protection layer and align under masking; a dropped client's memory is kept")
@@ -94,8 +97,8 @@ class StochasticQuantize(TransformLayer):
     inner: RingProtocol
     name: str = "quantize"
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._n, self._d = inputs.shape
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._n, self._d = n, d
         if not 1 <= self.q <= 24 or not self.clip > 0:
             raise ValueError(f"need 1 <= q <= 24 and clip > 0, found q={self.q}, clip={self.clip}")
         if self.inner.bits < self.q + math.ceil(math.log2(max(self._n, 2))):
@@ -111,7 +114,7 @@ class StochasticQuantize(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate.astype(np.float64) * self._step - len(included) * self.clip
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(self._n, exact=False, parameters={"q": self.q, "clip": self.clip, "ring_bits": self.inner.bits,
                                        "bytes_saved_fraction_vs_float32": round(1 - self.inner.ring.element_bytes / 4, 4)},
                       notes=f"unbiased within [-clip, clip]; variance <= step^2/4 = {self._step**2 / 4:.3g} per coordinate per client",

@@ -83,9 +83,8 @@ class DiscreteEncode(TransformLayer):
             raise ValueError(f"need scale > 0, clip > 0, 0 <= beta < 1; found {self.scale}, {self.clip}, {self.beta}")
         self._codec = FixedPoint(self.scale, Ring(self.inner.bits))
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._d = inputs.shape[1]
-        self._n = inputs.shape[0]
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._d, self._n = d, n
         self.l2_sensitivity = rounded_l2_bound(self.clip * self.scale, self._d, self.beta)
         self.l1_sensitivity = rounded_l1_bound(self.l2_sensitivity, self._d)
 
@@ -101,7 +100,7 @@ class DiscreteEncode(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return self._codec.decode(aggregate)
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(
             self._n,
             exact=False,

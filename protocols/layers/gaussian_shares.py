@@ -42,8 +42,8 @@ class GaussianShares(TransformLayer):
     def share_stddev(self) -> float:
         return self.noise_multiplier * self.clip / math.sqrt(self.expected_clients)
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._n = inputs.shape[0]
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._n = n
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         return np.asarray(row, dtype=np.float64) + gaussian(rng, len(row), self.share_stddev)
@@ -55,7 +55,7 @@ class GaussianShares(TransformLayer):
         """The Gaussian mechanism of `shares` honest shares, or None if none arrived."""
         return Gaussian(noise_multiplier=self.noise_multiplier * math.sqrt(shares / self.expected_clients)) if shares > 0 else None
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         honest = out.whole_inputs - self.assume_colluding
         mechanism = self.mechanism(honest)
         eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism else math.inf

@@ -57,8 +57,8 @@ class DistributedNoise(TransformLayer):
         """The ring of the inner protocol, which this layer's noise lives in."""
         return self.inner.bits
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._d, self._n = inputs.shape[1], inputs.shape[0]
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._d, self._n = d, n
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         ring = Ring(self.bits)
@@ -71,7 +71,7 @@ class DistributedNoise(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         honest = out.whole_inputs - self.assume_colluding
         mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
         eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism is not None else math.inf

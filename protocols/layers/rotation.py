@@ -71,10 +71,13 @@ class RandomizedHadamard(TransformLayer):
     def backward(self, y: np.ndarray) -> np.ndarray:
         return hadamard(y)
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        self._n, self._d = inputs.shape
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        self._n, self._d = n, d
         self._padded = self.padded_dim(self._d)
         self._signs = np.where(rng.fork("rotation signs").uint64(self._padded) & np.uint64(1), 1.0, -1.0)
+
+    def output_dim(self, d: int) -> int:
+        return self.padded_dim(d)
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         padded = np.zeros(self._padded)
@@ -84,7 +87,7 @@ class RandomizedHadamard(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return (self.backward(np.asarray(aggregate, dtype=np.float64)) * self._signs)[: self._d]
 
-    def guarantee(self, out: Output) -> Guarantee:
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(self._n, exact=True, numeric_error=1e-12, parameters={"d": self._d, "padded_d": self._padded},
                                notes=f"inner layers carry {self._padded} coordinates for {self._d}",
                                server_learns="nothing from this layer (the signs are public)")

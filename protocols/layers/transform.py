@@ -1,5 +1,6 @@
 """The base of transform layers: time the per-client transform and the server inverse, run the inner
-protocol in between, and append this layer's report."""
+protocol in between, and append this layer's report. Every transform layer can run with its clients
+elsewhere (its round splits into public parameters and a client half)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import time
 
 import numpy as np
 
-from protocols.protocol import Protocol
+from protocols.driver import ClientRole
+from protocols.protocol import OpenRound, Protocol
 from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule
 from protocols.transport import InProcessTransport
-from secagg.randomness import Randomness
+from secagg.randomness import Randomness, SeededRandomness
 
 
 def local_guarantee(n: int, *, exact: bool, parameters: dict, notes: str, numeric_error: float = 0.0,
@@ -23,12 +25,26 @@ def local_guarantee(n: int, *, exact: bool, parameters: dict, notes: str, numeri
 
 
 class TransformLayer(Protocol):
-    """Subclasses define `inner`, `encode` (one client's row) and `decode` (the aggregate)."""
+    """Subclasses define `inner`, `encode` (one client's row) and `decode` (the aggregate).
+
+    A round is split (see `protocols.protocol`): the server draws a public seed, and both halves call
+    `prepare(n, d, SeededRandomness(seed))`, so public per-round choices (rotation signs, kept
+    coordinates) agree wherever the clients run. Client i encodes with `rng.fork(name)` from its own
+    randomness and records its CPU seconds and `counters(...)` under the layer's name.
+    """
 
     inner: Protocol
 
-    def prepare(self, inputs: np.ndarray, rng: Randomness) -> None:
-        """Per-round public setup (a rotation seed, a dimension): runs once, before any client transform."""
+    def prepare(self, n: int, d: int, rng: Randomness) -> None:
+        """Per-round public setup (a rotation, kept coordinates): the same on the server and every client."""
+
+    def output_dim(self, d: int) -> int:
+        """Length of an encoded row for input length d."""
+        return d
+
+    def counters(self, row: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
+        """What a client reports about its transform (summed over clients for the guarantee)."""
+        return {}
 
     @abc.abstractmethod
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
@@ -39,21 +55,51 @@ class TransformLayer(Protocol):
         """The server's inverse, on the aggregate of the `included` clients."""
 
     @abc.abstractmethod
-    def guarantee(self, out: Output) -> Guarantee:
-        """This layer's guarantee, given the inner output (who was included)."""
+    def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
+        """This layer's guarantee, given the inner output (who was included) and the summed client counters."""
+
+    @property
+    def splits(self) -> bool:
+        return self.inner.splits
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        if self.splits:
+            return self.run_split(inputs, dropouts, rng, transport)
         if not isinstance(inputs, np.ndarray) or inputs.ndim != 2:
             raise TypeError(f"inputs must be an (n, d) array, found {getattr(inputs, 'shape', type(inputs).__name__)}")
-        self.prepare(inputs, rng)
-        seconds = np.zeros(inputs.shape[0])
-        rows = []
-        for i, row in enumerate(inputs):
-            start = time.thread_time()
-            rows.append(self.encode(i, row, rng.fork(f"{self.name} client {i}")))
-            seconds[i] = time.thread_time() - start
-        out = self.inner.run(np.stack(rows), dropouts, rng, transport)
+        # an inner protocol that cannot split: encode every row here, then run it in process
+        n, d = inputs.shape
+        self.prepare(n, d, SeededRandomness(rng.bytes(32)))
+        measurements: dict[int, dict] = {i: {} for i in range(n)}
+        rows = [self._encode(i, row, rng.fork(f"client {i}"), measurements[i]) for i, row in enumerate(inputs)]
+        return self._finish(self.inner.run(np.stack(rows), dropouts, rng, transport), measurements)
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
+        seed = rng.bytes(32)
+        self.prepare(n, d, SeededRandomness(seed))
+        inner = self.inner.open_round(n, self.output_dim(d), rng)
+        public = {"layer": self.name, "seed": seed.hex(), "n": n, "d": d, "inner": inner.public}
+        return OpenRound(public, inner.server, inner.stages, lambda end: self._finish(inner.finish(end), end.measurements))
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
+        if public.get("layer") != self.name:
+            raise ValueError(f"public parameters are for layer {public.get('layer')!r}, not {self.name!r}")
+        self.prepare(int(public["n"]), int(public["d"]), SeededRandomness(bytes.fromhex(public["seed"])))
+        return self.inner.client_role(i, self._encode(i, row, rng, measurements), public["inner"], rng, measurements)
+
+    def _encode(self, i: int, row: np.ndarray, rng: Randomness, measurements: dict) -> np.ndarray:
+        start = time.thread_time()
+        encoded = self.encode(i, row, rng.fork(self.name))
+        measurements[self.name] = {"seconds": time.thread_time() - start, **self.counters(row, encoded)}
+        return encoded
+
+    def _finish(self, out: Output, measurements: dict[int, dict]) -> Output:
+        mine = [m[self.name] for m in measurements.values() if self.name in m]
+        totals: dict[str, float] = {}
+        for m in mine:
+            for key, value in m.items():
+                totals[key] = totals.get(key, 0.0) + value
         start = time.thread_time()
         result = self.decode(out.result, out.included)
-        cost = Cost.local(seconds, time.thread_time() - start)
-        return out.then(result, LayerReport(self.name, cost, self.guarantee(out)))
+        cost = Cost.local(np.array([m["seconds"] for m in mine]), time.thread_time() - start)
+        return out.then(result, LayerReport(self.name, cost, self.guarantee(out, totals)))

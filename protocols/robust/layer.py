@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protocols.clear import ClearClient, ClearServer
-from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold
 from protocols.masking_messages import Kind, encode_floats, parse_floats
-from protocols.protocol import Protocol
+from protocols.protocol import OpenRound, Protocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
@@ -40,17 +39,22 @@ class PlainRobust(Protocol):
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         if not isinstance(inputs, np.ndarray) or inputs.ndim != 2 or not np.issubdtype(inputs.dtype, np.floating):
             raise TypeError("inputs must be a float array of shape (n, d)")
-        n, d = inputs.shape
+        return self.run_split(inputs, dropouts, rng, transport)
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
         session = rng.bytes(8)
         rows: dict[int, np.ndarray] = {}
         server = ClearServer(n, session, Kind.FLOATS, lambda r: parse_floats(r, d), rows.__setitem__)
-        clients = [ClearClient(i, Kind.FLOATS, encode_floats(inputs[i]), session) for i in range(n)]
-        meter = CostMeter(n)
-        rejected = drive(server, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
+        return OpenRound({"session": session.hex()}, server, (Stage.MASKED_INPUT,), lambda end: self._finish(rows, n, d, end))
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClearClient:
+        return ClearClient(i, Kind.FLOATS, encode_floats(np.asarray(row)), bytes.fromhex(public["session"]))
+
+    def _finish(self, rows: dict[int, np.ndarray], n: int, d: int, end: RoundEnd) -> Output:
         received = sorted(rows)
         if len(received) <= 2 * self.f:
             raise BelowThreshold(f"{len(received)} updates arrived, robust aggregation needs > 2f = {2 * self.f}", party="server", stage="aggregate")
-        with meter.server():
+        with end.meter.server():
             result = aggregate(np.stack([rows[u] for u in received]), self.f, self.rule, pre=self.pre, pre_params=self.pre_params, **self.rule_params)
         m = len(received)
         coefficient = kappa(self.rule, m, self.f)
@@ -68,5 +72,5 @@ class PlainRobust(Protocol):
                         "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4)},
             notes="updates travel as float32; the rule runs in float64",
         )
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), guarantee)
-        return Output(result, tuple(received), (report,), tuple(rejected))
+        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=1), guarantee)
+        return Output(result, tuple(received), (report,), tuple(end.rejected))

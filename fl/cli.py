@@ -1,6 +1,6 @@
 """The `secagg` command line.
 
-    secagg run [--config FILE.toml] [--set key=value ...] [--out DIR]   one federated experiment
+    secagg run [--config FILE.toml] [--set key=value ...] [--out DIR] [--engine flower-sim]   one federated experiment
     secagg compare --stacks plain,ddp+secagg+,robust [same options]      several stacks side by side
     secagg report DIR                                                   re-render a saved run
     secagg demo                                                         one secure-aggregation round
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
-from fl.experiment import STACKS
+from fl.experiment import ENGINES, STACKS
 from fl.results import plot_comparison, render, to_dict
 from fl.run_commands import build_config, compare_table, report, run
 from protocols.layers.noise import MECHANISMS
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config", help="a TOML file of experiment fields")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
         cmd.add_argument("--out", type=Path, help="results folder (default results/<stack>-<data>-seed<seed>)")
+        cmd.add_argument("--engine", choices=ENGINES, help="in-process (default) or flower-sim: Flower's simulation engine (pip install -e '.[flower]')")
         if name == "compare":
             cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
                              help=f"comma-separated stacks from {', '.join(STACKS)} (robust ones use --set rule=...)")
@@ -48,19 +49,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _engine(args) -> dict:
+    return {"engine": args.engine} if args.engine else {}
+
+
 def _experiments(args) -> None:
     if args.command == "report":
         print(report(args.folder))
         return
     if args.command == "run":
-        result, folder = run(build_config(args.config, args.set), args.out)
+        result, folder = run(build_config(args.config, args.set, _engine(args)), args.out)
         print(render(to_dict(result)))
         print(f"results: {folder}")
         return
     results = []
     folder = args.out or Path("results") / "compare"
     for stack in [s.strip() for s in args.stacks.split(",") if s.strip()]:
-        results.append(run(build_config(args.config, args.set, {"stack": stack}), folder / stack)[0])
+        results.append(run(build_config(args.config, args.set, {"stack": stack, **_engine(args)}), folder / stack)[0])
     table = compare_table(results)
     (folder / "compare.md").write_text(table + "\n")
     plot_comparison([to_dict(r) for r in results], folder)

@@ -38,6 +38,8 @@ from secagg import SeededRandomness
 
 STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "ckks", "ckks-robust", "two-server", "ddp+two-server", "hidden-state")
 MEAN_STACKS = ("plain", "robust")  # these return an average; "hidden-state" the model; the others a sum over the included clients
+ENGINES = ("in-process", "flower-sim")
+FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+")  # their protocols split a round (protocols.protocol)
 STACK_RULES = {"robust": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
 
 
@@ -67,6 +69,7 @@ class ExperimentConfig:
     delta: float = 1e-5
     test_fraction: float = 0.2
     seed: int = 0
+    engine: str = "in-process"
 
     def __post_init__(self) -> None:
         checks = [
@@ -83,6 +86,11 @@ class ExperimentConfig:
             (self.clip > 0 and self.noise_multiplier >= 0, "clip must be > 0 and noise_multiplier >= 0"),
             (self.mechanism in MECHANISMS, f"mechanism must be one of {MECHANISMS}, found {self.mechanism!r}"),
             (0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), found {self.test_fraction}"),
+            (self.engine in ENGINES, f"engine must be one of {ENGINES}, found {self.engine!r}"),
+            (self.engine == "in-process" or self.stack in FLOWER_STACKS,
+             f"engine {self.engine!r} runs the stacks {FLOWER_STACKS}, found stack {self.stack!r}"),
+            (self.engine == "in-process" or self.byzantine == 0,
+             f"engine {self.engine!r} cannot run byzantine clients (their attacks need every honest update), found byzantine={self.byzantine}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -173,9 +181,9 @@ def _hidden_state_epsilon(config: ExperimentConfig, mechanisms: list, rounds: in
     return last_iterate_epsilon(weakest, rounds=rounds, assumptions=assumptions, delta=config.delta)
 
 
-def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None) -> ExperimentResult:
-    """Runs `config.rounds` rounds; calls `on_round` after each (for progress). Ctrl-C (KeyboardInterrupt)
-    between or during rounds returns the result so far, marked `interrupted`, with every completed round."""
+def _setup(config: ExperimentConfig) -> tuple:
+    """(rng, train, test, local data a client, Byzantine client ids, model): deterministic from the config,
+    so every engine (and every Flower node) derives the same partitions, mislabelled clients and model."""
     rng = np.random.default_rng(config.seed)
     train, test = _split(load(config.data), config.test_fraction, config.seed)
     parts = (iid(train.y, config.clients, seed=config.seed) if config.partition == "iid"
@@ -190,6 +198,27 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
             data = Dataset(data.name, data.x, mislabel(data.y, config.mislabel_fraction, data.num_classes, rng=rng), data.num_classes)
         local_data.append(data)
     model = build(config.model, train.x.shape[1], train.num_classes, seed=config.seed)
+    return rng, train, test, local_data, byzantine, model
+
+
+def local_datasets(config: ExperimentConfig) -> tuple[list[Dataset], object]:
+    """Every client's local data and the initial model, as a remote node derives them."""
+    _, _, _, local_data, _, model = _setup(config)
+    return local_data, model
+
+
+def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None, *, remote=None) -> ExperimentResult:
+    """Runs `config.rounds` rounds; calls `on_round` after each (for progress). Ctrl-C (KeyboardInterrupt)
+    between or during rounds returns the result so far, marked `interrupted`, with every completed round.
+
+    With `config.engine == "flower-sim"` the rounds run through Flower's simulation engine
+    (`fl.flower_engine`, which calls back here with `remote`: the object that aggregates a round over Flower).
+    """
+    if config.engine == "flower-sim" and remote is None:
+        from fl.flower_engine import run_flower_simulation  # flwr is an optional extra
+
+        return run_flower_simulation(config, on_round)
+    rng, train, test, local_data, byzantine, model = _setup(config)
     params = get_flat(model)
     stack = build_stack(config, len(params), params)
     feature_norm = float(np.sqrt(np.max(np.sum(train.x.astype(np.float64) ** 2, axis=1)) + 1.0))
@@ -198,14 +227,17 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     try:
         for r in range(1, config.rounds + 1):
             chosen = np.sort(rng.choice(config.clients, size=config.participants, replace=False))
-            updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
             attackers = [i for i, c in enumerate(chosen) if c in byzantine]
-            honest = [i for i in range(len(chosen)) if i not in attackers]
-            if attackers and honest:
-                kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}
-                updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
             dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(config.seed * 7919 + r))
-            out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
+            if remote is not None:  # the clients train and protect their updates on their own nodes
+                out = remote.aggregate(r, chosen, params, stack, dropouts, config.seed * 104_729 + r)
+            else:
+                updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
+                honest = [i for i in range(len(chosen)) if i not in attackers]
+                if attackers and honest:
+                    kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}
+                    updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
+                out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
             if config.stack == "hidden-state":
                 params = out.result.astype(np.float32)  # the model the key holder released to the clients
             else:

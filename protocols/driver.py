@@ -56,6 +56,11 @@ class CostMeter:
             self.client_seconds[i] += spent
             self._client_by_stage.setdefault(self.stage, np.zeros(len(self.client_seconds)))[i] += spent
 
+    def record_client(self, i: int, seconds: float) -> None:
+        """CPU seconds client i measured itself (a client in another process) in the current stage."""
+        self.client_seconds[i] += seconds
+        self._client_by_stage.setdefault(self.stage, np.zeros(len(self.client_seconds)))[i] += seconds
+
     @contextmanager
     def server(self):
         start = time.thread_time()

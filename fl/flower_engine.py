@@ -1,0 +1,208 @@
+"""The experiment through Flower's simulation engine: our protocol roles carried by Flower messages.
+
+    pip install -e '.[flower]'
+    secagg run --engine flower-sim [--set ...]
+
+The ServerApp runs the same round loop as the in-process engine (`fl.experiment.run_experiment`),
+with one difference: each round's aggregation (`FlowerRounds.aggregate`) opens the stack's round
+(`Protocol.open_round`), sends every participant the model and the round's public parameters, and then
+carries each stage's frames to the ClientApps and their replies back to the server role. A ClientApp
+(a Flower SuperNode holding one data partition) trains locally and builds its role with
+`Protocol.client_role` from its own update. Flower's Ray actors do not keep Python objects between
+messages, so a node keeps in `context.state` its update, the public parameters, its randomness seed
+and the frames received so far, and rebuilds its role on each message by replaying them (the role is
+deterministic given these; the report counts only the CPU of handling the new frame).
+
+Same seeds, same results: the server draws the public parameters and each client's seed exactly as
+`secure_sum` does in process (`rng.fork("links")`, `open_round`, then `rng.fork(f"client {i}")`), so a
+simulation gives the in-process engine's aggregates and model. Sending a client its seed is a
+simulation device: a deployment would let each client draw its own from the OS.
+
+Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
+that crossed Flower; the model download and the local-training message are not part of any layer.
+Supported stacks: plain, robust, secagg+, ddp+secagg+ (the protocols whose rounds split: see
+`protocols.protocol`); Byzantine clients are refused (their attacks need every honest update).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.serde import recorddict_to_proto
+from flwr.serverapp import Grid, ServerApp
+from flwr.simulation import run_simulation
+
+from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
+from fl.models import get_flat
+from fl.training import local_update
+from protocols.driver import CostMeter
+from protocols.errors import ProtocolError
+from protocols.protocol import Protocol, RoundEnd
+from protocols.report import Output
+from protocols.schedule import DropoutSchedule
+from secagg import SeededRandomness
+
+
+def _size(content: RecordDict) -> int:
+    return recorddict_to_proto(content).ByteSize()
+
+
+@dataclass
+class Carrier:
+    """Byte counts of one round's protocol messages, in the shape `CostMeter.cost` reads."""
+
+    n: int
+    bytes_up: list[int] = field(init=False)
+    bytes_down: list[int] = field(init=False)
+    bytes_between: dict = field(default_factory=dict)
+    rejected: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.bytes_up, self.bytes_down = [0] * self.n, [0] * self.n
+
+
+@lru_cache(maxsize=4)
+def _client_setup(config: ExperimentConfig) -> tuple:
+    """What every node derives from the configuration: the stack, the model and every data partition."""
+    data, model = local_datasets(config)
+    dim = len(get_flat(model))
+    return data, model, build_stack(config, dim, get_flat(model)), dim
+
+
+def client_app(config: ExperimentConfig) -> ClientApp:
+    app = ClientApp()
+
+    @app.query("hello")
+    def hello(msg: Message, context: Context) -> Message:
+        return Message(RecordDict({"id": ConfigRecord({"partition": int(context.node_config["partition-id"])})}), reply_to=msg)
+
+    @app.train("update")
+    def update(msg: Message, context: Context) -> Message:
+        data, model, stack, _ = _client_setup(config)
+        cfg = msg.content.config_records["round"]
+        c = int(context.node_config["partition-id"])
+        params = msg.content.array_records["model"]["params"].numpy()
+        row = local_update(model, params, data[c], config.local, seed=config.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
+        context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
+        context.state.config_records["round"] = ConfigRecord({"public": cfg["public"], "seed": cfg["seed"], "u": cfg["u"], "frames": []})
+        measurements: dict = {}
+        _role(stack, context, measurements)
+        return Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measurements)})}), reply_to=msg)
+
+    @app.query("frame")
+    def frame(msg: Message, context: Context) -> Message:
+        _, _, stack, _ = _client_setup(config)
+        role = _role(stack, context, {})
+        data = msg.content.config_records["f"]["frame"]
+        start = time.thread_time()
+        try:
+            reply = {"frame": role.handle(data)}
+        except ProtocolError as exc:
+            reply = {"error": str(exc)}
+        reply["cpu"] = time.thread_time() - start
+        reply["aborted"] = bool(getattr(role, "aborted", False))
+        state = context.state.config_records["round"]
+        state["frames"] = list(state["frames"]) + [data]
+        return Message(RecordDict({"f": ConfigRecord(reply)}), reply_to=msg)
+
+    return app
+
+
+def _role(stack: Protocol, context: Context, measurements: dict):
+    """This node's role for the round, rebuilt from its state and brought up to date by replaying its frames."""
+    state = context.state.config_records["round"]
+    row = context.state.array_records["update"]["row"].numpy()
+    role = stack.client_role(int(state["u"]), row, json.loads(state["public"]), SeededRandomness(bytes.fromhex(state["seed"])), measurements)
+    for old in state["frames"]:
+        try:
+            role.handle(old)
+        except ProtocolError:
+            pass
+    return role
+
+
+class FlowerRounds:
+    """The server side: one aggregation round over Flower for `run_experiment`."""
+
+    def __init__(self, grid: Grid, config: ExperimentConfig) -> None:
+        self.grid, self.config = grid, config
+        nodes, deadline = list(grid.get_node_ids()), time.monotonic() + 120
+        while len(nodes) < config.clients and time.monotonic() < deadline:  # SuperNodes register asynchronously
+            time.sleep(0.2)
+            nodes = list(grid.get_node_ids())
+        replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
+        self.node_of = {int(r.content.config_records["id"]["partition"]): r.metadata.src_node_id for r in replies}
+        missing = set(range(config.clients)) - set(self.node_of)
+        if missing:
+            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)}")
+
+    def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
+        m, dim = len(chosen), len(params)
+        rng = SeededRandomness(seed)
+        rng.fork("links")  # what secure_sum draws for its in-process transport
+        opened = stack.open_round(m, dim, rng)
+        seeds = [(rng.bytes(32) + f"client {u}".encode()).hex() for u in range(m)]  # == rng.fork(f"client {u}")
+        model = ArrayRecord({"params": Array(params.astype(np.float32))})
+        train = [Message(RecordDict({"model": model, "round": ConfigRecord({"round": r, "u": u, "seed": seeds[u], "public": json.dumps(opened.public)})}),
+                         dst_node_id=self.node_of[int(c)], message_type="train.update") for u, c in enumerate(chosen)]
+        measurements = {u: {} for u in range(m)}
+        position = {self.node_of[int(c)]: u for u, c in enumerate(chosen)}
+        for reply in self.grid.send_and_receive(train):
+            if reply.has_error():
+                raise RuntimeError(f"local training failed on node {reply.metadata.src_node_id}: {reply.error.reason}")
+            measurements[position[reply.metadata.src_node_id]] = json.loads(reply.content.config_records["m"]["measurements"])
+        meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
+        for stage in opened.stages:
+            meter.stage = stage.name.lower()
+            with meter.server():
+                requests = opened.server.requests()
+            messages = []
+            for u, frame in requests.items():
+                if dropouts.active(u, stage) and u not in aborted:
+                    content = RecordDict({"f": ConfigRecord({"frame": frame})})
+                    carrier.bytes_down[u] += _size(content)
+                    messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.frame"))
+            replies = sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id])
+            for reply in replies:
+                u = position[reply.metadata.src_node_id]
+                if reply.has_error():
+                    raise RuntimeError(f"node of client {u} failed: {reply.error.reason}")
+                answer = reply.content.config_records["f"]
+                carrier.bytes_up[u] += _size(reply.content)
+                meter.record_client(u, float(answer["cpu"]))
+                if answer["aborted"]:
+                    aborted.add(u)
+                if "frame" not in answer:
+                    continue
+                try:
+                    with meter.server():
+                        opened.server.receive(answer["frame"], link=u)
+                except ProtocolError as exc:
+                    rejected.append(exc)
+            with meter.server():
+                opened.server.close()
+        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts))
+
+
+def run_flower_simulation(config: ExperimentConfig, on_round=None) -> ExperimentResult:
+    """`run_experiment` with every client a Flower SuperNode of the simulation engine (Ray)."""
+    holder: dict = {}
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        holder["result"] = run_experiment(config, on_round, remote=FlowerRounds(grid, config))
+
+    run_simulation(server_app=server, client_app=client_app(config), num_supernodes=config.clients,
+                   backend_config={"client_resources": {"num_cpus": 1}})
+    if "result" not in holder:
+        raise RuntimeError("the Flower simulation ended without a result (see its log above)")
+    return holder["result"]
+
+

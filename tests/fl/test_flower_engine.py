@@ -1,0 +1,41 @@
+"""The Flower simulation engine gives the in-process engine's results for the same seeds, and the core
+packages never import flwr."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fl.experiment import ExperimentConfig, run_experiment
+
+pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
+
+
+@pytest.mark.parametrize("stack", ["ddp+secagg+", "robust"])
+def test_flower_simulation_matches_the_in_process_engine(stack):
+    common = dict(clients=5, rounds=2, stack=stack, rule="multi_krum", dropout=0.2, noise_multiplier=0.5, seed=0)
+    here = run_experiment(ExperimentConfig(**common))
+    there = run_experiment(ExperimentConfig(engine="flower-sim", **common))
+    assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
+    assert [r.accuracy for r in there.rounds] == [r.accuracy for r in here.rounds]
+    assert [r.loss for r in there.rounds] == pytest.approx([r.loss for r in here.rounds], rel=1e-6)
+    assert [r.cumulative_epsilon for r in there.rounds] == [r.cumulative_epsilon for r in here.rounds]
+    last_here, last_there = here.rounds[-1].reports, there.rounds[-1].reports
+    assert [r.layer for r in last_there] == [r.layer for r in last_here]
+    protection = last_there[0]
+    assert protection.cost.bytes_up_mean > 0 and protection.cost.client_seconds_mean > 0
+    assert protection.guarantee.parameters == last_here[0].guarantee.parameters
+
+
+def test_engine_constraints_name_the_field():
+    with pytest.raises(ValueError, match="engine 'flower-sim' runs the stacks"):
+        ExperimentConfig(engine="flower-sim", stack="two-server")
+    with pytest.raises(ValueError, match="byzantine"):
+        ExperimentConfig(engine="flower-sim", byzantine=0.2)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ExperimentConfig(engine="grpc")
+
+
+def test_core_packages_never_import_flwr():
+    code = "import sys, secagg, protocols, fl, fl.experiment, fl.cli; print('flwr' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

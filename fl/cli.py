@@ -15,7 +15,8 @@ from pathlib import Path
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
 from fl.experiment import ENGINES, STACKS
 from fl.results import plot_comparison, render, to_dict
-from fl.run_commands import build_config, compare_table, report, run
+from fl.config import config_from
+from fl.run_commands import build_config, compare_table, config_values, report, run
 from protocols.layers.noise import MECHANISMS
 from protocols import ProtocolError, format_reports
 
@@ -32,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "compare":
             cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
                              help=f"comma-separated stacks from {', '.join(STACKS)} (robust ones use --set rule=...)")
+    app = sub.add_parser("flower-app", help="write a Flower App project that runs the experiment on Flower's deployment engine")
+    app.add_argument("folder", type=Path, help="where to write the app's pyproject.toml (for `flwr run FOLDER`)")
+    app.add_argument("--config", help="a TOML file of experiment fields")
+    app.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
+    app.add_argument("--out", type=Path, default=Path("results/flower-deployment"), help="results folder the ServerApp writes")
     rep = sub.add_parser("report", help="re-render the report of a saved run")
     rep.add_argument("folder", type=Path)
     demo = sub.add_parser("demo", help="one secure-aggregation round with dropouts; prints the per-layer report")
@@ -53,7 +59,23 @@ def _engine(args) -> dict:
     return {"engine": args.engine} if args.engine else {}
 
 
+def _flower_app(args) -> None:
+    values = config_values(args.config, args.set, {"engine": "flower-deployment"})
+    config = config_from(values)  # validated here, before any Flower process starts
+    from fl.flower_engine import write_app  # flwr is the optional extra '.[flower]'
+
+    folder = write_app(args.folder, values, args.out.resolve())
+    print(f"wrote {folder / 'pyproject.toml'} ({config.clients} clients, stack {config.stack}); then, see README:")
+    print("  flower-superlink --insecure")
+    for c in range(config.clients):
+        print(f"  flower-supernode --insecure --superlink 127.0.0.1:9092 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}'")
+    print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:9093, insecure")
+
+
 def _experiments(args) -> None:
+    if args.command == "flower-app":
+        _flower_app(args)
+        return
     if args.command == "report":
         print(report(args.folder))
         return

@@ -38,7 +38,7 @@ from secagg import SeededRandomness
 
 STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "ckks", "ckks-robust", "two-server", "ddp+two-server", "hidden-state")
 MEAN_STACKS = ("plain", "robust")  # these return an average; "hidden-state" the model; the others a sum over the included clients
-ENGINES = ("in-process", "flower-sim")
+ENGINES = ("in-process", "flower-sim", "flower-deployment")
 FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+")  # their protocols split a round (protocols.protocol)
 STACK_RULES = {"robust": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
 
@@ -218,6 +218,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
         from fl.flower_engine import run_flower_simulation  # flwr is an optional extra
 
         return run_flower_simulation(config, on_round)
+    if config.engine == "flower-deployment" and remote is None:
+        raise ValueError("engine 'flower-deployment' runs under Flower's SuperLink: `secagg flower-app DIR`, then `flwr run DIR` (see README)")
     rng, train, test, local_data, byzantine, model = _setup(config)
     params = get_flat(model)
     stack = build_stack(config, len(params), params)

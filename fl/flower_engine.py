@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -38,7 +39,9 @@ from flwr.common.serde import recorddict_to_proto
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
+from fl.config import config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
+from fl.results import render, save, to_dict
 from fl.models import get_flat
 from fl.training import local_update
 from protocols.driver import CostMeter
@@ -75,8 +78,12 @@ def _client_setup(config: ExperimentConfig) -> tuple:
     return data, model, build_stack(config, dim, get_flat(model)), dim
 
 
-def client_app(config: ExperimentConfig) -> ClientApp:
+def client_app(config: ExperimentConfig | None = None) -> ClientApp:
+    """The ClientApp; with `config=None` (deployment) each message reads it from the run's config."""
     app = ClientApp()
+
+    def current(context: Context) -> ExperimentConfig:
+        return config or config_from_run(context.run_config)
 
     @app.query("hello")
     def hello(msg: Message, context: Context) -> Message:
@@ -84,11 +91,11 @@ def client_app(config: ExperimentConfig) -> ClientApp:
 
     @app.train("update")
     def update(msg: Message, context: Context) -> Message:
-        data, model, stack, _ = _client_setup(config)
-        cfg = msg.content.config_records["round"]
+        cfg, run = msg.content.config_records["round"], current(context)
+        data, model, stack, _ = _client_setup(run)
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()
-        row = local_update(model, params, data[c], config.local, seed=config.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
+        row = local_update(model, params, data[c], run.local, seed=run.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
         context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
         context.state.config_records["round"] = ConfigRecord({"public": cfg["public"], "seed": cfg["seed"], "u": cfg["u"], "frames": []})
         measurements: dict = {}
@@ -97,7 +104,7 @@ def client_app(config: ExperimentConfig) -> ClientApp:
 
     @app.query("frame")
     def frame(msg: Message, context: Context) -> Message:
-        _, _, stack, _ = _client_setup(config)
+        _, _, stack, _ = _client_setup(current(context))
         role = _role(stack, context, {})
         data = msg.content.config_records["f"]["frame"]
         start = time.thread_time()
@@ -188,6 +195,56 @@ class FlowerRounds:
             with meter.server():
                 opened.server.close()
         return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts))
+
+
+def config_from_run(run_config: dict) -> ExperimentConfig:
+    """The experiment a deployment runs: the app's [tool.flwr.app.config] (see `write_app`), minus `out`."""
+    values = {k: v for k, v in dict(run_config).items() if k != "out"}
+    return config_from({**values, "engine": "flower-deployment"})
+
+
+def _deployment_main(grid: Grid, context: Context) -> None:
+    config = config_from_run(context.run_config)
+    result = run_experiment(config, remote=FlowerRounds(grid, config))
+    folder = save(result, Path(str(context.run_config.get("out", "results/flower-deployment"))))
+    print(render(to_dict(result)), flush=True)
+    print(f"results: {folder}", flush=True)
+
+
+deployment_server_app = ServerApp()
+deployment_server_app.main()(_deployment_main)
+deployment_client_app = client_app()
+
+
+def write_app(folder: Path, values: dict, out: Path) -> Path:
+    """A Flower App project for `flwr run`: its pyproject names this module's deployment apps and carries the
+    experiment's fields (`values`, e.g. from `fl.run_commands.build_config`) as the run config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in {**values, "out": str(out)}.items() if k != "engine")
+    (folder / "pyproject.toml").write_text(f"""[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "secagg-fl-app"
+version = "1.0.0"
+description = "The secagg-fl experiment as a Flower App (components live in the installed fl package)"
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+
+[tool.flwr.app]
+publisher = "secagg-fl"
+
+[tool.flwr.app.components]
+serverapp = "fl.flower_engine:deployment_server_app"
+clientapp = "fl.flower_engine:deployment_client_app"
+
+[tool.flwr.app.config]
+{fields}
+""")
+    return folder
 
 
 def run_flower_simulation(config: ExperimentConfig, on_round=None) -> ExperimentResult:

@@ -18,14 +18,19 @@ DEFAULT_RUN = {"data": "digits", "model": "mlp", "clients": 60, "sample_fraction
                "dropout": 0.1, "noise_multiplier": 1.0, "clip": 1.0, "lr": 0.5, "epochs": 2}
 
 
-def build_config(config_file: str | None, overrides: list[str], extra: dict | None = None) -> ExperimentConfig:
-    """DEFAULT_RUN, then the TOML file, then `extra`, then --set overrides (later wins)."""
+def config_values(config_file: str | None, overrides: list[str], extra: dict | None = None) -> dict:
+    """DEFAULT_RUN, then the TOML file, then `extra`, then --set overrides (later wins), as field values."""
     values = dict(DEFAULT_RUN)
     if config_file:
         values.update(load_toml(config_file))
     values.update(extra or {})
     values.update(parse_overrides(overrides))
-    return config_from(values)
+    return values
+
+
+def build_config(config_file: str | None, overrides: list[str], extra: dict | None = None) -> ExperimentConfig:
+    """The validated experiment of `config_values`."""
+    return config_from(config_values(config_file, overrides, extra))
 
 
 def _progress(total: int, label: str):

@@ -49,6 +49,7 @@ class ExperimentConfig:
 
     data: str = "breast_cancer"
     model: str = "logreg"
+    hidden: int = 64  # width of the MLP's hidden layer
     clients: int = 20
     rounds: int = 10
     sample_fraction: float = 1.0
@@ -78,6 +79,7 @@ class ExperimentConfig:
             (self.attack in UPDATE_ATTACKS, f"attack must be one of {sorted(UPDATE_ATTACKS)}, found {self.attack!r}"),
             (self.partition in ("iid", "dirichlet"), f"partition must be 'iid' or 'dirichlet', found {self.partition!r}"),
             (self.clients >= 3, f"clients must be >= 3, found {self.clients}"),
+            (self.hidden >= 1, f"hidden must be >= 1, found {self.hidden}"),
             (self.rounds >= 1, f"rounds must be >= 1, found {self.rounds}"),
             (0 < self.sample_fraction <= 1, f"sample_fraction must be in (0, 1], found {self.sample_fraction}"),
             (0 <= self.byzantine < 0.5, f"byzantine must be in [0, 0.5), found {self.byzantine}"),
@@ -197,7 +199,7 @@ def _setup(config: ExperimentConfig) -> tuple:
         if c in mistaken:
             data = Dataset(data.name, data.x, mislabel(data.y, config.mislabel_fraction, data.num_classes, rng=rng), data.num_classes)
         local_data.append(data)
-    model = build(config.model, train.x.shape[1], train.num_classes, seed=config.seed)
+    model = build(config.model, train.x.shape[1], train.num_classes, hidden=config.hidden, seed=config.seed)
     return rng, train, test, local_data, byzantine, model
 
 

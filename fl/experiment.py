@@ -23,7 +23,7 @@ from fl.adversaries import UPDATE_ATTACKS, mislabel
 from fl.datasets import Dataset, dirichlet, iid, load
 from fl.models import build, get_flat
 from fl.training import LocalConfig, evaluate, local_update
-from protocols import DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
+from protocols import Aborted, BelowThreshold, DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
 from protocols.he_aggregation import CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
@@ -114,6 +114,7 @@ class RoundRecord:
     epsilon: float | None  # this round's, from the noise that reached the output (None: no noise layer)
     cumulative_epsilon: float | None
     epsilon_bound: str = ""  # hidden state: which bound the cumulative epsilon is (last-iterate or distributed DP) and why
+    aborted: str = ""  # why the round aborted (too few clients survived): nothing was revealed and the model did not change
 
 
 @dataclass
@@ -233,15 +234,24 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
             chosen = np.sort(rng.choice(config.clients, size=config.participants, replace=False))
             attackers = [i for i, c in enumerate(chosen) if c in byzantine]
             dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(config.seed * 7919 + r))
-            if remote is not None:  # the clients train and protect their updates on their own nodes
-                out = remote.aggregate(r, chosen, params, stack, dropouts, config.seed * 104_729 + r)
-            else:
-                updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
-                honest = [i for i in range(len(chosen)) if i not in attackers]
-                if attackers and honest:
-                    kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}
-                    updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
-                out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
+            try:
+                if remote is not None:  # the clients train and protect their updates on their own nodes
+                    out = remote.aggregate(r, chosen, params, stack, dropouts, config.seed * 104_729 + r)
+                else:
+                    updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
+                    honest = [i for i in range(len(chosen)) if i not in attackers]
+                    if attackers and honest:
+                        kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}
+                        updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
+                    out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
+            except (BelowThreshold, Aborted) as exc:  # the round revealed nothing: the model stays, no privacy is spent
+                loss, accuracy = evaluate(model, params, test)
+                previous = result.rounds[-1].cumulative_epsilon if result.rounds else None
+                result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
+                                                 reports=(), epsilon=None, cumulative_epsilon=previous, aborted=str(exc)))
+                if on_round is not None:
+                    on_round(result.rounds[-1])
+                continue
             if config.stack == "hidden-state":
                 params = out.result.astype(np.float32)  # the model the key holder released to the clients
             else:

@@ -54,6 +54,11 @@ def layer_reports(round_dict: dict) -> tuple[LayerReport, ...]:
     return tuple(reports)
 
 
+def _last_completed(data: dict) -> dict | None:
+    """The last round that did not abort (aborted rounds have no reports)."""
+    return next((r for r in reversed(data["rounds"]) if not r.get("aborted")), None)
+
+
 def render(data: dict) -> str:
     """Markdown: the per-round metrics, then the last round's per-layer report."""
     lines = [f"# Experiment: {data['config']['stack']} on {data['config']['data']} ({data['config']['model']})", ""]
@@ -63,11 +68,13 @@ def render(data: dict) -> str:
     for r in data["rounds"]:
         eps = "-" if r["epsilon"] is None else f"{float(r['epsilon']):.3g}"
         cum = "-" if r["cumulative_epsilon"] is None else f"{float(r['cumulative_epsilon']):.3g}"
-        lines.append(f"| {r['round']} | {r['accuracy']:.4f} | {r['loss']:.4f} | {len(r['included'])} | {eps} | {cum} |")
+        included = f"aborted: {r['aborted']}" if r.get("aborted") else len(r["included"])
+        lines.append(f"| {r['round']} | {r['accuracy']:.4f} | {r['loss']:.4f} | {included} | {eps} | {cum} |")
     if data["rounds"] and data["rounds"][-1].get("epsilon_bound"):
         lines += ["", f"Cumulative epsilon bound: {data['rounds'][-1]['epsilon_bound']}."]
-    if data["rounds"]:
-        lines += ["", f"## Per-layer report of round {data['rounds'][-1]['round']}", "", format_reports(layer_reports(data["rounds"][-1]))]
+    completed = _last_completed(data)
+    if completed is not None:
+        lines += ["", f"## Per-layer report of round {completed['round']}", "", format_reports(layer_reports(completed))]
     return "\n".join(lines) + "\n"
 
 
@@ -99,8 +106,8 @@ def plot(data: dict, folder: Path) -> list[Path]:
         fig.savefig(folder / "epsilon.png", dpi=100)
         written.append(folder / "epsilon.png")
         plt.close(fig)
-    if data["rounds"]:
-        reports = data["rounds"][-1]["reports"]
+    if _last_completed(data) is not None:
+        reports = _last_completed(data)["reports"]
         fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
         bottom_t, bottom_b = 0.0, 0.0
         for rep in reports:

@@ -78,3 +78,21 @@ def test_progress_callback_and_partial_results():
 def test_bad_configs_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ExperimentConfig(**kwargs)
+
+
+def test_an_aborted_round_keeps_the_model_spends_no_privacy_and_the_run_goes_on(tmp_path):
+    from fl.results import render, save, to_dict
+
+    config = ExperimentConfig(stack="ddp+secagg+", clients=5, rounds=4, dropout=0.4, noise_multiplier=0.5, seed=1)
+    result = run_experiment(config)
+    assert len(result.rounds) == 4
+    aborted = [r for r in result.rounds if r.aborted]
+    assert aborted, "this seed makes SecAgg+ lose more than k - t of 5 clients in some round"
+    for r in aborted:
+        before = result.rounds[r.round - 2] if r.round > 1 else None
+        assert r.included == () and r.reports == () and r.epsilon is None
+        assert r.cumulative_epsilon == (before.cumulative_epsilon if before else None)
+        if before is not None:
+            assert r.accuracy == before.accuracy
+    save(result, tmp_path)
+    assert "aborted:" in render(to_dict(result))

@@ -39,7 +39,7 @@ from secagg import SeededRandomness
 STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "ckks", "ckks-robust", "two-server", "ddp+two-server", "hidden-state")
 MEAN_STACKS = ("plain", "robust")  # these return an average; "hidden-state" the model; the others a sum over the included clients
 ENGINES = ("in-process", "flower-sim", "flower-deployment")
-FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+")  # their protocols split a round (protocols.protocol)
+FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.protocol)
 STACK_RULES = {"robust": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
 
 

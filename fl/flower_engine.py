@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+import tenseal as ts
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.serde import recorddict_to_proto
@@ -45,11 +46,25 @@ from fl.results import render, save, to_dict
 from fl.models import get_flat
 from fl.training import local_update
 from protocols.driver import CostMeter
-from protocols.errors import ProtocolError
+from protocols.errors import ProtocolError, Refused
+from protocols.he_aggregation import HeAggregation
 from protocols.protocol import Protocol, RoundEnd
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule
-from secagg import SeededRandomness
+from protocols.wire import KEY_HOLDER, SERVER
+from secagg import HeContext, SeededRandomness
+
+
+def he_protocol(stack: Protocol) -> HeAggregation | None:
+    """The stack's HE protocol, whose key holder is one more SuperNode (partition id = number of clients)."""
+    while stack is not None and not isinstance(stack, HeAggregation):
+        stack = getattr(stack, "inner", None)
+    return stack
+
+
+def supernodes(config: ExperimentConfig) -> int:
+    """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks."""
+    return config.clients + (config.stack == "ckks")
 
 
 def _size(content: RecordDict) -> int:
@@ -89,10 +104,37 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     def hello(msg: Message, context: Context) -> Message:
         return Message(RecordDict({"id": ConfigRecord({"partition": int(context.node_config["partition-id"])})}), reply_to=msg)
 
+    @app.query("keys")
+    def keys(msg: Message, context: Context) -> Message:
+        """The key holder node: generates its key set once and keeps the secret in its own state."""
+        he = he_protocol(_client_setup(current(context))[2])
+        if "he" not in context.state.config_records:
+            secret = HeContext.generate(he.params)
+            context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
+        secret = _secret(he, context)
+        return Message(RecordDict({"he": ConfigRecord({"public": secret.public().to_bytes()})}), reply_to=msg)
+
+    @app.query("decrypt")
+    def decrypt(msg: Message, context: Context) -> Message:
+        """The key holder node: checks and decrypts one request (see protocols.he_key_holder)."""
+        he = he_protocol(_client_setup(current(context))[2])
+        he.use_secret_context(_secret(he, context))
+        request = msg.content.config_records["d"]
+        start = time.thread_time()
+        holder = he.key_holder(json.loads(request["params"]))
+        try:
+            reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
+        except ProtocolError as exc:
+            reply = {"error": str(exc)}
+        reply["cpu"] = time.thread_time() - start
+        return Message(RecordDict({"d": ConfigRecord(reply)}), reply_to=msg)
+
     @app.train("update")
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
         data, model, stack, _ = _client_setup(run)
+        if "he" in msg.content.config_records:  # the key holder's public context, for encryption
+            context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()
         row = local_update(model, params, data[c], run.local, seed=run.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
@@ -121,8 +163,14 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     return app
 
 
+def _secret(he: HeAggregation, context: Context) -> HeContext:
+    return HeContext(he.params, ts.context_from(context.state.config_records["he"]["secret"]))
+
+
 def _role(stack: Protocol, context: Context, measurements: dict):
     """This node's role for the round, rebuilt from its state and brought up to date by replaying its frames."""
+    if "he-public" in context.state.config_records:
+        he_protocol(stack).use_public_context(context.state.config_records["he-public"]["public"])
     state = context.state.config_records["round"]
     row = context.state.array_records["update"]["row"].numpy()
     role = stack.client_role(int(state["u"]), row, json.loads(state["public"]), SeededRandomness(bytes.fromhex(state["seed"])), measurements)
@@ -140,23 +188,32 @@ class FlowerRounds:
     def __init__(self, grid: Grid, config: ExperimentConfig) -> None:
         self.grid, self.config = grid, config
         nodes, deadline = list(grid.get_node_ids()), time.monotonic() + 120
-        while len(nodes) < config.clients and time.monotonic() < deadline:  # SuperNodes register asynchronously
+        while len(nodes) < supernodes(config) and time.monotonic() < deadline:  # SuperNodes register asynchronously
             time.sleep(0.2)
             nodes = list(grid.get_node_ids())
         replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
         self.node_of = {int(r.content.config_records["id"]["partition"]): r.metadata.src_node_id for r in replies}
-        missing = set(range(config.clients)) - set(self.node_of)
+        missing = set(range(supernodes(config))) - set(self.node_of)
         if missing:
-            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)}")
+            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
+        self.he_public = None
+        if config.stack == "ckks":
+            reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
+            if reply.has_error():
+                raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")
+            self.he_public = reply.content.config_records["he"]["public"]
 
     def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
         m, dim = len(chosen), len(params)
+        if self.he_public is not None:
+            he_protocol(stack).use_public_context(self.he_public)
         rng = SeededRandomness(seed)
         rng.fork("links")  # what secure_sum draws for its in-process transport
         opened = stack.open_round(m, dim, rng)
         seeds = [(rng.bytes(32) + f"client {u}".encode()).hex() for u in range(m)]  # == rng.fork(f"client {u}")
         model = ArrayRecord({"params": Array(params.astype(np.float32))})
-        train = [Message(RecordDict({"model": model, "round": ConfigRecord({"round": r, "u": u, "seed": seeds[u], "public": json.dumps(opened.public)})}),
+        extra = {"he": ConfigRecord({"public": self.he_public})} if self.he_public is not None else {}
+        train = [Message(RecordDict({"model": model, "round": ConfigRecord({"round": r, "u": u, "seed": seeds[u], "public": json.dumps(opened.public)}), **extra}),
                          dst_node_id=self.node_of[int(c)], message_type="train.update") for u, c in enumerate(chosen)]
         measurements = {u: {} for u in range(m)}
         position = {self.node_of[int(c)]: u for u, c in enumerate(chosen)}
@@ -164,6 +221,8 @@ class FlowerRounds:
             if reply.has_error():
                 raise RuntimeError(f"local training failed on node {reply.metadata.src_node_id}: {reply.error.reason}")
             measurements[position[reply.metadata.src_node_id]] = json.loads(reply.content.config_records["m"]["measurements"])
+        if opened.clients_ready is not None:
+            opened.clients_ready(measurements)
         meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
         for stage in opened.stages:
             meter.stage = stage.name.lower()
@@ -194,7 +253,25 @@ class FlowerRounds:
                     rejected.append(exc)
             with meter.server():
                 opened.server.close()
-        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts))
+        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier)))
+
+    def _key_holder(self, meter: CostMeter, carrier: Carrier):
+        """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""
+
+        def ask(frame: bytes, params: dict) -> tuple[bytes, float]:
+            content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
+            carrier.bytes_between[(SERVER, KEY_HOLDER)] = carrier.bytes_between.get((SERVER, KEY_HOLDER), 0) + _size(content)
+            reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.node_of[self.config.clients], message_type="query.decrypt")])))
+            if reply.has_error():
+                raise RuntimeError(f"the key holder node failed: {reply.error.reason}")
+            answer = reply.content.config_records["d"]
+            carrier.bytes_between[(KEY_HOLDER, SERVER)] = carrier.bytes_between.get((KEY_HOLDER, SERVER), 0) + _size(reply.content)
+            meter.party_seconds["key holder"] = meter.party_seconds.get("key holder", 0.0) + float(answer["cpu"])
+            if "error" in answer:
+                raise Refused(f"remote key holder: {answer['error']}", party="key holder", stage="decrypt")
+            return answer["payload"], float(answer["bound"])
+
+        return ask
 
 
 def config_from_run(run_config: dict) -> ExperimentConfig:
@@ -256,7 +333,7 @@ def run_flower_simulation(config: ExperimentConfig, on_round=None) -> Experiment
     def main(grid: Grid, context: Context) -> None:
         holder["result"] = run_experiment(config, on_round, remote=FlowerRounds(grid, config))
 
-    run_simulation(server_app=server, client_app=client_app(config), num_supernodes=config.clients,
+    run_simulation(server_app=server, client_app=client_app(config), num_supernodes=supernodes(config),
                    backend_config={"client_resources": {"num_cpus": 1}})
     if "result" not in holder:
         raise RuntimeError("the Flower simulation ended without a result (see its log above)")

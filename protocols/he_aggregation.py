@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.driver import CostMeter, drive
+from protocols.driver import CostMeter
 from protocols.errors import BelowThreshold, MalformedMessage, ReplayedMessage
 from protocols.he_key_holder import KeyHolder
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.masking_messages import Kind
-from protocols.protocol import Protocol
+from protocols.protocol import OpenRound, Protocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
@@ -32,7 +32,7 @@ from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, enco
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, total
 from secagg.he_params import HeParameters, preset
-from secagg.randomness import Randomness
+from secagg.randomness import Randomness, SeededRandomness
 from secagg.ring import Ring
 from secagg.signatures import Signer, verify
 
@@ -103,7 +103,7 @@ class HeCollector:
 class HeKeys:
     """The key holder's key set, and the public context clients and aggregator parse (once)."""
 
-    secret: HeContext
+    secret: HeContext | None  # None where only the public context is known (clients, a remote key holder's aggregator)
     public: HeContext
     public_bytes: int
 
@@ -156,33 +156,65 @@ class HeAggregation(Protocol):
                 raise TypeError("CKKS inputs must be finite floats")
             return inputs.astype(np.float64)
         Ring(self.bits).check(inputs, "inputs")
-        t = self.keys.secret.plain_modulus
+        t = self.keys.public.plain_modulus
         if inputs.shape[0] * ((1 << self.bits) - 1) >= t // 2:
             raise ValueError(f"n * (2**{self.bits} - 1) overflows half the BFV plain modulus {t}; use fewer bits or the 16384 preset")
         return inputs.astype(np.int64)
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        x = self.check_inputs(inputs)
-        n, d = x.shape
-        meter = CostMeter(n)
-        session = rng.bytes(8)
-        signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
-        public = self.keys.public
-        clients = [HeClient(i, session, lambda row=x[i]: public.encrypt(row).to_bytes(), signers[i]) for i in range(n)]
-        collector = HeCollector(n, session, public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
-        rejected = drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
-        included = tuple(sorted(collector.inputs))
-        if len(included) < self.min_clients:
-            raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts sums of >= {self.min_clients}", party="server", stage="aggregate")
-        holder = self._key_holder(rng, session, signers, d)
-        with meter.server():
-            payload = b"" if self.recompute else collector.total().to_bytes()
-            request = self._request(collector, Target.SUM, payload)
-        values = self._ask(holder, request, session, transport, meter, d)
-        ring = Ring(self.bits)
-        result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
-        report = LayerReport(self.name, meter.cost(transport, rounds=2), self.guarantee(n, d, len(included), holder, **self.sizes(collector, d)))
-        return Output(result, included, (report,), tuple(rejected))
+        return self.run_split(self.check_inputs(inputs), dropouts, rng, transport)
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
+        """The aggregator's half. Clients announce their Ed25519 public keys (`clients_ready`: the PKI, which
+        this process simulates and a deployment must provide out of band); the key holder is this process's
+        own `KeyHolder` unless the engine passes a remote one in `RoundEnd.key_holder`."""
+        session, holder_seed = rng.bytes(8), rng.bytes(32)
+        client_keys: dict[int, bytes] = {}
+        collector = HeCollector(n, session, self.keys.public, d, client_keys)
+
+        def ready(measurements: dict[int, dict]) -> None:
+            client_keys.update({i: bytes.fromhex(m[self.name]["signing_key"]) for i, m in measurements.items() if self.name in m})
+
+        def finish(end: RoundEnd) -> Output:
+            included = tuple(sorted(collector.inputs))
+            if len(included) < self.min_clients:
+                raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts sums of >= {self.min_clients}", party="server", stage="aggregate")
+            with end.meter.server():
+                payload = b"" if self.recompute else collector.total().to_bytes()
+                request = self._request(collector, Target.SUM, payload)
+            params = {"session": session.hex(), "seed": holder_seed.hex(), "length": d, "min_clients": self.min_clients,
+                      "recompute": self.recompute, "flood_bits": self.flood_bits, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
+            values, bound = self._ask(request, params, end, d)
+            ring = Ring(self.bits)
+            result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
+            report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), self.guarantee(n, d, len(included), bound, **self.sizes(collector, d)))
+            return Output(result, included, (report,), tuple(end.rejected))
+
+        return OpenRound({"session": session.hex(), "d": d}, collector, (Stage.MASKED_INPUT,), finish, ready)
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> HeClient:
+        signer = Signer.generate(rng.fork("signer"))
+        measurements[self.name] = {"signing_key": signer.public_bytes().hex()}
+        context, x = self.keys.public, np.asarray(row)
+        return HeClient(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), signer)
+
+    def key_holder(self, params: dict, rng: Randomness | None = None, **kw) -> KeyHolder:
+        """The key holder of one round, from the parameters the aggregator sends with its request."""
+        return KeyHolder(
+            self.keys.secret, rng or SeededRandomness(bytes.fromhex(params["seed"])), session=bytes.fromhex(params["session"]),
+            client_keys={int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}, length=int(params["length"]),
+            min_clients=int(params["min_clients"]), recompute=bool(params["recompute"]), flood_bits=int(params["flood_bits"]), **kw,
+        )
+
+    def use_secret_context(self, context: HeContext) -> None:
+        """Adopts a key set generated elsewhere (a key holder that keeps its own keys)."""
+        public = context.public().to_bytes()
+        self._keys = HeKeys(context, HeContext.from_bytes(self.params, public), len(public))
+
+    def use_public_context(self, data: bytes) -> None:
+        """Adopts the key holder's public context (a client or an aggregator whose key holder is elsewhere)."""
+        if self._keys is None or self._keys.public_bytes != len(data) or self._keys.public.to_bytes() != data:
+            self._keys = HeKeys(None, HeContext.from_bytes(self.params, data), len(data))
 
     @staticmethod
     def sizes(collector: HeCollector, d: int) -> dict[str, float]:
@@ -202,9 +234,24 @@ class HeAggregation(Protocol):
             return DecryptRequest(target, collector.manifest(), b"", {u: ct for u, (ct, _) in collector.inputs.items()})
         return DecryptRequest(target, collector.manifest(), payload)
 
-    def _ask(self, holder: KeyHolder, request: DecryptRequest, session: bytes, transport: InProcessTransport, meter: CostMeter, count: int) -> np.ndarray:
-        """Carries `request` to the key holder and its reply back; returns the released values."""
-        frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
+    def _ask(self, request: DecryptRequest, params: dict, end: RoundEnd, count: int) -> tuple[np.ndarray, float]:
+        """Carries `request` to the key holder (this process's, or `end.key_holder`) and its reply back;
+        returns the released values and the CKKS error bound the key holder used."""
+        session = bytes.fromhex(params["session"])
+        frame = self._frame(request, session)
+        if end.key_holder is not None:
+            payload, bound = end.key_holder(frame, params)
+            with end.meter.server():
+                return parse_plaintext(Reader(payload, party="server", stage="decrypt"), count), bound
+        holder = self.key_holder(params)
+        return self._carry(holder, frame, session, end.transport, end.meter, count), holder.last_bound
+
+    @staticmethod
+    def _frame(request: DecryptRequest, session: bytes) -> bytes:
+        return encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
+
+    def _carry(self, holder: KeyHolder, frame: bytes, session: bytes, transport: InProcessTransport, meter: CostMeter, count: int) -> np.ndarray:
+        """The in-process key holder: `frame` over the transport to it, its plaintext back; the released values."""
         for delivered in transport.carry(SERVER, KEY_HOLDER, frame):
             with meter.party("key holder"):
                 reply = encode_frame(Frame(Kind.PLAINTEXT, session, KEY_HOLDER, SERVER, holder.handle(delivered)))
@@ -216,11 +263,12 @@ class HeAggregation(Protocol):
                     return parse_plaintext(Reader(answer.payload, party="server", stage="decrypt"), count)
         raise MalformedMessage("no authentic reply from the key holder", party="server", stage="decrypt")
 
-    def guarantee(self, n: int, d: int, m: int, holder: KeyHolder, *, server_learns: str | None = None, **extra) -> Guarantee:
+    def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, **extra) -> Guarantee:
+        """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it)."""
         p = self.params
         ckks = p.scheme == "ckks"
-        bound = holder.last_bound
-        sizes = self.keys.secret.key_bytes()
+        noise = 2.0**self.flood_bits * bound if ckks else 0.0
+        sizes = self.keys.public.key_bytes()
         check = "recomputes the sum of the signed inputs" if self.recompute else "checks the signed manifest, trusts the aggregator's sum"
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
@@ -228,13 +276,13 @@ class HeAggregation(Protocol):
             collusion="any number of clients; the aggregator and the key holder must not collude (single-key HE, no threshold decryption)",
             dropout_tolerance=max(n - self.min_clients, 0),
             exact=not ckks,
-            numeric_error=bound + (6 * holder.release_noise_std(bound) if ckks else 0.0),
+            numeric_error=bound + 6 * noise,
             parameters={
                 "scheme": p.scheme, "preset": self.preset, "N": p.poly_modulus_degree, "log_q": p.log_q,
                 "security_bits": p.security_bits, "slots": p.slots, "min_clients": self.min_clients,
                 "ciphertexts_per_client": -(-d // p.slots), "public_context_bytes": self.keys.public_bytes,
                 **{f"{k}_key_bytes": v for k, v in sizes.items()},
-                **({"ckks_error_bound": bound, "release_noise_std": holder.release_noise_std(bound)} if ckks else {"plain_modulus": self.keys.secret.plain_modulus}),
+                **({"ckks_error_bound": bound, "release_noise_std": noise} if ckks else {"plain_modulus": self.keys.public.plain_modulus}),
                 **extra,
             },
             notes=(

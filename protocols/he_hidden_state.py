@@ -57,6 +57,10 @@ class HiddenStateCKKS(HeAggregation):
         if not np.isfinite(self.weight) or self.weight == 0:
             raise ValueError(f"weight must be finite and non-zero, found {self.weight}")
 
+    @property
+    def splits(self) -> bool:
+        return False  # its state (the encrypted model) lives across rounds in this process
+
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         x = self.check_inputs(inputs)
         n, d = x.shape
@@ -80,7 +84,7 @@ class HiddenStateCKKS(HeAggregation):
             self._model.add_(collector.total())
             request = self._request(collector, Target.MODEL, self._model.to_bytes())
         holder = self._key_holder(rng, session, signers, d, model=self._holder_model)
-        frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
+        frame = self._frame(request, session)
         released = None
         for delivered in transport.carry(SERVER, KEY_HOLDER, frame):
             with meter.party("key holder"):
@@ -96,7 +100,7 @@ class HiddenStateCKKS(HeAggregation):
         self._holder_model = holder.model
         self.rounds += 1
         guarantee = self.guarantee(
-            n, d, len(included), holder, rounds_hidden=self.rounds, **self.sizes(collector, d),
+            n, d, len(included), holder.last_bound, rounds_hidden=self.rounds, **self.sizes(collector, d),
             server_learns="ciphertexts and the included set only (no model, no aggregate); the key holder and every client see each round's model",
         )
         report = LayerReport(self.name, meter.cost(transport, rounds=2), guarantee)

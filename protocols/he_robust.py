@@ -58,6 +58,10 @@ class CKKSRobust(HeAggregation):
         if self.f < 0 or not self.norm_bound > 0:
             raise ValueError(f"need f >= 0 and norm_bound > 0, found {self.f}, {self.norm_bound}")
 
+    @property
+    def splits(self) -> bool:
+        return False  # not yet: its key holder exchange has two requests
+
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         x = self.check_inputs(inputs)
         n, d = x.shape
@@ -79,7 +83,7 @@ class CKKSRobust(HeAggregation):
             scalars = pairwise(public, [collector.vectors[u] for u in ids], pairs)
             request = DecryptRequest(Target.SCALARS, collector.manifest(), scalars.to_bytes(), extra=len(pairs).to_bytes(4, "big"))
         distance_seconds = time.thread_time() - start
-        released = self._ask(holder, request, session, transport, meter, len(pairs))
+        released = self._carry(holder, self._frame(request, session), session, transport, meter, len(pairs))
         with meter.server():
             dist = np.zeros((m, m))
             dist[np.triu_indices(m, 1)] = released
@@ -95,10 +99,10 @@ class CKKSRobust(HeAggregation):
             if not self.recompute:
                 payload = total([collector.vectors[u] for u in selected]).to_bytes()
             second = DecryptRequest(Target.SELECTED_SUM, sub, payload, inputs, extra)
-        result = self._ask(holder, second, session, transport, meter, d)
+        result = self._carry(holder, self._frame(second, session), session, transport, meter, d)
         coefficient = kappa(self.rule, m, self.f)
         guarantee = self.guarantee(
-            n, d, len(selected), holder,
+            n, d, len(selected), holder.last_bound,
             server_learns=(f"the {len(pairs)} pairwise squared distances of the {m} inputs (rounded, flooded), the selected set and the "
                            "sum of the selected inputs; the key holder learns the same"),
             rule=self.rule, f=self.f, inputs=m, kappa="unknown" if coefficient is None else round(coefficient, 4),

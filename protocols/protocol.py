@@ -39,6 +39,7 @@ class RoundEnd:
     rejected: list
     measurements: dict[int, dict] = field(default_factory=dict)
     dropouts: DropoutSchedule | None = None  # the schedule, when a simulation imposed one
+    key_holder: Callable[[bytes, dict], tuple[bytes, float]] | None = None  # a remote key holder (see he_aggregation)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class OpenRound:
     server: ServerRole
     stages: tuple[Stage, ...]
     finish: Callable[[RoundEnd], Output]
+    clients_ready: Callable[[dict[int, dict]], None] | None = None  # the server reads what clients announced (public keys)
 
 
 class RemoteUnsupported(NotImplementedError):
@@ -80,6 +82,8 @@ class Protocol(abc.ABC):
         opened = self.open_round(n, d, rng)
         measurements: dict[int, dict] = {i: {} for i in range(n)}
         clients = [self.client_role(i, inputs[i], opened.public, rng.fork(f"client {i}"), measurements[i]) for i in range(n)]
+        if opened.clients_ready is not None:
+            opened.clients_ready(measurements)
         meter = CostMeter(n)
         rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
         return opened.finish(RoundEnd(meter, transport, rejected, measurements, dropouts))

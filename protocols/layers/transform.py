@@ -79,7 +79,7 @@ class TransformLayer(Protocol):
         self.prepare(n, d, SeededRandomness(seed))
         inner = self.inner.open_round(n, self.output_dim(d), rng)
         public = {"layer": self.name, "seed": seed.hex(), "n": n, "d": d, "inner": inner.public}
-        return OpenRound(public, inner.server, inner.stages, lambda end: self._finish(inner.finish(end), end.measurements))
+        return OpenRound(public, inner.server, inner.stages, lambda end: self._finish(inner.finish(end), end.measurements), inner.clients_ready)
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
         if public.get("layer") != self.name:

@@ -27,6 +27,19 @@ def test_flower_simulation_matches_the_in_process_engine(stack):
     assert protection.guarantee.parameters == last_here[0].guarantee.parameters
 
 
+def test_ckks_on_flower_has_its_key_holder_on_its_own_node():
+    common = dict(clients=5, rounds=2, stack="ckks", dropout=0.2, seed=0)
+    here = run_experiment(ExperimentConfig(**common))
+    there = run_experiment(ExperimentConfig(engine="flower-sim", **common))
+    assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
+    bound = there.rounds[-1].reports[0].guarantee.numeric_error
+    assert 0 < bound < 1e-2
+    assert [r.loss for r in there.rounds] == pytest.approx([r.loss for r in here.rounds], abs=1e-3)  # keys and CKKS noise differ
+    cost = there.rounds[-1].reports[0].cost
+    assert cost.party_seconds["key holder"] > 0
+    assert cost.bytes_between["server -> key holder"] > cost.bytes_up_mean  # the relayed inputs (recompute)
+
+
 def test_engine_constraints_name_the_field():
     with pytest.raises(ValueError, match="engine 'flower-sim' runs the stacks"):
         ExperimentConfig(engine="flower-sim", stack="two-server")

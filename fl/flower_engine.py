@@ -20,8 +20,10 @@ simulation device: a deployment would let each client draw its own from the OS.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
-Supported stacks: plain, robust, secagg+, ddp+secagg+ (the protocols whose rounds split: see
-`protocols.protocol`); Byzantine clients are refused (their attacks need every honest update).
+Supported stacks: plain, robust, secagg+, ddp+secagg+ and ckks (the protocols whose rounds split: see
+`protocols.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
+makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
+Byzantine clients are refused (their attacks need every honest update).
 """
 
 from __future__ import annotations

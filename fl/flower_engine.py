@@ -13,10 +13,11 @@ messages, so a node keeps in `context.state` its update, the public parameters, 
 and the frames received so far, and rebuilds its role on each message by replaying them (the role is
 deterministic given these; the report counts only the CPU of handling the new frame).
 
-Same seeds, same results: the server draws the public parameters and each client's seed exactly as
-`secure_sum` does in process (`rng.fork("links")`, `open_round`, then `rng.fork(f"client {i}")`), so a
-simulation gives the in-process engine's aggregates and model. Sending a client its seed is a
-simulation device: a deployment would let each client draw its own from the OS.
+Same seeds, same results: in simulation the server draws the public parameters and each client's seed
+exactly as `secure_sum` does in process (`rng.fork("links")`, `open_round`, then `rng.fork(f"client {i}")`),
+so a simulation gives the in-process engine's aggregates and model. Handing parties their seeds is a
+simulation device only: on the deployment engine every client draws its secrets from its own OS CSPRNG and
+the key holder draws its flooding noise from its own (the server sends them no seed).
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
@@ -29,10 +30,11 @@ Byzantine clients are refused (their attacks need every honest update).
 from __future__ import annotations
 
 import json
+import os
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import tenseal as ts
@@ -54,7 +56,7 @@ from protocols.protocol import Protocol, RoundEnd
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule
 from protocols.wire import KEY_HOLDER, SERVER
-from secagg import HeContext, SeededRandomness
+from secagg import HeContext, SeededRandomness, SystemRandomness
 
 
 def he_protocol(stack: Protocol) -> HeAggregation | None:
@@ -123,7 +125,8 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         he.use_secret_context(_secret(he, context))
         request = msg.content.config_records["d"]
         start = time.thread_time()
-        holder = he.key_holder(json.loads(request["params"]))
+        params = json.loads(request["params"])
+        holder = he.key_holder(params, None if params["seed"] else SystemRandomness())
         try:
             reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
         except ProtocolError as exc:
@@ -141,7 +144,8 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         params = msg.content.array_records["model"]["params"].numpy()
         row = local_update(model, params, data[c], run.local, seed=run.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
         context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
-        context.state.config_records["round"] = ConfigRecord({"public": cfg["public"], "seed": cfg["seed"], "u": cfg["u"], "frames": []})
+        seed = cfg["seed"] or os.urandom(32).hex()  # simulation: the seed in-process runs use; deployment: the OS's
+        context.state.config_records["round"] = ConfigRecord({"public": cfg["public"], "seed": seed, "u": cfg["u"], "frames": []})
         measurements: dict = {}
         _role(stack, context, measurements)
         return Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measurements)})}), reply_to=msg)
@@ -198,6 +202,7 @@ class FlowerRounds:
         missing = set(range(supernodes(config))) - set(self.node_of)
         if missing:
             raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
+        self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.he_public = None
         if config.stack == "ckks":
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
@@ -213,6 +218,8 @@ class FlowerRounds:
         rng.fork("links")  # what secure_sum draws for its in-process transport
         opened = stack.open_round(m, dim, rng)
         seeds = [(rng.bytes(32) + f"client {u}".encode()).hex() for u in range(m)]  # == rng.fork(f"client {u}")
+        if not self.simulated:
+            seeds = [""] * m  # a deployment's clients draw their own secrets from the OS
         model = ArrayRecord({"params": Array(params.astype(np.float32))})
         extra = {"he": ConfigRecord({"public": self.he_public})} if self.he_public is not None else {}
         train = [Message(RecordDict({"model": model, "round": ConfigRecord({"round": r, "u": u, "seed": seeds[u], "public": json.dumps(opened.public)}), **extra}),
@@ -261,6 +268,8 @@ class FlowerRounds:
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""
 
         def ask(frame: bytes, params: dict) -> tuple[bytes, float]:
+            if not self.simulated:
+                params = {**params, "seed": ""}  # the key holder's flooding noise is its own secret
             content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
             carrier.bytes_between[(SERVER, KEY_HOLDER)] = carrier.bytes_between.get((SERVER, KEY_HOLDER), 0) + _size(content)
             reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.node_of[self.config.clients], message_type="query.decrypt")])))

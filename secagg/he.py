@@ -95,9 +95,15 @@ class HeContext:
             ctx = ts.context_from(data)
         except Exception as exc:  # TenSEAL raises bare ValueError/RuntimeError from protobuf and SEAL
             raise MalformedCiphertext(f"context does not parse: {type(exc).__name__}") from None
-        parms = ctx.seal_context().data.first_context_data().parms()
-        if parms.poly_modulus_degree() != params.poly_modulus_degree or ctx.is_private():
-            raise MalformedCiphertext("context has other parameters or carries a secret key")
+        parms = ctx.seal_context().data.key_context_data().parms()
+        same = (
+            parms.poly_modulus_degree() == params.poly_modulus_degree
+            and [m.bit_count() for m in parms.coeff_modulus()] == list(params.coeff_mod_bit_sizes)
+            and (params.scheme == "ckks" or parms.plain_modulus().bit_count() == params.plain_modulus_bits)
+            and (params.scheme == "bfv" or ctx.global_scale == 2.0**params.scale_bits)
+        )
+        if not same or ctx.is_private():  # a context with weaker parameters would weaken every client's encryption
+            raise MalformedCiphertext("context has other parameters than the preset, or carries a secret key")
         return cls(params, ctx)
 
     def key_bytes(self) -> dict[str, int]:

@@ -113,6 +113,8 @@ def test_public_context_carries_no_secret_and_parses_defensively(ckks_sum):
         HeContext.from_bytes(ckks_sum.params, b"\x00garbage")
     with pytest.raises(MalformedCiphertext):
         HeContext.from_bytes(preset("ckks-16384"), public.to_bytes())
+    with pytest.raises(MalformedCiphertext):  # same ring degree, other primes: refused as well
+        HeContext.from_bytes(preset("ckks-8192"), public.to_bytes())
     sizes = ckks_sum.key_bytes()
     assert sizes["public"] > 0 and sizes["relin"] > 0 and "galois" not in sizes
 

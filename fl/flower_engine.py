@@ -52,6 +52,7 @@ from fl.training import local_update
 from protocols.driver import CostMeter
 from protocols.errors import ProtocolError, Refused
 from protocols.he_aggregation import HeAggregation
+from protocols.he_messages import Target
 from protocols.protocol import Protocol, RoundEnd
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule
@@ -126,11 +127,15 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         request = msg.content.config_records["d"]
         start = time.thread_time()
         params = json.loads(request["params"])
-        holder = he.key_holder(params, None if params["seed"] else SystemRandomness())
+        done = context.state.config_records.get("decrypted", ConfigRecord({"session": "", "targets": []}))
+        already = frozenset(Target(t) for t in done["targets"]) if done["session"] == params["session"] else frozenset()
+        holder = he.key_holder(params, None if params["seed"] else SystemRandomness(), already=already)
         try:
             reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
         except ProtocolError as exc:
             reply = {"error": str(exc)}
+        # one sum a round: the node remembers what it decrypted, since each message builds a new KeyHolder
+        context.state.config_records["decrypted"] = ConfigRecord({"session": params["session"], "targets": [int(t) for t in already | set(holder.decrypted)]})
         reply["cpu"] = time.thread_time() - start
         return Message(RecordDict({"d": ConfigRecord(reply)}), reply_to=msg)
 

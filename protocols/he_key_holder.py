@@ -60,6 +60,7 @@ class KeyHolder:
         flood_bits: int = 10,
         model: EncryptedVector | None = None,
         norm_bound: float = 0.0,
+        already: frozenset[Target] = frozenset(),
     ) -> None:
         if not context.is_private:
             raise ValueError("the key holder needs the secret key")
@@ -70,7 +71,7 @@ class KeyHolder:
         self.norm_bound = norm_bound  # public L2 bound on inputs: sets the noise on released distances
         self.refreshed: bytes = b""  # hidden state: a fresh encryption of the decrypted model, for the aggregator
         self.last_bound = 0.0  # CKKS error bound of the last decryption (value units)
-        self._done: set[Target] = set()
+        self._done: set[Target] = set(already)  # what this round already decrypted (a key holder that restarts keeps it)
         self._scalar_ids: list[int] = []
         self._distances = np.zeros(0)
         self.distance_bound = 0.0  # CKKS error bound of the released distances

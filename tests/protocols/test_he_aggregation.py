@@ -93,6 +93,10 @@ def test_key_holder_refuses_what_is_not_an_aggregate_of_the_round(change):
     frame = lambda r: encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, r.encode()))  # noqa: E731
     if change == "replay-request":
         holder.handle(frame(good))
+        restarted = KeyHolder(keys.secret, rng, session=session, client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=10,
+                              min_clients=2, already=frozenset(holder.decrypted))  # a key holder that restarts remembers the round
+        with pytest.raises(Refused):
+            restarted.handle(frame(good))
     with pytest.raises(Refused):
         holder.handle(frame(bad))
     if change != "replay-request":

@@ -92,10 +92,10 @@ class Carrier:
 
 @lru_cache(maxsize=4)
 def _client_setup(config: ExperimentConfig) -> tuple:
-    """What every node derives from the configuration: the stack, the model and every data partition."""
+    """What every node derives from the configuration: every data partition, the model and the stack."""
     data, model = local_datasets(config)
-    dim = len(get_flat(model))
-    return data, model, build_stack(config, dim, get_flat(model)), dim
+    params = get_flat(model)
+    return data, model, build_stack(config, len(params), params)
 
 
 def client_app(config: ExperimentConfig | None = None) -> ClientApp:
@@ -142,7 +142,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.train("update")
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
-        data, model, stack, _ = _client_setup(run)
+        data, model, stack = _client_setup(run)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption
             context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
         c = int(context.node_config["partition-id"])
@@ -157,7 +157,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
 
     @app.query("frame")
     def frame(msg: Message, context: Context) -> Message:
-        _, _, stack, _ = _client_setup(current(context))
+        stack = _client_setup(current(context))[2]
         role = _role(stack, context, {})
         data = msg.content.config_records["f"]["frame"]
         start = time.thread_time()
@@ -282,7 +282,7 @@ class FlowerRounds:
                 raise RuntimeError(f"the key holder node failed: {reply.error.reason}")
             answer = reply.content.config_records["d"]
             carrier.bytes_between[(KEY_HOLDER, SERVER)] = carrier.bytes_between.get((KEY_HOLDER, SERVER), 0) + _size(reply.content)
-            meter.party_seconds["key holder"] = meter.party_seconds.get("key holder", 0.0) + float(answer["cpu"])
+            meter.record_party("key holder", float(answer["cpu"]))
             if "error" in answer:
                 raise Refused(f"remote key holder: {answer['error']}", party="key holder", stage="decrypt")
             return answer["payload"], float(answer["bound"])

@@ -52,12 +52,10 @@ class CostMeter:
         try:
             yield
         finally:
-            spent = time.thread_time() - start
-            self.client_seconds[i] += spent
-            self._client_by_stage.setdefault(self.stage, np.zeros(len(self.client_seconds)))[i] += spent
+            self.record_client(i, time.thread_time() - start)
 
     def record_client(self, i: int, seconds: float) -> None:
-        """CPU seconds client i measured itself (a client in another process) in the current stage."""
+        """CPU seconds client i spent in the current stage (measured here, or by a client in another process)."""
         self.client_seconds[i] += seconds
         self._client_by_stage.setdefault(self.stage, np.zeros(len(self.client_seconds)))[i] += seconds
 
@@ -78,7 +76,11 @@ class CostMeter:
         try:
             yield
         finally:
-            self.party_seconds[name] = self.party_seconds.get(name, 0.0) + time.thread_time() - start
+            self.record_party(name, time.thread_time() - start)
+
+    def record_party(self, name: str, seconds: float) -> None:
+        """CPU seconds of a non-client party (measured here, or by the party in another process)."""
+        self.party_seconds[name] = self.party_seconds.get(name, 0.0) + seconds
 
     def cost(self, transport: InProcessTransport, rounds: int) -> Cost:
         up, down = np.array(transport.bytes_up), np.array(transport.bytes_down)

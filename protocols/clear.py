@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 
 from protocols.errors import BelowThreshold, MalformedMessage, ReplayedMessage
 from protocols.masking_messages import Kind
@@ -16,9 +15,10 @@ STAGE = Stage.MASKED_INPUT.name
 
 
 class ClearClient:
-    """Answers the server's request with one prepared payload of `kind`."""
+    """Answers the server's request with one payload of `kind`: prepared bytes, or a function that makes
+    them when the request arrives (e.g. encrypts and signs, so the work is timed as the client's)."""
 
-    def __init__(self, cid: int, kind: Kind, payload: bytes, session: bytes) -> None:
+    def __init__(self, cid: int, kind: Kind, payload: bytes | Callable[[], bytes], session: bytes) -> None:
         self.cid, self._kind, self._payload, self._session = cid, kind, payload, session
         self.aborted = False
 
@@ -27,13 +27,15 @@ class ClearClient:
         frame = decode_frame(data, party=party, stage=STAGE)
         if frame.kind != Kind.REQUEST or frame.session != self._session or frame.recipient != self.cid:
             raise MalformedMessage("unexpected frame", party=party, stage=STAGE)
-        return encode_frame(Frame(self._kind, self._session, self.cid, SERVER, self._payload))
+        payload = self._payload() if callable(self._payload) else self._payload
+        return encode_frame(Frame(self._kind, self._session, self.cid, SERVER, payload))
 
 
 class ClearServer:
-    """Requests one vector from each of n clients; `parse` reads a payload, `consume(client, vector)` takes it."""
+    """Requests one payload of `kind` from each of n clients; `parse` reads it, `consume(client, value)` takes
+    it (and may reject it with a `ProtocolError`: the client is then left out)."""
 
-    def __init__(self, n: int, session: bytes, kind: Kind, parse: Callable[[Reader], np.ndarray], consume: Callable[[int, np.ndarray], None]) -> None:
+    def __init__(self, n: int, session: bytes, kind: Kind, parse: Callable[[Reader], object], consume: Callable[[int, object], None]) -> None:
         self._n, self._session, self._kind, self._parse, self._consume = n, session, kind, parse, consume
         self.included: list[int] = []
 
@@ -45,7 +47,7 @@ class ClearServer:
         if frame.kind != self._kind or frame.session != self._session or frame.sender != link:
             raise MalformedMessage("unexpected frame", party="server", stage=STAGE)
         if frame.sender in self.included:
-            raise ReplayedMessage(f"second vector from client {frame.sender}", party="server", stage=STAGE)
+            raise ReplayedMessage(f"second input from client {frame.sender}", party="server", stage=STAGE)
         self._consume(frame.sender, self._parse(Reader(frame.payload, party="server", stage=STAGE)))
         self.included.append(frame.sender)
 

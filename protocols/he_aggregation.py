@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from protocols.clear import ClearClient, ClearServer
 from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold, MalformedMessage, ReplayedMessage
+from protocols.errors import BelowThreshold, MalformedMessage
 from protocols.he_key_holder import KeyHolder
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.masking_messages import Kind
@@ -39,46 +40,33 @@ from secagg.signatures import Signer, verify
 STAGE = Stage.MASKED_INPUT.name
 
 
-class HeClient:
-    """Encrypts its input under the public context and signs the ciphertext's digest."""
+def he_client(cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> ClearClient:
+    """A client that answers the request with its ciphertext and an Ed25519 signature of its digest,
+    both made when the request arrives."""
 
-    def __init__(self, cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> None:
-        self.cid, self._session, self._encrypt, self._signer = cid, session, encrypt, signer
-        self.aborted = False
+    def reply() -> bytes:
+        ct = encrypt()
+        return encode_ciphertext(ct, signer.sign(signed_message(session, cid, digest(ct))))
 
-    def handle(self, data: bytes) -> bytes:
-        party = f"client {self.cid}"
-        frame = decode_frame(data, party=party, stage=STAGE)
-        if frame.kind != Kind.REQUEST or frame.session != self._session or frame.recipient != self.cid:
-            raise MalformedMessage("unexpected frame", party=party, stage=STAGE)
-        ct = self._encrypt()
-        sig = self._signer.sign(signed_message(self._session, self.cid, digest(ct)))
-        return encode_frame(Frame(Kind.CIPHERTEXT, self._session, self.cid, SERVER, encode_ciphertext(ct, sig)))
+    return ClearClient(cid, Kind.CIPHERTEXT, reply, session)
 
 
-class HeCollector:
+class HeCollector(ClearServer):
     """The aggregator's collection stage: one signed ciphertext a client. A ciphertext whose signature
     fails or that does not parse under the public context is rejected at once (the client is left
     out), so one bad client cannot make the key holder refuse the whole round."""
 
     def __init__(self, n: int, session: bytes, public: HeContext, d: int, client_keys: dict[int, bytes]) -> None:
-        self._n, self._session, self._public, self._d, self._keys = n, session, public, d, client_keys
         p = public.params
-        self._max = 8 + -(-d // p.slots) * (4 + 2 * len(p.coeff_mod_bit_sizes) * p.poly_modulus_degree * 8 + 4096)
+        limit = 8 + -(-d // p.slots) * (4 + 2 * len(p.coeff_mod_bit_sizes) * p.poly_modulus_degree * 8 + 4096)
+        super().__init__(n, session, Kind.CIPHERTEXT, lambda r: parse_ciphertext(r, limit), self._take)
+        self._public, self._d, self._keys = public, d, client_keys
         self.inputs: dict[int, tuple[bytes, bytes]] = {}
         self.vectors: dict[int, EncryptedVector] = {}
         self._digests: dict[int, bytes] = {}
 
-    def requests(self) -> dict[int, bytes]:
-        return {u: encode_frame(Frame(Kind.REQUEST, self._session, SERVER, u, bytes([Stage.MASKED_INPUT]))) for u in range(self._n)}
-
-    def receive(self, data: bytes, link: int) -> None:
-        frame = decode_frame(data, party="server", stage=STAGE)
-        if frame.kind != Kind.CIPHERTEXT or frame.session != self._session or frame.sender != link:
-            raise MalformedMessage("unexpected frame", party="server", stage=STAGE)
-        if link in self.inputs:
-            raise ReplayedMessage(f"second ciphertext from client {link}", party="server", stage=STAGE)
-        ct, sig = parse_ciphertext(Reader(frame.payload, party="server", stage=STAGE), self._max)
+    def _take(self, link: int, signed: tuple[bytes, bytes]) -> None:
+        ct, sig = signed
         h = digest(ct)
         try:
             verify(self._keys[link], sig, signed_message(self._session, link, h))
@@ -87,9 +75,6 @@ class HeCollector:
             raise MalformedMessage(f"ciphertext of client {link} rejected: {exc}", party="server", stage=STAGE) from None
         self.inputs[link] = (ct, sig)
         self._digests[link] = h
-
-    def close(self) -> None:
-        pass
 
     def manifest(self) -> dict[int, tuple[bytes, bytes]]:
         return {u: (self._digests[u], sig) for u, (_, sig) in self.inputs.items()}
@@ -192,11 +177,11 @@ class HeAggregation(Protocol):
 
         return OpenRound({"session": session.hex(), "d": d}, collector, (Stage.MASKED_INPUT,), finish, ready)
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> HeClient:
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClearClient:
         signer = Signer.generate(rng.fork("signer"))
         measurements[self.name] = {"signing_key": signer.public_bytes().hex()}
         context, x = self.keys.public, np.asarray(row)
-        return HeClient(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), signer)
+        return he_client(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), signer)
 
     def key_holder(self, params: dict, rng: Randomness | None = None, **kw) -> KeyHolder:
         """The key holder of one round, from the parameters the aggregator sends with its request."""

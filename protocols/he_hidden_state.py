@@ -23,7 +23,7 @@ import numpy as np
 
 from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold
-from protocols.he_aggregation import HeAggregation, HeClient, HeCollector
+from protocols.he_aggregation import HeAggregation, HeCollector, he_client
 from protocols.he_messages import Target, parse_plaintext
 from protocols.masking_messages import Kind
 from protocols.report import LayerReport, Output
@@ -74,7 +74,7 @@ class HiddenStateCKKS(HeAggregation):
             self._holder_model = EncryptedVector.from_bytes(self.keys.secret, self._model.to_bytes(), length=d)  # sent once at setup
         session = rng.bytes(8)
         signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
-        clients = [HeClient(i, session, lambda row=x[i]: public.encrypt(self.weight * row).to_bytes(), signers[i]) for i in range(n)]
+        clients = [he_client(i, session, lambda row=x[i]: public.encrypt(self.weight * row).to_bytes(), signers[i]) for i in range(n)]
         collector = HeCollector(n, session, public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
         rejected = drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
         included = tuple(sorted(collector.inputs))

@@ -4,7 +4,7 @@ decryption requests with their evidence, and released plaintexts.
     CIPHERTEXT       blob(ciphertext) | signature(64)
     DECRYPT_REQUEST  u8 target | u32 m | m x (u32 client, sha256(ciphertext), signature) |
                      blob(what to decrypt) | u8 has_inputs | [m x blob(ciphertext)] | blob(extra)
-    PLAINTEXT        u32 count | count x float64 (little-endian)
+    PLAINTEXT        u32 count | count x float64 (little-endian; `masking_messages.encode_floats`)
 
 A client signs ("he-input" | session | client id | sha256(ciphertext)) with its Ed25519 key, so
 the key holder can tell a round's inputs from anything else the aggregator might send.
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.masking_messages import encode_floats, parse_floats
 from protocols.wire import Reader, Writer
 from secagg.signatures import SIGNATURE_BYTES
 
@@ -96,14 +97,8 @@ class DecryptRequest:
 
 
 def encode_plaintext(values: np.ndarray) -> bytes:
-    return Writer().u32(len(values)).raw(np.asarray(values, dtype="<f8").tobytes()).getvalue()
+    return encode_floats(values, "<f8")
 
 
 def parse_plaintext(r: Reader, count: int) -> np.ndarray:
-    if r.u32() != count:
-        raise r.fail(f"plaintext is not {count} values")
-    x = np.frombuffer(r.raw(8 * count), dtype="<f8").astype(np.float64)
-    r.done()
-    if not np.all(np.isfinite(x)):
-        raise r.fail("plaintext contains NaN or infinity")
-    return x
+    return parse_floats(r, count, "<f8")

@@ -21,7 +21,7 @@ import numpy as np
 
 from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold
-from protocols.he_aggregation import HeAggregation, HeClient, HeCollector
+from protocols.he_aggregation import HeAggregation, HeCollector, he_client
 from protocols.he_key_holder import SELECTION_RULES
 from protocols.he_messages import DecryptRequest, Target
 from protocols.report import LayerReport, Output
@@ -69,7 +69,7 @@ class CKKSRobust(HeAggregation):
         session = rng.bytes(8)
         signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
         public = self.keys.public
-        clients = [HeClient(i, session, lambda row=x[i]: public.encrypt(row).to_bytes(), signers[i]) for i in range(n)]
+        clients = [he_client(i, session, lambda row=x[i]: public.encrypt(row).to_bytes(), signers[i]) for i in range(n)]
         collector = HeCollector(n, session, public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
         rejected = drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
         ids = sorted(collector.inputs)

@@ -84,15 +84,17 @@ def parse_vector(r: Reader, ring: Ring, d: int) -> np.ndarray:
     return x
 
 
-def encode_floats(x: np.ndarray) -> bytes:
-    return Writer().u32(len(x)).raw(np.asarray(x, dtype="<f4").tobytes()).getvalue()
+def encode_floats(x: np.ndarray, dtype: str = "<f4") -> bytes:
+    """u32 count | the values, little-endian float32 (or float64 with dtype "<f8")."""
+    return Writer().u32(len(x)).raw(np.asarray(x, dtype=dtype).tobytes()).getvalue()
 
 
-def parse_floats(r: Reader, d: int) -> np.ndarray:
-    """Exactly `d` finite float32 values."""
+def parse_floats(r: Reader, d: int, dtype: str = "<f4") -> np.ndarray:
+    """Exactly `d` finite values written by `encode_floats` with the same dtype, in native byte order."""
     if r.u32() != d:
         raise r.fail(f"vector is not {d} floats")
-    x = np.frombuffer(r.raw(4 * d), dtype="<f4").astype(np.float32)
+    kind = np.dtype(dtype)
+    x = np.frombuffer(r.raw(kind.itemsize * d), dtype=kind).astype(kind.newbyteorder("="))
     r.done()
     if not np.all(np.isfinite(x)):
         raise r.fail("vector contains NaN or infinity")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -119,6 +120,8 @@ class HeAggregation(Protocol):
 
     def __post_init__(self) -> None:
         self.params = preset(self.preset)
+        if self.scheme is not None and self.params.scheme != self.scheme:
+            raise ValueError(f"{type(self).__name__} needs a {self.scheme.upper()} preset, found {self.preset!r}")
         if self.min_clients < 1:
             raise ValueError(f"min_clients must be >= 1, found {self.min_clients}")
         if not 0 <= self.flood_bits <= 40:
@@ -131,6 +134,7 @@ class HeAggregation(Protocol):
         return self._keys
 
     needs_galois = False
+    scheme: ClassVar[str | None] = None  # the scheme a subclass's presets must use
 
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """The inputs as the scheme encrypts them: float64 (CKKS) or int64 (BFV, ring elements)."""
@@ -167,8 +171,7 @@ class HeAggregation(Protocol):
             with end.meter.server():
                 payload = b"" if self.recompute else collector.total().to_bytes()
                 request = self._request(collector, Target.SUM, payload)
-            params = {"session": session.hex(), "seed": holder_seed.hex(), "length": d, "min_clients": self.min_clients,
-                      "recompute": self.recompute, "flood_bits": self.flood_bits, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
+            params = self._holder_params(session, client_keys, d, holder_seed)
             values, bound = self._ask(request, params, end, d)
             ring = Ring(self.bits)
             result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
@@ -207,11 +210,15 @@ class HeAggregation(Protocol):
         size = max((len(ct) for ct, _ in collector.inputs.values()), default=0)
         return {"ciphertext_bytes": size, "expansion_vs_float32": round(size / (4 * d), 2)}
 
+    def _holder_params(self, session: bytes, client_keys: dict[int, bytes], d: int, seed: bytes) -> dict:
+        """What the aggregator tells the key holder about a round (JSON-ready); `seed` seeds its noise (simulation)."""
+        return {"session": session.hex(), "seed": seed.hex(), "length": d, "min_clients": self.min_clients, "recompute": self.recompute,
+                "flood_bits": self.flood_bits, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
+
     def _key_holder(self, rng: Randomness, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
-        return KeyHolder(
-            self.keys.secret, rng.fork("key holder"), session=session, client_keys={i: s.public_bytes() for i, s in enumerate(signers)},
-            length=d, min_clients=self.min_clients, recompute=self.recompute, flood_bits=self.flood_bits, **kw,
-        )
+        """This process's key holder for protocols whose rounds do not split (hidden state, CKKS robust)."""
+        params = self._holder_params(session, {i: s.public_bytes() for i, s in enumerate(signers)}, d, b"")
+        return self.key_holder(params, rng.fork("key holder"), **kw)
 
     def _request(self, collector: HeCollector, target: Target, payload: bytes) -> DecryptRequest:
         """Relays the signed inputs (recompute) or sends `payload` (the aggregator's result) with the manifest."""
@@ -285,11 +292,7 @@ class CKKSAggregation(HeAggregation):
 
     preset: str = "ckks-8192-sum"
     name: str = "ckks"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.params.scheme != "ckks":
-            raise ValueError(f"CKKSAggregation needs a CKKS preset, found {self.preset!r}")
+    scheme: ClassVar[str] = "ckks"
 
 
 @dataclass
@@ -298,8 +301,4 @@ class BFVAggregation(HeAggregation):
 
     preset: str = "bfv-8192"
     name: str = "bfv"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.params.scheme != "bfv":
-            raise ValueError(f"BFVAggregation needs a BFV preset, found {self.preset!r}")
+    scheme: ClassVar[str] = "bfv"

@@ -18,6 +18,7 @@ needs no multiplication and no level is consumed: the model can be updated for a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -47,11 +48,10 @@ class HiddenStateCKKS(HeAggregation):
     _model: EncryptedVector | None = field(default=None, repr=False, compare=False)
     _holder_model: EncryptedVector | None = field(default=None, repr=False, compare=False)
     rounds: int = field(default=0, compare=False)
+    scheme: ClassVar[str] = "ckks"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.params.scheme != "ckks":
-            raise ValueError(f"the hidden-state model needs a CKKS preset, found {self.preset!r}")
         if self.initial is None or np.ndim(self.initial) != 1 or not np.all(np.isfinite(self.initial)):
             raise ValueError("initial must be the finite 1-D initial model")
         if not np.isfinite(self.weight) or self.weight == 0:

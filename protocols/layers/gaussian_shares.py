@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.accounting import Gaussian, compose_epsilon, epsilon
+from protocols.accounting import Gaussian
 from protocols.dp.samplers import gaussian
+from protocols.layers.noise import shares_guarantee
 from protocols.layers.transform import TransformLayer
 from protocols.protocol import Protocol
-from protocols.report import Guarantee, Output, ThreatModel
+from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
 
 
@@ -58,20 +59,9 @@ class GaussianShares(TransformLayer):
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         honest = out.whole_inputs - self.assume_colluding
         mechanism = self.mechanism(honest)
-        eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism else math.inf
-        if mechanism:
-            self.ledger.append(mechanism)
-        return Guarantee(
-            threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
-            server_learns="the noisy aggregate only (through the inner protection layer)",
-            collusion=f"accounted with {self.assume_colluding} colluding clients whose noise the server knows",
-            dropout_tolerance=self._n,
-            exact=False,
-            parameters={"noise_multiplier_planned": self.noise_multiplier, "share_stddev": round(self.share_stddev, 6),
-                        "noise_shares_in_output": max(honest, 0), "noise_multiplier_effective": round(mechanism.noise_multiplier, 4) if mechanism else 0,
-                        "cumulative_epsilon": round(compose_epsilon(self.ledger, delta=self.delta), 4) if mechanism else math.inf},
-            dp_mechanism=mechanism,
-            epsilon=eps,
-            delta=self.delta,
+        return shares_guarantee(
+            self, mechanism, honest, self._n,
+            {"noise_multiplier_planned": self.noise_multiplier, "share_stddev": round(self.share_stddev, 6),
+             "noise_multiplier_effective": round(mechanism.noise_multiplier, 4) if mechanism else 0},
             notes="float Gaussian shares (Box-Muller from the round's randomness); epsilon uses the shares that reached the output",
         )

@@ -74,22 +74,33 @@ class DistributedNoise(TransformLayer):
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         honest = out.whole_inputs - self.assume_colluding
         mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
-        eps = epsilon(mechanism, steps=1, delta=self.delta) if mechanism is not None else math.inf
-        if mechanism is not None:
-            self.ledger.append(mechanism)
-        cumulative = compose_epsilon(self.ledger, delta=self.delta) if mechanism is not None else math.inf
-        return Guarantee(
-            threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
-            server_learns="the noisy aggregate only (through the inner protection layer)",
-            collusion=f"accounted with {self.assume_colluding} colluding clients whose noise the server knows",
-            dropout_tolerance=self._n,
-            exact=False,
-            parameters={"mechanism": self.mechanism, "local_variance": round(self.local_variance, 3), "noise_shares_in_output": max(honest, 0),
-                        "rounds_in_ledger": len(self.ledger), "cumulative_epsilon": round(cumulative, 4),
-                        "noise_stddev_integer_units": round(math.sqrt(len(out.included) * self.local_variance), 3)},
-            dp_mechanism=mechanism,
-            epsilon=eps,
-            delta=self.delta,
+        return shares_guarantee(
+            self, mechanism, honest, self._n,
+            {"mechanism": self.mechanism, "local_variance": round(self.local_variance, 3),
+             "noise_stddev_integer_units": round(math.sqrt(len(out.included) * self.local_variance), 3)},
             notes="epsilon uses the noise that reached the output: dropped clients added none; cumulative_epsilon composes "
             "every round this layer object ran (full participation assumed)",
         )
+
+
+def shares_guarantee(layer, mechanism, shares: int, n: int, parameters: dict, *, notes: str) -> Guarantee:
+    """The guarantee of a layer whose clients add noise shares (`DistributedNoise`, `GaussianShares`): this round's
+    epsilon for `mechanism`, the noise of the `shares` honest shares that reached the output (None if none did),
+    which joins `layer.ledger`, and the ledger's cumulative epsilon, both at `layer.delta`."""
+    eps = epsilon(mechanism, steps=1, delta=layer.delta) if mechanism is not None else math.inf
+    if mechanism is not None:
+        layer.ledger.append(mechanism)
+    cumulative = compose_epsilon(layer.ledger, delta=layer.delta) if mechanism is not None else math.inf
+    return Guarantee(
+        threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
+        server_learns="the noisy aggregate only (through the inner protection layer)",
+        collusion=f"accounted with {layer.assume_colluding} colluding clients whose noise the server knows",
+        dropout_tolerance=n,
+        exact=False,
+        parameters={**parameters, "noise_shares_in_output": max(shares, 0), "rounds_in_ledger": len(layer.ledger),
+                    "cumulative_epsilon": round(cumulative, 4)},
+        dp_mechanism=mechanism,
+        epsilon=eps,
+        delta=layer.delta,
+        notes=notes,
+    )

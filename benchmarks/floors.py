@@ -38,3 +38,13 @@ def numpy_sum_seconds(n: int, d: int, dtype: np.dtype, reps: int = 3) -> float:
             np.add(acc, vec, out=acc)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def median_wall_seconds(fn, reps: int) -> float:
+    """Median wall seconds of `reps` calls of `fn()`."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))

@@ -13,11 +13,11 @@ the input.
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
 
+from benchmarks.floors import median_wall_seconds
 from benchmarks.machine import describe
 from protocols.robust import aggregate
 
@@ -35,15 +35,6 @@ CASES = [
 ]
 
 
-def _median_seconds(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -55,11 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     for d in (10**4, 10**5) if args.quick else (10**4, 10**5, 10**6):
         x = np.random.default_rng(d).normal(size=(n, d)).astype(np.float32)
         x[:f] = 100.0
-        gram = _median_seconds(lambda: x @ x.T, args.reps)
-        plain = _median_seconds(lambda: x.mean(axis=0), args.reps)
+        gram = median_wall_seconds(lambda: x @ x.T, args.reps)
+        plain = median_wall_seconds(lambda: x.mean(axis=0), args.reps)
         for rule, pre, params in CASES:
             pre_params = {"s": 2, "seed": 0} if pre == "bucketing" else None
-            seconds = _median_seconds(lambda: aggregate(x, f, rule, pre=pre, pre_params=pre_params, **params), args.reps)
+            seconds = median_wall_seconds(lambda: aggregate(x, f, rule, pre=pre, pre_params=pre_params, **params), args.reps)
             label = rule if pre is None else f"{pre} + {rule}"
             print(f"| {label} | {d:.0e} | {seconds:.4f} | {gram:.4f} | {seconds / gram:.1f}x | {plain:.4f} |", flush=True)
     d = 10**5 if args.quick else 10**6

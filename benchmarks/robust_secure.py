@@ -16,10 +16,10 @@ bit-packed Beaver AND gates in numpy, times the gates a Batcher sorting network 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
+from benchmarks.floors import median_wall_seconds
 from benchmarks.machine import describe
 from protocols import SecAggPlus, secure_sum
 from protocols.he_robust import CKKSRobust
@@ -39,15 +39,6 @@ def _inputs(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), ring.reduce(np.round(x * SCALE).astype(np.int64).astype(ring.dtype))
 
 
-def _wall(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def _row(name, n, d, cost, plain, secagg_server):
     other = cost.party_seconds
     between = sum(cost.bytes_between.values())
@@ -63,7 +54,7 @@ def shares_and_ckks(d: int, ns: list[int], ckks_n: int | None, reps: int) -> Non
     for n in ns:
         floats, ring = _inputs(n, d)
         f = n // 5
-        plain = _wall(lambda: aggregate(floats, f, "multi_krum"), reps)
+        plain = median_wall_seconds(lambda: aggregate(floats, f, "multi_krum"), reps)
         secagg = SecAggPlus.for_clients(n, bits=BITS)
         secagg_server = float(np.median([secure_sum(ring, protocol=secagg, seed=r).reports[0].cost.server_seconds for r in range(reps)]))
         costs = [secure_sum(ring, protocol=TwoServerRobust(rule="multi_krum", f=f, bits=BITS), seed=r).reports[0].cost for r in range(reps)]
@@ -73,7 +64,7 @@ def shares_and_ckks(d: int, ns: list[int], ckks_n: int | None, reps: int) -> Non
             protocol = CKKSRobust(rule="krum", f=f, norm_bound=1.0)
             protocol.keys  # key generation (with Galois keys) is setup, not part of the round
             cost = secure_sum(floats, protocol=protocol, seed=0).reports[0].cost
-            _row("CKKS krum", n, d, cost, _wall(lambda: aggregate(floats, f, "krum"), reps), secagg_server)
+            _row("CKKS krum", n, d, cost, median_wall_seconds(lambda: aggregate(floats, f, "krum"), reps), secagg_server)
 
 
 def median_estimate(n: int, d: int) -> None:
@@ -86,7 +77,7 @@ def median_estimate(n: int, d: int) -> None:
         e, f = x ^ a, y ^ b  # opened (both servers' halves would be exchanged here)
         return c ^ (e & b) ^ (f & a) ^ (e & f)
 
-    per_gate = _wall(beaver_and, 3) / (64 * words)
+    per_gate = median_wall_seconds(beaver_and, 3) / (64 * words)
     p = 1 << max(1, (n - 1).bit_length())
     k = p.bit_length() - 1
     comparators = (k * k - k + 4) * (p >> 2) - 1  # Batcher odd-even merge sort on p = 2**k inputs

@@ -51,6 +51,17 @@ class OpenRound:
     clients_ready: Callable[[dict[int, dict]], None] | None = None  # the server reads what clients announced (public keys)
 
 
+def matrix_shape(inputs: np.ndarray) -> tuple[int, int]:
+    """(n, d) of a round's inputs, one row a client.
+
+    Raises:
+        TypeError: if `inputs` is not a 2-D numpy array.
+    """
+    if not isinstance(inputs, np.ndarray) or inputs.ndim != 2:
+        raise TypeError(f"inputs must be an (n, d) array, found {getattr(inputs, 'shape', type(inputs).__name__)}")
+    return inputs.shape
+
+
 class RemoteUnsupported(NotImplementedError):
     """This protocol (or layer) cannot yet run with its clients outside the server's process."""
 
@@ -76,9 +87,7 @@ class Protocol(abc.ABC):
     def run_split(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         """Both halves in this process: client i's randomness is `rng.fork(f"client {i}")`, drawn after
         `open_round`, which is what any other engine must reproduce to get the same round."""
-        if not isinstance(inputs, np.ndarray) or inputs.ndim != 2:
-            raise TypeError(f"inputs must be an (n, d) array, found {getattr(inputs, 'shape', type(inputs).__name__)}")
-        n, d = inputs.shape
+        n, d = matrix_shape(inputs)
         opened = self.open_round(n, d, rng)
         measurements: dict[int, dict] = {i: {} for i in range(n)}
         clients = [self.client_role(i, inputs[i], opened.public, rng.fork(f"client {i}"), measurements[i]) for i in range(n)]

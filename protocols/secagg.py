@@ -84,10 +84,10 @@ class _PairwiseMasking(RingProtocol):
         server = MaskingServer(setup, neighbours, None) if not self.active else None
         stages = tuple(s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK)
         public = {"n": n, "k": k, "t": t, "d": d, "bits": self.bits, "session": setup.session.hex(), "graph_seed": graph_seed.hex()}
-        opened = OpenRound(public, server, stages, lambda end: self._finish(opened.server, setup, graph_seed, end))
+        opened = OpenRound(public, server, stages, lambda end: self._finish(opened.server, setup, graph_seed, len(stages), end))
         return opened, setup, neighbours
 
-    def _finish(self, server: MaskingServer, setup: RoundSetup, graph_seed: bytes, end: RoundEnd) -> Output:
+    def _finish(self, server: MaskingServer, setup: RoundSetup, graph_seed: bytes, rounds: int, end: RoundEnd) -> Output:
         result, included = server.result()
         n, d, k, t = setup.n, setup.d, setup.k, setup.t
         dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}
@@ -100,7 +100,7 @@ class _PairwiseMasking(RingProtocol):
             parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, **self._extra_parameters(), "graph_seed": graph_seed.hex()},
             notes="scheduled dropouts by stage: " + ", ".join(f"{s}={c}" for s, c in dropped.items() if c) if any(dropped.values()) else "",
         )
-        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=len([s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK])), guarantee)
+        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=rounds), guarantee)
         return Output(result, included, (report,), tuple(end.rejected))
 
     def _extra_parameters(self) -> dict:

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from protocols.driver import ClientRole
-from protocols.protocol import OpenRound, Protocol
+from protocols.protocol import OpenRound, Protocol, matrix_shape
 from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule
 from protocols.transport import InProcessTransport
@@ -65,10 +65,7 @@ class TransformLayer(Protocol):
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         if self.splits:
             return self.run_split(inputs, dropouts, rng, transport)
-        if not isinstance(inputs, np.ndarray) or inputs.ndim != 2:
-            raise TypeError(f"inputs must be an (n, d) array, found {getattr(inputs, 'shape', type(inputs).__name__)}")
-        # an inner protocol that cannot split: encode every row here, then run it in process
-        n, d = inputs.shape
+        n, d = matrix_shape(inputs)  # an inner protocol that cannot split: encode every row here, then run it in process
         self.prepare(n, d, SeededRandomness(rng.bytes(32)))
         measurements: dict[int, dict] = {i: {} for i in range(n)}
         rows = [self._encode(i, row, rng.fork(f"client {i}"), measurements[i]) for i, row in enumerate(inputs)]

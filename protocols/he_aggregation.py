@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from protocols.clear import ClearClient, ClearServer
-from protocols.driver import CostMeter
+from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold, MalformedMessage
 from protocols.he_key_holder import KeyHolder
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
@@ -220,11 +220,26 @@ class HeAggregation(Protocol):
         params = self._holder_params(session, {i: s.public_bytes() for i, s in enumerate(signers)}, d, b"")
         return self.key_holder(params, rng.fork("key holder"), **kw)
 
-    def _request(self, collector: HeCollector, target: Target, payload: bytes) -> DecryptRequest:
-        """Relays the signed inputs (recompute) or sends `payload` (the aggregator's result) with the manifest."""
+    def _request(self, collector: HeCollector, target: Target, payload: bytes, *, clients: list[int] | None = None, extra: bytes = b"") -> DecryptRequest:
+        """Relays the signed inputs of `clients` (default: all collected) when the key holder recomputes, or
+        sends `payload` (the aggregator's result) with their manifest."""
+        manifest = collector.manifest()
+        if clients is not None:
+            manifest = {u: manifest[u] for u in clients}
         if self.recompute:
-            return DecryptRequest(target, collector.manifest(), b"", {u: ct for u, (ct, _) in collector.inputs.items()})
-        return DecryptRequest(target, collector.manifest(), payload)
+            return DecryptRequest(target, manifest, b"", {u: collector.inputs[u][0] for u in manifest}, extra)
+        return DecryptRequest(target, manifest, payload, None, extra)
+
+    def _collect(self, x: np.ndarray, encrypt: Callable[[np.ndarray], bytes], dropouts: DropoutSchedule, rng: Randomness,
+                 transport: InProcessTransport, meter: CostMeter) -> tuple[bytes, list[Signer], HeCollector, list]:
+        """The collection stage of a round run in this process (simulated PKI): (session, signers, collector,
+        rejected messages); client i answers with `encrypt(x[i])`."""
+        n, d = x.shape
+        session = rng.bytes(8)
+        signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
+        clients = [he_client(i, session, lambda row=x[i]: encrypt(row), signers[i]) for i in range(n)]
+        collector = HeCollector(n, session, self.keys.public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
+        return session, signers, collector, drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
 
     def _ask(self, request: DecryptRequest, params: dict, end: RoundEnd, count: int) -> tuple[np.ndarray, float]:
         """Carries `request` to the key holder (this process's, or `end.key_holder`) and its reply back;

@@ -22,9 +22,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from protocols.driver import CostMeter, drive
+from protocols.driver import CostMeter
 from protocols.errors import BelowThreshold
-from protocols.he_aggregation import HeAggregation, HeCollector, he_client
+from protocols.he_aggregation import HeAggregation
 from protocols.he_messages import Target, parse_plaintext
 from protocols.masking_messages import Kind
 from protocols.report import LayerReport, Output
@@ -33,7 +33,6 @@ from protocols.transport import InProcessTransport
 from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
 from secagg.he import EncryptedVector
 from secagg.randomness import Randomness
-from secagg.signatures import Signer
 
 
 @dataclass
@@ -72,11 +71,7 @@ class HiddenStateCKKS(HeAggregation):
             with meter.server():
                 self._model = public.encrypt(np.asarray(self.initial, dtype=np.float64))
             self._holder_model = EncryptedVector.from_bytes(self.keys.secret, self._model.to_bytes(), length=d)  # sent once at setup
-        session = rng.bytes(8)
-        signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
-        clients = [he_client(i, session, lambda row=x[i]: public.encrypt(self.weight * row).to_bytes(), signers[i]) for i in range(n)]
-        collector = HeCollector(n, session, public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
-        rejected = drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
+        session, signers, collector, rejected = self._collect(x, lambda row: public.encrypt(self.weight * row).to_bytes(), dropouts, rng, transport, meter)
         included = tuple(sorted(collector.inputs))
         if len(included) < self.min_clients:
             raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts models after >= {self.min_clients}", party="server", stage="aggregate")

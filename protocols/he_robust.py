@@ -19,21 +19,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from protocols.driver import CostMeter, drive
+from protocols.driver import CostMeter
 from protocols.errors import BelowThreshold
-from protocols.he_aggregation import HeAggregation, HeCollector, he_client
+from protocols.he_aggregation import HeAggregation
 from protocols.he_key_holder import SELECTION_RULES
 from protocols.he_messages import DecryptRequest, Target
 from protocols.report import LayerReport, Output
 from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import krum_select
-from protocols.schedule import DropoutSchedule, Stage
+from protocols.schedule import DropoutSchedule
 from protocols.transport import InProcessTransport
 from protocols.wire import Writer
 from secagg.he import total
 from secagg.he_distances import all_pairs, pairwise
 from secagg.randomness import Randomness
-from secagg.signatures import Signer
 
 
 @dataclass
@@ -66,12 +65,8 @@ class CKKSRobust(HeAggregation):
         x = self.check_inputs(inputs)
         n, d = x.shape
         meter = CostMeter(n)
-        session = rng.bytes(8)
-        signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
         public = self.keys.public
-        clients = [he_client(i, session, lambda row=x[i]: public.encrypt(row).to_bytes(), signers[i]) for i in range(n)]
-        collector = HeCollector(n, session, public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
-        rejected = drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
+        session, signers, collector, rejected = self._collect(x, lambda row: public.encrypt(row).to_bytes(), dropouts, rng, transport, meter)
         ids = sorted(collector.inputs)
         m = len(ids)
         if m <= 2 * self.f or m < self.min_clients:
@@ -90,15 +85,10 @@ class CKKSRobust(HeAggregation):
             m_sel = 1 if self.rule == "krum" else (self.m or m - self.f)
             chosen = krum_select(dist + dist.T, self.f, m_sel)
             selected = [ids[i] for i in chosen]
-            manifest = collector.manifest()
             rule_code = next(k for k, v in SELECTION_RULES.items() if v == self.rule)
             extra = Writer().u8(rule_code).u32(self.f).u32(m_sel).getvalue()
-            sub = {u: manifest[u] for u in selected}
-            inputs = {u: collector.inputs[u][0] for u in selected} if self.recompute else None
-            payload = b""
-            if not self.recompute:
-                payload = total([collector.vectors[u] for u in selected]).to_bytes()
-            second = DecryptRequest(Target.SELECTED_SUM, sub, payload, inputs, extra)
+            payload = b"" if self.recompute else total([collector.vectors[u] for u in selected]).to_bytes()
+            second = self._request(collector, Target.SELECTED_SUM, payload, clients=selected, extra=extra)
         result = self._carry(holder, self._frame(second, session), session, transport, meter, d)
         coefficient = kappa(self.rule, m, self.f)
         guarantee = self.guarantee(

@@ -10,7 +10,7 @@ clients dropped), minus `assume_colluding` shares the server would know.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,6 @@ class GaussianShares(TransformLayer):
     delta: float = 1e-5
     assume_colluding: int = 0
     name: str = "gaussian-noise"
-    ledger: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.noise_multiplier > 0 or not self.clip > 0 or self.expected_clients < 1 or self.assume_colluding < 0:
@@ -55,6 +54,10 @@ class GaussianShares(TransformLayer):
     def mechanism(self, shares: int) -> Gaussian | None:
         """The Gaussian mechanism of `shares` honest shares, or None if none arrived."""
         return Gaussian(noise_multiplier=self.noise_multiplier * math.sqrt(shares / self.expected_clients)) if shares > 0 else None
+
+    def share_mechanism(self) -> Gaussian:
+        """One client's own share alone (its local-DP view): noise multiplier z / sqrt(expected_clients)."""
+        return self.mechanism(1)
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         honest = out.whole_inputs - self.assume_colluding

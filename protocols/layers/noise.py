@@ -1,18 +1,20 @@
 """Distributed DP noise: each client adds an integer noise share in Z_{2^b} before protection.
 
 The shares are sized so that `expected_clients` of them sum to the target noise. Dropped clients add
-nothing and colluding clients' shares are known to the server, so the guarantee accounts with the
-noise that actually reached the aggregate: (included - assume_colluding) shares.
+nothing, and the shares of colluding or Byzantine clients (`assume_colluding`: the server may know them,
+or they were never added) do not count, so the guarantee accounts with the noise that actually reached the
+aggregate: (included - assume_colluding) shares. A layer states one round; composing rounds, per observer,
+is the experiment's job (`fl.privacy`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.accounting import DistributedDiscreteGaussian, Skellam, compose_epsilon, epsilon
+from protocols.accounting import DistributedDiscreteGaussian, Skellam, epsilon
 from protocols.dp.samplers import discrete_gaussian, skellam
 from protocols.layers.transform import TransformLayer
 from protocols.protocol import RingProtocol
@@ -44,7 +46,6 @@ class DistributedNoise(TransformLayer):
     delta: float = 1e-5
     assume_colluding: int = 0
     name: str = "noise"
-    ledger: list = field(default_factory=list)  # the mechanism of every round this layer ran, for the cumulative epsilon
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -71,6 +72,10 @@ class DistributedNoise(TransformLayer):
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 
+    def share_mechanism(self) -> Skellam | DistributedDiscreteGaussian:
+        """One client's own share alone (its local-DP view, for observers that see individual noisy inputs)."""
+        return noise_mechanism(self.mechanism, self.local_variance, 1, self._d, self.l2_sensitivity, self.l1_sensitivity)
+
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         honest = out.whole_inputs - self.assume_colluding
         mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
@@ -78,27 +83,23 @@ class DistributedNoise(TransformLayer):
             self, mechanism, honest, self._n,
             {"mechanism": self.mechanism, "local_variance": round(self.local_variance, 3),
              "noise_stddev_integer_units": round(math.sqrt(len(out.included) * self.local_variance), 3)},
-            notes="epsilon uses the noise that reached the output: dropped clients added none; cumulative_epsilon composes "
-            "every round this layer object ran (full participation assumed)",
+            notes="epsilon uses the noise that reached the output: dropped clients added none, colluding or Byzantine ones are not "
+            "counted; this round only, against an observer of the aggregate who knows who took part",
         )
 
 
 def shares_guarantee(layer, mechanism, shares: int, n: int, parameters: dict, *, notes: str) -> Guarantee:
     """The guarantee of a layer whose clients add noise shares (`DistributedNoise`, `GaussianShares`): this round's
-    epsilon for `mechanism`, the noise of the `shares` honest shares that reached the output (None if none did),
-    which joins `layer.ledger`, and the ledger's cumulative epsilon, both at `layer.delta`."""
+    epsilon at `layer.delta` for `mechanism`, the noise of the `shares` honest shares that reached the output
+    (None if none did: epsilon is then infinite)."""
     eps = epsilon(mechanism, steps=1, delta=layer.delta) if mechanism is not None else math.inf
-    if mechanism is not None:
-        layer.ledger.append(mechanism)
-    cumulative = compose_epsilon(layer.ledger, delta=layer.delta) if mechanism is not None else math.inf
     return Guarantee(
         threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
         server_learns="the noisy aggregate only (through the inner protection layer)",
-        collusion=f"accounted with {layer.assume_colluding} colluding clients whose noise the server knows",
+        collusion=f"accounted with {layer.assume_colluding} colluding or Byzantine clients whose noise does not count",
         dropout_tolerance=n,
         exact=False,
-        parameters={**parameters, "noise_shares_in_output": max(shares, 0), "rounds_in_ledger": len(layer.ledger),
-                    "cumulative_epsilon": round(cumulative, 4)},
+        parameters={**parameters, "noise_shares_in_output": max(shares, 0), "uncounted_shares": layer.assume_colluding},
         dp_mechanism=mechanism,
         epsilon=eps,
         delta=layer.delta,

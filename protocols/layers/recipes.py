@@ -6,11 +6,14 @@ import math
 from dataclasses import dataclass
 
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
+from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
+from protocols.layers.local_noise import LocalGaussian
 from protocols.layers.noise import DistributedNoise, noise_mechanism
 from protocols.layers.rotation import RandomizedHadamard
 from protocols.protocol import Protocol, RingProtocol
+from protocols.robust.layer import PlainRobust
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +71,15 @@ def distributed_dp(
                                   expected_clients=expected_clients, wrap_probability=wrap_probability, beta=beta)
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=delta)
     return L2Clip(clip, RandomizedHadamard(DiscreteEncode(p.scale, clip, noise, beta=beta)))
+
+
+def central_dp(rule: PlainRobust, *, clip: float, noise_multiplier: float, delta: float = 1e-5) -> Protocol:
+    """Baseline, central DP in the clear: clip -> `rule` at a trusted server -> Gaussian noise of
+    noise_multiplier times the rule's sensitivity (`protocols.layers.central_noise.rule_sensitivity`)."""
+    return L2Clip(clip, CentralGaussian(noise_multiplier, clip, rule, delta=delta))
+
+
+def local_dp(inner: Protocol, *, clip: float, noise_multiplier: float, delta: float = 1e-5) -> Protocol:
+    """Baseline, local DP: clip -> each client adds N(0, (noise_multiplier * clip)**2) per coordinate -> `inner`
+    (any rule or protection: the noise protects each input on its own)."""
+    return L2Clip(clip, LocalGaussian(noise_multiplier, clip, 1, inner, delta=delta))

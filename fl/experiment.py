@@ -6,9 +6,10 @@ transport can reach. Each round records accuracy, loss, who was included, every 
 epsilon of the noise that reached the output (per round and composed so far).
 
 Simulation conventions: every random choice, the protocols' secrets included, comes from `config.seed`
-(reproducible runs; never for real data). A fixed number of participants is drawn each round, and the
-cumulative epsilon composes the rounds with Poisson sampling at rate participants / clients, the usual
-approximation for fixed-size sampling.
+(reproducible runs; never for real data). Each round draws a fixed number of participants
+(`participation="fixed"`) or lets each client join with probability `sample_fraction` ("poisson"). The
+cumulative epsilon is per observer (`fl.privacy`): the server, which samples, never gets amplification by
+sampling; the released model gets it only under Poisson participation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from fl.adversaries import UPDATE_ATTACKS, mislabel
 from fl.datasets import Dataset, dirichlet, iid, load
+from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.models import build, get_flat
 from fl.training import LocalConfig, evaluate, local_update
 from protocols import Aborted, BelowThreshold, DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
@@ -28,7 +30,7 @@ from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsil
 from protocols.he_aggregation import CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
 from protocols.he_robust import CKKSRobust
-from protocols.layers import DiscreteEncode, L2Clip, distributed_dp, distributed_dp_parameters
+from protocols.layers import DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp
 from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.noise import MECHANISMS
 from protocols.robust import RULES, PlainRobust
@@ -36,16 +38,19 @@ from protocols.two_server import RULES as TWO_SERVER_RULES
 from protocols.two_server import TwoServerRobust
 from secagg import SeededRandomness
 
-STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "ckks", "ckks-robust", "two-server", "ddp+two-server", "hidden-state")
-MEAN_STACKS = ("plain", "robust")  # these return an average; "hidden-state" the model; the others a sum over the included clients
+STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp", "ckks", "ckks-robust", "two-server", "ddp+two-server",
+          "hidden-state")
+MEAN_STACKS = ("plain", "robust", "central-dp", "local-dp")  # these return the rule's output; "hidden-state" the model; the others a sum
+PARTICIPATION = ("fixed", "poisson")
 ENGINES = ("in-process", "flower-sim", "flower-deployment")
 FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.protocol)
-STACK_RULES = {"robust": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
+STACK_RULES = {"robust": tuple(sorted(RULES)), "central-dp": tuple(sorted(RULES)), "local-dp": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """One experiment. Fractions are of all clients; `sample_fraction` picks a fixed number of participants a round."""
+    """One experiment. Fractions are of all clients; `sample_fraction` picks a fixed number of participants a round
+    (`participation="fixed"`) or is each client's probability of joining a round ("poisson")."""
 
     data: str = "breast_cancer"
     model: str = "logreg"
@@ -53,6 +58,7 @@ class ExperimentConfig:
     clients: int = 20
     rounds: int = 10
     sample_fraction: float = 1.0
+    participation: str = "fixed"
     partition: str = "iid"
     alpha: float = 0.5
     local: LocalConfig = field(default_factory=lambda: LocalConfig(epochs=1, batch_size=16, lr=0.1))
@@ -82,6 +88,10 @@ class ExperimentConfig:
             (self.hidden >= 1, f"hidden must be >= 1, found {self.hidden}"),
             (self.rounds >= 1, f"rounds must be >= 1, found {self.rounds}"),
             (0 < self.sample_fraction <= 1, f"sample_fraction must be in (0, 1], found {self.sample_fraction}"),
+            (self.participation in PARTICIPATION, f"participation must be one of {PARTICIPATION}, found {self.participation!r}"),
+            (self.participation == "fixed" or (self.engine == "in-process" and self.stack != "hidden-state"),
+             f"participation 'poisson' runs in process and not with hidden-state (its encrypted model lives in one protocol sized "
+             f"for a fixed count), found engine {self.engine!r}, stack {self.stack!r}"),
             (0 <= self.byzantine < 0.5, f"byzantine must be in [0, 0.5), found {self.byzantine}"),
             (0 <= self.mistaken <= 1 and 0 <= self.mislabel_fraction <= 1, "mistaken and mislabel_fraction must be in [0, 1]"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), found {self.dropout}"),
@@ -100,7 +110,12 @@ class ExperimentConfig:
 
     @property
     def participants(self) -> int:
+        """Participants a round (fixed), or the expected number (poisson), at least 3."""
         return max(3, round(self.sample_fraction * self.clients))
+
+    @property
+    def byzantine_clients(self) -> int:
+        return int(self.byzantine * self.clients)
 
 
 @dataclass(frozen=True)
@@ -111,9 +126,9 @@ class RoundRecord:
     included: tuple[int, ...]  # participant positions whose updates reached the aggregate
     byzantine: tuple[int, ...]  # client ids that attacked this round
     reports: tuple[LayerReport, ...]
-    epsilon: float | None  # this round's, from the noise that reached the output (None: no noise layer)
-    cumulative_epsilon: float | None
-    epsilon_bound: str = ""  # hidden state: which bound the cumulative epsilon is (last-iterate or distributed DP) and why
+    epsilon: float | None  # this round's, from the noise that reached the output, against the aggregate (None: no noise layer)
+    cumulative_epsilon: float | None  # the largest of epsilon_by_observer: the bound against every observer (None: no noise layer)
+    epsilon_by_observer: dict[str, ObserverEpsilon] = field(default_factory=dict)  # each observer's cumulative epsilon, bound, assumptions
     aborted: str = ""  # why the round aborted (too few clients survived): nothing was revealed and the model did not change
 
 
@@ -137,14 +152,26 @@ def _robust_f(config: ExperimentConfig) -> int:
     return min((m - 1) // 2, max(1, math.ceil(config.byzantine * m)))  # n > 2f always
 
 
-def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None = None) -> Protocol:
-    """The protocol stack for `config`, sized for its participants a round (`initial`: the hidden-state model)."""
-    m = config.participants
-    expected = max(1, math.floor(m * (1 - config.dropout)))
+def uncounted_shares(config: ExperimentConfig, m: int, corrupt: float = 0.0) -> int:
+    """Noise shares of m participants that do not count: as many Byzantine clients as can be among them (they
+    may add no noise), plus ceil(corrupt * m) clients the protocol declares may collude with the server (it
+    knows their noise), at most m."""
+    return min(m, min(m, config.byzantine_clients) + math.ceil(corrupt * m))
+
+
+def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None = None, *, participants: int | None = None) -> Protocol:
+    """The protocol stack for `config`, sized for `participants` a round (default `config.participants`;
+    `initial`: the hidden-state model). Noise shares are planned for the expected survivors of
+    `config.participants`, and the shares of possibly Byzantine or colluding clients are not counted."""
+    m = participants or config.participants
+    expected = max(1, math.floor(config.participants * (1 - config.dropout)))
     if config.stack == "plain":
         return PlainRobust(rule="mean", f=0)
-    if config.stack == "robust":
-        return PlainRobust(rule=config.rule, f=_robust_f(config))
+    if config.stack in ("robust", "central-dp", "local-dp"):
+        rule = PlainRobust(rule=config.rule, f=_robust_f(config))
+        if config.stack == "central-dp":
+            return central_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta)
+        return local_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta) if config.stack == "local-dp" else rule
     if config.stack == "secagg+":
         protection = SecAggPlus.for_clients(m, bits=32, dropout=max(config.dropout, 0.01))
         scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap
@@ -155,8 +182,8 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
         return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=_robust_f(config), norm_bound=config.clip, min_clients=1))
     if config.stack == "hidden-state":
         inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=1)
-        if config.noise_multiplier > 0:
-            inner = GaussianShares(config.noise_multiplier, config.clip, expected, inner, delta=config.delta)
+        if config.noise_multiplier > 0:  # HE declares no colluding clients; Byzantine ones may add no noise
+            inner = GaussianShares(config.noise_multiplier, config.clip, expected, inner, delta=config.delta, assume_colluding=uncounted_shares(config, m))
         return L2Clip(config.clip, inner)
     if config.stack == "two-server":
         bits = min(32, (63 - max(1, dim - 1).bit_length()) // 2)  # distances of any b-bit inputs stay exact in Z_2^64
@@ -165,8 +192,10 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
     protocol = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=config.bits) if config.stack == "ddp+two-server" else \
         SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))
+    corrupt = protocol.targets.get("corrupt", 0.0) if isinstance(protocol, SecAggPlus) else 0.0
     stack = distributed_dp(protocol, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
-                           mechanism=config.mechanism, expected_clients=expected, delta=config.delta)
+                           mechanism=config.mechanism, expected_clients=expected, delta=config.delta,
+                           assume_colluding=uncounted_shares(config, m, corrupt))
     if isinstance(protocol, TwoServerRobust):  # clipping radius in the ring's integer units
         protocol.tau = config.clip * distributed_dp_parameters(bits=config.bits, clients=m, dim=dim, clip=config.clip,
                                                                noise_multiplier=config.noise_multiplier, expected_clients=expected).scale
@@ -225,16 +254,22 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
         raise ValueError("engine 'flower-deployment' runs under Flower's SuperLink: `secagg flower-app DIR`, then `flwr run DIR` (see README)")
     rng, train, test, local_data, byzantine, model = _setup(config)
     params = get_flat(model)
-    stack = build_stack(config, len(params), params)
+    stacks: dict[int, Protocol] = {}  # one a participant count (Poisson participation varies it)
     feature_norm = float(np.sqrt(np.max(np.sum(train.x.astype(np.float64) ** 2, axis=1)) + 1.0))
     result = ExperimentResult(config)
-    mechanisms = []
+    noise_rounds: list[RoundNoise] = []
+    minimum = _minimum_participants(config)
     try:
         for r in range(1, config.rounds + 1):
-            chosen = np.sort(rng.choice(config.clients, size=config.participants, replace=False))
+            chosen = _sample(config, rng)
             attackers = [i for i, c in enumerate(chosen) if c in byzantine]
             dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(config.seed * 7919 + r))
             try:
+                if len(chosen) < minimum:
+                    raise Aborted(f"{len(chosen)} clients joined, fewer than the {minimum} this stack needs", party="server", stage="sample")
+                if len(chosen) not in stacks:
+                    stacks[len(chosen)] = build_stack(config, len(params), params, participants=len(chosen))
+                stack = stacks[len(chosen)]
                 if remote is not None:  # the clients train and protect their updates on their own nodes
                     out = remote.aggregate(r, chosen, params, stack, dropouts, config.seed * 104_729 + r)
                 else:
@@ -246,30 +281,29 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
             except (BelowThreshold, Aborted) as exc:  # the round revealed nothing: the model stays, no privacy is spent
                 loss, accuracy = evaluate(model, params, test)
-                previous = result.rounds[-1].cumulative_epsilon if result.rounds else None
+                by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm)
                 result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
-                                                 reports=(), epsilon=None, cumulative_epsilon=previous, aborted=str(exc)))
+                                                 reports=(), epsilon=None, cumulative_epsilon=_headline(by_observer, noise_rounds),
+                                                 epsilon_by_observer=by_observer, aborted=str(exc)))
                 if on_round is not None:
                     on_round(result.rounds[-1])
                 continue
             if config.stack == "hidden-state":
                 params = out.result.astype(np.float32)  # the model the key holder released to the clients
             else:
-                aggregate = out.result if config.stack in MEAN_STACKS else out.result / max(len(out.included), 1)
+                aggregate = out.result if config.stack in MEAN_STACKS else out.result / _denominator(config, len(out.included))
                 params = (params + aggregate).astype(np.float32)
             loss, accuracy = evaluate(model, params, test)
-            noise = next((rep.guarantee for rep in out.reports if rep.guarantee.dp_mechanism is not None), None)
-            if noise is not None:
-                mechanisms.append(noise.dp_mechanism)
-            cumulative, bound = None, ""
-            if noise and config.stack == "hidden-state":
-                hidden = _hidden_state_epsilon(config, mechanisms, r, feature_norm)
-                cumulative, bound = hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
-            elif noise:
-                cumulative = compose_epsilon(mechanisms, sampling_rate=config.participants / config.clients, delta=config.delta)
+            noise = next((rep.guarantee for rep in out.reports if rep.guarantee.epsilon is not None), None)  # the noise layer's
+            if noise is not None:  # dp_mechanism None: every share that arrived was uncounted, no DP this round
+                own = _noise_layer(stack)
+                noise_rounds.append(RoundNoise(noise.dp_mechanism, own.share_mechanism() if own is not None else None,
+                                               int(noise.parameters.get("uncounted_shares", 0))))
+            by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm)
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),
-                reports=out.reports, epsilon=noise.epsilon if noise else None, cumulative_epsilon=cumulative, epsilon_bound=bound,
+                reports=out.reports, epsilon=noise.epsilon if noise else None, cumulative_epsilon=_headline(by_observer, noise_rounds),
+                epsilon_by_observer=by_observer,
             )
             result.rounds.append(record)
             if on_round is not None:
@@ -277,3 +311,53 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     except KeyboardInterrupt:
         result.interrupted = True
     return result
+
+
+def _sample(config: ExperimentConfig, rng: np.random.Generator) -> np.ndarray:
+    """This round's participants (sorted client ids): a fixed number, or each client with probability sample_fraction."""
+    if config.participation == "poisson":
+        return np.flatnonzero(rng.random(config.clients) < config.sample_fraction)
+    return np.sort(rng.choice(config.clients, size=config.participants, replace=False))
+
+
+def _minimum_participants(config: ExperimentConfig) -> int:
+    """Fewer participants abort the round: 3, and more than 2f for a robust rule."""
+    return max(3, 2 * _robust_f(config) + 1) if config.stack in STACK_RULES else 3
+
+
+def _denominator(config: ExperimentConfig, included: int) -> float:
+    """What a sum stack's aggregate is divided by: the included count, or under Poisson participation the
+    expected count q * clients, fixed, so that the released update is a post-processing of the noisy sum."""
+    return config.sample_fraction * config.clients if config.participation == "poisson" else max(included, 1)
+
+
+def _noise_layer(stack: Protocol):
+    """The layer of `stack` whose clients add noise (it has `share_mechanism`), or None."""
+    layer = stack
+    while layer is not None and not hasattr(layer, "share_mechanism"):
+        layer = getattr(layer, "inner", None)
+    return layer
+
+
+def _poisson_abort_probability(config: ExperimentConfig, rounds: int) -> float:
+    """Probability that in some of `rounds` rounds the other clients' Poisson sample has exactly minimum - 1
+    members, so one client's presence decides whether the round runs (a release no sampling bound covers):
+    rounds * C(N-1, k) q**k (1-q)**(N-1-k), k = minimum - 1. The released model's bound pays it in delta."""
+    n, q, k = config.clients - 1, config.sample_fraction, _minimum_participants(config) - 1
+    return rounds * math.comb(n, k) * q**k * (1 - q) ** (n - k) if q < 1 else 0.0
+
+
+def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise], rounds: int, feature_norm: float) -> dict[str, ObserverEpsilon]:
+    final = None
+    if config.stack == "hidden-state" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
+        def final() -> tuple[float, str]:
+            hidden = _hidden_state_epsilon(config, [n.aggregate for n in noise_rounds], rounds, feature_norm)
+            return hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
+    released_delta = config.delta - _poisson_abort_probability(config, rounds) if config.participation == "poisson" else config.delta
+    return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,
+                               sample_fraction=config.sample_fraction, byzantine_clients=config.byzantine_clients, final_model=final, released_delta=released_delta)
+
+
+def _headline(by_observer: dict[str, ObserverEpsilon], noise_rounds: list[RoundNoise]) -> float | None:
+    """The released model's epsilon (the one in progress lines and the compare table), None for a stack without noise."""
+    return by_observer["released model"].epsilon if noise_rounds else None

@@ -64,22 +64,39 @@ def render(data: dict) -> str:
     lines = [f"# Experiment: {data['config']['stack']} on {data['config']['data']} ({data['config']['model']})", ""]
     if data["interrupted"]:
         lines += ["Interrupted: the rounds below are the ones that completed.", ""]
-    lines += ["| round | accuracy | loss | included | epsilon (round) | epsilon (cumulative) |", "|---|---|---|---|---|---|"]
+    observers = list(data["rounds"][-1].get("epsilon_by_observer", {})) if data["rounds"] else []
+    lines += ["| round | accuracy | loss | included | epsilon (round) | " + " | ".join(f"epsilon: {o}" for o in observers) + " |",
+              "|---|---|---|---|---|" + "---|" * len(observers)]
     for r in data["rounds"]:
         eps = "-" if r["epsilon"] is None else f"{float(r['epsilon']):.3g}"
-        cum = "-" if r["cumulative_epsilon"] is None else f"{float(r['cumulative_epsilon']):.3g}"
+        by = [f"{float(r['epsilon_by_observer'][o]['epsilon']):.3g}" if o in r.get("epsilon_by_observer", {}) else "-" for o in observers]
         included = f"aborted: {r['aborted']}" if r.get("aborted") else len(r["included"])
-        lines.append(f"| {r['round']} | {r['accuracy']:.4f} | {r['loss']:.4f} | {included} | {eps} | {cum} |")
-    if data["rounds"] and data["rounds"][-1].get("epsilon_bound"):
-        lines += ["", f"Cumulative epsilon bound: {data['rounds'][-1]['epsilon_bound']}."]
+        lines.append(f"| {r['round']} | {r['accuracy']:.4f} | {r['loss']:.4f} | {included} | {eps} | " + " | ".join(by) + " |")
+    if observers:
+        lines += ["", f"Cumulative epsilon by observer after round {data['rounds'][-1]['round']} (epsilon (round): this round's noise "
+                  "against an observer of the aggregate):"]
+        for name, o in data["rounds"][-1]["epsilon_by_observer"].items():
+            lines.append(f"- **{name}**: epsilon = {float(o['epsilon']):.4g} at delta = {o['delta']:g}; {o['bound']}; {o['assumptions']}")
     completed = _last_completed(data)
     if completed is not None:
         lines += ["", f"## Per-layer report of round {completed['round']}", "", format_reports(layer_reports(completed))]
     return "\n".join(lines) + "\n"
 
 
+def epsilon_series(data: dict) -> dict[str, list[float]]:
+    """Each observer's cumulative epsilon a round, as result.json has it (nan where infinite or missing), for the
+    observers whose epsilon is finite in some round: the lines of epsilon.png."""
+    def number(r: dict, name: str) -> float:
+        value = r.get("epsilon_by_observer", {}).get(name, {}).get("epsilon", "inf")
+        return math.nan if value == "inf" else float(value)
+
+    names = list(data["rounds"][-1].get("epsilon_by_observer", {})) if data["rounds"] else []
+    series = {name: [number(r, name) for r in data["rounds"]] for name in names}
+    return {name: values for name, values in series.items() if not all(math.isnan(v) for v in values)}
+
+
 def plot(data: dict, folder: Path) -> list[Path]:
-    """accuracy.png (accuracy and loss), epsilon.png (when there is noise) and cost.png (per-layer time and
+    """accuracy.png (accuracy and loss), epsilon.png (each observer's cumulative epsilon, when one is finite) and cost.png (per-layer time and
     bytes, last round)."""
     import matplotlib
 
@@ -98,10 +115,13 @@ def plot(data: dict, folder: Path) -> list[Path]:
     fig.savefig(folder / "accuracy.png", dpi=100)
     written.append(folder / "accuracy.png")
     plt.close(fig)
-    if any(r["cumulative_epsilon"] is not None for r in data["rounds"]):
+    series = epsilon_series(data)
+    if series:
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.plot(rounds, [float(r["cumulative_epsilon"] or 0) for r in data["rounds"]], marker="o")
-        ax.set(xlabel="round", ylabel=f"epsilon at delta={data['config']['delta']:g}", title="cumulative epsilon")
+        for name, values in series.items():
+            ax.plot(rounds, values, marker="o", label=name)
+        ax.set(xlabel="round", ylabel=f"epsilon at delta={data['config']['delta']:g}", title=f"cumulative epsilon by observer: {data['config']['stack']}")
+        ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(folder / "epsilon.png", dpi=100)
         written.append(folder / "epsilon.png")

@@ -61,15 +61,18 @@ def distributed_dp(
     delta: float = 1e-5,
     wrap_probability: float = 1e-6,
     beta: float = math.exp(-0.5),
+    assume_colluding: int = 0,
 ) -> Protocol:
     """clip -> randomized Hadamard -> scale + conditional rounding into Z_{2^b} -> noise shares -> `protection`.
 
     Pass `expected_clients` as the number you expect to survive: fewer shares than planned mean less
-    noise, and the noise layer then reports the larger epsilon of the noise that did arrive.
+    noise, and the noise layer then reports the larger epsilon of the noise that did arrive, without the
+    `assume_colluding` shares of clients that may collude with the server or be Byzantine.
     """
     p = distributed_dp_parameters(bits=protection.bits, clients=clients, dim=dim, clip=clip, noise_multiplier=noise_multiplier,
                                   expected_clients=expected_clients, wrap_probability=wrap_probability, beta=beta)
-    noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=delta)
+    noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=delta,
+                             assume_colluding=assume_colluding)
     return L2Clip(clip, RandomizedHadamard(DiscreteEncode(p.scale, clip, noise, beta=beta)))
 
 

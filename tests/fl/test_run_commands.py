@@ -15,10 +15,12 @@ def test_run_writes_json_report_and_plots_with_the_accountants_epsilon(tmp_path,
     data = load_saved(tmp_path / "run")
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"result.json", "report.md", "accuracy.png", "epsilon.png", "cost.png"}
     mechanisms = [next(r.guarantee.dp_mechanism for r in layer_reports(rnd) if r.guarantee.dp_mechanism) for rnd in data["rounds"]]
-    q = data["config"]["sample_fraction"]
-    participants = max(3, round(q * data["config"]["clients"]))
-    expected = compose_epsilon(mechanisms, sampling_rate=participants / data["config"]["clients"], delta=data["config"]["delta"])
-    assert data["rounds"][-1]["cumulative_epsilon"] == pytest.approx(expected)
+    assert data["config"]["sample_fraction"] < 1 and data["config"]["participation"] == "fixed"
+    expected = compose_epsilon(mechanisms, delta=data["config"]["delta"])  # fixed-size sampling: amplified against nobody
+    by_observer = data["rounds"][-1]["epsilon_by_observer"]
+    assert set(by_observer) == {"server", "released model"}
+    assert data["rounds"][-1]["cumulative_epsilon"] == by_observer["released model"]["epsilon"] == pytest.approx(expected)
+    assert by_observer["server"]["epsilon"] == pytest.approx(expected)
     assert "| secagg+ |" in capsys.readouterr().out
 
 

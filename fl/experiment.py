@@ -2,8 +2,8 @@
 and a protocol stack from `protocols` aggregates the updates; the server applies the decoded aggregate.
 
 The loop only calls `secure_sum(updates, protocol=stack, dropouts=...)`, so clients could live anywhere a
-transport can reach. Each round records accuracy, loss, who was included, every layer's report, and the
-epsilon of the noise that reached the output (per round and composed so far).
+transport can reach. Each round records accuracy, loss, who was included, every layer's report, this round's
+epsilon of the noise that reached the output, and each observer's cumulative epsilon.
 
 Simulation conventions: every random choice, the protocols' secrets included, comes from `config.seed`
 (reproducible runs; never for real data). Each round draws a fixed number of participants
@@ -137,6 +137,11 @@ class ExperimentResult:
     config: ExperimentConfig
     rounds: list[RoundRecord] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C stopped the run; `rounds` holds every round that completed
+
+    @property
+    def epsilon_by_observer(self) -> dict[str, ObserverEpsilon]:
+        """Each observer's cumulative epsilon after the last round (empty before any)."""
+        return self.rounds[-1].epsilon_by_observer if self.rounds else {}
 
 
 def _split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:

@@ -38,7 +38,8 @@ def _plain(value):
 
 
 def to_dict(result: ExperimentResult) -> dict:
-    return {"config": _plain(result.config), "interrupted": result.interrupted, "rounds": [_plain(r) for r in result.rounds]}
+    return {"config": _plain(result.config), "interrupted": result.interrupted, "epsilon_by_observer": _plain(result.epsilon_by_observer),
+            "rounds": [_plain(r) for r in result.rounds]}
 
 
 def layer_reports(round_dict: dict) -> tuple[LayerReport, ...]:

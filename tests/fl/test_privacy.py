@@ -92,6 +92,7 @@ def test_report_json_and_plot_show_the_same_numbers(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert (tmp_path / "epsilon.png").exists() and render(data) == text == render(to_dict(result))
     series = epsilon_series(data)
+    assert data["epsilon_by_observer"] == data["rounds"][-1]["epsilon_by_observer"] and result.epsilon_by_observer == result.rounds[-1].epsilon_by_observer
     assert set(series) == set(OBSERVERS["hidden-state"]) == set(data["rounds"][-1]["epsilon_by_observer"])
     for i, r in enumerate(result.rounds):
         row = next(line for line in text.splitlines() if line.startswith(f"| {r.round} |"))

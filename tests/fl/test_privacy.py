@@ -6,9 +6,11 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fl.experiment import ExperimentConfig, run_experiment
-from fl.privacy import OBSERVERS, RoundNoise, epsilon_by_observer
+from fl.privacy import OBSERVERS, SUM_STACKS, RoundNoise, epsilon_by_observer
 from fl.results import epsilon_series, render, save, to_dict
 from protocols.accounting import Gaussian, compose_epsilon
 
@@ -109,3 +111,23 @@ def test_a_round_without_counted_noise_makes_every_noise_observer_infinite():
     assert by["server"].epsilon == by["released model"].epsilon == math.inf
     by = epsilon_by_observer("plain", [], delta=1e-5, participation="fixed", sample_fraction=1.0, byzantine_clients=0)
     assert by["server"].epsilon == by["released model"].epsilon == math.inf
+
+
+@settings(max_examples=8, deadline=None)
+@given(zs=st.lists(st.floats(0.5, 3.0), min_size=1, max_size=2), q=st.floats(0.05, 1.0), poisson=st.booleans(),
+       stack=st.sampled_from(["ddp+secagg+", "ckks", "hidden-state", "central-dp"]))
+def test_no_observer_is_below_the_unamplified_rounds_unless_its_sampling_is_hidden_and_poisson(zs, q, poisson, stack):
+    rounds = [RoundNoise(Gaussian(noise_multiplier=z), None) for z in zs]
+    participation = "poisson" if poisson else "fixed"
+    by = epsilon_by_observer(stack, rounds, delta=1e-5, participation=participation, sample_fraction=q, byzantine_clients=0)
+    plain = compose_epsilon([r.aggregate for r in rounds], delta=1e-5)
+    single = max(compose_epsilon([r.aggregate], delta=1e-5) for r in rounds)
+    for name, observer in by.items():
+        if observer.epsilon == math.inf:
+            assert OBSERVERS[stack][name] == "clear"
+        elif name == "released model" and poisson and q < 1 and stack in SUM_STACKS:
+            assert observer.epsilon <= plain * (1 + 1e-9)
+        else:  # the server and the key holder know who took part; the final model is bounded by the rounds too
+            assert observer.epsilon <= plain * (1 + 1e-9) and (observer.epsilon >= single * (1 - 1e-9) or stack == "hidden-state"), name
+            if OBSERVERS[stack][name] in ("aggregate", "released"):
+                assert observer.epsilon == pytest.approx(plain), name

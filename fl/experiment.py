@@ -359,8 +359,9 @@ def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise
             hidden = _hidden_state_epsilon(config, [n.aggregate for n in noise_rounds], rounds, feature_norm)
             return hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
     released_delta = config.delta - _poisson_abort_probability(config, rounds) if config.participation == "poisson" else config.delta
+    rate = config.sample_fraction if config.participation == "poisson" else min(1.0, config.participants / config.clients)
     return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,
-                               sample_fraction=config.sample_fraction, byzantine_clients=config.byzantine_clients, final_model=final, released_delta=released_delta)
+                               sampling_rate=rate, byzantine_clients=config.byzantine_clients, final_model=final, released_delta=released_delta)
 
 
 def _headline(by_observer: dict[str, ObserverEpsilon], noise_rounds: list[RoundNoise]) -> float | None:

@@ -7,7 +7,7 @@ Each observer has one view, and the view decides which noise protects a client a
   (the honest, non-colluding noise that reached the output) composed, never amplified by sampling (it
   knows, or chose, who took part).
 - "released": sees only the published models: the same mechanisms, amplified by sampling only where the
-  sampling is hidden from it and the bound is known (`released_sampling_rate`).
+  sampling is hidden from it and the bound is known (`released_sampling`).
 - "own share": sees individual noisy inputs, or distances, norms and selections computed from them
   (robust rules over shares or ciphertexts, local DP): one client's own noise share, composed. Whatever such
   an observer learns is a function of the clients' locally noised inputs, so this bound holds for every
@@ -68,30 +68,33 @@ class RoundNoise:
     uncounted: int = 0  # shares of included clients left out of `aggregate` (possibly Byzantine or colluding)
 
 
-def released_sampling_rate(stack: str, participation: str, sample_fraction: float) -> tuple[float, str]:
-    """The sampling rate by which the released model's epsilon is amplified, and why.
+def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict, str]:
+    """The keyword arguments of `compose_epsilon` that amplify the released model's epsilon by the sampling
+    ({}: no amplification), and why. `rate` is q (Poisson) or participants / clients (fixed size).
 
-    Poisson participation (each client joins with probability q, the sampling hidden from the observer) is
-    the sampling the subsampled-RDP bound is stated for; it applies to the stacks that release a sum of the
-    noisy inputs over a fixed denominator (`SUM_STACKS`), not to a rule whose sensitivity is stated for a
-    fixed set of participants. Fixed-size sampling gets no amplification: a bound that holds, not the tightest.
+    Poisson participation (each client joins with probability q, hidden from this observer) is the sampling
+    the subsampled-RDP bound is stated for; it applies to the stacks that release a sum of the noisy inputs
+    over a fixed denominator (`SUM_STACKS`), not to a rule whose sensitivity is stated for a fixed set of
+    participants. Fixed-size sampling gets no amplification: a bound that holds, not the tightest.
     """
-    if participation == "poisson" and stack not in SUM_STACKS:
-        return 1.0, f"the {stack} release is no sum over a fixed denominator: no amplification by sampling claimed"
+    if stack not in SUM_STACKS:
+        return {}, f"the {stack} release is no sum over a fixed denominator: no amplification by sampling claimed"
     if participation == "poisson":
-        return sample_fraction, (f"Poisson participation at q = {sample_fraction:g}, hidden from this observer (subsampled RDP, Zhu and Wang "
-                                 "2019), each round's noise taken as that of the shares that reached it, a sampled client's own included")
-    # LEAD: plug the sampling-without-replacement bound in here, e.g. compose_epsilon(..., sampling="without_replacement").
-    return 1.0, "fixed-size sampling: no amplification claimed (a bound that holds; without-replacement bound not yet used)"
+        return {"sampling_rate": rate}, (f"Poisson participation at q = {rate:g}, hidden from this observer (subsampled RDP, Zhu and Wang "
+                                         "2019), each round's noise taken as that of the shares that reached it, a sampled client's own included")
+    # LEAD: the one place for the without-replacement bound, e.g.
+    # return {"sampling_rate": rate, "sampling": "without_replacement"}, f"fixed-size sampling at m / N = {rate:g}, hidden from this observer (...)"
+    return {}, "fixed-size sampling: no amplification claimed (a bound that holds; the without-replacement bound is not used yet)"
 
 
 def epsilon_by_observer(
-    stack: str, rounds: Sequence[RoundNoise], *, delta: float, participation: str, sample_fraction: float, byzantine_clients: int,
+    stack: str, rounds: Sequence[RoundNoise], *, delta: float, participation: str, sampling_rate: float, byzantine_clients: int,
     final_model: Callable[[], tuple[float, str]] | None = None, released_delta: float | None = None,
 ) -> dict[str, ObserverEpsilon]:
     """Every observer of `stack` and its cumulative epsilon after `rounds` (the completed ones).
 
     Args:
+        sampling_rate: q (Poisson participation) or participants / clients (fixed size), see `released_sampling`.
         byzantine_clients: how many clients of the run may be Byzantine, for the text.
         final_model: returns (epsilon, bound and reason) of the hidden-state last iterate.
         released_delta: the delta left for the amplified released-model bound once the probability that
@@ -99,7 +102,7 @@ def epsilon_by_observer(
     """
     aggregates = [r.aggregate for r in rounds if r.aggregate is not None]
     shares = [r.own_share for r in rounds if r.own_share is not None]
-    rate, sampling = released_sampling_rate(stack, participation, sample_fraction)
+    amplification, sampling = released_sampling(stack, participation, sampling_rate)
     missing = len(rounds) - len(aggregates)
     if stack == "central-dp":
         counted = "the trusted server's Gaussian noise, scaled to the rule's sensitivity (protocols.layers.rule_sensitivity)"
@@ -109,12 +112,13 @@ def epsilon_by_observer(
                    f"{byzantine_clients} in the run) or declared colluding")
     if missing:
         counted += f"; {missing} round(s) with no counted noise in the output make it infinite"
-    composed: dict[tuple[float, float], float] = {}
+    composed: dict[tuple, float] = {}
 
-    def compose(q: float, at: float) -> float:
-        if (q, at) not in composed:
-            composed[q, at] = compose_epsilon(aggregates, sampling_rate=q, delta=at) if not missing and at > 0 else math.inf
-        return composed[q, at]
+    def compose(at: float, **sampling: float | str) -> float:
+        key = (at, *sorted(sampling.items()))
+        if key not in composed:
+            composed[key] = compose_epsilon(aggregates, delta=at, **sampling) if not missing and at > 0 else math.inf
+        return composed[key]
 
     out = {}
     for observer, view in OBSERVERS[stack].items():
@@ -128,16 +132,16 @@ def epsilon_by_observer(
             out[observer] = ObserverEpsilon(eps, delta, "local DP of each client's own noise share, composed", f"{why}; no amplification by sampling")
         elif view == "final model" and final_model is not None:
             eps, bound = final_model()
-            if compose(1.0, delta) < eps:  # the final model is computed from every round's aggregate: their composition bounds it too
-                eps, bound = compose(1.0, delta), f"RDP composition of the rounds' aggregate noise (tighter than {bound})"
+            if compose(delta) < eps:  # the final model is computed from every round's aggregate: their composition bounds it too
+                eps, bound = compose(delta), f"RDP composition of the rounds' aggregate noise (tighter than {bound})"
             sees = "sees ciphertexts only, so the final model's bound bounds it" if observer == "server" else "sees only the final model"
             out[observer] = ObserverEpsilon(eps, delta, bound, f"{sees}; {counted}")
-        elif view == "released" and rate < 1.0:
+        elif view == "released" and amplification:
             at = delta if released_delta is None else released_delta
             paid = "" if at == delta else f"; delta {delta:g} less {delta - at:.3g} for rounds one client's presence could decide"
-            out[observer] = ObserverEpsilon(compose(rate, at), delta, "RDP composition of the rounds' aggregate noise, subsampled",
+            out[observer] = ObserverEpsilon(compose(at, **amplification), delta, "RDP composition of the rounds' aggregate noise, subsampled",
                                             f"{sampling}; {counted}{paid}")
         else:
             how = sampling if view == "released" else "sees each round's aggregate and may know who took part: no amplification by sampling"
-            out[observer] = ObserverEpsilon(compose(1.0, delta), delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}")
+            out[observer] = ObserverEpsilon(compose(delta), delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}")
     return out

@@ -107,9 +107,9 @@ def test_report_json_and_plot_show_the_same_numbers(tmp_path):
 def test_a_round_without_counted_noise_makes_every_noise_observer_infinite():
     mech = Gaussian(noise_multiplier=1.0)
     rounds = [RoundNoise(mech, mech), RoundNoise(None, mech)]
-    by = epsilon_by_observer("ddp+secagg+", rounds, delta=1e-5, participation="fixed", sample_fraction=1.0, byzantine_clients=0)
+    by = epsilon_by_observer("ddp+secagg+", rounds, delta=1e-5, participation="fixed", sampling_rate=1.0, byzantine_clients=0)
     assert by["server"].epsilon == by["released model"].epsilon == math.inf
-    by = epsilon_by_observer("plain", [], delta=1e-5, participation="fixed", sample_fraction=1.0, byzantine_clients=0)
+    by = epsilon_by_observer("plain", [], delta=1e-5, participation="fixed", sampling_rate=1.0, byzantine_clients=0)
     assert by["server"].epsilon == by["released model"].epsilon == math.inf
 
 
@@ -119,7 +119,7 @@ def test_a_round_without_counted_noise_makes_every_noise_observer_infinite():
 def test_no_observer_is_below_the_unamplified_rounds_unless_its_sampling_is_hidden_and_poisson(zs, q, poisson, stack):
     rounds = [RoundNoise(Gaussian(noise_multiplier=z), None) for z in zs]
     participation = "poisson" if poisson else "fixed"
-    by = epsilon_by_observer(stack, rounds, delta=1e-5, participation=participation, sample_fraction=q, byzantine_clients=0)
+    by = epsilon_by_observer(stack, rounds, delta=1e-5, participation=participation, sampling_rate=q, byzantine_clients=0)
     plain = compose_epsilon([r.aggregate for r in rounds], delta=1e-5)
     single = max(compose_epsilon([r.aggregate], delta=1e-5) for r in rounds)
     for name, observer in by.items():

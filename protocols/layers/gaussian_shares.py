@@ -4,7 +4,7 @@ shares sum to the Gaussian mechanism with noise multiplier z for L2 sensitivity 
 
 The guarantee accounts with the shares that reached the output: m included clients give noise
 variance (m / expected) (z C)**2, i.e. noise multiplier z sqrt(m / expected) (less than z when
-clients dropped), minus `assume_colluding` shares the server would know.
+clients dropped), minus `assume_colluding` shares the server may know or that Byzantine clients never added.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import numpy as np
 
 from fl.adversaries import UPDATE_ATTACKS, mislabel
 from fl.datasets import Dataset, dirichlet, iid, load
-from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.models import build, get_flat
+from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.training import LocalConfig, evaluate, local_update
 from protocols import Aborted, BelowThreshold, DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
@@ -127,7 +127,7 @@ class RoundRecord:
     byzantine: tuple[int, ...]  # client ids that attacked this round
     reports: tuple[LayerReport, ...]
     epsilon: float | None  # this round's, from the noise that reached the output, against the aggregate (None: no noise layer)
-    cumulative_epsilon: float | None  # the largest of epsilon_by_observer: the bound against every observer (None: no noise layer)
+    cumulative_epsilon: float | None  # epsilon_by_observer["released model"]'s epsilon (None: no noise layer in the stack)
     epsilon_by_observer: dict[str, ObserverEpsilon] = field(default_factory=dict)  # each observer's cumulative epsilon, bound, assumptions
     aborted: str = ""  # why the round aborted (too few clients survived): nothing was revealed and the model did not change
 

@@ -14,6 +14,7 @@ sampling; the released model gets it only under Poisson participation.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -352,12 +353,17 @@ def _poisson_abort_probability(config: ExperimentConfig, rounds: int) -> float:
     return rounds * math.comb(n, k) * q**k * (1 - q) ** (n - k) if q < 1 else 0.0
 
 
+def _final_model_epsilon(config: ExperimentConfig, noise_rounds: list[RoundNoise], feature_norm: float) -> tuple[float, str]:
+    """The hidden-state last iterate's (epsilon, bound and reason): one noisy step a completed round (an aborted
+    round added no noise, so it does not count as one)."""
+    hidden = _hidden_state_epsilon(config, [n.aggregate for n in noise_rounds], len(noise_rounds), feature_norm)
+    return hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
+
+
 def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise], rounds: int, feature_norm: float) -> dict[str, ObserverEpsilon]:
     final = None
     if config.stack == "hidden-state" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
-        def final() -> tuple[float, str]:
-            hidden = _hidden_state_epsilon(config, [n.aggregate for n in noise_rounds], rounds, feature_norm)
-            return hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
+        final = functools.partial(_final_model_epsilon, config, noise_rounds, feature_norm)
     released_delta = config.delta - _poisson_abort_probability(config, rounds) if config.participation == "poisson" else config.delta
     rate = config.sample_fraction if config.participation == "poisson" else min(1.0, config.participants / config.clients)
     return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,

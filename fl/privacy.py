@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from protocols.accounting import compose_epsilon
+from protocols.accounting import Mechanism, compose_epsilon
 
 SUM_STACKS = ("secagg+", "ddp+secagg+", "ckks")  # the released update is the noisy sum / (q * clients) under Poisson participation
 ROBUST_SELECTION = "the servers see distances, norms or the selection: data-dependent, so only each client's own noise share counts"
@@ -63,8 +63,8 @@ class RoundNoise:
     """The noise of one completed round: `aggregate`, the mechanism of the honest, non-colluding shares (or the
     central noise) that reached the output; `own_share`, one client's own share alone. None where there is none."""
 
-    aggregate: object | None
-    own_share: object | None
+    aggregate: Mechanism | None
+    own_share: Mechanism | None
     uncounted: int = 0  # shares of included clients left out of `aggregate` (possibly Byzantine or colluding)
 
 

@@ -25,8 +25,11 @@ def test_hidden_state_epsilon_uses_the_last_iterate_bound_only_under_its_assumpt
     common = dict(stack="hidden-state", model="logreg", clients=8, rounds=4, noise_multiplier=2.0)
     gd = run_experiment(ExperimentConfig(local=LocalConfig(epochs=1, batch_size=None, lr=0.005), **common)).rounds[-1]
     sgd = run_experiment(ExperimentConfig(local=LocalConfig(epochs=2, batch_size=16, lr=0.005), **common)).rounds[-1]
-    assert gd.epsilon_bound.startswith("last-iterate") and sgd.epsilon_bound.startswith("distributed DP")
-    assert gd.cumulative_epsilon < sgd.cumulative_epsilon
+    # every client in every round at c = 1: the last iterate of a linear loss is the composed Gaussian, so the
+    # declared assumptions give no amplification and the sound answer is plain composition (said so in the bound)
+    assert gd.epsilon_bound.startswith("distributed DP") and "no smaller than plain composition" in gd.epsilon_bound
+    assert sgd.epsilon_bound == "distributed DP: no last-iterate assumptions declared"
+    assert gd.cumulative_epsilon == pytest.approx(sgd.cumulative_epsilon)
     hidden = next(r for r in gd.reports if r.layer == "hidden-state").guarantee
     assert "no model" in hidden.server_learns
 

@@ -10,7 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from protocols.accounting import DistributedDiscreteGaussian, Gaussian, Skellam, calibrate, compose_epsilon, ddg_rdp, epsilon, skellam_rdp
+from protocols.accounting import (
+    ORDERS,
+    DistributedDiscreteGaussian,
+    Gaussian,
+    Skellam,
+    calibrate,
+    compose_epsilon,
+    ddg_rdp,
+    epsilon,
+    rdp_curve,
+    skellam_rdp,
+)
 
 
 def _renyi(log_p: np.ndarray, log_q: np.ndarray, order: int) -> float:
@@ -146,3 +157,68 @@ def test_strong_convexity_shrinks_the_last_iterate_epsilon_geometrically():
     # the last round is never amplified, whatever the contraction
     last = [last_iterate_epsilon(g, rounds=50, participation=[50], assumptions=a, delta=1e-5).epsilon for a in (convex, strong)]
     assert last[0] == pytest.approx(last[1])
+
+
+def _sampled_sum_laws(values: list[int], changed: int | None, m: int | None, q: float, mu: float, support: np.ndarray) -> np.ndarray:
+    """Exact law (log pmf on `support`) of sum of the sampled clients' values + Sk(mu, mu): clients 1.. have
+    `values`, client 0 has `changed` (None: absent). m: exactly m of all clients without replacement; else Poisson(q)."""
+    import itertools
+
+    everyone = ([changed] if changed is not None else []) + values
+    law = np.zeros(len(support))
+    if m is not None:
+        subsets = list(itertools.combinations(range(len(everyone)), m))
+        for subset in subsets:
+            law += stats.skellam.pmf(support - sum(everyone[i] for i in subset), mu, mu) / len(subsets)
+    else:
+        for pattern in itertools.product([0, 1], repeat=len(everyone)):
+            weight = math.prod(q if b else 1 - q for b in pattern)
+            law += weight * stats.skellam.pmf(support - sum(v for v, b in zip(everyone, pattern) if b), mu, mu)
+    with np.errstate(divide="ignore"):
+        return np.log(law)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 6), data=st.data(), mu=st.floats(0.5, 8.0), order=st.sampled_from([2, 3, 4, 8, 16]))
+def test_without_replacement_bound_is_never_below_the_exact_sampled_sum(n, data, mu, order):
+    # m of n clients with values in {-1, +1}; the adversary substitutes client 0's +1 by -1 (replace-one)
+    m = data.draw(st.integers(1, n - 1))
+    others = data.draw(st.lists(st.sampled_from([-1, 1]), min_size=n - 1, max_size=n - 1))
+    support = np.arange(-int(30 + 20 * math.sqrt(mu)) - n, int(30 + 20 * math.sqrt(mu)) + n + 1)
+    p, q = (_sampled_sum_laws(others, v, m, 0.0, mu, support) for v in (1, -1))
+    exact = max(_renyi(p, q, order), _renyi(q, p, order))
+    sk = Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=1.0, l1_sensitivity=1.0)  # add/remove: |x| <= 1
+    bound = rdp_curve(sk, steps=1, sampling_rate=m / n, sampling="without_replacement")[ORDERS.index(order)]
+    assert bound >= exact * (1 - 1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 5), data=st.data(), mu=st.floats(0.5, 8.0), rate=st.floats(0.01, 0.9), order=st.sampled_from([2, 3, 4, 8, 16]))
+def test_poisson_bound_is_never_below_the_exact_sampled_sum(n, data, mu, rate, order):
+    # each client joins with probability rate; the adversary adds or removes client 0 (value +1)
+    others = data.draw(st.lists(st.sampled_from([-1, 1]), min_size=n - 1, max_size=n - 1))
+    support = np.arange(-int(30 + 20 * math.sqrt(mu)) - n, int(30 + 20 * math.sqrt(mu)) + n + 1)
+    p, q = (_sampled_sum_laws(others, v, None, rate, mu, support) for v in (1, None))
+    exact = max(_renyi(p, q, order), _renyi(q, p, order))
+    sk = Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=1.0, l1_sensitivity=1.0)
+    assert rdp_curve(sk, steps=1, sampling_rate=rate)[ORDERS.index(order)] >= exact * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("z, n, m, steps", [(1.0, 1000, 10, 100), (2.0, 100, 10, 50), (0.8, 60000, 256, 1000)])
+def test_without_replacement_gaussian_covers_dp_accounting_and_stays_close(z, n, m, steps):
+    # dp-accounting (WBK Theorem 27, Gaussian-specific, replace-one with z relative to the replace-one sensitivity)
+    acct = dp_accounting.rdp.RdpAccountant(orders=ORDERS, neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+    reference = acct.compose(dp_accounting.SampledWithoutReplacementDpEvent(n, m, dp_accounting.GaussianDpEvent(z / 2)), steps).get_epsilon(1e-5)
+    ours = epsilon(Gaussian(noise_multiplier=z), steps=steps, sampling_rate=m / n, delta=1e-5, sampling="without_replacement")
+    assert reference * (1 - 1e-9) <= ours <= 1.3 * reference
+
+
+def test_without_replacement_costs_more_than_poisson_and_nothing_at_full_rate():
+    g = Gaussian(noise_multiplier=1.0)
+    wor = compose_epsilon([g] * 20, sampling_rate=0.1, delta=1e-5, sampling="without_replacement")
+    assert wor > compose_epsilon([g] * 20, sampling_rate=0.1, delta=1e-5)
+    # at rate 1 everyone takes part; replace-one doubles the sensitivity
+    assert compose_epsilon([g], sampling_rate=1.0, delta=1e-5, sampling="without_replacement") == pytest.approx(
+        compose_epsilon([Gaussian(noise_multiplier=0.5)], delta=1e-5))
+    with pytest.raises(ValueError, match="sampling"):
+        compose_epsilon([g], delta=1e-5, sampling="fixed")

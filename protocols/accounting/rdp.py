@@ -72,13 +72,15 @@ def _log_comb(a: np.ndarray, ell: np.ndarray) -> np.ndarray:
     return special.gammaln(a + 1) - special.gammaln(ell + 1) - special.gammaln(a - ell + 1)
 
 
-def _subsampled(base: np.ndarray, q: float, sampling: str) -> np.ndarray:
+def _subsampled(base: np.ndarray, q: float, sampling: str, *, gaussian: bool = False) -> np.ndarray:
     """Subsampled RDP at ORDERS from `base` = the unsampled RDP at orders 2..256 (index l - 2), all orders at
     once (log-sum-exp over a matrix of terms l = 0..a; impossible terms l > a are -inf).
 
     Poisson, Zhu-Wang Theorem 6:
       (1/(a-1)) log[(1-q)**(a-1) (a q - q + 1) + C(a,2) q**2 (1-q)**(a-2) e**eps(2)
-                    + 3 sum_{l=3}^a C(a,l) (1-q)**(a-l) q**l e**((l-1) eps(l))].
+                    + 3 sum_{l=3}^a C(a,l) (1-q)**(a-l) q**l e**((l-1) eps(l))];
+    for the Gaussian (`gaussian`), the same sum without the 3 is the binomial expansion of
+    E_P[(1 - q + q Q/P)**a], its exact RDP (Mironov, Talwar, Zhang 2019; what dp_accounting computes).
     Without replacement, Wang-Balle-Kasiviswanathan Theorem 9 (eps(inf) = inf for these mechanisms):
       (1/(a-1)) log[1 + q**2 C(a,2) min(4 (e**eps(2) - 1), 2 e**eps(2)) + 2 sum_{l=3}^a q**l C(a,l) e**((l-1) eps(l))].
     Both are capped by the unsampled RDP eps(a)."""
@@ -90,7 +92,8 @@ def _subsampled(base: np.ndarray, q: float, sampling: str) -> np.ndarray:
         if sampling == "poisson":
             log1mq = math.log1p(-q)
             terms = lc + np.where(valid, (a - ell) * log1mq, 0.0) + ell * math.log(q) + (ell - 1) * base[None, :]
-            terms[:, 1:] += math.log(3)
+            if not gaussian:
+                terms[:, 1:] += math.log(3)
             first = (_ORDERS - 1) * log1mq + np.log1p(q * (_ORDERS - 1))
         else:
             terms = lc + ell * math.log(q) + (ell - 1) * base[None, :] + math.log(2)
@@ -111,7 +114,7 @@ def _curve(mechanism: Mechanism, q: float, sampling: str) -> np.ndarray:
     if q == 1.0:
         curve = base_rdp(mechanism, _ORDERS.astype(float))
     else:
-        curve = _subsampled(base_rdp(mechanism, _BASE.astype(float)), q, sampling)
+        curve = _subsampled(base_rdp(mechanism, _BASE.astype(float)), q, sampling, gaussian=isinstance(mechanism, Gaussian))
     curve.setflags(write=False)
     return curve
 
@@ -216,7 +219,7 @@ def composed_rdp(mechanisms: Iterable[Mechanism], *, sampling_rate: float = 1.0,
 def compose_epsilon(mechanisms: list[Mechanism], *, sampling_rate: float = 1.0, delta: float, sampling: str = "poisson") -> float:
     """(epsilon, delta) of running the given per-round mechanisms one after another (their RDP curves add
     up at every order). Rounds may differ, e.g. in how many clients' noise reached the output.
-    Gaussian rounds use their closed form a / (2 z**2) here, so that all curves share ORDERS."""
+    Gaussian rounds use their exact (subsampled) RDP at ORDERS here, so that all curves share ORDERS."""
     _check(sampling_rate, sampling, delta)
     if not mechanisms:
         return 0.0

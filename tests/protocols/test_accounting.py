@@ -72,6 +72,13 @@ def test_gaussian_matches_dp_accounting(z, q, steps):
     assert epsilon(Gaussian(noise_multiplier=z), steps=steps, sampling_rate=q, delta=1e-5) == pytest.approx(reference, rel=0.02)
 
 
+@pytest.mark.parametrize("z, q, steps", [(1.1, 0.1, 40), (0.7, 0.01, 1000), (3.0, 0.5, 10)])
+def test_composed_subsampled_gaussian_is_dp_accountings_exact_rdp_at_the_same_orders(z, q, steps):
+    event = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z))
+    reference = dp_accounting.rdp.RdpAccountant(orders=ORDERS).compose(event, steps).get_epsilon(1e-5)
+    assert compose_epsilon([Gaussian(noise_multiplier=z)] * steps, sampling_rate=q, delta=1e-5) == pytest.approx(reference, rel=1e-9)
+
+
 @pytest.mark.parametrize("q", [1.0, 0.05])
 def test_discrete_mechanisms_with_large_noise_approach_the_gaussian(q):
     z, d, delta2 = 2.0, 1000, 50.0

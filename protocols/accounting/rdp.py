@@ -74,36 +74,74 @@ def _log_comb(a: np.ndarray, ell: np.ndarray) -> np.ndarray:
 
 def _subsampled(base: np.ndarray, q: float, sampling: str, *, gaussian: bool = False) -> np.ndarray:
     """Subsampled RDP at ORDERS from `base` = the unsampled RDP at orders 2..256 (index l - 2), all orders at
-    once (log-sum-exp over a matrix of terms l = 0..a; impossible terms l > a are -inf).
+    once (log-sum-exp over a matrix of terms l = 0..a; impossible terms l > a are -inf), capped by eps(a).
 
-    Poisson, Zhu-Wang Theorem 6:
-      (1/(a-1)) log[(1-q)**(a-1) (a q - q + 1) + C(a,2) q**2 (1-q)**(a-2) e**eps(2)
-                    + 3 sum_{l=3}^a C(a,l) (1-q)**(a-l) q**l e**((l-1) eps(l))];
-    for the Gaussian (`gaussian`), the same sum without the 3 is the binomial expansion of
-    E_P[(1 - q + q Q/P)**a], its exact RDP (Mironov, Talwar, Zhang 2019; what dp_accounting computes).
+    Poisson, add/remove: with P the output without the client, Q with it, the neighbours are
+    M = (1-q) P + q Q and P, and both directions are bounded.
+    - D_a(M || P) = (1/(a-1)) log E_P[(1 - q + q Q/P)**a] = (1/(a-1)) log sum_l C(a,l) (1-q)**(a-l) q**l E_P[(Q/P)**l]
+      (binomial expansion, integer a), and E_P[(Q/P)**l] = e**((l-1) D_l(Q || P)) <= e**((l-1) eps(l)):
+      `_expansion`. For the Gaussian this direction is the larger one and the expansion is its exact RDP
+      (Mironov, Talwar, Zhang 2019; what dp_accounting computes).
+    - D_a(P || M), for Skellam and DDG: `_remove_direction`.
+    Their max, and Zhu-Wang's Theorem 6 (the same expansion with a factor 3 on l >= 3, which covers both
+    directions) are both upper bounds: the smaller is kept.
     Without replacement, Wang-Balle-Kasiviswanathan Theorem 9 (eps(inf) = inf for these mechanisms):
-      (1/(a-1)) log[1 + q**2 C(a,2) min(4 (e**eps(2) - 1), 2 e**eps(2)) + 2 sum_{l=3}^a q**l C(a,l) e**((l-1) eps(l))].
-    Both are capped by the unsampled RDP eps(a)."""
-    a = _ORDERS[:, None].astype(float)
-    ell = _BASE[None, :].astype(float)
-    valid = ell <= a
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lc = np.where(valid, _log_comb(a, ell), -np.inf)
-        if sampling == "poisson":
-            log1mq = math.log1p(-q)
-            terms = lc + np.where(valid, (a - ell) * log1mq, 0.0) + ell * math.log(q) + (ell - 1) * base[None, :]
-            if not gaussian:
-                terms[:, 1:] += math.log(3)
-            first = (_ORDERS - 1) * log1mq + np.log1p(q * (_ORDERS - 1))
-        else:
-            terms = lc + ell * math.log(q) + (ell - 1) * base[None, :] + math.log(2)
-            eps2 = base[0]
-            terms[:, 0] = lc[:, 0] + 2 * math.log(q) + min(math.log(4) + eps2 + math.log(-math.expm1(-eps2)), math.log(2) + eps2)
-            first = np.zeros(len(ORDERS))
-        terms = np.where(valid, terms, -np.inf)
-    total = np.logaddexp(first, special.logsumexp(terms, axis=1))
+      (1/(a-1)) log[1 + q**2 C(a,2) min(4 (e**eps(2) - 1), 2 e**eps(2)) + 2 sum_{l=3}^a q**l C(a,l) e**((l-1) eps(l))]."""
     unsampled = base[_ORDERS - 2]
+    if sampling == "poisson":
+        tight = _expansion(base, q, three=1.0)
+        if not gaussian:
+            tight = np.minimum(np.maximum(tight, _remove_direction(base[0], q)), _expansion(base, q, three=3.0))
+        return np.minimum(unsampled, tight)
+    a, ell, valid, lc = _matrix()
+    eps2 = base[0]
+    terms = lc + ell * math.log(q) + (ell - 1) * base[None, :] + math.log(2)
+    terms[:, 0] = lc[:, 0] + 2 * math.log(q) + min(math.log(4) + eps2 + math.log(-math.expm1(-eps2)), math.log(2) + eps2)
+    total = np.logaddexp(0.0, special.logsumexp(np.where(valid, terms, -np.inf), axis=1))
     return np.minimum(unsampled, total / (_ORDERS - 1))
+
+
+@functools.cache
+def _matrix() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Orders a (column), terms l (row), l <= a, and log C(a, l) (-inf where l > a)."""
+    a, ell = _ORDERS[:, None].astype(float), _BASE[None, :].astype(float)
+    valid = ell <= a
+    with np.errstate(invalid="ignore"):
+        lc = np.where(valid, _log_comb(a, ell), -np.inf)
+    for arr in (a, ell, valid, lc):
+        arr.setflags(write=False)
+    return a, ell, valid, lc
+
+
+def _expansion(base: np.ndarray, q: float, *, three: float) -> np.ndarray:
+    """(1/(a-1)) log[(1-q)**(a-1) (a q - q + 1) + sum_{l=2}^a k_l C(a,l) (1-q)**(a-l) q**l e**((l-1) eps(l))],
+    k_2 = 1 and k_l = `three` for l >= 3 (the terms l = 0, 1 summed in closed form)."""
+    a, ell, valid, lc = _matrix()
+    log1mq = math.log1p(-q)
+    with np.errstate(invalid="ignore"):
+        terms = lc + np.where(valid, (a - ell) * log1mq, 0.0) + ell * math.log(q) + (ell - 1) * base[None, :]
+    terms[:, 1:] += math.log(three)
+    first = (_ORDERS - 1) * log1mq + np.log1p(q * (_ORDERS - 1))
+    return np.logaddexp(first, special.logsumexp(np.where(valid, terms, -np.inf), axis=1)) / (_ORDERS - 1)
+
+
+def _remove_direction(eps2: float, q: float) -> np.ndarray:
+    """D_a(P || (1-q) P + q Q) <= min(-log(1-q), (1/(a-1)) log(1 + c_a (e**eps(2) - 1))), at every order a of ORDERS,
+    c_a = (1-q)**(1-a) - 1 - (a-1) q = sum_{k>=2} C(a+k-2, k) q**k.
+
+    Why: D_a(P || M) = (1/(a-1)) log E_P[g(L)], L = Q/P, g(L) = (1 - q + q L)**(1-a). By Taylor at L = 1,
+    g(L) = 1 + (1-a) q (L-1) + h(L) (L-1)**2 with h(L) = int_0^1 (1-t) g''(1 + t (L-1)) dt, which decreases in L
+    because g'' does; so h(L) <= h(0) = c_a for L >= 0. E_P[L] = 1 and E_P[L**2] = e**D_2(Q || P) <= e**eps(2),
+    hence E_P[g(L)] <= 1 + c_a (e**eps(2) - 1). And P / M <= 1 / (1-q) everywhere gives the first term."""
+    a = _ORDERS.astype(float)
+    x = -(a - 1) * math.log1p(-q)
+    small = (a - 1) * q < 0.5  # the series, free of cancellation; elsewhere the closed form is accurate
+    k = np.arange(2, 400, dtype=float)[None, :]
+    series = special.logsumexp(special.gammaln(a[:, None] + k - 1) - special.gammaln(k + 1) - special.gammaln(a[:, None] - 1) + k * math.log(q), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        closed = x + np.log(-np.expm1(-x) - (a - 1) * q * np.exp(-x))
+    log_c = np.where(small, series, closed)
+    return np.minimum(-math.log1p(-q), np.logaddexp(0.0, log_c + math.log(math.expm1(eps2))) / (a - 1))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,15 +5,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy import optimize, stats
 
 from protocols.accounting import ORDERS, Accountant, Gaussian, Skellam, compose_epsilon, tightest_epsilon, to_epsilon
-
-
-def _exact_gaussian_epsilon(mu: float, delta: float) -> float:
-    """Exact epsilon of N(0, 1) vs N(mu, 1) (Balle and Wang 2018): T unsampled rounds at z compose to mu = sqrt(T) / z."""
-    d = lambda eps: stats.norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * stats.norm.cdf(-mu / 2 - eps / mu) - delta  # noqa: E731
-    return optimize.brentq(d, 0.0, mu**2 + 50 * mu + 10)
+from tests.protocols.exact_divergences import gaussian_pair_epsilon
 
 
 def test_incremental_accountant_matches_composition_after_every_round():
@@ -33,7 +27,7 @@ def test_incremental_accountant_matches_composition_after_every_round():
 @pytest.mark.parametrize("z, steps", [(1.0, 10), (2.0, 100), (0.8, 40)])
 def test_pld_is_tighter_than_rdp_and_never_below_the_exact_composed_gaussian(z, steps):
     g = [Gaussian(noise_multiplier=z)] * steps
-    exact = _exact_gaussian_epsilon(math.sqrt(steps) / z, 1e-5)
+    exact = gaussian_pair_epsilon(math.sqrt(steps) / z, 1e-5)
     best = tightest_epsilon(g, delta=1e-5)
     assert best.accountant.startswith("pld")
     assert exact * (1 - 1e-9) <= best.value <= exact * 1.02

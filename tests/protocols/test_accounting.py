@@ -22,13 +22,7 @@ from protocols.accounting import (
     rdp_curve,
     skellam_rdp,
 )
-
-
-def _renyi(log_p: np.ndarray, log_q: np.ndarray, order: int) -> float:
-    """D_a(p || q) = 1/(a-1) log sum exp(a log p + (1-a) log q), in log space over the points where both are
-    representable (the tails left out contribute below float64 resolution)."""
-    keep = np.isfinite(log_p) & np.isfinite(log_q) & (log_p > -700) & (log_q > -700)
-    return float(special.logsumexp(order * log_p[keep] + (1 - order) * log_q[keep]) / (order - 1))
+from tests.protocols.exact_divergences import discrete_gaussian_pmf, renyi
 
 
 @settings(max_examples=25, deadline=None)
@@ -38,14 +32,9 @@ def test_skellam_bound_is_never_below_the_exact_divergence(mu, shift, order):
     with np.errstate(divide="ignore"):
         p = np.log(stats.skellam.pmf(support, mu, mu))
         q = np.log(stats.skellam.pmf(support - shift, mu, mu))
-    exact = max(_renyi(q, p, order), _renyi(p, q, order))
+    exact = max(renyi(q, p, order), renyi(p, q, order))
     bound = skellam_rdp(Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=shift, l1_sensitivity=shift), order)
     assert bound >= exact * (1 - 1e-9)
-
-
-def _discrete_gaussian_pmf(support: np.ndarray, sigma: float) -> np.ndarray:
-    log_w = -(support.astype(float) ** 2) / (2 * sigma**2)
-    return np.exp(log_w - special.logsumexp(log_w))
 
 
 @settings(max_examples=20, deadline=None)
@@ -53,14 +42,14 @@ def _discrete_gaussian_pmf(support: np.ndarray, sigma: float) -> np.ndarray:
 def test_ddg_bound_is_never_below_the_exact_divergence_of_the_sum(sigma, n, shift, order):
     half = int(12 * sigma * n + 10)
     base = np.arange(-half, half + 1)
-    one = _discrete_gaussian_pmf(base, sigma)
+    one = discrete_gaussian_pmf(base, sigma)
     total = one
     for _ in range(n - 1):
         total = np.convolve(total, one)
     with np.errstate(divide="ignore"):
         log_total = np.log(total)
     p, q = log_total[shift:], log_total[:-shift]  # q is the sum shifted by `shift`, on the common support
-    exact = max(_renyi(p, q, order), _renyi(q, p, order))
+    exact = max(renyi(p, q, order), renyi(q, p, order))
     bound = ddg_rdp(DistributedDiscreteGaussian(local_stddev=sigma, clients=n, dim=1, l2_sensitivity=shift, l1_sensitivity=shift), order)
     assert bound >= exact * (1 - 1e-6)
 
@@ -193,7 +182,7 @@ def test_without_replacement_bound_is_never_below_the_exact_sampled_sum(n, data,
     others = data.draw(st.lists(st.sampled_from([-1, 1]), min_size=n - 1, max_size=n - 1))
     support = np.arange(-int(30 + 20 * math.sqrt(mu)) - n, int(30 + 20 * math.sqrt(mu)) + n + 1)
     p, q = (_sampled_sum_laws(others, v, m, 0.0, mu, support) for v in (1, -1))
-    exact = max(_renyi(p, q, order), _renyi(q, p, order))
+    exact = max(renyi(p, q, order), renyi(q, p, order))
     sk = Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=1.0, l1_sensitivity=1.0)  # add/remove: |x| <= 1
     bound = rdp_curve(sk, steps=1, sampling_rate=m / n, sampling="without_replacement")[ORDERS.index(order)]
     assert bound >= exact * (1 - 1e-9)
@@ -206,12 +195,12 @@ def test_poisson_bound_is_never_below_the_exact_sampled_sum(n, data, mu, rate, o
     others = data.draw(st.lists(st.sampled_from([-1, 1]), min_size=n - 1, max_size=n - 1))
     support = np.arange(-int(30 + 20 * math.sqrt(mu)) - n, int(30 + 20 * math.sqrt(mu)) + n + 1)
     p, q = (_sampled_sum_laws(others, v, None, rate, mu, support) for v in (1, None))
-    exact = max(_renyi(p, q, order), _renyi(q, p, order))
+    exact = max(renyi(p, q, order), renyi(q, p, order))
     sk = Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=1.0, l1_sensitivity=1.0)
     assert rdp_curve(sk, steps=1, sampling_rate=rate)[ORDERS.index(order)] >= exact * (1 - 1e-9)
 
 
-@pytest.mark.parametrize("z, n, m, steps", [(1.0, 1000, 10, 100), (2.0, 100, 10, 50), (0.8, 60000, 256, 1000)])
+@pytest.mark.parametrize("z, n, m, steps", [(2.0, 100, 10, 50), (0.8, 60000, 256, 1000)])
 def test_without_replacement_gaussian_covers_dp_accounting_and_stays_close(z, n, m, steps):
     # dp-accounting (WBK Theorem 27, Gaussian-specific, replace-one with z relative to the replace-one sensitivity)
     acct = dp_accounting.rdp.RdpAccountant(orders=ORDERS, neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
@@ -242,11 +231,11 @@ def test_both_directions_of_the_subsampled_mixture_are_covered(mu, shift, rate, 
         noise = lambda k: stats.skellam.pmf(support - k, mu, mu)  # noqa: E731
         mech = Skellam(local_mu=mu, clients=1, dim=1, l2_sensitivity=shift, l1_sensitivity=shift)
     else:
-        noise = lambda k: _discrete_gaussian_pmf(support - k, math.sqrt(mu))  # noqa: E731
+        noise = lambda k: discrete_gaussian_pmf(support - k, math.sqrt(mu))  # noqa: E731
         mech = DistributedDiscreteGaussian(local_stddev=math.sqrt(mu), clients=1, dim=1, l2_sensitivity=shift, l1_sensitivity=shift)
     with np.errstate(divide="ignore"):
         p, m = np.log(noise(0)), np.log((1 - rate) * noise(0) + rate * noise(shift))
-    exact = max(_renyi(m, p, order), _renyi(p, m, order))
+    exact = max(renyi(m, p, order), renyi(p, m, order))
     assert rdp_curve(mech, steps=1, sampling_rate=rate)[ORDERS.index(order)] >= exact * (1 - 1e-9) - 1e-12
 
 

@@ -14,16 +14,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import optimize, stats
+from scipy import stats
 
 from protocols.accounting import ConvexSmooth, Gaussian, compose_epsilon, last_iterate_epsilon
 from protocols.accounting.hidden_state import last_iterate_energy, shift_energy
-
-
-def _gaussian_pair_epsilon(mu: float, delta: float) -> float:
-    """Exact epsilon of N(0, 1) vs N(mu, 1) at delta: delta(eps) = Phi(mu/2 - eps/mu) - e**eps Phi(-mu/2 - eps/mu)."""
-    d = lambda eps: stats.norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * stats.norm.cdf(-mu / 2 - eps / mu) - delta  # noqa: E731
-    return 0.0 if d(0.0) <= 0 else optimize.brentq(d, 0.0, mu**2 + 50 * mu + 10)
+from tests.protocols.exact_divergences import gaussian_pair_epsilon
 
 
 def _exact_energy(eigen: np.ndarray, participation: list[int], rounds: int, directions: np.ndarray) -> float:
@@ -66,7 +61,7 @@ def test_bound_is_never_below_the_exact_divergence_of_noisy_gd_on_a_quadratic(ca
     assert energy >= exact * (1 - 1e-9) - 1e-12
     assert energy <= len(taken) * (1 + 1e-9)  # never worse than plain composition
     got = last_iterate_epsilon(Gaussian(noise_multiplier=z), rounds=rounds, participation=taken, assumptions=assumptions, delta=1e-5)
-    assert got.epsilon >= _gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5) * (1 - 1e-6)
+    assert got.epsilon >= gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5) * (1 - 1e-6)
 
 
 @settings(max_examples=60, deadline=None)
@@ -79,7 +74,7 @@ def test_every_round_participation_with_strong_convexity_is_exact(c, rounds, z):
     energy, _ = last_iterate_energy(taken, rounds, assumptions)
     assert energy == pytest.approx(exact, rel=1e-9)
     got = last_iterate_epsilon(Gaussian(noise_multiplier=z), rounds=rounds, assumptions=assumptions, delta=1e-5)
-    truth = _gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5)
+    truth = gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5)
     assert truth * (1 - 1e-6) <= got.epsilon <= 1.5 * truth + 0.05  # RDP-to-(eps, delta) conversion slack only
 
 
@@ -102,7 +97,7 @@ def test_linear_loss_last_iterate_is_the_composed_gaussian_and_the_bound_covers_
     assert exact == pytest.approx(len(taken) ** 2 / rounds)
     g = Gaussian(noise_multiplier=z)
     got = last_iterate_epsilon(g, rounds=rounds, participation=taken, assumptions=convex, delta=1e-5)
-    assert got.epsilon >= _gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5) * (1 - 1e-6)
+    assert got.epsilon >= gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5) * (1 - 1e-6)
     if len(taken) == rounds:  # every round: nothing is hidden, plain composition is the answer
         assert got.bound == "distributed DP" and got.epsilon == pytest.approx(compose_epsilon([g] * rounds, delta=1e-5))
 

@@ -4,14 +4,18 @@ Every curve is an array over ORDERS (integer orders 2..128 and 256). A mechanism
 per (mechanism, sampling rate, sampling kind) and cached (mechanisms are frozen, hashable data), so
 composing T rounds is a sum of T cached arrays. Two kinds of client sampling:
 
-- "poisson": each client joins a round independently with probability q (add/remove-one relation),
-  bounded by Zhu and Wang (ICML 2019, Theorem 6);
+- "poisson": each client joins a round independently with probability q (add/remove-one relation): the
+  Gaussian's exact subsampled RDP, and for Skellam and DDG a bound on both directions of the mixture
+  divergence (see `_subsampled`), never above Zhu and Wang's (ICML 2019, Theorem 6);
 - "without_replacement": exactly m of n clients a round, q = m / n (replace-one relation: one client's
   data is substituted, so the sensitivities of the mechanism are doubled before subsampling), bounded by
   Wang, Balle and Kasiviswanathan (AISTATS 2019, Theorem 9).
+Amplification by sampling holds only against an observer that does not learn who took part: pass
+sampling_rate=1.0 for the party that samples or sees the participants.
 
-The single (one-round, unsampled) Gaussian goes through Google's `dp_accounting` in `epsilon`, whose
-warnings go to the `logging` logger of this module instead of the user's output.
+`epsilon` of a Gaussian under Poisson sampling goes through Google's `dp_accounting` RDP accountant (its
+finer orders); its warnings, and those of every dp_accounting call here, go to the `logging` logger of
+this module at DEBUG instead of the user's output.
 """
 
 from __future__ import annotations
@@ -177,8 +181,9 @@ def _check(sampling_rate: float, sampling: str, delta: float | None = None) -> N
 
 
 def subsampled_rdp(rdp_at: Callable[[int], float], order: int, q: float, *, sampling: str = "poisson") -> float:
-    """The subsampled RDP at one integer `order` (2..256) of a mechanism whose unsampled RDP is `rdp_at(l)`
-    (the bounds of `_subsampled`). Slow path for an arbitrary curve; mechanisms use `rdp_curve`."""
+    """The subsampled RDP at one integer `order` of ORDERS of a mechanism whose unsampled RDP (for the relation of
+    `sampling`: add/remove for Poisson, replace-one without replacement) is `rdp_at(l)`, by the general bounds
+    of `_subsampled`. Slow path for an arbitrary curve; mechanisms use `rdp_curve`."""
     _check(q, sampling)
     if order not in ORDERS:
         raise ValueError(f"order must be one of ORDERS, found {order}")

@@ -11,7 +11,10 @@ composing T rounds is a sum of T cached arrays. Two kinds of client sampling:
   data is substituted, so the sensitivities of the mechanism are doubled before subsampling), bounded by
   Wang, Balle and Kasiviswanathan (AISTATS 2019, Theorem 9).
 Amplification by sampling holds only against an observer that does not learn who took part: pass
-sampling_rate=1.0 for the party that samples or sees the participants.
+sampling_rate=1.0 for the party that samples or sees the participants. For noise added by the clients
+themselves (Skellam, DDG, Gaussian shares), Poisson sampling also changes how many noise shares reach the
+sum, which these curves (noise of a fixed `clients` shares) do not model; with a fixed m of n a round the
+share count is fixed, so "without_replacement" is the relation that matches distributed noise.
 
 `epsilon` of a Gaussian under Poisson sampling goes through Google's `dp_accounting` RDP accountant (its
 finer orders); its warnings, and those of every dp_accounting call here, go to the `logging` logger of

@@ -111,9 +111,10 @@ def test_participation_from_a_round_on_has_the_closed_form(c, rounds, data):
     assert shift_energy(s, c) == pytest.approx((w @ s) ** 2 / np.sum(w[first - 1:] ** 2), rel=1e-9)
 
 
-def _projected_last_iterates(rounds: int, sigma: float, diameter: float, h: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """Laws on a grid of x <- clip(x + s_t + N(0, sigma**2), -D/2, D/2) from x = 0, with s_t = +1/2 every round vs
-    s_t = -1/2 (linear losses pushing to opposite ends, shifts 1 apart), mass beyond an end collected on it."""
+def _projected_last_iterates(rounds: int, sigma: float, diameter: float, taken=None, h: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Laws on a grid of x <- clip(x + s_t + N(0, sigma**2), -D/2, D/2) from x = 0, with s_t = +1/2 vs s_t = -1/2
+    in the rounds of `taken` (default all; linear losses pushing to opposite ends, shifts 1 apart) and 0 in the
+    others, mass beyond an end collected on it."""
     grid = np.arange(-diameter / 2, diameter / 2 + h / 2, h)
     edges = np.concatenate([[-np.inf], (grid[1:] + grid[:-1]) / 2, [np.inf]])
 
@@ -121,11 +122,26 @@ def _projected_last_iterates(rounds: int, sigma: float, diameter: float, h: floa
         cdf = stats.norm.cdf((edges[None, :] - grid[:, None] - shift) / sigma)
         return np.diff(cdf, axis=1)
 
-    moved, still = kernel(0.5), kernel(-0.5)
+    moved, still, idle = kernel(0.5), kernel(-0.5), kernel(0.0)
     p = q = (np.abs(grid) < h / 2).astype(float)
-    for _ in range(rounds):
-        p, q = p @ moved, q @ still
+    for t in range(1, rounds + 1):
+        p, q = (p @ moved, q @ still) if taken is None or t in taken else (p @ idle, q @ idle)
     return p, q
+
+
+def _grid_renyi(p: np.ndarray, q: np.ndarray, order: int) -> float:
+    keep = (p > 1e-300) & (q > 1e-300)
+    return max(np.log(np.sum(p[keep] ** order * q[keep] ** (1 - order))), np.log(np.sum(q[keep] ** order * p[keep] ** (1 - order)))) / (order - 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rounds=st.integers(1, 40), data=st.data(), sigma=st.sampled_from([0.5, 1.0, 2.0]), diameter=st.sampled_from([0.5, 1.0, 3.0]))
+def test_bounded_domain_bound_is_never_below_the_projected_process(rounds, data, sigma, diameter):
+    taken = sorted(data.draw(st.sets(st.integers(1, rounds), min_size=1)))
+    energy, _ = last_iterate_energy(taken, rounds, ConvexSmooth(smoothness=1.0, learning_rate=1.0, domain_diameter=diameter))
+    p, q = _projected_last_iterates(rounds, sigma, diameter, set(taken))
+    for order in (2, 8):
+        assert order * energy / (2 * sigma**2) >= _grid_renyi(p, q, order) * (1 - 1e-3)
 
 
 def test_bounded_domain_window_bound_covers_the_projected_process_and_stops_growing():
@@ -136,9 +152,7 @@ def test_bounded_domain_window_bound_covers_the_projected_process_and_stops_grow
     assert "window" in how
     p, q = _projected_last_iterates(rounds, sigma, diameter)
     for order in (2, 8, 32):
-        keep = (p > 1e-300) & (q > 1e-300)
-        exact = max(np.log(np.sum(p[keep] ** order * q[keep] ** (1 - order))), np.log(np.sum(q[keep] ** order * p[keep] ** (1 - order)))) / (order - 1)
-        assert order * energy / (2 * sigma**2) >= exact
+        assert order * energy / (2 * sigma**2) >= _grid_renyi(p, q, order)
     unbounded = last_iterate_epsilon(Gaussian(noise_multiplier=sigma), rounds=rounds, assumptions=ConvexSmooth(smoothness=1.0, learning_rate=1.0), delta=1e-5)
     bounded = last_iterate_epsilon(Gaussian(noise_multiplier=sigma), rounds=rounds, assumptions=domain, delta=1e-5)
     assert bounded.epsilon < unbounded.epsilon / 3 and "domain diameter" in bounded.reason

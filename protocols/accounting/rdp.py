@@ -96,16 +96,23 @@ def _subsampled(base: np.ndarray, q: float, sampling: str, *, gaussian: bool = F
       (1/(a-1)) log[1 + q**2 C(a,2) min(4 (e**eps(2) - 1), 2 e**eps(2)) + 2 sum_{l=3}^a q**l C(a,l) e**((l-1) eps(l))]."""
     unsampled = base[_ORDERS - 2]
     if sampling == "poisson":
-        tight = _expansion(base, q, three=1.0)
-        if not gaussian:
-            tight = np.minimum(np.maximum(tight, _remove_direction(base[0], q)), _expansion(base, q, three=3.0))
+        exact, zhu_wang = _expansion(base, q)
+        tight = exact if gaussian else np.minimum(np.maximum(exact, _remove_direction(base[0], q)), zhu_wang)
         return np.minimum(unsampled, tight)
     a, ell, valid, lc = _matrix()
     eps2 = base[0]
     terms = lc + ell * math.log(q) + (ell - 1) * base[None, :] + math.log(2)
     terms[:, 0] = lc[:, 0] + 2 * math.log(q) + min(math.log(4) + eps2 + math.log(-math.expm1(-eps2)), math.log(2) + eps2)
-    total = np.logaddexp(0.0, special.logsumexp(np.where(valid, terms, -np.inf), axis=1))
+    total = np.logaddexp(0.0, _logsumexp_rows(np.where(valid, terms, -np.inf)))
     return np.minimum(unsampled, total / (_ORDERS - 1))
+
+
+def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
+    """log sum exp along each row (-inf for a row of -inf); scipy's is 5x slower on these small matrices."""
+    top = x.max(axis=1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return top + np.log(np.exp(x - top[:, None]).sum(axis=1))
 
 
 @functools.cache
@@ -120,16 +127,27 @@ def _matrix() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return a, ell, valid, lc
 
 
-def _expansion(base: np.ndarray, q: float, *, three: float) -> np.ndarray:
-    """(1/(a-1)) log[(1-q)**(a-1) (a q - q + 1) + sum_{l=2}^a k_l C(a,l) (1-q)**(a-l) q**l e**((l-1) eps(l))],
-    k_2 = 1 and k_l = `three` for l >= 3 (the terms l = 0, 1 summed in closed form)."""
+def _expansion(base: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """(1/(a-1)) log[(1-q)**(a-1) (a q - q + 1) + sum_{l=2}^a k_l C(a,l) (1-q)**(a-l) q**l e**((l-1) eps(l))]
+    with k_l = 1 (the binomial expansion) and with k_l = 3 for l >= 3 (Zhu-Wang), from one matrix of terms
+    (the terms l = 0, 1 summed in closed form)."""
     a, ell, valid, lc = _matrix()
     log1mq = math.log1p(-q)
     with np.errstate(invalid="ignore"):
-        terms = lc + np.where(valid, (a - ell) * log1mq, 0.0) + ell * math.log(q) + (ell - 1) * base[None, :]
-    terms[:, 1:] += math.log(three)
+        terms = np.where(valid, lc + (a - ell) * log1mq + ell * math.log(q) + (ell - 1) * base[None, :], -np.inf)
     first = (_ORDERS - 1) * log1mq + np.log1p(q * (_ORDERS - 1))
-    return np.logaddexp(first, special.logsumexp(np.where(valid, terms, -np.inf), axis=1)) / (_ORDERS - 1)
+    two, rest = terms[:, 0], _logsumexp_rows(terms[:, 1:])
+    head = np.logaddexp(first, two)
+    return np.logaddexp(head, rest) / (_ORDERS - 1), np.logaddexp(head, math.log(3) + rest) / (_ORDERS - 1)
+
+
+@functools.cache
+def _series_coefficients() -> np.ndarray:
+    """log C(a+k-2, k) for a in ORDERS (rows), k = 2..399 (columns): the series of c_a in `_remove_direction`."""
+    a, k = _ORDERS[:, None].astype(float), np.arange(2, 400, dtype=float)[None, :]
+    out = special.gammaln(a + k - 1) - special.gammaln(k + 1) - special.gammaln(a - 1)
+    out.setflags(write=False)
+    return out
 
 
 def _remove_direction(eps2: float, q: float) -> np.ndarray:
@@ -143,8 +161,7 @@ def _remove_direction(eps2: float, q: float) -> np.ndarray:
     a = _ORDERS.astype(float)
     x = -(a - 1) * math.log1p(-q)
     small = (a - 1) * q < 0.5  # the series, free of cancellation; elsewhere the closed form is accurate
-    k = np.arange(2, 400, dtype=float)[None, :]
-    series = special.logsumexp(special.gammaln(a[:, None] + k - 1) - special.gammaln(k + 1) - special.gammaln(a[:, None] - 1) + k * math.log(q), axis=1)
+    series = _logsumexp_rows(_series_coefficients() + np.arange(2, 400) * math.log(q))
     with np.errstate(divide="ignore", invalid="ignore"):
         closed = x + np.log(-np.expm1(-x) - (a - 1) * q * np.exp(-x))
     log_c = np.where(small, series, closed)

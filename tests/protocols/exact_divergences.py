@@ -22,5 +22,5 @@ def discrete_gaussian_pmf(support: np.ndarray, sigma: float) -> np.ndarray:
 def gaussian_pair_epsilon(mu: float, delta: float) -> float:
     """Exact epsilon of N(0, 1) vs N(mu, 1) at delta (Balle and Wang 2018):
     delta(eps) = Phi(mu/2 - eps/mu) - e**eps Phi(-mu/2 - eps/mu)."""
-    d = lambda eps: stats.norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * stats.norm.cdf(-mu / 2 - eps / mu) - delta  # noqa: E731
+    d = lambda eps: stats.norm.cdf(mu / 2 - eps / mu) - math.exp(eps + stats.norm.logcdf(-mu / 2 - eps / mu)) - delta  # noqa: E731
     return 0.0 if d(0.0) <= 0 else optimize.brentq(d, 0.0, mu**2 + 50 * mu + 10)

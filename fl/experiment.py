@@ -9,7 +9,7 @@ Simulation conventions: every random choice, the protocols' secrets included, co
 (reproducible runs; never for real data). Each round draws a fixed number of participants
 (`participation="fixed"`) or lets each client join with probability `sample_fraction` ("poisson"). The
 cumulative epsilon is per observer (`fl.privacy`): the server, which samples, never gets amplification by
-sampling; the released model gets it only under Poisson participation.
+sampling; the released model gets the without-replacement bound under fixed-size sampling (`fl.privacy`).
 """
 
 from __future__ import annotations
@@ -345,14 +345,6 @@ def _noise_layer(stack: Protocol):
     return layer
 
 
-def _poisson_abort_probability(config: ExperimentConfig, rounds: int) -> float:
-    """Probability that in some of `rounds` rounds the other clients' Poisson sample has exactly minimum - 1
-    members, so one client's presence decides whether the round runs (a release no sampling bound covers):
-    rounds * C(N-1, k) q**k (1-q)**(N-1-k), k = minimum - 1. The released model's bound pays it in delta."""
-    n, q, k = config.clients - 1, config.sample_fraction, _minimum_participants(config) - 1
-    return rounds * math.comb(n, k) * q**k * (1 - q) ** (n - k) if q < 1 else 0.0
-
-
 def _final_model_epsilon(config: ExperimentConfig, noise_rounds: list[RoundNoise], feature_norm: float) -> tuple[float, str]:
     """The hidden-state last iterate's (epsilon, bound and reason): one noisy step a completed round (an aborted
     round added no noise, so it does not count as one)."""
@@ -364,10 +356,9 @@ def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise
     final = None
     if config.stack == "hidden-state" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
         final = functools.partial(_final_model_epsilon, config, noise_rounds, feature_norm)
-    released_delta = config.delta - _poisson_abort_probability(config, rounds) if config.participation == "poisson" else config.delta
     rate = config.sample_fraction if config.participation == "poisson" else min(1.0, config.participants / config.clients)
     return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,
-                               sampling_rate=rate, byzantine_clients=config.byzantine_clients, final_model=final, released_delta=released_delta)
+                               sampling_rate=rate, byzantine_clients=config.byzantine_clients, final_model=final)
 
 
 def _headline(by_observer: dict[str, ObserverEpsilon], noise_rounds: list[RoundNoise]) -> float | None:

@@ -72,24 +72,30 @@ def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict
     """The keyword arguments of `compose_epsilon` that amplify the released model's epsilon by the sampling
     ({}: no amplification), and why. `rate` is q (Poisson) or participants / clients (fixed size).
 
-    Poisson participation (each client joins with probability q, hidden from this observer) is the sampling
-    the subsampled-RDP bound is stated for; it applies to the stacks that release a sum of the noisy inputs
-    over a fixed denominator (`SUM_STACKS`), not to a rule whose sensitivity is stated for a fixed set of
-    participants. Fixed-size sampling gets no amplification: a bound that holds, not the tightest.
+    Fixed-size sampling (m of N clients a round, hidden from this observer) is amplified by the bound for
+    sampling without replacement (Wang, Balle and Kasiviswanathan 2019, Theorem 9: replace-one neighbours,
+    the mechanism's sensitivities doubled). A replace-one guarantee implies the zero-out one at the same
+    epsilon, so the smaller of it and the unamplified composition holds (`epsilon_by_observer` takes it).
+    The m noise shares that reach a round's sum are as many whatever the data.
+
+    Poisson participation gets no amplification here: every noise-bearing stack of `SUM_STACKS` adds its
+    noise at the clients, so the number of noise shares in a round's sum (hence its variance, which an
+    observer estimates from d coordinates) depends on who took part, and the subsampled bounds, stated for
+    a noise that does not, do not apply. Only a rule over a fixed denominator is amplified at all.
     """
     if stack not in SUM_STACKS:
         return {}, f"the {stack} release is no sum over a fixed denominator: no amplification by sampling claimed"
     if participation == "poisson":
-        return {"sampling_rate": rate}, (f"Poisson participation at q = {rate:g}, hidden from this observer (subsampled RDP, Zhu and Wang "
-                                         "2019), each round's noise taken as that of the shares that reached it, a sampled client's own included")
-    # LEAD: the one place for the without-replacement bound, e.g.
-    # return {"sampling_rate": rate, "sampling": "without_replacement"}, f"fixed-size sampling at m / N = {rate:g}, hidden from this observer (...)"
-    return {}, "fixed-size sampling: no amplification claimed (a bound that holds; the without-replacement bound is not used yet)"
+        return {}, ("Poisson participation with noise added by the clients: the number of noise shares in each sum depends on who "
+                    "took part, so no amplification by sampling is claimed")
+    return {"sampling_rate": rate, "sampling": "without_replacement"}, (
+        f"fixed-size sampling of m / N = {rate:g} of the clients, hidden from this observer (sampling without replacement, Wang, "
+        "Balle and Kasiviswanathan 2019, Thm 9, replace-one neighbours with doubled sensitivities)")
 
 
 def epsilon_by_observer(
     stack: str, rounds: Sequence[RoundNoise], *, delta: float, participation: str, sampling_rate: float, byzantine_clients: int,
-    final_model: Callable[[], tuple[float, str]] | None = None, released_delta: float | None = None,
+    final_model: Callable[[], tuple[float, str]] | None = None,
 ) -> dict[str, ObserverEpsilon]:
     """Every observer of `stack` and its cumulative epsilon after `rounds` (the completed ones).
 
@@ -97,8 +103,6 @@ def epsilon_by_observer(
         sampling_rate: q (Poisson participation) or participants / clients (fixed size), see `released_sampling`.
         byzantine_clients: how many clients of the run may be Byzantine, for the text.
         final_model: returns (epsilon, bound and reason) of the hidden-state last iterate.
-        released_delta: the delta left for the amplified released-model bound once the probability that
-            Poisson participation produced an aborting round is taken off (default `delta`).
     """
     aggregates = [r.aggregate for r in rounds if r.aggregate is not None]
     shares = [r.own_share for r in rounds if r.own_share is not None]
@@ -137,10 +141,10 @@ def epsilon_by_observer(
             sees = "sees ciphertexts only, so the final model's bound bounds it" if observer == "server" else "sees only the final model"
             out[observer] = ObserverEpsilon(eps, delta, bound, f"{sees}; {counted}")
         elif view == "released" and amplification:
-            at = delta if released_delta is None else released_delta
-            paid = "" if at == delta else f"; delta {delta:g} less {delta - at:.3g} for rounds one client's presence could decide"
-            out[observer] = ObserverEpsilon(compose(at, **amplification), delta, "RDP composition of the rounds' aggregate noise, subsampled",
-                                            f"{sampling}; {counted}{paid}")
+            eps, bound = compose(delta, **amplification), "RDP composition of the rounds' aggregate noise, subsampled"
+            if compose(delta) <= eps:  # a replace-one bound implies the zero-out one: the smaller of the two holds
+                eps, bound = compose(delta), "RDP composition of the rounds' aggregate noise (the subsampled bound is not tighter)"
+            out[observer] = ObserverEpsilon(eps, delta, bound, f"{sampling}; {counted}")
         else:
             how = sampling if view == "released" else "sees each round's aggregate and may know who took part: no amplification by sampling"
             out[observer] = ObserverEpsilon(compose(delta), delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}")

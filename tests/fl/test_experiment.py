@@ -26,10 +26,13 @@ def test_hidden_state_epsilon_uses_the_last_iterate_bound_only_under_its_assumpt
     gd = run_experiment(ExperimentConfig(local=LocalConfig(epochs=1, batch_size=None, lr=0.005), **common)).rounds[-1]
     sgd = run_experiment(ExperimentConfig(local=LocalConfig(epochs=2, batch_size=16, lr=0.005), **common)).rounds[-1]
     final_gd, final_sgd = gd.epsilon_by_observer["released model"], sgd.epsilon_by_observer["released model"]
-    assert final_gd.bound.startswith("last-iterate") and not final_sgd.bound.startswith("last-iterate")
-    assert gd.cumulative_epsilon == final_gd.epsilon < sgd.cumulative_epsilon == final_sgd.epsilon
-    # the key holder and the clients see every round's model: plain composition, never the last-iterate bound
-    assert gd.epsilon_by_observer["key holder"].epsilon == gd.epsilon_by_observer["clients"].epsilon > final_gd.epsilon
+    # every client in every round at c = 1: the last iterate of a linear loss is the composed Gaussian, so the
+    # declared assumptions give no amplification and the sound answer is plain composition (said so in the bound)
+    assert not final_gd.bound.startswith("last-iterate") and not final_sgd.bound.startswith("last-iterate")
+    assert gd.cumulative_epsilon == final_gd.epsilon and sgd.cumulative_epsilon == final_sgd.epsilon
+    assert final_gd.epsilon == pytest.approx(final_sgd.epsilon)
+    # the key holder and the clients see every round's model: plain composition, never below the final model's
+    assert gd.epsilon_by_observer["key holder"].epsilon == gd.epsilon_by_observer["clients"].epsilon >= final_gd.epsilon
     hidden = next(r for r in gd.reports if r.layer == "hidden-state").guarantee
     assert "no model" in hidden.server_learns
 

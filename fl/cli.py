@@ -2,7 +2,8 @@
 
     secagg run [--config FILE.toml] [--set key=value ...] [--out DIR] [--force] [--engine flower-sim]   one federated experiment
     secagg compare --stacks plain,ddp+secagg+,robust [same options]      several stacks side by side
-    secagg report DIR [--round N]                                       re-render a saved run
+    secagg sweep --grid noise_multiplier=0.5,1 --grid byzantine=0,0.2 --seeds 2 [same options]   a grid, in parallel
+    secagg report DIR [--round N]                                       re-render a saved run or sweep
     secagg demo                                                         one secure-aggregation round
 
 Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
@@ -15,11 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from fl.config import config_from, fields_help
+from fl.config import config_from, fields_help, load_sweep_table
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
 from fl.experiment import ENGINES, STACKS
 from fl.results import render, to_dict
 from fl.run_commands import DEFAULT_RUN, build_config, compare, compare_configs, compare_table, config_values, report, run
+from fl.sweep import SPEC_FILE, SweepSpec, parse_grid, render_sweep, report_sweep, sweep
 from protocols.layers.noise import MECHANISMS
 from protocols import ProtocolError, format_reports
 
@@ -51,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         if name == "compare":
             cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
                              help=f"comma-separated stacks from {', '.join(STACKS)} (rule and f go to the stacks that take a rule)")
+    text = "a grid over experiment fields, several seeds a cell, in parallel and resumable (sweep.csv, sweep.json, plots)"
+    swp = sub.add_parser("sweep", help=text, description=text + "; a [sweep] table in --config works too (field = [values], seeds = k)",
+                         epilog=fields, formatter_class=_FIELDS)
+    _experiment_options(swp, out_help="sweep folder (default results/sweep); the same command on it again resumes")
+    swp.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="values of one field (repeatable; cells: the product)")
+    swp.add_argument("--seeds", type=int, help="runs a cell, seeds seed, seed+1, ... (default 2, or the [sweep] table's)")
+    swp.add_argument("--workers", type=int, help="worker processes (default: the CPU count)")
     app = sub.add_parser("flower-app", help="write a Flower App project that runs the experiment on Flower's deployment engine",
                          epilog=fields, formatter_class=_FIELDS)
     app.add_argument("folder", type=Path, help="where to write the app's pyproject.toml (for `flwr run FOLDER`)")
@@ -98,8 +107,17 @@ def _experiments(args, command: list[str]) -> int:
         _flower_app(args)
         return 0
     if args.command == "report":
-        print(report(args.folder, args.round))
+        print(report_sweep(args.folder) if (args.folder / SPEC_FILE).exists() else report(args.folder, args.round))
         return 0
+    if args.command == "sweep":
+        table = load_sweep_table(args.config)
+        seeds = args.seeds if args.seeds is not None else table.pop("seeds", 2)
+        table.pop("seeds", None)
+        spec = SweepSpec(base=config_values(args.config, args.set), grid={**table, **parse_grid(args.grid)}, seeds=seeds)
+        data, interrupted = sweep(spec, args.out or Path("results/sweep"), workers=args.workers, command=command)
+        print(render_sweep(data))
+        print(f"results: {args.out or Path('results/sweep')} (sweep.csv, sweep.json, trilemma.png, one folder a run in runs/)")
+        return INTERRUPTED if interrupted else 0
     if args.command == "run":
         result, folder = run(build_config(args.config, args.set, _engine(args)), args.out, force=args.force, command=command)
         print(render(to_dict(result)))

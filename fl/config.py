@@ -93,7 +93,8 @@ def config_from(values: dict, base: ExperimentConfig | None = None) -> Experimen
 
 
 def load_toml(path: str | Path) -> dict:
-    """The key/value table of a TOML file ([local] sub-table keys are accepted too).
+    """The key/value table of a TOML file ([local] sub-table keys are accepted too; a [sweep] table is
+    left for `load_sweep_table`).
 
     Raises:
         ValueError: naming the file, if it is not a readable file or does not parse.
@@ -105,9 +106,20 @@ def load_toml(path: str | Path) -> dict:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    flat = {k: v for k, v in data.items() if k != "local"}
+    flat = {k: v for k, v in data.items() if k not in ("local", "sweep")}
     flat.update(data.get("local", {}))
     return flat
+
+
+def load_sweep_table(path: str | Path | None) -> dict:
+    """The [sweep] table of a TOML file ({} without a file or a table): field = [values], and seeds = k."""
+    if path is None:
+        return {}
+    load_toml(path)  # the same checks and messages
+    table = tomllib.loads(Path(path).read_text()).get("sweep", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [sweep] must be a table of field = [values], found {table!r}")
+    return table
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -52,11 +52,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def run_into(config: ExperimentConfig, folder: Path, command: list[str]) -> ExperimentResult:
+def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, progress: bool = True) -> ExperimentResult:
     """Runs `config` and saves it with its provenance into `folder` (a temporary one: see `run`)."""
     started = _now()
-    result = run_experiment(config, on_round=_progress(config.rounds, config.stack))
-    if result.interrupted:
+    result = run_experiment(config, on_round=_progress(config.rounds, config.stack) if progress else None)
+    if result.interrupted and progress:
         print(f"\ninterrupted: saving the {len(result.rounds)} completed rounds", file=sys.stderr)
     save(result, folder, provenance(command=command, started=started, ended=_now(), seeds=config.seeds, engine=config.engine))
     return result
@@ -66,7 +66,8 @@ def default_folder(config: ExperimentConfig) -> Path:
     return Path("results") / f"{config.stack}-{config.data}-seed{config.seed}"
 
 
-def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, command: list[str] | None = None) -> tuple[ExperimentResult, Path]:
+def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, command: list[str] | None = None,
+        progress: bool = True) -> tuple[ExperimentResult, Path]:
     """Runs `config` into `out` (default `default_folder`), which is checked before the first round.
 
     The run writes into a temporary sibling; a completed run then replaces `out` (only with `force` if it
@@ -78,7 +79,7 @@ def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, comm
     """
     target = OutputFolder(out or default_folder(config), force=force)
     try:
-        result = run_into(config, target.tmp, command or sys.argv)
+        result = run_into(config, target.tmp, command or sys.argv, progress=progress)
     except BaseException:
         target.discard()
         raise

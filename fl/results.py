@@ -205,14 +205,16 @@ def plot_cost(data: dict, folder: Path, which: int | None = None) -> Path:
     return folder / "cost.png"
 
 
-def save(result: ExperimentResult, folder: Path, provenance: dict | None = None) -> Path:
-    """Writes result.json (with `provenance`), report.md and the plots into `folder` (created); returns the
-    folder. `fl.run_commands.run` calls it on a temporary folder that replaces nothing until it is complete."""
+def save(result: ExperimentResult, folder: Path, provenance: dict | None = None, *, plots: bool = True) -> Path:
+    """Writes result.json (with `provenance`), report.md and (with `plots`) the plots into `folder` (created);
+    returns the folder. `fl.run_commands.run` calls it on a temporary folder that replaces nothing until it
+    is complete; `secagg report` draws the plots of a folder saved without them."""
     folder.mkdir(parents=True, exist_ok=True)
     data = to_dict(result, provenance)
     (folder / "result.json").write_text(json.dumps(data, indent=1))
     (folder / "report.md").write_text(render(data))
-    plot(data, folder)
+    if plots:
+        plot(data, folder)
     return folder
 
 

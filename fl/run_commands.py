@@ -52,13 +52,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, progress: bool = True) -> ExperimentResult:
-    """Runs `config` and saves it with its provenance into `folder` (a temporary one: see `run`)."""
+def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, progress: bool = True, plots: bool = True) -> ExperimentResult:
+    """Runs `config` and saves it with its provenance into `folder` (a temporary one: see `run`); `progress`
+    prints a bar, `plots` draws the PNGs."""
     started = _now()
     result = run_experiment(config, on_round=_progress(config.rounds, config.stack) if progress else None)
     if result.interrupted and progress:
         print(f"\ninterrupted: saving the {len(result.rounds)} completed rounds", file=sys.stderr)
-    save(result, folder, provenance(command=command, started=started, ended=_now(), seeds=config.seeds, engine=config.engine))
+    save(result, folder, provenance(command=command, started=started, ended=_now(), seeds=config.seeds, engine=config.engine), plots=plots)
     return result
 
 
@@ -67,7 +68,7 @@ def default_folder(config: ExperimentConfig) -> Path:
 
 
 def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, command: list[str] | None = None,
-        progress: bool = True) -> tuple[ExperimentResult, Path]:
+        progress: bool = True, plots: bool = True) -> tuple[ExperimentResult, Path]:
     """Runs `config` into `out` (default `default_folder`), which is checked before the first round.
 
     The run writes into a temporary sibling; a completed run then replaces `out` (only with `force` if it
@@ -79,7 +80,7 @@ def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, comm
     """
     target = OutputFolder(out or default_folder(config), force=force)
     try:
-        result = run_into(config, target.tmp, command or sys.argv, progress=progress)
+        result = run_into(config, target.tmp, command or sys.argv, progress=progress, plots=plots)
     except BaseException:
         target.discard()
         raise

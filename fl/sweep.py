@@ -4,7 +4,8 @@ one row a cell: mean, sample std and a 95% Student-t interval over its seeds) an
 `fl.sweep_plots`.
 
 Layout of a sweep folder: sweep.json (the specification and every run's summary), sweep.csv, the PNGs,
-and runs/<field=value,...,seed=s>/, each an ordinary results folder written as `secagg run` writes one.
+and runs/<field=value,...,seed=s>/, each a results folder as `secagg run` writes one, without its PNGs
+(`secagg report` on it draws them).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _run_one(job: tuple[dict, str, list[str]]) -> tuple[str, dict]:
     """Worker: one run into its folder (replacing an unfinished one); returns (folder, summary)."""
     values, folder, command = job
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    run(config_from(values), Path(folder), force=True, command=command, progress=False)
+    run(config_from(values), Path(folder), force=True, command=command, progress=False, plots=False)  # `secagg report RUN` draws them
     return folder, load_saved(Path(folder))["summary"]
 
 

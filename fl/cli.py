@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     fields = fields_help(DEFAULT_RUN)
     for name, text in (("run", "one federated experiment (embedded default: about a minute)"), ("compare", "several stacks on the same data, seeds and adversaries")):
         cmd = sub.add_parser(name, help=text, description=text, epilog=fields, formatter_class=_FIELDS)
-        _experiment_options(cmd, out_help="results folder (default results/<stack>-<data>-seed<seed>)" if name == "run" else "results folder (default results/compare)")
+        _experiment_options(cmd, out_help="results folder (default results/<stack>-<data>-seed<seed>, numbered -2, -3, ... if taken)" if name == "run" else "results folder (default results/compare, numbered if taken)")
         cmd.add_argument("--force", action="store_true", help="replace an existing --out folder (once the new run completed)")
         cmd.add_argument("--engine", choices=ENGINES, help="in-process (default) or flower-sim: Flower's simulation engine (pip install -e '.[flower]')")
         if name == "compare":

@@ -64,12 +64,21 @@ def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, prog
 
 
 def default_folder(config: ExperimentConfig) -> Path:
-    return Path("results") / f"{config.stack}-{config.data}-seed{config.seed}"
+    """results/<stack>-<data>-seed<seed>, or its first free numbered sibling (-2, -3, ...): without --out
+    a second run never collides with the first."""
+    return _free(Path("results") / f"{config.stack}-{Path(config.data).stem}-seed{config.seed}")
+
+
+def _free(path: Path) -> Path:
+    k = 1
+    while (candidate := path.with_name(path.name + (f"-{k}" if k > 1 else ""))).exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        k += 1
+    return candidate
 
 
 def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, command: list[str] | None = None,
         progress: bool = True, plots: bool = True) -> tuple[ExperimentResult, Path]:
-    """Runs `config` into `out` (default `default_folder`), which is checked before the first round.
+    """Runs `config` into `out` (default: `default_folder`, never occupied), which is checked before the first round.
 
     The run writes into a temporary sibling; a completed run then replaces `out` (only with `force` if it
     exists), an interrupted one goes to `out` if it is free, else beside it (`<out>-interrupted`), and a
@@ -109,7 +118,7 @@ def compare_configs(values: dict, stacks: list[str]) -> list[ExperimentConfig]:
 def compare(configs: list[ExperimentConfig], out: Path | None, *, force: bool = False, command: list[str] | None = None) -> tuple[list[ExperimentResult], Path]:
     """Runs every config (one subfolder a stack) and writes compare.md and compare.png; the whole folder
     is written aside and moved into place as `run` does. Stops after a stack that was interrupted."""
-    target = OutputFolder(out or Path("results") / "compare", force=force)
+    target = OutputFolder(out or _free(Path("results") / "compare"), force=force)
     results = []
     try:
         for config in configs:

@@ -135,3 +135,9 @@ def test_sigint_exits_130_and_an_interrupted_run_never_replaces_an_earlier_resul
     beside = json.loads((tmp_path / "long-interrupted" / "result.json").read_text())
     assert beside["interrupted"] and len(beside["rounds"]) >= 2 and _siblings(out) == []
     assert [r["round"] for r in beside["rounds"]] == list(range(1, len(beside["rounds"]) + 1))
+
+
+def test_without_out_a_second_run_goes_to_a_numbered_sibling(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *TINY]) == 0 and main(["run", *TINY]) == 0
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["plain-breast_cancer-seed0", "plain-breast_cancer-seed0-2"]

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"secagg: a round aborted and revealed nothing: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nsecagg: interrupted before any round completed; nothing was written", file=sys.stderr)
+        print("\nsecagg: interrupted outside the rounds; nothing was written and an earlier result is as it was", file=sys.stderr)
         return INTERRUPTED
 
 

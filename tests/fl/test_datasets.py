@@ -90,8 +90,12 @@ def test_synthetic_and_user_files_are_reachable_from_the_config(tmp_path):
     train, _, parts = federate("synthetic", 5, partition="natural", alpha=0.5, test_fraction=0.2, seed=0, synthetic_alpha=0.5,
                                synthetic_beta=0.5, synthetic_samples=60)
     assert sum(len(d.y) for d in local) == len(train.y) == 240
-    for k, (mine, source) in enumerate(zip(local, generated)):  # natural: client k holds samples of generator client k only
-        assert 0 < len(mine.y) <= 60 and set(mine.y.tolist()) <= set(source.y.tolist())
+    pooled = np.concatenate([g.x for g in generated])
+    raw = pooled[np.random.default_rng(0).permutation(len(pooled))[:240]]  # the training split of `split`, seed 0
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    for mine, source in zip(local, generated):  # natural: client k holds samples of generator client k only
+        back = mine.x * std + mean
+        assert 0 < len(mine.y) <= 60 and all(np.abs(source.x - row).max(axis=1).min() < 1e-4 for row in back)
     assert len(run_experiment(config).rounds) == 2
     cancer = load("breast_cancer")
     rows = "\n".join(",".join(map(str, [*x, y])) for x, y in zip(cancer.x[:120], cancer.y[:120]))

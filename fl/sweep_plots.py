@@ -1,5 +1,5 @@
 """The plots of a sweep folder: the trilemma heatmap (mean accuracy over the noise field x the Byzantine
-field, each column labelled with its mean epsilon), accuracy against epsilon (one line a value of the
+field, each cell with its mean epsilon), accuracy against epsilon (one line a value of the
 other fields, 95% intervals as error bars), and cost a round against the number of clients."""
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ def plot_sweep(data: dict, folder: Path) -> list[Path]:
     accuracy = np.array([[_mean(where(x, y), "final_accuracy") for x in xs] for y in ys])
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(xs), 1.4 + 0.9 * len(ys)))
     image = ax.imshow(accuracy, cmap="viridis", origin="lower", aspect="auto")
+    epsilon = np.array([[_mean(where(x, y), "epsilon") for x in xs] for y in ys])
     middle = np.nanmean(accuracy) if np.isfinite(accuracy).any() else 0.0
     for (i, j), value in np.ndenumerate(accuracy):
-        ax.text(j, i, "-" if np.isnan(value) else f"{value:.3f}", ha="center", va="center", color="k" if value > middle else "w", fontsize=8)
-    eps = [_mean([c for y in ys for c in where(x, y)], "epsilon") for x in xs]
-    ax.set_xticks(range(len(xs)), [f"{x}\neps {e:.3g}" if not np.isnan(e) else str(x) for x, e in zip(xs, eps)], fontsize=7)
+        text = "-" if np.isnan(value) else f"{value:.3f}" + ("" if np.isnan(epsilon[i, j]) else f"\neps {epsilon[i, j]:.3g}")
+        ax.text(j, i, text, ha="center", va="center", color="k" if value > middle else "w", fontsize=8)
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs], fontsize=7)
     ax.set_yticks(range(len(ys)), [str(y) for y in ys], fontsize=7)
-    ax.set(xlabel=x_field, ylabel=y_field or "", title="mean final accuracy" + (f" (averaged over {', '.join(rest)})" if rest else ""))
+    seeds = data["spec"]["seeds"]
+    ax.set(xlabel=x_field, ylabel=y_field or "", title=f"final accuracy and epsilon, mean of {seeds} seeds" + (f"\n(averaged over {', '.join(rest)})" if rest else ""))
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(folder / "trilemma.png", dpi=100)

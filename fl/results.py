@@ -187,7 +187,7 @@ def plot_cost(data: dict, folder: Path, which: int | None = None) -> Path:
 
     seconds, sizes, label = mean_costs(data["rounds"], which)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, costs, unit in zip(axes, (seconds, sizes), ("CPU seconds", "bytes")):
+    for ax, costs, unit, by in zip(axes, (seconds, sizes), ("CPU seconds", "bytes"), ("party", "link")):
         names = list(costs)
         layers = list(dict.fromkeys(layer for per in costs.values() for layer in per))
         bottom = np.zeros(len(names))
@@ -195,9 +195,9 @@ def plot_cost(data: dict, folder: Path, which: int | None = None) -> Path:
             heights = np.array([costs[n].get(layer, 0.0) for n in names])
             ax.bar(names, heights, bottom=bottom, label=layer)
             bottom += heights
-        ax.set(ylabel=f"{unit} a round", title=f"{unit} by party, {label}")
+        ax.set(ylabel=f"{unit} a round", title=f"{unit} by {by}, {label}")
         ax.tick_params(axis="x", labelrotation=20, labelsize=7)
-    axes[1].legend(fontsize=7)
+    axes[0].legend(fontsize=7, title="layer", title_fontsize=7)
     fig.suptitle(f"{data['config']['stack']} on {data['config']['data']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(folder / "cost.png", dpi=100)

@@ -258,23 +258,25 @@ def plot_comparison(results: list[dict], folder: Path) -> Path:
 
     fig, ((ax, ax_eps), (ax_s, ax_b)) = plt.subplots(2, 2, figsize=(10, 6.4))
     costs = []
-    for data in results:
+    for i, data in enumerate(results):
         rounds = [r["round"] for r in data["rounds"]]
         label = stack_label(data["config"])
-        ax.plot(rounds, [r["accuracy"] for r in data["rounds"]], marker=".", label=label)
+        ax.plot(rounds, [r["accuracy"] for r in data["rounds"]], marker=".", color=f"C{i}", label=label)
         if any(r["cumulative_epsilon"] is not None for r in data["rounds"]):
-            ax_eps.plot(rounds, [float(r["cumulative_epsilon"]) if r["cumulative_epsilon"] is not None else np.nan for r in data["rounds"]], marker=".", label=label)
+            ax_eps.plot(rounds, [float(r["cumulative_epsilon"]) if r["cumulative_epsilon"] is not None else np.nan for r in data["rounds"]],
+                        marker=".", color=f"C{i}", label=label)
         seconds, sizes, _ = mean_costs(data["rounds"])
         costs.append(({k: sum(v.values()) for k, v in seconds.items()}, {k: sum(v.values()) for k, v in sizes.items()}))
     ax.set(xlabel="round", ylabel="test accuracy", title="accuracy per round")
     ax_eps.set(xlabel="round", ylabel=f"epsilon at delta={results[0]['config']['delta']:g}" if results else "epsilon", title="cumulative epsilon (stacks with DP noise)")
-    for axis, index, unit in ((ax_s, 0, "CPU seconds a round"), (ax_b, 1, "bytes a round")):
+    for axis, index, unit, by in ((ax_s, 0, "CPU seconds a round", "party"), (ax_b, 1, "bytes a round", "link")):
         keys = list(dict.fromkeys(k for c in costs for k in c[index]))
         width = 0.8 / max(len(results), 1)
         for j, (data, c) in enumerate(zip(results, costs)):
-            axis.bar(np.arange(len(keys)) + j * width, [c[index].get(k, 0.0) for k in keys], width, label=stack_label(data["config"]))
+            axis.bar(np.arange(len(keys)) + j * width, [c[index].get(k, 0.0) for k in keys], width, color=f"C{j}", label=stack_label(data["config"]))
         axis.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=20, fontsize=7)
-        axis.set(ylabel=unit, title=f"{unit} by party (mean of completed rounds)")
+        axis.set(ylabel=unit, title=f"{unit} by {by} (mean of completed rounds)")
+    ax_b.set_yscale("log", nonpositive="clip")  # bytes a client and bytes between servers differ by orders of magnitude
     ax.legend(fontsize=7)
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)

@@ -102,3 +102,16 @@ def test_a_2x2_grid_with_2_seeds_runs_in_worker_processes(tmp_path, capsys):
     eps = {c["fields"]["noise_multiplier"]: c["metrics"]["epsilon"]["mean"] for c in data["cells"]}
     assert eps["0.5"] > eps["1"] > 0  # more noise, smaller epsilon
     assert (tmp_path / "s" / "accuracy_epsilon.png").exists() and (tmp_path / "s" / "trilemma.png").exists()
+
+
+def test_a_sweep_table_in_the_toml_file_and_the_cost_against_n_plot(tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in BASE.items()) + "\n[sweep]\nclients = [4, 6]\nseeds = 1\n")
+    assert main(["sweep", "--config", str(path), "--workers", "1", "--out", str(tmp_path / "s")]) == 0
+    data = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert data["spec"]["grid"] == {"clients": [4, 6]} and data["spec"]["seeds"] == 1
+    assert [load_saved(tmp_path / "s" / c["runs"][0]["folder"])["config"]["clients"] for c in data["cells"]] == [4, 6]
+    assert (tmp_path / "s" / "cost_clients.png").exists() and not (tmp_path / "s" / "accuracy_epsilon.png").exists()  # plain: no epsilon
+    path.write_text(path.read_text().replace("clients = [4, 6]", "clients = 4"))
+    assert main(["sweep", "--config", str(path), "--workers", "1", "--out", str(tmp_path / "t")]) == 2
+    assert "--grid clients: expected a non-empty list" in capsys.readouterr().err

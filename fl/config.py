@@ -9,7 +9,7 @@ import types
 import typing
 from pathlib import Path
 
-from fl.experiment import STACK_RULES, ExperimentConfig
+from fl.experiment import STACK_RULES, STACKS, ExperimentConfig
 from fl.training import LocalConfig
 
 LOCAL_KEYS = tuple(f.name for f in dataclasses.fields(LocalConfig))  # epochs, batch_size, lr
@@ -23,7 +23,7 @@ FIELDS = {  # what each field means, for `--help`
     "model": "logreg, mlp or cnn", "hidden": "width of the MLP's hidden layer", "clients": "number of clients",
     "rounds": "training rounds", "sample_fraction": "fraction of clients taking part a round (a fixed number)",
     "partition": "iid, dirichlet (with alpha) or natural (synthetic only)", "alpha": "Dirichlet concentration (small: skewed)",
-    "stack": "protocol stack", "rule": "robust rule (robust, two-server, ddp+two-server, ckks-robust only)",
+    "stack": f"protocol stack: {', '.join(STACKS)}", "rule": "robust rule (robust, two-server, ddp+two-server, ckks-robust only)",
     "byzantine": "fraction of clients, and of each round's participants (floored), that attack",
     "attackers": "instead of byzantine: exact number of attackers a round", "f": "the rule's f (none: derived from the attackers)",
     "attack": "alie, ipm, sign_flipping, gaussian, mimic, label_flipping", "alie_z": "ALIE's z (none: Baruch et al.'s)",
@@ -137,6 +137,7 @@ def fields_help(defaults: dict) -> str:
     """One line a field: name=default (`defaults` over the dataclass defaults) and what it means."""
     base = ExperimentConfig()
     current = {**{k: getattr(base, k) for k in TOP_KEYS}, **{k: getattr(base.local, k) for k in LOCAL_KEYS}, **defaults}
-    width = max(len(f"{k}={current[k]}") for k in FIELDS)
+    keys = (*TOP_KEYS, *LOCAL_KEYS)
+    width = max(len(f"{k}={current[k]}") for k in keys)
     return "fields (--set KEY=VALUE or a TOML file; the default shown):\n" + "\n".join(
-        f"  {f'{k}={current[k]}':<{width}}  {FIELDS[k]}" for k in (*TOP_KEYS, *LOCAL_KEYS))
+        f"  {f'{k}={current[k]}':<{width}}  {FIELDS.get(k, '')}".rstrip() for k in keys)

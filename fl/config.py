@@ -92,6 +92,12 @@ def config_from(values: dict, base: ExperimentConfig | None = None) -> Experimen
         raise ValueError(f"invalid configuration: {exc}") from None
 
 
+def for_stack(values: dict, stack: str) -> dict:
+    """`values` without `rule` and `f` when `stack` takes no robust rule (how compare and sweep share one
+    set of fields among stacks with and without a rule)."""
+    return {k: v for k, v in values.items() if stack in STACK_RULES or k not in RULE_KEYS}
+
+
 def load_toml(path: str | Path) -> dict:
     """The key/value table of a TOML file ([local] sub-table keys are accepted too; a [sweep] table is
     left for `load_sweep_table`).

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fl.config import RULE_KEYS, config_from, load_toml, parse_overrides
+from fl.config import config_from, for_stack, load_toml, parse_overrides
 from fl.experiment import STACK_RULES, STACKS, ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
 from fl.output_folder import OutputFolder
 from fl.provenance import provenance
@@ -107,9 +107,8 @@ def compare_configs(values: dict, stacks: list[str]) -> list[ExperimentConfig]:
     for stack in stacks:
         if stack not in STACKS:
             raise ValueError(f"--stacks: unknown stack {stack!r}; known: {', '.join(STACKS)}")
-        own = {k: v for k, v in values.items() if stack in STACK_RULES or k not in RULE_KEYS}
         try:
-            configs.append(config_from({**own, "stack": stack}))
+            configs.append(config_from({**for_stack(values, stack), "stack": stack}))
         except ValueError as exc:
             raise ValueError(f"stack {stack!r}: {exc}") from None
     return configs

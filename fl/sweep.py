@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from fl.config import config_from
+from fl.config import config_from, for_stack
+from fl.experiment import ExperimentConfig
 from fl.results import load_saved
 from fl.run_commands import run
 from fl.sweep_plots import plot_sweep
@@ -62,6 +63,11 @@ class SweepSpec:
         first = int(self.base.get("seed", 0))
         return [(cell, first + s) for cell in self.cells() for s in range(self.seeds)]
 
+    def values(self, cell: dict, seed: int) -> dict:
+        """The fields of one run: the base (without rule and f if the cell's stack takes no rule), the cell, the seed."""
+        stack = str(cell.get("stack", self.base.get("stack", ExperimentConfig.stack)))
+        return {**for_stack(self.base, stack), **cell, "seed": seed}
+
     def to_json(self) -> dict:
         return json.loads(json.dumps({"base": self.base, "grid": self.grid, "seeds": self.seeds}, default=str))
 
@@ -89,7 +95,7 @@ def validate(spec: SweepSpec) -> None:
     """Builds every run's configuration before any runs. Raises ValueError naming the cell."""
     for cell, seed in spec.runs():
         try:
-            config_from({**spec.base, **cell, "seed": seed})
+            config_from(spec.values(cell, seed))
         except ValueError as exc:
             raise ValueError(f"sweep cell {run_name(cell, seed)}: {exc}") from None
 
@@ -149,9 +155,9 @@ def sweep(spec: SweepSpec, folder: Path, *, workers: int | None = None, command:
     validate(spec)
     folder = Path(folder)
     _open(folder, spec)
-    rounds = {run_name(c, s): config_from({**spec.base, **c, "seed": s}).rounds for c, s in spec.runs()}
+    rounds = {run_name(c, s): config_from(spec.values(c, s)).rounds for c, s in spec.runs()}
     summaries = {name: found for name in rounds if (found := _finished(folder / "runs" / name, rounds[name])) is not None}
-    jobs = [({**spec.base, **cell, "seed": seed}, str(folder / "runs" / run_name(cell, seed)), list(command or sys.argv))
+    jobs = [(spec.values(cell, seed), str(folder / "runs" / run_name(cell, seed)), list(command or sys.argv))
             for cell, seed in spec.runs() if run_name(cell, seed) not in summaries]
     start, skipped, interrupted = time.monotonic(), len(summaries), False
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))

@@ -115,3 +115,10 @@ def test_a_sweep_table_in_the_toml_file_and_the_cost_against_n_plot(tmp_path, ca
     path.write_text(path.read_text().replace("clients = [4, 6]", "clients = 4"))
     assert main(["sweep", "--config", str(path), "--workers", "1", "--out", str(tmp_path / "t")]) == 2
     assert "--grid clients: expected a non-empty list" in capsys.readouterr().err
+
+
+def test_stacks_with_and_without_a_rule_share_one_sweep(tmp_path):
+    spec = SweepSpec(base={**BASE, "rule": "trimmed_mean", "byzantine": 0.2}, grid={"stack": ["plain", "robust"]}, seeds=1)
+    data, _ = sweep(spec, tmp_path / "s", workers=1)
+    configs = [load_saved(tmp_path / "s" / c["runs"][0]["folder"])["config"] for c in data["cells"]]
+    assert [(c["stack"], c["rule"]) for c in configs] == [("plain", "krum"), ("robust", "trimmed_mean")]  # plain: the rule is not its

@@ -141,3 +141,19 @@ def test_without_out_a_second_run_goes_to_a_numbered_sibling(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert main(["run", *TINY]) == 0 and main(["run", *TINY]) == 0
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["plain-breast_cancer-seed0", "plain-breast_cancer-seed0-2"]
+
+
+def test_ctrl_c_during_compare_keeps_the_finished_stacks_and_stops(tmp_path, capsys, monkeypatch):
+    def stop_in_robust(total, label):
+        def show(record):
+            if label == "robust":
+                raise KeyboardInterrupt
+
+        return show
+
+    monkeypatch.setattr(fl.run_commands, "_progress", stop_in_robust)
+    out = tmp_path / "c"
+    assert main(["compare", *TINY, "--set", "rounds=2", "--stacks", "plain,robust,secagg+", "--out", str(out)]) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["compare.md", "compare.png", "plain", "robust"]
+    assert json.loads((out / "robust" / "result.json").read_text())["interrupted"]
+    assert "| robust/krum |" in (out / "compare.md").read_text()

@@ -43,7 +43,13 @@ class OutputFolder:
         if self.path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
             os.rename(self.path, old / self.path.name)
-        os.rename(self.tmp, self.path)
+        try:
+            os.rename(self.tmp, self.path)
+        except OSError:
+            if old is not None:  # put the earlier result back
+                os.rename(old / self.path.name, self.path)
+                old.rmdir()
+            raise
         if old is not None:
             shutil.rmtree(old)
         return self.path

@@ -51,6 +51,11 @@ def test_every_round_has_exactly_the_stated_attackers(clients, data):
     assert np.isin(draw_round(rng, clients, m, byzantine_f, per_round_f), byzantine_f).sum() == per_round_f
     with pytest.raises(ValueError, match="cannot draw"):
         draw_round(rng, clients, m, byzantine[:count], count + 1)
+    seed = data.draw(st.integers(0, 2**32 - 1))  # the sampling runs had before exact counts: kept where it was already exact
+    old = np.sort(np.random.default_rng(seed).choice(clients, size=m, replace=False))
+    assert np.array_equal(draw_round(np.random.default_rng(seed), clients, m, np.array([], dtype=np.int64), 0), old)
+    everyone = np.sort(np.random.default_rng(seed).choice(clients, size=clients, replace=False))
+    assert np.array_equal(draw_round(np.random.default_rng(seed), clients, clients, byzantine[:count], count), everyone)
 
 
 @pytest.mark.parametrize("fields, per_round", [({"byzantine": 0.2, "sample_fraction": 0.5}, 1), ({"attackers": 2, "sample_fraction": 0.5}, 2),

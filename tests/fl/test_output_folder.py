@@ -157,3 +157,22 @@ def test_ctrl_c_during_compare_keeps_the_finished_stacks_and_stops(tmp_path, cap
     assert sorted(p.name for p in out.iterdir()) == ["compare.md", "compare.png", "plain", "robust"]
     assert json.loads((out / "robust" / "result.json").read_text())["interrupted"]
     assert "| robust/krum |" in (out / "compare.md").read_text()
+
+
+def test_a_failed_final_move_puts_the_earlier_result_back(tmp_path, monkeypatch):
+    import fl.output_folder
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "result.json").write_text("earlier")
+    target = OutputFolder(tmp_path / "r", force=True)
+    real = os.rename
+
+    def fail_on_the_new_one(src, dst):
+        if Path(src) == target.tmp:
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(fl.output_folder.os, "rename", fail_on_the_new_one)
+    with pytest.raises(OSError, match="disk full"):
+        target.commit()
+    assert (tmp_path / "r" / "result.json").read_text() == "earlier" and not list(tmp_path.glob(".r.*.old"))

@@ -43,3 +43,13 @@ def test_result_json_carries_the_provenance_and_a_summary_that_matches_the_round
 def test_versions_and_git_degrade_to_none(tmp_path):
     assert versions(("numpy", "no-such-distribution-xyz")) == {"numpy": metadata.version("numpy"), "no-such-distribution-xyz": None}
     assert git_commit(tmp_path) is None  # not a git work tree (or an installed copy)
+
+
+def test_flwr_is_recorded_when_a_flower_engine_ran():
+    from datetime import timezone
+
+    from fl.provenance import provenance
+
+    now = datetime.now(timezone.utc)
+    block = provenance(command=["secagg"], started=now, ended=now, seeds={"data": 1, "model": 2, "protocol": 3}, engine="flower-sim")
+    assert "flwr" in block["packages"] and block["seconds"] == 0 and block["seeds"] == {"data": 1, "model": 2, "protocol": 3}

@@ -144,8 +144,8 @@ def render(data: dict) -> str:
 
 
 def plot(data: dict, folder: Path) -> list[Path]:
-    """accuracy.png (accuracy and loss), epsilon.png (when there is noise) and cost.png (per-layer time and
-    bytes, last round)."""
+    """accuracy.png (accuracy and loss), epsilon.png (when there is noise) and cost.png (`plot_cost`: by party
+    and link, the mean of the completed rounds)."""
     import matplotlib
 
     matplotlib.use("Agg")

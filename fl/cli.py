@@ -1,9 +1,13 @@
 """The `secagg` command line.
 
-    secagg run [--config FILE.toml] [--set key=value ...] [--out DIR] [--engine flower-sim]   one federated experiment
+    secagg run [--config FILE.toml] [--set key=value ...] [--out DIR] [--force] [--engine flower-sim]   one federated experiment
     secagg compare --stacks plain,ddp+secagg+,robust [same options]      several stacks side by side
-    secagg report DIR                                                   re-render a saved run
+    secagg sweep --grid noise_multiplier=0.5,1 --grid byzantine=0,0.2 --seeds 2 [same options]   a grid, in parallel
+    secagg report DIR [--round N]                                       re-render a saved run or sweep
     secagg demo                                                         one secure-aggregation round
+
+Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
+the completed rounds are saved; an earlier result in --out is never replaced by an interrupted run).
 """
 
 from __future__ import annotations
@@ -12,44 +16,68 @@ import argparse
 import sys
 from pathlib import Path
 
+from fl.config import config_from, fields_help, load_sweep_table
 from fl.demo import PROTOCOLS, DemoConfig, run_demo
 from fl.experiment import ENGINES, STACKS
-from fl.results import plot_comparison, render, to_dict
-from fl.config import config_from
-from fl.run_commands import build_config, compare_table, config_values, report, run
+from fl.results import render, to_dict
+from fl.run_commands import DEFAULT_RUN, build_config, compare, compare_configs, compare_table, config_values, report, run
+from fl.sweep import SPEC_FILE, SweepSpec, parse_grid, render_sweep, report_sweep, sweep
 from protocols.layers.noise import MECHANISMS
 from protocols import ProtocolError, format_reports
 
+INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default (demo) and keeps the field table's lines (run, compare, flower-app)."""
+
+
+_FIELDS = argparse.RawDescriptionHelpFormatter
+
+
+def _experiment_options(cmd: argparse.ArgumentParser, *, out_help: str) -> None:
+    cmd.add_argument("--config", help="a TOML file of experiment fields")
+    cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
+    cmd.add_argument("--out", type=Path, help=out_help)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secagg", description=__doc__)
+    parser = argparse.ArgumentParser(prog="secagg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    fields = fields_help(DEFAULT_RUN)
     for name, text in (("run", "one federated experiment (embedded default: about a minute)"), ("compare", "several stacks on the same data, seeds and adversaries")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--config", help="a TOML file of experiment fields")
-        cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
-        cmd.add_argument("--out", type=Path, help="results folder (default results/<stack>-<data>-seed<seed>)")
+        cmd = sub.add_parser(name, help=text, description=text, epilog=fields, formatter_class=_FIELDS)
+        _experiment_options(cmd, out_help="results folder (default results/<stack>-<data>-seed<seed>, numbered -2, -3, ... if taken)" if name == "run" else "results folder (default results/compare, numbered if taken)")
+        cmd.add_argument("--force", action="store_true", help="replace an existing --out folder (once the new run completed)")
         cmd.add_argument("--engine", choices=ENGINES, help="in-process (default) or flower-sim: Flower's simulation engine (pip install -e '.[flower]')")
         if name == "compare":
             cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
-                             help=f"comma-separated stacks from {', '.join(STACKS)} (robust ones use --set rule=...)")
-    app = sub.add_parser("flower-app", help="write a Flower App project that runs the experiment on Flower's deployment engine")
+                             help=f"comma-separated stacks from {', '.join(STACKS)} (rule and f go to the stacks that take a rule)")
+    text = "a grid over experiment fields, several seeds a cell, in parallel and resumable (sweep.csv, sweep.json, plots)"
+    swp = sub.add_parser("sweep", help=text, description=text + "; a [sweep] table in --config works too (field = [values], seeds = k)",
+                         epilog=fields, formatter_class=_FIELDS)
+    _experiment_options(swp, out_help="sweep folder (default results/sweep); the same command on it again resumes")
+    swp.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="values of one field (repeatable; cells: the product)")
+    swp.add_argument("--seeds", type=int, help="runs a cell, seeds seed, seed+1, ... (default 2, or the [sweep] table's)")
+    swp.add_argument("--workers", type=int, help="worker processes (default: the CPU count)")
+    app = sub.add_parser("flower-app", help="write a Flower App project that runs the experiment on Flower's deployment engine",
+                         epilog=fields, formatter_class=_FIELDS)
     app.add_argument("folder", type=Path, help="where to write the app's pyproject.toml (for `flwr run FOLDER`)")
-    app.add_argument("--config", help="a TOML file of experiment fields")
-    app.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
-    app.add_argument("--out", type=Path, default=Path("results/flower-deployment"), help="results folder the ServerApp writes")
-    rep = sub.add_parser("report", help="re-render the report of a saved run")
-    rep.add_argument("folder", type=Path)
-    demo = sub.add_parser("demo", help="one secure-aggregation round with dropouts; prints the per-layer report")
+    _experiment_options(app, out_help="results folder the ServerApp writes")
+    app.set_defaults(out=Path("results/flower-deployment"))
+    rep = sub.add_parser("report", help="re-render the report and plots of a saved run")
+    rep.add_argument("folder", type=Path, help="a results folder with result.json")
+    rep.add_argument("--round", type=int, help="draw cost.png for this round (default: the mean of the completed rounds)")
+    demo = sub.add_parser("demo", help="one secure-aggregation round with dropouts; prints the per-layer report", formatter_class=_Formatter)
     defaults = DemoConfig()
-    demo.add_argument("--clients", type=int, default=defaults.clients, help="number of clients n (default %(default)s)")
-    demo.add_argument("--dim", type=int, default=defaults.dim, help="update dimension d (default %(default)s)")
+    demo.add_argument("--clients", type=int, default=defaults.clients, help="number of clients n")
+    demo.add_argument("--dim", type=int, default=defaults.dim, help="update dimension d")
     demo.add_argument("--dropout", type=float, default=defaults.dropout, help="fraction of clients that drop, each at a random stage")
-    demo.add_argument("--protocol", choices=PROTOCOLS, default=defaults.protocol)
-    demo.add_argument("--bits", type=int, default=defaults.bits, help="ring Z_2^bits (default %(default)s)")
+    demo.add_argument("--protocol", choices=PROTOCOLS, default=defaults.protocol, help="protection protocol")
+    demo.add_argument("--bits", type=int, default=defaults.bits, help="ring Z_2^bits")
     demo.add_argument("--active", action="store_true", help="signatures and consistency check against an active server")
     demo.add_argument("--noise-multiplier", type=float, default=defaults.noise_multiplier,
-                      help="> 0: clip, rotate, discretize and add distributed DP noise before protection (default %(default)s)")
+                      help="> 0: clip, rotate, discretize and add distributed DP noise before protection")
     demo.add_argument("--mechanism", choices=MECHANISMS, default=defaults.mechanism, help="distributed noise: skellam or ddg")
     demo.add_argument("--seed", type=int, default=defaults.seed, help="simulation seed (secrets are seeded too: a demo, not for real data)")
     return parser
@@ -73,27 +101,34 @@ def _flower_app(args) -> None:
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
 
-def _experiments(args) -> None:
+def _experiments(args, command: list[str]) -> int:
+    """Runs run, compare, report or flower-app; returns the exit status."""
     if args.command == "flower-app":
         _flower_app(args)
-        return
+        return 0
     if args.command == "report":
-        print(report(args.folder))
-        return
+        print(report_sweep(args.folder) if (args.folder / SPEC_FILE).exists() else report(args.folder, args.round))
+        return 0
+    if args.command == "sweep":
+        table = load_sweep_table(args.config)
+        seeds = args.seeds if args.seeds is not None else table.pop("seeds", 2)
+        table.pop("seeds", None)
+        spec = SweepSpec(base=config_values(args.config, args.set), grid={**table, **parse_grid(args.grid)}, seeds=seeds)
+        data, interrupted = sweep(spec, args.out or Path("results/sweep"), workers=args.workers, command=command)
+        print(render_sweep(data))
+        print(f"results: {args.out or Path('results/sweep')} (sweep.csv, sweep.json, trilemma.png, one folder a run in runs/)")
+        return INTERRUPTED if interrupted else 0
     if args.command == "run":
-        result, folder = run(build_config(args.config, args.set, _engine(args)), args.out)
+        result, folder = run(build_config(args.config, args.set, _engine(args)), args.out, force=args.force, command=command)
         print(render(to_dict(result)))
         print(f"results: {folder}")
-        return
-    results = []
-    folder = args.out or Path("results") / "compare"
-    for stack in [s.strip() for s in args.stacks.split(",") if s.strip()]:
-        results.append(run(build_config(args.config, args.set, {"stack": stack, **_engine(args)}), folder / stack)[0])
-    table = compare_table(results)
-    (folder / "compare.md").write_text(table + "\n")
-    plot_comparison([to_dict(r) for r in results], folder)
-    print(table)
+        return INTERRUPTED if result.interrupted else 0
+    stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
+    configs = compare_configs(config_values(args.config, args.set, _engine(args)), stacks)  # every stack checked before any runs
+    results, folder = compare(configs, args.out, force=args.force, command=command)
+    print(compare_table(results))
     print(f"results: {folder} (compare.md, compare.png, one folder a stack)")
+    return INTERRUPTED if any(r.interrupted for r in results) else 0
 
 
 def _demo(args) -> None:
@@ -112,17 +147,24 @@ def _demo(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs one command; exit code 2 for a bad configuration or missing file, 1 when a round aborted."""
+    """Runs one command; exit code 2 for a bad configuration or missing file, 1 for a protocol error, 130 interrupted."""
     args = _parser().parse_args(argv)
+    command = sys.argv if argv is None else ["secagg", *argv]
     try:
-        (_demo if args.command == "demo" else _experiments)(args)
+        if args.command == "demo":
+            _demo(args)
+            return 0
+        return _experiments(args, command)
     except (ValueError, OverflowError, FileNotFoundError) as exc:
         print(f"secagg: error: {exc}", file=sys.stderr)
         return 2
     except ProtocolError as exc:
         print(f"secagg: a round aborted and revealed nothing: {exc}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print("\nsecagg: interrupted outside the rounds; nothing was written and an earlier result is as it was", file=sys.stderr)
+        return INTERRUPTED
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 BUNDLED = ("breast_cancer", "digits")
+PARTITIONS = ("iid", "dirichlet", "natural")  # natural: synthetic client k holds what generator client k drew
 
 
 @dataclass(frozen=True)
@@ -143,3 +144,48 @@ def load_file(path: str | Path, *, name: str | None = None) -> Dataset:
         raise ValueError(f"{path}: labels must be a non-empty column of non-negative integers")
     y = y.astype(np.int64)
     return Dataset(label, x, y, int(y.max()) + 1)
+
+
+def check_data(name: str, partition: str) -> None:
+    """Raises ValueError naming the field unless `name` is bundled, "synthetic" or an existing .npz/.csv file,
+    and `partition` is one of PARTITIONS ("natural" only for synthetic)."""
+    if partition not in PARTITIONS:
+        raise ValueError(f"partition must be one of {PARTITIONS}, found {partition!r}")
+    if partition == "natural" and name != "synthetic":
+        raise ValueError(f"partition 'natural' needs data='synthetic' (its clients generate their own data), found data={name!r}")
+    if name in (*BUNDLED, "synthetic"):
+        return
+    if Path(name).suffix not in (".npz", ".csv"):
+        raise ValueError(f"data must be one of {(*BUNDLED, 'synthetic')} or a .npz/.csv file, found {name!r}")
+    if not Path(name).is_file():
+        raise ValueError(f"data: no file {name!r}")
+
+
+def split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset, np.ndarray]:
+    """(train, test, train indices into `data`): a random `test_fraction` held out; both standardized by
+    the training split's mean and std."""
+    order = np.random.default_rng(seed).permutation(len(data.y))
+    cut = int(round(len(order) * (1 - test_fraction)))
+    train, test = data.subset(order[:cut]), data.subset(order[cut:])
+    mean, std = train.x.mean(axis=0), train.x.std(axis=0)
+    return train.standardized(mean, std), test.standardized(mean, std), order[:cut]
+
+
+def federate(name: str, clients: int, *, partition: str, alpha: float, test_fraction: float, seed: int,
+             synthetic_alpha: float = 1.0, synthetic_beta: float = 1.0, synthetic_samples: int = 100) -> tuple[Dataset, Dataset, list[np.ndarray]]:
+    """(train, test, each client's indices into train) for a data field: a bundled name, "synthetic"
+    (Synthetic(synthetic_alpha, synthetic_beta), `synthetic_samples` a client) or a .npz/.csv path;
+    partition "iid", "dirichlet" (with `alpha`) or, for synthetic, "natural"."""
+    check_data(name, partition)
+    owners = None
+    if name == "synthetic":
+        parts = synthetic(clients, synthetic_samples, alpha=synthetic_alpha, beta=synthetic_beta, seed=seed)
+        data = Dataset("synthetic", np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), parts[0].num_classes)
+        owners = np.repeat(np.arange(clients), synthetic_samples)
+    else:
+        data = load(name) if name in BUNDLED else load_file(name)
+    train, test, kept = split(data, test_fraction, seed)
+    if partition == "natural":
+        return train, test, [np.flatnonzero(owners[kept] == k) for k in range(clients)]
+    parts = iid(train.y, clients, seed=seed) if partition == "iid" else dirichlet(train.y, clients, alpha=alpha, seed=seed)
+    return train, test, parts

@@ -5,11 +5,14 @@ The loop only calls `secure_sum(updates, protocol=stack, dropouts=...)`, so clie
 transport can reach. Each round records accuracy, loss, who was included, every layer's report, this round's
 epsilon of the noise that reached the output, and each observer's cumulative epsilon.
 
-Simulation conventions: every random choice, the protocols' secrets included, comes from `config.seed`
-(reproducible runs; never for real data). Each round draws a fixed number of participants
-(`participation="fixed"`) or lets each client join with probability `sample_fraction` ("poisson"). The
-cumulative epsilon is per observer (`fl.privacy`): the server, which samples, never gets amplification by
-sampling; the released model gets the without-replacement bound under fixed-size sampling (`fl.privacy`).
+Simulation conventions: every random choice, the protocols' secrets included, comes from three seeds
+(reproducible runs; never for real data), each defaulting to `config.seed`: `data_seed` (split, partition,
+who is Byzantine or mistaken, their labels, who takes part each round, attack noise), `model_seed` (initial
+model, minibatch order) and `protocol_seed` (dropouts, the protocols' secrets). Each round draws a fixed
+number of participants (`participation="fixed"`), with exactly `attackers_per_round` Byzantine clients among
+them, or lets each client join with probability `sample_fraction` ("poisson"; the attackers among them vary).
+The cumulative epsilon is per observer (`fl.privacy`): the server, which samples, never gets amplification by
+sampling; the released model gets the without-replacement bound under fixed-size sampling.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fl.adversaries import UPDATE_ATTACKS, mislabel
-from fl.datasets import Dataset, dirichlet, iid, load
+from fl.adversaries import ATTACKS, MISLABEL_KINDS, UPDATE_ATTACKS, attack, byzantine_counts, draw_round, flip_labels, mislabel
+from fl.datasets import Dataset, check_data, federate
 from fl.models import build, get_flat
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.training import LocalConfig, evaluate, local_update
@@ -65,10 +68,19 @@ class ExperimentConfig:
     local: LocalConfig = field(default_factory=lambda: LocalConfig(epochs=1, batch_size=16, lr=0.1))
     stack: str = "secagg+"
     rule: str = "krum"
-    byzantine: float = 0.0
+    byzantine: float = 0.0  # fraction of the clients, and of each round's participants (floored), that attack
+    attackers: int | None = None  # instead: exactly this many attackers among each round's participants
+    f: int | None = None  # the robust rule's f (default: attackers a round, at least 1, below participants / 2)
     attack: str = "alie"
+    alie_z: float | None = None  # ALIE's z (default: Baruch et al.'s z from participants and attackers)
+    ipm_epsilon: float = 0.1
+    gaussian_sigma: float = 200.0  # update units
     mistaken: float = 0.0
     mislabel_fraction: float = 0.5
+    mislabel_kind: str = "uniform"  # uniform, class_pair (systematic) or per_class rates
+    synthetic_alpha: float = 1.0  # data="synthetic": Synthetic(alpha, beta) of Li et al.; alpha moves the models apart
+    synthetic_beta: float = 1.0  # and beta the inputs
+    synthetic_samples: int = 100  # samples a synthetic client
     dropout: float = 0.0
     clip: float = 1.0
     noise_multiplier: float = 0.5
@@ -77,14 +89,17 @@ class ExperimentConfig:
     delta: float = 1e-5
     test_fraction: float = 0.2
     seed: int = 0
+    data_seed: int | None = None  # None: seed
+    model_seed: int | None = None
+    protocol_seed: int | None = None
     engine: str = "in-process"
 
     def __post_init__(self) -> None:
         checks = [
             (self.stack in STACKS, f"stack must be one of {STACKS}, found {self.stack!r}"),
             (self.rule in STACK_RULES.get(self.stack, RULES), f"rule must be one of {list(STACK_RULES.get(self.stack, sorted(RULES)))} for stack {self.stack!r}, found {self.rule!r}"),
-            (self.attack in UPDATE_ATTACKS, f"attack must be one of {sorted(UPDATE_ATTACKS)}, found {self.attack!r}"),
-            (self.partition in ("iid", "dirichlet"), f"partition must be 'iid' or 'dirichlet', found {self.partition!r}"),
+            (self.attack in ATTACKS, f"attack must be one of {sorted(ATTACKS)}, found {self.attack!r}"),
+            (self.mislabel_kind in MISLABEL_KINDS, f"mislabel_kind must be one of {MISLABEL_KINDS}, found {self.mislabel_kind!r}"),
             (self.clients >= 3, f"clients must be >= 3, found {self.clients}"),
             (self.hidden >= 1, f"hidden must be >= 1, found {self.hidden}"),
             (self.rounds >= 1, f"rounds must be >= 1, found {self.rounds}"),
@@ -94,9 +109,22 @@ class ExperimentConfig:
              f"participation 'poisson' runs in process and not with hidden-state (its encrypted model lives in one protocol sized "
              f"for a fixed count), found engine {self.engine!r}, stack {self.stack!r}"),
             (0 <= self.byzantine < 0.5, f"byzantine must be in [0, 0.5), found {self.byzantine}"),
-            (0 <= self.mistaken <= 1 and 0 <= self.mislabel_fraction <= 1, "mistaken and mislabel_fraction must be in [0, 1]"),
+            (self.attackers is None or self.byzantine == 0, f"set byzantine or attackers, not both; found byzantine={self.byzantine}, attackers={self.attackers}"),
+            (self.attackers is None or self.participation == "fixed", f"attackers (an exact count a round) needs participation 'fixed', found {self.participation!r}"),
+            (self.attackers is None or 0 <= self.attackers < self.participants, f"attackers must be in [0, participants={self.participants}), found {self.attackers}"),
+            (self.f is None or 0 <= self.f <= (self.participants - 1) // 2, f"f must be in [0, {(self.participants - 1) // 2}] for {self.participants} participants, found {self.f}"),
+            (self.alie_z is None or self.alie_z >= 0, f"alie_z must be >= 0, found {self.alie_z}"),
+            (self.ipm_epsilon > 0 and self.gaussian_sigma > 0, f"ipm_epsilon and gaussian_sigma must be > 0, found {self.ipm_epsilon}, {self.gaussian_sigma}"),
+            (self.synthetic_alpha >= 0 and self.synthetic_beta >= 0 and self.synthetic_samples >= 2,
+             f"synthetic_alpha, synthetic_beta must be >= 0 and synthetic_samples >= 2, found {self.synthetic_alpha}, {self.synthetic_beta}, {self.synthetic_samples}"),
+            (0 <= self.mistaken <= 1, f"mistaken must be in [0, 1], found {self.mistaken}"),
+            (0 <= self.mislabel_fraction <= 1, f"mislabel_fraction must be in [0, 1], found {self.mislabel_fraction}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), found {self.dropout}"),
-            (self.clip > 0 and self.noise_multiplier >= 0, "clip must be > 0 and noise_multiplier >= 0"),
+            (self.clip > 0, f"clip must be > 0, found {self.clip}"),
+            (self.noise_multiplier >= 0, f"noise_multiplier must be >= 0, found {self.noise_multiplier}"),
+            (self.noise_multiplier > 0 or not self.stack.startswith("ddp+"), f"stack {self.stack!r} adds distributed DP noise: noise_multiplier must be > 0, found {self.noise_multiplier}"),
+            (2 <= self.bits <= 62, f"bits must be in [2, 62], found {self.bits}"),
+            (0 < self.delta < 1, f"delta must be in (0, 1), found {self.delta}"),
             (self.mechanism in MECHANISMS, f"mechanism must be one of {MECHANISMS}, found {self.mechanism!r}"),
             (0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), found {self.test_fraction}"),
             (self.engine in ENGINES, f"engine must be one of {ENGINES}, found {self.engine!r}"),
@@ -104,10 +132,14 @@ class ExperimentConfig:
              f"engine {self.engine!r} runs the stacks {FLOWER_STACKS}, found stack {self.stack!r}"),
             (self.engine == "in-process" or self.byzantine == 0,
              f"engine {self.engine!r} cannot run byzantine clients (their attacks need every honest update), found byzantine={self.byzantine}"),
+            (self.engine == "in-process" or not self.attackers, f"engine {self.engine!r} cannot run byzantine clients, found attackers={self.attackers}"),
+            (self.engine == "in-process" or self.model_seed in (None, self.seed),
+             f"engine {self.engine!r} orders minibatches by seed: model_seed must be unset or equal to seed={self.seed}, found {self.model_seed}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        check_data(self.data, self.partition)
 
     @property
     def participants(self) -> int:
@@ -116,7 +148,19 @@ class ExperimentConfig:
 
     @property
     def byzantine_clients(self) -> int:
-        return int(self.byzantine * self.clients)
+        """Byzantine clients in the population (`fl.adversaries.byzantine_counts`)."""
+        return byzantine_counts(self.clients, self.participants, self.byzantine, self.attackers)[0]
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        """{"data": ..., "model": ..., "protocol": ...}: each seed field, or `seed` where unset."""
+        return {kind: self.seed if value is None else value for kind, value in
+                (("data", self.data_seed), ("model", self.model_seed), ("protocol", self.protocol_seed))}
+
+    @property
+    def attackers_per_round(self) -> int:
+        """The exact number of Byzantine clients among each round's participants (fixed participation)."""
+        return byzantine_counts(self.clients, self.participants, self.byzantine, self.attackers)[1]
 
 
 @dataclass(frozen=True)
@@ -145,17 +189,12 @@ class ExperimentResult:
         return self.rounds[-1].epsilon_by_observer if self.rounds else {}
 
 
-def _split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    order = np.random.default_rng(seed).permutation(len(data.y))
-    cut = int(round(len(order) * (1 - test_fraction)))
-    train, test = data.subset(order[:cut]), data.subset(order[cut:])
-    mean, std = train.x.mean(axis=0), train.x.std(axis=0)
-    return train.standardized(mean, std), test.standardized(mean, std)
-
-
 def _robust_f(config: ExperimentConfig) -> int:
+    if config.f is not None:
+        return config.f
     m = config.participants
-    return min((m - 1) // 2, max(1, math.ceil(config.byzantine * m)))  # n > 2f always
+    expected = config.attackers if config.attackers is not None else math.ceil(config.byzantine * m)
+    return min((m - 1) // 2, max(1, expected))  # n > 2f always
 
 
 def uncounted_shares(config: ExperimentConfig, m: int, corrupt: float = 0.0) -> int:
@@ -222,20 +261,23 @@ def _hidden_state_epsilon(config: ExperimentConfig, mechanisms: list, rounds: in
 def _setup(config: ExperimentConfig) -> tuple:
     """(rng, train, test, local data a client, Byzantine client ids, model): deterministic from the config,
     so every engine (and every Flower node) derives the same partitions, mislabelled clients and model."""
-    rng = np.random.default_rng(config.seed)
-    train, test = _split(load(config.data), config.test_fraction, config.seed)
-    parts = (iid(train.y, config.clients, seed=config.seed) if config.partition == "iid"
-             else dirichlet(train.y, config.clients, alpha=config.alpha, seed=config.seed))
+    seeds = config.seeds
+    rng = np.random.default_rng(seeds["data"])
+    train, test, parts = federate(config.data, config.clients, partition=config.partition, alpha=config.alpha, test_fraction=config.test_fraction,
+                                  seed=seeds["data"], synthetic_alpha=config.synthetic_alpha, synthetic_beta=config.synthetic_beta,
+                                  synthetic_samples=config.synthetic_samples)
     roles = rng.permutation(config.clients)
-    byzantine = set(roles[: int(config.byzantine * config.clients)].tolist())
+    byzantine = set(roles[: byzantine_counts(config.clients, config.participants, config.byzantine, config.attackers)[0]].tolist())
     mistaken = set(roles[len(byzantine) : len(byzantine) + int(config.mistaken * config.clients)].tolist())
     local_data = []
     for c, part in enumerate(parts):
         data = train.subset(part)
         if c in mistaken:
-            data = Dataset(data.name, data.x, mislabel(data.y, config.mislabel_fraction, data.num_classes, rng=rng), data.num_classes)
+            data = Dataset(data.name, data.x, mislabel(data.y, config.mislabel_fraction, data.num_classes, rng=rng, kind=config.mislabel_kind), data.num_classes)
+        if c in byzantine and config.attack == "label_flipping":
+            data = Dataset(data.name, data.x, flip_labels(data.y, data.num_classes), data.num_classes)
         local_data.append(data)
-    model = build(config.model, train.x.shape[1], train.num_classes, hidden=config.hidden, seed=config.seed)
+    model = build(config.model, train.x.shape[1], train.num_classes, hidden=config.hidden, seed=seeds["model"])
     return rng, train, test, local_data, byzantine, model
 
 
@@ -265,11 +307,12 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     result = ExperimentResult(config)
     noise_rounds: list[RoundNoise] = []
     minimum = _minimum_participants(config)
+    seeds = config.seeds
     try:
         for r in range(1, config.rounds + 1):
-            chosen = _sample(config, rng)
+            chosen = _sample(config, rng, byzantine)
             attackers = [i for i, c in enumerate(chosen) if c in byzantine]
-            dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(config.seed * 7919 + r))
+            dropouts = DropoutSchedule.random(len(chosen), config.dropout, SeededRandomness(seeds["protocol"] * 7919 + r))
             try:
                 if len(chosen) < minimum:
                     raise Aborted(f"{len(chosen)} clients joined, fewer than the {minimum} this stack needs", party="server", stage="sample")
@@ -277,14 +320,14 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     stacks[len(chosen)] = build_stack(config, len(params), params, participants=len(chosen))
                 stack = stacks[len(chosen)]
                 if remote is not None:  # the clients train and protect their updates on their own nodes
-                    out = remote.aggregate(r, chosen, params, stack, dropouts, config.seed * 104_729 + r)
+                    out = remote.aggregate(r, chosen, params, stack, dropouts, seeds["protocol"] * 104_729 + r)
                 else:
-                    updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
+                    updates = np.stack([local_update(model, params, local_data[c], config.local, seed=seeds["model"] * 100_003 + r * 1_009 + int(c)) for c in chosen])
                     honest = [i for i in range(len(chosen)) if i not in attackers]
-                    if attackers and honest:
-                        kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}
-                        updates[attackers] = UPDATE_ATTACKS[config.attack](updates[honest], len(attackers), **kwargs)
-                    out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=config.seed * 104_729 + r)
+                    if attackers and honest and config.attack in UPDATE_ATTACKS:
+                        updates[attackers] = attack(config.attack, updates[honest], len(attackers), n=len(chosen), rng=rng, alie_z=config.alie_z,
+                                                    ipm_epsilon=config.ipm_epsilon, gaussian_sigma=config.gaussian_sigma)
+                    out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r)
             except (BelowThreshold, Aborted) as exc:  # the round revealed nothing: the model stays, no privacy is spent
                 loss, accuracy = evaluate(model, params, test)
                 by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm)
@@ -319,11 +362,12 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     return result
 
 
-def _sample(config: ExperimentConfig, rng: np.random.Generator) -> np.ndarray:
-    """This round's participants (sorted client ids): a fixed number, or each client with probability sample_fraction."""
+def _sample(config: ExperimentConfig, rng: np.random.Generator, byzantine) -> np.ndarray:
+    """This round's participants (sorted client ids): a fixed number with exactly `attackers_per_round` of the
+    Byzantine ids among them, or each client with probability sample_fraction."""
     if config.participation == "poisson":
         return np.flatnonzero(rng.random(config.clients) < config.sample_fraction)
-    return np.sort(rng.choice(config.clients, size=config.participants, replace=False))
+    return draw_round(rng, config.clients, config.participants, np.array(sorted(byzantine), dtype=np.int64), config.attackers_per_round)
 
 
 def _minimum_participants(config: ExperimentConfig) -> int:

@@ -77,3 +77,36 @@ def test_loader_errors_name_the_problem(tmp_path, name, content, match):
     (tmp_path / name).write_text(content)
     with pytest.raises(ValueError, match=match):
         load_file(tmp_path / name)
+
+
+def test_synthetic_and_user_files_are_reachable_from_the_config(tmp_path):
+    from fl.datasets import federate
+    from fl.experiment import ExperimentConfig, local_datasets, run_experiment
+
+    config = ExperimentConfig(data="synthetic", partition="natural", synthetic_alpha=0.5, synthetic_beta=0.5, synthetic_samples=60,
+                              clients=5, rounds=2, stack="plain", model="logreg")
+    local, _ = local_datasets(config)
+    generated = synthetic(5, 60, alpha=0.5, beta=0.5, seed=0)
+    train, _, parts = federate("synthetic", 5, partition="natural", alpha=0.5, test_fraction=0.2, seed=0, synthetic_alpha=0.5,
+                               synthetic_beta=0.5, synthetic_samples=60)
+    assert sum(len(d.y) for d in local) == len(train.y) == 240
+    pooled = np.concatenate([g.x for g in generated])
+    raw = pooled[np.random.default_rng(0).permutation(len(pooled))[:240]]  # the training split of `split`, seed 0
+    mean, std = raw.mean(axis=0), raw.std(axis=0)
+    for mine, source in zip(local, generated):  # natural: client k holds samples of generator client k only
+        back = mine.x * std + mean
+        assert 0 < len(mine.y) <= 60 and all(np.abs(source.x - row).max(axis=1).min() < 1e-4 for row in back)
+    assert len(run_experiment(config).rounds) == 2
+    cancer = load("breast_cancer")
+    rows = "\n".join(",".join(map(str, [*x, y])) for x, y in zip(cancer.x[:120], cancer.y[:120]))
+    (tmp_path / "mine.csv").write_text("f" + ",f" * 30 + "\n" + rows)
+    np.savez(tmp_path / "mine.npz", x=cancer.x[:120], y=cancer.y[:120])
+    for name in ("mine.csv", "mine.npz"):
+        result = run_experiment(ExperimentConfig(data=str(tmp_path / name), clients=4, rounds=1, stack="plain"))
+        assert result.rounds[0].accuracy > 0.5
+    with pytest.raises(ValueError, match="data: no file"):
+        ExperimentConfig(data=str(tmp_path / "absent.npz"))
+    with pytest.raises(ValueError, match="data must be one of"):
+        ExperimentConfig(data="mnist")
+    with pytest.raises(ValueError, match="partition 'natural' needs data='synthetic'"):
+        ExperimentConfig(partition="natural")

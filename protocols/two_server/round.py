@@ -1,11 +1,15 @@
-"""Robust aggregation over additive shares held by two non-colluding servers S0 and S1.
+"""Robust aggregation over additive shares held by two non-colluding servers S0 and S1, with the clients'
+inputs validated over the shares before anything about them is opened.
 
-    client i:  x_i in Z_{2^bits} (signed), lifted to Z_{2^64}; sends a 32-byte seed to S0 and
-               x_i - PRG(seed) to S1                                  (upload: 8 d + 32 bytes)
-    S0 <-> S1: agree on the clients both heard from (m of them)
+    client i:  x_i in Z_{2^bits} (signed), lifted to X_i in Z_{2^64}; sends a 32-byte seed to S0 and to S1
+               X_i - PRG(seed), the XOR share of the bits digits of X_i + 2^(bits-1) and, with a norm bound B,
+               of the slack B - ||x_i||**2          (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated)
+    S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's daBits
+               (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
-    S0 <-> S1: open E = X - A; each computes its share of G = X X^T; open the squared distances
-               D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules, the norms ||x_i - v||**2)
+    S0 <-> S1: open E = X - A; each computes its share of G = X X^T; validate ||x_i||**2 <= B against the
+               Gram diagonal; open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
+               the norms ||x_i - v||**2)
     both:      run the rule on what was opened; S1 sends S0 its share of the result
       krum / multi_krum:         the sum of the selected inputs (exact in the ring)
       centered_clipping (L iterations from v = 0) / norm_bounding (L = 1): m v_L with
@@ -14,8 +18,9 @@
 
 The result is a sum over `Output.included` (the selected clients for Krum rules, all m otherwise),
 with `Output.weights` the weight each included input has in it, so an outer noise layer counts the
-noise that reached the output. Coordinate-wise median and trimmed mean need secure comparison of
-shares, which this module does not implement (see benchmarks/README.md for the estimate).
+noise that reached the output. A client whose shares fail validation is named in `Output.rejected`
+(`InvalidInput`); with `validate=False` nothing is checked and a Byzantine client's shares can wrap
+every distance (kept for measuring what validation costs).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold, MalformedMessage
+from protocols.errors import BelowThreshold, InvalidInput, MalformedMessage
 from protocols.masking_messages import Kind
 from protocols.protocol import RingProtocol
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
@@ -33,62 +38,19 @@ from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import clipping_weights, krum_select
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
-from protocols.wire import DEALER, SECOND_SERVER, SERVER, Frame, Reader, Writer, decode_frame, encode_frame, party_name
+from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_matrix, parse_share
+from protocols.two_server.validation import check_digits
+from protocols.wire import DEALER, Writer
 from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed, truncate
+from secagg.bit_sharing import expand_planes, offset, share_planes, to_planes, words
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
 
 RULES = ("krum", "multi_krum", "centered_clipping", "norm_bounding")
-S0, S1 = SERVER, SECOND_SERVER
 TRUNCATION_BITS = 12
-
-
-def _matrix(a: np.ndarray) -> bytes:
-    return Writer().u32(a.shape[0]).u32(a.shape[1]).raw(np.ascontiguousarray(a, dtype="<u8").tobytes()).getvalue()
-
-
-def _parse_matrix(r: Reader, shape: tuple[int, int]) -> np.ndarray:
-    if (r.u32(), r.u32()) != shape:
-        raise r.fail(f"matrix is not {shape}")
-    out = np.frombuffer(r.raw(8 * shape[0] * shape[1]), dtype="<u8").reshape(shape).astype(np.uint64)
-    r.done()
-    return out
-
-
-@dataclass
-class _Channel:
-    """Frames between the parties of one round, metered per party."""
-
-    transport: InProcessTransport
-    meter: CostMeter
-    session: bytes
-
-    def timer(self, party: int):
-        if party == S0:
-            return self.meter.server()
-        if party in (S1, DEALER):
-            return self.meter.party(party_name(party))
-        return self.meter.client(party)
-
-    def send(self, src: int, dst: int, kind: Kind, payload: bytes, parse) -> object | None:
-        """Carries one frame; the receiver (timed) parses it with `parse(reader)`. None if nothing authentic arrived."""
-        for arriving in self.transport.carry(src, dst, encode_frame(Frame(kind, self.session, src, dst, payload))):
-            with self.timer(dst):
-                frame = decode_frame(arriving, party=party_name(dst), stage="two-server")
-                if frame.kind != kind or frame.session != self.session or frame.sender != src:
-                    raise MalformedMessage("unexpected frame", party=party_name(dst), stage="two-server")
-                return parse(Reader(frame.payload, party=party_name(dst), stage="two-server"))
-        return None
-
-    def exchange(self, kind: Kind, mine: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-        """Both servers open their shares to each other; returns the opened sum."""
-        got0 = self.send(S1, S0, kind, _matrix(mine[S1]), lambda r: _parse_matrix(r, shape))
-        got1 = self.send(S0, S1, kind, _matrix(mine[S0]), lambda r: _parse_matrix(r, shape))
-        if got0 is None or got1 is None:
-            raise BelowThreshold("a server's share did not arrive", party="server", stage="open")
-        with self.timer(S0):
-            return mine[S0] + got0
+SOUNDNESS = "2^-128"  # a false acceptance needs a SHA-256 collision
+DIGITS, SLACK = b"input digits", b"norm slack digits"
 
 
 @dataclass
@@ -97,6 +59,8 @@ class TwoServerRobust(RingProtocol):
 
     `m`: how many inputs Multi-Krum averages (default m - f). `tau`: clipping radius in the ring's
     integer units (centered clipping, norm bounding). `iterations`: centered-clipping iterations.
+    `norm_bound`: public L2 bound on every input (ring units), checked over the shares; None: only the
+    range, which bounds ||x||**2 by d 2**(2 bits - 2). `validate`: check ranges and norms (default).
     """
 
     rule: str = "multi_krum"
@@ -105,6 +69,8 @@ class TwoServerRobust(RingProtocol):
     m: int | None = None
     tau: float = 1.0
     iterations: int = 1
+    norm_bound: float | None = None
+    validate: bool = True
     name: str = "two-server"
 
     def __post_init__(self) -> None:
@@ -112,32 +78,71 @@ class TwoServerRobust(RingProtocol):
             raise ValueError(f"unknown rule {self.rule!r} over shares; known: {RULES} (coordinate-wise rules need secure comparison)")
         if self.f < 0 or not self.tau > 0 or self.iterations < 1 or not 1 <= self.bits <= 64:
             raise ValueError(f"need f >= 0, tau > 0, iterations >= 1, 1 <= bits <= 64; found {self.f}, {self.tau}, {self.iterations}, {self.bits}")
+        if self.norm_bound is not None and not 0 <= self.norm_bound < 2**31.5:
+            raise ValueError(f"norm_bound must be in [0, 2**31.5) ring units (its square below 2**63), found {self.norm_bound}")
         if self.rule == "norm_bounding":
             self.iterations = 1
 
+    @property
+    def squared_bound(self) -> int | None:
+        """B = floor(norm_bound**2), the bound on ||x||**2 the servers check (ring units squared)."""
+        return None if self.norm_bound is None else int(self.norm_bound**2)
+
+    def _slack_bits(self) -> int | None:
+        return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
+
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         n, d = self.check_inputs(inputs)
-        if d << (2 * self.bits) >= 1 << 63:  # ||x_i - x_j||**2 < d 2**(2 bits), even for Byzantine inputs
+        if d << (2 * self.bits) >= 1 << 63:  # ||x_i - x_j||**2 < d 2**(2 bits) once the range is validated
             raise ValueError(f"d * 2**(2 bits) must stay below 2**63 for distances exact in Z_2^64; found d={d}, bits={self.bits}")
         meter = CostMeter(n)
-        ch = _Channel(transport, meter, rng.bytes(8))
-        seeds, shares = self._collect(inputs, n, d, dropouts, rng, ch)
+        ch = Channel(transport, meter, rng.bytes(8))
+        seeds, shares, rejected = self._collect(inputs, n, d, dropouts, rng, ch)
         included = np.array(sorted(set(seeds) & set(shares)), dtype=np.int64)
         ids_shape = (1, len(included))
-        agreed = ch.send(S0, S1, Kind.MATRIX, _matrix(included.astype(np.uint64).reshape(ids_shape)), lambda r: _parse_matrix(r, ids_shape))
-        m = len(included)
-        if agreed is None or m <= 2 * self.f:
-            raise BelowThreshold(f"{m} inputs reached both servers, the rule needs > 2f = {2 * self.f}", party="server", stage="share")
+        agreed = ch.send(S0, S1, Kind.MATRIX, encode_matrix(included.astype(np.uint64).reshape(ids_shape)), lambda r: parse_matrix(r, ids_shape))
+        if agreed is None:
+            raise BelowThreshold("the servers could not agree on the inputs", party="server", stage="share")
+        self._enough(len(included), "reached both servers")
         with meter.server():
             x = {S0: np.stack([expand_share(seeds[u], (d,), b"input share") for u in included])}
         with meter.party("second server"):
-            x[S1] = np.stack([shares[u] for u in included])
+            x[S1] = np.stack([shares[u][0] for u in included])
+        if self.validate:
+            with meter.server():
+                digits = {S0: np.stack([expand_planes(seeds[u], (self.bits, words(d)), DIGITS) for u in included])}
+                targets = {S0: offset(x[S0], self.bits)}
+            with meter.party("second server"):
+                digits[S1] = np.stack([shares[u][1] for u in included])
+                targets[S1] = x[S1]
+            valid = check_digits(ch, digits, targets, d, rng.fork("dealer range"), ch.session + b"range")
+            rejected += [InvalidInput(f"its digits do not prove X in the signed {self.bits}-bit range", party=f"client {u}", stage="range check")
+                         for u in included[~valid]]
+            included, x = included[valid], {p: x[p][valid] for p in x}
+            self._enough(len(included), "passed the range check")
+        m = len(included)
         triple = self._deal(m, d, rng, ch)
         opened_e = ch.exchange(Kind.MATRIX, {p: x[p] - triple[p].a for p in (S0, S1)}, (m, d))
         gram = {}
         for p, idx in ((S0, 0), (S1, 1)):
             with ch.timer(p):
                 gram[p] = gram_share(idx, opened_e, triple[p])
+        if self._slack_bits() is not None:
+            bound = np.uint64(self.squared_bound)
+            with meter.server():
+                slack = {S0: np.stack([expand_planes(seeds[u], (self._slack_bits(), 1), SLACK) for u in included])}
+                targets = {S0: (bound - np.diagonal(gram[S0]))[:, None]}
+            with meter.party("second server"):
+                slack[S1] = np.stack([shares[u][2] for u in included])
+                targets[S1] = (np.uint64(0) - np.diagonal(gram[S1]))[:, None]
+            valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm")
+            rejected += [InvalidInput(f"its slack digits do not prove ||x||**2 <= {self.squared_bound}", party=f"client {u}", stage="norm check")
+                         for u in included[~valid]]
+            keep = np.flatnonzero(valid)
+            included, x = included[valid], {p: x[p][valid] for p in x}
+            gram = {p: gram[p][np.ix_(keep, keep)] for p in gram}
+            self._enough(len(included), "passed the norm check")
+            m = len(included)
         if self.rule in ("krum", "multi_krum"):
             dist = {}
             for p in (S0, S1):
@@ -156,32 +161,50 @@ class TwoServerRobust(RingProtocol):
             chosen, weights, result_share, error = self._clip(x, gram, m, d, ch)
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
-        other = ch.send(S1, S0, Kind.MATRIX, _matrix(result_share[S1][None, :]), lambda r: _parse_matrix(r, (1, d)))
+        other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
         if other is None:
             raise BelowThreshold("the second server's result share did not arrive", party="server", stage="reconstruct")
         with meter.server():
             ring = Ring(self.bits)
             result = ring.reduce((result_share[S0] + other[0]).astype(ring.dtype))
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, leak, len(selected), error))
-        return Output(result, selected, (report,), tuple(transport.rejected), weights=tuple(float(w) for w in weights))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, leak, len(selected), error, len(rejected)))
+        return Output(result, selected, (report,), tuple(transport.rejected) + tuple(rejected), weights=tuple(float(w) for w in weights))
+
+    def _enough(self, m: int, what: str) -> None:
+        if m <= 2 * self.f:
+            raise BelowThreshold(f"{m} inputs {what}, the rule needs > 2f = {2 * self.f}", party="server", stage="share")
 
     def _collect(self, inputs, n, d, dropouts, rng, ch):
-        """Clients split their lifted inputs: a seed to S0, the explicit share to S1."""
-        seeds, shares = {}, {}
+        """Clients split their lifted inputs (and, validated, their digits): a seed to S0, the explicit shares
+        to S1. A frame that does not parse excludes its sender (returned in the third item)."""
+        seeds, shares, rejected = {}, {}, []
+        digit_shape = (self.bits, words(d)) if self.validate else None
+        slack_bits = self._slack_bits()
+        slack_shape = (slack_bits, 1) if slack_bits is not None else None
         for u in range(n):
             if not dropouts.active(u, Stage.MASKED_INPUT):
                 continue
             with ch.timer(u):
                 seed = rng.fork(f"client {u} share").bytes(SEED_BYTES)
-                explicit = share_with_seed(lift_signed(inputs[u], self.bits), seed, b"input share")
-            got = ch.send(u, S0, Kind.SHARE_SEED, Writer().raw(seed).getvalue(), lambda r: (r.raw(SEED_BYTES), r.done())[0])
-            if got is not None:
-                seeds[u] = got
-            got = ch.send(u, S1, Kind.SHARE_VECTOR, _matrix(explicit[None, :]), lambda r: _parse_matrix(r, (1, d))[0])
-            if got is not None:
-                shares[u] = got
-        return seeds, shares
+                lifted = lift_signed(inputs[u], self.bits)
+                digits = share_planes(to_planes(offset(lifted, self.bits), self.bits), seed, DIGITS) if self.validate else None
+                slack = None
+                if slack_shape is not None:  # an honest client over the bound sends bits of the slack mod 2**L: it is rejected
+                    s = np.array([(self.squared_bound - int(to_signed(lifted) @ to_signed(lifted))) % 2**64], dtype=np.uint64)
+                    slack = share_planes(to_planes(s, slack_bits), seed, SLACK)
+                payload = encode_share(share_with_seed(lifted, seed, b"input share"), digits, slack)
+            try:
+                got = ch.send(u, S0, Kind.SHARE_SEED, Writer().raw(seed).getvalue(), lambda r: (r.raw(SEED_BYTES), r.done())[0])
+                if got is not None:
+                    seeds[u] = got
+                got = ch.send(u, S1, Kind.SHARE_VECTOR, payload, lambda r: parse_share(r, d, digit_shape, slack_shape))
+                if got is not None:
+                    shares[u] = got
+            except MalformedMessage as exc:
+                rejected.append(exc)
+                seeds.pop(u, None)
+        return seeds, shares, rejected
 
     def _deal(self, m, d, rng, ch):
         """The dealer draws a Gram triple; S0 gets its seed, S1 gets (A_1, C_1) explicitly."""
@@ -190,8 +213,8 @@ class TwoServerRobust(RingProtocol):
             seed = dealer.bytes(SEED_BYTES)
             _, t1 = deal_gram(m, d, dealer, seed)
         got = ch.send(DEALER, S0, Kind.MATRIX, Writer().raw(seed).getvalue(), lambda r: (r.raw(SEED_BYTES), r.done())[0])
-        a1 = ch.send(DEALER, S1, Kind.MATRIX, _matrix(t1.a), lambda r: _parse_matrix(r, (m, d)))
-        c1 = ch.send(DEALER, S1, Kind.MATRIX, _matrix(t1.c), lambda r: _parse_matrix(r, (m, m)))
+        a1 = ch.send(DEALER, S1, Kind.MATRIX, encode_matrix(t1.a), lambda r: parse_matrix(r, (m, d)))
+        c1 = ch.send(DEALER, S1, Kind.MATRIX, encode_matrix(t1.c), lambda r: parse_matrix(r, (m, m)))
         if got is None or a1 is None or c1 is None:
             raise BelowThreshold("the dealer's triple did not arrive", party="server", stage="triple")
         with ch.timer(S0):
@@ -230,25 +253,38 @@ class TwoServerRobust(RingProtocol):
                 v = np.round(total / m).astype(np.int64)
         return np.arange(m), w, out, error
 
-    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float) -> Guarantee:
+    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
         exact = self.rule in ("krum", "multi_krum")
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) else None
         value_bits = max(1, (m - 1).bit_length()) + TRUNCATION_BITS + self.bits
+        bound = self.squared_bound if self.squared_bound is not None else d << (2 * self.bits - 2)
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": 1, "triple_elements": m * d + m * m}
+                  "triples": 1, "triple_elements": m * d + m * m, "validated": self.validate, "rejected": rejected}
+        if self.validate:
+            params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS,
+                          dabits=m * self.bits * d + m * (self._slack_bits() or 0))
         if not exact:
             params.update(tau=self.tau, iterations=self.iterations, truncation_bits=TRUNCATION_BITS,
                           truncation_failure_probability=min(1.0, d * 2.0 ** (value_bits + 1 - 64)))
+        if self.validate:
+            validity = (f"every included input was checked over the shares before anything about it was opened: each coordinate "
+                        f"in [-2^{self.bits - 1}, 2^{self.bits - 1}) and ||x||^2 <= {bound} (ring units"
+                        + (", implied by the range" if self.squared_bound is None else "") + f"), soundness error {SOUNDNESS} a client; "
+                        "a client that fails is excluded and named in Output.rejected (InvalidInput). ")
+            learns = f"S0 and S1 learn one validity bit per client (range, then norm), then {leak}"
+        else:
+            validity = "NOT validated: a Byzantine client's shares may stand for any X in Z_2^64 and wrap every distance to it. "
+            learns = f"S0 and S1 learn {leak}"
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
-            server_learns=f"S0 and S1 learn {leak}; each server's shares alone are uniform; the dealer learns m and d only",
-            collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X); any number of clients",
+            server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
+            collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of clients",
             dropout_tolerance=max(n - 2 * self.f - 1, 0),
             exact=exact,
             numeric_error=error,
             parameters=params,
-            notes="triples from a third-party dealer (trusted not to collude); one Gram triple a round. "
+            notes=validity + "triples and daBits from a third-party dealer (trusted not to collude); one Gram triple a round. "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. "
             + ("" if exact else "numeric error: an L2 bound (integer units) on the result's error, from the values opened this round: "

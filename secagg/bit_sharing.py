@@ -46,9 +46,17 @@ def unpack(planes: np.ndarray, d: int) -> np.ndarray:
 
 
 def from_planes(planes: np.ndarray, d: int) -> np.ndarray:
-    """sum_k 2^k digit_k as uint64 (..., d): the inverse of `to_planes`."""
-    digits = unpack(planes, d).astype(np.uint64)
-    return (digits << np.arange(digits.shape[-2], dtype=np.uint64)[:, None]).sum(axis=-2, dtype=np.uint64)
+    """sum_k 2^k digit_k as uint64 (..., d): the inverse of `to_planes` (assembled a byte at a time)."""
+    digits = unpack(planes, d)
+    bits = digits.shape[-2]
+    out = np.zeros(digits.shape[:-2] + (d,), dtype="<u8")
+    as_bytes = out.view(np.uint8).reshape(out.shape + (8,))
+    for g in range(0, bits, 8):
+        byte = np.zeros(digits.shape[:-2] + (d,), dtype=np.uint8)
+        for k in range(g, min(g + 8, bits)):
+            byte |= digits[..., k, :] << np.uint8(k - g)
+        as_bytes[..., g // 8] = byte
+    return out.astype(np.uint64)
 
 
 def expand_planes(seed: bytes, shape: tuple[int, ...], domain: bytes) -> np.ndarray:

@@ -1,20 +1,22 @@
 """Input validation over shares: the servers check, without learning it, that a shared value X in Z_{2^64}
-equals the recomposition of digits the client XOR-shared (daBit conversion and a hash equality test).
+equals the recomposition of digits the client XOR-shared (edaBit conversion and a hash equality test).
 
-Construction (the bit-decomposition range proof of Prio's validity circuits, with the dealer's daBits of
-Rotaru and Wood in place of a proof, and a hash comparison for the zero test):
+Construction (the bit-decomposition range proof of Prio's validity circuits, with a dealer's edaBits
+(Escudero et al., CRYPTO 2020) in place of a proof, and a hash comparison for the zero test):
 
     client:  X = x0 + x1, and planes of the b digits of U = X + 2^(b-1) (offset binary), P = P0 ^ P1,
              with x0, P0 from the seed it sends S0 (`secagg.bit_sharing`)
-    dealer:  daBits for every digit (`secagg.dabits`): a seed to S0, (r1, [r]_1) to S1
-    S0, S1:  open c = P ^ r; each computes its share of Z = sum_k 2^k v_k - U (`secagg.dabits.recompose`)
-             and sends the other its digest of Z; the input is valid iff the digests agree (Z = 0)
+    dealer:  an edaBit r a value, a daBit a value, b layers of AND triples: a seed to S0, the rest to S1
+    S0, S1:  add P + r with a ripple-carry circuit (b AND rounds), open the sum bits c (uniform), convert the
+             carry-out t with the daBit; each then holds a share of Z = (c - r + 2^b t) - U
+             (`secagg.edabits.from_sum`) and sends the other its digest of Z; valid iff the digests agree (Z = 0)
 
 XOR shares always stand for bits, so Z = 0 proves U in [0, 2^b), i.e. X in the signed b-bit range;
 a false acceptance needs a SHA-256 collision (soundness error ~2^-128 a client). The same check with
 L = bit_length(B) digits of the slack s = B - ||x||^2 and target B - G_ii (the Gram diagonal share,
 exact once the range holds and d 2^(2b) < 2^63) proves ||x||^2 <= B. The servers learn the valid bit
-of each client; c is uniform. The dealer is trusted not to collude with either server (r and c give P).
+of each client; everything they open (e, f of the AND gates, c, the daBit's masked carry) is uniform.
+The dealer is trusted not to collude with either server (r and c give U).
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ import numpy as np
 
 from protocols.masking_messages import Kind
 from protocols.errors import BelowThreshold
-from protocols.two_server.channel import S0, S1, Channel, encode_matrix, parse_matrix, read_matrix
+from protocols.two_server.channel import S0, S1, Channel, encode_matrix, read_matrix
+from protocols.two_server.gates import PARTIES, add_digits, open_xor
 from protocols.wire import DEALER, Writer
-from secagg.dabits import dabits_from_seed, deal_dabits, recompose
+from secagg.boolean import AndTriples, and_triples_from_seed, deal_and_triples
+from secagg.dabits import DaBits, dabits_from_seed, deal_dabits, recompose
+from secagg.edabits import EdaBits, deal_edabits, edabits_from_seed, from_sum
 from secagg.equality import DIGEST_BYTES, zero_digest
-from secagg.prg import SEED_BYTES
+from secagg.prg import SEED_BYTES, derive
 from secagg.randomness import Randomness
 
 
@@ -41,27 +46,40 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
         BelowThreshold: if the dealer's or a server's message did not arrive.
     """
     m, bits, w = digits[S0].shape
-    flat = (m * bits, w)
     with ch.timer(DEALER):
         seed = dealer.bytes(SEED_BYTES)
-        _, t1 = deal_dabits((m, bits), d, dealer, seed)
-        payload = {S0: Writer().raw(seed).getvalue(), S1: encode_matrix(t1.planes.reshape(flat)) + encode_matrix(t1.arith.reshape(m * bits, d))}
+        _, e1 = deal_edabits((m,), bits, d, dealer, derive(seed, b"edabits"))
+        _, b1 = deal_dabits((m, 1), d, dealer, derive(seed, b"dabits"))
+        _, a1 = deal_and_triples((bits, m, w), dealer, derive(seed, b"and triples"))
+        parts = (e1.planes.reshape(m * bits, w), e1.arith, b1.planes.reshape(m, w), b1.arith.reshape(m, d),
+                 a1.a.reshape(bits * m, w), a1.b.reshape(bits * m, w), a1.c.reshape(bits * m, w))
+        payload = {S0: Writer().raw(seed).getvalue(), S1: b"".join(encode_matrix(a) for a in parts)}
 
     def parse1(r):
-        planes = read_matrix(r, flat).reshape(m, bits, w)
-        return planes, parse_matrix(r, (m * bits, d)).reshape(m, bits, d)
+        got = [read_matrix(r, a.shape) for a in parts]
+        r.done()
+        return got
 
-    got = ch.to_both(DEALER, payload, {S0: lambda r: (r.raw(SEED_BYTES), r.done())[0], S1: parse1}, "daBits")
+    got = ch.to_both(DEALER, payload, {S0: lambda r: (r.raw(SEED_BYTES), r.done())[0], S1: parse1}, "correlated randomness")
     with ch.timer(S0):
-        dab = {S0: dabits_from_seed(got[S0], (m, bits), d)}
-    dab[S1] = t1
-    dab[S1].planes, dab[S1].arith = got[S1]
-    opened = ch.exchange(Kind.MATRIX, {p: (digits[p] ^ dab[p].planes).reshape(flat) for p in (S0, S1)}, flat, np.bitwise_xor).reshape(m, bits, w)
+        s0 = got[S0]
+        ed = {S0: edabits_from_seed(derive(s0, b"edabits"), (m,), bits, d)}
+        dab = {S0: dabits_from_seed(derive(s0, b"dabits"), (m, 1), d)}
+        ands = {S0: and_triples_from_seed(derive(s0, b"and triples"), (bits, m, w))}
+    with ch.timer(S1):
+        p = got[S1]
+        ed[S1] = EdaBits(p[0].reshape(m, bits, w), p[1])
+        dab[S1] = DaBits(p[2].reshape(m, 1, w), p[3].reshape(m, 1, d))
+        ands[S1] = AndTriples(*(a.reshape(bits, m, w) for a in p[4:]))
+    sums, carry = add_digits(ch, digits, {q: ed[q].planes for q in ed}, ands)
+    opened_sum = open_xor(ch, sums)
+    opened_carry = open_xor(ch, {q: carry[q][:, None, :] ^ dab[q].planes for q in carry})
     digests = {}
-    for p, idx in ((S0, 0), (S1, 1)):
-        with ch.timer(p):
-            z = recompose(idx, opened, dab[p], d) - targets[p]
-            digests[p] = b"".join(zero_digest(idx, z[i], context + i.to_bytes(4, "big")) for i in range(m))
+    for q, idx in PARTIES:
+        with ch.timer(q):
+            value = from_sum(idx, opened_sum, recompose(idx, opened_carry, dab[q], d), ed[q], d)
+            z = value - targets[q]
+            digests[q] = b"".join(zero_digest(idx, z[i], context + i.to_bytes(4, "big")) for i in range(m))
     size = m * DIGEST_BYTES
     theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),
               S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}

@@ -1,4 +1,4 @@
-"""Bit-sliced XOR sharing, daBit conversion to additive shares, and the hash zero test."""
+"""Bit-sliced XOR sharing, AND gates, daBit and edaBit conversion to additive shares, and the hash zero test."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from secagg.bit_sharing import expand_planes, from_planes, offset, share_planes, to_planes, unpack, words
+from secagg.boolean import and_masked, and_share, deal_and_triples
 from secagg.dabits import deal_dabits, recompose
+from secagg.edabits import deal_edabits, from_sum
 from secagg.equality import zero_digest
 from secagg.errors import AlreadyUsed
 from secagg.randomness import SeededRandomness
@@ -57,3 +59,31 @@ def test_zero_digests_agree_exactly_for_zero(seed, flip, at):
     z1[at] ^= np.uint64(1 << flip)  # any nonzero z
     assert zero_digest(0, z0, b"c") != zero_digest(1, z1, b"c")
     assert zero_digest(0, z0, b"c") != zero_digest(1, np.uint64(0) - z0, b"other context")
+
+
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 50))
+def test_and_gates_on_xor_shares(seed, size):
+    rng = SeededRandomness(seed)
+    gen = np.random.default_rng(seed)
+    x, y, x0, y0 = (gen.integers(0, 2**64, (2, size), dtype=np.uint64) for _ in range(4))
+    t0, t1 = deal_and_triples((2, size), rng, rng.bytes(32))
+    for layer in range(2):
+        tr0, tr1 = t0.take(layer), t1.take(layer)
+        opened = and_masked(x0[layer], y0[layer], tr0) ^ and_masked(x[layer] ^ x0[layer], y[layer] ^ y0[layer], tr1)
+        assert np.array_equal(and_share(0, opened, tr0) ^ and_share(1, opened, tr1), x[layer] & y[layer])
+    with pytest.raises(AlreadyUsed):
+        t0.take(1)
+
+
+@given(bits=st.integers(1, 40), d=st.integers(1, 100), seed=st.integers(0, 2**32 - 1))
+def test_edabits_recover_u_from_the_opened_sum_and_carry(bits, d, seed):
+    rng = SeededRandomness(seed)
+    u = np.random.default_rng(seed).integers(0, 2**bits, d, dtype=np.uint64)
+    t0, t1 = deal_edabits((), bits, d, rng, rng.bytes(32))
+    r = from_planes(t0.planes ^ t1.planes, d)
+    assert np.array_equal(r, t0.arith + t1.arith) and np.all(r < 2**bits)
+    total = u + r  # what the circuit computes on shares: the sum digits (opened) and the carry-out (shared)
+    opened = to_planes(total & np.uint64(2**bits - 1), bits)
+    carry = total >> np.uint64(bits)
+    c0 = np.random.default_rng(seed + 1).integers(0, 2**64, d, dtype=np.uint64)
+    assert np.array_equal(from_sum(0, opened, c0, t0, d) + from_sum(1, opened, carry - c0, t1, d), u)

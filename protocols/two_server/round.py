@@ -34,7 +34,8 @@ from protocols.errors import BelowThreshold, InvalidInput, MalformedMessage
 from protocols.masking_messages import Kind
 from protocols.protocol import RingProtocol
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
-from protocols.robust.robustness import kappa, lower_bound
+from protocols.robust.preaggregators import nnm_neighbours
+from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
 from protocols.robust.rules import clipping_weights, krum_select
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
@@ -61,6 +62,7 @@ class TwoServerRobust(RingProtocol):
     integer units (centered clipping, norm bounding). `iterations`: centered-clipping iterations.
     `norm_bound`: public L2 bound on every input (ring units), checked over the shares; None: only the
     range, which bounds ||x||**2 by d 2**(2 bits - 2). `validate`: check ranges and norms (default).
+    `pre="nnm"`: nearest-neighbour mixing on the shares before the rule (`_nnm`).
     """
 
     rule: str = "multi_krum"
@@ -71,6 +73,7 @@ class TwoServerRobust(RingProtocol):
     iterations: int = 1
     norm_bound: float | None = None
     validate: bool = True
+    pre: str | None = None
     name: str = "two-server"
 
     def __post_init__(self) -> None:
@@ -80,6 +83,8 @@ class TwoServerRobust(RingProtocol):
             raise ValueError(f"need f >= 0, tau > 0, iterations >= 1, 1 <= bits <= 64; found {self.f}, {self.tau}, {self.iterations}, {self.bits}")
         if self.norm_bound is not None and not 0 <= self.norm_bound < 2**31.5:
             raise ValueError(f"norm_bound must be in [0, 2**31.5) ring units (its square below 2**63), found {self.norm_bound}")
+        if self.pre not in (None, "nnm"):
+            raise ValueError(f"pre over shares must be None or 'nnm', found {self.pre!r}")
         if self.rule == "norm_bounding":
             self.iterations = 1
 
@@ -95,6 +100,8 @@ class TwoServerRobust(RingProtocol):
         n, d = self.check_inputs(inputs)
         if d << (2 * self.bits) >= 1 << 63:  # ||x_i - x_j||**2 < d 2**(2 bits) once the range is validated
             raise ValueError(f"d * 2**(2 bits) must stay below 2**63 for distances exact in Z_2^64; found d={d}, bits={self.bits}")
+        if self.pre == "nnm" and (d * n * n) << (2 * self.bits) >= 1 << 63:  # NNM rows are sums of up to n inputs
+            raise ValueError(f"with pre='nnm', d n**2 2**(2 bits) must stay below 2**63; found d={d}, n={n}, bits={self.bits}")
         meter = CostMeter(n)
         ch = Channel(transport, meter, rng.bytes(8))
         seeds, shares, rejected = self._collect(inputs, n, d, dropouts, rng, ch)
@@ -143,33 +150,59 @@ class TwoServerRobust(RingProtocol):
             gram = {p: gram[p][np.ix_(keep, keep)] for p in gram}
             self._enough(len(included), "passed the norm check")
             m = len(included)
+        divisor, mixing, pre_leak = 1, None, ""
+        if self.pre == "nnm":
+            x, gram, mixing = self._nnm(x, gram, m, ch)
+            divisor, pre_leak = m - self.f, "the pairwise squared distances of the m inputs and the NNM neighbourhoods, then "
         if self.rule in ("krum", "multi_krum"):
-            dist = {}
-            for p in (S0, S1):
-                with ch.timer(p):
-                    diag = np.diagonal(gram[p])
-                    dist[p] = diag[:, None] + diag[None, :] - np.uint64(2) * gram[p]
-            distances = to_signed(ch.exchange(Kind.MATRIX, dist, (m, m))).astype(np.float64)
+            distances = self._distances(gram, m, ch)
             with meter.server():
                 chosen = krum_select(distances, self.f, 1 if self.rule == "krum" else self.m)
                 result_share = {S0: x[S0][chosen].sum(axis=0)}
             with meter.party("second server"):
                 result_share[S1] = x[S1][chosen].sum(axis=0)
-            weights, error = np.ones(len(chosen)), 0.0
+            row_weights, error = np.zeros(m), 0.0
+            row_weights[chosen] = 1.0
             leak = "the pairwise squared distances of the m inputs, the selected set and the sum of the selected inputs"
         else:
-            chosen, weights, result_share, error = self._clip(x, gram, m, d, ch)
+            _, row_weights, result_share, error = self._clip(x, gram, m, d, ch, self.tau * divisor)
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
         if other is None:
             raise BelowThreshold("the second server's result share did not arrive", party="server", stage="reconstruct")
         with meter.server():
+            total = to_signed(result_share[S0] + other[0])
+            if divisor > 1:  # NNM summed m - f inputs a row: divide the opened sum, rounding half up (error <= 1/2 a coordinate)
+                total = (total + divisor // 2) // divisor
+                error = error / divisor + 0.5 * np.sqrt(d)
             ring = Ring(self.bits)
-            result = ring.reduce((result_share[S0] + other[0]).astype(ring.dtype))
+            result = ring.reduce(total.view(np.uint64).astype(ring.dtype))
+        weights = row_weights if mixing is None else row_weights @ mixing / divisor
+        chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, leak, len(selected), error, len(rejected)))
-        return Output(result, selected, (report,), tuple(transport.rejected) + tuple(rejected), weights=tuple(float(w) for w in weights))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected)))
+        return Output(result, selected, (report,), tuple(transport.rejected) + tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
+
+    def _distances(self, gram: dict, m: int, ch: Channel) -> np.ndarray:
+        """Opens D_ij = G_ii + G_jj - 2 G_ij (exact: float64 of int64 values below 2**63)."""
+        dist = {}
+        for p in (S0, S1):
+            with ch.timer(p):
+                diag = np.diagonal(gram[p])
+                dist[p] = diag[:, None] + diag[None, :] - np.uint64(2) * gram[p]
+        return to_signed(ch.exchange(Kind.MATRIX, dist, (m, m))).astype(np.float64)
+
+    def _nnm(self, x: dict, gram: dict, m: int, ch: Channel) -> tuple[dict, dict, np.ndarray]:
+        """NNM on shares: opens the distances, both servers take the public 0/1 neighbour matrix N and replace
+        X by N X (each row the sum of its m - f nearest inputs, exact) and G by N G N^T."""
+        mixing = nnm_neighbours(self._distances(gram, m, ch), self.f)
+        w = mixing.astype(np.uint64)
+        for p in (S0, S1):
+            with ch.timer(p):
+                x[p] = w @ x[p]
+                gram[p] = w @ gram[p] @ w.T
+        return x, gram, mixing
 
     def _enough(self, m: int, what: str) -> None:
         if m <= 2 * self.f:
@@ -222,7 +255,7 @@ class TwoServerRobust(RingProtocol):
         t1.a, t1.c = a1, c1
         return {S0: t0, S1: t1}
 
-    def _clip(self, x, gram, m, d, ch):
+    def _clip(self, x, gram, m, d, ch, tau):
         """Centered clipping from v = 0 on shares; returns (all indices, last weights, result shares of m v_L,
         an L2 bound on the result's error in integer units)."""
         v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
@@ -235,7 +268,7 @@ class TwoServerRobust(RingProtocol):
                     cross = x[p] @ v.astype(np.uint64)  # <x_i, v> shares
                     sq[p] = np.diagonal(gram[p]) - np.uint64(2) * cross + (np.uint64(int(v @ v) % 2**64) if idx == 0 else np.uint64(0))
             norms = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)
-            w = clipping_weights(norms, self.tau)
+            w = clipping_weights(norms, tau)
             fixed = np.round(w * float(scale)).astype(np.uint64)
             # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
             # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
@@ -254,17 +287,19 @@ class TwoServerRobust(RingProtocol):
         return np.arange(m), w, out, error
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
-        exact = self.rule in ("krum", "multi_krum")
+        exact = self.rule in ("krum", "multi_krum") and self.pre is None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) else None
+        if coefficient is not None and self.pre == "nnm":
+            coefficient = nnm_kappa(m, self.f, coefficient)
         value_bits = max(1, (m - 1).bit_length()) + TRUNCATION_BITS + self.bits
         bound = self.squared_bound if self.squared_bound is not None else d << (2 * self.bits - 2)
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": 1, "triple_elements": m * d + m * m, "validated": self.validate, "rejected": rejected}
+                  "triples": 1, "triple_elements": m * d + m * m, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
         if self.validate:
             params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS,
                           dabits=m * self.bits * d + m * (self._slack_bits() or 0))
-        if not exact:
+        if self.rule not in ("krum", "multi_krum"):
             params.update(tau=self.tau, iterations=self.iterations, truncation_bits=TRUNCATION_BITS,
                           truncation_failure_probability=min(1.0, d * 2.0 ** (value_bits + 1 - 64)))
         if self.validate:
@@ -287,7 +322,9 @@ class TwoServerRobust(RingProtocol):
             notes=validity + "triples and daBits from a third-party dealer (trusted not to collude); one Gram triple a round. "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. "
-            + ("" if exact else "numeric error: an L2 bound (integer units) on the result's error, from the values opened this round: "
+            + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
+               "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
+            + ("" if self.rule in ("krum", "multi_krum") else "numeric error: an L2 bound (integer units) on the result's error, from the values opened this round: "
                "per iteration sqrt(d) for truncation, sum_i |w_i - round(w_i 2^k)/2^k| ||x_i - v||, and m sqrt(d)/2 for the "
                "iterate rounded to integers (errors add: each iteration is 1-Lipschitz in v); truncation fails (wraps) with the stated probability"),
         )

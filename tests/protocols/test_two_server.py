@@ -142,3 +142,31 @@ def test_distributed_dp_under_krum_accounts_only_the_noise_of_the_selected_clien
     assert noise["multi_krum"].parameters["noise_shares_in_output"] == 5
     assert noise["krum"].epsilon > noise["multi_krum"].epsilon
     assert "not" in outs["krum"].reports[0].guarantee.notes and "covers" in outs["krum"].reports[0].guarantee.notes
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=cases(), rule=st.sampled_from(["krum", "multi_krum", "centered_clipping"]), seed=st.integers(0, 2**31))
+def test_nnm_over_shares_matches_the_plaintext_preaggregator(case, rule, seed):
+    from protocols.robust import aggregate, nnm
+
+    x, bits, dropouts, m, f = case
+    if m <= 2 * f or m == 0 or f == 0:
+        return
+    alive = [i for i in range(len(x)) if dropouts.active(i, Stage.MASKED_INPUT)]
+    values = signed(x[alive], bits).astype(np.float64)
+    tau = float(np.median(np.linalg.norm(values, axis=1))) + 1.0
+    protocol = TwoServerRobust(rule=rule, f=f, bits=bits, pre="nnm", tau=tau)
+    out = secure_sum(x, protocol=protocol, dropouts=dropouts, seed=seed)
+    g = out.reports[0].guarantee
+    mixed = nnm(values, f)
+    if rule == "centered_clipping":  # m v_1 of the mixed rows
+        expected = aggregate(values, f, rule, pre="nnm", tau=tau, iterations=1) * m
+    else:  # the sum of the selected mixed rows (selection on their exact integer distances, (m - f) times the means)
+        chosen = krum_select(exact_distances(np.round(mixed * (m - f)).astype(np.int64)), f, 1 if rule == "krum" else None)
+        expected = mixed[chosen].sum(axis=0)
+        assert np.isclose(sum(out.weights), len(chosen))
+    error = np.abs(signed(out.result, bits) - expected) % 2**bits
+    assert np.linalg.norm(np.minimum(error, 2**bits - error)) <= g.numeric_error + 1e-6
+    assert g.parameters["pre"] == "nnm" and not g.exact and "NNM" in g.notes
+    with pytest.raises(ValueError, match="pre"):
+        TwoServerRobust(pre="bucketing")

@@ -40,6 +40,8 @@ from protocols.robust.rules import clipping_weights, krum_select
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_matrix, parse_share
+from protocols.two_server.gates import digits_to_shares
+from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.validation import check_digits
 from protocols.wire import DEALER, Writer
 from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed, truncate
@@ -48,7 +50,8 @@ from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
 
-RULES = ("krum", "multi_krum", "centered_clipping", "norm_bounding")
+ORDER_RULES = ("coordinate_median", "trimmed_mean")
+RULES = ("krum", "multi_krum", "centered_clipping", "norm_bounding") + ORDER_RULES
 TRUNCATION_BITS = 12
 SOUNDNESS = "2^-128"  # a false acceptance needs a SHA-256 collision
 DIGITS, SLACK = b"input digits", b"norm slack digits"
@@ -78,13 +81,16 @@ class TwoServerRobust(RingProtocol):
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
-            raise ValueError(f"unknown rule {self.rule!r} over shares; known: {RULES} (coordinate-wise rules need secure comparison)")
+            raise ValueError(f"unknown rule {self.rule!r} over shares; known: {RULES}")
         if self.f < 0 or not self.tau > 0 or self.iterations < 1 or not 1 <= self.bits <= 64:
             raise ValueError(f"need f >= 0, tau > 0, iterations >= 1, 1 <= bits <= 64; found {self.f}, {self.tau}, {self.iterations}, {self.bits}")
         if self.norm_bound is not None and not 0 <= self.norm_bound < 2**31.5:
             raise ValueError(f"norm_bound must be in [0, 2**31.5) ring units (its square below 2**63), found {self.norm_bound}")
         if self.pre not in (None, "nnm"):
             raise ValueError(f"pre over shares must be None or 'nnm', found {self.pre!r}")
+        if self.rule in ORDER_RULES and (not self.validate or self.pre is not None):
+            raise ValueError(f"{self.rule} over shares sorts the validated digits: it needs validate=True and pre=None, "
+                             f"found validate={self.validate}, pre={self.pre!r}")
         if self.rule == "norm_bounding":
             self.iterations = 1
 
@@ -115,9 +121,10 @@ class TwoServerRobust(RingProtocol):
             x = {S0: np.stack([expand_share(seeds[u], (d,), b"input share") for u in included])}
         with meter.party("second server"):
             x[S1] = np.stack([shares[u][0] for u in included])
+        digits: dict = {}
         if self.validate:
             with meter.server():
-                digits = {S0: np.stack([expand_planes(seeds[u], (self.bits, words(d)), DIGITS) for u in included])}
+                digits[S0] = np.stack([expand_planes(seeds[u], (self.bits, words(d)), DIGITS) for u in included])
                 targets = {S0: offset(x[S0], self.bits)}
             with meter.party("second server"):
                 digits[S1] = np.stack([shares[u][1] for u in included])
@@ -125,15 +132,16 @@ class TwoServerRobust(RingProtocol):
             valid = check_digits(ch, digits, targets, d, rng.fork("dealer range"), ch.session + b"range")
             rejected += [InvalidInput(f"its digits do not prove X in the signed {self.bits}-bit range", party=f"client {u}", stage="range check")
                          for u in included[~valid]]
-            included, x = included[valid], {p: x[p][valid] for p in x}
+            included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}
             self._enough(len(included), "passed the range check")
         m = len(included)
-        triple = self._deal(m, d, rng, ch)
-        opened_e = ch.exchange(Kind.MATRIX, {p: x[p] - triple[p].a for p in (S0, S1)}, (m, d))
         gram = {}
-        for p, idx in ((S0, 0), (S1, 1)):
-            with ch.timer(p):
-                gram[p] = gram_share(idx, opened_e, triple[p])
+        if self.rule not in ORDER_RULES or self._slack_bits() is not None:
+            triple = self._deal(m, d, rng, ch)
+            opened_e = ch.exchange(Kind.MATRIX, {p: x[p] - triple[p].a for p in (S0, S1)}, (m, d))
+            for p, idx in ((S0, 0), (S1, 1)):
+                with ch.timer(p):
+                    gram[p] = gram_share(idx, opened_e, triple[p])
         if self._slack_bits() is not None:
             bound = np.uint64(self.squared_bound)
             with meter.server():
@@ -146,11 +154,11 @@ class TwoServerRobust(RingProtocol):
             rejected += [InvalidInput(f"its slack digits do not prove ||x||**2 <= {self.squared_bound}", party=f"client {u}", stage="norm check")
                          for u in included[~valid]]
             keep = np.flatnonzero(valid)
-            included, x = included[valid], {p: x[p][valid] for p in x}
+            included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}
             gram = {p: gram[p][np.ix_(keep, keep)] for p in gram}
             self._enough(len(included), "passed the norm check")
             m = len(included)
-        divisor, mixing, pre_leak = 1, None, ""
+        divisor, scale, mixing, pre_leak = 1, 1, None, ""
         if self.pre == "nnm":
             x, gram, mixing = self._nnm(x, gram, m, ch)
             divisor, pre_leak = m - self.f, "the pairwise squared distances of the m inputs and the NNM neighbourhoods, then "
@@ -164,6 +172,17 @@ class TwoServerRobust(RingProtocol):
             row_weights, error = np.zeros(m), 0.0
             row_weights[chosen] = 1.0
             leak = "the pairwise squared distances of the m inputs, the selected set and the sum of the selected inputs"
+        elif self.rule in ORDER_RULES:
+            positions = kept_positions(self.rule, m, self.f)
+            ordered = sort_columns(ch, digits, rng.fork("dealer sort"))
+            values = digits_to_shares(ch, {p: ordered[p][positions] for p in ordered}, d, rng.fork("dealer order statistics"))
+            result_share = {}
+            for p, idx in ((S0, 0), (S1, 1)):
+                with ch.timer(p):  # back from offset binary: sum_k (u_k - 2^(b-1))
+                    result_share[p] = values[p].sum(axis=0) - (np.uint64(len(positions) << (self.bits - 1)) if idx == 0 else np.uint64(0))
+            divisor, scale = len(positions), m
+            row_weights, error = np.full(m, len(positions) / m), 0.0
+            leak = "nothing else before the result (every value opened in the sorting network is masked by the dealer's triples), then the result"
         else:
             _, row_weights, result_share, error = self._clip(x, gram, m, d, ch, self.tau * divisor)
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
@@ -172,10 +191,11 @@ class TwoServerRobust(RingProtocol):
         if other is None:
             raise BelowThreshold("the second server's result share did not arrive", party="server", stage="reconstruct")
         with meter.server():
-            total = to_signed(result_share[S0] + other[0])
-            if divisor > 1:  # NNM summed m - f inputs a row: divide the opened sum, rounding half up (error <= 1/2 a coordinate)
+            total = to_signed(result_share[S0] + other[0]) * scale
+            if divisor > 1:  # divide the opened sum, rounding half up (error <= 1/2 a coordinate; none when it divides)
+                exact_division = bool(np.all(total % divisor == 0))
                 total = (total + divisor // 2) // divisor
-                error = error / divisor + 0.5 * np.sqrt(d)
+                error = error / divisor + (0.0 if exact_division else 0.5 * np.sqrt(d))
             ring = Ring(self.bits)
             result = ring.reduce(total.view(np.uint64).astype(ring.dtype))
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
@@ -287,8 +307,8 @@ class TwoServerRobust(RingProtocol):
         return np.arange(m), w, out, error
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
-        exact = self.rule in ("krum", "multi_krum") and self.pre is None
-        coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) else None
+        exact = error == 0.0
+        coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
         if coefficient is not None and self.pre == "nnm":
             coefficient = nnm_kappa(m, self.f, coefficient)
         value_bits = max(1, (m - 1).bit_length()) + TRUNCATION_BITS + self.bits
@@ -299,7 +319,11 @@ class TwoServerRobust(RingProtocol):
         if self.validate:
             params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS,
                           dabits=m * self.bits * d + m * (self._slack_bits() or 0))
-        if self.rule not in ("krum", "multi_krum"):
+        if self.rule in ORDER_RULES:
+            comparators = m * (m - 1) // 2
+            params.update(kept_positions=len(kept_positions(self.rule, m, self.f)), comparators=comparators,
+                          and_gates=comparators * 2 * self.bits * d)
+        if self.rule in ("centered_clipping", "norm_bounding"):
             params.update(tau=self.tau, iterations=self.iterations, truncation_bits=TRUNCATION_BITS,
                           truncation_failure_probability=min(1.0, d * 2.0 ** (value_bits + 1 - 64)))
         if self.validate:
@@ -324,7 +348,11 @@ class TwoServerRobust(RingProtocol):
             "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. "
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
-            + ("" if self.rule in ("krum", "multi_krum") else "numeric error: an L2 bound (integer units) on the result's error, from the values opened this round: "
+            + ("coordinate-wise order statistics: odd-even transposition sort of the validated digits on shares, the kept values "
+               "converted back with edaBits; result = m x the rule's value (a two-server result is read as a sum over the m included "
+               "inputs), exact for the median, rounded half up for the trimmed mean; weights are the mean weight k/m of an input in a "
+               "coordinate (none reaches the output whole, so an outer noise layer counts no noise share). " if self.rule in ORDER_RULES else "")
+            + ("" if self.rule not in ("centered_clipping", "norm_bounding") else "numeric error: an L2 bound (integer units) on the result's error, from the values opened this round: "
                "per iteration sqrt(d) for truncation, sum_i |w_i - round(w_i 2^k)/2^k| ||x_i - v||, and m sqrt(d)/2 for the "
                "iterate rounded to integers (errors add: each iteration is 1-Lipschitz in v); truncation fails (wraps) with the stated probability"),
         )

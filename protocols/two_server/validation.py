@@ -25,14 +25,9 @@ import numpy as np
 
 from protocols.masking_messages import Kind
 from protocols.errors import BelowThreshold
-from protocols.two_server.channel import S0, S1, Channel, encode_matrix, read_matrix
-from protocols.two_server.gates import PARTIES, add_digits, open_xor
-from protocols.wire import DEALER, Writer
-from secagg.boolean import AndTriples, and_triples_from_seed, deal_and_triples
-from secagg.dabits import DaBits, dabits_from_seed, deal_dabits, recompose
-from secagg.edabits import EdaBits, deal_edabits, edabits_from_seed, from_sum
+from protocols.two_server.channel import S0, S1, Channel
+from protocols.two_server.gates import PARTIES, digits_to_shares
 from secagg.equality import DIGEST_BYTES, zero_digest
-from secagg.prg import SEED_BYTES, derive
 from secagg.randomness import Randomness
 
 
@@ -45,40 +40,12 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
     Raises:
         BelowThreshold: if the dealer's or a server's message did not arrive.
     """
-    m, bits, w = digits[S0].shape
-    with ch.timer(DEALER):
-        seed = dealer.bytes(SEED_BYTES)
-        _, e1 = deal_edabits((m,), bits, d, dealer, derive(seed, b"edabits"))
-        _, b1 = deal_dabits((m, 1), d, dealer, derive(seed, b"dabits"))
-        _, a1 = deal_and_triples((bits, m, w), dealer, derive(seed, b"and triples"))
-        parts = (e1.planes.reshape(m * bits, w), e1.arith, b1.planes.reshape(m, w), b1.arith.reshape(m, d),
-                 a1.a.reshape(bits * m, w), a1.b.reshape(bits * m, w), a1.c.reshape(bits * m, w))
-        payload = {S0: Writer().raw(seed).getvalue(), S1: b"".join(encode_matrix(a) for a in parts)}
-
-    def parse1(r):
-        got = [read_matrix(r, a.shape) for a in parts]
-        r.done()
-        return got
-
-    got = ch.to_both(DEALER, payload, {S0: lambda r: (r.raw(SEED_BYTES), r.done())[0], S1: parse1}, "correlated randomness")
-    with ch.timer(S0):
-        s0 = got[S0]
-        ed = {S0: edabits_from_seed(derive(s0, b"edabits"), (m,), bits, d)}
-        dab = {S0: dabits_from_seed(derive(s0, b"dabits"), (m, 1), d)}
-        ands = {S0: and_triples_from_seed(derive(s0, b"and triples"), (bits, m, w))}
-    with ch.timer(S1):
-        p = got[S1]
-        ed[S1] = EdaBits(p[0].reshape(m, bits, w), p[1])
-        dab[S1] = DaBits(p[2].reshape(m, 1, w), p[3].reshape(m, 1, d))
-        ands[S1] = AndTriples(*(a.reshape(bits, m, w) for a in p[4:]))
-    sums, carry = add_digits(ch, digits, {q: ed[q].planes for q in ed}, ands)
-    opened_sum = open_xor(ch, sums)
-    opened_carry = open_xor(ch, {q: carry[q][:, None, :] ^ dab[q].planes for q in carry})
+    m = digits[S0].shape[0]
+    values = digits_to_shares(ch, digits, d, dealer)
     digests = {}
     for q, idx in PARTIES:
         with ch.timer(q):
-            value = from_sum(idx, opened_sum, recompose(idx, opened_carry, dab[q], d), ed[q], d)
-            z = value - targets[q]
+            z = values[q] - targets[q]
             digests[q] = b"".join(zero_digest(idx, z[i], context + i.to_bytes(4, "big")) for i in range(m))
     size = m * DIGEST_BYTES
     theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),

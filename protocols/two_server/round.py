@@ -308,6 +308,7 @@ class TwoServerRobust(RingProtocol):
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
         exact = error == 0.0
+        gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
         if coefficient is not None and self.pre == "nnm":
             coefficient = nnm_kappa(m, self.f, coefficient)
@@ -315,7 +316,7 @@ class TwoServerRobust(RingProtocol):
         bound = self.squared_bound if self.squared_bound is not None else d << (2 * self.bits - 2)
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": 1, "triple_elements": m * d + m * m, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
+                  "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
         if self.validate:
             params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS,
                           dabits=m * self.bits * d + m * (self._slack_bits() or 0))
@@ -331,7 +332,8 @@ class TwoServerRobust(RingProtocol):
                         f"in [-2^{self.bits - 1}, 2^{self.bits - 1}) and ||x||^2 <= {bound} (ring units"
                         + (", implied by the range" if self.squared_bound is None else "") + f"), soundness error {SOUNDNESS} a client; "
                         "a client that fails is excluded and named in Output.rejected (InvalidInput). ")
-            learns = f"S0 and S1 learn one validity bit per client (range, then norm), then {leak}"
+            checks = "range, then norm" if self.squared_bound is not None else "range"
+            learns = f"S0 and S1 learn one validity bit per client ({checks}), then {leak}"
         else:
             validity = "NOT validated: a Byzantine client's shares may stand for any X in Z_2^64 and wrap every distance to it. "
             learns = f"S0 and S1 learn {leak}"
@@ -343,7 +345,7 @@ class TwoServerRobust(RingProtocol):
             exact=exact,
             numeric_error=error,
             parameters=params,
-            notes=validity + "triples and daBits from a third-party dealer (trusted not to collude); one Gram triple a round. "
+            notes=validity + "Gram triples, AND triples, edaBits and daBits from a third-party dealer (trusted not to collude). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. "
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "

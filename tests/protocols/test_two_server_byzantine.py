@@ -53,7 +53,7 @@ def test_issue_13_wrapped_share_is_rejected_and_krum_runs_on_the_others():
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), n=st.integers(5, 10), d=st.integers(1, 40), bits=st.integers(3, 16), rule=st.sampled_from(["krum", "multi_krum", "norm_bounding"]),
+@given(data=st.data(), n=st.integers(5, 10), d=st.integers(1, 40), bits=st.integers(3, 16), rule=st.sampled_from(["krum", "multi_krum", "norm_bounding", "coordinate_median", "trimmed_mean"]),
        norm_fraction=st.sampled_from([None, 0.3, 1.0]), seed=st.integers(0, 2**31))
 def test_byzantine_shares_never_reach_the_rule(data, n, d, bits, rule, norm_fraction, seed):
     f = (n - 1) // 3  # up to f attackers: the n - f honest (valid) inputs are > 2f, so the round must complete
@@ -78,8 +78,15 @@ def test_byzantine_shares_never_reach_the_rule(data, n, d, bits, rule, norm_frac
     assert not rejected - {a.client for a in attackers}  # no honest client is
     assert set(out.included) <= valid
     result = to_signed(lift_signed(out.result, bits)).astype(np.float64)
-    if rule != "norm_bounding":
+    if rule in ("krum", "multi_krum"):
         assert np.array_equal(out.result, ring.reduce(sum(effective[u] for u in out.included).astype(ring.dtype)))
+    if rule in ("coordinate_median", "trimmed_mean"):  # m x the plaintext rule over the validated inputs
+        from protocols.robust import aggregate
+
+        rows = np.array([[float(c) for c in signed[u]] for u in out.included])
+        expected = np.round(aggregate(rows, f, rule) * len(rows)).astype(np.int64)
+        error = (to_signed(lift_signed(out.result, bits)) - expected) % 2**bits
+        assert np.all(np.minimum(error, 2**bits - error) <= (0 if rule == "coordinate_median" else 1))
     assert np.linalg.norm(result) <= len(out.included) * np.sqrt(squared) + out.reports[0].guarantee.numeric_error + 1e-6
 
 

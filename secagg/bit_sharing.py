@@ -27,16 +27,30 @@ def offset(x: np.ndarray, bits: int) -> np.ndarray:
     return np.asarray(x, dtype=np.uint64) + np.uint64(1 << (bits - 1))
 
 
+def _transpose8(x: np.ndarray) -> np.ndarray:
+    """Transposes the 8x8 bit matrix in each uint64 (bit 8 i + j <-> bit 8 j + i; Hacker's Delight, 7-3)."""
+    for shift, mask in ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0)):
+        t = (x ^ (x >> np.uint64(shift))) & np.uint64(mask)
+        x = x ^ t ^ (t << np.uint64(shift))
+    return x
+
+
 def to_planes(u: np.ndarray, bits: int) -> np.ndarray:
-    """(..., bits, words(d)) packed planes of the low `bits` digits of u (..., d) uint64."""
+    """(..., bits, words(d)) packed planes of the low `bits` digits of u (..., d) uint64.
+
+    Byte g of 8 consecutive coordinates is an 8x8 bit matrix; transposed, its byte i is byte (coordinate / 8)
+    of plane 8 g + i."""
     u = np.asarray(u, dtype=np.uint64)
-    d = u.shape[-1]
-    digits = ((u[..., None, :] >> np.arange(bits, dtype=np.uint64)[:, None]) & np.uint64(1)).astype(np.uint8)
-    packed = np.packbits(digits, axis=-1, bitorder="little")
-    pad = words(d) * 8 - packed.shape[-1]
-    if pad:
-        packed = np.concatenate([packed, np.zeros(packed.shape[:-1] + (pad,), dtype=np.uint8)], axis=-1)
-    return np.ascontiguousarray(packed).view("<u8").astype(np.uint64)
+    lead, d = u.shape[:-1], u.shape[-1]
+    w = words(d)
+    values = np.zeros(lead + (w * WORD,), dtype="<u8")
+    values[..., :d] = u
+    value_bytes = values.view(np.uint8).reshape(lead + (w * 8, 8, 8))  # (..., byte column, coordinate in it, value byte)
+    planes = np.zeros(lead + (-(-bits // 8) * 8, w * 8), dtype=np.uint8)
+    for g in range(-(-bits // 8)):
+        block = np.ascontiguousarray(value_bytes[..., g]).view("<u8")[..., 0]  # (..., byte column): byte j = coordinate j's byte g
+        planes[..., 8 * g : 8 * g + 8, :] = np.moveaxis(_transpose8(block)[..., None].view(np.uint8), -1, -2)
+    return np.ascontiguousarray(planes[..., :bits, :]).view("<u8").astype(np.uint64)
 
 
 def unpack(planes: np.ndarray, d: int) -> np.ndarray:
@@ -46,17 +60,19 @@ def unpack(planes: np.ndarray, d: int) -> np.ndarray:
 
 
 def from_planes(planes: np.ndarray, d: int) -> np.ndarray:
-    """sum_k 2^k digit_k as uint64 (..., d): the inverse of `to_planes` (assembled a byte at a time)."""
-    digits = unpack(planes, d)
-    bits = digits.shape[-2]
-    out = np.zeros(digits.shape[:-2] + (d,), dtype="<u8")
-    as_bytes = out.view(np.uint8).reshape(out.shape + (8,))
-    for g in range(0, bits, 8):
-        byte = np.zeros(digits.shape[:-2] + (d,), dtype=np.uint8)
-        for k in range(g, min(g + 8, bits)):
-            byte |= digits[..., k, :] << np.uint8(k - g)
-        as_bytes[..., g // 8] = byte
-    return out.astype(np.uint64)
+    """sum_k 2^k digit_k as uint64 (..., d): the inverse of `to_planes` (the same 8x8 bit transposes)."""
+    planes = np.asarray(planes, dtype="<u8")
+    lead, bits, w = planes.shape[:-2], planes.shape[-2], planes.shape[-1]
+    groups = -(-bits // 8)
+    padded = np.zeros(lead + (groups * 8, w), dtype="<u8")
+    padded[..., :bits, :] = planes
+    plane_bytes = padded.view(np.uint8)  # (..., plane, byte column)
+    out = np.zeros(lead + (w * 8, 8), dtype="<u8")  # (..., byte column, coordinate in it)
+    out_bytes = out.view(np.uint8).reshape(lead + (w * 8, 8, 8))
+    for g in range(groups):
+        block = np.ascontiguousarray(np.moveaxis(plane_bytes[..., 8 * g : 8 * g + 8, :], -2, -1)).view("<u8")[..., 0]
+        out_bytes[..., g] = _transpose8(block)[..., None].view(np.uint8)
+    return out.reshape(lead + (w * WORD,))[..., :d].astype(np.uint64)
 
 
 def expand_planes(seed: bytes, shape: tuple[int, ...], domain: bytes) -> np.ndarray:

@@ -64,11 +64,13 @@ def deal_dabits(shape: tuple[int, ...], d: int, rng: Randomness, seed: bytes) ->
 def recompose(party: int, opened: np.ndarray, dabits: DaBits, d: int) -> np.ndarray:
     """Party `party`'s additive share (..., d) of sum_k 2^k v_k, given the opened c = v ^ r (packed planes)."""
     t = dabits.use()
-    c = unpack(opened, d)
+    c = unpack(opened, d).view(bool)
+    one = np.uint64(1 if party == 0 else 0)
     acc = np.zeros(t.arith.shape[:-2] + (d,), dtype=np.uint64)
     for k in range(c.shape[-2]):
-        ck, rk = c[..., k, :].astype(bool), t.arith[..., k, :]
-        acc += np.where(ck, np.uint64(0) - rk, rk) << np.uint64(k)
-        if party == 0:
-            acc += ck.astype(np.uint64) << np.uint64(k)
+        rk = t.arith[..., k, :]
+        term = np.where(c[..., k, :], one - rk, rk)  # [v]_p = [p = 0] c + (1 - 2c) [r]_p
+        if k:
+            term <<= np.uint64(k)
+        acc += term
     return acc

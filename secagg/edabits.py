@@ -61,6 +61,8 @@ def from_sum(party: int, opened_sum: np.ndarray, carry: np.ndarray, edabits: Eda
     """Party `party`'s additive share (..., d) of u, from the opened sum bits c (planes), its share of the
     carry-out t (additive, (..., d)) and its edaBits: [p = 0] c - [r]_p + 2^b [t]_p."""
     t = edabits.use()
-    bits = t.planes.shape[-2]
-    out = (carry << np.uint64(bits)) - t.arith
-    return out + from_planes(opened_sum, d) if party == 0 else out
+    out = carry << np.uint64(t.planes.shape[-2])
+    out -= t.arith
+    if party == 0:
+        out += from_planes(opened_sum, d)
+    return out

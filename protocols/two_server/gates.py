@@ -106,6 +106,9 @@ def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer:
     opened_carry = open_xor(ch, {q: carry[q][:, None, :] ^ dab[q].planes for q in carry})
     out = {}
     for q, idx in PARTIES:
-        with ch.timer(q):
-            out[q] = from_sum(idx, opened_sum, recompose(idx, opened_carry, dab[q], d), ed[q], d)
+        with ch.timer(q):  # a client at a time: small temporaries that the allocator reuses
+            out[q] = np.empty((m, d), dtype=np.uint64)
+            for i in range(m):
+                carry_i = recompose(idx, opened_carry[i], DaBits(dab[q].planes[i], dab[q].arith[i]), d)
+                out[q][i] = from_sum(idx, opened_sum[i], carry_i, EdaBits(ed[q].planes[i], ed[q].arith[i]), d)
     return out

@@ -125,11 +125,11 @@ class TwoServerRobust(RingProtocol):
         if self.validate:
             with meter.server():
                 digits[S0] = np.stack([expand_planes(seeds[u], (self.bits, words(d)), DIGITS) for u in included])
-                targets = {S0: offset(x[S0], self.bits)}
+                targets = {S0: x[S0]}
             with meter.party("second server"):
                 digits[S1] = np.stack([shares[u][1] for u in included])
                 targets[S1] = x[S1]
-            valid = check_digits(ch, digits, targets, d, rng.fork("dealer range"), ch.session + b"range")
+            valid = check_digits(ch, digits, targets, d, rng.fork("dealer range"), ch.session + b"range", 1 << (self.bits - 1))  # U = X + 2^(b-1)
             rejected += [InvalidInput(f"its digits do not prove X in the signed {self.bits}-bit range", party=f"client {u}", stage="range check")
                          for u in included[~valid]]
             included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}

@@ -32,8 +32,9 @@ from secagg.randomness import Randomness
 
 
 def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, np.ndarray], d: int, dealer: Randomness,
-                 context: bytes) -> np.ndarray:
-    """Which of m clients' XOR-shared digits (m, bits, words(d)) recompose to the shared targets (m, d).
+                 context: bytes, constant: int = 0) -> np.ndarray:
+    """Which of m clients' XOR-shared digits (m, bits, words(d)) recompose to the shared targets (m, d) plus the
+    public `constant`.
 
     Returns a bool array (m,), the same at both servers.
 
@@ -45,8 +46,8 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
     digests = {}
     for q, idx in PARTIES:
         with ch.timer(q):
-            z = values[q] - targets[q]
-            digests[q] = b"".join(zero_digest(idx, z[i], context + i.to_bytes(4, "big")) for i in range(m))
+            shift = np.uint64(constant % 2**64 if idx == 0 else 0)
+            digests[q] = b"".join(zero_digest(idx, values[q][i] - targets[q][i] - shift, context + i.to_bytes(4, "big")) for i in range(m))
     size = m * DIGEST_BYTES
     theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),
               S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}

@@ -21,6 +21,9 @@ def test_planes_round_trip_and_shares_recombine(bits, d, seed):
     u = rng.integers(0, 2**64, (3, d), dtype=np.uint64) & np.uint64(2**bits - 1)
     planes = to_planes(u, bits)
     assert planes.shape == (3, bits, words(d))
+    i, k, c = seed % 3, seed % bits, seed % d  # the layout: bit c % 64 of word c // 64 of plane k
+    assert (int(planes[i, k, c // 64]) >> (c % 64)) & 1 == (int(u[i, c]) >> k) & 1
+    assert np.array_equal(unpack(planes, d), ((u[:, None, :] >> np.arange(bits, dtype=np.uint64)[:, None]) & np.uint64(1)))
     assert np.array_equal(from_planes(planes, d), u)
     p1 = share_planes(planes, b"\x07" * 32, b"t")
     assert np.array_equal(from_planes(p1 ^ expand_planes(b"\x07" * 32, planes.shape, b"t"), d), u)

@@ -36,15 +36,16 @@ from protocols.protocol import RingProtocol
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.robust.preaggregators import nnm_neighbours
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
-from protocols.robust.rules import clipping_weights, krum_select
+from protocols.robust.rules import krum_select
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_matrix, parse_share
+from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.validation import check_digits
 from protocols.wire import DEALER, Writer
-from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed, truncate
+from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed
 from secagg.bit_sharing import expand_planes, offset, share_planes, to_planes, words
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
@@ -52,7 +53,6 @@ from secagg.ring import Ring
 
 ORDER_RULES = ("coordinate_median", "trimmed_mean")
 RULES = ("krum", "multi_krum", "centered_clipping", "norm_bounding") + ORDER_RULES
-TRUNCATION_BITS = 12
 SOUNDNESS = "2^-128"  # a false acceptance needs a SHA-256 collision
 DIGITS, SLACK = b"input digits", b"norm slack digits"
 
@@ -184,7 +184,7 @@ class TwoServerRobust(RingProtocol):
             row_weights, error = np.full(m, len(positions) / m), 0.0
             leak = "nothing else before the result (every value opened in the sorting network is masked by the dealer's triples), then the result"
         else:
-            _, row_weights, result_share, error = self._clip(x, gram, m, d, ch, self.tau * divisor)
+            row_weights, result_share, error = clip_on_shares(ch, x, gram, d, self.tau * divisor, self.iterations)
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
@@ -275,36 +275,6 @@ class TwoServerRobust(RingProtocol):
         t1.a, t1.c = a1, c1
         return {S0: t0, S1: t1}
 
-    def _clip(self, x, gram, m, d, ch, tau):
-        """Centered clipping from v = 0 on shares; returns (all indices, last weights, result shares of m v_L,
-        an L2 bound on the result's error in integer units)."""
-        v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
-        scale = np.uint64(1 << TRUNCATION_BITS)
-        error = 0.0
-        for it in range(self.iterations):
-            sq = {}
-            for p, idx in ((S0, 0), (S1, 1)):
-                with ch.timer(p):
-                    cross = x[p] @ v.astype(np.uint64)  # <x_i, v> shares
-                    sq[p] = np.diagonal(gram[p]) - np.uint64(2) * cross + (np.uint64(int(v @ v) % 2**64) if idx == 0 else np.uint64(0))
-            norms = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)
-            w = clipping_weights(norms, tau)
-            fixed = np.round(w * float(scale)).astype(np.uint64)
-            # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
-            # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
-            error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(norms, 0)))
-            if it + 1 < self.iterations:
-                error += m * 0.5 * np.sqrt(d)
-            out = {}
-            for p, idx in ((S0, 0), (S1, 1)):
-                with ch.timer(p):
-                    out[p] = truncate(fixed @ x[p], TRUNCATION_BITS, idx)
-                    if idx == 0:
-                        out[p] = out[p] + np.round((m - w.sum()) * v).astype(np.int64).astype(np.uint64)
-            if it + 1 < self.iterations:
-                total = to_signed(ch.exchange(Kind.MATRIX, {p: out[p][None, :] for p in out}, (1, d))[0])
-                v = np.round(total / m).astype(np.int64)
-        return np.arange(m), w, out, error
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
         exact = error == 0.0

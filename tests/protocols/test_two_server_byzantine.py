@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import secure_sum
-from protocols.errors import BelowThreshold, InvalidInput
+from protocols.errors import InvalidInput
 from protocols.robust.rules import krum_select
 from protocols.testing import ByzantineShares, byzantine_clients, chain
 from protocols.two_server import TwoServerRobust

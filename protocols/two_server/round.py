@@ -317,7 +317,7 @@ class TwoServerRobust(RingProtocol):
             parameters=params,
             notes=validity + "Gram triples, AND triples, edaBits and daBits from a third-party dealer (trusted not to collude). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
-            "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. "
+            + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
             + ("coordinate-wise order statistics: odd-even transposition sort of the validated digits on shares, the kept values "

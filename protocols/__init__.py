@@ -1,6 +1,6 @@
 """Floor 2: aggregation protocols, their layers and the per-layer report."""
 
-from protocols.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused, ReplayedMessage
+from protocols.errors import Aborted, BelowThreshold, InvalidInput, MalformedMessage, ProtocolError, Refused, ReplayedMessage
 from protocols.he_aggregation import BFVAggregation, CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
 from protocols.he_robust import CKKSRobust
@@ -23,6 +23,7 @@ __all__ = [
     "Guarantee",
     "HiddenStateCKKS",
     "LayerReport",
+    "InvalidInput",
     "MalformedMessage",
     "Output",
     "PlainSum",

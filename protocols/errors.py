@@ -33,3 +33,8 @@ class Refused(ProtocolError):
 
 class Aborted(ProtocolError):
     """The round cannot finish with a correct aggregate (e.g. shares inconsistent with a commitment)."""
+
+
+class InvalidInput(ProtocolError):
+    """A client's protected input failed validation (out of range, over the norm bound, shares that disagree):
+    the client is excluded and the round goes on without it."""

@@ -81,7 +81,8 @@ class Output:
     """A round's result. `included` lists the clients whose inputs are in `result`; `weights`, when
     not empty, the weight each of them has in it (a robust rule may scale inputs down; an outer noise
     layer counts only the noise shares that reached the output whole); `rejected` the protocol
-    errors raised by malformed, replayed or misdirected messages the round survived."""
+    errors raised by malformed, replayed or misdirected messages the round survived, and by inputs that
+    failed validation (`InvalidInput`, naming the client)."""
 
     result: np.ndarray
     included: tuple[int, ...]

@@ -58,7 +58,7 @@ class AesCtrPrg:
 
     def expand(self, seed: bytes, d: int, domain: bytes) -> np.ndarray:
         """Returns a fresh uniform vector of Z_{2^b} of length d (a copy the caller owns)."""
-        return self.ring.reduce(self._keystream(seed, d, domain).copy())
+        return self.ring.reduce(self._keystream(seed, d, domain))  # reduce returns a new array (a copy at full width)
 
     def add_into(self, acc: np.ndarray, seed: bytes, domain: bytes, sign: int = 1) -> None:
         """acc += sign * PRG(seed) mod 2**b, in place, with no allocation after the first call."""

@@ -14,11 +14,17 @@ def nnm(updates: np.ndarray, f: int) -> np.ndarray:
     so memory is O(n d + n**2), never O(n (n-f) d). Ties in distance go to the lower index.
     """
     x = check_updates(updates, f)
-    n = x.shape[0]
-    order = np.argsort(squared_distances(x), axis=1, kind="stable")[:, : n - f]
-    mixing = np.zeros((n, n), dtype=x.dtype)
-    np.put_along_axis(mixing, order, 1.0 / (n - f), axis=1)
-    return mixing @ x
+    return (nnm_neighbours(squared_distances(x), f) / (x.shape[0] - f)).astype(x.dtype) @ x
+
+
+def nnm_neighbours(dist: np.ndarray, f: int) -> np.ndarray:
+    """The (n, n) 0/1 int64 matrix of NNM: row i marks the n - f rows nearest to i by `dist` (squared
+    distances), itself included; ties go to the lower index."""
+    n = dist.shape[0]
+    order = np.argsort(dist, axis=1, kind="stable")[:, : n - f]
+    mixing = np.zeros((n, n), dtype=np.int64)
+    np.put_along_axis(mixing, order, 1, axis=1)
+    return mixing
 
 
 def bucketing(updates: np.ndarray, f: int, *, s: int, perm: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:

@@ -80,7 +80,7 @@ def test_progress_callback_and_partial_results():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"stack": "he"}, "stack must be"), ({"byzantine": 0.6}, "byzantine"), ({"clients": 2}, "clients"), ({"rule": "bulyan"}, "rule must be"),
-     ({"stack": "two-server", "rule": "trimmed_mean"}, "rule must be")],
+     ({"stack": "two-server", "rule": "geometric_median"}, "rule must be")],
 )
 def test_bad_configs_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -122,8 +122,10 @@ def test_truncation_is_floor_or_one_more(values, k, seed):
 def test_parameters_that_would_wrap_or_need_comparison_are_refused():
     with pytest.raises(ValueError, match="2\\*\\*63"):
         secure_sum(np.zeros((3, 10**5), dtype=np.uint32), protocol=TwoServerRobust(bits=24), seed=0)
-    with pytest.raises(ValueError, match="secure comparison"):
-        TwoServerRobust(rule="coordinate_median")
+    with pytest.raises(ValueError, match="unknown rule"):
+        TwoServerRobust(rule="geometric_median")
+    with pytest.raises(ValueError, match="validate=True"):
+        TwoServerRobust(rule="coordinate_median", validate=False)
     with pytest.raises(BelowThreshold):
         secure_sum(np.zeros((4, 5), dtype=np.uint16), protocol=TwoServerRobust(f=2, bits=16), seed=0,
                    dropouts=DropoutSchedule({0: Stage.MASKED_INPUT}))
@@ -142,3 +144,54 @@ def test_distributed_dp_under_krum_accounts_only_the_noise_of_the_selected_clien
     assert noise["multi_krum"].parameters["noise_shares_in_output"] == 5
     assert noise["krum"].epsilon > noise["multi_krum"].epsilon
     assert "not" in outs["krum"].reports[0].guarantee.notes and "covers" in outs["krum"].reports[0].guarantee.notes
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=cases(), rule=st.sampled_from(["krum", "multi_krum", "centered_clipping"]), seed=st.integers(0, 2**31))
+def test_nnm_over_shares_matches_the_plaintext_preaggregator(case, rule, seed):
+    from protocols.robust.preaggregators import nnm_neighbours
+
+    x, bits, dropouts, m, f = case
+    if m <= 2 * f or m == 0 or f == 0:
+        return
+    alive = [i for i in range(len(x)) if dropouts.active(i, Stage.MASKED_INPUT)]
+    values = signed(x[alive], bits).astype(np.float64)
+    tau = float(np.median(np.linalg.norm(values, axis=1))) + 1.0
+    protocol = TwoServerRobust(rule=rule, f=f, bits=bits, pre="nnm", tau=tau)
+    out = secure_sum(x, protocol=protocol, dropouts=dropouts, seed=seed)
+    g = out.reports[0].guarantee
+    # NNM's neighbours from the exact integer distances (a float Gram matrix can break distance ties the other way)
+    mixed = nnm_neighbours(exact_distances(values.astype(np.int64)), f) @ values / (m - f)
+    if rule == "centered_clipping":  # m v_1 of the mixed rows
+        expected = centered_clipping(mixed, f, tau=tau, iterations=1) * m
+    else:  # the sum of the selected mixed rows (selection on their exact integer distances, (m - f) times the means)
+        chosen = krum_select(exact_distances(np.round(mixed * (m - f)).astype(np.int64)), f, 1 if rule == "krum" else None)
+        expected = mixed[chosen].sum(axis=0)
+        assert np.isclose(sum(out.weights), len(chosen))
+    error = np.abs(signed(out.result, bits) - expected) % 2**bits
+    assert np.linalg.norm(np.minimum(error, 2**bits - error)) <= g.numeric_error + 1e-6
+    assert g.parameters["pre"] == "nnm" and g.exact == (g.numeric_error == 0) and "NNM" in g.notes
+    with pytest.raises(ValueError, match="pre"):
+        TwoServerRobust(pre="bucketing")
+
+
+@settings(max_examples=12, deadline=None)
+@given(case=cases(), rule=st.sampled_from(["coordinate_median", "trimmed_mean"]), seed=st.integers(0, 2**31))
+def test_order_statistics_over_shares_equal_the_plaintext_rule(case, rule, seed):
+    from protocols.robust import aggregate
+
+    x, bits, dropouts, m, f = case
+    if m <= 2 * f or m == 0:
+        return
+    alive = [i for i in range(len(x)) if dropouts.active(i, Stage.MASKED_INPUT)]
+    values = signed(x[alive], bits)
+    out = secure_sum(x, protocol=TwoServerRobust(rule=rule, f=f, bits=bits), dropouts=dropouts, seed=seed)
+    assert out.included == tuple(alive)
+    expected = aggregate(values.astype(np.float64), f, rule) * m  # m x the rule's value, exact for the median
+    ring = Ring(bits)  # the result lives in Z_2^bits, as every two-server sum does
+    g = out.reports[0].guarantee
+    if rule == "coordinate_median" or g.exact:
+        assert np.array_equal(out.result, ring.reduce(np.round(expected).astype(np.int64).astype(np.uint64).astype(ring.dtype)))
+    else:
+        error = np.abs(signed(out.result, bits) - expected) % 2**bits
+        assert np.all(np.minimum(error, 2**bits - error) <= 0.5) and g.numeric_error == pytest.approx(0.5 * np.sqrt(x.shape[1]))

@@ -1,0 +1,50 @@
+"""Centered clipping and norm bounding over additive shares (public weights, SecureML truncation):
+
+    m v_{l+1} = sum_i w_i x_i + (m - sum_i w_i) v_l,   w_i = min(1, tau / ||x_i - v_l||),
+
+the weights applied as round(w_i 2**k) and the shares truncated by 2**k (`secagg.beaver.truncate`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.masking_messages import Kind
+from protocols.robust.rules import clipping_weights
+from protocols.two_server.channel import S0, Channel
+from protocols.two_server.gates import PARTIES
+from secagg.beaver import to_signed, truncate
+
+TRUNCATION_BITS = 12
+
+
+def clip_on_shares(ch: Channel, x: dict, gram: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, dict, float]:
+    """Centered clipping from v = 0 over the shares x (m, d) with Gram shares `gram`; returns the last weights, the
+    shares of m v_L and an L2 bound on its error (integer units). Opens ||x_i - v_l||**2 and v_1..v_(L-1)."""
+    m = x[S0].shape[0]
+    v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
+    scale = np.uint64(1 << TRUNCATION_BITS)
+    error = 0.0
+    for it in range(iterations):
+        sq = {}
+        for p, idx in PARTIES:
+            with ch.timer(p):
+                cross = x[p] @ v.astype(np.uint64)  # <x_i, v> shares
+                sq[p] = np.diagonal(gram[p]) - np.uint64(2) * cross + (np.uint64(int(v @ v) % 2**64) if idx == 0 else np.uint64(0))
+        norms = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)
+        w = clipping_weights(norms, tau)
+        fixed = np.round(w * float(scale)).astype(np.uint64)
+        # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
+        # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
+        error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(norms, 0)))
+        if it + 1 < iterations:
+            error += m * 0.5 * np.sqrt(d)
+        out = {}
+        for p, idx in PARTIES:
+            with ch.timer(p):
+                out[p] = truncate(fixed @ x[p], TRUNCATION_BITS, idx)
+                if idx == 0:
+                    out[p] = out[p] + np.round((m - w.sum()) * v).astype(np.int64).astype(np.uint64)
+        if it + 1 < iterations:
+            total = to_signed(ch.exchange(Kind.MATRIX, {p: out[p][None, :] for p in out}, (1, d))[0])
+            v = np.round(total / m).astype(np.int64)
+    return w, out, error

@@ -1,0 +1,114 @@
+"""Boolean circuits between S0 and S1 on XOR-shared bit-sliced words: opening, AND layers (dealer triples),
+ripple-carry addition, and the conversion of digits to additive shares with edaBits (`secagg.edabits`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.masking_messages import Kind
+from protocols.two_server.channel import S0, S1, Channel, encode_matrix, read_matrix
+from protocols.wire import DEALER, Writer
+from secagg.boolean import AndTriples, and_masked, and_share, and_triples_from_seed, deal_and_triples
+from secagg.dabits import DaBits, dabits_from_seed, deal_dabits, recompose
+from secagg.edabits import EdaBits, deal_edabits, edabits_from_seed, from_sum
+from secagg.prg import SEED_BYTES, derive
+from secagg.randomness import Randomness
+
+PARTIES = ((S0, 0), (S1, 1))
+
+
+def open_xor(ch: Channel, shares: dict[int, np.ndarray]) -> np.ndarray:
+    """Both servers open XOR shares of any shape (uint64 words); returns the value."""
+    shape = shares[S0].shape
+    flat = {p: s.reshape(-1, shape[-1]) for p, s in shares.items()}
+    return ch.exchange(Kind.MATRIX, flat, flat[S0].shape, np.bitwise_xor).reshape(shape)
+
+
+def and_layer(ch: Channel, x: dict[int, np.ndarray], y: dict[int, np.ndarray], triples: dict[int, AndTriples], layer: int) -> dict[int, np.ndarray]:
+    """XOR shares of x & y (one round: open e = x ^ a, f = y ^ b)."""
+    t, masked = {}, {}
+    for p, _ in PARTIES:
+        with ch.timer(p):
+            t[p] = triples[p].take(layer)
+            masked[p] = and_masked(x[p], y[p], t[p])
+    opened = open_xor(ch, masked)
+    out = {}
+    for p, idx in PARTIES:
+        with ch.timer(p):
+            out[p] = and_share(idx, opened, t[p])
+    return out
+
+
+def add_digits(ch: Channel, u: dict[int, np.ndarray], r: dict[int, np.ndarray], triples: dict[int, AndTriples]) -> tuple[dict, dict]:
+    """Ripple-carry u + r on XOR-shared digit planes (..., b, words): returns the shares of the sum digits
+    (mod 2^b) and of the carry-out (..., words). carry_(k+1) = carry_k ^ ((u_k ^ carry_k) & (r_k ^ carry_k)),
+    one AND layer a digit (triples (b, ..., words))."""
+    bits = u[S0].shape[-2]
+    carry = {p: np.zeros(u[p].shape[:-2] + u[p].shape[-1:], dtype=np.uint64) for p in u}
+    sums = {p: np.empty_like(u[p]) for p in u}
+    for k in range(bits):
+        x, y = {}, {}
+        for p, _ in PARTIES:
+            with ch.timer(p):
+                uk, rk = u[p][..., k, :], r[p][..., k, :]
+                sums[p][..., k, :] = uk ^ rk ^ carry[p]
+                x[p], y[p] = uk ^ carry[p], rk ^ carry[p]
+        z = and_layer(ch, x, y, triples, k)
+        for p, _ in PARTIES:
+            with ch.timer(p):
+                carry[p] = carry[p] ^ z[p]
+    return sums, carry
+
+
+def _dealt(ch: Channel, parts: list[np.ndarray], seed: bytes) -> tuple[bytes, list[np.ndarray]]:
+    """The dealer sends S0 `seed` and S1 the matrices `parts` (2-D views); returns what arrived at each."""
+    got = ch.to_both(DEALER, {S0: Writer().raw(seed).getvalue(), S1: b"".join(encode_matrix(a) for a in parts)},
+                     {S0: lambda r: (r.raw(SEED_BYTES), r.done())[0], S1: lambda r: ([read_matrix(r, a.shape) for a in parts], r.done())[0]},
+                     "correlated randomness")
+    return got[S0], got[S1]
+
+
+def deal_ands(ch: Channel, shape: tuple[int, ...], dealer: Randomness) -> dict[int, AndTriples]:
+    """AND triples of `shape` (layers, ..., words) from the dealer, at both servers."""
+    with ch.timer(DEALER):
+        seed = dealer.bytes(SEED_BYTES)
+        _, t1 = deal_and_triples(shape, dealer, seed)
+        flat = (int(np.prod(shape[:-1])), shape[-1])
+    s0, got = _dealt(ch, [t1.a.reshape(flat), t1.b.reshape(flat), t1.c.reshape(flat)], seed)
+    with ch.timer(S0):
+        t0 = and_triples_from_seed(s0, shape)
+    return {S0: t0, S1: AndTriples(*(a.reshape(shape) for a in got))}
+
+
+def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer: Randomness) -> dict[int, np.ndarray]:
+    """Additive shares (m, d) in Z_{2^64} of the values whose XOR-shared digits (m, bits, words(d)) the servers hold:
+    add an edaBit's r with the ripple-carry circuit, open the sum bits c, convert the carry-out t with a daBit,
+    then [u]_p = [p = 0] c - [r]_p + 2^b [t]_p. Opens only uniform values (e, f of the gates, c, t ^ daBit)."""
+    m, bits, w = digits[S0].shape
+    with ch.timer(DEALER):
+        seed = dealer.bytes(SEED_BYTES)
+        _, e1 = deal_edabits((m,), bits, d, dealer, derive(seed, b"edabits"))
+        _, b1 = deal_dabits((m, 1), d, dealer, derive(seed, b"dabits"))
+        _, a1 = deal_and_triples((bits, m, w), dealer, derive(seed, b"and triples"))
+        parts = [e1.planes.reshape(m * bits, w), e1.arith, b1.planes.reshape(m, w), b1.arith.reshape(m, d),
+                 a1.a.reshape(bits * m, w), a1.b.reshape(bits * m, w), a1.c.reshape(bits * m, w)]
+    s0, got = _dealt(ch, parts, seed)
+    with ch.timer(S0):
+        ed = {S0: edabits_from_seed(derive(s0, b"edabits"), (m,), bits, d)}
+        dab = {S0: dabits_from_seed(derive(s0, b"dabits"), (m, 1), d)}
+        ands = {S0: and_triples_from_seed(derive(s0, b"and triples"), (bits, m, w))}
+    with ch.timer(S1):
+        ed[S1] = EdaBits(got[0].reshape(m, bits, w), got[1])
+        dab[S1] = DaBits(got[2].reshape(m, 1, w), got[3].reshape(m, 1, d))
+        ands[S1] = AndTriples(*(a.reshape(bits, m, w) for a in got[4:]))
+    sums, carry = add_digits(ch, digits, {q: ed[q].planes for q in ed}, ands)
+    opened_sum = open_xor(ch, sums)
+    opened_carry = open_xor(ch, {q: carry[q][:, None, :] ^ dab[q].planes for q in carry})
+    out = {}
+    for q, idx in PARTIES:
+        with ch.timer(q):  # a client at a time: small temporaries that the allocator reuses
+            out[q] = np.empty((m, d), dtype=np.uint64)
+            for i in range(m):
+                carry_i = recompose(idx, opened_carry[i], DaBits(dab[q].planes[i], dab[q].arith[i]), d)
+                out[q][i] = from_sum(idx, opened_sum[i], carry_i, EdaBits(ed[q].planes[i], ed[q].arith[i]), d)
+    return out

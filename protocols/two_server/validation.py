@@ -1,0 +1,58 @@
+"""Input validation over shares: the servers check, without learning it, that a shared value X in Z_{2^64}
+equals the recomposition of digits the client XOR-shared (edaBit conversion and a hash equality test).
+
+Construction (the bit-decomposition range proof of Prio's validity circuits, with a dealer's edaBits
+(Escudero et al., CRYPTO 2020) in place of a proof, and a hash comparison for the zero test):
+
+    client:  X = x0 + x1, and planes of the b digits of U = X + 2^(b-1) (offset binary), P = P0 ^ P1,
+             with x0, P0 from the seed it sends S0 (`secagg.bit_sharing`)
+    dealer:  an edaBit r a value, a daBit a value, b layers of AND triples: a seed to S0, the rest to S1
+    S0, S1:  add P + r with a ripple-carry circuit (b AND rounds), open the sum bits c (uniform), convert the
+             carry-out t with the daBit; each then holds a share of Z = (c - r + 2^b t) - U
+             (`secagg.edabits.from_sum`) and sends the other its digest of Z; valid iff the digests agree (Z = 0)
+
+XOR shares always stand for bits, so Z = 0 proves U in [0, 2^b), i.e. X in the signed b-bit range;
+a false acceptance needs a SHA-256 collision (soundness error ~2^-128 a client). The same check with
+L = bit_length(B) digits of the slack s = B - ||x||^2 and target B - G_ii (the Gram diagonal share,
+exact once the range holds and d 2^(2b) < 2^63) proves ||x||^2 <= B. The servers learn the valid bit
+of each client; everything they open (e, f of the AND gates, c, the daBit's masked carry) is uniform.
+The dealer is trusted not to collude with either server (r and c give U).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.masking_messages import Kind
+from protocols.errors import BelowThreshold
+from protocols.two_server.channel import S0, S1, Channel
+from protocols.two_server.gates import PARTIES, digits_to_shares
+from secagg.equality import DIGEST_BYTES, zero_digest
+from secagg.randomness import Randomness
+
+
+def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, np.ndarray], d: int, dealer: Randomness,
+                 context: bytes, constant: int = 0) -> np.ndarray:
+    """Which of m clients' XOR-shared digits (m, bits, words(d)) recompose to the shared targets (m, d) plus the
+    public `constant`.
+
+    Returns a bool array (m,), the same at both servers.
+
+    Raises:
+        BelowThreshold: if the dealer's or a server's message did not arrive.
+    """
+    m = digits[S0].shape[0]
+    values = digits_to_shares(ch, digits, d, dealer)
+    digests = {}
+    for q, idx in PARTIES:
+        with ch.timer(q):
+            shift = np.uint64(constant % 2**64 if idx == 0 else 0)
+            digests[q] = b"".join(zero_digest(idx, values[q][i] - targets[q][i] - shift, context + i.to_bytes(4, "big")) for i in range(m))
+    size = m * DIGEST_BYTES
+    theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),
+              S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}
+    if theirs[S0] is None or theirs[S1] is None:
+        raise BelowThreshold("a server's digests did not arrive", party="server", stage="validation")
+    with ch.timer(S0):
+        return np.array([digests[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == theirs[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]
+                         for i in range(m)], dtype=bool)

@@ -1,0 +1,76 @@
+"""daBits (Rotaru and Wood, "MArBled Circuits", INDOCRYPT 2019): a random bit r shared twice, r = r0 ^ r1
+in Z_2 and r = [r]_0 + [r]_1 in Z_{2^64}, from a dealer, to turn XOR-shared bits into additive shares.
+
+Conversion of an XOR-shared bit v = v0 ^ v1: the parties open c = v ^ r (uniform: it reveals nothing
+about v), and since v = c ^ r = c + r - 2 c r,
+
+    [v]_p = [p = 0] c + (1 - 2c) [r]_p.
+
+Recomposition of b XOR-shared digits (bit-sliced planes, `secagg.bit_sharing`) is then linear:
+[sum_k 2^k v_k]_p = [p = 0] sum_k 2^k c_k + sum_k 2^k (1 - 2 c_k) [r_k]_p. One daBit serves one digit:
+reusing r reveals v ^ v' (see `DaBits.use`). Party 0's parts come from the dealer's seed; party 1's
+travel explicitly (bits / 8 + 8 bits bytes a coordinate).
+Low level: the protocol is `protocols.two_server`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from secagg.beaver import expand_share
+from secagg.bit_sharing import expand_planes, unpack, words
+from secagg.errors import AlreadyUsed
+from secagg.randomness import Randomness
+
+
+@dataclass
+class DaBits:
+    """One party's shares of daBits for (..., bits, d) digits: `planes` (..., bits, words(d)) in Z_2,
+    `arith` (..., bits, d) in Z_{2^64}."""
+
+    planes: np.ndarray
+    arith: np.ndarray
+    _used: bool = field(default=False, repr=False)
+
+    def use(self) -> "DaBits":
+        """Marks the daBits consumed; a second use raises `AlreadyUsed`."""
+        if self._used:
+            raise AlreadyUsed("daBits must mask one set of digits only: reuse reveals their XOR")
+        self._used = True
+        return self
+
+
+def dabits_from_seed(seed: bytes, shape: tuple[int, ...], d: int) -> DaBits:
+    """Party 0's daBits for digits of shape (..., bits, d), from the dealer's seed."""
+    return DaBits(expand_planes(seed, shape + (words(d),), b"dabit planes"), expand_share(seed, shape + (d,), b"dabit arith"))
+
+
+def deal_dabits(shape: tuple[int, ...], d: int, rng: Randomness, seed: bytes) -> tuple[DaBits, DaBits]:
+    """The dealer's daBits for digits (..., bits, d): party 0's from `seed`, party 1's explicit.
+
+    Raises:
+        ValueError: for d < 1.
+    """
+    if d < 1:
+        raise ValueError(f"need d >= 1, found d={d}")
+    r = rng.uint64(int(np.prod(shape)) * words(d)).reshape(shape + (words(d),))
+    t0 = dabits_from_seed(seed, shape, d)
+    bits = unpack(r, d).astype(np.uint64)
+    return t0, DaBits(r ^ t0.planes, bits - t0.arith)
+
+
+def recompose(party: int, opened: np.ndarray, dabits: DaBits, d: int) -> np.ndarray:
+    """Party `party`'s additive share (..., d) of sum_k 2^k v_k, given the opened c = v ^ r (packed planes)."""
+    t = dabits.use()
+    c = unpack(opened, d).view(bool)
+    one = np.uint64(1 if party == 0 else 0)
+    acc = np.zeros(t.arith.shape[:-2] + (d,), dtype=np.uint64)
+    for k in range(c.shape[-2]):
+        rk = t.arith[..., k, :]
+        term = np.where(c[..., k, :], one - rk, rk)  # [v]_p = [p = 0] c + (1 - 2c) [r]_p
+        if k:
+            term <<= np.uint64(k)
+        acc += term
+    return acc

@@ -52,7 +52,7 @@ def _cell(name: str, n: int, d: int, dropout: float, reps: int) -> dict:
     out = samples[0][0]
     params = out.reports[0].guarantee.parameters
     k, t = params["k"], params["t"]
-    graph = harary_neighbours(n, k, SeededRandomness(bytes.fromhex(params["graph_seed"])))
+    graph = harary_neighbours(n, k, bytes.fromhex(params["graph_seed"]))
     survivors = set(out.included)
     removed = len(survivors) + sum(len(graph[v] & survivors) for v in schedule.drops)
     costs = [o.reports[0].cost for o, _ in samples]

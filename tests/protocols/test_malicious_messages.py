@@ -21,12 +21,12 @@ from protocols.testing import (
 )
 from protocols.graph import harary_neighbours
 from protocols.wire import HEADER_BYTES, Frame, Reader, decode_frame, encode_frame
-from secagg import Ring, SeededRandomness
+from secagg import Ring
 
 
 def _model(case: RoundCase, dropouts, out):
     params = out.reports[0].guarantee.parameters
-    neighbours = harary_neighbours(case.inputs.shape[0], params["k"], SeededRandomness(bytes.fromhex(params["graph_seed"])))
+    neighbours = harary_neighbours(case.inputs.shape[0], params["k"], bytes.fromhex(params["graph_seed"]))
     return expected_survivors(neighbours, params["t"], dropouts, case.protocol.active)
 
 

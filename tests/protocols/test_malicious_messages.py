@@ -1,12 +1,14 @@
 """Truncated, oversized, altered, replayed, reordered and forged messages get typed errors and
-never change the honest survivors' sum."""
+never change the honest survivors' sum; bad unmasking shares are dropped while t good ones remain."""
+
+import re
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import Aborted, BelowThreshold, MalformedMessage, Refused, secure_sum
-from protocols.masking_messages import Kind, parse_unmask_shares, parse_vector
+from protocols.masking_messages import Kind, encode_unmask_shares, parse_unmask_shares, parse_vector
 from protocols.testing import (
     FORMAT_ATTACKS,
     REPLAY_ATTACKS,
@@ -20,7 +22,7 @@ from protocols.testing import (
     run_attacked,
 )
 from protocols.graph import harary_neighbours
-from protocols.wire import HEADER_BYTES, Frame, Reader, decode_frame, encode_frame
+from protocols.wire import HEADER_BYTES, SERVER, Frame, Reader, decode_frame, encode_frame
 from secagg import Ring
 
 
@@ -120,3 +122,42 @@ def test_a_declared_length_is_never_trusted():
         except MalformedMessage:
             continue
         raise AssertionError("an oversized count was accepted")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_bad_unmasking_shares_never_abort_while_t_good_shares_remain(data):
+    """Compromised clients send random unmasking shares: the round completes with the honest result whenever
+    every secret keeps t good shares (and names only bad holders), and aborts, revealing nothing, otherwise."""
+    case = data.draw(rounds(max_n=12, max_d=4))
+    n = case.inputs.shape[0]
+    bad = data.draw(st.sets(st.integers(0, n - 1), max_size=n // 2))
+    noise = np.random.default_rng(data.draw(st.integers(0, 2**32)))
+    sent: dict[int, set[int]] = {}
+
+    def corrupt(src, dst, frame):
+        if dst == SERVER and frame[3] == Kind.UNMASK_SHARES:
+            f = decode_frame(frame, party="t", stage="t")
+            shares = parse_unmask_shares(Reader(f.payload, party="t", stage="t"), n)
+            for v in shares:
+                sent.setdefault(v, set()).add(src)
+            if src in bad:
+                forged = {v: (kind, noise.integers(0, 2**61 - 1, size=share.shape, dtype=np.uint64)) for v, (kind, share) in shares.items()}
+                return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, encode_unmask_shares(forged)))]
+        return [frame]
+
+    clean = _clean(case)
+    try:
+        out = secure_sum(case.inputs, protocol=case.protocol, dropouts=case.dropouts, seed=case.seed, tamper=corrupt)
+    except (BelowThreshold, Aborted):
+        out = None
+    if clean is None:
+        return
+    t = clean.reports[0].guarantee.parameters["t"]
+    if all(len(holders - bad) >= t for holders in sent.values()):
+        assert out is not None, "aborted although every secret kept t good shares"
+        assert out.included == clean.included and np.array_equal(out.result, clean.result)
+        named = {int(m.group(1)) for e in out.rejected if (m := re.match(r"server at UNMASKING: client (\d+)'s unmasking shares", str(e)))}
+        assert named <= bad
+    else:
+        assert out is None, "a secret without t good shares was reconstructed"

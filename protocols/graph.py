@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from scipy.special import gammaln
 
 _ROUNDS = 4
 _GRAPH_DOMAIN = b"secagg/graph-permutation"
@@ -117,14 +118,21 @@ def binomial_tail(k: int, p: float, m: int) -> float:
     return math.exp(top) * sum(math.exp(v - top) for v in logs)
 
 
+def _log_tails(k: int, p: float) -> np.ndarray:
+    """log P[Bin(k, p) >= m] for m = 0..k (0 < p < 1), in float64."""
+    j = np.arange(k + 1)
+    log_pmf = gammaln(k + 1) - gammaln(j + 1) - gammaln(k - j + 1) + j * math.log(p) + (k - j) * math.log1p(-p)
+    return np.logaddexp.accumulate(log_pmf[::-1])[::-1]
+
+
 def corrupt_neighbours_bound(n: int, k: int, corrupt: float, sigma: float) -> int:
     """The largest c such that, with each client corrupt independently with probability `corrupt`,
     no client has more than c corrupt neighbours except with probability 2**-sigma (union bound over
     the n clients): the smallest m with n * P[Bin(k, corrupt) >= m] <= 2**-sigma, minus one."""
-    m = 0
-    while m <= k and n * binomial_tail(k, corrupt, m) > 2.0**-sigma:
-        m += 1
-    return m - 1
+    if corrupt <= 0.0:
+        return 0
+    rare = np.nonzero(math.log(n) + _log_tails(k, corrupt) <= -sigma * math.log(2.0))[0]
+    return int(rare[0]) - 1 if len(rare) else k
 
 
 def colluder_bound(k: int, t: int, active: bool) -> int:
@@ -185,7 +193,6 @@ def choose_degree_and_threshold(
         c = corrupt_neighbours_bound(n, k, corrupt, sigma)
         t = (k + c) // 2 + 1 if active else c + 1
         connected = n * n * (dropout + corrupt) ** k <= bad
-        correct = n * binomial_tail(k, dropout, k - t + 1) <= 2.0**-eta
-        if t <= k and connected and correct:
-            return k, t
+        if t <= k and connected and (dropout == 0.0 or math.log(n) + _log_tails(k, dropout)[k - t + 1] <= -eta * math.log(2.0)):
+            return k, t  # correct: n * P[Bin(k, dropout) > k - t] <= 2**-eta
     return n - 1, 2 * (n - 1) // 3 + 1 if active else (n - 1) // 2 + 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protocols.driver import CostMeter, drive
-from protocols.errors import MalformedMessage
+from protocols.errors import MalformedMessage, Refused
 from protocols.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
 from protocols.masking_client import MaskingClient
 from protocols.masking_server import PARTY, MaskingServer
@@ -66,6 +66,19 @@ class _PairwiseMasking(RingProtocol):
         return self._open(n, d, rng)[0]
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> MaskingClient:
+        """Client i's role from the server's public parameters, which must be the ones this client's own
+        configuration gives (n, k, t, bits, d = len(row)): a server cannot lower the threshold.
+
+        Raises:
+            Refused: naming the parameter the server sent and the one this client expects.
+        """
+        try:
+            k, t = self.degree_and_threshold(int(public["n"]))
+        except ValueError as exc:
+            raise Refused(f"public parameters refused: {exc}", party=f"client {i}", stage="setup") from exc
+        for name, mine in (("k", k), ("t", t), ("bits", self.bits), ("d", len(row))):
+            if public.get(name) != mine:
+                raise Refused(f"public parameter {name}={public.get(name)!r}, this client's configuration says {mine}", party=f"client {i}", stage="setup")
         setup = RoundSetup(n=public["n"], k=public["k"], t=public["t"], d=public["d"], ring=self.ring, active=False,
                            session=bytes.fromhex(public["session"]), graph_seed=bytes.fromhex(public["graph_seed"]))
         self.ring.check(row, "row")

@@ -14,7 +14,7 @@ from protocols.masking_messages import Kind, Secret, parse_unmask_shares
 from protocols.masking_setup import RoundSetup
 from protocols.testing import check_sum, equivocation_attack, rounds
 from protocols.wire import SERVER, Reader, Writer, decode_frame, encode_frame
-from secagg import Ring
+from secagg import Ring, SeededRandomness
 
 
 class Recorder:
@@ -223,3 +223,12 @@ def test_a_server_steering_one_clients_graph_only_drops_that_client(how):
     out = secure_sum(np.arange(2 * n, dtype=np.uint32).reshape(n, 2), protocol=SecAggPlus(n=n, k=6, t=4, active=True), seed=3, tamper=steer)
     assert 0 not in out.included and any(isinstance(e, MalformedMessage) for e in out.rejected)
     check_sum(np.arange(2 * n, dtype=np.uint32).reshape(n, 2), out, 32)
+
+
+@pytest.mark.parametrize("field, value", [("t", 1), ("k", 10), ("n", 12), ("bits", 16)])
+def test_a_client_refuses_public_parameters_its_own_configuration_does_not_give(field, value):
+    """A server that sends a lower threshold (or another graph or ring) to a remote client gets a refusal."""
+    protocol = SecAggPlus.for_clients(30, bits=32)
+    public = protocol.open_round(30, 4, SeededRandomness(0)).public
+    with pytest.raises(Refused, match=field):
+        protocol.client_role(0, np.zeros(4, dtype=np.uint32), {**public, field: value}, SeededRandomness(1), {})

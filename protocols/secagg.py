@@ -232,7 +232,8 @@ class SecAggPlus(_PairwiseMasking):
                 f"included honest inputs: no client has more than c={c} corrupt neighbours ({bound}), except with probability "
                 f"2^-{sigma:g}{grind}"
             )
-        return f"{who} learns nothing beyond the sum of the included honest inputs while each client has at most c={c} corrupt neighbours ({bound})"
+        colluding = f"with up to c={c} colluding clients" if k == n - 1 else f"while each client has at most c={c} corrupt neighbours"
+        return f"{who} learns nothing beyond the sum of the included honest inputs {colluding} ({bound})"
 
     def _extra_parameters(self) -> dict:
         return dict(self.targets)

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols import Aborted, BelowThreshold, MalformedMessage, Refused, secure_sum
+from protocols import Aborted, BelowThreshold, MalformedMessage, Refused, SecAgg, secure_sum
 from protocols.masking_messages import Kind, encode_unmask_shares, parse_unmask_shares, parse_vector
 from protocols.testing import (
     FORMAT_ATTACKS,
@@ -161,3 +161,26 @@ def test_bad_unmasking_shares_never_abort_while_t_good_shares_remain(data):
         assert named <= bad
     else:
         assert out is None, "a secret without t good shares was reconstructed"
+
+
+def test_the_report_names_the_holder_of_bad_shares_and_the_round_goes_on():
+    """Client 0 (first holder of every other client's shares) sends random unmasking shares: the server drops
+    them, uses the spare ones, and names client 0."""
+    n = 7
+    inputs = np.arange(3 * n, dtype=np.uint32).reshape(n, 3)
+    noise = np.random.default_rng(0)
+
+    def corrupt(src, dst, frame):
+        if src == 0 and frame[3] == Kind.UNMASK_SHARES:
+            f = decode_frame(frame, party="t", stage="t")
+            shares = parse_unmask_shares(Reader(f.payload, party="t", stage="t"), n)
+            forged = {v: (kind, noise.integers(0, 2**61 - 1, size=s.shape, dtype=np.uint64)) for v, (kind, s) in shares.items()}
+            return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, encode_unmask_shares(forged)))]
+        return [frame]
+
+    out = secure_sum(inputs, protocol=SecAgg(), seed=2, tamper=corrupt)
+    assert out.included == tuple(range(n))
+    check_sum(inputs, out, 32)
+    assert "from clients [0]" in out.reports[0].guarantee.notes
+    (named,) = out.rejected  # once a suspect, client 0's later shares are used last, so only the first owner it failed is listed
+    assert isinstance(named, MalformedMessage) and str(named).startswith("server at UNMASKING: client 0's unmasking shares of clients [1]")

@@ -16,6 +16,8 @@ from the drawn graph seed, or against an active server from the signed advertise
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from protocols.errors import Aborted, BelowThreshold, MalformedMessage, ReplayedMessage
@@ -168,7 +170,7 @@ class MaskingServer:
 
         Raises:
             BelowThreshold: if fewer than t + 1 clients answered, or a secret lacks t shares.
-            Aborted: if reconstructed secrets fail their commitments.
+            Aborted: if no t of a secret's shares pass its commitment (or public key) check.
         """
         stage, t = self._stage, self.setup.t
         answered = set(self._received)
@@ -195,7 +197,7 @@ class MaskingServer:
         following = [s for s in Stage if s > stage and (self.setup.active or s != Stage.CONSISTENCY_CHECK)]
         self._stage = following[0] if following else stage
 
-    def _reconstruct(self, owner: int, kind: Secret, responses: dict, check) -> bytes:
+    def _reconstruct(self, owner: int, kind: Secret, responses: dict, check: Callable[[bytes], bool]) -> bytes:
         holders = sorted(w for w, shares in responses.items() if owner in shares)
         if len(holders) < self.setup.t:
             raise BelowThreshold(

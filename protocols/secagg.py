@@ -6,8 +6,14 @@ aggregation with dropout recovery, as configured recipes over `MaskingClient` / 
     >>> print(format_reports(out.reports))
 
 SecAgg uses the complete graph: per client O(n + d) work and bytes up, server O(n**2 + n*d) at
-dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d), server
-O(n*k + n*d*k) at dropout.
+dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d) (each client
+computes its own neighbours, O(k), inside its metered handler; against an active server O(n) more,
+to verify and hash every signed advertisement), server O(n*k + n*d*k) at dropout.
+
+The SecAgg+ graph is a Feistel-permutation relabelling of H(k, n) (`protocols.graph.HararyGraph`);
+until this version it was a Fisher-Yates permutation drawn from the same seed, so a seeded SecAgg+
+round now has another graph than before (SecAgg's complete graph, and every other draw of a seeded
+round, are unchanged).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
     python -m benchmarks.secagg_masking            # the full grid (about 15 min on 2 cores)
     python -m benchmarks.secagg_masking --quick    # n=100, d=1e4 and 1e5 (under 1 min)
+    python -m benchmarks.secagg_masking --scaling  # SecAgg+ round CPU of all parties, n=400 vs 800 (d=1e4, 33% drop)
+    python -m benchmarks.secagg_masking --scaling --large   # also n=1000, d=1e5, 30% drop (a few minutes)
 
 Each cell is a full protocol round (every client masks for real; the result is checked against
 the plaintext sum). Clients drop at the masked-input stage, after sharing their keys: the worst
@@ -52,7 +54,7 @@ def _cell(name: str, n: int, d: int, dropout: float, reps: int) -> dict:
     out = samples[0][0]
     params = out.reports[0].guarantee.parameters
     k, t = params["k"], params["t"]
-    graph = harary_neighbours(n, k, SeededRandomness(bytes.fromhex(params["graph_seed"])))
+    graph = harary_neighbours(n, k, bytes.fromhex(params["graph_seed"]))
     survivors = set(out.included)
     removed = len(survivors) + sum(len(graph[v] & survivors) for v in schedule.drops)
     costs = [o.reports[0].cost for o, _ in samples]
@@ -70,13 +72,55 @@ def _cell(name: str, n: int, d: int, dropout: float, reps: int) -> dict:
     }
 
 
+def round_cpu(n: int, d: int, dropout: float) -> dict:
+    """One SecAgg+ round (for_clients(n, dropout)), clients dropping after sharing: the metered CPU of all
+    parties (every client's stages + the server) beside the process CPU of the whole call, whose gap is
+    work outside the meter (input generation excluded)."""
+    protocol = SecAggPlus.for_clients(n, dropout=dropout)
+    inputs = np.random.default_rng(n + d).integers(0, 2**32, size=(n, d), dtype=np.uint64).astype(np.uint32)
+    schedule = DropoutSchedule.random(n, dropout, SeededRandomness(7), stages=(Stage.MASKED_INPUT,))
+    start = time.process_time()
+    out = secure_sum(inputs, protocol=protocol, dropouts=schedule, seed=0)
+    process = time.process_time() - start
+    cost = out.reports[0].cost
+    metered = cost.client_seconds_mean * n + cost.server_seconds  # every client took part (drops come after sharing)
+    floor = aes_ctr_keystream_seconds((len(out.included) * (protocol.k + 1) + sum(len(protocol_graph(out, n)[v] & set(out.included)) for v in schedule.drops)) * d * 4)
+    return {"n": n, "d": d, "dropout": dropout, "k": protocol.k, "t": protocol.t, "metered_s": metered, "process_s": process, "floor_s": floor}
+
+
+def protocol_graph(out, n: int) -> list[frozenset[int]]:
+    params = out.reports[0].guarantee.parameters
+    return harary_neighbours(n, params["k"], bytes.fromhex(params["graph_seed"]))
+
+
+def scaling(large: bool) -> None:
+    """Prints the SecAgg+ round-CPU figures of issue 18 (targets: n=800 <= 2.5x n=400; n=1000, d=1e5 <= 20 s)."""
+    print("| n | d | dropout | k | t | CPU all parties (metered) s | process CPU s | AES floor s | metered / floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for n, d, dropout in [(400, 10**4, 0.33), (800, 10**4, 0.33)] + ([(1000, 10**5, 0.3)] if large else []):
+        r = round_cpu(n, d, dropout)
+        rows.append(r)
+        print(f"| {n} | {d:.0e} | {dropout:.0%} | {r['k']} | {r['t']} | {r['metered_s']:.2f} | {r['process_s']:.2f} | {r['floor_s']:.2f} | "
+              f"{r['metered_s'] / r['floor_s']:.1f}x |", flush=True)
+    print(f"\nn=800 / n=400 (d=1e4, 33% dropout): {rows[1]['metered_s'] / rows[0]['metered_s']:.2f}x metered, "
+          f"{rows[1]['process_s'] / rows[0]['process_s']:.2f}x process CPU (target <= 2.5x)")
+    if large:
+        print(f"n=1000, d=1e5, 30% dropout: {rows[2]['metered_s']:.1f} s metered CPU of all parties (target <= 20 s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="n=100, d in {1e4, 1e5} only")
+    parser.add_argument("--scaling", action="store_true", help="SecAgg+ round CPU of all parties, n=400 vs n=800")
+    parser.add_argument("--large", action="store_true", help="with --scaling: also n=1000, d=1e5, 30%% dropout")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--csv", type=Path, default=Path("benchmarks/results/secagg_masking.csv"))
     args = parser.parse_args(argv)
     print(f"machine: {describe()}")
+    if args.scaling:
+        scaling(args.large)
+        return
     rows = []
     header = "| protocol | n | d | dropout | k | t | reps | client round s | client mask s | AES floor s | ratio | server unmask s | AES floor s | ratio | up B (max client) | up / (d*b/8) |"
     print(header + "\n" + "|---" * 16 + "|")

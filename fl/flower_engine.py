@@ -44,7 +44,7 @@ from flwr.common.serde import recorddict_to_proto
 from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
-from fl.config import config_from
+from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
 from fl.results import render, save, to_dict
 from fl.models import get_flat
@@ -101,9 +101,10 @@ def _client_setup(config: ExperimentConfig) -> tuple:
 def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     """The ClientApp; with `config=None` (deployment) each message reads it from the run's config."""
     app = ClientApp()
+    simulated = config is not None  # only the simulation engine may hand a client its seed
 
     def current(context: Context) -> ExperimentConfig:
-        return config or config_from_run(context.run_config)
+        return config or checked_against_node(config_from_run(context.run_config), dict(context.node_config))
 
     @app.query("hello")
     def hello(msg: Message, context: Context) -> Message:
@@ -149,7 +150,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         params = msg.content.array_records["model"]["params"].numpy()
         row = local_update(model, params, data[c], run.local, seed=run.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
         context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
-        seed = cfg["seed"] or os.urandom(32).hex()  # simulation: the seed in-process runs use; deployment: the OS's
+        seed = cfg["seed"] if simulated and cfg["seed"] else os.urandom(32).hex()  # deployment: always the OS's, whatever was sent
         context.state.config_records["round"] = ConfigRecord({"public": cfg["public"], "seed": seed, "u": cfg["u"], "frames": []})
         measurements: dict = {}
         _role(stack, context, measurements)
@@ -172,6 +173,27 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         return Message(RecordDict({"f": ConfigRecord(reply)}), reply_to=msg)
 
     return app
+
+
+NODE_KEYS = ("partition-id", "num-partitions")  # the node's identity, not an experiment field
+
+
+def checked_against_node(config: ExperimentConfig, node_config: dict) -> ExperimentConfig:
+    """The run's experiment, if every experiment field the node's own config pins (e.g. `--node-config
+    "partition-id=0 noise_multiplier=0.8 dropout=0.1"`) has the same value in it; the stack a client
+    builds (its threshold, its noise) then follows the node's values, and `Protocol.client_role`
+    refuses public parameters that disagree with that stack.
+
+    Raises:
+        Refused: naming the field, the run's value and the node's.
+    """
+    for key, value in node_config.items():
+        if key in NODE_KEYS or key not in TOP_KEYS + LOCAL_KEYS:
+            continue
+        if config_from({key: value}, base=config) != config:
+            run = getattr(config.local if key in LOCAL_KEYS else config, key)
+            raise Refused(f"run config sets {key}={run!r}, this node's config {value!r}", party="client node", stage="setup")
+    return config
 
 
 def _secret(he: HeAggregation, context: Context) -> HeContext:

@@ -1,35 +1,105 @@
 """Communication graphs and the SecAgg+ parameter choice (Bell et al., CCS 2020).
 
 SecAgg+ replaces the complete graph of SecAgg by a random k-regular graph: a Harary graph H(k, n)
-(node j adjacent to j +- 1..k/2 mod n) whose node labels are a uniform permutation drawn by the
-server. Clients share secrets and masks only with their k neighbours.
+(position j adjacent to positions j +- 1..k/2 mod n) whose node labels are a pseudorandom
+permutation of range(n) keyed by a public graph seed. The permutation is a 4-round Feistel network
+over AES-128 (Luby-Rackoff: a pseudorandom permutation) with cycle walking onto [0, n), so that one
+client computes its own k neighbours with O(k) AES blocks, without building the graph.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from scipy.special import gammaln
 
-from secagg.randomness import Randomness
+_ROUNDS = 4
+_GRAPH_DOMAIN = b"secagg/graph-permutation"
 
 
-def harary_neighbours(n: int, k: int, rng: Randomness | None) -> list[frozenset[int]]:
-    """Neighbour sets of H(k, n) under a random relabelling (k even, 2 <= k < n), or of the complete
-    graph when k == n - 1. `rng` draws the relabelling (None keeps the identity labelling).
-    SecAgg+ draws it from a public graph seed, so that every party (and a test) can rebuild it."""
-    if k == n - 1:
-        return [frozenset(range(n)) - {i} for i in range(n)]
-    if k % 2 or not 2 <= k < n:
-        raise ValueError(f"k must be even with 2 <= k < n = {n}, or n - 1; found {k}")
-    perm = rng.permutation(n) if rng is not None else np.arange(n)
-    out: list[set[int]] = [set() for _ in range(n)]
-    for j in range(n):
-        for step in range(1, k // 2 + 1):
-            a, b = int(perm[j]), int(perm[(j + step) % n])
-            out[a].add(b)
-            out[b].add(a)
-    return [frozenset(s) for s in out]
+class _FeistelPermutation:
+    """A pseudorandom permutation of range(n): a balanced Feistel network on 2h bits (4**h >= n)
+    whose round function is AES-128-ECB under SHA-256(domain, seed), cycle-walked back into [0, n)
+    (expected fewer than 4 passes, since 4**h < 4n)."""
+
+    def __init__(self, n: int, seed: bytes) -> None:
+        self.n = n
+        self.half = max(1, ((n - 1).bit_length() + 1) // 2)
+        self.mask = np.uint64((1 << self.half) - 1)
+        key = hashlib.sha256(_GRAPH_DOMAIN + seed).digest()[:16]
+        self._aes = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+
+    def _round(self, r: int, x: np.ndarray) -> np.ndarray:
+        blocks = np.empty((len(x), 2), dtype="<u8")
+        blocks[:, 0], blocks[:, 1] = x, r
+        return np.frombuffer(self._aes.update(blocks.tobytes()), dtype="<u8")[::2] & self.mask
+
+    def _pass(self, x: np.ndarray, inverse: bool) -> np.ndarray:
+        h = np.uint64(self.half)
+        left, right = x >> h, x & self.mask
+        for r in (reversed(range(_ROUNDS)) if inverse else range(_ROUNDS)):
+            if inverse:
+                left, right = right ^ self._round(r, left), left
+            else:
+                left, right = right, left ^ self._round(r, right)
+        return (left << h) | right
+
+    def __call__(self, x: np.ndarray, *, inverse: bool = False) -> np.ndarray:
+        y = self._pass(np.asarray(x, dtype=np.uint64), inverse)
+        outside = y >= self.n
+        while outside.any():
+            y[outside] = self._pass(y[outside], inverse)
+            outside = y >= self.n
+        return y.astype(np.int64)
+
+
+class HararyGraph:
+    """H(k, n) under the pseudorandom relabelling keyed by `seed` (k even, 2 <= k < n; None keeps the
+    identity labelling), or the complete graph when k == n - 1 (the seed is then unused).
+
+    `neighbours(i)` costs O(k) (O(n) on the complete graph); `all()` O(n * k), for the server.
+    """
+
+    def __init__(self, n: int, k: int, seed: bytes | None) -> None:
+        if k != n - 1 and (k % 2 or not 2 <= k < n):
+            raise ValueError(f"k must be even with 2 <= k < n = {n}, or n - 1; found {k}")
+        self.n, self.k = n, k
+        self.complete = k == n - 1
+        self._perm = _FeistelPermutation(n, seed) if seed is not None and not self.complete else None
+        half = np.arange(1, k // 2 + 1)
+        self._offsets = np.concatenate([half, -half])
+
+    def _label(self, positions: np.ndarray, inverse: bool = False) -> np.ndarray:
+        return self._perm(positions, inverse=inverse) if self._perm is not None else positions
+
+    def neighbours(self, i: int) -> frozenset[int]:
+        """Client i's neighbour set."""
+        if not 0 <= i < self.n:
+            raise ValueError(f"client id must be in [0, {self.n}), found {i}")
+        if self.complete:
+            return frozenset(range(self.n)) - {i}
+        position = int(self._label(np.array([i]), inverse=True)[0])
+        return frozenset(self._label((position + self._offsets) % self.n).tolist())
+
+    def all(self) -> list[frozenset[int]]:
+        """Every client's neighbour set, by id."""
+        if self.complete:
+            everyone = frozenset(range(self.n))
+            return [everyone - {i} for i in range(self.n)]
+        labels = self._label(np.arange(self.n))
+        rows = labels[(np.arange(self.n)[:, None] + self._offsets[None, :]) % self.n]
+        out: list[frozenset[int]] = [frozenset()] * self.n
+        for label, row in zip(labels.tolist(), rows.tolist()):
+            out[label] = frozenset(row)
+        return out
+
+
+def harary_neighbours(n: int, k: int, seed: bytes | None) -> list[frozenset[int]]:
+    """Every neighbour set of `HararyGraph(n, k, seed)`: what anyone rebuilds from a round's public graph seed."""
+    return HararyGraph(n, k, seed).all()
 
 
 def binomial_tail(k: int, p: float, m: int) -> float:
@@ -48,21 +118,68 @@ def binomial_tail(k: int, p: float, m: int) -> float:
     return math.exp(top) * sum(math.exp(v - top) for v in logs)
 
 
+def _log_tails(k: int, p: float) -> np.ndarray:
+    """log P[Bin(k, p) >= m] for m = 0..k (0 < p < 1), in float64."""
+    j = np.arange(k + 1)
+    log_pmf = gammaln(k + 1) - gammaln(j + 1) - gammaln(k - j + 1) + j * math.log(p) + (k - j) * math.log1p(-p)
+    return np.logaddexp.accumulate(log_pmf[::-1])[::-1]
+
+
+def corrupt_neighbours_bound(n: int, k: int, corrupt: float, sigma: float) -> int:
+    """The largest c such that, with each client corrupt independently with probability `corrupt`,
+    no client has more than c corrupt neighbours except with probability 2**-sigma (union bound over
+    the n clients): the smallest m with n * P[Bin(k, corrupt) >= m] <= 2**-sigma, minus one."""
+    if corrupt <= 0.0:
+        return 0
+    rare = np.nonzero(math.log(n) + _log_tails(k, corrupt) <= -sigma * math.log(2.0))[0]
+    return int(rare[0]) - 1 if len(rare) else k
+
+
+def colluder_bound(k: int, t: int, active: bool) -> int:
+    """The most corrupt neighbours c_i a client may have for the server (with them) never to hold t
+    shares of both its secrets: t - 1 against an honest-but-curious server (t > c_i); against an
+    active server, which may send different survivor lists to different neighbours to collect t
+    shares of each secret from two sets that overlap only in the corrupt ones, 2t - k - 1
+    (t > (k + c_i) / 2, Bell et al.)."""
+    return 2 * t - k - 1 if active else t - 1
+
+
+def check_threshold(k: int, t: int, active: bool, colluders: int | None = None) -> int:
+    """t shares among k neighbours: in [1, k], against an active server in (k/2, k]; with a declared
+    number of colluding neighbours, also colluders <= colluder_bound(k, t, active). Returns t.
+
+    Raises:
+        ValueError: naming t (or colluders) and its value when a condition fails.
+    """
+    low = k // 2 + 1 if active else 1
+    if not low <= t <= k:
+        raise ValueError(f"t must be in [{low}, {k}] for k={k} neighbours{' against an active server' if active else ''}, found {t}")
+    if colluders is not None:
+        if colluders < 0:
+            raise ValueError(f"colluders must be >= 0, found {colluders}")
+        if colluders > colluder_bound(k, t, active):
+            need = "t > (k + colluders) / 2" if active else "t > colluders"
+            raise ValueError(f"t={t} among k={k} neighbours does not protect against colluders={colluders}: need {need}")
+    return t
+
+
 def choose_degree_and_threshold(
     n: int, dropout: float, corrupt: float, sigma: float, eta: float, *, active: bool = False
 ) -> tuple[int, int]:
     """Smallest even k (and its smallest t) meeting three conditions, each union-bounded over the n clients.
 
-    Following the structure of Bell et al.'s analysis, with neighbours dropping (fraction delta) or
-    corrupt (fraction gamma) independently:
-      * security of shares: n * P[Bin(k, gamma) >= t] <= 2**-sigma (corrupt neighbours never hold t
-        shares); against an active server also t > k/2 (no two disjoint t-sets of neighbours, so the
-        server cannot collect both secrets of one client by lying about who dropped);
+    Following Bell et al.'s analysis, with neighbours dropping (fraction delta) or corrupt (fraction
+    gamma) independently, and c = corrupt_neighbours_bound(n, k, gamma, sigma) the corrupt neighbours
+    no client exceeds except with probability 2**-sigma:
+      * security of shares: t > c against an honest-but-curious server; against an active server,
+        t > (k + c) / 2 (the server lying about who dropped collects t shares of one secret from
+        some neighbours and t of the other from the rest; the two sets overlap only in corrupt ones);
       * connectivity: cutting H(k, n) takes two disjoint runs of k/2 consecutive bad nodes, so
         n**2 * (gamma + delta)**k <= 2**-sigma (the server learns no partial sum of a component);
       * correctness: n * P[Bin(k, delta) > k - t] <= 2**-eta (every client keeps t live neighbours).
-    When no k < n - 1 works, returns the complete graph (k = n - 1, SecAgg) with t = (n - 1) // 2 + 1,
-    whose guarantees are then the deterministic ones: n - t - 1 dropouts, t - 1 colluding clients.
+    When no k < n - 1 works, returns the complete graph (k = n - 1, SecAgg) with SecAgg's default t,
+    (n - 1) // 2 + 1, or 2(n - 1) // 3 + 1 against an active server, whose guarantees are then the
+    deterministic ones of `colluder_bound`.
 
     Raises:
         ValueError: if the fractions are outside [0, 1) or n < 3.
@@ -73,11 +190,9 @@ def choose_degree_and_threshold(
         raise ValueError(f"secure aggregation needs n >= 3 clients, found {n}")
     bad = 2.0**-sigma
     for k in range(2, n - 1, 2):
-        t = k // 2 + 1 if active else 1
-        while t <= k and n * binomial_tail(k, corrupt, t) > bad:
-            t += 1
+        c = corrupt_neighbours_bound(n, k, corrupt, sigma)
+        t = (k + c) // 2 + 1 if active else c + 1
         connected = n * n * (dropout + corrupt) ** k <= bad
-        correct = n * binomial_tail(k, dropout, k - t + 1) <= 2.0**-eta
-        if t <= k and connected and correct:
-            return k, t
-    return n - 1, (n - 1) // 2 + 1
+        if t <= k and connected and (dropout == 0.0 or math.log(n) + _log_tails(k, dropout)[k - t + 1] <= -eta * math.log(2.0)):
+            return k, t  # correct: n * P[Bin(k, dropout) > k - t] <= 2**-eta
+    return n - 1, 2 * (n - 1) // 3 + 1 if active else (n - 1) // 2 + 1

@@ -2,7 +2,8 @@
 
 Stages, each a reply to one server request:
   ADVERTISE_KEYS    two fresh X25519 key pairs: c (share channel) and s (pairwise masks)
-  SHARE_KEYS        Shamir t-of-k shares of s_sk and of a self-mask seed b, one AES-GCM ciphertext per live neighbour
+  SHARE_KEYS        (on the neighbours' keys; active SecAgg+: on every signed advertisement, whose hash keys
+                    the graph) Shamir t-of-k shares of s_sk and of a self-mask seed b, one AES-GCM ciphertext per live neighbour
   MASKED_INPUT      y = x + PRG(b) + sum_v sign(u, v) PRG(s_uv) mod 2**b, over neighbours whose shares arrived
   CONSISTENCY_CHECK (active mode) a signature of the survivor list
   UNMASKING         for each neighbour v that shared with us: the share of b_v if v survived, of s_sk_v if not
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
+from protocols.graph import HararyGraph
 from protocols.masking_messages import (
     SHARE_CIPHERTEXT_BYTES,
     SHARE_BYTES,
@@ -49,13 +51,13 @@ _EXPECTED = {
 
 
 class MaskingClient:
-    """Client `cid` of a round, holding input `x` (ring elements) and its neighbour set."""
+    """Client `cid` of a round, holding input `x` (ring elements); it computes its own neighbour set
+    (O(k) on the SecAgg+ graph) when the keys arrive."""
 
     def __init__(
         self,
         cid: int,
         setup: RoundSetup,
-        neighbours: frozenset[int],
         x: np.ndarray,
         rng: Randomness,
         signer: Signer | None = None,
@@ -63,10 +65,11 @@ class MaskingClient:
     ) -> None:
         if setup.active and (signer is None or pki is None):
             raise ValueError("active mode needs a signer and the signing public keys of all clients (pki)")
-        self.cid, self.setup, self.neighbours = cid, setup, neighbours
+        self.cid, self.setup = cid, setup
         self._x, self._rng, self._signer, self._pki = x, rng, signer, pki
         self._stage: Stage | None = Stage.ADVERTISE_KEYS
         self.aborted = False
+        self.neighbours: frozenset[int] | None = None  # computed when the keys arrive (O(k), inside the handler)
         self.revealed: dict[int, Secret] = {}  # peer -> the one secret whose share this client revealed
 
     @property
@@ -117,14 +120,21 @@ class MaskingClient:
         setup = self.setup
         entries = r.entries(key_entry_bytes(setup.active), setup.n, setup.n)
         r.done()
-        if not entries.keys() <= self.neighbours:
+        seed = setup.graph_seed
+        if setup.derives_graph:  # every advertisement, signed: the graph is their hash, not the server's choice
+            if entries.get(self.cid, b"")[:64] != self._c.public_bytes() + self._s.public_bytes():
+                raise r.fail("this client's own advertisement is missing from the key list")
+            seed = setup.graph_seed_from(entries)
+        self.neighbours = HararyGraph(setup.n, setup.k, seed).neighbours(self.cid)
+        if not setup.derives_graph and not entries.keys() <= self.neighbours:
             raise r.fail("keys of clients that are not neighbours")
         self._keys = {}
         for v, raw in entries.items():
             c_pk, s_pk = raw[:32], raw[32:64]
             if setup.active:
                 verify(self._pki[v], raw[64:], setup.advertise_message(v, c_pk, s_pk))
-            self._keys[v] = (c_pk, s_pk)
+            if v in self.neighbours:
+                self._keys[v] = (c_pk, s_pk)
         if len(self._keys) < setup.t:
             raise BelowThreshold(f"{len(self._keys)} live neighbours < t={setup.t}", party=self.party, stage="share_keys")
         self._seed = self._rng.bytes(SECRET_BYTES)

@@ -6,14 +6,22 @@ self-mask seed b_u (checked against u's SHA-256 commitment) and, for every clien
 after sharing, its mask key s_sk_v (checked against the advertised s_pk_v); then it removes
 PRG(b_u) and the masks v left in its surviving neighbours' inputs. Any stage with fewer than t + 1
 live clients, or a secret with fewer than t shares, aborts with `BelowThreshold` before anything
-is unmasked; shares that fail their check abort with `Aborted`. No aggregate leaves a failed round.
+is unmasked. Reconstruction is robust (`masking_recovery`): a share that fails the check is dropped
+and its holder named in `bad_shares`; only a secret left without t good shares (among those the
+search reaches) aborts with `Aborted`. No aggregate leaves a failed round.
+
+The graph is built once, at the close of ADVERTISE_KEYS (inside the server's metered handlers):
+from the drawn graph seed, or against an active server from the signed advertisements.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from protocols.errors import Aborted, BelowThreshold, MalformedMessage, ReplayedMessage
+from protocols.graph import HararyGraph
 from protocols.masking_messages import (
     COMMITMENT_BYTES,
     SHARE_CIPHERTEXT_BYTES,
@@ -23,12 +31,12 @@ from protocols.masking_messages import (
     parse_unmask_shares,
     parse_vector,
 )
+from protocols.masking_recovery import robust_reconstruct
 from protocols.masking_setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
 from protocols.schedule import Stage
 from protocols.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
-from secagg import shamir
 from secagg.agreement import X25519Agreement
-from secagg.errors import InconsistentShares, InvalidTag
+from secagg.errors import InvalidTag
 from secagg.prg import AesCtrPrg
 from secagg.signatures import SIGNATURE_BYTES, verify
 
@@ -50,12 +58,16 @@ PARTY = "server"
 
 
 class MaskingServer:
-    """The server of one round; `neighbours[i]` is client i's neighbour set (public)."""
+    """The server of one round; once the keys are in, `neighbours[i]` is client i's neighbour set (public)
+    and `graph_seed` the seed it came from."""
 
-    def __init__(self, setup: RoundSetup, neighbours: list[frozenset[int]], pki: list[bytes] | None = None) -> None:
+    def __init__(self, setup: RoundSetup, pki: list[bytes] | None = None) -> None:
         if setup.active and pki is None:
             raise ValueError("active mode needs the signing public keys of all clients (pki)")
-        self.setup, self.neighbours, self._pki = setup, neighbours, pki
+        self.setup, self._pki = setup, pki
+        self.neighbours: list[frozenset[int]] = []
+        self.graph_seed = setup.graph_seed
+        self.bad_shares: dict[int, set[int]] = {}  # holder -> owners whose share from it failed the check
         self._stage = Stage.ADVERTISE_KEYS
         self._live: set[int] = set(range(setup.n))  # clients that answered the previous stage
         self._received: dict[int, object] = {}  # this stage's parsed replies, by sender
@@ -72,11 +84,13 @@ class MaskingServer:
         """The frames this stage sends, by recipient."""
         setup, stage = self.setup, self._stage
         payloads: dict[int, bytes] = {}
+        everyone = {v: self._keys[v] for v in self._live} if stage == Stage.SHARE_KEYS and setup.derives_graph else None
         for u in sorted(self._live):
             if stage == Stage.ADVERTISE_KEYS:
                 payloads[u] = Writer().u8(stage).getvalue()
             elif stage == Stage.SHARE_KEYS:
-                payloads[u] = Writer().entries({v: self._keys[v] for v in self.neighbours[u] & self._live}).getvalue()
+                listed = everyone if everyone is not None else {v: self._keys[v] for v in self.neighbours[u] & self._live}
+                payloads[u] = Writer().entries(listed).getvalue()
             elif stage == Stage.MASKED_INPUT:
                 payloads[u] = Writer().entries({v: c for v, c in self._inbox.get(u, {}).items() if v in self._live}).getvalue()
             elif stage == Stage.CONSISTENCY_CHECK:
@@ -156,13 +170,17 @@ class MaskingServer:
 
         Raises:
             BelowThreshold: if fewer than t + 1 clients answered, or a secret lacks t shares.
-            Aborted: if reconstructed secrets fail their commitments.
+            Aborted: if no t of a secret's shares pass its commitment (or public key) check.
         """
         stage, t = self._stage, self.setup.t
         answered = set(self._received)
         if len(answered) < t + 1:
             raise BelowThreshold(f"{len(answered)} clients answered < t + 1 = {t + 1}", party=PARTY, stage=stage.name)
-        if stage == Stage.SHARE_KEYS:
+        if stage == Stage.ADVERTISE_KEYS:
+            if self.setup.active:
+                self.graph_seed = self.setup.graph_seed_from(self._keys)
+            self.neighbours = HararyGraph(self.setup.n, self.setup.k, self.graph_seed).all()
+        elif stage == Stage.SHARE_KEYS:
             for u, (commitment, ciphertexts) in self._received.items():
                 self._commitments[u] = commitment
                 for v, c in ciphertexts.items():
@@ -179,34 +197,33 @@ class MaskingServer:
         following = [s for s in Stage if s > stage and (self.setup.active or s != Stage.CONSISTENCY_CHECK)]
         self._stage = following[0] if following else stage
 
-    def _reconstruct(self, owner: int, kind: Secret, responses: dict) -> bytes:
+    def _reconstruct(self, owner: int, kind: Secret, responses: dict, check: Callable[[bytes], bool]) -> bytes:
         holders = sorted(w for w, shares in responses.items() if owner in shares)
         if len(holders) < self.setup.t:
             raise BelowThreshold(
                 f"{len(holders)} shares of client {owner}'s {kind.name} < t={self.setup.t}", party=PARTY, stage="UNMASKING"
             )
-        holders = holders[: self.setup.t]  # exactly t: the commitment check below replaces the redundancy check
         shares = np.stack([responses[w][owner][1] for w in holders])
-        try:
-            return shamir.field_to_bytes(shamir.reconstruct([w + 1 for w in holders], shares, self.setup.t), 32)
-        except InconsistentShares as exc:
-            raise Aborted(f"shares of client {owner} do not decode: {exc}", party=PARTY, stage="UNMASKING") from exc
+        secret, bad = robust_reconstruct(holders, shares, self.setup.t, check, suspects=self.bad_shares.keys())
+        for w in bad:
+            self.bad_shares.setdefault(w, set()).add(owner)
+        if secret is None:
+            raise Aborted(
+                f"no {self.setup.t} of the {len(holders)} shares of client {owner}'s {kind.name} pass its check", party=PARTY, stage="UNMASKING"
+            )
+        return secret
 
     def _unmask(self, responses: dict) -> None:
         survivors = set(self._survivors)
         seeds = {}
         for u in self._survivors:
-            seeds[u] = self._reconstruct(u, Secret.SELF_MASK_SEED, responses)
-            if self.setup.commitment(u, seeds[u]) != self._commitments[u]:
-                raise Aborted(f"client {u}'s self-mask seed does not match its commitment", party=PARTY, stage="UNMASKING")
+            seeds[u] = self._reconstruct(u, Secret.SELF_MASK_SEED, responses, lambda seed, u=u: self.setup.commitment(u, seed) == self._commitments[u])
         dropped = {}
         for v in sorted(self._shared - survivors):
             if not self.neighbours[v] & survivors:
                 continue
-            key = X25519Agreement.from_private_bytes(self._reconstruct(v, Secret.MASK_KEY, responses))
-            if key.public_bytes() != self._keys[v][32:64]:
-                raise Aborted(f"client {v}'s mask key does not match its public key", party=PARTY, stage="UNMASKING")
-            dropped[v] = key
+            secret = self._reconstruct(v, Secret.MASK_KEY, responses, lambda key, v=v: _public_key(key) == self._keys[v][32:64])
+            dropped[v] = X25519Agreement.from_private_bytes(secret)
         prg = AesCtrPrg(self.setup.ring)
         for u in self._survivors:
             prg.add_into(self._acc, seeds[u], SELF_MASK_DOMAIN, sign=-1)
@@ -221,3 +238,7 @@ class MaskingServer:
         if not self._done:
             raise BelowThreshold("the round did not complete", party=PARTY, stage=self._stage.name)
         return self._acc, tuple(self._survivors)
+
+
+def _public_key(private: bytes) -> bytes:
+    return X25519Agreement.from_private_bytes(private).public_bytes()

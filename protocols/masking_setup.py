@@ -16,7 +16,12 @@ PAIRWISE_MASK_DOMAIN = b"secagg/pairwise-mask"
 @dataclass(frozen=True, slots=True)
 class RoundSetup:
     """n clients, graph degree k, share threshold t (among a client's k neighbours), inputs of d
-    elements of `ring`, `active` = signatures and a consistency check against an active server."""
+    elements of `ring`, `active` = signatures and a consistency check against an active server.
+
+    `graph_seed` keys the SecAgg+ graph (see `protocols.graph.HararyGraph`). An honest-but-curious
+    server draws it; against an active server it is None and every party derives it from the signed
+    advertisements instead (`graph_seed_from`), so that the server cannot pick it alone.
+    """
 
     n: int
     k: int
@@ -25,6 +30,23 @@ class RoundSetup:
     ring: Ring
     active: bool
     session: bytes
+    graph_seed: bytes | None = None
+
+    @property
+    def derives_graph(self) -> bool:
+        """Whether the graph comes from the signed advertisements (active SecAgg+; SecAgg's graph is complete)."""
+        return self.active and self.k < self.n - 1
+
+    def graph_seed_from(self, advertisements: dict[int, bytes]) -> bytes:
+        """SHA-256 over the session and every signed advertisement (c_pk | s_pk | signature) of the
+        clients that advertised, in id order. The server cannot change an honest entry (signed) and
+        fixes the set only once every advertisement is in; what it keeps is the choice of who is
+        included and, with colluding clients, of their keys: each such change re-draws the graph
+        (one hash), it never sets it."""
+        h = hashlib.sha256(b"secagg/graph-seed" + self.session + struct.pack(">I", len(advertisements)))
+        for u in sorted(advertisements):
+            h.update(struct.pack(">I", u) + advertisements[u])
+        return h.digest()
 
     def pair_context(self, label: bytes, u: int, v: int) -> bytes:
         """HKDF info binding a pairwise secret to this round and the unordered pair {u, v}."""

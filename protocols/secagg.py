@@ -6,8 +6,14 @@ aggregation with dropout recovery, as configured recipes over `MaskingClient` / 
     >>> print(format_reports(out.reports))
 
 SecAgg uses the complete graph: per client O(n + d) work and bytes up, server O(n**2 + n*d) at
-dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d), server
-O(n*k + n*d*k) at dropout.
+dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d) (each client
+computes its own neighbours, O(k), inside its metered handler; against an active server O(n) more,
+to verify and hash every signed advertisement), server O(n*k + n*d*k) at dropout.
+
+The SecAgg+ graph is a Feistel-permutation relabelling of H(k, n) (`protocols.graph.HararyGraph`);
+until this version it was a Fisher-Yates permutation drawn from the same seed, so a seeded SecAgg+
+round now has another graph than before (SecAgg's complete graph, and every other draw of a seeded
+round, are unchanged).
 """
 
 from __future__ import annotations
@@ -17,25 +23,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protocols.driver import CostMeter, drive
-from protocols.graph import choose_degree_and_threshold, harary_neighbours
+from protocols.errors import MalformedMessage, Refused
+from protocols.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
 from protocols.masking_client import MaskingClient
-from protocols.masking_server import MaskingServer
+from protocols.masking_server import PARTY, MaskingServer
 from protocols.masking_setup import RoundSetup
 from protocols.protocol import OpenRound, RemoteUnsupported, RingProtocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
-from secagg.randomness import Randomness, SeededRandomness
+from secagg.randomness import Randomness
 from secagg.signatures import Signer
-
-
-def _check_threshold(k: int, t: int, active: bool) -> int:
-    """t shares among k neighbours: in [1, k]; against an active server in (k/2, k], so that no two
-    disjoint t-sets of neighbours exist and the server cannot collect both secrets of a client."""
-    low = k // 2 + 1 if active else 1
-    if not low <= t <= k:
-        raise ValueError(f"t must be in [{low}, {k}] for k={k} neighbours{' against an active server' if active else ''}, found {t}")
-    return t
 
 
 class _PairwiseMasking(RingProtocol):
@@ -44,7 +42,11 @@ class _PairwiseMasking(RingProtocol):
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
         raise NotImplementedError
 
-    def _collusion(self, t: int) -> str:
+    def colluder_count(self, n: int, k: int, t: int) -> int:
+        """The colluding clients (SecAgg) or corrupt neighbours of a client (SecAgg+) the round is configured for."""
+        raise NotImplementedError
+
+    def _collusion(self, n: int, k: int, t: int) -> str:
         raise NotImplementedError
 
     @property
@@ -55,11 +57,11 @@ class _PairwiseMasking(RingProtocol):
         n, d = self.check_inputs(inputs)
         if self.splits:
             return self.run_split(inputs, dropouts, rng, transport)
-        opened, setup, neighbours = self._open(n, d, rng)
+        opened, setup = self._open(n, d, rng)
         signers = [Signer.generate(rng) for _ in range(n)]
         pki = [s.public_bytes() for s in signers]  # distributed out of band (PKI)
-        opened.server = MaskingServer(setup, neighbours, pki)
-        clients = [MaskingClient(i, setup, neighbours[i], inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
+        opened.server = MaskingServer(setup, pki)
+        clients = [MaskingClient(i, setup, inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
         meter = CostMeter(n)
         rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
         return opened.finish(RoundEnd(meter, transport, rejected, dropouts=dropouts))
@@ -70,62 +72,107 @@ class _PairwiseMasking(RingProtocol):
         return self._open(n, d, rng)[0]
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> MaskingClient:
+        """Client i's role from the server's public parameters, which must be the ones this client's own
+        configuration gives (n, k, t, bits, d = len(row)): a server cannot lower the threshold.
+
+        Raises:
+            Refused: naming the parameter the server sent and the one this client expects.
+        """
+        try:
+            k, t = self.degree_and_threshold(int(public["n"]))
+        except ValueError as exc:
+            raise Refused(f"public parameters refused: {exc}", party=f"client {i}", stage="setup") from exc
+        for name, mine in (("k", k), ("t", t), ("bits", self.bits), ("d", len(row))):
+            if public.get(name) != mine:
+                raise Refused(f"public parameter {name}={public.get(name)!r}, this client's configuration says {mine}", party=f"client {i}", stage="setup")
         setup = RoundSetup(n=public["n"], k=public["k"], t=public["t"], d=public["d"], ring=self.ring, active=False,
-                           session=bytes.fromhex(public["session"]))
-        neighbours = harary_neighbours(setup.n, setup.k, SeededRandomness(bytes.fromhex(public["graph_seed"])))
+                           session=bytes.fromhex(public["session"]), graph_seed=bytes.fromhex(public["graph_seed"]))
         self.ring.check(row, "row")
-        return MaskingClient(i, setup, neighbours[i], row, rng, None, None)
+        return MaskingClient(i, setup, row, rng, None, None)
 
-    def _open(self, n: int, d: int, rng: Randomness) -> tuple[OpenRound, RoundSetup, list[frozenset[int]]]:
+    def _open(self, n: int, d: int, rng: Randomness) -> tuple[OpenRound, RoundSetup]:
         k, t = self.degree_and_threshold(n)
-        setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=rng.bytes(8))
-        graph_seed = rng.bytes(32)  # public: the server announces it, anyone can rebuild the graph
-        neighbours = harary_neighbours(n, k, SeededRandomness(graph_seed))
-        server = MaskingServer(setup, neighbours, None) if not self.active else None
+        session = rng.bytes(8)
+        drawn = rng.bytes(32)  # public: the server announces it; an active server's graph comes from the signed keys instead
+        setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=session, graph_seed=None if self.active else drawn)
+        server = MaskingServer(setup, None) if not self.active else None
         stages = tuple(s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK)
-        public = {"n": n, "k": k, "t": t, "d": d, "bits": self.bits, "session": setup.session.hex(), "graph_seed": graph_seed.hex()}
-        opened = OpenRound(public, server, stages, lambda end: self._finish(opened.server, setup, graph_seed, len(stages), end))
-        return opened, setup, neighbours
+        public = {"n": n, "k": k, "t": t, "d": d, "bits": self.bits, "session": session.hex(), "graph_seed": drawn.hex()}
+        opened = OpenRound(public, server, stages, lambda end: self._finish(opened.server, setup, len(stages), end))
+        return opened, setup
 
-    def _finish(self, server: MaskingServer, setup: RoundSetup, graph_seed: bytes, rounds: int, end: RoundEnd) -> Output:
+    def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd) -> Output:
         result, included = server.result()
         n, d, k, t = setup.n, setup.d, setup.k, setup.t
+        bad = {w: sorted(owners) for w, owners in sorted(server.bad_shares.items())}
+        rejected = list(end.rejected) + [
+            MalformedMessage(f"client {w}'s unmasking shares of clients {owners} fail their check; dropped", party=PARTY, stage="UNMASKING")
+            for w, owners in bad.items()
+        ]
+        notes = [f"bad unmasking shares dropped, from clients {sorted(bad)}"] if bad else []
         dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}
         guarantee = Guarantee(
             threat_model=ThreatModel.ACTIVE_SERVER if self.active else ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"the sum mod 2^{self.bits} of the {len(included)} included inputs, and who dropped when",
-            collusion=self._collusion(t),
+            collusion=self._collusion(n, k, t),
             dropout_tolerance=k - t,
             exact=True,
-            parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, **self._extra_parameters(), "graph_seed": graph_seed.hex()},
-            notes="scheduled dropouts by stage: " + ", ".join(f"{s}={c}" for s, c in dropped.items() if c) if any(dropped.values()) else "",
+            parameters={"n": n, "d": d, "bits": self.bits, "k": k, "t": t, "colluders": self.colluder_count(n, k, t), **self._extra_parameters(),
+                        "graph_seed": server.graph_seed.hex()},
+            notes="; ".join(notes + (["scheduled dropouts by stage: " + ", ".join(f"{s}={c}" for s, c in dropped.items() if c)] if any(dropped.values()) else [])),
         )
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=rounds), guarantee)
-        return Output(result, included, (report,), tuple(end.rejected))
+        return Output(result, included, (report,), tuple(rejected))
 
     def _extra_parameters(self) -> dict:
         return {}
 
 
+_ACTIVE = "the server, even sending different survivor lists to different clients,"
+_PASSIVE = "the server"
+
+
 @dataclass(frozen=True)
 class SecAgg(_PairwiseMasking):
-    """Bonawitz et al. on the complete graph. `t` is the share threshold among a client's n - 1 peers;
-    None picks a majority, (n-1)//2 + 1, against an honest-but-curious server, and 2(n-1)//3 + 1
-    against an active one, as the paper does."""
+    """Bonawitz et al. on the complete graph. `t` is the share threshold among a client's k = n - 1 peers,
+    `colluders` the number c of clients that may collude with the server.
+
+    The server with c colluders holds c shares of each secret of an honest client; an active server
+    may also tell some peers that the client survived (to collect t shares of its self-mask seed) and
+    the others that it dropped (t shares of its mask key): both reach t only if 2t <= k + c. So t must
+    exceed c, and against an active server (k + c) / 2. None picks t = max((n-1)//2 + 1, c + 1)
+    against an honest-but-curious server, and against an active one (k + c)//2 + 1, or without a
+    declared c Bonawitz et al.'s 2(n-1)//3 + 1, which then protects against c = 2t - k - 1 (about n/3).
+
+    Raises (at the round):
+        ValueError: naming t or colluders when t does not protect against the declared colluders.
+    """
 
     t: int | None = None
     bits: int = 32
     active: bool = False
+    colluders: int | None = None
     name: str = "secagg"
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n < 2:
             raise ValueError(f"SecAgg needs n >= 2 clients, found {n}")
-        t = self.t if self.t is not None else (2 * (n - 1) // 3 + 1 if self.active else (n - 1) // 2 + 1)
-        return n - 1, _check_threshold(n - 1, t, self.active)
+        k, c = n - 1, self.colluders
+        if self.t is not None:
+            t = self.t
+        elif self.active:
+            t = (k + c) // 2 + 1 if c is not None else 2 * k // 3 + 1
+        else:
+            t = max(k // 2 + 1, (c or 0) + 1)
+        return k, check_threshold(k, t, self.active, colluders=c)
 
-    def _collusion(self, t: int) -> str:
-        return f"the server with up to {t - 1} clients learns nothing beyond the sum of the other included inputs"
+    def colluder_count(self, n: int, k: int, t: int) -> int:
+        return self.colluders if self.colluders is not None else colluder_bound(k, t, self.active)
+
+    def _collusion(self, n: int, k: int, t: int) -> str:
+        c = self.colluder_count(n, k, t)
+        bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}" if self.active else f"t={t} > c"
+        return f"{_ACTIVE if self.active else _PASSIVE} with up to c={c} colluding clients ({bound}) learns nothing beyond the sum of the other included inputs"
 
 
 @dataclass(frozen=True)
@@ -133,7 +180,17 @@ class SecAggPlus(_PairwiseMasking):
     """Bell et al.'s SecAgg+: masks and shares only along a random k-regular Harary graph.
 
     Build it with `for_clients(n, dropout=..., corrupt=...)`, which picks (k, t) for failure
-    probabilities 2**-sigma (security) and 2**-eta (correctness) and states them in the report.
+    probabilities 2**-sigma (security) and 2**-eta (correctness) and states them in the report: with
+    a fraction gamma = corrupt of clients colluding with the server, no client has more than
+    c = corrupt_neighbours_bound(n, k, gamma, sigma) corrupt neighbours except with probability
+    2**-sigma, and t > c (honest-but-curious server) or t > (k + c) / 2 (active server) is enforced.
+    Built directly (no targets), the guarantee is per client: safe while it has at most
+    colluder_bound(k, t, active) corrupt neighbours.
+
+    Against an active server the graph seed is the hash of every signed advertisement
+    (`RoundSetup.graph_seed_from`): the server cannot choose the graph; it can re-draw it by excluding
+    clients or through colluding clients' keys, so a server that tries W graphs fails with
+    probability W * 2**-sigma instead.
     """
 
     n: int
@@ -152,20 +209,37 @@ class SecAggPlus(_PairwiseMasking):
         k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta, active=active)
         return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
 
+    @property
+    def _sampled(self) -> bool:
+        """Whether the guarantee is the probabilistic one (declared corrupt fraction, sparse graph)."""
+        return "corrupt" in self.targets and self.k < self.n - 1
+
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n != self.n:
             raise ValueError(f"this SecAggPlus was configured for n={self.n} clients, found {n} inputs")
         if not (self.k == n - 1 or (self.k % 2 == 0 and 2 <= self.k < n)):
             raise ValueError(f"k must be even in [2, n) or n - 1, found {self.k}")
-        return self.k, _check_threshold(self.k, self.t, self.active)
+        return self.k, check_threshold(self.k, self.t, self.active, colluders=self.colluder_count(n, self.k, self.t) if self._sampled else None)
 
-    def _collusion(self, t: int) -> str:
-        if self.targets:
+    def colluder_count(self, n: int, k: int, t: int) -> int:
+        if self._sampled:
+            return corrupt_neighbours_bound(n, k, self.targets["corrupt"], self.targets.get("sigma", 40))
+        return colluder_bound(k, t, self.active)
+
+    def _collusion(self, n: int, k: int, t: int) -> str:
+        c = self.colluder_count(n, k, t)
+        bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}" if self.active else f"t={t} > c"
+        who = _ACTIVE if self.active else _PASSIVE
+        if self._sampled:
+            sigma = self.targets.get("sigma", 40)
+            grind = f" (per graph: a server re-drawing the graph W times, W * 2^-{sigma:g})" if self.active else ""
             return (
-                f"a {self.targets['corrupt']:.0%} fraction of clients with the server learns nothing beyond the sum of the "
-                f"included honest inputs, except with probability 2^-{self.targets['sigma']:g}"
+                f"{who} with a {self.targets['corrupt']:.0%} fraction of corrupt clients learns nothing beyond the sum of the "
+                f"included honest inputs: no client has more than c={c} corrupt neighbours ({bound}), except with probability "
+                f"2^-{sigma:g}{grind}"
             )
-        return f"the server with fewer than t={t} of any client's neighbours"
+        colluding = f"with up to c={c} colluding clients" if k == n - 1 else f"while each client has at most c={c} corrupt neighbours"
+        return f"{who} learns nothing beyond the sum of the included honest inputs {colluding} ({bound})"
 
     def _extra_parameters(self) -> dict:
         return dict(self.targets)

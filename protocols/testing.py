@@ -21,17 +21,23 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from protocols.errors import Aborted, BelowThreshold
-from protocols.masking_messages import Kind
+from protocols.errors import Aborted, BelowThreshold, ProtocolError
 from protocols.graph import harary_neighbours
+from protocols.masking_client import MaskingClient
+from protocols.masking_messages import Kind, Secret, parse_unmask_shares
+from protocols.masking_recovery import robust_reconstruct
+from protocols.masking_server import MaskingServer
+from protocols.masking_setup import RoundSetup
 from protocols.protocol import Protocol
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule, Stage
 from protocols.secagg import SecAgg, SecAggPlus
 from protocols.secure_sum import secure_sum
-from protocols.wire import HEADER_BYTES
+from protocols.wire import HEADER_BYTES, SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness
 from secagg.ring import Ring
+from secagg.signatures import Signer
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def check_round(case: RoundCase) -> Output | None:
         out = None
     if out is not None:
         params = out.reports[-1].guarantee.parameters
-        neighbours = harary_neighbours(case.inputs.shape[0], params["k"], SeededRandomness(bytes.fromhex(params["graph_seed"])))
+        neighbours = harary_neighbours(case.inputs.shape[0], params["k"], bytes.fromhex(params["graph_seed"]))
         predicted = expected_survivors(neighbours, params["t"], case.dropouts, protocol.active)
         assert predicted == out.included, f"included {out.included}, model predicts {predicted}"
         check_sum(case.inputs, out, protocol.bits)
@@ -376,3 +382,100 @@ def byzantine_clients(draw, n: int, f: int, bound: int = 0, bits: int = 32,
     who = draw(st.lists(st.integers(1, n - 1), min_size=1 if f and n > 1 else 0, max_size=f, unique=True)) if n > 1 else []
     return [ByzantineShares(u, draw(st.sampled_from(modes)), draw(st.integers(0, 2**20)), bound=bound, bits=bits)
             for u in sorted(who)]
+
+# --- an active server that equivocates about the survivors (masking) -----------------------------
+
+
+@dataclass(frozen=True)
+class EquivocationOutcome:
+    """What an equivocating server obtained of the victim's two secrets: the shares it collected of
+    each (its colluders' included) and each secret it reconstructed and verified (None if not)."""
+
+    seed_shares: int
+    key_shares: int
+    seed: bytes | None
+    key: bytes | None
+
+    @property
+    def both(self) -> bool:
+        return self.seed is not None and self.key is not None
+
+
+def equivocation_attack(setup: RoundSetup, inputs: np.ndarray, victim: int, corrupt: set[int] | int, seed: int) -> EquivocationOutcome:
+    """An active server with the clients `corrupt` tries to learn both secrets of honest client `victim`;
+    an int `corrupt` = c makes the first c of the victim's neighbours corrupt once the graph is known
+    (the worst case for the victim, beyond what a random graph allows).
+
+    It runs the honest protocol up to the masked inputs (real `MaskingClient`s, the real
+    `MaskingServer` relaying), then tells a set A of the victim's honest neighbours that it survived
+    and the rest, B, that it dropped (|A| = t - c_v, so that A plus the c_v corrupt neighbours make t),
+    each honest client outside the victim's neighbourhood getting whichever list more of its
+    neighbours in A or B received. Corrupt clients sign both lists and hand over both of their
+    shares; each honest client is sent the signatures of its list. Honest clients check everything
+    they are sent as in a real round. Round parameters are taken as given (not checked).
+    """
+    n = setup.n
+    rng = SeededRandomness(seed)
+    signers = [Signer.generate(rng) for _ in range(n)]
+    pki = [s.public_bytes() for s in signers]
+    clients = [MaskingClient(i, setup, inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
+    server = MaskingServer(setup, pki)
+    for _ in (Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, Stage.MASKED_INPUT):
+        for u, frame in server.requests().items():
+            server.receive(clients[u].handle(frame), link=u)
+        server.close()
+    graph = server.neighbours
+    if isinstance(corrupt, int):
+        corrupt = set(sorted(graph[victim])[:corrupt])
+    everyone = sorted(range(n))
+    lists = {"A": everyone, "B": [u for u in everyone if u != victim]}
+    honest = [u for u in graph[victim] if u not in corrupt]
+    c_v = len(graph[victim] & corrupt)
+    group = {u: "A" for u in range(n)}
+    for u in honest[max(setup.t - c_v, 0):]:
+        group[u] = "B"
+    for u in range(n):
+        if u not in graph[victim] and u != victim and u not in corrupt:
+            votes = [group[w] for w in graph[u] if w in graph[victim] and w not in corrupt]
+            group[u] = "B" if votes.count("B") > votes.count("A") else "A"
+    signatures: dict[str, dict[int, bytes]] = {"A": {}, "B": {}}
+    for name, survivors in lists.items():
+        for c in corrupt:
+            signatures[name][c] = signers[c].sign(setup.consistency_message(survivors))
+    for u in range(n):
+        if u in corrupt:
+            continue
+        request = Frame(Kind.SURVIVORS, setup.session, SERVER, u, Writer().ids(lists[group[u]]).getvalue())
+        try:
+            reply = decode_frame(clients[u].handle(encode_frame(request)), party="server", stage="consistency_check")
+        except ProtocolError:
+            continue
+        signatures[group[u]][u] = reply.payload
+    collected = {Secret.SELF_MASK_SEED: {}, Secret.MASK_KEY: {}}
+    for c in corrupt & graph[victim]:
+        seed_share, key_share = clients[c]._held[victim]
+        collected[Secret.SELF_MASK_SEED][c], collected[Secret.MASK_KEY][c] = seed_share, key_share
+    for u in honest:
+        survivors = lists[group[u]]
+        signed = {v: s for v, s in signatures[group[u]].items() if v in graph[u] and v in survivors}
+        request = Frame(Kind.UNMASK_REQUEST, setup.session, SERVER, u, Writer().ids(survivors).entries(signed).getvalue())
+        try:
+            reply = decode_frame(clients[u].handle(encode_frame(request)), party="server", stage="unmasking")
+        except ProtocolError:
+            continue
+        shares = parse_unmask_shares(Reader(reply.payload, party="server", stage="unmasking"), n)
+        if victim in shares:
+            kind, share = shares[victim]
+            collected[kind][u] = share
+    checks = {
+        Secret.SELF_MASK_SEED: lambda s: setup.commitment(victim, s) == server._commitments[victim],
+        Secret.MASK_KEY: lambda s: X25519Agreement.from_private_bytes(s).public_bytes() == server._keys[victim][32:64],
+    }
+    found = {}
+    for kind, held in collected.items():
+        found[kind] = None
+        if len(held) >= setup.t:
+            holders = sorted(held)
+            found[kind] = robust_reconstruct(holders, np.stack([held[w] for w in holders]), setup.t, checks[kind])[0]
+    return EquivocationOutcome(len(collected[Secret.SELF_MASK_SEED]), len(collected[Secret.MASK_KEY]),
+                               found[Secret.SELF_MASK_SEED], found[Secret.MASK_KEY])

@@ -1,12 +1,14 @@
 """Truncated, oversized, altered, replayed, reordered and forged messages get typed errors and
-never change the honest survivors' sum."""
+never change the honest survivors' sum; bad unmasking shares are dropped while t good ones remain."""
+
+import re
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols import Aborted, BelowThreshold, MalformedMessage, Refused, secure_sum
-from protocols.masking_messages import Kind, parse_unmask_shares, parse_vector
+from protocols import Aborted, BelowThreshold, MalformedMessage, Refused, SecAgg, secure_sum
+from protocols.masking_messages import Kind, encode_unmask_shares, parse_unmask_shares, parse_vector
 from protocols.testing import (
     FORMAT_ATTACKS,
     REPLAY_ATTACKS,
@@ -20,13 +22,13 @@ from protocols.testing import (
     run_attacked,
 )
 from protocols.graph import harary_neighbours
-from protocols.wire import HEADER_BYTES, Frame, Reader, decode_frame, encode_frame
-from secagg import Ring, SeededRandomness
+from protocols.wire import HEADER_BYTES, SERVER, Frame, Reader, decode_frame, encode_frame
+from secagg import Ring
 
 
 def _model(case: RoundCase, dropouts, out):
     params = out.reports[0].guarantee.parameters
-    neighbours = harary_neighbours(case.inputs.shape[0], params["k"], SeededRandomness(bytes.fromhex(params["graph_seed"])))
+    neighbours = harary_neighbours(case.inputs.shape[0], params["k"], bytes.fromhex(params["graph_seed"]))
     return expected_survivors(neighbours, params["t"], dropouts, case.protocol.active)
 
 
@@ -120,3 +122,65 @@ def test_a_declared_length_is_never_trusted():
         except MalformedMessage:
             continue
         raise AssertionError("an oversized count was accepted")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_bad_unmasking_shares_never_abort_while_t_good_shares_remain(data):
+    """Compromised clients send random unmasking shares: the round completes with the honest result whenever
+    every secret keeps t good shares (and names only bad holders), and aborts, revealing nothing, otherwise."""
+    case = data.draw(rounds(max_n=12, max_d=4))
+    n = case.inputs.shape[0]
+    bad = data.draw(st.sets(st.integers(0, n - 1), max_size=n // 2))
+    noise = np.random.default_rng(data.draw(st.integers(0, 2**32)))
+    sent: dict[int, set[int]] = {}
+
+    def corrupt(src, dst, frame):
+        if dst == SERVER and frame[3] == Kind.UNMASK_SHARES:
+            f = decode_frame(frame, party="t", stage="t")
+            shares = parse_unmask_shares(Reader(f.payload, party="t", stage="t"), n)
+            for v in shares:
+                sent.setdefault(v, set()).add(src)
+            if src in bad:
+                forged = {v: (kind, noise.integers(0, 2**61 - 1, size=share.shape, dtype=np.uint64)) for v, (kind, share) in shares.items()}
+                return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, encode_unmask_shares(forged)))]
+        return [frame]
+
+    clean = _clean(case)
+    try:
+        out = secure_sum(case.inputs, protocol=case.protocol, dropouts=case.dropouts, seed=case.seed, tamper=corrupt)
+    except (BelowThreshold, Aborted):
+        out = None
+    if clean is None:
+        return
+    t = clean.reports[0].guarantee.parameters["t"]
+    if all(len(holders - bad) >= t for holders in sent.values()):
+        assert out is not None, "aborted although every secret kept t good shares"
+        assert out.included == clean.included and np.array_equal(out.result, clean.result)
+        named = {int(m.group(1)) for e in out.rejected if (m := re.match(r"server at UNMASKING: client (\d+)'s unmasking shares", str(e)))}
+        assert named <= bad
+    else:
+        assert out is None, "a secret without t good shares was reconstructed"
+
+
+def test_the_report_names_the_holder_of_bad_shares_and_the_round_goes_on():
+    """Client 0 (first holder of every other client's shares) sends random unmasking shares: the server drops
+    them, uses the spare ones, and names client 0."""
+    n = 7
+    inputs = np.arange(3 * n, dtype=np.uint32).reshape(n, 3)
+    noise = np.random.default_rng(0)
+
+    def corrupt(src, dst, frame):
+        if src == 0 and frame[3] == Kind.UNMASK_SHARES:
+            f = decode_frame(frame, party="t", stage="t")
+            shares = parse_unmask_shares(Reader(f.payload, party="t", stage="t"), n)
+            forged = {v: (kind, noise.integers(0, 2**61 - 1, size=s.shape, dtype=np.uint64)) for v, (kind, s) in shares.items()}
+            return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, encode_unmask_shares(forged)))]
+        return [frame]
+
+    out = secure_sum(inputs, protocol=SecAgg(), seed=2, tamper=corrupt)
+    assert out.included == tuple(range(n))
+    check_sum(inputs, out, 32)
+    assert "from clients [0]" in out.reports[0].guarantee.notes
+    (named,) = out.rejected  # once a suspect, client 0's later shares are used last, so only the first owner it failed is listed
+    assert isinstance(named, MalformedMessage) and str(named).startswith("server at UNMASKING: client 0's unmasking shares of clients [1]")

@@ -33,3 +33,7 @@ class Refused(ProtocolError):
 
 class Aborted(ProtocolError):
     """The round cannot finish with a correct aggregate (e.g. shares inconsistent with a commitment)."""
+
+
+class InvalidInput(ProtocolError):
+    """A client's protected input failed a validity check (e.g. its norm bound): the client is excluded."""

@@ -46,10 +46,11 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def error_bound(context: HeContext, d: int, norm: float) -> float:
+def error_bound(context: HeContext, d: int, norm: float, *, restricted: bool = False) -> float:
     """Bound on the error of one encrypted squared distance (or inner product) of vectors of d values
-    whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring."""
-    e, s = fresh_error_bound(context.params), context.params.slots
+    whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring.
+    `restricted`: the vectors went through `restrict` first, whose rescaling adds B to each slot's E."""
+    e, s = fresh_error_bound(context.params) + restricted * rescale_error_bound(context.params), context.params.slots
     return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
 
 
@@ -145,6 +146,48 @@ def pairwise(context: HeContext, vectors: Sequence[EncryptedVector], pairs: Sequ
                 ev.add_inplace(acc, u)
         out.append(acc)
     return EncryptedScalars(out, len(pairs))
+
+
+def restrict(context: HeContext, v: EncryptedVector, weight: float) -> list:
+    """weight * v with its padding slots forced to zero, one SEAL ciphertext a chunk: each chunk is
+    multiplied by a plaintext that is `weight` on the chunk's first (d - chunk * slots) slots and 0
+    elsewhere, encoded at the scale of the prime the rescale drops (so the scale stays 2**scale_bits).
+    A client that wrote values into the padding slots of its last chunk has them erased. One level."""
+    ts_ctx = context.tenseal
+    sctx, s = ts_ctx.seal_context().data, context.params.slots
+    ev, enc = seal.Evaluator(sctx), seal.CKKSEncoder(sctx)
+    out = []
+    for k, chunk in enumerate(v.chunks):
+        src, ct = chunk.ciphertext()[0], seal.Ciphertext()
+        row = np.zeros(s)
+        row[: min(s, v.length - k * s)] = weight
+        mask = seal.Plaintext()
+        prime = sctx.get_context_data(src.parms_id()).parms().coeff_modulus()[-1].value()
+        enc.encode(row.tolist(), src.parms_id(), float(prime), mask)
+        ev.multiply_plain(src, mask, ct)
+        ev.rescale_to_next_inplace(ct)
+        out.append(ct)
+    return out
+
+
+def squared_distances(context: HeContext, raw: Sequence[list], pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """||a_i - a_j||**2 for each pair (i, j) and ||a_i||**2 for a pair (i, i), where a_i is the list of
+    ciphertexts `raw[i]` (from `restrict`), decrypted after summing all slots homomorphically: the
+    secret-key holder sees these values and nothing per coordinate. Needs depth >= 2 and Galois keys."""
+    if not context.is_private or not context.has_galois_keys:
+        raise ValueError("squared_distances needs the secret key and Galois keys")
+    ts_ctx = context.tenseal
+    sctx = ts_ctx.seal_context().data
+    ev, enc = seal.Evaluator(sctx), seal.CKKSEncoder(sctx)
+    decryptor = seal.Decryptor(sctx, ts_ctx.secret_key().data)
+    relin, galois = ts_ctx.relin_keys().data, ts_ctx.galois_keys().data
+    out = np.zeros(len(pairs))
+    for p, (i, j) in enumerate(pairs):
+        u = _slot_sum(ev, galois, context.params.slots, _products(ev, relin, raw[i], raw[j], "inner_product" if i == j else "squared_distance"))
+        plain = seal.Plaintext()
+        decryptor.decrypt(u, plain)
+        out[p] = float(np.mean(enc.decode_double(plain)))  # every slot holds the value: the mean averages their errors
+    return out
 
 
 def _products(ev, relin, a: list, b: list, kind: str):

@@ -15,7 +15,7 @@ from protocols.robust.rules import krum_select, scores_from_distances
 from protocols.robust.validation import squared_distances
 from protocols.wire import KEY_HOLDER, Frame, Reader, decode_frame, encode_frame
 
-PROTOCOLS = {rule: CKKSRobust(rule=rule, f=1, norm_bound=2.0) for rule in ("krum", "multi_krum")}
+PROTOCOLS = {rule: CKKSRobust(rule=rule, f=1, norm_bound=2.0, min_clients=1) for rule in ("krum", "multi_krum")}
 
 
 @st.composite

@@ -70,6 +70,16 @@ def is_euclidean(dist: np.ndarray, tolerance: float) -> bool:
     return bool(np.linalg.eigvalsh(-0.5 * j @ dist @ j)[0] >= -k * tolerance / 2)
 
 
+def accepted_distances(ids: list[int], released: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """From a SCALARS release over the sorted `ids` (one flag each, then every pair's value in `all_pairs`
+    order): the accepted clients and the k x k matrix of their released squared distances."""
+    m = len(ids)
+    accepted = [i for i in range(m) if released[i] == 1.0]
+    at = {pair: q for q, pair in enumerate(all_pairs(m))}
+    values = released[[m + at[(accepted[a], accepted[b])] for a, b in all_pairs(len(accepted))]]
+    return [ids[i] for i in accepted], distance_matrix(values, len(accepted))
+
+
 class KeyHolder:
     """Decrypts, for one round, what its policy and ledger allow; `seconds` and bytes are metered by the caller.
 
@@ -188,7 +198,7 @@ class KeyHolder:
         raw = [restrict(self._ctx, v, r) for v in self._vectors(request)]
         norms = squared_distances(self._ctx, raw, [(i, i) for i in range(len(ids))]) / r**2
         bound = error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True) / r**2
-        ok = [i for i in range(len(ids)) if norms[i] <= p.norm_bound**2 + bound]
+        ok = [i for i in range(len(ids)) if -bound <= norms[i] <= p.norm_bound**2 + bound]  # a wrapped norm may decrypt negative
         self.rejected = [ids[i] for i in range(len(ids)) if i not in ok]
         k = len(ok)
         if k <= 2 * p.f or not p.min_clients <= p.selected_count(k) <= k:
@@ -204,7 +214,7 @@ class KeyHolder:
         self.distance_bound = self.last_bound = bound
         released = self._release(dist, bound)
         chosen = krum_select(distance_matrix(released, k), p.f, p.selected_count(k))
-        everything = np.zeros(len(ids) * (len(ids) + 1) // 2)
+        everything = np.zeros(len(ids) * (len(ids) + 1) // 2)  # the layout `accepted_distances` reads
         everything[ok] = 1.0
         at = {pair: q for q, pair in enumerate(all_pairs(len(ids)))}
         everything[[len(ids) + at[(ok[a], ok[b])] for a, b in pairs]] = released

@@ -28,14 +28,13 @@ import numpy as np
 from protocols.driver import CostMeter
 from protocols.errors import BelowThreshold, InvalidInput
 from protocols.he_aggregation import HeAggregation
-from protocols.he_key_holder import distance_matrix
+from protocols.he_key_holder import accepted_distances
 from protocols.he_messages import Target
 from protocols.report import LayerReport, Output
 from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import krum_select
 from protocols.schedule import DropoutSchedule
 from protocols.transport import InProcessTransport
-from secagg.he_distances import all_pairs
 from secagg.randomness import Randomness
 
 
@@ -80,13 +79,11 @@ class CKKSRobust(HeAggregation):
             request = self._request(collector, Target.SCALARS, b"")
         released = self._carry(holder, self._frame(request, session), session, transport, meter, m * (m + 1) // 2)
         with meter.server():
-            accepted = [u for u, flag in zip(ids, released[:m]) if flag == 1.0]
+            accepted, dist = accepted_distances(ids, released)
             rejected += [InvalidInput(f"client {u}: squared norm over norm_bound**2 = {self.norm_bound**2}", party="key holder", stage="decrypt")
                          for u in ids if u not in accepted]
-            at = {pair: q for q, pair in enumerate(all_pairs(m))}
             k = len(accepted)
-            dist = released[[m + at[(ids.index(a), ids.index(b))] for a, b in ((accepted[i], accepted[j]) for i, j in all_pairs(k))]]
-            chosen = krum_select(distance_matrix(dist, k), self.f, self.policy.selected_count(k))
+            chosen = krum_select(dist, self.f, self.policy.selected_count(k))
             selected = [accepted[i] for i in chosen]
             second = self._request(collector, Target.SELECTED_SUM, b"", clients=selected)
         result = self._carry(holder, self._frame(second, session), session, transport, meter, d)

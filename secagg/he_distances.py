@@ -49,8 +49,8 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
 def error_bound(context: HeContext, d: int, norm: float, *, restricted: bool = False) -> float:
     """Bound on the error of one encrypted squared distance (or inner product) of vectors of d values
     whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring.
-    `restricted`: the vectors went through `restrict` first, whose rescaling adds B to each slot's E."""
-    e, s = fresh_error_bound(context.params) + restricted * rescale_error_bound(context.params), context.params.slots
+    `restricted`: the vectors went through `restrict` first, whose conjugation and rescaling add 2B to each slot's E."""
+    e, s = fresh_error_bound(context.params) + 2 * restricted * rescale_error_bound(context.params), context.params.slots
     return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
 
 
@@ -65,7 +65,7 @@ class EncryptedScalars:
     def to_bytes(self) -> bytes:
         parts = [self.count.to_bytes(4, "big"), len(self.ciphertexts).to_bytes(4, "big")]
         for ct in self.ciphertexts:
-            data = _save(ct)
+            data = save_ciphertext(ct)
             parts += [len(data).to_bytes(4, "big"), data]
         return b"".join(parts)
 
@@ -149,22 +149,26 @@ def pairwise(context: HeContext, vectors: Sequence[EncryptedVector], pairs: Sequ
 
 
 def restrict(context: HeContext, v: EncryptedVector, weight: float) -> list:
-    """weight * v with its padding slots forced to zero, one SEAL ciphertext a chunk: each chunk is
-    multiplied by a plaintext that is `weight` on the chunk's first (d - chunk * slots) slots and 0
-    elsewhere, encoded at the scale of the prime the rescale drops (so the scale stays 2**scale_bits).
-    A client that wrote values into the padding slots of its last chunk has them erased. One level."""
+    """weight * Re(v) with its padding slots forced to zero, one SEAL ciphertext a chunk: each chunk z
+    becomes z + conj(z) (a Galois automorphism: twice the real part, since CKKS slots are complex and
+    a client may encrypt imaginary parts, whose squares would subtract from a squared norm), times a
+    plaintext that is weight / 2 on the chunk's first (d - chunk * slots) slots and 0 elsewhere, encoded
+    at the scale of the prime the rescale drops (so the scale stays 2**scale_bits). A client that wrote
+    values into the padding slots of its last chunk has them erased. One level; needs Galois keys."""
     ts_ctx = context.tenseal
     sctx, s = ts_ctx.seal_context().data, context.params.slots
-    ev, enc = seal.Evaluator(sctx), seal.CKKSEncoder(sctx)
+    ev, enc, galois = seal.Evaluator(sctx), seal.CKKSEncoder(sctx), ts_ctx.galois_keys().data
     out = []
     for k, chunk in enumerate(v.chunks):
-        src, ct = chunk.ciphertext()[0], seal.Ciphertext()
+        src, ct, real = chunk.ciphertext()[0], seal.Ciphertext(), seal.Ciphertext()
+        ev.complex_conjugate(src, galois, real)
+        ev.add_inplace(real, src)
         row = np.zeros(s)
-        row[: min(s, v.length - k * s)] = weight
+        row[: min(s, v.length - k * s)] = weight / 2
         mask = seal.Plaintext()
         prime = sctx.get_context_data(src.parms_id()).parms().coeff_modulus()[-1].value()
         enc.encode(row.tolist(), src.parms_id(), float(prime), mask)
-        ev.multiply_plain(src, mask, ct)
+        ev.multiply_plain(real, mask, ct)
         ev.rescale_to_next_inplace(ct)
         out.append(ct)
     return out
@@ -220,7 +224,8 @@ def _slot_sum(ev, galois, slots: int, u):
     return u
 
 
-def _save(ct) -> bytes:
+def save_ciphertext(ct) -> bytes:
+    """A SEAL ciphertext's own serialization (SEAL header, zstd)."""
     with tempfile.TemporaryDirectory(dir=_SCRATCH) as d:
         path = os.path.join(d, "ct")
         ct.save(path)

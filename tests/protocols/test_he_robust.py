@@ -32,7 +32,7 @@ def clustered(draw):
     return x, f
 
 
-@settings(max_examples=8, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, suppress_health_check=[HealthCheck.too_slow])
 @given(case=clustered(), rule=st.sampled_from(["krum", "multi_krum"]), seed=st.integers(0, 2**31))
 def test_selection_and_sum_match_the_plaintext_rule(case, rule, seed):
     x, f = case

@@ -33,7 +33,7 @@ from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
 from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, total
+from secagg.he import EncryptedVector, HeContext, rerandomized_total
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -82,8 +82,8 @@ class HeCollector(ClearServer):
         return {u: (self._digests[u], sig) for u, (_, sig) in self.inputs.items()}
 
     def total(self) -> EncryptedVector:
-        """The sum of the collected vectors, accumulated in place into the first (no copy)."""
-        return total([self.vectors[u] for u in sorted(self.vectors)])
+        """The sum of the collected vectors, accumulated in place onto a fresh encryption of zero (no copy)."""
+        return rerandomized_total(self._public, [self.vectors[u] for u in sorted(self.vectors)])
 
 
 @dataclass
@@ -290,29 +290,31 @@ class HeAggregation(Protocol):
         raise MalformedMessage("no authentic reply from the key holder", party="server", stage="decrypt")
 
     def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, **extra) -> Guarantee:
-        """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it)."""
-        p = self.params
+        """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it).
+        The key holder's figures are those of this process's key holder (`policy`); a remote one states its own."""
+        p, policy = self.params, self.policy
         ckks = p.scheme == "ckks"
-        noise = 2.0**self.flood_bits * bound if ckks else 0.0
+        noise = 2.0**policy.flood_bits * bound if ckks else 0.0
         sizes = self.keys.public.key_bytes()
-        check = "recomputes the sum of the signed inputs" if self.recompute else "checks the signed manifest, trusts the aggregator's sum"
+        check = "recomputes the sum of the signed inputs" if policy.recompute else "checks the signed manifest, trusts the aggregator's sum"
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=server_learns or f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; the key holder learns the same, nothing else",
             collusion="any number of clients; the aggregator and the key holder must not collude (single-key HE, no threshold decryption)",
-            dropout_tolerance=max(n - self.min_clients, 0),
+            dropout_tolerance=max(n - policy.min_clients, 0),
             exact=not ckks,
             numeric_error=bound + 6 * noise,
             parameters={
                 "scheme": p.scheme, "preset": self.preset, "N": p.poly_modulus_degree, "log_q": p.log_q,
-                "security_bits": p.security_bits, "slots": p.slots, "min_clients": self.min_clients,
+                "security_bits": p.security_bits, "slots": p.slots, "min_clients": policy.min_clients, "flood_bits": policy.flood_bits,
                 "ciphertexts_per_client": -(-d // p.slots), "public_context_bytes": self.keys.public_bytes,
                 **{f"{k}_key_bytes": v for k, v in sizes.items()},
                 **({"ckks_error_bound": bound, "release_noise_std": noise} if ckks else {"plain_modulus": self.keys.public.plain_modulus}),
                 **extra,
             },
             notes=(
-                f"key holder {check}; keys are set up once per key holder and not counted in per-round bytes; "
+                f"key holder {check} under its own policy ({policy.round_type} rounds, >= {policy.min_clients} signed inputs a release, "
+                "one release sequence a round, kept in its ledger); keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits)"
                    if ckks else "BFV decryption is exact; sums wrap mod 2**bits as the ring does")

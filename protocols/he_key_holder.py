@@ -43,7 +43,7 @@ from protocols.masking_messages import Kind
 from protocols.robust.rules import krum_select
 from protocols.wire import SERVER, Reader, decode_frame
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, fresh_error_bound, total
+from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rerandomized_total
 from secagg.he_distances import all_pairs, error_bound, restrict, squared_distances
 from secagg.randomness import SystemRandomness
 from secagg.signatures import verify
@@ -174,13 +174,13 @@ class KeyHolder:
 
     def _decrypt(self, request: DecryptRequest) -> tuple[np.ndarray, float]:
         if request.inputs is not None:
-            agg = total(self._vectors(request))
+            agg = rerandomized_total(self._ctx, self._vectors(request))
         else:
             try:
                 agg = EncryptedVector.from_bytes(self._ctx, request.payload, length=self._length)
             except MalformedCiphertext as exc:
                 raise Refused(f"request does not parse: {exc}", party=PARTY, stage=STAGE) from None
-        count = len(request.manifest) + (request.target == Target.MODEL)
+        count = len(request.manifest) + 1 + (request.target == Target.MODEL)  # + 1: the encryption of zero a sum starts from
         bound = count * fresh_error_bound(self._ctx.params) if self._ctx.params.scheme == "ckks" else 0.0
         if request.target != Target.MODEL:
             return self._ctx.decrypt(agg), bound

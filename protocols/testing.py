@@ -255,15 +255,15 @@ from protocols.he_policy import KeyHolderPolicy  # noqa: E402
 from secagg.he import EncryptedVector, HeContext  # noqa: E402
 from secagg.he_distances import save_ciphertext  # noqa: E402
 
-MUTATIONS = ("flip", "truncate", "extend", "header", "other_scale", "padding_write", "imaginary", "scaled", "replayed")
+MUTATIONS = ("flip", "truncate", "extend", "header", "other_scale", "padding_write", "imaginary", "scaled", "replayed", "negated")
 
 
 def mutate_ciphertext(kind: str, honest: bytes, public: HeContext, x: np.ndarray, rng: random.Random, others: list[bytes]) -> bytes:
     """A Byzantine client's ciphertext for input x (honest encryption `honest`): random bit flips, a cut,
     bytes appended, a forged vector header, an encryption at another CKKS scale, x with large values
     written into the padding slots, x scaled to norm 100 with imaginary parts of the same energy (which
-    cancel its squared norm in a real-part product), x scaled by up to 10**4, or another client's
-    ciphertext replayed."""
+    cancel its squared norm in a real-part product), x scaled by up to 10**4, another client's
+    ciphertext replayed, or negated (homomorphically: the sum of the two is a transparent ciphertext)."""
     if kind == "flip":
         b = bytearray(honest)
         for _ in range(rng.choice([1, 2, 8, 64])):
@@ -295,6 +295,9 @@ def mutate_ciphertext(kind: str, honest: bytes, public: HeContext, x: np.ndarray
         return public.encrypt(np.asarray(x, dtype=np.float64) * rng.choice([-1e4, 10.0, 1e4])).to_bytes()
     if kind == "replayed":
         return rng.choice(others or [honest])
+    if kind == "negated":
+        other = EncryptedVector.from_bytes(public, rng.choice(others or [honest]), length=len(x))
+        return EncryptedVector([c.neg() for c in other.chunks], len(x)).to_bytes()
     raise ValueError(f"mutation must be one of {MUTATIONS}, found {kind!r}")
 
 
@@ -323,9 +326,10 @@ def _varint(n: int) -> bytes:
 
 
 def byzantine_ciphertexts(honest: bytes, public: HeContext, x: np.ndarray, others: list[bytes], kinds: tuple[str, ...] = MUTATIONS):
-    """Strategy: (kind, bytes) a Byzantine client may send in place of `honest`."""
-    return st.tuples(st.sampled_from(kinds), st.randoms(use_true_random=False)).map(
-        lambda kr: (kr[0], mutate_ciphertext(kr[0], honest, public, x, kr[1], others)))
+    """Strategy: (kind, bytes) a Byzantine client may send in place of `honest` (a seeded `random.Random`
+    drives the mutation: ciphertext bytes differ run to run, so Hypothesis must not track its draws)."""
+    return st.tuples(st.sampled_from(kinds), st.integers(0, 2**32 - 1)).map(
+        lambda ks: (ks[0], mutate_ciphertext(ks[0], honest, public, x, random.Random(ks[1]), others)))
 
 
 @dataclass(frozen=True)

@@ -236,6 +236,15 @@ class EncryptedVector:
         return cls(chunks, length)
 
 
+def rerandomized_total(context: HeContext, vectors: Sequence[EncryptedVector]) -> EncryptedVector:
+    """The homomorphic sum of the vectors accumulated onto a fresh encryption of zero, so that no
+    subset of them (e.g. a Byzantine client's negation of another's ciphertext) can cancel to a
+    transparent ciphertext, whose addition SEAL refuses with an untyped error."""
+    if not vectors:
+        raise ValueError("nothing to sum")
+    return total([context.encrypt(np.zeros(vectors[0].length, dtype=np.int64 if context.params.scheme == "bfv" else np.float64)), *vectors])
+
+
 def _check_chunk(context: HeContext, chunk, k: int) -> None:
     """One parsed chunk against the preset, before any homomorphic operation may touch it: one SEAL
     ciphertext of size 2 at the top level (first parms id), NTT form and scale 2**scale_bits for CKKS
@@ -245,8 +254,8 @@ def _check_chunk(context: HeContext, chunk, k: int) -> None:
     if len(cts) != 1:
         raise MalformedCiphertext(f"chunk {k} holds {len(cts)} ciphertexts, expected 1")
     ct, p = cts[0], context.params
-    if ct.size() != 2 or ct.parms_id() != sctx.first_parms_id():
-        raise MalformedCiphertext(f"chunk {k} has size {ct.size()} or a parameter id other than the preset's top level")
+    if ct.size() != 2 or ct.parms_id() != sctx.first_parms_id() or ct.is_transparent():
+        raise MalformedCiphertext(f"chunk {k} has size {ct.size()}, a parameter id other than the preset's top level, or no mask (transparent)")
     if p.scheme == "ckks" and not (ct.is_ntt_form() and ct.scale == 2.0**p.scale_bits):
         raise MalformedCiphertext(f"chunk {k} has scale {ct.scale}, the preset encrypts at 2**{p.scale_bits}")
     if p.scheme == "bfv" and (ct.is_ntt_form() or ct.scale != 1.0):

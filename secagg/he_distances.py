@@ -7,7 +7,9 @@ For a pair (a, b) of packed vectors the aggregator computes, ciphertext chunk by
     u <- u + rot(u, 1) + ...      log2(slots) rotations inside one ciphertext: every slot = the sum
     out += u * e_p                a one-hot plaintext puts pair p's value in slot p (second rescale)
 
-so the key holder decrypts one ciphertext per `slots` pairs and sees nothing but the values.
+so the key holder decrypts one ciphertext per `slots` pairs and sees nothing but the values. A key
+holder that computes the values itself (`restrict`, then `squared_distances`) first takes each input's
+real part with its padding slots zeroed (a level), and decrypts each pair's slot-summed ciphertext.
 Rotations stay within a ciphertext; delaying relinearization saves a key switch per chunk.
 TenSEAL's vectors do not expose relinearization, so this module works on the SEAL objects that
 TenSEAL ships (`tenseal.sealapi`), which serialize only through files (here a private temporary
@@ -49,8 +51,10 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
 def error_bound(context: HeContext, d: int, norm: float, *, restricted: bool = False) -> float:
     """Bound on the error of one encrypted squared distance (or inner product) of vectors of d values
     whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring.
-    `restricted`: the vectors went through `restrict` first, whose conjugation and rescaling add 2B to each slot's E."""
-    e, s = fresh_error_bound(context.params) + 2 * restricted * rescale_error_bound(context.params), context.params.slots
+    `restricted`: the vectors went through `restrict` first, whose encryption of zero adds E and whose conjugation
+    and rescaling add 2B to each slot's E."""
+    e = fresh_error_bound(context.params) * (1 + restricted) + 2 * restricted * rescale_error_bound(context.params)
+    s = context.params.slots
     return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
 
 
@@ -154,13 +158,19 @@ def restrict(context: HeContext, v: EncryptedVector, weight: float) -> list:
     a client may encrypt imaginary parts, whose squares would subtract from a squared norm), times a
     plaintext that is weight / 2 on the chunk's first (d - chunk * slots) slots and 0 elsewhere, encoded
     at the scale of the prime the rescale drops (so the scale stays 2**scale_bits). A client that wrote
-    values into the padding slots of its last chunk has them erased. One level; needs Galois keys."""
+    values into the padding slots of its last chunk has them erased. A fresh encryption of zero is added
+    first, so that no two inputs (one the negation or a copy of another) give a transparent difference.
+    One level; needs Galois keys and the secret or public key."""
     ts_ctx = context.tenseal
     sctx, s = ts_ctx.seal_context().data, context.params.slots
     ev, enc, galois = seal.Evaluator(sctx), seal.CKKSEncoder(sctx), ts_ctx.galois_keys().data
+    encryptor = seal.Encryptor(sctx, ts_ctx.public_key().data)
     out = []
     for k, chunk in enumerate(v.chunks):
-        src, ct, real = chunk.ciphertext()[0], seal.Ciphertext(), seal.Ciphertext()
+        src, ct, real = seal.Ciphertext(), seal.Ciphertext(), seal.Ciphertext()
+        encryptor.encrypt_zero(src)
+        src.scale = chunk.ciphertext()[0].scale  # zero at any scale: SEAL leaves it at 1
+        ev.add_inplace(src, chunk.ciphertext()[0])
         ev.complex_conjugate(src, galois, real)
         ev.add_inplace(real, src)
         row = np.zeros(s)

@@ -1,11 +1,11 @@
 """Fuzz target run in a child process (a crash of TenSEAL/SEAL is then a failed test, not a lost run):
 
-    python -m tests.protocols.he_fuzz SEED COUNT CASE_FILE
+    python -m tests.protocols.he_fuzz SEED COUNT CASE_FILE [sum|robust]
 
 Each case: client 1 of three sends a signed, mutated ciphertext (`protocols.testing.mutate_ciphertext`)
-to the aggregator's collector; if the collector accepts it, the key holder is asked for the sum of
-all three with the ciphertexts relayed, and once more for a sum whose relayed input is the mutated
-one even where the collector refused it (a deviating aggregator). Every outcome must be a release or
+to the aggregator's collector; the key holder is then asked, with the ciphertexts relayed, for the sum
+(robust: the distances, then the selected sum) of the inputs the collector accepted, and once more of
+all three even where the collector refused the mutated one (a deviating aggregator). Every outcome must be a release or
 a `ProtocolError`; anything else exits with status 1. Before each case its bytes are written to
 CASE_FILE, so the parent can keep the case that crashed as a regression vector.
 """
@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from protocols.errors import ProtocolError
-from protocols.he_aggregation import HeCollector, he_client
+from protocols.he_aggregation import HeCollector
 from protocols.he_key_holder import KeyHolder
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
 from protocols.he_policy import KeyHolderPolicy, session_of
@@ -33,9 +33,12 @@ from secagg.signatures import Signer
 D = 10
 
 
-def main(seed: int, count: int, case_file: str) -> int:
+def main(seed: int, count: int, case_file: str, mode: str = "sum") -> int:
     rng = random.Random(seed)
-    secret = HeContext.generate(preset("ckks-8192-sum"))
+    robust = mode == "robust"
+    secret = HeContext.generate(preset("ckks-8192" if robust else "ckks-8192-sum"), galois=robust)
+    policy = KeyHolderPolicy("robust", min_clients=2, f=0, norm_bound=10.0) if robust else KeyHolderPolicy(min_clients=2)
+    target = Target.SCALARS if robust else Target.SUM
     public = HeContext.from_bytes(secret.params, secret.public().to_bytes())
     signers = [Signer.generate(SeededRandomness(seed).fork(str(i))) for i in range(3)]
     keys = {i: s.public_bytes() for i, s in enumerate(signers)}
@@ -59,10 +62,14 @@ def main(seed: int, count: int, case_file: str) -> int:
             except ProtocolError:
                 pass
         for listed in {tuple(accepted), (0, 1, 2)}:  # the collector's set, and a deviating aggregator's
-            request = DecryptRequest(Target.SUM, {i: (digest(cts[i]), sigs[i]) for i in listed}, b"", {i: cts[i] for i in listed})
-            holder = KeyHolder(secret, KeyHolderPolicy(min_clients=2), session=session, client_keys=keys, length=D)
+            request = DecryptRequest(target, {i: (digest(cts[i]), sigs[i]) for i in listed}, b"", {i: cts[i] for i in listed})
+            holder = KeyHolder(secret, policy, session=session, client_keys=keys, length=D)
             try:
                 holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode())))
+                if robust:
+                    chosen = holder.ledger.rounds[f"local/{case + 1}"]["selection"]
+                    second = DecryptRequest(Target.SELECTED_SUM, {i: request.manifest[i] for i in chosen}, b"", {i: cts[i] for i in chosen})
+                    holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, second.encode())))
                 outcome = "released"
             except ProtocolError as exc:
                 outcome = type(exc).__name__
@@ -73,4 +80,4 @@ def main(seed: int, count: int, case_file: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
+    sys.exit(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], *sys.argv[4:]))

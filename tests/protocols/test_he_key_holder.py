@@ -21,7 +21,7 @@ from protocols.masking_messages import Kind
 from protocols.robust.rules import krum_select
 from protocols.robust.validation import squared_distances
 from protocols.testing import AggregatorStep, aggregator_requests, byzantine_ciphertexts, check_releases, mutate_ciphertext
-from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from secagg.he import EncryptedVector
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer

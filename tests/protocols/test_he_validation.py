@@ -63,21 +63,27 @@ def _child(args: list[str], timeout: float) -> subprocess.CompletedProcess:
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
 
 
-def _fuzz(seed: int, count: int, tmp_path: Path, timeout: float) -> None:
+def _fuzz(seed: int, count: int, tmp_path: Path, timeout: float, mode: str = "sum") -> None:
     case = tmp_path / f"case-{seed}.bin"
-    run = _child(["-m", "tests.protocols.he_fuzz", str(seed), str(count), str(case)], timeout)
+    run = _child(["-m", "tests.protocols.he_fuzz", str(seed), str(count), str(case), mode], timeout)
     # a crash (negative status: a signal) leaves its case in `case`: keep it under tests/vectors/
     assert run.returncode == 0, f"fuzz seed {seed} ended with status {run.returncode}; last case in {case}\n{run.stderr[-2000:]}"
 
 
-def test_fuzzed_signed_ciphertexts_never_crash_the_collector_or_the_key_holder(tmp_path):
-    _fuzz(11, 200, tmp_path, timeout=300)
+@pytest.mark.parametrize("mode, count", [("sum", 200), ("robust", 20)])
+def test_fuzzed_signed_ciphertexts_never_crash_the_collector_or_the_key_holder(mode, count, tmp_path):
+    _fuzz(11, count, tmp_path, timeout=300, mode=mode)
 
 
 @pytest.mark.soak
 @pytest.mark.parametrize("seed", range(10))
 def test_fuzz_soak_ten_thousand_signed_ciphertexts(seed, tmp_path):
     _fuzz(1000 + seed, 1000, tmp_path, timeout=3600)
+
+
+@pytest.mark.soak
+def test_fuzz_soak_robust_key_holder(tmp_path):
+    _fuzz(2000, 1000, tmp_path, timeout=3600, mode="robust")
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda p: p.name)

@@ -248,7 +248,8 @@ def test_a_byzantine_ciphertext_is_never_selected_beyond_the_norm_bound(robust_k
         return
     selected = holder.ledger.rounds["local/1"]["selection"]
     out = _values(holder.handle(r.frame(S1, r.request(S1, Target.SELECTED_SUM, selected))))
-    if 0 in selected:  # only a ciphertext whose vector, as decrypted, is within the bound
-        assert released[0] == 1.0
-        assert np.linalg.norm(robust_keys.secret.decrypt(EncryptedVector.from_bytes(robust_keys.secret, bad, length=D))) <= 1.0 + 1e-3
+    as_decrypted = robust_keys.secret.decrypt(EncryptedVector.from_bytes(robust_keys.secret, bad, length=D))
+    over = (0,) if np.linalg.norm(as_decrypted) > 1.0 + 1e-3 else ()
+    check_releases(holder.policy, [(S1, Target.SCALARS, tuple(range(5))), (S1, Target.SELECTED_SUM, tuple(selected))], over_bound=over)
+    assert released[0] == (0.0 if over else 1.0), kind  # exactly the inputs over the bound are flagged
     assert np.linalg.norm(out) <= len(selected) * (1.0 + 1e-3)

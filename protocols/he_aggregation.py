@@ -24,8 +24,8 @@ from protocols.clear import ClearClient, ClearServer
 from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold, MalformedMessage
 from protocols.he_key_holder import KeyHolder
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
 from protocols.masking_messages import Kind
 from protocols.protocol import OpenRound, Protocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel

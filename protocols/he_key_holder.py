@@ -12,15 +12,19 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   must match the manifest, each must parse under the preset (`EncryptedVector.from_bytes`: level,
   scale, size, chunk count and length) and the key holder decrypts its own homomorphic result of
   them; without it, it decrypts the aggregator's sum after the manifest check (trusts its addition);
-- SCALARS (robust): the key holder computes, from the signed ciphertexts, each input with its
-  padding slots forced to zero and scaled by a secret r in [1/2, 1) from its own CSPRNG, then every
-  squared norm and squared distance (`secagg.he_distances`). An input whose squared norm exceeds
-  norm_bound**2 plus the error bound is rejected; the matrix of the accepted inputs and the origin
+- SCALARS (robust): the key holder computes, from the signed ciphertexts, each input's real part
+  with its padding slots forced to zero and scaled by a secret r in [1/2, 1) from its own CSPRNG,
+  then every squared norm and squared distance (`secagg.he_distances`). An input whose squared norm
+  lies outside [-bound, norm_bound**2 + bound] is rejected (values that wrap around the CKKS modulus
+  give a norm that is, heuristically, uniform over the modulus once scaled by the unknown r, so they
+  pass with probability about norm_bound**2 / (q0 / scale)); the matrix of the accepted inputs and the origin
   must be a Euclidean distance matrix within the error bound (no entry below -bound, double-centred
   Gram with no eigenvalue below -(k + 1) * bound / 2), else the request is refused. It releases one
   flag per listed client (1 accepted, 0 rejected) and the flooded distances among the accepted, and
   records the selection its rule makes on exactly those released values;
 - SELECTED_SUM must list exactly that selection.
+Sums start from a fresh encryption of zero, so no combination of inputs (one the negation of another)
+is a transparent ciphertext, which SEAL would refuse with an untyped error.
 The key holder thereby learns every listed input's squared norm (within the CKKS error), beside
 what it releases.
 
@@ -109,7 +113,6 @@ class KeyHolder:
         self.refreshed: bytes = b""  # hidden state: a fresh encryption of the decrypted model, for the aggregator
         self.last_bound = 0.0  # CKKS error bound of the last decryption (value units)
         self.distance_bound = 0.0  # CKKS error bound of the released distances
-        self.rejected: list[int] = []  # robust: listed clients whose input failed the norm check
         self.decrypted: list[Target] = []
 
     @property
@@ -199,7 +202,6 @@ class KeyHolder:
         norms = squared_distances(self._ctx, raw, [(i, i) for i in range(len(ids))]) / r**2
         bound = error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True) / r**2
         ok = [i for i in range(len(ids)) if -bound <= norms[i] <= p.norm_bound**2 + bound]  # a wrapped norm may decrypt negative
-        self.rejected = [ids[i] for i in range(len(ids)) if i not in ok]
         k = len(ok)
         if k <= 2 * p.f or not p.min_clients <= p.selected_count(k) <= k:
             raise Refused(f"{k} inputs within the norm bound: the rule needs > 2f = {2 * p.f}, and to select between "

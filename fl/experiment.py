@@ -22,7 +22,7 @@ import numpy as np
 from fl.adversaries import UPDATE_ATTACKS, mislabel
 from fl.datasets import Dataset, dirichlet, iid, load
 from fl.models import build, get_flat
-from fl.training import LocalConfig, evaluate, local_update
+from fl.training import LocalConfig, evaluate, local_updates
 from protocols import Aborted, BelowThreshold, DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
 from protocols.he_aggregation import CKKSAggregation
@@ -238,7 +238,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if remote is not None:  # the clients train and protect their updates on their own nodes
                     out = remote.aggregate(r, chosen, params, stack, dropouts, config.seed * 104_729 + r)
                 else:
-                    updates = np.stack([local_update(model, params, local_data[c], config.local, seed=config.seed * 100_003 + r * 1_009 + int(c)) for c in chosen])
+                    updates = local_updates(model, params, [local_data[c] for c in chosen], config.local,
+                                            seeds=[config.seed * 100_003 + r * 1_009 + int(c) for c in chosen])
                     honest = [i for i in range(len(chosen)) if i not in attackers]
                     if attackers and honest:
                         kwargs = {"n": len(chosen)} if config.attack == "alie" else {"rng": rng} if config.attack == "gaussian" else {}

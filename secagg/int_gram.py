@@ -61,14 +61,14 @@ def _check(name: str, x) -> None:
 def _limbs(block: np.ndarray) -> np.ndarray:
     """(LIMBS, n, c) float64 balanced limbs of a uint64 block: the 22-bit digits of u = x + H mod 2**64, minus 2**21
     each, with H = 2**21 (1 + 2**22 + 2**44) mod 2**64, so x = sum_k (digit_k - 2**21) 2**(22 k) mod 2**64."""
-    u = block + _OFFSET  # a contiguous copy of the (possibly strided) block
+    u = np.add(block, _OFFSET)  # a contiguous copy of the (possibly strided) block
+    digit = np.empty_like(u)
     out = np.empty((LIMBS,) + u.shape, dtype=np.float64)
     for k in range(LIMBS):
-        digit = u >> np.uint64(LIMB_BITS * k)
+        np.right_shift(u, np.uint64(LIMB_BITS * k), out=digit)
         if k < LIMBS - 1:
-            digit &= _MASK
-        out[k] = digit
-    out -= float(1 << (LIMB_BITS - 1))
+            np.bitwise_and(digit, _MASK, out=digit)
+        np.subtract(digit, float(1 << (LIMB_BITS - 1)), out=out[k])  # converts to float64 and centres in one pass
     return out
 
 

@@ -13,7 +13,7 @@ def nnm(updates: np.ndarray, f: int) -> np.ndarray:
     nearest to x_i, itself included. Computed as W @ X with a sparse-by-construction (n, n) mixing matrix,
     so memory is O(n d + n**2), never O(n (n-f) d). Ties in distance go to the lower index.
     """
-    x = check_updates(updates, f)
+    x = check_updates(updates, f, finite=False)
     n = x.shape[0]
     order = np.argsort(squared_distances(x), axis=1, kind="stable")[:, : n - f]
     mixing = np.zeros((n, n), dtype=x.dtype)

@@ -77,3 +77,17 @@ def test_refuses_other_dtypes_and_mismatched_columns():
         ring_gram(a, np.zeros((2, 4), dtype=np.uint64))
     with pytest.raises(ValueError, match="2-D"):
         ring_gram(np.zeros(3, dtype=np.uint64))
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), n=st.integers(1, 6), d=st.sampled_from([1, 7, CHUNK + 9]))
+def test_beaver_gram_shares_reconstruct_the_exact_gram_matrix(data, n, d):
+    from secagg import SeededRandomness
+    from secagg.beaver import deal_gram, gram_share
+
+    x = _matrix(data.draw, n, d)
+    rng = SeededRandomness(data.draw(st.integers(0, 2**32 - 1)))
+    t0, t1 = deal_gram(n, d, rng, rng.bytes(32))
+    e = x - (t0.a + t1.a)  # the opened X - A
+    assert np.array_equal(t0.c + t1.c, _exact(t0.a + t1.a, t0.a + t1.a))
+    assert np.array_equal(gram_share(0, e, t0) + gram_share(1, e, t1), _exact(x, x))

@@ -96,8 +96,8 @@ def multi_krum(updates: np.ndarray, f: int, m: int | None = None) -> np.ndarray:
     """Average of the m updates with the lowest Krum scores (default m = n - f; ties go to the lower index)."""
     x = check_updates(updates, f, finite=False)
     selected = krum_select(squared_distances(x), f, m)
-    total = np.zeros(x.shape[1])
-    for i in selected:  # a loop over rows, not a gathered copy of them
+    total = x[selected[0]].copy()
+    for i in selected[1:]:  # row by row, as x[selected].mean(axis=0) adds them (same bits), without gathering a copy
         total += x[i]
     return total / len(selected)
 

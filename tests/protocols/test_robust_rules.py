@@ -264,3 +264,5 @@ def test_krum_needs_no_copy_of_its_input():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < x.nbytes / 4, (rule, peak)
+    selected = np.argsort(krum_scores(x, 10), kind="stable")[:40]
+    assert np.array_equal(multi_krum(x, 10), x[np.sort(selected)].mean(axis=0))  # the same bits as the gathered mean

@@ -33,12 +33,13 @@ from secagg.int_gram import ring_gram
 
 def median_cpu_seconds(fn, reps: int) -> float:
     """Median process CPU seconds of `reps` calls of `fn()`."""
-    times = []
-    for _ in range(reps):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return float(np.median(times))
+    return float(np.median([_cpu_seconds(fn) for _ in range(reps)]))
+
+
+def _cpu_seconds(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
 
 
 def default_run(rounds: int | None) -> None:

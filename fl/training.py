@@ -112,14 +112,24 @@ _POOLS: dict[tuple[int, int], ProcessPoolExecutor] = {}  # one live pool, reused
 
 def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
     """The pool of `workers` processes with `threads` torch threads each (an earlier pool of another size is shut down).
-    Workers fork where the OS can (no re-import of torch), and ignore Ctrl-C, which the caller's loop handles."""
+    With one thread, workers fork from this process where the OS can (no re-import of torch; a one-thread torch never
+    enters the OpenMP pool, which does not survive a fork); otherwise they fork from a fresh single-threaded server
+    that has imported this module (a fork of a process whose OpenMP pool has run hangs at its first parallel region).
+    Workers ignore Ctrl-C, which the caller's loop handles."""
     key = (workers, threads)
     if key not in _POOLS:
         for old in _POOLS.values():
             old.shutdown(wait=False, cancel_futures=True)
         _POOLS.clear()
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        _POOLS[key] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_start_worker, initargs=(threads,))
+        methods = multiprocessing.get_all_start_methods()
+        if threads == 1 and "fork" in methods:
+            context = multiprocessing.get_context("fork")
+        elif "forkserver" in methods:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+        else:
+            context = multiprocessing.get_context("spawn")
+        _POOLS[key] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,))
     return _POOLS[key]
 
 

@@ -110,3 +110,20 @@ def test_workers_run_the_configured_torch_threads_and_bad_counts_are_refused():
             LocalConfig(**bad)
     with pytest.raises(ValueError, match="one seed a client"):
         local_updates(build("logreg", 64, 10), get_flat(build("logreg", 64, 10)), _clients(3), LocalConfig(), seeds=[0])
+
+
+@pytest.mark.slow
+def test_workers_with_several_threads_neither_hang_nor_change_a_bit():
+    """The attack on fork: this process's OpenMP pool has run (2 threads), and a forked child would hang at its
+    first parallel region; workers of a multi-thread configuration start from a fresh server instead."""
+    import torch
+
+    torch.set_num_threads(2)
+    (torch.randn(256, 256) @ torch.randn(256, 256)).sum()
+    data = _clients(5)
+    model = build("mlp", 64, 10, seed=2)
+    params = get_flat(model)
+    config = LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=2)
+    parallel = local_updates(model, params, data, config, seeds=list(range(5)))
+    assert np.array_equal(parallel, local_updates(model, params, data, LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=1), seeds=list(range(5))))
+    torch.set_num_threads(1)

@@ -19,7 +19,7 @@ def check_updates(updates: np.ndarray, f: int, *, name: str = "updates", finite:
         raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, found {updates.shape}")
     if not np.issubdtype(updates.dtype, np.floating):
         updates = updates.astype(np.float64)
-    if finite and not np.isfinite(updates.sum()) and not np.all(np.isfinite(updates)):  # NaN or inf make the sum non-finite (so may overflow)
+    if finite and not np.isfinite(updates.sum()) and not np.all(np.isfinite(updates)):  # a finite sum has finite terms; an overflowed one is rechecked
         raise ValueError(f"{name} contains NaN or infinity")
     n = updates.shape[0]
     if not isinstance(f, (int, np.integer)) or f < 0:
@@ -44,6 +44,8 @@ def squared_distances(updates: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: if the updates contain NaN or infinity (seen in the block means).
     """
+    if not np.issubdtype(updates.dtype, np.floating):
+        updates = updates.astype(np.float64)
     n, d = updates.shape
     width = max(1, min(d, BLOCK_BYTES // (n * updates.itemsize)))
     buffer = np.empty((n, width), dtype=updates.dtype)

@@ -48,8 +48,8 @@ def krum_memory(d: int, reps: int, n: int = 50, f: int = 10) -> None:
         aggregate(x, f, rule)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        print(f"| {rule} | {n} | {f} | {d:.0e} | {seconds:.4f} | {gram:.4f} | {seconds / gram:.2f}x | {peak / 2**20:.1f} | {x.nbytes / 2**20:.0f} "
-              f"| {peak / x.nbytes:.3f} |", flush=True)
+        print(f"| {rule} | {n} | {f} | {d:.0e} | {seconds:.4f} | {gram:.4f} | {seconds / gram:.2f}x | {peak / 2**20:.1f} "
+              f"| {x.nbytes / 2**20:.0f} | {peak / x.nbytes:.3f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

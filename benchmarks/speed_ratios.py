@@ -79,8 +79,9 @@ def default_run(rounds: int | None) -> None:
             after = os.times()
             cpu = sum(after[i] - before[i] for i in range(4))  # user, system, children's user and system
             plain = plain or (wall, cpu)
-            print(f"| {label} | {config.rounds} | {wall:.1f} | {cpu:.1f} | {spent.get('accounting', 0.0):.1f} | {spent.get('training', 0.0):.1f} "
-                  f"| {wall / plain[0]:.1f}x | {cpu / plain[1]:.1f}x | {(cpu - spent.get('accounting', 0.0)) / plain[1]:.1f}x |", flush=True)
+            accounting, training_wall = spent.get("accounting", 0.0), spent.get("training", 0.0)
+            print(f"| {label} | {config.rounds} | {wall:.1f} | {cpu:.1f} | {accounting:.1f} | {training_wall:.1f} | {wall / plain[0]:.1f}x "
+                  f"| {cpu / plain[1]:.1f}x | {(cpu - accounting) / plain[1]:.1f}x |", flush=True)
     finally:
         experiment.compose_epsilon, experiment.local_updates = originals
 
@@ -100,7 +101,8 @@ def two_server_multi_krum(n: int, d: int, reps: int) -> None:
     print("| n | d | server 0 s | plaintext Multi-Krum s | server 0 / plaintext | Z_2^64 Grams (limbs, BLAS) s | same with einsum s "
           "| float32 Gram s | limbs / float32 Gram |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {n} | {d:.0e} | {server0:.3f} | {plain:.4f} | {server0 / plain:.1f}x | {blas:.3f} | {einsum:.3f} | {gram:.4f} | {blas / gram:.1f}x |")
+    print(f"| {n} | {d:.0e} | {server0:.3f} | {plain:.4f} | {server0 / plain:.1f}x | {blas:.3f} | {einsum:.3f} | {gram:.4f} "
+          f"| {blas / gram:.1f}x |")
 
 
 def run(quick: bool, reps: int = 3) -> None:

@@ -64,7 +64,8 @@ def local_update(model: nn.Module, params: np.ndarray, data: Dataset, config: Lo
     return get_flat(model) - params
 
 
-def local_updates(model: nn.Module, params: np.ndarray, datasets: Sequence[Dataset], config: LocalConfig, *, seeds: Sequence[int]) -> np.ndarray:
+def local_updates(model: nn.Module, params: np.ndarray, datasets: Sequence[Dataset], config: LocalConfig, *,
+                  seeds: Sequence[int]) -> np.ndarray:
     """(len(datasets), d) float32 whose row i is `local_update(model, params, datasets[i], config, seed=seeds[i])`.
 
     Sets this process's torch threads to `config.threads`, then trains in `config.workers` processes (contiguous

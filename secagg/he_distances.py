@@ -64,7 +64,8 @@ def error_bound(context: HeContext, d: int, norm: float) -> float:
     whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring."""
     e, s = fresh_error_bound(context.params), context.params.slots
     p = pairs_per_ciphertext(s)
-    return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + p + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
+    b = rescale_error_bound(context.params)
+    return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + p + 2) * b + 2.0**-30 * norm * norm
 
 
 class EncryptedScalars:

@@ -19,7 +19,8 @@ def check_updates(updates: np.ndarray, f: int, *, name: str = "updates", finite:
         raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, found {updates.shape}")
     if not np.issubdtype(updates.dtype, np.floating):
         updates = updates.astype(np.float64)
-    if finite and not np.isfinite(updates.sum()) and not np.all(np.isfinite(updates)):  # a finite sum has finite terms; an overflowed one is rechecked
+    # a finite sum has finite terms (one pass, no temporary); a sum that overflowed is checked entry by entry
+    if finite and not np.isfinite(updates.sum()) and not np.all(np.isfinite(updates)):
         raise ValueError(f"{name} contains NaN or infinity")
     n = updates.shape[0]
     if not isinstance(f, (int, np.integer)) or f < 0:

@@ -103,13 +103,14 @@ def test_workers_run_the_configured_torch_threads_and_bad_counts_are_refused():
     from fl.training import _pool
 
     assert _pool(2, 3).submit(torch.get_num_threads).result() == 3
-    local_updates(build("logreg", 64, 10), get_flat(build("logreg", 64, 10)), _clients(3), LocalConfig(threads=1, workers=1), seeds=[0, 1, 2])
+    model = build("logreg", 64, 10)
+    local_updates(model, get_flat(model), _clients(3), LocalConfig(threads=1, workers=1), seeds=[0, 1, 2])
     assert torch.get_num_threads() == 1
     for bad in ({"threads": 0}, {"workers": -1}):
         with pytest.raises(ValueError, match="threads"):
             LocalConfig(**bad)
     with pytest.raises(ValueError, match="one seed a client"):
-        local_updates(build("logreg", 64, 10), get_flat(build("logreg", 64, 10)), _clients(3), LocalConfig(), seeds=[0])
+        local_updates(model, get_flat(model), _clients(3), LocalConfig(), seeds=[0])
 
 
 @pytest.mark.slow
@@ -125,5 +126,7 @@ def test_workers_with_several_threads_neither_hang_nor_change_a_bit():
     params = get_flat(model)
     config = LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=2)
     parallel = local_updates(model, params, data, config, seeds=list(range(5)))
-    assert np.array_equal(parallel, local_updates(model, params, data, LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=1), seeds=list(range(5))))
+    one_process = LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=1)
+    sequential = local_updates(model, params, data, one_process, seeds=list(range(5)))
+    assert np.array_equal(parallel, sequential)
     torch.set_num_threads(1)

@@ -79,7 +79,7 @@ def local_updates(model: nn.Module, params: np.ndarray, datasets: Sequence[Datas
         raise ValueError(f"need one seed a client: {len(datasets)} datasets, found {len(seeds)} seeds")
     torch.set_num_threads(config.threads)
     workers = min(config.workers or _cores(), len(datasets))
-    if workers <= 1:
+    if workers <= 1 or multiprocessing.current_process().daemon:  # a pool's worker (a sweep's) may not have children
         return _train_block(model, params, list(datasets), config, list(seeds))
     blocks = np.array_split(np.arange(len(datasets)), workers)
     # the model travels as plain pickle bytes: torch's multiprocessing pickler would move its parameters to shared
@@ -113,19 +113,16 @@ _POOLS: dict[tuple[int, int], ProcessPoolExecutor] = {}  # one live pool, reused
 
 def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
     """The pool of `workers` processes with `threads` torch threads each (an earlier pool of another size is shut down).
-    With one thread, workers fork from this process where the OS can (no re-import of torch; a one-thread torch never
-    enters the OpenMP pool, which does not survive a fork); otherwise they fork from a fresh single-threaded server
-    that has imported this module (a fork of a process whose OpenMP pool has run hangs at its first parallel region).
-    Workers ignore Ctrl-C, which the caller's loop handles."""
+    Workers fork from a fresh single-threaded server that has imported this module (torch once a process): never
+    from this process, which may by then run threads of its own (OpenMP after a parallel region, Ray or gRPC
+    after a Flower run), and a fork of a threaded process can hang or die. Workers ignore Ctrl-C, which the
+    caller's loop handles."""
     key = (workers, threads)
     if key not in _POOLS:
         for old in _POOLS.values():
             old.shutdown(wait=False, cancel_futures=True)
         _POOLS.clear()
-        methods = multiprocessing.get_all_start_methods()
-        if threads == 1 and "fork" in methods:
-            context = multiprocessing.get_context("fork")
-        elif "forkserver" in methods:
+        if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
         else:

@@ -25,7 +25,9 @@ every distance (kept for measuring what validation costs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -82,6 +84,8 @@ class TwoServerRobust(RingProtocol):
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r} over shares; known: {RULES}")
+        if self.m is not None and self.m < 1:
+            raise ValueError(f"m (inputs Multi-Krum averages) must be >= 1, found {self.m}")
         if self.f < 0 or not self.tau > 0 or self.iterations < 1 or not 1 <= self.bits <= 64:
             raise ValueError(f"need f >= 0, tau > 0, iterations >= 1, 1 <= bits <= 64; found {self.f}, {self.tau}, {self.iterations}, {self.bits}")
         if self.norm_bound is not None and not 0 <= self.norm_bound < 2**31.5:
@@ -96,8 +100,9 @@ class TwoServerRobust(RingProtocol):
 
     @property
     def squared_bound(self) -> int | None:
-        """B = floor(norm_bound**2), the bound on ||x||**2 the servers check (ring units squared)."""
-        return None if self.norm_bound is None else int(self.norm_bound**2)
+        """B = floor(norm_bound**2) computed exactly (a float square rounds up above 2**53), the bound on ||x||**2
+        the servers check (ring units squared)."""
+        return None if self.norm_bound is None else math.floor(Fraction(self.norm_bound) ** 2)
 
     def _slack_bits(self) -> int | None:
         return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
@@ -150,7 +155,7 @@ class TwoServerRobust(RingProtocol):
             with meter.party("second server"):
                 slack[S1] = np.stack([shares[u][2] for u in included])
                 targets[S1] = (np.uint64(0) - np.diagonal(gram[S1]))[:, None]
-            valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm")
+            valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm", blind=True)
             rejected += [InvalidInput(f"its slack digits do not prove ||x||**2 <= {self.squared_bound}", party=f"client {u}", stage="norm check")
                          for u in included[~valid]]
             keep = np.flatnonzero(valid)
@@ -201,7 +206,7 @@ class TwoServerRobust(RingProtocol):
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected)))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt))
         return Output(result, selected, (report,), tuple(transport.rejected) + tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
     def _distances(self, gram: dict, m: int, ch: Channel) -> np.ndarray:
@@ -224,9 +229,14 @@ class TwoServerRobust(RingProtocol):
                 gram[p] = w @ gram[p] @ w.T
         return x, gram, mixing
 
+    def _needed(self) -> int:
+        """The fewest inputs the rule runs on: 2f + 1, and Multi-Krum's m when it is set."""
+        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0)
+
     def _enough(self, m: int, what: str) -> None:
-        if m <= 2 * self.f:
-            raise BelowThreshold(f"{m} inputs {what}, the rule needs > 2f = {2 * self.f}", party="server", stage="share")
+        if m < self._needed():
+            raise BelowThreshold(f"{m} inputs {what}, the rule needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
+                                 + (f", Multi-Krum's m = {self.m})" if self._needed() > 2 * self.f + 1 else ")"), party="server", stage="share")
 
     def _collect(self, inputs, n, d, dropouts, rng, ch):
         """Clients split their lifted inputs (and, validated, their digits): a seed to S0, the explicit shares
@@ -254,8 +264,8 @@ class TwoServerRobust(RingProtocol):
                 got = ch.send(u, S1, Kind.SHARE_VECTOR, payload, lambda r: parse_share(r, d, digit_shape, slack_shape))
                 if got is not None:
                     shares[u] = got
-            except MalformedMessage as exc:
-                rejected.append(exc)
+            except MalformedMessage as exc:  # named for its sender, the client (the receiving server raised it)
+                rejected.append(MalformedMessage(str(exc), party=f"client {u}", stage=exc.stage))
                 seeds.pop(u, None)
         return seeds, shares, rejected
 
@@ -276,7 +286,7 @@ class TwoServerRobust(RingProtocol):
         return {S0: t0, S1: t1}
 
 
-    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
+    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict) -> Guarantee:
         exact = error == 0.0
         gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
@@ -288,8 +298,8 @@ class TwoServerRobust(RingProtocol):
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
                   "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
         if self.validate:
-            params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS,
-                          dabits=m * self.bits * d + m * (self._slack_bits() or 0))
+            params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS)
+        params.update({kind: int(dealt.get(kind, 0)) for kind in ("dabits", "edabits", "and_triples", "blinding_triples")})  # as dealt this round
         if self.rule in ORDER_RULES:
             comparators = m * (m - 1) // 2
             params.update(kept_positions=len(kept_positions(self.rule, m, self.f)), comparators=comparators,
@@ -311,7 +321,7 @@ class TwoServerRobust(RingProtocol):
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
             collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of clients",
-            dropout_tolerance=max(n - 2 * self.f - 1, 0),
+            dropout_tolerance=max(n - self._needed(), 0),  # dropouts and rejected clients together
             exact=exact,
             numeric_error=error,
             parameters=params,

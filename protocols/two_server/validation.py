@@ -26,15 +26,18 @@ import numpy as np
 from protocols.masking_messages import Kind
 from protocols.errors import BelowThreshold
 from protocols.two_server.channel import S0, S1, Channel
-from protocols.two_server.gates import PARTIES, digits_to_shares
-from secagg.equality import DIGEST_BYTES, zero_digest
+from protocols.two_server.gates import PARTIES, dealt, digits_to_shares
+from protocols.wire import DEALER
+from secagg.equality import DIGEST_BYTES, Blinding, blinded_share, blinding_from_seed, deal_blinding, zero_digest
+from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 
 
 def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, np.ndarray], d: int, dealer: Randomness,
-                 context: bytes, constant: int = 0) -> np.ndarray:
+                 context: bytes, constant: int = 0, blind: bool = False) -> np.ndarray:
     """Which of m clients' XOR-shared digits (m, bits, words(d)) recompose to the shared targets (m, d) plus the
-    public `constant`.
+    public `constant`. `blind`: compare digests of r Z (dealer's odd r, `secagg.equality`) instead of the residual
+    Z, so that a failed check reveals at most the 2-adic valuations of Z (one more opening, 3 m d elements dealt).
 
     Returns a bool array (m,), the same at both servers.
 
@@ -43,11 +46,16 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
     """
     m = digits[S0].shape[0]
     values = digits_to_shares(ch, digits, d, dealer)
+    residual = {}
+    for q, idx in PARTIES:
+        with ch.timer(q):
+            residual[q] = values[q] - targets[q] - np.uint64(constant % 2**64 if idx == 0 else 0)
+    if blind:
+        residual = _blinded(ch, residual, dealer)
     digests = {}
     for q, idx in PARTIES:
         with ch.timer(q):
-            shift = np.uint64(constant % 2**64 if idx == 0 else 0)
-            digests[q] = b"".join(zero_digest(idx, values[q][i] - targets[q][i] - shift, context + i.to_bytes(4, "big")) for i in range(m))
+            digests[q] = b"".join(zero_digest(idx, residual[q][i], context + i.to_bytes(4, "big")) for i in range(m))
     size = m * DIGEST_BYTES
     theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),
               S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}
@@ -56,3 +64,22 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
     with ch.timer(S0):
         return np.array([digests[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == theirs[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]
                          for i in range(m)], dtype=bool)
+
+
+def _blinded(ch: Channel, z: dict[int, np.ndarray], dealer: Randomness) -> dict[int, np.ndarray]:
+    """Shares of r z (m, d) from shares of z, r the dealer's secret odd units: opens e = z - a (uniform)."""
+    shape = z[S0].shape
+    with ch.timer(DEALER):
+        seed = dealer.bytes(SEED_BYTES)
+        _, t1 = deal_blinding(shape, dealer, seed)
+    ch.dealt["blinding_triples"] += int(np.prod(shape))
+    s0, got = dealt(ch, [t1.a, t1.r, t1.c], seed)
+    with ch.timer(S0):
+        triple = {S0: blinding_from_seed(s0, shape)}
+    triple[S1] = Blinding(*got)
+    e = ch.exchange(Kind.MATRIX, {q: z[q] - triple[q].a for q in z}, shape)
+    out = {}
+    for q, idx in PARTIES:
+        with ch.timer(q):
+            out[q] = blinded_share(idx, e, triple[q])
+    return out

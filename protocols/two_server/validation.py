@@ -14,8 +14,15 @@ Construction (the bit-decomposition range proof of Prio's validity circuits, wit
 XOR shares always stand for bits, so Z = 0 proves U in [0, 2^b), i.e. X in the signed b-bit range;
 a false acceptance needs a SHA-256 collision (soundness error ~2^-128 a client). The same check with
 L = bit_length(B) digits of the slack s = B - ||x||^2 and target B - G_ii (the Gram diagonal share,
-exact once the range holds and d 2^(2b) < 2^63) proves ||x||^2 <= B. The servers learn the valid bit
-of each client; everything they open (e, f of the AND gates, c, the daBit's masked carry) is uniform.
+exact once the range holds and d 2^(2b) < 2^63) proves ||x||^2 <= B.
+
+What the servers learn: everything they open (e, f of the AND gates, c, the daBit's masked carry, the
+blinding's e) is uniform; then the digests. A protocol-following client always passes the range check
+(Z = 0): one bit. A client that fails it deviated, and its residual Z (about shares it chose) can be tested
+offline against candidates. The norm check has honest failures (an honest client over the bound sends the
+slack mod 2^L, so Z = 2^L ceil((||x||^2 - B) / 2^L) takes few values): its digests are of r Z, r a dealer's
+secret odd unit (`secagg.equality`), so a failure reveals at most v2(Z) = L + v2(ceil(...)) (searching
+2^(63 - v2(Z)) hashes), nothing else about ||x||^2.
 The dealer is trusted not to collude with either server (r and c give U).
 """
 

@@ -16,8 +16,10 @@ deterministic given these; the report counts only the CPU of handling the new fr
 Same seeds, same results: in simulation the server draws the public parameters and each client's seed
 exactly as `secure_sum` does in process (`rng.fork("links")`, `open_round`, then `rng.fork(f"client {i}")`),
 so a simulation gives the in-process engine's aggregates and model. Handing parties their seeds is a
-simulation device only: on the deployment engine every client draws its secrets from its own OS CSPRNG and
-the key holder draws its flooding noise from its own (the server sends them no seed).
+simulation device only: on the deployment engine every client draws its secrets from its own OS CSPRNG. The
+key holder, in both engines, draws its flooding noise from its own CSPRNG and takes its policy from its own
+configuration (deployment: --node-config `he-*` keys), never from the server; its ledger of releases lives
+in its node state, per run and round.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
@@ -52,12 +54,12 @@ from fl.training import local_update
 from protocols.driver import CostMeter
 from protocols.errors import ProtocolError, Refused
 from protocols.he_aggregation import HeAggregation
-from protocols.he_messages import Target
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger
 from protocols.protocol import Protocol, RoundEnd
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule
 from protocols.wire import KEY_HOLDER, SERVER
-from secagg import HeContext, SeededRandomness, SystemRandomness
+from secagg import HeContext, SeededRandomness
 
 
 def he_protocol(stack: Protocol) -> HeAggregation | None:
@@ -122,21 +124,22 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
 
     @app.query("decrypt")
     def decrypt(msg: Message, context: Context) -> Message:
-        """The key holder node: checks and decrypts one request (see protocols.he_key_holder)."""
+        """The key holder node: checks and decrypts one request (see protocols.he_key_holder) under its own
+        policy (deployment: its --node-config `he-*` keys, `KeyHolderPolicy.from_config`; simulation: the
+        experiment's, as in process) and its ledger, kept in node state for every run and round."""
         he = he_protocol(_client_setup(current(context))[2])
         he.use_secret_context(_secret(he, context))
         request = msg.content.config_records["d"]
         start = time.thread_time()
-        params = json.loads(request["params"])
-        done = context.state.config_records.get("decrypted", ConfigRecord({"session": "", "targets": []}))
-        already = frozenset(Target(t) for t in done["targets"]) if done["session"] == params["session"] else frozenset()
-        holder = he.key_holder(params, None if params["seed"] else SystemRandomness(), already=already)
+        policy = he.policy if config is not None else KeyHolderPolicy.from_config(context.node_config)
+        stored = context.state.config_records.get("ledger", ConfigRecord({"json": ""}))
+        ledger = ReleaseLedger.from_json(str(stored["json"]))
         try:
+            holder = he.key_holder(json.loads(request["params"]), policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
             reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
-        except ProtocolError as exc:
-            reply = {"error": str(exc)}
-        # one sum a round: the node remembers what it decrypted, since each message builds a new KeyHolder
-        context.state.config_records["decrypted"] = ConfigRecord({"session": params["session"], "targets": [int(t) for t in already | set(holder.decrypted)]})
+        except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        context.state.config_records["ledger"] = ConfigRecord({"json": ledger.to_json()})
         reply["cpu"] = time.thread_time() - start
         return Message(RecordDict({"d": ConfigRecord(reply)}), reply_to=msg)
 
@@ -295,8 +298,6 @@ class FlowerRounds:
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""
 
         def ask(frame: bytes, params: dict) -> tuple[bytes, float]:
-            if not self.simulated:
-                params = {**params, "seed": ""}  # the key holder's flooding noise is its own secret
             content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
             carrier.bytes_between[(SERVER, KEY_HOLDER)] = carrier.bytes_between.get((SERVER, KEY_HOLDER), 0) + _size(content)
             reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.node_of[self.config.clients], message_type="query.decrypt")])))

@@ -25,6 +25,7 @@ from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold, MalformedMessage
 from protocols.he_key_holder import KeyHolder
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
 from protocols.masking_messages import Kind
 from protocols.protocol import OpenRound, Protocol, RoundEnd
 from protocols.report import Guarantee, LayerReport, Output, ThreatModel
@@ -32,9 +33,9 @@ from protocols.schedule import DropoutSchedule, Stage
 from protocols.transport import InProcessTransport
 from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, total
+from secagg.he import EncryptedVector, HeContext, rerandomized_total
 from secagg.he_params import HeParameters, preset
-from secagg.randomness import Randomness, SeededRandomness
+from secagg.randomness import Randomness
 from secagg.ring import Ring
 from secagg.signatures import Signer, verify
 
@@ -81,8 +82,8 @@ class HeCollector(ClearServer):
         return {u: (self._digests[u], sig) for u, (_, sig) in self.inputs.items()}
 
     def total(self) -> EncryptedVector:
-        """The sum of the collected vectors, accumulated in place into the first (no copy)."""
-        return total([self.vectors[u] for u in sorted(self.vectors)])
+        """The sum of the collected vectors, accumulated in place onto a fresh encryption of zero (no copy)."""
+        return rerandomized_total(self._public, [self.vectors[u] for u in sorted(self.vectors)])
 
 
 @dataclass
@@ -104,10 +105,12 @@ class HeKeys:
 class HeAggregation(Protocol):
     """Sum under CKKS (float inputs) or BFV (ring inputs) with a non-colluding key holder.
 
-    `min_clients`: the key holder decrypts sums of at least this many signed inputs.
-    `recompute`: the key holder adds the signed inputs itself (the aggregator only relays them);
-    otherwise it decrypts the aggregator's sum after checking the manifest.
+    `min_clients`: the aggregator asks for sums of at least this many signed inputs.
+    `recompute`: the aggregator relays the signed inputs (the key holder adds them itself); otherwise
+    it sends its own sum with the manifest.
     `flood_bits`: CKKS releases carry noise of 2**flood_bits times the error bound.
+    `holder_policy`: the in-process key holder's own configuration (default: the policy these fields
+    describe, as a simulation sets up both parties from one experiment); the aggregator never sends it.
     """
 
     preset: str = "ckks-8192-sum"
@@ -116,16 +119,16 @@ class HeAggregation(Protocol):
     flood_bits: int = 10
     bits: int = 32  # BFV: inputs are elements of Z_{2^bits}
     name: str = "he"
+    holder_policy: KeyHolderPolicy | None = None
     _keys: HeKeys | None = field(default=None, repr=False, compare=False)
+    _ledger: ReleaseLedger = field(default_factory=ReleaseLedger, repr=False, compare=False)  # the in-process key holder's memory
+    _round: int = field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.params = preset(self.preset)
         if self.scheme is not None and self.params.scheme != self.scheme:
             raise ValueError(f"{type(self).__name__} needs a {self.scheme.upper()} preset, found {self.preset!r}")
-        if self.min_clients < 1:
-            raise ValueError(f"min_clients must be >= 1, found {self.min_clients}")
-        if not 0 <= self.flood_bits <= 40:
-            raise ValueError(f"flood_bits must be in [0, 40], found {self.flood_bits}")
+        self.policy  # validates min_clients, flood_bits (and a robust rule's fields) as the key holder will
 
     @property
     def keys(self) -> HeKeys:
@@ -135,6 +138,15 @@ class HeAggregation(Protocol):
 
     needs_galois = False
     scheme: ClassVar[str | None] = None  # the scheme a subclass's presets must use
+    round_type: ClassVar[str] = "sum"  # what its key holder's policy serves (`protocols.he_policy.ROUND_KINDS`)
+
+    @property
+    def policy(self) -> KeyHolderPolicy:
+        """The in-process key holder's policy: `holder_policy`, or the one this protocol's fields describe."""
+        return self.holder_policy or KeyHolderPolicy(self.round_type, self.min_clients, self.recompute, self.flood_bits, **self._rule_policy())
+
+    def _rule_policy(self) -> dict:
+        return {}
 
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """The inputs as the scheme encrypts them: float64 (CKKS) or int64 (BFV, ring elements)."""
@@ -157,7 +169,7 @@ class HeAggregation(Protocol):
         """The aggregator's half. Clients announce their Ed25519 public keys (`clients_ready`: the PKI, which
         this process simulates and a deployment must provide out of band); the key holder is this process's
         own `KeyHolder` unless the engine passes a remote one in `RoundEnd.key_holder`."""
-        session, holder_seed = rng.bytes(8), rng.bytes(32)
+        session = self._session(rng)
         client_keys: dict[int, bytes] = {}
         collector = HeCollector(n, session, self.keys.public, d, client_keys)
 
@@ -171,7 +183,7 @@ class HeAggregation(Protocol):
             with end.meter.server():
                 payload = b"" if self.recompute else collector.total().to_bytes()
                 request = self._request(collector, Target.SUM, payload)
-            params = self._holder_params(session, client_keys, d, holder_seed)
+            params = self._holder_params(session, client_keys, d)
             values, bound = self._ask(request, params, end, d)
             ring = Ring(self.bits)
             result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
@@ -186,12 +198,14 @@ class HeAggregation(Protocol):
         context, x = self.keys.public, np.asarray(row)
         return he_client(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), signer)
 
-    def key_holder(self, params: dict, rng: Randomness | None = None, **kw) -> KeyHolder:
-        """The key holder of one round, from the parameters the aggregator sends with its request."""
+    def key_holder(self, params: dict, *, policy: KeyHolderPolicy | None = None, ledger: ReleaseLedger | None = None, run: str = "local",
+                   **kw) -> KeyHolder:
+        """The key holder of one round: the round's description from the aggregator (`params`: session,
+        client keys, length), its policy and ledger its own (default: this process's key holder's)."""
         return KeyHolder(
-            self.keys.secret, rng or SeededRandomness(bytes.fromhex(params["seed"])), session=bytes.fromhex(params["session"]),
+            self.keys.secret, policy or self.policy, session=bytes.fromhex(params["session"]),
             client_keys={int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}, length=int(params["length"]),
-            min_clients=int(params["min_clients"]), recompute=bool(params["recompute"]), flood_bits=int(params["flood_bits"]), **kw,
+            run=run, ledger=self._ledger if ledger is None else ledger, **kw,
         )
 
     def use_secret_context(self, context: HeContext) -> None:
@@ -210,15 +224,20 @@ class HeAggregation(Protocol):
         size = max((len(ct) for ct, _ in collector.inputs.values()), default=0)
         return {"ciphertext_bytes": size, "expansion_vs_float32": round(size / (4 * d), 2)}
 
-    def _holder_params(self, session: bytes, client_keys: dict[int, bytes], d: int, seed: bytes) -> dict:
-        """What the aggregator tells the key holder about a round (JSON-ready); `seed` seeds its noise (simulation)."""
-        return {"session": session.hex(), "seed": seed.hex(), "length": d, "min_clients": self.min_clients, "recompute": self.recompute,
-                "flood_bits": self.flood_bits, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
+    def _session(self, rng: Randomness) -> bytes:
+        """The next round's session id: its round number (this aggregator's count) and 4 random bytes."""
+        self._round += 1
+        return session_of(self._round, rng.bytes(4))
 
-    def _key_holder(self, rng: Randomness, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
+    @staticmethod
+    def _holder_params(session: bytes, client_keys: dict[int, bytes], d: int) -> dict:
+        """What the aggregator tells the key holder about a round (JSON-ready): no policy, no seed."""
+        return {"session": session.hex(), "length": d, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
+
+    def _key_holder(self, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
         """This process's key holder for protocols whose rounds do not split (hidden state, CKKS robust)."""
-        params = self._holder_params(session, {i: s.public_bytes() for i, s in enumerate(signers)}, d, b"")
-        return self.key_holder(params, rng.fork("key holder"), **kw)
+        params = self._holder_params(session, {i: s.public_bytes() for i, s in enumerate(signers)}, d)
+        return self.key_holder(params, **kw)
 
     def _request(self, collector: HeCollector, target: Target, payload: bytes, *, clients: list[int] | None = None, extra: bytes = b"") -> DecryptRequest:
         """Relays the signed inputs of `clients` (default: all collected) when the key holder recomputes, or
@@ -235,7 +254,7 @@ class HeAggregation(Protocol):
         """The collection stage of a round run in this process (simulated PKI): (session, signers, collector,
         rejected messages); client i answers with `encrypt(x[i])`."""
         n, d = x.shape
-        session = rng.bytes(8)
+        session = self._session(rng)
         signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
         clients = [he_client(i, session, lambda row=x[i]: encrypt(row), signers[i]) for i in range(n)]
         collector = HeCollector(n, session, self.keys.public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
@@ -271,29 +290,31 @@ class HeAggregation(Protocol):
         raise MalformedMessage("no authentic reply from the key holder", party="server", stage="decrypt")
 
     def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, **extra) -> Guarantee:
-        """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it)."""
-        p = self.params
+        """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it).
+        The key holder's figures are those of this process's key holder (`policy`); a remote one states its own."""
+        p, policy = self.params, self.policy
         ckks = p.scheme == "ckks"
-        noise = 2.0**self.flood_bits * bound if ckks else 0.0
+        noise = 2.0**policy.flood_bits * bound if ckks else 0.0
         sizes = self.keys.public.key_bytes()
-        check = "recomputes the sum of the signed inputs" if self.recompute else "checks the signed manifest, trusts the aggregator's sum"
+        check = "recomputes the sum of the signed inputs" if policy.recompute else "checks the signed manifest, trusts the aggregator's sum"
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=server_learns or f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; the key holder learns the same, nothing else",
             collusion="any number of clients; the aggregator and the key holder must not collude (single-key HE, no threshold decryption)",
-            dropout_tolerance=max(n - self.min_clients, 0),
+            dropout_tolerance=max(n - policy.min_clients, 0),
             exact=not ckks,
             numeric_error=bound + 6 * noise,
             parameters={
                 "scheme": p.scheme, "preset": self.preset, "N": p.poly_modulus_degree, "log_q": p.log_q,
-                "security_bits": p.security_bits, "slots": p.slots, "min_clients": self.min_clients,
+                "security_bits": p.security_bits, "slots": p.slots, "min_clients": policy.min_clients, "flood_bits": policy.flood_bits,
                 "ciphertexts_per_client": -(-d // p.slots), "public_context_bytes": self.keys.public_bytes,
                 **{f"{k}_key_bytes": v for k, v in sizes.items()},
                 **({"ckks_error_bound": bound, "release_noise_std": noise} if ckks else {"plain_modulus": self.keys.public.plain_modulus}),
                 **extra,
             },
             notes=(
-                f"key holder {check}; keys are set up once per key holder and not counted in per-round bytes; "
+                f"key holder {check} under its own policy ({policy.round_type} rounds, >= {policy.min_clients} signed inputs a release, "
+                "one release sequence a round, kept in its ledger); keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits)"
                    if ckks else "BFV decryption is exact; sums wrap mod 2**bits as the ring does")

@@ -48,6 +48,7 @@ class HiddenStateCKKS(HeAggregation):
     _holder_model: EncryptedVector | None = field(default=None, repr=False, compare=False)
     rounds: int = field(default=0, compare=False)
     scheme: ClassVar[str] = "ckks"
+    round_type: ClassVar[str] = "hidden"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,7 +79,7 @@ class HiddenStateCKKS(HeAggregation):
         with meter.server():
             self._model.add_(collector.total())
             request = self._request(collector, Target.MODEL, self._model.to_bytes())
-        holder = self._key_holder(rng, session, signers, d, model=self._holder_model)
+        holder = self._key_holder(session, signers, d, model=self._holder_model)
         frame = self._frame(request, session)
         released = None
         for delivered in transport.carry(SERVER, KEY_HOLDER, frame):

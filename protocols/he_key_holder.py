@@ -1,25 +1,37 @@
-"""The key holder: the only party with the HE secret key. It decrypts what the protocol allows and
-nothing else, and never releases a raw CKKS decryption.
+"""The key holder: the only party with the HE secret key. It decrypts what its own policy
+(`protocols.he_policy.KeyHolderPolicy`, set up with the key holder, never sent by the aggregator)
+allows and nothing else, and never releases a raw CKKS decryption.
 
-Checks before any decryption (each failure raises `Refused` and reveals nothing):
-- the request is for this round (session) and its target is one the round still allows: one sum
-  (or one hidden-state model), or one scalars request followed by one selected sum;
-- a hidden-state model is re-encrypted after decryption and the fresh ciphertext returned to the
-  aggregator, so the model's CKKS error stays at one round's worth however many rounds run;
+Checks before any decryption (each failure raises `Refused` and releases nothing):
+- the request is a DECRYPT_REQUEST of this round's session; the ledger (per run and round, kept
+  across restarts and sessions) has not yet released what the round type allows: one SUM (sum
+  rounds), one MODEL (hidden state), or one SCALARS then one SELECTED_SUM (robust rounds only);
 - the manifest lists at least `min_clients` distinct clients of the round, each with a valid
-  Ed25519 signature on (session, client, sha256 of its ciphertext);
-- a robust rule's distances come as one SCALARS request holding exactly the pairs of its manifest
-  (the key holder cannot check the arithmetic without redoing it); the SELECTED_SUM that follows must
-  list exactly the clients the rule selects on the distances the key holder released;
-- with `recompute=True`, the clients' ciphertexts come along: their digests must match the
-  manifest and the key holder decrypts its own homomorphic sum of them (a sum the aggregator
-  altered or narrowed to one client is never decrypted). With `recompute=False` it decrypts the
-  aggregator's ciphertext after the manifest check only (the aggregator is trusted to add).
+  Ed25519 signature on (session, client, sha256 of its ciphertext), whatever the target;
+- with `recompute` (always in robust rounds) the clients' ciphertexts come along, their digests
+  must match the manifest, each must parse under the preset (`EncryptedVector.from_bytes`: level,
+  scale, size, chunk count and length) and the key holder decrypts its own homomorphic result of
+  them; without it, it decrypts the aggregator's sum after the manifest check (trusts its addition);
+- SCALARS (robust): the key holder computes, from the signed ciphertexts, each input's real part
+  with its padding slots forced to zero and scaled by a secret r in [1/2, 1) from its own CSPRNG,
+  then every squared norm and squared distance (`secagg.he_distances`). An input whose squared norm
+  lies outside [-bound, norm_bound**2 + bound] is rejected (values that wrap around the CKKS modulus
+  give a norm that is, heuristically, uniform over the modulus once scaled by the unknown r, so they
+  pass with probability about norm_bound**2 / (q0 / scale)); the matrix of the accepted inputs and the origin
+  must be a Euclidean distance matrix within the error bound (no entry below -bound, double-centred
+  Gram with no eigenvalue below -(k + 1) * bound / 2), else the request is refused. It releases one
+  flag per listed client (1 accepted, 0 rejected) and the flooded distances among the accepted, and
+  records the selection its rule makes on exactly those released values;
+- SELECTED_SUM must list exactly that selection.
+Sums start from a fresh encryption of zero, so no combination of inputs (one the negation of another)
+is a transparent ciphertext, which SEAL would refuse with an untyped error.
+The key holder thereby learns every listed input's squared norm (within the CKKS error), beside
+what it releases.
 
 Release (Li and Micciancio, EUROCRYPT 2021: raw CKKS decryptions leak the secret key): values
 are rounded to a grid g = bound / 256 and receive discrete Gaussian noise g * N_Z(0, (2**k * bound /
-g)**2), i.e. noise of standard deviation 2**k times the stated CKKS error bound (k = `flood_bits`).
-BFV decryptions are exact and released as they are.
+g)**2), i.e. noise of standard deviation 2**k times the stated CKKS error bound (k = `flood_bits`),
+drawn from the key holder's own OS CSPRNG. BFV decryptions are exact and released as they are.
 """
 
 from __future__ import annotations
@@ -30,52 +42,82 @@ from protocols.dp.samplers import discrete_gaussian
 from protocols.errors import Refused
 from protocols.he_messages import DecryptRequest, Target, encode_plaintext, signed_message
 from protocols.he_messages import digest as ciphertext_digest
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger
 from protocols.masking_messages import Kind
 from protocols.robust.rules import krum_select
 from protocols.wire import SERVER, Reader, decode_frame
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, fresh_error_bound, total
-from secagg.he_distances import EncryptedScalars, error_bound
-from secagg.randomness import Randomness
+from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rerandomized_total
+from secagg.he_distances import all_pairs, error_bound, restrict, squared_distances
+from secagg.randomness import SystemRandomness
 from secagg.signatures import verify
 
-SELECTION_RULES = {0: "krum", 1: "multi_krum"}
 STAGE = "decrypt"
 PARTY = "key holder"
 
 
+def distance_matrix(values: np.ndarray, k: int) -> np.ndarray:
+    """The symmetric k x k matrix whose upper triangle, in `all_pairs` order, is `values`."""
+    dist = np.zeros((k, k))
+    dist[np.triu_indices(k, 1)] = values
+    return dist + dist.T
+
+
+def is_euclidean(dist: np.ndarray, tolerance: float) -> bool:
+    """Whether `dist` (squared distances) is a Euclidean distance matrix up to entry errors of at most
+    `tolerance`: no entry below -tolerance and G = -J D J / 2 (J = I - 11^T / k) has no eigenvalue
+    below -k * tolerance / 2 (Schoenberg; an entrywise error e moves G's spectrum by <= k e / 2)."""
+    k = dist.shape[0]
+    if np.min(dist, initial=0.0) < -tolerance:
+        return False
+    j = np.eye(k) - 1.0 / k
+    return bool(np.linalg.eigvalsh(-0.5 * j @ dist @ j)[0] >= -k * tolerance / 2)
+
+
+def accepted_distances(ids: list[int], released: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """From a SCALARS release over the sorted `ids` (one flag each, then every pair's value in `all_pairs`
+    order): the accepted clients and the k x k matrix of their released squared distances."""
+    m = len(ids)
+    accepted = [i for i in range(m) if released[i] == 1.0]
+    at = {pair: q for q, pair in enumerate(all_pairs(m))}
+    values = released[[m + at[(accepted[a], accepted[b])] for a, b in all_pairs(len(accepted))]]
+    return [ids[i] for i in accepted], distance_matrix(values, len(accepted))
+
+
 class KeyHolder:
-    """Decrypts, for one round, what its checks allow; `seconds` and bytes are metered by the caller."""
+    """Decrypts, for one round, what its policy and ledger allow; `seconds` and bytes are metered by the caller.
+
+    `session` (its first 4 bytes: the round), `client_keys` (the PKI: in this toolkit the simulation,
+    or on Flower the aggregator, supplies it) and `length` describe the round; `run` names the training run."""
 
     def __init__(
         self,
         context: HeContext,
-        rng: Randomness,
+        policy: KeyHolderPolicy,
         *,
         session: bytes,
         client_keys: dict[int, bytes],
         length: int,
-        min_clients: int,
-        recompute: bool = True,
-        flood_bits: int = 10,
+        run: str = "local",
+        ledger: ReleaseLedger | None = None,
         model: EncryptedVector | None = None,
-        norm_bound: float = 0.0,
-        already: frozenset[Target] = frozenset(),
     ) -> None:
         if not context.is_private:
             raise ValueError("the key holder needs the secret key")
-        self._ctx, self._rng, self._session = context, rng, session
-        self._client_keys, self._length, self._min = client_keys, length, min_clients
-        self.recompute, self.flood_bits = recompute, flood_bits
+        if policy.round_type == "robust" and not (context.params.scheme == "ckks" and context.params.depth >= 2 and context.has_galois_keys):
+            raise ValueError("a robust key holder needs a CKKS context of depth >= 2 with Galois keys")
+        self._ctx, self._rng, self._session, self.policy = context, SystemRandomness(), session, policy
+        self._client_keys, self._length, self._run = client_keys, length, run
+        self.ledger = ledger if ledger is not None else ReleaseLedger()
         self.model = model  # hidden state: the key holder's own copy of the encrypted model
-        self.norm_bound = norm_bound  # public L2 bound on inputs: sets the noise on released distances
         self.refreshed: bytes = b""  # hidden state: a fresh encryption of the decrypted model, for the aggregator
         self.last_bound = 0.0  # CKKS error bound of the last decryption (value units)
-        self._done: set[Target] = set(already)  # what this round already decrypted (a key holder that restarts keeps it)
-        self._scalar_ids: list[int] = []
-        self._distances = np.zeros(0)
         self.distance_bound = 0.0  # CKKS error bound of the released distances
         self.decrypted: list[Target] = []
+
+    @property
+    def flood_bits(self) -> int:
+        return self.policy.flood_bits
 
     def release_noise_std(self, bound: float) -> float:
         """Standard deviation of the noise added to a CKKS value whose error bound is `bound`."""
@@ -88,49 +130,32 @@ class KeyHolder:
             raise Refused("not a decryption request of this round", party=PARTY, stage=STAGE)
         n = max(self._client_keys, default=-1) + 1
         request = DecryptRequest.parse(Reader(frame.payload, party=PARTY, stage=STAGE), n=n, max_bytes=1 << 31)
-        self._check_order(request.target)
+        round_, entry = self.ledger.open(self._run, self._session)
+        self._check_order(request.target, entry["released"])
         self._check_manifest(request)
-        if request.target == Target.SELECTED_SUM:
-            self._check_selection(request)
-        values, bound = self._decrypt(request)
-        self.last_bound = bound
-        self._done.add(request.target)
-        self.decrypted.append(request.target)
-        released = self._release(values, bound)
+        if request.target == Target.SELECTED_SUM and sorted(request.manifest) != entry["selection"]:
+            raise Refused("the selected clients are not what the key holder's rule selects on the distances it released", party=PARTY, stage=STAGE)
         if request.target == Target.SCALARS:
-            self._scalar_ids, self._distances, self.distance_bound = sorted(request.manifest), released, bound
+            released, selection = self._distances(request)
+            entry = {**entry, "selection": selection}
+        else:
+            values, self.last_bound = self._decrypt(request)
+            released = self._release(values, self.last_bound)
+        self.ledger.record(self._run, round_, {**entry, "released": entry["released"] + [int(request.target)]})
+        self.decrypted.append(request.target)
         return encode_plaintext(released)
 
-    def _check_order(self, target: Target) -> None:
-        allowed = {
-            Target.SUM: not self._done,
-            Target.MODEL: not self._done and self.model is not None,
-            Target.SCALARS: not self._done,
-            Target.SELECTED_SUM: self._done == {Target.SCALARS},
-        }[target]
-        if not allowed:
-            raise Refused(f"{target.name} not allowed after {sorted(t.name for t in self._done)}", party=PARTY, stage=STAGE)
-
-    def _check_selection(self, request: DecryptRequest) -> None:
-        """A selected sum must be the selection the rule makes on the distances this key holder released."""
-        r = Reader(request.extra, party=PARTY, stage=STAGE)
-        rule, f, m = r.u8(), r.u32(), r.u32()
-        r.done()
-        ids = self._scalar_ids
-        if rule not in SELECTION_RULES or not set(request.manifest) <= set(ids):
-            raise Refused("selection rule unknown or selected clients outside the distance request", party=PARTY, stage=STAGE)
-        dist = np.zeros((len(ids), len(ids)))
-        dist[np.triu_indices(len(ids), 1)] = self._distances
-        try:
-            chosen = krum_select(dist + dist.T, f, 1 if SELECTION_RULES[rule] == "krum" else m)  # m: Multi-Krum's count
-        except ValueError as exc:
-            raise Refused(f"selection parameters invalid: {exc}", party=PARTY, stage=STAGE) from None
-        if [ids[i] for i in chosen] != sorted(request.manifest):
-            raise Refused("the selected clients are not what the rule selects on the released distances", party=PARTY, stage=STAGE)
+    def _check_order(self, target: Target, released: list[int]) -> None:
+        allowed = self.policy.allowed
+        if target not in allowed:
+            raise Refused(f"{target.name} is not a request a {self.policy.round_type} round may make", party=PARTY, stage=STAGE)
+        expected = [int(t) for t in allowed[: allowed.index(target)]]
+        if released != expected or (target == Target.MODEL and self.model is None):
+            raise Refused(f"{target.name} not allowed after {[Target(t).name for t in released]}", party=PARTY, stage=STAGE)
 
     def _check_manifest(self, request: DecryptRequest) -> None:
-        if len(request.manifest) < self._min and request.target != Target.SELECTED_SUM:
-            raise Refused(f"{len(request.manifest)} inputs listed, at least {self._min} required", party=PARTY, stage=STAGE)
+        if len(request.manifest) < self.policy.min_clients:
+            raise Refused(f"{len(request.manifest)} inputs listed, at least {self.policy.min_clients} required", party=PARTY, stage=STAGE)
         for u, (digest, sig) in request.manifest.items():
             if u not in self._client_keys:
                 raise Refused(f"client {u} is not in this round", party=PARTY, stage=STAGE)
@@ -140,25 +165,25 @@ class KeyHolder:
                 raise Refused(f"signature of client {u} does not verify", party=PARTY, stage=STAGE) from None
             if request.inputs is not None and ciphertext_digest(request.inputs[u]) != digest:
                 raise Refused(f"ciphertext of client {u} does not match its signed digest", party=PARTY, stage=STAGE)
-        if self.recompute and request.inputs is None and request.target != Target.SCALARS:
-            raise Refused("this key holder recomputes sums: the inputs must come with the request", party=PARTY, stage=STAGE)
+        if (self.policy.recompute or self.policy.round_type == "robust") and request.inputs is None:
+            raise Refused("this key holder recomputes: the signed inputs must come with the request", party=PARTY, stage=STAGE)
+
+    def _vectors(self, request: DecryptRequest) -> list[EncryptedVector]:
+        """The signed inputs, each checked against the preset before any homomorphic operation."""
+        try:
+            return [EncryptedVector.from_bytes(self._ctx, request.inputs[u], length=self._length) for u in sorted(request.manifest)]
+        except MalformedCiphertext as exc:
+            raise Refused(f"a listed ciphertext is malformed: {exc}", party=PARTY, stage=STAGE) from None
 
     def _decrypt(self, request: DecryptRequest) -> tuple[np.ndarray, float]:
-        try:
-            if request.target == Target.SCALARS:
-                count = int.from_bytes(request.extra, "big") if len(request.extra) == 4 else -1
-                if count != len(request.manifest) * (len(request.manifest) - 1) // 2:
-                    raise Refused("a distance request must hold the pairs of its manifest", party=PARTY, stage=STAGE)
-                scalars = EncryptedScalars.from_bytes(self._ctx, request.payload, count=count)
-                return scalars.decrypt(self._ctx), error_bound(self._ctx, self._length, 2 * self.norm_bound)
-            if request.inputs is not None:
-                vectors = [EncryptedVector.from_bytes(self._ctx, request.inputs[u], length=self._length) for u in sorted(request.manifest)]
-                agg = total(vectors)
-            else:
+        if request.inputs is not None:
+            agg = rerandomized_total(self._ctx, self._vectors(request))
+        else:
+            try:
                 agg = EncryptedVector.from_bytes(self._ctx, request.payload, length=self._length)
-        except MalformedCiphertext as exc:
-            raise Refused(f"request does not parse: {exc}", party=PARTY, stage=STAGE) from None
-        count = len(request.manifest) + (request.target == Target.MODEL)
+            except MalformedCiphertext as exc:
+                raise Refused(f"request does not parse: {exc}", party=PARTY, stage=STAGE) from None
+        count = len(request.manifest) + 1 + (request.target == Target.MODEL)  # + 1: the encryption of zero a sum starts from
         bound = count * fresh_error_bound(self._ctx.params) if self._ctx.params.scheme == "ckks" else 0.0
         if request.target != Target.MODEL:
             return self._ctx.decrypt(agg), bound
@@ -169,10 +194,37 @@ class KeyHolder:
         self.refreshed = self.model.to_bytes()
         return values, bound
 
+    def _distances(self, request: DecryptRequest) -> tuple[np.ndarray, list[int]]:
+        """Flags and flooded distances to release, and the selection the rule makes on them (see the module docstring)."""
+        ids, p = sorted(request.manifest), self.policy
+        r = 0.5 + int.from_bytes(self._rng.bytes(8), "big") / 2.0**65  # secret, uniform in [1/2, 1)
+        raw = [restrict(self._ctx, v, r) for v in self._vectors(request)]
+        norms = squared_distances(self._ctx, raw, [(i, i) for i in range(len(ids))]) / r**2
+        bound = error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True) / r**2
+        ok = [i for i in range(len(ids)) if -bound <= norms[i] <= p.norm_bound**2 + bound]  # a wrapped norm may decrypt negative
+        k = len(ok)
+        if k <= 2 * p.f or not p.min_clients <= p.selected_count(k) <= k:
+            raise Refused(f"{k} inputs within the norm bound: the rule needs > 2f = {2 * p.f}, and to select between "
+                          f"min_clients = {p.min_clients} and {k}", party=PARTY, stage=STAGE)
+        pairs = all_pairs(k)
+        dist = squared_distances(self._ctx, raw, [(ok[a], ok[b]) for a, b in pairs]) / r**2
+        full = np.zeros((k + 1, k + 1))
+        full[1:, 1:] = distance_matrix(dist, k)
+        full[0, 1:] = full[1:, 0] = norms[ok]
+        if not is_euclidean(full, bound):
+            raise Refused("the inputs' distances are not Euclidean within the CKKS error: some input wrapped around the modulus", party=PARTY, stage=STAGE)
+        self.distance_bound = self.last_bound = bound
+        released = self._release(dist, bound)
+        chosen = krum_select(distance_matrix(released, k), p.f, p.selected_count(k))
+        everything = np.zeros(len(ids) * (len(ids) + 1) // 2)  # the layout `accepted_distances` reads
+        everything[ok] = 1.0
+        at = {pair: q for q, pair in enumerate(all_pairs(len(ids)))}
+        everything[[len(ids) + at[(ok[a], ok[b])] for a, b in pairs]] = released
+        return everything, [ids[ok[i]] for i in chosen]
+
     def _release(self, values: np.ndarray, bound: float) -> np.ndarray:
         if self._ctx.params.scheme != "ckks" or bound <= 0:
             return values.astype(np.float64)
         grid = bound / 256
         noise = discrete_gaussian(self._rng, values.size, 2.0**self.flood_bits * 256)
         return (np.round(values / grid) + noise) * grid
-

@@ -1,44 +1,47 @@
 """Krum and Multi-Krum over CKKS ciphertexts, with the non-colluding key holder of `he_aggregation`.
 
     client i:   Enc(x_i) (preset ckks-8192: depth 2), signed                     -> aggregator
-    aggregator: encrypted squared distances of all pairs (`secagg.he_distances`)  -> key holder
-    key holder: checks the manifest, decrypts the m(m-1)/2 distances, rounds and floods them
+    aggregator: relays the signed inputs with a SCALARS request                   -> key holder
+    key holder: forces every input's padding slots to zero, computes the encrypted squared norms and
+                distances itself (`secagg.he_distances`), rejects inputs over norm_bound, checks that
+                the distances are Euclidean, releases one flag a client and the distances among the
+                accepted (rounded, flooded); records what its own rule selects on those values
     aggregator: runs the rule on the released distances; asks for the sum of the selected inputs
-    key holder: checks that the selection is the rule's on the distances it released, recomputes
-                the sum of the selected signed inputs, decrypts, rounds and floods it
+    key holder: checks that the selection is the one it recorded, recomputes the sum of the selected
+                signed inputs, decrypts, rounds and floods it
 
 The result is the sum over `Output.included` = the selected clients (one for Krum: the key holder
-then releases one client's update, which is what Krum outputs). The aggregator needs Galois keys
-(about 33 MB at N = 8192), generated once with the key holder's keys.
+then releases one client's update, which is what Krum outputs, so its policy needs min_clients = 1).
+Clients over the norm bound are named in `Output.rejected` (`InvalidInput`). What is validated: the
+squared norm of each input as its ciphertext encodes it on the d real slots. What is not: without a
+proof of ciphertext well-formedness, a Byzantine client can still send any vector of norm <= norm_bound
+(and CKKS values wrapped around the modulus are caught only heuristically, see `he_key_holder`).
+The key holder needs Galois keys (about 33 MB at N = 8192), generated once with its keys.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold
+from protocols.errors import BelowThreshold, InvalidInput
 from protocols.he_aggregation import HeAggregation
-from protocols.he_key_holder import SELECTION_RULES
-from protocols.he_messages import DecryptRequest, Target
+from protocols.he_key_holder import accepted_distances
+from protocols.he_messages import Target
 from protocols.report import LayerReport, Output
 from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import krum_select
 from protocols.schedule import DropoutSchedule
 from protocols.transport import InProcessTransport
-from protocols.wire import Writer
-from secagg.he import total
-from secagg.he_distances import all_pairs, pairwise
 from secagg.randomness import Randomness
 
 
 @dataclass
 class CKKSRobust(HeAggregation):
-    """`rule` (krum or multi_krum, averaging `m` inputs, default m - f) over CKKS-encrypted float inputs
-    of L2 norm <= `norm_bound` (the release noise on distances is sized from it)."""
+    """`rule` (krum or multi_krum, averaging `m` inputs, default accepted - f) over CKKS-encrypted float
+    inputs of L2 norm <= `norm_bound` (checked by the key holder; also sizes the noise on distances)."""
 
     rule: str = "multi_krum"
     f: int = 1
@@ -47,15 +50,15 @@ class CKKSRobust(HeAggregation):
     preset: str = "ckks-8192"
     name: str = "ckks-robust"
     needs_galois = True
+    round_type = "robust"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.rule not in SELECTION_RULES.values():
-            raise ValueError(f"rule over CKKS must be one of {sorted(SELECTION_RULES.values())}, found {self.rule!r}")
-        if self.params.scheme != "ckks" or self.params.depth < 2:
+        super().__post_init__()  # the policy checks rule, f, m, norm_bound
+        if self.params.depth < 2:
             raise ValueError(f"CKKSRobust needs a CKKS preset of depth >= 2, found {self.preset!r}")
-        if self.f < 0 or not self.norm_bound > 0:
-            raise ValueError(f"need f >= 0 and norm_bound > 0, found {self.f}, {self.norm_bound}")
+
+    def _rule_policy(self) -> dict:
+        return {"rule": self.rule, "f": self.f, "m": self.m, "norm_bound": self.norm_bound}
 
     @property
     def splits(self) -> bool:
@@ -71,35 +74,32 @@ class CKKSRobust(HeAggregation):
         m = len(ids)
         if m <= 2 * self.f or m < self.min_clients:
             raise BelowThreshold(f"{m} inputs, the rule needs > 2f = {2 * self.f} (and >= {self.min_clients})", party="server", stage="aggregate")
-        holder = self._key_holder(rng, session, signers, d, norm_bound=self.norm_bound)
-        start = time.thread_time()
+        holder = self._key_holder(session, signers, d)
         with meter.server():
-            pairs = all_pairs(m)
-            scalars = pairwise(public, [collector.vectors[u] for u in ids], pairs)
-            request = DecryptRequest(Target.SCALARS, collector.manifest(), scalars.to_bytes(), extra=len(pairs).to_bytes(4, "big"))
-        distance_seconds = time.thread_time() - start
-        released = self._carry(holder, self._frame(request, session), session, transport, meter, len(pairs))
+            request = self._request(collector, Target.SCALARS, b"")
+        released = self._carry(holder, self._frame(request, session), session, transport, meter, m * (m + 1) // 2)
         with meter.server():
-            dist = np.zeros((m, m))
-            dist[np.triu_indices(m, 1)] = released
-            m_sel = 1 if self.rule == "krum" else (self.m or m - self.f)
-            chosen = krum_select(dist + dist.T, self.f, m_sel)
-            selected = [ids[i] for i in chosen]
-            rule_code = next(k for k, v in SELECTION_RULES.items() if v == self.rule)
-            extra = Writer().u8(rule_code).u32(self.f).u32(m_sel).getvalue()
-            payload = b"" if self.recompute else total([collector.vectors[u] for u in selected]).to_bytes()
-            second = self._request(collector, Target.SELECTED_SUM, payload, clients=selected, extra=extra)
+            accepted, dist = accepted_distances(ids, released)
+            rejected += [InvalidInput(f"client {u}: squared norm over norm_bound**2 = {self.norm_bound**2}", party="key holder", stage="decrypt")
+                         for u in ids if u not in accepted]
+            k = len(accepted)
+            chosen = krum_select(dist, self.f, self.policy.selected_count(k))
+            selected = [accepted[i] for i in chosen]
+            second = self._request(collector, Target.SELECTED_SUM, b"", clients=selected)
         result = self._carry(holder, self._frame(second, session), session, transport, meter, d)
-        coefficient = kappa(self.rule, m, self.f)
+        coefficient = kappa(self.rule, k, self.f)
         guarantee = self.guarantee(
             n, d, len(selected), holder.last_bound,
-            server_learns=(f"the {len(pairs)} pairwise squared distances of the {m} inputs (rounded, flooded), the selected set and the "
-                           "sum of the selected inputs; the key holder learns the same"),
-            rule=self.rule, f=self.f, inputs=m, kappa="unknown" if coefficient is None else round(coefficient, 4),
-            kappa_lower_bound=round(lower_bound(m, self.f), 4), encrypted_distance_seconds=round(distance_seconds, 4),
-            distance_error_bound=holder.distance_bound, **self.sizes(collector, d), distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
+            server_learns=(f"which of the {m} inputs are within norm_bound, the {k * (k - 1) // 2} pairwise squared distances of the {k} accepted "
+                           "(rounded, flooded), the selected set and the sum of the selected inputs; the key holder learns the same and "
+                           "every input's squared norm"),
+            rule=self.rule, f=self.f, inputs=m, accepted=k, norm_bound=self.norm_bound, kappa="unknown" if coefficient is None else round(coefficient, 4),
+            kappa_lower_bound=round(lower_bound(k, self.f), 4), distance_error_bound=holder.distance_bound, **self.sizes(collector, d),
+            distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
         )
         guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
+            "; validated: each input's squared norm on its d real slots (padding slots forced to zero), and that the distances are Euclidean; "
+            "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
             "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))
         report = LayerReport(self.name, meter.cost(transport, rounds=3), guarantee)
         return Output(result, tuple(selected), (report,), tuple(rejected))

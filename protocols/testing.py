@@ -479,3 +479,147 @@ def equivocation_attack(setup: RoundSetup, inputs: np.ndarray, victim: int, corr
             found[kind] = robust_reconstruct(holders, np.stack([held[w] for w in holders]), setup.t, checks[kind])[0]
     return EquivocationOutcome(len(collected[Secret.SELF_MASK_SEED]), len(collected[Secret.MASK_KEY]),
                                found[Secret.SELF_MASK_SEED], found[Secret.MASK_KEY])
+
+# --- Byzantine ciphertexts and a deviating aggregator (homomorphic encryption) ---------------------
+# A Byzantine client chooses its ciphertext bytes freely (and signs them); a deviating aggregator
+# chooses its decryption requests freely. `check_releases` is an independent model of the key
+# holder's policy (`protocols.he_policy`), written from its rules rather than from its code.
+
+import random  # noqa: E402
+
+import tenseal as ts  # noqa: E402
+import tenseal.sealapi as seal  # noqa: E402
+
+from protocols.he_messages import Target  # noqa: E402
+from protocols.he_policy import KeyHolderPolicy  # noqa: E402
+from secagg.he import EncryptedVector, HeContext  # noqa: E402
+from secagg.he_distances import save_ciphertext  # noqa: E402
+
+MUTATIONS = ("flip", "truncate", "extend", "header", "other_scale", "padding_write", "imaginary", "scaled", "replayed", "negated")
+
+
+def mutate_ciphertext(kind: str, honest: bytes, public: HeContext, x: np.ndarray, rng: random.Random, others: list[bytes]) -> bytes:
+    """A Byzantine client's ciphertext for input x (honest encryption `honest`): random bit flips, a cut,
+    bytes appended, a forged vector header, an encryption at another CKKS scale, x with large values
+    written into the padding slots, x scaled to norm 100 with imaginary parts of the same energy (which
+    cancel its squared norm in a real-part product), x scaled by up to 10**4, another client's
+    ciphertext replayed, or negated (homomorphically: the sum of the two is a transparent ciphertext)."""
+    if kind == "flip":
+        b = bytearray(honest)
+        for _ in range(rng.choice([1, 2, 8, 64])):
+            b[rng.randrange(8, len(b))] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    if kind == "truncate":
+        return honest[: rng.randrange(len(honest))]
+    if kind == "extend":
+        return honest + rng.randbytes(rng.choice([1, 4, 100]))
+    if kind == "header":
+        return struct.pack(">II", rng.choice([0, len(x) + 1, 2**32 - 1]), rng.choice([0, 1, 2, 2**32 - 1])) + honest[8:]
+    if kind in ("other_scale", "padding_write"):
+        s = public.params.slots
+        rows = np.zeros((-(-len(x) // s), s))
+        rows.flat[: len(x)] = x
+        if kind == "padding_write":
+            rows.flat[len(x):] = rng.choice([1.0, 100.0, 1e4]) * rng.choice([-1, 1])
+        scale = 2.0 ** (public.params.scale_bits + rng.choice([-10, -1, 1, 5])) if kind == "other_scale" else None
+        chunks = [ts.ckks_vector(public.tenseal, row.tolist(), scale=scale) for row in rows]
+        return EncryptedVector(chunks, len(x)).to_bytes()
+    if kind == "imaginary":
+        s = public.params.slots
+        values = np.zeros(-(-len(x) // s) * s, dtype=complex)
+        values[: len(x)] = np.asarray(x) * 100 / max(np.linalg.norm(x), 1e-12)
+        spare = slice(len(x), None) if values.size > len(x) else slice(0, len(x))
+        values[spare] += 1j * 100 / np.sqrt(values[spare].size)
+        return complex_ciphertext(public, values.reshape(-1, s), len(x))
+    if kind == "scaled":
+        return public.encrypt(np.asarray(x, dtype=np.float64) * rng.choice([-1e4, 10.0, 1e4])).to_bytes()
+    if kind == "replayed":
+        return rng.choice(others or [honest])
+    if kind == "negated":
+        other = EncryptedVector.from_bytes(public, rng.choice(others or [honest]), length=len(x))
+        return EncryptedVector([c.neg() for c in other.chunks], len(x)).to_bytes()
+    raise ValueError(f"mutation must be one of {MUTATIONS}, found {kind!r}")
+
+
+def complex_ciphertext(public: HeContext, rows: np.ndarray, length: int) -> bytes:
+    """An `EncryptedVector` of `length` values whose chunk k encrypts the complex slot values rows[k]
+    (TenSEAL's own API encodes reals only; its serialization is a CKKSVectorProto: sizes, ciphertexts, scale)."""
+    sctx = public.tenseal.seal_context().data
+    encoder, encryptor = seal.CKKSEncoder(sctx), seal.Encryptor(sctx, public.tenseal.public_key().data)
+    scale, parts = 2.0**public.params.scale_bits, [struct.pack(">II", length, len(rows))]
+    for row in rows:
+        plain, ct = seal.Plaintext(), seal.Ciphertext()
+        encoder.encode(list(row), scale, plain)
+        encryptor.encrypt(plain, ct)
+        raw, sizes = save_ciphertext(ct), _varint(len(row))
+        proto = b"\x0a" + _varint(len(sizes)) + sizes + b"\x12" + _varint(len(raw)) + raw + b"\x19" + struct.pack("<d", scale)
+        parts += [struct.pack(">I", len(proto)), proto]
+    return b"".join(parts)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def byzantine_ciphertexts(honest: bytes, public: HeContext, x: np.ndarray, others: list[bytes], kinds: tuple[str, ...] = MUTATIONS):
+    """Strategy: (kind, bytes) a Byzantine client may send in place of `honest` (a seeded `random.Random`
+    drives the mutation: ciphertext bytes differ run to run, so Hypothesis must not track its draws)."""
+    return st.tuples(st.sampled_from(kinds), st.integers(0, 2**32 - 1)).map(
+        lambda ks: (ks[0], mutate_ciphertext(ks[0], honest, public, x, random.Random(ks[1]), others)))
+
+
+@dataclass(frozen=True)
+class AggregatorStep:
+    """One request of a deviating aggregator: under session number `session` (an index into the sessions
+    the test holds signatures for, or one past them: a forged session), for `target`, listing `clients`
+    (None: the selection the aggregator computes from the distances released in that session);
+    `inputs`: relay the signed ciphertexts ("relay"), swap two of them ("swap"), or send none ("none");
+    `extra`: forged target-specific bytes (e.g. a forged rule, f and m)."""
+
+    session: int
+    target: Target
+    clients: tuple[int, ...] | None
+    inputs: str
+    extra: bytes
+
+
+@st.composite
+def aggregator_requests(draw, n: int, sessions: int, max_steps: int = 6) -> list[AggregatorStep]:
+    """Strategy: a deviating aggregator's request sequence over n clients and `sessions` signed sessions."""
+    everyone = tuple(range(n))
+    step = st.builds(
+        AggregatorStep, st.one_of(st.just(0), st.integers(0, sessions)), st.sampled_from(list(Target) + [Target.SCALARS, Target.SELECTED_SUM] * 2),
+        st.one_of(st.just(everyone), st.sampled_from([everyone[1:], everyone[:-1], None, None]),
+                  st.lists(st.integers(0, n - 1), max_size=n, unique=True).map(lambda c: tuple(sorted(c)))),
+        st.sampled_from(["relay", "relay", "swap", "none"]), st.binary(max_size=9),
+    )
+    return draw(st.lists(step, min_size=1, max_size=max_steps))
+
+
+def check_releases(policy: KeyHolderPolicy, releases: list[tuple[bytes, Target, tuple[int, ...]]], selection=None, over_bound=()) -> None:
+    """Asserts that what a key holder released obeys `policy`: releases as (session, target, listed clients) in
+    order. Each release lists >= min_clients clients and is a target its round type allows; a round (the
+    session's first 4 bytes) has one session and releases exactly a prefix of its round type's sequence;
+    rounds go forward. For robust rounds, `selection(session)` gives the set the rule makes on the released
+    distances (None if unknown): a SELECTED_SUM lists exactly it, and never a client of `over_bound`."""
+    allowed = {"sum": [Target.SUM], "hidden": [Target.MODEL], "robust": [Target.SCALARS, Target.SELECTED_SUM]}[policy.round_type]
+    rounds: dict[int, tuple[bytes, list[Target]]] = {}
+    latest = -1
+    for session, target, clients in releases:
+        r = int.from_bytes(session[:4], "big")
+        assert len(clients) >= policy.min_clients, f"{target.name} of {len(clients)} clients, min_clients {policy.min_clients}"
+        assert target in allowed, f"{target.name} released in a {policy.round_type} round"
+        assert r >= latest, f"round {r} released after round {latest}"
+        latest = r
+        first, done = rounds.setdefault(r, (session, []))
+        assert first == session, f"round {r} released under two sessions"
+        done.append(target)
+        assert done == allowed[: len(done)], f"round {r} released {[t.name for t in done]}"
+        if target == Target.SELECTED_SUM:
+            assert not set(clients) & set(over_bound), "a selected client is over the norm bound"
+            if selection is not None and selection(session) is not None:
+                assert tuple(clients) == tuple(selection(session)), "selected sum is not the rule's selection"

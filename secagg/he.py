@@ -205,7 +205,7 @@ class EncryptedVector:
 
         Raises:
             MalformedCiphertext: on any mismatch (length, chunk count or sizes, bytes left over,
-                a chunk that TenSEAL/SEAL rejects for these parameters).
+                a chunk that is not one top-level ciphertext of size 2 at the preset's scale, or that TenSEAL/SEAL rejects).
         """
         s = context.params.slots
         limit = 2 * len(context.params.coeff_mod_bit_sizes) * context.params.poly_modulus_degree * 8 + 4096
@@ -228,13 +228,42 @@ class EncryptedVector:
                 chunk = load(context.tenseal, bytes(view[pos : pos + size]))
             except Exception as exc:  # protobuf / SEAL validation errors
                 raise MalformedCiphertext(f"chunk {k} does not parse: {type(exc).__name__}") from None
-            if chunk.size() != s:
-                raise MalformedCiphertext("chunk holds another number of slots")
+            _check_chunk(context, chunk, k)
             chunks.append(chunk)
             pos += size
         if pos != len(view):
             raise MalformedCiphertext("bytes left over after the last chunk")
         return cls(chunks, length)
+
+
+def rerandomized_total(context: HeContext, vectors: Sequence[EncryptedVector]) -> EncryptedVector:
+    """The homomorphic sum of the vectors accumulated onto a fresh encryption of zero, so that no
+    subset of them (e.g. a Byzantine client's negation of another's ciphertext) can cancel to a
+    transparent ciphertext, whose addition SEAL refuses with an untyped error."""
+    if not vectors:
+        raise ValueError("nothing to sum")
+    return total([context.encrypt(np.zeros(vectors[0].length, dtype=np.int64 if context.params.scheme == "bfv" else np.float64)), *vectors])
+
+
+def _check_chunk(context: HeContext, chunk, k: int) -> None:
+    """One parsed chunk against the preset, before any homomorphic operation may touch it: one SEAL
+    ciphertext of size 2 at the top level (first parms id), NTT form and scale 2**scale_bits for CKKS
+    (plain form for BFV), coefficients reduced modulo q, and `slots` values."""
+    cts = chunk.ciphertext()
+    sctx = context.tenseal.seal_context().data
+    if len(cts) != 1:
+        raise MalformedCiphertext(f"chunk {k} holds {len(cts)} ciphertexts, expected 1")
+    ct, p = cts[0], context.params
+    if ct.size() != 2 or ct.parms_id() != sctx.first_parms_id() or ct.is_transparent():
+        raise MalformedCiphertext(f"chunk {k} has size {ct.size()}, a parameter id other than the preset's top level, or no mask (transparent)")
+    if p.scheme == "ckks" and not (ct.is_ntt_form() and ct.scale == 2.0**p.scale_bits):
+        raise MalformedCiphertext(f"chunk {k} has scale {ct.scale}, the preset encrypts at 2**{p.scale_bits}")
+    if p.scheme == "bfv" and (ct.is_ntt_form() or ct.scale != 1.0):
+        raise MalformedCiphertext(f"chunk {k} is not a BFV ciphertext of the preset")
+    if not seal.is_valid_for(ct, sctx):
+        raise MalformedCiphertext(f"chunk {k} has coefficients outside its modulus")
+    if chunk.size() != p.slots:
+        raise MalformedCiphertext(f"chunk {k} holds {chunk.size()} slots, expected {p.slots}")
 
 
 def total(vectors: Sequence[EncryptedVector]) -> EncryptedVector:

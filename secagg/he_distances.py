@@ -7,7 +7,9 @@ For a pair (a, b) of packed vectors the aggregator computes, ciphertext chunk by
     u <- u + rot(u, 1) + ...      log2(slots) rotations inside one ciphertext: every slot = the sum
     out += u * e_p                a one-hot plaintext puts pair p's value in slot p (second rescale)
 
-so the key holder decrypts one ciphertext per `slots` pairs and sees nothing but the values.
+so the key holder decrypts one ciphertext per `slots` pairs and sees nothing but the values. A key
+holder that computes the values itself (`restrict`, then `squared_distances`) first takes each input's
+real part with its padding slots zeroed (a level), and decrypts each pair's slot-summed ciphertext.
 Rotations stay within a ciphertext; delaying relinearization saves a key switch per chunk.
 TenSEAL's vectors do not expose relinearization, so this module works on the SEAL objects that
 TenSEAL ships (`tenseal.sealapi`), which serialize only through files (here a private temporary
@@ -46,10 +48,13 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def error_bound(context: HeContext, d: int, norm: float) -> float:
+def error_bound(context: HeContext, d: int, norm: float, *, restricted: bool = False) -> float:
     """Bound on the error of one encrypted squared distance (or inner product) of vectors of d values
-    whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring."""
-    e, s = fresh_error_bound(context.params), context.params.slots
+    whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring.
+    `restricted`: the vectors went through `restrict` first, whose encryption of zero adds E and whose conjugation
+    and rescaling add 2B to each slot's E."""
+    e = fresh_error_bound(context.params) * (1 + restricted) + 2 * restricted * rescale_error_bound(context.params)
+    s = context.params.slots
     return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
 
 
@@ -64,7 +69,7 @@ class EncryptedScalars:
     def to_bytes(self) -> bytes:
         parts = [self.count.to_bytes(4, "big"), len(self.ciphertexts).to_bytes(4, "big")]
         for ct in self.ciphertexts:
-            data = _save(ct)
+            data = save_ciphertext(ct)
             parts += [len(data).to_bytes(4, "big"), data]
         return b"".join(parts)
 
@@ -147,6 +152,58 @@ def pairwise(context: HeContext, vectors: Sequence[EncryptedVector], pairs: Sequ
     return EncryptedScalars(out, len(pairs))
 
 
+def restrict(context: HeContext, v: EncryptedVector, weight: float) -> list:
+    """weight * Re(v) with its padding slots forced to zero, one SEAL ciphertext a chunk: each chunk z
+    becomes z + conj(z) (a Galois automorphism: twice the real part, since CKKS slots are complex and
+    a client may encrypt imaginary parts, whose squares would subtract from a squared norm), times a
+    plaintext that is weight / 2 on the chunk's first (d - chunk * slots) slots and 0 elsewhere, encoded
+    at the scale of the prime the rescale drops (so the scale stays 2**scale_bits). A client that wrote
+    values into the padding slots of its last chunk has them erased. A fresh encryption of zero is added
+    first, so that no two inputs (one the negation or a copy of another) give a transparent difference.
+    One level; needs Galois keys and the secret or public key."""
+    ts_ctx = context.tenseal
+    sctx, s = ts_ctx.seal_context().data, context.params.slots
+    ev, enc, galois = seal.Evaluator(sctx), seal.CKKSEncoder(sctx), ts_ctx.galois_keys().data
+    encryptor = seal.Encryptor(sctx, ts_ctx.public_key().data)
+    out = []
+    for k, chunk in enumerate(v.chunks):
+        src, ct, real = seal.Ciphertext(), seal.Ciphertext(), seal.Ciphertext()
+        encryptor.encrypt_zero(src)
+        src.scale = chunk.ciphertext()[0].scale  # zero at any scale: SEAL leaves it at 1
+        ev.add_inplace(src, chunk.ciphertext()[0])
+        ev.complex_conjugate(src, galois, real)
+        ev.add_inplace(real, src)
+        row = np.zeros(s)
+        row[: min(s, v.length - k * s)] = weight / 2
+        mask = seal.Plaintext()
+        prime = sctx.get_context_data(src.parms_id()).parms().coeff_modulus()[-1].value()
+        enc.encode(row.tolist(), src.parms_id(), float(prime), mask)
+        ev.multiply_plain(real, mask, ct)
+        ev.rescale_to_next_inplace(ct)
+        out.append(ct)
+    return out
+
+
+def squared_distances(context: HeContext, raw: Sequence[list], pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """||a_i - a_j||**2 for each pair (i, j) and ||a_i||**2 for a pair (i, i), where a_i is the list of
+    ciphertexts `raw[i]` (from `restrict`), decrypted after summing all slots homomorphically: the
+    secret-key holder sees these values and nothing per coordinate. Needs depth >= 2 and Galois keys."""
+    if not context.is_private or not context.has_galois_keys:
+        raise ValueError("squared_distances needs the secret key and Galois keys")
+    ts_ctx = context.tenseal
+    sctx = ts_ctx.seal_context().data
+    ev, enc = seal.Evaluator(sctx), seal.CKKSEncoder(sctx)
+    decryptor = seal.Decryptor(sctx, ts_ctx.secret_key().data)
+    relin, galois = ts_ctx.relin_keys().data, ts_ctx.galois_keys().data
+    out = np.zeros(len(pairs))
+    for p, (i, j) in enumerate(pairs):
+        u = _slot_sum(ev, galois, context.params.slots, _products(ev, relin, raw[i], raw[j], "inner_product" if i == j else "squared_distance"))
+        plain = seal.Plaintext()
+        decryptor.decrypt(u, plain)
+        out[p] = float(np.mean(enc.decode_double(plain)))  # every slot holds the value: the mean averages their errors
+    return out
+
+
 def _products(ev, relin, a: list, b: list, kind: str):
     """sum_c a_c * b_c or (a_c - b_c)**2 as one degree-2 ciphertext, then relinearized and rescaled."""
     acc = None
@@ -177,7 +234,8 @@ def _slot_sum(ev, galois, slots: int, u):
     return u
 
 
-def _save(ct) -> bytes:
+def save_ciphertext(ct) -> bytes:
+    """A SEAL ciphertext's own serialization (SEAL header, zstd)."""
     with tempfile.TemporaryDirectory(dir=_SCRATCH) as d:
         path = os.path.join(d, "ct")
         ct.save(path)

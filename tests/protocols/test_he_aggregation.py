@@ -11,6 +11,7 @@ from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Re
 from protocols.he_aggregation import BFVAggregation, CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
 from protocols.he_key_holder import KeyHolder
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger
 from protocols.he_messages import DecryptRequest, Target, digest, signed_message
 from protocols.masking_messages import Kind
 from protocols.testing import ring_inputs, schedules
@@ -82,7 +83,8 @@ def test_key_holder_refuses_what_is_not_an_aggregate_of_the_round(change):
     def manifest(sess, ids):
         return {i: (digest(cts[i]), signers[i].sign(signed_message(sess, i, digest(cts[i])))) for i in ids}
 
-    holder = KeyHolder(keys.secret, rng, session=session, client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=10, min_clients=2)
+    keys_of = {i: s.public_bytes() for i, s in enumerate(signers)}
+    holder = KeyHolder(keys.secret, KeyHolderPolicy(min_clients=2), session=session, client_keys=keys_of, length=10)
     good = DecryptRequest(Target.SUM, manifest(session, [0, 1, 2]), b"", cts)
     bad = {
         "drop-to-one": DecryptRequest(Target.SUM, manifest(session, [1]), b"", {1: cts[1]}),
@@ -93,8 +95,8 @@ def test_key_holder_refuses_what_is_not_an_aggregate_of_the_round(change):
     frame = lambda r: encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, r.encode()))  # noqa: E731
     if change == "replay-request":
         holder.handle(frame(good))
-        restarted = KeyHolder(keys.secret, rng, session=session, client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=10,
-                              min_clients=2, already=frozenset(holder.decrypted))  # a key holder that restarts remembers the round
+        restarted = KeyHolder(keys.secret, KeyHolderPolicy(min_clients=2), session=session, client_keys=keys_of, length=10,
+                              ledger=ReleaseLedger.from_json(holder.ledger.to_json()))  # a key holder that restarts reloads its ledger
         with pytest.raises(Refused):
             restarted.handle(frame(good))
     with pytest.raises(Refused):
@@ -111,10 +113,10 @@ def test_manifest_only_key_holder_needs_no_inputs_but_recomputing_one_does():
     ct = keys.public.encrypt(np.ones(5)).to_bytes()
     request = DecryptRequest(Target.SUM, {0: (digest(ct), signer.sign(signed_message(session, 0, digest(ct))))}, ct)
     data = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
-    common = dict(session=session, client_keys={0: signer.public_bytes()}, length=5, min_clients=1)
+    common = dict(session=session, client_keys={0: signer.public_bytes()}, length=5)
     with pytest.raises(Refused, match="recomputes"):
-        KeyHolder(keys.secret, rng, recompute=True, **common).handle(data)
-    assert KeyHolder(keys.secret, rng, recompute=False, **common).handle(data)
+        KeyHolder(keys.secret, KeyHolderPolicy(min_clients=1, recompute=True), **common).handle(data)
+    assert KeyHolder(keys.secret, KeyHolderPolicy(min_clients=1, recompute=False), **common).handle(data)
 
 
 @settings(max_examples=30)
@@ -128,7 +130,7 @@ def test_untrusted_request_bytes_never_escape_as_anything_but_protocol_errors(po
     request = DecryptRequest(Target.SUM, {0: (digest(ct), signer.sign(signed_message(session, 0, digest(ct))))}, b"", {0: ct}).encode()
     cut = position % (len(request) + 1)
     mutated = data.draw(st.sampled_from([request[:cut], request + b"\x00", request[:cut] + bytes([request[cut] ^ 0x10]) + request[cut + 1 :] if cut < len(request) else request]))
-    holder = KeyHolder(keys.secret, rng, session=session, client_keys={0: signer.public_bytes()}, length=5, min_clients=1)
+    holder = KeyHolder(keys.secret, KeyHolderPolicy(min_clients=1), session=session, client_keys={0: signer.public_bytes()}, length=5)
     try:
         holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, mutated)))
     except ProtocolError:

@@ -1,4 +1,7 @@
-"""Known-answer vectors; each file's header names its source."""
+"""Known-answer vectors; each text file's header names its source. The binary files
+he-ckks-8192-sum-segfault-*.bin are regression vectors of our own fuzz (tests/protocols/he_fuzz.py):
+bit-flipped CKKS vectors (ckks-8192-sum, length 10) whose chunk parses to zero ciphertexts, which
+segfaulted TenSEAL in add_ before `secagg.he` checked every chunk."""
 
 from pathlib import Path
 

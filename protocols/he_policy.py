@@ -1,0 +1,132 @@
+"""The key holder's own policy and its ledger of releases: configuration the key holder is set up
+with, never a parameter of a request or of the aggregator.
+
+A policy declares the one kind of round its key holder serves and what each kind may ask:
+
+    sum     one SUM a round                       (CKKSAggregation, BFVAggregation)
+    hidden  one MODEL a round                     (HiddenStateCKKS)
+    robust  one SCALARS, then one SELECTED_SUM    (CKKSRobust: the key holder recomputes the distances
+                                                   and selects with its own rule, f, m and norm_bound)
+
+Every release lists at least `min_clients` signed inputs (a selected sum too: Krum, which releases
+one client's input, needs a policy with min_clients = 1). A session is 8 bytes whose first 4 are the
+round number (big-endian; `session_of`), so the round is bound into every client's signature. The
+ledger records, per (run, round), the session it was opened under and what was released; it is plain
+JSON, so a key holder that restarts, or a Flower node that rebuilds its key holder for each message,
+reloads it: a new session id cannot reopen a round, and rounds of a run only go forward (an old
+session, with its old signatures, cannot come back in a later round).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from protocols.errors import Refused
+from protocols.he_messages import Target
+
+ROUND_KINDS: dict[str, tuple[Target, ...]] = {
+    "sum": (Target.SUM,),
+    "hidden": (Target.MODEL,),
+    "robust": (Target.SCALARS, Target.SELECTED_SUM),
+}
+RULES = ("krum", "multi_krum")
+PARTY, STAGE = "key holder", "decrypt"
+
+
+@dataclass(frozen=True)
+class KeyHolderPolicy:
+    """What one key holder releases. `flood_bits`: CKKS releases carry noise of 2**flood_bits times
+    the error bound; `recompute`: sums are the key holder's own sums of the signed inputs (robust
+    rounds always recompute); `rule`, `f`, `m` (default: accepted inputs - f), `norm_bound` (L2):
+    the robust selection the key holder makes and checks."""
+
+    round_type: str = "sum"
+    min_clients: int = 2
+    recompute: bool = True
+    flood_bits: int = 10
+    rule: str = "multi_krum"
+    f: int = 1
+    m: int | None = None
+    norm_bound: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.round_type not in ROUND_KINDS:
+            raise ValueError(f"round_type must be one of {sorted(ROUND_KINDS)}, found {self.round_type!r}")
+        if self.min_clients < 1:
+            raise ValueError(f"min_clients must be >= 1, found {self.min_clients}")
+        if not 0 <= self.flood_bits <= 40:
+            raise ValueError(f"flood_bits must be in [0, 40], found {self.flood_bits}")
+        if self.rule not in RULES or self.f < 0 or not self.norm_bound > 0 or (self.m is not None and self.m < 1):
+            raise ValueError(f"need rule in {RULES}, f >= 0, m >= 1, norm_bound > 0; found {self.rule!r}, {self.f}, {self.m}, {self.norm_bound}")
+        if self.round_type == "robust" and self.rule == "krum" and self.min_clients > 1:
+            raise ValueError(f"krum releases one client's input: min_clients must be 1, found {self.min_clients}")
+        if self.round_type == "robust" and not self.recompute:
+            raise ValueError("robust rounds need recompute=True: distances are released only as the key holder computes them")
+
+    @property
+    def allowed(self) -> tuple[Target, ...]:
+        return ROUND_KINDS[self.round_type]
+
+    def selected_count(self, accepted: int) -> int:
+        """How many inputs the rule selects among `accepted` ones."""
+        return 1 if self.rule == "krum" else (self.m or accepted - self.f)
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "KeyHolderPolicy":
+        """From a node configuration (e.g. Flower's --node-config): keys `he-round-type`, `he-min-clients`,
+        `he-recompute`, `he-flood-bits`, `he-rule`, `he-f`, `he-m`, `he-norm-bound`; a missing key takes the
+        safe default above."""
+        get = config.get
+        m = get("he-m")
+        return cls(
+            round_type=str(get("he-round-type", "sum")), min_clients=int(get("he-min-clients", 2)),
+            recompute=str(get("he-recompute", "true")).lower() in ("1", "true", "yes"), flood_bits=int(get("he-flood-bits", 10)),
+            rule=str(get("he-rule", "multi_krum")), f=int(get("he-f", 1)), m=None if m in (None, "", 0) else int(m),
+            norm_bound=float(get("he-norm-bound", 1.0)),
+        )
+
+
+def session_of(round_: int, nonce: bytes) -> bytes:
+    """The session id of a round: u32 round | 4 nonce bytes."""
+    if not 0 <= round_ < 2**32 or len(nonce) != 4:
+        raise ValueError(f"round must be a u32 and the nonce 4 bytes, found {round_}, {len(nonce)} bytes")
+    return round_.to_bytes(4, "big") + nonce
+
+
+@dataclass
+class ReleaseLedger:
+    """Per (run, round): the session, the targets released, and the selection a robust round allows."""
+
+    rounds: dict[str, dict] = field(default_factory=dict)
+
+    @staticmethod
+    def _key(run: str, round_: int) -> str:
+        return f"{run}/{round_}"
+
+    def open(self, run: str, session: bytes) -> tuple[int, dict]:
+        """(round, entry) for `session`, the round read from its first 4 bytes; refuses a second session
+        for a round and a round older than the run's latest."""
+        if len(session) != 8:
+            raise Refused(f"session of {len(session)} bytes, expected 8", party=PARTY, stage=STAGE)
+        round_ = int.from_bytes(session[:4], "big")
+        key = self._key(run, round_)
+        entry = self.rounds.get(key)
+        if entry is not None:
+            if entry["session"] != session.hex():
+                raise Refused(f"round {round_} of run {run} was opened under another session", party=PARTY, stage=STAGE)
+            return round_, entry
+        if any(int(k.rsplit("/", 1)[1]) > round_ for k in self.rounds if k.rsplit("/", 1)[0] == run):
+            raise Refused(f"round {round_} is older than a round run {run} already opened", party=PARTY, stage=STAGE)
+        return round_, {"session": session.hex(), "released": [], "selection": None}
+
+    def record(self, run: str, round_: int, entry: dict) -> None:
+        self.rounds[self._key(run, round_)] = entry
+
+    def to_json(self) -> str:
+        return json.dumps(self.rounds, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ReleaseLedger":
+        return cls(json.loads(text) if text else {})

@@ -280,7 +280,7 @@ class TwoServerRobust(RingProtocol):
                 if got is not None:
                     shares[u] = got
             except MalformedMessage as exc:  # named for its sender, the client (the receiving server raised it)
-                rejected.append(MalformedMessage(str(exc), party=f"client {u}", stage=exc.stage))
+                rejected.append(type(exc)(str(exc), party=f"client {u}", stage=exc.stage))
                 seeds.pop(u, None)
         return seeds, shares, rejected
 

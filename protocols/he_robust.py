@@ -15,7 +15,10 @@ then releases one client's update, which is what Krum outputs, so its policy nee
 Clients over the norm bound are named in `Output.rejected` (`InvalidInput`). What is validated: the
 squared norm of each input as its ciphertext encodes it on the d real slots. What is not: without a
 proof of ciphertext well-formedness, a Byzantine client can still send any vector of norm <= norm_bound
-(and CKKS values wrapped around the modulus are caught only heuristically, see `he_key_holder`).
+(and CKKS values wrapped around the modulus are caught only heuristically, see `he_key_holder`), and
+privacy assumes honestly generated ciphertexts: clients the aggregator lists alone can send
+ciphertexts of norm < norm_bound that decrypt to a function of the secret key (e.g. (0, K) with a
+small K), and the selected sum then exposes the key.
 The key holder needs Galois keys (about 33 MB at N = 8192), generated once with its keys.
 """
 
@@ -56,6 +59,7 @@ class CKKSRobust(HeAggregation):
         super().__post_init__()  # the policy checks rule, f, m, norm_bound
         if self.params.depth < 2:
             raise ValueError(f"CKKSRobust needs a CKKS preset of depth >= 2, found {self.preset!r}")
+        self.policy.check_headroom(self.params.headroom_bits)
 
     def _rule_policy(self) -> dict:
         return {"rule": self.rule, "f": self.f, "m": self.m, "norm_bound": self.norm_bound}

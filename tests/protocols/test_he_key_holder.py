@@ -117,7 +117,7 @@ def test_attack_the_aggregators_parameters_do_not_set_the_policy(sum_keys):
               "min_clients": 1, "flood_bits": 0, "recompute": False, "seed": "00" * 32}
     releases = []
     for _ in range(2):
-        holder = protocol.key_holder(params, ledger=ReleaseLedger())
+        holder = protocol.key_holder(params, client_keys=r.keys, ledger=ReleaseLedger())
         assert holder.policy == KeyHolderPolicy(min_clients=2, flood_bits=10)
         with pytest.raises(Refused, match="at least 2"):
             holder.handle(r.frame(S1, r.request(S1, Target.SUM, [0])))

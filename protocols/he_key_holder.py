@@ -13,7 +13,7 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   scale, size, chunk count and length) and the key holder decrypts its own homomorphic result of
   them; without it, it decrypts the aggregator's sum after the manifest check (trusts its addition);
 - SCALARS (robust): the key holder computes, from the signed ciphertexts, each input's real part
-  with its padding slots forced to zero and scaled by a secret r in [1/2, 1) from its own CSPRNG,
+  with its padding slots attenuated (a 0/1 mask, CKKS-encoded: ~1e-10 of each padding value is left) and scaled by a secret r in [1/2, 1) from its own CSPRNG,
   then every squared norm and squared distance (`secagg.he_distances`). An input whose squared norm
   lies outside [-bound, norm_bound**2 + bound] is rejected (values that wrap around the CKKS modulus
   give a norm that is, heuristically, uniform over the headroom once scaled by the unknown r, so they

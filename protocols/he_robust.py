@@ -2,7 +2,7 @@
 
     client i:   Enc(x_i) (preset ckks-8192: depth 2), signed                     -> aggregator
     aggregator: relays the signed inputs with a SCALARS request                   -> key holder
-    key holder: forces every input's padding slots to zero, computes the encrypted squared norms and
+    key holder: attenuates every input's padding slots (to ~1e-10 of their value), computes the encrypted squared norms and
                 distances itself (`secagg.he_distances`), rejects inputs over norm_bound, checks that
                 the distances are Euclidean, releases one flag a client and the distances among the
                 accepted (rounded, flooded); records what its own rule selects on those values
@@ -102,7 +102,7 @@ class CKKSRobust(HeAggregation):
             distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
         )
         guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
-            "; validated: each input's squared norm on its d real slots (padding slots forced to zero), and that the distances are Euclidean; "
+            "; validated: each input's squared norm on its d real slots (padding slots attenuated to ~1e-10 of their value), and that the distances are Euclidean; "
             "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
             "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))
         report = LayerReport(self.name, meter.cost(transport, rounds=3), guarantee)

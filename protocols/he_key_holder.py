@@ -14,7 +14,8 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   them; without it, it decrypts the aggregator's sum after the manifest check (trusts its addition);
 - SCALARS (robust): the key holder computes, from the signed ciphertexts, each input's real part
   with its padding slots attenuated (a 0/1 mask, CKKS-encoded: ~1e-10 of each padding value is left) and scaled by a secret r in [1/2, 1) from its own CSPRNG,
-  then every squared norm and squared distance (`secagg.he_distances`). An input whose squared norm
+  then every squared norm and squared distance (`secagg.he_distances`), their error bound taken at
+  the worst r (4 times the bound at r = 1), so the reported bound says nothing of r. An input whose squared norm
   lies outside [-bound, norm_bound**2 + bound] is rejected (values that wrap around the CKKS modulus
   give a norm that is, heuristically, uniform over the headroom once scaled by the unknown r, so they
   pass with probability about norm_bound**2 / 2**(headroom_bits + 1) a round: 2**-20 at norm_bound 1
@@ -226,7 +227,7 @@ class KeyHolder:
         r = 0.5 + int.from_bytes(self._rng.bytes(8), "big") / 2.0**65  # secret, uniform in [1/2, 1)
         raw = [restrict(self._ctx, v, r) for v in self._vectors(request)]
         norms = squared_distances(self._ctx, raw, [(i, i) for i in range(len(ids))]) / r**2
-        bound = error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True) / r**2
+        bound = 4 * error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True)  # / r**2 at r = 1/2: reveals nothing of r
         ok = [i for i in range(len(ids)) if -bound <= norms[i] <= p.norm_bound**2 + bound]  # a wrapped norm may decrypt negative
         k = len(ok)
         if k <= 2 * p.f or not p.min_clients <= p.selected_count(k) <= k:

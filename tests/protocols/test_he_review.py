@@ -310,6 +310,21 @@ def test_an_input_just_over_the_norm_bound_is_rejected(robust_keys):
     assert list(flags[:4]) == [0.0, 1.0, 1.0, 1.0]
 
 
+def test_the_reported_distance_bound_does_not_reveal_the_secret_scale(robust_keys):
+    """Other (b): the bound was error_bound / r**2, so the report gave r**2 away. It is now taken at the worst r."""
+    d = 40
+    x = np.random.default_rng(12).normal(0, 0.3 / np.sqrt(d), (4, d))
+    signers = _signers(4)
+    cts = {i: robust_keys.public.encrypt(row).to_bytes() for i, row in enumerate(x)}
+    bounds = set()
+    for _ in range(3):
+        holder = KeyHolder(robust_keys.secret, KeyHolderPolicy("robust", min_clients=2, f=1), session=S1,
+                           client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=d)
+        holder.handle(_frame(S1, DecryptRequest(Target.SCALARS, _manifest(S1, signers, cts), b"", cts)))
+        bounds.add(holder.distance_bound)
+    assert len(bounds) == 1
+
+
 def test_a_scalars_retry_after_a_refusal_cannot_open_a_second_release(robust_keys):
     """A refused SCALARS (k <= 2f) records nothing; the aggregator then gets one SCALARS and no second one with
     another manifest."""

@@ -11,6 +11,7 @@ attack still works AND that the guarantee text states it: a future fix flips it.
 from dataclasses import dataclass
 
 import inspect
+import json
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from protocols.he_aggregation import BFVAggregation, CKKSAggregation, HeAggregat
 from protocols.he_hidden_state import HiddenStateCKKS
 from protocols.he_key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder, accepted_distances
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config, session_of
 from protocols.he_robust import CKKSRobust
 from protocols.masking_messages import Kind
 from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
@@ -32,7 +33,7 @@ import tenseal as ts
 import tenseal.sealapi as seal
 
 from secagg.errors import MalformedCiphertext
-from secagg.he_distances import save_ciphertext
+from secagg.he_distances import restrict, save_ciphertext
 from tests.protocols.he_forge import forged_vector, key_image, monomial, negacyclic_shift, real_slots, vector_of
 
 N = 8192
@@ -166,6 +167,10 @@ def test_min_clients_holds_when_the_aggregator_supplies_the_client_keys(sum_keys
     holder = protocol.key_holder(params, client_keys=pki, policy=KeyHolderPolicy(min_clients=2), ledger=ReleaseLedger(), run="1")
     with pytest.raises(Refused, match="signature of client 0 does not verify"):
         holder.handle(_frame(S1, DecryptRequest(Target.SUM, _manifest(S1, mine, cts), b"", cts)))
+    assert client_keys_from_config({}) is None  # the Flower node's PKI: he-client-keys
+    assert client_keys_from_config({"he-client-keys": json.dumps({str(u): k.hex() for u, k in pki.items()})}) == pki
+    with pytest.raises(ValueError, match="he-client-keys"):
+        client_keys_from_config({"he-client-keys": "[1, 2]"})
 
 
 # --- Claim (he_policy): "a new session id cannot reopen a round"; the ledger per (run, round) -----------------------
@@ -427,7 +432,6 @@ def test_values_written_into_the_padding_slots_are_attenuated_and_only_exclude_t
     rejected, the round goes on with the others."""
     assert list(_padding_flags(robust_keys, 1e3)[:4]) == [1.0, 1.0, 1.0, 1.0]
     assert list(_padding_flags(robust_keys, 1e10)[:4]) == [0.0, 1.0, 1.0, 1.0]
-    from secagg.he_distances import restrict
     assert "attenuated, not erased" in " ".join(inspect.getdoc(restrict).split())
 
 

@@ -7,7 +7,7 @@ Updates are float32 Gaussians with f of them replaced by a far outlier. Times ar
 `--reps` wall-clock runs. The floor is one Gram matrix X X^T of the same updates (what every
 distance-based rule needs at least); for coordinate-wise rules a plain mean is printed too.
 Peak memory is what tracemalloc sees numpy allocate during one call, beside the n*d*4 bytes of
-the input.
+the input: for Krum and Multi-Krum (no copy of the input: a cache-sized block at a time) and NNM + Krum.
 """
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ CASES = [
 ]
 
 
+def krum_memory(d: int, reps: int, n: int = 50, f: int = 10) -> None:
+    """Krum and Multi-Krum: median wall seconds and tracemalloc peak, beside one float32 Gram matrix and the input's size."""
+    x = np.random.default_rng(d).normal(size=(n, d)).astype(np.float32)
+    x[:f] = 100.0
+    gram = median_wall_seconds(lambda: x @ x.T, reps)
+    print("| rule | n | f | d | seconds | float32 Gram s | ratio | peak traced MiB | input MiB | peak / input |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for rule in ("krum", "multi_krum"):
+        seconds = median_wall_seconds(lambda: aggregate(x, f, rule), reps)
+        tracemalloc.start()
+        aggregate(x, f, rule)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"| {rule} | {n} | {f} | {d:.0e} | {seconds:.4f} | {gram:.4f} | {seconds / gram:.2f}x | {peak / 2**20:.1f} "
+              f"| {x.nbytes / 2**20:.0f} | {peak / x.nbytes:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -53,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
             seconds = median_wall_seconds(lambda: aggregate(x, f, rule, pre=pre, pre_params=pre_params, **params), args.reps)
             label = rule if pre is None else f"{pre} + {rule}"
             print(f"| {label} | {d:.0e} | {seconds:.4f} | {gram:.4f} | {seconds / gram:.1f}x | {plain:.4f} |", flush=True)
+    print()
+    krum_memory(10**5 if args.quick else 10**6, args.reps)
     d = 10**5 if args.quick else 10**6
     x = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
     tracemalloc.start()

@@ -14,7 +14,9 @@ second server, dealer), bytes up and down per client, rounds, and the floor of t
   CKKS:                     raw TenSEAL doing the same encryptions / parse + adds
   transform layers:         one numpy pass over the client's vector (x + 1.0)
 Part 2 (`benchmarks.scaling`) writes scaling CSV and PNGs with fitted exponents; part 3
-(`benchmarks.flower_secaggplus`) runs Flower's SecAgg+ beside ours. CSVs go to benchmarks/results/.
+(`benchmarks.flower_secaggplus`) runs Flower's SecAgg+ beside ours; part 4 (`benchmarks.speed_ratios`)
+the default experiment against stack=plain, two-server Multi-Krum against the plaintext rule, and Krum's
+time and memory against one Gram matrix. CSVs go to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -179,15 +181,18 @@ def main() -> None:
 
     print("\n## Part 2: scaling\n")
     scaling.run(quick=args.quick, folder=results)
-    if args.no_flower:
-        return
-    print("\n## Part 3: Flower's SecAgg+ side by side\n")
-    if importlib.util.find_spec("flwr") is None:
-        print("flwr is not installed: pip install -e '.[bench-flower]' to run it")
-        return
-    from benchmarks import flower_secaggplus
+    if not args.no_flower:
+        print("\n## Part 3: Flower's SecAgg+ side by side\n")
+        if importlib.util.find_spec("flwr") is None:
+            print("flwr is not installed: pip install -e '.[bench-flower]' to run it")
+        else:
+            from benchmarks import flower_secaggplus
 
-    flower_secaggplus.run(quick=args.quick, folder=results)
+            flower_secaggplus.run(quick=args.quick, folder=results)
+    from benchmarks import speed_ratios
+
+    print("\n## Part 4: speed ratios (issue 18), each beside its floor\n")
+    speed_ratios.run(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from fl.adversaries import ATTACKS, MISLABEL_KINDS, UPDATE_ATTACKS, attack, byza
 from fl.datasets import Dataset, check_data, federate
 from fl.models import build, get_flat
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
-from fl.training import LocalConfig, evaluate, local_update
+from fl.training import LocalConfig, evaluate, local_updates
 from protocols import Aborted, BelowThreshold, DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
 from protocols.he_aggregation import CKKSAggregation
@@ -322,7 +322,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if remote is not None:  # the clients train and protect their updates on their own nodes
                     out = remote.aggregate(r, chosen, params, stack, dropouts, seeds["protocol"] * 104_729 + r)
                 else:
-                    updates = np.stack([local_update(model, params, local_data[c], config.local, seed=seeds["model"] * 100_003 + r * 1_009 + int(c)) for c in chosen])
+                    updates = local_updates(model, params, [local_data[c] for c in chosen], config.local,
+                                            seeds=[seeds["model"] * 100_003 + r * 1_009 + int(c) for c in chosen])
                     honest = [i for i in range(len(chosen)) if i not in attackers]
                     if attackers and honest and config.attack in UPDATE_ATTACKS:
                         updates[attackers] = attack(config.attack, updates[honest], len(attackers), n=len(chosen), rng=rng, alie_z=config.alie_z,

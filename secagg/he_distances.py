@@ -1,29 +1,37 @@
 """Encrypted squared distances and inner products between CKKS vectors, packed into few ciphertexts.
 
-For a pair (a, b) of packed vectors the aggregator computes, ciphertext chunk by chunk,
+With S slots, P = 2**floor(log2(S) / 2) <= sqrt(S) pairs a result ciphertext and Q = S / P, the aggregator
+computes for each pair (a, b) of packed vectors, ciphertext chunk by chunk,
 
     u = sum_c (a_c - b_c)**2      (or a_c * b_c)    degree-2 products, summed before relinearizing
     u <- relinearize, rescale     once per pair, not once per chunk
-    u <- u + rot(u, 1) + ...      log2(slots) rotations inside one ciphertext: every slot = the sum
-    out += u * e_p                a one-hot plaintext puts pair p's value in slot p (second rescale)
+    u <- u + rot(u, 1) + ...      log2(Q) rotations: slot j holds the sum of the Q slots j .. j + Q - 1
+    y += u * m_p                  m_p = 1 on the slots p + b Q (b < P): P windows that tile the S slots once
 
-so the key holder decrypts one ciphertext per `slots` pairs and sees nothing but the values. A key
-holder that computes the values itself (`restrict`, then `squared_distances`) first takes each input's
-real part with its padding slots attenuated to ~1e-10 of their value (a level), and decrypts each pair's slot-summed ciphertext.
-Rotations stay within a ciphertext; delaying relinearization saves a key switch per chunk.
-TenSEAL's vectors do not expose relinearization, so this module works on the SEAL objects that
-TenSEAL ships (`tenseal.sealapi`), which serialize only through files (here a private temporary
-directory, in memory where /dev/shm exists). Needs depth >= 2 and Galois keys.
+and for each P pairs, once:
+
+    y <- y + rot(y, Q) + rot(y, 2 Q) + ...   log2(P) rotations: slot p (and p + b Q) = pair p's full sum
+
+so a pair costs log2(S) / 2 rotations instead of log2(S) (and P masks are encoded once a call, not once a
+pair), and the key holder decrypts one ciphertext per P pairs and sees nothing but the values (each
+repeated P times; the slots of no pair hold 0). A key holder that computes the values itself (`restrict`,
+then `squared_distances`) first takes each input's real part with its padding slots attenuated to ~1e-10 of their value (a level), and
+decrypts each pair's slot-summed ciphertext. Rotations stay within a ciphertext; delaying
+relinearization saves a key switch per chunk. TenSEAL's vectors do not expose relinearization, so this
+module works on the SEAL objects that TenSEAL ships (`tenseal.sealapi`), which serialize only through
+files (here a private temporary directory, in memory where /dev/shm exists). Needs depth >= 2 and Galois keys.
 
 Error (value units): with E the fresh error bound of a slot, B the rescaling/key-switching error
 bound (`rescale_error_bound`), D = ||a - b||_2 (or the larger norm, for inner products), d values and
 S slots, the bound treats the slot errors as independent and centred, so sums of k of them grow
 like sqrt(k) (the average-case view of CKKS noise, as in Costache et al., CT-RSA 2023):
 
-    |error| <= 2 sqrt(2) E D + d E**2 + 2 sqrt(3 S + 2) B + 2**-30 D**2.
+    |error| <= 2 sqrt(2) E D + d E**2 + 2 sqrt(3 S + P + 2) B + 2**-30 D**2.
 
-It is a high-probability bound for honest inputs, not a worst case (that would be 4 E sqrt(d) D +
-(3 S + 2) B, some 100x looser at d = 1e5); the tests check it on random inputs.
+A pair's value sums at most S first rescale errors, S - P + P - 1 key-switching errors and P second rescale
+errors (P more than a single rotation tree, hence the P in the bound). It is a high-probability bound for
+honest inputs, not a worst case (that would be 4 E sqrt(d) D + (3 S + P + 2) B, some 100x looser at d = 1e5);
+the tests check it on random inputs.
 """
 
 from __future__ import annotations
@@ -48,18 +56,25 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
+def pairs_per_ciphertext(slots: int) -> int:
+    """P = 2**floor(log2(slots) / 2): the pairs one result ciphertext of `pairwise` holds (see the module docstring)."""
+    return 1 << ((slots.bit_length() - 1) // 2)
+
+
 def error_bound(context: HeContext, d: int, norm: float, *, restricted: bool = False) -> float:
     """Bound on the error of one encrypted squared distance (or inner product) of vectors of d values
     whose difference (or the larger of the two vectors) has L2 norm <= `norm`; see the module docstring.
     `restricted`: the vectors went through `restrict` first, whose encryption of zero adds E and whose conjugation
-    and rescaling add 2B to each slot's E."""
+    and rescaling add 2B to each slot's E. The P term counts the extra rescale errors of `pairwise`'s packing
+    (a bound for `squared_distances` too, which has none)."""
     e = fresh_error_bound(context.params) * (1 + restricted) + 2 * restricted * rescale_error_bound(context.params)
     s = context.params.slots
-    return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
+    p = pairs_per_ciphertext(s)
+    return 2 * math.sqrt(2) * e * norm + d * e * e + 2 * math.sqrt(3 * s + p + 2) * rescale_error_bound(context.params) + 2.0**-30 * norm * norm
 
 
 class EncryptedScalars:
-    """`count` encrypted values, slot p of ciphertext p // slots holding value p."""
+    """`count` encrypted values, value p in slot p % P of ciphertext p // P (P = `pairs_per_ciphertext(slots)`)."""
 
     __slots__ = ("ciphertexts", "count")
 
@@ -81,7 +96,7 @@ class EncryptedScalars:
         if len(data) < 8 or int.from_bytes(data[:4], "big") != count:
             raise MalformedCiphertext("scalar count differs from the expected one")
         m = int.from_bytes(data[4:8], "big")
-        if m != -(-count // p.slots):
+        if m != -(-count // pairs_per_ciphertext(p.slots)):
             raise MalformedCiphertext("ciphertext count does not match the scalar count")
         pos, cts = 8, []
         sctx = context.tenseal.seal_context().data
@@ -104,11 +119,11 @@ class EncryptedScalars:
         sctx = ts_ctx.seal_context().data
         decryptor = seal.Decryptor(sctx, ts_ctx.secret_key().data)
         encoder = seal.CKKSEncoder(sctx)
-        out = []
+        per, out = pairs_per_ciphertext(context.params.slots), []
         for ct in self.ciphertexts:
             plain = seal.Plaintext()
             decryptor.decrypt(ct, plain)
-            out.append(np.asarray(encoder.decode_double(plain)))
+            out.append(np.asarray(encoder.decode_double(plain))[:per])
         return np.concatenate(out)[: self.count] if out else np.zeros(0)
 
 
@@ -132,23 +147,28 @@ def pairwise(context: HeContext, vectors: Sequence[EncryptedVector], pairs: Sequ
     ev, enc = seal.Evaluator(sctx), seal.CKKSEncoder(sctx)
     relin, galois = ts_ctx.relin_keys().data, ts_ctx.galois_keys().data
     raw = {i: [c.ciphertext()[0] for c in vectors[i].chunks] for i in sorted({k for pair in pairs for k in pair})}
-    s, out = p.slots, []
-    for start in range(0, len(pairs), s):
+    s = p.slots
+    per = pairs_per_ciphertext(s)
+    window = s // per
+    masks: dict[int, object] = {}  # m_p, encoded once a call at the level the pairs' sums reach
+    out = []
+    for start in range(0, len(pairs), per):
         acc = None
-        for slot, (i, j) in enumerate(pairs[start : start + s]):
-            u = _slot_sum(ev, galois, s, _products(ev, relin, raw[i], raw[j], kind))
-            mask = seal.Plaintext()
-            onehot = np.zeros(s)
-            onehot[slot] = 1.0
-            prime = sctx.get_context_data(u.parms_id()).parms().coeff_modulus()[-1].value()
-            enc.encode(onehot.tolist(), u.parms_id(), float(prime), mask)
-            ev.multiply_plain_inplace(u, mask)
+        for slot, (i, j) in enumerate(pairs[start : start + per]):
+            u = _rotate_and_add(ev, galois, _products(ev, relin, raw[i], raw[j], kind), 1, window)
+            if slot not in masks:
+                comb = np.zeros(s)
+                comb[slot::window] = 1.0
+                prime = sctx.get_context_data(u.parms_id()).parms().coeff_modulus()[-1].value()
+                masks[slot] = seal.Plaintext()
+                enc.encode(comb.tolist(), u.parms_id(), float(prime), masks[slot])
+            ev.multiply_plain_inplace(u, masks[slot])
             ev.rescale_to_next_inplace(u)
             if acc is None:
                 acc = u
             else:
                 ev.add_inplace(acc, u)
-        out.append(acc)
+        out.append(_rotate_and_add(ev, galois, acc, window, s))
     return EncryptedScalars(out, len(pairs))
 
 
@@ -199,7 +219,7 @@ def squared_distances(context: HeContext, raw: Sequence[list], pairs: Sequence[t
     relin, galois = ts_ctx.relin_keys().data, ts_ctx.galois_keys().data
     out = np.zeros(len(pairs))
     for p, (i, j) in enumerate(pairs):
-        u = _slot_sum(ev, galois, context.params.slots, _products(ev, relin, raw[i], raw[j], "inner_product" if i == j else "squared_distance"))
+        u = _rotate_and_add(ev, galois, _products(ev, relin, raw[i], raw[j], "inner_product" if i == j else "squared_distance"), 1, context.params.slots)
         plain = seal.Plaintext()
         decryptor.decrypt(u, plain)
         out[p] = float(np.mean(enc.decode_double(plain)))  # every slot holds the value: the mean averages their errors
@@ -225,10 +245,11 @@ def _products(ev, relin, a: list, b: list, kind: str):
     return acc
 
 
-def _slot_sum(ev, galois, slots: int, u):
-    """Every slot of u becomes the sum of all slots: log2(slots) rotations."""
-    step = 1
-    while step < slots:
+def _rotate_and_add(ev, galois, u, first: int, end: int):
+    """u <- u + rot(u, first) + rot(u, 2 first) ... up to steps < end: slot j becomes the sum of the end / first
+    slots j, j + first, j + 2 first, ... (log2(end / first) rotations)."""
+    step = first
+    while step < end:
         r = seal.Ciphertext()
         ev.rotate_vector(u, step, galois, r)
         ev.add_inplace(u, r)

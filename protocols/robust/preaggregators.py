@@ -13,7 +13,7 @@ def nnm(updates: np.ndarray, f: int) -> np.ndarray:
     nearest to x_i, itself included. Computed as W @ X with a sparse-by-construction (n, n) mixing matrix,
     so memory is O(n d + n**2), never O(n (n-f) d). Ties in distance go to the lower index.
     """
-    x = check_updates(updates, f)
+    x = check_updates(updates, f, finite=False)
     return (nnm_neighbours(squared_distances(x), f) / (x.shape[0] - f)).astype(x.dtype) @ x
 
 

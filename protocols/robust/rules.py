@@ -62,7 +62,7 @@ def geometric_median(updates: np.ndarray, f: int, *, tol: float = 1e-7, max_iter
 
 def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
     """score_i = sum of squared distances from x_i to its n - f - 1 nearest other updates."""
-    return scores_from_distances(squared_distances(check_updates(updates, f)), f)
+    return scores_from_distances(squared_distances(check_updates(updates, f, finite=False)), f)
 
 
 def scores_from_distances(dist: np.ndarray, f: int) -> np.ndarray:
@@ -94,8 +94,12 @@ def krum_select(dist: np.ndarray, f: int, m: int | None = None) -> np.ndarray:
 
 def multi_krum(updates: np.ndarray, f: int, m: int | None = None) -> np.ndarray:
     """Average of the m updates with the lowest Krum scores (default m = n - f; ties go to the lower index)."""
-    x = check_updates(updates, f)
-    return x[krum_select(squared_distances(x), f, m)].mean(axis=0)
+    x = check_updates(updates, f, finite=False)
+    selected = krum_select(squared_distances(x), f, m)
+    total = x[selected[0]].copy()
+    for i in selected[1:]:  # row by row, as x[selected].mean(axis=0) adds them (same bits), without gathering a copy
+        total += x[i]
+    return total / len(selected)
 
 
 def krum(updates: np.ndarray, f: int) -> np.ndarray:

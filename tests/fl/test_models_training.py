@@ -5,7 +5,7 @@ import pytest
 
 from fl.datasets import iid, load
 from fl.models import build, get_flat, set_flat
-from fl.training import LocalConfig, evaluate, local_update
+from fl.training import LocalConfig, evaluate, local_update, local_updates
 
 
 @pytest.mark.parametrize("name, data", [("logreg", "breast_cancer"), ("mlp", "breast_cancer"), ("cnn", "digits")])
@@ -55,3 +55,78 @@ def test_averaging_client_updates_trains_a_global_model():
         deltas = [local_update(model, params, ds.subset(p), LocalConfig(lr=0.1), seed=r * 10 + i) for i, p in enumerate(parts)]
         params = params + np.mean(deltas, axis=0)
     assert evaluate(model, params, ds)[1] > 0.95
+
+
+def _clients(n, seed=0):
+    ds = load("digits").standardized()
+    return [ds.subset(p) for p in iid(ds.y, n, seed=seed)]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_worker_processes_give_the_bits_of_the_sequential_loop(workers):
+    data = _clients(7)  # 7 clients over 2 or 3 workers: uneven blocks
+    model = build("mlp", 64, 10, seed=4)
+    params = get_flat(model)
+    seeds = [11 * i + 5 for i in range(7)]
+    config = LocalConfig(epochs=2, batch_size=16, lr=0.5, workers=workers)
+    parallel = local_updates(model, params, data, config, seeds=seeds)
+    loop = np.stack([local_update(model, params, d, config, seed=s) for d, s in zip(data, seeds)])
+    assert parallel.dtype == np.float32 and parallel.shape == (7, len(params))
+    assert np.array_equal(parallel, loop)
+    assert not np.array_equal(parallel[0], parallel[1])  # rows are per client, not one repeated
+
+
+def test_a_run_with_workers_ends_at_the_same_model_as_the_sequential_run(monkeypatch):
+    import fl.experiment as experiment
+    from fl.experiment import ExperimentConfig, run_experiment
+
+    seen = []
+    real = experiment.evaluate
+    monkeypatch.setattr(experiment, "evaluate", lambda model, params, data: (seen.append(params.copy()), real(model, params, data))[1])
+
+    def final_params(workers):
+        seen.clear()
+        config = ExperimentConfig(data="digits", model="mlp", clients=12, rounds=2, stack="secagg+", byzantine=0.2, attack="gaussian",
+                                  dropout=0.1, local=LocalConfig(epochs=2, batch_size=16, lr=0.5, workers=workers))
+        result = run_experiment(config)
+        assert len(result.rounds) == 2 and len(seen) == 2
+        return seen[-1]
+
+    sequential = final_params(1)
+    assert np.array_equal(final_params(2), sequential)
+    assert not np.array_equal(sequential, get_flat(build("mlp", 64, 10, seed=0)))  # the model did train
+
+
+def test_workers_run_the_configured_torch_threads_and_bad_counts_are_refused():
+    import torch
+
+    from fl.training import _pool
+
+    assert _pool(2, 3).submit(torch.get_num_threads).result() == 3
+    model = build("logreg", 64, 10)
+    local_updates(model, get_flat(model), _clients(3), LocalConfig(threads=1, workers=1), seeds=[0, 1, 2])
+    assert torch.get_num_threads() == 1
+    for bad in ({"threads": 0}, {"workers": -1}):
+        with pytest.raises(ValueError, match="threads"):
+            LocalConfig(**bad)
+    with pytest.raises(ValueError, match="one seed a client"):
+        local_updates(model, get_flat(model), _clients(3), LocalConfig(), seeds=[0])
+
+
+@pytest.mark.slow
+def test_workers_with_several_threads_neither_hang_nor_change_a_bit():
+    """The attack on fork: this process's OpenMP pool has run (2 threads), and a forked child would hang at its
+    first parallel region; workers of a multi-thread configuration start from a fresh server instead."""
+    import torch
+
+    torch.set_num_threads(2)
+    (torch.randn(256, 256) @ torch.randn(256, 256)).sum()
+    data = _clients(5)
+    model = build("mlp", 64, 10, seed=2)
+    params = get_flat(model)
+    config = LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=2)
+    parallel = local_updates(model, params, data, config, seeds=list(range(5)))
+    one_process = LocalConfig(epochs=1, batch_size=16, lr=0.5, threads=2, workers=1)
+    sequential = local_updates(model, params, data, one_process, seeds=list(range(5)))
+    assert np.array_equal(parallel, sequential)
+    torch.set_num_threads(1)

@@ -1,5 +1,7 @@
 """Robust rules: against slow references, invariances, stated kappa, and refusals."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -19,6 +21,7 @@ from protocols.robust import (
     multi_krum,
     nnm,
     nnm_kappa,
+    squared_distances,
     trimmed_mean,
 )
 
@@ -194,3 +197,72 @@ def test_plain_robust_protocol_reports_no_privacy_and_kappa():
     assert g.parameters["kappa"] == pytest.approx(round(kappa("krum", 11, 2), 4))
     assert 5 not in out.included and np.abs(out.result).max() < 10
     assert out.reports[0].cost.bytes_up_max == 4 + 30 * 4 + 24 + 32
+
+
+def _exact_distances(x):
+    y = x.astype(np.float64)
+    return ((y[:, None, :] - y[None, :, :]) ** 2).sum(axis=2)
+
+
+@contextlib.contextmanager
+def _blocks(block_bytes):
+    """squared_distances with blocks of `block_bytes` (None: the default)."""
+    import protocols.robust.validation as validation
+
+    saved = validation.BLOCK_BYTES
+    validation.BLOCK_BYTES = block_bytes or saved
+    try:
+        yield
+    finally:
+        validation.BLOCK_BYTES = saved
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(max_n=9, max_d=40), st.integers(8, 200))
+def test_blocked_distances_match_pairwise_differences(case, block_bytes):
+    x, _ = case
+    with _blocks(block_bytes):  # blocks of a few columns: the block loop, its last short block, and one column
+        assert np.allclose(squared_distances(x), _exact_distances(x), rtol=1e-9, atol=1e-12 * np.abs(x).max() ** 2)
+        y = x.astype(np.float32)
+        assert np.allclose(squared_distances(y), _exact_distances(y), rtol=2e-4, atol=1e-6 * np.abs(x).max() ** 2)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 4096])
+def test_distances_survive_a_large_common_offset(block_bytes):
+    """The attack on the Gram-matrix formula: norms ~1e5 times the distances. Uncentred float32 products lose every digit."""
+    rng = np.random.default_rng(3)
+    x = (1e4 + rng.normal(size=(12, 3000)) * 1e-1).astype(np.float32)
+    exact = _exact_distances(x)
+    gram = (x @ x.T).astype(np.float64)  # what a distance without centring computes
+    naive = np.diag(gram)[:, None] + np.diag(gram)[None, :] - 2 * gram
+    assert not np.allclose(naive, exact, rtol=0.1)
+    with _blocks(block_bytes):
+        assert np.allclose(squared_distances(x), exact, rtol=1e-4)
+        assert np.array_equal(np.argsort(krum_scores(x, 3)), np.argsort(_slow_krum_scores(x.astype(np.float64), 3)))
+
+
+@pytest.mark.parametrize("rule, pre", [("krum", None), ("multi_krum", None), ("trimmed_mean", "nnm")])
+def test_distance_rules_find_a_nan_or_inf_in_any_block(rule, pre):
+    with _blocks(64):  # blocks of 2 columns over 8 rows
+        for bad in (np.nan, np.inf, -np.inf):
+            x = np.ones((8, 9), dtype=np.float32)
+            x[5, 8] = bad  # the last, one-column block
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                aggregate(x, 2, rule, pre=pre)
+        huge = np.full((8, 9), 3e38, dtype=np.float32)  # finite, though its column sums overflow float32: not refused
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert squared_distances(huge).shape == (8, 8)
+
+
+def test_krum_needs_no_copy_of_its_input():
+    import tracemalloc
+
+    x = np.random.default_rng(0).normal(size=(50, 200_000)).astype(np.float32)
+    for rule in ("krum", "multi_krum"):
+        tracemalloc.start()
+        aggregate(x, 10, rule)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < x.nbytes / 4, (rule, peak)
+    selected = np.argsort(krum_scores(x, 10), kind="stable")[:40]
+    assert np.array_equal(multi_krum(x, 10), x[np.sort(selected)].mean(axis=0))  # the same bits as the gathered mean

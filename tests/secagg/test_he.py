@@ -135,3 +135,34 @@ def test_untrusted_vector_bytes_parse_or_raise_malformed(ckks_sum, data):
         EncryptedVector.from_bytes(ckks_sum, good, length=4000)
     with pytest.raises(MalformedCiphertext):
         EncryptedScalars.from_bytes(ckks_sum, good, count=3)
+
+
+def test_distances_fill_several_result_ciphertexts_and_their_slots_hold_only_the_values(ckks_deep):
+    """78 pairs over two result ciphertexts of P = 64; every slot the key holder decrypts is a pair's value or 0."""
+    import tenseal.sealapi as seal
+
+    from secagg.he_distances import pairs_per_ciphertext
+
+    n, d = 13, 300
+    x = np.random.default_rng(5).normal(size=(n, d)) * 0.1
+    public = ckks_deep.public()
+    pairs = all_pairs(n)
+    per, slots = pairs_per_ciphertext(ckks_deep.params.slots), ckks_deep.params.slots
+    enc = pairwise(public, [public.encrypt(row) for row in x], pairs)
+    assert per == 64 and len(enc.ciphertexts) == 2
+    true = np.array([np.sum((x[i] - x[j]) ** 2) for i, j in pairs])
+    bound = max(error_bound(public, d, np.sqrt(t)) for t in true)
+    assert np.max(np.abs(EncryptedScalars.from_bytes(ckks_deep, enc.to_bytes(), count=len(pairs)).decrypt(ckks_deep) - true)) <= bound
+    sctx = ckks_deep.tenseal.seal_context().data
+    decryptor, encoder = seal.Decryptor(sctx, ckks_deep.tenseal.secret_key().data), seal.CKKSEncoder(sctx)
+    for c, ct in enumerate(enc.ciphertexts):
+        plain = seal.Plaintext()
+        decryptor.decrypt(ct, plain)
+        raw = np.asarray(encoder.decode_double(plain))
+        window = slots // per
+        expected = np.zeros(window)
+        values = true[c * per : (c + 1) * per]
+        expected[: len(values)] = values
+        assert np.max(np.abs(raw - np.tile(expected, slots // window))) <= bound
+    with pytest.raises(MalformedCiphertext, match="ciphertext count"):
+        EncryptedScalars.from_bytes(ckks_deep, per.to_bytes(4, "big") + enc.to_bytes()[4:], count=per)  # 64 values: one ciphertext, not two

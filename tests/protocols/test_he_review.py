@@ -152,7 +152,7 @@ def test_colluding_clients_expose_the_secret_key_through_a_robust_selected_sum_i
 # --- the inputs to the round's clients --------------------------------------------------------------------------
 
 
-def test_min_clients_holds_when_the_aggregator_supplies_the_client_keys(sum_keys):
+def test_min_clients_holds_when_the_aggregator_registers_client_keys_of_its_own(sum_keys):
     """Finding 3 (fixed): the aggregator registers two keys of its own in its params, re-signs the victim's ciphertext
     as 'client 0' and an encryption of zeros as 'client 1'. The key holder now takes client keys only from its own
     PKI (`client_keys=`; on Flower its node config `he-client-keys`), so the sybil signatures do not verify."""

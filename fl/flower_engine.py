@@ -54,7 +54,7 @@ from fl.training import local_update
 from protocols.driver import CostMeter
 from protocols.errors import ProtocolError, Refused
 from protocols.he_aggregation import HeAggregation
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger
+from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
 from protocols.protocol import Protocol, RoundEnd
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule
@@ -126,7 +126,15 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     def decrypt(msg: Message, context: Context) -> Message:
         """The key holder node: checks and decrypts one request (see protocols.he_key_holder) under its own
         policy (deployment: its --node-config `he-*` keys, `KeyHolderPolicy.from_config`; simulation: the
-        experiment's, as in process) and its ledger, kept in node state for every run and round."""
+        experiment's, as in process) and its ledger, kept in node state for every run and round. Client keys
+        come from its node config `he-client-keys` (its own PKI); without it, the node takes the client list
+        the aggregator relays, and then min_clients holds only against an aggregator that does not register
+        keys of its own (Flower clients draw a fresh signing key each round, so a deployment that pins keys
+        must provision long-term ones). The ledger update (load, handle, store in node state) is not atomic,
+        and Flower (1.42 runs each message as its own ClientApp task) does not promise one message at a time:
+        this toolkit's aggregator sends one decrypt message and waits for its reply, but a deviating
+        aggregator that sends two at once could have both checked against the same stored ledger (a stated
+        limitation, untested: one release sequence a round holds only for messages handled one at a time)."""
         he = he_protocol(_client_setup(current(context))[2])
         he.use_secret_context(_secret(he, context))
         request = msg.content.config_records["d"]
@@ -135,7 +143,10 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         stored = context.state.config_records.get("ledger", ConfigRecord({"json": ""}))
         ledger = ReleaseLedger.from_json(str(stored["json"]))
         try:
-            holder = he.key_holder(json.loads(request["params"]), policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
+            params = json.loads(request["params"])
+            pki = None if config is not None else client_keys_from_config(context.node_config)
+            keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
+            holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
             reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
             reply = {"error": f"{type(exc).__name__}: {exc}"}

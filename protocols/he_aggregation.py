@@ -7,7 +7,8 @@ server) collects and adds, a key holder that must not collude with it decrypts.
     key holder: check the signed manifest (and recompute), decrypt, round + flood      -> aggregator
 
 TenSEAL has no threshold decryption, so privacy rests on the key holder and the aggregator not
-colluding; every `LayerReport` says so. Any number of clients may drop (no pairwise masks): the
+colluding, and on every client's ciphertext being honestly generated (a Byzantine client can make a
+release expose the secret key, see `protocols.he_key_holder`); every `LayerReport` says so. Any number of clients may drop (no pairwise masks): the
 round needs only `min_clients` inputs. Keys are generated once per protocol object (the key
 holder's setup) and their sizes are reported, not counted in per-round bytes.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from protocols.clear import ClearClient, ClearServer
 from protocols.driver import CostMeter, drive
 from protocols.errors import BelowThreshold, MalformedMessage
-from protocols.he_key_holder import KeyHolder
+from protocols.he_key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
 from protocols.masking_messages import Kind
@@ -107,7 +108,7 @@ class HeAggregation(Protocol):
 
     `min_clients`: the aggregator asks for sums of at least this many signed inputs.
     `recompute`: the aggregator relays the signed inputs (the key holder adds them itself); otherwise
-    it sends its own sum with the manifest.
+    it sends its own sum with the manifest, and min_clients holds only against an honest aggregator.
     `flood_bits`: CKKS releases carry noise of 2**flood_bits times the error bound.
     `holder_policy`: the in-process key holder's own configuration (default: the policy these fields
     describe, as a simulation sets up both parties from one experiment); the aggregator never sends it.
@@ -184,7 +185,7 @@ class HeAggregation(Protocol):
                 payload = b"" if self.recompute else collector.total().to_bytes()
                 request = self._request(collector, Target.SUM, payload)
             params = self._holder_params(session, client_keys, d)
-            values, bound = self._ask(request, params, end, d)
+            values, bound = self._ask(request, params, end, d, client_keys)
             ring = Ring(self.bits)
             result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
             report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), self.guarantee(n, d, len(included), bound, **self.sizes(collector, d)))
@@ -198,14 +199,14 @@ class HeAggregation(Protocol):
         context, x = self.keys.public, np.asarray(row)
         return he_client(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), signer)
 
-    def key_holder(self, params: dict, *, policy: KeyHolderPolicy | None = None, ledger: ReleaseLedger | None = None, run: str = "local",
-                   **kw) -> KeyHolder:
+    def key_holder(self, params: dict, *, client_keys: dict[int, bytes], policy: KeyHolderPolicy | None = None,
+                   ledger: ReleaseLedger | None = None, run: str = "local", **kw) -> KeyHolder:
         """The key holder of one round: the round's description from the aggregator (`params`: session,
-        client keys, length), its policy and ledger its own (default: this process's key holder's)."""
+        length; its "client_keys" are not read), the clients' Ed25519 keys from the key holder's own PKI
+        (`client_keys`), its policy and ledger its own (default: this process's key holder's)."""
         return KeyHolder(
-            self.keys.secret, policy or self.policy, session=bytes.fromhex(params["session"]),
-            client_keys={int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}, length=int(params["length"]),
-            run=run, ledger=self._ledger if ledger is None else ledger, **kw,
+            self.keys.secret, policy or self.policy, session=bytes.fromhex(params["session"]), client_keys=client_keys,
+            length=int(params["length"]), run=run, ledger=self._ledger if ledger is None else ledger, **kw,
         )
 
     def use_secret_context(self, context: HeContext) -> None:
@@ -231,13 +232,15 @@ class HeAggregation(Protocol):
 
     @staticmethod
     def _holder_params(session: bytes, client_keys: dict[int, bytes], d: int) -> dict:
-        """What the aggregator tells the key holder about a round (JSON-ready): no policy, no seed."""
+        """What the aggregator tells the key holder about a round (JSON-ready): no policy, no seed; the client
+        keys it relays are used only by a key holder without a PKI of its own (the Flower node without
+        `he-client-keys`, which then trusts the aggregator's client list)."""
         return {"session": session.hex(), "length": d, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
 
     def _key_holder(self, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
         """This process's key holder for protocols whose rounds do not split (hidden state, CKKS robust)."""
-        params = self._holder_params(session, {i: s.public_bytes() for i, s in enumerate(signers)}, d)
-        return self.key_holder(params, **kw)
+        keys = {i: s.public_bytes() for i, s in enumerate(signers)}  # this process simulates the PKI
+        return self.key_holder(self._holder_params(session, keys, d), client_keys=keys, **kw)
 
     def _request(self, collector: HeCollector, target: Target, payload: bytes, *, clients: list[int] | None = None, extra: bytes = b"") -> DecryptRequest:
         """Relays the signed inputs of `clients` (default: all collected) when the key holder recomputes, or
@@ -260,16 +263,17 @@ class HeAggregation(Protocol):
         collector = HeCollector(n, session, self.keys.public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
         return session, signers, collector, drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
 
-    def _ask(self, request: DecryptRequest, params: dict, end: RoundEnd, count: int) -> tuple[np.ndarray, float]:
-        """Carries `request` to the key holder (this process's, or `end.key_holder`) and its reply back;
-        returns the released values and the CKKS error bound the key holder used."""
+    def _ask(self, request: DecryptRequest, params: dict, end: RoundEnd, count: int, client_keys: dict[int, bytes]) -> tuple[np.ndarray, float]:
+        """Carries `request` to the key holder (this process's, whose PKI `client_keys` this process
+        simulates, or `end.key_holder`) and its reply back; returns the released values and the CKKS
+        error bound the key holder used."""
         session = bytes.fromhex(params["session"])
         frame = self._frame(request, session)
         if end.key_holder is not None:
             payload, bound = end.key_holder(frame, params)
             with end.meter.server():
                 return parse_plaintext(Reader(payload, party="server", stage="decrypt"), count), bound
-        holder = self.key_holder(params)
+        holder = self.key_holder(params, client_keys=dict(client_keys))
         return self._carry(holder, frame, session, end.transport, end.meter, count), holder.last_bound
 
     @staticmethod
@@ -300,7 +304,8 @@ class HeAggregation(Protocol):
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=server_learns or f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; the key holder learns the same, nothing else",
-            collusion="any number of clients; the aggregator and the key holder must not collude (single-key HE, no threshold decryption)",
+            collusion=("any number of clients whose ciphertexts are honestly generated (one Byzantine client can expose the key, see notes); "
+                       "the aggregator and the key holder must not collude (single-key HE, no threshold decryption)"),
             dropout_tolerance=max(n - policy.min_clients, 0),
             exact=not ckks,
             numeric_error=bound + 6 * noise,
@@ -314,7 +319,8 @@ class HeAggregation(Protocol):
             },
             notes=(
                 f"key holder {check} under its own policy ({policy.round_type} rounds, >= {policy.min_clients} signed inputs a release, "
-                "one release sequence a round, kept in its ledger); keys are set up once per key holder and not counted in per-round bytes; "
+                "one release sequence a round, kept in its ledger); " + HONEST_CIPHERTEXTS + "; " + ("" if policy.recompute else TRUSTED_SUM + "; ")
+                + "keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits)"
                    if ckks else "BFV decryption is exact; sums wrap mod 2**bits as the ring does")

@@ -11,6 +11,9 @@ So the aggregator never sees a model or an aggregate; the key holder and the cli
 intermediate model. The hidden-state DP bound (`protocols.accounting.last_iterate_epsilon`) is
 therefore a guarantee against the aggregator and against whoever sees only the final model; against
 the key holder or a client, each round's model is released and distributed-DP accounting applies.
+All of this assumes honestly generated ciphertexts: a Byzantine client that sends one decrypting to a
+function of the secret key (e.g. (0, K)) receives the decrypted model and so could learn the key
+itself, and with it every model and input under that key (`protocols.he_key_holder`).
 `weight` is public (e.g. the server learning rate over the number of sampled clients), so CKKS
 needs no multiplication and no level is consumed: the model can be updated for any number of rounds.
 """

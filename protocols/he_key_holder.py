@@ -13,20 +13,35 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   scale, size, chunk count and length) and the key holder decrypts its own homomorphic result of
   them; without it, it decrypts the aggregator's sum after the manifest check (trusts its addition);
 - SCALARS (robust): the key holder computes, from the signed ciphertexts, each input's real part
-  with its padding slots forced to zero and scaled by a secret r in [1/2, 1) from its own CSPRNG,
-  then every squared norm and squared distance (`secagg.he_distances`). An input whose squared norm
+  with its padding slots attenuated (a 0/1 mask, CKKS-encoded: ~1e-10 of each padding value is left) and scaled by a secret r in [1/2, 1) from its own CSPRNG,
+  then every squared norm and squared distance (`secagg.he_distances`), their error bound taken at
+  the worst r (4 times the bound at r = 1), so the reported bound says nothing of r. An input whose squared norm
   lies outside [-bound, norm_bound**2 + bound] is rejected (values that wrap around the CKKS modulus
-  give a norm that is, heuristically, uniform over the modulus once scaled by the unknown r, so they
-  pass with probability about norm_bound**2 / (q0 / scale)); the matrix of the accepted inputs and the origin
+  give a norm that is, heuristically, uniform over the headroom once scaled by the unknown r, so they
+  pass with probability about norm_bound**2 / 2**(headroom_bits + 1) a round: 2**-20 at norm_bound 1
+  with ckks-8192; a policy whose honest squared distances (2 norm_bound)**2 could wrap, norm_bound
+  >= 362 at ckks-8192, is refused at setup); the matrix of the accepted inputs and the origin
   must be a Euclidean distance matrix within the error bound (no entry below -bound, double-centred
   Gram with no eigenvalue below -(k + 1) * bound / 2), else the request is refused. It releases one
   flag per listed client (1 accepted, 0 rejected) and the flooded distances among the accepted, and
   records the selection its rule makes on exactly those released values;
-- SELECTED_SUM must list exactly that selection.
+- SELECTED_SUM must list exactly that selection, each client with the ciphertext digest SCALARS
+  validated (a client that signed two ciphertexts in the session cannot have the other one summed).
 Sums start from a fresh encryption of zero, so no combination of inputs (one the negation of another)
 is a transparent ciphertext, which SEAL would refuse with an untyped error.
 The key holder thereby learns every listed input's squared norm (within the CKKS error), beside
 what it releases.
+
+What no check here can give (findings of the adversarial review, kept as tests that demonstrate them):
+privacy assumes every client's ciphertext is honestly generated. Without a zero-knowledge proof of
+well-formed encryption (BDLOP / LNP22-style, not available here), a Byzantine client can sign a
+ciphertext that passes every parser check and decrypts to a function of the secret key (e.g.
+(c0, c1) = (0, K): it decrypts to K s), so a release depends on the key: in a sum round one such
+client alone makes the released sum expose the key to the aggregator, in a robust round clients the
+aggregator lists alone do the same through the selected sum (flooding cannot help: the client picks
+K). With the key goes every input under it (keys live as long as the key holder's key set). Without
+`recompute` (sum and hidden rounds only) the key holder decrypts the aggregator's sum after checking
+the manifest: min_clients then holds only against an aggregator that adds honestly.
 
 Release (Li and Micciancio, EUROCRYPT 2021: raw CKKS decryptions leak the secret key): values
 are rounded to a grid g = bound / 256 and receive discrete Gaussian noise g * N_Z(0, (2**k * bound /
@@ -54,6 +69,13 @@ from secagg.signatures import verify
 
 STAGE = "decrypt"
 PARTY = "key holder"
+HONEST_CIPHERTEXTS = (
+    "privacy against the aggregator, the key holder and other clients assumes every client's ciphertext is honestly generated: "
+    "without a zero-knowledge proof of well-formed encryption a Byzantine client can send a ciphertext that decrypts to a function "
+    "of the secret key (e.g. (0, K)), so that a release depends on the key and exposes every input under it (alone in sum rounds, "
+    "with the aggregator's help in robust rounds); in hidden-state mode a Byzantine client receives the model and so could learn "
+    "the key itself")
+TRUSTED_SUM = "without recompute the key holder decrypts the aggregator's sum: min_clients holds only against an aggregator that adds honestly"
 
 
 def distance_matrix(values: np.ndarray, k: int) -> np.ndarray:
@@ -106,6 +128,7 @@ class KeyHolder:
             raise ValueError("the key holder needs the secret key")
         if policy.round_type == "robust" and not (context.params.scheme == "ckks" and context.params.depth >= 2 and context.has_galois_keys):
             raise ValueError("a robust key holder needs a CKKS context of depth >= 2 with Galois keys")
+        policy.check_headroom(context.params.headroom_bits)
         self._ctx, self._rng, self._session, self.policy = context, SystemRandomness(), session, policy
         self._client_keys, self._length, self._run = client_keys, length, run
         self.ledger = ledger if ledger is not None else ReleaseLedger()
@@ -133,11 +156,15 @@ class KeyHolder:
         round_, entry = self.ledger.open(self._run, self._session)
         self._check_order(request.target, entry["released"])
         self._check_manifest(request)
-        if request.target == Target.SELECTED_SUM and sorted(request.manifest) != entry["selection"]:
-            raise Refused("the selected clients are not what the key holder's rule selects on the distances it released", party=PARTY, stage=STAGE)
+        if request.target == Target.SELECTED_SUM:
+            if sorted(request.manifest) != entry["selection"]:
+                raise Refused("the selected clients are not what the key holder's rule selects on the distances it released", party=PARTY, stage=STAGE)
+            changed = [u for u, (d, _) in request.manifest.items() if entry.get("digests", {}).get(str(u)) != d.hex()]
+            if changed:
+                raise Refused(f"clients {changed} list a ciphertext other than the one SCALARS validated", party=PARTY, stage=STAGE)
         if request.target == Target.SCALARS:
             released, selection = self._distances(request)
-            entry = {**entry, "selection": selection}
+            entry = {**entry, "selection": selection, "digests": {str(u): request.manifest[u][0].hex() for u in selection}}
         else:
             values, self.last_bound = self._decrypt(request)
             released = self._release(values, self.last_bound)
@@ -200,7 +227,7 @@ class KeyHolder:
         r = 0.5 + int.from_bytes(self._rng.bytes(8), "big") / 2.0**65  # secret, uniform in [1/2, 1)
         raw = [restrict(self._ctx, v, r) for v in self._vectors(request)]
         norms = squared_distances(self._ctx, raw, [(i, i) for i in range(len(ids))]) / r**2
-        bound = error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True) / r**2
+        bound = 4 * error_bound(self._ctx, self._length, 2 * p.norm_bound, restricted=True)  # / r**2 at r = 1/2: reveals nothing of r
         ok = [i for i in range(len(ids)) if -bound <= norms[i] <= p.norm_bound**2 + bound]  # a wrapped norm may decrypt negative
         k = len(ok)
         if k <= 2 * p.f or not p.min_clients <= p.selected_count(k) <= k:

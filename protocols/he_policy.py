@@ -11,10 +11,13 @@ A policy declares the one kind of round its key holder serves and what each kind
 Every release lists at least `min_clients` signed inputs (a selected sum too: Krum, which releases
 one client's input, needs a policy with min_clients = 1). A session is 8 bytes whose first 4 are the
 round number (big-endian; `session_of`), so the round is bound into every client's signature. The
-ledger records, per (run, round), the session it was opened under and what was released; it is plain
-JSON, so a key holder that restarts, or a Flower node that rebuilds its key holder for each message,
-reloads it: a new session id cannot reopen a round, and rounds of a run only go forward (an old
-session, with its old signatures, cannot come back in a later round).
+ledger records, per (run, round), the session it was opened under, what was released and, in robust
+rounds, the digests of the ciphertexts SCALARS validated; it is plain JSON, so a key holder that
+restarts, or a Flower node that rebuilds its key holder for each message, reloads it: a new session id
+cannot reopen a round, a session opened under one run cannot be opened under another (client
+signatures bind the session, not the run), and rounds of a run only go forward (an old session, with
+its old signatures, cannot come back in a later round). The ledger is one key holder's: its guarantees
+need one ledger per key set, updated by one request at a time.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ PARTY, STAGE = "key holder", "decrypt"
 class KeyHolderPolicy:
     """What one key holder releases. `flood_bits`: CKKS releases carry noise of 2**flood_bits times
     the error bound; `recompute`: sums are the key holder's own sums of the signed inputs (robust
-    rounds always recompute); `rule`, `f`, `m` (default: accepted inputs - f), `norm_bound` (L2):
+    rounds always recompute; without it the key holder decrypts the aggregator's sum, so min_clients
+    holds only against an aggregator that adds honestly); `rule`, `f`, `m` (default: accepted inputs - f), `norm_bound` (L2):
     the robust selection the key holder makes and checks."""
 
     round_type: str = "sum"
@@ -65,6 +69,14 @@ class KeyHolderPolicy:
         if self.round_type == "robust" and not self.recompute:
             raise ValueError("robust rounds need recompute=True: distances are released only as the key holder computes them")
 
+    def check_headroom(self, headroom_bits: int) -> None:
+        """Robust rounds: honest squared distances, up to (2 norm_bound)**2, must stay below the CKKS
+        headroom 2**headroom_bits, else they wrap and a wrapped norm can pass the norm check. A Byzantine
+        input whose squared norm wraps decrypts (heuristically: the secret scale r makes it uniform over the
+        headroom) into the accepted range with probability about norm_bound**2 / 2**(headroom_bits + 1) a round."""
+        if self.round_type == "robust" and (2 * self.norm_bound) ** 2 >= 2.0**headroom_bits:
+            raise ValueError(f"norm_bound {self.norm_bound}: (2 norm_bound)**2 must be below 2**{headroom_bits}, the CKKS headroom of this preset")
+
     @property
     def allowed(self) -> tuple[Target, ...]:
         return ROUND_KINDS[self.round_type]
@@ -88,6 +100,18 @@ class KeyHolderPolicy:
         )
 
 
+def client_keys_from_config(config: Mapping) -> dict[int, bytes] | None:
+    """The key holder's own PKI from its node configuration: `he-client-keys`, a JSON object client id ->
+    Ed25519 public key (hex), provisioned out of band; None when the key is absent."""
+    text = config.get("he-client-keys")
+    if text in (None, ""):
+        return None
+    try:
+        return {int(u): bytes.fromhex(k) for u, k in json.loads(str(text)).items()}
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"he-client-keys must be a JSON object of client id -> hex key, found {str(text)[:40]!r}: {exc}") from None
+
+
 def session_of(round_: int, nonce: bytes) -> bytes:
     """The session id of a round: u32 round | 4 nonce bytes."""
     if not 0 <= round_ < 2**32 or len(nonce) != 4:
@@ -97,7 +121,8 @@ def session_of(round_: int, nonce: bytes) -> bytes:
 
 @dataclass
 class ReleaseLedger:
-    """Per (run, round): the session, the targets released, and the selection a robust round allows."""
+    """Per (run, round): the session, the targets released, and the selection a robust round allows
+    with the hex sha256 of each validated input (`digests`, client id -> digest)."""
 
     rounds: dict[str, dict] = field(default_factory=dict)
 
@@ -113,13 +138,15 @@ class ReleaseLedger:
         round_ = int.from_bytes(session[:4], "big")
         key = self._key(run, round_)
         entry = self.rounds.get(key)
+        if any(k != key and e["session"] == session.hex() for k, e in self.rounds.items()):
+            raise Refused(f"session {session.hex()} was opened under another run or round", party=PARTY, stage=STAGE)
         if entry is not None:
             if entry["session"] != session.hex():
                 raise Refused(f"round {round_} of run {run} was opened under another session", party=PARTY, stage=STAGE)
             return round_, entry
         if any(int(k.rsplit("/", 1)[1]) > round_ for k in self.rounds if k.rsplit("/", 1)[0] == run):
             raise Refused(f"round {round_} is older than a round run {run} already opened", party=PARTY, stage=STAGE)
-        return round_, {"session": session.hex(), "released": [], "selection": None}
+        return round_, {"session": session.hex(), "released": [], "selection": None, "digests": {}}
 
     def record(self, run: str, round_: int, entry: dict) -> None:
         self.rounds[self._key(run, round_)] = entry

@@ -2,7 +2,7 @@
 
     client i:   Enc(x_i) (preset ckks-8192: depth 2), signed                     -> aggregator
     aggregator: relays the signed inputs with a SCALARS request                   -> key holder
-    key holder: forces every input's padding slots to zero, computes the encrypted squared norms and
+    key holder: attenuates every input's padding slots (to ~1e-10 of their value), computes the encrypted squared norms and
                 distances itself (`secagg.he_distances`), rejects inputs over norm_bound, checks that
                 the distances are Euclidean, releases one flag a client and the distances among the
                 accepted (rounded, flooded); records what its own rule selects on those values
@@ -15,7 +15,10 @@ then releases one client's update, which is what Krum outputs, so its policy nee
 Clients over the norm bound are named in `Output.rejected` (`InvalidInput`). What is validated: the
 squared norm of each input as its ciphertext encodes it on the d real slots. What is not: without a
 proof of ciphertext well-formedness, a Byzantine client can still send any vector of norm <= norm_bound
-(and CKKS values wrapped around the modulus are caught only heuristically, see `he_key_holder`).
+(and CKKS values wrapped around the modulus are caught only heuristically, see `he_key_holder`), and
+privacy assumes honestly generated ciphertexts: clients the aggregator lists alone can send
+ciphertexts of norm < norm_bound that decrypt to a function of the secret key (e.g. (0, K) with a
+small K), and the selected sum then exposes the key.
 The key holder needs Galois keys (about 33 MB at N = 8192), generated once with its keys.
 """
 
@@ -56,6 +59,7 @@ class CKKSRobust(HeAggregation):
         super().__post_init__()  # the policy checks rule, f, m, norm_bound
         if self.params.depth < 2:
             raise ValueError(f"CKKSRobust needs a CKKS preset of depth >= 2, found {self.preset!r}")
+        self.policy.check_headroom(self.params.headroom_bits)
 
     def _rule_policy(self) -> dict:
         return {"rule": self.rule, "f": self.f, "m": self.m, "norm_bound": self.norm_bound}
@@ -98,7 +102,7 @@ class CKKSRobust(HeAggregation):
             distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
         )
         guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
-            "; validated: each input's squared norm on its d real slots (padding slots forced to zero), and that the distances are Euclidean; "
+            "; validated: each input's squared norm on its d real slots (padding slots attenuated to ~1e-10 of their value), and that the distances are Euclidean; "
             "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
             "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))
         report = LayerReport(self.name, meter.cost(transport, rounds=3), guarantee)

@@ -15,7 +15,7 @@ and for each P pairs, once:
 so a pair costs log2(S) / 2 rotations instead of log2(S) (and P masks are encoded once a call, not once a
 pair), and the key holder decrypts one ciphertext per P pairs and sees nothing but the values (each
 repeated P times; the slots of no pair hold 0). A key holder that computes the values itself (`restrict`,
-then `squared_distances`) first takes each input's real part with its padding slots zeroed (a level), and
+then `squared_distances`) first takes each input's real part with its padding slots attenuated to ~1e-10 of their value (a level), and
 decrypts each pair's slot-summed ciphertext. Rotations stay within a ciphertext; delaying
 relinearization saves a key switch per chunk. TenSEAL's vectors do not expose relinearization, so this
 module works on the SEAL objects that TenSEAL ships (`tenseal.sealapi`), which serialize only through
@@ -178,7 +178,9 @@ def restrict(context: HeContext, v: EncryptedVector, weight: float) -> list:
     a client may encrypt imaginary parts, whose squares would subtract from a squared norm), times a
     plaintext that is weight / 2 on the chunk's first (d - chunk * slots) slots and 0 elsewhere, encoded
     at the scale of the prime the rescale drops (so the scale stays 2**scale_bits). A client that wrote
-    values into the padding slots of its last chunk has them erased. A fresh encryption of zero is added
+    values into the padding slots of its last chunk has them attenuated, not erased: CKKS encodes the
+    mask's 0s as about 1e-10 (the encoding error at that scale), so a padding value V leaves about
+    V * 1e-10 in its slot (huge padding values make the client's own norm fail, nothing else). A fresh encryption of zero is added
     first, so that no two inputs (one the negation or a copy of another) give a transparent difference.
     One level; needs Galois keys and the secret or public key."""
     ts_ctx = context.tenseal

@@ -22,28 +22,51 @@ from secagg.signatures import Signer
 RUN = {"stack": "ckks", "clients": 3, "data": "breast_cancer", "model": "logreg"}
 
 
-@pytest.fixture
-def node(monkeypatch):
+def _node(monkeypatch, node_config):
     for name, value in (("_run_id", 7), ("_task_id", 1), ("_node_id", 0)):  # what a SuperNode sets before calling the app
         monkeypatch.setattr(TaskIdentity, name, value)
     app = client_app(None)
-    context = Context(run_id=7, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-min-clients": 3}, state=RecordDict(), run_config=RUN)
+    context = Context(run_id=7, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, **node_config}, state=RecordDict(), run_config=RUN)
     public = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"), context).content.config_records["he"]["public"]
     return app, context, HeContext.from_bytes(preset("ckks-8192-sum"), public)
 
 
+@pytest.fixture
+def node(monkeypatch):
+    return _node(monkeypatch, {"he-min-clients": 3})
+
+
+def _signers(tag):
+    return [Signer.generate(SeededRandomness(1).fork(f"{tag}{i}")) for i in range(3)]
+
+
+def _ask(app, context, session, ids, cts, signers):
+    """A decrypt message whose manifest is signed by `signers`, whose params relay their keys as the client keys."""
+    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in ids}
+    frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, DecryptRequest(Target.SUM, manifest, b"", {i: cts[i] for i in ids}).encode()))
+    params = {"session": session.hex(), "length": 10, "client_keys": {str(i): s.public_bytes().hex() for i, s in enumerate(signers)},
+              "min_clients": 1, "flood_bits": 0, "seed": "00" * 32}  # what a deviating aggregator would like
+    content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
+    return app(Message(content, dst_node_id=1, message_type="query.decrypt"), context).content.config_records["d"]
+
+
+def test_the_node_takes_client_keys_from_its_own_config_not_from_the_aggregator(monkeypatch):
+    """Review finding 3: with `he-client-keys` in its node config, keys the aggregator registers (and signs with) are refused."""
+    clients, sybils = _signers(""), _signers("sybil")
+    pki = json.dumps({str(i): s.public_bytes().hex() for i, s in enumerate(clients)})
+    app, context, public = _node(monkeypatch, {"he-min-clients": 3, "he-client-keys": pki})
+    cts = [public.encrypt(np.full(10, float(i))).to_bytes() for i in range(3)]
+    assert "signature of client 0 does not verify" in _ask(app, context, session_of(1, b"aaaa"), [0, 1, 2], cts, sybils)["error"]
+    assert "payload" in _ask(app, context, session_of(1, b"aaaa"), [0, 1, 2], cts, clients)
+
+
 def test_the_node_obeys_its_own_policy_and_ledger(node):
     app, context, public = node
-    signers = [Signer.generate(SeededRandomness(1).fork(str(i))) for i in range(3)]
+    signers = _signers("")
     cts = [public.encrypt(np.full(10, float(i))).to_bytes() for i in range(3)]
 
     def ask(session, ids):
-        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in ids}
-        frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, DecryptRequest(Target.SUM, manifest, b"", {i: cts[i] for i in ids}).encode()))
-        params = {"session": session.hex(), "length": 10, "client_keys": {str(i): s.public_bytes().hex() for i, s in enumerate(signers)},
-                  "min_clients": 1, "flood_bits": 0, "seed": "00" * 32}  # what a deviating aggregator would like
-        content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
-        return app(Message(content, dst_node_id=1, message_type="query.decrypt"), context).content.config_records["d"]
+        return _ask(app, context, session, ids, cts, signers)
 
     first, other = session_of(1, b"aaaa"), session_of(1, b"bbbb")
     assert "at least 3 required" in ask(first, [0, 1])["error"]  # node config: he-min-clients = 3

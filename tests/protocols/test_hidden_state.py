@@ -75,7 +75,11 @@ def test_every_round_participation_with_strong_convexity_is_exact(c, rounds, z):
     assert energy == pytest.approx(exact, rel=1e-9)
     got = last_iterate_epsilon(Gaussian(noise_multiplier=z), rounds=rounds, assumptions=assumptions, delta=1e-5)
     truth = gaussian_pair_epsilon(math.sqrt(exact) / z, 1e-5)
-    assert truth * (1 - 1e-6) <= got.epsilon <= 1.5 * truth + 0.05  # RDP-to-(eps, delta) conversion slack only
+    assert truth * (1 - 1e-6) <= got.epsilon  # sound
+    # the RDP curve is exact (energy above); what remains is the RDP-to-(eps, delta) conversion slack, within 1.5x for
+    # the epsilons anyone reports (hypothesis found c = 0.998, T = 141, z = 0.5, exact 380, converted 571: no privacy left)
+    if truth <= 20:
+        assert got.epsilon <= 1.5 * truth + 0.05
 
 
 def test_the_old_per_participation_sum_is_refuted_by_the_quadratic():

@@ -177,12 +177,15 @@ def choose_degree_and_threshold(
       * connectivity: cutting H(k, n) takes two disjoint runs of k/2 consecutive bad nodes, so
         n**2 * (gamma + delta)**k <= 2**-sigma (the server learns no partial sum of a component);
       * correctness: n * P[Bin(k, delta) > k - t] <= 2**-eta (every client keeps t live neighbours).
-    When no k < n - 1 works, returns the complete graph (k = n - 1, SecAgg) with SecAgg's default t,
-    (n - 1) // 2 + 1, or 2(n - 1) // 3 + 1 against an active server, whose guarantees are then the
-    deterministic ones of `colluder_bound`.
+    When no k < n - 1 works, returns the complete graph (k = n - 1) with the same security condition
+    for c = corrupt_neighbours_bound(n, n - 1, gamma, sigma): t = c + 1, or (k + c)//2 + 1 against an
+    active server. The correctness target eta is then not enforced (the report's dropout tolerance,
+    k - t, states what holds; e.g. n = 30, gamma = 5%, active: k = 29, t = 23, tolerance 6).
 
     Raises:
-        ValueError: if the fractions are outside [0, 1) or n < 3.
+        ValueError: if the fractions are outside [0, 1) or n < 3, or naming `corrupt` when even the
+            complete graph leaves no t <= n - 1 (e.g. n <= 11 at gamma = 5%: some client has all its
+            peers corrupt with probability above 2**-sigma).
     """
     if not (0.0 <= dropout < 1.0 and 0.0 <= corrupt < 1.0 and dropout + corrupt < 1.0):
         raise ValueError(f"need 0 <= dropout, corrupt and dropout + corrupt < 1; found {dropout}, {corrupt}")
@@ -195,4 +198,10 @@ def choose_degree_and_threshold(
         connected = n * n * (dropout + corrupt) ** k <= bad
         if t <= k and connected and (dropout == 0.0 or math.log(n) + _log_tails(k, dropout)[k - t + 1] <= -eta * math.log(2.0)):
             return k, t  # correct: n * P[Bin(k, dropout) > k - t] <= 2**-eta
-    return n - 1, 2 * (n - 1) // 3 + 1 if active else (n - 1) // 2 + 1
+    k = n - 1
+    c = corrupt_neighbours_bound(n, k, corrupt, sigma)
+    t = (k + c) // 2 + 1 if active else c + 1
+    if t > k:
+        raise ValueError(f"corrupt={corrupt} among n={n} clients: up to c={c} corrupt peers except w.p. 2^-{sigma:g}, "
+                         f"so no t <= {k} has t > {'(k + c)/2' if active else 'c'}; use SecAgg with a declared number of colluders")
+    return k, t

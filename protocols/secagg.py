@@ -128,6 +128,8 @@ class _PairwiseMasking(RingProtocol):
         return {}
 
 
+DEFAULT_CORRUPT = 0.05  # the corrupt fraction `SecAggPlus.for_clients` declares unless told otherwise
+
 _ACTIVE = "the server, even sending different survivor lists to different clients,"
 _PASSIVE = "the server"
 
@@ -203,16 +205,36 @@ class SecAggPlus(_PairwiseMasking):
 
     @classmethod
     def for_clients(
-        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = 0.05, sigma: float = 40, eta: float = 30, active: bool = False
+        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = DEFAULT_CORRUPT, sigma: float = 40, eta: float = 30, active: bool = False
     ) -> "SecAggPlus":
         """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`)."""
         k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta, active=active)
         return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
 
+    @classmethod
+    def complete(cls, n: int, *, bits: int = 32, active: bool = False) -> "SecAggPlus":
+        """The complete graph (k = n - 1) with SecAgg's default t, (n - 1)//2 + 1 or 2(n - 1)//3 + 1 against
+        an active server, and no declared corrupt fraction: the guarantee is the deterministic one, up to
+        c = colluder_bound(k, t, active) colluding clients (what `for_clients` cannot promise at small n)."""
+        k = n - 1
+        return cls(n=n, k=k, t=2 * k // 3 + 1 if active else k // 2 + 1, bits=bits, active=active)
+
+    @classmethod
+    def for_clients_or_complete(cls, n: int, *, bits: int = 32, dropout: float = 0.1, active: bool = False) -> "SecAggPlus":
+        """`for_clients(n, ...)` at the default corrupt fraction, or `complete(n)` where no threshold meets it
+        (n <= 11 at 5%), or where it would leave no dropout tolerance at the requested dropout (k - t < dropout k)."""
+        try:
+            plus = cls.for_clients(n, bits=bits, dropout=dropout, active=active)
+        except ValueError:
+            if n < 3:
+                raise
+            return cls.complete(n, bits=bits, active=active)
+        return plus if plus.k - plus.t >= dropout * plus.k else cls.complete(n, bits=bits, active=active)
+
     @property
     def _sampled(self) -> bool:
-        """Whether the guarantee is the probabilistic one (declared corrupt fraction, sparse graph)."""
-        return "corrupt" in self.targets and self.k < self.n - 1
+        """Whether the guarantee is the probabilistic one (a declared corrupt fraction, on any graph, also the complete one)."""
+        return "corrupt" in self.targets
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n != self.n:

@@ -199,9 +199,13 @@ class SecAggPlus(_PairwiseMasking):
     colluder_bound(k, t, active) corrupt neighbours.
 
     Against an active server the graph seed is the hash of every signed advertisement
-    (`RoundSetup.graph_seed_from`): the server cannot choose the graph; it can re-draw it by excluding
-    clients or through colluding clients' keys, so a server that tries W graphs fails with
-    probability W * 2**-sigma instead.
+    (`RoundSetup.graph_seed_from`): the server cannot choose the graph, but it can re-draw it for
+    free, by leaving out advertisements (it may tell each client a different subset) or through
+    colluding clients' keys: one SHA-256 hash and one count of corrupt neighbours per try, so the
+    number W of graphs it tries is bounded only by its computation (leaving out 5 of 1000 clients
+    already gives 2**43 graphs). 2**-sigma holds per graph; a server trying W graphs breaks one with
+    probability up to W * 2**-sigma (at sigma = 40 a grinding server is within reach). `grind_bits`
+    = log2 W chooses (k, t) for sigma + grind_bits, so that 2**-sigma holds against W tries.
     """
 
     n: int
@@ -214,11 +218,26 @@ class SecAggPlus(_PairwiseMasking):
 
     @classmethod
     def for_clients(
-        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = DEFAULT_CORRUPT, sigma: float = 40, eta: float = 30, active: bool = False
+        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = DEFAULT_CORRUPT, sigma: float = 40, eta: float = 30, active: bool = False,
+        grind_bits: float = 0.0,
     ) -> "SecAggPlus":
-        """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`)."""
-        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta, active=active)
-        return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
+        """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`), for
+        a security failure 2**-(sigma + grind_bits) per graph: 2**-sigma against an active server that
+        tries up to 2**grind_bits graphs (a passive server draws one).
+
+        Raises:
+            ValueError: naming grind_bits if it is negative (and see `choose_degree_and_threshold`).
+        """
+        if grind_bits < 0:
+            raise ValueError(f"grind_bits must be >= 0, found {grind_bits}")
+        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma + grind_bits, eta, active=active)
+        targets = {"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta, **({"grind_bits": grind_bits} if grind_bits else {})}
+        return cls(n=n, k=k, t=t, bits=bits, active=active, targets=targets)
+
+    @property
+    def _per_graph_sigma(self) -> float:
+        """-log2 of the per-graph failure the corrupt-neighbour bound is taken at: sigma + grind_bits."""
+        return self.targets.get("sigma", 40) + self.targets.get("grind_bits", 0.0)
 
     @classmethod
     def complete(cls, n: int, *, bits: int = 32, active: bool = False) -> "SecAggPlus":
@@ -254,7 +273,7 @@ class SecAggPlus(_PairwiseMasking):
 
     def colluder_count(self, n: int, k: int, t: int) -> int:
         if self._sampled:
-            return corrupt_neighbours_bound(n, k, self.targets["corrupt"], self.targets.get("sigma", 40))
+            return corrupt_neighbours_bound(n, k, self.targets["corrupt"], self._per_graph_sigma)
         return colluder_bound(k, t, self.active)
 
     def _collusion(self, n: int, k: int, t: int) -> str:
@@ -262,8 +281,10 @@ class SecAggPlus(_PairwiseMasking):
         bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}" if self.active else f"t={t} > c"
         who = _ACTIVE if self.active else _PASSIVE
         if self._sampled:
-            sigma = self.targets.get("sigma", 40)
-            grind = f" (per graph: a server re-drawing the graph W times, W * 2^-{sigma:g})" if self.active else ""
+            sigma, per_graph = self.targets.get("sigma", 40), self._per_graph_sigma
+            grind = (f" against a server that tries up to W = 2^{per_graph - sigma:g} graphs (2^-{per_graph:g} per graph; it may "
+                     f"re-draw the graph for one hash a try, by leaving out advertisements or through colluders' keys, so W is bounded "
+                     f"only by its computation; W graphs: W * 2^-{per_graph:g})") if self.active else ""
             return (
                 f"{who} with a {self.targets['corrupt']:.0%} fraction of corrupt clients learns nothing beyond the sum of the "
                 f"included honest inputs: no client has more than c={c} corrupt neighbours ({bound}), except with probability "

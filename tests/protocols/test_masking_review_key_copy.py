@@ -21,12 +21,12 @@ import numpy as np
 
 from protocols.errors import ProtocolError
 from protocols.masking_client import MaskingClient
-from protocols.masking_messages import SHARE_CIPHERTEXT_BYTES, Kind, Secret, key_entry_bytes, parse_unmask_shares, parse_vector
+from protocols.masking_messages import SHARE_CIPHERTEXT_BYTES, Secret, key_entry_bytes, parse_unmask_shares, parse_vector
 from protocols.masking_recovery import robust_reconstruct
 from protocols.masking_server import MaskingServer
 from protocols.masking_setup import SELF_MASK_DOMAIN, RoundSetup
 from protocols.secagg import SecAgg
-from protocols.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.wire import Frame, Reader, Writer, decode_frame, encode_frame
 from secagg import Ring, SeededRandomness
 from secagg.prg import AesCtrPrg
 from secagg.signatures import Signer

@@ -41,7 +41,7 @@ class DemoConfig:
 
     def build(self) -> Protocol:
         if self.protocol == "secagg+":
-            return SecAggPlus.for_clients(self.clients, bits=self.bits, dropout=max(self.dropout, 0.01), active=self.active)
+            return SecAggPlus.for_clients_or_complete(self.clients, bits=self.bits, dropout=max(self.dropout, 0.01), active=self.active)
         if self.protocol == "secagg":
             return SecAgg(bits=self.bits, active=self.active)
         return PlainSum(bits=self.bits)

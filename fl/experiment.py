@@ -37,6 +37,7 @@ from protocols.he_robust import CKKSRobust
 from protocols.layers import DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp, rounded_l2_bound
 from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.noise import MECHANISMS
+from protocols.secagg import DEFAULT_CORRUPT
 from protocols.robust import RULES, PlainRobust
 from protocols.two_server import RULES as TWO_SERVER_RULES
 from protocols.two_server import TwoServerRobust
@@ -218,7 +219,7 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
             return central_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta)
         return local_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta) if config.stack == "local-dp" else rule
     if config.stack == "secagg+":
-        protection = SecAggPlus.for_clients(m, bits=32, dropout=max(config.dropout, 0.01))
+        protection = SecAggPlus.for_clients_or_complete(m, bits=32, dropout=max(config.dropout, 0.01))
         scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
     if config.stack == "ckks":
@@ -238,8 +239,8 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
                                      norm_bound=rounded_l2_bound(config.clip * scale, dim, 0.0))
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
     protocol = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=config.bits) if config.stack == "ddp+two-server" else \
-        SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))
-    corrupt = protocol.targets.get("corrupt", 0.0) if isinstance(protocol, SecAggPlus) else 0.0
+        SecAggPlus.for_clients_or_complete(m, bits=config.bits, dropout=max(config.dropout, 0.01))
+    corrupt = protocol.targets.get("corrupt", DEFAULT_CORRUPT) if isinstance(protocol, SecAggPlus) else 0.0  # the complete-graph fallback too
     stack = distributed_dp(protocol, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
                            mechanism=config.mechanism, expected_clients=expected, delta=config.delta,
                            assume_colluding=uncounted_shares(config, m, corrupt))

@@ -198,12 +198,19 @@ def checked_against_node(config: ExperimentConfig, node_config: dict) -> Experim
     builds (its threshold, its noise) then follows the node's values, and `Protocol.client_role`
     refuses public parameters that disagree with that stack.
 
+    A key the check does not know (`noise-multiplier`, `Stack`, a protocol parameter such as `t`) is
+    refused, not skipped: the node's pin would otherwise be silently lost. Known besides the experiment
+    fields: the node's identity and the key holder's policy keys (`KeyHolderPolicy.NODE_CONFIG_KEYS`).
+
     Raises:
-        Refused: naming the field, the run's value and the node's.
+        Refused: naming the field, the run's value and the node's, or the unknown key.
     """
     for key, value in node_config.items():
-        if key in NODE_KEYS or key not in TOP_KEYS + LOCAL_KEYS:
+        if key in NODE_KEYS or key in KeyHolderPolicy.NODE_CONFIG_KEYS:
             continue
+        if key not in TOP_KEYS + LOCAL_KEYS:
+            raise Refused(f"node config key {key!r} is no experiment field ({', '.join(TOP_KEYS + LOCAL_KEYS)}), node identity "
+                          f"({', '.join(NODE_KEYS)}) or key-holder policy key; refusing rather than ignoring it", party="client node", stage="setup")
         if config_from({key: value}, base=config) != config:
             run = getattr(config.local if key in LOCAL_KEYS else config, key)
             raise Refused(f"run config sets {key}={run!r}, this node's config {value!r}", party="client node", stage="setup")

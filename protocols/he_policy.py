@@ -85,6 +85,8 @@ class KeyHolderPolicy:
         """How many inputs the rule selects among `accepted` ones."""
         return 1 if self.rule == "krum" else (self.m or accepted - self.f)
 
+    NODE_CONFIG_KEYS = ("he-round-type", "he-min-clients", "he-recompute", "he-flood-bits", "he-rule", "he-f", "he-m", "he-norm-bound")
+
     @classmethod
     def from_config(cls, config: Mapping) -> "KeyHolderPolicy":
         """From a node configuration (e.g. Flower's --node-config): keys `he-round-type`, `he-min-clients`,

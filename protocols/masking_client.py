@@ -52,7 +52,7 @@ _EXPECTED = {
 
 class MaskingClient:
     """Client `cid` of a round, holding input `x` (ring elements); it computes its own neighbour set
-    (O(k) on the SecAgg+ graph) when the keys arrive."""
+    (O(n log n) vectorised on the SecAgg+ graph: the permutation, n/2 AES blocks) when the keys arrive."""
 
     def __init__(
         self,
@@ -69,7 +69,7 @@ class MaskingClient:
         self._x, self._rng, self._signer, self._pki = x, rng, signer, pki
         self._stage: Stage | None = Stage.ADVERTISE_KEYS
         self.aborted = False
-        self.neighbours: frozenset[int] | None = None  # computed when the keys arrive (O(k), inside the handler)
+        self.neighbours: frozenset[int] | None = None  # computed when the keys arrive (inside the metered handler)
         self.revealed: dict[int, Secret] = {}  # peer -> the one secret whose share this client revealed
 
     @property

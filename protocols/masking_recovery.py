@@ -1,8 +1,9 @@
 """Robust reconstruction of a masking secret from Shamir shares, some of which may be bad.
 
 A secret (a self-mask seed or a mask key) comes with a check that a wrong value fails except with
-negligible probability (its SHA-256 commitment, or its X25519 public key). With m >= t shares over
-GF(p), p = 2**61 - 1:
+negligible probability (its SHA-256 commitment, or its X25519 public key). A share with an element
+>= p = 2**61 - 1 is no element of GF(p): it is dropped first and its holder named. With the m >= t
+remaining shares:
 
 1. the first t shares (no suspect among them when possible): one interpolation, the honest case;
 2. Gao's decoder on all m (each field element of the secret is a Reed-Solomon codeword of length m
@@ -11,9 +12,13 @@ GF(p), p = 2**61 - 1:
    finds a good subset whenever there are t good shares and at most m - t bad ones, if it does so
    within the limit (it always does when C(m, m - t) <= SEARCH_LIMIT, e.g. one spare share).
 
-The holders whose shares disagree with the recovered polynomial are returned as bad. The secret is
-None only when every step failed: fewer than t good shares, or more than (m - t) / 2 bad ones with
-C(m, t) above the search limit.
+Attribution is by unique decoding: the holders off the recovered polynomial are named only when it
+agrees with at least (m + t) / 2 of the m shares (steps 2 and 3; step 1 names nobody). Two polynomials
+of degree < t that each agree with (m + t) / 2 shares agree on t points, so are equal: with at most
+(m - t) / 2 bad shares exactly their holders are named, and Byzantine holders cannot get honest ones
+named (a wrong polynomial through the right secret, which passes the check, agrees with fewer). With
+more bad shares, honest holders may be named. The secret is None only when every step failed: fewer
+than t good shares, or more than (m - t) / 2 bad ones with C(m, t) above the search limit.
 """
 
 from __future__ import annotations
@@ -36,22 +41,35 @@ def robust_reconstruct(
     holders: Sequence[int], shares: np.ndarray, t: int, check: Callable[[bytes], bool], *, suspects: Collection[int] = ()
 ) -> tuple[bytes | None, list[int]]:
     """The secret shared at points holder + 1 (shares: uint64[m, elements]) that passes `check`, and
-    the holders whose shares are off its polynomial (empty on the honest path); (None, []) on failure."""
+    the holders named as bad (out-of-range shares, and those off a uniquely decoded polynomial; empty
+    on the honest path); (None, holders of out-of-range shares) on failure."""
+    in_range = np.all(shares < P, axis=1)
+    outside = [w for w, ok in zip(holders, in_range) if not ok]
+    holders, shares = [w for w, ok in zip(holders, in_range) if ok], shares[in_range]
     m = len(holders)
+    if m < t:
+        return None, outside
     points = [w + 1 for w in holders]
     order = [j for j in range(m) if holders[j] not in suspects] + [j for j in range(m) if holders[j] in suspects]
     first = tuple(sorted(order[:t]))
     secret = _interpolate(points, shares, first, t)
     if secret is not None and check(secret):
-        return secret, []
+        return secret, outside
     decoded = _gao(points, shares, t)
     if decoded is not None and check(decoded[0]):
-        return decoded[0], [holders[j] for j in decoded[1]]
+        return decoded[0], sorted(outside + _attributed(holders, decoded[1], t))
     for subset in _subsets(order, t):
         secret = _interpolate(points, shares, subset, t)
         if secret is not None and check(secret):
-            return secret, [holders[j] for j in _off_polynomial(points, shares, subset)]
-    return None, []
+            return secret, sorted(outside + _attributed(holders, _off_polynomial(points, shares, subset), t))
+    return None, outside
+
+
+def _attributed(holders: list[int], off: list[int], t: int) -> list[int]:
+    """The holders of the shares `off` the recovered polynomial, if it agrees with at least (m + t) / 2
+    of the m shares (then it is the only polynomial that close: unique decoding); else nobody."""
+    m = len(holders)
+    return [holders[j] for j in off] if 2 * (m - len(off)) >= m + t else []
 
 
 def _interpolate(points: list[int], shares: np.ndarray, subset: tuple[int, ...], t: int) -> bytes | None:
@@ -89,7 +107,7 @@ def _off_polynomial(points: list[int], shares: np.ndarray, subset: tuple[int, ..
 def _gao(points: list[int], shares: np.ndarray, t: int) -> tuple[bytes, list[int]] | None:
     """Gao's Reed-Solomon decoder, column by column: (secret, indices of bad shares), or None."""
     m = len(points)
-    if m < t + 2 or np.any(shares >= P):
+    if m < t + 2:
         return None
     g0 = [1]
     for x in points:

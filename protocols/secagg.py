@@ -6,12 +6,13 @@ aggregation with dropout recovery, as configured recipes over `MaskingClient` / 
     >>> print(format_reports(out.reports))
 
 SecAgg uses the complete graph: per client O(n + d) work and bytes up, server O(n**2 + n*d) at
-dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d) (each client
-computes its own neighbours, O(k), inside its metered handler; against an active server O(n) more,
-to verify and hash every signed advertisement), server O(n*k + n*d*k) at dropout.
+dropout. SecAgg+ uses a random k-regular graph with k = O(log n): per client O(k + d) bytes and
+O(n log n + k + d) work (each client computes its own neighbours from the seed inside its metered
+handler: n/2 AES blocks and one vectorised sort, ~50 us at n = 1000; against an active server O(n)
+more, to verify and hash every signed advertisement), server O(n*k + n*d*k) at dropout.
 
-The SecAgg+ graph is a Feistel-permutation relabelling of H(k, n) (`protocols.graph.HararyGraph`);
-until this version it was a Fisher-Yates permutation drawn from the same seed, so a seeded SecAgg+
+The SecAgg+ graph is H(k, n) relabelled by the ranks of AES-CTR words (`protocols.graph.HararyGraph`);
+the previous version's 4-round Feistel labelling was distinguishable on small n, so a seeded SecAgg+
 round now has another graph than before (SecAgg's complete graph, and every other draw of a seeded
 round, are unchanged).
 """
@@ -76,10 +77,18 @@ class _PairwiseMasking(RingProtocol):
         configuration gives (n, k, t, bits, d = len(row)): a server cannot lower the threshold.
 
         Raises:
-            Refused: naming the parameter the server sent and the one this client expects.
+            Refused: naming the parameter the server sent and the one this client expects, or one of
+                the wrong type (n, k, t, d, bits must be int; session and graph_seed hex of 8 and 32 bytes).
         """
+        for name in ("n", "k", "t", "d", "bits"):
+            if type(public.get(name)) is not int:
+                raise Refused(f"public parameter {name}={public.get(name)!r} is not an int", party=f"client {i}", stage="setup")
+        for name, size in (("session", 8), ("graph_seed", 32)):
+            value = public.get(name)
+            if not (isinstance(value, str) and len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value)):
+                raise Refused(f"public parameter {name}={value!r} is not {size} bytes in hex", party=f"client {i}", stage="setup")
         try:
-            k, t = self.degree_and_threshold(int(public["n"]))
+            k, t = self.degree_and_threshold(public["n"])
         except ValueError as exc:
             raise Refused(f"public parameters refused: {exc}", party=f"client {i}", stage="setup") from exc
         for name, mine in (("k", k), ("t", t), ("bits", self.bits), ("d", len(row))):
@@ -127,6 +136,8 @@ class _PairwiseMasking(RingProtocol):
     def _extra_parameters(self) -> dict:
         return {}
 
+
+DEFAULT_CORRUPT = 0.05  # the corrupt fraction `SecAggPlus.for_clients` declares unless told otherwise
 
 _ACTIVE = "the server, even sending different survivor lists to different clients,"
 _PASSIVE = "the server"
@@ -188,9 +199,13 @@ class SecAggPlus(_PairwiseMasking):
     colluder_bound(k, t, active) corrupt neighbours.
 
     Against an active server the graph seed is the hash of every signed advertisement
-    (`RoundSetup.graph_seed_from`): the server cannot choose the graph; it can re-draw it by excluding
-    clients or through colluding clients' keys, so a server that tries W graphs fails with
-    probability W * 2**-sigma instead.
+    (`RoundSetup.graph_seed_from`): the server cannot choose the graph, but it can re-draw it for
+    free, by leaving out advertisements (it may tell each client a different subset) or through
+    colluding clients' keys: one SHA-256 hash and one count of corrupt neighbours per try, so the
+    number W of graphs it tries is bounded only by its computation (leaving out 5 of 1000 clients
+    already gives 2**43 graphs). 2**-sigma holds per graph; a server trying W graphs breaks one with
+    probability up to W * 2**-sigma (at sigma = 40 a grinding server is within reach). `grind_bits`
+    = log2 W chooses (k, t) for sigma + grind_bits, so that 2**-sigma holds against W tries.
     """
 
     n: int
@@ -203,16 +218,51 @@ class SecAggPlus(_PairwiseMasking):
 
     @classmethod
     def for_clients(
-        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = 0.05, sigma: float = 40, eta: float = 30, active: bool = False
+        cls, n: int, *, bits: int = 32, dropout: float = 0.1, corrupt: float = DEFAULT_CORRUPT, sigma: float = 40, eta: float = 30, active: bool = False,
+        grind_bits: float = 0.0,
     ) -> "SecAggPlus":
-        """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`)."""
-        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma, eta, active=active)
-        return cls(n=n, k=k, t=t, bits=bits, active=active, targets={"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta})
+        """Chooses k and t from n, the dropout and corrupt fractions (see `choose_degree_and_threshold`), for
+        a security failure 2**-(sigma + grind_bits) per graph: 2**-sigma against an active server that
+        tries up to 2**grind_bits graphs (a passive server draws one).
+
+        Raises:
+            ValueError: naming grind_bits if it is negative (and see `choose_degree_and_threshold`).
+        """
+        if grind_bits < 0:
+            raise ValueError(f"grind_bits must be >= 0, found {grind_bits}")
+        k, t = choose_degree_and_threshold(n, dropout, corrupt, sigma + grind_bits, eta, active=active)
+        targets = {"dropout": dropout, "corrupt": corrupt, "sigma": sigma, "eta": eta, **({"grind_bits": grind_bits} if grind_bits else {})}
+        return cls(n=n, k=k, t=t, bits=bits, active=active, targets=targets)
+
+    @property
+    def _per_graph_sigma(self) -> float:
+        """-log2 of the per-graph failure the corrupt-neighbour bound is taken at: sigma + grind_bits."""
+        return self.targets.get("sigma", 40) + self.targets.get("grind_bits", 0.0)
+
+    @classmethod
+    def complete(cls, n: int, *, bits: int = 32, active: bool = False) -> "SecAggPlus":
+        """The complete graph (k = n - 1) with SecAgg's default t, (n - 1)//2 + 1 or 2(n - 1)//3 + 1 against
+        an active server, and no declared corrupt fraction: the guarantee is the deterministic one, up to
+        c = colluder_bound(k, t, active) colluding clients (what `for_clients` cannot promise at small n)."""
+        k = n - 1
+        return cls(n=n, k=k, t=2 * k // 3 + 1 if active else k // 2 + 1, bits=bits, active=active)
+
+    @classmethod
+    def for_clients_or_complete(cls, n: int, *, bits: int = 32, dropout: float = 0.1, active: bool = False) -> "SecAggPlus":
+        """`for_clients(n, ...)` at the default corrupt fraction, or `complete(n)` where no threshold meets it
+        (n <= 11 at 5%), or where it would leave no dropout tolerance at the requested dropout (k - t < dropout k)."""
+        try:
+            plus = cls.for_clients(n, bits=bits, dropout=dropout, active=active)
+        except ValueError:
+            if n < 3:
+                raise
+            return cls.complete(n, bits=bits, active=active)
+        return plus if plus.k - plus.t >= dropout * plus.k else cls.complete(n, bits=bits, active=active)
 
     @property
     def _sampled(self) -> bool:
-        """Whether the guarantee is the probabilistic one (declared corrupt fraction, sparse graph)."""
-        return "corrupt" in self.targets and self.k < self.n - 1
+        """Whether the guarantee is the probabilistic one (a declared corrupt fraction, on any graph, also the complete one)."""
+        return "corrupt" in self.targets
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n != self.n:
@@ -223,7 +273,7 @@ class SecAggPlus(_PairwiseMasking):
 
     def colluder_count(self, n: int, k: int, t: int) -> int:
         if self._sampled:
-            return corrupt_neighbours_bound(n, k, self.targets["corrupt"], self.targets.get("sigma", 40))
+            return corrupt_neighbours_bound(n, k, self.targets["corrupt"], self._per_graph_sigma)
         return colluder_bound(k, t, self.active)
 
     def _collusion(self, n: int, k: int, t: int) -> str:
@@ -231,8 +281,10 @@ class SecAggPlus(_PairwiseMasking):
         bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}" if self.active else f"t={t} > c"
         who = _ACTIVE if self.active else _PASSIVE
         if self._sampled:
-            sigma = self.targets.get("sigma", 40)
-            grind = f" (per graph: a server re-drawing the graph W times, W * 2^-{sigma:g})" if self.active else ""
+            sigma, per_graph = self.targets.get("sigma", 40), self._per_graph_sigma
+            grind = (f" against a server that tries up to W = 2^{per_graph - sigma:g} graphs (2^-{per_graph:g} per graph; it may "
+                     f"re-draw the graph for one hash a try, by leaving out advertisements or through colluders' keys, so W is bounded "
+                     f"only by its computation; W graphs: W * 2^-{per_graph:g})") if self.active else ""
             return (
                 f"{who} with a {self.targets['corrupt']:.0%} fraction of corrupt clients learns nothing beyond the sum of the "
                 f"included honest inputs: no client has more than c={c} corrupt neighbours ({bound}), except with probability "

@@ -35,8 +35,15 @@ def test_binomial_tail_matches_scipy(k, p, data):
 @settings(max_examples=40)
 @given(n=st.integers(3, 5000), dropout=st.floats(0.0, 0.3), corrupt=st.floats(0.0, 0.2), active=st.booleans())
 def test_choice_meets_its_stated_conditions(n, dropout, corrupt, active):
-    k, t = choose_degree_and_threshold(n, dropout, corrupt, 40, 30, active=active)
-    assert (k // 2 < t if active or k == n - 1 else 1 <= t) and t <= k
+    try:
+        k, t = choose_degree_and_threshold(n, dropout, corrupt, 40, 30, active=active)
+    except ValueError as exc:  # only where even the complete graph has no t counting the binomial c
+        c = corrupt_neighbours_bound(n, n - 1, corrupt, 40)
+        assert "corrupt=" in str(exc) and ((n - 1 + c) // 2 + 1 if active else c + 1) > n - 1
+        return
+    assert (k // 2 < t if active else 1 <= t) and t <= k
+    c = corrupt_neighbours_bound(n, k, corrupt, 40)
+    assert (2 * t > k + c) if active else t > c  # on the complete-graph fallback too
     if k < n - 1:
         assert k % 2 == 0
         assert n * binomial_tail(k, corrupt, t) <= 2**-40

@@ -148,7 +148,9 @@ def test_the_equivocation_attack_breaks_thresholds_below_the_colluder_bound():
     """The attack is real: SecAgg's former default t=21 at n=31 claimed 20 colluders and fell to 13, and a
     sparse graph with t <= (k + c)/2 falls too (both secrets of the victim reconstructed and verified)."""
     assert equivocation_attack(_setup(31, 30, 21), np.zeros((31, 2), dtype=np.uint32), 0, 13, seed=1).both
-    assert equivocation_attack(_setup(20, 12, 7), np.zeros((20, 2), dtype=np.uint32), 2, 5, seed=1).both
+    # the harness needs each honest neighbour to see t signatures of its list among its own neighbours, which
+    # depends on the graph: on the sorted-AES-CTR labelling seed 3 / victim 0 gives such a graph (seed 1 no longer)
+    assert equivocation_attack(_setup(20, 12, 7), np.zeros((20, 2), dtype=np.uint32), 0, 5, seed=3).both
 
 
 def test_thresholds_that_do_not_count_the_colluders_are_refused():

@@ -16,7 +16,8 @@ LOCAL_KEYS = tuple(f.name for f in dataclasses.fields(LocalConfig))  # epochs, b
 TOP_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "local")
 RULE_KEYS = ("rule", "f")  # only for the stacks of STACK_RULES
 _HINTS = {**typing.get_type_hints(ExperimentConfig), **typing.get_type_hints(LocalConfig)}
-_LOCAL_CHECKS = {"epochs": (lambda v: v >= 1, ">= 1"), "batch_size": (lambda v: v is None or v >= 1, ">= 1 or none"), "lr": (lambda v: v > 0, "> 0")}
+_LOCAL_CHECKS = {"epochs": (lambda v: v >= 1, ">= 1"), "batch_size": (lambda v: v is None or v >= 1, ">= 1 or none"), "lr": (lambda v: v > 0, "> 0"),
+                 "threads": (lambda v: v >= 1, ">= 1"), "workers": (lambda v: v >= 0, ">= 0 (0: one a core)")}
 
 FIELDS = {  # what each field means, for `--help`
     "data": "breast_cancer, digits, synthetic, or a .npz/.csv file (last column: integer label)",

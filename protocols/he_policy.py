@@ -85,7 +85,9 @@ class KeyHolderPolicy:
         """How many inputs the rule selects among `accepted` ones."""
         return 1 if self.rule == "krum" else (self.m or accepted - self.f)
 
-    NODE_CONFIG_KEYS = ("he-round-type", "he-min-clients", "he-recompute", "he-flood-bits", "he-rule", "he-f", "he-m", "he-norm-bound")
+    # the policy's keys, and the key holder's own PKI (`client_keys_from_config`)
+    NODE_CONFIG_KEYS = ("he-round-type", "he-min-clients", "he-recompute", "he-flood-bits", "he-rule", "he-f", "he-m", "he-norm-bound",
+                        "he-client-keys")
 
     @classmethod
     def from_config(cls, config: Mapping) -> "KeyHolderPolicy":

@@ -6,7 +6,7 @@ CSPRNG"; common standards: "Secrets come from the OS CSPRNG; seeds only in simul
 (aggregator) writes the decrypt request, so a deviating one simply puts a seed in it.
 
 Held since the he-keyholder merge: `KeyHolder` takes no randomness at all (it draws from `SystemRandomness`
-itself), and the deployment node passes only its own policy, ledger and run id. The reviewer's version
+itself), and the deployment node passes only its own policy, client keys, ledger and run id. The reviewer's version
 expected an `rng` argument; adapted to check that nothing but those reaches the key holder.
 """
 
@@ -46,10 +46,11 @@ def test_a_deployment_key_holder_never_seeds_its_noise_from_the_request(monkeypa
     TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
     context = Context(run_id=1, node_id=1, node_config={"partition-id": 3, "num-partitions": 4}, state=RecordDict(), run_config=VALUES)
     app(Message(RecordDict({}), dst_node_id=1, message_type="query.keys"), context)
-    params = {"seed": "ab" * 32, "session": "00" * 8}
+    params = {"seed": "ab" * 32, "session": "00" * 8, "client_keys": {}}
     msg = Message(RecordDict({"d": ConfigRecord({"params": json.dumps(params), "frame": b""})}), dst_node_id=1, message_type="query.decrypt")
     app(msg, context)
     assert seen, "the key holder was never built"
-    assert set(seen[0]) == {"policy", "ledger", "run"}, f"the key holder got {sorted(seen[0])} besides its own policy, ledger and run"
+    # client_keys: the node's own PKI where configured, else the relayed list (see fl/flower_engine.decrypt); never a seed
+    assert set(seen[0]) == {"client_keys", "policy", "ledger", "run"}, f"the key holder got {sorted(seen[0])} besides its own policy, keys, ledger and run"
     assert not {"rng", "seed"} & set(inspect.signature(KeyHolder).parameters), "a KeyHolder can be handed its randomness"
     assert "SystemRandomness()" in inspect.getsource(KeyHolder.__init__), "the key holder's noise is not the OS CSPRNG's"

@@ -34,7 +34,7 @@ from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsil
 from protocols.he_aggregation import CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
 from protocols.he_robust import CKKSRobust
-from protocols.layers import DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp
+from protocols.layers import DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp, rounded_l2_bound
 from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.noise import MECHANISMS
 from protocols.robust import RULES, PlainRobust
@@ -233,7 +233,9 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
     if config.stack == "two-server":
         bits = min(32, (63 - max(1, dim - 1).bit_length()) // 2)  # distances of any b-bit inputs stay exact in Z_2^64
         scale = 2.0 ** (bits - 2) / (m * config.clip)  # the sum of m clipped updates cannot wrap
-        protection = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=bits, tau=config.clip * scale)
+        # validated over the shares: ||x|| <= clip scale + sqrt(dim) (conditional rounding, beta = 0), ring units
+        protection = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=bits, tau=config.clip * scale,
+                                     norm_bound=rounded_l2_bound(config.clip * scale, dim, 0.0))
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
     protocol = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=config.bits) if config.stack == "ddp+two-server" else \
         SecAggPlus.for_clients(m, bits=config.bits, dropout=max(config.dropout, 0.01))

@@ -3,7 +3,8 @@ and the payloads they carry: uint64 matrices, and a client's explicit share for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,11 +55,13 @@ def parse_share(r: Reader, d: int, digits: tuple[int, int] | None, slack: tuple[
 
 @dataclass
 class Channel:
-    """Frames between the parties of one round, metered per party."""
+    """Frames between the parties of one round, metered per party; `dealt` counts the dealer's correlated
+    randomness by kind (daBits, edaBits, AND triples in bits, blinding triples in ring elements)."""
 
     transport: InProcessTransport
     meter: CostMeter
     session: bytes
+    dealt: Counter = field(default_factory=Counter)
 
     def timer(self, party: int):
         if party == S0:

@@ -60,7 +60,7 @@ def add_digits(ch: Channel, u: dict[int, np.ndarray], r: dict[int, np.ndarray], 
     return sums, carry
 
 
-def _dealt(ch: Channel, parts: list[np.ndarray], seed: bytes) -> tuple[bytes, list[np.ndarray]]:
+def dealt(ch: Channel, parts: list[np.ndarray], seed: bytes) -> tuple[bytes, list[np.ndarray]]:
     """The dealer sends S0 `seed` and S1 the matrices `parts` (2-D views); returns what arrived at each."""
     got = ch.to_both(DEALER, {S0: Writer().raw(seed).getvalue(), S1: b"".join(encode_matrix(a) for a in parts)},
                      {S0: lambda r: (r.raw(SEED_BYTES), r.done())[0], S1: lambda r: ([read_matrix(r, a.shape) for a in parts], r.done())[0]},
@@ -74,7 +74,8 @@ def deal_ands(ch: Channel, shape: tuple[int, ...], dealer: Randomness) -> dict[i
         seed = dealer.bytes(SEED_BYTES)
         _, t1 = deal_and_triples(shape, dealer, seed)
         flat = (int(np.prod(shape[:-1])), shape[-1])
-    s0, got = _dealt(ch, [t1.a.reshape(flat), t1.b.reshape(flat), t1.c.reshape(flat)], seed)
+    ch.dealt["and_triples"] += 64 * int(np.prod(shape))
+    s0, got = dealt(ch, [t1.a.reshape(flat), t1.b.reshape(flat), t1.c.reshape(flat)], seed)
     with ch.timer(S0):
         t0 = and_triples_from_seed(s0, shape)
     return {S0: t0, S1: AndTriples(*(a.reshape(shape) for a in got))}
@@ -92,7 +93,8 @@ def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer:
         _, a1 = deal_and_triples((bits, m, w), dealer, derive(seed, b"and triples"))
         parts = [e1.planes.reshape(m * bits, w), e1.arith, b1.planes.reshape(m, w), b1.arith.reshape(m, d),
                  a1.a.reshape(bits * m, w), a1.b.reshape(bits * m, w), a1.c.reshape(bits * m, w)]
-    s0, got = _dealt(ch, parts, seed)
+    ch.dealt.update(dabits=m * d, edabits=m * d, and_triples=64 * bits * m * w)
+    s0, got = dealt(ch, parts, seed)
     with ch.timer(S0):
         ed = {S0: edabits_from_seed(derive(s0, b"edabits"), (m,), bits, d)}
         dab = {S0: dabits_from_seed(derive(s0, b"dabits"), (m, 1), d)}

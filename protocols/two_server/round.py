@@ -4,11 +4,12 @@ inputs validated over the shares before anything about them is opened.
     client i:  x_i in Z_{2^bits} (signed), lifted to X_i in Z_{2^64}; sends a 32-byte seed to S0 and to S1
                X_i - PRG(seed), the XOR share of the bits digits of X_i + 2^(bits-1) and, with a norm bound B,
                of the slack B - ||x_i||**2          (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated)
-    S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's daBits
-               (`protocols.two_server.validation`) and drop the clients that fail (m remain)
+    S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
+               AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
     S0 <-> S1: open E = X - A; each computes its share of G = X X^T; validate ||x_i||**2 <= B against the
-               Gram diagonal; open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
+               Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
+               at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
                the norms ||x_i - v||**2)
     both:      run the rule on what was opened; S1 sends S0 its share of the result
       krum / multi_krum:         the sum of the selected inputs (exact in the ring)
@@ -25,7 +26,9 @@ every distance (kept for measuring what validation costs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -82,6 +85,8 @@ class TwoServerRobust(RingProtocol):
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r} over shares; known: {RULES}")
+        if self.m is not None and self.m < 1:
+            raise ValueError(f"m (inputs Multi-Krum averages) must be >= 1, found {self.m}")
         if self.f < 0 or not self.tau > 0 or self.iterations < 1 or not 1 <= self.bits <= 64:
             raise ValueError(f"need f >= 0, tau > 0, iterations >= 1, 1 <= bits <= 64; found {self.f}, {self.tau}, {self.iterations}, {self.bits}")
         if self.norm_bound is not None and not 0 <= self.norm_bound < 2**31.5:
@@ -96,8 +101,9 @@ class TwoServerRobust(RingProtocol):
 
     @property
     def squared_bound(self) -> int | None:
-        """B = floor(norm_bound**2), the bound on ||x||**2 the servers check (ring units squared)."""
-        return None if self.norm_bound is None else int(self.norm_bound**2)
+        """B = floor(norm_bound**2) computed exactly (a float square rounds up above 2**53), the bound on ||x||**2
+        the servers check (ring units squared)."""
+        return None if self.norm_bound is None else math.floor(Fraction(self.norm_bound) ** 2)
 
     def _slack_bits(self) -> int | None:
         return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
@@ -150,7 +156,7 @@ class TwoServerRobust(RingProtocol):
             with meter.party("second server"):
                 slack[S1] = np.stack([shares[u][2] for u in included])
                 targets[S1] = (np.uint64(0) - np.diagonal(gram[S1]))[:, None]
-            valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm")
+            valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm", blind=True)
             rejected += [InvalidInput(f"its slack digits do not prove ||x||**2 <= {self.squared_bound}", party=f"client {u}", stage="norm check")
                          for u in included[~valid]]
             keep = np.flatnonzero(valid)
@@ -201,17 +207,18 @@ class TwoServerRobust(RingProtocol):
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected)))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt))
         return Output(result, selected, (report,), tuple(transport.rejected) + tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
     def _distances(self, gram: dict, m: int, ch: Channel) -> np.ndarray:
-        """Opens D_ij = G_ii + G_jj - 2 G_ij (exact: float64 of int64 values below 2**63)."""
+        """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63). NNM sorts them exactly (ties to the lower
+        index); Krum sums them in float64 (`scores_from_distances`), exact while the scores stay below 2**53."""
         dist = {}
         for p in (S0, S1):
             with ch.timer(p):
                 diag = np.diagonal(gram[p])
                 dist[p] = diag[:, None] + diag[None, :] - np.uint64(2) * gram[p]
-        return to_signed(ch.exchange(Kind.MATRIX, dist, (m, m))).astype(np.float64)
+        return to_signed(ch.exchange(Kind.MATRIX, dist, (m, m)))
 
     def _nnm(self, x: dict, gram: dict, m: int, ch: Channel) -> tuple[dict, dict, np.ndarray]:
         """NNM on shares: opens the distances, both servers take the public 0/1 neighbour matrix N and replace
@@ -224,9 +231,27 @@ class TwoServerRobust(RingProtocol):
                 gram[p] = w @ gram[p] @ w.T
         return x, gram, mixing
 
+    def _result_norm_bound(self, m: int, selected: int, bound: int) -> float:
+        """An L2 bound (ring units, before the reduction mod 2^bits) on the exact result, from ||x_i||^2 <= B:
+        Krum rules: a sum of `selected` inputs, selected sqrt(B); norm bounding: m min(sqrt(B), tau);
+        median: m sqrt(2 B) (per coordinate at least half the values are at least as large in magnitude, so
+        (m / 2) ||v||^2 <= sum_i ||x_i||^2); trimmed mean: m sqrt(m B / (m - 2f)) (Jensen on the m - 2f kept values).
+        Add numeric_error for the rounding."""
+        if self.rule in ("krum", "multi_krum"):
+            return selected * math.sqrt(bound)
+        if self.rule == "norm_bounding":
+            return m * min(math.sqrt(bound), self.tau)
+        factor = 2 if self.rule == "coordinate_median" else m / (m - 2 * self.f)
+        return m * math.sqrt(factor * bound)
+
+    def _needed(self) -> int:
+        """The fewest inputs the rule runs on: 2f + 1, and Multi-Krum's m when it is set."""
+        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0)
+
     def _enough(self, m: int, what: str) -> None:
-        if m <= 2 * self.f:
-            raise BelowThreshold(f"{m} inputs {what}, the rule needs > 2f = {2 * self.f}", party="server", stage="share")
+        if m < self._needed():
+            raise BelowThreshold(f"{m} inputs {what}, the rule needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
+                                 + (f", Multi-Krum's m = {self.m})" if self._needed() > 2 * self.f + 1 else ")"), party="server", stage="share")
 
     def _collect(self, inputs, n, d, dropouts, rng, ch):
         """Clients split their lifted inputs (and, validated, their digits): a seed to S0, the explicit shares
@@ -254,8 +279,8 @@ class TwoServerRobust(RingProtocol):
                 got = ch.send(u, S1, Kind.SHARE_VECTOR, payload, lambda r: parse_share(r, d, digit_shape, slack_shape))
                 if got is not None:
                     shares[u] = got
-            except MalformedMessage as exc:
-                rejected.append(exc)
+            except MalformedMessage as exc:  # named for its sender, the client (the receiving server raised it)
+                rejected.append(type(exc)(str(exc), party=f"client {u}", stage=exc.stage))
                 seeds.pop(u, None)
         return seeds, shares, rejected
 
@@ -276,20 +301,25 @@ class TwoServerRobust(RingProtocol):
         return {S0: t0, S1: t1}
 
 
-    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int) -> Guarantee:
+    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict) -> Guarantee:
         exact = error == 0.0
         gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
         if coefficient is not None and self.pre == "nnm":
             coefficient = nnm_kappa(m, self.f, coefficient)
         value_bits = max(1, (m - 1).bit_length()) + TRUNCATION_BITS + self.bits
+        if self.pre == "nnm":  # each mixed row is a sum of m - f inputs
+            value_bits += (m - self.f - 1).bit_length()
         bound = self.squared_bound if self.squared_bound is not None else d << (2 * self.bits - 2)
+        krum_exact = (m * d) << (2 * self.bits) < 1 << 53 if self.pre is None else (m ** 3 * d) << (2 * self.bits) < 1 << 53
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
                   "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
         if self.validate:
-            params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS,
-                          dabits=m * self.bits * d + m * (self._slack_bits() or 0))
+            params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS)
+        params.update({kind: int(dealt.get(kind, 0)) for kind in ("dabits", "edabits", "and_triples", "blinding_triples")})  # as dealt this round
+        if self.validate and self.pre is None and self.rule != "centered_clipping":
+            params["result_norm_bound"] = self._result_norm_bound(m, selected, bound)
         if self.rule in ORDER_RULES:
             comparators = m * (m - 1) // 2
             params.update(kept_positions=len(kept_positions(self.rule, m, self.f)), comparators=comparators,
@@ -303,7 +333,11 @@ class TwoServerRobust(RingProtocol):
                         + (", implied by the range" if self.squared_bound is None else "") + f"), soundness error {SOUNDNESS} a client; "
                         "a client that fails is excluded and named in Output.rejected (InvalidInput). ")
             checks = "range, then norm" if self.squared_bound is not None else "range"
-            learns = f"S0 and S1 learn one validity bit per client ({checks}), then {leak}"
+            learns = (f"S0 and S1 learn one validity bit per client ({checks}); for a client that fails the norm check, "
+                      "at most also v2(||x||^2 - B + s), the 2-adic valuation of its residual (s its slack digits; for an honest "
+                      "client over the bound v2 = L + v2(ceil((||x||^2 - B) / 2^L)), L = bit_length(B)), by a search of "
+                      "2^(63 - v2) hashes; a client that fails the range check deviated from the protocol and its residual "
+                      f"(unblinded) may be found offline; then {leak}")
         else:
             validity = "NOT validated: a Byzantine client's shares may stand for any X in Z_2^64 and wrap every distance to it. "
             learns = f"S0 and S1 learn {leak}"
@@ -311,7 +345,7 @@ class TwoServerRobust(RingProtocol):
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
             collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of clients",
-            dropout_tolerance=max(n - 2 * self.f - 1, 0),
+            dropout_tolerance=max(n - self._needed(), 0),  # dropouts and rejected clients together
             exact=exact,
             numeric_error=error,
             parameters=params,
@@ -320,9 +354,13 @@ class TwoServerRobust(RingProtocol):
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
+            + ("Exact ties in distance go to the lower index, on the exact integer distances: the result is the plaintext rule "
+               "run on those (a float reference such as protocols.robust.aggregate may break exact ties otherwise); Krum scores "
+               "are float64 sums of m - f - 1 distances, exact " + ("here (below 2^53). " if krum_exact else "only below 2^53: "
+               "here near-ties may break by rounding. ") if self.rule in ("krum", "multi_krum") or self.pre else "")
             + ("coordinate-wise order statistics: odd-even transposition sort of the validated digits on shares, the kept values "
                "converted back with edaBits; result = m x the rule's value (a two-server result is read as a sum over the m included "
-               "inputs), exact for the median, rounded half up for the trimmed mean; weights are the mean weight k/m of an input in a "
+               "inputs), reduced mod 2^bits: it wraps unless the inputs leave log2(m) bits of headroom (|x_ij| < 2^(bits-1) / m); exact for the median, rounded half up for the trimmed mean; weights are the mean weight k/m of an input in a "
                "coordinate (none reaches the output whole, so an outer noise layer counts no noise share). " if self.rule in ORDER_RULES else "")
             + ("" if self.rule not in ("centered_clipping", "norm_bounding") else "numeric error: an L2 bound (integer units) on the result's error, from the values opened this round: "
                "per iteration sqrt(d) for truncation, sum_i |w_i - round(w_i 2^k)/2^k| ||x_i - v||, and m sqrt(d)/2 for the "

@@ -14,8 +14,15 @@ Construction (the bit-decomposition range proof of Prio's validity circuits, wit
 XOR shares always stand for bits, so Z = 0 proves U in [0, 2^b), i.e. X in the signed b-bit range;
 a false acceptance needs a SHA-256 collision (soundness error ~2^-128 a client). The same check with
 L = bit_length(B) digits of the slack s = B - ||x||^2 and target B - G_ii (the Gram diagonal share,
-exact once the range holds and d 2^(2b) < 2^63) proves ||x||^2 <= B. The servers learn the valid bit
-of each client; everything they open (e, f of the AND gates, c, the daBit's masked carry) is uniform.
+exact once the range holds and d 2^(2b) < 2^63) proves ||x||^2 <= B.
+
+What the servers learn: everything they open (e, f of the AND gates, c, the daBit's masked carry, the
+blinding's e) is uniform; then the digests. A protocol-following client always passes the range check
+(Z = 0): one bit. A client that fails it deviated, and its residual Z (about shares it chose) can be tested
+offline against candidates. The norm check has honest failures (an honest client over the bound sends the
+slack mod 2^L, so Z = 2^L ceil((||x||^2 - B) / 2^L) takes few values): its digests are of r Z, r a dealer's
+secret odd unit (`secagg.equality`), so a failure reveals at most v2(Z) = L + v2(ceil(...)) (searching
+2^(63 - v2(Z)) hashes), nothing else about ||x||^2.
 The dealer is trusted not to collude with either server (r and c give U).
 """
 
@@ -26,15 +33,18 @@ import numpy as np
 from protocols.masking_messages import Kind
 from protocols.errors import BelowThreshold
 from protocols.two_server.channel import S0, S1, Channel
-from protocols.two_server.gates import PARTIES, digits_to_shares
-from secagg.equality import DIGEST_BYTES, zero_digest
+from protocols.two_server.gates import PARTIES, dealt, digits_to_shares
+from protocols.wire import DEALER
+from secagg.equality import DIGEST_BYTES, Blinding, blinded_share, blinding_from_seed, deal_blinding, zero_digest
+from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 
 
 def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, np.ndarray], d: int, dealer: Randomness,
-                 context: bytes, constant: int = 0) -> np.ndarray:
+                 context: bytes, constant: int = 0, blind: bool = False) -> np.ndarray:
     """Which of m clients' XOR-shared digits (m, bits, words(d)) recompose to the shared targets (m, d) plus the
-    public `constant`.
+    public `constant`. `blind`: compare digests of r Z (dealer's odd r, `secagg.equality`) instead of the residual
+    Z, so that a failed check reveals at most the 2-adic valuations of Z (one more opening, 3 m d elements dealt).
 
     Returns a bool array (m,), the same at both servers.
 
@@ -43,11 +53,16 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
     """
     m = digits[S0].shape[0]
     values = digits_to_shares(ch, digits, d, dealer)
+    residual = {}
+    for q, idx in PARTIES:
+        with ch.timer(q):
+            residual[q] = values[q] - targets[q] - np.uint64(constant % 2**64 if idx == 0 else 0)
+    if blind:
+        residual = _blinded(ch, residual, dealer)
     digests = {}
     for q, idx in PARTIES:
         with ch.timer(q):
-            shift = np.uint64(constant % 2**64 if idx == 0 else 0)
-            digests[q] = b"".join(zero_digest(idx, values[q][i] - targets[q][i] - shift, context + i.to_bytes(4, "big")) for i in range(m))
+            digests[q] = b"".join(zero_digest(idx, residual[q][i], context + i.to_bytes(4, "big")) for i in range(m))
     size = m * DIGEST_BYTES
     theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),
               S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}
@@ -56,3 +71,22 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
     with ch.timer(S0):
         return np.array([digests[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == theirs[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]
                          for i in range(m)], dtype=bool)
+
+
+def _blinded(ch: Channel, z: dict[int, np.ndarray], dealer: Randomness) -> dict[int, np.ndarray]:
+    """Shares of r z (m, d) from shares of z, r the dealer's secret odd units: opens e = z - a (uniform)."""
+    shape = z[S0].shape
+    with ch.timer(DEALER):
+        seed = dealer.bytes(SEED_BYTES)
+        _, t1 = deal_blinding(shape, dealer, seed)
+    ch.dealt["blinding_triples"] += int(np.prod(shape))
+    s0, got = dealt(ch, [t1.a, t1.r, t1.c], seed)
+    with ch.timer(S0):
+        triple = {S0: blinding_from_seed(s0, shape)}
+    triple[S1] = Blinding(*got)
+    e = ch.exchange(Kind.MATRIX, {q: z[q] - triple[q].a for q in z}, shape)
+    out = {}
+    for q, idx in PARTIES:
+        with ch.timer(q):
+            out[q] = blinded_share(idx, e, triple[q])
+    return out

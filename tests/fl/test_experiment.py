@@ -103,3 +103,31 @@ def test_an_aborted_round_keeps_the_model_spends_no_privacy_and_the_run_goes_on(
             assert r.accuracy == before.accuracy
     save(result, tmp_path)
     assert "aborted:" in render(to_dict(result))
+
+
+def test_two_server_experiment_stack_rejects_an_over_norm_byzantine_client():
+    """The two-server stack checks ||x|| <= clip scale + sqrt(dim) (ring units) over the shares, not only the
+    range: a Byzantine client that skips the clip layer and sends an in-range encoded update over that norm
+    is rejected and named; the honest encoded updates (clipped, conditionally rounded) all pass."""
+    import numpy as np
+
+    from fl.experiment import build_stack
+    from protocols import InvalidInput, secure_sum
+    from protocols.layers import rounded_l2_bound
+    from secagg.ring import Ring
+
+    config = ExperimentConfig(stack="two-server", rule="multi_krum", clients=6)
+    dim = 30
+    stack = build_stack(config, dim)
+    encode, protocol = stack.inner, stack.inner.inner
+    assert protocol.norm_bound == rounded_l2_bound(config.clip * encode.scale, dim, 0.0)
+    rng = np.random.default_rng(0)
+    updates = rng.normal(size=(6, dim))
+    updates *= config.clip / np.linalg.norm(updates, axis=1, keepdims=True)
+    ring = Ring(protocol.bits)
+    honest = np.round(updates * encode.scale).astype(np.int64)
+    assert np.all(np.linalg.norm(honest, axis=1) <= protocol.norm_bound)
+    honest[4] = np.trunc(updates[4] / np.abs(updates[4]).max() * (2 ** (protocol.bits - 1) - 1))  # in range, over the norm
+    assert np.linalg.norm(honest[4]) > protocol.norm_bound
+    out = secure_sum(ring.reduce(honest.astype(np.uint64).astype(ring.dtype)), protocol=protocol, seed=1)
+    assert [e.party for e in out.rejected if isinstance(e, InvalidInput)] == ["client 4"] and 4 not in out.included

@@ -10,7 +10,7 @@ from secagg.bit_sharing import expand_planes, from_planes, offset, share_planes,
 from secagg.boolean import and_masked, and_share, deal_and_triples
 from secagg.dabits import deal_dabits, recompose
 from secagg.edabits import deal_edabits, from_sum
-from secagg.equality import zero_digest
+from secagg.equality import blinded_share, deal_blinding, zero_digest
 from secagg.errors import AlreadyUsed
 from secagg.randomness import SeededRandomness
 
@@ -90,3 +90,42 @@ def test_edabits_recover_u_from_the_opened_sum_and_carry(bits, d, seed):
     carry = total >> np.uint64(bits)
     c0 = np.random.default_rng(seed + 1).integers(0, 2**64, d, dtype=np.uint64)
     assert np.array_equal(from_sum(0, opened, c0, t0, d) + from_sum(1, opened, carry - c0, t1, d), u)
+
+
+def _valuation(v: int) -> int:
+    return 64 if v == 0 else (v & -v).bit_length() - 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(0, 64), odd=st.integers(0, 2**63 - 1), d=st.integers(1, 9), seed=st.integers(0, 2**31))
+def test_blinding_keeps_zero_and_nonzero_and_the_valuation_only(k, odd, d, seed):
+    """w = r z with r a secret odd unit: w = 0 iff z = 0 (no false acceptance, even for z = 2^63), v2(w) = v2(z)."""
+    z = np.full(d, ((2 * odd + 1) << k) % 2**64 if k < 64 else 0, dtype=np.uint64)
+    rng = SeededRandomness(seed.to_bytes(8, "big"))
+    t0, t1 = deal_blinding((d,), rng, rng.bytes(32))
+    z0 = rng.uint64(d)
+    e = (z0 - t0.a) + (z - z0 - t1.a)  # the opened z - a
+    w0, w1 = blinded_share(0, e, t0), blinded_share(1, e, t1)
+    assert np.all(((t0.r + t1.r) & np.uint64(1)) == 1)
+    assert np.array_equal(w0 + w1, (t0.r + t1.r) * z)
+    assert all(_valuation(int(v)) == k for v in w0 + w1)
+    assert (zero_digest(0, w0, b"c") == zero_digest(1, w1, b"c")) == (k == 64)
+    with pytest.raises(AlreadyUsed):
+        blinded_share(0, e, t0)
+
+
+@pytest.mark.parametrize("k", [0, 7, 40])
+def test_blinded_residual_is_uniform_given_its_valuation(k):
+    """For z = 2^k u the blinded w = 2^k (r u mod 2^(64-k)): its odd part is uniform whatever u is, so two residuals
+    with the same valuation (u = 1 and u = 39, e.g. ||x||^2 - B = 2^L q for two q) are indistinguishable."""
+    counts = []
+    for u in (1, 39):
+        rng = SeededRandomness(bytes([k, u]))
+        t0, t1 = deal_blinding((4000,), rng, rng.bytes(32))
+        w = (t0.r + t1.r) * np.uint64((u << k) % 2**64)
+        low = (w >> np.uint64(k)) & np.uint64(15)  # the 3 bits above the (always set) lowest bit of the odd part
+        assert np.all(low & np.uint64(1) == 1)
+        counts.append(np.bincount((low >> np.uint64(1)).astype(np.int64), minlength=8))
+    for c in counts:
+        assert stats.chisquare(c).pvalue > 1e-4
+    assert stats.chi2_contingency(np.array(counts)).pvalue > 1e-4

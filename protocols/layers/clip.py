@@ -39,7 +39,7 @@ class L2Clip(TransformLayer):
         return np.asarray(row, dtype=np.float64)  # not clipped
 
     def counters(self, row: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
-        return {"clipped": float(np.linalg.norm(np.asarray(row, dtype=np.float64)) > self.norm)}
+        return {"clipped": float(not np.array_equal(encoded, np.asarray(row, dtype=np.float64)))}  # a skipping client is not
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate

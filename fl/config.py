@@ -19,7 +19,7 @@ _HINTS = {**typing.get_type_hints(ExperimentConfig), **typing.get_type_hints(Loc
 _LOCAL_CHECKS = {"epochs": (lambda v: v >= 1, ">= 1"), "batch_size": (lambda v: v is None or v >= 1, ">= 1 or none"), "lr": (lambda v: v > 0, "> 0")}
 
 FIELDS = {  # what each field means, for `--help`
-    "data": "breast_cancer, digits, synthetic, or a .npz/.csv file (last column: integer label)",
+    "data": "breast_cancer, digits, ill_conditioned, synthetic, or a .npz/.csv file (last column: integer label)",
     "model": "logreg, mlp or cnn", "hidden": "width of the MLP's hidden layer", "clients": "number of clients",
     "rounds": "training rounds", "sample_fraction": "fraction of clients taking part a round (a fixed number)",
     "partition": "iid, dirichlet (with alpha) or natural (synthetic only)", "alpha": "Dirichlet concentration (small: skewed)",

@@ -20,7 +20,7 @@ _LOCAL_CHECKS = {"epochs": (lambda v: v >= 1, ">= 1"), "batch_size": (lambda v: 
                  "threads": (lambda v: v >= 1, ">= 1"), "workers": (lambda v: v >= 0, ">= 0 (0: one a core)")}
 
 FIELDS = {  # what each field means, for `--help`
-    "data": "breast_cancer, digits, synthetic, or a .npz/.csv file (last column: integer label)",
+    "data": "breast_cancer, digits, ill_conditioned, synthetic, or a .npz/.csv file (last column: integer label)",
     "model": "logreg, mlp or cnn", "hidden": "width of the MLP's hidden layer", "clients": "number of clients",
     "rounds": "training rounds", "sample_fraction": "fraction of clients taking part a round (a fixed number)",
     "partition": "iid, dirichlet (with alpha) or natural (synthetic only)", "alpha": "Dirichlet concentration (small: skewed)",
@@ -28,7 +28,8 @@ FIELDS = {  # what each field means, for `--help`
     "byzantine": "fraction of clients, and of each round's participants (floored), that attack",
     "attackers": "instead of byzantine: exact number of attackers a round", "f": "the rule's f (none: derived from the attackers)",
     "attack": "alie, ipm, sign_flipping, gaussian, mimic, label_flipping", "alie_z": "ALIE's z (none: Baruch et al.'s)",
-    "ipm_epsilon": "IPM's epsilon", "gaussian_sigma": "Gaussian attack's sigma (update units)",
+    "ipm_epsilon": "IPM's epsilon", "byzantine_protocol": "attackers deviate: none, skip-clip, drop, shares-<mode> (two-server)",
+    "byzantine_drop_stage": "with byzantine_protocol=drop: the stage they stop at (advertise_keys .. unmasking)", "gaussian_sigma": "Gaussian attack's sigma (update units)",
     "mistaken": "fraction of clients with mislabelled data", "mislabel_fraction": "fraction of a mistaken client's labels that are wrong",
     "mislabel_kind": "uniform, class_pair (systematic) or per_class rates", "synthetic_alpha": "Synthetic(alpha, beta): model spread",
     "synthetic_beta": "Synthetic(alpha, beta): input spread", "synthetic_samples": "samples a synthetic client",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-BUNDLED = ("breast_cancer", "digits")
+BUNDLED = ("breast_cancer", "digits", "ill_conditioned")
 PARTITIONS = ("iid", "dirichlet", "natural")  # natural: synthetic client k holds what generator client k drew
 
 
@@ -44,7 +44,8 @@ class Dataset:
 
 
 def load(name: str) -> Dataset:
-    """A bundled data set: "breast_cancer" (raw features) or "digits" (grey levels scaled to [0, 1]).
+    """A bundled data set: "breast_cancer" (raw features), "digits" (grey levels scaled to [0, 1]) or
+    "ill_conditioned" (generated: `fl.data.make_ill_conditioned`).
 
     Raises:
         ValueError: for an unknown name.

@@ -29,8 +29,9 @@ from fl.datasets import Dataset, check_data, federate
 from fl.models import build, get_flat
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.training import LocalConfig, evaluate, local_updates
-from protocols import Aborted, BelowThreshold, DropoutSchedule, LayerReport, Protocol, SecAggPlus, secure_sum
+from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, SecAggPlus, Stage, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
+from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
 from protocols.he_aggregation import CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
 from protocols.he_robust import CKKSRobust
@@ -49,7 +50,17 @@ MEAN_STACKS = ("plain", "robust", "central-dp", "local-dp")  # these return the 
 PARTICIPATION = ("fixed", "poisson")
 ENGINES = ("in-process", "flower-sim", "flower-deployment")
 FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.protocol)
+SHARE_STACKS = ("two-server", "ddp+two-server")  # their clients send additive shares (protocols.byzantine_shares)
+CLIP_STACKS = tuple(s for s in STACKS if s not in ("plain", "robust"))  # a client-side clip layer to skip
+MASKING_STACKS = ("secagg+", "ddp+secagg+")  # every Stage exists; the other stacks end at MASKED_INPUT
+SHARE_MODES = tuple(m for m in BYZANTINE_SHARE_MODES if m not in ("replayed", "honest-copy"))  # these need a victim sending first
+BYZANTINE_PROTOCOL = ("none", "skip-clip", "drop", *(f"shares-{m}" for m in SHARE_MODES))
+DROP_STAGES = ("none", *(s.name.lower() for s in Stage))
 STACK_RULES = {"robust": tuple(sorted(RULES)), "central-dp": tuple(sorted(RULES)), "local-dp": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
+
+
+class DeviationUnsupported(ValueError):
+    """The config asks Byzantine clients for a protocol deviation the stack has no hook for."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class ExperimentConfig:
     alie_z: float | None = None  # ALIE's z (default: Baruch et al.'s z from participants and attackers)
     ipm_epsilon: float = 0.1
     gaussian_sigma: float = 200.0  # update units
+    byzantine_protocol: str = "none"  # how attackers deviate from the protocol (BYZANTINE_PROTOCOL; see `_deviations`)
+    byzantine_drop_stage: str = "none"  # with byzantine_protocol="drop": the Stage (lower case) they stop sending at
     mistaken: float = 0.0
     mislabel_fraction: float = 0.5
     mislabel_kind: str = "uniform"  # uniform, class_pair (systematic) or per_class rates
@@ -140,7 +153,26 @@ class ExperimentConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._check_deviation()
         check_data(self.data, self.partition)
+
+    def _check_deviation(self) -> None:
+        """Validates byzantine_protocol and byzantine_drop_stage (ValueError), and that the stack has the hook
+        (DeviationUnsupported)."""
+        how, stage = self.byzantine_protocol, self.byzantine_drop_stage
+        if how not in BYZANTINE_PROTOCOL:
+            raise ValueError(f"byzantine_protocol must be one of {BYZANTINE_PROTOCOL}, found {how!r}")
+        if stage not in DROP_STAGES or (how == "drop") != (stage != "none"):
+            raise ValueError(f"byzantine_drop_stage must be one of {DROP_STAGES[1:]} with byzantine_protocol 'drop' and 'none' "
+                             f"otherwise, found {stage!r} with byzantine_protocol {how!r}")
+        if how != "none" and self.byzantine == 0 and not self.attackers:
+            raise ValueError(f"byzantine_protocol {how!r} needs Byzantine clients: set byzantine > 0 or attackers >= 1")
+        if how == "skip-clip" and self.stack not in CLIP_STACKS:
+            raise DeviationUnsupported(f"byzantine_protocol 'skip-clip': stack {self.stack!r} has no client-side clip layer (stacks {CLIP_STACKS})")
+        if how.startswith("shares-") and self.stack not in SHARE_STACKS:
+            raise DeviationUnsupported(f"byzantine_protocol {how!r}: stack {self.stack!r} sends no additive shares (stacks {SHARE_STACKS})")
+        if how == "drop" and self.stack not in MASKING_STACKS and Stage[stage.upper()] > Stage.MASKED_INPUT:
+            raise DeviationUnsupported(f"byzantine_drop_stage {stage!r}: stack {self.stack!r} ends at masked_input (later stages: {MASKING_STACKS})")
 
     @property
     def participants(self) -> int:
@@ -176,6 +208,7 @@ class RoundRecord:
     cumulative_epsilon: float | None  # epsilon_by_observer["released model"]'s epsilon (None: no noise layer in the stack)
     epsilon_by_observer: dict[str, ObserverEpsilon] = field(default_factory=dict)  # each observer's cumulative epsilon, bound, assumptions
     aborted: str = ""  # why the round aborted (too few clients survived): nothing was revealed and the model did not change
+    deviations: tuple[dict, ...] = ()  # each attacker's protocol deviation: client, position, deviation, rejected (the error, or ""), included
 
 
 @dataclass
@@ -331,13 +364,16 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     if attackers and honest and config.attack in UPDATE_ATTACKS:
                         updates[attackers] = attack(config.attack, updates[honest], len(attackers), n=len(chosen), rng=rng, alie_z=config.alie_z,
                                                     ipm_epsilon=config.ipm_epsilon, gaussian_sigma=config.gaussian_sigma)
-                    out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r)
+                    deviations = _deviations(config, stack, attackers, rng)
+                    out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r,
+                                     deviations=deviations)
             except (BelowThreshold, Aborted) as exc:  # the round revealed nothing: the model stays, no privacy is spent
                 loss, accuracy = evaluate(model, params, test)
                 by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm)
                 result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
                                                  reports=(), epsilon=None, cumulative_epsilon=_headline(by_observer, noise_rounds),
-                                                 epsilon_by_observer=by_observer, aborted=str(exc)))
+                                                 epsilon_by_observer=by_observer, aborted=str(exc),
+                                                 deviations=_what_attackers_did(config, chosen, attackers, None)))
                 if on_round is not None:
                     on_round(result.rounds[-1])
                 continue
@@ -356,7 +392,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),
                 reports=out.reports, epsilon=noise.epsilon if noise else None, cumulative_epsilon=_headline(by_observer, noise_rounds),
-                epsilon_by_observer=by_observer,
+                epsilon_by_observer=by_observer, deviations=_what_attackers_did(config, chosen, attackers, out),
             )
             result.rounds.append(record)
             if on_round is not None:
@@ -364,6 +400,39 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     except KeyboardInterrupt:
         result.interrupted = True
     return result
+
+
+def _deviations(config: ExperimentConfig, stack: Protocol, attackers: list[int], rng: np.random.Generator) -> dict[int, Deviation]:
+    """The protocol deviation of each attacker position (`config.byzantine_protocol`): "skip-clip" sends the raw
+    attack update (no clip, no noise, no norm condition on rounding), "shares-<mode>" rewrites its shares
+    (`ByzantineShares` of that mode, at a position drawn from `rng`), "drop" stops at `byzantine_drop_stage`."""
+    how = config.byzantine_protocol
+    if how == "none":
+        return {}
+    if how == "skip-clip":
+        return {i: Deviation(skip_protection=True) for i in attackers}
+    if how == "drop":
+        return {i: Deviation(drop=Stage[config.byzantine_drop_stage.upper()]) for i in attackers}
+    two_server = _innermost(stack)
+    return {i: Deviation(tamper=ByzantineShares(i, how.removeprefix("shares-"), int(rng.integers(0, 2**20)),
+                                                bound=two_server.squared_bound or 0, bits=two_server.bits).tamper) for i in attackers}
+
+
+def _what_attackers_did(config: ExperimentConfig, chosen: np.ndarray, attackers: list[int], out) -> tuple[dict, ...]:
+    """One entry an attacker when it deviated from the protocol: what it did, the error the protocol rejected it
+    with ("" if none; `out` None: the round aborted) and whether its input reached the aggregate."""
+    if config.byzantine_protocol == "none":
+        return ()
+    rejected = {} if out is None else {e.party: f"{type(e).__name__}: {e}" for e in reversed(out.rejected) if hasattr(e, "party")}
+    return tuple({"client": int(chosen[i]), "position": i, "deviation": config.byzantine_protocol,
+                  "rejected": rejected.get(f"client {i}", ""), "included": out is not None and i in out.included} for i in attackers)
+
+
+def _innermost(stack: Protocol) -> Protocol:
+    """The protection at the bottom of a stack of layers."""
+    while hasattr(stack, "inner"):
+        stack = stack.inner
+    return stack
 
 
 def _sample(config: ExperimentConfig, rng: np.random.Generator, byzantine) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Floor 2: aggregation protocols, their layers and the per-layer report."""
 
+from protocols.deviations import Deviation
 from protocols.errors import Aborted, BelowThreshold, InvalidInput, MalformedMessage, ProtocolError, Refused, ReplayedMessage
 from protocols.he_aggregation import BFVAggregation, CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
@@ -19,6 +20,7 @@ __all__ = [
     "CKKSAggregation",
     "CKKSRobust",
     "Cost",
+    "Deviation",
     "DropoutSchedule",
     "Guarantee",
     "HiddenStateCKKS",

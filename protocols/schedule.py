@@ -40,6 +40,13 @@ class DropoutSchedule:
         drop = self.drops.get(client)
         return drop is None or stage < drop
 
+    def with_drops(self, drops: Mapping[int, Stage]) -> "DropoutSchedule":
+        """This schedule in which each client of `drops` also drops at its stage (the earlier stage wins)."""
+        merged = dict(self.drops)
+        for client, stage in drops.items():
+            merged[client] = min(merged.get(client, stage), stage)
+        return DropoutSchedule(merged)
+
     @classmethod
     def random(cls, n: int, rate: float, rng: Randomness, stages: tuple[Stage, ...] = tuple(Stage)) -> "DropoutSchedule":
         """Each client drops with probability `rate`, at a stage drawn uniformly from `stages`."""

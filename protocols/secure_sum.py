@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
+from protocols.deviations import Deviation, unprotected
 from protocols.protocol import Protocol
 from protocols.report import Output
 from protocols.schedule import DropoutSchedule
-from protocols.transport import Hook, InProcessTransport
+from protocols.transport import Hook, InProcessTransport, chain
 from secagg.randomness import Randomness, SeededRandomness, SystemRandomness
 
 
@@ -19,6 +22,7 @@ def secure_sum(
     seed: int | None = None,
     tamper: Hook | None = None,
     wire: Hook | None = None,
+    deviations: Mapping[int, Deviation] | None = None,
 ) -> Output:
     """Runs one round of `protocol` over `inputs` (n, d), one row a client: ring elements for ring protocols
     (SecAgg, SecAgg+, BFV, two-server), floats for CKKS and the plaintext robust layer, whatever the outer
@@ -26,7 +30,9 @@ def secure_sum(
 
     With `seed=None` every secret (keys, seeds, shares, nonces) comes from the OS CSPRNG; an integer
     seed makes the whole round reproducible, for simulation and tests only. `tamper` and `wire`
-    are the transport's test hooks (see `protocols.transport`).
+    are the transport's test hooks (see `protocols.transport`). `deviations[i]` makes client i deviate on
+    purpose (`protocols.deviations`): its drop joins `dropouts`, its `tamper` runs before `tamper`, and it
+    skips its client-side protection layers.
 
     Returns:
         An `Output` whose `result` is the protocol's aggregate of the inputs of `included` (the sum mod 2**bits
@@ -38,5 +44,9 @@ def secure_sum(
     """
     rng: Randomness = SystemRandomness() if seed is None else SeededRandomness(seed)
     n = inputs.shape[0] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else 0
-    transport = InProcessTransport(n, rng.fork("links"), tamper=tamper, wire=wire)
-    return protocol.run(inputs, dropouts or DropoutSchedule(), rng, transport)
+    deviations = dict(deviations or {})
+    hooks = [d.tamper for d in deviations.values() if d.tamper is not None] + ([tamper] if tamper else [])
+    transport = InProcessTransport(n, rng.fork("links"), tamper=chain(hooks) if hooks else None, wire=wire)
+    schedule = (dropouts or DropoutSchedule()).with_drops({i: d.drop for i, d in deviations.items() if d.drop is not None})
+    with unprotected(frozenset(i for i, d in deviations.items() if d.skip_protection)):
+        return protocol.run(inputs, schedule, rng, transport)

@@ -63,3 +63,13 @@ class InProcessTransport:
                 else:
                     self.rejected.append(MalformedMessage("link authentication failed", party=party_name(dst), stage="transport"))
         return out
+
+
+def chain(hooks):
+    """One `tamper` hook applying `hooks` in order (each to every frame the previous one let through)."""
+    def tamper(src: int, dst: int, frame: bytes) -> list[bytes]:
+        frames = [frame]
+        for hook in hooks:
+            frames = [g for f in frames for g in hook(src, dst, f)]
+        return frames
+    return tamper

@@ -35,8 +35,11 @@ class L2Clip(TransformLayer):
         size = float(np.linalg.norm(x))
         return x * (self.norm / size) if size > self.norm else x
 
+    def unprotected(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        return np.asarray(row, dtype=np.float64)  # not clipped
+
     def counters(self, row: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
-        return {"clipped": float(np.linalg.norm(np.asarray(row, dtype=np.float64)) > self.norm)}
+        return {"clipped": float(not np.array_equal(encoded, np.asarray(row, dtype=np.float64)))}  # a skipping client is not
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate

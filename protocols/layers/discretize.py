@@ -97,6 +97,13 @@ class DiscreteEncode(TransformLayer):
                 return self._codec.ring.reduce(rounded.astype(np.int64).astype(self._codec.ring.dtype))
         raise ValueError(f"client {client}: conditional rounding failed {MAX_ROUNDING_TRIES} times; is the update clipped to {self.clip}?")
 
+    def unprotected(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        """One randomized rounding without the norm condition, reduced mod 2**bits (exact while |x| scale < 2**53)."""
+        scaled = np.asarray(row, dtype=np.float64) * self.scale
+        floor = np.floor(scaled)
+        rounded = np.mod(floor + (uniform(rng, len(scaled)) < scaled - floor), float(self._codec.ring.modulus))
+        return self._codec.ring.reduce(rounded.astype(np.uint64).astype(self._codec.ring.dtype))
+
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return self._codec.decode(aggregate)
 

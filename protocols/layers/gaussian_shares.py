@@ -48,6 +48,9 @@ class GaussianShares(TransformLayer):
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         return np.asarray(row, dtype=np.float64) + gaussian(rng, len(row), self.share_stddev)
 
+    def unprotected(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        return np.asarray(row, dtype=np.float64)  # no noise
+
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 

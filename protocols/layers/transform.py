@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from protocols.deviations import skips_protection
 from protocols.driver import ClientRole
 from protocols.protocol import OpenRound, Protocol, matrix_shape
 from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
@@ -50,6 +51,11 @@ class TransformLayer(Protocol):
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         """Client `client`'s transform of its row."""
 
+    def unprotected(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
+        """What a client that skips its protection sends this layer's inner protocol (`protocols.deviations`):
+        the encoding without its clipping, noise or norm condition. Default: the honest `encode`."""
+        return self.encode(client, row, rng)
+
     @abc.abstractmethod
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         """The server's inverse, on the aggregate of the `included` clients."""
@@ -86,7 +92,7 @@ class TransformLayer(Protocol):
 
     def _encode(self, i: int, row: np.ndarray, rng: Randomness, measurements: dict) -> np.ndarray:
         start = time.thread_time()
-        encoded = self.encode(i, row, rng.fork(self.name))
+        encoded = (self.unprotected if skips_protection(i) else self.encode)(i, row, rng.fork(self.name))
         measurements[self.name] = {"seconds": time.thread_time() - start, **self.counters(row, encoded)}
         return encoded
 

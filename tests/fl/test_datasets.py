@@ -110,3 +110,26 @@ def test_synthetic_and_user_files_are_reachable_from_the_config(tmp_path):
         ExperimentConfig(data="mnist")
     with pytest.raises(ValueError, match="partition 'natural' needs data='synthetic'"):
         ExperimentConfig(partition="natural")
+
+
+def test_the_bundled_ill_conditioned_task_is_its_generators_output():
+    from fl.data.make_ill_conditioned import generate
+
+    x, y = generate()
+    data = load("ill_conditioned")
+    assert np.array_equal(data.x, x) and np.array_equal(data.y, y) and data.num_classes == 2
+    assert data.x.shape == (4000, 20) and abs(y.mean() - 0.5) < 0.03
+
+
+@pytest.mark.slow
+def test_sign_flipping_at_20_percent_moves_plain_averaging_by_more_than_10_points_on_ill_conditioned():
+    """The README's sweep (the CLI's defaults: an MLP, half the clients a round, 12 rounds), one seed: the attack
+    scales the mean update by 0.6 and delays learning the slow direction."""
+    from fl.experiment import run_experiment
+    from fl.run_commands import build_config
+
+    def final(byzantine):
+        sets = ["data=ill_conditioned", "stack=plain", "clients=20", "rounds=12", "attack=sign_flipping", f"byzantine={byzantine}"]
+        return run_experiment(build_config(None, sets)).rounds[-1].accuracy
+
+    assert final(0.0) - final(0.2) > 0.10

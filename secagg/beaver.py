@@ -19,7 +19,7 @@ Low level: the protocol (who deals, who opens what) is `protocols.two_server`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,20 +66,27 @@ def truncate(share: np.ndarray, k: int, party: int) -> np.ndarray:
     return (np.uint64(0) - ((np.uint64(0) - s) >> np.uint64(k))).astype(np.uint64)
 
 
+class OneShot:
+    """One party's share of correlated randomness, which may mask one value only: `use()` marks it consumed,
+    and a second use raises `AlreadyUsed` with `REUSE`, what a reuse would reveal."""
+
+    REUSE = "correlated randomness must mask one value only"
+
+    def use(self):
+        if getattr(self, "_used", False):
+            raise AlreadyUsed(self.REUSE)
+        self._used = True
+        return self
+
+
 @dataclass
-class GramTriple:
+class GramTriple(OneShot):
     """One party's share of a Gram triple: A_p (n, d) and C_p (n, n)."""
+
+    REUSE = "a Gram triple must mask one matrix only: reuse reveals the difference of the inputs"
 
     a: np.ndarray
     c: np.ndarray
-    _used: bool = field(default=False, repr=False)
-
-    def use(self) -> "GramTriple":
-        """Marks the triple consumed; a second use raises `AlreadyUsed`."""
-        if self._used:
-            raise AlreadyUsed("a Gram triple must mask one matrix only: reuse reveals the difference of the inputs")
-        self._used = True
-        return self
 
 
 def deal_gram(n: int, d: int, rng: Randomness, seed: bytes) -> tuple[GramTriple, GramTriple]:

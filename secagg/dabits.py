@@ -15,31 +15,24 @@ Low level: the protocol is `protocols.two_server`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from secagg.beaver import expand_share
+from secagg.beaver import OneShot, expand_share
 from secagg.bit_sharing import expand_planes, unpack, words
-from secagg.errors import AlreadyUsed
 from secagg.randomness import Randomness
 
 
 @dataclass
-class DaBits:
+class DaBits(OneShot):
     """One party's shares of daBits for (..., bits, d) digits: `planes` (..., bits, words(d)) in Z_2,
     `arith` (..., bits, d) in Z_{2^64}."""
 
+    REUSE = "daBits must mask one set of digits only: reuse reveals their XOR"
+
     planes: np.ndarray
     arith: np.ndarray
-    _used: bool = field(default=False, repr=False)
-
-    def use(self) -> "DaBits":
-        """Marks the daBits consumed; a second use raises `AlreadyUsed`."""
-        if self._used:
-            raise AlreadyUsed("daBits must mask one set of digits only: reuse reveals their XOR")
-        self._used = True
-        return self
 
 
 def dabits_from_seed(seed: bytes, shape: tuple[int, ...], d: int) -> DaBits:

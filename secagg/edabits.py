@@ -13,30 +13,23 @@ One edaBit serves one value (see `EdaBits.use`). Low level: the protocol is `pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from secagg.beaver import expand_share
+from secagg.beaver import OneShot, expand_share
 from secagg.bit_sharing import expand_planes, from_planes, words
-from secagg.errors import AlreadyUsed
 from secagg.randomness import Randomness
 
 
 @dataclass
-class EdaBits:
+class EdaBits(OneShot):
     """One party's shares of edaBits for values (..., d) of b bits: `planes` (..., b, words(d)), `arith` (..., d)."""
+
+    REUSE = "edaBits must mask one set of values only: reuse reveals their difference"
 
     planes: np.ndarray
     arith: np.ndarray
-    _used: bool = field(default=False, repr=False)
-
-    def use(self) -> "EdaBits":
-        """Marks the edaBits consumed; a second use raises `AlreadyUsed`."""
-        if self._used:
-            raise AlreadyUsed("edaBits must mask one set of values only: reuse reveals their difference")
-        self._used = True
-        return self
 
 
 def edabits_from_seed(seed: bytes, shape: tuple[int, ...], bits: int, d: int) -> EdaBits:

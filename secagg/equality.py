@@ -15,12 +15,11 @@ Low level: the protocol is `protocols.two_server`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from secagg.beaver import expand_share
-from secagg.errors import AlreadyUsed
+from secagg.beaver import OneShot, expand_share
 from secagg.randomness import Randomness
 
 DIGEST_BYTES = 32
@@ -34,20 +33,14 @@ def zero_digest(party: int, share: np.ndarray, context: bytes) -> bytes:
 
 
 @dataclass
-class Blinding:
+class Blinding(OneShot):
     """One party's share of blinding triples of some shape: a (uniform), r (a uniform odd unit), c = a r."""
+
+    REUSE = "a blinding triple must blind one value only: reuse reveals the difference of the values"
 
     a: np.ndarray
     r: np.ndarray
     c: np.ndarray
-    _used: bool = field(default=False, repr=False)
-
-    def use(self) -> "Blinding":
-        """Marks the triples consumed; a second use raises `AlreadyUsed` (two e = z - a give z - z')."""
-        if self._used:
-            raise AlreadyUsed("a blinding triple must blind one value only: reuse reveals the difference of the values")
-        self._used = True
-        return self
 
 
 def blinding_from_seed(seed: bytes, shape: tuple[int, ...]) -> Blinding:

@@ -266,8 +266,12 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
         return L2Clip(config.clip, inner)
     if config.stack == "two-server":
         bits = min(32, (63 - max(1, dim - 1).bit_length()) // 2)  # distances of any b-bit inputs stay exact in Z_2^64
-        scale = 2.0 ** (bits - 2) / (m * config.clip)  # the sum of m clipped updates cannot wrap
-        # validated over the shares: ||x|| <= clip scale + sqrt(dim) (conditional rounding, beta = 0), ring units
+        # validated over the shares: ||x|| <= R = clip scale + sqrt(dim) (conditional rounding, beta = 0), ring units;
+        # any m inputs that pass, Byzantine ones too, sum to a coordinate of at most m R <= 2**(bits-2): no wrap
+        scale = (2.0 ** (bits - 2) / m - math.sqrt(dim)) / config.clip
+        if scale < 1:
+            raise ValueError(f"stack 'two-server': {m} participants of dimension {dim} leave no room in a {bits}-bit ring "
+                             f"(m (clip scale + sqrt(dim)) must stay below 2**{bits - 2}); use fewer participants or a smaller model")
         protection = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=bits, tau=config.clip * scale,
                                      norm_bound=rounded_l2_bound(config.clip * scale, dim, 0.0))
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))

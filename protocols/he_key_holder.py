@@ -16,7 +16,9 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   with its padding slots attenuated (a 0/1 mask, CKKS-encoded: ~1e-10 of each padding value is left) and scaled by a secret r in [1/2, 1) from its own CSPRNG,
   then every squared norm and squared distance (`secagg.he_distances`), their error bound taken at
   the worst r (4 times the bound at r = 1), so the reported bound says nothing of r. An input whose squared norm
-  lies outside [-bound, norm_bound**2 + bound] is rejected (values that wrap around the CKKS modulus
+  lies outside [-bound, norm_bound**2 + bound] is rejected, so an accepted input has norm at most
+  sqrt(norm_bound**2 + 2 bound) <= 1.01 norm_bound (a policy whose bound is larger is refused at setup;
+  the bound is an absolute CKKS error, about 3e-5 at d = 40) (values that wrap around the CKKS modulus
   give a norm that is, heuristically, uniform over the headroom once scaled by the unknown r, so they
   pass with probability about norm_bound**2 / 2**(headroom_bits + 1) a round: 2**-20 at norm_bound 1
   with ckks-8192; a policy whose honest squared distances (2 norm_bound)**2 could wrap, norm_bound
@@ -129,6 +131,11 @@ class KeyHolder:
         if policy.round_type == "robust" and not (context.params.scheme == "ckks" and context.params.depth >= 2 and context.has_galois_keys):
             raise ValueError("a robust key holder needs a CKKS context of depth >= 2 with Galois keys")
         policy.check_headroom(context.params.headroom_bits)
+        if policy.round_type == "robust":  # the norm check's slack is an absolute CKKS error: small bounds would let 5x through
+            slack = 2 * 4 * error_bound(context, length, 2 * policy.norm_bound, restricted=True)
+            if slack > 0.02 * policy.norm_bound**2:
+                raise ValueError(f"norm_bound {policy.norm_bound}: the CKKS error of a squared norm (+-{slack / 2:.3g}) would accept inputs "
+                                 f"over 1.01 x norm_bound; scale the inputs up or use a larger norm_bound")
         self._ctx, self._rng, self._session, self.policy = context, SystemRandomness(), session, policy
         self._client_keys, self._length, self._run = client_keys, length, run
         self.ledger = ledger if ledger is not None else ReleaseLedger()

@@ -44,7 +44,8 @@ from secagg.randomness import Randomness
 @dataclass
 class CKKSRobust(HeAggregation):
     """`rule` (krum or multi_krum, averaging `m` inputs, default accepted - f) over CKKS-encrypted float
-    inputs of L2 norm <= `norm_bound` (checked by the key holder; also sizes the noise on distances)."""
+    inputs of L2 norm <= `norm_bound` (checked by the key holder up to its CKKS error: accepted inputs have norm <= 1.01
+    norm_bound, and a norm_bound too small for that is refused; also sizes the noise on distances)."""
 
     rule: str = "multi_krum"
     f: int = 1

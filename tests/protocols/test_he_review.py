@@ -1,5 +1,5 @@
 """Adversarial review of the HE key holder and CKKS robust aggregation (issues 14 items 1-2, 13 item 3), run
-against the current key holder (review of 62dbc38, /work/prompts/reviews/he.md).
+against the current key holder (first review round, of commit 62dbc38).
 
 Each test asserts one guarantee sentence and FAILS if the named adversary breaks it: a deviating aggregator
 (any request sequence, its own keys, runs, manifests) or a Byzantine client (any ciphertext it can serialize,

@@ -17,7 +17,8 @@ TOP_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name 
 RULE_KEYS = ("rule", "f")  # only for the stacks of STACK_RULES
 _HINTS = {**typing.get_type_hints(ExperimentConfig), **typing.get_type_hints(LocalConfig)}
 _LOCAL_CHECKS = {"epochs": (lambda v: v >= 1, ">= 1"), "batch_size": (lambda v: v is None or v >= 1, ">= 1 or none"), "lr": (lambda v: v > 0, "> 0"),
-                 "threads": (lambda v: v >= 1, ">= 1"), "workers": (lambda v: v >= 0, ">= 0 (0: one a core)")}
+                 "threads": (lambda v: v >= 1, ">= 1"), "workers": (lambda v: v >= 0, ">= 0 (0: one a core)"),
+                 "fedprox_mu": (lambda v: v >= 0, ">= 0")}
 
 FIELDS = {  # what each field means, for `--help`
     "data": "breast_cancer, digits, ill_conditioned, synthetic, or a .npz/.csv file (last column: integer label)",
@@ -38,6 +39,9 @@ FIELDS = {  # what each field means, for `--help`
     "seed": "simulation seed", "data_seed": "split, partition, roles, sampling (none: seed)", "model_seed": "model init, minibatches (none: seed)",
     "protocol_seed": "dropouts and protocol secrets (none: seed)", "engine": "in-process, flower-sim or flower-deployment",
     "epochs": "local epochs", "batch_size": "local minibatch size (none: full batch)", "lr": "local learning rate",
+    "fedprox_mu": "FedProx: local loss + mu/2 ||w - w_global||^2 (0: off)",
+    "client_momentum": "beta in [0, 1): each client sends m <- beta m + (1 - beta) u, kept across its rounds (0: off)",
+    "server_lr": "server step: params <- params + server_lr v", "server_momentum": "server step: v <- server_momentum v + aggregate",
 }
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from fl.adversaries import ATTACKS, MISLABEL_KINDS, UPDATE_ATTACKS, attack, byzantine_counts, draw_round, flip_labels, mislabel
 from fl.datasets import Dataset, check_data, federate
 from fl.models import build, get_flat
+from fl.momentum import ClientMomentum, ServerMomentum
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.training import LocalConfig, evaluate, local_updates
 from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, SecAggPlus, Stage, secure_sum
@@ -78,6 +79,9 @@ class ExperimentConfig:
     partition: str = "iid"
     alpha: float = 0.5
     local: LocalConfig = field(default_factory=lambda: LocalConfig(epochs=1, batch_size=16, lr=0.1))
+    client_momentum: float = 0.0  # beta: each client sends m <- beta m + (1 - beta) u, kept across its rounds (fl.momentum)
+    server_lr: float = 1.0  # the server applies v <- server_momentum v + g; params <- params + server_lr v
+    server_momentum: float = 0.0
     stack: str = "secagg+"
     rule: str = "krum"
     byzantine: float = 0.0  # fraction of the clients, and of each round's participants (floored), that attack
@@ -133,6 +137,14 @@ class ExperimentConfig:
              f"synthetic_alpha, synthetic_beta must be >= 0 and synthetic_samples >= 2, found {self.synthetic_alpha}, {self.synthetic_beta}, {self.synthetic_samples}"),
             (0 <= self.mistaken <= 1, f"mistaken must be in [0, 1], found {self.mistaken}"),
             (0 <= self.mislabel_fraction <= 1, f"mislabel_fraction must be in [0, 1], found {self.mislabel_fraction}"),
+            (0 <= self.client_momentum < 1, f"client_momentum must be in [0, 1), found {self.client_momentum}"),
+            (self.client_momentum == 0 or self.engine == "in-process",
+             f"client_momentum keeps each client's state in the in-process loop: engine must be 'in-process', found {self.engine!r}"),
+            (self.server_lr > 0 and 0 <= self.server_momentum < 1,
+             f"server_lr must be > 0 and server_momentum in [0, 1), found server_lr={self.server_lr}, server_momentum={self.server_momentum}"),
+            (self.stack != "hidden-state" or (self.server_lr == 1 and self.server_momentum == 0),
+             f"stack 'hidden-state': the key holder releases the model, so server_lr must be 1 and server_momentum 0, "
+             f"found server_lr={self.server_lr}, server_momentum={self.server_momentum}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), found {self.dropout}"),
             (self.clip > 0, f"clip must be > 0, found {self.clip}"),
             (self.noise_multiplier >= 0, f"noise_multiplier must be >= 0, found {self.noise_multiplier}"),
@@ -348,6 +360,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     noise_rounds: list[RoundNoise] = []
     minimum = _minimum_participants(config)
     seeds = config.seeds
+    momentum, server = ClientMomentum(config.client_momentum), ServerMomentum(config.server_lr, config.server_momentum)
     try:
         for r in range(1, config.rounds + 1):
             chosen = _sample(config, rng, byzantine)
@@ -364,6 +377,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 else:
                     updates = local_updates(model, params, [local_data[c] for c in chosen], config.local,
                                             seeds=[seeds["model"] * 100_003 + r * 1_009 + int(c) for c in chosen])
+                    updates = momentum.step(chosen, updates)  # what each client sends; attacks replace the attackers' rows
                     honest = [i for i in range(len(chosen)) if i not in attackers]
                     if attackers and honest and config.attack in UPDATE_ATTACKS:
                         updates[attackers] = attack(config.attack, updates[honest], len(attackers), n=len(chosen), rng=rng, alie_z=config.alie_z,
@@ -385,7 +399,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 params = out.result.astype(np.float32)  # the model the key holder released to the clients
             else:
                 aggregate = out.result if config.stack in MEAN_STACKS else out.result / _denominator(config, len(out.included))
-                params = (params + aggregate).astype(np.float32)
+                params = server.step(params, aggregate)
             loss, accuracy = evaluate(model, params, test)
             noise = next((rep.guarantee for rep in out.reports if rep.guarantee.epsilon is not None), None)  # the noise layer's
             if noise is not None:  # dp_mechanism None: every share that arrived was uncounted, no DP this round

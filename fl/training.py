@@ -23,7 +23,8 @@ from fl.models import get_flat, set_flat
 @dataclass(frozen=True)
 class LocalConfig:
     """FedAvg: `epochs` passes of minibatch SGD at `lr`. FedSGD is epochs=1 with batch_size=None (one
-    full-batch gradient step), so the update is -lr times the gradient.
+    full-batch gradient step), so the update is -lr times the gradient. FedProx (Li et al. 2020) minimises the
+    local loss + fedprox_mu / 2 ||w - w_global||^2 instead (0: plain local loss).
 
     `threads` torch intra-op threads in every process that trains (a small model's step is 20-40x slower
     with torch's default of one thread a core on a busy machine); `workers` processes train a round's
@@ -33,24 +34,29 @@ class LocalConfig:
     epochs: int = 1
     batch_size: int | None = 32
     lr: float = 0.1
+    fedprox_mu: float = 0.0
     threads: int = 1
     workers: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or (self.batch_size is not None and self.batch_size < 1) or not self.lr > 0:
             raise ValueError(f"need epochs >= 1, batch_size >= 1 or None, lr > 0; found {self.epochs}, {self.batch_size}, {self.lr}")
+        if not self.fedprox_mu >= 0:
+            raise ValueError(f"fedprox_mu must be >= 0, found {self.fedprox_mu}")
         if self.threads < 1 or self.workers < 0:
             raise ValueError(f"need threads >= 1 and workers >= 0 (0: one a core), found threads={self.threads}, workers={self.workers}")
 
 
 def local_update(model: nn.Module, params: np.ndarray, data: Dataset, config: LocalConfig, *, seed: int) -> np.ndarray:
-    """Trains from the global `params` on `data`; returns the update new - params (float32), the vector a
-    client protects and sends. Minibatch order comes from `seed`."""
+    """Trains from the global `params` on `data` (with FedProx's proximal term to `params` when
+    config.fedprox_mu > 0); returns the update new - params (float32), the vector a client protects and sends
+    (or, with client momentum, folds into what it sends). Minibatch order comes from `seed`."""
     if len(data.y) == 0:
         return np.zeros_like(params)
     set_flat(model, params)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    anchor = [p.detach().clone() for p in model.parameters()]  # w_global, for the proximal term
     x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
     generator = torch.Generator().manual_seed(seed)
     batch = config.batch_size or len(y)
@@ -59,7 +65,10 @@ def local_update(model: nn.Module, params: np.ndarray, data: Dataset, config: Lo
         for start in range(0, len(y), batch):
             idx = order[start : start + batch]
             optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            if config.fedprox_mu > 0:
+                loss = loss + config.fedprox_mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+            loss.backward()
             optimizer.step()
     return get_flat(model) - params
 

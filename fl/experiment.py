@@ -140,6 +140,9 @@ class ExperimentConfig:
             (0 <= self.client_momentum < 1, f"client_momentum must be in [0, 1), found {self.client_momentum}"),
             (self.client_momentum == 0 or self.engine == "in-process",
              f"client_momentum keeps each client's state in the in-process loop: engine must be 'in-process', found {self.engine!r}"),
+            (self.client_momentum == 0 or self.stack != "hidden-state",
+             f"stack 'hidden-state': its last-iterate bound assumes each round's input is one step at the released model, "
+             f"so client_momentum must be 0, found {self.client_momentum}"),
             (self.server_lr > 0 and 0 <= self.server_momentum < 1,
              f"server_lr must be > 0 and server_momentum in [0, 1), found server_lr={self.server_lr}, server_momentum={self.server_momentum}"),
             (self.stack != "hidden-state" or (self.server_lr == 1 and self.server_momentum == 0),

@@ -201,6 +201,8 @@ def test_config_refuses_out_of_range_values_naming_the_field(key, value, message
 def test_config_refuses_what_a_stack_or_engine_cannot_do():
     with pytest.raises(ValueError, match="hidden-state.*server_momentum=0.5"):
         ExperimentConfig(stack="hidden-state", server_momentum=0.5)
+    with pytest.raises(ValueError, match="hidden-state.*client_momentum must be 0, found 0.5"):
+        ExperimentConfig(stack="hidden-state", client_momentum=0.5)
     with pytest.raises(ValueError, match="client_momentum .*engine must be 'in-process', found 'flower-sim'"):
         ExperimentConfig(stack="plain", engine="flower-sim", client_momentum=0.5)
     with pytest.raises(ValueError, match="fedprox_mu must be >= 0"):

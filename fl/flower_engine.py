@@ -31,8 +31,11 @@ Byzantine clients are refused (their attacks need every honest update).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -130,27 +133,23 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         come from its node config `he-client-keys` (its own PKI); without it, the node takes the client list
         the aggregator relays, and then min_clients holds only against an aggregator that does not register
         keys of its own (Flower clients draw a fresh signing key each round, so a deployment that pins keys
-        must provision long-term ones). The ledger update (load, handle, store in node state) is not atomic,
-        and Flower (1.42 runs each message as its own ClientApp task) does not promise one message at a time:
-        this toolkit's aggregator sends one decrypt message and waits for its reply, but a deviating
-        aggregator that sends two at once could have both checked against the same stored ledger (a stated
-        limitation, untested: one release sequence a round holds only for messages handled one at a time)."""
+        must provision long-term ones). The ledger is read, checked and written under an exclusive lock on a
+        file of the node's own (`_held_ledger`): Flower 1.42 runs each message as its own ClientApp task and does not
+        promise one at a time, and two decrypt messages checked against one stored copy could both be released."""
         he = he_protocol(_client_setup(current(context))[2])
         he.use_secret_context(_secret(he, context))
         request = msg.content.config_records["d"]
         start = time.thread_time()
         policy = he.policy if config is not None else KeyHolderPolicy.from_config(context.node_config)
-        stored = context.state.config_records.get("ledger", ConfigRecord({"json": ""}))
-        ledger = ReleaseLedger.from_json(str(stored["json"]))
-        try:
-            params = json.loads(request["params"])
-            pki = None if config is not None else client_keys_from_config(context.node_config)
-            keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
-            holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
-            reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
-        except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
-        context.state.config_records["ledger"] = ConfigRecord({"json": ledger.to_json()})
+        with _held_ledger(context) as ledger:
+            try:
+                params = json.loads(request["params"])
+                pki = None if config is not None else client_keys_from_config(context.node_config)
+                keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
+                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
+                reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
+            except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["cpu"] = time.thread_time() - start
         return Message(RecordDict({"d": ConfigRecord(reply)}), reply_to=msg)
 
@@ -215,6 +214,38 @@ def checked_against_node(config: ExperimentConfig, node_config: dict) -> Experim
             run = getattr(config.local if key in LOCAL_KEYS else config, key)
             raise Refused(f"run config sets {key}={run!r}, this node's config {value!r}", party="client node", stage="setup")
     return config
+
+
+def ledger_path(context: Context) -> Path:
+    """The key holder node's ledger file: its node config `he-ledger-file` (one record across runs and restarts), else
+    one a node and run in the temporary folder (what node state gave before: Flower keeps node state a run)."""
+    configured = context.node_config.get("he-ledger-file")
+    default = Path(tempfile.gettempdir()) / f"secagg-key-holder-{context.node_id}-{context.run_id}.ledger.json"
+    return Path(str(configured)) if configured else default
+
+
+@contextlib.contextmanager
+def _held_ledger(context: Context):
+    """The key holder's ledger for one message, read and written back under an exclusive `flock` on
+    `ledger_path` + ".lock", so concurrent messages see each other's releases; the file (written by atomic
+    rename) is the record, and a copy stays in node state."""
+    path = ledger_path(context)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            stored = path.read_text() if path.exists() else str(context.state.config_records.get("ledger", ConfigRecord({"json": ""}))["json"])
+            ledger = ReleaseLedger.from_json(stored)
+            try:
+                yield ledger
+            finally:
+                text = ledger.to_json()
+                tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
+                context.state.config_records["ledger"] = ConfigRecord({"json": text})
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _secret(he: HeAggregation, context: Context) -> HeContext:

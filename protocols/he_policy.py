@@ -87,7 +87,7 @@ class KeyHolderPolicy:
 
     # the policy's keys, and the key holder's own PKI (`client_keys_from_config`)
     NODE_CONFIG_KEYS = ("he-round-type", "he-min-clients", "he-recompute", "he-flood-bits", "he-rule", "he-f", "he-m", "he-norm-bound",
-                        "he-client-keys")
+                        "he-client-keys", "he-ledger-file")
 
     @classmethod
     def from_config(cls, config: Mapping) -> "KeyHolderPolicy":

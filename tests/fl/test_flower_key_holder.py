@@ -22,18 +22,19 @@ from secagg.signatures import Signer
 RUN = {"stack": "ckks", "clients": 3, "data": "breast_cancer", "model": "logreg"}
 
 
-def _node(monkeypatch, node_config):
+def _node(monkeypatch, node_config, ledger_file):
     for name, value in (("_run_id", 7), ("_task_id", 1), ("_node_id", 0)):  # what a SuperNode sets before calling the app
         monkeypatch.setattr(TaskIdentity, name, value)
     app = client_app(None)
-    context = Context(run_id=7, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, **node_config}, state=RecordDict(), run_config=RUN)
+    context = Context(run_id=7, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(ledger_file), **node_config},
+                      state=RecordDict(), run_config=RUN)
     public = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"), context).content.config_records["he"]["public"]
     return app, context, HeContext.from_bytes(preset("ckks-8192-sum"), public)
 
 
 @pytest.fixture
-def node(monkeypatch):
-    return _node(monkeypatch, {"he-min-clients": 3})
+def node(monkeypatch, tmp_path):
+    return _node(monkeypatch, {"he-min-clients": 3}, tmp_path / "ledger.json")
 
 
 def _signers(tag):
@@ -50,11 +51,11 @@ def _ask(app, context, session, ids, cts, signers):
     return app(Message(content, dst_node_id=1, message_type="query.decrypt"), context).content.config_records["d"]
 
 
-def test_the_node_takes_client_keys_from_its_own_config_not_from_the_aggregator(monkeypatch):
+def test_the_node_takes_client_keys_from_its_own_config_not_from_the_aggregator(monkeypatch, tmp_path):
     """Review finding 3: with `he-client-keys` in its node config, keys the aggregator registers (and signs with) are refused."""
     clients, sybils = _signers(""), _signers("sybil")
     pki = json.dumps({str(i): s.public_bytes().hex() for i, s in enumerate(clients)})
-    app, context, public = _node(monkeypatch, {"he-min-clients": 3, "he-client-keys": pki})
+    app, context, public = _node(monkeypatch, {"he-min-clients": 3, "he-client-keys": pki}, tmp_path / "ledger.json")
     cts = [public.encrypt(np.full(10, float(i))).to_bytes() for i in range(3)]
     assert "signature of client 0 does not verify" in _ask(app, context, session_of(1, b"aaaa"), [0, 1, 2], cts, sybils)["error"]
     assert "payload" in _ask(app, context, session_of(1, b"aaaa"), [0, 1, 2], cts, clients)

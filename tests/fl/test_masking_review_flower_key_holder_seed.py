@@ -27,7 +27,7 @@ from protocols.he_key_holder import KeyHolder  # noqa: E402
 VALUES = {"clients": 3, "rounds": 1, "stack": "ckks", "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
 
 
-def test_a_deployment_key_holder_never_seeds_its_noise_from_the_request(monkeypatch):
+def test_a_deployment_key_holder_never_seeds_its_noise_from_the_request(monkeypatch, tmp_path):
     seen = []
 
     class Stop:
@@ -44,7 +44,8 @@ def test_a_deployment_key_holder_never_seeds_its_noise_from_the_request(monkeypa
     monkeypatch.setattr(engine.HeAggregation, "key_holder", key_holder)
     app = engine.client_app()  # deployment: config comes from the run
     TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
-    context = Context(run_id=1, node_id=1, node_config={"partition-id": 3, "num-partitions": 4}, state=RecordDict(), run_config=VALUES)
+    context = Context(run_id=1, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json")},
+                      state=RecordDict(), run_config=VALUES)
     app(Message(RecordDict({}), dst_node_id=1, message_type="query.keys"), context)
     params = {"seed": "ab" * 32, "session": "00" * 8, "client_keys": {}}
     msg = Message(RecordDict({"d": ConfigRecord({"params": json.dumps(params), "frame": b""})}), dst_node_id=1, message_type="query.decrypt")

@@ -35,7 +35,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -218,9 +217,9 @@ def checked_against_node(config: ExperimentConfig, node_config: dict) -> Experim
 
 def ledger_path(context: Context) -> Path:
     """The key holder node's ledger file: its node config `he-ledger-file` (one record across runs and restarts), else
-    one a node and run in the temporary folder (what node state gave before: Flower keeps node state a run)."""
+    one a node and run under ~/.secagg/key-holder (a folder of the node's own, not the shared temporary one)."""
     configured = context.node_config.get("he-ledger-file")
-    default = Path(tempfile.gettempdir()) / f"secagg-key-holder-{context.node_id}-{context.run_id}.ledger.json"
+    default = Path.home() / ".secagg" / "key-holder" / f"{context.node_id}-{context.run_id}.ledger.json"
     return Path(str(configured)) if configured else default
 
 
@@ -228,14 +227,17 @@ def ledger_path(context: Context) -> Path:
 def _held_ledger(context: Context):
     """The key holder's ledger for one message, read and written back under an exclusive `flock` on
     `ledger_path` + ".lock", so concurrent messages see each other's releases; the file (written by atomic
-    rename) is the record, and a copy stays in node state."""
+    rename) is the record, and a copy stays in node state. A missing file while node state holds releases is
+    refused; removing the node's own file and state together (nothing another party can do) resets it."""
     path = ledger_path(context)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            stored = path.read_text() if path.exists() else str(context.state.config_records.get("ledger", ConfigRecord({"json": ""}))["json"])
-            ledger = ReleaseLedger.from_json(stored)
+            carried = str(context.state.config_records.get("ledger", ConfigRecord({"json": ""}))["json"])
+            if not path.exists() and ReleaseLedger.from_json(carried).rounds:  # the record went missing: never start afresh
+                raise Refused(f"the ledger file {path} is missing while node state holds releases", party="key holder", stage="decrypt")
+            ledger = ReleaseLedger.from_json(path.read_text() if path.exists() else carried)
             try:
                 yield ledger
             finally:

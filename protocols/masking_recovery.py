@@ -1,7 +1,10 @@
 """Robust reconstruction of a masking secret from Shamir shares, some of which may be bad.
 
 A secret (a self-mask seed or a mask key) comes with a check that a wrong value fails except with
-negligible probability (its SHA-256 commitment, or its X25519 public key). A share with an element
+negligible probability (its SHA-256 commitment, or its X25519 public key). The public-key check passes any
+key equivalent to the client's: X25519 clamps bits 0-2 of byte 0 (and the top bit), so bad shares that move
+only those bits reconstruct other bytes of the same scalar, hence the same public key and pairwise masks (the
+sum stays right), and their holders may go unnamed in step 1. A share with an element
 >= p = 2**61 - 1 is no element of GF(p): it is dropped first and its holder named. With the m >= t
 remaining shares:
 

@@ -154,6 +154,8 @@ class SecAgg(_PairwiseMasking):
     exceed c, and against an active server (k + c) / 2. None picks t = max((n-1)//2 + 1, c + 1)
     against an honest-but-curious server, and against an active one (k + c)//2 + 1, or without a
     declared c Bonawitz et al.'s 2(n-1)//3 + 1, which then protects against c = 2t - k - 1 (about n/3).
+    `clients` pins n: a client refuses a round announced for another n. Unpinned (None), a client takes the
+    announced n, and a server that announces fewer clients (counting Sybils) lowers t: pin it outside a simulation.
 
     Raises (at the round):
         ValueError: naming t or colluders when t does not protect against the declared colluders.
@@ -163,11 +165,14 @@ class SecAgg(_PairwiseMasking):
     bits: int = 32
     active: bool = False
     colluders: int | None = None
+    clients: int | None = None
     name: str = "secagg"
 
     def degree_and_threshold(self, n: int) -> tuple[int, int]:
         if n < 2:
             raise ValueError(f"SecAgg needs n >= 2 clients, found {n}")
+        if self.clients is not None and n != self.clients:
+            raise ValueError(f"n={n}: this SecAgg is configured for clients={self.clients}")
         k, c = n - 1, self.colluders
         if self.t is not None:
             t = self.t

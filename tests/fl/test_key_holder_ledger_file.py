@@ -47,4 +47,4 @@ def test_concurrent_messages_never_lose_a_release(tmp_path):
 
 def test_the_default_ledger_file_is_the_nodes_own():
     a, b = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={}), Context(run_id=1, node_id=2, node_config={}, state=RecordDict(), run_config={})
-    assert ledger_path(a) != ledger_path(b) and ledger_path(a).name.startswith("secagg-key-holder-1-1")
+    assert ledger_path(a) != ledger_path(b) and ledger_path(a).name.startswith("1-1.")

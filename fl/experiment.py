@@ -473,9 +473,19 @@ def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise
     final = None
     if config.stack == "hidden-state" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
         final = functools.partial(_final_model_epsilon, config, noise_rounds, feature_norm)
-    rate = config.sample_fraction if config.participation == "poisson" else min(1.0, config.participants / config.clients)
     return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,
-                               sampling_rate=rate, byzantine_clients=config.byzantine_clients, final_model=final)
+                               sampling_rate=_sampling_rate(config), byzantine_clients=config.byzantine_clients, final_model=final)
+
+
+def _sampling_rate(config: ExperimentConfig) -> float:
+    """An honest client's probability of taking part in a round: q under Poisson participation; under fixed
+    participation (m - a) / (N - b), capped at 1, since `draw_round` gives exactly a of the m places to the b
+    Byzantine clients and draws the other m - a from the N - b honest ones without replacement (above m / N
+    whenever a / m < b / N)."""
+    if config.participation == "poisson":
+        return config.sample_fraction
+    honest = config.clients - config.byzantine_clients
+    return min(1.0, (config.participants - config.attackers_per_round) / honest) if honest > 0 else 1.0
 
 
 def _headline(by_observer: dict[str, ObserverEpsilon], noise_rounds: list[RoundNoise]) -> float | None:

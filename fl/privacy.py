@@ -70,9 +70,11 @@ class RoundNoise:
 
 def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict, str]:
     """The keyword arguments of `compose_epsilon` that amplify the released model's epsilon by the sampling
-    ({}: no amplification), and why. `rate` is q (Poisson) or participants / clients (fixed size).
+    ({}: no amplification), and why. `rate` is q (Poisson) or, for fixed size, an honest client's inclusion
+    probability (m - a) / (N - b) (capped at 1): each round holds exactly a of the N clients' b Byzantine ones, so
+    the m - a other places are drawn from the N - b honest clients, more often than m / N when a / m < b / N.
 
-    Fixed-size sampling (m of N clients a round, hidden from this observer) is amplified by the bound for
+    Fixed-size sampling (m - a of the N - b honest clients a round, hidden from this observer) is amplified by the bound for
     sampling without replacement (Wang, Balle and Kasiviswanathan 2019, Theorem 9: replace-one neighbours,
     the mechanism's sensitivities doubled). A replace-one guarantee implies the zero-out one at the same
     epsilon, so the smaller of it and the unamplified composition holds (`epsilon_by_observer` takes it).
@@ -89,7 +91,8 @@ def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict
         return {}, ("Poisson participation with noise added by the clients: the number of noise shares in each sum depends on who "
                     "took part, so no amplification by sampling is claimed")
     return {"sampling_rate": rate, "sampling": "without_replacement"}, (
-        f"fixed-size sampling of m / N = {rate:g} of the clients, hidden from this observer (sampling without replacement, Wang, "
+        f"fixed-size sampling, an honest client taking part with probability (m - a) / (N - b) = {rate:g} (a of the m places go "
+        "to Byzantine clients), hidden from this observer (sampling without replacement, Wang, "
         "Balle and Kasiviswanathan 2019, Thm 9, replace-one neighbours with doubled sensitivities)")
 
 
@@ -100,7 +103,7 @@ def epsilon_by_observer(
     """Every observer of `stack` and its cumulative epsilon after `rounds` (the completed ones).
 
     Args:
-        sampling_rate: q (Poisson participation) or participants / clients (fixed size), see `released_sampling`.
+        sampling_rate: q (Poisson participation) or an honest client's rate (m - a) / (N - b) (fixed size), see `released_sampling`.
         byzantine_clients: how many clients of the run may be Byzantine, for the text.
         final_model: returns (epsilon, bound and reason) of the hidden-state last iterate.
     """

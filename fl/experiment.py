@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +31,7 @@ from fl.momentum import ClientMomentum, ServerMomentum
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.training import LocalConfig, evaluate, local_updates
 from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, SecAggPlus, Stage, secure_sum
-from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, compose_epsilon, last_iterate_epsilon
+from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, Mechanism, compose_epsilon, last_iterate_epsilon
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
 from protocols.he_aggregation import CKKSAggregation
 from protocols.he_hidden_state import HiddenStateCKKS
@@ -222,7 +222,7 @@ class RoundRecord:
     epsilon: float | None  # this round's, from the noise that reached the output, against the aggregate (None: no noise layer)
     cumulative_epsilon: float | None  # epsilon_by_observer["released model"]'s epsilon (None: no noise layer in the stack)
     epsilon_by_observer: dict[str, ObserverEpsilon] = field(default_factory=dict)  # each observer's cumulative epsilon, bound, assumptions
-    aborted: str = ""  # why the round aborted (too few clients survived): nothing was revealed and the model did not change
+    aborted: str = ""  # why the round aborted: the model did not change; past "sample" it counts against the servers (fl.privacy)
     deviations: tuple[dict, ...] = ()  # each attacker's protocol deviation: client, position, deviation, rejected (the error, or ""), included
 
 
@@ -361,6 +361,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     feature_norm = float(np.sqrt(np.max(np.sum(train.x.astype(np.float64) ** 2, axis=1)) + 1.0))
     result = ExperimentResult(config)
     noise_rounds: list[RoundNoise] = []
+    aborted_noise: list = []  # the own-share mechanism (or None) of each round that aborted after client data was sent
     minimum = _minimum_participants(config)
     seeds = config.seeds
     momentum, server = ClientMomentum(config.client_momentum), ServerMomentum(config.server_lr, config.server_momentum)
@@ -388,9 +389,12 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     deviations = _deviations(config, stack, attackers, rng)
                     out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r,
                                      deviations=deviations)
-            except (BelowThreshold, Aborted) as exc:  # the round revealed nothing: the model stays, no privacy is spent
+            except (BelowThreshold, Aborted) as exc:  # the model stays; the parties may have seen data-dependent values
                 loss, accuracy = evaluate(model, params, test)
-                by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm)
+                if exc.stage not in NOTHING_SENT:
+                    own = _noise_layer(stacks[len(chosen)])
+                    aborted_noise.append(own.share_mechanism() if own is not None else None)
+                by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
                 result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
                                                  reports=(), epsilon=None, cumulative_epsilon=_headline(by_observer, noise_rounds),
                                                  epsilon_by_observer=by_observer, aborted=str(exc),
@@ -409,7 +413,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 own = _noise_layer(stack)
                 noise_rounds.append(RoundNoise(noise.dp_mechanism, own.share_mechanism() if own is not None else None,
                                                int(noise.parameters.get("uncounted_shares", 0))))
-            by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm)
+            by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),
                 reports=out.reports, epsilon=noise.epsilon if noise else None, cumulative_epsilon=_headline(by_observer, noise_rounds),
@@ -490,13 +494,28 @@ def _final_model_epsilon(config: ExperimentConfig, noise_rounds: list[RoundNoise
     return hidden.epsilon, f"{hidden.bound}: {hidden.reason}"
 
 
-def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise], rounds: int, feature_norm: float) -> dict[str, ObserverEpsilon]:
+def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise], rounds: int, feature_norm: float,
+                         aborted: Sequence[Mechanism | None] = ()) -> dict[str, ObserverEpsilon]:
     final = None
     if config.stack == "hidden-state" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
         final = functools.partial(_final_model_epsilon, config, noise_rounds, feature_norm)
-    rate = config.sample_fraction if config.participation == "poisson" else min(1.0, config.participants / config.clients)
     return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,
-                               sampling_rate=rate, byzantine_clients=config.byzantine_clients, final_model=final)
+                               sampling_rate=_sampling_rate(config), byzantine_clients=config.byzantine_clients, final_model=final,
+                               aborted=aborted)
+
+
+NOTHING_SENT = ("sample",)  # abort stages before any client sent data: such a round counts against no observer
+
+
+def _sampling_rate(config: ExperimentConfig) -> float:
+    """An honest client's probability of taking part in a round: q under Poisson participation; under fixed
+    participation (m - a) / (N - b), capped at 1, since `draw_round` gives exactly a of the m places to the b
+    Byzantine clients and draws the other m - a from the N - b honest ones without replacement (above m / N
+    whenever a / m < b / N)."""
+    if config.participation == "poisson":
+        return config.sample_fraction
+    honest = config.clients - config.byzantine_clients
+    return min(1.0, (config.participants - config.attackers_per_round) / honest) if honest > 0 else 1.0
 
 
 def _headline(by_observer: dict[str, ObserverEpsilon], noise_rounds: list[RoundNoise]) -> float | None:

@@ -15,6 +15,11 @@ Each observer has one view, and the view decides which noise protects a client a
 - "final model" (hidden state): only the last model; the last-iterate bound under its declared
   assumptions, else the composition of every round (`protocols.accounting.last_iterate_epsilon`).
 
+A round that aborts after client data was sent may already have shown the protocol's parties something
+data-dependent (two-server Krum opens the exact distances before the last message, which a corrupt server
+can withhold). Such a round counts, with one client's own noise share (None: no noise, so no DP), against
+the "aggregate" and "own share" observers; the "released" and "final model" views saw nothing of it.
+
 Neighbouring datasets differ in one client's update (zero-out: replaced by zeros), the convention of
 the mechanisms' sensitivities. Every epsilon is at the experiment's delta, by the RDP accountant of
 `protocols.accounting` (dp-accounting's conversion).
@@ -70,9 +75,11 @@ class RoundNoise:
 
 def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict, str]:
     """The keyword arguments of `compose_epsilon` that amplify the released model's epsilon by the sampling
-    ({}: no amplification), and why. `rate` is q (Poisson) or participants / clients (fixed size).
+    ({}: no amplification), and why. `rate` is q (Poisson) or, for fixed size, an honest client's inclusion
+    probability (m - a) / (N - b) (capped at 1): each round holds exactly a of the N clients' b Byzantine ones, so
+    the m - a other places are drawn from the N - b honest clients, more often than m / N when a / m < b / N.
 
-    Fixed-size sampling (m of N clients a round, hidden from this observer) is amplified by the bound for
+    Fixed-size sampling (m - a of the N - b honest clients a round, hidden from this observer) is amplified by the bound for
     sampling without replacement (Wang, Balle and Kasiviswanathan 2019, Theorem 9: replace-one neighbours,
     the mechanism's sensitivities doubled). A replace-one guarantee implies the zero-out one at the same
     epsilon, so the smaller of it and the unamplified composition holds (`epsilon_by_observer` takes it).
@@ -89,18 +96,20 @@ def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict
         return {}, ("Poisson participation with noise added by the clients: the number of noise shares in each sum depends on who "
                     "took part, so no amplification by sampling is claimed")
     return {"sampling_rate": rate, "sampling": "without_replacement"}, (
-        f"fixed-size sampling of m / N = {rate:g} of the clients, hidden from this observer (sampling without replacement, Wang, "
+        f"fixed-size sampling, an honest client taking part with probability (m - a) / (N - b) = {rate:g} (a of the m places go "
+        "to Byzantine clients), hidden from this observer (sampling without replacement, Wang, "
         "Balle and Kasiviswanathan 2019, Thm 9, replace-one neighbours with doubled sensitivities)")
 
 
 def epsilon_by_observer(
     stack: str, rounds: Sequence[RoundNoise], *, delta: float, participation: str, sampling_rate: float, byzantine_clients: int,
-    final_model: Callable[[], tuple[float, str]] | None = None,
+    final_model: Callable[[], tuple[float, str]] | None = None, aborted: Sequence[Mechanism | None] = (),
 ) -> dict[str, ObserverEpsilon]:
-    """Every observer of `stack` and its cumulative epsilon after `rounds` (the completed ones).
+    """Every observer of `stack` and its cumulative epsilon after `rounds` (the completed ones) and `aborted`
+    (the own-share mechanism of each round that aborted after client data was sent, None where it had no noise).
 
     Args:
-        sampling_rate: q (Poisson participation) or participants / clients (fixed size), see `released_sampling`.
+        sampling_rate: q (Poisson participation) or an honest client's rate (m - a) / (N - b) (fixed size), see `released_sampling`.
         byzantine_clients: how many clients of the run may be Byzantine, for the text.
         final_model: returns (epsilon, bound and reason) of the hidden-state last iterate.
     """
@@ -116,12 +125,16 @@ def epsilon_by_observer(
                    f"{byzantine_clients} in the run) or declared colluding")
     if missing:
         counted += f"; {missing} round(s) with no counted noise in the output make it infinite"
+    unprotected = sum(m is None for m in aborted)
+    opened = [m for m in aborted if m is not None]
+    seen_aborted = (f"; {len(aborted)} aborted round(s) that may have opened data-dependent values count with each client's own "
+                    f"noise share{f' ({unprotected} without noise: infinite)' if unprotected else ''}") if aborted else ""
     composed: dict[tuple, float] = {}
 
-    def compose(at: float, **sampling: float | str) -> float:
-        key = (at, *sorted(sampling.items()))
+    def compose(at: float, extra: tuple = (), **sampling: float | str) -> float:
+        key = (at, len(extra), *sorted(sampling.items()))
         if key not in composed:
-            composed[key] = compose_epsilon(aggregates, delta=at, **sampling) if not missing and at > 0 else math.inf
+            composed[key] = compose_epsilon(aggregates + list(extra), delta=at, **sampling) if not missing and at > 0 else math.inf
         return composed[key]
 
     out = {}
@@ -131,8 +144,10 @@ def epsilon_by_observer(
         elif not aggregates and not shares:
             out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "no DP noise reached what it sees")
         elif view == "own share":
-            eps = compose_epsilon(shares, delta=delta) if len(shares) == len(rounds) else math.inf
-            why = "each input carries its client's whole noise" if stack == "local-dp" else ROBUST_SELECTION
+            saw_aborted = observer != "released model"  # the released model saw nothing of an aborted round
+            complete = len(shares) == len(rounds) and not (saw_aborted and unprotected)
+            eps = compose_epsilon(shares + opened if saw_aborted else shares, delta=delta) if complete else math.inf
+            why = ("each input carries its client's whole noise" if stack == "local-dp" else ROBUST_SELECTION) + (seen_aborted if saw_aborted else "")
             out[observer] = ObserverEpsilon(eps, delta, "local DP of each client's own noise share, composed", f"{why}; no amplification by sampling")
         elif view == "final model" and final_model is not None:
             eps, bound = final_model()
@@ -145,7 +160,10 @@ def epsilon_by_observer(
             if compose(delta) <= eps:  # a replace-one bound implies the zero-out one: the smaller of the two holds
                 eps, bound = compose(delta), "RDP composition of the rounds' aggregate noise (the subsampled bound is not tighter)"
             out[observer] = ObserverEpsilon(eps, delta, bound, f"{sampling}; {counted}")
+        elif view == "released":
+            out[observer] = ObserverEpsilon(compose(delta), delta, "RDP composition of the rounds' aggregate noise", f"{sampling}; {counted}")
         else:
-            how = sampling if view == "released" else "sees each round's aggregate and may know who took part: no amplification by sampling"
-            out[observer] = ObserverEpsilon(compose(delta), delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}")
+            how = "sees each round's aggregate and may know who took part: no amplification by sampling"
+            eps = compose(delta, tuple(opened)) if not unprotected else math.inf
+            out[observer] = ObserverEpsilon(eps, delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}{seen_aborted}")
     return out

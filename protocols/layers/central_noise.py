@@ -1,5 +1,6 @@
-"""Central DP in the clear, a baseline: a trusted server sees every clipped update, runs its rule and adds
-N(0, (z s)**2) per coordinate to the rule's output, s the rule's L2 sensitivity (`rule_sensitivity`).
+"""Central DP in the clear, a baseline: a trusted server sees every update, clips each row it receives to L2
+norm `clip` itself (a Byzantine client may skip the client-side clip), runs its rule and adds N(0, (z s)**2)
+per coordinate to the rule's output, s the rule's L2 sensitivity (`rule_sensitivity`).
 
 Every epsilon here is against whoever sees the output (the released model); the server itself sees
 every update, so no DP holds against it.
@@ -7,7 +8,7 @@ every update, so no DP holds against it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,8 +56,13 @@ def rule_sensitivity(rule: str, n: int, f: int, clip: float) -> float:
 @dataclass(eq=False)
 class CentralGaussian(TransformLayer):
     """The trusted server adds N(0, (noise_multiplier * rule_sensitivity(...))**2) to the output of `inner`,
-    a rule in the clear over updates clipped to `clip` (update units); the noise comes from the server's
-    own randomness, never from the round's public seed."""
+    a rule in the clear over updates the server clips to `clip` (update units: `inner` is given clip=clip, so
+    every received row, a Byzantine client's too, has norm <= clip, which the sensitivity needs); the noise
+    comes from the server's own randomness, never from the round's public seed.
+
+    Raises:
+        ValueError: if `inner` already clips at a bound other than `clip`.
+    """
 
     noise_multiplier: float
     clip: float
@@ -70,6 +76,9 @@ class CentralGaussian(TransformLayer):
         if not isinstance(self.inner, PlainRobust) or self.inner.pre is not None:
             raise ValueError(f"inner must be a PlainRobust rule without pre-aggregation, found {self.inner!r}")
         rule_sensitivity(self.inner.rule, 2 * self.inner.f + 1, self.inner.f, self.clip)  # refuses a rule without a bound
+        if self.inner.clip not in (None, self.clip):
+            raise ValueError(f"inner clips at {self.inner.clip}, the sensitivity is stated for clip={self.clip}")
+        self.inner = replace(self.inner, clip=self.clip)
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         self._noise_rng = rng.fork(self.name)
@@ -97,7 +106,7 @@ class CentralGaussian(TransformLayer):
         s = self.sensitivity(len(out.included))
         return Guarantee(
             threat_model=ThreatModel.NONE,
-            server_learns="every clipped update in the clear (a trusted curator)",
+            server_learns="every update in the clear (a trusted curator), clipped by the server to clip before the rule",
             collusion="none needed: the server sees everything",
             dropout_tolerance=self._n,
             exact=False,

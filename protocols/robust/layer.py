@@ -21,7 +21,9 @@ from secagg.randomness import Randomness
 
 @dataclass(frozen=True)
 class PlainRobust(Protocol):
-    """`rule` (after `pre`) over the float32 updates of the clients that answered, tolerating f Byzantine."""
+    """`rule` (after `pre`) over the float32 updates of the clients that answered, tolerating f Byzantine.
+    With `clip` (update units) the server first scales every received row x to x * min(1, clip / ||x||_2), so that
+    a bound on the inputs' norms holds whatever a Byzantine client sends (None: the rows as received)."""
 
     rule: str = "krum"
     f: int = 1
@@ -29,8 +31,11 @@ class PlainRobust(Protocol):
     rule_params: dict = field(default_factory=dict)
     pre_params: dict = field(default_factory=dict)
     name: str = "plain-robust"
+    clip: float | None = None
 
     def __post_init__(self) -> None:
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be > 0 or None, found {self.clip!r}")
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; known: {sorted(RULES)}")
         if self.pre is not None and self.pre not in PREAGGREGATORS:
@@ -55,7 +60,11 @@ class PlainRobust(Protocol):
         if len(received) <= 2 * self.f:
             raise BelowThreshold(f"{len(received)} updates arrived, robust aggregation needs > 2f = {2 * self.f}", party="server", stage="aggregate")
         with end.meter.server():
-            result = aggregate(np.stack([rows[u] for u in received]), self.f, self.rule, pre=self.pre, pre_params=self.pre_params, **self.rule_params)
+            updates = np.stack([rows[u] for u in received]).astype(np.float64)
+            if self.clip is not None:
+                norms = np.linalg.norm(updates, axis=1, keepdims=True)
+                updates *= np.minimum(1.0, self.clip / np.maximum(norms, np.finfo(np.float64).tiny))
+            result = aggregate(updates, self.f, self.rule, pre=self.pre, pre_params=self.pre_params, **self.rule_params)
         m = len(received)
         coefficient = kappa(self.rule, m, self.f)
         if self.pre == "nnm" and coefficient is not None:
@@ -68,7 +77,7 @@ class PlainRobust(Protocol):
             collusion="none needed: the server sees everything",
             dropout_tolerance=max(n - 2 * self.f - 1, 0),
             exact=True,
-            parameters={"n": n, "d": d, "rule": self.rule, "pre": self.pre or "none", "f": self.f,
+            parameters={"n": n, "d": d, "rule": self.rule, "pre": self.pre or "none", "f": self.f, "server_clip": self.clip or "none",
                         "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4)},
             notes="updates travel as float32; the rule runs in float64",
         )

@@ -87,7 +87,7 @@ def test_bad_configs_name_the_field(kwargs, match):
         ExperimentConfig(**kwargs)
 
 
-def test_an_aborted_round_keeps_the_model_spends_no_privacy_and_the_run_goes_on(tmp_path):
+def test_an_aborted_round_keeps_the_model_spends_privacy_only_against_the_server_and_the_run_goes_on(tmp_path):
     from fl.results import render, save, to_dict
 
     config = ExperimentConfig(stack="ddp+secagg+", clients=5, rounds=4, dropout=0.4, noise_multiplier=0.5, seed=1)
@@ -98,9 +98,12 @@ def test_an_aborted_round_keeps_the_model_spends_no_privacy_and_the_run_goes_on(
     for r in aborted:
         before = result.rounds[r.round - 2] if r.round > 1 else None
         assert r.included == () and r.reports == () and r.epsilon is None
-        assert r.cumulative_epsilon == (before.cumulative_epsilon if before else None)
+        assert r.cumulative_epsilon == (before.cumulative_epsilon if before else None)  # the released model saw nothing of it
         if before is not None:
             assert r.accuracy == before.accuracy
+            if before.epsilon_by_observer["server"].epsilon < float("inf"):  # past "sample": the server may have seen shares
+                assert r.epsilon_by_observer["server"].epsilon > before.epsilon_by_observer["server"].epsilon
+                assert "aborted round" in r.epsilon_by_observer["server"].assumptions
     save(result, tmp_path)
     assert "aborted:" in render(to_dict(result))
 

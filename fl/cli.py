@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"secagg: error: {exc}", file=sys.stderr)
         return 2
     except ProtocolError as exc:
-        print(f"secagg: a round aborted and revealed nothing: {exc}", file=sys.stderr)
+        print(f"secagg: a round aborted (no aggregate was released; what the parties saw before the abort is in the round's guarantee): {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nsecagg: interrupted outside the rounds; nothing was written and an earlier result is as it was", file=sys.stderr)

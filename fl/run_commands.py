@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fl.config import config_from, for_stack, load_toml, parse_overrides
-from fl.experiment import STACK_RULES, STACKS, ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
+from fl.experiment import STACKS, ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
 from fl.output_folder import OutputFolder
 from fl.provenance import provenance
 from fl.results import load_saved, plot, plot_comparison, plot_cost, render, save, stack_label, summary, to_dict

@@ -30,16 +30,6 @@ from secagg.signatures import Signer
 D = 40
 
 
-@pytest.fixture(scope="module")
-def sum_keys():
-    return CKKSAggregation().keys
-
-
-@pytest.fixture(scope="module")
-def robust_keys():
-    return CKKSRobust().keys
-
-
 class Round:
     """Signed inputs of n clients for some sessions, as an aggregator holds them; frames to the key holder."""
 
@@ -107,7 +97,7 @@ def test_attack_a_selected_sum_of_the_victim_alone_is_refused(robust_keys):
         with pytest.raises(Refused):
             holder.handle(r.frame(S1, r.request(S1, Target.SELECTED_SUM, ids, extra=forged)))
     assert holder.decrypted == [Target.SCALARS]
-    selected = holder.ledger.rounds[f"local/1"]["selection"]
+    selected = holder.ledger.rounds["local/1"]["selection"]
     assert len(selected) == 4
     holder.handle(r.frame(S1, r.request(S1, Target.SELECTED_SUM, selected)))
     with pytest.raises(Refused):  # one selected sum a round

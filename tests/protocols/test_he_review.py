@@ -40,16 +40,6 @@ N = 8192
 S1, S2 = session_of(1, b"rvw1"), session_of(2, b"rvw2")
 
 
-@pytest.fixture(scope="module")
-def sum_keys():
-    return CKKSAggregation().keys
-
-
-@pytest.fixture(scope="module")
-def robust_keys():
-    return CKKSRobust().keys
-
-
 def _signers(n, tag="client"):
     return [Signer.generate(SeededRandomness(17).fork(f"{tag} {i}")) for i in range(n)]
 

@@ -17,11 +17,6 @@ from secagg.he_distances import save_ciphertext
 from tests.protocols.he_forge import vector_of
 
 
-@pytest.fixture(scope="module")
-def robust_keys():
-    return CKKSRobust().keys
-
-
 def complex_slot_ciphertext(public, values: np.ndarray, length: int) -> bytes:
     """An honest-looking EncryptedVector (size 2, top level, NTT, scale 2**scale_bits, fresh encryption under the
     public key) whose slots hold COMPLEX values: SEAL's CKKSEncoder encodes complex vectors; TenSEAL only real ones."""

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
-from benchmarks.suite import CASES, _PROTOCOLS  # noqa: E402
+from benchmarks.cases import CASES, protocol_for  # noqa: E402
 from protocols import DropoutSchedule, Stage, secure_sum  # noqa: E402
 from secagg import SeededRandomness  # noqa: E402
 
@@ -51,7 +51,7 @@ D_MAX = {"ckks-robust": {"full": 100_000, "quick": 10_000}}
 
 def point(name: str, n: int, d: int) -> dict:
     case = CASES[name]
-    protocol = _PROTOCOLS.setdefault((name, n, d), case.make(n, d))
+    protocol = protocol_for(case, n, d)
     schedule = DropoutSchedule.random(n, 0.1, SeededRandomness(7), stages=(Stage.MASKED_INPUT,))
     start = time.perf_counter()
     out = secure_sum(case.inputs(n, d), protocol=protocol, dropouts=schedule, seed=0)

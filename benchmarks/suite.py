@@ -26,77 +26,26 @@ import csv
 import importlib.util
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cases import CASES, Case, float_inputs, protocol_for
 from benchmarks.floors import aes_ctr_keystream_seconds, median_wall_seconds, numpy_sum_seconds
 from benchmarks.he_layers import raw_distance_seconds, raw_tenseal
 from benchmarks.machine import describe
-from protocols import CKKSAggregation, CKKSRobust, DropoutSchedule, PlainSum, SecAgg, SecAggPlus, Stage, TwoServerRobust, secure_sum
-from protocols.layers import distributed_dp
+from protocols import DropoutSchedule, Stage, secure_sum
 from protocols.report import LayerReport
-from protocols.robust import PlainRobust
 from secagg import SeededRandomness
 from secagg.he_distances import all_pairs
-from secagg.ring import Ring
 
 COLUMNS = ["layer", "protocol", "n", "d", "dropout", "client_s", "server_s", "other_s", "bytes_up", "bytes_down", "rounds",
            "floor", "client_floor_s", "server_floor_s", "client_ratio", "server_ratio"]
 
 
-@dataclass(frozen=True)
-class Case:
-    """A stack to run: `make(n, d)` builds it, `inputs(n, d)` its (n, d) inputs."""
-
-    name: str
-    make: Callable[[int, int], object]
-    inputs: Callable[[int, int], np.ndarray]
-
-
-def ring_inputs(bits: int) -> Callable[[int, int], np.ndarray]:
-    ring = Ring(bits)
-    return lambda n, d: ring.reduce(np.random.default_rng(n + d).integers(0, 2**bits, (n, d), dtype=np.uint64).astype(ring.dtype))
-
-
-def float_inputs(n: int, d: int) -> np.ndarray:
-    x = np.random.default_rng(n + d).normal(0, 1 / np.sqrt(d), (n, d))
-    x[: n // 5] *= 10  # f = n / 5 outliers
-    return (x / np.maximum(1.0, np.linalg.norm(x, axis=1, keepdims=True))).astype(np.float32)
-
-
-def small_ring_inputs(n: int, d: int) -> np.ndarray:
-    """Encoded clipped updates in the largest ring whose distances stay exact in Z_2^64 (two-server)."""
-    bits = min(24, (62 - max(1, d - 1).bit_length()) // 2)
-    ring = Ring(bits)
-    return ring.reduce(np.round(float_inputs(n, d).astype(np.float64) * 2.0 ** (bits - 3)).astype(np.int64).astype(ring.dtype))
-
-
-def two_server(n: int, d: int) -> TwoServerRobust:
-    return TwoServerRobust(rule="multi_krum", f=max(1, n // 5), bits=min(24, (62 - max(1, d - 1).bit_length()) // 2))
-
-
-CASES = {
-    "plain": Case("plain", lambda n, d: PlainSum(bits=32), ring_inputs(32)),
-    "secagg": Case("secagg", lambda n, d: SecAgg(bits=32), ring_inputs(32)),
-    "secagg+": Case("secagg+", lambda n, d: SecAggPlus.for_clients(n, bits=32, dropout=0.1), ring_inputs(32)),
-    "ddp+secagg+": Case("ddp+secagg+", lambda n, d: distributed_dp(SecAggPlus.for_clients(n, bits=20, dropout=0.1), clients=n, dim=d, clip=1.0,
-                                                                   noise_multiplier=1.0, expected_clients=max(1, int(0.9 * n))), float_inputs),
-    "robust": Case("robust", lambda n, d: PlainRobust(rule="multi_krum", f=max(1, n // 5)), float_inputs),
-    "two-server": Case("two-server", two_server, small_ring_inputs),
-    "ckks": Case("ckks", lambda n, d: CKKSAggregation(recompute=False, min_clients=1), float_inputs),
-    "ckks-robust": Case("ckks-robust", lambda n, d: CKKSRobust(rule="multi_krum", f=max(1, n // 5), norm_bound=1.0), float_inputs),
-}
-
-_PROTOCOLS: dict[tuple[str, int, int], object] = {}  # HE key generation is setup: one key set a case and size
-
-
 def run_case(case: Case, n: int, d: int, dropout: float, reps: int) -> list:
     """Median costs over `reps` rounds; returns the reports of the median round (by total server time)."""
-    key = (case.name, n, d)
-    protocol = _PROTOCOLS.setdefault(key, case.make(n, d))
+    protocol = protocol_for(case, n, d)
     inputs = case.inputs(n, d)
     schedule = DropoutSchedule.random(n, dropout, SeededRandomness(7), stages=(Stage.MASKED_INPUT,))
     outs = []
@@ -123,7 +72,7 @@ def floors(report: LayerReport, n: int, d: int, survivors: int) -> tuple[str, fl
         gram = median_wall_seconds(lambda: x @ x.T, 1)
         return "Gram matrix (float32 BLAS)", aes_ctr_keystream_seconds(8 * d) if name == "two-server" else math.nan, gram
     if name in ("ckks", "ckks-robust"):
-        protocol = _PROTOCOLS[(name, n, d)]
+        protocol = protocol_for(CASES[name], n, d)  # the protocol the case ran (its keys)
         x = float_inputs(n, d).astype(np.float64)
         raw = raw_tenseal(protocol.keys.public.tenseal, protocol.keys.secret.tenseal, x, protocol.params.slots)
         if name == "ckks":

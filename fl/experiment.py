@@ -346,13 +346,11 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     """Runs `config.rounds` rounds; calls `on_round` after each (for progress). Ctrl-C (KeyboardInterrupt)
     between or during rounds returns the result so far, marked `interrupted`, with every completed round.
 
-    With `config.engine == "flower-sim"` the rounds run through Flower's simulation engine
-    (`fl.flower_engine`, which calls back here with `remote`: the object that aggregates a round over Flower).
+    On a Flower engine the rounds run through `fl.flower_engine`, which calls back here with `remote`, the
+    object that aggregates a round over Flower; `fl.run_commands.run_on_engine` picks the engine.
     """
     if config.engine == "flower-sim" and remote is None:
-        from fl.flower_engine import run_flower_simulation  # flwr is an optional extra
-
-        return run_flower_simulation(config, on_round)
+        raise ValueError("engine 'flower-sim' runs through Flower's simulation engine: fl.run_commands.run_on_engine (or `secagg run --engine flower-sim`)")
     if config.engine == "flower-deployment" and remote is None:
         raise ValueError("engine 'flower-deployment' runs under Flower's SuperLink: `secagg flower-app DIR`, then `flwr run DIR` (see README)")
     rng, train, test, local_data, byzantine, model = _setup(config)

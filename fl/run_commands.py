@@ -52,11 +52,21 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def run_on_engine(config: ExperimentConfig, on_round=None) -> ExperimentResult:
+    """`run_experiment` on `config.engine`: in this process, or through Flower's simulation engine
+    (`fl.flower_engine`, imported only then: flwr is an optional extra)."""
+    if config.engine == "flower-sim":
+        from fl.flower_engine import run_flower_simulation
+
+        return run_flower_simulation(config, on_round)
+    return run_experiment(config, on_round)
+
+
 def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, progress: bool = True, plots: bool = True) -> ExperimentResult:
     """Runs `config` and saves it with its provenance into `folder` (a temporary one: see `run`); `progress`
     prints a bar, `plots` draws the PNGs."""
     started = _now()
-    result = run_experiment(config, on_round=_progress(config.rounds, config.stack) if progress else None)
+    result = run_on_engine(config, on_round=_progress(config.rounds, config.stack) if progress else None)
     if result.interrupted and progress:
         print(f"\ninterrupted: saving the {len(result.rounds)} completed rounds", file=sys.stderr)
     save(result, folder, provenance(command=command, started=started, ended=_now(), seeds=config.seeds, engine=config.engine), plots=plots)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from fl.experiment import ExperimentConfig, run_experiment
+from fl.run_commands import run_on_engine
 
 pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
 
@@ -15,7 +16,7 @@ pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[f
 def test_flower_simulation_matches_the_in_process_engine(stack):
     common = dict(clients=5, rounds=2, stack=stack, rule="multi_krum", dropout=0.2, noise_multiplier=0.5, seed=0)
     here = run_experiment(ExperimentConfig(**common))
-    there = run_experiment(ExperimentConfig(engine="flower-sim", **common))
+    there = run_on_engine(ExperimentConfig(engine="flower-sim", **common))
     assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
     assert [r.accuracy for r in there.rounds] == [r.accuracy for r in here.rounds]
     assert [r.loss for r in there.rounds] == pytest.approx([r.loss for r in here.rounds], rel=1e-6)
@@ -30,7 +31,7 @@ def test_flower_simulation_matches_the_in_process_engine(stack):
 def test_ckks_on_flower_has_its_key_holder_on_its_own_node():
     common = dict(clients=5, rounds=2, stack="ckks", dropout=0.2, seed=0)
     here = run_experiment(ExperimentConfig(**common))
-    there = run_experiment(ExperimentConfig(engine="flower-sim", **common))
+    there = run_on_engine(ExperimentConfig(engine="flower-sim", **common))
     assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
     bound = there.rounds[-1].reports[0].guarantee.numeric_error
     assert 0 < bound < 1e-2

@@ -140,15 +140,15 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         request = msg.content.config_records["d"]
         start = time.thread_time()
         policy = he.policy if config is not None else KeyHolderPolicy.from_config(context.node_config)
-        with _held_ledger(context) as ledger:
-            try:
+        try:  # a refusal of the ledger itself (its file missing) is an error reply too; the ledger is written either way
+            with _held_ledger(context) as ledger:
                 params = json.loads(request["params"])
                 pki = None if config is not None else client_keys_from_config(context.node_config)
                 keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
                 holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
                 reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
-            except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
-                reply = {"error": f"{type(exc).__name__}: {exc}"}
+        except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["cpu"] = time.thread_time() - start
         return Message(RecordDict({"d": ConfigRecord(reply)}), reply_to=msg)
 

@@ -27,6 +27,8 @@ import numpy as np
 from benchmarks.machine import describe
 from protocols import PlainSum, secure_sum
 from protocols.accounting import Gaussian, calibrate, epsilon
+from protocols.core.protocol import Protocol
+from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.layers import (
     DiscreteEncode,
     DistributedNoise,
@@ -40,8 +42,6 @@ from protocols.layers import (
     distributed_dp_parameters,
 )
 from protocols.layers.transform import TransformLayer
-from protocols.protocol import Protocol
-from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 
 DELTA, TARGET_EPSILON, STEPS, SAMPLING = 1e-5, 5.0, 100, 0.1
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.machine import describe
 from protocols import secure_sum
-from protocols.he_aggregation import BFVAggregation, CKKSAggregation
+from protocols.he.aggregation import BFVAggregation, CKKSAggregation
 from secagg.he import HeContext
 from secagg.he_distances import all_pairs, pairwise
 from secagg.he_params import preset

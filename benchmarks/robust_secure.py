@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.floors import median_wall_seconds
 from benchmarks.machine import describe
 from protocols import SecAggPlus, secure_sum
-from protocols.he_robust import CKKSRobust
+from protocols.he.robust import CKKSRobust
 from protocols.robust import aggregate
 from protocols.two_server import RULES, TwoServerRobust
 from secagg.ring import Ring

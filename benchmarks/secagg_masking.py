@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks.floors import aes_ctr_keystream_seconds
 from benchmarks.machine import describe
 from protocols import DropoutSchedule, SecAgg, SecAggPlus, Stage, secure_sum
-from protocols.graph import harary_neighbours
+from protocols.masking.graph import harary_neighbours
 from secagg import SeededRandomness
 
 FULL = [(n, d) for n in (100, 500) for d in (10**4, 10**5, 10**6)]

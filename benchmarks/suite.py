@@ -35,7 +35,7 @@ from benchmarks.floors import aes_ctr_keystream_seconds, median_wall_seconds, nu
 from benchmarks.he_layers import raw_distance_seconds, raw_tenseal
 from benchmarks.machine import describe
 from protocols import DropoutSchedule, Stage, secure_sum
-from protocols.report import LayerReport
+from protocols.core.report import LayerReport
 from secagg import SeededRandomness
 from secagg.he_distances import all_pairs
 

@@ -33,13 +33,13 @@ from fl.training import LocalConfig, evaluate, local_updates
 from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, SecAggPlus, Stage, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, Mechanism, last_iterate_epsilon
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
-from protocols.he_aggregation import CKKSAggregation
-from protocols.he_hidden_state import HiddenStateCKKS
-from protocols.he_robust import CKKSRobust
+from protocols.he.aggregation import CKKSAggregation
+from protocols.he.hidden_state import HiddenStateCKKS
+from protocols.he.robust import CKKSRobust
 from protocols.layers import DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp, rounded_l2_bound
 from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.noise import MECHANISMS
-from protocols.secagg import DEFAULT_CORRUPT
+from protocols.masking.secagg import DEFAULT_CORRUPT
 from protocols.robust import RULES, PlainRobust
 from protocols.two_server import RULES as TWO_SERVER_RULES
 from protocols.two_server import TwoServerRobust
@@ -50,7 +50,7 @@ STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp",
 MEAN_STACKS = ("plain", "robust", "central-dp", "local-dp")  # these return the rule's output; "hidden-state" the model; the others a sum
 PARTICIPATION = ("fixed", "poisson")
 ENGINES = ("in-process", "flower-sim", "flower-deployment")
-FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.protocol)
+FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.core.protocol)
 SHARE_STACKS = ("two-server", "ddp+two-server")  # their clients send additive shares (protocols.byzantine_shares)
 CLIP_STACKS = tuple(s for s in STACKS if s not in ("plain", "robust"))  # a client-side clip layer to skip
 MASKING_STACKS = ("secagg+", "ddp+secagg+")  # every Stage exists; the other stacks end at MASKED_INPUT

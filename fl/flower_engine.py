@@ -24,7 +24,7 @@ in its node state, per run and round.
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
 Supported stacks: plain, robust, secagg+, ddp+secagg+ and ckks (the protocols whose rounds split: see
-`protocols.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
+`protocols.core.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
 makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
 Byzantine clients are refused (their attacks need every honest update).
 """
@@ -50,17 +50,17 @@ from flwr.simulation import run_simulation
 
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
-from fl.results import render, save, to_dict
 from fl.models import get_flat
+from fl.results import render, save, to_dict
 from fl.training import local_update
-from protocols.driver import CostMeter
-from protocols.errors import ProtocolError, Refused
-from protocols.he_aggregation import HeAggregation
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
-from protocols.protocol import Protocol, RoundEnd
-from protocols.report import Output
-from protocols.schedule import DropoutSchedule
-from protocols.wire import KEY_HOLDER, SERVER
+from protocols.core.driver import CostMeter
+from protocols.core.errors import ProtocolError, Refused
+from protocols.core.protocol import Protocol, RoundEnd
+from protocols.core.report import Output
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.wire import KEY_HOLDER, SERVER
+from protocols.he.aggregation import HeAggregation
+from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
 from secagg import HeContext, SeededRandomness
 
 
@@ -126,7 +126,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
 
     @app.query("decrypt")
     def decrypt(msg: Message, context: Context) -> Message:
-        """The key holder node: checks and decrypts one request (see protocols.he_key_holder) under its own
+        """The key holder node: checks and decrypts one request (see protocols.he.key_holder) under its own
         policy (deployment: its --node-config `he-*` keys, `KeyHolderPolicy.from_config`; simulation: the
         experiment's, as in process) and its ledger, kept in node state for every run and round. Client keys
         come from its node config `he-client-keys` (its own PKI); without it, the node takes the client list

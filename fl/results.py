@@ -12,7 +12,7 @@ import numpy as np
 
 from fl.experiment import STACK_RULES, ExperimentResult
 from protocols import accounting
-from protocols.report import Cost, Guarantee, LayerReport, ThreatModel, format_reports
+from protocols.core.report import Cost, Guarantee, LayerReport, ThreatModel, format_reports
 
 _MECHANISMS = {cls.__name__: cls for cls in (accounting.Gaussian, accounting.DistributedDiscreteGaussian, accounting.Skellam)}
 

@@ -1,16 +1,32 @@
-"""Floor 2: aggregation protocols, their layers and the per-layer report."""
+"""Floor 2: aggregation protocols, their layers and the per-layer report.
 
-from protocols.deviations import Deviation
-from protocols.errors import Aborted, BelowThreshold, InvalidInput, MalformedMessage, ProtocolError, Refused, ReplayedMessage
-from protocols.he_aggregation import BFVAggregation, CKKSAggregation
-from protocols.he_hidden_state import HiddenStateCKKS
-from protocols.he_robust import CKKSRobust
-from protocols.plain import PlainSum
-from protocols.protocol import Protocol, RingProtocol
-from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel, format_reports
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.secagg import SecAgg, SecAggPlus
-from protocols.secure_sum import secure_sum
+`core` (the interface, driver, wire, report), `masking` (SecAgg, SecAgg+), `he` (CKKS/BFV with a key
+holder), `two_server` (additive shares), beside `layers`, `robust`, `accounting` and `dp`."""
+
+from protocols.core import (
+    Aborted,
+    BelowThreshold,
+    Cost,
+    Deviation,
+    DropoutSchedule,
+    Guarantee,
+    InvalidInput,
+    LayerReport,
+    MalformedMessage,
+    Output,
+    PlainSum,
+    Protocol,
+    ProtocolError,
+    Refused,
+    ReplayedMessage,
+    RingProtocol,
+    Stage,
+    ThreatModel,
+    format_reports,
+    secure_sum,
+)
+from protocols.he import BFVAggregation, CKKSAggregation, CKKSRobust, HiddenStateCKKS
+from protocols.masking import SecAgg, SecAggPlus
 from protocols.two_server import TwoServerRobust
 
 __all__ = [

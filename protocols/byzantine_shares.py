@@ -1,6 +1,6 @@
 """A Byzantine client of the two-server protocol that picks its shares freely (a `tamper` hook).
 
-Used by the protocol tests and by `fl.experiment` for Byzantine participants (`protocols.deviations`).
+Used by the protocol tests and by `fl.experiment` for Byzantine participants (`protocols.core.deviations`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.masking_messages import Kind
-from protocols.wire import Frame, decode_frame, encode_frame
+from protocols.core.messages import Kind
+from protocols.core.wire import Frame, decode_frame, encode_frame
 from secagg.beaver import expand_share
 from secagg.bit_sharing import offset, share_planes, to_planes
 

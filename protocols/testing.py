@@ -22,20 +22,21 @@ import numpy as np
 from hypothesis import strategies as st
 
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares, _encode, _matrices  # noqa: F401 (public here too)
-from protocols.errors import Aborted, BelowThreshold, ProtocolError
-from protocols.graph import harary_neighbours
-from protocols.masking_client import MaskingClient
-from protocols.masking_messages import Kind, Secret, parse_unmask_shares
-from protocols.masking_recovery import robust_reconstruct
-from protocols.masking_server import MaskingServer
-from protocols.masking_setup import RoundSetup
-from protocols.protocol import Protocol
-from protocols.report import Output
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.secagg import SecAgg, SecAggPlus
-from protocols.secure_sum import secure_sum
-from protocols.transport import chain  # noqa: F401 (public here too)
-from protocols.wire import HEADER_BYTES, SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.core.errors import Aborted, BelowThreshold, ProtocolError
+from protocols.core.messages import Kind
+from protocols.core.protocol import Protocol
+from protocols.core.report import Output
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.secure_sum import secure_sum
+from protocols.core.transport import chain  # noqa: F401 (public here too)
+from protocols.core.wire import HEADER_BYTES, SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.client import MaskingClient
+from protocols.masking.graph import harary_neighbours
+from protocols.masking.messages import Secret, parse_unmask_shares
+from protocols.masking.recovery import robust_reconstruct
+from protocols.masking.secagg import SecAgg, SecAggPlus
+from protocols.masking.server import MaskingServer
+from protocols.masking.setup import RoundSetup
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness
 from secagg.ring import Ring
@@ -356,15 +357,15 @@ def equivocation_attack(setup: RoundSetup, inputs: np.ndarray, victim: int, corr
 # --- Byzantine ciphertexts and a deviating aggregator (homomorphic encryption) ---------------------
 # A Byzantine client chooses its ciphertext bytes freely (and signs them); a deviating aggregator
 # chooses its decryption requests freely. `check_releases` is an independent model of the key
-# holder's policy (`protocols.he_policy`), written from its rules rather than from its code.
+# holder's policy (`protocols.he.policy`), written from its rules rather than from its code.
 
 import random  # noqa: E402
 
 import tenseal as ts  # noqa: E402
 import tenseal.sealapi as seal  # noqa: E402
 
-from protocols.he_messages import Target  # noqa: E402
-from protocols.he_policy import KeyHolderPolicy  # noqa: E402
+from protocols.he.messages import Target  # noqa: E402
+from protocols.he.policy import KeyHolderPolicy  # noqa: E402
 from secagg.he import EncryptedVector, HeContext  # noqa: E402
 from secagg.he_distances import save_ciphertext  # noqa: E402
 

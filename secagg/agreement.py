@@ -1,6 +1,6 @@
 """X25519 key agreement with HKDF-SHA256 (RFC 7748, RFC 5869).
 
-Low level: the caller chooses `context`. Most callers want `protocols.secagg`, which binds the
+Low level: the caller chooses `context`. Most callers want `protocols.masking.secagg`, which binds the
 round, stage and both party ids into it. Private keys come from a `Randomness` (the OS CSPRNG
 in production), so simulations can be reproduced.
 """

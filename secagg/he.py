@@ -6,7 +6,7 @@ TenSEAL's own (SEAL, zstd-compressed), so byte counts are those a deployment wou
 
 Randomness: SEAL draws key and encryption randomness from its own CSPRNG seeded from the OS; a
 simulation seed cannot make an HE round reproducible bit for bit, only within its error bound.
-Low level: no threshold or multi-key decryption exists here; `protocols.he_aggregation` adds the
+Low level: no threshold or multi-key decryption exists here; `protocols.he.aggregation` adds the
 key-holder role around it.
 """
 

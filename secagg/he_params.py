@@ -3,7 +3,7 @@
 Security follows the HomomorphicEncryption.org standard (Albrecht et al. 2018, Table 1, uniform
 ternary secret, classical attacks) as SEAL enforces it: for ring degree N, the total bit size of
 the coefficient modulus q (special prime included) may not exceed `MAX_LOG_Q[level][N]`.
-Low level: nothing here picks parameters for a protocol; `protocols.he_aggregation` does.
+Low level: nothing here picks parameters for a protocol; `protocols.he.aggregation` does.
 """
 
 from __future__ import annotations

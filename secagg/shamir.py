@@ -1,7 +1,7 @@
 """Shamir t-of-n secret sharing over GF(p), p = 2**61 - 1, vectorized over many secrets.
 
 Low level: n, t and the evaluation points are not checked for security. Most callers want
-`protocols.secagg.SecAggPlus.for_clients(n)`, which picks them.
+`protocols.masking.secagg.SecAggPlus.for_clients(n)`, which picks them.
 
 Share at point x (1 <= x < p) of secret s is f(x) for f(X) = s + a_1 X + ... + a_{t-1} X**(t-1)
 with uniform a_i; any t shares determine s, any t-1 are jointly uniform. A 32-byte secret

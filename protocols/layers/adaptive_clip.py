@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.core.protocol import Protocol
+from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.transport import InProcessTransport
 from protocols.layers.clip import L2Clip
-from protocols.protocol import Protocol
-from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
-from protocols.schedule import DropoutSchedule
-from protocols.transport import InProcessTransport
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
 from secagg.ring import Ring

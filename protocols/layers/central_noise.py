@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from protocols.accounting import Gaussian, epsilon
+from protocols.core.protocol import OpenRound
+from protocols.core.report import Guarantee, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.transport import InProcessTransport
 from protocols.dp.samplers import gaussian
 from protocols.layers.transform import TransformLayer
-from protocols.protocol import OpenRound
-from protocols.report import Guarantee, Output, ThreatModel
 from protocols.robust.layer import PlainRobust
-from protocols.schedule import DropoutSchedule
-from protocols.transport import InProcessTransport
 from secagg.randomness import Randomness
 
 ORDER_STATISTIC_RULES = ("mean", "trimmed_mean", "coordinate_median")

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.core.protocol import Protocol
+from protocols.core.report import Guarantee, Output
 from protocols.layers.transform import TransformLayer, local_guarantee
-from protocols.protocol import Protocol
-from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
 
 

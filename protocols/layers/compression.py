@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from protocols.core.protocol import Protocol, RingProtocol
+from protocols.core.report import Guarantee, Output
 from protocols.dp.samplers import uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
-from protocols.protocol import Protocol, RingProtocol
-from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
 
 

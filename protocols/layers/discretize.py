@@ -19,10 +19,10 @@ from statistics import NormalDist
 
 import numpy as np
 
+from protocols.core.protocol import RingProtocol
+from protocols.core.report import Guarantee, Output
 from protocols.dp.samplers import uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
-from protocols.protocol import RingProtocol
-from protocols.report import Guarantee, Output
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
 from secagg.ring import Ring

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.accounting import Gaussian
+from protocols.core.protocol import Protocol
+from protocols.core.report import Guarantee, Output
 from protocols.dp.samplers import gaussian
 from protocols.layers.noise import shares_guarantee
 from protocols.layers.transform import TransformLayer
-from protocols.protocol import Protocol
-from protocols.report import Guarantee, Output
 from secagg.randomness import Randomness
 
 

@@ -8,9 +8,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from protocols.accounting import epsilon
+from protocols.core.report import Guarantee, Output
 from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.transform import local_guarantee
-from protocols.report import Guarantee, Output
 
 
 @dataclass(eq=False)

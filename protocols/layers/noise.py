@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.accounting import DistributedDiscreteGaussian, Skellam, epsilon
+from protocols.core.protocol import RingProtocol
+from protocols.core.report import Guarantee, Output, ThreatModel
 from protocols.dp.samplers import discrete_gaussian, skellam
 from protocols.layers.transform import TransformLayer
-from protocols.protocol import RingProtocol
-from protocols.report import Guarantee, Output, ThreatModel
 from secagg.randomness import Randomness
 from secagg.ring import Ring
 

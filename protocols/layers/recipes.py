@@ -6,13 +6,13 @@ import math
 from dataclasses import dataclass
 
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
+from protocols.core.protocol import Protocol, RingProtocol
 from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
 from protocols.layers.local_noise import LocalGaussian
 from protocols.layers.noise import DistributedNoise, noise_mechanism
 from protocols.layers.rotation import RandomizedHadamard
-from protocols.protocol import Protocol, RingProtocol
 from protocols.robust.layer import PlainRobust
 
 

@@ -9,12 +9,12 @@ import time
 
 import numpy as np
 
-from protocols.deviations import skips_protection
-from protocols.driver import ClientRole
-from protocols.protocol import OpenRound, Protocol, matrix_shape
-from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
-from protocols.schedule import DropoutSchedule
-from protocols.transport import InProcessTransport
+from protocols.core.deviations import skips_protection
+from protocols.core.driver import ClientRole
+from protocols.core.protocol import OpenRound, Protocol, matrix_shape
+from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.transport import InProcessTransport
 from secagg.randomness import Randomness, SeededRandomness
 
 
@@ -28,7 +28,7 @@ def local_guarantee(n: int, *, exact: bool, parameters: dict, notes: str, numeri
 class TransformLayer(Protocol):
     """Subclasses define `inner`, `encode` (one client's row) and `decode` (the aggregate).
 
-    A round is split (see `protocols.protocol`): the server draws a public seed, and both halves call
+    A round is split (see `protocols.core.protocol`): the server draws a public seed, and both halves call
     `prepare(n, d, SeededRandomness(seed))`, so public per-round choices (rotation signs, kept
     coordinates) agree wherever the clients run. Client i encodes with `rng.fork(name)` from its own
     randomness and records its CPU seconds and `counters(...)` under the layer's name.
@@ -52,7 +52,7 @@ class TransformLayer(Protocol):
         """Client `client`'s transform of its row."""
 
     def unprotected(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
-        """What a client that skips its protection sends this layer's inner protocol (`protocols.deviations`):
+        """What a client that skips its protection sends this layer's inner protocol (`protocols.core.deviations`):
         the encoding without its clipping, noise or norm condition. Default: the honest `encode`."""
         return self.encode(client, row, rng)
 

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.clear import ClearClient, ClearServer
-from protocols.errors import BelowThreshold
-from protocols.masking_messages import Kind, encode_floats, parse_floats
-from protocols.protocol import OpenRound, Protocol, RoundEnd
-from protocols.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.clear import ClearClient, ClearServer
+from protocols.core.errors import BelowThreshold
+from protocols.core.messages import Kind, encode_floats, parse_floats
+from protocols.core.protocol import OpenRound, Protocol, RoundEnd
+from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
 from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
 from secagg.randomness import Randomness
 
 

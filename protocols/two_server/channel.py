@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold, MalformedMessage
-from protocols.masking_messages import Kind
-from protocols.transport import InProcessTransport
-from protocols.wire import DEALER, SECOND_SERVER, SERVER, Frame, Reader, Writer, decode_frame, encode_frame, party_name
+from protocols.core.driver import CostMeter
+from protocols.core.errors import BelowThreshold, MalformedMessage
+from protocols.core.messages import Kind
+from protocols.core.transport import InProcessTransport
+from protocols.core.wire import DEALER, SECOND_SERVER, SERVER, Frame, Reader, Writer, decode_frame, encode_frame, party_name
 
 S0, S1 = SERVER, SECOND_SERVER
 

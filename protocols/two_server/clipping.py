@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.masking_messages import Kind
+from protocols.core.messages import Kind
 from protocols.robust.rules import clipping_weights
 from protocols.two_server.channel import S0, Channel
 from protocols.two_server.gates import PARTIES

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.masking_messages import Kind
+from protocols.core.messages import Kind
+from protocols.core.wire import DEALER, Writer
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix, read_matrix
-from protocols.wire import DEALER, Writer
 from secagg.boolean import AndTriples, and_masked, and_share, and_triples_from_seed, deal_and_triples
 from secagg.dabits import DaBits, dabits_from_seed, deal_dabits, recompose
 from secagg.edabits import EdaBits, deal_edabits, edabits_from_seed, from_sum

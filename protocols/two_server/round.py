@@ -32,22 +32,22 @@ from fractions import Fraction
 
 import numpy as np
 
-from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold, InvalidInput, MalformedMessage
-from protocols.masking_messages import Kind
-from protocols.protocol import RingProtocol
-from protocols.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.driver import CostMeter
+from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage
+from protocols.core.messages import Kind
+from protocols.core.protocol import RingProtocol
+from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
+from protocols.core.wire import DEALER, Writer
 from protocols.robust.preaggregators import nnm_neighbours
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
 from protocols.robust.rules import krum_select
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_matrix, parse_share
 from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.validation import check_digits
-from protocols.wire import DEALER, Writer
 from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed
 from secagg.bit_sharing import expand_planes, offset, share_planes, to_planes, words
 from secagg.prg import SEED_BYTES

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.masking_messages import Kind
-from protocols.errors import BelowThreshold
+from protocols.core.errors import BelowThreshold
+from protocols.core.messages import Kind
+from protocols.core.wire import DEALER
 from protocols.two_server.channel import S0, S1, Channel
 from protocols.two_server.gates import PARTIES, dealt, digits_to_shares
-from protocols.wire import DEALER
 from secagg.equality import DIGEST_BYTES, Blinding, blinded_share, blinding_from_seed, deal_blinding, zero_digest
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness

@@ -18,10 +18,10 @@ import pytest
 from fl.privacy import RoundNoise, epsilon_by_observer
 from protocols import secure_sum
 from protocols.accounting import Gaussian, compose_epsilon
-from protocols.errors import BelowThreshold
+from protocols.core.errors import BelowThreshold
+from protocols.core.wire import decode_frame
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import S0, S1
-from protocols.wire import decode_frame
 from secagg.beaver import to_signed
 
 

@@ -14,7 +14,7 @@ from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from fl.flower_engine import _client_setup, checked_against_node, client_app, config_from_run  # noqa: E402
 from fl.models import get_flat  # noqa: E402
-from protocols.errors import Refused  # noqa: E402
+from protocols.core.errors import Refused  # noqa: E402
 from secagg import SeededRandomness  # noqa: E402
 
 VALUES = {"clients": 3, "rounds": 1, "stack": "secagg+", "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}

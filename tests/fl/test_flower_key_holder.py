@@ -10,10 +10,10 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 from fl.flower_engine import client_app
-from protocols.he_messages import DecryptRequest, Target, digest, signed_message
-from protocols.he_policy import session_of
-from protocols.masking_messages import Kind
-from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.messages import DecryptRequest, Target, digest, signed_message
+from protocols.he.policy import session_of
 from secagg.he import HeContext
 from secagg.he_params import preset
 from secagg.randomness import SeededRandomness

@@ -13,7 +13,7 @@ pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[f
 from flwr.app import Context, RecordDict  # noqa: E402
 
 from fl.flower_engine import _held_ledger, ledger_path  # noqa: E402
-from protocols.errors import Refused  # noqa: E402
+from protocols.core.errors import Refused  # noqa: E402
 
 S1, S2 = bytes.fromhex("0000000511111111"), bytes.fromhex("0000000522222222")  # round 5, two sessions
 

@@ -11,7 +11,7 @@ import pytest
 flwr = pytest.importorskip("flwr")
 
 from fl.flower_engine import checked_against_node, config_from_run  # noqa: E402
-from protocols.errors import Refused  # noqa: E402
+from protocols.core.errors import Refused  # noqa: E402
 
 VALUES = {"clients": 3, "rounds": 1, "stack": "secagg+", "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
 

@@ -21,8 +21,8 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 import fl.flower_engine as engine  # noqa: E402
-from protocols.errors import MalformedMessage  # noqa: E402
-from protocols.he_key_holder import KeyHolder  # noqa: E402
+from protocols.core.errors import MalformedMessage  # noqa: E402
+from protocols.he.key_holder import KeyHolder  # noqa: E402
 
 VALUES = {"clients": 3, "rounds": 1, "stack": "ckks", "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
 

@@ -3,8 +3,8 @@ module makes them once."""
 
 import pytest
 
-from protocols.he_aggregation import CKKSAggregation
-from protocols.he_robust import CKKSRobust
+from protocols.he.aggregation import CKKSAggregation
+from protocols.he.robust import CKKSRobust
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,14 @@ import sys
 
 import numpy as np
 
-from protocols.errors import ProtocolError
-from protocols.he_aggregation import HeCollector
-from protocols.he_key_holder import KeyHolder
-from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
-from protocols.he_policy import KeyHolderPolicy, session_of
-from protocols.masking_messages import Kind
+from protocols.core.errors import ProtocolError
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.aggregation import HeCollector
+from protocols.he.key_holder import KeyHolder
+from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
+from protocols.he.policy import KeyHolderPolicy, session_of
 from protocols.testing import MUTATIONS, mutate_ciphertext
-from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from secagg.he import HeContext
 from secagg.he_params import preset
 from secagg.randomness import SeededRandomness

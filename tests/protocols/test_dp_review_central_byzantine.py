@@ -14,10 +14,10 @@ import struct
 import numpy as np
 
 from protocols import secure_sum
+from protocols.core.wire import SERVER, Frame, decode_frame, encode_frame
 from protocols.layers.central_noise import rule_sensitivity
 from protocols.layers.recipes import central_dp
 from protocols.robust.layer import PlainRobust
-from protocols.wire import SERVER, Frame, decode_frame, encode_frame
 
 D, Z = 2, 1e-6
 

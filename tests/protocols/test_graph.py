@@ -1,13 +1,12 @@
 """The SecAgg+ graph and its parameter choice."""
 
 import numpy as np
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from protocols.graph import (
+from protocols.masking.graph import (
     HararyGraph,
     binomial_tail,
     check_threshold,

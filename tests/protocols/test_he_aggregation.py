@@ -7,15 +7,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import DropoutSchedule, Stage, secure_sum
-from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
-from protocols.he_aggregation import BFVAggregation, CKKSAggregation
-from protocols.he_hidden_state import HiddenStateCKKS
-from protocols.he_key_holder import KeyHolder
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger
-from protocols.he_messages import DecryptRequest, Target, digest, signed_message
-from protocols.masking_messages import Kind
+from protocols.core.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import HEADER_BYTES, KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.aggregation import BFVAggregation, CKKSAggregation
+from protocols.he.hidden_state import HiddenStateCKKS
+from protocols.he.key_holder import KeyHolder
+from protocols.he.messages import DecryptRequest, Target, digest, signed_message
+from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
 from protocols.testing import ring_inputs, schedules
-from protocols.wire import HEADER_BYTES, KEY_HOLDER, SERVER, Frame, encode_frame
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
 

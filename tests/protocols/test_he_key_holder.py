@@ -12,17 +12,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from protocols import secure_sum
-from protocols.errors import InvalidInput, ProtocolError, Refused
-from protocols.he_aggregation import CKKSAggregation
-from protocols.he_key_holder import KeyHolder, accepted_distances, distance_matrix, is_euclidean
-from protocols.he_messages import DecryptRequest, Target, digest, signed_message
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
-from protocols.he_robust import CKKSRobust
-from protocols.masking_messages import Kind
+from protocols.core.errors import InvalidInput, ProtocolError, Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.aggregation import CKKSAggregation
+from protocols.he.key_holder import KeyHolder, accepted_distances, distance_matrix, is_euclidean
+from protocols.he.messages import DecryptRequest, Target, digest, signed_message
+from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
+from protocols.he.robust import CKKSRobust
 from protocols.robust.rules import krum_select
 from protocols.robust.validation import squared_distances
 from protocols.testing import AggregatorStep, aggregator_requests, byzantine_ciphertexts, check_releases, mutate_ciphertext
-from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from secagg.he import EncryptedVector
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer

@@ -8,32 +8,33 @@ that decrypts to a function of the secret key: only a zero-knowledge proof of we
 stop it), the guarantee was weakened and the test, named `..._is_a_stated_limitation`, asserts that the
 attack still works AND that the guarantee text states it: a future fix flips it."""
 
-from dataclasses import dataclass
-
 import inspect
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
-from protocols import he_hidden_state, he_key_holder, he_robust, secure_sum
-from protocols.errors import ProtocolError, Refused
-from protocols.he_aggregation import BFVAggregation, CKKSAggregation, HeAggregation, HeCollector
-from protocols.he_hidden_state import HiddenStateCKKS
-from protocols.he_key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder, accepted_distances
-from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config, session_of
-from protocols.he_robust import CKKSRobust
-from protocols.masking_messages import Kind
-from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
-from secagg.he import EncryptedVector
-from secagg.randomness import SeededRandomness
-from secagg.signatures import Signer
 import tenseal as ts
 import tenseal.sealapi as seal
 
+from protocols import secure_sum
+from protocols.core.errors import ProtocolError, Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he import hidden_state as he_hidden_state
+from protocols.he import key_holder as he_key_holder
+from protocols.he import robust as he_robust
+from protocols.he.aggregation import BFVAggregation, CKKSAggregation, HeAggregation, HeCollector
+from protocols.he.hidden_state import HiddenStateCKKS
+from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder, accepted_distances
+from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
+from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config, session_of
+from protocols.he.robust import CKKSRobust
 from secagg.errors import MalformedCiphertext
+from secagg.he import EncryptedVector
 from secagg.he_distances import restrict, save_ciphertext
+from secagg.randomness import SeededRandomness
+from secagg.signatures import Signer
 from tests.protocols.he_forge import forged_vector, key_image, monomial, negacyclic_shift, real_slots, vector_of
 
 N = 8192

@@ -7,13 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import DropoutSchedule, Stage, secure_sum
-from protocols.errors import Refused
-from protocols.he_messages import DecryptRequest, Target
-from protocols.he_robust import CKKSRobust
-from protocols.masking_messages import Kind
+from protocols.core.errors import Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, Frame, Reader, decode_frame, encode_frame
+from protocols.he.messages import DecryptRequest, Target
+from protocols.he.robust import CKKSRobust
 from protocols.robust.rules import krum_select, scores_from_distances
 from protocols.robust.validation import squared_distances
-from protocols.wire import KEY_HOLDER, Frame, Reader, decode_frame, encode_frame
 
 PROTOCOLS = {rule: CKKSRobust(rule=rule, f=1, norm_bound=2.0, min_clients=1) for rule in ("krum", "multi_krum")}
 

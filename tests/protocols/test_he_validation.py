@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protocols.errors import MalformedMessage, Refused
-from protocols.he_aggregation import CKKSAggregation, HeCollector
-from protocols.he_key_holder import KeyHolder
-from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
-from protocols.he_policy import KeyHolderPolicy, session_of
-from protocols.masking_messages import Kind
+from protocols.core.errors import MalformedMessage, Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.aggregation import CKKSAggregation, HeCollector
+from protocols.he.key_holder import KeyHolder
+from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, signed_message
+from protocols.he.policy import KeyHolderPolicy, session_of
 from protocols.testing import mutate_ciphertext
-from protocols.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from protocols import DropoutSchedule, PlainSum, SecAggPlus, Stage, secure_sum
 from protocols.accounting import Skellam, compose_epsilon, epsilon
+from protocols.core.protocol import Protocol
+from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.layers import DiscreteEncode, DistributedNoise, L2Clip, RandomizedHadamard, choose_scale, distributed_dp, rounded_l2_bound
 from protocols.layers.rotation import hadamard
-from protocols.protocol import Protocol
-from protocols.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import Aborted, BelowThreshold, MalformedMessage, Refused, SecAgg, secure_sum
-from protocols.masking_messages import Kind, encode_unmask_shares, parse_unmask_shares, parse_vector
+from protocols.core.messages import Kind, parse_vector
+from protocols.core.wire import HEADER_BYTES, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.masking.graph import harary_neighbours
+from protocols.masking.messages import encode_unmask_shares, parse_unmask_shares
 from protocols.testing import (
     FORMAT_ATTACKS,
     REPLAY_ATTACKS,
@@ -21,8 +24,6 @@ from protocols.testing import (
     rounds,
     run_attacked,
 )
-from protocols.graph import harary_neighbours
-from protocols.wire import HEADER_BYTES, SERVER, Frame, Reader, decode_frame, encode_frame
 from secagg import Ring
 
 

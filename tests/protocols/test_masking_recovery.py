@@ -5,8 +5,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols import masking_recovery
-from protocols.masking_recovery import robust_reconstruct
+from protocols.masking import recovery as masking_recovery
+from protocols.masking.recovery import robust_reconstruct
 from secagg import SeededRandomness, shamir
 
 SECRET = bytes(range(32))

@@ -6,8 +6,8 @@ ones this client's own configuration gives (n, k, t, bits, d = len(row)): a serv
 import numpy as np
 import pytest
 
-from protocols.errors import Refused
-from protocols.secagg import SecAgg, SecAggPlus
+from protocols.core.errors import Refused
+from protocols.masking.secagg import SecAgg, SecAggPlus
 
 SEED, SESSION = "ab" * 32, "cd" * 8
 

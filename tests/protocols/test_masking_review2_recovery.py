@@ -1,4 +1,4 @@
-"""Second-round review, issue 14: robust reconstruction (protocols.masking_recovery) and its checks.
+"""Second-round review, issue 14: robust reconstruction (protocols.masking.recovery) and its checks.
 
 Claims: "A secret ... comes with a check that a wrong value fails except with negligible probability (its
 SHA-256 commitment, or its X25519 public key)"; robust_reconstruct never outputs a secret other than the
@@ -7,11 +7,12 @@ shared one, and within (m - t)/2 bad shares names exactly bad holders."""
 import os
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import protocols.masking_recovery as masking_recovery
-from protocols.masking_recovery import robust_reconstruct
-from protocols.masking_server import _public_key
+import protocols.masking.recovery as masking_recovery
+from protocols.masking.recovery import robust_reconstruct
+from protocols.masking.server import _public_key
 from secagg import field, shamir
 
 
@@ -36,7 +37,7 @@ def test_a_byzantine_share_cannot_make_a_different_mask_key_pass_the_public_key_
     delta = pow(int(weights[0]), field.P - 2, field.P)  # f(0) moves by weight * delta = 1
     shares[0, 0] = (int(shares[0, 0]) + delta) % field.P
     secret, named = robust_reconstruct(holders, shares, t, lambda k: _public_key(k) == _public_key(key))
-    # the weaker, true claim (protocols/masking_recovery.py): the reconstructed key is the same X25519 scalar, so the
+    # the weaker, true claim (protocols/masking/recovery.py): the reconstructed key is the same X25519 scalar, so the
     # same public key and pairwise masks; only which bytes stand for it differs, and the bad holder may go unnamed
     assert secret is not None and _public_key(secret) == _public_key(key)
     assert "may go unnamed" in masking_recovery.__doc__

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binom
 
-from protocols.secagg import SecAggPlus
+from protocols.masking.secagg import SecAggPlus
 
 
 def independent_c(n: int, k: int, gamma: float, sigma: float) -> int:

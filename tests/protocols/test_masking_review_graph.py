@@ -1,4 +1,4 @@
-"""Review attacks on the SecAgg+ graph (protocols.graph) and its active-mode seed (RoundSetup.graph_seed_from).
+"""Review attacks on the SecAgg+ graph (protocols.masking.graph) and its active-mode seed (RoundSetup.graph_seed_from).
 
 Claims attacked: graph.py "The permutation is a 4-round Feistel network over AES-128 (Luby-Rackoff: a
 pseudorandom permutation)" (broken at n = 256 by the first test; the permutation is now the ranks of AES-CTR
@@ -9,8 +9,8 @@ graph (one hash), it never sets it" (so the order in which the server lists adve
 
 import numpy as np
 
-from protocols.graph import HararyGraph, _SortedPermutation
-from protocols.masking_setup import RoundSetup
+from protocols.masking.graph import HararyGraph, _SortedPermutation
+from protocols.masking.setup import RoundSetup
 from secagg import Ring
 
 

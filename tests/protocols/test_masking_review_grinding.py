@@ -13,8 +13,8 @@ import itertools
 import numpy as np
 
 from protocols import SecAggPlus
-from protocols.graph import HararyGraph
-from protocols.masking_setup import RoundSetup
+from protocols.masking.graph import HararyGraph
+from protocols.masking.setup import RoundSetup
 from secagg import Ring
 
 N, GAMMA, SIGMA, TRIES = 300, 0.25, 4, 1024

@@ -19,14 +19,15 @@ pair_context this test fails (the victim's input is recovered). Keep it as the r
 
 import numpy as np
 
-from protocols.errors import ProtocolError
-from protocols.masking_client import MaskingClient
-from protocols.masking_messages import SHARE_CIPHERTEXT_BYTES, Secret, key_entry_bytes, parse_unmask_shares, parse_vector
-from protocols.masking_recovery import robust_reconstruct
-from protocols.masking_server import MaskingServer
-from protocols.masking_setup import SELF_MASK_DOMAIN, RoundSetup
-from protocols.secagg import SecAgg
-from protocols.wire import Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.core.errors import ProtocolError
+from protocols.core.messages import parse_vector
+from protocols.core.wire import Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.client import MaskingClient
+from protocols.masking.messages import SHARE_CIPHERTEXT_BYTES, Secret, key_entry_bytes, parse_unmask_shares
+from protocols.masking.recovery import robust_reconstruct
+from protocols.masking.secagg import SecAgg
+from protocols.masking.server import MaskingServer
+from protocols.masking.setup import SELF_MASK_DOMAIN, RoundSetup
 from secagg import Ring, SeededRandomness
 from secagg.prg import AesCtrPrg
 from secagg.signatures import Signer

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from protocols import SecAggPlus
-from protocols.errors import ProtocolError
-from protocols.masking_messages import Kind
-from protocols.schedule import Stage
-from protocols.wire import SERVER, Frame, Writer, encode_frame
+from protocols.core.errors import ProtocolError
+from protocols.core.messages import Kind
+from protocols.core.schedule import Stage
+from protocols.core.wire import SERVER, Frame, Writer, encode_frame
 from secagg import SeededRandomness
 
 
@@ -40,7 +40,7 @@ def test_a_mistyped_n_is_refused_or_fails_typed(n):
                                           ("graph_seed", "zz" * 32), ("graph_seed", 17)])
 def test_every_mistyped_public_parameter_is_refused_before_use(field, value):
     """Each public parameter of the wrong type or size is refused typed, naming it (a bool is no int here)."""
-    from protocols.errors import Refused
+    from protocols.core.errors import Refused
 
     stack = SecAggPlus(n=10, k=4, t=3)
     public = {"n": 10, "k": 4, "t": 3, "d": 3, "bits": 32, "session": "00" * 8, "graph_seed": "11" * 32}

@@ -1,4 +1,4 @@
-"""Review attacks on robust reconstruction (protocols.masking_recovery, MaskingServer._reconstruct).
+"""Review attacks on robust reconstruction (protocols.masking.recovery, MaskingServer._reconstruct).
 
 Claims attacked (masking_recovery docstring): "Gao's decoder on all m ... corrects up to
 floor((m - t) / 2) bad shares"; "The secret is None only when every step failed: fewer than t good
@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import SecAgg, secure_sum
-from protocols.masking_messages import SECRET_BYTES, Kind, parse_unmask_shares
-from protocols.masking_recovery import robust_reconstruct
+from protocols.core.messages import Kind
+from protocols.core.wire import SERVER, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.messages import SECRET_BYTES, parse_unmask_shares
+from protocols.masking.recovery import robust_reconstruct
 from protocols.testing import check_sum
-from protocols.wire import SERVER, Reader, Writer, decode_frame, encode_frame
 from secagg import SeededRandomness, field, shamir
 
 OUT_OF_RANGE = np.uint64(2**64 - 1)  # a u64 the wire accepts but that is no element of GF(2**61 - 1)
@@ -163,7 +164,7 @@ def test_a_dealer_whose_shares_match_no_commitment_aborts_the_round_typed_naming
     """Corrupt client 3 commits to a seed it did not share (its SHARES frame carries another commitment): no honest
     fix exists (its holders revealed seed shares; a key request would be refused), so the round must abort with a
     typed error naming client 3, and release no aggregate; it must not blame the honest holders."""
-    from protocols.errors import Aborted
+    from protocols.core.errors import Aborted
 
     n = 8
 

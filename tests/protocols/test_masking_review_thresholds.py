@@ -1,4 +1,4 @@
-"""Review attacks on the active-mode thresholds (protocols.graph, SecAggPlus.for_clients, SecAgg).
+"""Review attacks on the active-mode thresholds (protocols.masking.graph, SecAggPlus.for_clients, SecAgg).
 
 Claims attacked: SecAggPlus docstring "with a fraction gamma = corrupt of clients colluding with the
 server, no client has more than c = corrupt_neighbours_bound(n, k, gamma, sigma) corrupt neighbours
@@ -15,8 +15,8 @@ import pytest
 from scipy.stats import binom, hypergeom
 
 from protocols import SecAgg, SecAggPlus
-from protocols.graph import corrupt_neighbours_bound
-from protocols.masking_setup import RoundSetup
+from protocols.masking.graph import corrupt_neighbours_bound
+from protocols.masking.setup import RoundSetup
 from protocols.testing import equivocation_attack
 from secagg import Ring
 

@@ -12,7 +12,7 @@ import pytest
 import tenseal.sealapi as seal
 
 from protocols import secure_sum
-from protocols.he_robust import CKKSRobust
+from protocols.he.robust import CKKSRobust
 from secagg.he_distances import save_ciphertext
 from tests.protocols.he_forge import vector_of
 
@@ -172,7 +172,7 @@ def test_honest_degenerate_inputs_pass_the_euclidean_check(robust_keys, case):
 
 # --- CKKS robust: rejections within dropout_tolerance, Multi-Krum's m ---------------------------------------------
 
-from protocols.errors import ProtocolError  # noqa: E402
+from protocols.core.errors import ProtocolError  # noqa: E402
 
 
 def _over_the_bound(n, byzantine, d=40):

@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import BelowThreshold, DropoutSchedule, MalformedMessage, Refused, SecAgg, SecAggPlus, Stage, secure_sum
-from protocols.graph import check_threshold, corrupt_neighbours_bound
-from protocols.masking_messages import Kind, Secret, parse_unmask_shares
-from protocols.masking_setup import RoundSetup
+from protocols.core.messages import Kind
+from protocols.core.wire import SERVER, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.graph import check_threshold, corrupt_neighbours_bound
+from protocols.masking.messages import Secret, parse_unmask_shares
+from protocols.masking.setup import RoundSetup
 from protocols.testing import check_sum, equivocation_attack, rounds
-from protocols.wire import SERVER, Reader, Writer, decode_frame, encode_frame
 from secagg import Ring, SeededRandomness
 
 

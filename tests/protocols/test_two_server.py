@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from protocols import DropoutSchedule, Stage, secure_sum
-from protocols.errors import BelowThreshold
-from protocols.masking_messages import Kind
+from protocols.core.errors import BelowThreshold
+from protocols.core.messages import Kind
+from protocols.core.wire import HEADER_BYTES, SECOND_SERVER
 from protocols.robust.rules import centered_clipping, krum_select
 from protocols.testing import schedules
 from protocols.two_server import TwoServerRobust
-from protocols.wire import HEADER_BYTES, SECOND_SERVER
 from secagg.beaver import deal_gram, gram_share, lift_signed, to_signed, triple_from_seed, truncate
 from secagg.errors import AlreadyUsed
 from secagg.randomness import SeededRandomness

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import secure_sum
-from protocols.errors import InvalidInput, MalformedMessage
+from protocols.core.errors import InvalidInput, MalformedMessage
 from protocols.robust.rules import krum_select
 from protocols.testing import ByzantineShares, byzantine_clients, chain
 from protocols.two_server import TwoServerRobust
@@ -94,8 +94,8 @@ def test_byzantine_shares_never_reach_the_rule(data, n, d, bits, rule, norm_frac
 
 
 def test_a_share_frame_that_does_not_parse_excludes_its_sender():
-    from protocols.masking_messages import Kind
-    from protocols.wire import HEADER_BYTES
+    from protocols.core.messages import Kind
+    from protocols.core.wire import HEADER_BYTES
 
     def truncate_client_2(src, dst, frame):
         return [frame[: HEADER_BYTES + 10]] if src == 2 and frame[3] == Kind.SHARE_VECTOR else [frame]
@@ -125,8 +125,8 @@ def test_what_the_second_server_sees_of_validation_and_sorting_is_uniform(rule):
     structure would show in the bytes; Krum's opened distances (leaked by design) are left out."""
     from scipy import stats
 
-    from protocols.masking_messages import Kind
-    from protocols.wire import HEADER_BYTES, SECOND_SERVER, SERVER
+    from protocols.core.messages import Kind
+    from protocols.core.wire import HEADER_BYTES, SECOND_SERVER, SERVER
 
     seen = []
 

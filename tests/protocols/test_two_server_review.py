@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 import protocols.two_server.validation as validation
 from protocols import secure_sum
-from protocols.errors import BelowThreshold, InvalidInput, MalformedMessage
-from protocols.masking_messages import Kind
-from protocols.schedule import DropoutSchedule, Stage
+from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage
+from protocols.core.messages import Kind
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.wire import Frame, decode_frame, encode_frame
 from protocols.testing import ByzantineShares, _encode, _matrices, chain
 from protocols.two_server import TwoServerRobust
-from protocols.wire import Frame, decode_frame, encode_frame
 from secagg.beaver import expand_share, lift_signed, to_signed
 from secagg.bit_sharing import offset, share_planes, to_planes
 from secagg.ring import Ring
@@ -127,7 +127,6 @@ def test_a_rejected_clients_blinded_residual_shows_only_its_2_adic_valuation(mon
 def test_a_malformed_share_names_its_sender(kind):
     """A Byzantine client 2 sends a frame of the wrong length (a digit plane short, or a 31-byte seed). It is
     excluded; the typed error in Output.rejected must name client 2, not the server that received it."""
-    from protocols.wire import HEADER_BYTES
 
     def short(src, dst, frame):
         if src == 2 and frame[3] == kind:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.driver import ClientRole, CostMeter, ServerRole, drive
-from protocols.report import Output
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
+from protocols.core.driver import ClientRole, CostMeter, ServerRole, drive
+from protocols.core.report import Output
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
 from secagg.randomness import Randomness
 from secagg.ring import Ring
 
@@ -39,7 +39,7 @@ class RoundEnd:
     rejected: list
     measurements: dict[int, dict] = field(default_factory=dict)
     dropouts: DropoutSchedule | None = None  # the schedule, when a simulation imposed one
-    key_holder: Callable[[bytes, dict], tuple[bytes, float]] | None = None  # a remote key holder (see he_aggregation)
+    key_holder: Callable[[bytes, dict], tuple[bytes, float]] | None = None  # a remote key holder (see protocols.he.aggregation)
 
 
 @dataclass

@@ -6,7 +6,7 @@ self-mask seed b_u (checked against u's SHA-256 commitment) and, for every clien
 after sharing, its mask key s_sk_v (checked against the advertised s_pk_v); then it removes
 PRG(b_u) and the masks v left in its surviving neighbours' inputs. Any stage with fewer than t + 1
 live clients, or a secret with fewer than t shares, aborts with `BelowThreshold` before anything
-is unmasked. Reconstruction is robust (`masking_recovery`): a share that fails the check is dropped
+is unmasked. Reconstruction is robust (`protocols.masking.recovery`): a share that fails the check is dropped
 and its holder named in `bad_shares`; only a secret left without t good shares (among those the
 search reaches) aborts with `Aborted`. No aggregate leaves a failed round.
 
@@ -20,21 +20,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from protocols.errors import Aborted, BelowThreshold, MalformedMessage, ReplayedMessage
-from protocols.graph import HararyGraph
-from protocols.masking_messages import (
+from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ReplayedMessage
+from protocols.core.messages import Kind, parse_vector
+from protocols.core.schedule import Stage
+from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.graph import HararyGraph
+from protocols.masking.messages import (
     COMMITMENT_BYTES,
     SHARE_CIPHERTEXT_BYTES,
-    Kind,
     Secret,
     key_entry_bytes,
     parse_unmask_shares,
-    parse_vector,
 )
-from protocols.masking_recovery import robust_reconstruct
-from protocols.masking_setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from protocols.schedule import Stage
-from protocols.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.recovery import robust_reconstruct
+from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
 from secagg.agreement import X25519Agreement
 from secagg.errors import InvalidTag
 from secagg.prg import AesCtrPrg

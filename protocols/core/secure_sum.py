@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from protocols.deviations import Deviation, unprotected
-from protocols.protocol import Protocol
-from protocols.report import Output
-from protocols.schedule import DropoutSchedule
-from protocols.transport import Hook, InProcessTransport, chain
+from protocols.core.deviations import Deviation, unprotected
+from protocols.core.protocol import Protocol
+from protocols.core.report import Output
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.transport import Hook, InProcessTransport, chain
 from secagg.randomness import Randomness, SeededRandomness, SystemRandomness
 
 
@@ -30,8 +30,8 @@ def secure_sum(
 
     With `seed=None` every secret (keys, seeds, shares, nonces) comes from the OS CSPRNG; an integer
     seed makes the whole round reproducible, for simulation and tests only. `tamper` and `wire`
-    are the transport's test hooks (see `protocols.transport`). `deviations[i]` makes client i deviate on
-    purpose (`protocols.deviations`): its drop joins `dropouts`, its `tamper` runs before `tamper`, and it
+    are the transport's test hooks (see `protocols.core.transport`). `deviations[i]` makes client i deviate on
+    purpose (`protocols.core.deviations`): its drop joins `dropouts`, its `tamper` runs before `tamper`, and it
     skips its client-side protection layers.
 
     Returns:

@@ -15,8 +15,8 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-from protocols.errors import MalformedMessage
-from protocols.wire import PARTY_NAMES, party_name
+from protocols.core.errors import MalformedMessage
+from protocols.core.wire import PARTY_NAMES, party_name
 from secagg.randomness import Randomness
 
 TAG_BYTES = 32

@@ -31,7 +31,7 @@ from itertools import combinations
 
 import numpy as np
 
-from protocols.masking_messages import SECRET_BYTES
+from protocols.masking.messages import SECRET_BYTES
 from secagg import field, shamir
 from secagg.errors import InconsistentShares
 

@@ -18,7 +18,7 @@ class RoundSetup:
     """n clients, graph degree k, share threshold t (among a client's k neighbours), inputs of d
     elements of `ring`, `active` = signatures and a consistency check against an active server.
 
-    `graph_seed` keys the SecAgg+ graph (see `protocols.graph.HararyGraph`). An honest-but-curious
+    `graph_seed` keys the SecAgg+ graph (see `protocols.masking.graph.HararyGraph`). An honest-but-curious
     server draws it; against an active server it is None and every party derives it from the signed
     advertisements instead (`graph_seed_from`), so that the server cannot pick it alone.
     """

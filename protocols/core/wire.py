@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from protocols.errors import MalformedMessage
+from protocols.core.errors import MalformedMessage
 
 MAGIC = b"SA"
 VERSION = 1

@@ -8,7 +8,7 @@ server) collects and adds, a key holder that must not collude with it decrypts.
 
 TenSEAL has no threshold decryption, so privacy rests on the key holder and the aggregator not
 colluding, and on every client's ciphertext being honestly generated (a Byzantine client can make a
-release expose the secret key, see `protocols.he_key_holder`); every `LayerReport` says so. Any number of clients may drop (no pairwise masks): the
+release expose the secret key, see `protocols.he.key_holder`); every `LayerReport` says so. Any number of clients may drop (no pairwise masks): the
 round needs only `min_clients` inputs. Keys are generated once per protocol object (the key
 holder's setup) and their sizes are reported, not counted in per-round bytes.
 """
@@ -21,18 +21,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from protocols.clear import ClearClient, ClearServer
-from protocols.driver import CostMeter, drive
-from protocols.errors import BelowThreshold, MalformedMessage
-from protocols.he_key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
-from protocols.he_messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger, session_of
-from protocols.masking_messages import Kind
-from protocols.protocol import OpenRound, Protocol, RoundEnd
-from protocols.report import Guarantee, LayerReport, Output, ThreatModel
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
-from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.core.clear import ClearClient, ClearServer
+from protocols.core.driver import CostMeter, drive
+from protocols.core.errors import BelowThreshold, MalformedMessage
+from protocols.core.messages import Kind
+from protocols.core.protocol import OpenRound, Protocol, RoundEnd
+from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
+from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
+from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, rerandomized_total
 from secagg.he_params import HeParameters, preset
@@ -139,7 +139,7 @@ class HeAggregation(Protocol):
 
     needs_galois = False
     scheme: ClassVar[str | None] = None  # the scheme a subclass's presets must use
-    round_type: ClassVar[str] = "sum"  # what its key holder's policy serves (`protocols.he_policy.ROUND_KINDS`)
+    round_type: ClassVar[str] = "sum"  # what its key holder's policy serves (`protocols.he.policy.ROUND_KINDS`)
 
     @property
     def policy(self) -> KeyHolderPolicy:

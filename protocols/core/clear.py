@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
-from protocols.errors import BelowThreshold, MalformedMessage, ReplayedMessage
-from protocols.masking_messages import Kind
-from protocols.schedule import Stage
-from protocols.wire import SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.core.errors import BelowThreshold, MalformedMessage, ReplayedMessage
+from protocols.core.messages import Kind
+from protocols.core.schedule import Stage
+from protocols.core.wire import SERVER, Frame, Reader, decode_frame, encode_frame
 
 STAGE = Stage.MASKED_INPUT.name
 

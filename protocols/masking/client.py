@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
-from protocols.graph import HararyGraph
-from protocols.masking_messages import (
-    SHARE_CIPHERTEXT_BYTES,
-    SHARE_BYTES,
+from protocols.core.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
+from protocols.core.messages import Kind, encode_vector
+from protocols.core.schedule import Stage
+from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.graph import HararyGraph
+from protocols.masking.messages import (
     SECRET_BYTES,
-    Kind,
+    SHARE_BYTES,
+    SHARE_CIPHERTEXT_BYTES,
     Secret,
     encode_unmask_shares,
-    encode_vector,
     key_entry_bytes,
 )
-from protocols.masking_setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from protocols.schedule import Stage
-from protocols.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
 from secagg import shamir
 from secagg.aead import AuthenticatedCipher
 from secagg.agreement import X25519Agreement

@@ -11,7 +11,7 @@ O(n log n + k + d) work (each client computes its own neighbours from the seed i
 handler: n/2 AES blocks and one vectorised sort, ~50 us at n = 1000; against an active server O(n)
 more, to verify and hash every signed advertisement), server O(n*k + n*d*k) at dropout.
 
-The SecAgg+ graph is H(k, n) relabelled by the ranks of AES-CTR words (`protocols.graph.HararyGraph`);
+The SecAgg+ graph is H(k, n) relabelled by the ranks of AES-CTR words (`protocols.masking.graph.HararyGraph`);
 the previous version's 4-round Feistel labelling was distinguishable on small n, so a seeded SecAgg+
 round now has another graph than before (SecAgg's complete graph, and every other draw of a seeded
 round, are unchanged).
@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.driver import CostMeter, drive
-from protocols.errors import MalformedMessage, Refused
-from protocols.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
-from protocols.masking_client import MaskingClient
-from protocols.masking_server import PARTY, MaskingServer
-from protocols.masking_setup import RoundSetup
-from protocols.protocol import OpenRound, RemoteUnsupported, RingProtocol, RoundEnd
-from protocols.report import Guarantee, LayerReport, Output, ThreatModel
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
+from protocols.core.driver import CostMeter, drive
+from protocols.core.errors import MalformedMessage, Refused
+from protocols.core.protocol import OpenRound, RemoteUnsupported, RingProtocol, RoundEnd
+from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
+from protocols.masking.client import MaskingClient
+from protocols.masking.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
+from protocols.masking.server import PARTY, MaskingServer
+from protocols.masking.setup import RoundSetup
 from secagg.randomness import Randomness
 from secagg.signatures import Signer
 

@@ -1,5 +1,5 @@
 """The key holder: the only party with the HE secret key. It decrypts what its own policy
-(`protocols.he_policy.KeyHolderPolicy`, set up with the key holder, never sent by the aggregator)
+(`protocols.he.policy.KeyHolderPolicy`, set up with the key holder, never sent by the aggregator)
 allows and nothing else, and never releases a raw CKKS decryption.
 
 Checks before any decryption (each failure raises `Refused` and releases nothing):
@@ -55,14 +55,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from protocols.core.errors import Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import SERVER, Reader, decode_frame
 from protocols.dp.samplers import discrete_gaussian
-from protocols.errors import Refused
-from protocols.he_messages import DecryptRequest, Target, encode_plaintext, signed_message
-from protocols.he_messages import digest as ciphertext_digest
-from protocols.he_policy import KeyHolderPolicy, ReleaseLedger
-from protocols.masking_messages import Kind
+from protocols.he.messages import DecryptRequest, Target, encode_plaintext, signed_message
+from protocols.he.messages import digest as ciphertext_digest
+from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
 from protocols.robust.rules import krum_select
-from protocols.wire import SERVER, Reader, decode_frame
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rerandomized_total
 from secagg.he_distances import all_pairs, error_bound, restrict, squared_distances

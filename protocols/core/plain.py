@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.clear import ClearClient, ClearServer
-from protocols.masking_messages import Kind, encode_vector, parse_vector
-from protocols.protocol import OpenRound, RingProtocol, RoundEnd
-from protocols.report import Guarantee, LayerReport, Output, ThreatModel
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
+from protocols.core.clear import ClearClient, ClearServer
+from protocols.core.messages import Kind, encode_vector, parse_vector
+from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
+from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
 from secagg.randomness import Randomness
 
 

@@ -3,7 +3,7 @@
 A `Deviation` says what client i does instead of following the protocol, through three hooks the protocol
 already has: `skip_protection` (its client-side transform layers send its row unprotected: no clipping, no
 noise, rounding without the norm condition; see `TransformLayer.unprotected`), `tamper` (rewrites every frame
-it sends, a transport hook as in `protocols.transport`, e.g. `protocols.byzantine_shares.ByzantineShares.tamper`)
+it sends, a transport hook as in `protocols.core.transport`, e.g. `protocols.byzantine_shares.ByzantineShares.tamper`)
 and `drop` (it sends nothing from that stage on). `secure_sum(..., deviations={i: Deviation(...)})` applies them.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from protocols.schedule import Stage
-from protocols.transport import Hook
+from protocols.core.schedule import Stage
+from protocols.core.transport import Hook
 
 _UNPROTECTED: ContextVar[frozenset[int]] = ContextVar("unprotected clients", default=frozenset())
 

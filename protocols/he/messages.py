@@ -4,7 +4,7 @@ decryption requests with their evidence, and released plaintexts.
     CIPHERTEXT       blob(ciphertext) | signature(64)
     DECRYPT_REQUEST  u8 target | u32 m | m x (u32 client, sha256(ciphertext), signature) |
                      blob(what to decrypt) | u8 has_inputs | [m x blob(ciphertext)] | blob(extra)
-    PLAINTEXT        u32 count | count x float64 (little-endian; `masking_messages.encode_floats`)
+    PLAINTEXT        u32 count | count x float64 (little-endian; `protocols.core.messages.encode_floats`)
 
 A client signs ("he-input" | session | client id | sha256(ciphertext)) with its Ed25519 key, so
 the key holder can tell a round's inputs from anything else the aggregator might send.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.masking_messages import encode_floats, parse_floats
-from protocols.wire import Reader, Writer
+from protocols.core.messages import encode_floats, parse_floats
+from protocols.core.wire import Reader, Writer
 from secagg.signatures import SIGNATURE_BYTES
 
 DIGEST_BYTES = 32

@@ -13,7 +13,7 @@ therefore a guarantee against the aggregator and against whoever sees only the f
 the key holder or a client, each round's model is released and distributed-DP accounting applies.
 All of this assumes honestly generated ciphertexts: a Byzantine client that sends one decrypting to a
 function of the secret key (e.g. (0, K)) receives the decrypted model and so could learn the key
-itself, and with it every model and input under that key (`protocols.he_key_holder`).
+itself, and with it every model and input under that key (`protocols.he.key_holder`).
 `weight` is public (e.g. the server learning rate over the number of sampled clients), so CKKS
 needs no multiplication and no level is consumed: the model can be updated for any number of rounds.
 """
@@ -25,15 +25,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold
-from protocols.he_aggregation import HeAggregation
-from protocols.he_messages import Target, parse_plaintext
-from protocols.masking_messages import Kind
-from protocols.report import LayerReport, Output
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
-from protocols.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.core.driver import CostMeter
+from protocols.core.errors import BelowThreshold
+from protocols.core.messages import Kind
+from protocols.core.report import LayerReport, Output
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.he.aggregation import HeAggregation
+from protocols.he.messages import Target, parse_plaintext
 from secagg.he import EncryptedVector
 from secagg.randomness import Randomness
 

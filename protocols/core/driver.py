@@ -16,11 +16,11 @@ from typing import Protocol as Interface
 
 import numpy as np
 
-from protocols.errors import ProtocolError
-from protocols.report import Cost
-from protocols.schedule import DropoutSchedule, Stage
-from protocols.transport import InProcessTransport
-from protocols.wire import SERVER, party_name
+from protocols.core.errors import ProtocolError
+from protocols.core.report import Cost
+from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.transport import InProcessTransport
+from protocols.core.wire import SERVER, party_name
 
 
 class ServerRole(Interface):

@@ -26,8 +26,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from protocols.errors import Refused
-from protocols.he_messages import Target
+from protocols.core.errors import Refused
+from protocols.he.messages import Target
 
 ROUND_KINDS: dict[str, tuple[Target, ...]] = {
     "sum": (Target.SUM,),

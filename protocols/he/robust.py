@@ -1,4 +1,4 @@
-"""Krum and Multi-Krum over CKKS ciphertexts, with the non-colluding key holder of `he_aggregation`.
+"""Krum and Multi-Krum over CKKS ciphertexts, with the non-colluding key holder of `protocols.he.aggregation`.
 
     client i:   Enc(x_i) (preset ckks-8192: depth 2), signed                     -> aggregator
     aggregator: relays the signed inputs with a SCALARS request                   -> key holder
@@ -15,7 +15,7 @@ then releases one client's update, which is what Krum outputs, so its policy nee
 Clients over the norm bound are named in `Output.rejected` (`InvalidInput`). What is validated: the
 squared norm of each input as its ciphertext encodes it on the d real slots. What is not: without a
 proof of ciphertext well-formedness, a Byzantine client can still send any vector of norm <= norm_bound
-(and CKKS values wrapped around the modulus are caught only heuristically, see `he_key_holder`), and
+(and CKKS values wrapped around the modulus are caught only heuristically, see `protocols.he.key_holder`), and
 privacy assumes honestly generated ciphertexts: clients the aggregator lists alone can send
 ciphertexts of norm < norm_bound that decrypt to a function of the secret key (e.g. (0, K) with a
 small K), and the selected sum then exposes the key.
@@ -28,16 +28,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from protocols.driver import CostMeter
-from protocols.errors import BelowThreshold, InvalidInput
-from protocols.he_aggregation import HeAggregation
-from protocols.he_key_holder import accepted_distances
-from protocols.he_messages import Target
-from protocols.report import LayerReport, Output
+from protocols.core.driver import CostMeter
+from protocols.core.errors import BelowThreshold, InvalidInput
+from protocols.core.report import LayerReport, Output
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.transport import InProcessTransport
+from protocols.he.aggregation import HeAggregation
+from protocols.he.key_holder import accepted_distances
+from protocols.he.messages import Target
 from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import krum_select
-from protocols.schedule import DropoutSchedule
-from protocols.transport import InProcessTransport
 from secagg.randomness import Randomness
 
 

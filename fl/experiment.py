@@ -342,12 +342,15 @@ def local_datasets(config: ExperimentConfig) -> tuple[list[Dataset], object]:
     return local_data, model
 
 
-def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None, *, remote=None) -> ExperimentResult:
+def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None, *, remote=None,
+                   build: Callable[..., Protocol] | None = None) -> ExperimentResult:
     """Runs `config.rounds` rounds; calls `on_round` after each (for progress). Ctrl-C (KeyboardInterrupt)
     between or during rounds returns the result so far, marked `interrupted`, with every completed round.
 
     On a Flower engine the rounds run through `fl.flower_engine`, which calls back here with `remote`, the
-    object that aggregates a round over Flower; `fl.run_commands.run_on_engine` picks the engine.
+    object that aggregates a round over Flower; `fl.run_commands.run_on_engine` picks the engine. `build` makes the
+    stack in place of `build_stack` (same arguments). Row i of a round is client `chosen[i]`, the id that keys the
+    state a layer keeps for a client across rounds (`protocols.core.identity`).
     """
     if config.engine == "flower-sim" and remote is None:
         raise ValueError("engine 'flower-sim' runs through Flower's simulation engine: fl.run_commands.run_on_engine (or `secagg run --engine flower-sim`)")
@@ -372,7 +375,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if len(chosen) < minimum:
                     raise Aborted(f"{len(chosen)} clients joined, fewer than the {minimum} this stack needs", party="server", stage="sample")
                 if len(chosen) not in stacks:
-                    stacks[len(chosen)] = build_stack(config, len(params), params, participants=len(chosen))
+                    stacks[len(chosen)] = (build or build_stack)(config, len(params), params, participants=len(chosen))
                 stack = stacks[len(chosen)]
                 if remote is not None:  # the clients train and protect their updates on their own nodes
                     out = remote.aggregate(r, chosen, params, stack, dropouts, seeds["protocol"] * 104_729 + r)
@@ -386,7 +389,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                                                     ipm_epsilon=config.ipm_epsilon, gaussian_sigma=config.gaussian_sigma)
                     deviations = _deviations(config, stack, attackers, rng)
                     out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r,
-                                     deviations=deviations)
+                                     deviations=deviations, clients=chosen)
             except (BelowThreshold, Aborted) as exc:  # the model stays; the parties may have seen data-dependent values
                 loss, accuracy = evaluate(model, params, test)
                 if exc.stage not in NOTHING_SENT:

@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +56,7 @@ from fl.results import render, save, to_dict
 from fl.training import local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import ProtocolError, Refused
+from protocols.core.identity import client_ids
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
@@ -95,15 +97,16 @@ class Carrier:
 
 
 @lru_cache(maxsize=4)
-def _client_setup(config: ExperimentConfig) -> tuple:
+def _client_setup(config: ExperimentConfig, build: Callable[..., Protocol] = build_stack) -> tuple:
     """What every node derives from the configuration: every data partition, the model and the stack."""
     data, model = local_datasets(config)
     params = get_flat(model)
-    return data, model, build_stack(config, len(params), params)
+    return data, model, build(config, len(params), params)
 
 
-def client_app(config: ExperimentConfig | None = None) -> ClientApp:
-    """The ClientApp; with `config=None` (deployment) each message reads it from the run's config."""
+def client_app(config: ExperimentConfig | None = None, build: Callable[..., Protocol] = build_stack) -> ClientApp:
+    """The ClientApp; with `config=None` (deployment) each message reads it from the run's config. `build` makes the
+    stack (as `fl.experiment.build_stack`), the same on every node and at the server."""
     app = ClientApp()
     simulated = config is not None  # only the simulation engine may hand a client its seed
 
@@ -117,7 +120,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.query("keys")
     def keys(msg: Message, context: Context) -> Message:
         """The key holder node: generates its key set once and keeps the secret in its own state."""
-        he = he_protocol(_client_setup(current(context))[2])
+        he = he_protocol(_client_setup(current(context), build)[2])
         if "he" not in context.state.config_records:
             secret = HeContext.generate(he.params)
             context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
@@ -135,7 +138,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         must provision long-term ones). The ledger is read, checked and written under an exclusive lock on a
         file of the node's own (`_held_ledger`): Flower 1.42 runs each message as its own ClientApp task and does not
         promise one at a time, and two decrypt messages checked against one stored copy could both be released."""
-        he = he_protocol(_client_setup(current(context))[2])
+        he = he_protocol(_client_setup(current(context), build)[2])
         he.use_secret_context(_secret(he, context))
         request = msg.content.config_records["d"]
         start = time.thread_time()
@@ -164,13 +167,16 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
         seed = cfg["seed"] if simulated and cfg["seed"] else os.urandom(32).hex()  # deployment: always the OS's, whatever was sent
         context.state.config_records["round"] = ConfigRecord({"public": cfg["public"], "seed": seed, "u": cfg["u"], "frames": []})
+        held = context.state.array_records.get(HELD, ArrayRecord({}))  # what the stack keeps for this client between rounds
+        context.state.array_records[BEFORE] = ArrayRecord({k: Array(v.numpy()) for k, v in held.items()})
         measurements: dict = {}
         _role(stack, context, measurements)
+        context.state.array_records[HELD] = ArrayRecord({k: Array(np.asarray(v)) for k, v in stack.client_state(c).items()})
         return Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measurements)})}), reply_to=msg)
 
     @app.query("frame")
     def frame(msg: Message, context: Context) -> Message:
-        stack = _client_setup(current(context))[2]
+        stack = _client_setup(current(context), build)[2]
         role = _role(stack, context, {})
         data = msg.content.config_records["f"]["frame"]
         start = time.thread_time()
@@ -254,13 +260,21 @@ def _secret(he: HeAggregation, context: Context) -> HeContext:
     return HeContext(he.params, ts.context_from(context.state.config_records["he"]["secret"]))
 
 
+HELD, BEFORE = "client-state", "client-state-before"  # node state: the stack's per-client state now, and at this round's start
+
+
 def _role(stack: Protocol, context: Context, measurements: dict):
-    """This node's role for the round, rebuilt from its state and brought up to date by replaying its frames."""
+    """This node's role for the round, rebuilt from its state and brought up to date by replaying its frames. The
+    stack's per-client state (error-feedback memory) is restored to what it was at the round's start, so every
+    rebuild encodes alike; the node's own partition id is its client id, whatever the server says."""
     if "he-public" in context.state.config_records:
         he_protocol(stack).use_public_context(context.state.config_records["he-public"]["public"])
     state = context.state.config_records["round"]
     row = context.state.array_records["update"]["row"].numpy()
-    role = stack.client_role(int(state["u"]), row, json.loads(state["public"]), SeededRandomness(bytes.fromhex(state["seed"])), measurements)
+    c, u = int(context.node_config["partition-id"]), int(state["u"])
+    stack.restore_client_state(c, {k: v.numpy() for k, v in context.state.array_records.get(BEFORE, ArrayRecord({})).items()})
+    with client_ids({u: c}):
+        role = stack.client_role(u, row, json.loads(state["public"]), SeededRandomness(bytes.fromhex(state["seed"])), measurements)
     for old in state["frames"]:
         try:
             role.handle(old)
@@ -414,16 +428,17 @@ clientapp = "fl.flower_engine:deployment_client_app"
     return folder
 
 
-def run_flower_simulation(config: ExperimentConfig, on_round=None) -> ExperimentResult:
-    """`run_experiment` with every client a Flower SuperNode of the simulation engine (Ray)."""
+def run_flower_simulation(config: ExperimentConfig, on_round=None, *, build: Callable[..., Protocol] = build_stack) -> ExperimentResult:
+    """`run_experiment` with every client a Flower SuperNode of the simulation engine (Ray); `build` makes the stack
+    (as `fl.experiment.build_stack`) at the server and on every node, so it must be importable by Ray's workers."""
     holder: dict = {}
     server = ServerApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        holder["result"] = run_experiment(config, on_round, remote=FlowerRounds(grid, config))
+        holder["result"] = run_experiment(config, on_round, remote=FlowerRounds(grid, config), build=build)
 
-    run_simulation(server_app=server, client_app=client_app(config), num_supernodes=supernodes(config),
+    run_simulation(server_app=server, client_app=client_app(config, build), num_supernodes=supernodes(config),
                    backend_config={"client_resources": {"num_cpus": 1}})
     if "result" not in holder:
         raise RuntimeError("the Flower simulation ended without a result (see its log above)")

@@ -8,6 +8,9 @@ A protocol that can run with its clients elsewhere (another process, another mac
     client_role(i, row, public, rng, m)     client side: client i's role for this round, built from its
                                             own row, the public parameters and its own randomness;
                                             it records what it measured (per layer) in `m`
+    client_state(c) / restore_client_state  what the stack keeps for client c (its persistent id, see
+                                            `protocols.core.identity`) between rounds: an engine whose
+                                            clients run elsewhere keeps it on the client's node
 
 `run` is then `run_split`: both halves in this process, the frames carried by the in-process
 transport. Another engine carries the same frames and calls the same halves.
@@ -83,6 +86,13 @@ class Protocol(abc.ABC):
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
         """Client i's half of a round."""
         raise RemoteUnsupported(f"{type(self).__name__} cannot run with remote clients")
+
+    def client_state(self, client: int) -> dict[str, np.ndarray]:
+        """What this stack keeps for `client` (a persistent id) between rounds, by layer name; {}: nothing."""
+        return {}
+
+    def restore_client_state(self, client: int, state: dict[str, np.ndarray]) -> None:
+        """Sets what `client_state(client)` returns (a key left out: the layer has nothing for `client`)."""
 
     def run_split(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         """Both halves in this process: client i's randomness is `rng.fork(f"client {i}")`, drawn after

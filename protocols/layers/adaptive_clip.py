@@ -9,6 +9,11 @@ aggregation, so the server sees only a noisy count), and the server updates the 
 The count is a query of its own with sensitivity 1: its mechanism and epsilon are reported in this
 layer's guarantee, to be composed with the update's. The inner stack's sensitivity must cover C_t
 (rebuild it each round with `norm`, or give it a clip >= every C_t).
+
+The round splits (`protocols.core.protocol`) when the count and the inner stack do: the count's round
+and the clipped update's run side by side in one (`protocols.core.parallel`), and C_t travels in the
+public parameters, so remote clients clip to the norm the server holds. The layer keeps no per-client
+state: the bits are drawn afresh each round from the rows of that round.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.core.protocol import Protocol
+from protocols.core.driver import ClientRole, CostMeter
+from protocols.core.parallel import PairClient, PairServer
+from protocols.core.protocol import OpenRound, Protocol, RoundEnd, matrix_shape
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.transport import InProcessTransport
@@ -27,6 +34,8 @@ from protocols.layers.clip import L2Clip
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
 from secagg.ring import Ring
+
+COUNT = "adaptive-clip count"  # a client's measurements of the count protocol's layers, apart from the update's
 
 
 @dataclass(eq=False)
@@ -44,26 +53,81 @@ class AdaptiveClip(Protocol):
         if not self.norm > 0 or not 0 < self.target_quantile < 1 or not self.learning_rate > 0:
             raise ValueError(f"need norm > 0, 0 < target_quantile < 1, learning_rate > 0; found {self.norm}, {self.target_quantile}, {self.learning_rate}")
 
+    @property
+    def splits(self) -> bool:
+        return self.count.splits and self.inner.splits
+
+    def client_state(self, client: int) -> dict[str, np.ndarray]:
+        return {**self.count.client_state(client), **self.inner.client_state(client)}
+
+    def restore_client_state(self, client: int, state: dict[str, np.ndarray]) -> None:
+        self.count.restore_client_state(client, state)
+        self.inner.restore_client_state(client, state)
+
+    def _bits(self, rows: np.ndarray, norm: float) -> np.ndarray:
+        """(n, 1) ring elements b_i = [||x_i||_2 <= norm] of the count protocol."""
+        return (np.linalg.norm(np.atleast_2d(rows), axis=1) <= norm).astype(Ring(self.count.bits).dtype)[:, None]
+
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        n = inputs.shape[0]
+        if self.splits:
+            return self.run_split(inputs, dropouts, rng, transport)
+        n = matrix_shape(inputs)[0]  # a protocol that cannot split: the count and the update as two rounds here
         start = time.thread_time()
-        ring = Ring(self.count.bits)
-        bits = (np.linalg.norm(inputs, axis=1) <= self.norm).astype(ring.dtype)[:, None]
-        own_seconds = (time.thread_time() - start) / n
+        bits = self._bits(inputs, self.norm)
+        own = (time.thread_time() - start) / n
         counted = self.count.run(bits, dropouts, rng.fork("count"), InProcessTransport(n, rng.fork("count links")))
-        noisy = float(FixedPoint(1.0, ring).decode(counted.result)[0])  # the signed noisy count
-        out = L2Clip(self.norm, self.inner).run(inputs, dropouts, rng, transport)  # the clipping itself, with its own row
+        out = L2Clip(self.norm, self.inner).run(inputs, dropouts, rng, transport)
+        wire = counted.reports[0].cost  # the count's bytes and rounds: those of its protection protocol
+        cost = Cost(client_seconds_mean=own + sum(r.cost.client_seconds_mean for r in counted.reports),
+                    client_seconds_max=own + sum(r.cost.client_seconds_max for r in counted.reports),
+                    server_seconds=sum(r.cost.server_seconds for r in counted.reports), bytes_up_mean=wire.bytes_up_mean,
+                    bytes_up_max=wire.bytes_up_max, bytes_down_mean=wire.bytes_down_mean, bytes_down_max=wire.bytes_down_max, rounds=wire.rounds)
+        return self._update(n, out, counted, cost, "the count ran as its own round")
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
+        norm = self.norm
+        count = self.count.open_round(n, 1, rng.fork("count"))
+        update = L2Clip(norm, self.inner).open_round(n, d, rng)
+        server = PairServer((count, update), n)
+        public = {"layer": self.name, "norm": norm, "count": count.public, "inner": update.public}
+
+        def ready(measurements: dict[int, dict]) -> None:
+            if count.clients_ready is not None:
+                count.clients_ready({i: m.get(COUNT, {}) for i, m in measurements.items()})
+            if update.clients_ready is not None:
+                update.clients_ready(measurements)
+
+        def finish(end: RoundEnd) -> Output:
+            counted = count.finish(RoundEnd(end.meter, end.transport, list(end.rejected), {i: m.get(COUNT, {}) for i, m in end.measurements.items()},
+                                            end.dropouts, end.key_holder))
+            out = update.finish(end)
+            meter = CostMeter(n)  # this layer's CPU (the bits) and the count's frames
+            for i, m in end.measurements.items():
+                meter.record_client(i, m.get(self.name, {}).get("seconds", 0.0))
+            cost = meter.cost(server.part(0), rounds=counted.reports[0].cost.rounds)
+            return self._update(n, out, counted, cost, "the count ran beside the update in the same stages: its bytes here are its frames "
+                                "alone (the inner protocol's figures count all the round carried, and its CPU)")
+
+        return OpenRound(public, server, server.stages, finish, ready if count.clients_ready or update.clients_ready else None)
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
+        if public.get("layer") != self.name:
+            raise ValueError(f"public parameters are for layer {public.get('layer')!r}, not {self.name!r}")
+        norm = public.get("norm")
+        if not isinstance(norm, (int, float)) or not math.isfinite(norm) or not norm > 0:
+            raise ValueError(f"public parameter norm must be a finite number > 0, found {norm!r}")
+        start = time.thread_time()
+        bit = self._bits(np.asarray(row, dtype=np.float64), float(norm))[0]
+        measurements[self.name] = {"seconds": time.thread_time() - start}
+        counting = self.count.client_role(i, bit, public["count"], rng.fork("count"), measurements.setdefault(COUNT, {}))
+        return PairClient((counting, L2Clip(float(norm), self.inner).client_role(i, row, public["inner"], rng, measurements)), i)
+
+    def _update(self, n: int, out: Output, counted: Output, cost: Cost, how: str) -> Output:
+        """Moves the norm by the noisy count (C_{t+1} = C_t exp(-lr (b_bar - q))) and appends this layer's report."""
+        noisy = float(FixedPoint(1.0, Ring(self.count.bits)).decode(counted.result)[0])  # the signed noisy count
         used = self.norm
         fraction = noisy / max(len(counted.included), 1)
         self.norm = used * math.exp(-self.learning_rate * (fraction - self.target_quantile))
-        wire = counted.reports[0].cost  # the count's bytes and rounds: those of its protection protocol
-        cost = Cost(
-            client_seconds_mean=own_seconds + sum(r.cost.client_seconds_mean for r in counted.reports),
-            client_seconds_max=own_seconds + sum(r.cost.client_seconds_max for r in counted.reports),
-            server_seconds=sum(r.cost.server_seconds for r in counted.reports),
-            bytes_up_mean=wire.bytes_up_mean, bytes_up_max=wire.bytes_up_max, bytes_down_mean=wire.bytes_down_mean,
-            bytes_down_max=wire.bytes_down_max, rounds=wire.rounds,
-        )
         noise = next((r.guarantee for r in counted.reports if r.guarantee.dp_mechanism is not None), None)
         guarantee = Guarantee(
             threat_model=ThreatModel.LOCAL,
@@ -76,7 +140,6 @@ class AdaptiveClip(Protocol):
             dp_mechanism=noise.dp_mechanism if noise else None,
             epsilon=noise.epsilon if noise else math.inf,
             delta=noise.delta if noise else None,
-            notes="epsilon is the count query's alone (sensitivity 1); compose it with the update's",
+            notes=f"epsilon is the count query's alone (sensitivity 1); compose it with the update's; {how}",
         )
         return out.then(out.result, LayerReport(self.name, cost, guarantee))
-

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from protocols.core.identity import client_id
 from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.report import Guarantee, Output
 from protocols.dp.samplers import uniform
@@ -58,7 +59,11 @@ class RandK(TransformLayer):
 
 @dataclass(eq=False)
 class TopK(TransformLayer):
-    """Top-k with error feedback; the memory of each client lives in this object across rounds."""
+    """Top-k with error feedback: client c sends the k largest-magnitude coordinates of v = x + e_c and keeps
+    e_c <- v - sent. `memory[c]` is e_c, keyed by c the client's persistent id (`protocols.core.identity`), so
+    with client sampling a residual goes back to its own client whatever row it has. In process every
+    client's memory lives in this object; with clients on their own nodes each node keeps its own
+    (`client_state`, see `fl.flower_engine`) and the server's object holds none."""
 
     k: int
     inner: Protocol
@@ -71,20 +76,36 @@ class TopK(TransformLayer):
             raise ValueError(f"k must be in [1, d={self._d}], found {self.k}")
 
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
-        v = np.asarray(row, dtype=np.float64) + self.memory.get(client, 0.0)
+        cid = client_id(client)
+        residual = self.memory.get(cid, np.zeros(self._d))
+        if residual.shape != (self._d,):
+            raise ValueError(f"top-k memory of client {cid} has shape {residual.shape}, rows have d={self._d}")
+        v = np.asarray(row, dtype=np.float64) + residual
         keep = np.argpartition(np.abs(v), self._d - self.k)[self._d - self.k :]
         sent = np.zeros(self._d)
         sent[keep] = v[keep]
-        self.memory[client] = v - sent
+        self.memory[cid] = v - sent
         return sent
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
 
+    def client_state(self, client: int) -> dict[str, np.ndarray]:
+        own = {self.name: self.memory[client]} if client in self.memory else {}
+        return {**self.inner.client_state(client), **own}
+
+    def restore_client_state(self, client: int, state: dict[str, np.ndarray]) -> None:
+        if self.name in state:
+            self.memory[client] = np.asarray(state[self.name], dtype=np.float64)
+        else:
+            self.memory.pop(client, None)
+        self.inner.restore_client_state(client, state)
+
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(self._n, exact=False, parameters={"k": self.k, "d": self._d, "bytes_saved_fraction": 0.0},
-                      notes="biased per round, error feedback carries the rest to later rounds; sent densely so positions "
-                      "stay hidden by the protection layer and align under masking; a dropped client's memory is kept")
+                      notes="biased per round, error feedback carries the rest to later rounds (each client its own, by id); "
+                      "sent densely so positions stay hidden by the protection layer and align under masking; a client that "
+                      "drops after encoding keeps only its residual (what it sent and lost is not carried over)")
 
 
 @dataclass(eq=False)

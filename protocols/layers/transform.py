@@ -68,6 +68,12 @@ class TransformLayer(Protocol):
     def splits(self) -> bool:
         return self.inner.splits
 
+    def client_state(self, client: int) -> dict[str, np.ndarray]:
+        return self.inner.client_state(client)
+
+    def restore_client_state(self, client: int, state: dict[str, np.ndarray]) -> None:
+        self.inner.restore_client_state(client, state)
+
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         if self.splits:
             return self.run_split(inputs, dropouts, rng, transport)

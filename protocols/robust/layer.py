@@ -16,14 +16,17 @@ from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.transport import InProcessTransport
 from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
-from secagg.randomness import Randomness
+from secagg.randomness import Randomness, SeededRandomness
 
 
 @dataclass(frozen=True)
 class PlainRobust(Protocol):
     """`rule` (after `pre`) over the float32 updates of the clients that answered, tolerating f Byzantine.
     With `clip` (update units) the server first scales every received row x to x * min(1, clip / ||x||_2), so that
-    a bound on the inputs' norms holds whatever a Byzantine client sends (None: the rows as received)."""
+    a bound on the inputs' norms holds whatever a Byzantine client sends (None: the rows as received).
+    With `pre="bucketing"` the permutation of the m received rows is drawn afresh each round: a 32-byte seed of
+    the round's randomness, published in the report (`bucketing_seed`) only after every update arrived, so no
+    client knows its bucket partners when it sends; `SeededRandomness(seed).permutation(m)` reproduces it."""
 
     rule: str = "krum"
     f: int = 1
@@ -40,6 +43,9 @@ class PlainRobust(Protocol):
             raise ValueError(f"unknown rule {self.rule!r}; known: {sorted(RULES)}")
         if self.pre is not None and self.pre not in PREAGGREGATORS:
             raise ValueError(f"unknown pre-aggregator {self.pre!r}; known: {sorted(PREAGGREGATORS)}")
+        fixed = sorted({"perm", "seed"} & set(self.pre_params)) if self.pre == "bucketing" else []
+        if fixed:
+            raise ValueError(f"pre_params {fixed} of bucketing: the permutation is drawn afresh each round, found {self.pre_params!r}")
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         if not isinstance(inputs, np.ndarray) or inputs.ndim != 2 or not np.issubdtype(inputs.dtype, np.floating):
@@ -48,14 +54,15 @@ class PlainRobust(Protocol):
 
     def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
         session = rng.bytes(8)
+        shuffle = rng.bytes(32).hex() if self.pre == "bucketing" else None  # kept from the clients until the report
         rows: dict[int, np.ndarray] = {}
         server = ClearServer(n, session, Kind.FLOATS, lambda r: parse_floats(r, d), rows.__setitem__)
-        return OpenRound({"session": session.hex()}, server, (Stage.MASKED_INPUT,), lambda end: self._finish(rows, n, d, end))
+        return OpenRound({"session": session.hex()}, server, (Stage.MASKED_INPUT,), lambda end: self._finish(rows, n, d, end, shuffle))
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClearClient:
         return ClearClient(i, Kind.FLOATS, encode_floats(np.asarray(row)), bytes.fromhex(public["session"]))
 
-    def _finish(self, rows: dict[int, np.ndarray], n: int, d: int, end: RoundEnd) -> Output:
+    def _finish(self, rows: dict[int, np.ndarray], n: int, d: int, end: RoundEnd, bucketing_seed: str | None) -> Output:
         received = sorted(rows)
         if len(received) <= 2 * self.f:
             raise BelowThreshold(f"{len(received)} updates arrived, robust aggregation needs > 2f = {2 * self.f}", party="server", stage="aggregate")
@@ -64,7 +71,10 @@ class PlainRobust(Protocol):
             if self.clip is not None:
                 norms = np.linalg.norm(updates, axis=1, keepdims=True)
                 updates *= np.minimum(1.0, self.clip / np.maximum(norms, np.finfo(np.float64).tiny))
-            result = aggregate(updates, self.f, self.rule, pre=self.pre, pre_params=self.pre_params, **self.rule_params)
+            pre_params = dict(self.pre_params)
+            if bucketing_seed is not None:
+                pre_params["perm"] = SeededRandomness(bytes.fromhex(bucketing_seed)).permutation(len(received))
+            result = aggregate(updates, self.f, self.rule, pre=self.pre, pre_params=pre_params, **self.rule_params)
         m = len(received)
         coefficient = kappa(self.rule, m, self.f)
         if self.pre == "nnm" and coefficient is not None:
@@ -78,7 +88,8 @@ class PlainRobust(Protocol):
             dropout_tolerance=max(n - 2 * self.f - 1, 0),
             exact=True,
             parameters={"n": n, "d": d, "rule": self.rule, "pre": self.pre or "none", "f": self.f, "server_clip": self.clip or "none",
-                        "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4)},
+                        "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
+                        **({"bucketing_seed": bucketing_seed} if bucketing_seed is not None else {})},
             notes="updates travel as float32; the rule runs in float64",
         )
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=1), guarantee)

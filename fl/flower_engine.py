@@ -11,7 +11,10 @@ carries each stage's frames to the ClientApps and their replies back to the serv
 `Protocol.client_role` from its own update. Flower's Ray actors do not keep Python objects between
 messages, so a node keeps in `context.state` its update, the public parameters, its randomness seed
 and the frames received so far, and rebuilds its role on each message by replaying them (the role is
-deterministic given these; the report counts only the CPU of handling the new frame).
+deterministic given these; the report counts only the CPU of handling the new frame). What a stack keeps
+for a client between rounds (top-k's error-feedback residual: `Protocol.client_state`) lives in that
+node's state too, under its own partition id, never at the server; a rebuild restores it as it was at
+the round's start, so every replay encodes alike.
 
 Same seeds, same results: in simulation the server draws the public parameters and each client's seed
 exactly as `secure_sum` does in process (`rng.fork("links")`, `open_round`, then `rng.fork(f"client {i}")`),
@@ -158,7 +161,7 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     @app.train("update")
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
-        data, model, stack = _client_setup(run)
+        data, model, stack = _client_setup(run, build)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption
             context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
         c = int(context.node_config["partition-id"])

@@ -35,8 +35,10 @@ def sampled_rounds(draw, max_population: int = 9, max_rounds: int = 5):
     """(population, d, k, per round: the ids of its rows, a random subset in a random order)."""
     population, d = draw(st.integers(3, max_population)), draw(st.integers(2, 10))
     k = draw(st.integers(1, d))
-    rounds = [draw(st.permutations(range(population)).map(lambda p, m=draw(st.integers(2, population)): tuple(p[:m])))
-              for _ in range(draw(st.integers(2, max_rounds)))]
+    rounds = []
+    for _ in range(draw(st.integers(2, max_rounds))):
+        m = draw(st.integers(2, population))
+        rounds.append(tuple(draw(st.permutations(range(population)))[:m]))
     return population, d, k, rounds
 
 

@@ -359,6 +359,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     rng, train, test, local_data, byzantine, model = _setup(config)
     params = get_flat(model)
     stacks: dict[int, Protocol] = {}  # one a participant count (Poisson participation varies it)
+    held: dict[int, dict] = {}  # in process, what the stack keeps for each client id between rounds (Protocol.client_state)
     feature_norm = float(np.sqrt(np.max(np.sum(train.x.astype(np.float64) ** 2, axis=1)) + 1.0))
     result = ExperimentResult(config)
     noise_rounds: list[RoundNoise] = []
@@ -388,8 +389,13 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                         updates[attackers] = attack(config.attack, updates[honest], len(attackers), n=len(chosen), rng=rng, alie_z=config.alie_z,
                                                     ipm_epsilon=config.ipm_epsilon, gaussian_sigma=config.gaussian_sigma)
                     deviations = _deviations(config, stack, attackers, rng)
-                    out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r,
-                                     deviations=deviations, clients=chosen)
+                    for c in chosen:  # each client's state between rounds, whichever stack object (participant count) runs this one
+                        stack.restore_client_state(int(c), held.get(int(c), {}))
+                    try:
+                        out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r,
+                                         deviations=deviations, clients=chosen)
+                    finally:  # kept as the clients left it, as a remote client's node keeps it (fl.flower_engine), even if the round aborts
+                        held.update({int(c): stack.client_state(int(c)) for c in chosen})
             except (BelowThreshold, Aborted) as exc:  # the model stays; the parties may have seen data-dependent values
                 loss, accuracy = evaluate(model, params, test)
                 if exc.stage not in NOTHING_SENT:

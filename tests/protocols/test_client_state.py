@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols import DropoutSchedule, PlainSum, SecAgg, Stage, secure_sum
+from protocols import BelowThreshold, DropoutSchedule, PlainSum, SecAgg, Stage, secure_sum
 from protocols.core.errors import MalformedMessage
 from protocols.core.identity import client_id, client_ids
 from protocols.core.parallel import encode_pair, parse_pair
 from protocols.layers import AdaptiveClip, DiscreteEncode, DistributedNoise, TopK
 from protocols.robust import PlainRobust
+from protocols.testing import schedules
 from secagg import SeededRandomness
 from tests.protocols.remote_clients import run_remote
 
@@ -101,27 +102,38 @@ def test_top_k_with_remote_clients_gives_the_in_process_rounds_and_keeps_no_resi
         assert np.array_equal(state["top-k"], here.memory[c])
 
 
-def _adaptive(norm: float = 0.5):
+def _adaptive(norm: float = 0.5, k: int = 3):
     count = DistributedNoise("skellam", 0.5, 1.0, 1.0, SecAgg(bits=16))
-    return AdaptiveClip(norm=norm, target_quantile=0.5, learning_rate=0.5, count=count, inner=TopK(3, PlainRobust(rule="mean", f=0)))
+    return AdaptiveClip(norm=norm, target_quantile=0.5, learning_rate=0.5, count=count, inner=TopK(k, PlainRobust(rule="mean", f=0)))
 
 
-def test_adaptive_clip_with_remote_clients_gives_the_in_process_rounds():
-    rng = np.random.default_rng(1)
-    here, server, nodes = _adaptive(), _adaptive(), {}
+@settings(max_examples=8, deadline=None)
+@given(case=sampled_rounds(max_population=7, max_rounds=4), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_adaptive_clip_with_remote_clients_gives_the_in_process_rounds(case, seed, data):
+    _, d, k, rounds = case
+    rng = np.random.default_rng(seed)
+    here, server, nodes = _adaptive(k=k), _adaptive(k=k), {}
     assert here.splits
-    for r in range(4):
-        ids = tuple(int(c) for c in rng.permutation(6)[:5])
-        x = rng.normal(size=(5, 8))
-        dropouts = DropoutSchedule({1: Stage.MASKED_INPUT})
-        a = secure_sum(x, protocol=here, dropouts=dropouts, seed=r, clients=ids)
-        b = run_remote(server, lambda c: _adaptive(norm=123.0), x, clients=ids, store=nodes, dropouts=dropouts, seed=r)  # nodes' own norm is stale
+    for r, ids in enumerate(rounds):
+        x = rng.normal(size=(len(ids), d))
+        dropouts = data.draw(schedules(len(ids), max_rate=0.3))
+        outcomes = []
+        for run in (lambda: secure_sum(x, protocol=here, dropouts=dropouts, seed=r, clients=ids),
+                    lambda: run_remote(server, lambda c: _adaptive(norm=123.0, k=k), x, clients=ids, store=nodes, dropouts=dropouts, seed=r)):
+            try:
+                outcomes.append(run())
+            except BelowThreshold as exc:  # too few survivors for the count or the update: both engines stop alike
+                outcomes.append(str(exc))
+        a, b = outcomes
+        if isinstance(a, str):
+            assert a == b
+            continue
         assert np.array_equal(a.result, b.result) and a.included == b.included
-        assert a.reports[-1].guarantee.parameters == b.reports[-1].guarantee.parameters
+        assert a.reports[-1].guarantee.parameters == b.reports[-1].guarantee.parameters  # the nodes clipped to the announced norm
         assert here.norm == server.norm
-    report = a.reports[-1]
-    assert report.layer == "adaptive-clip" and report.cost.bytes_up_mean > 0  # the count's own frames
-    assert report.cost.bytes_up_mean < a.reports[0].cost.bytes_up_mean  # the inner figures carry the whole round
+        report = a.reports[-1]
+        assert report.layer == "adaptive-clip" and report.cost.bytes_up_mean > 0  # the count's own frames
+        assert report.cost.bytes_up_mean < a.reports[0].cost.bytes_up_mean  # the inner figures carry the whole round
     assert server.inner.memory == {} and sorted(nodes) == sorted(here.inner.memory)
     for c, state in nodes.items():
         assert np.array_equal(state["top-k"], here.inner.memory[c])
@@ -169,3 +181,22 @@ def test_a_client_sending_a_malformed_pair_is_left_out_and_the_round_goes_on():
     out = secure_sum(x, protocol=layer, seed=0, tamper=garble)
     assert 3 not in out.included and len(out.included) == 4
     assert any(isinstance(e, MalformedMessage) and e.party == "server" for e in out.rejected)
+
+
+def test_a_part_for_a_protocol_without_that_stage_is_refused_and_the_other_part_still_counts():
+    layer = _adaptive()
+    x = np.random.default_rng(3).normal(size=(5, 8))
+    sent = {"n": 0}
+
+    def smuggle(src, dst, frame):  # client 2's first reply (advertise keys, a stage only the count has) carries an update part
+        if src != 2:
+            return [frame]
+        sent["n"] += 1
+        if sent["n"] > 1:
+            return [frame]
+        first, _ = parse_pair(frame, party="test", stage="test")
+        return [encode_pair(first, b"junk")]
+
+    out = secure_sum(x, protocol=layer, seed=0, tamper=smuggle)
+    assert any(isinstance(e, MalformedMessage) and "does not have" in str(e) for e in out.rejected)
+    assert 2 in out.included  # its count part was delivered: it stayed in both rounds

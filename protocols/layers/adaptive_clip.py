@@ -114,7 +114,7 @@ class AdaptiveClip(Protocol):
         if public.get("layer") != self.name:
             raise ValueError(f"public parameters are for layer {public.get('layer')!r}, not {self.name!r}")
         norm = public.get("norm")
-        if not isinstance(norm, (int, float)) or not math.isfinite(norm) or not norm > 0:
+        if isinstance(norm, bool) or not isinstance(norm, (int, float)) or not math.isfinite(norm) or not norm > 0:
             raise ValueError(f"public parameter norm must be a finite number > 0, found {norm!r}")
         start = time.thread_time()
         bit = self._bits(np.asarray(row, dtype=np.float64), float(norm))[0]

@@ -156,7 +156,7 @@ def test_adaptive_clip_split_tracks_the_target_quantile():
 def test_a_client_refuses_a_norm_that_is_not_a_positive_number():
     layer = _adaptive()
     public = layer.open_round(3, 4, SeededRandomness(0)).public
-    for bad in (0.0, -1.0, float("inf"), "1.0", None):
+    for bad in (0.0, -1.0, float("inf"), float("nan"), True, "1.0", None):
         with pytest.raises(ValueError, match="norm"):
             layer.client_role(0, np.ones(4), {**public, "norm": bad}, SeededRandomness(1), {})
 

@@ -31,7 +31,7 @@ def recording_top_k(config, dim, initial=None, *, participants=None):
 def test_a_clients_residual_follows_it_across_stack_objects():
     LOG.clear()
     BUILT.clear()
-    config = ExperimentConfig(clients=8, rounds=6, stack="plain", participation="poisson", sample_fraction=0.5, seed=1)
+    config = ExperimentConfig(clients=8, rounds=4, stack="plain", participation="poisson", sample_fraction=0.5, seed=1)
     result = run_experiment(config, build=recording_top_k)
     assert len(BUILT) > 1  # several participant counts: several stack objects
     assert len(LOG) == sum(len(r.included) for r in result.rounds)  # no dropout; a round that aborted at sampling encoded nothing

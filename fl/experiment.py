@@ -36,7 +36,7 @@ from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
 from protocols.he.aggregation import CKKSAggregation
 from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.robust import CKKSRobust
-from protocols.layers import DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp, rounded_l2_bound
+from protocols.layers import AdaptiveClip, DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp, rounded_l2_bound
 from protocols.layers.gaussian_shares import GaussianShares
 from protocols.layers.noise import MECHANISMS
 from protocols.masking.secagg import DEFAULT_CORRUPT
@@ -415,11 +415,13 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 aggregate = out.result if config.stack in MEAN_STACKS else out.result / _denominator(config, len(out.included))
                 params = server.step(params, aggregate)
             loss, accuracy = evaluate(model, params, test)
-            noise = next((rep.guarantee for rep in out.reports if rep.guarantee.epsilon is not None), None)  # the noise layer's
-            if noise is not None:  # dp_mechanism None: every share that arrived was uncounted, no DP this round
-                own = _noise_layer(stack)
-                noise_rounds.append(RoundNoise(noise.dp_mechanism, own.share_mechanism() if own is not None else None,
-                                               int(noise.parameters.get("uncounted_shares", 0))))
+            queries = [rep.guarantee for rep in out.reports if rep.layer == AdaptiveClip.name]  # its noisy count: a query of its own
+            noise = next((rep.guarantee for rep in out.reports if rep.guarantee.epsilon is not None and rep.layer != AdaptiveClip.name), None)
+            if noise is not None or queries:  # dp_mechanism None: every share that arrived was uncounted, no DP this round
+                own = _noise_layer(stack) if noise is not None else None  # no noise on the update beside a count: no DP for the model
+                noise_rounds.append(RoundNoise(noise.dp_mechanism if noise else None, own.share_mechanism() if own is not None else None,
+                                               int(noise.parameters.get("uncounted_shares", 0)) if noise else 0))
+                noise_rounds.extend(RoundNoise(q.dp_mechanism, None) for q in queries)  # composed with the update's, for every observer
             by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),

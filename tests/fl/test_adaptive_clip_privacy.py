@@ -9,7 +9,7 @@ from fl.experiment import ExperimentConfig, build_stack, run_experiment
 from protocols import SecAgg
 from protocols.layers import AdaptiveClip, DistributedNoise
 
-COMMON = dict(clients=6, rounds=2, noise_multiplier=1.0, seed=0)  # noqa: C408
+COMMON = {"clients": 6, "rounds": 2, "noise_multiplier": 1.0, "seed": 0}
 
 
 def adaptive(config, dim, initial=None, *, participants=None):
@@ -19,7 +19,7 @@ def adaptive(config, dim, initial=None, *, participants=None):
 
 def test_a_noisy_count_over_an_unnoised_update_claims_no_dp():
     result = run_experiment(ExperimentConfig(stack="secagg+", **COMMON), build=adaptive)
-    count = [rep for rep in result.rounds[-1].reports if rep.layer == "adaptive-clip"][0]
+    count = next(rep for rep in result.rounds[-1].reports if rep.layer == "adaptive-clip")
     assert 0 < count.guarantee.epsilon < math.inf  # the count alone is DP ...
     for r in result.rounds:  # ... the model is not
         assert r.epsilon is None and r.cumulative_epsilon == math.inf

@@ -22,7 +22,7 @@ def adaptive_top_k(config: ExperimentConfig, dim: int, initial=None, *, particip
 def test_adaptive_clip_and_top_k_on_flower_give_the_in_process_rounds():
     from fl.flower_engine import run_flower_simulation
 
-    common = dict(clients=6, sample_fraction=0.67, rounds=3, stack="secagg+", dropout=0.2, seed=3)
+    common = {"clients": 6, "sample_fraction": 0.67, "rounds": 3, "stack": "secagg+", "dropout": 0.2, "seed": 3}
     here = run_experiment(ExperimentConfig(**common), build=adaptive_top_k)
     there = run_flower_simulation(ExperimentConfig(engine="flower-sim", **common), build=adaptive_top_k)
     assert [r.included for r in there.rounds] == [r.included for r in here.rounds]

@@ -107,6 +107,14 @@ def _adaptive(norm: float = 0.5, k: int = 3):
     return AdaptiveClip(norm=norm, target_quantile=0.5, learning_rate=0.5, count=count, inner=TopK(k, PlainRobust(rule="mean", f=0)))
 
 
+def _outcome(run, *args, **kwargs):
+    """The round's output, or the message of the BelowThreshold that stopped it (too few survivors)."""
+    try:
+        return run(*args, **kwargs)
+    except BelowThreshold as exc:
+        return str(exc)
+
+
 @settings(max_examples=8, deadline=None)
 @given(case=sampled_rounds(max_population=7, max_rounds=4), seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_adaptive_clip_with_remote_clients_gives_the_in_process_rounds(case, seed, data):
@@ -117,14 +125,8 @@ def test_adaptive_clip_with_remote_clients_gives_the_in_process_rounds(case, see
     for r, ids in enumerate(rounds):
         x = rng.normal(size=(len(ids), d))
         dropouts = data.draw(schedules(len(ids), max_rate=0.3))
-        outcomes = []
-        for run in (lambda: secure_sum(x, protocol=here, dropouts=dropouts, seed=r, clients=ids),
-                    lambda: run_remote(server, lambda c: _adaptive(norm=123.0, k=k), x, clients=ids, store=nodes, dropouts=dropouts, seed=r)):
-            try:
-                outcomes.append(run())
-            except BelowThreshold as exc:  # too few survivors for the count or the update: both engines stop alike
-                outcomes.append(str(exc))
-        a, b = outcomes
+        a = _outcome(secure_sum, x, protocol=here, dropouts=dropouts, seed=r, clients=ids)
+        b = _outcome(run_remote, server, lambda c, k=k: _adaptive(norm=123.0, k=k), x, clients=ids, store=nodes, dropouts=dropouts, seed=r)
         if isinstance(a, str):
             assert a == b
             continue

@@ -113,16 +113,20 @@ class _PairwiseMasking(RingProtocol):
         stages = tuple(s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK)
         public = {"n": n, "k": k, "t": t, "d": d, "bits": self.bits, "session": session.hex(), "graph_seed": drawn.hex()}
 
+        seated: dict[str, str] = {}
+
         def seat(roster: list[int], directory: KeyDirectory) -> None:
             if len(roster) != n:
                 raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=PARTY, stage="setup")
             server.seat(roster_digest(roster), directory.for_roster(roster, party=PARTY))
             public["roster"] = list(roster)
+            seated["source"] = directory.source
 
-        opened = OpenRound(public, server, stages, lambda end: self._finish(server, setup, len(stages), end), use_roster=seat if self.active else None)
+        opened = OpenRound(public, server, stages, lambda end: self._finish(server, setup, len(stages), end, seated.get("source")),
+                           use_roster=seat if self.active else None)
         return opened, setup
 
-    def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd) -> Output:
+    def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd, keys: str | None = None) -> Output:
         result, included = server.result()
         n, d, k, t = setup.n, setup.d, setup.k, setup.t
         bad = {w: sorted(owners) for w, owners in sorted(server.bad_shares.items())}
@@ -131,6 +135,8 @@ class _PairwiseMasking(RingProtocol):
             for w, owners in bad.items()
         ]
         notes = [f"bad unmasking shares dropped, from clients {sorted(bad)}"] if bad else []
+        if keys is not None:  # active mode: whose keys the signatures were checked against
+            notes.append(f"clients verify each other's signatures (roster-bound) with the long-term keys from {keys}, never a key the server sends")
         dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}
         guarantee = Guarantee(
             threat_model=ThreatModel.ACTIVE_SERVER if self.active else ThreatModel.HONEST_BUT_CURIOUS_SERVER,
@@ -220,7 +226,8 @@ class SecAggPlus(_PairwiseMasking):
     free, by leaving out advertisements (it may tell each client a different subset) or through
     colluding clients' keys: one SHA-256 hash and one count of corrupt neighbours per try, so the
     number W of graphs it tries is bounded only by its computation (leaving out 5 of 1000 clients
-    already gives 2**43 graphs). 2**-sigma holds per graph; a server trying W graphs breaks one with
+    already gives 2**43 graphs; the roster, who sits at which position, is signed into every advertisement,
+    so re-seating costs it a new round of advertisements, not a hash). 2**-sigma holds per graph; a server trying W graphs breaks one with
     probability up to W * 2**-sigma (at sigma = 40 a grinding server is within reach). `grind_bits`
     = log2 W chooses (k, t) for sigma + grind_bits, so that 2**-sigma holds against W tries.
     """

@@ -23,8 +23,11 @@ in its node state, per run and round.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
-Supported stacks: plain, robust, secagg+, ddp+secagg+ and ckks (the protocols whose rounds split: see
-`protocols.core.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
+Supported stacks: plain, robust, secagg+, ddp+secagg+ (also active) and ckks (the protocols whose rounds split: see
+`protocols.core.protocol`). Clients of ckks and of active masking sign with long-term identities
+(`protocols.core.pki`): on deployment each client node's own `signing-key` and `client-keys` folder, the key
+holder's `he-client-keys`, the server's run config `client-keys` (each refused at start-up when missing); the
+server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in process. For ckks the key holder is one more SuperNode (partition id = number of clients): it
 makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
 Byzantine clients are refused (their attacks need every honest update).
 """

@@ -23,9 +23,9 @@ from fl.experiment import ENGINES, STACKS
 from fl.results import render, to_dict
 from fl.run_commands import DEFAULT_RUN, build_config, compare, compare_configs, compare_table, config_values, report, run
 from fl.sweep import SPEC_FILE, SweepSpec, parse_grid, render_sweep, report_sweep, sweep
+from protocols import ProtocolError, format_reports
 from protocols.core.pki import provision
 from protocols.layers.noise import MECHANISMS
-from protocols import ProtocolError, format_reports
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 

@@ -24,8 +24,8 @@ import numpy as np
 from protocols.core.clear import ClearClient, ClearServer
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import BelowThreshold, MalformedMessage, Refused
-from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage

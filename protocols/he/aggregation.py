@@ -332,7 +332,9 @@ class HeAggregation(Protocol):
             notes=(
                 f"key holder {check} under its own policy ({policy.round_type} rounds, >= {policy.min_clients} signed inputs a release, "
                 "one release sequence a round, kept in its ledger); "
-                + (f"inputs count as distinct clients by their long-term signing keys, from {client_keys}; " if client_keys else "")
+                + (f"inputs count as distinct clients by their long-term signing keys, from {client_keys} "
+                   "(clients colluding with the aggregator count too: a release hides an input among min_clients - 1 others only if they are honest); "
+                   if client_keys else "")
                 + HONEST_CIPHERTEXTS + "; " + ("" if policy.recompute else TRUSTED_SUM + "; ")
                 + "keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "

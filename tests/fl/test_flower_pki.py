@@ -4,6 +4,7 @@ signatures a deviating aggregator sends, refuses to start without the folder, an
 stack refuses to run without its own signing key and key folder."""
 
 import json
+import tomllib
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ flwr = pytest.importorskip("flwr")
 from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
-from fl.flower_engine import client_app, node_identity  # noqa: E402
+from fl.cli import main  # noqa: E402
+from fl.flower_engine import client_app, config_from_run, node_identity, write_app  # noqa: E402
 from protocols.core.errors import Refused  # noqa: E402
 from protocols.core.messages import Kind  # noqa: E402
 from protocols.core.pki import ClientIdentity, provision  # noqa: E402
@@ -157,3 +159,16 @@ def test_a_deployment_client_of_a_signing_stack_needs_its_own_key_and_folder(pki
         node_identity({"partition-id": 2, "signing-key": str(folder / "keys" / "1.pem"), "client-keys": str(folder / "clients")})
     identity = node_identity({"partition-id": 1, "signing-key": str(folder / "keys" / "1.pem"), "client-keys": str(folder)})
     assert identity.cid == 1 and identity.signer.public_bytes() == signers[1].public_bytes()
+
+
+def test_secagg_keys_provisions_once_and_the_app_carries_the_servers_copy(tmp_path, capsys):
+    assert main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"]) == 0
+    assert sorted(p.name for p in (tmp_path / "keys" / "clients").iterdir()) == ["0.pub", "1.pub", "2.pub"]
+    assert main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"]) == 2  # never overwritten
+    assert "refusing to overwrite" in capsys.readouterr().err
+    values = {"clients": 3, "stack": "secagg+", "active": True}
+    app = write_app(tmp_path / "app", values, tmp_path / "out", tmp_path / "keys" / "clients")
+    run_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert run_config["client-keys"] == str(tmp_path / "keys" / "clients")
+    config = config_from_run(run_config)  # the experiment never sees the server's key folder
+    assert config.active and config.stack == "secagg+"

@@ -5,6 +5,7 @@
     secagg sweep --grid noise_multiplier=0.5,1 --grid byzantine=0,0.2 --seeds 2 [same options]   a grid, in parallel
     secagg report DIR [--round N]                                       re-render a saved run or sweep
     secagg demo                                                         one secure-aggregation round
+    secagg keys --out DIR --clients N                                   provision long-term client signing keys (a PKI)
 
 Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
 the completed rounds are saved; an earlier result in --out is never replaced by an interrupted run).
@@ -22,8 +23,9 @@ from fl.experiment import ENGINES, STACKS
 from fl.results import render, to_dict
 from fl.run_commands import DEFAULT_RUN, build_config, compare, compare_configs, compare_table, config_values, report, run
 from fl.sweep import SPEC_FILE, SweepSpec, parse_grid, render_sweep, report_sweep, sweep
-from protocols.layers.noise import MECHANISMS
 from protocols import ProtocolError, format_reports
+from protocols.core.pki import provision
+from protocols.layers.noise import MECHANISMS
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
@@ -64,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                          epilog=fields, formatter_class=_FIELDS)
     app.add_argument("folder", type=Path, help="where to write the app's pyproject.toml (for `flwr run FOLDER`)")
     _experiment_options(app, out_help="results folder the ServerApp writes")
+    app.add_argument("--keys", type=Path, help="the folder `secagg keys` wrote: the server reads its clients/ and each node's command "
+                     "names its signing key (needed by the stacks whose clients sign: ckks, active=true)")
     app.set_defaults(out=Path("results/flower-deployment"))
+    keys = sub.add_parser("keys", help="provision long-term Ed25519 client identities: DIR/keys/<id>.pem (private, one a client node) "
+                          "and DIR/clients/<id>.pub (the public-key folder every verifier reads)")
+    keys.add_argument("--out", type=Path, required=True, help="a new folder (existing keys are never overwritten)")
+    keys.add_argument("--clients", type=int, required=True, help="number of clients (ids 0 .. N-1, the partition ids)")
     rep = sub.add_parser("report", help="re-render the report and plots of a saved run")
     rep.add_argument("folder", type=Path, help="a results folder with result.json")
     rep.add_argument("--round", type=int, help="draw cost.png for this round (default: the mean of the completed rounds)")
@@ -92,12 +100,20 @@ def _flower_app(args) -> None:
     config = config_from(values)  # validated here, before any Flower process starts
     from fl.flower_engine import supernodes, write_app  # flwr is the optional extra '.[flower]'
 
-    folder = write_app(args.folder, values, args.out.resolve())
+    keys = args.keys.resolve() if args.keys else None
+    folder = write_app(args.folder, values, args.out.resolve(), keys / "clients" if keys else None)
     print(f"wrote {folder / 'pyproject.toml'} ({config.clients} clients, stack {config.stack}); then, see README:")
     print("  flower-superlink --insecure")  # its Runtime, Fleet and Control APIs on 127.0.0.1:8000
+    signing = config.stack == "ckks" or config.active
+    if signing and keys is None:
+        print(f"  # stack {config.stack}{' (active)' if config.active else ''}: its clients sign; provision keys first: secagg keys --out KEYS "
+              f"--clients {config.clients}, then pass --keys KEYS here")
     for c in range(supernodes(config)):
         role = "   # the key holder" if c == config.clients else ""
-        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}'{role}")
+        pki = ""
+        if keys is not None and signing:
+            pki = f" he-client-keys=\"{keys / 'clients'}\"" if c == config.clients else f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
+        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}'{role}")
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
 
@@ -105,6 +121,12 @@ def _experiments(args, command: list[str]) -> int:
     """Runs run, compare, report or flower-app; returns the exit status."""
     if args.command == "flower-app":
         _flower_app(args)
+        return 0
+    if args.command == "keys":
+        directory = provision(args.out, args.clients)
+        print(f"wrote {args.clients} client identities: private keys in {args.out / 'keys'} (mode 0600; key <id>.pem to client <id>'s node "
+              f"only, as its node config signing-key), public keys in {directory.source} (client-keys of every client node, he-client-keys "
+              f"of the key holder, flower-app --keys for the server)")
         return 0
     if args.command == "report":
         print(report_sweep(args.folder) if (args.folder / SPEC_FILE).exists() else report(args.folder, args.round))

@@ -38,6 +38,7 @@ FIELDS = {  # what each field means, for `--help`
     "mechanism": "skellam or ddg", "bits": "ring Z_2^bits of the DP stacks", "delta": "DP delta", "test_fraction": "held-out test fraction",
     "seed": "simulation seed", "data_seed": "split, partition, roles, sampling (none: seed)", "model_seed": "model init, minibatches (none: seed)",
     "protocol_seed": "dropouts and protocol secrets (none: seed)", "engine": "in-process, flower-sim or flower-deployment",
+    "active": "masking stacks: against an active server (signatures under long-term client keys, consistency check)",
     "epochs": "local epochs", "batch_size": "local minibatch size (none: full batch)", "lr": "local learning rate",
     "fedprox_mu": "FedProx: local loss + mu/2 ||w - w_global||^2 (0: off)",
     "client_momentum": "beta in [0, 1): each client sends m <- beta m + (1 - beta) u, kept across its rounds (0: off)",

@@ -110,6 +110,7 @@ class ExperimentConfig:
     data_seed: int | None = None  # None: seed
     model_seed: int | None = None
     protocol_seed: int | None = None
+    active: bool = False  # masking stacks: signed messages and a consistency check against an active server
     engine: str = "in-process"
 
     def __post_init__(self) -> None:
@@ -157,6 +158,7 @@ class ExperimentConfig:
             (self.mechanism in MECHANISMS, f"mechanism must be one of {MECHANISMS}, found {self.mechanism!r}"),
             (0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), found {self.test_fraction}"),
             (self.engine in ENGINES, f"engine must be one of {ENGINES}, found {self.engine!r}"),
+            (not self.active or self.stack in MASKING_STACKS, f"active applies to the stacks {MASKING_STACKS}, found stack {self.stack!r}"),
             (self.engine == "in-process" or self.stack in FLOWER_STACKS,
              f"engine {self.engine!r} runs the stacks {FLOWER_STACKS}, found stack {self.stack!r}"),
             (self.engine == "in-process" or self.byzantine == 0,
@@ -267,7 +269,7 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
             return central_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta)
         return local_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta) if config.stack == "local-dp" else rule
     if config.stack == "secagg+":
-        protection = SecAggPlus.for_clients_or_complete(m, bits=32, dropout=max(config.dropout, 0.01))
+        protection = SecAggPlus.for_clients_or_complete(m, bits=32, dropout=max(config.dropout, 0.01), active=config.active)
         scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
     if config.stack == "ckks":
@@ -291,7 +293,7 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
                                      norm_bound=rounded_l2_bound(config.clip * scale, dim, 0.0))
         return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
     protocol = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=config.bits) if config.stack == "ddp+two-server" else \
-        SecAggPlus.for_clients_or_complete(m, bits=config.bits, dropout=max(config.dropout, 0.01))
+        SecAggPlus.for_clients_or_complete(m, bits=config.bits, dropout=max(config.dropout, 0.01), active=config.active)
     corrupt = protocol.targets.get("corrupt", DEFAULT_CORRUPT) if isinstance(protocol, SecAggPlus) else 0.0  # the complete-graph fallback too
     stack = distributed_dp(protocol, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
                            mechanism=config.mechanism, expected_clients=expected, delta=config.delta,

@@ -26,8 +26,11 @@ in its node state, per run and round.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
-Supported stacks: plain, robust, secagg+, ddp+secagg+ and ckks (the protocols whose rounds split: see
-`protocols.core.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
+Supported stacks: plain, robust, secagg+, ddp+secagg+ (also active) and ckks (the protocols whose rounds split: see
+`protocols.core.protocol`). Clients of ckks and of active masking sign with long-term identities
+(`protocols.core.pki`): on deployment each client node's own `signing-key` and `client-keys` folder, the key
+holder's `he-client-keys`, the server's run config `client-keys` (each refused at start-up when missing); the
+server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in process. For ckks the key holder is one more SuperNode (partition id = number of clients): it
 makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
 Byzantine clients are refused (their attacks need every honest update).
 """
@@ -60,6 +63,7 @@ from fl.training import local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.identity import client_ids
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
@@ -124,6 +128,9 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     def keys(msg: Message, context: Context) -> Message:
         """The key holder node: generates its key set once and keeps the secret in its own state."""
         he = he_protocol(_client_setup(current(context), build)[2])
+        if config is None and not context.node_config.get("he-client-keys"):
+            return Message(RecordDict({"he": ConfigRecord({"error": "Refused: the key holder node's config has no he-client-keys (the clients' "
+                                                           "public-key folder, see `secagg keys`): it would count Sybil keys as clients"})}), reply_to=msg)
         if "he" not in context.state.config_records:
             secret = HeContext.generate(he.params)
             context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
@@ -135,10 +142,9 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         """The key holder node: checks and decrypts one request (see protocols.he.key_holder) under its own
         policy (deployment: its --node-config `he-*` keys, `KeyHolderPolicy.from_config`; simulation: the
         experiment's, as in process) and its ledger, kept in node state for every run and round. Client keys
-        come from its node config `he-client-keys` (its own PKI); without it, the node takes the client list
-        the aggregator relays, and then min_clients holds only against an aggregator that does not register
-        keys of its own (Flower clients draw a fresh signing key each round, so a deployment that pins keys
-        must provision long-term ones). The ledger is read, checked and written under an exclusive lock on a
+        come from its node config `he-client-keys` (its own PKI, mandatory on deployment; in simulation the
+        simulated directory), mapped through the roster the aggregator sends (position -> client id, each id
+        at most once): keys the aggregator relays are never read. The ledger is read, checked and written under an exclusive lock on a
         file of the node's own (`_held_ledger`): Flower 1.42 runs each message as its own ClientApp task and does not
         promise one at a time, and two decrypt messages checked against one stored copy could both be released."""
         he = he_protocol(_client_setup(current(context), build)[2])
@@ -149,8 +155,10 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         try:  # a refusal of the ledger itself (its file missing) is an error reply too; the ledger is written either way
             with _held_ledger(context) as ledger:
                 params = json.loads(request["params"])
-                pki = None if config is not None else client_keys_from_config(context.node_config)
-                keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
+                directory = KeyDirectory() if config is not None else client_keys_from_config(context.node_config)
+                if directory is None:
+                    raise Refused("no he-client-keys in this node's config", party="key holder", stage="decrypt")
+                keys = dict(enumerate(directory.for_roster(params.get("roster"), party="key holder", stage="decrypt")))
                 holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
                 reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
@@ -173,14 +181,14 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         held = context.state.array_records.get(HELD, ArrayRecord({}))  # what the stack keeps for this client between rounds
         context.state.array_records[BEFORE] = ArrayRecord({k: Array(v.numpy()) for k, v in held.items()})
         measurements: dict = {}
-        _role(stack, context, measurements)
+        _role(stack, context, measurements, simulated)
         context.state.array_records[HELD] = ArrayRecord({k: Array(np.asarray(v)) for k, v in stack.client_state(c).items()})
         return Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measurements)})}), reply_to=msg)
 
     @app.query("frame")
     def frame(msg: Message, context: Context) -> Message:
         stack = _client_setup(current(context), build)[2]
-        role = _role(stack, context, {})
+        role = _role(stack, context, {}, simulated)
         data = msg.content.config_records["f"]["frame"]
         start = time.thread_time()
         try:
@@ -196,7 +204,30 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     return app
 
 
-NODE_KEYS = ("partition-id", "num-partitions")  # the node's identity, not an experiment field
+NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys")  # the node's identity, not an experiment field
+
+
+def signs(stack: Protocol) -> bool:
+    """Whether the stack's clients sign with long-term identities: HE, and masking against an active server."""
+    while getattr(stack, "inner", None) is not None and not isinstance(stack, HeAggregation):
+        stack = stack.inner
+    return isinstance(stack, HeAggregation) or bool(getattr(stack, "active", False))
+
+
+def node_identity(node_config: dict) -> ClientIdentity:
+    """A deployment client's identity from its own node config: `signing-key` (its private key file) and
+    `client-keys` (the public-key folder it verifies peers with), as `secagg keys` provisions them.
+
+    Raises:
+        Refused: naming the node config key that is missing, or the file that does not hold its key.
+    """
+    missing = [key for key in ("signing-key", "client-keys") if not node_config.get(key)]
+    if missing:
+        raise Refused(f"this stack's clients sign: the node config needs {' and '.join(missing)} (see `secagg keys`)", party="client node", stage="setup")
+    try:
+        return ClientIdentity.load(int(node_config["partition-id"]), str(node_config["signing-key"]), str(node_config["client-keys"]))
+    except ValueError as exc:
+        raise Refused(str(exc), party="client node", stage="setup") from None
 
 
 def checked_against_node(config: ExperimentConfig, node_config: dict) -> ExperimentConfig:
@@ -266,18 +297,23 @@ def _secret(he: HeAggregation, context: Context) -> HeContext:
 HELD, BEFORE = "client-state", "client-state-before"  # node state: the stack's per-client state now, and at this round's start
 
 
-def _role(stack: Protocol, context: Context, measurements: dict):
+def _role(stack: Protocol, context: Context, measurements: dict, simulated: bool):
     """This node's role for the round, rebuilt from its state and brought up to date by replaying its frames. The
     stack's per-client state (error-feedback memory) is restored to what it was at the round's start, so every
-    rebuild encodes alike; the node's own partition id is its client id, whatever the server says."""
+    rebuild encodes alike; the node's own partition id is its client id, whatever the server says. A signing
+    stack's client gets its identity: on deployment its own (`node_identity`), in simulation the simulated
+    identity of its position (the server seats positions: see `FlowerRounds.aggregate`)."""
     if "he-public" in context.state.config_records:
         he_protocol(stack).use_public_context(context.state.config_records["he-public"]["public"])
     state = context.state.config_records["round"]
     row = context.state.array_records["update"]["row"].numpy()
     c, u = int(context.node_config["partition-id"]), int(state["u"])
     stack.restore_client_state(c, {k: v.numpy() for k, v in context.state.array_records.get(BEFORE, ArrayRecord({})).items()})
+    identity = {}
+    if signs(stack):
+        identity["identity"] = ClientIdentity.simulated(u) if simulated else node_identity(dict(context.node_config))
     with client_ids({u: c}):
-        role = stack.client_role(u, row, json.loads(state["public"]), SeededRandomness(bytes.fromhex(state["seed"])), measurements)
+        role = stack.client_role(u, row, json.loads(state["public"]), SeededRandomness(bytes.fromhex(state["seed"])), measurements, **identity)
     for old in state["frames"]:
         try:
             role.handle(old)
@@ -289,7 +325,10 @@ def _role(stack: Protocol, context: Context, measurements: dict):
 class FlowerRounds:
     """The server side: one aggregation round over Flower for `run_experiment`."""
 
-    def __init__(self, grid: Grid, config: ExperimentConfig) -> None:
+    def __init__(self, grid: Grid, config: ExperimentConfig, client_keys: str | None = None) -> None:
+        """`client_keys`: on deployment, the folder of the clients' public keys the server verifies signatures with
+        (the run config's `client-keys`); a signing stack needs it. In simulation the server seats positions with
+        simulated identities instead."""
         self.grid, self.config = grid, config
         nodes, deadline = list(grid.get_node_ids()), time.monotonic() + 120
         while len(nodes) < supernodes(config) and time.monotonic() < deadline:  # SuperNodes register asynchronously
@@ -301,11 +340,14 @@ class FlowerRounds:
         if missing:
             raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
+        self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
         self.he_public = None
         if config.stack == "ckks":
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
             if reply.has_error():
                 raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")
+            if "error" in reply.content.config_records["he"]:
+                raise Refused(f"remote key holder: {reply.content.config_records['he']['error']}", party="key holder", stage="setup")
             self.he_public = reply.content.config_records["he"]["public"]
 
     def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
@@ -315,6 +357,11 @@ class FlowerRounds:
         rng = SeededRandomness(seed)
         rng.fork("links")  # what secure_sum draws for its in-process transport
         opened = stack.open_round(m, dim, rng)
+        if opened.use_roster is not None:  # simulation: position u is simulated client u, as in process; deployment: the partitions
+            if self.directory is None:
+                raise Refused("this stack's clients sign: the run config needs client-keys (the clients' public-key folder, see `secagg keys`)",
+                              party="server", stage="setup")
+            opened.seat(list(range(m)) if self.simulated else [int(c) for c in chosen], self.directory)
         seeds = [(rng.bytes(32) + f"client {u}".encode()).hex() for u in range(m)]  # == rng.fork(f"client {u}")
         if not self.simulated:
             seeds = [""] * m  # a deployment's clients draw their own secrets from the OS
@@ -382,14 +429,15 @@ class FlowerRounds:
 
 
 def config_from_run(run_config: dict) -> ExperimentConfig:
-    """The experiment a deployment runs: the app's [tool.flwr.app.config] (see `write_app`), minus `out`."""
-    values = {k: v for k, v in dict(run_config).items() if k != "out"}
+    """The experiment a deployment runs: the app's [tool.flwr.app.config] (see `write_app`), minus `out` and `client-keys`."""
+    values = {k: v for k, v in dict(run_config).items() if k not in ("out", "client-keys")}
     return config_from({**values, "engine": "flower-deployment"})
 
 
 def _deployment_main(grid: Grid, context: Context) -> None:
     config = config_from_run(context.run_config)
-    result = run_experiment(config, remote=FlowerRounds(grid, config))
+    keys = context.run_config.get("client-keys")
+    result = run_experiment(config, remote=FlowerRounds(grid, config, str(keys) if keys else None))
     folder = save(result, Path(str(context.run_config.get("out", "results/flower-deployment"))))
     print(render(to_dict(result)), flush=True)
     print(f"results: {folder}", flush=True)
@@ -400,11 +448,13 @@ deployment_server_app.main()(_deployment_main)
 deployment_client_app = client_app()
 
 
-def write_app(folder: Path, values: dict, out: Path) -> Path:
+def write_app(folder: Path, values: dict, out: Path, client_keys: Path | None = None) -> Path:
     """A Flower App project for `flwr run`: its pyproject names this module's deployment apps and carries the
-    experiment's fields (`values`, e.g. from `fl.run_commands.build_config`) as the run config."""
+    experiment's fields (`values`, e.g. from `fl.run_commands.build_config`) as the run config, with the server's
+    copy of the clients' public-key folder (`client_keys`, as `client-keys`) for the stacks whose clients sign."""
     folder.mkdir(parents=True, exist_ok=True)
-    fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in {**values, "out": str(out)}.items() if k != "engine")
+    extra = {"out": str(out), **({"client-keys": str(client_keys)} if client_keys else {})}
+    fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in {**values, **extra}.items() if k != "engine")
     (folder / "pyproject.toml").write_text(f"""[build-system]
 requires = ["hatchling"]
 build-backend = "hatchling.build"

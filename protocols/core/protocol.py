@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protocols.core.driver import ClientRole, CostMeter, ServerRole, drive
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.transport import InProcessTransport
@@ -52,6 +53,19 @@ class OpenRound:
     stages: tuple[Stage, ...]
     finish: Callable[[RoundEnd], Output]
     clients_ready: Callable[[dict[int, dict]], None] | None = None  # the server reads what clients announced (public keys)
+    use_roster: Callable[[list[int], KeyDirectory], None] | None = None  # rounds whose clients sign (see `seat`)
+
+    def seat(self, roster: list[int], directory: KeyDirectory) -> None:
+        """Rounds whose clients sign with long-term identities (`protocols.core.pki`): tells the server half the
+        roster (position u is client roster[u]) and the directory it verifies signatures with, and puts the
+        roster into `public`, before the public parameters go out. Each client then builds its role with
+        `identity=` its own `ClientIdentity`, and checks the roster against its own directory.
+
+        Raises:
+            Refused: for a roster that lists an id twice or one without a key in `directory`.
+        """
+        if self.use_roster is not None:
+            self.use_roster(list(roster), directory)
 
 
 def matrix_shape(inputs: np.ndarray) -> tuple[int, int]:
@@ -84,7 +98,7 @@ class Protocol(abc.ABC):
         raise RemoteUnsupported(f"{type(self).__name__} cannot run with remote clients")
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
-        """Client i's half of a round."""
+        """Client i's half of a round; a protocol whose clients sign takes a keyword `identity` (a `ClientIdentity`) too."""
         raise RemoteUnsupported(f"{type(self).__name__} cannot run with remote clients")
 
     def client_state(self, client: int) -> dict[str, np.ndarray]:
@@ -96,11 +110,17 @@ class Protocol(abc.ABC):
 
     def run_split(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         """Both halves in this process: client i's randomness is `rng.fork(f"client {i}")`, drawn after
-        `open_round`, which is what any other engine must reproduce to get the same round."""
+        `open_round`, which is what any other engine must reproduce to get the same round. A round whose
+        clients sign (`OpenRound.use_roster`) seats client i at position i with its simulated identity
+        (`ClientIdentity.simulated(i)`: this process simulates the PKI)."""
         n, d = matrix_shape(inputs)
         opened = self.open_round(n, d, rng)
+        signing = opened.use_roster is not None
+        if signing:
+            opened.seat(list(range(n)), KeyDirectory())
         measurements: dict[int, dict] = {i: {} for i in range(n)}
-        clients = [self.client_role(i, inputs[i], opened.public, rng.fork(f"client {i}"), measurements[i]) for i in range(n)]
+        clients = [self.client_role(i, inputs[i], opened.public, rng.fork(f"client {i}"), measurements[i],
+                                    **({"identity": ClientIdentity.simulated(i)} if signing else {})) for i in range(n)]
         if opened.clients_ready is not None:
             opened.clients_ready(measurements)
         meter = CostMeter(n)

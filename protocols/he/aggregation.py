@@ -23,8 +23,9 @@ import numpy as np
 
 from protocols.core.clear import ClearClient, ClearServer
 from protocols.core.driver import CostMeter, drive
-from protocols.core.errors import BelowThreshold, MalformedMessage
+from protocols.core.errors import BelowThreshold, MalformedMessage, Refused
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
@@ -167,15 +168,18 @@ class HeAggregation(Protocol):
         return self.run_split(self.check_inputs(inputs), dropouts, rng, transport)
 
     def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
-        """The aggregator's half. Clients announce their Ed25519 public keys (`clients_ready`: the PKI, which
-        this process simulates and a deployment must provide out of band); the key holder is this process's
-        own `KeyHolder` unless the engine passes a remote one in `RoundEnd.key_holder`."""
+        """The aggregator's half. Clients sign with long-term identities: the engine seats the roster and the key
+        directory (`OpenRound.seat`; in process, simulated identities), which the collector verifies with and
+        whose roster the key holder maps to its own directory; the key holder is this process's own `KeyHolder`
+        (its PKI: the same directory) unless the engine passes a remote one in `RoundEnd.key_holder`."""
         session = self._session(rng)
         client_keys: dict[int, bytes] = {}
+        seated: dict = {}
         collector = HeCollector(n, session, self.keys.public, d, client_keys)
 
-        def ready(measurements: dict[int, dict]) -> None:
-            client_keys.update({i: bytes.fromhex(m[self.name]["signing_key"]) for i, m in measurements.items() if self.name in m})
+        def seat(roster: list[int], directory: KeyDirectory) -> None:
+            client_keys.update(enumerate(directory.for_roster(roster, party="server")))
+            seated.update(roster=list(roster), source=directory.source)
 
         def finish(end: RoundEnd) -> Output:
             included = tuple(sorted(collector.inputs))
@@ -184,26 +188,33 @@ class HeAggregation(Protocol):
             with end.meter.server():
                 payload = b"" if self.recompute else collector.total().to_bytes()
                 request = self._request(collector, Target.SUM, payload)
-            params = self._holder_params(session, client_keys, d)
+            params = self._holder_params(session, seated["roster"], d)
             values, bound = self._ask(request, params, end, d, client_keys)
             ring = Ring(self.bits)
             result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
-            report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), self.guarantee(n, d, len(included), bound, **self.sizes(collector, d)))
+            guarantee = self.guarantee(n, d, len(included), bound, client_keys=seated["source"], **self.sizes(collector, d))
+            report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), guarantee)
             return Output(result, included, (report,), tuple(end.rejected))
 
-        return OpenRound({"session": session.hex(), "d": d}, collector, (Stage.MASKED_INPUT,), finish, ready)
+        return OpenRound({"session": session.hex(), "d": d}, collector, (Stage.MASKED_INPUT,), finish, use_roster=seat)
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClearClient:
-        signer = Signer.generate(rng.fork("signer"))
-        measurements[self.name] = {"signing_key": signer.public_bytes().hex()}
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
+                    identity: ClientIdentity | None = None) -> ClearClient:
+        """Client i's role: it encrypts `row` and signs the ciphertext's digest with its own long-term key.
+
+        Raises:
+            Refused: without `identity` (this client's signing key).
+        """
+        if identity is None:
+            raise Refused("an HE client signs its ciphertext: it needs its identity (its signing key)", party=f"client {i}", stage="setup")
         context, x = self.keys.public, np.asarray(row)
-        return he_client(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), signer)
+        return he_client(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), identity.signer)
 
     def key_holder(self, params: dict, *, client_keys: dict[int, bytes], policy: KeyHolderPolicy | None = None,
                    ledger: ReleaseLedger | None = None, run: str = "local", **kw) -> KeyHolder:
         """The key holder of one round: the round's description from the aggregator (`params`: session,
-        length; its "client_keys" are not read), the clients' Ed25519 keys from the key holder's own PKI
-        (`client_keys`), its policy and ledger its own (default: this process's key holder's)."""
+        length, roster), the clients' Ed25519 keys by position from the key holder's own PKI (`client_keys`,
+        e.g. `KeyDirectory.for_roster(params["roster"])`), its policy and ledger its own (default: this process's key holder's)."""
         return KeyHolder(
             self.keys.secret, policy or self.policy, session=bytes.fromhex(params["session"]), client_keys=client_keys,
             length=int(params["length"]), run=run, ledger=self._ledger if ledger is None else ledger, **kw,
@@ -231,16 +242,16 @@ class HeAggregation(Protocol):
         return session_of(self._round, rng.bytes(4))
 
     @staticmethod
-    def _holder_params(session: bytes, client_keys: dict[int, bytes], d: int) -> dict:
-        """What the aggregator tells the key holder about a round (JSON-ready): no policy, no seed; the client
-        keys it relays are used only by a key holder without a PKI of its own (the Flower node without
-        `he-client-keys`, which then trusts the aggregator's client list)."""
-        return {"session": session.hex(), "length": d, "client_keys": {str(u): k.hex() for u, k in client_keys.items()}}
+    def _holder_params(session: bytes, roster: list[int], d: int) -> dict:
+        """What the aggregator tells the key holder about a round (JSON-ready): the session, the length and the
+        roster (position u is client roster[u]); no policy, no seed, no key: a key holder verifies position u's
+        signature with its own directory's key of roster[u] and refuses a roster listing a client twice."""
+        return {"session": session.hex(), "length": d, "roster": list(roster)}
 
     def _key_holder(self, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
         """This process's key holder for protocols whose rounds do not split (hidden state, CKKS robust)."""
         keys = {i: s.public_bytes() for i, s in enumerate(signers)}  # this process simulates the PKI
-        return self.key_holder(self._holder_params(session, keys, d), client_keys=keys, **kw)
+        return self.key_holder(self._holder_params(session, list(keys), d), client_keys=keys, **kw)
 
     def _request(self, collector: HeCollector, target: Target, payload: bytes, *, clients: list[int] | None = None, extra: bytes = b"") -> DecryptRequest:
         """Relays the signed inputs of `clients` (default: all collected) when the key holder recomputes, or
@@ -293,9 +304,10 @@ class HeAggregation(Protocol):
                     return parse_plaintext(Reader(answer.payload, party="server", stage="decrypt"), count)
         raise MalformedMessage("no authentic reply from the key holder", party="server", stage="decrypt")
 
-    def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, **extra) -> Guarantee:
+    def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, client_keys: str | None = None, **extra) -> Guarantee:
         """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it).
-        The key holder's figures are those of this process's key holder (`policy`); a remote one states its own."""
+        The key holder's figures are those of this process's key holder (`policy`); a remote one states its own.
+        `client_keys`: where the clients' verification keys came from (`KeyDirectory.source`)."""
         p, policy = self.params, self.policy
         ckks = p.scheme == "ckks"
         noise = 2.0**policy.flood_bits * bound if ckks else 0.0
@@ -319,7 +331,11 @@ class HeAggregation(Protocol):
             },
             notes=(
                 f"key holder {check} under its own policy ({policy.round_type} rounds, >= {policy.min_clients} signed inputs a release, "
-                "one release sequence a round, kept in its ledger); " + HONEST_CIPHERTEXTS + "; " + ("" if policy.recompute else TRUSTED_SUM + "; ")
+                "one release sequence a round, kept in its ledger); "
+                + (f"inputs count as distinct clients by their long-term signing keys, from {client_keys} "
+                   "(clients colluding with the aggregator count too: a release hides an input among min_clients - 1 others only if they are honest); "
+                   if client_keys else "")
+                + HONEST_CIPHERTEXTS + "; " + ("" if policy.recompute else TRUSTED_SUM + "; ")
                 + "keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits)"

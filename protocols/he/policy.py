@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from protocols.core.errors import Refused
+from protocols.core.pki import KeyDirectory
 from protocols.he.messages import Target
 
 ROUND_KINDS: dict[str, tuple[Target, ...]] = {
@@ -104,16 +105,27 @@ class KeyHolderPolicy:
         )
 
 
-def client_keys_from_config(config: Mapping) -> dict[int, bytes] | None:
-    """The key holder's own PKI from its node configuration: `he-client-keys`, a JSON object client id ->
-    Ed25519 public key (hex), provisioned out of band; None when the key is absent."""
+def client_keys_from_config(config: Mapping) -> KeyDirectory | None:
+    """The key holder's own PKI from its node configuration: `he-client-keys`, a folder of client public keys
+    (`protocols.core.pki.provision` writes one; `KeyDirectory.read`) or, inline, a JSON object client id ->
+    Ed25519 public key (hex), provisioned out of band; None when the key is absent.
+
+    Raises:
+        ValueError: naming the value, if it is neither a readable key folder nor such an object.
+    """
     text = config.get("he-client-keys")
     if text in (None, ""):
         return None
+    text = str(text)
+    if not text.lstrip().startswith("{"):
+        try:
+            return KeyDirectory.read(text)
+        except ValueError as exc:
+            raise ValueError(f"he-client-keys: {exc}") from None
     try:
-        return {int(u): bytes.fromhex(k) for u, k in json.loads(str(text)).items()}
+        return KeyDirectory({int(u): bytes.fromhex(k) for u, k in json.loads(text).items()}, "he-client-keys (inline)")
     except (ValueError, AttributeError) as exc:
-        raise ValueError(f"he-client-keys must be a JSON object of client id -> hex key, found {str(text)[:40]!r}: {exc}") from None
+        raise ValueError(f"he-client-keys must be a key folder or a JSON object of client id -> hex key, found {text[:40]!r}: {exc}") from None
 
 
 def session_of(round_: int, nonce: bytes) -> bytes:

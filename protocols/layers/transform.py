@@ -88,13 +88,15 @@ class TransformLayer(Protocol):
         self.prepare(n, d, SeededRandomness(seed))
         inner = self.inner.open_round(n, self.output_dim(d), rng)
         public = {"layer": self.name, "seed": seed.hex(), "n": n, "d": d, "inner": inner.public}
-        return OpenRound(public, inner.server, inner.stages, lambda end: self._finish(inner.finish(end), end.measurements), inner.clients_ready)
+        return OpenRound(public, inner.server, inner.stages, lambda end: self._finish(inner.finish(end), end.measurements), inner.clients_ready,
+                         inner.use_roster)
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict, **identity) -> ClientRole:
+        """The inner protocol's role on the encoded row; `identity` (a signing protocol's keyword) goes to it unchanged."""
         if public.get("layer") != self.name:
             raise ValueError(f"public parameters are for layer {public.get('layer')!r}, not {self.name!r}")
         self.prepare(int(public["n"]), int(public["d"]), SeededRandomness(bytes.fromhex(public["seed"])))
-        return self.inner.client_role(i, self._encode(i, row, rng, measurements), public["inner"], rng, measurements)
+        return self.inner.client_role(i, self._encode(i, row, rng, measurements), public["inner"], rng, measurements, **identity)
 
     def _encode(self, i: int, row: np.ndarray, rng: Randomness, measurements: dict) -> np.ndarray:
         start = time.thread_time()

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import MalformedMessage, Refused
-from protocols.core.protocol import OpenRound, RemoteUnsupported, RingProtocol, RoundEnd
+from protocols.core.pki import ClientIdentity, KeyDirectory, roster_digest
+from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.transport import InProcessTransport
@@ -34,7 +34,6 @@ from protocols.masking.graph import check_threshold, choose_degree_and_threshold
 from protocols.masking.server import PARTY, MaskingServer
 from protocols.masking.setup import RoundSetup
 from secagg.randomness import Randomness
-from secagg.signatures import Signer
 
 
 class _PairwiseMasking(RingProtocol):
@@ -50,35 +49,28 @@ class _PairwiseMasking(RingProtocol):
     def _collusion(self, n: int, k: int, t: int) -> str:
         raise NotImplementedError
 
-    @property
-    def splits(self) -> bool:
-        return not self.active  # active mode's signing keys come from a PKI this process simulates
-
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        n, d = self.check_inputs(inputs)
-        if self.splits:
-            return self.run_split(inputs, dropouts, rng, transport)
-        opened, setup = self._open(n, d, rng)
-        signers = [Signer.generate(rng) for _ in range(n)]
-        pki = [s.public_bytes() for s in signers]  # distributed out of band (PKI)
-        opened.server = MaskingServer(setup, pki)
-        clients = [MaskingClient(i, setup, inputs[i], rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
-        meter = CostMeter(n)
-        rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
-        return opened.finish(RoundEnd(meter, transport, rejected, dropouts=dropouts))
+        self.check_inputs(inputs)
+        return self.run_split(inputs, dropouts, rng, transport)
 
     def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
-        if self.active:
-            raise RemoteUnsupported("active SecAgg needs a PKI for the clients' signing keys; run it in process")
+        """The server's half. Active mode: the round's clients sign with long-term identities, so the engine seats
+        the roster (`OpenRound.seat`; in process, simulated identities) before the public parameters go out."""
         return self._open(n, d, rng)[0]
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> MaskingClient:
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
+                    identity: ClientIdentity | None = None) -> MaskingClient:
         """Client i's role from the server's public parameters, which must be the ones this client's own
-        configuration gives (n, k, t, bits, d = len(row)): a server cannot lower the threshold.
+        configuration gives (n, k, t, bits, d = len(row)): a server cannot lower the threshold. Active mode
+        needs `identity`, this client's own: it signs with identity.signer and verifies position v's
+        signatures with identity.directory's key of roster[v] (never a key the server sends), after checking
+        that the roster seats it at position i and lists each client at most once.
 
         Raises:
             Refused: naming the parameter the server sent and the one this client expects, or one of
-                the wrong type (n, k, t, d, bits must be int; session and graph_seed hex of 8 and 32 bytes).
+                the wrong type (n, k, t, d, bits must be int; session and graph_seed hex of 8 and 32 bytes);
+                in active mode without an identity, or for a roster of n distinct ids of the directory that
+                does not seat this client at position i.
         """
         for name in ("n", "k", "t", "d", "bits"):
             if type(public.get(name)) is not int:
@@ -94,23 +86,47 @@ class _PairwiseMasking(RingProtocol):
         for name, mine in (("k", k), ("t", t), ("bits", self.bits), ("d", len(row))):
             if public.get(name) != mine:
                 raise Refused(f"public parameter {name}={public.get(name)!r}, this client's configuration says {mine}", party=f"client {i}", stage="setup")
-        setup = RoundSetup(n=public["n"], k=public["k"], t=public["t"], d=public["d"], ring=self.ring, active=False,
-                           session=bytes.fromhex(public["session"]), graph_seed=bytes.fromhex(public["graph_seed"]))
+        session = bytes.fromhex(public["session"])
         self.ring.check(row, "row")
-        return MaskingClient(i, setup, row, rng, None, None)
+        if not self.active:
+            setup = RoundSetup(n=public["n"], k=k, t=t, d=public["d"], ring=self.ring, active=False, session=session,
+                               graph_seed=bytes.fromhex(public["graph_seed"]))
+            return MaskingClient(i, setup, row, rng, None, None)
+        if identity is None:
+            raise Refused("active SecAgg needs this client's identity (its signing key and the key directory)", party=f"client {i}", stage="setup")
+        roster = public.get("roster")
+        pki = identity.directory.for_roster(roster, party=f"client {i}")
+        if len(roster) != public["n"] or roster[i] != identity.cid:
+            raise Refused(f"roster {str(roster)[:60]} does not seat this client ({identity.cid}) at position {i} of n={public['n']}",
+                          party=f"client {i}", stage="setup")
+        setup = RoundSetup(n=public["n"], k=k, t=t, d=public["d"], ring=self.ring, active=True, session=session,
+                           roster=roster_digest(roster))
+        return MaskingClient(i, setup, row, rng, identity.signer, pki)
 
     def _open(self, n: int, d: int, rng: Randomness) -> tuple[OpenRound, RoundSetup]:
         k, t = self.degree_and_threshold(n)
         session = rng.bytes(8)
         drawn = rng.bytes(32)  # public: the server announces it; an active server's graph comes from the signed keys instead
-        setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=session, graph_seed=None if self.active else drawn)
-        server = MaskingServer(setup, None) if not self.active else None
+        setup = RoundSetup(n=n, k=k, t=t, d=d, ring=self.ring, active=self.active, session=session,
+                           graph_seed=None if self.active else drawn)
+        server = MaskingServer(setup, None)
         stages = tuple(s for s in Stage if self.active or s != Stage.CONSISTENCY_CHECK)
         public = {"n": n, "k": k, "t": t, "d": d, "bits": self.bits, "session": session.hex(), "graph_seed": drawn.hex()}
-        opened = OpenRound(public, server, stages, lambda end: self._finish(opened.server, setup, len(stages), end))
+
+        seated: dict[str, str] = {}
+
+        def seat(roster: list[int], directory: KeyDirectory) -> None:
+            if len(roster) != n:
+                raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=PARTY, stage="setup")
+            server.seat(roster_digest(roster), directory.for_roster(roster, party=PARTY))
+            public["roster"] = list(roster)
+            seated["source"] = directory.source
+
+        opened = OpenRound(public, server, stages, lambda end: self._finish(server, setup, len(stages), end, seated.get("source")),
+                           use_roster=seat if self.active else None)
         return opened, setup
 
-    def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd) -> Output:
+    def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd, keys: str | None = None) -> Output:
         result, included = server.result()
         n, d, k, t = setup.n, setup.d, setup.k, setup.t
         bad = {w: sorted(owners) for w, owners in sorted(server.bad_shares.items())}
@@ -119,6 +135,8 @@ class _PairwiseMasking(RingProtocol):
             for w, owners in bad.items()
         ]
         notes = [f"bad unmasking shares dropped, from clients {sorted(bad)}"] if bad else []
+        if keys is not None:  # active mode: whose keys the signatures were checked against
+            notes.append(f"clients verify each other's signatures (roster-bound) with the long-term keys from {keys}, never a key the server sends")
         dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}
         guarantee = Guarantee(
             threat_model=ThreatModel.ACTIVE_SERVER if self.active else ThreatModel.HONEST_BUT_CURIOUS_SERVER,
@@ -208,7 +226,8 @@ class SecAggPlus(_PairwiseMasking):
     free, by leaving out advertisements (it may tell each client a different subset) or through
     colluding clients' keys: one SHA-256 hash and one count of corrupt neighbours per try, so the
     number W of graphs it tries is bounded only by its computation (leaving out 5 of 1000 clients
-    already gives 2**43 graphs). 2**-sigma holds per graph; a server trying W graphs breaks one with
+    already gives 2**43 graphs; the roster, who sits at which position, is signed into every advertisement,
+    so re-seating costs it a new round of advertisements, not a hash). 2**-sigma holds per graph; a server trying W graphs breaks one with
     probability up to W * 2**-sigma (at sigma = 40 a grinding server is within reach). `grind_bits`
     = log2 W chooses (k, t) for sigma + grind_bits, so that 2**-sigma holds against W tries.
     """

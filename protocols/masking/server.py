@@ -17,6 +17,7 @@ from the drawn graph seed, or against an active server from the signed advertise
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -61,8 +62,7 @@ class MaskingServer:
     and `graph_seed` the seed it came from."""
 
     def __init__(self, setup: RoundSetup, pki: list[bytes] | None = None) -> None:
-        if setup.active and pki is None:
-            raise ValueError("active mode needs the signing public keys of all clients (pki)")
+        """`pki`: active mode's verification key of each position; a split round supplies it later (`seat`)."""
         self.setup, self._pki = setup, pki
         self.neighbours: list[frozenset[int]] = []
         self.graph_seed = setup.graph_seed
@@ -79,9 +79,28 @@ class MaskingServer:
         self._acc = setup.ring.zeros(setup.d)
         self._done = False
 
+    def seat(self, roster: bytes, pki: list[bytes]) -> None:
+        """Active mode: the roster digest (`protocols.core.pki.roster_digest`) signed into every signature, and each
+        position's verification key; only before the round starts.
+
+        Raises:
+            ValueError: once a frame was received, or for a pki that is not one key a client.
+        """
+        if self._received or self._keys or self._stage != Stage.ADVERTISE_KEYS:
+            raise ValueError("the roster is seated before the round starts")
+        if len(pki) != self.setup.n:
+            raise ValueError(f"pki must hold n={self.setup.n} keys, found {len(pki)}")
+        self.setup, self._pki = replace(self.setup, roster=roster), list(pki)
+
     def requests(self) -> dict[int, bytes]:
-        """The frames this stage sends, by recipient."""
+        """The frames this stage sends, by recipient.
+
+        Raises:
+            ValueError: in active mode before the clients' keys are known (`seat`).
+        """
         setup, stage = self.setup, self._stage
+        if setup.active and self._pki is None:
+            raise ValueError("active mode needs the signing public keys of all clients (pki): seat the roster first")
         payloads: dict[int, bytes] = {}
         everyone = {v: self._keys[v] for v in self._live} if stage == Stage.SHARE_KEYS and setup.derives_graph else None
         for u in sorted(self._live):

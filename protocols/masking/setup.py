@@ -21,6 +21,10 @@ class RoundSetup:
     `graph_seed` keys the SecAgg+ graph (see `protocols.masking.graph.HararyGraph`). An honest-but-curious
     server draws it; against an active server it is None and every party derives it from the signed
     advertisements instead (`graph_seed_from`), so that the server cannot pick it alone.
+
+    `roster` binds the round's roster (position -> client id, whose directory keys verify the positions'
+    signatures) into every signed message: a server that tells clients different rosters gets signatures
+    that verify only among clients holding the same roster, so it cannot seat two honest clients at one position.
     """
 
     n: int
@@ -31,6 +35,7 @@ class RoundSetup:
     active: bool
     session: bytes
     graph_seed: bytes | None = None
+    roster: bytes = b""  # active mode with long-term identities: `protocols.core.pki.roster_digest`, signed into every signature
 
     @property
     def derives_graph(self) -> bool:
@@ -56,10 +61,10 @@ class RoundSetup:
         return b"secagg/share" + self.session + struct.pack(">II", sender, recipient)
 
     def advertise_message(self, u: int, c_pk: bytes, s_pk: bytes) -> bytes:
-        return b"secagg/advertise" + self.session + struct.pack(">I", u) + c_pk + s_pk
+        return b"secagg/advertise" + self.session + self.roster + struct.pack(">I", u) + c_pk + s_pk
 
     def consistency_message(self, survivors: list[int]) -> bytes:
-        return b"secagg/consistency" + self.session + struct.pack(f">{len(survivors)}I", *survivors)
+        return b"secagg/consistency" + self.session + self.roster + struct.pack(f">{len(survivors)}I", *survivors)
 
     def commitment(self, u: int, seed: bytes) -> bytes:
         """SHA-256 commitment to client u's self-mask seed (hiding: the seed is 256 uniform bits)."""

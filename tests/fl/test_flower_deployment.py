@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 3
 
 
@@ -34,12 +35,26 @@ def _wait_for(port: int, seconds: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
+CASES = {  # stack fields, layers reported, whether its clients sign (then keys are provisioned with `secagg keys`)
+    "ddp+secagg+": (["--set", "stack=ddp+secagg+"], ["secagg+", "noise", "discretize", "rotation", "clip"], False),
+    "active secagg+": (["--set", "stack=secagg+", "--set", "active=true"], ["secagg+", "discretize", "clip"], True),
+    "ckks": (["--set", "stack=ckks"], ["ckks", "clip"], True),
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param("ddp+secagg+"), pytest.param("active secagg+", marks=pytest.mark.soak),
+                                  pytest.param("ckks", marks=pytest.mark.soak)])
+def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
+    """Signing stacks: each client node's config names its own key file and the public-key folder, the key holder's
+    its he-client-keys, and the server's copy comes with the app (`flower-app --keys`). These two take about 5 min
+    each on a loaded 2-core machine, so they are `soak` (run them with `pytest -m soak tests/fl/test_flower_deployment.py`)."""
+    fields, layers, signing = CASES[case]
     link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
     (home / "config.toml").write_text(f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "127.0.0.1:{link}"\ninsecure = true\n')
-    env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # the SuperLink starts flower-superexec
+    env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the SuperLink starts flower-superexec
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}  # every Flower process imports this checkout's fl
     logs, procs = [], []
 
     def start(name: str, *args: str) -> None:
@@ -50,20 +65,26 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
     try:
         start("superlink", "flower-superlink", "--insecure", "--port", str(link))
         _wait_for(link, 60)
-        for c in range(CLIENTS):
+        keys = tmp_path / "keys"
+        if signing:
+            subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
+        for c in range(CLIENTS + (case == "ckks")):
+            pki = "" if not signing else (f' he-client-keys="{keys}/clients"' if c == CLIENTS else f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients"')
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
-                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}")
+                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}")
         app, results = tmp_path / "app", tmp_path / "results"
-        subprocess.run([str(BIN / "secagg"), "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
-                        "--set", "stack=ddp+secagg+", "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
-                        "--set", "dropout=0", "--set", "epochs=1"], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "fl.cli", "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
+                        *fields, "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
+                        "--set", "dropout=0", "--set", "epochs=1", *(["--keys", str(keys)] if signing else [])], env=env, check=True, capture_output=True)
         run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "**secagg+**" in run.stdout and "distributed DP this round" in run.stdout
+        assert f"**{layers[0]}**" in run.stdout and (case != "ddp+secagg+" or "distributed DP this round" in run.stdout)
         saved = json.loads((results / "result.json").read_text())
         assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
-        assert saved["rounds"][0]["included"] == [0, 1, 2]
-        assert [r["layer"] for r in saved["rounds"][0]["reports"]] == ["secagg+", "noise", "discretize", "rotation", "clip"]
+        assert saved["rounds"][0]["included"] == [0, 1, 2], saved["rounds"][0].get("aborted")
+        assert [r["layer"] for r in saved["rounds"][0]["reports"]] == layers
+        if signing:
+            assert str(keys / "clients") in saved["rounds"][0]["reports"][0]["guarantee"]["notes"]
     finally:
         for p in procs:
             try:

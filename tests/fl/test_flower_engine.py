@@ -12,9 +12,11 @@ from fl.run_commands import run_on_engine
 pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
 
 
-@pytest.mark.parametrize("stack", ["ddp+secagg+", "robust"])
-def test_flower_simulation_matches_the_in_process_engine(stack):
-    common = dict(clients=5, rounds=2, stack=stack, rule="multi_krum", dropout=0.2, noise_multiplier=0.5, seed=0)
+@pytest.mark.parametrize("stack, active", [("ddp+secagg+", False), ("robust", False), ("secagg+", True)])
+def test_flower_simulation_matches_the_in_process_engine(stack, active):
+    """Active SecAgg+ too: its clients sign under the simulated identities of their positions in both engines, so
+    the signed advertisements, and the graph seed hashed from them (a guarantee parameter), are the same."""
+    common = dict(clients=5, rounds=2, stack=stack, rule="multi_krum", dropout=0.2, noise_multiplier=0.5, seed=0, active=active)
     here = run_experiment(ExperimentConfig(**common))
     there = run_on_engine(ExperimentConfig(engine="flower-sim", **common))
     assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
@@ -26,6 +28,8 @@ def test_flower_simulation_matches_the_in_process_engine(stack):
     protection = last_there[0]
     assert protection.cost.bytes_up_mean > 0 and protection.cost.client_seconds_mean > 0
     assert protection.guarantee.parameters == last_here[0].guarantee.parameters
+    if active:
+        assert protection.guarantee.threat_model.name == "ACTIVE_SERVER" and "never a key the server sends" in protection.guarantee.notes
 
 
 def test_ckks_on_flower_has_its_key_holder_on_its_own_node():

@@ -32,21 +32,25 @@ def _node(monkeypatch, node_config, ledger_file):
     return app, context, HeContext.from_bytes(preset("ckks-8192-sum"), public)
 
 
-@pytest.fixture
-def node(monkeypatch, tmp_path):
-    return _node(monkeypatch, {"he-min-clients": 3}, tmp_path / "ledger.json")
-
-
 def _signers(tag):
     return [Signer.generate(SeededRandomness(1).fork(f"{tag}{i}")) for i in range(3)]
 
 
-def _ask(app, context, session, ids, cts, signers):
+def _pki(signers):
+    return json.dumps({str(i): s.public_bytes().hex() for i, s in enumerate(signers)})
+
+
+@pytest.fixture
+def node(monkeypatch, tmp_path):
+    return _node(monkeypatch, {"he-min-clients": 3, "he-client-keys": _pki(_signers(""))}, tmp_path / "ledger.json")
+
+
+def _ask(app, context, session, ids, cts, signers, roster=(0, 1, 2)):
     """A decrypt message whose manifest is signed by `signers`, whose params relay their keys as the client keys."""
     manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in ids}
     frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, DecryptRequest(Target.SUM, manifest, b"", {i: cts[i] for i in ids}).encode()))
     params = {"session": session.hex(), "length": 10, "client_keys": {str(i): s.public_bytes().hex() for i, s in enumerate(signers)},
-              "min_clients": 1, "flood_bits": 0, "seed": "00" * 32}  # what a deviating aggregator would like
+              "min_clients": 1, "flood_bits": 0, "seed": "00" * 32, "roster": list(roster)}  # what a deviating aggregator would like
     content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
     return app(Message(content, dst_node_id=1, message_type="query.decrypt"), context).content.config_records["d"]
 
@@ -54,8 +58,7 @@ def _ask(app, context, session, ids, cts, signers):
 def test_the_node_takes_client_keys_from_its_own_config_not_from_the_aggregator(monkeypatch, tmp_path):
     """Review finding 3: with `he-client-keys` in its node config, keys the aggregator registers (and signs with) are refused."""
     clients, sybils = _signers(""), _signers("sybil")
-    pki = json.dumps({str(i): s.public_bytes().hex() for i, s in enumerate(clients)})
-    app, context, public = _node(monkeypatch, {"he-min-clients": 3, "he-client-keys": pki}, tmp_path / "ledger.json")
+    app, context, public = _node(monkeypatch, {"he-min-clients": 3, "he-client-keys": _pki(clients)}, tmp_path / "ledger.json")
     cts = [public.encrypt(np.full(10, float(i))).to_bytes() for i in range(3)]
     assert "signature of client 0 does not verify" in _ask(app, context, session_of(1, b"aaaa"), [0, 1, 2], cts, sybils)["error"]
     assert "payload" in _ask(app, context, session_of(1, b"aaaa"), [0, 1, 2], cts, clients)

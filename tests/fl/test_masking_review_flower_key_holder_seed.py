@@ -44,14 +44,15 @@ def test_a_deployment_key_holder_never_seeds_its_noise_from_the_request(monkeypa
     monkeypatch.setattr(engine.HeAggregation, "key_holder", key_holder)
     app = engine.client_app()  # deployment: config comes from the run
     TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
-    context = Context(run_id=1, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json")},
+    context = Context(run_id=1, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json"),
+                                                  "he-client-keys": json.dumps({"0": "11" * 32})},
                       state=RecordDict(), run_config=VALUES)
     app(Message(RecordDict({}), dst_node_id=1, message_type="query.keys"), context)
-    params = {"seed": "ab" * 32, "session": "00" * 8, "client_keys": {}}
+    params = {"seed": "ab" * 32, "session": "00" * 8, "client_keys": {}, "roster": [0]}
     msg = Message(RecordDict({"d": ConfigRecord({"params": json.dumps(params), "frame": b""})}), dst_node_id=1, message_type="query.decrypt")
     app(msg, context)
     assert seen, "the key holder was never built"
-    # client_keys: the node's own PKI where configured, else the relayed list (see fl/flower_engine.decrypt); never a seed
+    # client_keys: the node's own PKI (he-client-keys, mandatory on deployment) through the roster; never a seed
     assert set(seen[0]) == {"client_keys", "policy", "ledger", "run"}, f"the key holder got {sorted(seen[0])} besides its own policy, keys, ledger and run"
     assert not {"rng", "seed"} & set(inspect.signature(KeyHolder).parameters), "a KeyHolder can be handed its randomness"
     assert "SystemRandomness()" in inspect.getsource(KeyHolder.__init__), "the key holder's noise is not the OS CSPRNG's"

@@ -1,0 +1,158 @@
+"""Long-term client identities: each client's Ed25519 signing key and the directory of every client's
+verification key, provisioned out of band (a PKI), so that no party takes a client's key from the server.
+
+    provision(folder, clients)   folder/keys/<id>.pem    client <id>'s private key (PKCS#8 PEM, mode 0600),
+                                                         for its node alone
+                                 folder/clients/<id>.pub its public key (SubjectPublicKeyInfo PEM): the
+                                                         directory every verifier reads (`KeyDirectory.read`)
+
+A round's participants are a roster: position u -> client id (positions are what messages name). A verifier
+maps position u to `directory.key(roster[u])` and refuses a roster that lists an id twice or an id it has no
+key for, so every signature it accepts is a distinct provisioned client's. `KeyDirectory.simulated()` is a
+simulation's stand-in: key i is derived from i alone, publicly, so anyone can sign as any client; a
+guarantee that rests on it says so (`source`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protocols.core.errors import Refused
+from secagg.randomness import Randomness, SystemRandomness
+from secagg.signatures import Signer, public_from_pem, public_pem
+
+SIMULATED = "simulated (each key derived publicly from the client id: anyone can sign as any client; a simulation only)"
+
+
+def simulated_signer(cid: int) -> Signer:
+    """Client `cid`'s simulated signing key: Ed25519 seed SHA-256("secagg/simulated-client-key" | u32 cid). Public: a simulation only."""
+    return Signer.from_private_bytes(hashlib.sha256(b"secagg/simulated-client-key" + struct.pack(">I", cid)).digest())
+
+
+@dataclass(frozen=True)
+class KeyDirectory:
+    """Client id -> 32-byte Ed25519 verification key; `source` names where the keys came from (a folder, or
+    `SIMULATED`, whose keys are derived on demand)."""
+
+    keys: Mapping[int, bytes] = field(default_factory=dict)
+    source: str = SIMULATED
+
+    @property
+    def simulated(self) -> bool:
+        return self.source == SIMULATED
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "KeyDirectory":
+        """The directory in `folder` (a provisioned folder, or its `clients/`): one `<id>.pub` file a client.
+
+        Raises:
+            ValueError: naming the folder if it is missing or empty, or a file that is not `<id>.pub` with an Ed25519 PEM key.
+        """
+        path = Path(folder)
+        if (path / "clients").is_dir():
+            path = path / "clients"
+        if not path.is_dir():
+            raise ValueError(f"client key directory {str(path)!r} is not a folder")
+        keys = {}
+        for file in sorted(path.iterdir()):
+            if file.suffix != ".pub" or not file.stem.isdigit():
+                raise ValueError(f"client key directory {str(path)!r}: {file.name!r} is not <client id>.pub")
+            try:
+                keys[int(file.stem)] = public_from_pem(file.read_bytes())
+            except ValueError as exc:
+                raise ValueError(f"client key file {str(file)!r}: {exc}") from None
+        if not keys:
+            raise ValueError(f"client key directory {str(path)!r} holds no <client id>.pub file")
+        return cls(keys, str(path))
+
+    def key(self, cid: int, *, party: str = "verifier", stage: str = "setup") -> bytes:
+        """Client `cid`'s verification key.
+
+        Raises:
+            Refused: naming the id, if the directory has no key for it.
+        """
+        if self.simulated:
+            return simulated_signer(cid).public_bytes()
+        if cid not in self.keys:
+            raise Refused(f"client id {cid} has no key in the directory {self.source}", party=party, stage=stage)
+        return self.keys[cid]
+
+    def for_roster(self, roster: Sequence[int], *, party: str = "verifier", stage: str = "setup") -> list[bytes]:
+        """The verification key of each position of `roster` (position u -> client roster[u]).
+
+        Raises:
+            Refused: naming the entry, for an id that is not a non-negative int, an id listed twice, or one without a key.
+        """
+        if not isinstance(roster, (list, tuple)) or any(type(c) is not int or c < 0 for c in roster):
+            raise Refused(f"roster {str(roster)[:60]} is not a list of client ids", party=party, stage=stage)
+        if len(set(roster)) != len(roster):
+            twice = sorted({c for c in roster if roster.count(c) > 1})
+            raise Refused(f"roster lists clients {twice} more than once", party=party, stage=stage)
+        return [self.key(c, party=party, stage=stage) for c in roster]
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """One client's long-term identity: its id in the directory, its signing key and the directory it verifies peers with.
+
+    Raises:
+        ValueError: naming the id, if the signing key is not the directory's key for it.
+    """
+
+    cid: int
+    signer: Signer
+    directory: KeyDirectory
+
+    def __post_init__(self) -> None:
+        if self.signer.public_bytes() != self.directory.key(self.cid, party=f"client {self.cid}"):
+            raise ValueError(f"the signing key of client {self.cid} is not the directory's key for it ({self.directory.source})")
+
+    @classmethod
+    def simulated(cls, cid: int) -> "ClientIdentity":
+        return cls(cid, simulated_signer(cid), KeyDirectory())
+
+    @classmethod
+    def load(cls, cid: int, key_file: str | Path, directory: str | Path) -> "ClientIdentity":
+        """Client `cid`'s identity from its private key file and the public-key directory (see `provision`).
+
+        Raises:
+            ValueError: naming the file, if it is missing or holds no Ed25519 PEM key (and see `KeyDirectory.read`).
+        """
+        try:
+            signer = Signer.from_pem(Path(key_file).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"signing key file {str(key_file)!r}: {exc}") from None
+        return cls(cid, signer, KeyDirectory.read(directory))
+
+
+def roster_digest(roster: Sequence[int]) -> bytes:
+    """SHA-256 binding a round's roster (position -> client id) into every signature made under it."""
+    return hashlib.sha256(b"secagg/roster" + struct.pack(f">I{len(roster)}I", len(roster), *roster)).digest()
+
+
+def provision(folder: str | Path, clients: int, rng: Randomness | None = None) -> KeyDirectory:
+    """Writes `clients` fresh identities (keys from `rng`, default the OS CSPRNG) into `folder` (see the module docstring).
+
+    Raises:
+        ValueError: if clients < 1, or if `folder` already holds keys (never overwritten).
+    """
+    if clients < 1:
+        raise ValueError(f"clients must be >= 1, found {clients}")
+    root = Path(folder)
+    if (root / "keys").exists() or (root / "clients").exists():
+        raise ValueError(f"{str(root)!r} already holds keys/ or clients/; refusing to overwrite identities")
+    (root / "keys").mkdir(parents=True)
+    (root / "clients").mkdir()
+    rng = rng or SystemRandomness()
+    for c in range(clients):
+        signer = Signer.from_private_bytes(rng.bytes(32))
+        fd = os.open(root / "keys" / f"{c}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(signer.private_pem())
+        (root / "clients" / f"{c}.pub").write_bytes(public_pem(signer.public_bytes()))
+    return KeyDirectory.read(root)

@@ -1,0 +1,174 @@
+"""The client PKI on the Flower deployment engine, called as Flower calls the apps (no SuperLink): the key-holder
+node counts only inputs signed by distinct clients of its own `he-client-keys` folder whatever roster, keys and
+signatures a deviating aggregator sends, refuses to start without the folder, and a client node of a signing
+stack refuses to run without its own signing key and key folder."""
+
+import json
+import tomllib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+flwr = pytest.importorskip("flwr")
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
+from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
+
+from fl.cli import main  # noqa: E402
+from fl.flower_engine import client_app, config_from_run, node_identity, write_app  # noqa: E402
+from protocols.core.errors import Refused  # noqa: E402
+from protocols.core.messages import Kind  # noqa: E402
+from protocols.core.pki import ClientIdentity, provision  # noqa: E402
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame  # noqa: E402
+from protocols.he.messages import DecryptRequest, Target, digest, signed_message  # noqa: E402
+from protocols.he.policy import KeyHolderPolicy, session_of  # noqa: E402
+from protocols.testing import check_releases  # noqa: E402
+from secagg.he import HeContext  # noqa: E402
+from secagg.he_params import preset  # noqa: E402
+from secagg.randomness import SeededRandomness  # noqa: E402
+from secagg.signatures import Signer  # noqa: E402
+
+CLIENTS = 4
+RUN = {"stack": "ckks", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg"}
+SESSIONS = (session_of(1, b"aaaa"), session_of(2, b"bbbb"))
+SYBIL = Signer.generate(SeededRandomness(99))  # the aggregator's own key
+ROSTERS = {"seated": [0, 1, 2, 3], "swapped": [1, 0, 2, 3], "sybil ids": [0, 7, 8, 9], "twice": [0, 0, 1, 2]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def task_identity():
+    """What a SuperNode sets before calling the app (restored after this module)."""
+    names = ("_run_id", "_task_id", "_node_id")
+    before = [getattr(TaskIdentity, name) for name in names]
+    for name, value in zip(names, (7, 1, 0)):
+        setattr(TaskIdentity, name, value)
+    yield
+    for name, value in zip(names, before):
+        setattr(TaskIdentity, name, value)
+
+
+def _context(node_config):
+    return Context(run_id=7, node_id=1, node_config={"num-partitions": CLIENTS, **node_config}, state=RecordDict(), run_config=RUN)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pki") / "keys"
+    provision(folder, CLIENTS, SeededRandomness(9))
+    return folder, [ClientIdentity.load(c, folder / "keys" / f"{c}.pem", folder).signer for c in range(CLIENTS)]
+
+
+@pytest.fixture(scope="module")
+def holder(pki, tmp_path_factory):
+    """The key-holder node with the provisioned folder as he-client-keys; one module-wide ledger, as a real node keeps."""
+    folder, _ = pki
+    app = client_app(None)
+    context = _context({"partition-id": CLIENTS, "he-min-clients": 2, "he-client-keys": str(folder / "clients"),
+                        "he-ledger-file": str(tmp_path_factory.mktemp("ledger") / "ledger.json")})
+    reply = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"), context).content.config_records["he"]
+    public = HeContext.from_bytes(preset("ckks-8192-sum"), reply["public"])
+    return KeyHolderNode(app, context, [public.encrypt(np.full(10, float(c + 1))).to_bytes() for c in range(CLIENTS)])
+
+
+class KeyHolderNode(tuple):
+    """(app, context, one ciphertext a client), with a short repr for Hypothesis's reports."""
+
+    def __new__(cls, app, context, cts):
+        return super().__new__(cls, (app, context, cts))
+
+    def fresh(self, ledger_file):
+        """The same node (its keys) with a new ledger file and node state: another deployment's key holder."""
+        context = _context({**dict(self[1].node_config), "he-ledger-file": str(ledger_file)})
+        context.state.config_records["he"] = self[1].state.config_records["he"]
+        return context
+
+    def __repr__(self):
+        return "KeyHolderNode(...)"
+
+
+def test_the_key_holder_node_refuses_to_start_without_its_client_keys(tmp_path):
+    app = client_app(None)
+    reply = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"),
+                _context({"partition-id": CLIENTS, "he-ledger-file": str(tmp_path / "l.json")})).content.config_records["he"]
+    assert "public" not in reply and "he-client-keys" in reply["error"]
+
+
+def _decrypt(app, context, session, manifest, inputs, roster):
+    frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, DecryptRequest(Target.SUM, manifest, b"", inputs).encode()))
+    sybil_keys = {str(u): SYBIL.public_bytes().hex() for u in range(CLIENTS)}  # relayed as the client keys: never read
+    params = {"session": session.hex(), "length": 10, "roster": roster, "client_keys": sybil_keys, "min_clients": 1}
+    content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
+    return app(Message(content, dst_node_id=1, message_type="query.decrypt"), context).content.config_records["d"]
+
+
+STEP = st.tuples(st.integers(0, 1), st.sampled_from(sorted(ROSTERS)),
+                 st.dictionaries(st.integers(0, CLIENTS - 1), st.sampled_from(["genuine", "sybil", "stale"]), max_size=CLIENTS))
+
+
+HONEST = [(0, "seated", {0: "genuine", 1: "genuine"}), (1, "seated", {1: "genuine", 2: "genuine", 3: "genuine"})]
+
+
+@given(steps=st.lists(STEP, min_size=1, max_size=4))
+@example(steps=HONEST)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_a_deviating_aggregator_gets_only_releases_of_distinct_provisioned_clients(pki, holder, tmp_path_factory, steps):
+    """The aggregator picks, per request, a roster (seated, two clients swapped, Sybil ids of its own, a client twice),
+    relays Sybil keys as client keys, and signs each listed position genuinely (client u at position u, this session),
+    with a Sybil key, or with client u's signature of the other session (a replay). Every release lists only genuine
+    positions of the seated roster, at least min_clients of them, and obeys the node's policy."""
+    _, signers = pki
+    app, _, cts = holder
+    context = holder.fresh(tmp_path_factory.mktemp("ledger") / "ledger.json")  # each example is its own deployment
+    releases = []
+    for s, roster_name, listed in steps:
+        session, other = SESSIONS[s], SESSIONS[1 - s]
+        manifest = {}
+        for u, how in sorted(listed.items()):
+            h = digest(cts[u])
+            signer = SYBIL if how == "sybil" else signers[u]
+            manifest[u] = (h, signer.sign(signed_message(other if how == "stale" else session, u, h)))
+        answer = _decrypt(app, context, session, manifest, {u: cts[u] for u in manifest}, ROSTERS[roster_name])
+        if "payload" not in answer:
+            continue
+        assert roster_name == "seated" and set(listed.values()) == {"genuine"}, f"released {listed} under roster {roster_name}"
+        releases.append((session, Target.SUM, tuple(sorted(listed))))
+    check_releases(KeyHolderPolicy(min_clients=2), releases)
+    if steps == HONEST:
+        assert len(releases) == 2
+
+
+def test_the_honest_aggregator_gets_its_release(pki, holder, tmp_path):
+    _, signers = pki
+    app, context, cts = holder
+    session = session_of(5, b"good")
+    manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(session, u, digest(cts[u])))) for u in range(3)}
+    answer = _decrypt(app, context, session, manifest, {u: cts[u] for u in range(3)}, [0, 1, 2, 3])
+    released = np.frombuffer(answer["payload"][4:], "<f8")
+    assert np.max(np.abs(released - 6.0)) < 1e-3
+
+
+def test_a_deployment_client_of_a_signing_stack_needs_its_own_key_and_folder(pki):
+    folder, signers = pki
+    with pytest.raises(Refused, match="needs signing-key and client-keys"):
+        node_identity({"partition-id": 1})
+    with pytest.raises(Refused, match="needs client-keys"):
+        node_identity({"partition-id": 1, "signing-key": str(folder / "keys" / "1.pem")})
+    with pytest.raises(Refused, match="signing key of client 2 is not the directory's"):
+        node_identity({"partition-id": 2, "signing-key": str(folder / "keys" / "1.pem"), "client-keys": str(folder / "clients")})
+    identity = node_identity({"partition-id": 1, "signing-key": str(folder / "keys" / "1.pem"), "client-keys": str(folder)})
+    assert identity.cid == 1 and identity.signer.public_bytes() == signers[1].public_bytes()
+
+
+def test_secagg_keys_provisions_once_and_the_app_carries_the_servers_copy(tmp_path, capsys):
+    assert main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"]) == 0
+    assert sorted(p.name for p in (tmp_path / "keys" / "clients").iterdir()) == ["0.pub", "1.pub", "2.pub"]
+    assert main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"]) == 2  # never overwritten
+    assert "refusing to overwrite" in capsys.readouterr().err
+    values = {"clients": 3, "stack": "secagg+", "active": True}
+    app = write_app(tmp_path / "app", values, tmp_path / "out", tmp_path / "keys" / "clients")
+    run_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert run_config["client-keys"] == str(tmp_path / "keys" / "clients")
+    config = config_from_run(run_config)  # the experiment never sees the server's key folder
+    assert config.active and config.stack == "secagg+"

@@ -48,8 +48,8 @@ from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.validation import check_digits
-from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed
-from secagg.bit_sharing import expand_planes, offset, share_planes, to_planes, words
+from secagg.beaver import SeededGramTriple, deal_gram, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
+from secagg.bit_sharing import offset, share_planes, to_planes, words
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -124,13 +124,13 @@ class TwoServerRobust(RingProtocol):
             raise BelowThreshold("the servers could not agree on the inputs", party="server", stage="share")
         self._enough(len(included), "reached both servers")
         with meter.server():
-            x = {S0: np.stack([expand_share(seeds[u], (d,), b"input share") for u in included])}
+            x = {S0: expand_rows([seeds[u] for u in included], (d,), b"input share")}
         with meter.party("second server"):
             x[S1] = np.stack([shares[u][0] for u in included])
         digits: dict = {}
         if self.validate:
             with meter.server():
-                digits[S0] = np.stack([expand_planes(seeds[u], (self.bits, words(d)), DIGITS) for u in included])
+                digits[S0] = expand_rows([seeds[u] for u in included], (self.bits, words(d)), DIGITS)
                 targets = {S0: x[S0]}
             with meter.party("second server"):
                 digits[S1] = np.stack([shares[u][1] for u in included])
@@ -143,15 +143,11 @@ class TwoServerRobust(RingProtocol):
         m = len(included)
         gram = {}
         if self.rule not in ORDER_RULES or self._slack_bits() is not None:
-            triple = self._deal(m, d, rng, ch)
-            opened_e = ch.exchange(Kind.MATRIX, {p: x[p] - triple[p].a for p in (S0, S1)}, (m, d))
-            for p, idx in ((S0, 0), (S1, 1)):
-                with ch.timer(p):
-                    gram[p] = gram_share(idx, opened_e, triple[p])
+            gram = self._gram(x, m, d, rng, ch)
         if self._slack_bits() is not None:
             bound = np.uint64(self.squared_bound)
             with meter.server():
-                slack = {S0: np.stack([expand_planes(seeds[u], (self._slack_bits(), 1), SLACK) for u in included])}
+                slack = {S0: expand_rows([seeds[u] for u in included], (self._slack_bits(), 1), SLACK)}
                 targets = {S0: (bound - np.diagonal(gram[S0]))[:, None]}
             with meter.party("second server"):
                 slack[S1] = np.stack([shares[u][2] for u in included])
@@ -284,8 +280,26 @@ class TwoServerRobust(RingProtocol):
                 seeds.pop(u, None)
         return seeds, shares, rejected
 
+    def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel) -> dict:
+        """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): the servers open E = X - A, S1 receiving
+        X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get E + A_0 = X - A_1 and needs no E."""
+        triple = self._deal(m, d, rng, ch)
+        with ch.timer(S0):
+            half = {S0: triple[S0].mask(x[S0])}
+        with ch.timer(S1):
+            half[S1] = x[S1] - triple[S1].a
+        got = {S0: ch.send(S1, S0, Kind.MATRIX, encode_matrix(half[S1]), lambda r: parse_matrix(r, (m, d))),
+               S1: ch.send(S0, S1, Kind.MATRIX, encode_matrix(half[S0]), lambda r: parse_matrix(r, (m, d)))}
+        if got[S0] is None or got[S1] is None:
+            raise BelowThreshold("a server's share did not arrive", party="server", stage="open")
+        with ch.timer(S0):
+            gram = {S0: triple[S0].share(np.add(x[S0], got[S0], out=half[S0]))}  # S0's half was sent: reuse it
+        with ch.timer(S1):
+            gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])
+        return gram
+
     def _deal(self, m, d, rng, ch):
-        """The dealer draws a Gram triple; S0 gets its seed, S1 gets (A_1, C_1) explicitly."""
+        """The dealer draws a Gram triple; S0 gets its seed (kept as a seed), S1 gets (A_1, C_1) explicitly."""
         with ch.timer(DEALER):
             dealer = rng.fork("dealer")
             seed = dealer.bytes(SEED_BYTES)
@@ -295,10 +309,8 @@ class TwoServerRobust(RingProtocol):
         c1 = ch.send(DEALER, S1, Kind.MATRIX, encode_matrix(t1.c), lambda r: parse_matrix(r, (m, m)))
         if got is None or a1 is None or c1 is None:
             raise BelowThreshold("the dealer's triple did not arrive", party="server", stage="triple")
-        with ch.timer(S0):
-            t0 = triple_from_seed(got, m, d)
         t1.a, t1.c = a1, c1
-        return {S0: t0, S1: t1}
+        return {S0: SeededGramTriple(got, m, d), S1: t1}
 
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict) -> Guarantee:

@@ -46,17 +46,18 @@ def add_digits(ch: Channel, u: dict[int, np.ndarray], r: dict[int, np.ndarray], 
     bits = u[S0].shape[-2]
     carry = {p: np.zeros(u[p].shape[:-2] + u[p].shape[-1:], dtype=np.uint64) for p in u}
     sums = {p: np.empty_like(u[p]) for p in u}
+    x, y = ({p: np.empty_like(carry[p]) for p in u} for _ in range(2))  # the gate inputs, rewritten each digit
     for k in range(bits):
-        x, y = {}, {}
         for p, _ in PARTIES:
             with ch.timer(p):
                 uk, rk = u[p][..., k, :], r[p][..., k, :]
-                sums[p][..., k, :] = uk ^ rk ^ carry[p]
-                x[p], y[p] = uk ^ carry[p], rk ^ carry[p]
+                np.bitwise_xor(uk, carry[p], out=x[p])
+                np.bitwise_xor(rk, carry[p], out=y[p])
+                np.bitwise_xor(x[p], rk, out=sums[p][..., k, :])
         z = and_layer(ch, x, y, triples, k)
         for p, _ in PARTIES:
             with ch.timer(p):
-                carry[p] = carry[p] ^ z[p]
+                carry[p] ^= z[p]
     return sums, carry
 
 

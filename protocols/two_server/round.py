@@ -7,7 +7,9 @@ inputs validated over the shares before anything about them is opened.
     S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
                AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
-    S0 <-> S1: open E = X - A; each computes its share of G = X X^T; validate ||x_i||**2 <= B against the
+    S0 <-> S1: open E = X - A (S0 sends X_0 - A_0, S1 sends X_1 - A_1); S0's share of G = X X^T is
+               C_0 + (X - A_1)(X - A_1)^T, one symmetric exact product, S1's C_1 + E A_1^T + A_1 E^T
+               (`secagg.beaver`, C = A A^T - A_0 A_0^T); validate ||x_i||**2 <= B against the
                Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
                at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
                the norms ||x_i - v||**2)

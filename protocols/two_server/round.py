@@ -62,6 +62,14 @@ SOUNDNESS = "2^-128"  # a false acceptance needs a SHA-256 collision
 DIGITS, SLACK = b"input digits", b"norm slack digits"
 
 
+def _row_sum(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """x[rows].sum(axis=0) mod 2**64 without the (len(rows), d) copy."""
+    out = np.zeros(x.shape[1], dtype=np.uint64)
+    for i in rows:
+        out += x[i]
+    return out
+
+
 @dataclass
 class TwoServerRobust(RingProtocol):
     """`rule` over the inputs secret-shared between two servers, tolerating f Byzantine clients.
@@ -170,9 +178,9 @@ class TwoServerRobust(RingProtocol):
             distances = self._distances(gram, m, ch)
             with meter.server():
                 chosen = krum_select(distances, self.f, 1 if self.rule == "krum" else self.m)
-                result_share = {S0: x[S0][chosen].sum(axis=0)}
+                result_share = {S0: _row_sum(x[S0], chosen)}
             with meter.party("second server"):
-                result_share[S1] = x[S1][chosen].sum(axis=0)
+                result_share[S1] = _row_sum(x[S1], chosen)
             row_weights, error = np.zeros(m), 0.0
             row_weights[chosen] = 1.0
             leak = "the pairwise squared distances of the m inputs, the selected set and the sum of the selected inputs"

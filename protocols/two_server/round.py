@@ -125,6 +125,7 @@ class TwoServerRobust(RingProtocol):
         if self.pre == "nnm" and (d * n * n) << (2 * self.bits) >= 1 << 63:  # NNM rows are sums of up to n inputs
             raise ValueError(f"with pre='nnm', d n**2 2**(2 bits) must stay below 2**63; found d={d}, n={n}, bits={self.bits}")
         meter = CostMeter(n)
+        meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram, norm check, rule
         ch = Channel(transport, meter, rng.bytes(8))
         seeds, shares, rejected = self._collect(inputs, n, d, dropouts, rng, ch)
         included = np.array(sorted(set(seeds) & set(shares)), dtype=np.int64)
@@ -139,6 +140,7 @@ class TwoServerRobust(RingProtocol):
             x[S1] = np.stack([shares[u][0] for u in included])
         digits: dict = {}
         if self.validate:
+            meter.stage = "range check"
             with meter.server():
                 digits[S0] = expand_rows([seeds[u] for u in included], (self.bits, words(d)), DIGITS)
                 targets = {S0: x[S0]}
@@ -153,8 +155,10 @@ class TwoServerRobust(RingProtocol):
         m = len(included)
         gram = {}
         if self.rule not in ORDER_RULES or self._slack_bits() is not None:
+            meter.stage = "gram"
             gram = self._gram(x, m, d, rng, ch)
         if self._slack_bits() is not None:
+            meter.stage = "norm check"
             bound = np.uint64(self.squared_bound)
             with meter.server():
                 slack = {S0: expand_rows([seeds[u] for u in included], (self._slack_bits(), 1), SLACK)}
@@ -170,6 +174,7 @@ class TwoServerRobust(RingProtocol):
             gram = {p: gram[p][np.ix_(keep, keep)] for p in gram}
             self._enough(len(included), "passed the norm check")
             m = len(included)
+        meter.stage = "rule"
         divisor, scale, mixing, pre_leak = 1, 1, None, ""
         if self.pre == "nnm":
             x, gram, mixing = self._nnm(x, gram, m, ch)

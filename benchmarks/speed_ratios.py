@@ -2,13 +2,15 @@
 
     python -m benchmarks.speed_ratios            # full sizes (about 3 min; the default run is 40 rounds)
     python -m benchmarks.speed_ratios --quick    # small sizes (about 40 s)
+    python -m benchmarks.speed_ratios --part two-server   # only the two-server rows (about 1 min)
 
 - `secagg run` (the embedded default) against the same experiment with stack=plain: wall and CPU seconds of all
   processes (workers included), the CPU seconds of the privacy accountant and the wall seconds of local training,
   and the CPU ratio without the accountant (another issue speeds it up). Quick mode runs 8 rounds of each.
-- Two-server Multi-Krum: CPU seconds of server 0 against the plaintext Multi-Krum (CPU seconds, same encoded
-  inputs as `benchmarks.robust_secure`); beside them, the exact Z_2^64 Gram products server 0 needs (E A_0^T
-  and E E^T, `secagg.int_gram`) against numpy's integer einsum and one float32 Gram matrix.
+- Two-server Multi-Krum: CPU seconds of server 0 (validated and not; the validation stages apart) against the
+  plaintext Multi-Krum (CPU seconds, same encoded inputs as `benchmarks.robust_secure`) at n = 20 and 50; beside them, the one exact
+  Z_2^64 product server 0 needs (the symmetric Gram matrix of X - A_1, `secagg.int_gram`: 3 float64 limb
+  products) against one float32 Gram matrix, and the growth exponent in n.
 - Krum, n = 50, f = 10, d = 1e6 (quick 1e5): seconds and tracemalloc peak against one float32 Gram matrix.
 CPU seconds are per process (`time.process_time`): run with OMP_NUM_THREADS=1 so that BLAS threads are counted
 the same way as the protocols' meters count them (one thread).
@@ -86,30 +88,43 @@ def default_run(rounds: int | None) -> None:
         experiment.compose_epsilon, experiment.local_updates = originals
 
 
-def two_server_multi_krum(n: int, d: int, reps: int) -> None:
-    floats, ring = _inputs(n, d)
-    f = n // 5
-    plain = median_cpu_seconds(lambda: aggregate(floats, f, "multi_krum"), reps)
-    costs = [secure_sum(ring, protocol=TwoServerRobust(rule="multi_krum", f=f, bits=BITS), seed=r).reports[0].cost for r in range(reps)]
-    server0 = float(np.median([c.server_seconds for c in costs]))
-    rng = np.random.default_rng(0)
-    e, a = (rng.integers(0, 2**64, (n, d), dtype=np.uint64) for _ in range(2))
-    blas = median_cpu_seconds(lambda: (ring_gram(e, a), ring_gram(e)), reps)
-    einsum = median_cpu_seconds(lambda: (np.einsum("ik,jk->ij", e, a), np.einsum("ik,jk->ij", e, e)), reps)
-    x = np.ones((n, d), dtype=np.float32)
-    gram = median_cpu_seconds(lambda: x @ x.T, reps)
-    print("| n | d | server 0 s | plaintext Multi-Krum s | server 0 / plaintext | Z_2^64 Grams (limbs, BLAS) s | same with einsum s "
-          "| float32 Gram s | limbs / float32 Gram |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {n} | {d:.0e} | {server0:.3f} | {plain:.4f} | {server0 / plain:.1f}x | {blas:.3f} | {einsum:.3f} | {gram:.4f} "
-          f"| {blas / gram:.1f}x |")
+def two_server_multi_krum(ns: tuple[int, ...], d: int, reps: int) -> None:
+    """S0's CPU seconds in a Multi-Krum round (validated and not) against the plaintext rule, at each n, with S0's
+    seconds in the validation stages (range and norm checks) and outside them; beside them S0's floor inside the
+    round, the exact symmetric Z_2^64 Gram matrix of P = X - A_1 (`secagg.int_gram`), and one float32 Gram
+    matrix; then the growth exponent of S0's seconds in n."""
+    print("| n | d | validated | server 0 s | of which validation s | plaintext Multi-Krum s | server 0 / plaintext "
+          "| without validation / plaintext | Z_2^64 Gram (limbs, BLAS) s | float32 Gram s | Z_2^64 / float32 Gram |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    seconds = {}
+    for n in ns:
+        floats, ring = _inputs(n, d)
+        f = n // 5
+        plain = median_cpu_seconds(lambda: aggregate(floats, f, "multi_krum"), reps)
+        p = np.random.default_rng(0).integers(0, 2**64, (n, d), dtype=np.uint64)
+        exact = median_cpu_seconds(lambda: ring_gram(p), reps)
+        gram = median_cpu_seconds(lambda: floats @ floats.T, reps)
+        for validate in (False, True):
+            protocol = TwoServerRobust(rule="multi_krum", f=f, bits=BITS, validate=validate)
+            costs = [secure_sum(ring, protocol=protocol, seed=r).reports[0].cost for r in range(reps)]
+            server0 = float(np.median([c.server_seconds for c in costs]))
+            checks = float(np.median([sum(c.server_seconds_by_stage.get(s, 0.0) for s in ("range check", "norm check")) for c in costs]))
+            seconds[n, validate] = server0
+            print(f"| {n} | {d:.0e} | {'yes' if validate else 'no'} | {server0:.3f} | {checks:.3f} | {plain:.4f} | {server0 / plain:.1f}x "
+                  f"| {(server0 - checks) / plain:.1f}x | {exact:.3f} | {gram:.4f} | {exact / gram:.1f}x |", flush=True)
+    if len(ns) > 1:
+        lo, hi = min(ns), max(ns)
+        for validate in (False, True):
+            k = np.log(seconds[hi, validate] / seconds[lo, validate]) / np.log(hi / lo)
+            print(f"\nserver 0 {'validated' if validate else 'unvalidated'}: seconds grow as n^{k:.2f} from n = {lo} to {hi} "
+                  "(the Gram matrix is n^2 d; expansion, masking, parsing and validation are n d)")
 
 
 def run(quick: bool, reps: int = 3) -> None:
     print("Default experiment vs plain (target: default <= 3x plain, <= 15 s wall on an idle 2-core machine):\n")
     default_run(8 if quick else None)
     print("\nTwo-server Multi-Krum, server 0 vs the plaintext rule (target <= 5x at n = 50, d = 1e5):\n")
-    two_server_multi_krum(50, 10_000 if quick else 100_000, reps)
+    two_server_multi_krum((50,) if quick else (20, 50), 10_000 if quick else 100_000, reps)
     print("\nKrum and Multi-Krum without a copy (target: Krum <= 1.5x one Gram matrix, peak <= one input):\n")
     krum_memory(100_000 if quick else 1_000_000, reps)
 
@@ -118,9 +133,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--part", choices=("all", "two-server"), default="all",
+                        help="two-server: only the two-server Multi-Krum rows (n = 20 and 50, d = 1e5; about 1 min)")
     args = parser.parse_args()
     print(describe())
-    run(args.quick, args.reps)
+    if args.part == "two-server":
+        two_server_multi_krum((50,) if args.quick else (20, 50), 10_000 if args.quick else 100_000, args.reps)
+    else:
+        run(args.quick, args.reps)
 
 
 if __name__ == "__main__":

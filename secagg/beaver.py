@@ -3,12 +3,18 @@
 Sharing: x = x0 + x1 mod 2**64 with x0 uniform. The first share can travel as a 32-byte seed that
 `AesCtrPrg` expands (domain-separated), halving what a client uploads.
 
-Gram triple (a matrix Beaver triple with B = A^T): a dealer draws A uniform (n, d) and C = A A^T
-(n, n), and shares both. To get shares of G = X X^T from shares of X, the servers open
+Gram triple (a matrix Beaver triple with B = A^T): a dealer draws A = A_0 + A_1 uniform (n, d) and
+C = A A^T - A_0 A_0^T (n, n), and shares C. To get shares of G = X X^T from shares of X, the servers open
 E = X - A (uniform, so it reveals nothing about X) and compute locally
 
-    G_p = C_p + E A_p^T + A_p E^T + [p = 0] E E^T,      G_0 + G_1 = (E + A)(E + A)^T = X X^T.
+    G_0 = C_0 + (E + A_0)(E + A_0)^T,      G_1 = C_1 + E A_1^T + A_1 E^T,
 
+    G_0 + G_1 = E E^T + E A^T + A E^T + A A^T = (E + A)(E + A)^T = X X^T.
+
+Party 0 computes one symmetric product (half the limb products of E A_0^T + A_0 E^T + E E^T), and
+E + A_0 = X - A_1 is what it gets by adding its own X_0 to the X_1 - A_1 it receives (`party0_gram_share`).
+Party 0's share (A_0, C_0) is expanded from the dealer's seed; party 1's (A_1, C_1 = C - C_0) is uniform
+to party 0, which never sees it, and C_1 is uniform to party 1, which never sees the seed.
 One triple serves exactly one Gram matrix: reusing A reveals X - X' (see `GramTriple.use`).
 
 Truncation (SecureML, Mohassel and Zhang, S&P 2017, Theorem 1): to divide a shared value x with
@@ -30,6 +36,7 @@ from secagg.randomness import Randomness
 from secagg.ring import Ring
 
 RING = Ring(64)
+GRAM_A, GRAM_C = b"gram A", b"gram C"  # PRG domains of party 0's triple share
 _PRG = AesCtrPrg(RING)
 
 
@@ -39,9 +46,20 @@ def expand_share(seed: bytes, shape: tuple[int, ...], domain: bytes) -> np.ndarr
     return _PRG.expand(seed, size, domain).reshape(shape) if size else np.zeros(shape, dtype=np.uint64)
 
 
+def expand_rows(seeds: list[bytes], shape: tuple[int, ...], domain: bytes) -> np.ndarray:
+    """np.stack([expand_share(s, shape, domain) for s in seeds]), each row written in place (no copy a row)."""
+    out = np.zeros((len(seeds), int(np.prod(shape))), dtype=np.uint64)
+    for row, seed in zip(out, seeds):
+        _PRG.add_into(row, seed, domain)
+    return out.reshape((len(seeds),) + tuple(shape))
+
+
 def share_with_seed(x: np.ndarray, seed: bytes, domain: bytes) -> np.ndarray:
     """x1 = x - PRG(seed) mod 2**64: the explicit share when the other one is `seed`."""
-    return np.subtract(np.asarray(x, dtype=np.uint64), expand_share(seed, x.shape, domain))
+    out = np.array(x, dtype=np.uint64)  # a copy, then the keystream subtracted in place
+    if out.size:
+        _PRG.add_into(out.reshape(-1), seed, domain, sign=-1)
+    return out
 
 
 def lift_signed(x: np.ndarray, bits: int) -> np.ndarray:
@@ -97,22 +115,46 @@ def deal_gram(n: int, d: int, rng: Randomness, seed: bytes) -> tuple[GramTriple,
     """
     if n < 1 or d < 1:
         raise ValueError(f"need n >= 1 and d >= 1, found n={n}, d={d}")
-    a = rng.uint64(n * d).reshape(n, d)
-    c = ring_gram(a)  # A A^T mod 2**64
     t0 = triple_from_seed(seed, n, d)
-    return t0, GramTriple(np.subtract(a, t0.a), np.subtract(c, t0.c))
+    a = rng.uint64(n * d).reshape(n, d)
+    c = ring_gram(a) - ring_gram(t0.a)  # A A^T - A_0 A_0^T mod 2**64
+    return t0, GramTriple(np.subtract(a, t0.a, out=a), np.subtract(c, t0.c, out=c))
 
 
 def triple_from_seed(seed: bytes, n: int, d: int) -> GramTriple:
     """Party 0's share of a dealt triple, from the dealer's seed."""
-    return GramTriple(expand_share(seed, (n, d), b"gram A"), expand_share(seed, (n, n), b"gram C"))
+    return GramTriple(expand_share(seed, (n, d), GRAM_A), expand_share(seed, (n, n), GRAM_C))
+
+
+@dataclass
+class SeededGramTriple(OneShot):
+    """Party 0's share of a dealt Gram triple kept as the dealer's seed, A_0 never stored: `mask(x0)` returns
+    X_0 - A_0 (once), `share(p)` returns C_0 + P P^T for P = X - A_1 (`party0_gram_share`)."""
+
+    REUSE = GramTriple.REUSE
+
+    seed: bytes
+    n: int
+    d: int
+
+    def mask(self, x0: np.ndarray) -> np.ndarray:
+        self.use()
+        return share_with_seed(x0, self.seed, GRAM_A)
+
+    def share(self, p: np.ndarray) -> np.ndarray:
+        return ring_gram(p) + expand_share(self.seed, (self.n, self.n), GRAM_C)
 
 
 def gram_share(party: int, e: np.ndarray, triple: GramTriple) -> np.ndarray:
     """Party `party`'s share of X X^T, given the opened E = X - A and its triple share."""
-    t = triple.use()
-    m = ring_gram(e, t.a)  # E A_p^T; A_p E^T is its transpose
-    g = t.c + m + m.T
     if party == 0:
-        g += ring_gram(e)
-    return g
+        return party0_gram_share(e + triple.a, triple)
+    t = triple.use()
+    m = ring_gram(e, t.a)  # E A_1^T; A_1 E^T is its transpose
+    return t.c + m + m.T
+
+
+def party0_gram_share(p: np.ndarray, triple: GramTriple) -> np.ndarray:
+    """Party 0's share of X X^T from P = E + A_0 = X - A_1 (its X_0 plus the X_1 - A_1 party 1 opens): C_0 + P P^T."""
+    t = triple.use()
+    return ring_gram(p) + t.c

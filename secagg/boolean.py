@@ -55,12 +55,20 @@ def deal_and_triples(shape: tuple[int, ...], rng: Randomness, seed: bytes) -> tu
 def and_masked(x: np.ndarray, y: np.ndarray, triple: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """What a party opens for z = x & y: its shares of (e, f) = (x ^ a, y ^ b), stacked."""
     a, b, _ = triple
-    return np.stack([x ^ a, y ^ b])
+    out = np.empty((2,) + np.broadcast_shapes(x.shape, a.shape), dtype=np.uint64)
+    np.bitwise_xor(x, a, out=out[0])
+    np.bitwise_xor(y, b, out=out[1])
+    return out
 
 
 def and_share(party: int, opened: np.ndarray, triple: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """Party `party`'s share of x & y from the opened (e, f) and its triple."""
     a, b, c = triple
     e, f = opened
-    z = c ^ (e & b) ^ (f & a)
-    return z ^ (e & f) if party == 0 else z
+    z = np.bitwise_and(e, b)
+    z ^= c
+    term = np.bitwise_and(f, a)
+    z ^= term
+    if party == 0:
+        z ^= np.bitwise_and(e, f, out=term)
+    return z

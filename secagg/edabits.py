@@ -5,7 +5,9 @@ Conversion of XOR-shared digits u (b of them, u < 2^b) to an additive share of u
 a ripple-carry circuit on the XOR shares (`secagg.boolean`, one AND a digit), open the sum bits
 c = (u + r) mod 2^b (uniform) and convert the carry-out t with a daBit (`secagg.dabits`); then
 
-    u = c - r + 2^b t,      [u]_p = [p = 0] c - [r]_p + 2^b [t]_p.
+    u = c - r + 2^b t,      [u]_p = [p = 1] c - [r]_p + 2^b [t]_p
+
+(the public c is added by party 1, so that party 0, the costlier server, never unpacks it).
 
 Party 0's parts come from the dealer's seed; party 1's travel explicitly (b / 8 + 8 bytes a value).
 One edaBit serves one value (see `EdaBits.use`). Low level: the protocol is `protocols.two_server`.
@@ -50,12 +52,13 @@ def deal_edabits(shape: tuple[int, ...], bits: int, d: int, rng: Randomness, see
     return t0, EdaBits(r ^ t0.planes, from_planes(r, d) - t0.arith)
 
 
-def from_sum(party: int, opened_sum: np.ndarray, carry: np.ndarray, edabits: EdaBits, d: int) -> np.ndarray:
+def from_sum(party: int, opened_sum: np.ndarray, carry: np.ndarray, edabits: EdaBits, d: int, out: np.ndarray | None = None) -> np.ndarray:
     """Party `party`'s additive share (..., d) of u, from the opened sum bits c (planes), its share of the
-    carry-out t (additive, (..., d)) and its edaBits: [p = 0] c - [r]_p + 2^b [t]_p."""
+    carry-out t (additive, (..., d)) and its edaBits: [p = 1] c - [r]_p + 2^b [t]_p; written into `out`
+    when given (which may be `carry`)."""
     t = edabits.use()
-    out = carry << np.uint64(t.planes.shape[-2])
+    out = np.left_shift(carry, np.uint64(t.planes.shape[-2]), out=out)
     out -= t.arith
-    if party == 0:
+    if party == 1:
         out += from_planes(opened_sum, d)
     return out

@@ -29,7 +29,9 @@ def zero_digest(party: int, share: np.ndarray, context: bytes) -> bytes:
     """Party `party`'s digest of its share of z: equal to the other party's iff z = 0 (see the module docstring)."""
     s = np.asarray(share, dtype=np.uint64)
     s = s if party == 0 else np.uint64(0) - s
-    return hashlib.sha256(context + np.ascontiguousarray(s, dtype="<u8").tobytes()).digest()
+    digest = hashlib.sha256(context)
+    digest.update(np.ascontiguousarray(s, dtype="<u8").data)  # the little-endian bytes, hashed without a copy
+    return digest.digest()
 
 
 @dataclass

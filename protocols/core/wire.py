@@ -127,6 +127,14 @@ class Reader:
         self._pos += n
         return out
 
+    def view(self, n: int) -> memoryview:
+        """Like `raw`, without a copy: a read-only view of the next n bytes (valid while the payload is)."""
+        if n < 0 or n > self.remaining():
+            raise self.fail(f"truncated payload: wanted {n} bytes, {self.remaining()} left")
+        out = self._data[self._pos : self._pos + n].toreadonly()
+        self._pos += n
+        return out
+
     def u8(self) -> int:
         return self.raw(1)[0]
 

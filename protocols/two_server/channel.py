@@ -26,7 +26,7 @@ def read_matrix(r: Reader, shape: tuple[int, int]) -> np.ndarray:
     """Reads one matrix of exactly `shape` (leaves the reader open): a read-only view of the frame's bytes."""
     if (r.u32(), r.u32()) != shape:
         raise r.fail(f"matrix is not {shape}")
-    return np.frombuffer(r.raw(8 * shape[0] * shape[1]), dtype="<u8").reshape(shape).astype(np.uint64, copy=False)
+    return np.frombuffer(r.view(8 * shape[0] * shape[1]), dtype="<u8").reshape(shape).astype(np.uint64, copy=False)
 
 
 def parse_matrix(r: Reader, shape: tuple[int, int]) -> np.ndarray:

@@ -46,17 +46,18 @@ def add_digits(ch: Channel, u: dict[int, np.ndarray], r: dict[int, np.ndarray], 
     bits = u[S0].shape[-2]
     carry = {p: np.zeros(u[p].shape[:-2] + u[p].shape[-1:], dtype=np.uint64) for p in u}
     sums = {p: np.empty_like(u[p]) for p in u}
+    x, y = ({p: np.empty_like(carry[p]) for p in u} for _ in range(2))  # the gate inputs, rewritten each digit
     for k in range(bits):
-        x, y = {}, {}
         for p, _ in PARTIES:
             with ch.timer(p):
                 uk, rk = u[p][..., k, :], r[p][..., k, :]
-                sums[p][..., k, :] = uk ^ rk ^ carry[p]
-                x[p], y[p] = uk ^ carry[p], rk ^ carry[p]
+                np.bitwise_xor(uk, carry[p], out=x[p])
+                np.bitwise_xor(rk, carry[p], out=y[p])
+                np.bitwise_xor(x[p], rk, out=sums[p][..., k, :])
         z = and_layer(ch, x, y, triples, k)
         for p, _ in PARTIES:
             with ch.timer(p):
-                carry[p] = carry[p] ^ z[p]
+                carry[p] ^= z[p]
     return sums, carry
 
 
@@ -81,10 +82,11 @@ def deal_ands(ch: Channel, shape: tuple[int, ...], dealer: Randomness) -> dict[i
     return {S0: t0, S1: AndTriples(*(a.reshape(shape) for a in got))}
 
 
-def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer: Randomness) -> dict[int, np.ndarray]:
+def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer: Randomness, each=None) -> dict[int, np.ndarray]:
     """Additive shares (m, d) in Z_{2^64} of the values whose XOR-shared digits (m, bits, words(d)) the servers hold:
     add an edaBit's r with the ripple-carry circuit, open the sum bits c, convert the carry-out t with a daBit,
-    then [u]_p = [p = 0] c - [r]_p + 2^b [t]_p. Opens only uniform values (e, f of the gates, c, t ^ daBit)."""
+    then [u]_p = [p = 1] c - [r]_p + 2^b [t]_p (S1 adds the public c: S0 never unpacks it). Opens only uniform values (e, f of the gates, c, t ^ daBit).
+    `each(party, i, row)`: called with each client's share row instead (one reused buffer, timed as the party's; returns None)."""
     m, bits, w = digits[S0].shape
     with ch.timer(DEALER):
         seed = dealer.bytes(SEED_BYTES)
@@ -108,9 +110,13 @@ def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer:
     opened_carry = open_xor(ch, {q: carry[q][:, None, :] ^ dab[q].planes for q in carry})
     out = {}
     for q, idx in PARTIES:
-        with ch.timer(q):  # a client at a time: small temporaries that the allocator reuses
-            out[q] = np.empty((m, d), dtype=np.uint64)
+        with ch.timer(q):  # a client at a time, in place in its row (or in one buffer for `each`)
+            rows = np.empty((m, d) if each is None else (1, d), dtype=np.uint64)
             for i in range(m):
-                carry_i = recompose(idx, opened_carry[i], DaBits(dab[q].planes[i], dab[q].arith[i]), d)
-                out[q][i] = from_sum(idx, opened_sum[i], carry_i, EdaBits(ed[q].planes[i], ed[q].arith[i]), d)
+                row = rows[i if each is None else 0]
+                recompose(idx, opened_carry[i], DaBits(dab[q].planes[i], dab[q].arith[i]), d, out=row)
+                from_sum(idx, opened_sum[i], row, EdaBits(ed[q].planes[i], ed[q].arith[i]), d, out=row)
+                if each is not None:
+                    each(q, i, row)
+            out[q] = rows if each is None else None
     return out

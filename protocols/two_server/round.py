@@ -7,7 +7,9 @@ inputs validated over the shares before anything about them is opened.
     S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
                AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
-    S0 <-> S1: open E = X - A; each computes its share of G = X X^T; validate ||x_i||**2 <= B against the
+    S0 <-> S1: open E = X - A (S0 sends X_0 - A_0, S1 sends X_1 - A_1); S0's share of G = X X^T is
+               C_0 + (X - A_1)(X - A_1)^T, one symmetric exact product, S1's C_1 + E A_1^T + A_1 E^T
+               (`secagg.beaver`, C = A A^T - A_0 A_0^T); validate ||x_i||**2 <= B against the
                Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
                at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
                the norms ||x_i - v||**2)
@@ -48,8 +50,8 @@ from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.validation import check_digits
-from secagg.beaver import deal_gram, expand_share, gram_share, lift_signed, share_with_seed, to_signed, triple_from_seed
-from secagg.bit_sharing import expand_planes, offset, share_planes, to_planes, words
+from secagg.beaver import SeededGramTriple, deal_gram, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
+from secagg.bit_sharing import offset, share_planes, to_planes, words
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -58,6 +60,14 @@ ORDER_RULES = ("coordinate_median", "trimmed_mean")
 RULES = ("krum", "multi_krum", "centered_clipping", "norm_bounding") + ORDER_RULES
 SOUNDNESS = "2^-128"  # a false acceptance needs a SHA-256 collision
 DIGITS, SLACK = b"input digits", b"norm slack digits"
+
+
+def _row_sum(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """x[rows].sum(axis=0) mod 2**64 without the (len(rows), d) copy."""
+    out = np.zeros(x.shape[1], dtype=np.uint64)
+    for i in rows:
+        out += x[i]
+    return out
 
 
 @dataclass
@@ -115,6 +125,7 @@ class TwoServerRobust(RingProtocol):
         if self.pre == "nnm" and (d * n * n) << (2 * self.bits) >= 1 << 63:  # NNM rows are sums of up to n inputs
             raise ValueError(f"with pre='nnm', d n**2 2**(2 bits) must stay below 2**63; found d={d}, n={n}, bits={self.bits}")
         meter = CostMeter(n)
+        meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram, norm check, rule
         ch = Channel(transport, meter, rng.bytes(8))
         seeds, shares, rejected = self._collect(inputs, n, d, dropouts, rng, ch)
         included = np.array(sorted(set(seeds) & set(shares)), dtype=np.int64)
@@ -124,13 +135,14 @@ class TwoServerRobust(RingProtocol):
             raise BelowThreshold("the servers could not agree on the inputs", party="server", stage="share")
         self._enough(len(included), "reached both servers")
         with meter.server():
-            x = {S0: np.stack([expand_share(seeds[u], (d,), b"input share") for u in included])}
+            x = {S0: expand_rows([seeds[u] for u in included], (d,), b"input share")}
         with meter.party("second server"):
             x[S1] = np.stack([shares[u][0] for u in included])
         digits: dict = {}
         if self.validate:
+            meter.stage = "range check"
             with meter.server():
-                digits[S0] = np.stack([expand_planes(seeds[u], (self.bits, words(d)), DIGITS) for u in included])
+                digits[S0] = expand_rows([seeds[u] for u in included], (self.bits, words(d)), DIGITS)
                 targets = {S0: x[S0]}
             with meter.party("second server"):
                 digits[S1] = np.stack([shares[u][1] for u in included])
@@ -143,15 +155,13 @@ class TwoServerRobust(RingProtocol):
         m = len(included)
         gram = {}
         if self.rule not in ORDER_RULES or self._slack_bits() is not None:
-            triple = self._deal(m, d, rng, ch)
-            opened_e = ch.exchange(Kind.MATRIX, {p: x[p] - triple[p].a for p in (S0, S1)}, (m, d))
-            for p, idx in ((S0, 0), (S1, 1)):
-                with ch.timer(p):
-                    gram[p] = gram_share(idx, opened_e, triple[p])
+            meter.stage = "gram"
+            gram = self._gram(x, m, d, rng, ch)
         if self._slack_bits() is not None:
+            meter.stage = "norm check"
             bound = np.uint64(self.squared_bound)
             with meter.server():
-                slack = {S0: np.stack([expand_planes(seeds[u], (self._slack_bits(), 1), SLACK) for u in included])}
+                slack = {S0: expand_rows([seeds[u] for u in included], (self._slack_bits(), 1), SLACK)}
                 targets = {S0: (bound - np.diagonal(gram[S0]))[:, None]}
             with meter.party("second server"):
                 slack[S1] = np.stack([shares[u][2] for u in included])
@@ -164,6 +174,7 @@ class TwoServerRobust(RingProtocol):
             gram = {p: gram[p][np.ix_(keep, keep)] for p in gram}
             self._enough(len(included), "passed the norm check")
             m = len(included)
+        meter.stage = "rule"
         divisor, scale, mixing, pre_leak = 1, 1, None, ""
         if self.pre == "nnm":
             x, gram, mixing = self._nnm(x, gram, m, ch)
@@ -172,9 +183,9 @@ class TwoServerRobust(RingProtocol):
             distances = self._distances(gram, m, ch)
             with meter.server():
                 chosen = krum_select(distances, self.f, 1 if self.rule == "krum" else self.m)
-                result_share = {S0: x[S0][chosen].sum(axis=0)}
+                result_share = {S0: _row_sum(x[S0], chosen)}
             with meter.party("second server"):
-                result_share[S1] = x[S1][chosen].sum(axis=0)
+                result_share[S1] = _row_sum(x[S1], chosen)
             row_weights, error = np.zeros(m), 0.0
             row_weights[chosen] = 1.0
             leak = "the pairwise squared distances of the m inputs, the selected set and the sum of the selected inputs"
@@ -284,8 +295,26 @@ class TwoServerRobust(RingProtocol):
                 seeds.pop(u, None)
         return seeds, shares, rejected
 
+    def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel) -> dict:
+        """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): the servers open E = X - A, S1 receiving
+        X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get E + A_0 = X - A_1 and needs no E."""
+        triple = self._deal(m, d, rng, ch)
+        with ch.timer(S0):
+            half = {S0: triple[S0].mask(x[S0])}
+        with ch.timer(S1):
+            half[S1] = x[S1] - triple[S1].a
+        got = {S0: ch.send(S1, S0, Kind.MATRIX, encode_matrix(half[S1]), lambda r: parse_matrix(r, (m, d))),
+               S1: ch.send(S0, S1, Kind.MATRIX, encode_matrix(half[S0]), lambda r: parse_matrix(r, (m, d)))}
+        if got[S0] is None or got[S1] is None:
+            raise BelowThreshold("a server's share did not arrive", party="server", stage="open")
+        with ch.timer(S0):
+            gram = {S0: triple[S0].share(np.add(x[S0], got[S0], out=half[S0]))}  # S0's half was sent: reuse it
+        with ch.timer(S1):
+            gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])
+        return gram
+
     def _deal(self, m, d, rng, ch):
-        """The dealer draws a Gram triple; S0 gets its seed, S1 gets (A_1, C_1) explicitly."""
+        """The dealer draws a Gram triple; S0 gets its seed (kept as a seed), S1 gets (A_1, C_1) explicitly."""
         with ch.timer(DEALER):
             dealer = rng.fork("dealer")
             seed = dealer.bytes(SEED_BYTES)
@@ -295,10 +324,8 @@ class TwoServerRobust(RingProtocol):
         c1 = ch.send(DEALER, S1, Kind.MATRIX, encode_matrix(t1.c), lambda r: parse_matrix(r, (m, m)))
         if got is None or a1 is None or c1 is None:
             raise BelowThreshold("the dealer's triple did not arrive", party="server", stage="triple")
-        with ch.timer(S0):
-            t0 = triple_from_seed(got, m, d)
         t1.a, t1.c = a1, c1
-        return {S0: t0, S1: t1}
+        return {S0: SeededGramTriple(got, m, d), S1: t1}
 
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict) -> Guarantee:

@@ -52,17 +52,27 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
         BelowThreshold: if the dealer's or a server's message did not arrive.
     """
     m = digits[S0].shape[0]
-    values = digits_to_shares(ch, digits, d, dealer)
-    residual = {}
-    for q, idx in PARTIES:
-        with ch.timer(q):
-            residual[q] = values[q] - targets[q] - np.uint64(constant % 2**64 if idx == 0 else 0)
+    shift = {S0: np.uint64(constant % 2**64), S1: np.uint64(0)}  # S0 subtracts the public constant
+    row_digests: dict[int, list[bytes]] = {S0: [], S1: []}
+
+    def digest(q: int, i: int, row: np.ndarray) -> None:
+        np.subtract(row, targets[q][i], out=row)
+        row -= shift[q]
+        row_digests[q].append(zero_digest(0 if q == S0 else 1, row, context + i.to_bytes(4, "big")))
+
     if blind:
+        residual = digits_to_shares(ch, digits, d, dealer)
+        for q in (S0, S1):
+            with ch.timer(q):
+                residual[q] = residual[q] - targets[q] - shift[q]
         residual = _blinded(ch, residual, dealer)
-    digests = {}
-    for q, idx in PARTIES:
-        with ch.timer(q):
-            digests[q] = b"".join(zero_digest(idx, residual[q][i], context + i.to_bytes(4, "big")) for i in range(m))
+        for q in (S0, S1):
+            with ch.timer(q):
+                for i in range(m):
+                    row_digests[q].append(zero_digest(0 if q == S0 else 1, residual[q][i], context + i.to_bytes(4, "big")))
+    else:  # each client's residual digested as it is converted: no (m, d) array
+        digits_to_shares(ch, digits, d, dealer, each=digest)
+    digests = {q: b"".join(row_digests[q]) for q in row_digests}
     size = m * DIGEST_BYTES
     theirs = {S0: ch.send(S1, S0, Kind.MATRIX, digests[S1], lambda r: (r.raw(size), r.done())[0]),
               S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}

@@ -89,5 +89,5 @@ def test_beaver_gram_shares_reconstruct_the_exact_gram_matrix(data, n, d):
     rng = SeededRandomness(data.draw(st.integers(0, 2**32 - 1)))
     t0, t1 = deal_gram(n, d, rng, rng.bytes(32))
     e = x - (t0.a + t1.a)  # the opened X - A
-    assert np.array_equal(t0.c + t1.c, _exact(t0.a + t1.a, t0.a + t1.a))
+    assert np.array_equal(t0.c + t1.c, _exact(t0.a + t1.a, t0.a + t1.a) - _exact(t0.a, t0.a))  # C = A A^T - A_0 A_0^T
     assert np.array_equal(gram_share(0, e, t0) + gram_share(1, e, t1), _exact(x, x))

@@ -38,8 +38,10 @@ COLUMNS = ["protocol", "n", "d", "dropout", "k", "t", "reps", "client_total_s", 
            "server_unmask_s", "server_floor_s", "server_ratio", "bytes_up", "bytes_up_over_d_b8", "wall_s"]
 
 
-def _cell(name: str, n: int, d: int, dropout: float, reps: int) -> dict:
-    protocol = SecAggPlus.for_clients(n, dropout=max(dropout, 0.1)) if name == "secagg+" else SecAgg()
+def _cell(name: str, n: int, d: int, dropout: float, reps: int, protocol=None) -> dict:
+    """One grid cell; `protocol` (default: for_clients(n) for secagg+, SecAgg() for secagg) fixes k and t."""
+    if protocol is None:
+        protocol = SecAggPlus.for_clients(n, dropout=max(dropout, 0.1)) if name == "secagg+" else SecAgg()
     inputs = np.random.default_rng(n + d).integers(0, 2**32, size=(n, d), dtype=np.uint64).astype(np.uint32)
     schedule = DropoutSchedule.random(n, dropout, SeededRandomness(7), stages=(Stage.MASKED_INPUT,))
     samples = []

@@ -42,6 +42,17 @@ def _cpu_seconds(fn) -> float:
     return time.process_time() - start
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; 0 elsewhere). The training pool's workers are
+    children of multiprocessing's fork server, not of this process, so `os.times()` never counts them."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15 of stat)
+
+
 def default_run(rounds: int | None) -> None:
     """The default experiment against stack=plain, with the accountant's and local training's share."""
     import fl.experiment as experiment
@@ -59,8 +70,8 @@ def default_run(rounds: int | None) -> None:
                 spent[name] = spent.get(name, 0.0) + clock() - start
         return wrapper
 
-    originals = experiment.compose_epsilon, experiment.local_updates
-    experiment.compose_epsilon = timed("accounting", originals[0], time.process_time)  # this process alone runs it
+    originals = experiment._epsilon_by_observer, experiment.local_updates
+    experiment._epsilon_by_observer = timed("accounting", originals[0], time.process_time)  # this process alone runs it
     experiment.local_updates = timed("training", originals[1], time.perf_counter)  # workers' CPU is not this process's
     print("| experiment | rounds | wall s | CPU s (all processes) | accountant CPU s | local training wall s | wall / plain | CPU / plain "
           "| CPU without the accountant / plain |")
@@ -73,17 +84,18 @@ def default_run(rounds: int | None) -> None:
             before, start = os.times(), time.perf_counter()
             experiment.run_experiment(config)
             wall = time.perf_counter() - start
-            for pool in training._POOLS.values():  # reap the workers so their CPU time is counted
+            workers = sum(_process_cpu_seconds(pid) for pool in training._POOLS.values() for pid in pool._processes)
+            for pool in training._POOLS.values():  # a fresh pool for the next run, so that its workers' CPU is its own
                 pool.shutdown(wait=True)
             training._POOLS.clear()
             after = os.times()
-            cpu = sum(after[i] - before[i] for i in range(4))  # user, system, children's user and system
+            cpu = sum(after[i] - before[i] for i in range(4)) + workers  # this process (and children it reaped) + the pool's workers
             plain = plain or (wall, cpu)
             accounting, training_wall = spent.get("accounting", 0.0), spent.get("training", 0.0)
             print(f"| {label} | {config.rounds} | {wall:.1f} | {cpu:.1f} | {accounting:.1f} | {training_wall:.1f} | {wall / plain[0]:.1f}x "
                   f"| {cpu / plain[1]:.1f}x | {(cpu - accounting) / plain[1]:.1f}x |", flush=True)
     finally:
-        experiment.compose_epsilon, experiment.local_updates = originals
+        experiment._epsilon_by_observer, experiment.local_updates = originals
 
 
 def two_server_multi_krum(n: int, d: int, reps: int) -> None:

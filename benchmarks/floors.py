@@ -49,3 +49,14 @@ def median_wall_seconds(fn, reps: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def median_cpu_seconds(fn, reps: int) -> float:
+    """Median CPU seconds of this process over `reps` calls of `fn()` (run with OMP_NUM_THREADS=1 so that BLAS
+    counts one thread, as the protocols' meters do); on a shared machine the comparable figure, where wall is not."""
+    times = []
+    for _ in range(reps):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return float(np.median(times))

@@ -38,6 +38,18 @@ def test_inverse(values):
     assert np.all(field.mul(field.inv(a), a) == 1)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.sets(st.integers(1, P - 1), min_size=1, max_size=40))
+def test_weights_at_zero_are_the_lagrange_coefficients(points):
+    """Both paths of `_coefficients_at_zero` (Python integers up to 32 points, numpy above) give the field's Lagrange
+    weights at 0, and they interpolate: sum_i L_i(0) x_i**k is 0**k (1 for k = 0, else 0) for every degree k < t."""
+    pts = tuple(sorted(points))
+    weights = shamir._coefficients_at_zero(pts)
+    assert np.array_equal(weights, field.lagrange_coefficients(np.array(pts, dtype=np.uint64), np.zeros(1, dtype=np.uint64))[0])
+    for k in range(len(pts)):
+        assert sum(int(w) * pow(x, k, P) for w, x in zip(weights, pts)) % P == (1 if k == 0 else 0)
+
+
 def test_inverse_of_zero_raises():
     with pytest.raises(ZeroDivisionError):
         field.inv(np.array([3, 0], dtype=np.uint64))

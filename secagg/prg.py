@@ -68,11 +68,14 @@ class AesCtrPrg:
         """acc += sign * PRG(seed) mod 2**b, in place, with no allocation after the first call."""
         self.add_streams(acc, [(seed, domain, sign)])
 
-    def add_streams(self, acc: np.ndarray, streams: Sequence[tuple[bytes, bytes, int]]) -> None:
+    def add_streams(self, acc: np.ndarray, streams: Sequence[tuple[bytes, bytes, int]], *, start: np.ndarray | None = None) -> None:
         """acc += sum of sign * PRG(seed, domain) over the (seed, domain, sign) `streams`, mod 2**b, in place: the
-        same vector as one `add_into` a stream. The vector is walked in blocks of `_BLOCK_BYTES`; each block takes every
+        same vector as one `add_into` a stream (`start`: acc = start + ..., acc's contents ignored, start unchanged:
+        a copy folded into the walk). The vector is walked in blocks of `_BLOCK_BYTES`; each block takes every
         stream's next keystream block while it is in cache (a mask costs its AES-CTR keystream and one add, not a
         memset, a keystream pass and an add over the whole vector), keystream written from a zero source."""
+        if start is not None and start.shape != acc.shape:
+            raise ValueError(f"start must have acc's shape {acc.shape}, found {start.shape}")
         signs = [sign for _, _, sign in streams]
         if any(sign not in (1, -1) for sign in signs):
             raise ValueError(f"sign must be +1 or -1, found {next(s for s in signs if s not in (1, -1))}")
@@ -84,8 +87,10 @@ class AesCtrPrg:
         size = self.ring.dtype.itemsize
         if self._scratch.size < _BLOCK_BYTES + _BLOCK:
             self._scratch = np.empty(_BLOCK_BYTES + _BLOCK, dtype=np.uint8)
-        for start in range(0, acc.shape[0], _BLOCK_BYTES // size):
-            part = acc[start : start + _BLOCK_BYTES // size]
+        for at in range(0, acc.shape[0], _BLOCK_BYTES // size):
+            part = acc[at : at + _BLOCK_BYTES // size]
+            if start is not None:
+                part[...] = start[at : at + _BLOCK_BYTES // size]
             nbytes = part.shape[0] * size
             stream = self._scratch[:nbytes].view(self.ring.dtype)
             for cipher, sign in zip(ciphers, signs):

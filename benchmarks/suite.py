@@ -15,8 +15,10 @@ second server, dealer), bytes up and down per client, rounds, and the floor of t
   transform layers:         one numpy pass over the client's vector (x + 1.0)
 Part 2 (`benchmarks.scaling`) writes scaling CSV and PNGs with fitted exponents; part 3
 (`benchmarks.flower_secaggplus`) runs Flower's SecAgg+ beside ours; part 4 (`benchmarks.speed_ratios`)
-the default experiment against stack=plain, two-server Multi-Krum against the plaintext rule, and Krum's
-time and memory against one Gram matrix. CSVs go to benchmarks/results/.
+the default experiment against stack=plain, two-server Multi-Krum against the plaintext rule, Krum's
+time and memory against one Gram matrix, CKKS Krum's aggregator and key holder, and SecAgg+ masking at Flower's
+parameters against AES-CTR; part 5 (`benchmarks.peers`) DecLearn's masking SecAgg where `declearn` is installed.
+CSVs go to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -142,6 +144,10 @@ def main() -> None:
 
     print("\n## Part 4: speed ratios (issue 18), each beside its floor\n")
     speed_ratios.run(quick=args.quick)
+    from benchmarks import peers
+
+    print("\n## Part 5: DecLearn's masking SecAgg side by side (optional)\n")
+    peers.run(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,11 @@ def test_add_streams_is_one_add_into_a_stream(d, signs, bits, data):
     for seed, domain, sign in streams:  # the definition: + or - the expanded mask, mod 2**b
         mask = prg.expand(seed, d, domain)
         reference = ring.add(reference, mask) if sign == 1 else ring.sub(reference, mask)
+    start, out = acc.copy(), np.full_like(acc, 3)  # start: out's contents are ignored, start is left as it was
+    prg.add_streams(out, streams, start=start)
     prg.add_streams(acc, streams)
-    assert np.array_equal(acc, reference) and np.array_equal(expected, reference)
+    assert np.array_equal(acc, reference) and np.array_equal(expected, reference) and np.array_equal(out, reference)
+    assert np.array_equal(start, ring.reduce((np.arange(d, dtype=np.uint64) * np.uint64(2654435761)).astype(ring.dtype)))
 
 
 def test_add_streams_rejects_a_bad_sign_or_seed_before_any_work():

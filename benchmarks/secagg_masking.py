@@ -10,7 +10,7 @@ the plaintext sum). Clients drop at the masked-input stage, after sharing their 
 case for the server, which must then remove their pairwise masks. Times are CPU seconds measured
 by the report (client: the whole round, as the sum of each stage's mean over the clients active in
 it, and the masked-input stage alone; server: the unmasking stage);
-floors are wall seconds of raw AES-128-CTR keystream for the same number of mask bytes.
+floors are CPU seconds (this thread, as the meters count) of raw AES-128-CTR keystream for the same number of mask bytes.
 Figures are medians over `--reps` rounds (cells slower than 30 s run once).
 """
 

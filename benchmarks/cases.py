@@ -47,9 +47,10 @@ def two_server(n: int, d: int) -> TwoServerRobust:
 CASES = {
     "plain": Case("plain", lambda n, d: PlainSum(bits=32), ring_inputs(32)),
     "secagg": Case("secagg", lambda n, d: SecAgg(bits=32), ring_inputs(32)),
-    "secagg+": Case("secagg+", lambda n, d: SecAggPlus.for_clients(n, bits=32, dropout=0.1), ring_inputs(32)),
-    "ddp+secagg+": Case("ddp+secagg+", lambda n, d: distributed_dp(SecAggPlus.for_clients(n, bits=20, dropout=0.1), clients=n, dim=d, clip=1.0,
-                                                                   noise_multiplier=1.0, expected_clients=max(1, int(0.9 * n))), float_inputs),
+    "secagg+": Case("secagg+", lambda n, d: SecAggPlus.for_clients_or_complete(n, bits=32, dropout=0.1), ring_inputs(32)),
+    "ddp+secagg+": Case("ddp+secagg+", lambda n, d: distributed_dp(SecAggPlus.for_clients_or_complete(n, bits=20, dropout=0.1), clients=n,
+                                                                   dim=d, clip=1.0, noise_multiplier=1.0,
+                                                                   expected_clients=max(1, int(0.9 * n))), float_inputs),
     "robust": Case("robust", lambda n, d: PlainRobust(rule="multi_krum", f=max(1, n // 5)), float_inputs),
     "two-server": Case("two-server", two_server, small_ring_inputs),
     "ckks": Case("ckks", lambda n, d: CKKSAggregation(recompute=False, min_clients=1), float_inputs),

@@ -17,7 +17,7 @@ import tracemalloc
 
 import numpy as np
 
-from benchmarks.floors import median_wall_seconds
+from benchmarks.floors import median_cpu_seconds, median_wall_seconds
 from benchmarks.machine import describe
 from protocols.robust import aggregate
 
@@ -36,14 +36,14 @@ CASES = [
 
 
 def krum_memory(d: int, reps: int, n: int = 50, f: int = 10) -> None:
-    """Krum and Multi-Krum: median wall seconds and tracemalloc peak, beside one float32 Gram matrix and the input's size."""
+    """Krum and Multi-Krum: median CPU seconds and tracemalloc peak, beside one float32 Gram matrix and the input's size."""
     x = np.random.default_rng(d).normal(size=(n, d)).astype(np.float32)
     x[:f] = 100.0
-    gram = median_wall_seconds(lambda: x @ x.T, reps)
-    print("| rule | n | f | d | seconds | float32 Gram s | ratio | peak traced MiB | input MiB | peak / input |")
+    gram = median_cpu_seconds(lambda: x @ x.T, reps)
+    print("| rule | n | f | d | CPU s | float32 Gram CPU s | ratio | peak traced MiB | input MiB | peak / input |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for rule in ("krum", "multi_krum"):
-        seconds = median_wall_seconds(lambda: aggregate(x, f, rule), reps)
+        seconds = median_cpu_seconds(lambda: aggregate(x, f, rule), reps)
         tracemalloc.start()
         aggregate(x, f, rule)
         peak = tracemalloc.get_traced_memory()[1]

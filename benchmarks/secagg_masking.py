@@ -10,7 +10,7 @@ the plaintext sum). Clients drop at the masked-input stage, after sharing their 
 case for the server, which must then remove their pairwise masks. Times are CPU seconds measured
 by the report (client: the whole round, as the sum of each stage's mean over the clients active in
 it, and the masked-input stage alone; server: the unmasking stage);
-floors are wall seconds of raw AES-128-CTR keystream for the same number of mask bytes.
+floors are CPU seconds (this thread, as the meters count) of raw AES-128-CTR keystream for the same number of mask bytes.
 Figures are medians over `--reps` rounds (cells slower than 30 s run once).
 """
 
@@ -38,8 +38,10 @@ COLUMNS = ["protocol", "n", "d", "dropout", "k", "t", "reps", "client_total_s", 
            "server_unmask_s", "server_floor_s", "server_ratio", "bytes_up", "bytes_up_over_d_b8", "wall_s"]
 
 
-def _cell(name: str, n: int, d: int, dropout: float, reps: int) -> dict:
-    protocol = SecAggPlus.for_clients(n, dropout=max(dropout, 0.1)) if name == "secagg+" else SecAgg()
+def _cell(name: str, n: int, d: int, dropout: float, reps: int, protocol=None) -> dict:
+    """One grid cell; `protocol` (default: for_clients(n) for secagg+, SecAgg() for secagg) fixes k and t."""
+    if protocol is None:
+        protocol = SecAggPlus.for_clients(n, dropout=max(dropout, 0.1)) if name == "secagg+" else SecAgg()
     inputs = np.random.default_rng(n + d).integers(0, 2**32, size=(n, d), dtype=np.uint64).astype(np.uint32)
     schedule = DropoutSchedule.random(n, dropout, SeededRandomness(7), stages=(Stage.MASKED_INPUT,))
     samples = []

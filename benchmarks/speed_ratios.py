@@ -11,7 +11,11 @@
   plaintext Multi-Krum (CPU seconds, same encoded inputs as `benchmarks.robust_secure`) at n = 20 and 50; beside them, the one exact
   Z_2^64 product server 0 needs (the symmetric Gram matrix of X - A_1, `secagg.int_gram`: 3 float64 limb
   products) against one float32 Gram matrix, and the growth exponent in n.
-- Krum, n = 50, f = 10, d = 1e6 (quick 1e5): seconds and tracemalloc peak against one float32 Gram matrix.
+- Krum, n = 50, f = 10, d = 1e6 (quick 1e5): CPU seconds and tracemalloc peak against one float32 Gram matrix.
+- CKKS Krum, n = 20, d = 1e5 (quick 1e4): the aggregator's and the key holder's CPU seconds, beside the plaintext Krum
+  and raw chunked TenSEAL distances.
+- SecAgg+ at Flower's parameters (n = 100, k = 14, t = 8, 10% dropout), d = 1e6 (quick 1e5): client masking and
+  server unmasking against the AES-CTR keystream of their masks.
 CPU seconds are per process (`time.process_time`): run with OMP_NUM_THREADS=1 so that BLAS threads are counted
 the same way as the protocols' meters count them (one thread).
 """
@@ -24,24 +28,30 @@ import time
 
 import numpy as np
 
+from benchmarks.floors import median_cpu_seconds
+from benchmarks.he_layers import raw_distance_seconds
 from benchmarks.machine import describe
 from benchmarks.robust_rules import krum_memory
 from benchmarks.robust_secure import BITS, _inputs
-from protocols import secure_sum
+from benchmarks.secagg_masking import _cell
+from protocols import SecAggPlus, secure_sum
+from protocols.he.robust import CKKSRobust
 from protocols.robust import aggregate
 from protocols.two_server import TwoServerRobust
+from secagg import AesCtrPrg, Ring
+from secagg.he_distances import all_pairs
 from secagg.int_gram import ring_gram
 
 
-def median_cpu_seconds(fn, reps: int) -> float:
-    """Median process CPU seconds of `reps` calls of `fn()`."""
-    return float(np.median([_cpu_seconds(fn) for _ in range(reps)]))
-
-
-def _cpu_seconds(fn) -> float:
-    start = time.process_time()
-    fn()
-    return time.process_time() - start
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; 0 elsewhere). The training pool's workers are
+    children of multiprocessing's fork server, not of this process, so `os.times()` never counts them."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15 of stat)
 
 
 def default_run(rounds: int | None) -> None:
@@ -61,8 +71,8 @@ def default_run(rounds: int | None) -> None:
                 spent[name] = spent.get(name, 0.0) + clock() - start
         return wrapper
 
-    originals = experiment.compose_epsilon, experiment.local_updates
-    experiment.compose_epsilon = timed("accounting", originals[0], time.process_time)  # this process alone runs it
+    originals = experiment._epsilon_by_observer, experiment.local_updates
+    experiment._epsilon_by_observer = timed("accounting", originals[0], time.process_time)  # this process alone runs it
     experiment.local_updates = timed("training", originals[1], time.perf_counter)  # workers' CPU is not this process's
     print("| experiment | rounds | wall s | CPU s (all processes) | accountant CPU s | local training wall s | wall / plain | CPU / plain "
           "| CPU without the accountant / plain |")
@@ -75,17 +85,55 @@ def default_run(rounds: int | None) -> None:
             before, start = os.times(), time.perf_counter()
             experiment.run_experiment(config)
             wall = time.perf_counter() - start
-            for pool in training._POOLS.values():  # reap the workers so their CPU time is counted
+            workers = sum(_process_cpu_seconds(pid) for pool in training._POOLS.values() for pid in pool._processes)
+            for pool in training._POOLS.values():  # a fresh pool for the next run, so that its workers' CPU is its own
                 pool.shutdown(wait=True)
             training._POOLS.clear()
             after = os.times()
-            cpu = sum(after[i] - before[i] for i in range(4))  # user, system, children's user and system
+            cpu = sum(after[i] - before[i] for i in range(4)) + workers  # this process (and children it reaped) + the pool's workers
             plain = plain or (wall, cpu)
             accounting, training_wall = spent.get("accounting", 0.0), spent.get("training", 0.0)
             print(f"| {label} | {config.rounds} | {wall:.1f} | {cpu:.1f} | {accounting:.1f} | {training_wall:.1f} | {wall / plain[0]:.1f}x "
                   f"| {cpu / plain[1]:.1f}x | {(cpu - accounting) / plain[1]:.1f}x |", flush=True)
     finally:
-        experiment.compose_epsilon, experiment.local_updates = originals
+        experiment._epsilon_by_observer, experiment.local_updates = originals
+
+
+def secaggplus_masking(d: int, reps: int, n: int = 100, k: int = 14, t: int = 8, dropout: float = 0.1) -> None:
+    """SecAgg+ at Flower's parameters: a client's masked-input stage and the server's unmasking stage (CPU, medians of
+    `reps` rounds, `benchmarks.secagg_masking`) beside the AES-CTR keystream of the masks each expands, and the mask adds
+    alone (`AesCtrPrg.add_streams` over the same k + 1 masks, without key agreement, share decryption or framing)."""
+    cell = _cell("secagg+", n, d, dropout, reps, protocol=SecAggPlus(n, k, t))
+    prg, acc = AesCtrPrg(Ring(32)), np.zeros(d, dtype=np.uint32)
+    streams = [(bytes([i + 1]) * 32, b"mask", 1) for i in range(k + 1)]
+    adds = median_cpu_seconds(lambda: prg.add_streams(acc, streams), reps)
+    print("| n | d | k | t | dropout | client mask stage s | mask adds alone s | AES floor s | stage / floor | adds / floor "
+          "| server unmask s | AES floor s | unmask / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    c = cell
+    print(f"| {n} | {d:.0e} | {k} | {t} | {dropout:.0%} | {c['client_mask_s']:.4f} | {adds:.4f} | {c['client_floor_s']:.4f} "
+          f"| {c['client_ratio']:.2f}x | {adds / c['client_floor_s']:.2f}x | {c['server_unmask_s']:.3f} | {c['server_floor_s']:.3f} "
+          f"| {c['server_ratio']:.2f}x |", flush=True)
+
+
+def ckks_krum(n: int, d: int, f: int | None = None) -> None:
+    """CKKS Krum (`CKKSRobust(rule="krum")`, key generation excluded): the aggregator's and the key holder's CPU seconds
+    of one round, beside the plaintext Krum and, for the key holder's encrypted distances, raw chunked TenSEAL
+    ((a - b).dot(a - b) a chunk, 3 pairs timed and scaled to all pairs)."""
+    floats, _ = _inputs(n, d)
+    f = n // 5 if f is None else f
+    protocol = CKKSRobust(rule="krum", f=f, norm_bound=1.0, min_clients=1)  # Krum releases one input: the key holder must allow it
+    keys = protocol.keys  # key generation (with Galois keys) is setup, not part of the round
+    cost = secure_sum(floats, protocol=protocol, seed=0).reports[0].cost
+    holder = cost.party_seconds.get("key holder", 0.0)
+    plain = median_cpu_seconds(lambda: aggregate(floats, f, "krum"), 3)
+    vectors = [keys.public.encrypt(row) for row in floats.astype(np.float64)]
+    raw = raw_distance_seconds(vectors, all_pairs(n), sample=3)
+    print("| n | d | f | aggregator s | key holder s | client s (mean) | plaintext Krum s | raw TenSEAL distances s (all pairs) "
+          "| key holder / raw TenSEAL |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| {n} | {d:.0e} | {f} | {cost.server_seconds:.3f} | {holder:.3f} | {cost.client_seconds_mean:.3f} | {plain:.4f} | {raw:.1f} "
+          f"| {holder / raw:.2f}x |", flush=True)
 
 
 def two_server_multi_krum(ns: tuple[int, ...], d: int, reps: int) -> None:
@@ -127,6 +175,10 @@ def run(quick: bool, reps: int = 3) -> None:
     two_server_multi_krum((50,) if quick else (20, 50), 10_000 if quick else 100_000, reps)
     print("\nKrum and Multi-Krum without a copy (target: Krum <= 1.5x one Gram matrix, peak <= one input):\n")
     krum_memory(100_000 if quick else 1_000_000, reps)
+    print("\nCKKS Krum, n = 20 (target: aggregator <= 3 s at d = 1e5):\n")
+    ckks_krum(20, 10_000 if quick else 100_000)
+    print("\nSecAgg+ at Flower's parameters n = 100, k = 14, t = 8, 10% dropout (target: <= 1.5x the AES-CTR floors at d = 1e6):\n")
+    secaggplus_masking(100_000 if quick else 1_000_000, reps)
 
 
 def main() -> None:

@@ -11,12 +11,15 @@ second server, dealer), bytes up and down per client, rounds, and the floor of t
                             n vectors plus the keystream of at most (survivors + k x dropped) masks
   plaintext sum / rule:     a numpy sum of the n vectors / one float32 Gram matrix (BLAS)
   two-server shares:        client: keystream of its 8 d share bytes; servers: one float32 Gram matrix
-  CKKS:                     raw TenSEAL doing the same encryptions / parse + adds
+  CKKS:                     raw TenSEAL doing the same encryptions / parse + adds (CKKS robust: the key holder's
+                            distances are in part 4, beside raw TenSEAL's)
   transform layers:         one numpy pass over the client's vector (x + 1.0)
 Part 2 (`benchmarks.scaling`) writes scaling CSV and PNGs with fitted exponents; part 3
 (`benchmarks.flower_secaggplus`) runs Flower's SecAgg+ beside ours; part 4 (`benchmarks.speed_ratios`)
-the default experiment against stack=plain, two-server Multi-Krum against the plaintext rule, and Krum's
-time and memory against one Gram matrix. CSVs go to benchmarks/results/.
+the default experiment against stack=plain, two-server Multi-Krum against the plaintext rule, Krum's
+time and memory against one Gram matrix, CKKS Krum's aggregator and key holder, and SecAgg+ masking at Flower's
+parameters against AES-CTR; part 5 (`benchmarks.peers`) DecLearn's masking SecAgg where `declearn` is installed.
+CSVs go to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -32,12 +35,11 @@ import numpy as np
 
 from benchmarks.cases import CASES, Case, float_inputs, protocol_for
 from benchmarks.floors import aes_ctr_keystream_seconds, median_wall_seconds, numpy_sum_seconds
-from benchmarks.he_layers import raw_distance_seconds, raw_tenseal
+from benchmarks.he_layers import raw_tenseal
 from benchmarks.machine import describe
 from protocols import DropoutSchedule, Stage, secure_sum
 from protocols.core.report import LayerReport
 from secagg import SeededRandomness
-from secagg.he_distances import all_pairs
 
 COLUMNS = ["layer", "protocol", "n", "d", "dropout", "client_s", "server_s", "other_s", "bytes_up", "bytes_down", "rounds",
            "floor", "client_floor_s", "server_floor_s", "client_ratio", "server_ratio"]
@@ -75,10 +77,8 @@ def floors(report: LayerReport, n: int, d: int, survivors: int) -> tuple[str, fl
         protocol = protocol_for(CASES[name], n, d)  # the protocol the case ran (its keys)
         x = float_inputs(n, d).astype(np.float64)
         raw = raw_tenseal(protocol.keys.public.tenseal, protocol.keys.secret.tenseal, x, protocol.params.slots)
-        if name == "ckks":
-            return "raw TenSEAL (encrypt; parse + add)", raw["client"], raw["server"]
-        vectors = [protocol.keys.public.encrypt(row) for row in x]
-        return "raw TenSEAL (encrypt; chunked dot distances)", raw["client"], raw["server"] + raw_distance_seconds(vectors, all_pairs(n), sample=3)
+        # ckks-robust: the key holder computes the distances, not the aggregator (part 4 sets it beside raw TenSEAL's)
+        return "raw TenSEAL (encrypt; parse + add)", raw["client"], raw["server"]
     x = np.ones(d)
     return "numpy pass", median_wall_seconds(lambda: x + 1.0, 1), math.nan
 
@@ -142,6 +142,10 @@ def main() -> None:
 
     print("\n## Part 4: speed ratios (issue 18), each beside its floor\n")
     speed_ratios.run(quick=args.quick)
+    from benchmarks import peers
+
+    print("\n## Part 5: DecLearn's masking SecAgg side by side (optional)\n")
+    peers.run(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ def test_prg_expansion(benchmark):
     benchmark.extra_info["floor_aes_ctr_seconds"] = aes_ctr_keystream_seconds(4 * D)
 
 
+def test_mask_walk_of_15_masks(benchmark):
+    """A SecAgg+ client's masks at k = 14: the blocked walk against the keystream of the same 15 masks."""
+    prg, streams = AesCtrPrg(Ring(32)), [(bytes([i + 1]) * 32, b"mask", 1 if i % 2 else -1) for i in range(15)]
+    benchmark(prg.add_streams, np.zeros(D, dtype=np.uint32), streams)
+    acc, expected = np.zeros(D, dtype=np.uint32), np.zeros(D, dtype=np.uint32)
+    prg.add_streams(acc, streams)
+    for seed, domain, sign in streams:
+        prg.add_into(expected, seed, domain, sign=sign)
+    assert np.array_equal(acc, expected)
+    benchmark.extra_info["floor_aes_ctr_seconds"] = aes_ctr_keystream_seconds(15 * 4 * D)
+
+
 def test_shamir_share_and_reconstruct_1000_seeds(benchmark):
     rng = SeededRandomness(1)
     secrets = np.array([int(v) % field.P for v in rng.uint64(1000)], dtype=np.uint64)

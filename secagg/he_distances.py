@@ -181,25 +181,36 @@ def restrict(context: HeContext, v: EncryptedVector, weight: float) -> list:
     values into the padding slots of its last chunk has them attenuated, not erased: CKKS encodes the
     mask's 0s as about 1e-10 (the encoding error at that scale), so a padding value V leaves about
     V * 1e-10 in its slot (huge padding values make the client's own norm fail, nothing else). A fresh encryption of zero is added
-    first, so that no two inputs (one the negation or a copy of another) give a transparent difference.
+    first, so that no two inputs (one the negation or a copy of another) give a transparent difference: with the
+    secret key a symmetric one (a fresh uniform a, error e: 2.6x cheaper than the public-key encryption, and its
+    error is at most the public-key one's, so `fresh_error_bound` covers it), else a public-key one.
     One level; needs Galois keys and the secret or public key."""
     ts_ctx = context.tenseal
     sctx, s = ts_ctx.seal_context().data, context.params.slots
     ev, enc, galois = seal.Evaluator(sctx), seal.CKKSEncoder(sctx), ts_ctx.galois_keys().data
-    encryptor = seal.Encryptor(sctx, ts_ctx.public_key().data)
+    if context.is_private:
+        encryptor = seal.Encryptor(sctx, ts_ctx.secret_key().data)
+        encrypt_zero = encryptor.encrypt_zero_symmetric
+    else:
+        encryptor = seal.Encryptor(sctx, ts_ctx.public_key().data)
+        encrypt_zero = encryptor.encrypt_zero
+    masks: dict[int, object] = {}  # by the chunk's count of data slots: every full chunk shares one encoding
     out = []
     for k, chunk in enumerate(v.chunks):
         src, ct, real = seal.Ciphertext(), seal.Ciphertext(), seal.Ciphertext()
-        encryptor.encrypt_zero(src)
+        encrypt_zero(src)
         src.scale = chunk.ciphertext()[0].scale  # zero at any scale: SEAL leaves it at 1
         ev.add_inplace(src, chunk.ciphertext()[0])
         ev.complex_conjugate(src, galois, real)
         ev.add_inplace(real, src)
-        row = np.zeros(s)
-        row[: min(s, v.length - k * s)] = weight / 2
-        mask = seal.Plaintext()
-        prime = sctx.get_context_data(src.parms_id()).parms().coeff_modulus()[-1].value()
-        enc.encode(row.tolist(), src.parms_id(), float(prime), mask)
+        used = min(s, v.length - k * s)
+        if used not in masks:
+            row = np.zeros(s)
+            row[:used] = weight / 2
+            masks[used] = seal.Plaintext()
+            prime = sctx.get_context_data(src.parms_id()).parms().coeff_modulus()[-1].value()
+            enc.encode(row.tolist(), src.parms_id(), float(prime), masks[used])
+        mask = masks[used]
         ev.multiply_plain(real, mask, ct)
         ev.rescale_to_next_inplace(ct)
         out.append(ct)

@@ -9,6 +9,8 @@ Distinct `domain` strings give independent streams from one seed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -18,6 +20,8 @@ from secagg.ring import Ring
 
 SEED_BYTES = 32
 _BLOCK = 16
+_BLOCK_BYTES = 1 << 15  # 32 KiB: a block of the vector and one of keystream stay in L1/L2 across the streams
+_ZEROS = memoryview(bytes(_BLOCK_BYTES))  # the CTR source: keystream XOR 0
 
 
 def derive(seed: bytes, domain: bytes, length: int = 32) -> bytes:
@@ -62,11 +66,34 @@ class AesCtrPrg:
 
     def add_into(self, acc: np.ndarray, seed: bytes, domain: bytes, sign: int = 1) -> None:
         """acc += sign * PRG(seed) mod 2**b, in place, with no allocation after the first call."""
-        stream = self._keystream(seed, acc.shape[0], domain)
-        if sign == 1:
-            np.add(acc, stream, out=acc)
-        elif sign == -1:
-            np.subtract(acc, stream, out=acc)
-        else:
-            raise ValueError(f"sign must be +1 or -1, found {sign}")
+        self.add_streams(acc, [(seed, domain, sign)])
+
+    def add_streams(self, acc: np.ndarray, streams: Sequence[tuple[bytes, bytes, int]], *, start: np.ndarray | None = None) -> None:
+        """acc += sum of sign * PRG(seed, domain) over the (seed, domain, sign) `streams`, mod 2**b, in place: the
+        same vector as one `add_into` a stream (`start`: acc = start + ..., acc's contents ignored, start unchanged:
+        a copy folded into the walk). The vector is walked in blocks of `_BLOCK_BYTES`; each block takes every
+        stream's next keystream block while it is in cache (a mask costs its AES-CTR keystream and one add, not a
+        memset, a keystream pass and an add over the whole vector), keystream written from a zero source."""
+        if start is not None and start.shape != acc.shape:
+            raise ValueError(f"start must have acc's shape {acc.shape}, found {start.shape}")
+        signs = [sign for _, _, sign in streams]
+        if any(sign not in (1, -1) for sign in signs):
+            raise ValueError(f"sign must be +1 or -1, found {next(s for s in signs if s not in (1, -1))}")
+        for seed, _, _ in streams:
+            if len(seed) != SEED_BYTES:
+                raise ValueError(f"seed must be {SEED_BYTES} bytes, found {len(seed)}")
+        keys = [derive(seed, domain) for seed, domain, _ in streams]
+        ciphers = [Cipher(algorithms.AES(k[:16]), modes.CTR(k[16:])).encryptor() for k in keys]
+        size = self.ring.dtype.itemsize
+        if self._scratch.size < _BLOCK_BYTES + _BLOCK:
+            self._scratch = np.empty(_BLOCK_BYTES + _BLOCK, dtype=np.uint8)
+        for at in range(0, acc.shape[0], _BLOCK_BYTES // size):
+            part = acc[at : at + _BLOCK_BYTES // size]
+            if start is not None:
+                part[...] = start[at : at + _BLOCK_BYTES // size]
+            nbytes = part.shape[0] * size
+            stream = self._scratch[:nbytes].view(self.ring.dtype)
+            for cipher, sign in zip(ciphers, signs):
+                cipher.update_into(_ZEROS[:nbytes], self._scratch)
+                (np.add if sign == 1 else np.subtract)(part, stream, out=part)
         self.ring.reduce(acc, out=acc)

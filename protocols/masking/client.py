@@ -167,12 +167,10 @@ class MaskingClient:
             self._held[v] = (seed_share, key_share)
         if len(self._held) < setup.t:
             raise BelowThreshold(f"shares from {len(self._held)} neighbours < t={setup.t}", party=self.party, stage="masked_input")
-        prg = AesCtrPrg(setup.ring)
-        y = self._x.copy()
-        prg.add_into(y, self._seed, SELF_MASK_DOMAIN)
-        for v in sorted(self._held):
-            seed = self._s.shared_seed(self._keys[v][1], setup.pair_context(PAIRWISE_MASK_DOMAIN, self.cid, v))
-            prg.add_into(y, seed, PAIRWISE_MASK_DOMAIN, sign=mask_sign(self.cid, v))
+        y = np.empty_like(self._x)
+        pairwise = [(self._s.shared_seed(self._keys[v][1], setup.pair_context(PAIRWISE_MASK_DOMAIN, self.cid, v)), PAIRWISE_MASK_DOMAIN, mask_sign(self.cid, v))
+                    for v in sorted(self._held)]
+        AesCtrPrg(setup.ring).add_streams(y, [(self._seed, SELF_MASK_DOMAIN, 1)] + pairwise, start=self._x)
         del self._seed, self._x, self._channels
         self._stage = Stage.CONSISTENCY_CHECK if setup.active else Stage.UNMASKING
         return Kind.VECTOR, encode_vector(setup.ring, y)

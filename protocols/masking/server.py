@@ -242,13 +242,11 @@ class MaskingServer:
                 continue
             secret = self._reconstruct(v, Secret.MASK_KEY, responses, lambda key, v=v: _public_key(key) == self._keys[v][32:64])
             dropped[v] = X25519Agreement.from_private_bytes(secret)
-        prg = AesCtrPrg(self.setup.ring)
-        for u in self._survivors:
-            prg.add_into(self._acc, seeds[u], SELF_MASK_DOMAIN, sign=-1)
+        streams = [(seeds[u], SELF_MASK_DOMAIN, -1) for u in self._survivors]
         for v, key in dropped.items():
-            for u in sorted(self.neighbours[v] & survivors):
-                seed = key.shared_seed(self._keys[u][32:64], self.setup.pair_context(PAIRWISE_MASK_DOMAIN, u, v))
-                prg.add_into(self._acc, seed, PAIRWISE_MASK_DOMAIN, sign=-mask_sign(u, v))
+            streams += [(key.shared_seed(self._keys[u][32:64], self.setup.pair_context(PAIRWISE_MASK_DOMAIN, u, v)), PAIRWISE_MASK_DOMAIN, -mask_sign(u, v))
+                        for u in sorted(self.neighbours[v] & survivors)]
+        AesCtrPrg(self.setup.ring).add_streams(self._acc, streams)
         self._done = True
 
     def result(self) -> tuple[np.ndarray, tuple[int, ...]]:

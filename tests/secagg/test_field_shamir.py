@@ -38,6 +38,39 @@ def test_inverse(values):
     assert np.all(field.mul(field.inv(a), a) == 1)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.sets(st.integers(1, P - 1), min_size=1, max_size=40))
+def test_weights_at_zero_are_the_lagrange_coefficients(points):
+    """Both paths of `_coefficients_at_zero` (Python integers up to 32 points, numpy above) give the field's Lagrange
+    weights at 0, and they interpolate: sum_i L_i(0) x_i**k is 0**k (1 for k = 0, else 0) for every degree k < t."""
+    pts = tuple(sorted(points))
+    weights = shamir._coefficients_at_zero(pts)
+    assert np.array_equal(weights, field.lagrange_coefficients(np.array(pts, dtype=np.uint64), np.zeros(1, dtype=np.uint64))[0])
+    for k in range(len(pts)):
+        assert sum(int(w) * pow(x, k, P) for w, x in zip(weights, pts)) % P == (1 if k == 0 else 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 30), m=st.integers(1, 4), data=st.data())
+def test_both_share_paths_give_the_same_shares(n, m, data):
+    """`share` evaluates the polynomial from a Python power table (small tables) or by Horner's rule: the same
+    coefficients (same draws) give the same shares, each equal to secret + sum_j c_j x**(j + 1) in Python integers."""
+    t = data.draw(st.integers(1, n))
+    secrets = np.array(data.draw(st.lists(st.integers(0, P - 1), min_size=m, max_size=m)), dtype=np.uint64)
+    xs = sorted(data.draw(st.sets(st.integers(1, 10**6), min_size=n, max_size=n)) | {P - 1})[-n:]
+    seed = data.draw(st.integers(0, 2**32))
+    table = shamir.share(secrets, xs, t, rng=SeededRandomness(seed))
+    limit, shamir._SMALL_POWERS = shamir._SMALL_POWERS, -1  # every table is "large": Horner's rule
+    try:
+        horner = shamir.share(secrets, xs, t, rng=SeededRandomness(seed))
+    finally:
+        shamir._SMALL_POWERS = limit
+    coeffs = SeededRandomness(seed).uint64((t - 1) * m).reshape(t - 1, m) & np.uint64(P)
+    coeffs[coeffs == P] = 0
+    expected = [[(int(secrets[e]) + sum(int(coeffs[j, e]) * pow(x, j + 1, P) for j in range(t - 1))) % P for e in range(m)] for x in xs]
+    assert np.array_equal(table, horner) and table.tolist() == expected
+
+
 def test_inverse_of_zero_raises():
     with pytest.raises(ZeroDivisionError):
         field.inv(np.array([3, 0], dtype=np.uint64))

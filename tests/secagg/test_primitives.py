@@ -6,7 +6,7 @@ import hmac
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg import AesCtrPrg, AuthenticatedCipher, InvalidTag, Ring, SeededRandomness, Signer, SystemRandomness, X25519Agreement, derive, verify
@@ -52,6 +52,39 @@ def test_add_into_matches_expand(d, sign, bits):
     expected = ring.add(acc, prg.expand(b"\x07" * 32, d, b"x")) if sign == 1 else ring.sub(acc, prg.expand(b"\x07" * 32, d, b"x"))
     prg.add_into(acc, b"\x07" * 32, b"x", sign=sign)
     assert np.array_equal(acc, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(d=st.sampled_from([1, 7, 8191, 8192, 8193, 20_000, 40_961]), signs=st.lists(st.sampled_from([1, -1]), min_size=0, max_size=5),
+       bits=st.sampled_from([5, 16, 32, 64]), data=st.data())
+def test_add_streams_is_one_add_into_a_stream(d, signs, bits, data):
+    """The blocked walk (blocks of 32 KiB, so lengths across block edges at every width) adds exactly each stream's
+    whole keystream: the same vector as one `add_into` a stream, in any order of signs and domains."""
+    ring, prg = Ring(bits), AesCtrPrg(Ring(bits))
+    streams = [(bytes([i + 1]) * 32, data.draw(st.sampled_from([b"x", b"y"])), sign) for i, sign in enumerate(signs)]
+    acc = ring.reduce((np.arange(d, dtype=np.uint64) * np.uint64(2654435761)).astype(ring.dtype))
+    expected = acc.copy()
+    for seed, domain, sign in streams:
+        prg.add_into(expected, seed, domain, sign=sign)
+        assert np.array_equal(AesCtrPrg(ring).expand(seed, d, domain), prg.expand(seed, d, domain))
+    reference = acc.copy()
+    for seed, domain, sign in streams:  # the definition: + or - the expanded mask, mod 2**b
+        mask = prg.expand(seed, d, domain)
+        reference = ring.add(reference, mask) if sign == 1 else ring.sub(reference, mask)
+    start, out = acc.copy(), np.full_like(acc, 3)  # start: out's contents are ignored, start is left as it was
+    prg.add_streams(out, streams, start=start)
+    prg.add_streams(acc, streams)
+    assert np.array_equal(acc, reference) and np.array_equal(expected, reference) and np.array_equal(out, reference)
+    assert np.array_equal(start, ring.reduce((np.arange(d, dtype=np.uint64) * np.uint64(2654435761)).astype(ring.dtype)))
+
+
+def test_add_streams_rejects_a_bad_sign_or_seed_before_any_work():
+    acc = np.zeros(10, dtype=np.uint32)
+    with pytest.raises(ValueError, match="sign"):
+        AesCtrPrg(Ring(32)).add_streams(acc, [(b"\x01" * 32, b"x", 1), (b"\x01" * 32, b"x", 2)])
+    with pytest.raises(ValueError, match="32 bytes"):
+        AesCtrPrg(Ring(32)).add_streams(acc, [(b"\x01" * 32, b"x", 1), (b"short", b"x", 1)])
+    assert not acc.any()
 
 
 def test_prg_output_is_uniform():

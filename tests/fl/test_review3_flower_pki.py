@@ -1,0 +1,111 @@
+"""Review 3 (issue 14): the Flower PKI, the key-holder node and active SecAgg+ on the deployment engine, attacked
+as the guarantees' adversaries would: a deviating ServerApp (it writes every message and the run config), colluding
+clients, an operator's missing or malformed key file. No SuperLink: a `FakeGrid` hands each message to the
+ClientApp with that node's own Context, as a SuperNode would, and `FlowerRounds` is the honest ServerApp's round.
+
+Breaks are `xfail(strict=True, reason="BREAK: ...")`; the other tests are defences that held."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+flwr = pytest.importorskip("flwr")
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
+from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
+
+from fl.experiment import build_stack, local_datasets  # noqa: E402
+from fl.flower_engine import FlowerRounds, client_app, config_from_run, node_identity  # noqa: E402
+from fl.models import get_flat  # noqa: E402
+from protocols.core.errors import Refused  # noqa: E402
+from protocols.core.pki import provision  # noqa: E402
+from protocols.core.schedule import DropoutSchedule, Stage  # noqa: E402
+from secagg.randomness import SeededRandomness  # noqa: E402
+
+CLIENTS = 5  # active SecAgg+ at n = 5: k = 4, t = 3, so a round goes on with one client dropped
+MASKING = {"stack": "secagg+", "active": True, "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def task_identity():
+    """What a SuperNode sets before calling the app (restored after this module)."""
+    names = ("_run_id", "_task_id", "_node_id")
+    before = [getattr(TaskIdentity, name) for name in names]
+    for name, value in zip(names, (7, 1, 0)):
+        setattr(TaskIdentity, name, value)
+    yield
+    for name, value in zip(names, before):
+        setattr(TaskIdentity, name, value)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pki") / "keys"
+    provision(folder, CLIENTS + 1, SeededRandomness(31))  # one more identity than clients: an outsider's
+    return folder
+
+
+class FakeGrid:
+    """Flower's Grid as the ServerApp sees it: node ids, and send_and_receive, which hands each message to the
+    ClientApp under its destination node's own Context (node config, node state) and returns the replies.
+    `intercept(msg) -> msg | None` lets a test play the deviating ServerApp (None: not sent)."""
+
+    def __init__(self, app, run_config, node_configs, intercept=None):
+        self.app, self.intercept = app, intercept
+        self.contexts = {100 + p: Context(run_id=7, node_id=100 + p, node_config={"num-partitions": CLIENTS, "partition-id": p, **nc},
+                                          state=RecordDict(), run_config=run_config) for p, nc in enumerate(node_configs)}
+
+    def get_node_ids(self):
+        return list(self.contexts)
+
+    def send_and_receive(self, messages, timeout=None):
+        out = []
+        for msg in messages:
+            msg = self.intercept(msg) if self.intercept else msg
+            if msg is not None:
+                out.append(self.app(msg, self.contexts[msg.metadata.dst_node_id]))
+        return out
+
+
+def client_nodes(pki, n=CLIENTS):
+    return [{"signing-key": str(pki / "keys" / f"{c}.pem"), "client-keys": str(pki / "clients")} for c in range(n)]
+
+
+def masking_round(pki, intercept=None):
+    """(rounds, stack, params, grid): the honest deployment ServerApp of active SecAgg+ over 5 provisioned client nodes."""
+    run_config = dict(MASKING)
+    config = config_from_run(run_config)
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki), intercept)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    return rounds, build_stack(config, len(params), params), params, grid
+
+
+def rows(grid):
+    """Each node's local update of its last train.update (what it put under the masks), by partition."""
+    return {ctx.node_config["partition-id"]: ctx.state.array_records["update"]["row"].numpy().astype(np.float64)
+            for ctx in grid.contexts.values() if "update" in ctx.state.array_records}
+
+
+def test_control_the_honest_active_round_on_the_deployment_engine_sums_the_nodes_updates(pki):
+    rounds, stack, params, grid = masking_round(pki)
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    assert np.max(np.abs(out.result - sum(rows(grid).values()))) < 1e-3
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: a deviating ServerApp runs the same round twice (same `round` in train.update, so every node "
+                                       "recomputes the same update), once with the victim and once without: two sums of one set of updates")
+def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update(pki):
+    """Active SecAgg+ promises the server only the survivors' sum, once a round. Every node rebuilds its update from the
+    train.update message alone (model, `round` -> its training seed), accepts any number of them, and joins any
+    fresh session: the server re-sends round 1 with the victim (client 0) dropped before its masked input."""
+    rounds, stack, params, grid = masking_round(pki)
+    with_victim = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5).result
+    victim = rows(grid)[0]
+    without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
+    leaked = with_victim - without
+    assert np.max(np.abs(leaked - victim)) > 1e-2, "the server recovered the victim's update from two sums of one round"

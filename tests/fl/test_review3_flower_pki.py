@@ -5,6 +5,7 @@ ClientApp with that node's own Context, as a SuperNode would, and `FlowerRounds`
 
 Breaks are `xfail(strict=True, reason="BREAK: ...")`; the other tests are defences that held."""
 
+import contextlib
 import json
 import shutil
 from itertools import combinations
@@ -28,6 +29,10 @@ from fl.models import get_flat  # noqa: E402
 from protocols.core.errors import ProtocolError, Refused  # noqa: E402
 from protocols.core.pki import provision  # noqa: E402
 from protocols.core.schedule import DropoutSchedule, Stage  # noqa: E402
+from protocols.core.wire import Reader, decode_frame  # noqa: E402
+from protocols.he.messages import parse_ciphertext  # noqa: E402
+from secagg.he import EncryptedVector, HeContext  # noqa: E402
+from secagg.he_params import preset  # noqa: E402
 from secagg.randomness import SeededRandomness  # noqa: E402
 
 CLIENTS = 5  # active SecAgg+ at n = 5: k = 4, t = 3, so a round goes on with one client dropped
@@ -59,7 +64,7 @@ class FakeGrid:
     `intercept(msg) -> msg | None` lets a test play the deviating ServerApp (None: not sent)."""
 
     def __init__(self, app, run_config, node_configs, intercept=None):
-        self.app, self.intercept = app, intercept
+        self.app, self.intercept, self.replies = app, intercept, []
         self.contexts = {100 + p: Context(run_id=7, node_id=100 + p, node_config={"num-partitions": CLIENTS, "partition-id": p, **nc},
                                           state=RecordDict(), run_config=run_config) for p, nc in enumerate(node_configs)}
 
@@ -76,6 +81,7 @@ class FakeGrid:
                 out.append(self.app(msg, self.contexts[msg.metadata.dst_node_id]))
             except Exception as exc:  # what a SuperNode sends back for an app that raised
                 out.append(Message(error=Error(code=0, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg))
+            self.replies.append((msg.metadata.message_type, out[-1]))
         return out
 
 
@@ -292,3 +298,34 @@ def test_a_key_folder_holding_a_folder_named_like_a_key_is_refused(pki, tmp_path
     folder = _directory_with(pki, tmp_path, "folder")
     with pytest.raises(Refused, match="client key"):
         node_identity({"partition-id": 0, "signing-key": str(pki / "keys" / "0.pem"), "client-keys": str(folder)})
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: a ckks client encrypts under whatever public context train.update carries; the ServerApp "
+                                       "forwards the key holder's, unsigned and unpinned, so a deviating one sends its own and decrypts "
+                                       "every client's update alone")
+def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_public_key(pki, tmp_path):
+    """README (HE): the aggregator collects and adds; a key holder, which must not collude with it, decrypts only what its
+    own policy allows. On Flower the key holder sends its public context "which the ServerApp forwards to the clients":
+    the deviating ServerApp forwards a context of its own key set instead, and reads the victim's signed ciphertext."""
+    own = HeContext.generate(preset("ckks-8192-sum"))
+
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update":
+            msg.content.config_records["he"]["public"] = own.public().to_bytes()
+        return msg
+
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-ledger-file": str(tmp_path / "ledger.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with contextlib.suppress(RuntimeError, ProtocolError):  # the key holder cannot decrypt the sum: the round may fail; too late
+        rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    victim = rows(grid)[0]
+    first = next(reply for kind, reply in grid.replies if kind == "query.frame" and reply.metadata.src_node_id == 100)
+    frame = decode_frame(first.content.config_records["f"]["frame"], party="aggregator", stage="masked_input")
+    ciphertext, _ = parse_ciphertext(Reader(frame.payload, party="aggregator", stage="masked_input"), 1 << 24)
+    read = own.decrypt(EncryptedVector.from_bytes(own, ciphertext, length=len(victim)))
+    clipped = victim * min(1.0, config.clip / np.linalg.norm(victim))
+    assert np.max(np.abs(read - clipped)) > 1e-2, "the aggregator decrypted the victim's update with its own key"

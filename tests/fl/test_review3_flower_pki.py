@@ -329,3 +329,36 @@ def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_publi
     read = own.decrypt(EncryptedVector.from_bytes(own, ciphertext, length=len(victim)))
     clipped = victim * min(1.0, config.clip / np.linalg.norm(victim))
     assert np.max(np.abs(read - clipped)) > 1e-2, "the aggregator decrypted the victim's update with its own key"
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: a node started with the --node-config line `secagg flower-app` prints (partition, keys; no "
+                                       "stack or active pin) builds whatever stack the server's run config names: stack=plain and its "
+                                       "update goes to the ServerApp in the clear")
+def test_a_node_provisioned_for_active_secagg_refuses_a_run_config_that_downgrades_it(pki):
+    """Issue 14 item 5: a client checks the stack parameters it is sent against its own node config. The operator
+    followed README / `secagg flower-app --keys` for an active secagg+ deployment (node line: partition-id, num-partitions,
+    signing-key, client-keys). The deviating ServerApp writes stack=plain into the run config it sends."""
+    run_config = {**MASKING, "stack": "plain", "active": False}
+    config = config_from_run(run_config)
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki))
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with contextlib.suppress(RuntimeError, ProtocolError):  # a node that refused: the defence
+        rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    sent = [reply.content.config_records["f"]["frame"] for kind, reply in grid.replies
+            if kind == "query.frame" and reply.metadata.src_node_id == 100 and "frame" in reply.content.config_records["f"]]
+    victim = rows(grid).get(0)
+    clear = victim is not None and any(victim.astype("<f8").tobytes() in frame or victim.astype("<f4").tobytes() in frame for frame in sent)
+    assert not clear, "the node sent its update in the clear to a server that downgraded the stack"
+
+
+def test_a_node_that_pins_its_stack_refuses_the_downgrade(pki):
+    """The defence the check offers when the operator pins stack and active in the node config."""
+    run_config = {**MASKING, "stack": "plain", "active": False}
+    nodes = [{**nc, "stack": "secagg+", "active": True} for nc in client_nodes(pki)]
+    grid = FakeGrid(client_app(None), run_config, nodes)
+    config = config_from_run(run_config)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with pytest.raises(RuntimeError, match="this node's config"):
+        rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)

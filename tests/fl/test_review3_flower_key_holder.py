@@ -134,7 +134,7 @@ def test_control_the_honest_sum_is_released(pki, node, tmp_path):
     assert np.max(np.abs(np.frombuffer(answer["payload"][4:], "<f8") - 6.0)) < 1e-2
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK (fails late): the key-holder node makes its keys with an he-client-keys folder that does not "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK (fails late): the key-holder node makes its keys with an he-client-keys folder that does not "
                                        "exist (query.keys checks only that the config key is set); it is refused only at the first decrypt")
 def test_the_key_holder_refuses_to_start_with_a_missing_client_key_folder(tmp_path):
     context = _context({"he-client-keys": str(tmp_path / "no-such-folder"), "he-ledger-file": str(tmp_path / "l.json")})
@@ -150,7 +150,7 @@ def _deployment(pki, tmp_path, drop_key_of=None):
     return FakeGrid(client_app(None), RUN, nodes + [holder])
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK (fails late): flower_engine says each node's signing-key is 'refused at start-up when "
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BREAK (fails late): flower_engine says each node's signing-key is 'refused at start-up when "
                                        "missing', but query.hello checks nothing: the ServerApp starts and fails at round 1's train.update")
 def test_a_client_node_without_its_signing_key_is_refused_at_start_up(pki, tmp_path):
     with pytest.raises((RuntimeError, Refused), match="signing-key"):

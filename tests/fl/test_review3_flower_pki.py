@@ -12,10 +12,10 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, NoEncryption, PrivateFormat, PublicFormat
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 flwr = pytest.importorskip("flwr")
@@ -79,7 +79,7 @@ class FakeGrid:
                 continue
             try:
                 out.append(self.app(msg, self.contexts[msg.metadata.dst_node_id]))
-            except Exception as exc:  # what a SuperNode sends back for an app that raised
+            except Exception as exc:  # noqa: BLE001 - what a SuperNode sends back for an app that raised
                 out.append(Message(error=Error(code=0, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg))
             self.replies.append((msg.metadata.message_type, out[-1]))
         return out
@@ -111,7 +111,7 @@ def test_control_the_honest_active_round_on_the_deployment_engine_sums_the_nodes
     assert np.max(np.abs(out.result - sum(rows(grid).values()))) < 1e-3
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a deviating ServerApp runs the same round twice (same `round` in train.update, so every node "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: a deviating ServerApp runs the same round twice (same `round` in train.update, so every node "
                                        "recomputes the same update), once with the victim and once without: two sums of one set of updates")
 def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update(pki):
     """Active SecAgg+ promises the server only the survivors' sum, once a round. Every node rebuilds its update from the
@@ -128,7 +128,7 @@ def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update
 HE = {"stack": "ckks", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: the key holder's one sum a round is per session round, but every client computes its update "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: the key holder's one sum a round is per session round, but every client computes its update "
                                        "for the train.update `round` the server names: the server asks round 1 again under the next "
                                        "session round, without the victim, and the key holder releases it")
 def test_the_key_holder_node_releases_the_sum_without_the_victim_in_the_next_session_round(pki, tmp_path):
@@ -259,7 +259,7 @@ def test_a_malformed_signing_key_file_is_refused_naming_the_file(pki, tmp_path, 
         node_identity({"partition-id": 0, "signing-key": str(path), "client-keys": str(pki / "clients")})
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a password-protected PEM signing key escapes node_identity as an untyped TypeError "
+@pytest.mark.xfail(strict=True, raises=TypeError, reason="BREAK: a password-protected PEM signing key escapes node_identity as an untyped TypeError "
                                        "(cryptography raises TypeError, Signer.from_pem / ClientIdentity.load catch only OSError, ValueError)")
 def test_an_encrypted_signing_key_file_is_refused_naming_the_file(pki, tmp_path):
     path = _write_bad(tmp_path, "encrypted")
@@ -292,7 +292,7 @@ def test_a_malformed_key_folder_is_refused_naming_the_file(pki, tmp_path, how):
         node_identity({"partition-id": 0, "signing-key": str(pki / "keys" / "0.pem"), "client-keys": str(folder)})
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a folder named <id>.pub in the key folder escapes KeyDirectory.read as IsADirectoryError "
+@pytest.mark.xfail(strict=True, raises=IsADirectoryError, reason="BREAK: a folder named <id>.pub in the key folder escapes KeyDirectory.read as IsADirectoryError "
                                        "(it catches ValueError only), so node_identity raises untyped")
 def test_a_key_folder_holding_a_folder_named_like_a_key_is_refused(pki, tmp_path):
     folder = _directory_with(pki, tmp_path, "folder")
@@ -300,7 +300,7 @@ def test_a_key_folder_holding_a_folder_named_like_a_key_is_refused(pki, tmp_path
         node_identity({"partition-id": 0, "signing-key": str(pki / "keys" / "0.pem"), "client-keys": str(folder)})
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a ckks client encrypts under whatever public context train.update carries; the ServerApp "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: a ckks client encrypts under whatever public context train.update carries; the ServerApp "
                                        "forwards the key holder's, unsigned and unpinned, so a deviating one sends its own and decrypts "
                                        "every client's update alone")
 def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_public_key(pki, tmp_path):
@@ -331,7 +331,7 @@ def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_publi
     assert np.max(np.abs(read - clipped)) > 1e-2, "the aggregator decrypted the victim's update with its own key"
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a node started with the --node-config line `secagg flower-app` prints (partition, keys; no "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: a node started with the --node-config line `secagg flower-app` prints (partition, keys; no "
                                        "stack or active pin) builds whatever stack the server's run config names: stack=plain and its "
                                        "update goes to the ServerApp in the clear")
 def test_a_node_provisioned_for_active_secagg_refuses_a_run_config_that_downgrades_it(pki):

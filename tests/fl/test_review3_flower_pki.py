@@ -151,7 +151,7 @@ def test_the_key_holder_node_releases_the_sum_without_the_victim_in_the_next_ses
 
 # --- a deviating ServerApp seats rosters and positions of its choosing, per client --------------------------------
 
-MUTATIONS = ("swap", "outsider", "twice", "short", "position")
+MUTATIONS = ("swap", "outsider", "twice", "short", "position", "negative", "beyond")
 
 
 def _masking_public(public):
@@ -173,6 +173,10 @@ def _mutated(public, u, how):
         roster[(u + 1) % len(roster)] = roster[u]
     elif how == "short":
         roster = roster[:-1]
+    elif how == "negative":
+        u -= len(roster)  # roster[u] is still this client under Python's indexing
+    elif how == "beyond":
+        u += len(roster)
     else:
         u = (u + 1) % len(roster)
     inner["roster"] = roster

@@ -73,7 +73,7 @@ def he_protocol(stack: Protocol) -> HeAggregation | None:
 
 def supernodes(config: ExperimentConfig) -> int:
     """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks."""
-    return config.clients + (config.stack == "ckks")
+    return config.clients + ("key holder" in config.traits.observers)
 
 
 def _size(content: RecordDict) -> int:
@@ -285,7 +285,7 @@ class FlowerRounds:
             raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.he_public = None
-        if config.stack == "ckks":
+        if "key holder" in config.traits.observers:
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
             if reply.has_error():
                 raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")

@@ -28,6 +28,7 @@ from protocols.core import (
 from protocols.he import BFVAggregation, CKKSAggregation, CKKSRobust, HiddenStateCKKS
 from protocols.masking import SecAgg, SecAggPlus
 from protocols.two_server import TwoServerRobust
+from protocols import layers as _layers  # noqa: F401, E402  every layer module registers its factory (protocols.core.stack)
 
 __all__ = [
     "Aborted",

@@ -1,0 +1,495 @@
+"""A stack is data: an ordered list of layer specs, outermost first, built by the factories that each
+layer module registers next to its class.
+
+    specs = parse("clip(bound=1) > randk(fraction=0.25) > skellam(noise_multiplier=1) > two-server(rule=multi_krum, f=2)")
+    protocol = build(specs, StackContext(dim=62, participants=10))
+
+A registration names the layer, its fields (type, default, range) and what the layer is (`Traits`: who
+sees what, what it outputs). `check(specs)` validates every field without building; `build` calls the
+factories outermost first. A factory gets its validated fields, the context at its position (what the
+outer layers decided: the clip bound, the dimension, the discretization scale) and `inner`, which builds
+the rest of the stack from the context the factory passes on; a leaf (a protection) gets no `inner`.
+Every error is a `StackError` naming the position, the layer, the field and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protocols.core.protocol import Protocol
+
+
+class StackError(ValueError):
+    """A stack spec that cannot be parsed, validated or built; names the position (1 = outermost), layer and field."""
+
+    def __init__(self, message: str, *, layer: str | None = None, position: int | None = None, field: str | None = None) -> None:
+        where = " ".join(p for p in (f"position {position}" if position else "", f"layer {layer!r}" if layer else "",
+                                     f"field {field!r}" if field else "") if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.layer, self.position, self.field = layer, position, field
+
+
+REQUIRED = object()  # a Field without a default
+DERIVED = None  # a Field whose default the factory derives from the context
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a layer: its type (int, float, str, bool), default (REQUIRED, or None: derived), an
+    accepted range (`check`, described by `expect`) or `choices`."""
+
+    kind: type
+    default: object = REQUIRED
+    check: Callable[[object], bool] | None = None
+    expect: str = ""
+    choices: tuple | None = None
+
+    def coerce(self, name: str, value: object) -> object:
+        if value is None and self.default is None:
+            return None
+        if value is None and self.choices is not None and "none" in self.choices:
+            value = "none"  # an unquoted `none` for a field whose choices spell it
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.kind) or (self.kind in (int, float) and isinstance(value, bool)):
+            raise TypeError(f"expected {self.kind.__name__}, found {type(value).__name__} {value!r}")
+        if self.kind is float and not math.isfinite(value):
+            raise ValueError(f"must be finite, found {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{name} must be one of {list(self.choices)}, found {value!r}")
+        if self.check is not None and not self.check(value):
+            raise ValueError(f"{name} must be {self.expect}, found {value!r}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Traits:
+    """What a layer is, read without building it.
+
+    `observers` (a protection): observer -> view (`fl.privacy`: clear, aggregate, released, own share, final
+    model); `output` (a protection): "sum" of the included inputs, "mean" (a rule's output) or "model" (the
+    hidden-state model). `clips`: a client-side clip a skipping client can leave out. `shares`: clients send
+    additive shares. `all_stages`: every masking Stage exists (else the round ends at MASKED_INPUT).
+    `robust`: a robust rule with its own f. `needs_initial`: built from the initial model. `local_noise`,
+    `central_noise`: local or central DP. `splits`: runs with remote clients (Flower) today."""
+
+    observers: Mapping[str, str] | None = None
+    output: str | None = None
+    clips: bool = False
+    shares: bool = False
+    all_stages: bool = False
+    robust: bool = False
+    needs_initial: bool = False
+    local_noise: bool = False
+    central_noise: bool = False
+    splits: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    factory: Callable[..., Protocol]
+    fields: Mapping[str, Field]
+    leaf: bool
+    traits: Callable[[dict], Traits]
+    ring_bits: Callable[[dict, "StackContext"], int] | None
+    about: str
+
+
+REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool = False, traits: Traits | Callable[[dict], Traits] = Traits(),
+             ring_bits: Callable[[dict, "StackContext"], int] | None = None, about: str = "") -> Callable:
+    """Decorator: registers `factory(values, ctx, inner)` (a leaf: `factory(values, ctx)`) as layer `name`.
+
+    `ring_bits(values, ctx)`: the ring Z_2^bits a ring protocol works in (outer layers size their scale for it).
+
+    Raises:
+        ValueError: if `name` is taken or not a layer name.
+    """
+    if not NAME.fullmatch(name):
+        raise ValueError(f"layer name must match {NAME.pattern}, found {name!r}")
+
+    def add(factory: Callable[..., Protocol]) -> Callable[..., Protocol]:
+        if name in REGISTRY:
+            raise ValueError(f"layer {name!r} is already registered (by {REGISTRY[name].factory.__module__})")
+        REGISTRY[name] = Entry(name, factory, dict(fields or {}), leaf, traits if callable(traits) else (lambda values: traits), ring_bits, about)
+        return factory
+
+    return add
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSpec:
+    """One layer as given: its registered name and field values (str, int, float, bool)."""
+
+    layer: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, layer: str, **fields: object) -> "LayerSpec":
+        return cls(layer, tuple(fields.items()))
+
+    @property
+    def values(self) -> dict:
+        return dict(self.fields)
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, **self.values}
+
+    def __str__(self) -> str:
+        return self.layer + (f"({', '.join(f'{k}={_format(v)}' for k, v in self.fields)})" if self.fields else "")
+
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_+\-.]*")
+
+
+def _format(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        if _WORD.fullmatch(value) and _bare(value) == value:
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def format_specs(specs: Iterable[LayerSpec]) -> str:
+    """The string form `parse` reads back: "clip(bound=1.0) > secagg+"."""
+    return " > ".join(str(s) for s in specs)
+
+
+def _bare(text: str) -> object:
+    """An unquoted value: true/false, none, an int, a float, else the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.lower() == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _value(text: str, position: int, layer: str, key: str) -> object:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    value = _bare(text)
+    if isinstance(value, str) and not _WORD.fullmatch(text):
+        raise StackError(f"cannot read the value {text!r} (a number, true/false, none, a word or a \"quoted string\")",
+                         layer=layer, position=position, field=key)
+    return value
+
+
+_ARG = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(?:,|$)')
+
+
+def parse(text: str) -> tuple[LayerSpec, ...]:
+    """Reads "clip(bound=1) > randk(fraction=0.25) > secagg+": layers outermost first, separated by '>',
+    each a registered name with optional (key=value, ...) fields.
+
+    Raises:
+        StackError: naming the position and the layer of the first part that does not parse.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise StackError(f"a stack needs at least one layer, found {text!r}")
+    specs = []
+    for position, part in enumerate(_split(text), start=1):
+        part = part.strip()
+        name, paren, rest = part.partition("(")
+        name = name.strip()
+        if not NAME.fullmatch(name) or (paren and not rest.endswith(")")):
+            raise StackError(f"expected name(key=value, ...), found {part!r}", position=position)
+        args = rest[:-1] if paren else ""
+        fields: dict[str, object] = {}
+        at = 0
+        while args.strip() and at < len(args):
+            arg = _ARG.match(args, at)
+            if arg is None or arg.end() == at:
+                raise StackError(f"expected key=value at {args[at:].strip()!r}", layer=name, position=position)
+            key = arg[1]
+            if key in fields:
+                raise StackError("given twice", layer=name, position=position, field=key)
+            fields[key] = _value(arg[2], position, name, key)
+            at = arg.end()
+        specs.append(LayerSpec(name, tuple(fields.items())))
+    return tuple(specs)
+
+
+def _split(text: str) -> list[str]:
+    """`text` split at the '>' outside quotes and parentheses (a backslash escapes the next character in quotes)."""
+    parts, depth, quoted, escaped, start = [], 0, False, False, 0
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in "()":
+            depth += 1 if ch == "(" else -1
+        elif not quoted and depth == 0 and ch == ">":
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    if any(not p.strip() for p in parts):
+        raise StackError(f"an empty layer between '>' in {text!r}")
+    return parts
+
+
+def from_tables(tables: object) -> tuple[LayerSpec, ...]:
+    """Specs from a TOML array of tables ([[stack]] layer = "clip" bound = 1.0 ...), outermost first.
+
+    Raises:
+        StackError: naming the position, for a table without a string `layer` or a value that is not a scalar.
+    """
+    if not isinstance(tables, list) or not tables:
+        raise StackError(f"[[stack]] must be a non-empty array of tables, found {tables!r}")
+    specs = []
+    for position, table in enumerate(tables, start=1):
+        if not isinstance(table, dict) or not isinstance(table.get("layer"), str):
+            raise StackError(f"each [[stack]] table needs layer = \"<name>\", found {table!r}", position=position)
+        name = table["layer"]
+        for key, value in table.items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise StackError(f"expected a number, boolean or string, found {type(value).__name__} {value!r}", layer=name, position=position, field=key)
+        specs.append(LayerSpec(name, tuple((k, v) for k, v in table.items() if k != "layer")))
+    return tuple(specs)
+
+
+def validated(spec: LayerSpec, position: int) -> tuple[Entry, dict]:
+    """The registry entry of `spec` and its field values with defaults (None: derived by the factory).
+
+    Raises:
+        StackError: for an unknown layer, an unknown or missing field, or a value of the wrong type or range.
+    """
+    entry = REGISTRY.get(spec.layer)
+    if entry is None:
+        raise StackError(f"unknown layer; known: {', '.join(sorted(REGISTRY))}", layer=spec.layer, position=position)
+    values = {}
+    for key, value in spec.fields:
+        if key not in entry.fields:
+            raise StackError(f"unknown field; {spec.layer} takes {', '.join(entry.fields) or 'no fields'}", layer=spec.layer, position=position, field=key)
+        try:
+            values[key] = entry.fields[key].coerce(key, value)
+        except (TypeError, ValueError) as exc:
+            raise StackError(str(exc), layer=spec.layer, position=position, field=key) from None
+    for key, spec_field in entry.fields.items():
+        if key not in values:
+            if spec_field.default is REQUIRED:
+                raise StackError("is required", layer=spec.layer, position=position, field=key)
+            values[key] = spec_field.default
+    return entry, values
+
+
+def check(specs: Iterable[LayerSpec]) -> tuple[tuple[Entry, dict], ...]:
+    """Validates every spec and the order (exactly one leaf, innermost) without building anything.
+
+    Raises:
+        StackError: naming the position and layer at fault.
+    """
+    specs = tuple(specs)
+    if not specs:
+        raise StackError("a stack needs at least one layer")
+    out = tuple(validated(s, i) for i, s in enumerate(specs, start=1))
+    for i, (entry, _) in enumerate(out, start=1):
+        if entry.leaf and i < len(out):
+            raise StackError(f"is a protection (innermost only), but {len(out) - i} layer(s) follow it", layer=entry.name, position=i)
+    if not out[-1][0].leaf:
+        raise StackError(f"the innermost layer must be a protection ({', '.join(sorted(n for n, e in REGISTRY.items() if e.leaf))})",
+                         layer=out[-1][0].name, position=len(out))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class StackTraits:
+    """The traits of a whole stack: the protection's observers and output, and whether any layer clips,
+    adds local or central noise, runs a robust rule (and its f, None: the context's), or cannot split."""
+
+    observers: Mapping[str, str]
+    output: str
+    clips: bool
+    shares: bool
+    all_stages: bool
+    robust: bool
+    robust_f: int | None
+    needs_initial: bool
+    local_noise: bool
+    central_noise: bool
+    splits: bool
+
+
+def traits(specs: Iterable[LayerSpec]) -> StackTraits:
+    """What `specs` will be once built (`check`ed first). Local noise before a protection whose server sees
+    the clear inputs turns every view into each client's own noise share."""
+    checked = check(specs)
+    layer_traits = [entry.traits(values) for entry, values in checked]
+    leaf, values = layer_traits[-1], checked[-1][1]
+    observers = dict(leaf.observers or {})
+    local = any(t.local_noise for t in layer_traits)
+    if local and "clear" in observers.values():
+        observers = {name: "own share" for name in observers}
+    robust = [values_ for (entry, values_), t in zip(checked, layer_traits) if t.robust]
+    return StackTraits(observers=observers, output=leaf.output or "sum", clips=any(t.clips for t in layer_traits),
+                       shares=any(t.shares for t in layer_traits), all_stages=leaf.all_stages, robust=bool(robust),
+                       robust_f=robust[0].get("f") if robust else None, needs_initial=any(t.needs_initial for t in layer_traits),
+                       local_noise=local, central_noise=any(t.central_noise for t in layer_traits), splits=all(t.splits for t in layer_traits))
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """What factories derive from. Set by the caller: `dim` (update length), `participants` m a round,
+    `expected` survivors the noise is planned for (None: m), `dropout` (expected fraction), `delta`,
+    `byzantine` (clients that may be Byzantine among the participants: their noise shares are not counted),
+    `f` (a robust rule's default), `initial` (the hidden-state model). Set by outer layers for the inner
+    ones: `clip` (L2 bound, update units), `scale` (integer units per update unit), `beta` (conditional
+    rounding), `norm_bound` (L2 bound of what reaches the protection, ring units; None: unbounded, e.g. noised)."""
+
+    dim: int
+    participants: int
+    expected: int | None = None
+    dropout: float = 0.0
+    delta: float = 1e-5
+    byzantine: int = 0
+    f: int = 1
+    initial: np.ndarray | None = field(default=None, repr=False, compare=False)
+    clip: float | None = None
+    scale: float | None = None
+    beta: float | None = None
+    norm_bound: float | None = None
+    rest: tuple[LayerSpec, ...] = ()  # the specs inside the layer being built
+    position: int = 0  # of the layer being built (1 = outermost)
+    layer: str = ""  # its name
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.participants < 1 or (self.expected is not None and self.expected < 1):
+            raise ValueError(f"need dim >= 1, participants >= 1, expected >= 1 or None; found {self.dim}, {self.participants}, {self.expected}")
+
+    def replace(self, **changes) -> "StackContext":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def survivors(self) -> int:
+        return self.expected or self.participants
+
+    def require(self, name: str, why: str) -> object:
+        """The context value `name`, or a StackError naming this layer and why it needs it."""
+        value = getattr(self, name)
+        if value is None:
+            raise StackError(f"needs {why}", layer=self.layer, position=self.position)
+        return value
+
+    def ring_bits(self) -> int:
+        """The ring of the first ring protocol inside this position (for a scale sized to it).
+
+        Raises:
+            StackError: if none of the inner layers works in a ring.
+        """
+        for offset, spec in enumerate(self.rest, start=1):
+            entry, values = validated(spec, self.position + offset)
+            if entry.ring_bits is not None:
+                return entry.ring_bits(values, self)
+        raise StackError(f"needs a ring protocol inside it (one of {', '.join(sorted(n for n, e in REGISTRY.items() if e.ring_bits))})",
+                         layer=self.layer, position=self.position)
+
+    def noise_inside(self) -> float | None:
+        """The noise_multiplier of the first distributed-noise layer inside this position, or None."""
+        for spec in self.rest:
+            if spec.layer in NOISE_LAYERS:
+                return float(dict(spec.fields).get("noise_multiplier", 0.0))
+        return None
+
+
+NOISE_LAYERS: set[str] = set()  # layers adding integer noise in the ring, whose scale a discretize layer outside sizes
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltLayer:
+    """One spec as built: the spec as given, and every protocol object it made with its parameters."""
+
+    position: int
+    spec: LayerSpec
+    built: tuple[dict, ...]
+
+    def to_dict(self) -> dict:
+        return {"position": self.position, "given": self.spec.to_dict(), "built": list(self.built)}
+
+
+def build(specs: Iterable[LayerSpec], context: StackContext, *, record: list[BuiltLayer] | None = None) -> Protocol:
+    """The protocol of `specs` (outermost first) for `context`; appends each layer as built to `record`.
+
+    Raises:
+        StackError: naming the position, layer and field, for what `check` refuses and for what a
+            factory cannot derive (e.g. a ring too small for the participants and dimension).
+    """
+    specs = tuple(specs)
+    checked = check(specs)
+    built: dict[int, Protocol] = {}
+
+    def at(i: int, ctx: StackContext) -> Protocol:
+        if i >= len(specs):
+            raise StackError("needs an inner layer", layer=specs[-1].layer, position=len(specs))
+        entry, values = checked[i]
+        ctx = ctx.replace(rest=specs[i + 1 :], position=i + 1, layer=entry.name)
+        try:
+            protocol = entry.factory(values, ctx) if entry.leaf else entry.factory(values, ctx, lambda inner: at(i + 1, inner))
+        except StackError:
+            raise
+        except (TypeError, ValueError) as exc:  # a class's own check, e.g. a threshold the participants cannot meet
+            raise StackError(str(exc), layer=entry.name, position=i + 1) from None
+        built[i] = protocol
+        return protocol
+
+    top = at(0, context)
+    if record is not None:
+        for i, spec in enumerate(specs):
+            stop = built.get(i + 1)
+            objects, layer = [], built.get(i)
+            while layer is not None and layer is not stop:  # a spec may build several objects (skellam: rotation, discretize, noise)
+                objects.append(describe(layer))
+                layer = getattr(layer, "inner", None)
+            record.append(BuiltLayer(i + 1, spec, tuple(objects)))
+    return top
+
+
+def describe(protocol: Protocol) -> dict:
+    """{"class": ..., scalar parameters}: the dataclass fields of `protocol` that are numbers, strings,
+    booleans or None (not the inner layer, arrays or private state)."""
+    out: dict = {"class": type(protocol).__name__}
+    if dataclasses.is_dataclass(protocol):
+        for f in dataclasses.fields(protocol):
+            value = getattr(protocol, f.name, None)
+            if f.name.startswith("_") or f.name == "inner":
+                continue
+            if isinstance(value, (bool, int, float, str)) or value is None:
+                out[f.name] = value
+            elif isinstance(value, dict) and all(isinstance(v, (bool, int, float, str)) for v in value.values()):
+                out[f.name] = dict(value)
+    return out
+
+
+def innermost(protocol: Protocol) -> Protocol:
+    """The protection at the bottom of a stack of layers."""
+    while hasattr(protocol, "inner"):
+        protocol = protocol.inner
+    return protocol
+
+
+def uncounted(ctx: StackContext, protection: Protocol) -> int:
+    """Noise shares of m participants that do not count: as many Byzantine clients as can be among them,
+    plus those the innermost protection declares may collude with the server (its `declared_colluding(m)`,
+    none if it declares nothing), at most m."""
+    m = ctx.participants
+    declared = getattr(innermost(protection), "declared_colluding", None)
+    return min(m, min(m, ctx.byzantine) + (declared(m) if declared is not None else 0))

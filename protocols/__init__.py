@@ -28,7 +28,6 @@ from protocols.core import (
 from protocols.he import BFVAggregation, CKKSAggregation, CKKSRobust, HiddenStateCKKS
 from protocols.masking import SecAgg, SecAggPlus
 from protocols.two_server import TwoServerRobust
-from protocols import layers as _layers  # noqa: F401, E402  every layer module registers its factory (protocols.core.stack)
 
 __all__ = [
     "Aborted",
@@ -59,3 +58,18 @@ __all__ = [
     "format_reports",
     "secure_sum",
 ]
+
+
+def _register_layers() -> None:
+    """Imports every module of `protocols.layers`: each registers its layer factories (`protocols.core.stack`),
+    so a new layer is one new file there."""
+    import importlib
+    import pkgutil
+
+    from protocols import layers
+
+    for module in pkgutil.iter_modules(layers.__path__):
+        importlib.import_module(f"{layers.__name__}.{module.name}")
+
+
+_register_layers()

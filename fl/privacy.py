@@ -123,6 +123,7 @@ def epsilon_by_observer(
                    f"{byzantine_clients} in the run) or declared colluding")
     if missing:
         counted += f"; {missing} round(s) with no counted noise in the output make it infinite"
+    beside = "".join(f"; not composed here, and adding to every epsilon: {text}" for text in stack.unaccounted)
     unprotected = sum(m is None for m in aborted)
     opened = [m for m in aborted if m is not None]
     seen_aborted = (f"; {len(aborted)} aborted round(s) that may have opened data-dependent values count with each client's own "
@@ -138,30 +139,30 @@ def epsilon_by_observer(
     out = {}
     for observer, view in stack.observers.items():
         if view == "clear":
-            out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "sees every update in the clear")
+            out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "sees every update in the clear" + beside)
         elif not aggregates and not shares:
-            out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "no DP noise reached what it sees")
+            out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "no DP noise reached what it sees" + beside)
         elif view == "own share":
             saw_aborted = observer != "released model"  # the released model saw nothing of an aborted round
             complete = len(shares) == len(rounds) and not (saw_aborted and unprotected)
             eps = compose_epsilon(shares + opened if saw_aborted else shares, delta=delta) if complete else math.inf
             why = ("each input carries its client's whole noise" if stack.local_noise else ROBUST_SELECTION) + (seen_aborted if saw_aborted else "")
-            out[observer] = ObserverEpsilon(eps, delta, "local DP of each client's own noise share, composed", f"{why}; no amplification by sampling")
+            out[observer] = ObserverEpsilon(eps, delta, "local DP of each client's own noise share, composed", f"{why}; no amplification by sampling{beside}")
         elif view == "final model" and final_model is not None:
             eps, bound = final_model()
             if compose(delta) < eps:  # the final model is computed from every round's aggregate: their composition bounds it too
                 eps, bound = compose(delta), f"RDP composition of the rounds' aggregate noise (tighter than {bound})"
             sees = "sees ciphertexts only, so the final model's bound bounds it" if observer == "server" else "sees only the final model"
-            out[observer] = ObserverEpsilon(eps, delta, bound, f"{sees}; {counted}")
+            out[observer] = ObserverEpsilon(eps, delta, bound, f"{sees}; {counted}{beside}")
         elif view == "released" and amplification:
             eps, bound = compose(delta, **amplification), "RDP composition of the rounds' aggregate noise, subsampled"
             if compose(delta) <= eps:  # a replace-one bound implies the zero-out one: the smaller of the two holds
                 eps, bound = compose(delta), "RDP composition of the rounds' aggregate noise (the subsampled bound is not tighter)"
-            out[observer] = ObserverEpsilon(eps, delta, bound, f"{sampling}; {counted}")
+            out[observer] = ObserverEpsilon(eps, delta, bound, f"{sampling}; {counted}{beside}")
         elif view == "released":
-            out[observer] = ObserverEpsilon(compose(delta), delta, "RDP composition of the rounds' aggregate noise", f"{sampling}; {counted}")
+            out[observer] = ObserverEpsilon(compose(delta), delta, "RDP composition of the rounds' aggregate noise", f"{sampling}; {counted}{beside}")
         else:
             how = "sees each round's aggregate and may know who took part: no amplification by sampling"
             eps = compose(delta, tuple(opened)) if not unprotected else math.inf
-            out[observer] = ObserverEpsilon(eps, delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}{seen_aborted}")
+            out[observer] = ObserverEpsilon(eps, delta, "RDP composition of the rounds' aggregate noise", f"{how}; {counted}{seen_aborted}{beside}")
     return out

@@ -77,7 +77,8 @@ class Traits:
     hidden-state model). `clips`: a client-side clip a skipping client can leave out. `shares`: clients send
     additive shares. `all_stages`: every masking Stage exists (else the round ends at MASKED_INPUT).
     `robust`: a robust rule with its own f. `needs_initial`: built from the initial model. `local_noise`,
-    `central_noise`: local or central DP. `splits`: runs with remote clients (Flower) today."""
+    `central_noise`: local or central DP. `splits`: runs with remote clients (Flower) today. `unaccounted`: a
+    release of the layer's own that an accountant of the stack's noise does not compose ("": none)."""
 
     observers: Mapping[str, str] | None = None
     output: str | None = None
@@ -89,6 +90,7 @@ class Traits:
     local_noise: bool = False
     central_noise: bool = False
     splits: bool = True
+    unaccounted: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +330,7 @@ class StackTraits:
     local_noise: bool
     central_noise: bool
     splits: bool
+    unaccounted: tuple[str, ...] = ()
 
 
 def traits(specs: Iterable[LayerSpec]) -> StackTraits:
@@ -344,7 +347,8 @@ def traits(specs: Iterable[LayerSpec]) -> StackTraits:
     return StackTraits(observers=observers, output=leaf.output or "sum", clips=any(t.clips for t in layer_traits),
                        shares=any(t.shares for t in layer_traits), all_stages=leaf.all_stages, robust=bool(robust),
                        robust_f=robust[0].get("f") if robust else None, needs_initial=any(t.needs_initial for t in layer_traits),
-                       local_noise=local, central_noise=any(t.central_noise for t in layer_traits), splits=all(t.splits for t in layer_traits))
+                       local_noise=local, central_noise=any(t.central_noise for t in layer_traits), splits=all(t.splits for t in layer_traits),
+                       unaccounted=tuple(t.unaccounted for t in layer_traits if t.unaccounted))
 
 
 @dataclass(frozen=True)

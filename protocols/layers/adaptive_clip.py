@@ -87,12 +87,14 @@ class AdaptiveClip(Protocol):
     "norm": Field(float, check=lambda v: v > 0, expect="> 0"), "target_quantile": Field(float, 0.5, lambda v: 0 < v < 1, "in (0, 1)"),
     "learning_rate": Field(float, 0.2, lambda v: v > 0, "> 0"), "count": Field(str, "secagg+", choices=("secagg+", "secagg")),
     "count_bits": Field(int, 16, lambda v: 2 <= v <= 62, "in [2, 62]"), "count_noise_multiplier": Field(float, 0.0, lambda v: v >= 0, ">= 0")},
-    traits=Traits(clips=True, splits=False),
+    traits=Traits(clips=True, splits=False, unaccounted="the adaptive clip's count of clients within the norm, a query of its own "
+                                                         "(its epsilon is in its report row; with count_noise_multiplier 0 it is exact, no DP)"),
     about="clip to a norm that tracks target_quantile of the client norms; the count is summed by `count` (with Skellam "
-          "noise of count_noise_multiplier, sensitivity 1, if > 0); the inner layers are sized for the initial norm")
+          "noise of count_noise_multiplier, sensitivity 1, if > 0); the norm moves every round, so the layers inside it need a "
+          "fixed clip of their own")
 def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0))
     z = values["count_noise_multiplier"]
     if z > 0:
         count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta)
-    return AdaptiveClip(values["norm"], values["target_quantile"], values["learning_rate"], count, inner(ctx.replace(clip=values["norm"])))
+    return AdaptiveClip(values["norm"], values["target_quantile"], values["learning_rate"], count, inner(ctx.replace(clip=None)))

@@ -141,9 +141,10 @@ def _randk(values: dict, ctx: StackContext, inner) -> Protocol:
     return RandK(k, inner(ctx.replace(dim=k)))
 
 
-@register("topk", fields=KEEP, about="top-k with error feedback (sent densely: positions stay hidden by the protection)")
+@register("topk", fields=KEEP, about="top-k with error feedback (sent densely: positions stay hidden by the protection); the memory "
+          "can push a sent vector's norm above an outer clip bound, so the layers inside it need a clip of their own")
 def _topk(values: dict, ctx: StackContext, inner) -> Protocol:
-    return TopK(_kept(values, ctx), inner(ctx))
+    return TopK(_kept(values, ctx), inner(ctx.replace(clip=None)))  # update + memory: no bound from outside holds
 
 
 @register("quantize", fields={"q": Field(int, 8, lambda v: 1 <= v <= 24, "in [1, 24]")},

@@ -152,12 +152,12 @@ def test_the_issue_toml_runs_in_process_through_the_cli(tmp_path, capsys):
 
 def test_stack_flag_and_set_stack_and_presets(tmp_path):
     flags = ["--set", "data=breast_cancer", "--set", "model=logreg", "--set", "clients=5", "--set", "rounds=1", "--set", "sample_fraction=1"]
-    assert main(["run", *flags, "--stack", "clip(bound=1) > topk(fraction=0.5) > discretize > secagg+", "--out", str(tmp_path / "a")]) == 0
-    assert json.loads((tmp_path / "a" / "result.json").read_text())["stack"]["built"][1]["built"][0]["k"] == 31
+    assert main(["run", *flags, "--stack", "topk(fraction=0.5) > clip(bound=1) > discretize > secagg+", "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["stack"]["built"][0]["built"][0]["k"] == 31
     assert main(["run", *flags, "--set", "stack=robust", "--set", "rule=coordinate_median", "--out", str(tmp_path / "b")]) == 0
     given = json.loads((tmp_path / "b" / "result.json").read_text())["stack"]["given"]
     assert given == [{"layer": "robust", "rule": "coordinate_median"}]
-    assert label("clip(bound=1) > topk(fraction=0.5) > discretize > secagg+") == "clip-topk-discretize-secagg+"
+    assert label("topk(fraction=0.5) > clip(bound=1) > discretize > secagg+") == "topk-clip-discretize-secagg+"
 
 
 @pytest.mark.parametrize("stack, where", [
@@ -180,6 +180,17 @@ def test_bad_stack_tables_name_the_file_and_the_position(tmp_path):
     path.write_text('[[stack]]\nlayer = "clip"\nbound = "big"\n[[stack]]\nlayer = "plain"\n')
     with pytest.raises(ValueError, match="position 1 layer 'clip' field 'bound'"):
         config_from(load_toml(path))
+
+
+def test_the_adaptive_clips_count_is_named_beside_every_epsilon_it_is_not_composed_into():
+    config = ExperimentConfig(stack="adaptive-clip(norm=0.5, count_noise_multiplier=1) > clip(bound=1) > skellam(noise_multiplier=1) > secagg+(bits=20)",
+                              clients=5, rounds=1)
+    result = run_experiment(config)
+    by = result.epsilon_by_observer
+    assert set(by) == {"server", "released model"} and all(math.isfinite(o.epsilon) for o in by.values())
+    assert all("not composed here" in o.assumptions and "adaptive clip's count" in o.assumptions for o in by.values())
+    count = next(r for r in result.rounds[-1].reports if r.layer == "adaptive-clip").guarantee
+    assert count.dp_mechanism is not None and math.isfinite(count.epsilon)
 
 
 def test_traits_replace_the_name_switches():

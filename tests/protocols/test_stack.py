@@ -63,8 +63,8 @@ def test_every_summing_layer_builds_from_a_spec_and_sums(text):
     "clip(bound=1) > ddp(mechanism=ddg, noise_multiplier=0.5) > secagg(bits=24)",
     "clip(bound=1) > rotation > discretize > skellam(noise_multiplier=0.5) > secagg+(bits=24)",
     "clip(bound=1) > gaussian(noise_multiplier=0.5) > ckks",
-    "clip(bound=1) > adaptive-clip(norm=0.5, count_noise_multiplier=1) > discretize > secagg+",
-    "clip(bound=1) > topk(k=3) > discretize > secagg+",
+    "adaptive-clip(norm=0.5, count_noise_multiplier=1) > clip(bound=1) > discretize > secagg+",
+    "topk(k=3) > clip(bound=1) > discretize > secagg+",
     "clip(bound=1) > randk(fraction=0.5) > discretize > secagg+",
 ])
 def test_noisy_and_compressing_layers_build_and_report_their_own_row(text):
@@ -191,6 +191,9 @@ def test_an_explicit_discretize_outside_the_noise_sizes_it_as_the_recipe_does():
     ("clip(bound=1) > randk(k=30) > plain", "field 'k'"),
     ("clip(bound=1) > discretize(fit=noise) > secagg+", "field 'fit'"),
     ("hidden-state", "needs the initial model"),
+    # a layer whose output norm is not bounded by the clip outside it hides that clip from the noise inside it
+    ("clip(bound=1) > topk(k=3) > gaussian(noise_multiplier=1) > ckks", "position 3 layer 'gaussian': needs a clip layer"),
+    ("clip(bound=1) > adaptive-clip(norm=1) > skellam(noise_multiplier=1) > secagg+", "position 3 layer 'skellam': needs a clip layer"),
     ("clip(bound=1) > discretize > secagg+(bits=8)", "position 2 layer 'discretize'"),  # 6 participants cannot fit in 8 bits
 ])
 def test_bad_specs_name_the_position_layer_and_field(text, where):

@@ -206,3 +206,32 @@ def test_traits_replace_the_name_switches():
         ExperimentConfig(stack="clip(bound=1) > discretize > two-server", engine="flower-sim")
     assert ExperimentConfig(stack="clip(bound=1) > skellam(noise_multiplier=1) > two-server(f=2)", clients=10, byzantine=0.2).traits.robust_f == 2
     assert set(PRESETS) == set(STACKS)
+
+
+TEXT = "clip(bound=1) > randk(fraction=0.5) > skellam(noise_multiplier=0.5) > secagg+(bits=24)"
+
+
+def test_a_layer_list_reaches_the_deployment_as_a_string_in_the_run_config(tmp_path):
+    pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
+    import tomllib
+
+    from fl.flower_engine import config_from_run, write_app
+
+    common = dict(clients=5, rounds=2, stack=TEXT, dropout=0.2, seed=0)
+    app = write_app(tmp_path / "app", common, tmp_path / "out")
+    run_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert run_config["stack"] == TEXT
+    assert config_from_run(run_config).specs == ExperimentConfig(**common).specs
+
+
+@pytest.mark.slow  # Ray's start and two rounds: 20 s on an idle machine, minutes on a busy one
+def test_a_layer_list_on_the_simulation_engine_gives_the_in_process_rounds():
+    pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
+    from fl.run_commands import run_on_engine
+
+    common = dict(clients=5, rounds=2, stack=TEXT, dropout=0.2, seed=0)
+    here = run_experiment(ExperimentConfig(**common))
+    there = run_on_engine(ExperimentConfig(engine="flower-sim", **common))  # its nodes build the stack from the spec string
+    assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
+    assert [r.loss for r in there.rounds] == pytest.approx([r.loss for r in here.rounds], rel=1e-6)
+    assert [r.cumulative_epsilon for r in there.rounds] == [r.cumulative_epsilon for r in here.rounds]

@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--engine", choices=ENGINES, help="in-process (default) or flower-sim: Flower's simulation engine (pip install -e '.[flower]')")
         if name == "compare":
             cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
-                             help=f"comma-separated stacks from {', '.join(STACKS)} (rule and f go to the stacks that take a rule)")
+                             help=f"comma-separated stacks from {', '.join(STACKS)} (rule and f go to the stacks that take a rule); "
+                                  "separate with ';' to compare layer lists: 'clip(bound=1) > secagg+; robust(rule=krum)'")
     text = "a grid over experiment fields, several seeds a cell, in parallel and resumable (sweep.csv, sweep.json, plots)"
     swp = sub.add_parser("sweep", help=text, description=text + "; a [sweep] table in --config works too (field = [values], seeds = k)",
                          epilog=fields, formatter_class=_FIELDS)
@@ -148,7 +149,7 @@ def _experiments(args, command: list[str]) -> int:
         print(render(to_dict(result)))
         print(f"results: {folder}")
         return INTERRUPTED if result.interrupted else 0
-    stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
+    stacks = [s.strip() for s in args.stacks.split(";" if ";" in args.stacks else ",") if s.strip()]
     configs = compare_configs(config_values(args.config, _overrides(args), _engine(args)), stacks)  # every stack checked before any runs
     results, folder = compare(configs, args.out, force=args.force, command=command)
     print(compare_table(results))

@@ -30,9 +30,9 @@ from fl.datasets import Dataset, check_data, federate
 from fl.models import build, get_flat
 from fl.momentum import ClientMomentum, ServerMomentum
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
-from fl.training import LocalConfig, evaluate, local_updates
-from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, SecAggPlus, Stage, secure_sum
 from fl.stacks import PRESET_RULES, PRESETS, build_specs, checked_specs, context, preset_traits
+from fl.training import LocalConfig, evaluate, local_updates
+from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, Stage, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, Mechanism, last_iterate_epsilon
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
 from protocols.core.stack import BuiltLayer, LayerSpec, StackTraits, innermost, traits

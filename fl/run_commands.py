@@ -12,8 +12,8 @@ from fl.config import config_from, for_stack, load_toml, parse_overrides
 from fl.experiment import STACKS, ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
 from fl.output_folder import OutputFolder
 from fl.provenance import provenance
-from fl.stacks import label
 from fl.results import load_saved, plot, plot_comparison, plot_cost, render, save, stack_label, summary, to_dict
+from fl.stacks import label
 
 # The embedded default of `secagg run`: digits with a small MLP over 60 clients, half of them sampled a
 # round, 10% dropouts, clipping, rotation, 20-bit discretization and Skellam noise (noise multiplier 1)
@@ -109,16 +109,16 @@ def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, comm
 
 
 def compare_configs(values: dict, stacks: list[str]) -> list[ExperimentConfig]:
-    """One validated config a stack (all of them before any runs); `rule` and `f` go only to the stacks
-    that take a robust rule.
+    """One validated config a stack, a preset or a layer list (all of them before any runs); `rule` and `f`
+    go only to the presets that take a robust rule.
 
     Raises:
         ValueError: naming the stack, for an unknown stack or an invalid field.
     """
     configs = []
     for stack in stacks:
-        if stack not in STACKS:
-            raise ValueError(f"--stacks: unknown stack {stack!r}; known: {', '.join(STACKS)}")
+        if stack not in STACKS and not any(c in stack for c in "(>"):  # a bare word: a preset name, mistyped
+            raise ValueError(f"--stacks: unknown stack {stack!r}; known: {', '.join(STACKS)} (or layers: 'clip(bound=1) > secagg+')")
         try:
             configs.append(config_from({**for_stack(values, stack), "stack": stack}))
         except ValueError as exc:

@@ -100,7 +100,7 @@ class Entry:
     fields: Mapping[str, Field]
     leaf: bool
     traits: Callable[[dict], Traits]
-    ring_bits: Callable[[dict, "StackContext"], int] | None
+    ring_bits: Callable[[dict, StackContext], int] | None
     about: str
 
 
@@ -108,7 +108,7 @@ REGISTRY: dict[str, Entry] = {}
 
 
 def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool = False, traits: Traits | Callable[[dict], Traits] = Traits(),
-             ring_bits: Callable[[dict, "StackContext"], int] | None = None, about: str = "") -> Callable:
+             ring_bits: Callable[[dict, StackContext], int] | None = None, about: str = "") -> Callable:
     """Decorator: registers `factory(values, ctx, inner)` (a leaf: `factory(values, ctx)`) as layer `name`.
 
     `ring_bits(values, ctx)`: the ring Z_2^bits a ring protocol works in (outer layers size their scale for it).
@@ -136,7 +136,7 @@ class LayerSpec:
     fields: tuple[tuple[str, object], ...] = ()
 
     @classmethod
-    def of(cls, layer: str, **fields: object) -> "LayerSpec":
+    def of(cls, layer: str, **fields: object) -> LayerSpec:
         return cls(layer, tuple(fields.items()))
 
     @property
@@ -338,12 +338,12 @@ def traits(specs: Iterable[LayerSpec]) -> StackTraits:
     the clear inputs turns every view into each client's own noise share."""
     checked = check(specs)
     layer_traits = [entry.traits(values) for entry, values in checked]
-    leaf, values = layer_traits[-1], checked[-1][1]
+    leaf = layer_traits[-1]
     observers = dict(leaf.observers or {})
     local = any(t.local_noise for t in layer_traits)
     if local and "clear" in observers.values():
         observers = {name: "own share" for name in observers}
-    robust = [values_ for (entry, values_), t in zip(checked, layer_traits) if t.robust]
+    robust = [values for (_, values), t in zip(checked, layer_traits, strict=True) if t.robust]
     return StackTraits(observers=observers, output=leaf.output or "sum", clips=any(t.clips for t in layer_traits),
                        shares=any(t.shares for t in layer_traits), all_stages=leaf.all_stages, robust=bool(robust),
                        robust_f=robust[0].get("f") if robust else None, needs_initial=any(t.needs_initial for t in layer_traits),
@@ -380,7 +380,7 @@ class StackContext:
         if self.dim < 1 or self.participants < 1 or (self.expected is not None and self.expected < 1):
             raise ValueError(f"need dim >= 1, participants >= 1, expected >= 1 or None; found {self.dim}, {self.participants}, {self.expected}")
 
-    def replace(self, **changes) -> "StackContext":
+    def replace(self, **changes) -> StackContext:
         return dataclasses.replace(self, **changes)
 
     @property

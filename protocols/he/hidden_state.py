@@ -28,6 +28,7 @@ import numpy as np
 from protocols.core.driver import CostMeter
 from protocols.core.errors import BelowThreshold
 from protocols.core.messages import Kind
+from protocols.core.protocol import Protocol
 from protocols.core.report import LayerReport, Output
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.stack import Field, StackContext, Traits, register

@@ -30,6 +30,7 @@ import numpy as np
 
 from protocols.core.driver import CostMeter
 from protocols.core.errors import BelowThreshold, InvalidInput
+from protocols.core.protocol import Protocol
 from protocols.core.report import LayerReport, Output
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.stack import Field, StackContext, Traits, register

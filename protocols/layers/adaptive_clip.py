@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.core.protocol import Protocol
-from protocols.core.stack import Field, LayerSpec, StackContext, Traits, build, register
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule
+from protocols.core.stack import Field, LayerSpec, StackContext, Traits, build, register
 from protocols.core.transport import InProcessTransport
 from protocols.layers.clip import L2Clip
 from protocols.layers.noise import DistributedNoise

@@ -19,7 +19,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from protocols.core.protocol import RingProtocol
+from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.report import Guarantee, Output
 from protocols.core.stack import Field, StackContext, StackError, register
 from protocols.dp.samplers import uniform

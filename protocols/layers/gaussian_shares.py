@@ -16,8 +16,8 @@ import numpy as np
 
 from protocols.accounting import Gaussian
 from protocols.core.protocol import Protocol
-from protocols.core.stack import Field, StackContext, register, uncounted
 from protocols.core.report import Guarantee, Output
+from protocols.core.stack import Field, StackContext, register, uncounted
 from protocols.dp.samplers import gaussian
 from protocols.layers.noise import shares_guarantee
 from protocols.layers.transform import TransformLayer

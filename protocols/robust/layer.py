@@ -12,8 +12,8 @@ from protocols.core.errors import BelowThreshold
 from protocols.core.messages import Kind, encode_floats, parse_floats
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
-from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa

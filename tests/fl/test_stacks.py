@@ -49,7 +49,7 @@ pre = "nnm"
 def reference_stack(config: ExperimentConfig, dim: int, initial: np.ndarray, m: int):
     """The if-chain `build_stack` was before stacks were data, kept as the independent reference."""
     expected = max(1, math.floor(config.participants * (1 - config.dropout)))
-    uncounted = lambda corrupt=0.0: min(m, min(m, config.byzantine_clients) + math.ceil(corrupt * m))  # noqa: E731
+    uncounted = lambda corrupt=0.0: min(m, min(m, config.byzantine_clients) + math.ceil(corrupt * m))
     f = _robust_f(config)
     if config.stack == "plain":
         return PlainRobust(rule="mean", f=0)
@@ -125,7 +125,7 @@ def test_preset_observers_are_the_table_the_privacy_accounting_was_written_for()
 
 
 def test_a_layer_list_equal_to_a_preset_trains_exactly_as_the_preset():
-    common = dict(clients=5, rounds=2, dropout=0.2, noise_multiplier=1.0, seed=3)
+    common = {"clients": 5, "rounds": 2, "dropout": 0.2, "noise_multiplier": 1.0, "seed": 3}
     preset = run_experiment(ExperimentConfig(stack="ddp+secagg+", **common))
     spelled = run_experiment(ExperimentConfig(stack="clip(bound=1) > skellam(noise_multiplier=1) > secagg+(bits=20)", **common))
     assert [r.loss for r in spelled.rounds] == [r.loss for r in preset.rounds]
@@ -217,7 +217,7 @@ def test_a_layer_list_reaches_the_deployment_as_a_string_in_the_run_config(tmp_p
 
     from fl.flower_engine import config_from_run, write_app
 
-    common = dict(clients=5, rounds=2, stack=TEXT, dropout=0.2, seed=0)
+    common = {"clients": 5, "rounds": 2, "stack": TEXT, "dropout": 0.2, "seed": 0}
     app = write_app(tmp_path / "app", common, tmp_path / "out")
     run_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
     assert run_config["stack"] == TEXT
@@ -229,9 +229,29 @@ def test_a_layer_list_on_the_simulation_engine_gives_the_in_process_rounds():
     pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
     from fl.run_commands import run_on_engine
 
-    common = dict(clients=5, rounds=2, stack=TEXT, dropout=0.2, seed=0)
+    common = {"clients": 5, "rounds": 2, "stack": TEXT, "dropout": 0.2, "seed": 0}
     here = run_experiment(ExperimentConfig(**common))
     there = run_on_engine(ExperimentConfig(engine="flower-sim", **common))  # its nodes build the stack from the spec string
     assert [r.included for r in there.rounds] == [r.included for r in here.rounds]
     assert [r.loss for r in there.rounds] == pytest.approx([r.loss for r in here.rounds], rel=1e-6)
     assert [r.cumulative_epsilon for r in there.rounds] == [r.cumulative_epsilon for r in here.rounds]
+
+
+def test_compare_takes_layer_lists_separated_by_semicolons(capsys):
+    from fl.run_commands import compare_configs
+
+    configs = compare_configs({"rule": "krum"}, ["clip(bound=1) > discretize > secagg+", "robust(rule=multi_krum, f=1)", "robust"])
+    assert [c.stack for c in configs] == ["clip(bound=1) > discretize > secagg+", "robust(rule=multi_krum, f=1)", "robust"]
+    assert configs[1].specs[0].values == {"rule": "multi_krum", "f": 1} and configs[2].rule == "krum"
+    assert main(["compare", "--stacks", "clip(bound=1) > discretize > secagg+; clip(bound=0) > plain", "--set", "rounds=1"]) == 2
+    assert "position 1 layer 'clip' field 'bound'" in capsys.readouterr().err
+
+
+def test_secagg_layers_lists_every_registered_layer_and_its_fields(capsys):
+    from protocols.core.stack import REGISTRY
+
+    assert main(["layers"]) == 0
+    out = capsys.readouterr().out
+    for name, entry in REGISTRY.items():
+        assert f"\n{name}" in f"\n{out}" and all(f"{field}=" in out for field in entry.fields)
+    assert "bound=(required)" in out and "rule=multi_krum {krum|multi_krum" in out

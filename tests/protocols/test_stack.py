@@ -13,7 +13,7 @@ from protocols import secure_sum
 from protocols.core.stack import REGISTRY, LayerSpec, StackContext, StackError, build, check, format_specs, from_tables, parse, traits
 from protocols.layers import DiscreteEncode, DistributedNoise, L2Clip, RandK, RandomizedHadamard, distributed_dp
 from protocols.masking import SecAggPlus
-from protocols.robust import RULES, PREAGGREGATORS, aggregate
+from protocols.robust import PREAGGREGATORS, RULES, aggregate
 from protocols.two_server import TwoServerRobust
 
 N, D = 6, 8

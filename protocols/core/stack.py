@@ -35,8 +35,7 @@ class StackError(ValueError):
         self.layer, self.position, self.field = layer, position, field
 
 
-REQUIRED = object()  # a Field without a default
-DERIVED = None  # a Field whose default the factory derives from the context
+REQUIRED = object()  # a Field without a default (None: the factory derives it from the context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +100,8 @@ class Entry:
     leaf: bool
     traits: Callable[[dict], Traits]
     ring_bits: Callable[[dict, StackContext], int] | None
+    ring_noise: bool
+    flow: Mapping[str, str]
     about: str
 
 
@@ -108,10 +109,14 @@ REGISTRY: dict[str, Entry] = {}
 
 
 def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool = False, traits: Traits | Callable[[dict], Traits] = Traits(),
-             ring_bits: Callable[[dict, StackContext], int] | None = None, about: str = "") -> Callable:
+             ring_bits: Callable[[dict, StackContext], int] | None = None, ring_noise: bool = False, flow: Mapping[str, str] | None = None,
+             about: str = "") -> Callable:
     """Decorator: registers `factory(values, ctx, inner)` (a leaf: `factory(values, ctx)`) as layer `name`.
 
     `ring_bits(values, ctx)`: the ring Z_2^bits a ring protocol works in (outer layers size their scale for it).
+    `ring_noise`: the layer adds integer noise of its field `noise_multiplier` in the ring (a discretize layer
+    outside sizes its scale for it). `flow`: what the layer takes -> what it gives its inner layer, "floats"
+    (update units) or "ring" (elements of Z_2^bits); default {"floats": "floats"} (a protection: {"floats": ""}).
 
     Raises:
         ValueError: if `name` is taken or not a layer name.
@@ -122,7 +127,8 @@ def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool
     def add(factory: Callable[..., Protocol]) -> Callable[..., Protocol]:
         if name in REGISTRY:
             raise ValueError(f"layer {name!r} is already registered (by {REGISTRY[name].factory.__module__})")
-        REGISTRY[name] = Entry(name, factory, dict(fields or {}), leaf, traits if callable(traits) else (lambda values: traits), ring_bits, about)
+        REGISTRY[name] = Entry(name, factory, dict(fields or {}), leaf, traits if callable(traits) else (lambda values: traits), ring_bits,
+                               ring_noise, dict(flow or {"floats": "" if leaf else "floats"}), about)
         return factory
 
     return add
@@ -295,8 +301,9 @@ def validated(spec: LayerSpec, position: int) -> tuple[Entry, dict]:
     return entry, values
 
 
-def check(specs: Iterable[LayerSpec]) -> tuple[tuple[Entry, dict], ...]:
-    """Validates every spec and the order (exactly one leaf, innermost) without building anything.
+def check(specs: Iterable[LayerSpec], inputs: str = "floats") -> tuple[tuple[Entry, dict], ...]:
+    """Validates every spec and the order without building anything: exactly one leaf, innermost, and each
+    layer takes what the layer outside it gives (`inputs`, "floats" or "ring", for the outermost).
 
     Raises:
         StackError: naming the position and layer at fault.
@@ -311,6 +318,13 @@ def check(specs: Iterable[LayerSpec]) -> tuple[tuple[Entry, dict], ...]:
     if not out[-1][0].leaf:
         raise StackError(f"the innermost layer must be a protection ({', '.join(sorted(n for n, e in REGISTRY.items() if e.leaf))})",
                          layer=out[-1][0].name, position=len(out))
+    kind = inputs
+    for i, (entry, _) in enumerate(out, start=1):
+        if kind not in entry.flow:
+            given = "the stack's inputs are" if i == 1 else f"the layer outside it ({out[i - 2][0].name}) gives"
+            fix = "; put discretize or a noise layer (skellam, ddg) outside it" if kind == "floats" else ""
+            raise StackError(f"takes {' or '.join(entry.flow)}, but {given} {kind}{fix}", layer=entry.name, position=i)
+        kind = entry.flow[kind]
     return out
 
 
@@ -410,12 +424,12 @@ class StackContext:
     def noise_inside(self) -> float | None:
         """The noise_multiplier of the first distributed-noise layer inside this position, or None."""
         for spec in self.rest:
-            if spec.layer in NOISE_LAYERS:
+            entry = REGISTRY.get(spec.layer)
+            if entry is not None and entry.ring_noise:
                 return float(dict(spec.fields).get("noise_multiplier", 0.0))
         return None
 
 
-NOISE_LAYERS: set[str] = set()  # layers adding integer noise in the ring, whose scale a discretize layer outside sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,15 +444,16 @@ class BuiltLayer:
         return {"position": self.position, "given": self.spec.to_dict(), "built": list(self.built)}
 
 
-def build(specs: Iterable[LayerSpec], context: StackContext, *, record: list[BuiltLayer] | None = None) -> Protocol:
-    """The protocol of `specs` (outermost first) for `context`; appends each layer as built to `record`.
+def build(specs: Iterable[LayerSpec], context: StackContext, *, record: list[BuiltLayer] | None = None, inputs: str = "floats") -> Protocol:
+    """The protocol of `specs` (outermost first) for `context` and `inputs` (see `check`); appends each layer
+    as built to `record`.
 
     Raises:
         StackError: naming the position, layer and field, for what `check` refuses and for what a
             factory cannot derive (e.g. a ring too small for the participants and dimension).
     """
     specs = tuple(specs)
-    checked = check(specs)
+    checked = check(specs, inputs)
     built: dict[int, Protocol] = {}
 
     def at(i: int, ctx: StackContext) -> Protocol:

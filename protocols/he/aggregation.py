@@ -357,7 +357,7 @@ def _ckks(values: dict, ctx: StackContext) -> Protocol:
     return CKKSAggregation(min_clients=values["min_clients"])
 
 
-@register("bfv", leaf=True, fields={"min_clients": MIN_CLIENTS, "bits": Field(int, 32, lambda v: 2 <= v <= 62, "in [2, 62]")},
+@register("bfv", leaf=True, flow={"ring": ""}, fields={"min_clients": MIN_CLIENTS, "bits": Field(int, 32, lambda v: 2 <= v <= 62, "in [2, 62]")},
           traits=Traits(observers=HE_VIEWS, output="sum"), ring_bits=lambda values, ctx: values["bits"],
           about="exact sum of ring elements under BFV (put discretize outside it) with a non-colluding key holder")
 def _bfv(values: dict, ctx: StackContext) -> Protocol:

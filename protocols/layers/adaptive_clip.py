@@ -93,7 +93,7 @@ class AdaptiveClip(Protocol):
           "noise of count_noise_multiplier, sensitivity 1, if > 0); the norm moves every round, so the layers inside it need a "
           "fixed clip of their own")
 def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
-    count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0))
+    count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
     z = values["count_noise_multiplier"]
     if z > 0:
         count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta)

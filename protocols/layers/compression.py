@@ -147,8 +147,12 @@ def _topk(values: dict, ctx: StackContext, inner) -> Protocol:
     return TopK(_kept(values, ctx), inner(ctx.replace(clip=None)))  # update + memory: no bound from outside holds
 
 
-@register("quantize", fields={"q": Field(int, 8, lambda v: 1 <= v <= 24, "in [1, 24]")},
+@register("quantize", flow={"floats": "ring"}, fields={"q": Field(int, 8, lambda v: 1 <= v <= 24, "in [1, 24]")},
           about="unbiased stochastic rounding to 2**q levels over [-clip, clip], summed in the ring of the protection inside")
 def _quantize(values: dict, ctx: StackContext, inner) -> Protocol:
     clip = ctx.require("clip", "a clip layer outside it (the levels span [-clip, clip])")
+    need = values["q"] + math.ceil(math.log2(max(ctx.participants, 2)))
+    if ctx.ring_bits() < need:
+        raise StackError(f"a sum of {ctx.participants} {values['q']}-bit levels needs a ring of >= {need} bits, the protection inside has "
+                         f"{ctx.ring_bits()}", layer=ctx.layer, position=ctx.position, field="q")
     return StochasticQuantize(values["q"], clip, inner(ctx.replace(norm_bound=None)))

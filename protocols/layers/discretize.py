@@ -142,7 +142,7 @@ def fitted_scale(fit: str, *, bits: int, clients: int, dim: int, clip: float) ->
     return scale
 
 
-@register("discretize", fields={"scale": Field(float, None, lambda v: v > 0, "> 0"), "beta": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)"),
+@register("discretize", flow={"floats": "ring"}, fields={"scale": Field(float, None, lambda v: v > 0, "> 0"), "beta": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)"),
                                 "fit": Field(str, None, choices=FITS), "wrap_probability": Field(float, 1e-6, lambda v: 0 < v < 1, "in (0, 1)")},
           about="scale and round into the ring of the protection inside; scale derived by `fit` (norm, scaled, or noise: "
                 "choose_scale for the noise inside) unless given; beta defaults to exp(-1/2) with noise inside, else 0")

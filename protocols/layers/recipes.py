@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
 from protocols.core.protocol import Protocol, RingProtocol
-from protocols.core.stack import NOISE_LAYERS, Field, StackContext, Traits, register, uncounted
+from protocols.core.stack import Field, StackContext, Traits, register, uncounted
 from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
@@ -92,6 +92,7 @@ def local_dp(inner: Protocol, *, clip: float, noise_multiplier: float, delta: fl
 NOISE_FIELDS = {"noise_multiplier": Field(float, check=lambda v: v > 0, expect="> 0"),
                 "wrap_probability": Field(float, 1e-6, lambda v: 0 < v < 1, "in (0, 1)"),
                 "beta": Field(float, math.exp(-0.5), lambda v: 0 <= v < 1, "in [0, 1)")}
+NOISE_FLOW = {"floats": "ring", "ring": "ring"}  # the whole recipe from floats, or noise alone under a discretize layer
 
 
 def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -> Protocol:
@@ -116,13 +117,12 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
 
 
 for _mechanism in ("skellam", "ddg"):
-    NOISE_LAYERS.add(_mechanism)
-    register(_mechanism, fields=NOISE_FIELDS, about=f"distributed DP: {_mechanism} noise shares in the ring (with rotation and discretization "
+    register(_mechanism, fields=NOISE_FIELDS, ring_noise=True, flow=NOISE_FLOW, about=f"distributed DP: {_mechanism} noise shares in the ring (with rotation and discretization "
              "unless a discretize layer is outside)")(lambda values, ctx, inner, _m=_mechanism: _distributed_noise(_m, values, ctx, inner))
-NOISE_LAYERS.add("ddp")
 
 
-@register("ddp", fields={"mechanism": Field(str, "skellam", choices=("skellam", "ddg")), **NOISE_FIELDS}, about="skellam or ddg, by `mechanism`")
+@register("ddp", fields={"mechanism": Field(str, "skellam", choices=("skellam", "ddg")), **NOISE_FIELDS}, ring_noise=True, flow=NOISE_FLOW,
+          about="skellam or ddg, by `mechanism`")
 def _ddp(values: dict, ctx: StackContext, inner) -> Protocol:
     return _distributed_noise(values["mechanism"], {k: v for k, v in values.items() if k != "mechanism"}, ctx, inner)
 

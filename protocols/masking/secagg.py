@@ -321,7 +321,7 @@ def _masking_traits(values: dict) -> Traits:
     return Traits(observers=MASKED, output="sum", all_stages=True, splits=not values["active"])
 
 
-@register("secagg", leaf=True, fields={"bits": BITS, "active": Field(bool, False), "t": Field(int, None, lambda v: v >= 1, ">= 1"),
+@register("secagg", leaf=True, flow={"ring": ""}, fields={"bits": BITS, "active": Field(bool, False), "t": Field(int, None, lambda v: v >= 1, ">= 1"),
                                        "colluders": Field(int, None, lambda v: v >= 0, ">= 0")},
           traits=_masking_traits, ring_bits=lambda values, ctx: values["bits"],
           about="SecAgg on the complete graph (t and colluders: SecAgg's defaults if unset); active: signatures and consistency check")
@@ -329,7 +329,7 @@ def _secagg(values: dict, ctx: StackContext) -> RingProtocol:
     return SecAgg(t=values["t"], bits=values["bits"], active=values["active"], colluders=values["colluders"])
 
 
-@register("secagg+", leaf=True, fields={"bits": BITS, "active": Field(bool, False), "dropout": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)")},
+@register("secagg+", leaf=True, flow={"ring": ""}, fields={"bits": BITS, "active": Field(bool, False), "dropout": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)")},
           traits=_masking_traits, ring_bits=lambda values, ctx: values["bits"],
           about="SecAgg+ with (k, t) for the participants and dropout (default: the context's, at least 0.01), or the complete graph where none fits")
 def _secagg_plus(values: dict, ctx: StackContext) -> RingProtocol:

@@ -380,7 +380,7 @@ def ring_bits(values: dict, ctx: StackContext) -> int:
     return bits
 
 
-@register("two-server", leaf=True, fields={
+@register("two-server", leaf=True, flow={"ring": ""}, fields={
     "rule": Field(str, "multi_krum", choices=RULES), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
     "pre": Field(str, "none", choices=("none", "nnm")), "bits": Field(int, None, lambda v: 2 <= v <= 32, "in [2, 32]"),
     "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True)},

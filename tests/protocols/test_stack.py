@@ -186,7 +186,9 @@ def test_an_explicit_discretize_outside_the_noise_sizes_it_as_the_recipe_does():
     ("clip(bound=1 > plain", "position 1"),
     ("robust(rule=bulyan)", "rule must be one of"),
     ("discretize > secagg+", "position 1 layer 'discretize': needs a clip layer"),
-    ("clip(bound=1) > two-server", "position 2 layer 'two-server': needs a discretize or noise layer"),
+    ("clip(bound=1) > two-server", "position 2 layer 'two-server': takes ring, but the layer outside it (clip) gives floats"),
+    ("clip(bound=1) > discretize > ckks", "position 3 layer 'ckks': takes floats, but the layer outside it (discretize) gives ring"),
+    ("secagg+", "position 1 layer 'secagg+': takes ring, but the stack's inputs are floats"),
     ("clip(bound=1) > randk(k=3, fraction=0.5) > plain", "give exactly one of k and fraction"),
     ("clip(bound=1) > randk(k=30) > plain", "field 'k'"),
     ("clip(bound=1) > discretize(fit=noise) > secagg+", "field 'fit'"),
@@ -201,6 +203,31 @@ def test_bad_specs_name_the_position_layer_and_field(text, where):
         build(parse(text), StackContext(dim=D, participants=N, dropout=0.0) if "8)" not in text else StackContext(dim=4096, participants=N))
     assert where in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+_outer = st.sampled_from(["", "clip(bound=1) > ", "clip(bound=0.5) > rotation > ", "topk(k=2) > clip(bound=1) > ",
+                          "clip(bound=1) > randk(fraction=0.5) > ", "adaptive-clip(norm=1) > clip(bound=1) > ", "clip(bound=1) > topk(fraction=0.3) > "])
+_middle = st.sampled_from(["", "discretize > ", "discretize(fit=scaled) > ", "skellam(noise_multiplier=1) > ", "ddg(noise_multiplier=0.5) > ",
+                           "gaussian(noise_multiplier=1) > ", "local-dp(noise_multiplier=1) > ", "central-dp(noise_multiplier=1) > ",
+                           "quantize(q=10) > ", "rotation > discretize > skellam(noise_multiplier=1) > "])
+_inner = st.sampled_from(["plain", "robust(rule=multi_krum)", "robust(rule=trimmed_mean, f=1)", "robust(rule=krum, pre=nnm)", "secagg+",
+                          "secagg(bits=24)", "secagg+(bits=12)", "two-server", "two-server(rule=coordinate_median, bits=16)"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(_outer, _middle, _inner, st.integers(3, 24), st.integers(3, 7), st.integers(0, 2**16))
+def test_any_composition_builds_and_runs_a_round_or_is_refused_with_a_stack_error(outer, middle, inner, d, n, seed):
+    """A stack that builds runs a round without dropouts (no ValueError at the round that the build should have
+    caught); one that does not build says where, with a StackError."""
+    text = outer + middle + inner
+    try:
+        protocol = build(parse(text), StackContext(dim=d, participants=n, f=(n - 1) // 2))
+    except StackError as exc:
+        assert exc.position is not None and exc.layer in text
+        return
+    x = np.random.default_rng(seed).normal(0, 0.5, (n, d)).astype(np.float32)
+    out = secure_sum(x, protocol=protocol, seed=seed)
+    assert out.result.shape == (d,) and np.all(np.isfinite(out.result))
 
 
 def test_toml_tables_are_checked_too():

@@ -16,24 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from protocols.core.protocol import Protocol
-
-
-class StackError(ValueError):
-    """A stack spec that cannot be parsed, validated or built; names the position (1 = outermost), layer and field."""
-
-    def __init__(self, message: str, *, layer: str | None = None, position: int | None = None, field: str | None = None) -> None:
-        where = " ".join(p for p in (f"position {position}" if position else "", f"layer {layer!r}" if layer else "",
-                                     f"field {field!r}" if field else "") if p)
-        super().__init__(f"{where}: {message}" if where else message)
-        self.layer, self.position, self.field = layer, position, field
-
+from protocols.core.stack_spec import NAME, LayerSpec, StackError, format_specs, from_tables, parse  # noqa: F401  (the spec side, here too)
 
 REQUIRED = object()  # a Field without a default (None: the factory derives it from the context)
 
@@ -108,7 +97,8 @@ class Entry:
 REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool = False, traits: Traits | Callable[[dict], Traits] = Traits(),
+def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool = False,
+             traits: Traits | Callable[[dict], Traits] = Traits(),
              ring_bits: Callable[[dict, StackContext], int] | None = None, ring_noise: bool = False, flow: Mapping[str, str] | None = None,
              about: str = "") -> Callable:
     """Decorator: registers `factory(values, ctx, inner)` (a leaf: `factory(values, ctx)`) as layer `name`.
@@ -134,148 +124,6 @@ def register(name: str, *, fields: Mapping[str, Field] | None = None, leaf: bool
     return add
 
 
-@dataclass(frozen=True, slots=True)
-class LayerSpec:
-    """One layer as given: its registered name and field values (str, int, float, bool)."""
-
-    layer: str
-    fields: tuple[tuple[str, object], ...] = ()
-
-    @classmethod
-    def of(cls, layer: str, **fields: object) -> LayerSpec:
-        return cls(layer, tuple(fields.items()))
-
-    @property
-    def values(self) -> dict:
-        return dict(self.fields)
-
-    def to_dict(self) -> dict:
-        return {"layer": self.layer, **self.values}
-
-    def __str__(self) -> str:
-        return self.layer + (f"({', '.join(f'{k}={_format(v)}' for k, v in self.fields)})" if self.fields else "")
-
-
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_+\-.]*")
-
-
-def _format(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        if _WORD.fullmatch(value) and _bare(value) == value:
-            return value
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def format_specs(specs: Iterable[LayerSpec]) -> str:
-    """The string form `parse` reads back: "clip(bound=1.0) > secagg+"."""
-    return " > ".join(str(s) for s in specs)
-
-
-def _bare(text: str) -> object:
-    """An unquoted value: true/false, none, an int, a float, else the text itself."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if text.lower() == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _value(text: str, position: int, layer: str, key: str) -> object:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", text[1:-1])
-    value = _bare(text)
-    if isinstance(value, str) and not _WORD.fullmatch(text):
-        raise StackError(f"cannot read the value {text!r} (a number, true/false, none, a word or a \"quoted string\")",
-                         layer=layer, position=position, field=key)
-    return value
-
-
-_ARG = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,"]*?)\s*(?:,|$)')
-
-
-def parse(text: str) -> tuple[LayerSpec, ...]:
-    """Reads "clip(bound=1) > randk(fraction=0.25) > secagg+": layers outermost first, separated by '>',
-    each a registered name with optional (key=value, ...) fields.
-
-    Raises:
-        StackError: naming the position and the layer of the first part that does not parse.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise StackError(f"a stack needs at least one layer, found {text!r}")
-    specs = []
-    for position, part in enumerate(_split(text), start=1):
-        part = part.strip()
-        name, paren, rest = part.partition("(")
-        name = name.strip()
-        if not NAME.fullmatch(name) or (paren and not rest.endswith(")")):
-            raise StackError(f"expected name(key=value, ...), found {part!r}", position=position)
-        args = rest[:-1] if paren else ""
-        fields: dict[str, object] = {}
-        at = 0
-        while args.strip() and at < len(args):
-            arg = _ARG.match(args, at)
-            if arg is None or arg.end() == at:
-                raise StackError(f"expected key=value at {args[at:].strip()!r}", layer=name, position=position)
-            key = arg[1]
-            if key in fields:
-                raise StackError("given twice", layer=name, position=position, field=key)
-            fields[key] = _value(arg[2], position, name, key)
-            at = arg.end()
-        specs.append(LayerSpec(name, tuple(fields.items())))
-    return tuple(specs)
-
-
-def _split(text: str) -> list[str]:
-    """`text` split at the '>' outside quotes and parentheses (a backslash escapes the next character in quotes)."""
-    parts, depth, quoted, escaped, start = [], 0, False, False, 0
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted and ch == "\\":
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in "()":
-            depth += 1 if ch == "(" else -1
-        elif not quoted and depth == 0 and ch == ">":
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    if any(not p.strip() for p in parts):
-        raise StackError(f"an empty layer between '>' in {text!r}")
-    return parts
-
-
-def from_tables(tables: object) -> tuple[LayerSpec, ...]:
-    """Specs from a TOML array of tables ([[stack]] layer = "clip" bound = 1.0 ...), outermost first.
-
-    Raises:
-        StackError: naming the position, for a table without a string `layer` or a value that is not a scalar.
-    """
-    if not isinstance(tables, list) or not tables:
-        raise StackError(f"[[stack]] must be a non-empty array of tables, found {tables!r}")
-    specs = []
-    for position, table in enumerate(tables, start=1):
-        if not isinstance(table, dict) or not isinstance(table.get("layer"), str):
-            raise StackError(f"each [[stack]] table needs layer = \"<name>\", found {table!r}", position=position)
-        name = table["layer"]
-        for key, value in table.items():
-            if not isinstance(value, (str, int, float, bool)):
-                raise StackError(f"expected a number, boolean or string, found {type(value).__name__} {value!r}", layer=name, position=position, field=key)
-        specs.append(LayerSpec(name, tuple((k, v) for k, v in table.items() if k != "layer")))
-    return tuple(specs)
-
-
 def validated(spec: LayerSpec, position: int) -> tuple[Entry, dict]:
     """The registry entry of `spec` and its field values with defaults (None: derived by the factory).
 
@@ -288,7 +136,8 @@ def validated(spec: LayerSpec, position: int) -> tuple[Entry, dict]:
     values = {}
     for key, value in spec.fields:
         if key not in entry.fields:
-            raise StackError(f"unknown field; {spec.layer} takes {', '.join(entry.fields) or 'no fields'}", layer=spec.layer, position=position, field=key)
+            raise StackError(f"unknown field; {spec.layer} takes {', '.join(entry.fields) or 'no fields'}", layer=spec.layer,
+                             position=position, field=key)
         try:
             values[key] = entry.fields[key].coerce(key, value)
         except (TypeError, ValueError) as exc:
@@ -361,7 +210,8 @@ def traits(specs: Iterable[LayerSpec]) -> StackTraits:
     return StackTraits(observers=observers, output=leaf.output or "sum", clips=any(t.clips for t in layer_traits),
                        shares=any(t.shares for t in layer_traits), all_stages=leaf.all_stages, robust=bool(robust),
                        robust_f=robust[0].get("f") if robust else None, needs_initial=any(t.needs_initial for t in layer_traits),
-                       local_noise=local, central_noise=any(t.central_noise for t in layer_traits), splits=all(t.splits for t in layer_traits),
+                       local_noise=local, central_noise=any(t.central_noise for t in layer_traits),
+                       splits=all(t.splits for t in layer_traits),
                        unaccounted=tuple(t.unaccounted for t in layer_traits if t.unaccounted))
 
 
@@ -392,7 +242,8 @@ class StackContext:
 
     def __post_init__(self) -> None:
         if self.dim < 1 or self.participants < 1 or (self.expected is not None and self.expected < 1):
-            raise ValueError(f"need dim >= 1, participants >= 1, expected >= 1 or None; found {self.dim}, {self.participants}, {self.expected}")
+            raise ValueError(f"need dim >= 1, participants >= 1, expected >= 1 or None; found {self.dim}, {self.participants}, "
+                             f"{self.expected}")
 
     def replace(self, **changes) -> StackContext:
         return dataclasses.replace(self, **changes)

@@ -23,8 +23,9 @@ in its node state, per run and round.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
-Supported stacks: plain, robust, secagg+, ddp+secagg+ and ckks (the protocols whose rounds split: see
-`protocols.core.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
+Supported stacks: those whose every layer splits its rounds (`protocols.core.protocol`; the presets of
+`fl.experiment.FLOWER_STACKS`, or a layer list of such layers, which reaches every node as the run config's
+`stack` string). For an HE protection the key holder is one more SuperNode (partition id = number of clients): it
 makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
 Byzantine clients are refused (their attacks need every honest update).
 """

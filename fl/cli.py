@@ -4,6 +4,7 @@
     secagg compare --stacks plain,ddp+secagg+,robust [same options]      several stacks side by side
     secagg sweep --grid noise_multiplier=0.5,1 --grid byzantine=0,0.2 --seeds 2 [same options]   a grid, in parallel
     secagg report DIR [--round N]                                       re-render a saved run or sweep
+    secagg layers                                                       every layer a --stack can name, with its fields
     secagg demo                                                         one secure-aggregation round
     secagg keys --out DIR --clients N                                   provision long-term client signing keys (a PKI)
 
@@ -25,6 +26,7 @@ from fl.run_commands import DEFAULT_RUN, build_config, compare, compare_configs,
 from fl.sweep import SPEC_FILE, SweepSpec, parse_grid, render_sweep, report_sweep, sweep
 from protocols import ProtocolError, format_reports
 from protocols.core.pki import provision
+from protocols.core.stack import REGISTRY, REQUIRED
 from protocols.layers.noise import MECHANISMS
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
@@ -40,6 +42,9 @@ _FIELDS = argparse.RawDescriptionHelpFormatter
 def _experiment_options(cmd: argparse.ArgumentParser, *, out_help: str) -> None:
     cmd.add_argument("--config", help="a TOML file of experiment fields")
     cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one field (repeatable)")
+    cmd.add_argument("--stack", metavar="LAYERS", help="the stack: a preset name or layers, outermost first, e.g. "
+                     "'clip(bound=1) > randk(fraction=0.25) > skellam(noise_multiplier=1) > two-server(rule=multi_krum, f=2, pre=nnm)' "
+                     "(`secagg layers` lists them); the same as --set stack=...")
     cmd.add_argument("--out", type=Path, help=out_help)
 
 
@@ -54,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--engine", choices=ENGINES, help="in-process (default) or flower-sim: Flower's simulation engine (pip install -e '.[flower]')")
         if name == "compare":
             cmd.add_argument("--stacks", default="plain,secagg+,ddp+secagg+,robust",
-                             help=f"comma-separated stacks from {', '.join(STACKS)} (rule and f go to the stacks that take a rule)")
+                             help=f"comma-separated stacks from {', '.join(STACKS)} (rule and f go to the stacks that take a rule); "
+                                  "separate with ';' to compare layer lists: 'clip(bound=1) > secagg+; robust(rule=krum)'")
     text = "a grid over experiment fields, several seeds a cell, in parallel and resumable (sweep.csv, sweep.json, plots)"
     swp = sub.add_parser("sweep", help=text, description=text + "; a [sweep] table in --config works too (field = [values], seeds = k)",
                          epilog=fields, formatter_class=_FIELDS)
@@ -69,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--keys", type=Path, help="the folder `secagg keys` wrote: the server reads its clients/ and each node's command "
                      "names its signing key (needed by the stacks whose clients sign: ckks, active=true)")
     app.set_defaults(out=Path("results/flower-deployment"))
+    sub.add_parser("layers", help="every layer a stack can name: its fields, defaults and what it does")
     keys = sub.add_parser("keys", help="provision long-term Ed25519 client identities: DIR/keys/<id>.pem (private, one a client node) "
                           "and DIR/clients/<id>.pub (the public-key folder every verifier reads)")
     keys.add_argument("--out", type=Path, required=True, help="a new folder (existing keys are never overwritten)")
@@ -91,12 +98,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides(args) -> list[str]:
+    """--set pairs, then --stack (it wins, as a later --set would)."""
+    return [*args.set, *([f"stack={args.stack}"] if getattr(args, "stack", None) else [])]
+
+
 def _engine(args) -> dict:
     return {"engine": args.engine} if args.engine else {}
 
 
+def layers_help() -> str:
+    """One paragraph a registered layer: name (protection or layer), its fields with defaults, what it does."""
+    lines = []
+    for name, entry in sorted(REGISTRY.items()):
+        fields = ", ".join(f"{k}={'(required)' if f.default is REQUIRED else 'derived' if f.default is None else f.default}"
+                           + (f" {{{'|'.join(map(str, f.choices))}}}" if f.choices else f" ({f.expect})" if f.expect else "")
+                           for k, f in entry.fields.items())
+        lines.append(f"{name}{' [protection, innermost]' if entry.leaf else ''}: {entry.about}\n    fields: {fields or 'none'}")
+    return "\n".join(lines)
+
+
 def _flower_app(args) -> None:
-    values = config_values(args.config, args.set, {"engine": "flower-deployment"})
+    values = config_values(args.config, _overrides(args), {"engine": "flower-deployment"})
     config = config_from(values)  # validated here, before any Flower process starts
     from fl.flower_engine import supernodes, write_app  # flwr is the optional extra '.[flower]'
 
@@ -119,6 +142,9 @@ def _flower_app(args) -> None:
 
 def _experiments(args, command: list[str]) -> int:
     """Runs run, compare, report or flower-app; returns the exit status."""
+    if args.command == "layers":
+        print(layers_help())
+        return 0
     if args.command == "flower-app":
         _flower_app(args)
         return 0
@@ -135,18 +161,18 @@ def _experiments(args, command: list[str]) -> int:
         table = load_sweep_table(args.config)
         seeds = args.seeds if args.seeds is not None else table.pop("seeds", 2)
         table.pop("seeds", None)
-        spec = SweepSpec(base=config_values(args.config, args.set), grid={**table, **parse_grid(args.grid)}, seeds=seeds)
+        spec = SweepSpec(base=config_values(args.config, _overrides(args)), grid={**table, **parse_grid(args.grid)}, seeds=seeds)
         data, interrupted = sweep(spec, args.out or Path("results/sweep"), workers=args.workers, command=command)
         print(render_sweep(data))
         print(f"results: {args.out or Path('results/sweep')} (sweep.csv, sweep.json, trilemma.png, one folder a run in runs/)")
         return INTERRUPTED if interrupted else 0
     if args.command == "run":
-        result, folder = run(build_config(args.config, args.set, _engine(args)), args.out, force=args.force, command=command)
+        result, folder = run(build_config(args.config, _overrides(args), _engine(args)), args.out, force=args.force, command=command)
         print(render(to_dict(result)))
         print(f"results: {folder}")
         return INTERRUPTED if result.interrupted else 0
-    stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
-    configs = compare_configs(config_values(args.config, args.set, _engine(args)), stacks)  # every stack checked before any runs
+    stacks = [s.strip() for s in args.stacks.split(";" if ";" in args.stacks else ",") if s.strip()]
+    configs = compare_configs(config_values(args.config, _overrides(args), _engine(args)), stacks)  # every stack checked before any runs
     results, folder = compare(configs, args.out, force=args.force, command=command)
     print(compare_table(results))
     print(f"results: {folder} (compare.md, compare.png, one folder a stack)")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fl.experiment import STACK_RULES, STACKS, ExperimentConfig
 from fl.training import LocalConfig
+from protocols.core.stack import StackError, format_specs, from_tables
 
 LOCAL_KEYS = tuple(f.name for f in dataclasses.fields(LocalConfig))  # epochs, batch_size, lr
 TOP_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "local")
@@ -25,7 +26,9 @@ FIELDS = {  # what each field means, for `--help`
     "model": "logreg, mlp or cnn", "hidden": "width of the MLP's hidden layer", "clients": "number of clients",
     "rounds": "training rounds", "sample_fraction": "fraction of clients taking part a round (a fixed number)",
     "partition": "iid, dirichlet (with alpha) or natural (synthetic only)", "alpha": "Dirichlet concentration (small: skewed)",
-    "stack": f"protocol stack: {', '.join(STACKS)}", "rule": "robust rule (robust, two-server, ddp+two-server, ckks-robust only)",
+    "stack": f"protocol stack: a preset ({', '.join(STACKS)}) or layers, outermost first: 'clip(bound=1) > skellam(noise_multiplier=1) > secagg+' "
+             "(a TOML file: [[stack]] tables; `secagg layers` lists every layer and its fields)",
+    "rule": f"robust rule of the presets {', '.join(STACK_RULES)} (a layer list sets its rule and f in its layers)",
     "byzantine": "fraction of clients, and of each round's participants (floored), that attack",
     "attackers": "instead of byzantine: exact number of attackers a round", "f": "the rule's f (none: derived from the attackers)",
     "attack": "alie, ipm, sign_flipping, gaussian, mimic, label_flipping", "alie_z": "ALIE's z (none: Baruch et al.'s)",
@@ -121,6 +124,11 @@ def load_toml(path: str | Path) -> dict:
         raise ValueError(f"{path}: {exc}") from None
     flat = {k: v for k, v in data.items() if k not in ("local", "sweep")}
     flat.update(data.get("local", {}))
+    if isinstance(flat.get("stack"), list):  # [[stack]] tables, outermost first: kept as the string `parse` reads back
+        try:
+            flat["stack"] = format_specs(from_tables(flat["stack"]))
+        except StackError as exc:
+            raise ValueError(f"{path}: [[stack]]: {exc}") from None
     return flat
 
 

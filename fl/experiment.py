@@ -21,6 +21,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -29,35 +30,30 @@ from fl.datasets import Dataset, check_data, federate
 from fl.models import build, get_flat
 from fl.momentum import ClientMomentum, ServerMomentum
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
+from fl.stacks import PRESET_RULES, PRESETS, build_specs, checked_specs, context, preset_traits
 from fl.training import LocalConfig, evaluate, local_updates
-from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, SecAggPlus, Stage, secure_sum
+from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, Stage, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, Mechanism, last_iterate_epsilon
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
-from protocols.he.aggregation import CKKSAggregation
-from protocols.he.hidden_state import HiddenStateCKKS
-from protocols.he.robust import CKKSRobust
-from protocols.layers import AdaptiveClip, DiscreteEncode, L2Clip, central_dp, distributed_dp, distributed_dp_parameters, local_dp, rounded_l2_bound
-from protocols.layers.gaussian_shares import GaussianShares
+from protocols.core.stack import BuiltLayer, LayerSpec, StackTraits, innermost, traits
+from protocols.layers import AdaptiveClip
 from protocols.layers.noise import MECHANISMS
-from protocols.masking.secagg import DEFAULT_CORRUPT
-from protocols.robust import RULES, PlainRobust
-from protocols.two_server import RULES as TWO_SERVER_RULES
-from protocols.two_server import TwoServerRobust
+from protocols.robust import RULES
 from secagg import SeededRandomness
 
-STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp", "ckks", "ckks-robust", "two-server", "ddp+two-server",
-          "hidden-state")
-MEAN_STACKS = ("plain", "robust", "central-dp", "local-dp")  # these return the rule's output; "hidden-state" the model; the others a sum
+# The preset names, and the presets by trait (read from their specs: `fl.stacks`).
+STACKS = tuple(PRESETS)
+MEAN_STACKS = tuple(s for s in STACKS if preset_traits(s).output == "mean")  # these return the rule's output; "hidden-state" the model; the others a sum
 PARTICIPATION = ("fixed", "poisson")
 ENGINES = ("in-process", "flower-sim", "flower-deployment")
-FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.core.protocol)
-SHARE_STACKS = ("two-server", "ddp+two-server")  # their clients send additive shares (protocols.byzantine_shares)
-CLIP_STACKS = tuple(s for s in STACKS if s not in ("plain", "robust"))  # a client-side clip layer to skip
-MASKING_STACKS = ("secagg+", "ddp+secagg+")  # every Stage exists; the other stacks end at MASKED_INPUT
+FLOWER_STACKS = tuple(s for s in STACKS if preset_traits(s).splits)  # their protocols split a round (protocols.core.protocol)
+SHARE_STACKS = tuple(s for s in STACKS if preset_traits(s).shares)  # their clients send additive shares (protocols.byzantine_shares)
+CLIP_STACKS = tuple(s for s in STACKS if preset_traits(s).clips)  # a client-side clip layer to skip
+MASKING_STACKS = tuple(s for s in STACKS if preset_traits(s).all_stages)  # every Stage exists; the other stacks end at MASKED_INPUT
 SHARE_MODES = tuple(m for m in BYZANTINE_SHARE_MODES if m not in ("replayed", "honest-copy"))  # these need a victim sending first
 BYZANTINE_PROTOCOL = ("none", "skip-clip", "drop", *(f"shares-{m}" for m in SHARE_MODES))
 DROP_STAGES = ("none", *(s.name.lower() for s in Stage))
-STACK_RULES = {"robust": tuple(sorted(RULES)), "central-dp": tuple(sorted(RULES)), "local-dp": tuple(sorted(RULES)), "two-server": TWO_SERVER_RULES, "ddp+two-server": TWO_SERVER_RULES, "ckks-robust": ("krum", "multi_krum")}
+STACK_RULES = PRESET_RULES  # the presets that take the experiment's rule, and the rules each accepts
 
 
 class DeviationUnsupported(ValueError):
@@ -82,7 +78,7 @@ class ExperimentConfig:
     client_momentum: float = 0.0  # beta: each client sends m <- beta m + (1 - beta) u, kept across its rounds (fl.momentum)
     server_lr: float = 1.0  # the server applies v <- server_momentum v + g; params <- params + server_lr v
     server_momentum: float = 0.0
-    stack: str = "secagg+"
+    stack: str = "secagg+"  # a preset name (STACKS) or layers, outermost first: "clip(bound=1) > skellam(noise_multiplier=1) > secagg+"
     rule: str = "krum"
     byzantine: float = 0.0  # fraction of the clients, and of each round's participants (floored), that attack
     attackers: int | None = None  # instead: exactly this many attackers among each round's participants
@@ -114,9 +110,10 @@ class ExperimentConfig:
     engine: str = "in-process"
 
     def __post_init__(self) -> None:
+        stack = self.traits  # validates every layer's fields (StackError, a ValueError naming the position, layer and field)
+        rules = STACK_RULES.get(self.stack, tuple(sorted(RULES)))
         checks = [
-            (self.stack in STACKS, f"stack must be one of {STACKS}, found {self.stack!r}"),
-            (self.rule in STACK_RULES.get(self.stack, RULES), f"rule must be one of {list(STACK_RULES.get(self.stack, sorted(RULES)))} for stack {self.stack!r}, found {self.rule!r}"),
+            (self.rule in rules, f"rule must be one of {list(rules)} for stack {self.stack!r}, found {self.rule!r}"),
             (self.attack in ATTACKS, f"attack must be one of {sorted(ATTACKS)}, found {self.attack!r}"),
             (self.mislabel_kind in MISLABEL_KINDS, f"mislabel_kind must be one of {MISLABEL_KINDS}, found {self.mislabel_kind!r}"),
             (self.clients >= 3, f"clients must be >= 3, found {self.clients}"),
@@ -124,7 +121,7 @@ class ExperimentConfig:
             (self.rounds >= 1, f"rounds must be >= 1, found {self.rounds}"),
             (0 < self.sample_fraction <= 1, f"sample_fraction must be in (0, 1], found {self.sample_fraction}"),
             (self.participation in PARTICIPATION, f"participation must be one of {PARTICIPATION}, found {self.participation!r}"),
-            (self.participation == "fixed" or (self.engine == "in-process" and self.stack != "hidden-state"),
+            (self.participation == "fixed" or (self.engine == "in-process" and stack.output != "model"),
              f"participation 'poisson' runs in process and not with hidden-state (its encrypted model lives in one protocol sized "
              f"for a fixed count), found engine {self.engine!r}, stack {self.stack!r}"),
             (0 <= self.byzantine < 0.5, f"byzantine must be in [0, 0.5), found {self.byzantine}"),
@@ -141,26 +138,25 @@ class ExperimentConfig:
             (0 <= self.client_momentum < 1, f"client_momentum must be in [0, 1), found {self.client_momentum}"),
             (self.client_momentum == 0 or self.engine == "in-process",
              f"client_momentum keeps each client's state in the in-process loop: engine must be 'in-process', found {self.engine!r}"),
-            (self.client_momentum == 0 or self.stack != "hidden-state",
+            (self.client_momentum == 0 or stack.output != "model",
              f"stack 'hidden-state': its last-iterate bound assumes each round's input is one step at the released model, "
              f"so client_momentum must be 0, found {self.client_momentum}"),
             (self.server_lr > 0 and 0 <= self.server_momentum < 1,
              f"server_lr must be > 0 and server_momentum in [0, 1), found server_lr={self.server_lr}, server_momentum={self.server_momentum}"),
-            (self.stack != "hidden-state" or (self.server_lr == 1 and self.server_momentum == 0),
+            (stack.output != "model" or (self.server_lr == 1 and self.server_momentum == 0),
              f"stack 'hidden-state': the key holder releases the model, so server_lr must be 1 and server_momentum 0, "
              f"found server_lr={self.server_lr}, server_momentum={self.server_momentum}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), found {self.dropout}"),
             (self.clip > 0, f"clip must be > 0, found {self.clip}"),
             (self.noise_multiplier >= 0, f"noise_multiplier must be >= 0, found {self.noise_multiplier}"),
-            (self.noise_multiplier > 0 or not self.stack.startswith("ddp+"), f"stack {self.stack!r} adds distributed DP noise: noise_multiplier must be > 0, found {self.noise_multiplier}"),
             (2 <= self.bits <= 62, f"bits must be in [2, 62], found {self.bits}"),
             (0 < self.delta < 1, f"delta must be in (0, 1), found {self.delta}"),
             (self.mechanism in MECHANISMS, f"mechanism must be one of {MECHANISMS}, found {self.mechanism!r}"),
             (0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), found {self.test_fraction}"),
             (self.engine in ENGINES, f"engine must be one of {ENGINES}, found {self.engine!r}"),
             (not self.active or self.stack in MASKING_STACKS, f"active applies to the stacks {MASKING_STACKS}, found stack {self.stack!r}"),
-            (self.engine == "in-process" or self.stack in FLOWER_STACKS,
-             f"engine {self.engine!r} runs the stacks {FLOWER_STACKS}, found stack {self.stack!r}"),
+            (self.engine == "in-process" or stack.splits,
+             f"engine {self.engine!r} runs the stacks whose layers split (presets {FLOWER_STACKS}), found stack {self.stack!r}"),
             (self.engine == "in-process" or self.byzantine == 0,
              f"engine {self.engine!r} cannot run byzantine clients (their attacks need every honest update), found byzantine={self.byzantine}"),
             (self.engine == "in-process" or not self.attackers, f"engine {self.engine!r} cannot run byzantine clients, found attackers={self.attackers}"),
@@ -184,12 +180,22 @@ class ExperimentConfig:
                              f"otherwise, found {stage!r} with byzantine_protocol {how!r}")
         if how != "none" and self.byzantine == 0 and not self.attackers:
             raise ValueError(f"byzantine_protocol {how!r} needs Byzantine clients: set byzantine > 0 or attackers >= 1")
-        if how == "skip-clip" and self.stack not in CLIP_STACKS:
+        if how == "skip-clip" and not self.traits.clips:
             raise DeviationUnsupported(f"byzantine_protocol 'skip-clip': stack {self.stack!r} has no client-side clip layer (stacks {CLIP_STACKS})")
-        if how.startswith("shares-") and self.stack not in SHARE_STACKS:
+        if how.startswith("shares-") and not self.traits.shares:
             raise DeviationUnsupported(f"byzantine_protocol {how!r}: stack {self.stack!r} sends no additive shares (stacks {SHARE_STACKS})")
-        if how == "drop" and self.stack not in MASKING_STACKS and Stage[stage.upper()] > Stage.MASKED_INPUT:
+        if how == "drop" and not self.traits.all_stages and Stage[stage.upper()] > Stage.MASKED_INPUT:
             raise DeviationUnsupported(f"byzantine_drop_stage {stage!r}: stack {self.stack!r} ends at masked_input (later stages: {MASKING_STACKS})")
+
+    @cached_property
+    def specs(self) -> tuple[LayerSpec, ...]:
+        """The stack as given: a preset's specs with this config's values, or the parsed spec string (validated)."""
+        return checked_specs(self)
+
+    @cached_property
+    def traits(self) -> StackTraits:
+        """What the stack is (its observers, output, robust rule...), read from its specs (`protocols.core.stack.traits`)."""
+        return traits(self.specs)
 
     @property
     def participants(self) -> int:
@@ -233,6 +239,7 @@ class ExperimentResult:
     config: ExperimentConfig
     rounds: list[RoundRecord] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C stopped the run; `rounds` holds every round that completed
+    stack_built: list[BuiltLayer] = field(default_factory=list)  # each layer as first built: its spec and every derived parameter
 
     @property
     def epsilon_by_observer(self) -> dict[str, ObserverEpsilon]:
@@ -248,60 +255,15 @@ def _robust_f(config: ExperimentConfig) -> int:
     return min((m - 1) // 2, max(1, expected))  # n > 2f always
 
 
-def uncounted_shares(config: ExperimentConfig, m: int, corrupt: float = 0.0) -> int:
-    """Noise shares of m participants that do not count: as many Byzantine clients as can be among them (they
-    may add no noise), plus ceil(corrupt * m) clients the protocol declares may collude with the server (it
-    knows their noise), at most m."""
-    return min(m, min(m, config.byzantine_clients) + math.ceil(corrupt * m))
-
-
-def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None = None, *, participants: int | None = None) -> Protocol:
-    """The protocol stack for `config`, sized for `participants` a round (default `config.participants`;
-    `initial`: the hidden-state model). Noise shares are planned for the expected survivors of
-    `config.participants`, and the shares of possibly Byzantine or colluding clients are not counted."""
-    m = participants or config.participants
-    expected = max(1, math.floor(config.participants * (1 - config.dropout)))
-    if config.stack == "plain":
-        return PlainRobust(rule="mean", f=0)
-    if config.stack in ("robust", "central-dp", "local-dp"):
-        rule = PlainRobust(rule=config.rule, f=_robust_f(config))
-        if config.stack == "central-dp":
-            return central_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta)
-        return local_dp(rule, clip=config.clip, noise_multiplier=config.noise_multiplier, delta=config.delta) if config.stack == "local-dp" else rule
-    if config.stack == "secagg+":
-        protection = SecAggPlus.for_clients_or_complete(m, bits=32, dropout=max(config.dropout, 0.01), active=config.active)
-        scale = 2.0**30 / (m * (config.clip + math.sqrt(dim)))  # the sum of m rounded, clipped updates cannot wrap
-        return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
-    if config.stack == "ckks":
-        return L2Clip(config.clip, CKKSAggregation(min_clients=1))
-    if config.stack == "ckks-robust":
-        return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=_robust_f(config), norm_bound=config.clip, min_clients=1))
-    if config.stack == "hidden-state":
-        inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=1)
-        if config.noise_multiplier > 0:  # HE declares no colluding clients; Byzantine ones may add no noise
-            inner = GaussianShares(config.noise_multiplier, config.clip, expected, inner, delta=config.delta, assume_colluding=uncounted_shares(config, m))
-        return L2Clip(config.clip, inner)
-    if config.stack == "two-server":
-        bits = min(32, (63 - max(1, dim - 1).bit_length()) // 2)  # distances of any b-bit inputs stay exact in Z_2^64
-        # validated over the shares: ||x|| <= R = clip scale + sqrt(dim) (conditional rounding, beta = 0), ring units;
-        # any m inputs that pass, Byzantine ones too, sum to a coordinate of at most m R <= 2**(bits-2): no wrap
-        scale = (2.0 ** (bits - 2) / m - math.sqrt(dim)) / config.clip
-        if scale < 1:
-            raise ValueError(f"stack 'two-server': {m} participants of dimension {dim} leave no room in a {bits}-bit ring "
-                             f"(m (clip scale + sqrt(dim)) must stay below 2**{bits - 2}); use fewer participants or a smaller model")
-        protection = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=bits, tau=config.clip * scale,
-                                     norm_bound=rounded_l2_bound(config.clip * scale, dim, 0.0))
-        return L2Clip(config.clip, DiscreteEncode(scale, config.clip, protection, beta=0.0))
-    protocol = TwoServerRobust(rule=config.rule, f=_robust_f(config), bits=config.bits) if config.stack == "ddp+two-server" else \
-        SecAggPlus.for_clients_or_complete(m, bits=config.bits, dropout=max(config.dropout, 0.01), active=config.active)
-    corrupt = protocol.targets.get("corrupt", DEFAULT_CORRUPT) if isinstance(protocol, SecAggPlus) else 0.0  # the complete-graph fallback too
-    stack = distributed_dp(protocol, clients=m, dim=dim, clip=config.clip, noise_multiplier=config.noise_multiplier,
-                           mechanism=config.mechanism, expected_clients=expected, delta=config.delta,
-                           assume_colluding=uncounted_shares(config, m, corrupt))
-    if isinstance(protocol, TwoServerRobust):  # clipping radius in the ring's integer units
-        protocol.tau = config.clip * distributed_dp_parameters(bits=config.bits, clients=m, dim=dim, clip=config.clip,
-                                                               noise_multiplier=config.noise_multiplier, expected_clients=expected).scale
-    return stack
+def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None = None, *, participants: int | None = None,
+                record: list[BuiltLayer] | None = None) -> Protocol:
+    """The protocol of `config.specs`, sized for `participants` a round (default `config.participants`;
+    `initial`: the hidden-state model); appends each layer as built to `record` (`fl.stacks.context`: noise
+    shares are planned for the expected survivors, without those of possibly Byzantine or colluding clients)."""
+    protocol, built = build_specs(config.specs, context(config, dim, initial, participants or config.participants, _robust_f(config)))
+    if record is not None:
+        record.extend(built)
+    return protocol
 
 
 def _hidden_state_epsilon(config: ExperimentConfig, mechanisms: list, rounds: int, feature_norm: float) -> HiddenStateEpsilon:
@@ -364,6 +326,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
     held: dict[int, dict] = {}  # in process, what the stack keeps for each client id between rounds (Protocol.client_state)
     feature_norm = float(np.sqrt(np.max(np.sum(train.x.astype(np.float64) ** 2, axis=1)) + 1.0))
     result = ExperimentResult(config)
+    output = config.traits.output  # "model" (hidden state: the key holder releases it), "mean" (a rule's) or "sum"
     noise_rounds: list[RoundNoise] = []
     aborted_noise: list = []  # the own-share mechanism (or None) of each round that aborted after client data was sent
     minimum = _minimum_participants(config)
@@ -378,7 +341,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if len(chosen) < minimum:
                     raise Aborted(f"{len(chosen)} clients joined, fewer than the {minimum} this stack needs", party="server", stage="sample")
                 if len(chosen) not in stacks:
-                    stacks[len(chosen)] = (build or build_stack)(config, len(params), params, participants=len(chosen))
+                    built = {} if build else {"record": result.stack_built if not result.stack_built else None}
+                    stacks[len(chosen)] = (build or build_stack)(config, len(params), params, participants=len(chosen), **built)
                 stack = stacks[len(chosen)]
                 if remote is not None:  # the clients train and protect their updates on their own nodes
                     out = remote.aggregate(r, chosen, params, stack, dropouts, seeds["protocol"] * 104_729 + r)
@@ -411,10 +375,10 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if on_round is not None:
                     on_round(result.rounds[-1])
                 continue
-            if config.stack == "hidden-state":
+            if output == "model":
                 params = out.result.astype(np.float32)  # the model the key holder released to the clients
             else:
-                aggregate = out.result if config.stack in MEAN_STACKS else out.result / _denominator(config, len(out.included))
+                aggregate = out.result if output == "mean" else out.result / _denominator(config, len(out.included))
                 params = server.step(params, aggregate)
             loss, accuracy = evaluate(model, params, test)
             queries = [rep.guarantee for rep in out.reports if rep.layer == AdaptiveClip.name]  # its noisy count: a query of its own
@@ -449,7 +413,7 @@ def _deviations(config: ExperimentConfig, stack: Protocol, attackers: list[int],
         return {i: Deviation(skip_protection=True) for i in attackers}
     if how == "drop":
         return {i: Deviation(drop=Stage[config.byzantine_drop_stage.upper()]) for i in attackers}
-    two_server = _innermost(stack)
+    two_server = innermost(stack)
     return {i: Deviation(tamper=ByzantineShares(i, how.removeprefix("shares-"), int(rng.integers(0, 2**20)),
                                                 bound=two_server.squared_bound or 0, bits=two_server.bits).tamper) for i in attackers}
 
@@ -464,13 +428,6 @@ def _what_attackers_did(config: ExperimentConfig, chosen: np.ndarray, attackers:
                   "rejected": rejected.get(f"client {i}", ""), "included": out is not None and i in out.included} for i in attackers)
 
 
-def _innermost(stack: Protocol) -> Protocol:
-    """The protection at the bottom of a stack of layers."""
-    while hasattr(stack, "inner"):
-        stack = stack.inner
-    return stack
-
-
 def _sample(config: ExperimentConfig, rng: np.random.Generator, byzantine) -> np.ndarray:
     """This round's participants (sorted client ids): a fixed number with exactly `attackers_per_round` of the
     Byzantine ids among them, or each client with probability sample_fraction."""
@@ -481,7 +438,10 @@ def _sample(config: ExperimentConfig, rng: np.random.Generator, byzantine) -> np
 
 def _minimum_participants(config: ExperimentConfig) -> int:
     """Fewer participants abort the round: 3, and more than 2f for a robust rule."""
-    return max(3, 2 * _robust_f(config) + 1) if config.stack in STACK_RULES else 3
+    stack = config.traits
+    if not stack.robust:
+        return 3
+    return max(3, 2 * (_robust_f(config) if stack.robust_f is None else stack.robust_f) + 1)
 
 
 def _denominator(config: ExperimentConfig, included: int) -> float:
@@ -508,9 +468,9 @@ def _final_model_epsilon(config: ExperimentConfig, noise_rounds: list[RoundNoise
 def _epsilon_by_observer(config: ExperimentConfig, noise_rounds: list[RoundNoise], rounds: int, feature_norm: float,
                          aborted: Sequence[Mechanism | None] = ()) -> dict[str, ObserverEpsilon]:
     final = None
-    if config.stack == "hidden-state" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
+    if config.traits.output == "model" and noise_rounds and all(n.aggregate is not None for n in noise_rounds):
         final = functools.partial(_final_model_epsilon, config, noise_rounds, feature_norm)
-    return epsilon_by_observer(config.stack, noise_rounds, delta=config.delta, participation=config.participation,
+    return epsilon_by_observer(config.traits, noise_rounds, delta=config.delta, participation=config.participation,
                                sampling_rate=_sampling_rate(config), byzantine_clients=config.byzantine_clients, final_model=final,
                                aborted=aborted)
 

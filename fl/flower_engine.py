@@ -26,11 +26,13 @@ in its node state, per run and round.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
-Supported stacks: plain, robust, secagg+, ddp+secagg+ (also active) and ckks (the protocols whose rounds split: see
-`protocols.core.protocol`). Clients of ckks and of active masking sign with long-term identities
+Supported stacks: those whose every layer splits its rounds (`protocols.core.protocol`; the presets of
+`fl.experiment.FLOWER_STACKS`, or a layer list of such layers, which reaches every node as the run config's
+`stack` string). Clients of an HE protection and of active masking sign with long-term identities
 (`protocols.core.pki`): on deployment each client node's own `signing-key` and `client-keys` folder, the key
 holder's `he-client-keys`, the server's run config `client-keys` (each refused at start-up when missing); the
-server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in process. For ckks the key holder is one more SuperNode (partition id = number of clients): it
+server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in
+process. For an HE protection the key holder is one more SuperNode (partition id = number of clients): it
 makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
 Byzantine clients are refused (their attacks need every honest update).
 """
@@ -82,7 +84,7 @@ def he_protocol(stack: Protocol) -> HeAggregation | None:
 
 def supernodes(config: ExperimentConfig) -> int:
     """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks."""
-    return config.clients + (config.stack == "ckks")
+    return config.clients + ("key holder" in config.traits.observers)
 
 
 def _size(content: RecordDict) -> int:
@@ -342,7 +344,7 @@ class FlowerRounds:
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
         self.he_public = None
-        if config.stack == "ckks":
+        if "key holder" in config.traits.observers:
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
             if reply.has_error():
                 raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")

@@ -31,26 +31,19 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fl.stacks import PRESETS, preset_traits
 from protocols.accounting import Mechanism, compose_epsilon
+from protocols.core.stack import StackTraits
 
-SUM_STACKS = ("secagg+", "ddp+secagg+", "ckks")  # the released update is the noisy sum / (q * clients) under Poisson participation
 ROBUST_SELECTION = "the servers see distances, norms or the selection: data-dependent, so only each client's own noise share counts"
 
-# stack -> observer -> view. "released model" is whoever sees only the published models.
-OBSERVERS: dict[str, dict[str, str]] = {
-    "plain": {"server": "clear", "released model": "released"},
-    "robust": {"server": "clear", "released model": "released"},
-    "central-dp": {"server": "clear", "released model": "released"},
-    "local-dp": {"server": "own share", "released model": "own share"},
-    "secagg+": {"server": "aggregate", "released model": "released"},
-    "ddp+secagg+": {"server": "aggregate", "released model": "released"},
-    "ckks": {"server": "aggregate", "key holder": "aggregate", "released model": "released"},
-    "ckks-robust": {"server": "own share", "key holder": "own share", "released model": "own share"},
-    "two-server": {"server": "own share", "second server": "own share", "released model": "own share"},
-    "ddp+two-server": {"server": "own share", "second server": "own share", "released model": "own share"},
-    # the aggregator sees ciphertexts only: the final model's bound is an upper bound on what it learns
-    "hidden-state": {"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
-}
+# preset -> observer -> view, read from each preset's protection (`protocols.core.stack.Traits.observers`; local noise
+# before a server that sees the clear inputs makes every view the client's own share). "released model" is whoever
+# sees only the published models; under hidden state the aggregator sees ciphertexts only, so the final model's bound
+# is an upper bound on what it learns.
+OBSERVERS: dict[str, dict[str, str]] = {name: dict(preset_traits(name).observers) for name in PRESETS}
+# the presets whose released update is the noisy sum / (q * clients) under Poisson participation
+SUM_STACKS = tuple(name for name in PRESETS if preset_traits(name).output == "sum" and "released" in OBSERVERS[name].values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +66,11 @@ class RoundNoise:
     uncounted: int = 0  # shares of included clients left out of `aggregate` (possibly Byzantine or colluding)
 
 
-def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict, str]:
+def _traits(stack: str | StackTraits) -> StackTraits:
+    return preset_traits(stack) if isinstance(stack, str) else stack
+
+
+def released_sampling(stack: str | StackTraits, participation: str, rate: float) -> tuple[dict, str]:
     """The keyword arguments of `compose_epsilon` that amplify the released model's epsilon by the sampling
     ({}: no amplification), and why. `rate` is q (Poisson) or, for fixed size, an honest client's inclusion
     probability (m - a) / (N - b) (capped at 1): each round holds exactly a of the N clients' b Byzantine ones, so
@@ -90,8 +87,8 @@ def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict
     observer estimates from d coordinates) depends on who took part, and the subsampled bounds, stated for
     a noise that does not, do not apply. Only a rule over a fixed denominator is amplified at all.
     """
-    if stack not in SUM_STACKS:
-        return {}, f"the {stack} release is no sum over a fixed denominator: no amplification by sampling claimed"
+    if _traits(stack).output != "sum":
+        return {}, f"the release ({_traits(stack).output} of the protection) is no sum over a fixed denominator: no amplification by sampling claimed"
     if participation == "poisson":
         return {}, ("Poisson participation with noise added by the clients: the number of noise shares in each sum depends on who "
                     "took part, so no amplification by sampling is claimed")
@@ -102,10 +99,10 @@ def released_sampling(stack: str, participation: str, rate: float) -> tuple[dict
 
 
 def epsilon_by_observer(
-    stack: str, rounds: Sequence[RoundNoise], *, delta: float, participation: str, sampling_rate: float, byzantine_clients: int,
+    stack: str | StackTraits, rounds: Sequence[RoundNoise], *, delta: float, participation: str, sampling_rate: float, byzantine_clients: int,
     final_model: Callable[[], tuple[float, str]] | None = None, aborted: Sequence[Mechanism | None] = (),
 ) -> dict[str, ObserverEpsilon]:
-    """Every observer of `stack` and its cumulative epsilon after `rounds` (the completed ones) and `aborted`
+    """Every observer of `stack` (a preset name or a stack's traits) and its cumulative epsilon after `rounds` (the completed ones) and `aborted`
     (the own-share mechanism of each round that aborted after client data was sent, None where it had no noise).
 
     Args:
@@ -113,11 +110,12 @@ def epsilon_by_observer(
         byzantine_clients: how many clients of the run may be Byzantine, for the text.
         final_model: returns (epsilon, bound and reason) of the hidden-state last iterate.
     """
+    stack = _traits(stack)
     aggregates = [r.aggregate for r in rounds if r.aggregate is not None]
     shares = [r.own_share for r in rounds if r.own_share is not None]
     amplification, sampling = released_sampling(stack, participation, sampling_rate)
     missing = len(rounds) - len(aggregates)
-    if stack == "central-dp":
+    if stack.central_noise:
         counted = "the trusted server's Gaussian noise, scaled to the rule's sensitivity (protocols.layers.rule_sensitivity)"
     else:
         uncounted = max((r.uncounted for r in rounds), default=0)
@@ -138,7 +136,7 @@ def epsilon_by_observer(
         return composed[key]
 
     out = {}
-    for observer, view in OBSERVERS[stack].items():
+    for observer, view in stack.observers.items():
         if view == "clear":
             out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "sees every update in the clear")
         elif not aggregates and not shares:
@@ -147,7 +145,7 @@ def epsilon_by_observer(
             saw_aborted = observer != "released model"  # the released model saw nothing of an aborted round
             complete = len(shares) == len(rounds) and not (saw_aborted and unprotected)
             eps = compose_epsilon(shares + opened if saw_aborted else shares, delta=delta) if complete else math.inf
-            why = ("each input carries its client's whole noise" if stack == "local-dp" else ROBUST_SELECTION) + (seen_aborted if saw_aborted else "")
+            why = ("each input carries its client's whole noise" if stack.local_noise else ROBUST_SELECTION) + (seen_aborted if saw_aborted else "")
             out[observer] = ObserverEpsilon(eps, delta, "local DP of each client's own noise share, composed", f"{why}; no amplification by sampling")
         elif view == "final model" and final_model is not None:
             eps, bound = final_model()

@@ -45,8 +45,9 @@ def machine() -> dict:
     return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version()}
 
 
-def provenance(*, command: list[str], started: datetime, ended: datetime, seeds: dict[str, int], engine: str) -> dict:
-    """The provenance block of result.json; times are ISO 8601 in UTC, `seconds` the wall time between them."""
+def provenance(*, command: list[str], started: datetime, ended: datetime, seeds: dict[str, int], engine: str, stack: list[dict] | None = None) -> dict:
+    """The provenance block of result.json; times are ISO 8601 in UTC, `seconds` the wall time between them;
+    `stack`: the layer specs as given, outermost first."""
     return {
         "command": list(command),
         "started": started.isoformat(timespec="seconds"),
@@ -56,4 +57,5 @@ def provenance(*, command: list[str], started: datetime, ended: datetime, seeds:
         "git": git_commit(),
         "machine": machine(),
         "seeds": dict(seeds),
+        **({"stack": list(stack)} if stack is not None else {}),
     }

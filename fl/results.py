@@ -41,6 +41,7 @@ def to_dict(result: ExperimentResult, provenance: dict | None = None) -> dict:
     """result.json's content: the summary, the config, the provenance (when given) and every round."""
     rounds = [_plain(r) for r in result.rounds]
     out = {"summary": summary(rounds, result.config), "config": _plain(result.config), "interrupted": result.interrupted,
+           "stack": _plain({"given": [s.to_dict() for s in result.config.specs], "built": [layer.to_dict() for layer in result.stack_built]}),
            "epsilon_by_observer": _plain(result.epsilon_by_observer), "rounds": rounds}
     if provenance is not None:
         out["provenance"] = provenance

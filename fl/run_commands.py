@@ -13,6 +13,7 @@ from fl.experiment import STACKS, ExperimentConfig, ExperimentResult, RoundRecor
 from fl.output_folder import OutputFolder
 from fl.provenance import provenance
 from fl.results import load_saved, plot, plot_comparison, plot_cost, render, save, stack_label, summary, to_dict
+from fl.stacks import label
 
 # The embedded default of `secagg run`: digits with a small MLP over 60 clients, half of them sampled a
 # round, 10% dropouts, clipping, rotation, 20-bit discretization and Skellam noise (noise multiplier 1)
@@ -66,17 +67,18 @@ def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, prog
     """Runs `config` and saves it with its provenance into `folder` (a temporary one: see `run`); `progress`
     prints a bar, `plots` draws the PNGs."""
     started = _now()
-    result = run_on_engine(config, on_round=_progress(config.rounds, config.stack) if progress else None)
+    result = run_on_engine(config, on_round=_progress(config.rounds, label(config.stack)) if progress else None)
     if result.interrupted and progress:
         print(f"\ninterrupted: saving the {len(result.rounds)} completed rounds", file=sys.stderr)
-    save(result, folder, provenance(command=command, started=started, ended=_now(), seeds=config.seeds, engine=config.engine), plots=plots)
+    save(result, folder, provenance(command=command, started=started, ended=_now(), seeds=config.seeds, engine=config.engine,
+                                    stack=[s.to_dict() for s in config.specs]), plots=plots)
     return result
 
 
 def default_folder(config: ExperimentConfig) -> Path:
-    """results/<stack>-<data>-seed<seed>, or its first free numbered sibling (-2, -3, ...): without --out
-    a second run never collides with the first."""
-    return _free(Path("results") / f"{config.stack}-{Path(config.data).stem}-seed{config.seed}")
+    """results/<stack>-<data>-seed<seed> (<stack>: the preset, or the layer names joined by '-'), or its first free
+    numbered sibling (-2, -3, ...): without --out a second run never collides with the first."""
+    return _free(Path("results") / f"{label(config.stack)}-{Path(config.data).stem}-seed{config.seed}")
 
 
 def _free(path: Path) -> Path:
@@ -107,16 +109,16 @@ def run(config: ExperimentConfig, out: Path | None, *, force: bool = False, comm
 
 
 def compare_configs(values: dict, stacks: list[str]) -> list[ExperimentConfig]:
-    """One validated config a stack (all of them before any runs); `rule` and `f` go only to the stacks
-    that take a robust rule.
+    """One validated config a stack, a preset or a layer list (all of them before any runs); `rule` and `f`
+    go only to the presets that take a robust rule.
 
     Raises:
         ValueError: naming the stack, for an unknown stack or an invalid field.
     """
     configs = []
     for stack in stacks:
-        if stack not in STACKS:
-            raise ValueError(f"--stacks: unknown stack {stack!r}; known: {', '.join(STACKS)}")
+        if stack not in STACKS and not any(c in stack for c in "(>"):  # a bare word: a preset name, mistyped
+            raise ValueError(f"--stacks: unknown stack {stack!r}; known: {', '.join(STACKS)} (or layers: 'clip(bound=1) > secagg+')")
         try:
             configs.append(config_from({**for_stack(values, stack), "stack": stack}))
         except ValueError as exc:
@@ -131,7 +133,7 @@ def compare(configs: list[ExperimentConfig], out: Path | None, *, force: bool = 
     results = []
     try:
         for config in configs:
-            results.append(run_into(config, target.tmp / config.stack, command or sys.argv))
+            results.append(run_into(config, target.tmp / label(config.stack), command or sys.argv))
             if results[-1].interrupted:
                 break
         (target.tmp / "compare.md").write_text(compare_table(results) + "\n")

@@ -58,3 +58,18 @@ __all__ = [
     "format_reports",
     "secure_sum",
 ]
+
+
+def _register_layers() -> None:
+    """Imports every module of `protocols.layers`: each registers its layer factories (`protocols.core.stack`),
+    so a new layer is one new file there."""
+    import importlib
+    import pkgutil
+
+    from protocols import layers
+
+    for module in pkgutil.iter_modules(layers.__path__):
+        importlib.import_module(f"{layers.__name__}.{module.name}")
+
+
+_register_layers()

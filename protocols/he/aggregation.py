@@ -29,6 +29,7 @@ from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
 from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
@@ -360,3 +361,20 @@ class BFVAggregation(HeAggregation):
     preset: str = "bfv-8192"
     name: str = "bfv"
     scheme: ClassVar[str] = "bfv"
+
+
+HE_VIEWS = {"server": "aggregate", "key holder": "aggregate", "released model": "released"}
+MIN_CLIENTS = Field(int, 1, lambda v: v >= 1, ">= 1")
+
+
+@register("ckks", leaf=True, fields={"min_clients": MIN_CLIENTS}, traits=Traits(observers=HE_VIEWS, output="sum"),
+          about="approximate sum under CKKS with a non-colluding key holder")
+def _ckks(values: dict, ctx: StackContext) -> Protocol:
+    return CKKSAggregation(min_clients=values["min_clients"])
+
+
+@register("bfv", leaf=True, flow={"ring": ""}, fields={"min_clients": MIN_CLIENTS, "bits": Field(int, 32, lambda v: 2 <= v <= 62, "in [2, 62]")},
+          traits=Traits(observers=HE_VIEWS, output="sum"), ring_bits=lambda values, ctx: values["bits"],
+          about="exact sum of ring elements under BFV (put discretize outside it) with a non-colluding key holder")
+def _bfv(values: dict, ctx: StackContext) -> Protocol:
+    return BFVAggregation(min_clients=values["min_clients"], bits=values["bits"])

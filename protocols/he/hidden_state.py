@@ -28,8 +28,10 @@ import numpy as np
 from protocols.core.driver import CostMeter
 from protocols.core.errors import BelowThreshold
 from protocols.core.messages import Kind
+from protocols.core.protocol import Protocol
 from protocols.core.report import LayerReport, Output
 from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
 from protocols.he.aggregation import HeAggregation
@@ -110,3 +112,12 @@ class HiddenStateCKKS(HeAggregation):
         for u in range(n):
             if dropouts.active(u, Stage.UNMASKING):
                 transport.carry(KEY_HOLDER, u, encode_frame(Frame(Kind.PLAINTEXT, session, KEY_HOLDER, u, payload)))
+
+
+@register("hidden-state", leaf=True, fields={"min_clients": Field(int, 1, lambda v: v >= 1, ">= 1")},
+          traits=Traits(observers={"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
+                        output="model", needs_initial=True, splits=False),
+          about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")
+def _hidden_state(values: dict, ctx: StackContext) -> Protocol:
+    initial = ctx.require("initial", "the initial model (the context's `initial`)")
+    return HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / ctx.participants, min_clients=values["min_clients"])

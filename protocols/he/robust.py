@@ -30,8 +30,10 @@ import numpy as np
 
 from protocols.core.driver import CostMeter
 from protocols.core.errors import BelowThreshold, InvalidInput
+from protocols.core.protocol import Protocol
 from protocols.core.report import LayerReport, Output
 from protocols.core.schedule import DropoutSchedule
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.he.aggregation import HeAggregation
 from protocols.he.key_holder import accepted_distances
@@ -108,3 +110,15 @@ class CKKSRobust(HeAggregation):
             "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))
         report = LayerReport(self.name, meter.cost(transport, rounds=3), guarantee)
         return Output(result, tuple(selected), (report,), tuple(rejected))
+
+
+@register("ckks-robust", leaf=True, fields={
+    "rule": Field(str, "multi_krum", choices=("krum", "multi_krum")), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
+    "m": Field(int, None, lambda v: v >= 1, ">= 1"), "norm_bound": Field(float, None, lambda v: v > 0, "> 0"),
+    "min_clients": Field(int, 1, lambda v: v >= 1, ">= 1")},
+    traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=False),
+    about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset")
+def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
+    bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")
+    return CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"], norm_bound=bound,
+                      min_clients=values["min_clients"])

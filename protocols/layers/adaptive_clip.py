@@ -29,8 +29,10 @@ from protocols.core.parallel import PairClient, PairServer
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd, matrix_shape
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule
+from protocols.core.stack import Field, LayerSpec, StackContext, Traits, build, register
 from protocols.core.transport import InProcessTransport
 from protocols.layers.clip import L2Clip
+from protocols.layers.noise import DistributedNoise
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -143,3 +145,19 @@ class AdaptiveClip(Protocol):
             notes=f"epsilon is the count query's alone (sensitivity 1); compose it with the update's; {how}",
         )
         return out.then(out.result, LayerReport(self.name, cost, guarantee))
+
+
+@register("adaptive-clip", fields={
+    "norm": Field(float, check=lambda v: v > 0, expect="> 0"), "target_quantile": Field(float, 0.5, lambda v: 0 < v < 1, "in (0, 1)"),
+    "learning_rate": Field(float, 0.2, lambda v: v > 0, "> 0"), "count": Field(str, "secagg+", choices=("secagg+", "secagg")),
+    "count_bits": Field(int, 16, lambda v: 2 <= v <= 62, "in [2, 62]"), "count_noise_multiplier": Field(float, 0.0, lambda v: v >= 0, ">= 0")},
+    traits=Traits(clips=True, splits=True),
+    about="clip to a norm that tracks target_quantile of the client norms; the count is summed by `count` (with Skellam "
+          "noise of count_noise_multiplier, sensitivity 1, if > 0); the norm moves every round, so the layers inside it need a "
+          "fixed clip of their own")
+def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
+    count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
+    z = values["count_noise_multiplier"]
+    if z > 0:
+        count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta)
+    return AdaptiveClip(values["norm"], values["target_quantile"], values["learning_rate"], count, inner(ctx.replace(clip=None)))

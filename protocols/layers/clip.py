@@ -8,6 +8,7 @@ import numpy as np
 
 from protocols.core.protocol import Protocol
 from protocols.core.report import Guarantee, Output
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.randomness import Randomness
 
@@ -48,3 +49,9 @@ class L2Clip(TransformLayer):
         clipped = int(totals.get("clipped", 0))
         return local_guarantee(self._n, exact=clipped == 0, parameters={"norm": self.norm, "clipped_clients": clipped},
                                notes="L2 sensitivity of one client's update = norm; biased for the clipped clients")
+
+
+@register("clip", fields={"bound": Field(float, check=lambda v: v > 0, expect="> 0")}, traits=Traits(clips=True),
+          about="L2 clip to bound (update units); the inner layers are sized for it")
+def _clip(values: dict, ctx: StackContext, inner) -> Protocol:
+    return L2Clip(values["bound"], inner(ctx.replace(clip=values["bound"])))

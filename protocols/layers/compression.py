@@ -21,6 +21,7 @@ import numpy as np
 from protocols.core.identity import client_id
 from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.report import Guarantee, Output
+from protocols.core.stack import Field, StackContext, StackError, register
 from protocols.dp.samplers import uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.randomness import Randomness
@@ -140,3 +141,39 @@ class StochasticQuantize(TransformLayer):
                                        "bytes_saved_fraction_vs_float32": round(1 - self.inner.ring.element_bytes / 4, 4)},
                       notes=f"unbiased within [-clip, clip]; variance <= step^2/4 = {self._step**2 / 4:.3g} per coordinate per client",
                       numeric_error=len(out.included) * self._step)
+
+
+KEEP = {"fraction": Field(float, None, lambda v: 0 < v <= 1, "in (0, 1]"), "k": Field(int, None, lambda v: v >= 1, ">= 1")}
+
+
+def _kept(values: dict, ctx: StackContext) -> int:
+    """k from `k`, or from `fraction` of the dimension at this layer (rounded, at least 1)."""
+    if (values["k"] is None) == (values["fraction"] is None):
+        raise StackError(f"give exactly one of k and fraction, found k={values['k']}, fraction={values['fraction']}", layer=ctx.layer, position=ctx.position)
+    k = values["k"] if values["k"] is not None else max(1, round(values["fraction"] * ctx.dim))
+    if k > ctx.dim:
+        raise StackError(f"k must be <= the dimension {ctx.dim} at this layer, found {k}", layer=ctx.layer, position=ctx.position, field="k")
+    return k
+
+
+@register("randk", fields=KEEP, about="keep k (or fraction * d) coordinates, the same for every client, drawn afresh each round")
+def _randk(values: dict, ctx: StackContext, inner) -> Protocol:
+    k = _kept(values, ctx)
+    return RandK(k, inner(ctx.replace(dim=k)))
+
+
+@register("topk", fields=KEEP, about="top-k with error feedback (sent densely: positions stay hidden by the protection); the memory "
+          "can push a sent vector's norm above an outer clip bound, so the layers inside it need a clip of their own")
+def _topk(values: dict, ctx: StackContext, inner) -> Protocol:
+    return TopK(_kept(values, ctx), inner(ctx.replace(clip=None)))  # update + memory: no bound from outside holds
+
+
+@register("quantize", flow={"floats": "ring"}, fields={"q": Field(int, 8, lambda v: 1 <= v <= 24, "in [1, 24]")},
+          about="unbiased stochastic rounding to 2**q levels over [-clip, clip], summed in the ring of the protection inside")
+def _quantize(values: dict, ctx: StackContext, inner) -> Protocol:
+    clip = ctx.require("clip", "a clip layer outside it (the levels span [-clip, clip])")
+    need = values["q"] + math.ceil(math.log2(max(ctx.participants, 2)))
+    if ctx.ring_bits() < need:
+        raise StackError(f"a sum of {ctx.participants} {values['q']}-bit levels needs a ring of >= {need} bits, the protection inside has "
+                         f"{ctx.ring_bits()}", layer=ctx.layer, position=ctx.position, field="q")
+    return StochasticQuantize(values["q"], clip, inner(ctx.replace(norm_bound=None)))

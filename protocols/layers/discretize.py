@@ -19,8 +19,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-from protocols.core.protocol import RingProtocol
+from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.report import Guarantee, Output
+from protocols.core.stack import Field, StackContext, StackError, register
 from protocols.dp.samplers import uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.encoding import FixedPoint
@@ -117,3 +118,48 @@ class DiscreteEncode(TransformLayer):
             notes="rounding error < 1/scale per coordinate per client (unbiased); the sum is exact mod 2**bits "
             "and decodes correctly unless a coordinate of the noisy sum leaves [-2**(bits-1), 2**(bits-1))",
         )
+
+
+FITS = ("norm", "scaled", "noise")
+
+
+def fitted_scale(fit: str, *, bits: int, clients: int, dim: int, clip: float) -> float:
+    """The scale (integer units per update unit) at which the sum of `clients` rounded inputs cannot wrap
+    mod 2**bits: "norm": clients (clip scale + sqrt(dim)) <= 2**(bits-2) (each rounded input has L2 norm,
+    hence every coordinate, at most clip scale + sqrt(dim)); "scaled": clients scale (clip + sqrt(dim)) <= 2**(bits-2)
+    (more conservative).
+
+    Raises:
+        ValueError: if "norm" leaves no scale >= 1.
+    """
+    room = 2.0 ** (bits - 2)
+    if fit == "scaled":
+        return room / (clients * (clip + math.sqrt(dim)))
+    scale = (room / clients - math.sqrt(dim)) / clip
+    if scale < 1:
+        raise ValueError(f"{clients} participants of dimension {dim} leave no room in a {bits}-bit ring "
+                         f"(m (clip scale + sqrt(dim)) must stay below 2**{bits - 2}); use fewer participants or a smaller model")
+    return scale
+
+
+@register("discretize", flow={"floats": "ring"}, fields={"scale": Field(float, None, lambda v: v > 0, "> 0"), "beta": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)"),
+                                "fit": Field(str, None, choices=FITS), "wrap_probability": Field(float, 1e-6, lambda v: 0 < v < 1, "in (0, 1)")},
+          about="scale and round into the ring of the protection inside; scale derived by `fit` (norm, scaled, or noise: "
+                "choose_scale for the noise inside) unless given; beta defaults to exp(-1/2) with noise inside, else 0")
+def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
+    clip = ctx.require("clip", "a clip layer outside it (rounding is conditioned on the L2 bound)")
+    noise = ctx.noise_inside()
+    fit = values["fit"] or ("noise" if noise is not None else "norm")
+    beta = values["beta"] if values["beta"] is not None else (math.exp(-0.5) if noise is not None else 0.0)
+    scale = values["scale"]
+    if scale is None:
+        bits = ctx.ring_bits()
+        if fit == "noise":
+            if noise is None:
+                raise StackError("fit 'noise' needs a noise layer (skellam, ddg) inside it", layer=ctx.layer, position=ctx.position, field="fit")
+            scale = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_stddev=noise * clip,
+                                 wrap_probability=values["wrap_probability"], beta=beta)
+        else:
+            scale = fitted_scale(fit, bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip)
+    protection = inner(ctx.replace(scale=scale, beta=beta, norm_bound=rounded_l2_bound(clip * scale, ctx.dim, beta)))
+    return DiscreteEncode(scale, clip, protection, beta=beta)

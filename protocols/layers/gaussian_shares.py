@@ -17,6 +17,7 @@ import numpy as np
 from protocols.accounting import Gaussian
 from protocols.core.protocol import Protocol
 from protocols.core.report import Guarantee, Output
+from protocols.core.stack import Field, StackContext, register, uncounted
 from protocols.dp.samplers import gaussian
 from protocols.layers.noise import shares_guarantee
 from protocols.layers.transform import TransformLayer
@@ -71,3 +72,14 @@ class GaussianShares(TransformLayer):
              "noise_multiplier_effective": round(mechanism.noise_multiplier, 4) if mechanism else 0},
             notes="float Gaussian shares (Box-Muller from the round's randomness); epsilon uses the shares that reached the output",
         )
+
+
+@register("gaussian", fields={"noise_multiplier": Field(float, check=lambda v: v >= 0, expect=">= 0")},
+          about="float Gaussian noise shares of total stddev noise_multiplier * clip over the expected survivors (0: no layer)")
+def _gaussian(values: dict, ctx: StackContext, inner) -> Protocol:
+    clip = ctx.require("clip", "a clip layer outside it (the noise is sized to the clip bound)")
+    protection = inner(ctx.replace(norm_bound=None))
+    if values["noise_multiplier"] == 0:
+        return protection
+    return GaussianShares(values["noise_multiplier"], clip, ctx.survivors, protection, delta=ctx.delta,
+                          assume_colluding=uncounted(ctx, protection))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
 from protocols.core.protocol import Protocol, RingProtocol
+from protocols.core.stack import Field, StackContext, Traits, register, uncounted
 from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
@@ -86,3 +87,55 @@ def local_dp(inner: Protocol, *, clip: float, noise_multiplier: float, delta: fl
     """Baseline, local DP: clip -> each client adds N(0, (noise_multiplier * clip)**2) per coordinate -> `inner`
     (any rule or protection: the noise protects each input on its own)."""
     return L2Clip(clip, LocalGaussian(noise_multiplier, clip, 1, inner, delta=delta))
+
+
+NOISE_FIELDS = {"noise_multiplier": Field(float, check=lambda v: v > 0, expect="> 0"),
+                "wrap_probability": Field(float, 1e-6, lambda v: 0 < v < 1, "in (0, 1)"),
+                "beta": Field(float, math.exp(-0.5), lambda v: 0 <= v < 1, "in [0, 1)")}
+NOISE_FLOW = {"floats": "ring", "ring": "ring"}  # the whole recipe from floats, or noise alone under a discretize layer
+
+
+def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -> Protocol:
+    """Noise shares of total stddev noise_multiplier * l2 (integer units), split among the expected survivors,
+    uncounted: the possibly Byzantine clients and those the protection declares may collude. Under a
+    discretize layer it uses that layer's scale; otherwise it is the whole recipe (`distributed_dp`):
+    randomized Hadamard -> discretize (scale from `choose_scale`) -> noise."""
+    clip = ctx.require("clip", "a clip layer outside it (the noise is sized to the L2 bound)")
+    if ctx.scale is not None:  # a discretize layer outside chose the scale
+        l2 = rounded_l2_bound(clip * ctx.scale, ctx.dim, ctx.beta)
+        p = DistributedDPParameters(ctx.dim, ctx.scale, l2, rounded_l1_bound(l2, ctx.dim), (values["noise_multiplier"] * l2) ** 2 / ctx.survivors)
+        protection = inner(ctx.replace(norm_bound=None))
+    else:
+        padded = RandomizedHadamard.padded_dim(ctx.dim)
+        p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
+                                      noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
+                                      wrap_probability=values["wrap_probability"], beta=values["beta"])
+        protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None))
+    noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
+                             assume_colluding=uncounted(ctx, protection))
+    return noise if ctx.scale is not None else RandomizedHadamard(DiscreteEncode(p.scale, ctx.clip, noise, beta=values["beta"]))
+
+
+for _mechanism in ("skellam", "ddg"):
+    register(_mechanism, fields=NOISE_FIELDS, ring_noise=True, flow=NOISE_FLOW, about=f"distributed DP: {_mechanism} noise shares in the ring (with rotation and discretization "
+             "unless a discretize layer is outside)")(lambda values, ctx, inner, _m=_mechanism: _distributed_noise(_m, values, ctx, inner))
+
+
+@register("ddp", fields={"mechanism": Field(str, "skellam", choices=("skellam", "ddg")), **NOISE_FIELDS}, ring_noise=True, flow=NOISE_FLOW,
+          about="skellam or ddg, by `mechanism`")
+def _ddp(values: dict, ctx: StackContext, inner) -> Protocol:
+    return _distributed_noise(values["mechanism"], {k: v for k, v in values.items() if k != "mechanism"}, ctx, inner)
+
+
+@register("central-dp", fields={"noise_multiplier": Field(float, check=lambda v: v > 0, expect="> 0")}, traits=Traits(central_noise=True),
+          about="central DP: the trusted server adds Gaussian noise to the output of the robust rule inside it")
+def _central(values: dict, ctx: StackContext, inner) -> Protocol:
+    clip = ctx.require("clip", "a clip layer outside it (the sensitivity is stated for the clip bound)")
+    return CentralGaussian(values["noise_multiplier"], clip, inner(ctx), delta=ctx.delta)
+
+
+@register("local-dp", fields={"noise_multiplier": Field(float, check=lambda v: v > 0, expect="> 0")}, traits=Traits(local_noise=True),
+          about="local DP: each client adds the whole Gaussian noise N(0, (z clip)^2) to its update")
+def _local(values: dict, ctx: StackContext, inner) -> Protocol:
+    clip = ctx.require("clip", "a clip layer outside it (the noise is sized to the clip bound)")
+    return LocalGaussian(values["noise_multiplier"], clip, 1, inner(ctx), delta=ctx.delta)

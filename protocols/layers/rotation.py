@@ -12,6 +12,7 @@ import numpy as np
 
 from protocols.core.protocol import Protocol
 from protocols.core.report import Guarantee, Output
+from protocols.core.stack import Field, StackContext, register
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.randomness import Randomness
 
@@ -62,7 +63,8 @@ class RandomizedHadamard(TransformLayer):
     inner: Protocol
     name: str = "rotation"
 
-    def padded_dim(self, d: int) -> int:
+    @staticmethod
+    def padded_dim(d: int) -> int:
         return 1 << max(0, (d - 1).bit_length())
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -99,7 +101,8 @@ class RandomizedDFT(RandomizedHadamard):
 
     name: str = "rotation-dft"
 
-    def padded_dim(self, d: int) -> int:
+    @staticmethod
+    def padded_dim(d: int) -> int:
         return d + d % 2
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -107,3 +110,10 @@ class RandomizedDFT(RandomizedHadamard):
 
     def backward(self, y: np.ndarray) -> np.ndarray:
         return inverse_real_dft(y)
+
+
+@register("rotation", fields={"kind": Field(str, "hadamard", choices=("hadamard", "dft"))},
+          about="random rotation (randomized Hadamard, or the real DFT): spreads an update over its coordinates")
+def _rotation(values: dict, ctx: StackContext, inner) -> Protocol:
+    cls = RandomizedHadamard if values["kind"] == "hadamard" else RandomizedDFT
+    return cls(inner(ctx.replace(dim=cls.padded_dim(ctx.dim))))

@@ -19,6 +19,7 @@ round, are unchanged).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from protocols.core.pki import ClientIdentity, KeyDirectory, roster_digest
 from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.masking.client import MaskingClient
 from protocols.masking.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
@@ -203,6 +205,10 @@ class SecAgg(_PairwiseMasking):
     def colluder_count(self, n: int, k: int, t: int) -> int:
         return self.colluders if self.colluders is not None else colluder_bound(k, t, self.active)
 
+    def declared_colluding(self, n: int) -> int:
+        """The declared colluders c (0 if none was declared)."""
+        return self.colluders or 0
+
     def _collusion(self, n: int, k: int, t: int) -> str:
         c = self.colluder_count(n, k, t)
         bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}" if self.active else f"t={t} > c"
@@ -283,6 +289,11 @@ class SecAggPlus(_PairwiseMasking):
             return cls.complete(n, bits=bits, active=active)
         return plus if plus.k - plus.t >= dropout * plus.k else cls.complete(n, bits=bits, active=active)
 
+    def declared_colluding(self, n: int) -> int:
+        """Clients of n that may collude with the server: ceil(corrupt n), at the default corrupt fraction
+        when none was declared (the complete-graph fallback of `for_clients_or_complete` too)."""
+        return math.ceil(self.targets.get("corrupt", DEFAULT_CORRUPT) * n)
+
     @property
     def _sampled(self) -> bool:
         """Whether the guarantee is the probabilistic one (a declared corrupt fraction, on any graph, also the complete one)."""
@@ -319,3 +330,26 @@ class SecAggPlus(_PairwiseMasking):
 
     def _extra_parameters(self) -> dict:
         return dict(self.targets)
+
+
+MASKED = {"server": "aggregate", "released model": "released"}
+BITS = Field(int, 32, lambda v: 2 <= v <= 62, "in [2, 62]")
+
+
+_MASKING_TRAITS = Traits(observers=MASKED, output="sum", all_stages=True, splits=True)
+
+
+@register("secagg", leaf=True, flow={"ring": ""}, fields={"bits": BITS, "active": Field(bool, False), "t": Field(int, None, lambda v: v >= 1, ">= 1"),
+                                       "colluders": Field(int, None, lambda v: v >= 0, ">= 0")},
+          traits=_MASKING_TRAITS, ring_bits=lambda values, ctx: values["bits"],
+          about="SecAgg on the complete graph (t and colluders: SecAgg's defaults if unset); active: signatures and consistency check")
+def _secagg(values: dict, ctx: StackContext) -> RingProtocol:
+    return SecAgg(t=values["t"], bits=values["bits"], active=values["active"], colluders=values["colluders"])
+
+
+@register("secagg+", leaf=True, flow={"ring": ""}, fields={"bits": BITS, "active": Field(bool, False), "dropout": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)")},
+          traits=_MASKING_TRAITS, ring_bits=lambda values, ctx: values["bits"],
+          about="SecAgg+ with (k, t) for the participants and dropout (default: the context's, at least 0.01), or the complete graph where none fits")
+def _secagg_plus(values: dict, ctx: StackContext) -> RingProtocol:
+    dropout = values["dropout"] if values["dropout"] is not None else max(ctx.dropout, 0.01)
+    return SecAggPlus.for_clients_or_complete(ctx.participants, bits=values["bits"], dropout=dropout, active=values["active"])

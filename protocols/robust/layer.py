@@ -13,6 +13,7 @@ from protocols.core.messages import Kind, encode_floats, parse_floats
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
@@ -94,3 +95,22 @@ class PlainRobust(Protocol):
         )
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=1), guarantee)
         return Output(result, tuple(received), (report,), tuple(end.rejected))
+
+
+CLEAR = {"server": "clear", "released model": "released"}
+
+
+@register("plain", leaf=True, traits=Traits(observers=CLEAR, output="mean"), about="the mean in the clear (no privacy, no robustness)")
+def _plain(values: dict, ctx: StackContext) -> Protocol:
+    return PlainRobust(rule="mean", f=0)
+
+
+@register("robust", leaf=True, fields={
+    "rule": Field(str, "krum", choices=tuple(sorted(RULES))), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
+    "pre": Field(str, "none", choices=("none", *sorted(PREAGGREGATORS))), "bucket": Field(int, 2, lambda v: v >= 1, ">= 1")},
+    traits=Traits(observers=CLEAR, output="mean", robust=True),
+    about="a robust rule in the clear after an optional pre-aggregator (nnm, or bucketing of `bucket` rows, permuted afresh each round); f: the context's if unset")
+def _robust(values: dict, ctx: StackContext) -> Protocol:
+    pre = None if values["pre"] == "none" else values["pre"]
+    return PlainRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], pre=pre,
+                       pre_params={"s": values["bucket"]} if pre == "bucketing" else {})

@@ -40,6 +40,7 @@ from protocols.core.messages import Kind
 from protocols.core.protocol import RingProtocol
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER, Writer
 from protocols.robust.preaggregators import nnm_neighbours
@@ -393,3 +394,31 @@ class TwoServerRobust(RingProtocol):
                "per iteration sqrt(d) for truncation, sum_i |w_i - round(w_i 2^k)/2^k| ||x_i - v||, and m sqrt(d)/2 for the "
                "iterate rounded to integers (errors add: each iteration is 1-Lipschitz in v); truncation fails (wraps) with the stated probability"),
         )
+
+
+def ring_bits(values: dict, ctx: StackContext) -> int:
+    """`bits`, or the largest (at most 32) for which the distances of any b-bit inputs stay exact in Z_2^64
+    (d 2**(2 b) < 2**63: 2 b + bitlength(d) <= 63) and, with pre="nnm", d m**2 2**(2 b) < 2**63 for the m participants."""
+    if values["bits"] is not None:
+        return values["bits"]
+    bits = min(32, (63 - ctx.dim.bit_length()) // 2)
+    if values["pre"] == "nnm":
+        bits = min(bits, (63 - (ctx.dim * ctx.participants**2).bit_length()) // 2)
+    return bits
+
+
+@register("two-server", leaf=True, flow={"ring": ""}, fields={
+    "rule": Field(str, "multi_krum", choices=RULES), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
+    "pre": Field(str, "none", choices=("none", "nnm")), "bits": Field(int, None, lambda v: 2 <= v <= 32, "in [2, 32]"),
+    "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True)},
+    traits=Traits(observers={"server": "own share", "second server": "own share", "released model": "own share"}, output="sum", robust=True,
+                  shares=True, splits=False),
+    ring_bits=ring_bits,
+    about="two non-colluding servers run the robust rule over additive shares; tau = clip * scale (ring units) and, without noise "
+          "inside the discretization, the norm bound validated over the shares, from the layers outside; f: the context's if unset")
+def _two_server(values: dict, ctx: StackContext) -> RingProtocol:
+    clip = ctx.require("clip", "a clip layer outside it (its clipping radius is the clip bound in ring units)")
+    scale = ctx.require("scale", "a discretize or noise layer (skellam, ddg) outside it: its inputs are ring elements")
+    return TwoServerRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], bits=ring_bits(values, ctx), m=values["m"],
+                           tau=clip * scale, iterations=values["iterations"], norm_bound=ctx.norm_bound, validate=values["validate"],
+                           pre=None if values["pre"] == "none" else values["pre"])

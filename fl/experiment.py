@@ -50,7 +50,7 @@ STACKS = ("plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp",
 MEAN_STACKS = ("plain", "robust", "central-dp", "local-dp")  # these return the rule's output; "hidden-state" the model; the others a sum
 PARTICIPATION = ("fixed", "poisson")
 ENGINES = ("in-process", "flower-sim", "flower-deployment")
-FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks")  # their protocols split a round (protocols.core.protocol)
+FLOWER_STACKS = ("plain", "robust", "secagg+", "ddp+secagg+", "ckks", "ckks-robust", "hidden-state")  # their protocols split a round (protocols.core.protocol)
 SHARE_STACKS = ("two-server", "ddp+two-server")  # their clients send additive shares (protocols.byzantine_shares)
 CLIP_STACKS = tuple(s for s in STACKS if s not in ("plain", "robust"))  # a client-side clip layer to skip
 MASKING_STACKS = ("secagg+", "ddp+secagg+")  # every Stage exists; the other stacks end at MASKED_INPUT
@@ -159,6 +159,9 @@ class ExperimentConfig:
             (self.engine in ENGINES, f"engine must be one of {ENGINES}, found {self.engine!r}"),
             (self.engine == "in-process" or self.stack in FLOWER_STACKS,
              f"engine {self.engine!r} runs the stacks {FLOWER_STACKS}, found stack {self.stack!r}"),
+            (self.engine == "in-process" or self.stack != "hidden-state" or self.sample_fraction == 1,
+             f"stack 'hidden-state' on engine {self.engine!r}: the key holder seals each model to the round's participants only, "
+             f"so every client must take part every round: sample_fraction must be 1, found {self.sample_fraction}"),
             (self.engine == "in-process" or self.byzantine == 0,
              f"engine {self.engine!r} cannot run byzantine clients (their attacks need every honest update), found byzantine={self.byzantine}"),
             (self.engine == "in-process" or not self.attackers, f"engine {self.engine!r} cannot run byzantine clients, found attackers={self.attackers}"),
@@ -336,6 +339,11 @@ def _setup(config: ExperimentConfig) -> tuple:
     return rng, train, test, local_data, byzantine, model
 
 
+def evaluation_set(config: ExperimentConfig) -> Dataset:
+    """The test set the experiment evaluates each round's model on, as a remote node derives it."""
+    return _setup(config)[2]
+
+
 def local_datasets(config: ExperimentConfig) -> tuple[list[Dataset], object]:
     """Every client's local data and the initial model, as a remote node derives them."""
     _, _, _, local_data, _, model = _setup(config)
@@ -388,7 +396,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     out = secure_sum(updates.astype(np.float32), protocol=stack, dropouts=dropouts, seed=seeds["protocol"] * 104_729 + r,
                                      deviations=deviations)
             except (BelowThreshold, Aborted) as exc:  # the model stays; the parties may have seen data-dependent values
-                loss, accuracy = evaluate(model, params, test)
+                loss, accuracy = (remote.evaluate if remote is not None else evaluate)(model, params, test)
                 if exc.stage not in NOTHING_SENT:
                     own = _noise_layer(stacks[len(chosen)])
                     aborted_noise.append(own.share_mechanism() if own is not None else None)
@@ -401,11 +409,11 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     on_round(result.rounds[-1])
                 continue
             if config.stack == "hidden-state":
-                params = out.result.astype(np.float32)  # the model the key holder released to the clients
+                params = out.result.astype(np.float32)  # the model the key holder released to the clients (NaN at a remote aggregator)
             else:
                 aggregate = out.result if config.stack in MEAN_STACKS else out.result / _denominator(config, len(out.included))
                 params = server.step(params, aggregate)
-            loss, accuracy = evaluate(model, params, test)
+            loss, accuracy = (remote.evaluate if remote is not None else evaluate)(model, params, test)
             noise = next((rep.guarantee for rep in out.reports if rep.guarantee.epsilon is not None), None)  # the noise layer's
             if noise is not None:  # dp_mechanism None: every share that arrived was uncounted, no DP this round
                 own = _noise_layer(stack)

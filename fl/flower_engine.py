@@ -49,10 +49,10 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
-from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
+from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, run_experiment
 from fl.models import get_flat
 from fl.results import render, save, to_dict
-from fl.training import local_update
+from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.protocol import Protocol, RoundEnd
@@ -60,8 +60,9 @@ from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.wire import KEY_HOLDER, SERVER
 from protocols.he.aggregation import HeAggregation
+from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
-from secagg import HeContext, SeededRandomness
+from secagg import EncryptedVector, HeContext, SeededRandomness
 
 
 def he_protocol(stack: Protocol) -> HeAggregation | None:
@@ -71,9 +72,14 @@ def he_protocol(stack: Protocol) -> HeAggregation | None:
     return stack
 
 
+def has_key_holder(config: ExperimentConfig) -> bool:
+    """Whether the experiment's stack is an HE protocol, whose key holder is one more SuperNode."""
+    return he_protocol(_client_setup(config)[2]) is not None
+
+
 def supernodes(config: ExperimentConfig) -> int:
     """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks."""
-    return config.clients + (config.stack == "ckks")
+    return config.clients + has_key_holder(config)
 
 
 def _size(content: RecordDict) -> int:
@@ -96,10 +102,10 @@ class Carrier:
 
 @lru_cache(maxsize=4)
 def _client_setup(config: ExperimentConfig) -> tuple:
-    """What every node derives from the configuration: every data partition, the model and the stack."""
+    """What every node derives from the configuration: every data partition, the model, the stack and the test set."""
     data, model = local_datasets(config)
     params = get_flat(model)
-    return data, model, build_stack(config, len(params), params)
+    return data, model, build_stack(config, len(params), params), evaluation_set(config)
 
 
 def client_app(config: ExperimentConfig | None = None) -> ClientApp:
@@ -119,10 +125,10 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         """The key holder node: generates its key set once and keeps the secret in its own state."""
         he = he_protocol(_client_setup(current(context))[2])
         if "he" not in context.state.config_records:
-            secret = HeContext.generate(he.params)
+            secret = HeContext.generate(he.params, galois=he.needs_galois)  # Galois keys (robust distances) stay here
             context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
-        secret = _secret(he, context)
-        return Message(RecordDict({"he": ConfigRecord({"public": secret.public().to_bytes()})}), reply_to=msg)
+        public = _secret(he, context).public().tenseal.serialize(save_secret_key=False, save_galois_keys=False)
+        return Message(RecordDict({"he": ConfigRecord({"public": public})}), reply_to=msg)
 
     @app.query("decrypt")
     def decrypt(msg: Message, context: Context) -> Message:
@@ -134,9 +140,13 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         keys of its own (Flower clients draw a fresh signing key each round, so a deployment that pins keys
         must provision long-term ones). The ledger is read, checked and written under an exclusive lock on a
         file of the node's own (`_held_ledger`): Flower 1.42 runs each message as its own ClientApp task and does not
-        promise one at a time, and two decrypt messages checked against one stored copy could both be released."""
+        promise one at a time, and two decrypt messages checked against one stored copy could both be released.
+        Hidden state: the node keeps its own copy of the encrypted model in node state (its first copy its own
+        encryption of the initial model the run's config gives), and its reply carries the re-encrypted model and
+        the model sealed to each client's box key (`protocols.he.release`), never the model itself."""
         he = he_protocol(_client_setup(current(context))[2])
-        he.use_secret_context(_secret(he, context))
+        secret = _secret(he, context)
+        he.use_secret_context(secret)
         request = msg.content.config_records["d"]
         start = time.thread_time()
         policy = he.policy if config is not None else KeyHolderPolicy.from_config(context.node_config)
@@ -145,8 +155,11 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
                 params = json.loads(request["params"])
                 pki = None if config is not None else client_keys_from_config(context.node_config)
                 keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
-                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
+                model = _held_model(he, secret, context) if policy.round_type == "hidden" else None
+                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id), model=model)
                 reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
+                if holder.released is not None:  # a MODEL release: the node's copy moves on with it
+                    context.state.config_records["he-model"] = ConfigRecord({"ct": holder.model.to_bytes()})
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["cpu"] = time.thread_time() - start
@@ -155,11 +168,13 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.train("update")
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
-        data, model, stack = _client_setup(run)
+        data, model, stack, _ = _client_setup(run)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption
             context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()
+        if "released" in context.state.array_records:  # hidden state: the model the key holder sealed to this client, not the server's
+            params = context.state.array_records["released"]["params"].numpy()
         row = local_update(model, params, data[c], run.local, seed=run.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
         context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
         seed = cfg["seed"] if simulated and cfg["seed"] else os.urandom(32).hex()  # deployment: always the OS's, whatever was sent
@@ -167,6 +182,21 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         measurements: dict = {}
         _role(stack, context, measurements)
         return Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measurements)})}), reply_to=msg)
+
+    @app.query("release")
+    def release(msg: Message, context: Context) -> Message:
+        """Opens the model the key holder sealed to this client (hidden state) and keeps it for the next round's
+        training. In simulation only, the reply carries its test loss and accuracy for the experimenter's record
+        (a simulation device, as the seeds are); a deployment's client sends nothing of the model back."""
+        run = current(context)
+        _, model, stack, test = _client_setup(run)
+        try:
+            released = _role(stack, context, {}).open_release(msg.content.config_records["r"]["box"]).astype(np.float32)
+        except (ProtocolError, AttributeError) as exc:
+            return Message(RecordDict({"r": ConfigRecord({"error": str(exc)})}), reply_to=msg)
+        context.state.array_records["released"] = ArrayRecord({"params": Array(released)})
+        reply = dict(zip(("loss", "accuracy"), evaluate(model, released, test))) if simulated else {}
+        return Message(RecordDict({"r": ConfigRecord(reply)}), reply_to=msg)
 
     @app.query("frame")
     def frame(msg: Message, context: Context) -> Message:
@@ -251,7 +281,20 @@ def _held_ledger(context: Context):
 
 
 def _secret(he: HeAggregation, context: Context) -> HeContext:
-    return HeContext(he.params, ts.context_from(context.state.config_records["he"]["secret"]))
+    """The key holder's secret context from its node state (parsed once a process: with Galois keys it is tens of MB)."""
+    return _parsed_secret(he.params, context.state.config_records["he"]["secret"])
+
+
+@lru_cache(maxsize=2)
+def _parsed_secret(params, data: bytes) -> HeContext:
+    return HeContext(params, ts.context_from(data))
+
+
+def _held_model(he: HiddenStateCKKS, secret: HeContext, context: Context) -> EncryptedVector:
+    """The key holder node's copy of the encrypted model: from node state, else its own encryption of the initial model."""
+    if "he-model" not in context.state.config_records:
+        return he.holder_model(secret)
+    return EncryptedVector.from_bytes(secret, context.state.config_records["he-model"]["ct"], length=len(he.initial))
 
 
 def _role(stack: Protocol, context: Context, measurements: dict):
@@ -285,7 +328,8 @@ class FlowerRounds:
             raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.he_public = None
-        if config.stack == "ckks":
+        self.released: tuple[float, float] | None = None  # hidden state, simulation: the released model's (loss, accuracy) as clients measured it
+        if has_key_holder(config):
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
             if reply.has_error():
                 raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")
@@ -343,7 +387,37 @@ class FlowerRounds:
                     rejected.append(exc)
             with meter.server():
                 opened.server.close()
-        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier)))
+        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier),
+                                      deliver=self._deliver(chosen, carrier, rejected)))
+
+    def evaluate(self, model, params: np.ndarray, test) -> tuple[float, float]:
+        """(loss, accuracy) of the round's model. Hidden state: this ServerApp never holds the model, so the figures
+        are those the clients measured on the model they opened (simulation), or NaN (deployment)."""
+        if self.config.stack != "hidden-state":
+            return evaluate(model, params, test)
+        return self.released if self.released is not None else (float("nan"), float("nan"))
+
+    def _deliver(self, chosen: np.ndarray, carrier: Carrier, rejected: list):
+        """The channel to the clients after a round: payload u (a sealed model) to participant u; a client whose box
+        does not open is named in `rejected`."""
+
+        def deliver(payloads: dict[int, bytes]) -> None:
+            messages = []
+            for u, payload in payloads.items():
+                content = RecordDict({"r": ConfigRecord({"box": payload})})
+                carrier.bytes_down[u] += _size(content)
+                messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.release"))
+            position = {self.node_of[int(chosen[u])]: u for u in payloads}
+            for reply in sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id]):
+                answer = {} if reply.has_error() else reply.content.config_records["r"]
+                if reply.has_error() or "error" in answer:
+                    u = position[reply.metadata.src_node_id]
+                    rejected.append(Refused(f"the model's box did not open: {reply.error.reason if reply.has_error() else answer['error']}",
+                                            party=f"client {u}", stage="model"))
+                elif "loss" in answer:
+                    self.released = (float(answer["loss"]), float(answer["accuracy"]))
+
+        return deliver
 
     def _key_holder(self, meter: CostMeter, carrier: Carrier):
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""

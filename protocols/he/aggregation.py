@@ -243,15 +243,20 @@ class HeAggregation(Protocol):
     def key_holder(self, params: dict, *, client_keys: dict[int, bytes], policy: KeyHolderPolicy | None = None,
                    ledger: ReleaseLedger | None = None, run: str = "local", **kw) -> KeyHolder:
         """The key holder of one round: the round's description from the aggregator (`params`: session,
-        length; its "client_keys" are not read), the clients' Ed25519 keys from the key holder's own PKI
-        (`client_keys`), its policy and ledger its own (default: this process's key holder's)."""
+        length, and "asks", what it runs, which the policy must match: `KeyHolderPolicy.check_asked`; its
+        "client_keys" are not read), the clients' Ed25519 keys from the key holder's own PKI (`client_keys`),
+        its policy and ledger its own (default: this process's key holder's)."""
+        policy = policy or self.policy
+        policy.check_asked(params.get("asks", {}))
         return KeyHolder(
-            self.keys.secret, policy or self.policy, session=bytes.fromhex(params["session"]), client_keys=client_keys,
+            self.keys.secret, policy, session=bytes.fromhex(params["session"]), client_keys=client_keys,
             length=int(params["length"]), run=run, ledger=self._ledger if ledger is None else ledger, **kw,
         )
 
     def use_secret_context(self, context: HeContext) -> None:
         """Adopts a key set generated elsewhere (a key holder that keeps its own keys)."""
+        if self._keys is not None and self._keys.secret is context:
+            return
         public = context.public().to_bytes()
         self._keys = HeKeys(context, HeContext.from_bytes(self.params, public), len(public))
 

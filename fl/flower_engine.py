@@ -23,9 +23,14 @@ in its node state, per run and round.
 
 Bytes in the report are the serialized sizes (protobuf) of the RecordDicts of the protocol's messages
 that crossed Flower; the model download and the local-training message are not part of any layer.
-Supported stacks: plain, robust, secagg+, ddp+secagg+ and ckks (the protocols whose rounds split: see
-`protocols.core.protocol`). For ckks the key holder is one more SuperNode (partition id = number of clients): it
-makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
+Supported stacks: plain, robust, secagg+, ddp+secagg+, ckks, ckks-robust and hidden-state (the protocols whose
+rounds split: see `protocols.core.protocol`). For the HE stacks the key holder is one more SuperNode (partition id =
+number of clients): it makes its keys, keeps the secret key (and Galois keys) in its node state and answers the
+aggregator's decryption requests. Hidden state, who receives what: the key-holder node keeps its own copy of
+the encrypted model and answers a MODEL request with the re-encrypted model (for the ServerApp) and the model
+sealed to each client's box key; the ServerApp relays the boxes (`RoundEnd.deliver`, message "release"), and
+each client trains the next round from the model it opened. The ServerApp never holds a model: it records the
+loss and accuracy the clients measured (simulation) or NaN (deployment).
 Byzantine clients are refused (their attacks need every honest update).
 """
 

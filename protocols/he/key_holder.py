@@ -135,6 +135,8 @@ class KeyHolder:
         if policy.round_type == "robust" and not (context.params.scheme == "ckks" and context.params.depth >= 2 and context.has_galois_keys):
             raise ValueError("a robust key holder needs a CKKS context of depth >= 2 with Galois keys")
         policy.check_headroom(context.params.headroom_bits)
+        if model is not None and model.length != length:
+            raise ValueError(f"the round's inputs have length {length}, the key holder's model {model.length}")
         if policy.round_type == "robust":  # the norm check's slack is an absolute CKKS error: small bounds would let 5x through
             slack = 2 * 4 * error_bound(context, length, 2 * policy.norm_bound, restricted=True)
             if slack > 0.02 * policy.norm_bound**2:

@@ -1,5 +1,6 @@
-"""Flower's deployment engine on loopback: a SuperLink, three SuperNodes and `flwr run` of the app that
-`secagg flower-app` writes; the ServerApp streams the per-layer report and writes the results folder."""
+"""Flower's deployment engine on loopback: a SuperLink, three SuperNodes (and for ckks-robust a fourth, the key
+holder, whose robust policy is its own --node-config) and `flwr run` of the app that `secagg flower-app` writes;
+the ServerApp streams the per-layer report and writes the results folder."""
 
 import json
 import os
@@ -34,7 +35,15 @@ def _wait_for(port: int, seconds: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
+HOLDER_POLICY = 'he-round-type="robust" he-rule="multi_krum" he-f=1 he-min-clients=1 he-norm-bound=1.0'
+CASES = {  # stack: (extra --set values, layers of the report, a line the report prints, inputs in the result)
+    "ddp+secagg+": ((), ["secagg+", "noise", "discretize", "rotation", "clip"], "distributed DP this round", 3),
+    "ckks-robust": (("rule=multi_krum",), ["ckks-robust", "clip"], "key holder", 2),  # Multi-Krum keeps n - f
+}
+
+
+@pytest.mark.parametrize("stack", ["ddp+secagg+", pytest.param("ckks-robust", marks=pytest.mark.slow)])
+def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, stack):
     link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -50,20 +59,27 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
     try:
         start("superlink", "flower-superlink", "--insecure", "--port", str(link))
         _wait_for(link, 60)
-        for c in range(CLIENTS):
+        extra, layers, line, kept = CASES[stack]
+        nodes = CLIENTS + (stack == "ckks-robust")  # the key holder is partition CLIENTS
+        for c in range(nodes):
+            holder = f' {HOLDER_POLICY} he-ledger-file="{tmp_path / "ledger.json"}"' if c == CLIENTS else ""
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
-                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}")
+                  "--node-config", f"partition-id={c} num-partitions={nodes}{holder}")
         app, results = tmp_path / "app", tmp_path / "results"
         subprocess.run([str(BIN / "secagg"), "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
-                        "--set", "stack=ddp+secagg+", "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
-                        "--set", "dropout=0", "--set", "epochs=1"], env=env, check=True, capture_output=True)
+                        "--set", f"stack={stack}", *[a for v in extra for a in ("--set", v)], "--set", "data=breast_cancer", "--set", "model=logreg",
+                        "--set", "sample_fraction=1.0", "--set", "dropout=0", "--set", "epochs=1"], env=env, check=True, capture_output=True)
         run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "**secagg+**" in run.stdout and "distributed DP this round" in run.stdout
+        assert f"**{layers[0]}**" in run.stdout and line in run.stdout
         saved = json.loads((results / "result.json").read_text())
         assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
-        assert saved["rounds"][0]["included"] == [0, 1, 2]
-        assert [r["layer"] for r in saved["rounds"][0]["reports"]] == ["secagg+", "noise", "discretize", "rotation", "clip"]
+        included = saved["rounds"][0]["included"]
+        assert len(included) == kept and set(included) <= {0, 1, 2}
+        if stack == "ckks-robust":  # the key holder's own ledger: one SCALARS, then the SELECTED_SUM of that selection
+            ledger = json.loads((tmp_path / "ledger.json").read_text())
+            assert [(e["released"], e["selection"]) for e in ledger.values()] == [([2, 3], included)]
+        assert [r["layer"] for r in saved["rounds"][0]["reports"]] == layers
     finally:
         for p in procs:
             try:

@@ -163,9 +163,9 @@ def test_a_server_app_that_runs_another_robust_rule_is_refused_by_name(robust_no
     assert json.loads(context.state.config_records["ledger"]["json"]) == {}
 
 
-def _decrypt(app, context, session: bytes, request: DecryptRequest, asks: dict, keys: dict) -> ConfigRecord:
+def _decrypt(app, context, session: bytes, request: DecryptRequest, asks: dict, keys: dict, length: int = 10) -> ConfigRecord:
     frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
-    params = {"session": session.hex(), "length": D, "asks": asks, "client_keys": {str(i): k.hex() for i, k in keys.items()}}
+    params = {"session": session.hex(), "length": length, "asks": asks, "client_keys": {str(i): k.hex() for i, k in keys.items()}}
     content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
     return app(Message(content, dst_node_id=4, message_type="query.decrypt"), context).content.config_records["d"]
 
@@ -220,6 +220,52 @@ def test_no_request_sequence_of_a_server_app_gets_a_release_that_violates_the_no
     check_releases(policy, releases, selection=selections.get)
     if steps == HONEST:
         assert [t for _, t, _ in releases] == [Target.SCALARS, Target.SELECTED_SUM] * 2
+
+
+def test_a_server_app_cannot_get_the_hidden_model_with_a_box_key_of_its_own(task, tmp_path):
+    """Against the hidden-state key-holder node with its own PKI: a box key the ServerApp signs itself is refused
+    (nothing is decrypted), the honest request's model is sealed to the clients (the ServerApp's own X25519 key opens
+    no box, client 1's opens its own), and a second MODEL in the round, or the round under another session, is refused."""
+    from fl.experiment import local_datasets
+    from fl.models import get_flat
+    from protocols.he.release import box_key_message, encode_box_keys
+    from secagg.he import HeContext
+    from secagg.he_params import preset
+
+    d = len(get_flat(local_datasets(ExperimentConfig(stack="hidden-state", **RUN))[1]))
+    signers = [Signer.generate(SeededRandomness(8).fork(str(i))) for i in range(3)]
+    keys = {i: s.public_bytes() for i, s in enumerate(signers)}
+    node_config = {"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json"), "he-round-type": "hidden",
+                   "he-min-clients": 2, "he-client-keys": json.dumps({str(i): k.hex() for i, k in keys.items()})}
+    app = client_app(None)
+    context = Context(run_id=7, node_id=4, node_config=node_config, state=RecordDict(), run_config={**RUN, "stack": "hidden-state"})
+    public = HeContext.from_bytes(preset("ckks-8192-sum"), app(Message(RecordDict(), dst_node_id=4, message_type="query.keys"),
+                                                               context).content.config_records["he"]["public"])
+    x = np.random.default_rng(9).normal(0, 0.1, (3, d))
+    cts = [public.encrypt(row).to_bytes() for row in x]
+    session = session_of(1, b"hide")
+    boxes = [X25519Agreement.generate(SeededRandomness(10).fork(str(i))) for i in range(3)]
+    mine, sybil = X25519Agreement.generate(SeededRandomness(11)), Signer.generate(SeededRandomness(12))
+
+    def request(announced):
+        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in range(3)}
+        return DecryptRequest(Target.MODEL, manifest, b"", dict(enumerate(cts)), encode_box_keys(announced))
+
+    honest = {i: (b.public_bytes(), signers[i].sign(box_key_message(session, i, b.public_bytes()))) for i, b in enumerate(boxes)}
+    forged = {**honest, 0: (mine.public_bytes(), sybil.sign(box_key_message(session, 0, mine.public_bytes())))}
+    asks = {"round_type": "hidden"}
+    assert "box key of client 0 is not signed" in _decrypt(app, context, session, request(forged), asks, keys, d)["error"]
+    assert "he-model" not in context.state.config_records
+    answer = _decrypt(app, context, session, request(honest), asks, keys, d)
+    _, sealed = parse_model_release(answer["payload"], 3, d, 1 << 24, party="test", stage="test")
+    with pytest.raises(InvalidTag):
+        open_box(mine, session, 0, sealed[0], d, party="test", stage="test")
+    opened = open_box(boxes[1], session, 1, sealed[1], d, party="test", stage="test")
+    initial = get_flat(local_datasets(ExperimentConfig(stack="hidden-state", **RUN))[1])
+    assert np.max(np.abs(opened - (initial + x.sum(0)))) < 1e-2  # the node's own copy of the initial model, plus the inputs
+    assert "he-model" in context.state.config_records
+    assert "not allowed after" in _decrypt(app, context, session, request(honest), asks, keys, d)["error"]
+    assert "another session" in _decrypt(app, context, session_of(1, b"next"), request(honest), asks, keys, d)["error"]
 
 
 def test_engine_constraints_of_hidden_state_name_the_field():

@@ -15,6 +15,7 @@ holder's setup) and their sizes are reported, not counted in per-round bytes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -81,7 +82,7 @@ class HeCollector(ClearServer):
         ct, sig = signed
         h = digest(ct)
         try:
-            verify(self._keys[link], sig, signed_message(self._session, link, h))
+            verify(self._keys.get(link, b""), sig, signed_message(self._session, link, h))
             self.vectors[link] = EncryptedVector.from_bytes(self._public, ct, length=self._d)
         except (InvalidTag, MalformedCiphertext) as exc:
             raise MalformedMessage(f"ciphertext of client {link} rejected: {exc}", party="server", stage=STAGE) from None
@@ -209,9 +210,11 @@ class HeAggregation(Protocol):
         client_keys: dict[int, bytes] = {}
         current = HeRound(n, d, session, HeCollector(n, session, self.keys.public, d, client_keys), client_keys)
 
-        def ready(measurements: dict[int, dict]) -> None:
-            current.announced.update({i: m[self.name] for i, m in measurements.items() if self.name in m})
-            client_keys.update({i: bytes.fromhex(m["signing_key"]) for i, m in current.announced.items()})
+        def ready(measurements: dict[int, dict]) -> None:  # a client whose announcement does not parse has no key: its input is rejected
+            current.announced.update({i: m[self.name] for i, m in measurements.items() if isinstance(m.get(self.name), dict)})
+            for i, m in current.announced.items():
+                with contextlib.suppress(TypeError, ValueError):
+                    client_keys[i] = bytes.fromhex(m.get("signing_key", ""))
 
         return OpenRound({"session": session.hex(), "d": d}, current.collector, (Stage.MASKED_INPUT,), lambda end: self._finish(current, end), ready)
 

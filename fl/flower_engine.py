@@ -107,10 +107,13 @@ class Carrier:
 
 @lru_cache(maxsize=4)
 def _client_setup(config: ExperimentConfig) -> tuple:
-    """What every node derives from the configuration: every data partition, the model, the stack and the test set."""
+    """What every node derives from the configuration: every data partition, the model and the stack."""
     data, model = local_datasets(config)
     params = get_flat(model)
-    return data, model, build_stack(config, len(params), params), evaluation_set(config)
+    return data, model, build_stack(config, len(params), params)
+
+
+_test_set = lru_cache(maxsize=4)(evaluation_set)  # a client's test set for the released model's figures (simulation)
 
 
 def client_app(config: ExperimentConfig | None = None) -> ClientApp:
@@ -173,7 +176,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.train("update")
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
-        data, model, stack, _ = _client_setup(run)
+        data, model, stack = _client_setup(run)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption
             context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
         c = int(context.node_config["partition-id"])
@@ -194,13 +197,13 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
         training. In simulation only, the reply carries its test loss and accuracy for the experimenter's record
         (a simulation device, as the seeds are); a deployment's client sends nothing of the model back."""
         run = current(context)
-        _, model, stack, test = _client_setup(run)
+        _, model, stack = _client_setup(run)
         try:
             released = _role(stack, context, {}).open_release(msg.content.config_records["r"]["box"]).astype(np.float32)
         except (ProtocolError, AttributeError) as exc:
             return Message(RecordDict({"r": ConfigRecord({"error": str(exc)})}), reply_to=msg)
         context.state.array_records["released"] = ArrayRecord({"params": Array(released)})
-        reply = dict(zip(("loss", "accuracy"), evaluate(model, released, test))) if simulated else {}
+        reply = dict(zip(("loss", "accuracy"), evaluate(model, released, _test_set(run)))) if simulated else {}
         return Message(RecordDict({"r": ConfigRecord(reply)}), reply_to=msg)
 
     @app.query("frame")

@@ -129,6 +129,8 @@ class HiddenStateCKKS(HeAggregation):
                 self._model.add_(collector.total())
             request = self._request(collector, Target.MODEL, self._model.to_bytes(), extra=encode_box_keys(boxes))
         local = end.key_holder is None
+        if not local and end.deliver is None:  # checked before the key holder releases anything
+            raise RemoteUnsupported("a remote key holder seals the model to the clients: the engine must pass RoundEnd.deliver")
         if local and self._holder_model is None:
             self._holder_model = self.holder_model(self.keys.secret)
         payload, bound, holder = self._exchange(request, current.params(self), end, **({"model": self._holder_model} if local else {}))
@@ -142,8 +144,6 @@ class HiddenStateCKKS(HeAggregation):
             self._holder_model, result = holder.model, holder.released
             for u, box in sealed.items():
                 end.transport.carry(SERVER, u, encode_frame(Frame(Kind.PLAINTEXT, session, SERVER, u, box)))
-        elif end.deliver is None:
-            raise RemoteUnsupported("a remote key holder seals the model to the clients: the engine must pass RoundEnd.deliver")
         else:
             end.deliver(sealed)
             result = np.full(d, np.nan)  # the aggregator does not know the model

@@ -163,10 +163,10 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
                 params = json.loads(request["params"])
                 pki = None if config is not None else client_keys_from_config(context.node_config)
                 keys = pki if pki is not None else {int(u): bytes.fromhex(k) for u, k in params["client_keys"].items()}
-                model = _held_model(he, secret, context) if policy.round_type == "hidden" else None
-                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id), model=model)
+                own = {"model": _held_model(he, secret, context)} if policy.round_type == "hidden" else {}  # its own copy, never the request's
+                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id), **own)
                 reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
-                if holder.released is not None:  # a MODEL release: the node's copy moves on with it
+                if own and holder.released is not None:  # a MODEL release: the node's copy moves on with it
                     context.state.config_records["he-model"] = ConfigRecord({"ct": holder.model.to_bytes()})
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
             reply = {"error": f"{type(exc).__name__}: {exc}"}

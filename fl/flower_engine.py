@@ -113,7 +113,10 @@ def _client_setup(config: ExperimentConfig) -> tuple:
     return data, model, build_stack(config, len(params), params)
 
 
-_test_set = lru_cache(maxsize=4)(evaluation_set)  # a client's test set for the released model's figures (simulation)
+@lru_cache(maxsize=4)
+def _test_set(config: ExperimentConfig):
+    """A client's copy of the test set, for the released model's figures (simulation)."""
+    return evaluation_set(config)
 
 
 def client_app(config: ExperimentConfig | None = None) -> ClientApp:

@@ -157,6 +157,9 @@ class ExperimentConfig:
             (not self.active or self.stack in MASKING_STACKS, f"active applies to the stacks {MASKING_STACKS}, found stack {self.stack!r}"),
             (self.engine == "in-process" or stack.splits,
              f"engine {self.engine!r} runs the stacks whose layers split (presets {FLOWER_STACKS}), found stack {self.stack!r}"),
+            (self.engine == "in-process" or stack.output != "model" or self.sample_fraction == 1,
+             f"stack {self.stack!r} on engine {self.engine!r}: the key holder seals each model to the round's participants only, "
+             f"so every client must take part every round: sample_fraction must be 1, found {self.sample_fraction}"),
             (self.engine == "in-process" or self.byzantine == 0,
              f"engine {self.engine!r} cannot run byzantine clients (their attacks need every honest update), found byzantine={self.byzantine}"),
             (self.engine == "in-process" or not self.attackers, f"engine {self.engine!r} cannot run byzantine clients, found attackers={self.attackers}"),
@@ -300,6 +303,11 @@ def _setup(config: ExperimentConfig) -> tuple:
     return rng, train, test, local_data, byzantine, model
 
 
+def evaluation_set(config: ExperimentConfig) -> Dataset:
+    """The test set the experiment evaluates each round's model on, as a remote node derives it."""
+    return _setup(config)[2]
+
+
 def local_datasets(config: ExperimentConfig) -> tuple[list[Dataset], object]:
     """Every client's local data and the initial model, as a remote node derives them."""
     _, _, _, local_data, _, model = _setup(config)
@@ -363,7 +371,7 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     finally:  # kept as the clients left it, as a remote client's node keeps it (fl.flower_engine), even if the round aborts
                         held.update({int(c): stack.client_state(int(c)) for c in chosen})
             except (BelowThreshold, Aborted) as exc:  # the model stays; the parties may have seen data-dependent values
-                loss, accuracy = evaluate(model, params, test)
+                loss, accuracy = (remote.evaluate if remote is not None else evaluate)(model, params, test)
                 if exc.stage not in NOTHING_SENT:
                     own = _noise_layer(stacks[len(chosen)])
                     aborted_noise.append(own.share_mechanism() if own is not None else None)
@@ -376,11 +384,11 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     on_round(result.rounds[-1])
                 continue
             if output == "model":
-                params = out.result.astype(np.float32)  # the model the key holder released to the clients
+                params = out.result.astype(np.float32)  # the model the key holder released to the clients (NaN at a remote aggregator)
             else:
                 aggregate = out.result if output == "mean" else out.result / _denominator(config, len(out.included))
                 params = server.step(params, aggregate)
-            loss, accuracy = evaluate(model, params, test)
+            loss, accuracy = (remote.evaluate if remote is not None else evaluate)(model, params, test)
             queries = [rep.guarantee for rep in out.reports if rep.layer == AdaptiveClip.name]  # its noisy count: a query of its own
             noise = next((rep.guarantee for rep in out.reports if rep.guarantee.epsilon is not None and rep.layer != AdaptiveClip.name), None)
             if noise is not None or queries:  # dp_mechanism None: every share that arrived was uncounted, no DP this round

@@ -33,7 +33,13 @@ Supported stacks: those whose every layer splits its rounds (`protocols.core.pro
 holder's `he-client-keys`, the server's run config `client-keys` (each refused at start-up when missing); the
 server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in
 process. For an HE protection the key holder is one more SuperNode (partition id = number of clients): it
-makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
+makes its keys, keeps the secret key (and Galois keys) in its node state and answers the aggregator's decryption
+requests. Hidden state, who receives what: each client signs a fresh box key with its long-term identity; the
+key-holder node verifies it against its own directory (through the roster), keeps its own copy of the encrypted
+model and answers a MODEL request with the re-encrypted model (for the ServerApp) and the model sealed to each
+client's box key; the ServerApp relays the boxes (`RoundEnd.deliver`, message "release"), and each client trains
+the next round from the model it opened. The ServerApp never holds a model: it records the loss and accuracy the
+clients measured (simulation) or NaN (deployment).
 Byzantine clients are refused (their attacks need every honest update).
 """
 
@@ -58,10 +64,10 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
-from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
+from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, run_experiment
 from fl.models import get_flat
 from fl.results import render, save, to_dict
-from fl.training import local_update
+from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.identity import client_ids
@@ -71,8 +77,9 @@ from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.wire import KEY_HOLDER, SERVER
 from protocols.he.aggregation import HeAggregation
+from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
-from secagg import HeContext, SeededRandomness
+from secagg import EncryptedVector, HeContext, SeededRandomness
 
 
 def he_protocol(stack: Protocol) -> HeAggregation | None:
@@ -113,6 +120,12 @@ def _client_setup(config: ExperimentConfig, build: Callable[..., Protocol] = bui
     return data, model, build(config, len(params), params)
 
 
+@lru_cache(maxsize=4)
+def _test_set(config: ExperimentConfig):
+    """A client's copy of the test set, for the released model's figures (simulation)."""
+    return evaluation_set(config)
+
+
 def client_app(config: ExperimentConfig | None = None, build: Callable[..., Protocol] = build_stack) -> ClientApp:
     """The ClientApp; with `config=None` (deployment) each message reads it from the run's config. `build` makes the
     stack (as `fl.experiment.build_stack`), the same on every node and at the server."""
@@ -134,10 +147,10 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
             return Message(RecordDict({"he": ConfigRecord({"error": "Refused: the key holder node's config has no he-client-keys (the clients' "
                                                            "public-key folder, see `secagg keys`): it would count Sybil keys as clients"})}), reply_to=msg)
         if "he" not in context.state.config_records:
-            secret = HeContext.generate(he.params)
+            secret = HeContext.generate(he.params, galois=he.needs_galois)  # Galois keys (robust distances) stay here
             context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
-        secret = _secret(he, context)
-        return Message(RecordDict({"he": ConfigRecord({"public": secret.public().to_bytes()})}), reply_to=msg)
+        public = _secret(he, context).public().tenseal.serialize(save_secret_key=False, save_galois_keys=False)
+        return Message(RecordDict({"he": ConfigRecord({"public": public})}), reply_to=msg)
 
     @app.query("decrypt")
     def decrypt(msg: Message, context: Context) -> Message:
@@ -148,9 +161,13 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         simulated directory), mapped through the roster the aggregator sends (position -> client id, each id
         at most once): keys the aggregator relays are never read. The ledger is read, checked and written under an exclusive lock on a
         file of the node's own (`_held_ledger`): Flower 1.42 runs each message as its own ClientApp task and does not
-        promise one at a time, and two decrypt messages checked against one stored copy could both be released."""
+        promise one at a time, and two decrypt messages checked against one stored copy could both be released.
+        Hidden state: the node keeps its own copy of the encrypted model in node state (its first copy its own
+        encryption of the initial model the run's config gives), and its reply carries the re-encrypted model and
+        the model sealed to each client's box key (`protocols.he.release`), never the model itself."""
         he = he_protocol(_client_setup(current(context), build)[2])
-        he.use_secret_context(_secret(he, context))
+        secret = _secret(he, context)
+        he.use_secret_context(secret)
         request = msg.content.config_records["d"]
         start = time.thread_time()
         policy = he.policy if config is not None else KeyHolderPolicy.from_config(context.node_config)
@@ -161,8 +178,11 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
                 if directory is None:
                     raise Refused("no he-client-keys in this node's config", party="key holder", stage="decrypt")
                 keys = dict(enumerate(directory.for_roster(params.get("roster"), party="key holder", stage="decrypt")))
-                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id))
+                own = {"model": _held_model(he, secret, context)} if policy.round_type == "hidden" else {}  # its own copy, never the request's
+                holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id), **own)
                 reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
+                if own and holder.released is not None:  # a MODEL release: the node's copy moves on with it
+                    context.state.config_records["he-model"] = ConfigRecord({"ct": holder.model.to_bytes()})
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["cpu"] = time.thread_time() - start
@@ -176,6 +196,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
             context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()
+        if "released" in context.state.array_records:  # hidden state: the model the key holder sealed to this client, not the server's
+            params = context.state.array_records["released"]["params"].numpy()
         row = local_update(model, params, data[c], run.local, seed=run.seed * 100_003 + int(cfg["round"]) * 1_009 + c)
         context.state.array_records["update"] = ArrayRecord({"row": Array(row.astype(np.float32))})
         seed = cfg["seed"] if simulated and cfg["seed"] else os.urandom(32).hex()  # deployment: always the OS's, whatever was sent
@@ -186,6 +208,21 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         _role(stack, context, measurements, simulated)
         context.state.array_records[HELD] = ArrayRecord({k: Array(np.asarray(v)) for k, v in stack.client_state(c).items()})
         return Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measurements)})}), reply_to=msg)
+
+    @app.query("release")
+    def release(msg: Message, context: Context) -> Message:
+        """Opens the model the key holder sealed to this client (hidden state) and keeps it for the next round's
+        training. In simulation only, the reply carries its test loss and accuracy for the experimenter's record
+        (a simulation device, as the seeds are); a deployment's client sends nothing of the model back."""
+        run = current(context)
+        _, model, stack = _client_setup(run, build)
+        try:
+            released = _role(stack, context, {}, simulated).open_release(msg.content.config_records["r"]["box"]).astype(np.float32)
+        except (ProtocolError, AttributeError) as exc:
+            return Message(RecordDict({"r": ConfigRecord({"error": str(exc)})}), reply_to=msg)
+        context.state.array_records["released"] = ArrayRecord({"params": Array(released)})
+        reply = dict(zip(("loss", "accuracy"), evaluate(model, released, _test_set(run)))) if simulated else {}
+        return Message(RecordDict({"r": ConfigRecord(reply)}), reply_to=msg)
 
     @app.query("frame")
     def frame(msg: Message, context: Context) -> Message:
@@ -293,7 +330,20 @@ def _held_ledger(context: Context):
 
 
 def _secret(he: HeAggregation, context: Context) -> HeContext:
-    return HeContext(he.params, ts.context_from(context.state.config_records["he"]["secret"]))
+    """The key holder's secret context from its node state (parsed once a process: with Galois keys it is tens of MB)."""
+    return _parsed_secret(he.params, context.state.config_records["he"]["secret"])
+
+
+@lru_cache(maxsize=2)
+def _parsed_secret(params, data: bytes) -> HeContext:
+    return HeContext(params, ts.context_from(data))
+
+
+def _held_model(he: HiddenStateCKKS, secret: HeContext, context: Context) -> EncryptedVector:
+    """The key holder node's copy of the encrypted model: from node state, else its own encryption of the initial model."""
+    if "he-model" not in context.state.config_records:
+        return he.holder_model(secret)
+    return EncryptedVector.from_bytes(secret, context.state.config_records["he-model"]["ct"], length=len(he.initial))
 
 
 HELD, BEFORE = "client-state", "client-state-before"  # node state: the stack's per-client state now, and at this round's start
@@ -344,6 +394,7 @@ class FlowerRounds:
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
         self.he_public = None
+        self.released: tuple[float, float] | None = None  # hidden state, simulation: the released model's (loss, accuracy) as clients measured it
         if "key holder" in config.traits.observers:
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
             if reply.has_error():
@@ -409,7 +460,37 @@ class FlowerRounds:
                     rejected.append(exc)
             with meter.server():
                 opened.server.close()
-        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier)))
+        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier),
+                                      deliver=self._deliver(chosen, carrier, rejected)))
+
+    def evaluate(self, model, params: np.ndarray, test) -> tuple[float, float]:
+        """(loss, accuracy) of the round's model. Hidden state: this ServerApp never holds the model, so the figures
+        are those the clients measured on the model they opened (simulation), or NaN (deployment)."""
+        if self.config.traits.output != "model":
+            return evaluate(model, params, test)
+        return self.released if self.released is not None else (float("nan"), float("nan"))
+
+    def _deliver(self, chosen: np.ndarray, carrier: Carrier, rejected: list):
+        """The channel to the clients after a round: payload u (a sealed model) to participant u; a client whose box
+        does not open is named in `rejected`."""
+
+        def deliver(payloads: dict[int, bytes]) -> None:
+            messages = []
+            for u, payload in payloads.items():
+                content = RecordDict({"r": ConfigRecord({"box": payload})})
+                carrier.bytes_down[u] += _size(content)
+                messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.release"))
+            position = {self.node_of[int(chosen[u])]: u for u in payloads}
+            for reply in sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id]):
+                answer = {} if reply.has_error() else reply.content.config_records["r"]
+                if reply.has_error() or "error" in answer:
+                    u = position[reply.metadata.src_node_id]
+                    rejected.append(Refused(f"the model's box did not open: {reply.error.reason if reply.has_error() else answer['error']}",
+                                            party=f"client {u}", stage="model"))
+                elif "loss" in answer:
+                    self.released = (float(answer["loss"]), float(answer["accuracy"]))
+
+        return deliver
 
     def _key_holder(self, meter: CostMeter, carrier: Carrier):
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""

@@ -44,6 +44,7 @@ class RoundEnd:
     measurements: dict[int, dict] = field(default_factory=dict)
     dropouts: DropoutSchedule | None = None  # the schedule, when a simulation imposed one
     key_holder: Callable[[bytes, dict], tuple[bytes, float]] | None = None  # a remote key holder (see protocols.he.aggregation)
+    deliver: Callable[[dict[int, bytes]], None] | None = None  # an engine's channel to client u after the round (protocols.he.hidden_state)
 
 
 @dataclass

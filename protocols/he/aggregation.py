@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from protocols.core.clear import ClearClient, ClearServer
-from protocols.core.driver import CostMeter, drive
+from protocols.core.driver import CostMeter
 from protocols.core.errors import BelowThreshold, MalformedMessage, Refused
 from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity, KeyDirectory
@@ -45,15 +45,25 @@ from secagg.signatures import Signer, verify
 STAGE = Stage.MASKED_INPUT.name
 
 
-def he_client(cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> ClearClient:
-    """A client that answers the request with its ciphertext and an Ed25519 signature of its digest,
-    both made when the request arrives."""
+def signed_reply(cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> Callable[[], bytes]:
+    """The CIPHERTEXT payload of client `cid`, made when the request arrives: its ciphertext and an Ed25519
+    signature of its digest."""
 
     def reply() -> bytes:
         ct = encrypt()
         return encode_ciphertext(ct, signer.sign(signed_message(session, cid, digest(ct))))
 
-    return ClearClient(cid, Kind.CIPHERTEXT, reply, session)
+    return reply
+
+
+def he_client(cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> ClearClient:
+    """A client that answers the request with its signed ciphertext (`signed_reply`)."""
+    return ClearClient(cid, Kind.CIPHERTEXT, signed_reply(cid, session, encrypt, signer), session)
+
+
+def ciphertext_limit(params: HeParameters, d: int) -> int:
+    """Most bytes an honest `EncryptedVector` of d values takes under `params` (a parser's length limit)."""
+    return 8 + -(-d // params.slots) * (4 + 2 * len(params.coeff_mod_bit_sizes) * params.poly_modulus_degree * 8 + 4096)
 
 
 class HeCollector(ClearServer):
@@ -62,8 +72,7 @@ class HeCollector(ClearServer):
     out), so one bad client cannot make the key holder refuse the whole round."""
 
     def __init__(self, n: int, session: bytes, public: HeContext, d: int, client_keys: dict[int, bytes]) -> None:
-        p = public.params
-        limit = 8 + -(-d // p.slots) * (4 + 2 * len(p.coeff_mod_bit_sizes) * p.poly_modulus_degree * 8 + 4096)
+        limit = ciphertext_limit(public.params, d)
         super().__init__(n, session, Kind.CIPHERTEXT, lambda r: parse_ciphertext(r, limit), self._take)
         self._public, self._d, self._keys = public, d, client_keys
         self.inputs: dict[int, tuple[bytes, bytes]] = {}
@@ -74,7 +83,7 @@ class HeCollector(ClearServer):
         ct, sig = signed
         h = digest(ct)
         try:
-            verify(self._keys[link], sig, signed_message(self._session, link, h))
+            verify(self._keys.get(link, b""), sig, signed_message(self._session, link, h))
             self.vectors[link] = EncryptedVector.from_bytes(self._public, ct, length=self._d)
         except (InvalidTag, MalformedCiphertext) as exc:
             raise MalformedMessage(f"ciphertext of client {link} rejected: {exc}", party="server", stage=STAGE) from None
@@ -98,10 +107,32 @@ class HeKeys:
     public_bytes: int
 
     @classmethod
-    def generate(cls, params: HeParameters, *, galois: bool = False) -> "HeKeys":
+    def generate(cls, params: HeParameters, *, galois: bool = False) -> HeKeys:
         secret = HeContext.generate(params, galois=galois)
         wire = secret.public().to_bytes()
         return cls(secret, HeContext.from_bytes(params, wire), len(wire))
+
+
+@dataclass
+class HeRound:
+    """One round at the aggregator: its size, session, collector, the clients' verification keys by position
+    (from the seated directory), the roster (position u is client roster[u]), the directory's `source`, and
+    what each client's role announced (`client_role`'s measurements under the protocol's name)."""
+
+    n: int
+    d: int
+    session: bytes
+    collector: HeCollector
+    client_keys: dict[int, bytes]
+    roster: list[int] = field(default_factory=list)
+    source: str = ""
+    announced: dict[int, dict] = field(default_factory=dict)
+
+    def params(self, protocol: HeAggregation) -> dict:
+        """What the aggregator tells the key holder (JSON-ready): session, length, roster and what it runs
+        ("asks", which the key holder compares with its policy and never adopts); no policy, no seed, no key:
+        a key holder verifies position u's signatures with its own directory's key of roster[u]."""
+        return {"session": self.session.hex(), "length": self.d, "roster": list(self.roster), "asks": protocol.asks()}
 
 
 @dataclass
@@ -151,6 +182,10 @@ class HeAggregation(Protocol):
     def _rule_policy(self) -> dict:
         return {}
 
+    def asks(self) -> dict:
+        """The round this aggregator runs, as its key holder's policy must serve it (`KeyHolderPolicy.check_asked`)."""
+        return {"round_type": self.round_type, **self._rule_policy()}
+
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """The inputs as the scheme encrypts them: float64 (CKKS) or int64 (BFV, ring elements)."""
         if not isinstance(inputs, np.ndarray) or inputs.ndim != 2 or inputs.shape[1] < 1:
@@ -171,33 +206,38 @@ class HeAggregation(Protocol):
     def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
         """The aggregator's half. Clients sign with long-term identities: the engine seats the roster and the key
         directory (`OpenRound.seat`; in process, simulated identities), which the collector verifies with and
-        whose roster the key holder maps to its own directory; the key holder is this process's own `KeyHolder`
-        (its PKI: the same directory) unless the engine passes a remote one in `RoundEnd.key_holder`."""
+        whose roster the key holder maps to its own directory; what else a client's role makes public (a box
+        key) arrives through `clients_ready` (`HeRound.announced`). The key holder is this process's own
+        `KeyHolder` (its PKI: the same directory) unless the engine passes a remote one in `RoundEnd.key_holder`."""
         session = self._session(rng)
         client_keys: dict[int, bytes] = {}
-        seated: dict = {}
-        collector = HeCollector(n, session, self.keys.public, d, client_keys)
+        current = HeRound(n, d, session, HeCollector(n, session, self.keys.public, d, client_keys), client_keys)
 
         def seat(roster: list[int], directory: KeyDirectory) -> None:
             client_keys.update(enumerate(directory.for_roster(roster, party="server")))
-            seated.update(roster=list(roster), source=directory.source)
+            current.roster, current.source = list(roster), directory.source
 
-        def finish(end: RoundEnd) -> Output:
-            included = tuple(sorted(collector.inputs))
-            if len(included) < self.min_clients:
-                raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts sums of >= {self.min_clients}", party="server", stage="aggregate")
-            with end.meter.server():
-                payload = b"" if self.recompute else collector.total().to_bytes()
-                request = self._request(collector, Target.SUM, payload)
-            params = self._holder_params(session, seated["roster"], d)
-            values, bound = self._ask(request, params, end, d, client_keys)
-            ring = Ring(self.bits)
-            result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
-            guarantee = self.guarantee(n, d, len(included), bound, client_keys=seated["source"], **self.sizes(collector, d))
-            report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), guarantee)
-            return Output(result, included, (report,), tuple(end.rejected))
+        def ready(measurements: dict[int, dict]) -> None:
+            current.announced.update({i: m[self.name] for i, m in measurements.items() if isinstance(m.get(self.name), dict)})
 
-        return OpenRound({"session": session.hex(), "d": d}, collector, (Stage.MASKED_INPUT,), finish, use_roster=seat)
+        return OpenRound({"session": session.hex(), "d": d}, current.collector, (Stage.MASKED_INPUT,), lambda end: self._finish(current, end),
+                         ready, use_roster=seat)
+
+    def _finish(self, current: HeRound, end: RoundEnd) -> Output:
+        """The sum round: one SUM of every collected input."""
+        collector, d = current.collector, current.d
+        included = tuple(sorted(collector.inputs))
+        if len(included) < self.min_clients:
+            raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts sums of >= {self.min_clients}", party="server", stage="aggregate")
+        with end.meter.server():
+            payload = b"" if self.recompute else collector.total().to_bytes()
+            request = self._request(collector, Target.SUM, payload)
+        values, bound = self._ask(request, current, end, d)
+        ring = Ring(self.bits)
+        result = values if self.params.scheme == "ckks" else ring.reduce(np.round(values).astype(np.int64).astype(ring.dtype))
+        guarantee = self.guarantee(current.n, d, len(included), bound, client_keys=current.source, **self.sizes(collector, d))
+        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), guarantee)
+        return Output(result, included, (report,), tuple(end.rejected))
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
                     identity: ClientIdentity | None = None) -> ClearClient:
@@ -206,23 +246,41 @@ class HeAggregation(Protocol):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
+        x = np.asarray(row)
+        return he_client(i, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
+
+    @staticmethod
+    def _signer(i: int, identity: ClientIdentity | None) -> Signer:
+        """Client i's long-term signing key (`identity.signer`).
+
+        Raises:
+            Refused: without `identity`.
+        """
         if identity is None:
             raise Refused("an HE client signs its ciphertext: it needs its identity (its signing key)", party=f"client {i}", stage="setup")
-        context, x = self.keys.public, np.asarray(row)
-        return he_client(i, bytes.fromhex(public["session"]), lambda: context.encrypt(x).to_bytes(), identity.signer)
+        return identity.signer
+
+    def _ciphertext(self, i: int, row: np.ndarray) -> bytes:
+        """Client i's encryption of its row (a test's Byzantine client overrides it)."""
+        return self.keys.public.encrypt(row).to_bytes()
 
     def key_holder(self, params: dict, *, client_keys: dict[int, bytes], policy: KeyHolderPolicy | None = None,
                    ledger: ReleaseLedger | None = None, run: str = "local", **kw) -> KeyHolder:
         """The key holder of one round: the round's description from the aggregator (`params`: session,
-        length, roster), the clients' Ed25519 keys by position from the key holder's own PKI (`client_keys`,
-        e.g. `KeyDirectory.for_roster(params["roster"])`), its policy and ledger its own (default: this process's key holder's)."""
+        length, roster, and "asks", what it runs, which the policy must match: `KeyHolderPolicy.check_asked`),
+        the clients' Ed25519 keys by position from the key holder's own PKI (`client_keys`, e.g.
+        `KeyDirectory.for_roster(params["roster"])`), its policy and ledger its own (default: this process's key holder's)."""
+        policy = policy or self.policy
+        policy.check_asked(params.get("asks", {}))
         return KeyHolder(
-            self.keys.secret, policy or self.policy, session=bytes.fromhex(params["session"]), client_keys=client_keys,
+            self.keys.secret, policy, session=bytes.fromhex(params["session"]), client_keys=client_keys,
             length=int(params["length"]), run=run, ledger=self._ledger if ledger is None else ledger, **kw,
         )
 
     def use_secret_context(self, context: HeContext) -> None:
         """Adopts a key set generated elsewhere (a key holder that keeps its own keys)."""
+        if self._keys is not None and self._keys.secret is context:
+            return
         public = context.public().to_bytes()
         self._keys = HeKeys(context, HeContext.from_bytes(self.params, public), len(public))
 
@@ -242,18 +300,6 @@ class HeAggregation(Protocol):
         self._round += 1
         return session_of(self._round, rng.bytes(4))
 
-    @staticmethod
-    def _holder_params(session: bytes, roster: list[int], d: int) -> dict:
-        """What the aggregator tells the key holder about a round (JSON-ready): the session, the length and the
-        roster (position u is client roster[u]); no policy, no seed, no key: a key holder verifies position u's
-        signature with its own directory's key of roster[u] and refuses a roster listing a client twice."""
-        return {"session": session.hex(), "length": d, "roster": list(roster)}
-
-    def _key_holder(self, session: bytes, signers: list[Signer], d: int, **kw) -> KeyHolder:
-        """This process's key holder for protocols whose rounds do not split (hidden state, CKKS robust)."""
-        keys = {i: s.public_bytes() for i, s in enumerate(signers)}  # this process simulates the PKI
-        return self.key_holder(self._holder_params(session, list(keys), d), client_keys=keys, **kw)
-
     def _request(self, collector: HeCollector, target: Target, payload: bytes, *, clients: list[int] | None = None, extra: bytes = b"") -> DecryptRequest:
         """Relays the signed inputs of `clients` (default: all collected) when the key holder recomputes, or
         sends `payload` (the aggregator's result) with their manifest."""
@@ -264,36 +310,30 @@ class HeAggregation(Protocol):
             return DecryptRequest(target, manifest, b"", {u: collector.inputs[u][0] for u in manifest}, extra)
         return DecryptRequest(target, manifest, payload, None, extra)
 
-    def _collect(self, x: np.ndarray, encrypt: Callable[[np.ndarray], bytes], dropouts: DropoutSchedule, rng: Randomness,
-                 transport: InProcessTransport, meter: CostMeter) -> tuple[bytes, list[Signer], HeCollector, list]:
-        """The collection stage of a round run in this process (simulated PKI): (session, signers, collector,
-        rejected messages); client i answers with `encrypt(x[i])`."""
-        n, d = x.shape
-        session = self._session(rng)
-        signers = [Signer.generate(rng.fork(f"signer {i}")) for i in range(n)]
-        clients = [he_client(i, session, lambda row=x[i]: encrypt(row), signers[i]) for i in range(n)]
-        collector = HeCollector(n, session, self.keys.public, d, {i: s.public_bytes() for i, s in enumerate(signers)})
-        return session, signers, collector, drive(collector, clients, [Stage.MASKED_INPUT], dropouts, transport, meter)
+    def _ask(self, request: DecryptRequest, current: HeRound, end: RoundEnd, count: int) -> tuple[np.ndarray, float]:
+        """Carries `request` to the key holder (`end.key_holder`, or this process's) and its reply back; returns
+        the released values and the CKKS error bound the key holder used."""
+        payload, bound, _ = self._exchange(request, current, end)
+        with end.meter.server():
+            return parse_plaintext(Reader(payload, party="server", stage="decrypt"), count), bound
 
-    def _ask(self, request: DecryptRequest, params: dict, end: RoundEnd, count: int, client_keys: dict[int, bytes]) -> tuple[np.ndarray, float]:
-        """Carries `request` to the key holder (this process's, whose PKI `client_keys` this process
-        simulates, or `end.key_holder`) and its reply back; returns the released values and the CKKS
-        error bound the key holder used."""
-        session = bytes.fromhex(params["session"])
-        frame = self._frame(request, session)
+    def _exchange(self, request: DecryptRequest, current: HeRound, end: RoundEnd, **kw) -> tuple[bytes, float, KeyHolder | None]:
+        """(reply payload, error bound, None) from the remote key holder of `end` (given `current.params`), or
+        (..., the key holder) from this process's (`kw`: its hidden-state model), whose PKI is the directory this
+        process seated (`current.client_keys`) and whose frames the in-process transport carries."""
+        params = current.params(self)
+        frame = self._frame(request, current.session)
         if end.key_holder is not None:
-            payload, bound = end.key_holder(frame, params)
-            with end.meter.server():
-                return parse_plaintext(Reader(payload, party="server", stage="decrypt"), count), bound
-        holder = self.key_holder(params, client_keys=dict(client_keys))
-        return self._carry(holder, frame, session, end.transport, end.meter, count), holder.last_bound
+            return (*end.key_holder(frame, params), None)
+        holder = self.key_holder(params, client_keys=dict(current.client_keys), **kw)
+        return self._carry(holder, frame, current.session, end.transport, end.meter), holder.last_bound, holder
 
     @staticmethod
     def _frame(request: DecryptRequest, session: bytes) -> bytes:
         return encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
 
-    def _carry(self, holder: KeyHolder, frame: bytes, session: bytes, transport: InProcessTransport, meter: CostMeter, count: int) -> np.ndarray:
-        """The in-process key holder: `frame` over the transport to it, its plaintext back; the released values."""
+    def _carry(self, holder: KeyHolder, frame: bytes, session: bytes, transport: InProcessTransport, meter: CostMeter) -> bytes:
+        """The in-process key holder: `frame` over the transport to it, its PLAINTEXT frame back; the payload."""
         for delivered in transport.carry(SERVER, KEY_HOLDER, frame):
             with meter.party("key holder"):
                 reply = encode_frame(Frame(Kind.PLAINTEXT, session, KEY_HOLDER, SERVER, holder.handle(delivered)))
@@ -302,7 +342,7 @@ class HeAggregation(Protocol):
                     answer = decode_frame(arriving, party="server", stage="decrypt")
                     if answer.kind != Kind.PLAINTEXT or answer.session != session or answer.sender != KEY_HOLDER:
                         raise MalformedMessage("unexpected reply from the key holder", party="server", stage="decrypt")
-                    return parse_plaintext(Reader(answer.payload, party="server", stage="decrypt"), count)
+                    return answer.payload
         raise MalformedMessage("no authentic reply from the key holder", party="server", stage="decrypt")
 
     def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, client_keys: str | None = None, **extra) -> Guarantee:

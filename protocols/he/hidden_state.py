@@ -1,11 +1,14 @@
 """Hidden state: the global model stays encrypted at the aggregator across rounds.
 
-    setup:       aggregator holds Enc(w_0); the key holder keeps its own copy
-    round r:     client i encrypts weight * x_i and signs it
-                 aggregator: Enc(w_r) = Enc(w_{r-1}) + sum_i Enc(weight * x_i)   (no decryption)
-                 key holder: checks the signed inputs, adds them to its copy, decrypts w_r and sends
-                 it (rounded and flooded) to the clients, who need it to train; never to the aggregator;
-                 re-encrypts w_r and returns Enc(w_r) to the aggregator (the model's CKKS error resets)
+    setup:       aggregator holds Enc(w_0) (its encryption of the public initial model); the key holder
+                 makes its own copy the same way
+    round r:     client i encrypts weight * x_i, signs it, and announces a box key it signs too
+                 aggregator: relays the signed inputs and box keys (without recompute: adds
+                 sum_i Enc(weight * x_i) to Enc(w_{r-1}) itself, no decryption)
+                 key holder: checks the signed inputs, adds them to its copy, decrypts w_r, seals it
+                 (rounded and flooded) to each client's box key (`protocols.he.release`): the clients
+                 need it to train; re-encrypts w_r for the aggregator (the model's CKKS error resets)
+                 aggregator: adopts Enc(w_r) and relays each client its box, which it cannot open
 
 So the aggregator never sees a model or an aggregate; the key holder and the clients see every
 intermediate model. The hidden-state DP bound (`protocols.accounting.last_iterate_epsilon`) is
@@ -16,28 +19,60 @@ function of the secret key (e.g. (0, K)) receives the decrypted model and so cou
 itself, and with it every model and input under that key (`protocols.he.key_holder`).
 `weight` is public (e.g. the server learning rate over the number of sampled clients), so CKKS
 needs no multiplication and no level is consumed: the model can be updated for any number of rounds.
+
+The round splits (`open_round` / `client_role`). With this process's key holder, `Output.result` is the
+released model as the clients open it (this process simulates them); with a remote one
+(`RoundEnd.key_holder`, e.g. a Flower SuperNode) the aggregator does not know the model: `Output.result`
+is NaN and the boxes go to the clients through `RoundEnd.deliver`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from protocols.core.driver import CostMeter
-from protocols.core.errors import BelowThreshold
+from protocols.core.clear import ClearClient
+from protocols.core.errors import BelowThreshold, MalformedMessage
 from protocols.core.messages import Kind
-from protocols.core.protocol import Protocol
+from protocols.core.pki import ClientIdentity
+from protocols.core.protocol import OpenRound, Protocol, RemoteUnsupported, RoundEnd
 from protocols.core.report import LayerReport, Output
-from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.stack import Field, StackContext, Traits, register
-from protocols.core.transport import InProcessTransport
-from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
-from protocols.he.aggregation import HeAggregation
-from protocols.he.messages import Target, parse_plaintext
-from secagg.he import EncryptedVector
+from protocols.core.wire import SERVER, Frame, encode_frame
+from protocols.he.aggregation import HeAggregation, HeRound, ciphertext_limit, signed_reply
+from protocols.he.messages import Target
+from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
+from secagg.agreement import X25519Agreement
+from secagg.errors import InvalidTag, MalformedCiphertext
+from secagg.he import EncryptedVector, HeContext
 from secagg.randomness import Randomness
+from secagg.signatures import verify
+
+
+class HiddenStateClient(ClearClient):
+    """A hidden-state client: answers the request with its signed ciphertext, then opens the model the key
+    holder sealed to its box key (`open_release`)."""
+
+    def __init__(self, cid: int, session: bytes, reply: Callable[[], bytes], box: X25519Agreement, d: int) -> None:
+        super().__init__(cid, Kind.CIPHERTEXT, reply, session)
+        self._box, self._d = box, d
+        self.model: np.ndarray | None = None
+
+    def open_release(self, delivered: bytes) -> np.ndarray:
+        """The model in this client's box (E | box, as the aggregator relays it).
+
+        Raises:
+            MalformedMessage: if the box does not open (altered, for another client or round).
+        """
+        party = f"client {self.cid}"
+        try:
+            self.model = open_box(self._box, self._session, self.cid, delivered, self._d, party=party, stage="model")
+        except InvalidTag as exc:
+            raise MalformedMessage(f"the model's box does not open: {exc}", party=party, stage="model") from None
+        return self.model
 
 
 @dataclass
@@ -62,61 +97,93 @@ class HiddenStateCKKS(HeAggregation):
         if not np.isfinite(self.weight) or self.weight == 0:
             raise ValueError(f"weight must be finite and non-zero, found {self.weight}")
 
-    @property
-    def splits(self) -> bool:
-        return False  # its state (the encrypted model) lives across rounds in this process
+    def holder_model(self, context: HeContext) -> EncryptedVector:
+        """The key holder's first copy of the model: its own encryption of the public initial model."""
+        return context.encrypt(np.asarray(self.initial, dtype=np.float64))
 
-    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        x = self.check_inputs(inputs)
-        n, d = x.shape
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
         if d != len(self.initial):
             raise ValueError(f"inputs have {d} coordinates, the model {len(self.initial)}")
-        meter = CostMeter(n)
-        public = self.keys.public
         if self._model is None:
-            with meter.server():
-                self._model = public.encrypt(np.asarray(self.initial, dtype=np.float64))
-            self._holder_model = EncryptedVector.from_bytes(self.keys.secret, self._model.to_bytes(), length=d)  # sent once at setup
-        session, signers, collector, rejected = self._collect(x, lambda row: public.encrypt(self.weight * row).to_bytes(), dropouts, rng, transport, meter)
+            self._model = self.holder_model(self.keys.public)
+        return super().open_round(n, d, rng)
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
+                    identity: ClientIdentity | None = None) -> HiddenStateClient:
+        """Client i's role: its signed ciphertext, and a fresh X25519 box key (from `rng`) announced with its
+        long-term signature (`identity`), to which the key holder seals the model.
+
+        Raises:
+            Refused: without `identity` (this client's signing key).
+        """
+        signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
+        session, x = bytes.fromhex(public["session"]), np.asarray(row)
+        measurements[self.name] = {"box_key": box.public_bytes().hex(),
+                                   "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}
+        return HiddenStateClient(i, session, signed_reply(i, session, lambda: self._ciphertext(i, x), signer), box, int(public["d"]))
+
+    def _ciphertext(self, i: int, row: np.ndarray) -> bytes:
+        return self.keys.public.encrypt(self.weight * row).to_bytes()
+
+    def _finish(self, current: HeRound, end: RoundEnd) -> Output:
+        """One MODEL request with the clients' box keys; the re-encrypted model back, the boxes to the clients."""
+        collector, n, d, session = current.collector, current.n, current.d, current.session
         included = tuple(sorted(collector.inputs))
         if len(included) < self.min_clients:
             raise BelowThreshold(f"{len(included)} inputs, the key holder decrypts models after >= {self.min_clients}", party="server", stage="aggregate")
-        with meter.server():
-            self._model.add_(collector.total())
-            request = self._request(collector, Target.MODEL, self._model.to_bytes())
-        holder = self._key_holder(session, signers, d, model=self._holder_model)
-        frame = self._frame(request, session)
-        released = None
-        for delivered in transport.carry(SERVER, KEY_HOLDER, frame):
-            with meter.party("key holder"):
-                released = holder.handle(delivered)
-            self._deliver(released, session, n, dropouts, transport)
-            refreshed = encode_frame(Frame(Kind.CIPHERTEXT, session, KEY_HOLDER, SERVER, holder.refreshed))
-            for arriving in transport.carry(KEY_HOLDER, SERVER, refreshed):
-                with meter.server():
-                    frame = decode_frame(arriving, party="server", stage="model")
-                    self._model = EncryptedVector.from_bytes(public, frame.payload, length=d)
-        if released is None:
-            raise BelowThreshold("no authentic decryption request reached the key holder", party="server", stage="decrypt")
-        self._holder_model = holder.model
+        rejected = list(end.rejected)
+        with end.meter.server():
+            boxes = self._box_keys(current, rejected)
+            if not self.recompute:
+                self._model.add_(collector.total())
+            request = self._request(collector, Target.MODEL, self._model.to_bytes(), extra=encode_box_keys(boxes))
+        local = end.key_holder is None
+        if not local and end.deliver is None:  # checked before the key holder releases anything
+            raise RemoteUnsupported("a remote key holder seals the model to the clients: the engine must pass RoundEnd.deliver")
+        if local and self._holder_model is None:
+            self._holder_model = self.holder_model(self.keys.secret)
+        payload, bound, holder = self._exchange(request, current, end, **({"model": self._holder_model} if local else {}))
+        with end.meter.server():
+            refreshed, sealed = parse_model_release(payload, n, d, ciphertext_limit(self.params, d), party="server", stage="model")
+            try:
+                self._model = EncryptedVector.from_bytes(self.keys.public, refreshed, length=d)
+            except MalformedCiphertext as exc:
+                raise MalformedMessage(f"the key holder's re-encrypted model is malformed: {exc}", party="server", stage="model") from None
+        if local:  # this process also plays the clients: they open the model the key holder released
+            self._holder_model, result = holder.model, holder.released
+            for u, box in sealed.items():
+                end.transport.carry(SERVER, u, encode_frame(Frame(Kind.PLAINTEXT, session, SERVER, u, box)))
+        else:
+            end.deliver(sealed)
+            result = np.full(d, np.nan)  # the aggregator does not know the model
         self.rounds += 1
         guarantee = self.guarantee(
-            n, d, len(included), holder.last_bound, rounds_hidden=self.rounds, **self.sizes(collector, d),
-            server_learns="ciphertexts and the included set only (no model, no aggregate); the key holder and every client see each round's model",
+            n, d, len(included), bound, client_keys=current.source, rounds_hidden=self.rounds, sealed_to=len(sealed), **self.sizes(collector, d),
+            server_learns="ciphertexts and the included set only (no model, no aggregate: the model reaches the clients sealed to their box keys); "
+                          "the key holder and every client see each round's model",
         )
-        report = LayerReport(self.name, meter.cost(transport, rounds=2), guarantee)
-        return Output(parse_plaintext(Reader(released, party="client", stage="model"), d), included, (report,), tuple(rejected))
+        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), guarantee)
+        return Output(result, included, (report,), tuple(rejected))
 
-    def _deliver(self, payload: bytes, session: bytes, n: int, dropouts: DropoutSchedule, transport: InProcessTransport) -> None:
-        """The key holder sends the released model to every client still taking part (bytes down)."""
-        for u in range(n):
-            if dropouts.active(u, Stage.UNMASKING):
-                transport.carry(KEY_HOLDER, u, encode_frame(Frame(Kind.PLAINTEXT, session, KEY_HOLDER, u, payload)))
+    def _box_keys(self, current: HeRound, rejected: list) -> dict[int, tuple[bytes, bytes]]:
+        """The box keys clients announced with a valid signature (under the seated directory's key); a client
+        whose announcement fails is left without the model (named in `rejected`) rather than having the key
+        holder refuse the round."""
+        keys = {}
+        for u, announced in sorted(current.announced.items()):
+            try:
+                public, sig = bytes.fromhex(announced["box_key"]), bytes.fromhex(announced["box_signature"])
+                verify(current.client_keys[u], sig, box_key_message(current.session, u, public))
+            except (KeyError, TypeError, ValueError, InvalidTag):
+                rejected.append(MalformedMessage(f"client {u}: box key missing or not signed", party=f"client {u}", stage="model"))
+                continue
+            keys[u] = (public, sig)
+        return keys
 
 
 @register("hidden-state", leaf=True, fields={"min_clients": Field(int, 1, lambda v: v >= 1, ">= 1")},
           traits=Traits(observers={"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
-                        output="model", needs_initial=True, splits=False),
+                        output="model", needs_initial=True, splits=True),
           about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")
 def _hidden_state(values: dict, ctx: StackContext) -> Protocol:
     initial = ctx.require("initial", "the initial model (the context's `initial`)")

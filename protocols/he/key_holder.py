@@ -28,7 +28,10 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   flag per listed client (1 accepted, 0 rejected) and the flooded distances among the accepted, and
   records the selection its rule makes on exactly those released values;
 - SELECTED_SUM must list exactly that selection, each client with the ciphertext digest SCALARS
-  validated (a client that signed two ciphertexts in the session cannot have the other one summed).
+  validated (a client that signed two ciphertexts in the session cannot have the other one summed);
+- MODEL (hidden state): every box key the request carries (its `extra`) must be signed by its client
+  under the key holder's PKI; the decrypted model (rounded, flooded) goes out only sealed to those
+  clients, beside its re-encryption for the aggregator (`protocols.he.release`).
 Sums start from a fresh encryption of zero, so no combination of inputs (one the negation of another)
 is a transparent ciphertext, which SEAL would refuse with an untyped error.
 The key holder thereby learns every listed input's squared norm (within the CKKS error), beside
@@ -62,6 +65,7 @@ from protocols.dp.samplers import discrete_gaussian
 from protocols.he.messages import DecryptRequest, Target, encode_plaintext, signed_message
 from protocols.he.messages import digest as ciphertext_digest
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
+from protocols.he.release import box_key_message, encode_model_release, parse_box_keys, seal_model
 from protocols.robust.rules import krum_select
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rerandomized_total
@@ -131,6 +135,8 @@ class KeyHolder:
         if policy.round_type == "robust" and not (context.params.scheme == "ckks" and context.params.depth >= 2 and context.has_galois_keys):
             raise ValueError("a robust key holder needs a CKKS context of depth >= 2 with Galois keys")
         policy.check_headroom(context.params.headroom_bits)
+        if model is not None and model.length != length:
+            raise ValueError(f"the round's inputs have length {length}, the key holder's model {model.length}")
         if policy.round_type == "robust":  # the norm check's slack is an absolute CKKS error: small bounds would let 5x through
             slack = 2 * 4 * error_bound(context, length, 2 * policy.norm_bound, restricted=True)
             if slack > 0.02 * policy.norm_bound**2:
@@ -141,6 +147,7 @@ class KeyHolder:
         self.ledger = ledger if ledger is not None else ReleaseLedger()
         self.model = model  # hidden state: the key holder's own copy of the encrypted model
         self.refreshed: bytes = b""  # hidden state: a fresh encryption of the decrypted model, for the aggregator
+        self.released: np.ndarray | None = None  # hidden state: the model as sealed to the clients (kept by the key holder)
         self.last_bound = 0.0  # CKKS error bound of the last decryption (value units)
         self.distance_bound = 0.0  # CKKS error bound of the released distances
         self.decrypted: list[Target] = []
@@ -163,6 +170,7 @@ class KeyHolder:
         round_, entry = self.ledger.open(self._run, self._session)
         self._check_order(request.target, entry["released"])
         self._check_manifest(request)
+        recipients = self._recipients(request, n) if request.target == Target.MODEL else {}
         if request.target == Target.SELECTED_SUM:
             if sorted(request.manifest) != entry["selection"]:
                 raise Refused("the selected clients are not what the key holder's rule selects on the distances it released", party=PARTY, stage=STAGE)
@@ -175,9 +183,23 @@ class KeyHolder:
         else:
             values, self.last_bound = self._decrypt(request)
             released = self._release(values, self.last_bound)
+        reply = encode_plaintext(released)
+        if request.target == Target.MODEL:  # to the clients only, sealed; the aggregator gets the re-encryption
+            self.released = released
+            reply = encode_model_release(self.refreshed, *seal_model(released, self._session, recipients, self._rng))
         self.ledger.record(self._run, round_, {**entry, "released": entry["released"] + [int(request.target)]})
         self.decrypted.append(request.target)
-        return encode_plaintext(released)
+        return reply
+
+    def _recipients(self, request: DecryptRequest, n: int) -> dict[int, bytes]:
+        """The box keys of a MODEL request (none if its `extra` is empty), each signed by its client under this key holder's PKI."""
+        announced = parse_box_keys(request.extra, n, party=PARTY, stage=STAGE) if request.extra else {}
+        for u, (public, sig) in announced.items():
+            try:
+                verify(self._client_keys[u], sig, box_key_message(self._session, u, public))
+            except (KeyError, InvalidTag):
+                raise Refused(f"box key of client {u} is not signed by that client's key", party=PARTY, stage=STAGE) from None
+        return {u: public for u, (public, _) in announced.items()}
 
     def _check_order(self, target: Target, released: list[int]) -> None:
         allowed = self.policy.allowed

@@ -74,7 +74,7 @@ class DecryptRequest:
         return w.blob(self.extra).getvalue()
 
     @classmethod
-    def parse(cls, r: Reader, *, n: int, max_bytes: int) -> "DecryptRequest":
+    def parse(cls, r: Reader, *, n: int, max_bytes: int) -> DecryptRequest:
         target = r.u8()
         if target not in Target.__members__.values():
             raise r.fail("unknown decryption target")

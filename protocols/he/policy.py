@@ -78,6 +78,19 @@ class KeyHolderPolicy:
         if self.round_type == "robust" and (2 * self.norm_bound) ** 2 >= 2.0**headroom_bits:
             raise ValueError(f"norm_bound {self.norm_bound}: (2 norm_bound)**2 must be below 2**{headroom_bits}, the CKKS headroom of this preset")
 
+    def check_asked(self, asked: Mapping) -> None:
+        """Refuses an aggregator that runs another round than this policy serves: `asked` (untrusted, only
+        compared, never adopted) names its round type and, for robust rounds, its rule, f, m and norm_bound.
+
+        Raises:
+            Refused: naming the first field whose value differs, the aggregator's and the policy's.
+        """
+        fields = ("round_type", "rule", "f", "m", "norm_bound") if self.round_type == "robust" else ("round_type",)
+        for name in fields:
+            if name in asked and asked[name] != getattr(self, name):
+                raise Refused(f"the aggregator runs {name}={asked[name]!r}, this key holder's policy has {name}={getattr(self, name)!r}",
+                              party=PARTY, stage=STAGE)
+
     @property
     def allowed(self) -> tuple[Target, ...]:
         return ROUND_KINDS[self.round_type]
@@ -91,7 +104,7 @@ class KeyHolderPolicy:
                         "he-client-keys", "he-ledger-file")
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "KeyHolderPolicy":
+    def from_config(cls, config: Mapping) -> KeyHolderPolicy:
         """From a node configuration (e.g. Flower's --node-config): keys `he-round-type`, `he-min-clients`,
         `he-recompute`, `he-flood-bits`, `he-rule`, `he-f`, `he-m`, `he-norm-bound`; a missing key takes the
         safe default above."""
@@ -171,5 +184,5 @@ class ReleaseLedger:
         return json.dumps(self.rounds, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ReleaseLedger":
+    def from_json(cls, text: str) -> ReleaseLedger:
         return cls(json.loads(text) if text else {})

@@ -20,27 +20,24 @@ privacy assumes honestly generated ciphertexts: clients the aggregator lists alo
 ciphertexts of norm < norm_bound that decrypt to a function of the secret key (e.g. (0, K) with a
 small K), and the selected sum then exposes the key.
 The key holder needs Galois keys (about 33 MB at N = 8192), generated once with its keys.
+The round splits (`open_round` / `client_role`): both requests go through `RoundEnd.key_holder` when the
+key holder is elsewhere (a Flower SuperNode), whose rule, f, m and norm_bound are its own policy's; an
+aggregator that runs others is refused before anything is decrypted (`KeyHolderPolicy.check_asked`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from protocols.core.driver import CostMeter
 from protocols.core.errors import BelowThreshold, InvalidInput
-from protocols.core.protocol import Protocol
+from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import LayerReport, Output
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.stack import Field, StackContext, Traits, register
-from protocols.core.transport import InProcessTransport
-from protocols.he.aggregation import HeAggregation
+from protocols.he.aggregation import HeAggregation, HeRound
 from protocols.he.key_holder import accepted_distances
 from protocols.he.messages import Target
 from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import krum_select
-from secagg.randomness import Randomness
 
 
 @dataclass
@@ -67,48 +64,40 @@ class CKKSRobust(HeAggregation):
     def _rule_policy(self) -> dict:
         return {"rule": self.rule, "f": self.f, "m": self.m, "norm_bound": self.norm_bound}
 
-    @property
-    def splits(self) -> bool:
-        return False  # not yet: its key holder exchange has two requests
-
-    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        x = self.check_inputs(inputs)
-        n, d = x.shape
-        meter = CostMeter(n)
-        public = self.keys.public
-        session, signers, collector, rejected = self._collect(x, lambda row: public.encrypt(row).to_bytes(), dropouts, rng, transport, meter)
+    def _finish(self, current: HeRound, end: RoundEnd) -> Output:
+        """Two requests to the key holder: SCALARS (flags and distances), then SELECTED_SUM of the rule's selection."""
+        collector, n, d = current.collector, current.n, current.d
         ids = sorted(collector.inputs)
         m = len(ids)
         if m <= 2 * self.f or m < self.min_clients:
             raise BelowThreshold(f"{m} inputs, the rule needs > 2f = {2 * self.f} (and >= {self.min_clients})", party="server", stage="aggregate")
-        holder = self._key_holder(session, signers, d)
-        with meter.server():
+        with end.meter.server():
             request = self._request(collector, Target.SCALARS, b"")
-        released = self._carry(holder, self._frame(request, session), session, transport, meter, m * (m + 1) // 2)
-        with meter.server():
+        released, distance_bound = self._ask(request, current, end, m * (m + 1) // 2)
+        with end.meter.server():
             accepted, dist = accepted_distances(ids, released)
-            rejected += [InvalidInput(f"client {u}: squared norm over norm_bound**2 = {self.norm_bound**2}", party="key holder", stage="decrypt")
-                         for u in ids if u not in accepted]
+            rejected = list(end.rejected) + [InvalidInput(f"client {u}: squared norm over norm_bound**2 = {self.norm_bound**2}", party="key holder",
+                                                          stage="decrypt") for u in ids if u not in accepted]
             k = len(accepted)
             chosen = krum_select(dist, self.f, self.policy.selected_count(k))
             selected = [accepted[i] for i in chosen]
             second = self._request(collector, Target.SELECTED_SUM, b"", clients=selected)
-        result = self._carry(holder, self._frame(second, session), session, transport, meter, d)
+        result, bound = self._ask(second, current, end, d)
         coefficient = kappa(self.rule, k, self.f)
         guarantee = self.guarantee(
-            n, d, len(selected), holder.last_bound,
+            n, d, len(selected), bound, client_keys=current.source,
             server_learns=(f"which of the {m} inputs are within norm_bound, the {k * (k - 1) // 2} pairwise squared distances of the {k} accepted "
                            "(rounded, flooded), the selected set and the sum of the selected inputs; the key holder learns the same and "
                            "every input's squared norm"),
             rule=self.rule, f=self.f, inputs=m, accepted=k, norm_bound=self.norm_bound, kappa="unknown" if coefficient is None else round(coefficient, 4),
-            kappa_lower_bound=round(lower_bound(k, self.f), 4), distance_error_bound=holder.distance_bound, **self.sizes(collector, d),
-            distance_release_noise_std=holder.release_noise_std(holder.distance_bound),
+            kappa_lower_bound=round(lower_bound(k, self.f), 4), distance_error_bound=distance_bound, **self.sizes(collector, d),
+            distance_release_noise_std=2.0**self.policy.flood_bits * distance_bound,
         )
         guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
             "; validated: each input's squared norm on its d real slots (padding slots attenuated to ~1e-10 of their value), and that the distances are Euclidean; "
             "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
             "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))
-        report = LayerReport(self.name, meter.cost(transport, rounds=3), guarantee)
+        report = LayerReport(self.name, end.meter.cost(end.transport, rounds=3), guarantee)
         return Output(result, tuple(selected), (report,), tuple(rejected))
 
 
@@ -116,7 +105,7 @@ class CKKSRobust(HeAggregation):
     "rule": Field(str, "multi_krum", choices=("krum", "multi_krum")), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
     "m": Field(int, None, lambda v: v >= 1, ">= 1"), "norm_bound": Field(float, None, lambda v: v > 0, "> 0"),
     "min_clients": Field(int, 1, lambda v: v >= 1, ">= 1")},
-    traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=False),
+    traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=True),
     about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset")
 def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
     bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")

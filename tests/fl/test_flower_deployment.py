@@ -1,5 +1,6 @@
-"""Flower's deployment engine on loopback: a SuperLink, three SuperNodes and `flwr run` of the app that
-`secagg flower-app` writes; the ServerApp streams the per-layer report and writes the results folder."""
+"""Flower's deployment engine on loopback: a SuperLink, three SuperNodes (and for ckks-robust a fourth, the key
+holder, whose robust policy is its own --node-config) and `flwr run` of the app that `secagg flower-app` writes;
+the ServerApp streams the per-layer report and writes the results folder."""
 
 import json
 import os
@@ -35,20 +36,24 @@ def _wait_for(port: int, seconds: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-CASES = {  # stack fields, layers reported, whether its clients sign (then keys are provisioned with `secagg keys`)
-    "ddp+secagg+": (["--set", "stack=ddp+secagg+"], ["secagg+", "noise", "discretize", "rotation", "clip"], False),
-    "active secagg+": (["--set", "stack=secagg+", "--set", "active=true"], ["secagg+", "discretize", "clip"], True),
-    "ckks": (["--set", "stack=ckks"], ["ckks", "clip"], True),
+HOLDER_POLICY = 'he-round-type="robust" he-rule="multi_krum" he-f=1 he-min-clients=1 he-norm-bound=1.0'
+CASES = {  # stack fields, layers reported, whether its clients sign (then keys are provisioned with `secagg keys`), a line the report prints, inputs kept
+    "ddp+secagg+": (["--set", "stack=ddp+secagg+"], ["secagg+", "noise", "discretize", "rotation", "clip"], False, "distributed DP this round", 3),
+    "active secagg+": (["--set", "stack=secagg+", "--set", "active=true"], ["secagg+", "discretize", "clip"], True, "", 3),
+    "ckks": (["--set", "stack=ckks"], ["ckks", "clip"], True, "key holder", 3),
+    "ckks-robust": (["--set", "stack=ckks-robust", "--set", "rule=multi_krum"], ["ckks-robust", "clip"], True, "key holder", 2),  # Multi-Krum keeps n - f
 }
 
 
 @pytest.mark.parametrize("case", [pytest.param("ddp+secagg+"), pytest.param("active secagg+", marks=pytest.mark.soak),
-                                  pytest.param("ckks", marks=pytest.mark.soak)])
+                                  pytest.param("ckks", marks=pytest.mark.soak), pytest.param("ckks-robust", marks=pytest.mark.slow)])
 def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
     """Signing stacks: each client node's config names its own key file and the public-key folder, the key holder's
-    its he-client-keys, and the server's copy comes with the app (`flower-app --keys`). These two take about 5 min
-    each on a loaded 2-core machine, so they are `soak` (run them with `pytest -m soak tests/fl/test_flower_deployment.py`)."""
-    fields, layers, signing = CASES[case]
+    its he-client-keys (for ckks-robust also its robust policy and its ledger file), and the server's copy comes with
+    the app (`flower-app --keys`). Active secagg+ and ckks take about 5 min each on a loaded 2-core machine, so they
+    are `soak` (run them with `pytest -m soak tests/fl/test_flower_deployment.py`)."""
+    fields, layers, signing, line, kept = CASES[case]
+    he = case in ("ckks", "ckks-robust")  # the key holder is partition CLIENTS
     link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -68,8 +73,10 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
         keys = tmp_path / "keys"
         if signing:
             subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
-        for c in range(CLIENTS + (case == "ckks")):
+        for c in range(CLIENTS + he):
             pki = "" if not signing else (f' he-client-keys="{keys}/clients"' if c == CLIENTS else f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients"')
+            if c == CLIENTS and case == "ckks-robust":
+                pki += f' {HOLDER_POLICY} he-ledger-file="{tmp_path / "ledger.json"}"'
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
                   "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}")
         app, results = tmp_path / "app", tmp_path / "results"
@@ -78,10 +85,14 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
                         "--set", "dropout=0", "--set", "epochs=1", *(["--keys", str(keys)] if signing else [])], env=env, check=True, capture_output=True)
         run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert f"**{layers[0]}**" in run.stdout and (case != "ddp+secagg+" or "distributed DP this round" in run.stdout)
+        assert f"**{layers[0]}**" in run.stdout and line in run.stdout
         saved = json.loads((results / "result.json").read_text())
         assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
-        assert saved["rounds"][0]["included"] == [0, 1, 2], saved["rounds"][0].get("aborted")
+        included = saved["rounds"][0]["included"]
+        assert len(included) == kept and set(included) <= {0, 1, 2}, saved["rounds"][0].get("aborted")
+        if case == "ckks-robust":  # the key holder's own ledger: one SCALARS, then the SELECTED_SUM of that selection
+            ledger = json.loads((tmp_path / "ledger.json").read_text())
+            assert [(e["released"], e["selection"]) for e in ledger.values()] == [([2, 3], included)]
         assert [r["layer"] for r in saved["rounds"][0]["reports"]] == layers
         if signing:
             assert str(keys / "clients") in saved["rounds"][0]["reports"][0]["guarantee"]["notes"]

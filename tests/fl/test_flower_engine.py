@@ -45,6 +45,29 @@ def test_ckks_on_flower_has_its_key_holder_on_its_own_node():
     assert cost.bytes_between["server -> key holder"] > cost.bytes_up_mean  # the relayed inputs (recompute)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", ["ckks-robust", "hidden-state"])
+def test_he_stacks_on_flower_match_the_in_process_engine(stack):
+    """The key holder is its own SuperNode. Same seeds, same participants and dropouts; the released values differ
+    within the stated noise (the keys and the key holder's flooding come from its own CSPRNG on each engine), so
+    a robust selection may differ between honest clients whose scores the distance noise can swap."""
+    common = {"clients": 5, "rounds": 2, "stack": stack, "rule": "multi_krum", "dropout": 0.2, "seed": 0}
+    here = run_experiment(ExperimentConfig(**common))
+    there = run_on_engine(ExperimentConfig(engine="flower-sim", **common))
+    assert [r.layer for r in there.rounds[-1].reports] == [r.layer for r in here.rounds[-1].reports]
+    assert [r.accuracy for r in there.rounds] == pytest.approx([r.accuracy for r in here.rounds], abs=0.02)
+    for a, b in zip(here.rounds, there.rounds):
+        mine, theirs = a.reports[0].guarantee.parameters, b.reports[0].guarantee.parameters
+        cost = b.reports[0].cost
+        assert cost.party_seconds["key holder"] > 0 and cost.bytes_between["server -> key holder"] > cost.bytes_up_mean
+        if stack == "hidden-state":
+            assert b.included == a.included and theirs["sealed_to"] == mine["sealed_to"] == 5
+            assert b.loss == pytest.approx(a.loss, abs=1e-3)  # a client's figures: the ServerApp never sees the model
+        else:
+            assert (theirs["inputs"], theirs["accepted"], len(b.included)) == (mine["inputs"], mine["accepted"], len(a.included))
+            assert b.loss == pytest.approx(a.loss, abs=2e-2)
+
+
 def test_engine_constraints_name_the_field():
     with pytest.raises(ValueError, match="engine 'flower-sim' runs the stacks"):
         ExperimentConfig(engine="flower-sim", stack="two-server")

@@ -121,7 +121,7 @@ def test_preset_observers_are_the_table_the_privacy_accounting_was_written_for()
     }
     assert SUM_STACKS == ("secagg+", "ddp+secagg+", "ckks")
     assert [s for s in STACKS if preset_traits(s).output == "mean"] == ["plain", "robust", "central-dp", "local-dp"]
-    assert [s for s in STACKS if preset_traits(s).splits] == ["plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp", "ckks"]
+    assert [s for s in STACKS if preset_traits(s).splits] == ["plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp", "ckks", "ckks-robust", "hidden-state"]
 
 
 def test_a_layer_list_equal_to_a_preset_trains_exactly_as_the_preset():

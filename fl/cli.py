@@ -91,13 +91,17 @@ def _flower_app(args) -> None:
     values = config_values(args.config, args.set, {"engine": "flower-deployment"})
     config = config_from(values)  # validated here, before any Flower process starts
     from fl.flower_engine import supernodes, write_app  # flwr is the optional extra '.[flower]'
+    from fl.remote_two_server import ROLES
+    from fl.remote_two_server import STACKS as TWO_SERVER_STACKS
 
     folder = write_app(args.folder, values, args.out.resolve())
     print(f"wrote {folder / 'pyproject.toml'} ({config.clients} clients, stack {config.stack}); then, see README:")
     print("  flower-superlink --insecure")  # its Runtime, Fleet and Control APIs on 127.0.0.1:8000
     for c in range(supernodes(config)):
-        role = "   # the key holder" if c == config.clients else ""
-        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}'{role}")
+        role = ROLES[c - config.clients] if config.stack in TWO_SERVER_STACKS and c >= config.clients else ""
+        named = f' role="{role}"' if role else ""
+        comment = f"   # the {role.replace('-', ' ')}" if role else "   # the key holder" if c == config.clients else ""
+        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{named}'{comment}")
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
 

@@ -125,6 +125,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.query("s1_key")
     def s1_key(msg: Message, context: Context) -> Message:
         """The second server's node: a fresh key for the round (see fl.remote_two_server)."""
+        _check_role(context, "second-server")
         state: dict = {}
         public = new_round_key(state)
         context.state.config_records["s1"] = ConfigRecord(state)
@@ -133,6 +134,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.query("s1")
     def s1(msg: Message, context: Context) -> Message:
         """The second server's node: its half of the round, over the frames S0 relayed (see fl.remote_two_server)."""
+        _check_role(context, "second-server")
         request = msg.content.config_records["q"]
         protocol = two_server_protocol(_client_setup(current(context))[2])
         state = dict(context.state.config_records.get("s1", ConfigRecord({})))
@@ -143,6 +145,7 @@ def client_app(config: ExperimentConfig | None = None) -> ClientApp:
     @app.query("deal")
     def deal(msg: Message, context: Context) -> Message:
         """The dealer's node: one batch of correlated randomness (see fl.remote_two_server)."""
+        _check_role(context, "dealer")
         start = time.thread_time()
         reply = dealer_reply(dict(msg.content.config_records["q"]))
         reply["cpu"] = time.thread_time() - start
@@ -282,6 +285,17 @@ def _held_ledger(context: Context):
                 context.state.config_records["ledger"] = ConfigRecord({"json": text})
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _check_role(context: Context, role: str) -> None:
+    """A node whose node config names its `role` acts only in that role (the message then fails at the ServerApp).
+
+    Raises:
+        Refused: naming the node's role and the one asked for.
+    """
+    mine = context.node_config.get("role")
+    if mine is not None and mine != role:
+        raise Refused(f"this node's role is {mine!r}, not {role!r}", party="client node", stage="setup")
 
 
 def _secret(he: HeAggregation, context: Context) -> HeContext:

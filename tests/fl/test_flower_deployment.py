@@ -1,5 +1,6 @@
-"""Flower's deployment engine on loopback: a SuperLink, three SuperNodes and `flwr run` of the app that
-`secagg flower-app` writes; the ServerApp streams the per-layer report and writes the results folder."""
+"""Flower's deployment engine on loopback: a SuperLink, three client SuperNodes (two-server: and the second server's
+and the dealer's, named by their node config `role`) and `flwr run` of the app that `secagg flower-app` writes; the
+ServerApp streams the per-layer report and writes the results folder."""
 
 import json
 import os
@@ -34,7 +35,9 @@ def _wait_for(port: int, seconds: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
+def _deploy(tmp_path, stack: str, roles: tuple[str, ...] = ()) -> tuple[str, dict]:
+    """Runs one round of `stack` on loopback, the nodes of `roles` after the clients; returns the ServerApp's
+    streamed output and the saved result."""
     link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -50,20 +53,16 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
     try:
         start("superlink", "flower-superlink", "--insecure", "--port", str(link))
         _wait_for(link, 60)
-        for c in range(CLIENTS):
+        for c, role in [(c, "") for c in range(CLIENTS)] + [(CLIENTS + k, role) for k, role in enumerate(roles)]:
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
-                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}")
+                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}" + (f' role="{role}"' if role else ""))
         app, results = tmp_path / "app", tmp_path / "results"
         subprocess.run([str(BIN / "secagg"), "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
-                        "--set", "stack=ddp+secagg+", "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
+                        "--set", f"stack={stack}", "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
                         "--set", "dropout=0", "--set", "epochs=1"], env=env, check=True, capture_output=True)
         run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "**secagg+**" in run.stdout and "distributed DP this round" in run.stdout
-        saved = json.loads((results / "result.json").read_text())
-        assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
-        assert saved["rounds"][0]["included"] == [0, 1, 2]
-        assert [r["layer"] for r in saved["rounds"][0]["reports"]] == ["secagg+", "noise", "discretize", "rotation", "clip"]
+        return run.stdout, json.loads((results / "result.json").read_text())
     finally:
         for p in procs:
             try:
@@ -77,3 +76,23 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
         for log in logs:
             log.close()
+
+
+def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path):
+    out, saved = _deploy(tmp_path, "ddp+secagg+")
+    assert "**secagg+**" in out and "distributed DP this round" in out
+    assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
+    assert saved["rounds"][0]["included"] == [0, 1, 2]
+    assert [r["layer"] for r in saved["rounds"][0]["reports"]] == ["secagg+", "noise", "discretize", "rotation", "clip"]
+
+
+def test_two_server_runs_on_flower_deployment_with_s1_and_the_dealer_on_their_own_supernodes(tmp_path):
+    out, saved = _deploy(tmp_path, "two-server", roles=("second-server", "dealer"))
+    assert "**two-server**" in out
+    assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
+    first = saved["rounds"][0]
+    assert first["included"] == [0, 1, 2] and not first.get("aborted")
+    assert [r["layer"] for r in first["reports"]] == ["two-server", "discretize", "clip"]
+    cost = first["reports"][0]["cost"]
+    assert cost["party_seconds"]["second server"] > 0 and cost["party_seconds"]["dealer"] > 0
+    assert cost["bytes_between"]["server -> second server"] > cost["bytes_up_mean"]  # the sealed shares S0 relayed

@@ -10,6 +10,7 @@ every value both use (opened matrices, validity bits, selections) is computed fr
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def parse_ids(r: Reader, limit: int, within=None) -> list[int]:
         raise r.fail(f"ids matrix is ({rows}, {k}), not (1, k <= {limit})")
     ids = [int(v) for v in np.frombuffer(r.raw(8 * k), dtype="<u8")]
     r.done()
-    if any(v >= limit for v in ids) or any(a >= b for a, b in zip(ids, ids[1:])) or (within is not None and not set(ids) <= set(within)):
+    if any(v >= limit for v in ids) or any(a >= b for a, b in itertools.pairwise(ids)) or (within is not None and not set(ids) <= set(within)):
         raise r.fail("ids out of range, not strictly ascending or not among those offered")
     return ids
 

@@ -32,10 +32,14 @@ from secagg.randomness import Randomness, SystemRandomness
 
 
 def two_server_public(public: dict) -> dict:
-    """The two-server protocol's public parameters inside a stack's (each transform layer nests its inner's)."""
+    """The two-server protocol's public parameters inside a stack's (each transform layer nests its inner's).
+
+    Raises:
+        TypeError: if there are none.
+    """
     while "second_server" not in public:
         if not isinstance(public.get("inner"), dict):
-            raise ValueError("these public parameters carry no two-server round")
+            raise TypeError("these public parameters carry no two-server round")
         public = public["inner"]
     return public
 

@@ -49,8 +49,8 @@ def parties(out):
     return sorted(e.party for e in out.rejected)
 
 
-CONFIGS = [dict(rule="multi_krum", f=1), dict(rule="krum", f=1, norm_bound=300.0), dict(rule="centered_clipping", f=1, tau=40.0, iterations=2),
-           dict(rule="multi_krum", f=1, pre="nnm", validate=True), dict(rule="coordinate_median", f=1), dict(rule="multi_krum", f=1, validate=False)]
+CONFIGS = [{"rule": "multi_krum", "f": 1}, {"rule": "krum", "f": 1, "norm_bound": 300.0}, {"rule": "centered_clipping", "f": 1, "tau": 40.0, "iterations": 2},
+           {"rule": "multi_krum", "f": 1, "pre": "nnm"}, {"rule": "coordinate_median", "f": 1}, {"rule": "multi_krum", "f": 1, "validate": False}]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -122,6 +122,7 @@ def _flower_app(args) -> None:
     values = config_values(args.config, _overrides(args), {"engine": "flower-deployment"})
     config = config_from(values)  # validated here, before any Flower process starts
     from fl.flower_engine import supernodes, write_app  # flwr is the optional extra '.[flower]'
+    from fl.remote_two_server import ROLES, two_server_nodes
 
     keys = args.keys.resolve() if args.keys else None
     folder = write_app(args.folder, values, args.out.resolve(), keys / "clients" if keys else None)
@@ -132,11 +133,13 @@ def _flower_app(args) -> None:
         print(f"  # stack {config.stack}{' (active)' if config.active else ''}: its clients sign; provision keys first: secagg keys --out KEYS "
               f"--clients {config.clients}, then pass --keys KEYS here")
     for c in range(supernodes(config)):
-        role = "   # the key holder" if c == config.clients else ""
+        role = ROLES[c - config.clients] if two_server_nodes(config) and c >= config.clients else ""
+        named = f' role="{role}"' if role else ""
+        comment = f"   # the {role.replace('-', ' ')}" if role else "   # the key holder" if c == config.clients else ""
         pki = ""
         if keys is not None and signing:
             pki = f" he-client-keys=\"{keys / 'clients'}\"" if c == config.clients else f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
-        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}'{role}")
+        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}{named}'{comment}")
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
 

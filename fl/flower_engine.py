@@ -34,6 +34,9 @@ holder's `he-client-keys`, the server's run config `client-keys` (each refused a
 server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in
 process. For an HE protection the key holder is one more SuperNode (partition id = number of clients): it
 makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
+For a two-server protection the ServerApp is S0, and two more SuperNodes are the second server S1 (node config
+`role="second-server"`, else partition id = number of clients) and the dealer (`role="dealer"`, else partition id =
+clients + 1); S0 relays every frame between them and the clients (`fl.remote_two_server`).
 Byzantine clients are refused (their attacks need every honest update).
 """
 
@@ -60,6 +63,7 @@ from flwr.simulation import run_simulation
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, local_datasets, run_experiment
 from fl.models import get_flat
+from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply, two_server_nodes, two_server_protocol
 from fl.results import render, save, to_dict
 from fl.training import local_update
 from protocols.core.driver import CostMeter
@@ -69,9 +73,10 @@ from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.wire import KEY_HOLDER, SERVER
+from protocols.core.wire import DEALER, KEY_HOLDER, SECOND_SERVER, SERVER
 from protocols.he.aggregation import HeAggregation
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
+from protocols.two_server.remote import RemoteServers
 from secagg import HeContext, SeededRandomness
 
 
@@ -83,8 +88,9 @@ def he_protocol(stack: Protocol) -> HeAggregation | None:
 
 
 def supernodes(config: ExperimentConfig) -> int:
-    """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks."""
-    return config.clients + ("key holder" in config.traits.observers)
+    """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks, the second server and the
+    dealer for two-server stacks."""
+    return config.clients + ("key holder" in config.traits.observers) + 2 * two_server_nodes(config)
 
 
 def _size(content: RecordDict) -> int:
@@ -124,7 +130,37 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
 
     @app.query("hello")
     def hello(msg: Message, context: Context) -> Message:
-        return Message(RecordDict({"id": ConfigRecord({"partition": int(context.node_config["partition-id"])})}), reply_to=msg)
+        return Message(RecordDict({"id": ConfigRecord({"partition": int(context.node_config["partition-id"]),
+                                                       "role": str(context.node_config.get("role", ""))})}), reply_to=msg)
+
+    @app.query("s1_key")
+    def s1_key(msg: Message, context: Context) -> Message:
+        """The second server's node: a fresh key for the round (see fl.remote_two_server)."""
+        _check_role(context, "second-server")
+        state: dict = {}
+        public = new_round_key(state)
+        context.state.config_records["s1"] = ConfigRecord(state)
+        return Message(RecordDict({"q": ConfigRecord({"public": public})}), reply_to=msg)
+
+    @app.query("s1")
+    def s1(msg: Message, context: Context) -> Message:
+        """The second server's node: its half of the round, over the frames S0 relayed (see fl.remote_two_server)."""
+        _check_role(context, "second-server")
+        request = msg.content.config_records["q"]
+        protocol = two_server_protocol(_client_setup(current(context), build)[2])
+        state = dict(context.state.config_records.get("s1", ConfigRecord({})))
+        reply = second_server_reply(protocol, state, str(request["public"]), list(request.get("frames", [])))
+        context.state.config_records["s1"] = ConfigRecord(state)
+        return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
+
+    @app.query("deal")
+    def deal(msg: Message, context: Context) -> Message:
+        """The dealer's node: one batch of correlated randomness (see fl.remote_two_server)."""
+        _check_role(context, "dealer")
+        start = time.thread_time()
+        reply = dealer_reply(dict(msg.content.config_records["q"]))
+        reply["cpu"] = time.thread_time() - start
+        return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
 
     @app.query("keys")
     def keys(msg: Message, context: Context) -> Message:
@@ -206,7 +242,7 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     return app
 
 
-NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys")  # the node's identity, not an experiment field
+NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys", "role")  # the node's identity and role, not an experiment field
 
 
 def signs(stack: Protocol) -> bool:
@@ -292,6 +328,17 @@ def _held_ledger(context: Context):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _check_role(context: Context, role: str) -> None:
+    """A node whose node config names its `role` acts only in that role (the message then fails at the ServerApp).
+
+    Raises:
+        Refused: naming the node's role and the one asked for.
+    """
+    mine = context.node_config.get("role")
+    if mine is not None and mine != role:
+        raise Refused(f"this node's role is {mine!r}, not {role!r}", party="client node", stage="setup")
+
+
 def _secret(he: HeAggregation, context: Context) -> HeContext:
     return HeContext(he.params, ts.context_from(context.state.config_records["he"]["secret"]))
 
@@ -338,9 +385,12 @@ class FlowerRounds:
             nodes = list(grid.get_node_ids())
         replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
         self.node_of = {int(r.content.config_records["id"]["partition"]): r.metadata.src_node_id for r in replies}
+        roles = {str(r.content.config_records["id"].get("role", "")): r.metadata.src_node_id for r in replies}
         missing = set(range(supernodes(config))) - set(self.node_of)
         if missing:
-            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
+            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
+                               "for two-server stacks the last two are the second server and the dealer)")
+        self.role_node = {role: roles.get(role, self.node_of.get(config.clients + k)) for k, role in enumerate(("second-server", "dealer"))}
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
         self.he_public = None
@@ -358,6 +408,10 @@ class FlowerRounds:
             he_protocol(stack).use_public_context(self.he_public)
         rng = SeededRandomness(seed)
         rng.fork("links")  # what secure_sum draws for its in-process transport
+        meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
+        two_server = two_server_protocol(stack)
+        if two_server is not None:  # the second server's key for this round, from its own node
+            two_server.use_second_server(bytes.fromhex(self._query("second-server", "s1_key", {}, carrier)["public"]))
         opened = stack.open_round(m, dim, rng)
         if opened.use_roster is not None:  # simulation: position u is simulated client u, as in process; deployment: the partitions
             if self.directory is None:
@@ -379,7 +433,6 @@ class FlowerRounds:
             measurements[position[reply.metadata.src_node_id]] = json.loads(reply.content.config_records["m"]["measurements"])
         if opened.clients_ready is not None:
             opened.clients_ready(measurements)
-        meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
         for stage in opened.stages:
             meter.stage = stage.name.lower()
             with meter.server():
@@ -409,7 +462,36 @@ class FlowerRounds:
                     rejected.append(exc)
             with meter.server():
                 opened.server.close()
-        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier)))
+        link = self._two_server_link(meter, carrier, json.dumps(opened.public)) if two_server is not None else None
+        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier), second_server=link))
+
+    def _query(self, role: str, kind: str, record: dict, carrier: Carrier) -> ConfigRecord:
+        """One query to the node of `role` ("second-server" or "dealer"), its bytes counted between S0 and it."""
+        party = SECOND_SERVER if role == "second-server" else DEALER
+        content = RecordDict({"q": ConfigRecord(record)})
+        carrier.bytes_between[(SERVER, party)] = carrier.bytes_between.get((SERVER, party), 0) + _size(content)
+        reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.role_node[role], message_type=f"query.{kind}")])))
+        if reply.has_error():
+            raise RuntimeError(f"the {role} node failed: {reply.error.reason}")
+        carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(reply.content)
+        return reply.content.config_records["q"]
+
+    def _two_server_link(self, meter: CostMeter, carrier: Carrier, public: str) -> RemoteServers:
+        """S0's link to the second server's and the dealer's nodes (protocols.two_server.remote)."""
+
+        def ask(frames: list[bytes]) -> tuple[list[bytes], str | None]:
+            answer = self._query("second-server", "s1", {"public": public, "frames": list(frames)}, carrier)
+            meter.record_party("second server", float(answer["cpu"]))
+            return list(answer["frames"]), str(answer["error"]) or None
+
+        def deal(kind: str, args: tuple, index: int) -> tuple[bytes, bytes]:
+            answer = self._query("dealer", "deal", {"kind": kind, "args": json.dumps(list(args)), "index": index, "public": public}, carrier)
+            meter.record_party("dealer", float(answer["cpu"]))
+            if "error" in answer:
+                raise Refused(f"remote dealer: {answer['error']}", party="dealer", stage="correlated randomness")
+            return bytes(answer["seed"]), bytes(answer["sealed"])
+
+        return RemoteServers(ask, deal)
 
     def _key_holder(self, meter: CostMeter, carrier: Carrier):
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""

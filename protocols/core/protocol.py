@@ -44,6 +44,7 @@ class RoundEnd:
     measurements: dict[int, dict] = field(default_factory=dict)
     dropouts: DropoutSchedule | None = None  # the schedule, when a simulation imposed one
     key_holder: Callable[[bytes, dict], tuple[bytes, float]] | None = None  # a remote key holder (see protocols.he.aggregation)
+    second_server: object = None  # a link to a remote second server and dealer (see protocols.two_server.remote)
 
 
 @dataclass

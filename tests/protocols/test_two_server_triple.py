@@ -45,7 +45,7 @@ def test_second_server_never_receives_the_dealers_seeds_on_the_split_path(monkey
         return seed, sealed
 
     monkeypatch.setattr(remote, "sealed_deal", tapped)
-    config = dict(rule="multi_krum", f=1, bits=10, norm_bound=400.0)
+    config = {"rule": "multi_krum", "f": 1, "bits": 10, "norm_bound": 400.0}
     there, _ = split_round(TwoServerRobust(**config), x, 6, relay=lambda frames: relayed.extend(frames) or frames)
     assert not there.rejected and "gram" in [kind for kind, _ in dealt] and relayed
     assert not any(seed in frame for _, seed in dealt for frame in relayed)

@@ -51,7 +51,7 @@ class KeyDirectory:
         """The directory in `folder` (a provisioned folder, or its `clients/`): one `<id>.pub` file a client.
 
         Raises:
-            ValueError: naming the folder if it is missing or empty, or a file that is not `<id>.pub` with an Ed25519 PEM key.
+            ValueError: naming the folder if it is missing or empty, or a file that is not a readable `<id>.pub` with an Ed25519 PEM key.
         """
         path = Path(folder)
         if (path / "clients").is_dir():
@@ -64,7 +64,7 @@ class KeyDirectory:
                 raise ValueError(f"client key directory {str(path)!r}: {file.name!r} is not <client id>.pub")
             try:
                 keys[int(file.stem)] = public_from_pem(file.read_bytes())
-            except ValueError as exc:
+            except (OSError, ValueError) as exc:  # a folder or an unreadable file named like a key, or no Ed25519 key
                 raise ValueError(f"client key file {str(file)!r}: {exc}") from None
         if not keys:
             raise ValueError(f"client key directory {str(path)!r} holds no <client id>.pub file")

@@ -263,8 +263,6 @@ def test_a_malformed_signing_key_file_is_refused_naming_the_file(pki, tmp_path, 
         node_identity({"partition-id": 0, "signing-key": str(path), "client-keys": str(pki / "clients")})
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="BREAK: a password-protected PEM signing key escapes node_identity as an untyped TypeError "
-                                       "(cryptography raises TypeError, Signer.from_pem / ClientIdentity.load catch only OSError, ValueError)")
 def test_an_encrypted_signing_key_file_is_refused_naming_the_file(pki, tmp_path):
     path = _write_bad(tmp_path, "encrypted")
     with pytest.raises(Refused, match="signing key file"):
@@ -296,8 +294,6 @@ def test_a_malformed_key_folder_is_refused_naming_the_file(pki, tmp_path, how):
         node_identity({"partition-id": 0, "signing-key": str(pki / "keys" / "0.pem"), "client-keys": str(folder)})
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError, reason="BREAK: a folder named <id>.pub in the key folder escapes KeyDirectory.read as IsADirectoryError "
-                                       "(it catches ValueError only), so node_identity raises untyped")
 def test_a_key_folder_holding_a_folder_named_like_a_key_is_refused(pki, tmp_path):
     folder = _directory_with(pki, tmp_path, "folder")
     with pytest.raises(Refused, match="client key"):

@@ -66,6 +66,7 @@ def holder(pki, tmp_path_factory):
     folder, _ = pki
     app = client_app(None)
     context = _context({"partition-id": CLIENTS, "he-min-clients": 2, "he-client-keys": str(folder / "clients"),
+                        "he-signing-key": str(folder / "keys" / "key-holder.pem"),
                         "he-ledger-file": str(tmp_path_factory.mktemp("ledger") / "ledger.json")})
     reply = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"), context).content.config_records["he"]
     public = HeContext.from_bytes(preset("ckks-8192-sum"), reply["public"])

@@ -69,7 +69,8 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
         if signing:
             subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
         for c in range(CLIENTS + (case == "ckks")):
-            pki = "" if not signing else (f' he-client-keys="{keys}/clients"' if c == CLIENTS else f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients"')
+            pki = "" if not signing else (f' he-client-keys="{keys}/clients" he-signing-key="{keys}/keys/key-holder.pem"' if c == CLIENTS else
+                                          f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients" he-key-holder-key="{keys}/key-holder.pub"')
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
                   "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}")
         app, results = tmp_path / "app", tmp_path / "results"

@@ -31,7 +31,13 @@ Supported stacks: plain, robust, secagg+, ddp+secagg+ (also active) and ckks (th
 (`protocols.core.pki`): on deployment each client node's own `signing-key` and `client-keys` folder, the key
 holder's `he-client-keys`, the server's run config `client-keys` (each refused at start-up when missing); the
 server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in process. For ckks the key holder is one more SuperNode (partition id = number of clients): it
-makes its keys, keeps the secret key in its node state and answers the aggregator's decryption requests.
+makes its keys, keeps the secret key in its node state, signs the public context with its own identity
+(`he-signing-key`, bound to the run; clients verify it with their `he-key-holder-key` before encrypting, so a
+ServerApp cannot substitute a key set of its own; in simulation a simulated key-holder identity anyone can sign as)
+and answers the aggregator's decryption requests. On deployment a node pins stack, active and noise_multiplier in
+its node config (`secagg flower-app` prints them) and a node with a `signing-key` refuses a stack that does not
+sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
+participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
 """
 

@@ -200,7 +200,7 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         _join(context, int(cfg["round"]), json.loads(cfg["public"]), stack)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption: only if the key holder signed it
             he = msg.content.config_records["he"]
-            check_context(key_holder_key(dict(context.node_config), simulated), context.run_id, he["public"], he.get("signature", b""), party="client node")
+            check_context(key_holder_key(dict(context.node_config), simulated), context.run_id, he["public"], he["signature"] if "signature" in he else b"", party="client node")
             context.state.config_records["he-public"] = ConfigRecord({"public": he["public"]})
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()
@@ -251,11 +251,11 @@ def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
                       party="client node", stage="setup")
     if he_protocol(stack) is not None:
         inner = public
-        while "session" not in inner and isinstance(inner.get("inner"), dict):
+        while isinstance(inner, dict) and "session" not in inner and isinstance(inner.get("inner"), dict):
             inner = inner["inner"]
-        session = bytes.fromhex(str(inner.get("session", "")))
-        if int.from_bytes(session[:4], "big") != r or len(session) != 8:
-            raise Refused(f"round {r}: the session {session.hex()!r} is not one of round {r}", party="client node", stage="setup")
+        session = str(inner.get("session", "")) if isinstance(inner, dict) else ""
+        if len(session) != 16 or not all(ch in "0123456789abcdef" for ch in session) or int(session[:8], 16) != r:
+            raise Refused(f"round {r}: the session {session[:20]!r} is not one of round {r}", party="client node", stage="setup")
     context.state.config_records["joined"] = ConfigRecord({"round": r})
 
 
@@ -424,7 +424,8 @@ class FlowerRounds:
             time.sleep(0.2)
             nodes = list(grid.get_node_ids())
         replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
-        refused = [f"node {r.metadata.src_node_id}: {r.content.config_records['id']['error']}" for r in replies if "error" in r.content.config_records["id"]]
+        refused = [f"node {r.metadata.src_node_id}: {r.error.reason if r.has_error() else r.content.config_records['id']['error']}"
+                   for r in replies if r.has_error() or "error" in r.content.config_records["id"]]
         if refused:
             raise Refused(f"nodes refused at start-up: {'; '.join(refused)}", party="server", stage="setup")
         self.node_of = {int(r.content.config_records["id"]["partition"]): r.metadata.src_node_id for r in replies}

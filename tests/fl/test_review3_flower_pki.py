@@ -364,3 +364,83 @@ def test_a_node_that_pins_its_stack_refuses_the_downgrade(pki):
     params = get_flat(local_datasets(config)[1])
     with pytest.raises(RuntimeError, match="this node's config"):
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+
+
+SIGNATURES = ("none", "garbage", "other run", "simulated key holder", "another context")
+
+
+@given(how=st.sampled_from(SIGNATURES))
+@settings(max_examples=len(SIGNATURES) * 2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_a_client_encrypts_only_under_the_context_its_key_holder_signed_for_this_run(pki, tmp_path_factory, how):
+    """The fix of the break above, attacked: the deviating ServerApp forwards the key holder's real context without its
+    signature, with garbage, with the key holder's own signature of another run, a context it signed as the simulated key
+    holder, or the real signature over a context of its own. Every client node refuses before it sends any input."""
+    from protocols.core.pki import load_signer, simulated_key_holder_signer
+    from protocols.he.context_signature import sign_context
+
+    own = HeContext.generate(preset("ckks-8192-sum")).public().to_bytes()
+    holder_key = load_signer(pki / "keys" / "key-holder.pem")
+
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update":
+            he = msg.content.config_records["he"]
+            if how == "none":
+                if "signature" in he:  # one record is shared by every train.update of the round
+                    del he["signature"]
+            elif how == "garbage":
+                he["signature"] = b"\x00" * 64
+            elif how == "other run":
+                he["signature"] = sign_context(holder_key, 8, he["public"])
+            elif how == "simulated key holder":
+                he["public"], he["signature"] = own, sign_context(simulated_key_holder_signer(), 7, own)
+            else:
+                he["public"] = own
+        return msg
+
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"),
+              "he-ledger-file": str(tmp_path_factory.mktemp("l") / "ledger.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with pytest.raises(RuntimeError, match="not signed by the key holder for run 7"):
+        rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    trained = [reply for kind, reply in grid.replies if kind == "train.update"]
+    assert len(trained) == CLIENTS and all(reply.has_error() and "not signed by the key holder" in reply.error.reason for reply in trained)
+    assert not [kind for kind, _ in grid.replies if kind == "query.frame"], "a frame went out"
+
+
+def test_control_the_honest_ckks_round_on_the_deployment_engine_sums_the_nodes_updates(pki, tmp_path):
+    """The property above can fail: with the key holder's signed context forwarded as it is, the round sums every update."""
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"), "he-ledger-file": str(tmp_path / "l.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder])
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    clipped = [row * min(1.0, config.clip / np.linalg.norm(row)) for row in rows(grid).values()]
+    assert np.max(np.abs(out.result - sum(clipped))) < 1e-2
+
+
+@pytest.mark.parametrize("session", [None, "zz" * 8, "00" * 4, 5])
+def test_a_ckks_client_refuses_a_session_that_is_not_of_the_round_it_is_told(pki, tmp_path, session):
+    """The key holder's ledger keys releases by the session's round; a client that computed its update for `round` 2
+    must not sign it under a session of round 1 (the aggregator's first session), nor under a malformed session."""
+
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update" and session is not None:
+            cfg = msg.content.config_records["round"]
+            cfg["public"] = json.dumps({**json.loads(cfg["public"]), "session": session})
+        return msg
+
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"), "he-ledger-file": str(tmp_path / "l.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with pytest.raises(RuntimeError, match="is not one of round 2"):  # the stack's first session is of round 1
+        rounds.aggregate(2, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    assert not [kind for kind, _ in grid.replies if kind == "query.frame"], "a frame went out"

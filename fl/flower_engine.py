@@ -200,7 +200,7 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         _join(context, int(cfg["round"]), json.loads(cfg["public"]), stack)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption: only if the key holder signed it
             he = msg.content.config_records["he"]
-            check_context(key_holder_key(dict(context.node_config), simulated), context.run_id, he["public"], he["signature"] if "signature" in he else b"", party="client node")
+            check_context(key_holder_key(dict(context.node_config), simulated), context.run_id, he["public"], he.get("signature", b""), party="client node")
             context.state.config_records["he-public"] = ConfigRecord({"public": he["public"]})
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()

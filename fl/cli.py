@@ -5,7 +5,7 @@
     secagg sweep --grid noise_multiplier=0.5,1 --grid byzantine=0,0.2 --seeds 2 [same options]   a grid, in parallel
     secagg report DIR [--round N]                                       re-render a saved run or sweep
     secagg demo                                                         one secure-aggregation round
-    secagg keys --out DIR --clients N                                   provision long-term client signing keys (a PKI)
+    secagg keys --out DIR --clients N                                   provision long-term client and key-holder signing keys (a PKI)
 
 Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
 the completed rounds are saved; an earlier result in --out is never replaced by an interrupted run).
@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                      "every node line pins stack, active and noise_multiplier")
     app.set_defaults(out=Path("results/flower-deployment"))
     keys = sub.add_parser("keys", help="provision long-term Ed25519 client identities: DIR/keys/<id>.pem (private, one a client node) "
-                          "and DIR/clients/<id>.pub (the public-key folder every verifier reads)")
+                          "and DIR/clients/<id>.pub (the public-key folder every verifier reads), and the HE key holder's "
+                          "DIR/keys/key-holder.pem (its node alone) and DIR/key-holder.pub (every ckks client node)")
     keys.add_argument("--out", type=Path, required=True, help="a new folder (existing keys are never overwritten)")
     keys.add_argument("--clients", type=int, required=True, help="number of clients (ids 0 .. N-1, the partition ids)")
     rep = sub.add_parser("report", help="re-render the report and plots of a saved run")

@@ -1,6 +1,6 @@
 """Review 3 (issue 14): the Flower key-holder node and the start-up refusals, attacked by a deviating ServerApp
 (it writes every request, its parameters and the run config) and by a node operator's missing key folder.
-Called as a SuperNode calls the ClientApp (no SuperLink). Breaks are `xfail(strict=True, reason="BREAK: ...")`."""
+Called as a SuperNode calls the ClientApp (no SuperLink). The breaks found (xfail strict) are fixed (branch fix14); their tests stay as regression tests."""
 
 import json
 

@@ -67,7 +67,8 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
         if signing:
             subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
         for c, role in [(c, "") for c in range(CLIENTS)] + [(CLIENTS + k, role) for k, role in enumerate(roles)]:
-            pki = "" if not signing else (f' he-client-keys="{keys}/clients"' if c == CLIENTS else f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients"')
+            pki = "" if not signing else (f' he-client-keys="{keys}/clients" he-signing-key="{keys}/keys/key-holder.pem"' if c == CLIENTS else
+                                          f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients" he-key-holder-key="{keys}/key-holder.pub"')
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
                   "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}" + (f' role="{role}"' if role else ""))
         app, results = tmp_path / "app", tmp_path / "results"

@@ -6,7 +6,7 @@
     secagg report DIR [--round N]                                       re-render a saved run or sweep
     secagg layers                                                       every layer a --stack can name, with its fields
     secagg demo                                                         one secure-aggregation round
-    secagg keys --out DIR --clients N                                   provision long-term client signing keys (a PKI)
+    secagg keys --out DIR --clients N                                   provision long-term client and key-holder signing keys (a PKI)
 
 Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
 the completed rounds are saved; an earlier result in --out is never replaced by an interrupted run).
@@ -15,6 +15,7 @@ the completed rounds are saved; an earlier result in --out is never replaced by 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -73,11 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("folder", type=Path, help="where to write the app's pyproject.toml (for `flwr run FOLDER`)")
     _experiment_options(app, out_help="results folder the ServerApp writes")
     app.add_argument("--keys", type=Path, help="the folder `secagg keys` wrote: the server reads its clients/ and each node's command "
-                     "names its signing key (needed by the stacks whose clients sign: ckks, active=true)")
+                     "names its signing key (needed by the stacks whose clients sign: ckks, active=true) and, for ckks, the key holder's; "
+                     "every node line pins stack, active and noise_multiplier")
     app.set_defaults(out=Path("results/flower-deployment"))
     sub.add_parser("layers", help="every layer a stack can name: its fields, defaults and what it does")
     keys = sub.add_parser("keys", help="provision long-term Ed25519 client identities: DIR/keys/<id>.pem (private, one a client node) "
-                          "and DIR/clients/<id>.pub (the public-key folder every verifier reads)")
+                          "and DIR/clients/<id>.pub (the public-key folder every verifier reads), and the HE key holder's "
+                          "DIR/keys/key-holder.pem (its node alone) and DIR/key-holder.pub (every ckks client node)")
     keys.add_argument("--out", type=Path, required=True, help="a new folder (existing keys are never overwritten)")
     keys.add_argument("--clients", type=int, required=True, help="number of clients (ids 0 .. N-1, the partition ids)")
     rep = sub.add_parser("report", help="re-render the report and plots of a saved run")
@@ -122,21 +125,29 @@ def _flower_app(args) -> None:
     values = config_values(args.config, _overrides(args), {"engine": "flower-deployment"})
     config = config_from(values)  # validated here, before any Flower process starts
     from fl.flower_engine import supernodes, write_app  # flwr is the optional extra '.[flower]'
+    from fl.remote_two_server import ROLES, two_server_nodes
 
     keys = args.keys.resolve() if args.keys else None
     folder = write_app(args.folder, values, args.out.resolve(), keys / "clients" if keys else None)
     print(f"wrote {folder / 'pyproject.toml'} ({config.clients} clients, stack {config.stack}); then, see README:")
     print("  flower-superlink --insecure")  # its Runtime, Fleet and Control APIs on 127.0.0.1:8000
-    signing = config.stack == "ckks" or config.active
+    signing = "key holder" in config.traits.observers or config.active  # the stacks whose clients sign
     if signing and keys is None:
         print(f"  # stack {config.stack}{' (active)' if config.active else ''}: its clients sign; provision keys first: secagg keys --out KEYS "
               f"--clients {config.clients}, then pass --keys KEYS here")
-    for c in range(supernodes(config)):
-        role = "   # the key holder" if c == config.clients else ""
+    pins = f" stack={json.dumps(config.stack)} active={json.dumps(config.active)} noise_multiplier={json.dumps(config.noise_multiplier)}"
+    for c in range(supernodes(config)):  # every node pins the stack it was provisioned for: a run config that differs is refused
+        role = ROLES[c - config.clients] if two_server_nodes(config) and c >= config.clients else ""
+        named = f' role="{role}"' if role else ""
+        comment = f"   # the {role.replace('-', ' ')}" if role else "   # the key holder" if c == config.clients else ""
         pki = ""
         if keys is not None and signing:
-            pki = f" he-client-keys=\"{keys / 'clients'}\"" if c == config.clients else f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
-        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}'{role}")
+            if c == config.clients:
+                pki = f" he-client-keys=\"{keys / 'clients'}\" he-signing-key=\"{keys / 'keys' / 'key-holder.pem'}\""
+            else:
+                pki = f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
+                pki += f" he-key-holder-key=\"{keys / 'key-holder.pub'}\"" if "key holder" in config.traits.observers else ""
+        print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}{pins}{named}'{comment}")
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
 
@@ -152,7 +163,8 @@ def _experiments(args, command: list[str]) -> int:
         directory = provision(args.out, args.clients)
         print(f"wrote {args.clients} client identities: private keys in {args.out / 'keys'} (mode 0600; key <id>.pem to client <id>'s node "
               f"only, as its node config signing-key), public keys in {directory.source} (client-keys of every client node, he-client-keys "
-              f"of the key holder, flower-app --keys for the server)")
+              f"of the key holder, flower-app --keys for the server); the HE key holder's identity: {args.out / 'keys' / 'key-holder.pem'} "
+              f"(its node's he-signing-key only) and {args.out / 'key-holder.pub'} (he-key-holder-key of every ckks client node)")
         return 0
     if args.command == "report":
         print(report_sweep(args.folder) if (args.folder / SPEC_FILE).exists() else report(args.folder, args.round))

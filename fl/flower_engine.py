@@ -33,13 +33,22 @@ Supported stacks: those whose every layer splits its rounds (`protocols.core.pro
 holder's `he-client-keys`, the server's run config `client-keys` (each refused at start-up when missing); the
 server seats the round's partitions as the roster. A simulation seats positions with simulated identities, as in
 process. For an HE protection the key holder is one more SuperNode (partition id = number of clients): it
-makes its keys, keeps the secret key (and Galois keys) in its node state and answers the aggregator's decryption
-requests. Hidden state, who receives what: each client signs a fresh box key with its long-term identity; the
-key-holder node verifies it against its own directory (through the roster), keeps its own copy of the encrypted
-model and answers a MODEL request with the re-encrypted model (for the ServerApp) and the model sealed to each
-client's box key; the ServerApp relays the boxes (`RoundEnd.deliver`, message "release"), and each client trains
-the next round from the model it opened. The ServerApp never holds a model: it records the loss and accuracy the
-clients measured (simulation) or NaN (deployment).
+makes its keys, keeps the secret key (and Galois keys) in its node state, signs the public context with its own identity
+(`he-signing-key`, bound to the run; clients verify it with their `he-key-holder-key` before encrypting, so a
+ServerApp cannot substitute a key set of its own; in simulation a simulated key-holder identity anyone can sign as)
+and answers the aggregator's decryption requests. Hidden state, who receives what: each client signs a fresh box
+key with its long-term identity; the key-holder node verifies it against its own directory (through the roster),
+keeps its own copy of the encrypted model and answers a MODEL request with the re-encrypted model (for the
+ServerApp) and the model sealed to each client's box key; the ServerApp relays the boxes (`RoundEnd.deliver`,
+message "release"), and each client trains the next round from the model it opened. The ServerApp never holds a
+model: it records the loss and accuracy the clients measured (simulation) or NaN (deployment).
+For a two-server protection the ServerApp is S0, and two more SuperNodes are the second server S1 (node config
+`role="second-server"`, else partition id = number of clients) and the dealer (`role="dealer"`, else partition id =
+clients + 1); S0 relays every frame between them and the clients (`fl.remote_two_server`).
+On deployment a node pins stack, active and noise_multiplier in
+its node config (`secagg flower-app` prints them) and a node with a `signing-key` refuses a stack that does not
+sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
+participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
 """
 
@@ -66,19 +75,22 @@ from flwr.simulation import run_simulation
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, run_experiment
 from fl.models import get_flat
+from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply, two_server_nodes, two_server_protocol
 from fl.results import render, save, to_dict
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.identity import client_ids
-from protocols.core.pki import ClientIdentity, KeyDirectory
+from protocols.core.pki import ClientIdentity, KeyDirectory, load_public_key, load_signer, simulated_key_holder_signer
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.wire import KEY_HOLDER, SERVER
+from protocols.core.wire import DEALER, KEY_HOLDER, SECOND_SERVER, SERVER
 from protocols.he.aggregation import HeAggregation
+from protocols.he.context_signature import check_context, sign_context
 from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
+from protocols.two_server.remote import RemoteServers
 from secagg import EncryptedVector, HeContext, SeededRandomness
 
 
@@ -90,8 +102,9 @@ def he_protocol(stack: Protocol) -> HeAggregation | None:
 
 
 def supernodes(config: ExperimentConfig) -> int:
-    """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks."""
-    return config.clients + ("key holder" in config.traits.observers)
+    """SuperNodes an experiment needs: one a client, plus the key holder for HE stacks, the second server and the
+    dealer for two-server stacks."""
+    return config.clients + ("key holder" in config.traits.observers) + 2 * two_server_nodes(config)
 
 
 def _size(content: RecordDict) -> int:
@@ -137,20 +150,66 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
 
     @app.query("hello")
     def hello(msg: Message, context: Context) -> Message:
-        return Message(RecordDict({"id": ConfigRecord({"partition": int(context.node_config["partition-id"])})}), reply_to=msg)
+        """The node's partition; on deployment, a client node of a stack whose clients sign also checks at start-up that its
+        own identity (`node_identity`) and, for HE, the key holder's public key (`he-key-holder-key`) load (else `error`)."""
+        reply = {"partition": int(context.node_config["partition-id"]), "role": str(context.node_config.get("role", ""))}
+        if not simulated:
+            run = config_from_run(context.run_config)
+            stack = _client_setup(run, build)[2]
+            try:
+                if reply["partition"] < run.clients and signs(stack):
+                    node_identity(dict(context.node_config))
+                    if he_protocol(stack) is not None:
+                        key_holder_key(dict(context.node_config), simulated)
+            except Refused as exc:
+                reply["error"] = f"Refused: {exc}"
+        return Message(RecordDict({"id": ConfigRecord(reply)}), reply_to=msg)
+
+    @app.query("s1_key")
+    def s1_key(msg: Message, context: Context) -> Message:
+        """The second server's node: a fresh key for the round (see fl.remote_two_server)."""
+        _check_role(context, "second-server")
+        state: dict = {}
+        public = new_round_key(state)
+        context.state.config_records["s1"] = ConfigRecord(state)
+        return Message(RecordDict({"q": ConfigRecord({"public": public})}), reply_to=msg)
+
+    @app.query("s1")
+    def s1(msg: Message, context: Context) -> Message:
+        """The second server's node: its half of the round, over the frames S0 relayed (see fl.remote_two_server)."""
+        _check_role(context, "second-server")
+        request = msg.content.config_records["q"]
+        protocol = two_server_protocol(_client_setup(current(context), build)[2])
+        state = dict(context.state.config_records.get("s1", ConfigRecord({})))
+        reply = second_server_reply(protocol, state, str(request["public"]), list(request.get("frames", [])))
+        context.state.config_records["s1"] = ConfigRecord(state)
+        return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
+
+    @app.query("deal")
+    def deal(msg: Message, context: Context) -> Message:
+        """The dealer's node: one batch of correlated randomness (see fl.remote_two_server)."""
+        _check_role(context, "dealer")
+        start = time.thread_time()
+        reply = dealer_reply(dict(msg.content.config_records["q"]))
+        reply["cpu"] = time.thread_time() - start
+        return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
 
     @app.query("keys")
     def keys(msg: Message, context: Context) -> Message:
-        """The key holder node: generates its key set once and keeps the secret in its own state."""
+        """The key holder node: generates its key set once, keeps the secret in its own state and sends the public
+        context signed with its long-term identity, bound to the run (`protocols.he.context_signature`). On deployment
+        it refuses to start without a readable `he-client-keys` and `he-signing-key`; a simulation signs with the
+        simulated key-holder identity (`simulated_key_holder_signer`, public: anyone can sign as it)."""
         he = he_protocol(_client_setup(current(context), build)[2])
-        if config is None and not context.node_config.get("he-client-keys"):
-            return Message(RecordDict({"he": ConfigRecord({"error": "Refused: the key holder node's config has no he-client-keys (the clients' "
-                                                           "public-key folder, see `secagg keys`): it would count Sybil keys as clients"})}), reply_to=msg)
+        try:
+            signer = simulated_key_holder_signer() if simulated else _key_holder_signer(dict(context.node_config))
+        except Refused as exc:
+            return Message(RecordDict({"he": ConfigRecord({"error": f"Refused: {exc}"})}), reply_to=msg)
         if "he" not in context.state.config_records:
             secret = HeContext.generate(he.params, galois=he.needs_galois)  # Galois keys (robust distances) stay here
             context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
-        public = _secret(he, context).public().tenseal.serialize(save_secret_key=False, save_galois_keys=False)
-        return Message(RecordDict({"he": ConfigRecord({"public": public})}), reply_to=msg)
+        public = _secret(he, context).public().tenseal.serialize(save_secret_key=False, save_galois_keys=False)  # Galois keys stay here
+        return Message(RecordDict({"he": ConfigRecord({"public": public, "signature": sign_context(signer, context.run_id, public)})}), reply_to=msg)
 
     @app.query("decrypt")
     def decrypt(msg: Message, context: Context) -> Message:
@@ -192,8 +251,14 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
         data, model, stack = _client_setup(run, build)
-        if "he" in msg.content.config_records:  # the key holder's public context, for encryption
-            context.state.config_records["he-public"] = ConfigRecord({"public": msg.content.config_records["he"]["public"]})
+        if not simulated and context.node_config.get("signing-key") and not signs(stack):
+            raise Refused(f"this node holds a signing-key (provisioned for a stack whose clients sign); the run config's stack={run.stack} "
+                          f"active={run.active} does not sign: refusing the downgrade", party="client node", stage="setup")
+        _join(context, int(cfg["round"]), json.loads(cfg["public"]), stack)
+        if "he" in msg.content.config_records:  # the key holder's public context, for encryption: only if the key holder signed it
+            he = msg.content.config_records["he"]
+            check_context(key_holder_key(dict(context.node_config), simulated), context.run_id, he["public"], he.get("signature", b""), party="client node")
+            context.state.config_records["he-public"] = ConfigRecord({"public": he["public"]})
         c = int(context.node_config["partition-id"])
         params = msg.content.array_records["model"]["params"].numpy()
         if "released" in context.state.array_records:  # hidden state: the model the key holder sealed to this client, not the server's
@@ -243,7 +308,66 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     return app
 
 
-NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys")  # the node's identity, not an experiment field
+NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys", "he-key-holder-key", "he-signing-key", "role")  # identities and role, no experiment field
+
+
+def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
+    """Records that this node joins round `r`, refusing a round at or below the last one it joined (node state, per
+    run) and, for HE, a session whose round number (its first 4 bytes) is not `r`: a server cannot have one update
+    summed twice under two participations by re-running a round. (The same model sent again under a new round number
+    is a differencing channel no check can close: only DP bounds it.)
+
+    Raises:
+        Refused: naming the round, the last joined one or the session's."""
+    joined = context.state.config_records.get("joined")
+    if joined is not None and r <= int(joined["round"]):
+        raise Refused(f"round {r}: this node already joined round {int(joined['round'])} of this run; refusing to compute an update again",
+                      party="client node", stage="setup")
+    if he_protocol(stack) is not None:
+        inner = public
+        while isinstance(inner, dict) and "session" not in inner and isinstance(inner.get("inner"), dict):
+            inner = inner["inner"]
+        session = str(inner.get("session", "")) if isinstance(inner, dict) else ""
+        if len(session) != 16 or not all(ch in "0123456789abcdef" for ch in session) or int(session[:8], 16) != r:
+            raise Refused(f"round {r}: the session {session[:20]!r} is not one of round {r}", party="client node", stage="setup")
+    context.state.config_records["joined"] = ConfigRecord({"round": r})
+
+
+def key_holder_key(node_config: dict, simulated: bool) -> bytes:
+    """The key holder's Ed25519 verification key a client checks the public context with: on deployment the file of
+    its own node config `he-key-holder-key` (`secagg keys` writes KEYS/key-holder.pub), in simulation the simulated one.
+
+    Raises:
+        Refused: naming `he-key-holder-key`, if it is missing or its file holds no Ed25519 public key."""
+    if simulated:
+        return simulated_key_holder_signer().public_bytes()
+    if not node_config.get("he-key-holder-key"):
+        raise Refused("ckks clients encrypt only under a context the key holder signed: the node config needs he-key-holder-key "
+                      "(KEYS/key-holder.pub, see `secagg keys`)", party="client node", stage="setup")
+    try:
+        return load_public_key(str(node_config["he-key-holder-key"]))
+    except ValueError as exc:
+        raise Refused(f"he-key-holder-key: {exc}", party="client node", stage="setup") from None
+
+
+def _key_holder_signer(node_config: dict):
+    """The deployment key holder's own identity, checked at start-up with its client keys.
+
+    Raises:
+        Refused: naming `he-client-keys` or `he-signing-key`, if missing or unreadable."""
+    try:
+        if client_keys_from_config(node_config) is None:
+            raise Refused("the key holder node's config has no he-client-keys (the clients' public-key folder, see `secagg keys`): "
+                          "it would count Sybil keys as clients", party="key holder", stage="setup")
+    except ValueError as exc:
+        raise Refused(str(exc), party="key holder", stage="setup") from None
+    if not node_config.get("he-signing-key"):
+        raise Refused("the key holder node's config has no he-signing-key (KEYS/keys/key-holder.pem, see `secagg keys`): clients "
+                      "refuse a public context it has not signed", party="key holder", stage="setup")
+    try:
+        return load_signer(str(node_config["he-signing-key"]))
+    except ValueError as exc:
+        raise Refused(f"he-signing-key: {exc}", party="key holder", stage="setup") from None
 
 
 def signs(stack: Protocol) -> bool:
@@ -329,6 +453,17 @@ def _held_ledger(context: Context):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _check_role(context: Context, role: str) -> None:
+    """A node whose node config names its `role` acts only in that role (the message then fails at the ServerApp).
+
+    Raises:
+        Refused: naming the node's role and the one asked for.
+    """
+    mine = context.node_config.get("role")
+    if mine is not None and mine != role:
+        raise Refused(f"this node's role is {mine!r}, not {role!r}", party="client node", stage="setup")
+
+
 def _secret(he: HeAggregation, context: Context) -> HeContext:
     """The key holder's secret context from its node state (parsed once a process: with Galois keys it is tens of MB)."""
     return _parsed_secret(he.params, context.state.config_records["he"]["secret"])
@@ -387,13 +522,20 @@ class FlowerRounds:
             time.sleep(0.2)
             nodes = list(grid.get_node_ids())
         replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
+        refused = [f"node {r.metadata.src_node_id}: {r.error.reason if r.has_error() else r.content.config_records['id']['error']}"
+                   for r in replies if r.has_error() or "error" in r.content.config_records["id"]]
+        if refused:
+            raise Refused(f"nodes refused at start-up: {'; '.join(refused)}", party="server", stage="setup")
         self.node_of = {int(r.content.config_records["id"]["partition"]): r.metadata.src_node_id for r in replies}
+        roles = {str(r.content.config_records["id"].get("role", "")): r.metadata.src_node_id for r in replies}
         missing = set(range(supernodes(config))) - set(self.node_of)
         if missing:
-            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder)")
+            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
+                               "for two-server stacks the last two are the second server and the dealer)")
+        self.role_node = {role: roles.get(role, self.node_of.get(config.clients + k)) for k, role in enumerate(("second-server", "dealer"))}
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
-        self.he_public = None
+        self.he_public, self.he_signature = None, None
         self.released: tuple[float, float] | None = None  # hidden state, simulation: the released model's (loss, accuracy) as clients measured it
         if "key holder" in config.traits.observers:
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
@@ -401,7 +543,7 @@ class FlowerRounds:
                 raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")
             if "error" in reply.content.config_records["he"]:
                 raise Refused(f"remote key holder: {reply.content.config_records['he']['error']}", party="key holder", stage="setup")
-            self.he_public = reply.content.config_records["he"]["public"]
+            self.he_public, self.he_signature = reply.content.config_records["he"]["public"], reply.content.config_records["he"]["signature"]
 
     def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
         m, dim = len(chosen), len(params)
@@ -409,6 +551,10 @@ class FlowerRounds:
             he_protocol(stack).use_public_context(self.he_public)
         rng = SeededRandomness(seed)
         rng.fork("links")  # what secure_sum draws for its in-process transport
+        meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
+        two_server = two_server_protocol(stack)
+        if two_server is not None:  # the second server's key for this round, from its own node
+            two_server.use_second_server(bytes.fromhex(self._query("second-server", "s1_key", {}, carrier)["public"]))
         opened = stack.open_round(m, dim, rng)
         if opened.use_roster is not None:  # simulation: position u is simulated client u, as in process; deployment: the partitions
             if self.directory is None:
@@ -419,7 +565,7 @@ class FlowerRounds:
         if not self.simulated:
             seeds = [""] * m  # a deployment's clients draw their own secrets from the OS
         model = ArrayRecord({"params": Array(params.astype(np.float32))})
-        extra = {"he": ConfigRecord({"public": self.he_public})} if self.he_public is not None else {}
+        extra = {"he": ConfigRecord({"public": self.he_public, "signature": self.he_signature})} if self.he_public is not None else {}
         train = [Message(RecordDict({"model": model, "round": ConfigRecord({"round": r, "u": u, "seed": seeds[u], "public": json.dumps(opened.public)}), **extra}),
                          dst_node_id=self.node_of[int(c)], message_type="train.update") for u, c in enumerate(chosen)]
         measurements = {u: {} for u in range(m)}
@@ -430,7 +576,6 @@ class FlowerRounds:
             measurements[position[reply.metadata.src_node_id]] = json.loads(reply.content.config_records["m"]["measurements"])
         if opened.clients_ready is not None:
             opened.clients_ready(measurements)
-        meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
         for stage in opened.stages:
             meter.stage = stage.name.lower()
             with meter.server():
@@ -460,8 +605,9 @@ class FlowerRounds:
                     rejected.append(exc)
             with meter.server():
                 opened.server.close()
+        link = self._two_server_link(meter, carrier, json.dumps(opened.public)) if two_server is not None else None
         return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier),
-                                      deliver=self._deliver(chosen, carrier, rejected)))
+                                      deliver=self._deliver(chosen, carrier, rejected), second_server=link))
 
     def evaluate(self, model, params: np.ndarray, test) -> tuple[float, float]:
         """(loss, accuracy) of the round's model. Hidden state: this ServerApp never holds the model, so the figures
@@ -491,6 +637,34 @@ class FlowerRounds:
                     self.released = (float(answer["loss"]), float(answer["accuracy"]))
 
         return deliver
+
+    def _query(self, role: str, kind: str, record: dict, carrier: Carrier) -> ConfigRecord:
+        """One query to the node of `role` ("second-server" or "dealer"), its bytes counted between S0 and it."""
+        party = SECOND_SERVER if role == "second-server" else DEALER
+        content = RecordDict({"q": ConfigRecord(record)})
+        carrier.bytes_between[(SERVER, party)] = carrier.bytes_between.get((SERVER, party), 0) + _size(content)
+        reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.role_node[role], message_type=f"query.{kind}")])))
+        if reply.has_error():
+            raise RuntimeError(f"the {role} node failed: {reply.error.reason}")
+        carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(reply.content)
+        return reply.content.config_records["q"]
+
+    def _two_server_link(self, meter: CostMeter, carrier: Carrier, public: str) -> RemoteServers:
+        """S0's link to the second server's and the dealer's nodes (protocols.two_server.remote)."""
+
+        def ask(frames: list[bytes]) -> tuple[list[bytes], str | None]:
+            answer = self._query("second-server", "s1", {"public": public, "frames": list(frames)}, carrier)
+            meter.record_party("second server", float(answer["cpu"]))
+            return list(answer["frames"]), str(answer["error"]) or None
+
+        def deal(kind: str, args: tuple, index: int) -> tuple[bytes, bytes]:
+            answer = self._query("dealer", "deal", {"kind": kind, "args": json.dumps(list(args)), "index": index, "public": public}, carrier)
+            meter.record_party("dealer", float(answer["cpu"]))
+            if "error" in answer:
+                raise Refused(f"remote dealer: {answer['error']}", party="dealer", stage="correlated randomness")
+            return bytes(answer["seed"]), bytes(answer["sealed"])
+
+        return RemoteServers(ask, deal)
 
     def _key_holder(self, meter: CostMeter, carrier: Carrier):
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""

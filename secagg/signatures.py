@@ -40,9 +40,12 @@ class Signer:
         """From an unencrypted PKCS#8 PEM file's bytes.
 
         Raises:
-            ValueError: if `data` is no PEM Ed25519 private key.
+            ValueError: if `data` is no PEM Ed25519 private key, or an encrypted one (cryptography raises TypeError).
         """
-        key = load_pem_private_key(data, password=None)
+        try:
+            key = load_pem_private_key(data, password=None)
+        except TypeError as exc:  # password-protected PEM: no password is ever asked for
+            raise ValueError(f"PEM private key is not usable without a password: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"PEM private key is {type(key).__name__}, not Ed25519")
         return cls(key)

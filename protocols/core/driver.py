@@ -128,7 +128,9 @@ def drive(
             for delivered in transport.carry(SERVER, u, frame):
                 try:
                     with meter.client(u):
-                        reply = clients[u].handle(delivered)
+                        relaying = getattr(clients[u], "handle_relaying", None)
+                        reply = clients[u].handle(delivered) if relaying is None else \
+                            relaying(delivered, lambda dst, frame, u=u: transport.as_sent(u, dst, frame))
                 except ProtocolError as exc:
                     rejected.append(exc)
                     continue

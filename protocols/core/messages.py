@@ -34,6 +34,7 @@ class Kind(enum.IntEnum):
     SHARE_SEED = 15  # client -> first server: the seed its additive share expands from
     SHARE_VECTOR = 16  # client -> second server: its explicit additive share
     MATRIX = 17  # between servers, or dealer -> server: a uint64 matrix (ids, opened values, triple shares)
+    SEALED_SHARE = 18  # client -> first server: its seed frame, and its second-server frame sealed to the second server
 
 
 def encode_vector(ring: Ring, x: np.ndarray) -> bytes:

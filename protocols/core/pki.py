@@ -5,6 +5,8 @@ verification key, provisioned out of band (a PKI), so that no party takes a clie
                                                          for its node alone
                                  folder/clients/<id>.pub its public key (SubjectPublicKeyInfo PEM): the
                                                          directory every verifier reads (`KeyDirectory.read`)
+                                 folder/keys/key-holder.pem  the HE key holder's signing key, for its node alone
+                                 folder/key-holder.pub   its public key, for every client node (`provision_key_holder`)
 
 A round's participants are a roster: position u -> client id (positions are what messages name). A verifier
 maps position u to `directory.key(roster[u])` and refuses a roster that lists an id twice or an id it has no
@@ -34,6 +36,35 @@ def simulated_signer(cid: int) -> Signer:
     return Signer.from_private_bytes(hashlib.sha256(b"secagg/simulated-client-key" + struct.pack(">I", cid)).digest())
 
 
+def simulated_key_holder_signer() -> Signer:
+    """The simulated key holder's signing key: Ed25519 seed SHA-256("secagg/simulated-key-holder"). Public: a simulation only."""
+    return Signer.from_private_bytes(hashlib.sha256(b"secagg/simulated-key-holder").digest())
+
+
+def load_signer(key_file: str | Path) -> Signer:
+    """The Ed25519 signing key in a PEM file (`provision`).
+
+    Raises:
+        ValueError: naming the file, if it is missing, unreadable, encrypted or holds no Ed25519 PEM key.
+    """
+    try:
+        return Signer.from_pem(Path(key_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"signing key file {str(key_file)!r}: {exc}") from None
+
+
+def load_public_key(key_file: str | Path) -> bytes:
+    """The 32-byte Ed25519 verification key in a PEM file (`provision`).
+
+    Raises:
+        ValueError: naming the file, if it is missing, unreadable or holds no Ed25519 PEM public key.
+    """
+    try:
+        return public_from_pem(Path(key_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"public key file {str(key_file)!r}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class KeyDirectory:
     """Client id -> 32-byte Ed25519 verification key; `source` names where the keys came from (a folder, or
@@ -51,7 +82,7 @@ class KeyDirectory:
         """The directory in `folder` (a provisioned folder, or its `clients/`): one `<id>.pub` file a client.
 
         Raises:
-            ValueError: naming the folder if it is missing or empty, or a file that is not `<id>.pub` with an Ed25519 PEM key.
+            ValueError: naming the folder if it is missing or empty, or a file that is not a readable `<id>.pub` with an Ed25519 PEM key.
         """
         path = Path(folder)
         if (path / "clients").is_dir():
@@ -64,7 +95,7 @@ class KeyDirectory:
                 raise ValueError(f"client key directory {str(path)!r}: {file.name!r} is not <client id>.pub")
             try:
                 keys[int(file.stem)] = public_from_pem(file.read_bytes())
-            except ValueError as exc:
+            except (OSError, ValueError) as exc:  # a folder or an unreadable file named like a key, or no Ed25519 key
                 raise ValueError(f"client key file {str(file)!r}: {exc}") from None
         if not keys:
             raise ValueError(f"client key directory {str(path)!r} holds no <client id>.pub file")
@@ -123,11 +154,7 @@ class ClientIdentity:
         Raises:
             ValueError: naming the file, if it is missing or holds no Ed25519 PEM key (and see `KeyDirectory.read`).
         """
-        try:
-            signer = Signer.from_pem(Path(key_file).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"signing key file {str(key_file)!r}: {exc}") from None
-        return cls(cid, signer, KeyDirectory.read(directory))
+        return cls(cid, load_signer(key_file), KeyDirectory.read(directory))
 
 
 def roster_digest(roster: Sequence[int]) -> bytes:
@@ -155,4 +182,18 @@ def provision(folder: str | Path, clients: int, rng: Randomness | None = None) -
         with os.fdopen(fd, "wb") as out:
             out.write(signer.private_pem())
         (root / "clients" / f"{c}.pub").write_bytes(public_pem(signer.public_bytes()))
+    provision_key_holder(root, rng)
     return KeyDirectory.read(root)
+
+
+def provision_key_holder(folder: str | Path, rng: Randomness | None = None) -> Path:
+    """Writes the HE key holder's identity into `folder`: keys/key-holder.pem (private, mode 0600, never
+    overwritten) and key-holder.pub (its public key, which every client node pins); returns the .pub path."""
+    root = Path(folder)
+    (root / "keys").mkdir(parents=True, exist_ok=True)
+    signer = Signer.from_private_bytes((rng or SystemRandomness()).bytes(32))
+    fd = os.open(root / "keys" / "key-holder.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(signer.private_pem())
+    (root / "key-holder.pub").write_bytes(public_pem(signer.public_bytes()))
+    return root / "key-holder.pub"

@@ -45,6 +45,7 @@ class RoundEnd:
     dropouts: DropoutSchedule | None = None  # the schedule, when a simulation imposed one
     key_holder: Callable[[bytes, dict], tuple[bytes, float]] | None = None  # a remote key holder (see protocols.he.aggregation)
     deliver: Callable[[dict[int, bytes]], None] | None = None  # an engine's channel to client u after the round (protocols.he.hidden_state)
+    second_server: object = None  # a link to a remote second server and dealer (see protocols.two_server.remote)
 
 
 @dataclass

@@ -41,6 +41,11 @@ class InProcessTransport:
             self._keys[link] = self._rng.bytes(32)
         return self._keys[link]
 
+    def as_sent(self, src: int, dst: int, frame: bytes) -> list[bytes]:
+        """What `src` sends in place of `frame` (the `tamper` hook, a compromised endpoint), without carrying it:
+        for a frame that reaches `dst` sealed inside another party's message (a relay)."""
+        return self._tamper(src, dst, frame) if self._tamper else [frame]
+
     def carry(self, src: int, dst: int, frame: bytes) -> list[bytes]:
         """Sends `frame` from src to dst; returns the frames that arrive with a valid link tag
         (normally just `frame`). Frames failing authentication are appended to `rejected`."""
@@ -48,7 +53,7 @@ class InProcessTransport:
             raise ValueError("a party cannot send to itself")
         key = self._key(src, dst)
         out = []
-        for body in self._tamper(src, dst, frame) if self._tamper else [frame]:
+        for body in self.as_sent(src, dst, frame):
             sealed = body + hmac.new(key, body, hashlib.sha256).digest()
             if src not in PARTY_NAMES:
                 self.bytes_up[src] += len(sealed)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.core.messages import Kind
-from protocols.core.wire import DEALER, Writer
-from protocols.two_server.channel import S0, S1, Channel, encode_matrix, read_matrix
-from secagg.boolean import AndTriples, and_masked, and_share, and_triples_from_seed, deal_and_triples
-from secagg.dabits import DaBits, dabits_from_seed, deal_dabits, recompose
-from secagg.edabits import EdaBits, deal_edabits, edabits_from_seed, from_sum
-from secagg.prg import SEED_BYTES, derive
+from protocols.two_server.channel import S0, S1, Channel
+from secagg.boolean import AndTriples, and_masked, and_share, and_triples_from_seed
+from secagg.dabits import DaBits, dabits_from_seed, recompose
+from secagg.edabits import EdaBits, edabits_from_seed, from_sum
+from secagg.prg import derive
 from secagg.randomness import Randomness
 
 PARTIES = ((S0, 0), (S1, 1))
@@ -61,22 +60,10 @@ def add_digits(ch: Channel, u: dict[int, np.ndarray], r: dict[int, np.ndarray], 
     return sums, carry
 
 
-def dealt(ch: Channel, parts: list[np.ndarray], seed: bytes) -> tuple[bytes, list[np.ndarray]]:
-    """The dealer sends S0 `seed` and S1 the matrices `parts` (2-D views); returns what arrived at each."""
-    got = ch.to_both(DEALER, {S0: Writer().raw(seed).getvalue(), S1: b"".join(encode_matrix(a) for a in parts)},
-                     {S0: lambda r: (r.raw(SEED_BYTES), r.done())[0], S1: lambda r: ([read_matrix(r, a.shape) for a in parts], r.done())[0]},
-                     "correlated randomness")
-    return got[S0], got[S1]
-
-
 def deal_ands(ch: Channel, shape: tuple[int, ...], dealer: Randomness) -> dict[int, AndTriples]:
     """AND triples of `shape` (layers, ..., words) from the dealer, at both servers."""
-    with ch.timer(DEALER):
-        seed = dealer.bytes(SEED_BYTES)
-        _, t1 = deal_and_triples(shape, dealer, seed)
-        flat = (int(np.prod(shape[:-1])), shape[-1])
     ch.dealt["and_triples"] += 64 * int(np.prod(shape))
-    s0, got = dealt(ch, [t1.a.reshape(flat), t1.b.reshape(flat), t1.c.reshape(flat)], seed)
+    s0, got = ch.deal("and", tuple(int(v) for v in shape), dealer)
     with ch.timer(S0):
         t0 = and_triples_from_seed(s0, shape)
     return {S0: t0, S1: AndTriples(*(a.reshape(shape) for a in got))}
@@ -88,15 +75,8 @@ def digits_to_shares(ch: Channel, digits: dict[int, np.ndarray], d: int, dealer:
     then [u]_p = [p = 1] c - [r]_p + 2^b [t]_p (S1 adds the public c: S0 never unpacks it). Opens only uniform values (e, f of the gates, c, t ^ daBit).
     `each(party, i, row)`: called with each client's share row instead (one reused buffer, timed as the party's; returns None)."""
     m, bits, w = digits[S0].shape
-    with ch.timer(DEALER):
-        seed = dealer.bytes(SEED_BYTES)
-        _, e1 = deal_edabits((m,), bits, d, dealer, derive(seed, b"edabits"))
-        _, b1 = deal_dabits((m, 1), d, dealer, derive(seed, b"dabits"))
-        _, a1 = deal_and_triples((bits, m, w), dealer, derive(seed, b"and triples"))
-        parts = [e1.planes.reshape(m * bits, w), e1.arith, b1.planes.reshape(m, w), b1.arith.reshape(m, d),
-                 a1.a.reshape(bits * m, w), a1.b.reshape(bits * m, w), a1.c.reshape(bits * m, w)]
     ch.dealt.update(dabits=m * d, edabits=m * d, and_triples=64 * bits * m * w)
-    s0, got = dealt(ch, parts, seed)
+    s0, got = ch.deal("digits", (m, bits, w, d), dealer)
     with ch.timer(S0):
         ed = {S0: edabits_from_seed(derive(s0, b"edabits"), (m,), bits, d)}
         dab = {S0: dabits_from_seed(derive(s0, b"dabits"), (m, 1), d)}

@@ -1,9 +1,12 @@
 """Robust aggregation over additive shares held by two non-colluding servers S0 and S1, with the clients'
 inputs validated over the shares before anything about them is opened.
 
-    client i:  x_i in Z_{2^bits} (signed), lifted to X_i in Z_{2^64}; sends a 32-byte seed to S0 and to S1
-               X_i - PRG(seed), the XOR share of the bits digits of X_i + 2^(bits-1) and, with a norm bound B,
-               of the slack B - ||x_i||**2          (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated)
+    client i:  x_i in Z_{2^bits} (signed), lifted to X_i in Z_{2^64}; sends S0 a 32-byte seed and, sealed to S1
+               (`protocols.two_server.sealing`), X_i - PRG(seed), the XOR share of the bits digits of X_i + 2^(bits-1)
+               and, with a norm bound B, of the slack B - ||x_i||**2
+               (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated, + the seal's 60 bytes and framing)
+    S0 -> S1:  the ids it holds a seed and a sealed share of, and each sealed share (relayed, unreadable to S0);
+               S1 opens them and answers with the ids it accepts (a share that fails to open excludes its client)
     S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
                AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
@@ -24,34 +27,40 @@ with `Output.weights` the weight each included input has in it, so an outer nois
 noise that reached the output. A client whose shares fail validation is named in `Output.rejected`
 (`InvalidInput`); with `validate=False` nothing is checked and a Byzantine client's shares can wrap
 every distance (kept for measuring what validation costs).
+
+The round splits (`open_round` / `client_role`): S0's collecting role and `finish`, which runs S0's half of
+the servers' program (`servers`) with S1 and the dealer in process, or remote (`RoundEnd.second_server`,
+`protocols.two_server.remote`) with the same results for the same seeds.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
-from protocols.core.driver import CostMeter
-from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage
+from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage, Refused
 from protocols.core.messages import Kind
-from protocols.core.protocol import RingProtocol
+from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
-from protocols.core.wire import DEALER, Writer
+from protocols.core.wire import Reader, Writer, decode_frame
 from protocols.robust.preaggregators import nnm_neighbours
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
 from protocols.robust.rules import krum_select
-from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_matrix, parse_share
+from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_ids, parse_matrix, parse_share
+from protocols.two_server.client import ShareClient, ShareCollector, placeholder_share
 from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
 from protocols.two_server.order import kept_positions, sort_columns
+from protocols.two_server.sealing import associated_data, unseal
 from protocols.two_server.validation import check_digits
-from secagg.beaver import SeededGramTriple, deal_gram, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
+from secagg.agreement import KEY_BYTES, X25519Agreement
+from secagg.beaver import GramTriple, SeededGramTriple, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
 from secagg.bit_sharing import offset, share_planes, to_planes, words
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
@@ -92,6 +101,7 @@ class TwoServerRobust(RingProtocol):
     validate: bool = True
     pre: str | None = None
     name: str = "two-server"
+    _second_public: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -119,33 +129,108 @@ class TwoServerRobust(RingProtocol):
     def _slack_bits(self) -> int | None:
         return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
 
-    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
-        n, d = self.check_inputs(inputs)
+    def use_second_server(self, public_key: bytes | None) -> None:
+        """Rounds opened from now on carry this X25519 public key of a second server that runs elsewhere (its
+        half through `RoundEnd.second_server`, see `protocols.two_server.remote`); None: S1 in process."""
+        if public_key is not None and len(public_key) != KEY_BYTES:
+            raise ValueError(f"the second server's public key must be {KEY_BYTES} bytes, found {len(public_key)}")
+        self._second_public = public_key
+
+    def check_sizes(self, n: int, d: int) -> None:
+        """Raises ValueError unless distances (and NNM sums) of n inputs of dimension d stay exact in Z_2^64."""
         if d << (2 * self.bits) >= 1 << 63:  # ||x_i - x_j||**2 < d 2**(2 bits) once the range is validated
             raise ValueError(f"d * 2**(2 bits) must stay below 2**63 for distances exact in Z_2^64; found d={d}, bits={self.bits}")
         if self.pre == "nnm" and (d * n * n) << (2 * self.bits) >= 1 << 63:  # NNM rows are sums of up to n inputs
             raise ValueError(f"with pre='nnm', d n**2 2**(2 bits) must stay below 2**63; found d={d}, n={n}, bits={self.bits}")
-        meter = CostMeter(n)
+
+    def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
+        self.check_inputs(inputs)
+        return self.run_split(inputs, dropouts, rng, transport)
+
+    def open_round(self, n: int, d: int, rng: Randomness) -> OpenRound:
+        """S0's half: the public parameters (session, S1's public key, bits, d, validation) and the share stage;
+        `finish` relays the sealed shares to S1 and runs S0's half of the servers' program with it (S1 in
+        process, or the remote one the engine passes in `RoundEnd.second_server`)."""
+        self.check_sizes(n, d)
+        session = rng.bytes(8)
+        local = X25519Agreement.generate(rng.fork("second server"))  # drawn either way: a round splits alike with S1 remote
+        local = None if self._second_public is not None else local
+        public = {"session": session.hex(), "second_server": (self._second_public or local.public_bytes()).hex(), "n": n, "d": d,
+                  "bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits()}
+        server = ShareCollector(n, session)
+
+        def finish(end: RoundEnd) -> Output:
+            remote = end.second_server
+            ch = Channel(end.transport, end.meter, session, here=None if remote is None else S0, link=remote, key=local)
+            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng)
+
+        return OpenRound(public, server, (Stage.MASKED_INPUT,), finish)
+
+    def check_public(self, public: dict, party: str, d: int | None = None) -> tuple[int, int]:
+        """(n, d) of a round's public parameters, which must be what this configuration gives (bits, validation,
+        slack digits, and `d` if given): a server cannot change what a client or S1 checks.
+
+        Raises:
+            Refused: naming the parameter of the wrong type or value, and this configuration's.
+        """
+        for name, size in (("session", 8), ("second_server", KEY_BYTES)):
+            value = public.get(name)
+            if not (isinstance(value, str) and len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value)):
+                raise Refused(f"public parameter {name}={value!r} is not {size} bytes in hex", party=party, stage="setup")
+        for name in ("n", "d"):
+            if type(public.get(name)) is not int or public[name] < 1:
+                raise Refused(f"public parameter {name}={public.get(name)!r} is not a positive int", party=party, stage="setup")
+        mine = {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), **({"d": d} if d is not None else {})}
+        for name, value in mine.items():
+            if public.get(name) != value or type(public.get(name)) is not type(value):
+                raise Refused(f"public parameter {name}={public.get(name)!r}, this configuration says {value!r}", party=party, stage="setup")
+        return public["n"], public["d"]
+
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ShareClient:
+        """Client i's half: its input split into a seed for S0 and an explicit share for S1, sealed to S1's key.
+
+        Raises:
+            Refused: if a public parameter is of the wrong type or is not what this client's configuration gives.
+        """
+        self.check_public(public, f"client {i}", len(row))
+        row = self.ring.check(row, "row")
+
+        def make() -> tuple[bytes, bytes]:
+            seed = rng.bytes(SEED_BYTES)
+            lifted = lift_signed(row, self.bits)
+            digits = share_planes(to_planes(offset(lifted, self.bits), self.bits), seed, DIGITS) if self.validate else None
+            slack = None
+            if self._slack_bits() is not None:  # an honest client over the bound sends bits of the slack mod 2**L: it is rejected
+                s = np.array([(self.squared_bound - int(to_signed(lifted) @ to_signed(lifted))) % 2**64], dtype=np.uint64)
+                slack = share_planes(to_planes(s, self._slack_bits()), seed, SLACK)
+            return seed, encode_share(share_with_seed(lifted, seed, b"input share"), digits, slack)
+
+        return ShareClient(i, bytes.fromhex(public["session"]), bytes.fromhex(public["second_server"]), make, rng)
+
+    def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness) -> Output | None:
+        """The servers' program (see `Channel`): S0 offers S1 the clients it holds a seed and a sealed share of,
+        S1 opens the shares and answers with the ones it accepts, then validation, the rule and the result.
+        Returns the output at S0 (or in process); None at S1, after it sent its share of the result.
+
+        Raises:
+            BelowThreshold: if too few inputs remain for the rule, or a server's or the dealer's message did not arrive.
+        """
+        meter, transport = ch.meter, ch.transport
         meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram, norm check, rule
-        ch = Channel(transport, meter, rng.bytes(8))
-        seeds, shares, rejected = self._collect(inputs, n, d, dropouts, rng, ch)
-        included = np.array(sorted(set(seeds) & set(shares)), dtype=np.int64)
-        ids_shape = (1, len(included))
-        agreed = ch.send(S0, S1, Kind.MATRIX, encode_matrix(included.astype(np.uint64).reshape(ids_shape)), lambda r: parse_matrix(r, ids_shape))
-        if agreed is None:
-            raise BelowThreshold("the servers could not agree on the inputs", party="server", stage="share")
+        seeds, shares, included, refused = self._inputs(ch, n, d, seeds or {}, sealed or {})
+        rejected += refused
         self._enough(len(included), "reached both servers")
-        with meter.server():
+        with ch.timer(S0):
             x = {S0: expand_rows([seeds[u] for u in included], (d,), b"input share")}
-        with meter.party("second server"):
+        with ch.timer(S1):
             x[S1] = np.stack([shares[u][0] for u in included])
         digits: dict = {}
         if self.validate:
             meter.stage = "range check"
-            with meter.server():
+            with ch.timer(S0):
                 digits[S0] = expand_rows([seeds[u] for u in included], (self.bits, words(d)), DIGITS)
                 targets = {S0: x[S0]}
-            with meter.party("second server"):
+            with ch.timer(S1):
                 digits[S1] = np.stack([shares[u][1] for u in included])
                 targets[S1] = x[S1]
             valid = check_digits(ch, digits, targets, d, rng.fork("dealer range"), ch.session + b"range", 1 << (self.bits - 1))  # U = X + 2^(b-1)
@@ -161,10 +246,10 @@ class TwoServerRobust(RingProtocol):
         if self._slack_bits() is not None:
             meter.stage = "norm check"
             bound = np.uint64(self.squared_bound)
-            with meter.server():
+            with ch.timer(S0):
                 slack = {S0: expand_rows([seeds[u] for u in included], (self._slack_bits(), 1), SLACK)}
                 targets = {S0: (bound - np.diagonal(gram[S0]))[:, None]}
-            with meter.party("second server"):
+            with ch.timer(S1):
                 slack[S1] = np.stack([shares[u][2] for u in included])
                 targets[S1] = (np.uint64(0) - np.diagonal(gram[S1]))[:, None]
             valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm", blind=True)
@@ -182,10 +267,11 @@ class TwoServerRobust(RingProtocol):
             divisor, pre_leak = m - self.f, "the pairwise squared distances of the m inputs and the NNM neighbourhoods, then "
         if self.rule in ("krum", "multi_krum"):
             distances = self._distances(gram, m, ch)
-            with meter.server():
+            with ch.timer(S0 if ch.here is None else ch.here):
                 chosen = krum_select(distances, self.f, 1 if self.rule == "krum" else self.m)
+            with ch.timer(S0):
                 result_share = {S0: _row_sum(x[S0], chosen)}
-            with meter.party("second server"):
+            with ch.timer(S1):
                 result_share[S1] = _row_sum(x[S1], chosen)
             row_weights, error = np.zeros(m), 0.0
             row_weights[chosen] = 1.0
@@ -206,6 +292,8 @@ class TwoServerRobust(RingProtocol):
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
+        if ch.here == S1:
+            return None
         if other is None:
             raise BelowThreshold("the second server's result share did not arrive", party="server", stage="reconstruct")
         with meter.server():
@@ -220,7 +308,8 @@ class TwoServerRobust(RingProtocol):
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
         report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt))
-        return Output(result, selected, (report,), tuple(transport.rejected) + tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
+        rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
+        return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
     def _distances(self, gram: dict, m: int, ch: Channel) -> np.ndarray:
         """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63). NNM sorts them exactly (ties to the lower
@@ -265,41 +354,52 @@ class TwoServerRobust(RingProtocol):
             raise BelowThreshold(f"{m} inputs {what}, the rule needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
                                  + (f", Multi-Krum's m = {self.m})" if self._needed() > 2 * self.f + 1 else ")"), party="server", stage="share")
 
-    def _collect(self, inputs, n, d, dropouts, rng, ch):
-        """Clients split their lifted inputs (and, validated, their digits): a seed to S0, the explicit shares
-        to S1. A frame that does not parse excludes its sender (returned in the third item)."""
-        seeds, shares, rejected = {}, {}, []
+    def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict) -> tuple[dict, dict, np.ndarray, list]:
+        """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share (relayed); S1 opens and
+        parses them (a failure excludes the client, named) and answers with the ids it accepts. Returns each
+        server's view of the seeds and shares (the other server's as placeholders), the included ids and the
+        refusals (at S0 split: rebuilt from the ids S1 did not accept)."""
         digit_shape = (self.bits, words(d)) if self.validate else None
-        slack_bits = self._slack_bits()
-        slack_shape = (slack_bits, 1) if slack_bits is not None else None
-        for u in range(n):
-            if not dropouts.active(u, Stage.MASKED_INPUT):
-                continue
-            with ch.timer(u):
-                seed = rng.fork(f"client {u} share").bytes(SEED_BYTES)
-                lifted = lift_signed(inputs[u], self.bits)
-                digits = share_planes(to_planes(offset(lifted, self.bits), self.bits), seed, DIGITS) if self.validate else None
-                slack = None
-                if slack_shape is not None:  # an honest client over the bound sends bits of the slack mod 2**L: it is rejected
-                    s = np.array([(self.squared_bound - int(to_signed(lifted) @ to_signed(lifted))) % 2**64], dtype=np.uint64)
-                    slack = share_planes(to_planes(s, slack_bits), seed, SLACK)
-                payload = encode_share(share_with_seed(lifted, seed, b"input share"), digits, slack)
+        slack_shape = (self._slack_bits(), 1) if self._slack_bits() is not None else None
+        offered = sorted(set(seeds) & set(sealed))
+        ids = ch.send(S0, S1, Kind.MATRIX, encode_matrix(np.array([offered], dtype=np.uint64).reshape(1, -1)), lambda r: parse_ids(r, n))
+        if ids is None:
+            raise BelowThreshold("the servers could not agree on the inputs", party="server", stage="share")
+        shares, refused = {}, []
+        for u in ids:
+            def opened(r, u=u):
+                if r.u32() != u:
+                    raise r.fail(f"relayed share is not client {u}'s")
+                frame = decode_frame(unseal(ch.key, r.raw(r.remaining()), associated_data(ch.session, u, Kind.SHARE_VECTOR),
+                                            party=f"client {u}", stage="share"), party=f"client {u}", stage="share")
+                if frame.kind != Kind.SHARE_VECTOR or frame.session != ch.session or frame.sender != u or frame.recipient != S1:
+                    raise MalformedMessage("unexpected share frame", party=f"client {u}", stage="share")
+                return parse_share(Reader(frame.payload, party=f"client {u}", stage="share"), d, digit_shape, slack_shape)
             try:
-                got = ch.send(u, S0, Kind.SHARE_SEED, Writer().raw(seed).getvalue(), lambda r: (r.raw(SEED_BYTES), r.done())[0])
-                if got is not None:
-                    seeds[u] = got
-                got = ch.send(u, S1, Kind.SHARE_VECTOR, payload, lambda r: parse_share(r, d, digit_shape, slack_shape))
-                if got is not None:
-                    shares[u] = got
-            except MalformedMessage as exc:  # named for its sender, the client (the receiving server raised it)
-                rejected.append(type(exc)(str(exc), party=f"client {u}", stage=exc.stage))
-                seeds.pop(u, None)
-        return seeds, shares, rejected
+                got = ch.send(S0, S1, Kind.SHARE_VECTOR, Writer().u32(u).raw(sealed.get(u, b"")).getvalue(),
+                              opened if ch.here != S0 else lambda r: placeholder_share(d, digit_shape, slack_shape))
+            except MalformedMessage as exc:  # named for its sender, the client
+                refused.append(type(exc)(str(exc), party=f"client {u}", stage=exc.stage))
+                continue
+            if got is not None:
+                shares[u] = got
+        accepted = ch.send(S1, S0, Kind.MATRIX, encode_matrix(np.array([sorted(shares)], dtype=np.uint64).reshape(1, -1)),
+                           lambda r: parse_ids(r, n, within=ids))
+        if accepted is None:
+            raise BelowThreshold("the second server's accepted inputs did not arrive", party="server", stage="share")
+        if ch.here == S0:
+            refused = [MalformedMessage("the second server refused its sealed share", party=f"client {u}", stage="share") for u in ids if u not in accepted]
+            shares = {u: placeholder_share(d, digit_shape, slack_shape) for u in accepted}
+        if ch.here == S1:
+            seeds = {u: bytes(SEED_BYTES) for u in accepted}  # placeholders: S0's seeds never reach S1
+        return seeds, shares, np.array(accepted, dtype=np.int64), refused
 
     def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel) -> dict:
-        """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): the servers open E = X - A, S1 receiving
-        X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get E + A_0 = X - A_1 and needs no E."""
-        triple = self._deal(m, d, rng, ch)
+        """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): S0 keeps the dealer's seed, S1 gets
+        (A_1, C_1); the servers open E = X - A, S1 receiving X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get
+        E + A_0 = X - A_1 and needs no E."""
+        seed, (a1, c1) = ch.deal("gram", (m, d), rng.fork("dealer"))
+        triple = {S0: SeededGramTriple(seed, m, d), S1: GramTriple(a1, c1)}
         with ch.timer(S0):
             half = {S0: triple[S0].mask(x[S0])}
         with ch.timer(S1):
@@ -313,21 +413,6 @@ class TwoServerRobust(RingProtocol):
         with ch.timer(S1):
             gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])
         return gram
-
-    def _deal(self, m, d, rng, ch):
-        """The dealer draws a Gram triple; S0 gets its seed (kept as a seed), S1 gets (A_1, C_1) explicitly."""
-        with ch.timer(DEALER):
-            dealer = rng.fork("dealer")
-            seed = dealer.bytes(SEED_BYTES)
-            _, t1 = deal_gram(m, d, dealer, seed)
-        got = ch.send(DEALER, S0, Kind.MATRIX, Writer().raw(seed).getvalue(), lambda r: (r.raw(SEED_BYTES), r.done())[0])
-        a1 = ch.send(DEALER, S1, Kind.MATRIX, encode_matrix(t1.a), lambda r: parse_matrix(r, (m, d)))
-        c1 = ch.send(DEALER, S1, Kind.MATRIX, encode_matrix(t1.c), lambda r: parse_matrix(r, (m, m)))
-        if got is None or a1 is None or c1 is None:
-            raise BelowThreshold("the dealer's triple did not arrive", party="server", stage="triple")
-        t1.a, t1.c = a1, c1
-        return {S0: SeededGramTriple(got, m, d), S1: t1}
-
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict) -> Guarantee:
         exact = error == 0.0
@@ -377,7 +462,13 @@ class TwoServerRobust(RingProtocol):
             exact=exact,
             numeric_error=error,
             parameters=params,
-            notes=validity + "Gram triples, AND triples, edaBits and daBits from a third-party dealer (trusted not to collude). "
+            notes=validity + "Gram triples, AND triples, edaBits and daBits from a third-party dealer (trusted not to collude), a party of its "
+            "own, never S0 or S1 (a dealer inside S1 would know A, and E = X - A opened would give S1 every input). Clients seal S1's share, "
+            "and the dealer S1's part, to S1's X25519 key (HKDF-SHA256, AES-256-GCM, bound to the session, the sender, the kind and the "
+            "dealer's batch); S0 relays them and sees them sealed only: one it alters, replays or swaps excludes its sender (a client) or "
+            "aborts the round (the dealer). Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
+            "a Byzantine input, validated like any), and S0 handing out a key of its own as S1's (clients and the dealer take S1's key "
+            "from S0's public parameters; against an active S0 they must pin it). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
@@ -412,7 +503,7 @@ def ring_bits(values: dict, ctx: StackContext) -> int:
     "pre": Field(str, "none", choices=("none", "nnm")), "bits": Field(int, None, lambda v: 2 <= v <= 32, "in [2, 32]"),
     "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True)},
     traits=Traits(observers={"server": "own share", "second server": "own share", "released model": "own share"}, output="sum", robust=True,
-                  shares=True, splits=False),
+                  shares=True, splits=True),
     ring_bits=ring_bits,
     about="two non-colluding servers run the robust rule over additive shares; tau = clip * scale (ring units) and, without noise "
           "inside the discretization, the norm bound validated over the shares, from the layers outside; f: the context's if unset")

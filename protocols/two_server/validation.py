@@ -32,11 +32,9 @@ import numpy as np
 
 from protocols.core.errors import BelowThreshold
 from protocols.core.messages import Kind
-from protocols.core.wire import DEALER
 from protocols.two_server.channel import S0, S1, Channel
-from protocols.two_server.gates import PARTIES, dealt, digits_to_shares
-from secagg.equality import DIGEST_BYTES, Blinding, blinded_share, blinding_from_seed, deal_blinding, zero_digest
-from secagg.prg import SEED_BYTES
+from protocols.two_server.gates import PARTIES, digits_to_shares
+from secagg.equality import DIGEST_BYTES, Blinding, blinded_share, blinding_from_seed, zero_digest
 from secagg.randomness import Randomness
 
 
@@ -78,19 +76,17 @@ def check_digits(ch: Channel, digits: dict[int, np.ndarray], targets: dict[int, 
               S1: ch.send(S0, S1, Kind.MATRIX, digests[S0], lambda r: (r.raw(size), r.done())[0])}
     if theirs[S0] is None or theirs[S1] is None:
         raise BelowThreshold("a server's digests did not arrive", party="server", stage="validation")
-    with ch.timer(S0):
-        return np.array([digests[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == theirs[S0][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]
+    me = S1 if ch.here == S1 else S0  # each server compares its own digests with the other's
+    with ch.timer(me):
+        return np.array([digests[me][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == theirs[me][i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]
                          for i in range(m)], dtype=bool)
 
 
 def _blinded(ch: Channel, z: dict[int, np.ndarray], dealer: Randomness) -> dict[int, np.ndarray]:
     """Shares of r z (m, d) from shares of z, r the dealer's secret odd units: opens e = z - a (uniform)."""
     shape = z[S0].shape
-    with ch.timer(DEALER):
-        seed = dealer.bytes(SEED_BYTES)
-        _, t1 = deal_blinding(shape, dealer, seed)
     ch.dealt["blinding_triples"] += int(np.prod(shape))
-    s0, got = dealt(ch, [t1.a, t1.r, t1.c], seed)
+    s0, got = ch.deal("blinding", tuple(int(v) for v in shape), dealer)
     with ch.timer(S0):
         triple = {S0: blinding_from_seed(s0, shape)}
     triple[S1] = Blinding(*got)

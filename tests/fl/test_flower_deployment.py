@@ -1,6 +1,7 @@
-"""Flower's deployment engine on loopback: a SuperLink, three SuperNodes (and for ckks-robust a fourth, the key
-holder, whose robust policy is its own --node-config) and `flwr run` of the app that `secagg flower-app` writes;
-the ServerApp streams the per-layer report and writes the results folder."""
+"""Flower's deployment engine on loopback: a SuperLink, three client SuperNodes (HE: and the key holder's, for
+ckks-robust with its robust policy in its own --node-config; two-server: the second server's and the dealer's, named
+by their node config `role`) and `flwr run` of the app that `secagg flower-app` writes; the ServerApp streams the
+per-layer report and writes the results folder."""
 
 import json
 import os
@@ -45,15 +46,10 @@ CASES = {  # stack fields, layers reported, whether its clients sign (then keys 
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param("ddp+secagg+"), pytest.param("active secagg+", marks=pytest.mark.soak),
-                                  pytest.param("ckks", marks=pytest.mark.soak), pytest.param("ckks-robust", marks=pytest.mark.slow)])
-def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
-    """Signing stacks: each client node's config names its own key file and the public-key folder, the key holder's
-    its he-client-keys (for ckks-robust also its robust policy and its ledger file), and the server's copy comes with
-    the app (`flower-app --keys`). Active secagg+ and ckks take about 5 min each on a loaded 2-core machine, so they
-    are `soak` (run them with `pytest -m soak tests/fl/test_flower_deployment.py`)."""
-    fields, layers, signing, line, kept = CASES[case]
-    he = case in ("ckks", "ckks-robust")  # the key holder is partition CLIENTS
+def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str, ...] = (), holder: str = "") -> tuple[str, dict]:
+    """Runs one round with the experiment `fields` (--set pairs) on loopback, the nodes of `roles` (a role "" is
+    the key holder, `holder` more of its node config) after the clients; a signing stack's keys are provisioned in
+    tmp_path / "keys". Returns the ServerApp's streamed output and the saved result."""
     link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -73,29 +69,20 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
         keys = tmp_path / "keys"
         if signing:
             subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
-        for c in range(CLIENTS + he):
-            pki = "" if not signing else (f' he-client-keys="{keys}/clients"' if c == CLIENTS else f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients"')
-            if c == CLIENTS and case == "ckks-robust":
-                pki += f' {HOLDER_POLICY} he-ledger-file="{tmp_path / "ledger.json"}"'
+        for c, role in [(c, "") for c in range(CLIENTS)] + [(CLIENTS + k, role) for k, role in enumerate(roles)]:
+            pki = "" if not signing else (f' he-client-keys="{keys}/clients" he-signing-key="{keys}/keys/key-holder.pem"' if c == CLIENTS else
+                                          f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients" he-key-holder-key="{keys}/key-holder.pub"')
+            if c == CLIENTS and role == "":
+                pki += holder
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
-                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}")
+                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}" + (f' role="{role}"' if role else ""))
         app, results = tmp_path / "app", tmp_path / "results"
         subprocess.run([sys.executable, "-m", "fl.cli", "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
                         *fields, "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
                         "--set", "dropout=0", "--set", "epochs=1", *(["--keys", str(keys)] if signing else [])], env=env, check=True, capture_output=True)
-        run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=600)
+        run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=1800)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert f"**{layers[0]}**" in run.stdout and line in run.stdout
-        saved = json.loads((results / "result.json").read_text())
-        assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
-        included = saved["rounds"][0]["included"]
-        assert len(included) == kept and set(included) <= {0, 1, 2}, saved["rounds"][0].get("aborted")
-        if case == "ckks-robust":  # the key holder's own ledger: one SCALARS, then the SELECTED_SUM of that selection
-            ledger = json.loads((tmp_path / "ledger.json").read_text())
-            assert [(e["released"], e["selection"]) for e in ledger.values()] == [([2, 3], included)]
-        assert [r["layer"] for r in saved["rounds"][0]["reports"]] == layers
-        if signing:
-            assert str(keys / "clients") in saved["rounds"][0]["reports"][0]["guarantee"]["notes"]
+        return run.stdout, json.loads((results / "result.json").read_text())
     finally:
         for p in procs:
             try:
@@ -109,3 +96,39 @@ def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
                 os.killpg(p.pid, signal.SIGKILL)
         for log in logs:
             log.close()
+
+
+@pytest.mark.parametrize("case", [pytest.param("ddp+secagg+"), pytest.param("active secagg+", marks=pytest.mark.soak),
+                                  pytest.param("ckks", marks=pytest.mark.soak), pytest.param("ckks-robust", marks=pytest.mark.slow)])
+def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
+    """Signing stacks: each client node's config names its own key file and the public-key folder, the key holder's
+    its he-client-keys (for ckks-robust also its robust policy and its ledger file), and the server's copy comes with
+    the app (`flower-app --keys`). Active secagg+ and ckks take about 5 min each on a loaded 2-core machine, so they
+    are `soak` (run them with `pytest -m soak tests/fl/test_flower_deployment.py`)."""
+    fields, layers, signing, line, kept = CASES[case]
+    holder = f' {HOLDER_POLICY} he-ledger-file="{tmp_path / "ledger.json"}"' if case == "ckks-robust" else ""
+    out, saved = _deploy(tmp_path, fields, signing, roles=("",) if case in ("ckks", "ckks-robust") else (), holder=holder)
+    assert f"**{layers[0]}**" in out and line in out
+    assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
+    included = saved["rounds"][0]["included"]
+    assert len(included) == kept and set(included) <= {0, 1, 2}, saved["rounds"][0].get("aborted")
+    if case == "ckks-robust":  # the key holder's own ledger: one SCALARS, then the SELECTED_SUM of that selection
+        ledger = json.loads((tmp_path / "ledger.json").read_text())
+        assert [(e["released"], e["selection"]) for e in ledger.values()] == [([2, 3], included)]
+    assert [r["layer"] for r in saved["rounds"][0]["reports"]] == layers
+    if signing:
+        assert str(tmp_path / "keys" / "clients") in saved["rounds"][0]["reports"][0]["guarantee"]["notes"]
+
+
+@pytest.mark.soak  # every S0 <-> S1 interaction is a Flower message, each a new ClientApp process: about 20 here (12-bit range check)
+def test_two_server_runs_on_flower_deployment_with_s1_and_the_dealer_on_their_own_supernodes(tmp_path):
+    out, saved = _deploy(tmp_path, ["--set", "stack=ddp+two-server", "--set", "bits=12"], roles=("second-server", "dealer"))
+    assert "**two-server**" in out
+    assert saved["config"]["engine"] == "flower-deployment" and len(saved["rounds"]) == 1
+    first = saved["rounds"][0]
+    assert not first.get("aborted") and len(first["included"]) == 1 and set(first["included"]) <= {0, 1, 2}  # Krum selects one
+    assert first["reports"][0]["layer"] == "two-server"
+    assert {k: first["reports"][0]["guarantee"]["parameters"][k] for k in ("n", "m", "rejected")} == {"n": 3, "m": 3, "rejected": 0}
+    cost = first["reports"][0]["cost"]
+    assert cost["party_seconds"]["second server"] > 0 and cost["party_seconds"]["dealer"] > 0
+    assert cost["bytes_between"]["server -> second server"] > cost["bytes_up_mean"]  # the sealed shares S0 relayed

@@ -6,13 +6,14 @@ import sys
 
 import pytest
 
-from fl.experiment import ExperimentConfig, run_experiment
+from fl.experiment import FLOWER_STACKS, STACKS, ExperimentConfig, run_experiment
 from fl.run_commands import run_on_engine
 
 pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
 
 
-@pytest.mark.parametrize("stack, active", [("ddp+secagg+", False), ("robust", False), ("secagg+", True)])
+@pytest.mark.parametrize("stack, active", [("ddp+secagg+", False), ("robust", False), ("secagg+", True), ("two-server", False),
+                                           ("ddp+two-server", False)])
 def test_flower_simulation_matches_the_in_process_engine(stack, active):
     """Active SecAgg+ too: its clients sign under the simulated identities of their positions in both engines, so
     the signed advertisements, and the graph seed hashed from them (a guarantee parameter), are the same."""
@@ -30,6 +31,10 @@ def test_flower_simulation_matches_the_in_process_engine(stack, active):
     assert protection.guarantee.parameters == last_here[0].guarantee.parameters
     if active:
         assert protection.guarantee.threat_model.name == "ACTIVE_SERVER" and "never a key the server sends" in protection.guarantee.notes
+    if stack.endswith("two-server"):  # S1 and the dealer ran on nodes of their own, S0 relaying every frame
+        assert protection.cost.party_seconds["second server"] > 0 and protection.cost.party_seconds["dealer"] > 0
+        assert protection.cost.bytes_between["server -> second server"] > protection.cost.bytes_up_mean  # the relayed sealed shares
+        assert protection.cost.bytes_between["dealer -> server"] > 0
 
 
 def test_ckks_on_flower_has_its_key_holder_on_its_own_node():
@@ -70,7 +75,7 @@ def test_he_stacks_on_flower_match_the_in_process_engine(stack):
 
 def test_engine_constraints_name_the_field():
     with pytest.raises(ValueError, match="engine 'flower-sim' runs the stacks"):
-        ExperimentConfig(engine="flower-sim", stack="two-server")
+        ExperimentConfig(engine="flower-sim", stack=next(s for s in STACKS if s not in FLOWER_STACKS))
     with pytest.raises(ValueError, match="byzantine"):
         ExperimentConfig(engine="flower-sim", byzantine=0.2)
     with pytest.raises(ValueError, match="engine must be one of"):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from fl.experiment import ExperimentConfig, run_experiment
 from fl.flower_engine import FlowerRounds, client_app, he_protocol
 from protocols.core.messages import Kind
-from protocols.core.pki import provision
+from protocols.core.pki import provision, provision_key_holder
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from protocols.he.key_holder import accepted_distances
 from protocols.he.messages import DecryptRequest, Target, digest, signed_message
@@ -55,8 +55,8 @@ def task(monkeypatch):
 
 
 def _grid(config: ExperimentConfig, tmp_path, *, deployed: bool, holder_config: dict | None = None) -> LocalGrid:
-    """Deployed: keys provisioned as `secagg keys` does (each client node its own key file, the key holder its
-    he-client-keys folder; `client_keys`, the server's copy)."""
+    """Deployed: keys provisioned as `secagg keys` does (each client node its own key file and the key holder's
+    public key, the key holder its he-client-keys folder and its signing key; `client_keys`, the server's copy)."""
     nodes = config.clients + 1
     run_config = {**RUN, "stack": config.stack}
     contexts, folder = {}, tmp_path / "keys"
@@ -65,8 +65,9 @@ def _grid(config: ExperimentConfig, tmp_path, *, deployed: bool, holder_config: 
     for v in range(1, nodes + 1):
         node_config = {"partition-id": v - 1, "num-partitions": nodes}
         if deployed:
-            node_config |= ({"he-client-keys": str(folder / "clients")} if v == nodes else
-                            {"signing-key": str(folder / "keys" / f"{v - 1}.pem"), "client-keys": str(folder / "clients")})
+            node_config |= ({"he-client-keys": str(folder / "clients"), "he-signing-key": str(folder / "keys" / "key-holder.pem")} if v == nodes else
+                            {"signing-key": str(folder / "keys" / f"{v - 1}.pem"), "client-keys": str(folder / "clients"),
+                             "he-key-holder-key": str(folder / "key-holder.pub")})
         if v == nodes:
             node_config |= {"he-ledger-file": str(tmp_path / "ledger.json"), **(holder_config or {})}
         contexts[v] = Context(run_id=7, node_id=v, node_config=node_config, state=RecordDict(), run_config=run_config)
@@ -147,7 +148,9 @@ def robust_node(tmp_path_factory):
         for name, value in (("_run_id", 7), ("_task_id", 1), ("_node_id", 0)):
             patch.setattr(TaskIdentity, name, value)
         app = client_app(None)
-        node_config = {"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path_factory.mktemp("kh") / "ledger.json"),
+        folder = tmp_path_factory.mktemp("kh")
+        node_config = {"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(folder / "ledger.json"),
+                       "he-signing-key": str(provision_key_holder(folder, SeededRandomness(14)).parent / "keys" / "key-holder.pem"),
                        "he-round-type": "robust", "he-rule": "multi_krum", "he-f": 1, "he-min-clients": 2, "he-norm-bound": 1.0,
                        "he-client-keys": json.dumps({str(i): k.hex() for i, k in CLIENT_KEYS.items()})}
         context = Context(run_id=7, node_id=4, node_config=node_config, state=RecordDict(), run_config={**RUN, "stack": "ckks-robust"})
@@ -255,7 +258,8 @@ def test_a_server_app_cannot_get_the_hidden_model_with_a_box_key_of_its_own(task
     signers = [Signer.generate(SeededRandomness(8).fork(str(i))) for i in range(3)]
     keys = {i: s.public_bytes() for i, s in enumerate(signers)}
     node_config = {"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json"), "he-round-type": "hidden",
-                   "he-min-clients": 2, "he-client-keys": json.dumps({str(i): k.hex() for i, k in keys.items()})}
+                   "he-min-clients": 2, "he-client-keys": json.dumps({str(i): k.hex() for i, k in keys.items()}),
+                   "he-signing-key": str(provision_key_holder(tmp_path, SeededRandomness(14)).parent / "keys" / "key-holder.pem")}
     app = client_app(None)
     context = Context(run_id=7, node_id=4, node_config=node_config, state=RecordDict(), run_config={**RUN, "stack": "hidden-state"})
     public = HeContext.from_bytes(preset("ckks-8192-sum"), app(Message(RecordDict(), dst_node_id=4, message_type="query.keys"),

@@ -11,6 +11,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fl.flower_engine import client_app
 from protocols.core.messages import Kind
+from protocols.core.pki import provision_key_holder
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from protocols.he.messages import DecryptRequest, Target, digest, signed_message
 from protocols.he.policy import session_of
@@ -26,7 +27,9 @@ def _node(monkeypatch, node_config, ledger_file):
     for name, value in (("_run_id", 7), ("_task_id", 1), ("_node_id", 0)):  # what a SuperNode sets before calling the app
         monkeypatch.setattr(TaskIdentity, name, value)
     app = client_app(None)
-    context = Context(run_id=7, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(ledger_file), **node_config},
+    signing_key = provision_key_holder(ledger_file.parent / "key-holder").parent / "keys" / "key-holder.pem"  # its own identity
+    context = Context(run_id=7, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(ledger_file),
+                                                        "he-signing-key": str(signing_key), **node_config},
                       state=RecordDict(), run_config=RUN)
     public = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"), context).content.config_records["he"]["public"]
     return app, context, HeContext.from_bytes(preset("ckks-8192-sum"), public)

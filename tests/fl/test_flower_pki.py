@@ -66,6 +66,7 @@ def holder(pki, tmp_path_factory):
     folder, _ = pki
     app = client_app(None)
     context = _context({"partition-id": CLIENTS, "he-min-clients": 2, "he-client-keys": str(folder / "clients"),
+                        "he-signing-key": str(folder / "keys" / "key-holder.pem"),
                         "he-ledger-file": str(tmp_path_factory.mktemp("ledger") / "ledger.json")})
     reply = app(Message(RecordDict(), dst_node_id=1, message_type="query.keys"), context).content.config_records["he"]
     public = HeContext.from_bytes(preset("ckks-8192-sum"), reply["public"])
@@ -172,3 +173,38 @@ def test_secagg_keys_provisions_once_and_the_app_carries_the_servers_copy(tmp_pa
     assert run_config["client-keys"] == str(tmp_path / "keys" / "clients")
     config = config_from_run(run_config)  # the experiment never sees the server's key folder
     assert config.active and config.stack == "secagg+"
+
+
+def _node_lines(argv, capsys):
+    """Each --node-config of `secagg flower-app` (argv), parsed as a SuperNode parses it."""
+    from flwr.common.config import parse_config_args
+
+    assert main(["flower-app", *argv]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "flower-supernode" in line]
+    return [parse_config_args([line.split("--node-config '")[1].split("'")[0]]) for line in lines]
+
+
+@pytest.mark.parametrize("stack", [["--set", "stack=secagg+", "--set", "active=true"], ["--set", "stack=ckks"]])
+def test_every_node_line_of_flower_app_pins_the_stack_and_loads_its_keys(tmp_path, capsys, stack):
+    """Review 3 (breaks 3, 4): the node lines `secagg flower-app --keys` prints pin stack, active and noise_multiplier (a run
+    config that downgrades them is refused), and name every key a node loads at start-up: its identity, and for ckks the
+    key holder's public key (client nodes) and signing key (the key holder)."""
+    from fl.flower_engine import _key_holder_signer, checked_against_node, key_holder_key
+
+    main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"])
+    capsys.readouterr()
+    nodes = _node_lines([str(tmp_path / "app"), "--keys", str(tmp_path / "keys"), "--set", "clients=3", *stack], capsys)
+    run_config = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    honest = config_from_run(run_config)
+    assert len(nodes) == 3 + (honest.stack == "ckks")
+    for nc in nodes:
+        assert checked_against_node(honest, nc) == honest
+        for downgrade in ({"stack": "plain", "active": False}, {"noise_multiplier": 0.0}, *([{"active": False}] if honest.active else [])):
+            with pytest.raises(Refused, match="this node's config"):
+                checked_against_node(config_from_run({**run_config, **downgrade}), nc)
+    for nc in nodes[:3]:
+        node_identity(nc)
+        if honest.stack == "ckks":
+            assert key_holder_key(nc, False) == key_holder_key({"he-key-holder-key": str(tmp_path / "keys" / "key-holder.pub")}, False)
+    if honest.stack == "ckks":
+        _key_holder_signer(nodes[3])

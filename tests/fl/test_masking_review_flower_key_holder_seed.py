@@ -22,6 +22,7 @@ from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 import fl.flower_engine as engine  # noqa: E402
 from protocols.core.errors import MalformedMessage  # noqa: E402
+from protocols.core.pki import provision_key_holder  # noqa: E402
 from protocols.he.key_holder import KeyHolder  # noqa: E402
 
 VALUES = {"clients": 3, "rounds": 1, "stack": "ckks", "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
@@ -45,7 +46,8 @@ def test_a_deployment_key_holder_never_seeds_its_noise_from_the_request(monkeypa
     app = engine.client_app()  # deployment: config comes from the run
     TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
     context = Context(run_id=1, node_id=1, node_config={"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json"),
-                                                  "he-client-keys": json.dumps({"0": "11" * 32})},
+                                                  "he-client-keys": json.dumps({"0": "11" * 32}),
+                                                  "he-signing-key": str(provision_key_holder(tmp_path).parent / "keys" / "key-holder.pem")},
                       state=RecordDict(), run_config=VALUES)
     app(Message(RecordDict({}), dst_node_id=1, message_type="query.keys"), context)
     params = {"seed": "ab" * 32, "session": "00" * 8, "client_keys": {}, "roster": [0]}

@@ -3,7 +3,7 @@ as the guarantees' adversaries would: a deviating ServerApp (it writes every mes
 clients, an operator's missing or malformed key file. No SuperLink: a `FakeGrid` hands each message to the
 ClientApp with that node's own Context, as a SuperNode would, and `FlowerRounds` is the honest ServerApp's round.
 
-Breaks are `xfail(strict=True, reason="BREAK: ...")`; the other tests are defences that held."""
+The breaks found (xfail strict) are fixed (branch fix14) and stay as regression tests beside the defences that held."""
 
 import contextlib
 import json
@@ -86,7 +86,8 @@ class FakeGrid:
 
 
 def client_nodes(pki, n=CLIENTS):
-    return [{"signing-key": str(pki / "keys" / f"{c}.pem"), "client-keys": str(pki / "clients")} for c in range(n)]
+    return [{"signing-key": str(pki / "keys" / f"{c}.pem"), "client-keys": str(pki / "clients"), "he-key-holder-key": str(pki / "key-holder.pub")}
+            for c in range(n)]
 
 
 def masking_round(pki, intercept=None):
@@ -111,8 +112,6 @@ def test_control_the_honest_active_round_on_the_deployment_engine_sums_the_nodes
     assert np.max(np.abs(out.result - sum(rows(grid).values()))) < 1e-3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: a deviating ServerApp runs the same round twice (same `round` in train.update, so every node "
-                                       "recomputes the same update), once with the victim and once without: two sums of one set of updates")
 def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update(pki):
     """Active SecAgg+ promises the server only the survivors' sum, once a round. Every node rebuilds its update from the
     train.update message alone (model, `round` -> its training seed), accepts any number of them, and joins any
@@ -120,7 +119,11 @@ def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update
     rounds, stack, params, grid = masking_round(pki)
     with_victim = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5).result
     victim = rows(grid)[0]
-    without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
+    try:
+        without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
+    except RuntimeError as exc:  # the defence: every node refuses a round at or below the last one it joined
+        assert "already joined round 1" in str(exc)
+        return
     leaked = with_victim - without
     assert np.max(np.abs(leaked - victim)) > 1e-2, "the server recovered the victim's update from two sums of one round"
 
@@ -128,9 +131,6 @@ def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update
 HE = {"stack": "ckks", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: the key holder's one sum a round is per session round, but every client computes its update "
-                                       "for the train.update `round` the server names: the server asks round 1 again under the next "
-                                       "session round, without the victim, and the key holder releases it")
 def test_the_key_holder_node_releases_the_sum_without_the_victim_in_the_next_session_round(pki, tmp_path):
     """Issue 14: "the sum without the victim was released after the sum with it". The ledger now refuses a second sum in
     one (run, round) and any earlier round; the deviating ServerApp leaves the ledger alone and runs its round 1 twice:
@@ -138,14 +138,18 @@ def test_the_key_holder_node_releases_the_sum_without_the_victim_in_the_next_ses
     so every node re-encrypts the same update. The key holder (policy min_clients=2, flood 2**10 x bound) releases both."""
     run_config = dict(HE)
     config = config_from_run(run_config)
-    holder = {"he-client-keys": str(pki / "clients"), "he-ledger-file": str(tmp_path / "ledger.json"), "he-min-clients": 2}
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"), "he-ledger-file": str(tmp_path / "ledger.json"), "he-min-clients": 2}
     grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder])
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
     stack = build_stack(config, len(params), params)
     with_victim = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5).result
     victim = rows(grid)[0]
-    without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
+    try:
+        without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
+    except RuntimeError as exc:  # the defence: a node refuses a round it joined, and a session not of the round it is told
+        assert "already joined round 1" in str(exc) or "is not one of round 1" in str(exc)
+        return
     assert np.max(np.abs(with_victim - without - victim)) > 1e-2, "the aggregator recovered the victim's update from two releases"
 
 
@@ -263,8 +267,6 @@ def test_a_malformed_signing_key_file_is_refused_naming_the_file(pki, tmp_path, 
         node_identity({"partition-id": 0, "signing-key": str(path), "client-keys": str(pki / "clients")})
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="BREAK: a password-protected PEM signing key escapes node_identity as an untyped TypeError "
-                                       "(cryptography raises TypeError, Signer.from_pem / ClientIdentity.load catch only OSError, ValueError)")
 def test_an_encrypted_signing_key_file_is_refused_naming_the_file(pki, tmp_path):
     path = _write_bad(tmp_path, "encrypted")
     with pytest.raises(Refused, match="signing key file"):
@@ -296,17 +298,12 @@ def test_a_malformed_key_folder_is_refused_naming_the_file(pki, tmp_path, how):
         node_identity({"partition-id": 0, "signing-key": str(pki / "keys" / "0.pem"), "client-keys": str(folder)})
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError, reason="BREAK: a folder named <id>.pub in the key folder escapes KeyDirectory.read as IsADirectoryError "
-                                       "(it catches ValueError only), so node_identity raises untyped")
 def test_a_key_folder_holding_a_folder_named_like_a_key_is_refused(pki, tmp_path):
     folder = _directory_with(pki, tmp_path, "folder")
     with pytest.raises(Refused, match="client key"):
         node_identity({"partition-id": 0, "signing-key": str(pki / "keys" / "0.pem"), "client-keys": str(folder)})
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: a ckks client encrypts under whatever public context train.update carries; the ServerApp "
-                                       "forwards the key holder's, unsigned and unpinned, so a deviating one sends its own and decrypts "
-                                       "every client's update alone")
 def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_public_key(pki, tmp_path):
     """README (HE): the aggregator collects and adds; a key holder, which must not collude with it, decrypts only what its
     own policy allows. On Flower the key holder sends its public context "which the ServerApp forwards to the clients":
@@ -320,24 +317,25 @@ def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_publi
 
     run_config = dict(HE)
     config = config_from_run(run_config)
-    holder = {"he-client-keys": str(pki / "clients"), "he-ledger-file": str(tmp_path / "ledger.json")}
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"), "he-ledger-file": str(tmp_path / "ledger.json")}
     grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
     with contextlib.suppress(RuntimeError, ProtocolError):  # the key holder cannot decrypt the sum: the round may fail; too late
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
-    victim = rows(grid)[0]
-    first = next(reply for kind, reply in grid.replies if kind == "query.frame" and reply.metadata.src_node_id == 100)
-    frame = decode_frame(first.content.config_records["f"]["frame"], party="aggregator", stage="masked_input")
-    ciphertext, _ = parse_ciphertext(Reader(frame.payload, party="aggregator", stage="masked_input"), 1 << 24)
-    read = own.decrypt(EncryptedVector.from_bytes(own, ciphertext, length=len(victim)))
-    clipped = victim * min(1.0, config.clip / np.linalg.norm(victim))
-    assert np.max(np.abs(read - clipped)) > 1e-2, "the aggregator decrypted the victim's update with its own key"
+    sent = [reply.content.config_records["f"]["frame"] for kind, reply in grid.replies
+            if kind == "query.frame" and reply.metadata.src_node_id == 100 and not reply.has_error() and "frame" in reply.content.config_records["f"]]
+    trained = [reply for kind, reply in grid.replies if kind == "train.update" and reply.metadata.src_node_id == 100]
+    assert sent or (trained[0].has_error() and "not signed by the key holder" in trained[0].error.reason), "the victim neither sent nor refused"
+    for data in sent:  # every frame the victim sent: none is its update under the aggregator's key
+        victim = rows(grid)[0]
+        frame = decode_frame(data, party="aggregator", stage="masked_input")
+        ciphertext, _ = parse_ciphertext(Reader(frame.payload, party="aggregator", stage="masked_input"), 1 << 24)
+        read = own.decrypt(EncryptedVector.from_bytes(own, ciphertext, length=len(victim)))
+        clipped = victim * min(1.0, config.clip / np.linalg.norm(victim))
+        assert np.max(np.abs(read - clipped)) > 1e-2, "the aggregator decrypted the victim's update with its own key"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BREAK: a node started with the --node-config line `secagg flower-app` prints (partition, keys; no "
-                                       "stack or active pin) builds whatever stack the server's run config names: stack=plain and its "
-                                       "update goes to the ServerApp in the clear")
 def test_a_node_provisioned_for_active_secagg_refuses_a_run_config_that_downgrades_it(pki):
     """Issue 14 item 5: a client checks the stack parameters it is sent against its own node config. The operator
     followed README / `secagg flower-app --keys` for an active secagg+ deployment (node line: partition-id, num-partitions,
@@ -366,3 +364,83 @@ def test_a_node_that_pins_its_stack_refuses_the_downgrade(pki):
     params = get_flat(local_datasets(config)[1])
     with pytest.raises(RuntimeError, match="this node's config"):
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+
+
+SIGNATURES = ("none", "garbage", "other run", "simulated key holder", "another context")
+
+
+@given(how=st.sampled_from(SIGNATURES))
+@settings(max_examples=len(SIGNATURES) * 2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_a_client_encrypts_only_under_the_context_its_key_holder_signed_for_this_run(pki, tmp_path_factory, how):
+    """The fix of the break above, attacked: the deviating ServerApp forwards the key holder's real context without its
+    signature, with garbage, with the key holder's own signature of another run, a context it signed as the simulated key
+    holder, or the real signature over a context of its own. Every client node refuses before it sends any input."""
+    from protocols.core.pki import load_signer, simulated_key_holder_signer
+    from protocols.he.context_signature import sign_context
+
+    own = HeContext.generate(preset("ckks-8192-sum")).public().to_bytes()
+    holder_key = load_signer(pki / "keys" / "key-holder.pem")
+
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update":
+            he = msg.content.config_records["he"]
+            if how == "none":
+                if "signature" in he:  # one record is shared by every train.update of the round
+                    del he["signature"]
+            elif how == "garbage":
+                he["signature"] = b"\x00" * 64
+            elif how == "other run":
+                he["signature"] = sign_context(holder_key, 8, he["public"])
+            elif how == "simulated key holder":
+                he["public"], he["signature"] = own, sign_context(simulated_key_holder_signer(), 7, own)
+            else:
+                he["public"] = own
+        return msg
+
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"),
+              "he-ledger-file": str(tmp_path_factory.mktemp("l") / "ledger.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with pytest.raises(RuntimeError, match="not signed by the key holder for run 7"):
+        rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    trained = [reply for kind, reply in grid.replies if kind == "train.update"]
+    assert len(trained) == CLIENTS and all(reply.has_error() and "not signed by the key holder" in reply.error.reason for reply in trained)
+    assert not [kind for kind, _ in grid.replies if kind == "query.frame"], "a frame went out"
+
+
+def test_control_the_honest_ckks_round_on_the_deployment_engine_sums_the_nodes_updates(pki, tmp_path):
+    """The property above can fail: with the key holder's signed context forwarded as it is, the round sums every update."""
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"), "he-ledger-file": str(tmp_path / "l.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder])
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    clipped = [row * min(1.0, config.clip / np.linalg.norm(row)) for row in rows(grid).values()]
+    assert np.max(np.abs(out.result - sum(clipped))) < 1e-2
+
+
+@pytest.mark.parametrize("session", [None, "zz" * 8, "00" * 4, 5])
+def test_a_ckks_client_refuses_a_session_that_is_not_of_the_round_it_is_told(pki, tmp_path, session):
+    """The key holder's ledger keys releases by the session's round; a client that computed its update for `round` 2
+    must not sign it under a session of round 1 (the aggregator's first session), nor under a malformed session."""
+
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update" and session is not None:
+            cfg = msg.content.config_records["round"]
+            cfg["public"] = json.dumps({**json.loads(cfg["public"]), "session": session})
+        return msg
+
+    run_config = dict(HE)
+    config = config_from_run(run_config)
+    holder = {"he-client-keys": str(pki / "clients"), "he-signing-key": str(pki / "keys" / "key-holder.pem"), "he-ledger-file": str(tmp_path / "l.json")}
+    grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
+    params = get_flat(local_datasets(config)[1])
+    with pytest.raises(RuntimeError, match="is not one of round 2"):  # the stack's first session is of round 1
+        rounds.aggregate(2, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    assert not [kind for kind, _ in grid.replies if kind == "query.frame"], "a frame went out"

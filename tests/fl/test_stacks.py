@@ -121,7 +121,8 @@ def test_preset_observers_are_the_table_the_privacy_accounting_was_written_for()
     }
     assert SUM_STACKS == ("secagg+", "ddp+secagg+", "ckks")
     assert [s for s in STACKS if preset_traits(s).output == "mean"] == ["plain", "robust", "central-dp", "local-dp"]
-    assert [s for s in STACKS if preset_traits(s).splits] == ["plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp", "ckks", "ckks-robust", "hidden-state"]
+    assert [s for s in STACKS if preset_traits(s).splits] == ["plain", "secagg+", "ddp+secagg+", "robust", "central-dp", "local-dp", "ckks", "ckks-robust",
+                                                                 "two-server", "ddp+two-server", "hidden-state"]
 
 
 def test_a_layer_list_equal_to_a_preset_trains_exactly_as_the_preset():
@@ -203,8 +204,9 @@ def test_traits_replace_the_name_switches():
         ExperimentConfig(stack="robust(rule=krum)", byzantine=0.2, byzantine_protocol="skip-clip")
     with pytest.raises(ValueError, match="sends no additive shares"):
         ExperimentConfig(stack="clip(bound=1) > discretize > secagg+", byzantine=0.2, byzantine_protocol="shares-wrapped")
-    with pytest.raises(ValueError, match="runs the stacks whose layers split"):
-        ExperimentConfig(stack="clip(bound=1) > discretize > two-server", engine="flower-sim")
+    assert dataclasses.replace(hidden, engine="flower-sim", sample_fraction=1.0).traits.splits  # hidden state splits now (flower-he)
+    with pytest.raises(ValueError, match="sample_fraction must be 1"):  # from its output trait, not its name
+        dataclasses.replace(hidden, engine="flower-sim", sample_fraction=0.5)
     assert ExperimentConfig(stack="clip(bound=1) > skellam(noise_multiplier=1) > two-server(f=2)", clients=10, byzantine=0.2).traits.robust_f == 2
     assert set(PRESETS) == set(STACKS)
 

@@ -268,6 +268,6 @@ def test_any_text_parses_or_is_refused_with_a_stack_error(text):
 def test_traits_say_who_sees_what():
     assert traits(parse("clip(bound=1) > local-dp(noise_multiplier=1) > robust")).observers == {"server": "own share", "released model": "own share"}
     t = traits(parse("clip(bound=1) > skellam(noise_multiplier=1) > two-server(f=2)"))
-    assert t.shares and t.robust and t.robust_f == 2 and t.clips and not t.splits and t.output == "sum"
+    assert t.shares and t.robust and t.robust_f == 2 and t.clips and t.splits and t.output == "sum"  # S1 and the dealer remote: protocols.two_server.remote
     assert traits(parse("clip(bound=1) > discretize > secagg+(active=true)")).splits  # signed with long-term identities (protocols.core.pki)
     assert traits(parse("clip(bound=1) > discretize > secagg+")).all_stages

@@ -375,16 +375,16 @@ def test_order_statistics_at_the_widest_range():
 def test_reported_dabits_count_the_dabits_dealt(monkeypatch):
     """The guarantee's `dabits` parameter must be the number of daBits the dealer produced this round
     (after the switch to edaBits: one daBit a converted value, not one a digit)."""
-    import protocols.two_server.gates as gates
+    import protocols.two_server.dealer as dealer  # where the dealer's batches are drawn
 
     dealt = []
-    real = gates.deal_dabits
+    real = dealer.deal_dabits
 
     def counting(shape, d, rng, seed):
         dealt.append(int(np.prod(shape)) * d)
         return real(shape, d, rng, seed)
 
-    monkeypatch.setattr(gates, "deal_dabits", counting)
+    monkeypatch.setattr(dealer, "deal_dabits", counting)
     bits, n, d = 8, 5, 10
     x = np.random.default_rng(0).integers(-5, 5, (n, d))
     out = secure_sum(ring_inputs(x, bits), protocol=TwoServerRobust(rule="multi_krum", f=1, bits=bits, norm_bound=100.0), seed=0)

@@ -1,0 +1,73 @@
+"""The second server and the dealer of a two-server stack as Flower nodes, without flwr: what their
+messages do to a node's state (plain dicts of str, int, float and lists of bytes, as a ConfigRecord holds).
+
+    S1 node  "s1_key"  a fresh X25519 key for the round (OS CSPRNG), kept in the node's state; the public half back
+             "s1"      the frames S0 relayed since the last message: S1's program is replayed over all of them
+                       (`protocols.two_server.remote.second_server_step`); the frames it sent since, back
+    dealer   "deal"    one batch (kind, shapes, index): S0's seed and S1's part sealed to S1's key, from the
+                       dealer's OS CSPRNG (a simulation does not seed it: no aggregate depends on it)
+
+A round's S1 key lives only until the next "s1_key": a frame sealed under an older round's key fails at S1.
+"""
+
+from __future__ import annotations
+
+import json
+
+from protocols.core.protocol import Protocol
+from protocols.two_server import TwoServerRobust
+from protocols.two_server.remote import sealed_deal, second_server_step, two_server_public
+from secagg.agreement import X25519Agreement
+from secagg.randomness import SystemRandomness
+
+ROLES = ("second-server", "dealer")  # node config key `role`; default: partition id = clients (S1), clients + 1 (dealer)
+
+
+def two_server_nodes(config) -> bool:
+    """Whether an experiment's stack (`fl.experiment.ExperimentConfig`) has a second server, hence S1 and dealer nodes."""
+    return "second server" in config.traits.observers
+
+
+def two_server_protocol(stack: Protocol | None) -> TwoServerRobust | None:
+    """The stack's two-server protocol (its second server and dealer are SuperNodes of their own), or None."""
+    while stack is not None and not isinstance(stack, TwoServerRobust):
+        stack = getattr(stack, "inner", None)
+    return stack
+
+
+def new_round_key(state: dict) -> str:
+    """S1: a fresh key for a round; resets the round's relayed frames. Returns the public key (hex)."""
+    key = X25519Agreement.generate(SystemRandomness())
+    state.clear()
+    state.update(secret=key.private_bytes().hex(), public="", frames=[], sent=0, seconds=0.0)
+    return key.public_bytes().hex()
+
+
+def second_server_reply(protocol: TwoServerRobust, state: dict, public: str, frames: list[bytes]) -> dict:
+    """S1: takes the newly relayed `frames` (and, on the round's first message, its public parameters, JSON);
+    returns {"frames": what S1 sent since, "error": why S1 stopped ("" if it did not), "cpu": its CPU seconds since}."""
+    if "secret" not in state:
+        return {"frames": [], "error": "Refused: no round key (S0 must ask for one first)", "cpu": 0.0}
+    if not state["public"]:
+        state["public"] = public
+    state["frames"] = list(state["frames"]) + list(frames)
+    try:
+        params = two_server_public(json.loads(state["public"]))
+    except (ValueError, TypeError) as exc:
+        return {"frames": [], "error": f"Refused: public parameters: {exc}", "cpu": 0.0}
+    key = X25519Agreement.from_private_bytes(bytes.fromhex(state["secret"]))
+    step = second_server_step(protocol, params, key, state["frames"])
+    fresh, cpu = step.frames[int(state["sent"]):], max(0.0, step.seconds - float(state["seconds"]))
+    state.update(sent=len(step.frames), seconds=step.seconds)
+    return {"frames": fresh, "error": step.error or "", "cpu": cpu}
+
+
+def dealer_reply(request: dict) -> dict:
+    """The dealer: one batch for the request {"kind", "args" (JSON list), "index", "public" (JSON)}; an error
+    reply (its message) for a request it refuses."""
+    try:
+        params = two_server_public(json.loads(request["public"]))
+        seed, sealed = sealed_deal(str(request["kind"]), tuple(json.loads(request["args"])), int(request["index"]), params, SystemRandomness())
+    except (KeyError, TypeError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"seed": seed, "sealed": sealed}

@@ -1,0 +1,84 @@
+"""The second server's and the dealer's node logic (fl.remote_two_server) without Flower: a node's state is a
+dict, each message one call. A round through it gives the in-process round; a round key lasts one round."""
+
+import json
+
+import numpy as np
+
+from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply
+from protocols.core.driver import CostMeter, drive
+from protocols.core.messages import Kind
+from protocols.core.protocol import RoundEnd
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.secure_sum import secure_sum
+from protocols.core.transport import InProcessTransport
+from protocols.core.wire import DEALER
+from protocols.two_server import TwoServerRobust
+from protocols.two_server.remote import RemoteServers, two_server_public
+from protocols.two_server.sealing import associated_data, unseal
+from secagg.agreement import X25519Agreement
+from secagg.randomness import SeededRandomness
+
+
+def _round(x, seed, s1_state, relayed):
+    """One round with S1 and the dealer as nodes (their state a dict); `relayed` collects what S0 relayed."""
+    protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
+    protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)))
+    n, d = x.shape
+    rng = SeededRandomness(seed)
+    transport = InProcessTransport(n, rng.fork("links"))
+    opened = protocol.open_round(n, d, rng)
+    public = json.dumps(opened.public)
+    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    meter = CostMeter(n)
+    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
+
+    def ask(frames):
+        relayed.extend(frames)
+        reply = second_server_reply(protocol, s1_state, public, frames)
+        return reply["frames"], reply["error"] or None
+
+    def deal(kind, args, index):
+        reply = dealer_reply({"kind": kind, "args": json.dumps(list(args)), "index": index, "public": public})
+        return reply["seed"], reply["sealed"]
+
+    return opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(), second_server=RemoteServers(ask, deal))), public
+
+
+def test_a_round_through_the_node_logic_gives_the_in_process_round():
+    x = np.random.default_rng(0).integers(0, 50, (5, 6)).astype(np.uint16)
+    out, _ = _round(x, 4, {}, [])
+    here = secure_sum(x, protocol=TwoServerRobust(rule="multi_krum", f=1, bits=16), seed=4)
+    assert np.array_equal(out.result, here.result) and out.included == here.included
+
+
+def test_frames_of_an_earlier_round_fail_under_the_next_round_key():
+    """S0 replays round A's relayed frames to S1 after S1 drew round B's key: S1 stops (the sealed shares fail)."""
+    x = np.random.default_rng(1).integers(0, 50, (5, 6)).astype(np.uint16)
+    state, relayed = {}, []
+    _, public = _round(x, 2, state, relayed)
+    protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
+    new_round_key(state)
+    reply = second_server_reply(protocol, state, public, relayed)
+    assert reply["error"].startswith("Aborted") and "another second-server key" in reply["error"]
+    forged = json.loads(public)
+    two_server_public(forged)["second_server"] = new_round_key(state)  # round A's session and frames under a new round's key
+    reply = second_server_reply(protocol, state, json.dumps(forged), relayed)
+    assert reply["error"].startswith("BelowThreshold") and "0 inputs reached both servers" in reply["error"]  # no sealed share opened
+
+
+def test_s1_refuses_frames_before_its_round_key():
+    reply = second_server_reply(TwoServerRobust(), {}, "{}", [])
+    assert reply["error"].startswith("Refused") and reply["frames"] == []
+
+
+def test_the_dealer_seals_s1s_part_and_refuses_bad_requests():
+    key = X25519Agreement.from_private_bytes(bytes(range(32)))
+    public = json.dumps({"layer": "clip", "inner": {"session": "00" * 8, "second_server": key.public_bytes().hex()}})
+    reply = dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": public})
+    assert len(reply["seed"]) == 32
+    plain = unseal(key, reply["sealed"], associated_data(bytes(8), DEALER, Kind.MATRIX, 2), party="t", stage="t")
+    assert len(plain) == 8 + 8 * 12 + 8 + 8 * 9  # A_1 (3, 4) and C_1 (3, 3), each with its shape header
+    for bad in ({"kind": "gram", "args": "[3]"}, {"kind": "square", "args": "[3, 4]"}, {"kind": "and", "args": "[2, 1e9]"},
+                {"kind": "gram", "args": "[3, 4]", "index": -1}, {"kind": "and", "args": f"[{2**20}, {2**20}]"}):
+        assert "error" in dealer_reply({"index": 0, "public": public, **bad}), bad

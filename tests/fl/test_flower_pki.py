@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 flwr = pytest.importorskip("flwr")
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
-from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from fl.cli import main  # noqa: E402
 from fl.flower_engine import client_app, config_from_run, node_identity, write_app  # noqa: E402
@@ -37,16 +36,7 @@ SYBIL = Signer.generate(SeededRandomness(99))  # the aggregator's own key
 ROSTERS = {"seated": [0, 1, 2, 3], "swapped": [1, 0, 2, 3], "sybil ids": [0, 7, 8, 9], "twice": [0, 0, 1, 2]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def task_identity():
-    """What a SuperNode sets before calling the app (restored after this module)."""
-    names = ("_run_id", "_task_id", "_node_id")
-    before = [getattr(TaskIdentity, name) for name in names]
-    for name, value in zip(names, (7, 1, 0)):
-        setattr(TaskIdentity, name, value)
-    yield
-    for name, value in zip(names, before):
-        setattr(TaskIdentity, name, value)
+pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 
 
 def _context(node_config):

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 flwr = pytest.importorskip("flwr")
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict  # noqa: E402
-from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from fl.experiment import build_stack, local_datasets  # noqa: E402
 from fl.flower_engine import FlowerRounds, client_app, config_from_run  # noqa: E402
@@ -35,15 +34,7 @@ RUN = {"stack": "ckks", "clients": CLIENTS, "data": "breast_cancer", "model": "l
 VALUES = [np.full(10, float(c + 1)) for c in range(CLIENTS)]  # client c's input: all c + 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def task_identity():
-    names = ("_run_id", "_task_id", "_node_id")
-    before = [getattr(TaskIdentity, name) for name in names]
-    for name, value in zip(names, (7, 1, 0)):
-        setattr(TaskIdentity, name, value)
-    yield
-    for name, value in zip(names, before):
-        setattr(TaskIdentity, name, value)
+pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 flwr = pytest.importorskip("flwr")
 
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict  # noqa: E402
-from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from fl.experiment import build_stack, local_datasets  # noqa: E402
 from fl.flower_engine import FlowerRounds, client_app, config_from_run, node_identity  # noqa: E402
@@ -39,16 +38,7 @@ CLIENTS = 5  # active SecAgg+ at n = 5: k = 4, t = 3, so a round goes on with on
 MASKING = {"stack": "secagg+", "active": True, "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def task_identity():
-    """What a SuperNode sets before calling the app (restored after this module)."""
-    names = ("_run_id", "_task_id", "_node_id")
-    before = [getattr(TaskIdentity, name) for name in names]
-    for name, value in zip(names, (7, 1, 0)):
-        setattr(TaskIdentity, name, value)
-    yield
-    for name, value in zip(names, before):
-        setattr(TaskIdentity, name, value)
+pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,18 @@ import pytest
 
 flwr = pytest.importorskip("flwr")
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict  # noqa: E402
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
-from fl.experiment import local_datasets  # noqa: E402
-from fl.flower_engine import _client_setup, config_from_run  # noqa: E402
-from fl.models import get_flat  # noqa: E402
-from protocols.core.errors import Refused  # noqa: E402
-from protocols.core.pki import simulated_key_holder_signer  # noqa: E402
-from protocols.he.context_signature import sign_context  # noqa: E402
-from secagg.he import HeContext  # noqa: E402
-from secagg.he_params import preset  # noqa: E402
-from secagg.randomness import SeededRandomness  # noqa: E402
-from tests.fl.test_review3_flower_key_holder import CLIENTS, RUN, _deployment, pki, task_identity  # noqa: E402, F401
+from fl.experiment import local_datasets
+from fl.flower_engine import _client_setup, config_from_run
+from fl.models import get_flat
+from protocols.core.errors import Refused
+from protocols.core.pki import simulated_key_holder_signer
+from protocols.he.context_signature import sign_context
+from secagg.he import HeContext
+from secagg.he_params import preset
+from secagg.randomness import SeededRandomness
+from tests.fl.test_review3_flower_key_holder import CLIENTS, RUN, _deployment, pki, task_identity  # noqa: F401
 
 HOLDER = 100 + CLIENTS
 

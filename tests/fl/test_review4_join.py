@@ -18,12 +18,12 @@ import pytest
 
 flwr = pytest.importorskip("flwr")
 
-from flwr.app import Context, RecordDict  # noqa: E402
+from flwr.app import Context, RecordDict
 
-from fl.flower_engine import _client_setup, _join, config_from_run  # noqa: E402
-from protocols.core.errors import Refused  # noqa: E402
-from protocols.core.pki import ClientIdentity  # noqa: E402
-from secagg.randomness import SeededRandomness  # noqa: E402
+from fl.flower_engine import _client_setup, _join, config_from_run
+from protocols.core.errors import Refused
+from protocols.core.pki import ClientIdentity
+from secagg.randomness import SeededRandomness
 
 RUN = {"stack": "ckks", "clients": 4, "data": "breast_cancer", "model": "logreg"}
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from protocols.core.driver import CostMeter, drive
-from protocols.core.errors import Aborted
+from protocols.core.errors import Aborted, MalformedMessage
 from protocols.core.messages import Kind
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
@@ -25,7 +25,7 @@ from protocols.core.wire import DEALER
 from protocols.two_server import TwoServerRobust, dealer
 from protocols.two_server.channel import encode_matrix
 from protocols.two_server.remote import in_process, sealed_deal, two_server_public
-from protocols.two_server.sealing import associated_data, seal
+from protocols.two_server.sealing import associated_data, seal, unseal
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness, SystemRandomness
 
@@ -103,3 +103,17 @@ def _other_session(kind, args, index, s1_key, session):
     """The dealer's genuine batch for the same request in another session (S0 asked with other public parameters)."""
     other = bytes([session[0] ^ 1]) + session[1:]
     return sealed_deal(kind, args, index, {"session": other.hex(), "second_server": s1_key.hex()}, SystemRandomness())
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: the dealer seals S1's half to whatever second-server key S0's request names: S0 opens it")
+def test_the_dealer_seals_s1s_half_only_to_s1():
+    """The dealer (`sealed_deal`, what the dealer node's `fl.remote_two_server.dealer_reply` runs on S0's request)
+    takes S1's key from the public parameters S0 sends."""
+    s0 = X25519Agreement.generate(SystemRandomness())  # S0's own key, named as the second server's
+    session = bytes(range(8))
+    try:
+        _seed, sealed = sealed_deal("gram", (3, 2), 0, {"session": session.hex(), "second_server": s0.public_bytes().hex()}, SystemRandomness())
+        opened = unseal(s0, sealed, associated_data(session, DEALER, Kind.MATRIX, 0), party="S0", stage="test")
+    except (ValueError, MalformedMessage):
+        return  # the dealer refused a key that is not S1's: the guarantee holds
+    pytest.fail(f"S0 opened S1's half of the batch ({len(opened)} bytes) beside its own seed: it knows the whole triple")

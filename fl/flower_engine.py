@@ -313,7 +313,7 @@ NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys", "he
 
 def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
     """Records that this node joins round `r`, refusing a round at or below the last one it joined (node state, per
-    run) and, for HE, a session whose round number (its first 4 bytes) is not `r`: a server cannot have one update
+    run) and, for HE, public parameters with a session (at any layer) whose round number (its first 4 bytes) is not `r`: a server cannot have one update
     summed twice under two participations by re-running a round. (The same model sent again under a new round number
     is a differencing channel no check can close: only DP bounds it.)
 
@@ -323,13 +323,15 @@ def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
     if joined is not None and r <= int(joined["round"]):
         raise Refused(f"round {r}: this node already joined round {int(joined['round'])} of this run; refusing to compute an update again",
                       party="client node", stage="setup")
-    if he_protocol(stack) is not None:
-        inner = public
-        while isinstance(inner, dict) and "session" not in inner and isinstance(inner.get("inner"), dict):
-            inner = inner["inner"]
-        session = str(inner.get("session", "")) if isinstance(inner, dict) else ""
-        if len(session) != 16 or not all(ch in "0123456789abcdef" for ch in session) or int(session[:8], 16) != r:
-            raise Refused(f"round {r}: the session {session[:20]!r} is not one of round {r}", party="client node", stage="setup")
+    if he_protocol(stack) is not None:  # every layer's session, down to the innermost one the HE client signs under
+        sessions, level = [], public
+        while isinstance(level, dict):
+            if "session" in level:
+                sessions.append(str(level["session"]))
+            level = level.get("inner")
+        for session in sessions or [""]:
+            if len(session) != 16 or not all(ch in "0123456789abcdef" for ch in session) or int(session[:8], 16) != r:
+                raise Refused(f"round {r}: the session {session[:20]!r} is not one of round {r}", party="client node", stage="setup")
     context.state.config_records["joined"] = ConfigRecord({"round": r})
 
 

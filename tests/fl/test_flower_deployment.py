@@ -99,11 +99,11 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
 
 
 @pytest.mark.parametrize("case", [pytest.param("ddp+secagg+"), pytest.param("active secagg+", marks=pytest.mark.soak),
-                                  pytest.param("ckks", marks=pytest.mark.soak), pytest.param("ckks-robust", marks=pytest.mark.slow)])
+                                  pytest.param("ckks", marks=pytest.mark.soak), pytest.param("ckks-robust", marks=pytest.mark.soak)])
 def test_the_experiment_runs_on_flower_deployment_over_loopback(tmp_path, case):
     """Signing stacks: each client node's config names its own key file and the public-key folder, the key holder's
     its he-client-keys (for ckks-robust also its robust policy and its ledger file), and the server's copy comes with
-    the app (`flower-app --keys`). Active secagg+ and ckks take about 5 min each on a loaded 2-core machine, so they
+    the app (`flower-app --keys`). Active secagg+, ckks and ckks-robust take 2-5 min each on a 2-core machine, so they
     are `soak` (run them with `pytest -m soak tests/fl/test_flower_deployment.py`)."""
     fields, layers, signing, line, kept = CASES[case]
     holder = f' {HOLDER_POLICY} he-ledger-file="{tmp_path / "ledger.json"}"' if case == "ckks-robust" else ""

@@ -24,7 +24,9 @@ from protocols.he.context_signature import sign_context
 from secagg.he import HeContext
 from secagg.he_params import preset
 from secagg.randomness import SeededRandomness
-from tests.fl.test_review3_flower_key_holder import CLIENTS, RUN, _deployment, pki, task_identity  # noqa: F401
+from tests.fl.test_review3_flower_key_holder import CLIENTS, RUN, _deployment, pki  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 
 HOLDER = 100 + CLIENTS
 

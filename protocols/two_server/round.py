@@ -102,6 +102,7 @@ class TwoServerRobust(RingProtocol):
     pre: str | None = None
     name: str = "two-server"
     _second_public: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _second_signature: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -129,12 +130,13 @@ class TwoServerRobust(RingProtocol):
     def _slack_bits(self) -> int | None:
         return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
 
-    def use_second_server(self, public_key: bytes | None) -> None:
+    def use_second_server(self, public_key: bytes | None, signature: bytes | None = None) -> None:
         """Rounds opened from now on carry this X25519 public key of a second server that runs elsewhere (its
-        half through `RoundEnd.second_server`, see `protocols.two_server.remote`); None: S1 in process."""
+        half through `RoundEnd.second_server`, see `protocols.two_server.remote`), and S1's signature of it
+        (`second_server_signature`, which the dealer checks, `protocols.two_server.identities`); None: S1 in process."""
         if public_key is not None and len(public_key) != KEY_BYTES:
             raise ValueError(f"the second server's public key must be {KEY_BYTES} bytes, found {len(public_key)}")
-        self._second_public = public_key
+        self._second_public, self._second_signature = public_key, signature
 
     def check_sizes(self, n: int, d: int) -> None:
         """Raises ValueError unless distances (and NNM sums) of n inputs of dimension d stay exact in Z_2^64."""
@@ -157,6 +159,8 @@ class TwoServerRobust(RingProtocol):
         local = None if self._second_public is not None else local
         public = {"session": session.hex(), "second_server": (self._second_public or local.public_bytes()).hex(), "n": n, "d": d,
                   "bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits()}
+        if local is None and self._second_signature is not None:
+            public["second_server_signature"] = self._second_signature.hex()
         server = ShareCollector(n, session)
 
         def finish(end: RoundEnd) -> Output:

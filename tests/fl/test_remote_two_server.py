@@ -14,6 +14,7 @@ from protocols.core.secure_sum import secure_sum
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER
 from protocols.two_server import TwoServerRobust
+from protocols.two_server.identities import check_batch, round_key_message, simulated_signer
 from protocols.two_server.remote import RemoteServers, two_server_public
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
@@ -23,7 +24,7 @@ from secagg.randomness import SeededRandomness
 def _round(x, seed, s1_state, relayed):
     """One round with S1 and the dealer as nodes (their state a dict); `relayed` collects what S0 relayed."""
     protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
-    protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)))
+    protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)), bytes.fromhex(s1_state["signature"]))
     n, d = x.shape
     rng = SeededRandomness(seed)
     transport = InProcessTransport(n, rng.fork("links"))
@@ -74,10 +75,17 @@ def test_s1_refuses_frames_before_its_round_key():
 
 def test_the_dealer_seals_s1s_part_and_refuses_bad_requests():
     key = X25519Agreement.from_private_bytes(bytes(range(32)))
-    public = json.dumps({"layer": "clip", "inner": {"session": "00" * 8, "second_server": key.public_bytes().hex()}})
+    signature = simulated_signer("second-server").sign(round_key_message(0, key.public_bytes())).hex()
+    inner = {"session": "00" * 8, "second_server": key.public_bytes().hex()}
+    unsigned = json.dumps({"layer": "clip", "inner": inner})
+    assert "not signed by the second server" in dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": unsigned})["error"]
+    public = json.dumps({"layer": "clip", "inner": {**inner, "second_server_signature": signature}})
+    assert "not signed" in dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": public}, run=1)["error"]  # another run's
     reply = dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": public})
     assert len(reply["seed"]) == 32
-    plain = unseal(key, reply["sealed"], associated_data(bytes(8), DEALER, Kind.MATRIX, 2), party="t", stage="t")
+    ad = associated_data(bytes(8), DEALER, Kind.MATRIX, 2)
+    sealed = check_batch(simulated_signer("dealer").public_bytes(), ad, key.public_bytes(), reply["sealed"])
+    plain = unseal(key, sealed, associated_data(bytes(8), DEALER, Kind.MATRIX, 2), party="t", stage="t")
     assert len(plain) == 8 + 8 * 12 + 8 + 8 * 9  # A_1 (3, 4) and C_1 (3, 3), each with its shape header
     for bad in ({"kind": "gram", "args": "[3]"}, {"kind": "square", "args": "[3, 4]"}, {"kind": "and", "args": "[2, 1e9]"},
                 {"kind": "gram", "args": "[3, 4]", "index": -1}, {"kind": "and", "args": f"[{2**20}, {2**20}]"}):

@@ -4,8 +4,10 @@ dict, each message one call. A round through it gives the in-process round; a ro
 import json
 
 import numpy as np
+import pytest
 
 from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply
+from protocols.core.errors import Aborted
 from protocols.core.driver import CostMeter, drive
 from protocols.core.messages import Kind
 from protocols.core.protocol import RoundEnd
@@ -18,10 +20,11 @@ from protocols.two_server.identities import check_batch, round_key_message, simu
 from protocols.two_server.remote import RemoteServers, two_server_public
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
-from secagg.randomness import SeededRandomness
+from secagg.randomness import SeededRandomness, SystemRandomness
+from secagg.signatures import Signer
 
 
-def _round(x, seed, s1_state, relayed):
+def _round(x, seed, s1_state, relayed, dealer_key=None):
     """One round with S1 and the dealer as nodes (their state a dict); `relayed` collects what S0 relayed."""
     protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
     protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)), bytes.fromhex(s1_state["signature"]))
@@ -36,7 +39,7 @@ def _round(x, seed, s1_state, relayed):
 
     def ask(frames):
         relayed.extend(frames)
-        reply = second_server_reply(protocol, s1_state, public, frames)
+        reply = second_server_reply(protocol, s1_state, public, frames, dealer_key)
         return reply["frames"], reply["error"] or None
 
     def deal(kind, args, index):
@@ -66,6 +69,13 @@ def test_frames_of_an_earlier_round_fail_under_the_next_round_key():
     two_server_public(forged)["second_server"] = new_round_key(state)  # round A's session and frames under a new round's key
     reply = second_server_reply(protocol, state, json.dumps(forged), relayed)
     assert reply["error"].startswith("BelowThreshold") and "0 inputs reached both servers" in reply["error"]  # no sealed share opened
+
+
+def test_s1_opens_no_batch_of_a_dealer_other_than_the_one_it_pins():
+    """S1 pins a deployment dealer's key: batches the (simulated) dealer signed abort the round before S1 opens them."""
+    x = np.random.default_rng(2).integers(0, 50, (5, 6)).astype(np.uint16)
+    with pytest.raises(Aborted, match="dealer batch signature failed authentication"):
+        _round(x, 3, {}, [], dealer_key=Signer.generate(SystemRandomness()).public_bytes())
 
 
 def test_s1_refuses_frames_before_its_round_key():

@@ -75,7 +75,15 @@ from flwr.simulation import run_simulation
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, run_experiment
 from fl.models import get_flat
-from fl.remote_two_server import ROLES, dealer_reply, new_round_key, node_identity_keys, second_server_reply, two_server_nodes, two_server_protocol
+from fl.remote_two_server import (
+    ROLES,
+    dealer_reply,
+    new_round_key,
+    node_identity_keys,
+    second_server_reply,
+    two_server_nodes,
+    two_server_protocol,
+)
 from fl.results import render, save, to_dict
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter

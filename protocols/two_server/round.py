@@ -470,8 +470,10 @@ class TwoServerRobust(RingProtocol):
             "own, never S0 or S1 (a dealer inside S1 would know A, and E = X - A opened would give S1 every input). Clients seal S1's share, "
             "and the dealer S1's part, to S1's X25519 key (HKDF-SHA256, AES-256-GCM, bound to the session, the sender, the kind and the "
             "dealer's batch); S0 relays them and sees them sealed only: one it alters, replays or swaps excludes its sender (a client) or "
-            "aborts the round (the dealer). Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
-            "a Byzantine input, validated like any), and S0 handing out a key of its own as S1's (clients and the dealer take S1's key "
+            "aborts the round (the dealer). Split, the dealer seals only to a round key S1 signed and signs each batch, which S1 checks "
+            "(Ed25519 identities from each node's own config; in process and in simulation simulated ones, which anyone can sign as). "
+            "Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
+            "a Byzantine input, validated like any), and S0 handing the clients a key of its own as S1's (they take S1's key "
             "from S0's public parameters; against an active S0 they must pin it). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")

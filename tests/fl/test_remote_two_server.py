@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply
-from protocols.core.errors import Aborted
 from protocols.core.driver import CostMeter, drive
+from protocols.core.errors import Aborted
 from protocols.core.messages import Kind
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule

@@ -6,7 +6,7 @@
     secagg report DIR [--round N]                                       re-render a saved run or sweep
     secagg layers                                                       every layer a --stack can name, with its fields
     secagg demo                                                         one secure-aggregation round
-    secagg keys --out DIR --clients N                                   provision long-term client and key-holder signing keys (a PKI)
+    secagg keys --out DIR --clients N                                   provision long-term client, key-holder, second-server and dealer signing keys (a PKI)
 
 Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
 the completed rounds are saved; an earlier result in --out is never replaced by an interrupted run).
@@ -132,16 +132,19 @@ def _flower_app(args) -> None:
     print(f"wrote {folder / 'pyproject.toml'} ({config.clients} clients, stack {config.stack}); then, see README:")
     print("  flower-superlink --insecure")  # its Runtime, Fleet and Control APIs on 127.0.0.1:8000
     signing = "key holder" in config.traits.observers or config.active  # the stacks whose clients sign
-    if signing and keys is None:
-        print(f"  # stack {config.stack}{' (active)' if config.active else ''}: its clients sign; provision keys first: secagg keys --out KEYS "
-              f"--clients {config.clients}, then pass --keys KEYS here")
+    if (signing or two_server_nodes(config)) and keys is None:
+        print(f"  # stack {config.stack}{' (active)' if config.active else ''}: its clients, key holder, second server or dealer sign; "
+              f"provision keys first: secagg keys --out KEYS --clients {config.clients}, then pass --keys KEYS here")
     pins = f" stack={json.dumps(config.stack)} active={json.dumps(config.active)} noise_multiplier={json.dumps(config.noise_multiplier)}"
     for c in range(supernodes(config)):  # every node pins the stack it was provisioned for: a run config that differs is refused
         role = ROLES[c - config.clients] if two_server_nodes(config) and c >= config.clients else ""
         named = f' role="{role}"' if role else ""
         comment = f"   # the {role.replace('-', ' ')}" if role else "   # the key holder" if c == config.clients else ""
         pki = ""
-        if keys is not None and signing:
+        if keys is not None and role:  # S1 and the dealer: each its own identity and the other's public key
+            own, peer = ("second-server", "dealer") if role == "second-server" else ("dealer", "second-server")
+            pki = f" {own}-signing-key=\"{keys / 'keys' / f'{own}.pem'}\" {peer}-key=\"{keys / f'{peer}.pub'}\""
+        elif keys is not None and signing:
             if c == config.clients:
                 pki = f" he-client-keys=\"{keys / 'clients'}\" he-signing-key=\"{keys / 'keys' / 'key-holder.pem'}\""
             else:
@@ -164,7 +167,9 @@ def _experiments(args, command: list[str]) -> int:
         print(f"wrote {args.clients} client identities: private keys in {args.out / 'keys'} (mode 0600; key <id>.pem to client <id>'s node "
               f"only, as its node config signing-key), public keys in {directory.source} (client-keys of every client node, he-client-keys "
               f"of the key holder, flower-app --keys for the server); the HE key holder's identity: {args.out / 'keys' / 'key-holder.pem'} "
-              f"(its node's he-signing-key only) and {args.out / 'key-holder.pub'} (he-key-holder-key of every ckks client node)")
+              f"(its node's he-signing-key only) and {args.out / 'key-holder.pub'} (he-key-holder-key of every ckks client node); the two-server "
+              f"stack's second server and dealer: keys/second-server.pem and keys/dealer.pem (their own node's second-server-signing-key, "
+              f"dealer-signing-key), second-server.pub (the dealer's second-server-key) and dealer.pub (the second server's dealer-key)")
         return 0
     if args.command == "report":
         print(report_sweep(args.folder) if (args.folder / SPEC_FILE).exists() else report(args.folder, args.round))

@@ -75,7 +75,15 @@ from flwr.simulation import run_simulation
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, run_experiment
 from fl.models import get_flat
-from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply, two_server_nodes, two_server_protocol
+from fl.remote_two_server import (
+    ROLES,
+    dealer_reply,
+    new_round_key,
+    node_identity_keys,
+    second_server_reply,
+    two_server_nodes,
+    two_server_protocol,
+)
 from fl.results import render, save, to_dict
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
@@ -161,6 +169,9 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
                     node_identity(dict(context.node_config))
                     if he_protocol(stack) is not None:
                         key_holder_key(dict(context.node_config), simulated)
+                role = reply["role"] or dict(enumerate(ROLES)).get(reply["partition"] - run.clients, "")
+                if two_server_protocol(stack) is not None and role in ROLES:
+                    node_identity_keys(dict(context.node_config), role, simulated)
             except Refused as exc:
                 reply["error"] = f"Refused: {exc}"
         return Message(RecordDict({"id": ConfigRecord(reply)}), reply_to=msg)
@@ -170,9 +181,10 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         """The second server's node: a fresh key for the round (see fl.remote_two_server)."""
         _check_role(context, "second-server")
         state: dict = {}
-        public = new_round_key(state)
+        signer, _ = node_identity_keys(dict(context.node_config), "second-server", simulated)
+        public = new_round_key(state, signer, context.run_id)
         context.state.config_records["s1"] = ConfigRecord(state)
-        return Message(RecordDict({"q": ConfigRecord({"public": public})}), reply_to=msg)
+        return Message(RecordDict({"q": ConfigRecord({"public": public, "signature": state["signature"]})}), reply_to=msg)
 
     @app.query("s1")
     def s1(msg: Message, context: Context) -> Message:
@@ -181,7 +193,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         request = msg.content.config_records["q"]
         protocol = two_server_protocol(_client_setup(current(context), build)[2])
         state = dict(context.state.config_records.get("s1", ConfigRecord({})))
-        reply = second_server_reply(protocol, state, str(request["public"]), list(request.get("frames", [])))
+        dealer_key = node_identity_keys(dict(context.node_config), "second-server", simulated)[1]
+        reply = second_server_reply(protocol, state, str(request["public"]), list(request.get("frames", [])), dealer_key)
         context.state.config_records["s1"] = ConfigRecord(state)
         return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
 
@@ -190,7 +203,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         """The dealer's node: one batch of correlated randomness (see fl.remote_two_server)."""
         _check_role(context, "dealer")
         start = time.thread_time()
-        reply = dealer_reply(dict(msg.content.config_records["q"]))
+        signer, s1_public = node_identity_keys(dict(context.node_config), "dealer", simulated)
+        reply = dealer_reply(dict(msg.content.config_records["q"]), signer, s1_public, context.run_id)
         reply["cpu"] = time.thread_time() - start
         return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
 
@@ -308,7 +322,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     return app
 
 
-NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys", "he-key-holder-key", "he-signing-key", "role")  # identities and role, no experiment field
+NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys", "he-key-holder-key", "he-signing-key", "role",
+             "second-server-signing-key", "dealer-key", "dealer-signing-key", "second-server-key")  # identities and role, no experiment field
 
 
 def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
@@ -556,7 +571,8 @@ class FlowerRounds:
         meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
         two_server = two_server_protocol(stack)
         if two_server is not None:  # the second server's key for this round, from its own node
-            two_server.use_second_server(bytes.fromhex(self._query("second-server", "s1_key", {}, carrier)["public"]))
+            key = self._query("second-server", "s1_key", {}, carrier)
+            two_server.use_second_server(bytes.fromhex(key["public"]), bytes.fromhex(str(key["signature"])))
         opened = stack.open_round(m, dim, rng)
         if opened.use_roster is not None:  # simulation: position u is simulated client u, as in process; deployment: the partitions
             if self.directory is None:

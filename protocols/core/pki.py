@@ -7,6 +7,8 @@ verification key, provisioned out of band (a PKI), so that no party takes a clie
                                                          directory every verifier reads (`KeyDirectory.read`)
                                  folder/keys/key-holder.pem  the HE key holder's signing key, for its node alone
                                  folder/key-holder.pub   its public key, for every client node (`provision_key_holder`)
+                                 folder/keys/second-server.pem, folder/second-server.pub   the two-server stack's S1
+                                 folder/keys/dealer.pem, folder/dealer.pub                 and dealer (`provision_party`)
 
 A round's participants are a roster: position u -> client id (positions are what messages name). A verifier
 maps position u to `directory.key(roster[u])` and refuses a roster that lists an id twice or an id it has no
@@ -182,18 +184,24 @@ def provision(folder: str | Path, clients: int, rng: Randomness | None = None) -
         with os.fdopen(fd, "wb") as out:
             out.write(signer.private_pem())
         (root / "clients" / f"{c}.pub").write_bytes(public_pem(signer.public_bytes()))
-    provision_key_holder(root, rng)
+    for party in ("key-holder", "second-server", "dealer"):
+        provision_party(root, party, rng)
     return KeyDirectory.read(root)
 
 
-def provision_key_holder(folder: str | Path, rng: Randomness | None = None) -> Path:
-    """Writes the HE key holder's identity into `folder`: keys/key-holder.pem (private, mode 0600, never
-    overwritten) and key-holder.pub (its public key, which every client node pins); returns the .pub path."""
+def provision_party(folder: str | Path, party: str, rng: Randomness | None = None) -> Path:
+    """Writes the identity of `party` into `folder`: keys/<party>.pem (private, mode 0600, never overwritten) and
+    <party>.pub (its public key, which the nodes that verify it pin); returns the .pub path."""
     root = Path(folder)
     (root / "keys").mkdir(parents=True, exist_ok=True)
     signer = Signer.from_private_bytes((rng or SystemRandomness()).bytes(32))
-    fd = os.open(root / "keys" / "key-holder.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(root / "keys" / f"{party}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(signer.private_pem())
-    (root / "key-holder.pub").write_bytes(public_pem(signer.public_bytes()))
-    return root / "key-holder.pub"
+    (root / f"{party}.pub").write_bytes(public_pem(signer.public_bytes()))
+    return root / f"{party}.pub"
+
+
+def provision_key_holder(folder: str | Path, rng: Randomness | None = None) -> Path:
+    """Writes the HE key holder's identity into `folder` (`provision_party` "key-holder"): every client node pins key-holder.pub."""
+    return provision_party(folder, "key-holder", rng)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protocols.core.driver import CostMeter
-from protocols.core.errors import BelowThreshold, MalformedMessage
+from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage
 from protocols.core.messages import Kind
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER, SECOND_SERVER, SERVER, Frame, Reader, Writer, decode_frame, encode_frame, party_name
 from protocols.two_server import dealer
+from protocols.two_server.identities import check_batch
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
 from secagg.prg import SEED_BYTES
@@ -91,6 +92,7 @@ class Channel:
     here: int | None = None  # the server this program computes for (None: every party, in process)
     link: object = None  # split: `post(dst, frame)`, `fetch(src) -> frame | None`, and at S0 `deal(kind, args, index) -> (seed, sealed)`
     key: X25519Agreement | None = None  # S1's key, where S1 runs (it opens what was sealed to it)
+    dealer_key: bytes | None = None  # the dealer's Ed25519 key, where S1 runs split (it opens only batches signed under it)
     deals: int = 0  # dealer batches so far (their index is bound in what the dealer seals to S1)
 
     def timer(self, party: int):
@@ -147,15 +149,22 @@ class Channel:
                                "correlated randomness")
             return got[S0], got[S1]
         if self.here == S0:
-            seed, sealed = self.link.deal(kind, args, index)
+            try:
+                seed, sealed = self.link.deal(kind, args, index)
+            except ValueError as exc:
+                raise Aborted(f"the dealer refused batch {index}: {exc}", party="dealer", stage="correlated randomness") from exc
             if not isinstance(seed, bytes) or len(seed) != SEED_BYTES:
                 raise MalformedMessage(f"the dealer's seed is not {SEED_BYTES} bytes", party="server", stage="correlated randomness")
             self.link.post(S1, encode_frame(Frame(Kind.MATRIX, self.session, DEALER, S1, sealed)))  # relayed: S0 cannot read it
             return seed, [np.zeros(s, dtype=np.uint64) for s in shapes]
 
         def opened(r: Reader) -> list[np.ndarray]:
-            inner = unseal(self.key, r.raw(r.remaining()), associated_data(self.session, DEALER, Kind.MATRIX, index),
-                           party="second server", stage="correlated randomness")
+            ad = associated_data(self.session, DEALER, Kind.MATRIX, index)
+            try:
+                sealed = check_batch(self.dealer_key, ad, self.key.public_bytes(), r.raw(r.remaining()))
+            except ValueError as exc:
+                raise MalformedMessage(str(exc), party="second server", stage="correlated randomness") from None
+            inner = unseal(self.key, sealed, ad, party="second server", stage="correlated randomness")
             return parts_parse(Reader(inner, party="second server", stage="correlated randomness"))
 
         parts = self.send(DEALER, S1, Kind.MATRIX, b"", opened)

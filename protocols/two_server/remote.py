@@ -26,9 +26,11 @@ from protocols.core.messages import Kind
 from protocols.core.wire import DEALER
 from protocols.two_server import dealer
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix
+from protocols.two_server.identities import batch_message, check_round_key, round_key_message, simulated_signer
 from protocols.two_server.sealing import associated_data, seal
 from secagg.agreement import X25519Agreement
 from secagg.randomness import Randomness, SystemRandomness
+from secagg.signatures import Signer
 
 
 def two_server_public(public: dict) -> dict:
@@ -74,11 +76,12 @@ class SecondServerStep:
     error: str | None = None  # why S1 stopped the round (typed error and message)
 
 
-def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: list[bytes]) -> SecondServerStep:
+def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: list[bytes], dealer_key: bytes | None = None) -> SecondServerStep:
     """S1's half of a round of `protocol` (its own configuration), replayed over every frame S0 relayed (`inbound`).
 
     `public` is the round's two-server public parameters (`two_server_public`); they must carry S1's own key and
-    agree with S1's configuration, or S1 stops the round (`error`).
+    agree with S1's configuration, or S1 stops the round (`error`). S1 opens only dealer batches signed under
+    `dealer_key` (the dealer's Ed25519 key from S1's own configuration; None: the simulated dealer's).
     """
     meter = CostMeter(1)
     link = _Replay(inbound)
@@ -86,7 +89,8 @@ def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: li
         n, d = protocol.check_public(public, "second server")
         if bytes.fromhex(public["second_server"]) != key.public_bytes():
             raise Aborted("the public parameters carry another second-server key than this server's", party="second server", stage="setup")
-        ch = Channel(None, meter, bytes.fromhex(public["session"]), here=S1, link=link, key=key)
+        ch = Channel(None, meter, bytes.fromhex(public["session"]), here=S1, link=link, key=key,
+                     dealer_key=dealer_key or simulated_signer("dealer").public_bytes())
         protocol.servers(ch, n, d, None, None, [], SystemRandomness())
     except Blocked:
         return SecondServerStep(link.sent, False, meter.party_seconds.get("second server", 0.0))
@@ -95,18 +99,26 @@ def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: li
     return SecondServerStep(link.sent, True, meter.party_seconds.get("second server", 0.0))
 
 
-def sealed_deal(kind: str, args, index, public: dict, rng: Randomness) -> tuple[bytes, bytes]:
+def sealed_deal(kind: str, args, index, public: dict, rng: Randomness, *, signer: Signer | None = None,
+                s1_public: bytes | None = None, run: int = 0) -> tuple[bytes, bytes]:
     """The dealer's answer to one request of S0: S0's seed, and S1's matrices sealed to the second-server key of
-    `public`, bound to the session and the batch `index`.
+    `public`, bound to the session and the batch `index`, followed by the dealer's signature (`identities`).
+    The dealer seals only to a round key that `public["second_server_signature"]` proves S1's for run `run`,
+    under `s1_public` (S1's Ed25519 key from the dealer's own configuration); `signer` is the dealer's own
+    identity. None: the simulated ones (`identities.simulated_signer`).
 
     Raises:
-        ValueError: for a request of an unknown kind, bad shapes (`dealer.parts`) or a bad index.
+        ValueError: for a request of an unknown kind, bad shapes (`dealer.parts`), a bad index, or a
+            second-server key S1 did not sign.
     """
     if type(index) is not int or index < 0:
         raise ValueError(f"dealer batch index must be a non-negative int, found {index!r}")
+    key = bytes.fromhex(public["second_server"])
+    check_round_key(s1_public or simulated_signer("second-server").public_bytes(), run, key, bytes.fromhex(str(public.get("second_server_signature", ""))))
     seed, parts = dealer.deal(kind, tuple(args), rng)
     ad = associated_data(bytes.fromhex(public["session"]), DEALER, Kind.MATRIX, index)
-    return seed, seal(bytes.fromhex(public["second_server"]), b"".join(encode_matrix(p) for p in parts), ad, rng)
+    sealed = seal(key, b"".join(encode_matrix(p) for p in parts), ad, rng)
+    return seed, sealed + (signer or simulated_signer("dealer")).sign(batch_message(ad, key, sealed))
 
 
 class RemoteServers:
@@ -140,8 +152,10 @@ class RemoteServers:
 
 
 def in_process(protocol, public: dict, key: X25519Agreement, rng: Randomness, meter: CostMeter | None = None) -> RemoteServers:
-    """S1 (replayed, as on its own node) and the dealer in this process, behind the same link a remote engine gives S0."""
+    """S1 (replayed, as on its own node) and the dealer in this process, behind the same link a remote engine gives S0;
+    both with simulated identities (S1 signs its round key `key` for the dealer, run 0)."""
     public = two_server_public(public)
+    signed = {**public, "second_server_signature": simulated_signer("second-server").sign(round_key_message(0, key.public_bytes())).hex()}
     history: list[bytes] = []
     seen = {"frames": 0, "seconds": 0.0}
 
@@ -154,4 +168,4 @@ def in_process(protocol, public: dict, key: X25519Agreement, rng: Randomness, me
         seen.update(frames=len(step.frames), seconds=step.seconds)
         return fresh, step.error
 
-    return RemoteServers(ask, lambda kind, args, index: sealed_deal(kind, args, index, public, rng))
+    return RemoteServers(ask, lambda kind, args, index: sealed_deal(kind, args, index, signed, rng))

@@ -102,6 +102,7 @@ class TwoServerRobust(RingProtocol):
     pre: str | None = None
     name: str = "two-server"
     _second_public: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _second_signature: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -129,12 +130,13 @@ class TwoServerRobust(RingProtocol):
     def _slack_bits(self) -> int | None:
         return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
 
-    def use_second_server(self, public_key: bytes | None) -> None:
+    def use_second_server(self, public_key: bytes | None, signature: bytes | None = None) -> None:
         """Rounds opened from now on carry this X25519 public key of a second server that runs elsewhere (its
-        half through `RoundEnd.second_server`, see `protocols.two_server.remote`); None: S1 in process."""
+        half through `RoundEnd.second_server`, see `protocols.two_server.remote`), and S1's signature of it
+        (`second_server_signature`, which the dealer checks, `protocols.two_server.identities`); None: S1 in process."""
         if public_key is not None and len(public_key) != KEY_BYTES:
             raise ValueError(f"the second server's public key must be {KEY_BYTES} bytes, found {len(public_key)}")
-        self._second_public = public_key
+        self._second_public, self._second_signature = public_key, signature
 
     def check_sizes(self, n: int, d: int) -> None:
         """Raises ValueError unless distances (and NNM sums) of n inputs of dimension d stay exact in Z_2^64."""
@@ -157,6 +159,8 @@ class TwoServerRobust(RingProtocol):
         local = None if self._second_public is not None else local
         public = {"session": session.hex(), "second_server": (self._second_public or local.public_bytes()).hex(), "n": n, "d": d,
                   "bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits()}
+        if local is None and self._second_signature is not None:
+            public["second_server_signature"] = self._second_signature.hex()
         server = ShareCollector(n, session)
 
         def finish(end: RoundEnd) -> Output:
@@ -466,8 +470,10 @@ class TwoServerRobust(RingProtocol):
             "own, never S0 or S1 (a dealer inside S1 would know A, and E = X - A opened would give S1 every input). Clients seal S1's share, "
             "and the dealer S1's part, to S1's X25519 key (HKDF-SHA256, AES-256-GCM, bound to the session, the sender, the kind and the "
             "dealer's batch); S0 relays them and sees them sealed only: one it alters, replays or swaps excludes its sender (a client) or "
-            "aborts the round (the dealer). Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
-            "a Byzantine input, validated like any), and S0 handing out a key of its own as S1's (clients and the dealer take S1's key "
+            "aborts the round (the dealer). Split, the dealer seals only to a round key S1 signed and signs each batch, which S1 checks "
+            "(Ed25519 identities from each node's own config; in process and in simulation simulated ones, which anyone can sign as). "
+            "Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
+            "a Byzantine input, validated like any), and S0 handing the clients a key of its own as S1's (they take S1's key "
             "from S0's public parameters; against an active S0 they must pin it). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")

@@ -67,13 +67,17 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
         start("superlink", "flower-superlink", "--insecure", "--port", str(link))
         _wait_for(link, 60)
         keys = tmp_path / "keys"
-        if signing:
+        if signing or roles:
             subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
         for c, role in [(c, "") for c in range(CLIENTS)] + [(CLIENTS + k, role) for k, role in enumerate(roles)]:
             pki = "" if not signing else (f' he-client-keys="{keys}/clients" he-signing-key="{keys}/keys/key-holder.pem"' if c == CLIENTS else
                                           f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients" he-key-holder-key="{keys}/key-holder.pub"')
             if c == CLIENTS and role == "":
                 pki += holder
+            if role:  # S1 and the dealer: their own identity and the other's public key (`secagg keys`)
+                own, peer = ("second-server", "dealer") if role == "second-server" else ("dealer", "second-server")
+                pki = f' {own}-signing-key="{keys}/keys/{own}.pem" {peer}-key="{keys}/{peer}.pub"'
+
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
                   "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}" + (f' role="{role}"' if role else ""))
         app, results = tmp_path / "app", tmp_path / "results"

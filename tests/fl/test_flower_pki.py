@@ -198,3 +198,23 @@ def test_every_node_line_of_flower_app_pins_the_stack_and_loads_its_keys(tmp_pat
             assert key_holder_key(nc, False) == key_holder_key({"he-key-holder-key": str(tmp_path / "keys" / "key-holder.pub")}, False)
     if honest.stack == "ckks":
         _key_holder_signer(nodes[3])
+
+
+def test_two_server_node_lines_load_s1s_and_the_dealers_identities_and_refuse_without_them(tmp_path, capsys):
+    """F16: `secagg flower-app --keys` gives S1 and the dealer each its own signing key and the other's public key; a
+    node without them is refused at start-up; S1 signs round keys the dealer verifies, the dealer batches S1 verifies."""
+    from fl.remote_two_server import node_identity_keys
+
+    main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"])
+    capsys.readouterr()
+    nodes = _node_lines([str(tmp_path / "app"), "--keys", str(tmp_path / "keys"), "--set", "clients=3", "--set", "stack=ddp+two-server"], capsys)
+    s1, dealer = nodes[3], nodes[4]
+    assert s1["role"] == "second-server" and dealer["role"] == "dealer"
+    s1_signer, dealer_public = node_identity_keys(s1, "second-server", False)
+    dealer_signer, s1_public = node_identity_keys(dealer, "dealer", False)
+    assert s1_signer.public_bytes() == s1_public and dealer_signer.public_bytes() == dealer_public != s1_public
+    for role, nc in (("second-server", s1), ("dealer", dealer)):
+        for missing in nc:
+            if missing.endswith("-key"):
+                with pytest.raises(Refused, match=missing):
+                    node_identity_keys({k: v for k, v in nc.items() if k != missing}, role, False)

@@ -4,9 +4,11 @@ dict, each message one call. A round through it gives the in-process round; a ro
 import json
 
 import numpy as np
+import pytest
 
 from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply
 from protocols.core.driver import CostMeter, drive
+from protocols.core.errors import Aborted
 from protocols.core.messages import Kind
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
@@ -14,16 +16,18 @@ from protocols.core.secure_sum import secure_sum
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER
 from protocols.two_server import TwoServerRobust
+from protocols.two_server.identities import check_batch, round_key_message, simulated_signer
 from protocols.two_server.remote import RemoteServers, two_server_public
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
-from secagg.randomness import SeededRandomness
+from secagg.randomness import SeededRandomness, SystemRandomness
+from secagg.signatures import Signer
 
 
-def _round(x, seed, s1_state, relayed):
+def _round(x, seed, s1_state, relayed, dealer_key=None):
     """One round with S1 and the dealer as nodes (their state a dict); `relayed` collects what S0 relayed."""
     protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
-    protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)))
+    protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)), bytes.fromhex(s1_state["signature"]))
     n, d = x.shape
     rng = SeededRandomness(seed)
     transport = InProcessTransport(n, rng.fork("links"))
@@ -35,7 +39,7 @@ def _round(x, seed, s1_state, relayed):
 
     def ask(frames):
         relayed.extend(frames)
-        reply = second_server_reply(protocol, s1_state, public, frames)
+        reply = second_server_reply(protocol, s1_state, public, frames, dealer_key)
         return reply["frames"], reply["error"] or None
 
     def deal(kind, args, index):
@@ -67,6 +71,13 @@ def test_frames_of_an_earlier_round_fail_under_the_next_round_key():
     assert reply["error"].startswith("BelowThreshold") and "0 inputs reached both servers" in reply["error"]  # no sealed share opened
 
 
+def test_s1_opens_no_batch_of_a_dealer_other_than_the_one_it_pins():
+    """S1 pins a deployment dealer's key: batches the (simulated) dealer signed abort the round before S1 opens them."""
+    x = np.random.default_rng(2).integers(0, 50, (5, 6)).astype(np.uint16)
+    with pytest.raises(Aborted, match="dealer batch signature failed authentication"):
+        _round(x, 3, {}, [], dealer_key=Signer.generate(SystemRandomness()).public_bytes())
+
+
 def test_s1_refuses_frames_before_its_round_key():
     reply = second_server_reply(TwoServerRobust(), {}, "{}", [])
     assert reply["error"].startswith("Refused") and reply["frames"] == []
@@ -74,10 +85,17 @@ def test_s1_refuses_frames_before_its_round_key():
 
 def test_the_dealer_seals_s1s_part_and_refuses_bad_requests():
     key = X25519Agreement.from_private_bytes(bytes(range(32)))
-    public = json.dumps({"layer": "clip", "inner": {"session": "00" * 8, "second_server": key.public_bytes().hex()}})
+    signature = simulated_signer("second-server").sign(round_key_message(0, key.public_bytes())).hex()
+    inner = {"session": "00" * 8, "second_server": key.public_bytes().hex()}
+    unsigned = json.dumps({"layer": "clip", "inner": inner})
+    assert "not signed by the second server" in dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": unsigned})["error"]
+    public = json.dumps({"layer": "clip", "inner": {**inner, "second_server_signature": signature}})
+    assert "not signed" in dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": public}, run=1)["error"]  # another run's
     reply = dealer_reply({"kind": "gram", "args": "[3, 4]", "index": 2, "public": public})
     assert len(reply["seed"]) == 32
-    plain = unseal(key, reply["sealed"], associated_data(bytes(8), DEALER, Kind.MATRIX, 2), party="t", stage="t")
+    ad = associated_data(bytes(8), DEALER, Kind.MATRIX, 2)
+    sealed = check_batch(simulated_signer("dealer").public_bytes(), ad, key.public_bytes(), reply["sealed"])
+    plain = unseal(key, sealed, associated_data(bytes(8), DEALER, Kind.MATRIX, 2), party="t", stage="t")
     assert len(plain) == 8 + 8 * 12 + 8 + 8 * 9  # A_1 (3, 4) and C_1 (3, 3), each with its shape header
     for bad in ({"kind": "gram", "args": "[3]"}, {"kind": "square", "args": "[3, 4]"}, {"kind": "and", "args": "[2, 1e9]"},
                 {"kind": "gram", "args": "[3, 4]", "index": -1}, {"kind": "and", "args": f"[{2**20}, {2**20}]"}):

@@ -55,7 +55,6 @@ def _inputs(n=5, d=4, seed=3):
     return np.random.default_rng(seed).integers(0, 30, (n, d)).astype(np.uint16)
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: S1 accepts dealer batches S0 dealt and sealed itself (no dealer authentication): S0 knows every triple")
 def test_s1_refuses_a_dealer_batch_that_s0_made():
     x = _inputs()
     known = []  # S1's halves of every triple: what the dealer alone may know
@@ -105,7 +104,6 @@ def _other_session(kind, args, index, s1_key, session):
     return sealed_deal(kind, args, index, {"session": other.hex(), "second_server": s1_key.hex()}, SystemRandomness())
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: the dealer seals S1's half to whatever second-server key S0's request names: S0 opens it")
 def test_the_dealer_seals_s1s_half_only_to_s1():
     """The dealer (`sealed_deal`, what the dealer node's `fl.remote_two_server.dealer_reply` runs on S0's request)
     takes S1's key from the public parameters S0 sends."""

@@ -1,0 +1,63 @@
+"""Long-term Ed25519 identities of the second server S1 and the dealer, so that S0, which relays every frame
+between them, can neither name its own key as S1's to the dealer nor deal a batch itself.
+
+    round key   S1 signs "secagg/two-server/round-key" | run (decimal) | "|" | K   (K: its fresh X25519 round key);
+                the dealer seals S1's half only to a K whose signature verifies under S1's key from the
+                dealer's own configuration (node config `second-server-key`), never one S0 sends.
+    batch       the dealer signs "secagg/two-server/dealer-batch" | ad | K | SHA-256(sealed) (ad: session, sender,
+                kind, index, `sealing.associated_data`) and appends the 64-byte signature to the sealed batch;
+                S1 verifies it under the dealer's key from its own configuration (`dealer-key`) and aborts the
+                round on an unsigned or other batch before opening it.
+
+Keys come from `protocols.core.pki.provision` (keys/second-server.pem, second-server.pub, keys/dealer.pem,
+dealer.pub). In process and in simulation both identities are simulated: derived publicly from a name
+(`simulated_signer`), so anyone can sign as S1 or the dealer; the guarantee then holds against no one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from secagg.errors import InvalidTag
+from secagg.signatures import Signer, verify
+
+SIGNATURE_BYTES = 64
+SIMULATED = "simulated (S1's and the dealer's signing keys derived publicly: anyone can sign as them; a simulation only)"
+
+
+def simulated_signer(role: str) -> Signer:
+    """The simulated signing key of `role` ("second-server" or "dealer"): Ed25519 seed SHA-256("secagg/simulated-" | role)."""
+    return Signer.from_private_bytes(hashlib.sha256(b"secagg/simulated-" + role.encode()).digest())
+
+
+def round_key_message(run: int, key: bytes) -> bytes:
+    return b"secagg/two-server/round-key" + str(int(run)).encode() + b"|" + bytes(key)
+
+
+def batch_message(ad: bytes, key: bytes, sealed: bytes) -> bytes:
+    return b"secagg/two-server/dealer-batch" + ad + bytes(key) + hashlib.sha256(sealed).digest()
+
+
+def check_round_key(s1_public: bytes, run: int, key: bytes, signature: bytes) -> None:
+    """Raises ValueError unless `signature` is S1's (verification key `s1_public`) over round key `key` in run `run`."""
+    try:
+        verify(s1_public, bytes(signature), round_key_message(run, key))
+    except InvalidTag:
+        raise ValueError(f"second-server key {bytes(key).hex()[:16]}... is not signed by the second server for run {run}: "
+                         "refusing to seal to it") from None
+
+
+def check_batch(dealer_public: bytes, ad: bytes, key: bytes, signed: bytes) -> bytes:
+    """The sealed batch inside `signed` (sealed || signature) if the dealer signed it for `ad` and S1's key `key`.
+
+    Raises:
+        ValueError: if it is short or the signature does not verify under `dealer_public`.
+    """
+    if len(signed) < SIGNATURE_BYTES:
+        raise ValueError(f"dealer batch shorter than its {SIGNATURE_BYTES}-byte signature")
+    sealed, signature = signed[:-SIGNATURE_BYTES], signed[-SIGNATURE_BYTES:]
+    try:
+        verify(dealer_public, signature, batch_message(ad, key, sealed))
+    except InvalidTag:
+        raise ValueError("the dealer batch signature failed authentication: not the dealer's for this session, index and second server") from None
+    return sealed

@@ -89,7 +89,7 @@ from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.identity import client_ids
-from protocols.core.pki import ClientIdentity, KeyDirectory, load_public_key, load_signer, simulated_key_holder_signer
+from protocols.core.pki import ClientIdentity, KeyDirectory, configured_key, load_public_key, load_signer, simulated_key_holder_signer
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
@@ -358,13 +358,8 @@ def key_holder_key(node_config: dict, simulated: bool) -> bytes:
         Refused: naming `he-key-holder-key`, if it is missing or its file holds no Ed25519 public key."""
     if simulated:
         return simulated_key_holder_signer().public_bytes()
-    if not node_config.get("he-key-holder-key"):
-        raise Refused("ckks clients encrypt only under a context the key holder signed: the node config needs he-key-holder-key "
-                      "(KEYS/key-holder.pub, see `secagg keys`)", party="client node", stage="setup")
-    try:
-        return load_public_key(str(node_config["he-key-holder-key"]))
-    except ValueError as exc:
-        raise Refused(f"he-key-holder-key: {exc}", party="client node", stage="setup") from None
+    return configured_key(node_config, "he-key-holder-key", load_public_key, party="client",
+                          missing="HE clients encrypt only under a context the key holder signed (KEYS/key-holder.pub, see `secagg keys`)")
 
 
 def _key_holder_signer(node_config: dict):
@@ -378,13 +373,8 @@ def _key_holder_signer(node_config: dict):
                           "it would count Sybil keys as clients", party="key holder", stage="setup")
     except ValueError as exc:
         raise Refused(str(exc), party="key holder", stage="setup") from None
-    if not node_config.get("he-signing-key"):
-        raise Refused("the key holder node's config has no he-signing-key (KEYS/keys/key-holder.pem, see `secagg keys`): clients "
-                      "refuse a public context it has not signed", party="key holder", stage="setup")
-    try:
-        return load_signer(str(node_config["he-signing-key"]))
-    except ValueError as exc:
-        raise Refused(f"he-signing-key: {exc}", party="key holder", stage="setup") from None
+    return configured_key(node_config, "he-signing-key", load_signer, party="key holder",
+                          missing="clients refuse a public context it has not signed (KEYS/keys/key-holder.pem, see `secagg keys`)")
 
 
 def signs(stack: Protocol) -> bool:

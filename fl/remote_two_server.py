@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import json
 
-from protocols.core.errors import Refused
-from protocols.core.pki import load_public_key, load_signer
+from protocols.core.pki import configured_key, load_public_key, load_signer
 from protocols.core.protocol import Protocol
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.identities import round_key_message, simulated_signer
@@ -47,13 +46,8 @@ def node_identity_keys(node_config: dict, role: str, simulated: bool) -> tuple[S
     if simulated:
         return simulated_signer(role), simulated_signer(other).public_bytes()
     own, peer = IDENTITY_KEYS[role]
-    for name in (own, peer):
-        if not node_config.get(name):
-            raise Refused(f"the {role} node's config has no {name} ({_FILES[name]}, see `secagg keys`)", party=role, stage="setup")
-    try:
-        return load_signer(str(node_config[own])), load_public_key(str(node_config[peer]))
-    except ValueError as exc:
-        raise Refused(f"{role} identity: {exc}", party=role, stage="setup") from None
+    return (configured_key(node_config, own, load_signer, party=role, missing=f"{_FILES[own]}, see `secagg keys`"),
+            configured_key(node_config, peer, load_public_key, party=role, missing=f"{_FILES[peer]}, see `secagg keys`"))
 
 
 def two_server_nodes(config) -> bool:

@@ -67,6 +67,20 @@ def load_public_key(key_file: str | Path) -> bytes:
         raise ValueError(f"public key file {str(key_file)!r}: {exc}") from None
 
 
+
+def configured_key(node_config: Mapping, name: str, load, *, party: str, missing: str):
+    """`load(path)` of the file a node's own config names under `name` (`load_signer` or `load_public_key`).
+
+    Raises:
+        Refused: naming `name`: `missing` (why the node needs it) if the config has none, or the file's problem.
+    """
+    if not node_config.get(name):
+        raise Refused(f"the {party} node's config has no {name}: {missing}", party=party, stage="setup")
+    try:
+        return load(str(node_config[name]))
+    except ValueError as exc:
+        raise Refused(f"{name}: {exc}", party=party, stage="setup") from None
+
 @dataclass(frozen=True)
 class KeyDirectory:
     """Client id -> 32-byte Ed25519 verification key; `source` names where the keys came from (a folder, or

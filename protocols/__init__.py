@@ -26,6 +26,7 @@ from protocols.core import (
     secure_sum,
 )
 from protocols.he import BFVAggregation, CKKSAggregation, CKKSRobust, HiddenStateCKKS
+from protocols.layers import LAYER_MODULES  # noqa: F401  imported for their registrations (protocols.core.stack)
 from protocols.masking import SecAgg, SecAggPlus
 from protocols.two_server import TwoServerRobust
 
@@ -59,17 +60,3 @@ __all__ = [
     "secure_sum",
 ]
 
-
-def _register_layers() -> None:
-    """Imports every module of `protocols.layers`: each registers its layer factories (`protocols.core.stack`),
-    so a new layer is one new file there."""
-    import importlib
-    import pkgutil
-
-    from protocols import layers
-
-    for module in pkgutil.iter_modules(layers.__path__):
-        importlib.import_module(f"{layers.__name__}.{module.name}")
-
-
-_register_layers()

@@ -1,5 +1,11 @@
 """Transform layers: a per-client transform before an inner protocol and its inverse on the aggregate
-(the TFF aggregator-factory pattern). Nest them outermost first; the innermost is a protection protocol."""
+(the TFF aggregator-factory pattern). Nest them outermost first; the innermost is a protection protocol.
+
+Every module here is imported (`LAYER_MODULES`) so that each registers its layer factories (`protocols.core.stack`):
+a new layer is one new file."""
+
+import importlib
+import pkgutil
 
 from protocols.layers.adaptive_clip import AdaptiveClip
 from protocols.layers.central_noise import CentralGaussian, rule_sensitivity
@@ -33,3 +39,5 @@ __all__ = [
     "rounded_l2_bound",
     "rule_sensitivity",
 ]
+
+LAYER_MODULES = tuple(importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__))

@@ -103,12 +103,15 @@ HONEST = [(0, "seated", {0: "genuine", 1: "genuine"}), (1, "seated", {1: "genuin
 
 @given(steps=st.lists(STEP, min_size=1, max_size=4))
 @example(steps=HONEST)
+@example(steps=[(0, "swapped", {2: "genuine", 3: "genuine"})])  # positions the swap leaves seated
+@example(steps=[(0, "swapped", {0: "genuine", 1: "genuine"})])  # the swapped ones: client 0's signature at client 1's seat
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_a_deviating_aggregator_gets_only_releases_of_distinct_provisioned_clients(pki, holder, tmp_path_factory, steps):
     """The aggregator picks, per request, a roster (seated, two clients swapped, Sybil ids of its own, a client twice),
     relays Sybil keys as client keys, and signs each listed position genuinely (client u at position u, this session),
     with a Sybil key, or with client u's signature of the other session (a replay). Every release lists only genuine
-    positions of the seated roster, at least min_clients of them, and obeys the node's policy."""
+    position the roster seats its signer at (a swapped roster's unswapped positions may be released), at least
+    min_clients of them, and obeys the node's policy."""
     _, signers = pki
     app, _, cts = holder
     context = holder.fresh(tmp_path_factory.mktemp("ledger") / "ledger.json")  # each example is its own deployment
@@ -123,7 +126,10 @@ def test_a_deviating_aggregator_gets_only_releases_of_distinct_provisioned_clien
         answer = _decrypt(app, context, session, manifest, {u: cts[u] for u in manifest}, ROSTERS[roster_name])
         if "payload" not in answer:
             continue
-        assert roster_name == "seated" and set(listed.values()) == {"genuine"}, f"released {listed} under roster {roster_name}"
+        # a release needs a roster of provisioned, distinct clients and, at every listed position, the genuine signature
+        # of this session by the client the roster seats there (here client u signed position u)
+        assert roster_name in ("seated", "swapped") and set(listed.values()) == {"genuine"} \
+            and all(ROSTERS[roster_name][u] == u for u in listed), f"released {listed} under roster {roster_name}"
         releases.append((session, Target.SUM, tuple(sorted(listed))))
     check_releases(KeyHolderPolicy(min_clients=2), releases)
     if steps == HONEST:

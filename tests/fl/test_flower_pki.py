@@ -109,7 +109,7 @@ HONEST = [(0, "seated", {0: "genuine", 1: "genuine"}), (1, "seated", {1: "genuin
 def test_a_deviating_aggregator_gets_only_releases_of_distinct_provisioned_clients(pki, holder, tmp_path_factory, steps):
     """The aggregator picks, per request, a roster (seated, two clients swapped, Sybil ids of its own, a client twice),
     relays Sybil keys as client keys, and signs each listed position genuinely (client u at position u, this session),
-    with a Sybil key, or with client u's signature of the other session (a replay). Every release lists only genuine
+    with a Sybil key, or with client u's signature of the other session (a replay). Every release lists only genuine signatures, each at a
     position the roster seats its signer at (a swapped roster's unswapped positions may be released), at least
     min_clients of them, and obeys the node's policy."""
     _, signers = pki

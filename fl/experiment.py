@@ -31,7 +31,7 @@ from fl.models import build, get_flat
 from fl.momentum import ClientMomentum, ServerMomentum
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.stacks import PRESET_RULES, PRESETS, build_specs, checked_specs, context, preset_traits
-from fl.training import LocalConfig, evaluate, local_updates
+from fl.training import LocalConfig, evaluate, local_updates, start_workers
 from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, Stage, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, Mechanism, last_iterate_epsilon
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
@@ -328,6 +328,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
         raise ValueError("engine 'flower-sim' runs through Flower's simulation engine: fl.run_commands.run_on_engine (or `secagg run --engine flower-sim`)")
     if config.engine == "flower-deployment" and remote is None:
         raise ValueError("engine 'flower-deployment' runs under Flower's SuperLink: `secagg flower-app DIR`, then `flwr run DIR` (see README)")
+    if remote is None:
+        start_workers(config.local, config.participants)
     rng, train, test, local_data, byzantine, model = _setup(config)
     params = get_flat(model)
     stacks: dict[int, Protocol] = {}  # one a participant count (Poisson participation varies it)

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,18 @@ def epsilon_series(data: dict) -> dict[str, list[float]]:
     names = list(data["rounds"][-1].get("epsilon_by_observer", {})) if data["rounds"] else []
     series = {name: [number(r, name) for r in data["rounds"]] for name in names}
     return {name: values for name, values in series.items() if not all(math.isnan(v) for v in values)}
+
+
+def import_plotting() -> None:
+    """Imports matplotlib (Agg) in a background thread (about 0.6 s), for a run that plots when it ends: the import
+    then runs while the run waits on its training workers, and `plot` finds it done."""
+    def load() -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+
+    threading.Thread(target=load, daemon=True).start()
 
 
 def plot(data: dict, folder: Path) -> list[Path]:

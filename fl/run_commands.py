@@ -12,7 +12,7 @@ from fl.config import config_from, for_stack, load_toml, parse_overrides
 from fl.experiment import STACKS, ExperimentConfig, ExperimentResult, RoundRecord, run_experiment
 from fl.output_folder import OutputFolder
 from fl.provenance import provenance
-from fl.results import load_saved, plot, plot_comparison, plot_cost, render, save, stack_label, summary, to_dict
+from fl.results import import_plotting, load_saved, plot, plot_comparison, plot_cost, render, save, stack_label, summary, to_dict
 from fl.stacks import label
 
 # The embedded default of `secagg run`: digits with a small MLP over 60 clients, half of them sampled a
@@ -67,6 +67,8 @@ def run_into(config: ExperimentConfig, folder: Path, command: list[str], *, prog
     """Runs `config` and saves it with its provenance into `folder` (a temporary one: see `run`); `progress`
     prints a bar, `plots` draws the PNGs."""
     started = _now()
+    if plots:
+        import_plotting()
     result = run_on_engine(config, on_round=_progress(config.rounds, label(config.stack)) if progress else None)
     if result.interrupted and progress:
         print(f"\ninterrupted: saving the {len(result.rounds)} completed rounds", file=sys.stderr)

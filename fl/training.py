@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -102,6 +103,21 @@ def local_updates(model: nn.Module, params: np.ndarray, datasets: Sequence[Datas
         _POOLS.clear()  # a worker died (killed, out of memory): the next call starts a fresh pool
         raise
     return np.concatenate(rows)
+
+
+def start_workers(config: LocalConfig, clients: int) -> None:
+    """Starts, in the background, the worker processes `local_updates` will use for rounds of `clients` clients
+    (nothing to start when it would train here), so that their start-up (a fresh interpreter importing torch,
+    about 1.4 s) runs beside this process's own set-up instead of before the first round's training."""
+    workers = min(config.workers or _cores(), clients)
+    if workers <= 1 or multiprocessing.current_process().daemon:
+        return
+    pool = _pool(workers, config.threads)
+    threading.Thread(target=lambda: [pool.submit(_ready) for _ in range(workers)], daemon=True).start()
+
+
+def _ready() -> None:
+    """A worker's first task: nothing (submitting it spawns the worker)."""
 
 
 def _train_block(model: nn.Module, params: np.ndarray, datasets: list[Dataset], config: LocalConfig, seeds: list[int]) -> np.ndarray:

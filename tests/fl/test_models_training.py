@@ -76,6 +76,34 @@ def test_worker_processes_give_the_bits_of_the_sequential_loop(workers):
     assert not np.array_equal(parallel[0], parallel[1])  # rows are per client, not one repeated
 
 
+def test_start_workers_spawns_the_pool_the_rounds_then_use_and_none_for_one_worker():
+    import time
+
+    from fl import training
+
+    for pool in training._POOLS.values():
+        pool.shutdown(wait=True)
+    training._POOLS.clear()
+    training.start_workers(LocalConfig(workers=1), 10)
+    training.start_workers(LocalConfig(workers=3), 1)  # one client a round: trained here
+    assert training._POOLS == {}
+    training.start_workers(LocalConfig(workers=2), 10)
+    assert list(training._POOLS) == [(2, 1)]
+    pool = training._POOLS[2, 1]
+    deadline = time.monotonic() + 60
+    while len(pool._processes) < 2 and time.monotonic() < deadline:  # spawned in the background
+        time.sleep(0.05)
+    assert len(pool._processes) == 2
+    spawned = set(pool._processes)
+    data = _clients(4)
+    model = build("mlp", 64, 10, seed=4)
+    params = get_flat(model)
+    config = LocalConfig(epochs=1, batch_size=16, lr=0.5, workers=2)
+    rows = local_updates(model, params, data, config, seeds=[1, 2, 3, 4])
+    assert training._POOLS[2, 1] is pool and set(pool._processes) == spawned  # the rounds reuse the started workers
+    assert np.array_equal(rows, np.stack([local_update(model, params, d, config, seed=s) for d, s in zip(data, [1, 2, 3, 4])]))
+
+
 def test_a_run_with_workers_ends_at_the_same_model_as_the_sequential_run(monkeypatch):
     import fl.experiment as experiment
     from fl.experiment import ExperimentConfig, run_experiment

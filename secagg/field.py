@@ -96,9 +96,19 @@ def prod_last(a: np.ndarray) -> np.ndarray:
     return a[..., 0] if a.shape[-1] else np.ones(a.shape[:-1], dtype=np.uint64)
 
 
+_SMALL_DOT = 4096  # matrix elements up to which `dot` runs on Python ints (numpy's per-call overhead dominates below)
+
+
 def dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """matrix @ vector mod p (matrix [..., c], vector [c])."""
-    return sum_last(mul(matrix, vector))
+    """matrix @ vector mod p (matrix [..., c], vector [c]); the same elements either way: exact Python integers
+    for a small matrix (a Shamir secret of a few elements, reconstructed once a client), else vectorized."""
+    matrix = np.asarray(matrix, dtype=np.uint64)
+    if matrix.size > _SMALL_DOT:
+        return sum_last(mul(matrix, vector))
+    weights = [int(v) for v in np.asarray(vector, dtype=np.uint64).reshape(-1)]
+    rows = matrix.reshape(-1, matrix.shape[-1]).tolist() if matrix.size else [[]] * int(np.prod(matrix.shape[:-1]))
+    out = [sum(a * b for a, b in zip(row, weights, strict=True)) % P for row in rows]
+    return np.array(out, dtype=np.uint64).reshape(matrix.shape[:-1])
 
 
 def lagrange_coefficients(xs: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -141,6 +141,6 @@ def _coefficients_at_zero(points: tuple[int, ...]) -> np.ndarray:
                 if m != i:
                     den = den * (xm - xi) % p
             dens.append(den)
-        coeffs = field.mul(field.inv(np.array(dens, dtype=np.uint64)), np.uint64(total))
+        coeffs = np.array([total * inverse % p for inverse in field.inv(np.array(dens, dtype=np.uint64)).tolist()], dtype=np.uint64)
     coeffs.setflags(write=False)
     return coeffs

@@ -32,6 +32,21 @@ def test_sum_and_product_match_python_ints(values):
     assert int(field.prod_last(a)) == product
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(0, 70), cols=st.integers(1, 70), data=st.data())
+def test_dot_matches_python_ints_on_both_paths(rows, cols, data):
+    """`dot` runs on Python integers up to `_SMALL_DOT` matrix elements and vectorized above:
+    each is matrix @ vector mod p, elements drawn up to p - 1, in 1-D and 2-D."""
+    matrix = np.array(data.draw(st.lists(elements, min_size=rows * cols, max_size=rows * cols)), dtype=np.uint64).reshape(rows, cols)
+    vector = np.array(data.draw(st.lists(elements, min_size=cols, max_size=cols)), dtype=np.uint64)
+    expected = [sum(int(a) * int(b) for a, b in zip(row, vector)) % P for row in matrix]
+    out = field.dot(matrix, vector)
+    assert out.dtype == np.uint64 and out.shape == (rows,) and [int(v) for v in out] == expected
+    assert np.array_equal(out, field.sum_last(field.mul(matrix, vector)))  # the vectorized path, whatever the size
+    if rows:
+        assert int(field.dot(matrix[0], vector)) == expected[0]
+
+
 @given(st.lists(st.integers(1, P - 1), min_size=1, max_size=20))
 def test_inverse(values):
     a = np.array(values, dtype=np.uint64)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from secagg.errors import AlreadyUsed
-from secagg.int_gram import NARROW_BITS, narrow_gram, ring_gram, row_dots
+from secagg.int_gram import NARROW_BITS, narrow_gram, ring_gram, row_dots, symmetric_gram
 from secagg.prg import AesCtrPrg
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -147,9 +147,11 @@ class SeededGramTriple(OneShot):
         self.use()
         return share_with_seed(x0, self.seed, GRAM_A)
 
-    def share(self, p: np.ndarray, narrow: bool = False) -> np.ndarray:
+    def share(self, p: np.ndarray, narrow: bool = False, plus: np.ndarray | None = None) -> np.ndarray:
+        """C_0 + P P^T for P = p + plus (plus None: P = p), P never stored whole (`narrow`: see the module)."""
         c = expand_share(self.seed, (self.n, self.n), GRAM_C)
-        return _narrow(narrow_gram(p), row_dots(p), c) if narrow else ring_gram(p) + c
+        g = symmetric_gram(p, plus, narrow)
+        return _narrow(g, c) if narrow else np.add(g, c, out=g)
 
 
 def gram_share(party: int, e: np.ndarray, triple: GramTriple, narrow: bool = False) -> np.ndarray:
@@ -159,7 +161,9 @@ def gram_share(party: int, e: np.ndarray, triple: GramTriple, narrow: bool = Fal
     t = triple.use()
     if narrow:  # E A_1^T + A_1 E^T: off the diagonal mod 2**36, on it 2 sum_j e_ij a_ij mod 2**64
         m = narrow_gram(e, t.a)
-        return _narrow(m + m.T, np.uint64(2) * row_dots(e, t.a), t.c)
+        m += m.T
+        np.fill_diagonal(m, np.uint64(2) * row_dots(e, t.a))
+        return _narrow(m, t.c)
     m = ring_gram(e, t.a)  # E A_1^T; A_1 E^T is its transpose
     return t.c + m + m.T
 
@@ -167,11 +171,11 @@ def gram_share(party: int, e: np.ndarray, triple: GramTriple, narrow: bool = Fal
 def party0_gram_share(p: np.ndarray, triple: GramTriple, narrow: bool = False) -> np.ndarray:
     """Party 0's share of X X^T from P = E + A_0 = X - A_1 (its X_0 plus the X_1 - A_1 party 1 opens): C_0 + P P^T."""
     t = triple.use()
-    return _narrow(narrow_gram(p), row_dots(p), t.c) if narrow else ring_gram(p) + t.c
+    return _narrow(symmetric_gram(p, narrow=True), t.c) if narrow else ring_gram(p) + t.c
 
 
-def _narrow(off: np.ndarray, diagonal: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """A narrow share: C + off reduced mod 2**36, then the diagonal set to diag(C) + `diagonal` mod 2**64."""
-    out = np.bitwise_and(off + c, np.uint64((1 << NARROW_BITS) - 1))
-    np.fill_diagonal(out, np.diagonal(c) + diagonal)
+def _narrow(g: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """A narrow share C + g: off the diagonal reduced mod 2**36, on it mod 2**64 (g's diagonal exact)."""
+    out = np.bitwise_and(g + c, np.uint64((1 << NARROW_BITS) - 1))
+    np.fill_diagonal(out, np.diagonal(g) + np.diagonal(c))
     return out

@@ -34,6 +34,7 @@ LIMBS = 3  # 3 * 22 >= 64
 CHUNK = 2 ** (53 - 2 * (LIMB_BITS - 1))  # columns a float64 product sums exactly: CHUNK * (2**21)**2 = 2**53
 NARROW_BITS, NARROW_LIMB_BITS = 36, 18  # the ring of `narrow_gram` and its two limbs
 _NARROW_STEP = 2048  # columns limbed and multiplied a step (the limbs stay in cache); exact up to 2**19
+_NARROW_MASK = np.uint64((1 << NARROW_BITS) - 1)
 _TWO52 = np.uint64(0x4330000000000000)  # the float64 bits of 2**52
 
 
@@ -58,6 +59,14 @@ def _check(name: str, x) -> None:
         raise TypeError(f"{name} must be a uint64 numpy array, found {type(x).__name__} {getattr(x, 'dtype', '')}")
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows, columns), found shape {x.shape}")
+
+
+def _check_like(name: str, x, a: np.ndarray) -> None:
+    """None, or a uint64 matrix of a's shape."""
+    if x is not None:
+        _check(name, x)
+        if x.shape != a.shape:
+            raise ValueError(f"{name} must have a's shape {a.shape}, found {x.shape}")
 
 
 def _limbs(block: np.ndarray, out: np.ndarray | None = None, width: int = LIMB_BITS, count: int = LIMBS) -> np.ndarray:
@@ -103,15 +112,36 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _recombine(acc)
 
 
-def _symmetric(a: np.ndarray) -> np.ndarray:
-    """a @ a.T: with S = [A_0; A_1] [A_0; A_1]^T and T = A_2 A_0^T summed over the chunks,
-    a a^T = S_00 + 2**22 (S_01 + S_01^T) + 2**44 (S_11 + T + T^T) mod 2**64."""
+def symmetric_gram(a: np.ndarray, plus: np.ndarray | None = None, narrow: bool = False) -> np.ndarray:
+    """P P^T for P = a + plus mod 2**64 (plus None: P = a), uint64 (n, d), as uint64 (n, n): mod 2**64 as `ring_gram`;
+    `narrow`: off the diagonal mod 2**36 (in [0, 2**36)) as `narrow_gram`, on it exactly mod 2**64 as `row_dots`.
+    P is formed 2048 columns at a time and never stored whole (a and plus are read once).
+
+    Raises:
+        TypeError, ValueError: as `ring_gram` (plus of a's shape).
+    """
+    _check("a", a)
+    _check_like("plus", plus, a)
+    return _narrow_symmetric(a, plus) if narrow else _symmetric(a, plus)
+
+
+def _blocks(a: np.ndarray, plus: np.ndarray | None, step: int):
+    """(a + plus)[:, start : start + step] for each start, a block at a time (a view of a when plus is None)."""
+    buf = None if plus is None else np.empty((a.shape[0], min(step, a.shape[1])), dtype=np.uint64)
+    for start in range(0, a.shape[1], step):
+        block = a[:, start : start + step]
+        yield block if plus is None else np.add(block, plus[:, start : start + step], out=buf[:, : block.shape[1]])
+
+
+def _symmetric(a: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
+    """P @ P.T for P = a + plus: with S = [P_0; P_1] [P_0; P_1]^T and T = P_2 P_0^T summed over the chunks,
+    P P^T = S_00 + 2**22 (S_01 + S_01^T) + 2**44 (S_11 + T + T^T) mod 2**64."""
     n = a.shape[0]
     s = np.zeros((2 * n, 2 * n), dtype=np.uint64)
     t = np.zeros((n, n), dtype=np.uint64)
     buf = np.empty(LIMBS * n * min(CHUNK, a.shape[1]))
-    for start in _chunks(a.shape[1]):
-        la = _limbs(a[:, start : start + CHUNK], buf)
+    for block in _blocks(a, plus, CHUNK):
+        la = _limbs(block, buf)
         low = la[:2].reshape(2 * n, -1)
         s += _exact(low @ low.T)  # numpy calls syrk for x @ x.T
         t += _exact(la[2] @ la[0].T)
@@ -137,27 +167,40 @@ def narrow_gram(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         TypeError, ValueError: as `ring_gram`.
     """
     _check("a", a)
-    if b is not None:
-        _check("b", b)
-        if b.shape[1] != a.shape[1]:
-            raise ValueError(f"a and b need the same number of columns, found a {a.shape} and b {b.shape}")
-    n, m = a.shape[0], a.shape[0] if b is None else b.shape[0]
-    low, cross = np.zeros((n, m), dtype=np.uint64), np.zeros((n, m), dtype=np.uint64)  # sum A_0 B_0^T, sum A_0 B_1^T (+ A_1 B_0^T)
+    if b is None:
+        out = _narrow_symmetric(a)
+        np.fill_diagonal(out, np.diagonal(out) & _NARROW_MASK)
+        return out
+    _check("b", b)
+    if b.shape[1] != a.shape[1]:
+        raise ValueError(f"a and b need the same number of columns, found a {a.shape} and b {b.shape}")
+    n, m = a.shape[0], b.shape[0]
+    low, cross = np.zeros((n, m), dtype=np.uint64), np.zeros((n, m), dtype=np.uint64)  # sum A_0 B_0^T, sum A_0 B_1^T + A_1 B_0^T
     width = min(_NARROW_STEP, a.shape[1])
-    buf_a, buf_b = np.empty(2 * n * width), None if b is None else np.empty(2 * m * width)
+    buf_a, buf_b = np.empty(2 * n * width), np.empty(2 * m * width)
     for start in range(0, a.shape[1], _NARROW_STEP):
         la = _limbs(a[:, start : start + _NARROW_STEP], buf_a, NARROW_LIMB_BITS, 2)
-        if b is None:
-            low += _exact(la[0] @ la[0].T)  # syrk
-            cross += _exact(la[0] @ la[1].T)
-        else:
-            lb = _limbs(b[:, start : start + _NARROW_STEP], buf_b, NARROW_LIMB_BITS, 2)
-            both = _exact(la[0] @ lb.reshape(2 * m, -1).T)  # [A_0 B_0^T | A_0 B_1^T] in one product
-            low += both[:, :m]
-            cross += both[:, m:] + _exact(la[1] @ lb[0].T)
-    if b is None:
-        cross += cross.T
-    return (low + (cross << np.uint64(NARROW_LIMB_BITS))) & np.uint64((1 << NARROW_BITS) - 1)
+        lb = _limbs(b[:, start : start + _NARROW_STEP], buf_b, NARROW_LIMB_BITS, 2)
+        both = _exact(la[0] @ lb.reshape(2 * m, -1).T)  # [A_0 B_0^T | A_0 B_1^T] in one product
+        low += both[:, :m]
+        cross += both[:, m:] + _exact(la[1] @ lb[0].T)
+    return (low + (cross << np.uint64(NARROW_LIMB_BITS))) & _NARROW_MASK
+
+
+def _narrow_symmetric(a: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
+    """P P^T for P = a + plus: off the diagonal P_0 P_0^T + 2**18 (C + C^T) mod 2**36 with C = P_0 P_1^T (one symmetric
+    and one plain product a step), on it sum_j P_ij**2 mod 2**64 from the same uint64 blocks."""
+    n = a.shape[0]
+    low, cross, diagonal = np.zeros((n, n), dtype=np.uint64), np.zeros((n, n), dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    buf = np.empty(2 * n * min(_NARROW_STEP, a.shape[1]))
+    for block in _blocks(a, plus, _NARROW_STEP):
+        diagonal += np.einsum("ij,ij->i", block, block)
+        la = _limbs(block, buf, NARROW_LIMB_BITS, 2)
+        low += _exact(la[0] @ la[0].T)  # syrk
+        cross += _exact(la[0] @ la[1].T)
+    out = (low + ((cross + cross.T) << np.uint64(NARROW_LIMB_BITS))) & _NARROW_MASK
+    np.fill_diagonal(out, diagonal)
+    return out
 
 
 def row_dots(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
@@ -167,8 +210,5 @@ def row_dots(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         TypeError, ValueError: as `ring_gram` (b of a's shape).
     """
     _check("a", a)
-    if b is not None:
-        _check("b", b)
-        if b.shape != a.shape:
-            raise ValueError(f"a and b need the same shape, found a {a.shape} and b {b.shape}")
+    _check_like("b", b, a)
     return np.einsum("ij,ij->i", a, a if b is None else b)

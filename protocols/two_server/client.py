@@ -82,7 +82,7 @@ class ShareCollector:
 
     def receive(self, data: bytes, link: int) -> None:
         party = f"client {link}"
-        frame = decode_frame(data, party=party, stage=STAGE)
+        frame = decode_frame(data, party=party, stage=STAGE, copy=False)  # the blobs below are copied out of it once
         if frame.kind != Kind.SEALED_SHARE or frame.session != self._session or frame.sender != link or frame.recipient != SERVER:
             raise MalformedMessage("unexpected frame", party=party, stage=STAGE)
         if link in self._heard:

@@ -427,7 +427,7 @@ class TwoServerRobust(RingProtocol):
         if got[S0] is None or got[S1] is None:
             raise BelowThreshold("a server's share did not arrive", party="server", stage="open")
         with ch.timer(S0):
-            gram = {S0: triple[S0].share(np.add(x[S0], got[S0], out=half[S0]), narrow)}  # S0's half was sent: reuse it
+            gram = {S0: triple[S0].share(x[S0], narrow, plus=got[S0])}  # P = X_0 + (X_1 - A_1), a block at a time
         with ch.timer(S1):
             gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)
         return gram

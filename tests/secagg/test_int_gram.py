@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secagg.int_gram import CHUNK, LIMB_BITS, NARROW_BITS, NARROW_LIMB_BITS, _limbs, narrow_gram, ring_gram, row_dots
+from secagg.int_gram import CHUNK, LIMB_BITS, NARROW_BITS, NARROW_LIMB_BITS, _limbs, narrow_gram, ring_gram, row_dots, symmetric_gram
 
 EDGES = [0, 1, 2**21 - 1, 2**21, 2**22 - 1, 2**43, 2**44 - 1, 2**63 - 1, 2**63, 2**64 - 2**21, 2**64 - 1]
 
@@ -118,6 +118,13 @@ def test_narrow_products_equal_exact_integer_products_mod_2_36(data, n, m, d, wo
     assert np.array_equal(narrow_gram(a), _exact_mod(a, a, NARROW_BITS))
     assert np.array_equal(row_dots(a), np.diagonal(_exact(a, a)))
     assert np.array_equal(row_dots(a, a[::-1].copy()), np.diagonal(_exact(a, a[::-1])))
+    plus = _matrix(data.draw, n, d)
+    p = a + plus
+    assert np.array_equal(symmetric_gram(a, plus), _exact(p, p))  # (a + plus) formed a block at a time
+    narrow = symmetric_gram(a, plus, narrow=True)
+    off = ~np.eye(n, dtype=bool)
+    assert np.array_equal(narrow[off], _exact_mod(p, p, NARROW_BITS)[off]) and np.array_equal(np.diagonal(narrow), np.diagonal(_exact(p, p)))
+    assert np.array_equal(symmetric_gram(a, narrow=True), np.where(off, _exact_mod(a, a, NARROW_BITS), _exact(a, a)))
 
 
 def test_narrow_products_refuse_what_ring_gram_refuses():
@@ -126,8 +133,10 @@ def test_narrow_products_refuse_what_ring_gram_refuses():
         narrow_gram(a.astype(np.int64))
     with pytest.raises(ValueError, match="same number of columns"):
         narrow_gram(a, np.zeros((2, 4), dtype=np.uint64))
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="b must have"):
         row_dots(a, np.zeros((3, 3), dtype=np.uint64))
+    with pytest.raises(ValueError, match="plus must have"):
+        symmetric_gram(a, np.zeros((3, 3), dtype=np.uint64))
 
 
 @settings(max_examples=15, deadline=None)

@@ -495,8 +495,9 @@ class TwoServerRobust(RingProtocol):
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
-            + ((f"Distances computed and opened in Z_2^{NARROW_BITS} (the norms of the norm check in Z_2^64): exact, as every included input "
-                f"passed ||x||^2 <= {bound} and the distances it opens are at most 4 B" + (" (m - f)^2" if self.pre else "") + f" < 2^{NARROW_BITS - 1}. "
+            + ((f"Distances computed and opened in Z_2^{NARROW_BITS} (the norms of the norm check in Z_2^64): exact, as every input the rule "
+                f"runs on passed ||x||^2 <= B = {bound}, so every distance opened is at most 4 B" + (" (m - f)^2 (NNM rows)" if self.pre else "")
+                + f" < 2^{NARROW_BITS - 1}. "
                 if narrow else "Distances computed and opened in Z_2^64. ") if self.rule in ("krum", "multi_krum") else "")
             + ("Exact ties in distance go to the lower index, on the exact integer distances: the result is the plaintext rule "
                "run on those (a float reference such as protocols.robust.aggregate may break exact ties otherwise); Krum scores "

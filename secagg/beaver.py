@@ -20,7 +20,8 @@ One triple serves exactly one Gram matrix: reusing A reveals X - X' (see `GramTr
 Narrow shares (`narrow=True`): the same G_0 + G_1 = X X^T with the off-diagonal entries computed mod 2**36 only
 (`secagg.int_gram.narrow_gram`, half the limb products; shares of Z_2^64 reduced mod 2**36 are shares of Z_2^36,
 the triple's C too) and the diagonal exactly mod 2**64 (`row_dots`, O(n d)): for callers that need the norms
-G_ii exactly but the off-diagonal only while every |G_ij| entry they use is below 2**35.
+G_ii exactly and use the off-diagonal only for values they know lie in [0, 2**35), such as distances
+G_ii + G_jj - 2 G_ij of inputs whose norms they checked.
 
 Truncation (SecureML, Mohassel and Zhang, S&P 2017, Theorem 1): to divide a shared value x with
 |x| < 2**l by 2**k, party 0 takes floor(x0 / 2**k) and party 1 takes -floor(-x1 / 2**k); the result

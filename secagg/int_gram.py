@@ -19,9 +19,11 @@ Narrow products (`narrow_gram`) for values known to be small: A B^T mod 2**36 fr
 
     x = x_0 + 2**18 x_1 mod 2**36,    A B^T = A_0 B_0^T + 2**18 (A_0 B_1^T + A_1 B_0^T) mod 2**36,
 
-one limb product at most 2**34, so up to 2**19 columns sum exactly (taken 2048 at a time, for the cache): for A A^T one symmetric product and one A_0 A_1^T, 3 half products against 6 for the Z_2^64
-Gram matrix (2048 columns at a time as well). `row_dots` gives the diagonal sum_j a_ij b_ij exactly mod 2**64
-in O(n d) (numpy's integer multiply-add wraps mod 2**64).
+one limb product at most 2**34, so up to 2**19 columns sum exactly (taken 2048 at a time, for the cache): for
+A A^T one symmetric product and one A_0 A_1^T, 3 half products against 6 for the Z_2^64 Gram matrix.
+`row_dots` gives the diagonal sum_j a_ij b_ij exactly mod 2**64 in O(n d) (numpy's integer multiply-add wraps
+mod 2**64); `symmetric_gram` multiplies P P^T for P = a + b without storing P, in Z_2^64 or narrow (off the
+diagonal mod 2**36, on it mod 2**64).
 Low level: most callers want `secagg.beaver.gram_share`.
 """
 

@@ -8,10 +8,10 @@
   processes (workers included), the CPU seconds of the privacy accountant and the wall seconds of local training,
   and the CPU ratio without the accountant (another issue speeds it up). Quick mode runs 8 rounds of each.
 - Two-server Multi-Krum: CPU seconds of server 0 (unvalidated, validated, validated with the preset's norm bound:
-  distances in Z_2^36; the validation stages apart) against the plaintext Multi-Krum (CPU seconds, same encoded
+  distances in Z_2^44; the validation stages apart) against the plaintext Multi-Krum (CPU seconds, same encoded
   inputs as `benchmarks.robust_secure`) at n = 20 and 50; beside them server 0's floors: its two AES-CTR expansions
   and the one product it needs (the symmetric Gram matrix of X - A_1, `secagg.int_gram`: 3 float64 limb products in
-  Z_2^64, a symmetric and a plain one in Z_2^36) against one float32 Gram matrix, and the growth exponent in n.
+  Z_2^64, a symmetric and a plain one in Z_2^44) against one float32 Gram matrix, and the growth exponent in n.
 - Krum, n = 50, f = 10, d = 1e6 (quick 1e5): CPU seconds and tracemalloc peak against one float32 Gram matrix.
 - CKKS Krum, n = 20, d = 1e5 (quick 1e4): the aggregator's and the key holder's CPU seconds, beside the plaintext Krum
   and raw chunked TenSEAL distances.
@@ -141,14 +141,14 @@ def ckks_krum(n: int, d: int, f: int | None = None) -> None:
 def two_server_multi_krum(ns: tuple[int, ...], d: int, reps: int) -> None:
     """S0's CPU seconds in a Multi-Krum round against the plaintext rule, at each n: unvalidated, validated (range
     only) and validated with the norm bound the `two-server` preset sets (clip 1 at SCALE, rounded: SCALE + sqrt(d)),
-    where the distances are computed in Z_2^36; with S0's seconds in the validation stages (range and norm checks)
+    where the distances are computed in Z_2^44; with S0's seconds in the validation stages (range and norm checks)
     and outside them, and the ring the distances were computed in. Beside them S0's floors inside the round: its
     AES-CTR expansions (X_0 from the clients' seeds and A_0 from the dealer's: 2 n d words), the symmetric Gram
-    matrix of P = X - A_1 in Z_2^64 and in Z_2^36 (`secagg.int_gram`), and one float32 Gram matrix; then the
+    matrix of P = X - A_1 in Z_2^64 and in Z_2^44 (`secagg.int_gram`), and one float32 Gram matrix; then the
     growth exponent of S0's seconds in n."""
     print("| n | d | validated | distances in | server 0 s | of which validation s | plaintext Multi-Krum s | server 0 / plaintext "
-          "| without validation / plaintext | AES-CTR 2 n d words s | Z_2^64 Gram s | Z_2^36 Gram s | float32 Gram s | Z_2^64 / float32 Gram "
-          "| floor (AES + Gram) / plaintext, Z_2^64 and Z_2^36 |")
+          "| without validation / plaintext | AES-CTR 2 n d words s | Z_2^64 Gram s | Z_2^44 Gram s | float32 Gram s | Z_2^64 / float32 Gram "
+          "| floor (AES + Gram) / plaintext, Z_2^64 and Z_2^44 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     configs = (("no", {"validate": False}), ("yes", {"validate": True}), ("yes, norm bound", {"validate": True, "norm_bound": rounded_l2_bound(SCALE, d, 0.0)}))
     seconds = {}

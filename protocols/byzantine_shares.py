@@ -46,8 +46,8 @@ class ByzantineShares:
     the digits of p kept),
     "scaled" (X = s p, s >= 2, digits of X mod 2^b), "out-of-range" (X_j = 2^(b-1) + t, digits of X mod 2^b),
     "over-norm" (every coordinate -2^(b-1), its digits, and slack bits of (B - ||X||^2) mod 2^L),
-    "norm-wrap" (over-norm's X, with slack bits of (B - (||X||^2 mod 2^36)) mod 2^L: its norm passed off as its residue
-    in Z_2^36, the ring of narrow distances, `secagg.int_gram.NARROW_BITS`),
+    "norm-wrap" (over-norm's X, with slack bits of (B - (||X||^2 mod 2^44)) mod 2^L: its norm passed off as its residue
+    in Z_2^44, the ring of narrow distances, `secagg.int_gram.NARROW_BITS`),
     "forged-slack" (X = p, slack bits drawn at random), "inconsistent" (S0 gets another seed than the
     one S1's share was made with), "replayed" (S1 gets `victim`'s S1 payload, S0 this client's seed),
     "honest-copy" (both of `victim`'s messages: a valid duplicate of an honest input).

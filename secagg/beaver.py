@@ -17,10 +17,10 @@ Party 0's share (A_0, C_0) is expanded from the dealer's seed; party 1's (A_1, C
 to party 0, which never sees it, and C_1 is uniform to party 1, which never sees the seed.
 One triple serves exactly one Gram matrix: reusing A reveals X - X' (see `GramTriple.use`).
 
-Narrow shares (`narrow=True`): the same G_0 + G_1 = X X^T with the off-diagonal entries computed mod 2**36 only
-(`secagg.int_gram.narrow_gram`, half the limb products; shares of Z_2^64 reduced mod 2**36 are shares of Z_2^36,
+Narrow shares (`narrow=True`): the same G_0 + G_1 = X X^T with the off-diagonal entries computed mod 2**44 only
+(`secagg.int_gram.narrow_gram`, half the limb products; shares of Z_2^64 reduced mod 2**44 are shares of Z_2^44,
 the triple's C too) and the diagonal exactly mod 2**64 (`row_dots`, O(n d)): for callers that need the norms
-G_ii exactly and use the off-diagonal only for values they know lie in [0, 2**35), such as distances
+G_ii exactly and use the off-diagonal only for values they know lie in [0, 2**43), such as distances
 G_ii + G_jj - 2 G_ij of inputs whose norms they checked.
 
 Truncation (SecureML, Mohassel and Zhang, S&P 2017, Theorem 1): to divide a shared value x with
@@ -160,7 +160,7 @@ def gram_share(party: int, e: np.ndarray, triple: GramTriple, narrow: bool = Fal
     if party == 0:
         return party0_gram_share(e + triple.a, triple, narrow)
     t = triple.use()
-    if narrow:  # E A_1^T + A_1 E^T: off the diagonal mod 2**36, on it 2 sum_j e_ij a_ij mod 2**64
+    if narrow:  # E A_1^T + A_1 E^T: off the diagonal mod 2**44, on it 2 sum_j e_ij a_ij mod 2**64
         m = narrow_gram(e, t.a)
         m += m.T
         np.fill_diagonal(m, np.uint64(2) * row_dots(e, t.a))
@@ -176,7 +176,7 @@ def party0_gram_share(p: np.ndarray, triple: GramTriple, narrow: bool = False) -
 
 
 def _narrow(g: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """A narrow share C + g: off the diagonal reduced mod 2**36, on it mod 2**64 (g's diagonal exact)."""
+    """A narrow share C + g: off the diagonal reduced mod 2**44, on it mod 2**64 (g's diagonal exact)."""
     out = np.bitwise_and(g + c, np.uint64((1 << NARROW_BITS) - 1))
     np.fill_diagonal(out, np.diagonal(g) + np.diagonal(c))
     return out

@@ -15,15 +15,15 @@ are the float64 2**52 + v, so limb_k = float(bits) - (2**52 + 2**21) (exact).
 Cost for A B^T: 6 float64 products (n, CHUNK) x (CHUNK, m) a chunk. For A A^T: one symmetric product of the
 stacked [A_0; A_1] (2n rows: A_0 A_0^T, A_0 A_1^T and A_1 A_1^T at once) and one A_2 A_0^T, about 3 products
 of (n, CHUNK) x (CHUNK, n), computed as upper triangles by BLAS (syrk). O((n + m) d) to split.
-Narrow products (`narrow_gram`) for values known to be small: A B^T mod 2**36 from two balanced 18-bit limbs,
+Narrow products (`narrow_gram`) for values known to be small: A B^T mod 2**44 from two of the same 22-bit limbs,
 
-    x = x_0 + 2**18 x_1 mod 2**36,    A B^T = A_0 B_0^T + 2**18 (A_0 B_1^T + A_1 B_0^T) mod 2**36,
+    x = x_0 + 2**22 x_1 mod 2**44,    A B^T = A_0 B_0^T + 2**22 (A_0 B_1^T + A_1 B_0^T) mod 2**44,
 
-one limb product at most 2**34, so up to 2**19 columns sum exactly (taken 2048 at a time, for the cache): for
-A A^T one symmetric product and one A_0 A_1^T, 3 half products against 6 for the Z_2^64 Gram matrix.
+exact over the same CHUNK columns: for A A^T one symmetric product and one A_0 A_1^T, 3 half products against
+6 for the Z_2^64 Gram matrix.
 `row_dots` gives the diagonal sum_j a_ij b_ij exactly mod 2**64 in O(n d) (numpy's integer multiply-add wraps
 mod 2**64); `symmetric_gram` multiplies P P^T for P = a + b without storing P, in Z_2^64 or narrow (off the
-diagonal mod 2**36, on it mod 2**64).
+diagonal mod 2**44, on it mod 2**64).
 Low level: most callers want `secagg.beaver.gram_share`.
 """
 
@@ -34,8 +34,7 @@ import numpy as np
 LIMB_BITS = 22
 LIMBS = 3  # 3 * 22 >= 64
 CHUNK = 2 ** (53 - 2 * (LIMB_BITS - 1))  # columns a float64 product sums exactly: CHUNK * (2**21)**2 = 2**53
-NARROW_BITS, NARROW_LIMB_BITS = 36, 18  # the ring of `narrow_gram` and its two limbs
-_NARROW_STEP = 2048  # columns limbed and multiplied a step (the limbs stay in cache); exact up to 2**19
+NARROW_BITS = 2 * LIMB_BITS  # the ring of `narrow_gram`: two limbs
 _NARROW_MASK = np.uint64((1 << NARROW_BITS) - 1)
 _TWO52 = np.uint64(0x4330000000000000)  # the float64 bits of 2**52
 
@@ -116,7 +115,7 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def symmetric_gram(a: np.ndarray, plus: np.ndarray | None = None, narrow: bool = False) -> np.ndarray:
     """P P^T for P = a + plus mod 2**64 (plus None: P = a), uint64 (n, d), as uint64 (n, n): mod 2**64 as `ring_gram`;
-    `narrow`: off the diagonal mod 2**36 (in [0, 2**36)) as `narrow_gram`, on it exactly mod 2**64 as `row_dots`.
+    `narrow`: off the diagonal mod 2**44 (in [0, 2**44)) as `narrow_gram`, on it exactly mod 2**64 as `row_dots`.
     P is formed 2048 columns at a time and never stored whole (a and plus are read once).
 
     Raises:
@@ -163,7 +162,7 @@ def _recombine(acc: np.ndarray) -> np.ndarray:
 
 def narrow_gram(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """a @ b.T mod 2**NARROW_BITS for uint64 matrices a (n, d) and b (m, d) (b = None: a @ a.T), as uint64 (n, m)
-    in [0, 2**36); only the residues of a and b mod 2**36 matter.
+    in [0, 2**44); only the residues of a and b mod 2**44 matter.
 
     Raises:
         TypeError, ValueError: as `ring_gram`.
@@ -178,29 +177,29 @@ def narrow_gram(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         raise ValueError(f"a and b need the same number of columns, found a {a.shape} and b {b.shape}")
     n, m = a.shape[0], b.shape[0]
     low, cross = np.zeros((n, m), dtype=np.uint64), np.zeros((n, m), dtype=np.uint64)  # sum A_0 B_0^T, sum A_0 B_1^T + A_1 B_0^T
-    width = min(_NARROW_STEP, a.shape[1])
+    width = min(CHUNK, a.shape[1])
     buf_a, buf_b = np.empty(2 * n * width), np.empty(2 * m * width)
-    for start in range(0, a.shape[1], _NARROW_STEP):
-        la = _limbs(a[:, start : start + _NARROW_STEP], buf_a, NARROW_LIMB_BITS, 2)
-        lb = _limbs(b[:, start : start + _NARROW_STEP], buf_b, NARROW_LIMB_BITS, 2)
+    for start in range(0, a.shape[1], CHUNK):
+        la = _limbs(a[:, start : start + CHUNK], buf_a, LIMB_BITS, 2)
+        lb = _limbs(b[:, start : start + CHUNK], buf_b, LIMB_BITS, 2)
         both = _exact(la[0] @ lb.reshape(2 * m, -1).T)  # [A_0 B_0^T | A_0 B_1^T] in one product
         low += both[:, :m]
         cross += both[:, m:] + _exact(la[1] @ lb[0].T)
-    return (low + (cross << np.uint64(NARROW_LIMB_BITS))) & _NARROW_MASK
+    return (low + (cross << np.uint64(LIMB_BITS))) & _NARROW_MASK
 
 
 def _narrow_symmetric(a: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
-    """P P^T for P = a + plus: off the diagonal P_0 P_0^T + 2**18 (C + C^T) mod 2**36 with C = P_0 P_1^T (one symmetric
+    """P P^T for P = a + plus: off the diagonal P_0 P_0^T + 2**22 (C + C^T) mod 2**44 with C = P_0 P_1^T (one symmetric
     and one plain product a step), on it sum_j P_ij**2 mod 2**64 from the same uint64 blocks."""
     n = a.shape[0]
     low, cross, diagonal = np.zeros((n, n), dtype=np.uint64), np.zeros((n, n), dtype=np.uint64), np.zeros(n, dtype=np.uint64)
-    buf = np.empty(2 * n * min(_NARROW_STEP, a.shape[1]))
-    for block in _blocks(a, plus, _NARROW_STEP):
+    buf = np.empty(2 * n * min(CHUNK, a.shape[1]))
+    for block in _blocks(a, plus, CHUNK):
         diagonal += np.einsum("ij,ij->i", block, block)
-        la = _limbs(block, buf, NARROW_LIMB_BITS, 2)
+        la = _limbs(block, buf, LIMB_BITS, 2)
         low += _exact(la[0] @ la[0].T)  # syrk
         cross += _exact(la[0] @ la[1].T)
-    out = (low + ((cross + cross.T) << np.uint64(NARROW_LIMB_BITS))) & _NARROW_MASK
+    out = (low + ((cross + cross.T) << np.uint64(LIMB_BITS))) & _NARROW_MASK
     np.fill_diagonal(out, diagonal)
     return out
 

@@ -15,9 +15,9 @@ inputs validated over the shares before anything about them is opened.
                (`secagg.beaver`, C = A A^T - A_0 A_0^T); validate ||x_i||**2 <= B against the
                Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
                at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
-               the norms ||x_i - v||**2). Krum rules with a norm bound whose distances stay below 2**35 (4 B, NNM
-               4 (m - f)**2 B) compute G off the diagonal, and D, in Z_2^36 only (half S0's limb products); the
-               diagonal, which the norm check reads, stays exact in Z_2^64 (a norm of 2**36 + c must not pass as c)
+               the norms ||x_i - v||**2). Krum rules with a norm bound whose distances stay below 2**43 (4 B, NNM
+               4 (m - f)**2 B) compute G off the diagonal, and D, in Z_2^44 only (half S0's limb products); the
+               diagonal, which the norm check reads, stays exact in Z_2^64 (a norm of 2**44 + c must not pass as c)
     both:      run the rule on what was opened; S1 sends S0 its share of the result
       krum / multi_krum:         the sum of the selected inputs (exact in the ring)
       centered_clipping (L iterations from v = 0) / norm_bounding (L = 1): m v_L with
@@ -319,8 +319,8 @@ class TwoServerRobust(RingProtocol):
         return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
     def _narrow(self, m: int) -> bool:
-        """Whether the distances are computed in Z_2^36 (narrow Gram shares, `secagg.beaver`): only for Krum rules over
-        validated inputs with a norm bound B, when every distance they open stays below 2**35: D_ij <= 4 B for inputs
+        """Whether the distances are computed in Z_2^44 (narrow Gram shares, `secagg.beaver`): only for Krum rules over
+        validated inputs with a norm bound B, when every distance they open stays below 2**43: D_ij <= 4 B for inputs
         with ||x||**2 <= B (checked exactly, on the Z_2^64 diagonal, before any distance is used), and for NNM rows
         (sums of at most m - f such inputs) D_ij <= 4 (m - f)**2 B."""
         if not (self.validate and self.squared_bound is not None and self.rule in ("krum", "multi_krum")):
@@ -329,7 +329,7 @@ class TwoServerRobust(RingProtocol):
         return 4 * rows * rows * self.squared_bound < 1 << (NARROW_BITS - 1)
 
     def _distances(self, gram: dict, m: int, ch: Channel, narrow: bool) -> np.ndarray:
-        """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63; `narrow`: shares and D mod 2**36, below 2**35).
+        """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63; `narrow`: shares and D mod 2**44, below 2**43).
         NNM sorts them exactly (ties to the lower index); Krum sums them in float64 (`scores_from_distances`), exact
         while the scores stay below 2**53."""
         dist, reduce = {}, np.uint64((1 << (NARROW_BITS if narrow else 64)) - 1)
@@ -341,7 +341,7 @@ class TwoServerRobust(RingProtocol):
 
     def _nnm(self, x: dict, gram: dict, m: int, ch: Channel, narrow: bool) -> tuple[dict, dict, np.ndarray]:
         """NNM on shares: opens the distances, both servers take the public 0/1 neighbour matrix N and replace
-        X by N X (each row the sum of its m - f nearest inputs, exact) and G by N G N^T (narrow: valid mod 2**36)."""
+        X by N X (each row the sum of its m - f nearest inputs, exact) and G by N G N^T (narrow: valid mod 2**44)."""
         mixing = nnm_neighbours(self._distances(gram, m, ch, narrow), self.f)
         w = mixing.astype(np.uint64)
         for p in (S0, S1):
@@ -415,7 +415,7 @@ class TwoServerRobust(RingProtocol):
     def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel, narrow: bool) -> dict:
         """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): S0 keeps the dealer's seed, S1 gets
         (A_1, C_1); the servers open E = X - A, S1 receiving X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get
-        E + A_0 = X - A_1 and needs no E. `narrow`: off the diagonal mod 2**36 only, the diagonal exact."""
+        E + A_0 = X - A_1 and needs no E. `narrow`: off the diagonal mod 2**44 only, the diagonal exact."""
         seed, (a1, c1) = ch.deal("gram", (m, d), rng.fork("dealer"))
         triple = {S0: SeededGramTriple(seed, m, d), S1: GramTriple(a1, c1)}
         with ch.timer(S0):

@@ -1,6 +1,6 @@
-"""Narrow distances (Z_2^36) in the two-server Krum rules: the attack is a Byzantine client whose squared norm
-is 2^36 (every coordinate -2^15 at d = 64): its residue mod 2^36 is 0, so its slack digits are a valid proof
-of ||x||^2 <= B in Z_2^36 and its wrapped distances would make Krum select it; the norm check reads the
+"""Narrow distances (Z_2^44) in the two-server Krum rules: the attack is a Byzantine client whose squared norm
+is 2^44 (every coordinate -2^19 at d = 64): its residue mod 2^44 is 0, so its slack digits are a valid proof
+of ||x||^2 <= B in Z_2^44 and its wrapped distances would make Krum select it; the norm check reads the
 exact Z_2^64 diagonal and rejects it. Wherever the narrow ring applies the round's outputs are those of the
 Z_2^64 round for the same seeds."""
 
@@ -25,11 +25,11 @@ def _inputs(x: np.ndarray, bits: int) -> np.ndarray:
     return ring.reduce(x.astype(np.int64).astype(np.uint64).astype(ring.dtype))
 
 
-def test_a_norm_that_wraps_mod_2_36_is_rejected_and_would_be_selected_otherwise():
-    bits, n, d, f, attacker = 16, 11, 64, 2, 3
+def test_a_norm_that_wraps_mod_2_44_is_rejected_and_would_be_selected_otherwise():
+    bits, n, d, f, attacker = 20, 11, 64, 2, 3
     rng = np.random.default_rng(5)
     x = rng.normal(0, 300, (n, d)).round().astype(np.int64)
-    x -= x.sum(axis=1, keepdims=True) // d  # near zero-sum rows: <X, x_j> ~ 0 for the attacker's X = -2^15 (1, ..., 1)
+    x -= x.sum(axis=1, keepdims=True) // d  # near zero-sum rows: <X, x_j> ~ 0 for the attacker's X = -2^19 (1, ..., 1)
     x[:, 0] -= x.sum(axis=1)
     protocol = TwoServerRobust(rule="krum", f=f, bits=bits, norm_bound=2.0**13)
     bound = protocol.squared_bound
@@ -38,7 +38,7 @@ def test_a_norm_that_wraps_mod_2_36_is_rejected_and_would_be_selected_otherwise(
     out = secure_sum(_inputs(x, bits), protocol=protocol, seed=7, tamper=spy.tamper)
     forged = to_signed(spy.effective).astype(object)
     norm = sum(v * v for v in forged)
-    assert norm == 2**NARROW_BITS and norm % 2**NARROW_BITS <= bound  # the attack: a valid Z_2^36 norm proof
+    assert norm == 2**NARROW_BITS and norm % 2**NARROW_BITS <= bound  # the attack: a valid Z_2^44 norm proof
     honest = [u for u in range(n) if u != attacker]
     rows = {u: [int(v) for v in x[u]] for u in honest} | {attacker: list(forged)}
     wrapped = np.array([[sum((a - b) ** 2 for a, b in zip(rows[i], rows[j])) % 2**NARROW_BITS for j in range(n)] for i in range(n)], dtype=np.float64)
@@ -52,18 +52,18 @@ def test_a_norm_that_wraps_mod_2_36_is_rejected_and_would_be_selected_otherwise(
 
 
 def test_the_narrow_ring_is_used_only_where_its_distances_cannot_wrap():
-    krum = TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**16)  # 4 B = 2^34 < 2^35
+    krum = TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20)  # 4 B = 2^42 < 2^43
     assert krum._narrow(10)
-    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**16.5)._narrow(10)  # 4 B = 2^35
-    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**16, validate=False)._narrow(10)
+    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20.5)._narrow(10)  # 4 B = 2^43
+    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20, validate=False)._narrow(10)
     assert not TwoServerRobust(rule="multi_krum", f=1, bits=20)._narrow(10)  # no bound: Z_2^64
     assert not TwoServerRobust(rule="centered_clipping", f=1, bits=20, norm_bound=2.0**10)._narrow(10)
-    nnm = TwoServerRobust(rule="krum", f=1, bits=20, norm_bound=2.0**14, pre="nnm")  # 4 (m - f)^2 B = 2^30 (m - 1)^2 < 2^35 iff m <= 6
+    nnm = TwoServerRobust(rule="krum", f=1, bits=20, norm_bound=2.0**18, pre="nnm")  # 4 (m - f)^2 B = 2^38 (m - 1)^2 < 2^43 iff m <= 6
     assert nnm._narrow(6) and not nnm._narrow(7)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), n=st.integers(5, 9), d=st.integers(1, 30), bits=st.integers(3, 15), rule=st.sampled_from(["krum", "multi_krum"]),
+@given(data=st.data(), n=st.integers(5, 9), d=st.integers(1, 30), bits=st.integers(3, 24), rule=st.sampled_from(["krum", "multi_krum"]),
        pre=st.sampled_from([None, "nnm"]), seed=st.integers(0, 2**31))
 def test_narrow_rounds_equal_the_z_2_64_rounds_at_the_bounds_edge(data, n, d, bits, rule, pre, seed):
     """Inputs at the norm bound's edge (one exactly at B, one just over, the rest anywhere in range): the narrow

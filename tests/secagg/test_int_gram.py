@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secagg.int_gram import CHUNK, LIMB_BITS, NARROW_BITS, NARROW_LIMB_BITS, _limbs, narrow_gram, ring_gram, row_dots, symmetric_gram
+from secagg.int_gram import CHUNK, LIMB_BITS, NARROW_BITS, _limbs, narrow_gram, ring_gram, row_dots, symmetric_gram
 
 EDGES = [0, 1, 2**21 - 1, 2**21, 2**22 - 1, 2**43, 2**44 - 1, 2**63 - 1, 2**63, 2**64 - 2**21, 2**64 - 1]
 
@@ -93,7 +93,7 @@ def test_beaver_gram_shares_reconstruct_the_exact_gram_matrix(data, n, d):
     assert np.array_equal(gram_share(0, e, t0) + gram_share(1, e, t1), _exact(x, x))
 
 
-NARROW_EDGES = [0, 1, 2**17 - 1, 2**17, 2**18 - 1, 2**18, 2**35 - 1, 2**35, 2**36 - 1, 2**36, 2**63, 2**64 - 2**17, 2**64 - 1]
+NARROW_EDGES = [0, 1, 2**21 - 1, 2**21, 2**22 - 1, 2**22, 2**43 - 1, 2**43, 2**44 - 1, 2**44, 2**63, 2**64 - 2**21, 2**64 - 1]
 
 
 def _exact_mod(a, b, bits):
@@ -101,19 +101,19 @@ def _exact_mod(a, b, bits):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data(), n=st.integers(1, 7), m=st.integers(1, 7), d=st.sampled_from([1, 2, 5, 40, 2047, 2049, 4100]), worst=st.booleans())
-def test_narrow_products_equal_exact_integer_products_mod_2_36(data, n, m, d, worst):
-    """Against Python integers, with 18-bit limb edges planted; `worst`: every limb at -2**17 or 2**17 - 1, so
-    each 2048-column step sums limb products of the largest magnitude."""
+@given(data=st.data(), n=st.integers(1, 7), m=st.integers(1, 7), d=st.sampled_from([1, 2, 5, 40, CHUNK - 1, CHUNK + 1, 2 * CHUNK + 4]), worst=st.booleans())
+def test_narrow_products_equal_exact_integer_products_mod_2_44(data, n, m, d, worst):
+    """Against Python integers, with 22-bit limb edges planted; `worst`: every limb at -2**21 or 2**21 - 1, so
+    each CHUNK-column step sums limb products of the largest magnitude (2**53 in all)."""
     a, b = _matrix(data.draw, n, d), _matrix(data.draw, m, d)
     for x in (a, b):
         for _ in range(data.draw(st.integers(0, 6))):
             x[data.draw(st.integers(0, x.shape[0] - 1)), data.draw(st.integers(0, d - 1))] = data.draw(st.sampled_from(NARROW_EDGES))
-        if worst:  # u = x + 2**17 + 2**35 with both 18-bit digits 0 (limbs -2**17) or all ones (2**17 - 1)
-            x[:] = np.uint64((2**64 - 2**17 - 2**35) % 2**64)
-            x[0, ::3] = np.uint64((2**36 - 1 - 2**17 - 2**35) % 2**64)
+        if worst:  # u = x + 2**21 + 2**43 with both 22-bit digits 0 (limbs -2**21) or all ones (2**21 - 1)
+            x[:] = np.uint64((2**64 - 2**21 - 2**43) % 2**64)
+            x[0, ::3] = np.uint64((2**44 - 1 - 2**21 - 2**43) % 2**64)
     if worst:
-        assert np.abs(_limbs(a, None, NARROW_LIMB_BITS, 2)).max() == 2 ** (NARROW_LIMB_BITS - 1)
+        assert np.abs(_limbs(a, None, LIMB_BITS, 2)).max() == 2 ** (LIMB_BITS - 1)
     assert np.array_equal(narrow_gram(a, b), _exact_mod(a, b, NARROW_BITS))
     assert np.array_equal(narrow_gram(a), _exact_mod(a, a, NARROW_BITS))
     assert np.array_equal(row_dots(a), np.diagonal(_exact(a, a)))
@@ -141,7 +141,7 @@ def test_narrow_products_refuse_what_ring_gram_refuses():
 
 @settings(max_examples=15, deadline=None)
 @given(data=st.data(), n=st.integers(1, 6), d=st.sampled_from([1, 7, 2100]))
-def test_narrow_beaver_shares_reconstruct_the_gram_matrix_mod_2_36_and_its_diagonal_mod_2_64(data, n, d):
+def test_narrow_beaver_shares_reconstruct_the_gram_matrix_mod_2_44_and_its_diagonal_mod_2_64(data, n, d):
     from secagg import SeededRandomness
     from secagg.beaver import SeededGramTriple, deal_gram, gram_share, party0_gram_share, triple_from_seed
 
@@ -153,6 +153,6 @@ def test_narrow_beaver_shares_reconstruct_the_gram_matrix_mod_2_36_and_its_diago
     g = gram_share(0, e, t0, narrow=True) + gram_share(1, e, t1, narrow=True)
     off = ~np.eye(n, dtype=bool)
     assert np.array_equal(g[off] & np.uint64(2**NARROW_BITS - 1), _exact_mod(x, x, NARROW_BITS)[off])
-    assert np.array_equal(np.diagonal(g), np.diagonal(_exact(x, x)))  # exact: a norm of 2**36 + c is not c
+    assert np.array_equal(np.diagonal(g), np.diagonal(_exact(x, x)))  # exact: a norm of 2**44 + c is not c
     seeded = SeededGramTriple(seed, n, d)  # S0's seeded share is the materialized one
     assert np.array_equal(seeded.share(e + t0.a, narrow=True), party0_gram_share(e + t0.a, triple_from_seed(seed, n, d), narrow=True))

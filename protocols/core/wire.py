@@ -143,11 +143,12 @@ class Reader:
     def u32(self) -> int:
         return struct.unpack(">I", self.raw(4))[0]
 
-    def blob(self, max_len: int) -> bytes:
+    def blob(self, max_len: int, copy: bool = True) -> bytes:
+        """A u32 length (at most `max_len`) and that many bytes; `copy=False`: a read-only view of them (see `view`)."""
         n = self.u32()
         if n > max_len:
             raise self.fail(f"declared length {n} exceeds the limit {max_len}")
-        return self.raw(n)
+        return self.raw(n) if copy else self.view(n)
 
     def count(self, item_bytes: int, max_count: int) -> int:
         """A u32 count of items of at least `item_bytes` each, checked against `max_count` and the bytes left."""

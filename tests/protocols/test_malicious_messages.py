@@ -121,7 +121,7 @@ def test_a_declared_length_is_never_trusted():
     view = decode_frame(frame, party="t", stage="t", copy=False).payload  # no copy: a read-only view of the frame
     assert bytes(view) == decode_frame(frame, party="t", stage="t").payload == b"payload" and view.readonly
     big_count = (2**31).to_bytes(4, "big") + b"\x00" * 8
-    for read in (lambda r: r.ids(10, 10), lambda r: r.entries(4, 10, 10), lambda r: r.blob(100)):
+    for read in (lambda r: r.ids(10, 10), lambda r: r.entries(4, 10, 10), lambda r: r.blob(100), lambda r: r.blob(100, copy=False)):
         try:
             read(Reader(big_count, party="t", stage="t"))
         except MalformedMessage:

@@ -15,9 +15,10 @@ inputs validated over the shares before anything about them is opened.
                (`secagg.beaver`, C = A A^T - A_0 A_0^T); validate ||x_i||**2 <= B against the
                Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
                at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
-               the norms ||x_i - v||**2). Krum rules with a norm bound whose distances stay below 2**43 (4 B, NNM
-               4 (m - f)**2 B) compute G off the diagonal, and D, in Z_2^44 only (half S0's limb products); the
-               diagonal, which the norm check reads, stays exact in Z_2^64 (a norm of 2**44 + c must not pass as c)
+               the norms ||x_i - v||**2). Krum rules whose validated distances are below 2**43 (d (2**b - 1)**2 from
+               the range, 4 B from a norm bound; NNM rows: times (m - f)**2) compute G off the diagonal, and D, in
+               Z_2^44 only (half S0's limb products); the diagonal, which the norm check reads, stays exact in Z_2^64
+               (a norm of 2**44 + c must not pass as c)
     both:      run the rule on what was opened; S1 sends S0 its share of the result
       krum / multi_krum:         the sum of the selected inputs (exact in the ring)
       centered_clipping (L iterations from v = 0) / norm_bounding (L = 1): m v_L with
@@ -246,7 +247,7 @@ class TwoServerRobust(RingProtocol):
             included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}
             self._enough(len(included), "passed the range check")
         m = len(included)
-        gram, narrow = {}, self._narrow(m)
+        gram, narrow, opened_bound = {}, self._narrow(m, d), self._distance_bound(m, d)
         if self.rule not in ORDER_RULES or self._slack_bits() is not None:
             meter.stage = "gram"
             gram = self._gram(x, m, d, rng, ch, narrow)
@@ -314,19 +315,25 @@ class TwoServerRobust(RingProtocol):
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt, narrow))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt, opened_bound if narrow else None))
         rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
         return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
-    def _narrow(self, m: int) -> bool:
-        """Whether the distances are computed in Z_2^44 (narrow Gram shares, `secagg.beaver`): only for Krum rules over
-        validated inputs with a norm bound B, when every distance they open stays below 2**43: D_ij <= 4 B for inputs
-        with ||x||**2 <= B (checked exactly, on the Z_2^64 diagonal, before any distance is used), and for NNM rows
-        (sums of at most m - f such inputs) D_ij <= 4 (m - f)**2 B."""
-        if not (self.validate and self.squared_bound is not None and self.rule in ("krum", "multi_krum")):
-            return False
+    def _distance_bound(self, m: int, d: int) -> int | None:
+        """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
+        unvalidated, or not a Krum rule): d (2**bits - 1)**2 from the range (|x_ik - x_jk| <= 2**bits - 1) and, with a
+        norm bound B (checked exactly, on the Z_2^64 diagonal), 4 B; for NNM rows (sums of at most m - f inputs)
+        (m - f)**2 times that. Below 2**43 the distances are computed in Z_2^44 (narrow Gram shares, `secagg.beaver`)."""
+        if not (self.validate and self.rule in ("krum", "multi_krum")):
+            return None
+        bound = d * (2**self.bits - 1) ** 2 if self.squared_bound is None else min(d * (2**self.bits - 1) ** 2, 4 * self.squared_bound)
         rows = max(1, m - self.f) if self.pre == "nnm" else 1
-        return 4 * rows * rows * self.squared_bound < 1 << (NARROW_BITS - 1)
+        return rows * rows * bound
+
+    def _narrow(self, m: int, d: int) -> bool:
+        """Whether the distances of m validated inputs of dimension d are computed in Z_2^44 (`_distance_bound` < 2**43)."""
+        bound = self._distance_bound(m, d)
+        return bound is not None and bound < 1 << (NARROW_BITS - 1)
 
     def _distances(self, gram: dict, m: int, ch: Channel, narrow: bool) -> np.ndarray:
         """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63; `narrow`: shares and D mod 2**44, below 2**43).
@@ -432,7 +439,9 @@ class TwoServerRobust(RingProtocol):
             gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)
         return gram
 
-    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict, narrow: bool) -> Guarantee:
+    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict,
+                   narrow_bound: int | None) -> Guarantee:
+        """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64)."""
         exact = error == 0.0
         gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
@@ -447,7 +456,7 @@ class TwoServerRobust(RingProtocol):
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
                   "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
         if self.rule in ("krum", "multi_krum"):
-            params["distance_ring_bits"] = NARROW_BITS if narrow else 64
+            params["distance_ring_bits"] = 64 if narrow_bound is None else NARROW_BITS
         if self.validate:
             params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS)
         params.update({kind: int(dealt.get(kind, 0)) for kind in ("dabits", "edabits", "and_triples", "blinding_triples")})  # as dealt this round
@@ -495,10 +504,10 @@ class TwoServerRobust(RingProtocol):
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
-            + ((f"Distances computed and opened in Z_2^{NARROW_BITS} (the norms of the norm check in Z_2^64): exact, as every input the rule "
-                f"runs on passed ||x||^2 <= B = {bound}, so every distance opened is at most 4 B" + (" (m - f)^2 (NNM rows)" if self.pre else "")
-                + f" < 2^{NARROW_BITS - 1}. "
-                if narrow else "Distances computed and opened in Z_2^64. ") if self.rule in ("krum", "multi_krum") else "")
+            + ((f"Distances computed and opened in Z_2^{NARROW_BITS}" + (" (the norms of the norm check in Z_2^64)" if self.squared_bound is not None else "")
+                + f": exact, as every input the rule runs on passed the checks above, so every distance opened is at most {narrow_bound} < 2^{NARROW_BITS - 1} "
+                "(from the range" + (" and the norm bound" if self.squared_bound is not None else "") + (", times (m - f)^2 for NNM rows" if self.pre else "") + "). "
+                if narrow_bound is not None else "Distances computed and opened in Z_2^64. ") if self.rule in ("krum", "multi_krum") else "")
             + ("Exact ties in distance go to the lower index, on the exact integer distances: the result is the plaintext rule "
                "run on those (a float reference such as protocols.robust.aggregate may break exact ties otherwise); Krum scores "
                "are float64 sums of m - f - 1 distances, exact " + ("here (below 2^53). " if krum_exact else "only below 2^53: "

@@ -52,14 +52,18 @@ def test_a_norm_that_wraps_mod_2_44_is_rejected_and_would_be_selected_otherwise(
 
 
 def test_the_narrow_ring_is_used_only_where_its_distances_cannot_wrap():
+    d = 10**5  # the range alone bounds the distances by d (2^20 - 1)^2 > 2^43
     krum = TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20)  # 4 B = 2^42 < 2^43
-    assert krum._narrow(10)
-    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20.5)._narrow(10)  # 4 B = 2^43
-    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20, validate=False)._narrow(10)
-    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20)._narrow(10)  # no bound: Z_2^64
-    assert not TwoServerRobust(rule="centered_clipping", f=1, bits=20, norm_bound=2.0**10)._narrow(10)
+    assert krum._narrow(10, d)
+    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20.5)._narrow(10, d)  # 4 B = 2^43
+    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20, validate=False)._narrow(10, d)
+    assert not TwoServerRobust(rule="multi_krum", f=1, bits=20)._narrow(10, d)  # no bound: Z_2^64
+    assert not TwoServerRobust(rule="centered_clipping", f=1, bits=20, norm_bound=2.0**10)._narrow(10, d)
     nnm = TwoServerRobust(rule="krum", f=1, bits=20, norm_bound=2.0**18, pre="nnm")  # 4 (m - f)^2 B = 2^38 (m - 1)^2 < 2^43 iff m <= 6
-    assert nnm._narrow(6) and not nnm._narrow(7)
+    assert nnm._narrow(6, d) and not nnm._narrow(7, d)
+    ranged = TwoServerRobust(rule="krum", f=1, bits=12)  # no norm bound: d (2^12 - 1)^2 < 2^43 iff d <= 524,544
+    assert ranged._narrow(10, 524_544) and not ranged._narrow(10, 524_545)
+    assert not TwoServerRobust(rule="krum", f=1, bits=12, validate=False)._narrow(10, 1)  # unvalidated: nothing is proven
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -73,14 +77,16 @@ def test_narrow_rounds_equal_the_z_2_64_rounds_at_the_bounds_edge(data, n, d, bi
     top = 2 ** (bits - 1)
     x = rng.integers(-top, top, (n, d))
     norms = (x.astype(object) ** 2).sum(axis=1)
-    bound = int(data.draw(st.sampled_from([max(norms), sorted(norms)[n // 2], min(norms) + 1])))
-    protocol = TwoServerRobust(rule=rule, f=f, bits=bits, norm_bound=math.sqrt(bound), pre=pre)
-    passing = sum(1 for v in norms if v <= protocol.squared_bound)
+    bound = data.draw(st.sampled_from([max(norms), sorted(norms)[n // 2], min(norms) + 1, None]))  # None: the range alone
+    norm_bound = None if bound is None else math.sqrt(bound)
+    protocol = TwoServerRobust(rule=rule, f=f, bits=bits, norm_bound=norm_bound, pre=pre)
+    squared = protocol.squared_bound if bound is not None else d * top * top
+    passing = sum(1 for v in norms if v <= squared)
     rounds = []
     for narrow in (True, False):
-        wide = TwoServerRobust(rule=rule, f=f, bits=bits, norm_bound=math.sqrt(bound), pre=pre)
+        wide = TwoServerRobust(rule=rule, f=f, bits=bits, norm_bound=norm_bound, pre=pre)
         if not narrow:
-            wide._narrow = lambda m: False
+            wide._narrow = lambda m, d: False
         try:
             rounds.append(secure_sum(_inputs(x, bits), protocol=protocol if narrow else wide, seed=seed))
         except Exception as exc:  # too few pass the check: both paths must refuse alike
@@ -91,8 +97,8 @@ def test_narrow_rounds_equal_the_z_2_64_rounds_at_the_bounds_edge(data, n, d, bi
     a, b = rounds
     assert np.array_equal(a.result, b.result) and a.included == b.included
     assert [(type(e), e.party) for e in a.rejected] == [(type(e), e.party) for e in b.rejected]
-    assert set(a.included) <= {u for u in range(n) if norms[u] <= protocol.squared_bound}
-    expected_bits = NARROW_BITS if protocol._narrow(n) else 64  # m = n at the Gram matrix: every input is in range
+    assert set(a.included) <= {u for u in range(n) if norms[u] <= squared}
+    expected_bits = NARROW_BITS if protocol._narrow(n, d) else 64  # m = n at the Gram matrix: every input is in range
     assert a.reports[0].guarantee.parameters["distance_ring_bits"] == expected_bits
     assert b.reports[0].guarantee.parameters["distance_ring_bits"] == 64
     if pre is None:  # the sum of the selected inputs, exact in the ring

@@ -322,11 +322,14 @@ class TwoServerRobust(RingProtocol):
     def _distance_bound(self, m: int, d: int) -> int | None:
         """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
         unvalidated, or not a Krum rule): d (2**bits - 1)**2 from the range (|x_ik - x_jk| <= 2**bits - 1) and, with a
-        norm bound B (checked exactly, on the Z_2^64 diagonal), 4 B; for NNM rows (sums of at most m - f inputs)
+        norm bound B (checked exactly, on the Z_2^64 diagonal), 4 (2**L - 1) >= 4 B, L = bit_length(B) the slack digits
+        (public parameters both servers check, so that they decide alike); for NNM rows (sums of at most m - f inputs)
         (m - f)**2 times that. Below 2**43 the distances are computed in Z_2^44 (narrow Gram shares, `secagg.beaver`)."""
         if not (self.validate and self.rule in ("krum", "multi_krum")):
             return None
-        bound = d * (2**self.bits - 1) ** 2 if self.squared_bound is None else min(d * (2**self.bits - 1) ** 2, 4 * self.squared_bound)
+        bound = d * (2**self.bits - 1) ** 2
+        if self._slack_bits() is not None:
+            bound = min(bound, 4 * ((1 << self._slack_bits()) - 1))
         rows = max(1, m - self.f) if self.pre == "nnm" else 1
         return rows * rows * bound
 
@@ -506,7 +509,7 @@ class TwoServerRobust(RingProtocol):
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
             + ((f"Distances computed and opened in Z_2^{NARROW_BITS}" + (" (the norms of the norm check in Z_2^64)" if self.squared_bound is not None else "")
                 + f": exact, as every input the rule runs on passed the checks above, so every distance opened is at most {narrow_bound} < 2^{NARROW_BITS - 1} "
-                "(from the range" + (" and the norm bound" if self.squared_bound is not None else "") + (", times (m - f)^2 for NNM rows" if self.pre else "") + "). "
+                "(from the range" + (" and the norm bound's slack width, 4 (2^L - 1) >= 4 B" if self.squared_bound is not None else "") + (", times (m - f)^2 for NNM rows" if self.pre else "") + "). "
                 if narrow_bound is not None else "Distances computed and opened in Z_2^64. ") if self.rule in ("krum", "multi_krum") else "")
             + ("Exact ties in distance go to the lower index, on the exact integer distances: the result is the plaintext rule "
                "run on those (a float reference such as protocols.robust.aggregate may break exact ties otherwise); Krum scores "

@@ -59,8 +59,8 @@ def test_the_narrow_ring_is_used_only_where_its_distances_cannot_wrap():
     assert not TwoServerRobust(rule="multi_krum", f=1, bits=20, norm_bound=2.0**20, validate=False)._narrow(10, d)
     assert not TwoServerRobust(rule="multi_krum", f=1, bits=20)._narrow(10, d)  # no bound: Z_2^64
     assert not TwoServerRobust(rule="centered_clipping", f=1, bits=20, norm_bound=2.0**10)._narrow(10, d)
-    nnm = TwoServerRobust(rule="krum", f=1, bits=20, norm_bound=2.0**18, pre="nnm")  # 4 (m - f)^2 B = 2^38 (m - 1)^2 < 2^43 iff m <= 6
-    assert nnm._narrow(6, d) and not nnm._narrow(7, d)
+    nnm = TwoServerRobust(rule="krum", f=1, bits=20, norm_bound=2.0**18, pre="nnm")  # B = 2^36, L = 37: (m - 1)^2 4 (2^37 - 1) < 2^43 iff m <= 5
+    assert nnm._narrow(5, d) and not nnm._narrow(6, d)
     ranged = TwoServerRobust(rule="krum", f=1, bits=12)  # no norm bound: d (2^12 - 1)^2 < 2^43 iff d <= 524,544
     assert ranged._narrow(10, 524_544) and not ranged._narrow(10, 524_545)
     assert not TwoServerRobust(rule="krum", f=1, bits=12, validate=False)._narrow(10, 1)  # unvalidated: nothing is proven

@@ -7,10 +7,11 @@
 - `secagg run` (the embedded default) against the same experiment with stack=plain: wall and CPU seconds of all
   processes (workers included), the CPU seconds of the privacy accountant and the wall seconds of local training,
   and the CPU ratio without the accountant (another issue speeds it up). Quick mode runs 8 rounds of each.
-- Two-server Multi-Krum: CPU seconds of server 0 (validated and not; the validation stages apart) against the
-  plaintext Multi-Krum (CPU seconds, same encoded inputs as `benchmarks.robust_secure`) at n = 20 and 50; beside them, the one exact
-  Z_2^64 product server 0 needs (the symmetric Gram matrix of X - A_1, `secagg.int_gram`: 3 float64 limb
-  products) against one float32 Gram matrix, and the growth exponent in n.
+- Two-server Multi-Krum: CPU seconds of server 0 (unvalidated, validated, validated with the preset's norm bound:
+  distances in Z_2^44; the validation stages apart) against the plaintext Multi-Krum (CPU seconds, same encoded
+  inputs as `benchmarks.robust_secure`) at n = 20 and 50; beside them server 0's floors: its two AES-CTR expansions
+  and the one product it needs (the symmetric Gram matrix of X - A_1, `secagg.int_gram`: 3 float64 limb products in
+  Z_2^64, a symmetric and a plain one in Z_2^44) against one float32 Gram matrix, and the growth exponent in n.
 - Krum, n = 50, f = 10, d = 1e6 (quick 1e5): CPU seconds and tracemalloc peak against one float32 Gram matrix.
 - CKKS Krum, n = 20, d = 1e5 (quick 1e4): the aggregator's and the key holder's CPU seconds, beside the plaintext Krum
   and raw chunked TenSEAL distances.
@@ -32,15 +33,16 @@ from benchmarks.floors import median_cpu_seconds
 from benchmarks.he_layers import raw_distance_seconds
 from benchmarks.machine import describe
 from benchmarks.robust_rules import krum_memory
-from benchmarks.robust_secure import BITS, _inputs
+from benchmarks.robust_secure import BITS, SCALE, _inputs
 from benchmarks.secagg_masking import _cell
 from protocols import SecAggPlus, secure_sum
 from protocols.he.robust import CKKSRobust
+from protocols.layers.discretize import rounded_l2_bound
 from protocols.robust import aggregate
 from protocols.two_server import TwoServerRobust
 from secagg import AesCtrPrg, Ring
 from secagg.he_distances import all_pairs
-from secagg.int_gram import ring_gram
+from secagg.int_gram import narrow_gram, ring_gram
 
 
 def _process_cpu_seconds(pid: int) -> float:
@@ -137,13 +139,18 @@ def ckks_krum(n: int, d: int, f: int | None = None) -> None:
 
 
 def two_server_multi_krum(ns: tuple[int, ...], d: int, reps: int) -> None:
-    """S0's CPU seconds in a Multi-Krum round (validated and not) against the plaintext rule, at each n, with S0's
-    seconds in the validation stages (range and norm checks) and outside them; beside them S0's floor inside the
-    round, the exact symmetric Z_2^64 Gram matrix of P = X - A_1 (`secagg.int_gram`), and one float32 Gram
-    matrix; then the growth exponent of S0's seconds in n."""
-    print("| n | d | validated | server 0 s | of which validation s | plaintext Multi-Krum s | server 0 / plaintext "
-          "| without validation / plaintext | Z_2^64 Gram (limbs, BLAS) s | float32 Gram s | Z_2^64 / float32 Gram |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    """S0's CPU seconds in a Multi-Krum round against the plaintext rule, at each n: unvalidated, validated (range
+    only) and validated with the norm bound the `two-server` preset sets (clip 1 at SCALE, rounded: SCALE + sqrt(d)),
+    where the distances are computed in Z_2^44; with S0's seconds in the validation stages (range and norm checks)
+    and outside them, and the ring the distances were computed in. Beside them S0's floors inside the round: its
+    AES-CTR expansions (X_0 from the clients' seeds and A_0 from the dealer's: 2 n d words), the symmetric Gram
+    matrix of P = X - A_1 in Z_2^64 and in Z_2^44 (`secagg.int_gram`), and one float32 Gram matrix; then the
+    growth exponent of S0's seconds in n."""
+    print("| n | d | validated | distances in | server 0 s | of which validation s | plaintext Multi-Krum s | server 0 / plaintext "
+          "| without validation / plaintext | AES-CTR 2 n d words s | Z_2^64 Gram s | Z_2^44 Gram s | float32 Gram s | Z_2^64 / float32 Gram "
+          "| floor (AES + Gram) / plaintext, Z_2^64 and Z_2^44 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    configs = (("no", {"validate": False}), ("yes", {"validate": True}), ("yes, norm bound", {"validate": True, "norm_bound": rounded_l2_bound(SCALE, d, 0.0)}))
     seconds = {}
     for n in ns:
         floats, ring = _inputs(n, d)
@@ -151,20 +158,26 @@ def two_server_multi_krum(ns: tuple[int, ...], d: int, reps: int) -> None:
         plain = median_cpu_seconds(lambda: aggregate(floats, f, "multi_krum"), reps)
         p = np.random.default_rng(0).integers(0, 2**64, (n, d), dtype=np.uint64)
         exact = median_cpu_seconds(lambda: ring_gram(p), reps)
+        narrow = median_cpu_seconds(lambda: narrow_gram(p), reps)
         gram = median_cpu_seconds(lambda: floats @ floats.T, reps)
-        for validate in (False, True):
-            protocol = TwoServerRobust(rule="multi_krum", f=f, bits=BITS, validate=validate)
-            costs = [secure_sum(ring, protocol=protocol, seed=r).reports[0].cost for r in range(reps)]
+        prg, out = AesCtrPrg(Ring(64)), np.empty(n * d, dtype=np.uint64)
+        aes = median_cpu_seconds(lambda: [prg.add_into(out, bytes(32), domain) for domain in (b"x", b"a")], reps)
+        for label, options in configs:
+            protocol = TwoServerRobust(rule="multi_krum", f=f, bits=BITS, **options)
+            rounds = [secure_sum(ring, protocol=protocol, seed=r).reports[0] for r in range(reps)]
+            costs = [r.cost for r in rounds]
             server0 = float(np.median([c.server_seconds for c in costs]))
             checks = float(np.median([sum(c.server_seconds_by_stage.get(s, 0.0) for s in ("range check", "norm check")) for c in costs]))
-            seconds[n, validate] = server0
-            print(f"| {n} | {d:.0e} | {'yes' if validate else 'no'} | {server0:.3f} | {checks:.3f} | {plain:.4f} | {server0 / plain:.1f}x "
-                  f"| {(server0 - checks) / plain:.1f}x | {exact:.3f} | {gram:.4f} | {exact / gram:.1f}x |", flush=True)
+            seconds[n, label] = server0
+            ring_bits = rounds[0].guarantee.parameters["distance_ring_bits"]
+            print(f"| {n} | {d:.0e} | {label} | Z_2^{ring_bits} | {server0:.3f} | {checks:.3f} | {plain:.4f} | {server0 / plain:.1f}x "
+                  f"| {(server0 - checks) / plain:.1f}x | {aes:.4f} | {exact:.3f} | {narrow:.3f} | {gram:.4f} | {exact / gram:.1f}x "
+                  f"| {(aes + exact) / plain:.1f}x, {(aes + narrow) / plain:.1f}x |", flush=True)
     if len(ns) > 1:
         lo, hi = min(ns), max(ns)
-        for validate in (False, True):
-            k = np.log(seconds[hi, validate] / seconds[lo, validate]) / np.log(hi / lo)
-            print(f"\nserver 0 {'validated' if validate else 'unvalidated'}: seconds grow as n^{k:.2f} from n = {lo} to {hi} "
+        for label, _ in configs:
+            k = np.log(seconds[hi, label] / seconds[lo, label]) / np.log(hi / lo)
+            print(f"\nserver 0 validated={label}: seconds grow as n^{k:.2f} from n = {lo} to {hi} "
                   "(the Gram matrix is n^2 d; expansion, masking, parsing and validation are n d)")
 
 

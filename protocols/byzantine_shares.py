@@ -14,8 +14,10 @@ from protocols.core.messages import Kind
 from protocols.core.wire import Frame, decode_frame, encode_frame
 from secagg.beaver import expand_share
 from secagg.bit_sharing import offset, share_planes, to_planes
+from secagg.int_gram import NARROW_BITS
 
-BYZANTINE_SHARE_MODES = ("random", "wrapped", "scaled", "out-of-range", "over-norm", "forged-slack", "inconsistent", "replayed", "honest-copy")
+BYZANTINE_SHARE_MODES = ("random", "wrapped", "scaled", "out-of-range", "over-norm", "forged-slack", "inconsistent", "replayed", "honest-copy",
+                         "norm-wrap")
 _INPUT, _DIGITS, _SLACK = b"input share", b"input digits", b"norm slack digits"  # the domains protocols.two_server expands seeds in
 
 
@@ -44,6 +46,8 @@ class ByzantineShares:
     the digits of p kept),
     "scaled" (X = s p, s >= 2, digits of X mod 2^b), "out-of-range" (X_j = 2^(b-1) + t, digits of X mod 2^b),
     "over-norm" (every coordinate -2^(b-1), its digits, and slack bits of (B - ||X||^2) mod 2^L),
+    "norm-wrap" (over-norm's X, with slack bits of (B - (||X||^2 mod 2^44)) mod 2^L: its norm passed off as its residue
+    in Z_2^44, the ring of narrow distances, `secagg.int_gram.NARROW_BITS`),
     "forged-slack" (X = p, slack bits drawn at random), "inconsistent" (S0 gets another seed than the
     one S1's share was made with), "replayed" (S1 gets `victim`'s S1 payload, S0 this client's seed),
     "honest-copy" (both of `victim`'s messages: a valid duplicate of an honest input).
@@ -112,7 +116,7 @@ class ByzantineShares:
             target = honest * np.uint64(2 + self.position % 2**20)
         elif self.mode == "out-of-range":
             target[j] = np.uint64(top + self.position % top)
-        elif self.mode == "over-norm":
+        elif self.mode in ("over-norm", "norm-wrap"):
             target = np.full(d, -top, dtype=np.int64).view(np.uint64)
         self.effective = target
         out = [(target - x0)[None, :]]
@@ -122,6 +126,7 @@ class ByzantineShares:
             if self.mode == "forged-slack":
                 out.append(rng.integers(0, 2**64, parts[2].shape, dtype=np.uint64))
             else:
-                s = (self.bound - sum(v * v for v in target.view(np.int64).tolist())) % 2**64
+                norm = sum(v * v for v in target.view(np.int64).tolist())
+                s = (self.bound - (norm % 2**NARROW_BITS if self.mode == "norm-wrap" else norm)) % 2**64
                 out.append(share_planes(to_planes(np.array([s], dtype=np.uint64), parts[2].shape[0]), self.seed, _SLACK))
         return _encode(out)

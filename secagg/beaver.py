@@ -17,6 +17,12 @@ Party 0's share (A_0, C_0) is expanded from the dealer's seed; party 1's (A_1, C
 to party 0, which never sees it, and C_1 is uniform to party 1, which never sees the seed.
 One triple serves exactly one Gram matrix: reusing A reveals X - X' (see `GramTriple.use`).
 
+Narrow shares (`narrow=True`): the same G_0 + G_1 = X X^T with the off-diagonal entries computed mod 2**44 only
+(`secagg.int_gram.narrow_gram`, half the limb products; shares of Z_2^64 reduced mod 2**44 are shares of Z_2^44,
+the triple's C too) and the diagonal exactly mod 2**64 (`row_dots`, O(n d)): for callers that need the norms
+G_ii exactly and use the off-diagonal only for values they know lie in [0, 2**43), such as distances
+G_ii + G_jj - 2 G_ij of inputs whose norms they checked.
+
 Truncation (SecureML, Mohassel and Zhang, S&P 2017, Theorem 1): to divide a shared value x with
 |x| < 2**l by 2**k, party 0 takes floor(x0 / 2**k) and party 1 takes -floor(-x1 / 2**k); the result
 is floor(x / 2**k) or one more, except with probability at most 2**(l + 1 - 64).
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from secagg.errors import AlreadyUsed
-from secagg.int_gram import ring_gram
+from secagg.int_gram import NARROW_BITS, narrow_gram, ring_gram, row_dots, symmetric_gram
 from secagg.prg import AesCtrPrg
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -56,9 +62,10 @@ def expand_rows(seeds: list[bytes], shape: tuple[int, ...], domain: bytes) -> np
 
 def share_with_seed(x: np.ndarray, seed: bytes, domain: bytes) -> np.ndarray:
     """x1 = x - PRG(seed) mod 2**64: the explicit share when the other one is `seed`."""
-    out = np.array(x, dtype=np.uint64)  # a copy, then the keystream subtracted in place
-    if out.size:
-        _PRG.add_into(out.reshape(-1), seed, domain, sign=-1)
+    x = np.ascontiguousarray(x, dtype=np.uint64)
+    out = np.empty_like(x)
+    if out.size:  # one pass: each block of x copied into out as the keystream is subtracted
+        _PRG.add_streams(out.reshape(-1), [(seed, domain, -1)], start=x.reshape(-1))
     return out
 
 
@@ -141,20 +148,35 @@ class SeededGramTriple(OneShot):
         self.use()
         return share_with_seed(x0, self.seed, GRAM_A)
 
-    def share(self, p: np.ndarray) -> np.ndarray:
-        return ring_gram(p) + expand_share(self.seed, (self.n, self.n), GRAM_C)
+    def share(self, p: np.ndarray, narrow: bool = False, plus: np.ndarray | None = None) -> np.ndarray:
+        """C_0 + P P^T for P = p + plus (plus None: P = p), P never stored whole (`narrow`: see the module)."""
+        c = expand_share(self.seed, (self.n, self.n), GRAM_C)
+        g = symmetric_gram(p, plus, narrow)
+        return _narrow(g, c) if narrow else np.add(g, c, out=g)
 
 
-def gram_share(party: int, e: np.ndarray, triple: GramTriple) -> np.ndarray:
-    """Party `party`'s share of X X^T, given the opened E = X - A and its triple share."""
+def gram_share(party: int, e: np.ndarray, triple: GramTriple, narrow: bool = False) -> np.ndarray:
+    """Party `party`'s share of X X^T, given the opened E = X - A and its triple share (`narrow`: see the module)."""
     if party == 0:
-        return party0_gram_share(e + triple.a, triple)
+        return party0_gram_share(e + triple.a, triple, narrow)
     t = triple.use()
+    if narrow:  # E A_1^T + A_1 E^T: off the diagonal mod 2**44, on it 2 sum_j e_ij a_ij mod 2**64
+        m = narrow_gram(e, t.a)
+        m += m.T
+        np.fill_diagonal(m, np.uint64(2) * row_dots(e, t.a))
+        return _narrow(m, t.c)
     m = ring_gram(e, t.a)  # E A_1^T; A_1 E^T is its transpose
     return t.c + m + m.T
 
 
-def party0_gram_share(p: np.ndarray, triple: GramTriple) -> np.ndarray:
+def party0_gram_share(p: np.ndarray, triple: GramTriple, narrow: bool = False) -> np.ndarray:
     """Party 0's share of X X^T from P = E + A_0 = X - A_1 (its X_0 plus the X_1 - A_1 party 1 opens): C_0 + P P^T."""
     t = triple.use()
-    return ring_gram(p) + t.c
+    return _narrow(symmetric_gram(p, narrow=True), t.c) if narrow else ring_gram(p) + t.c
+
+
+def _narrow(g: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """A narrow share C + g: off the diagonal reduced mod 2**44, on it mod 2**64 (g's diagonal exact)."""
+    out = np.bitwise_and(g + c, np.uint64((1 << NARROW_BITS) - 1))
+    np.fill_diagonal(out, np.diagonal(g) + np.diagonal(c))
+    return out

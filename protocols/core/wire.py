@@ -41,15 +41,16 @@ class Frame:
     session: bytes
     sender: int
     recipient: int
-    payload: bytes
+    payload: bytes  # a read-only memoryview when decoded with copy=False
 
 
 def encode_frame(frame: Frame) -> bytes:
     return _HEADER.pack(MAGIC, VERSION, frame.kind, frame.session, frame.sender, frame.recipient, len(frame.payload)) + frame.payload
 
 
-def decode_frame(data: bytes, *, party: str, stage: str) -> Frame:
-    """Parses one frame from untrusted bytes.
+def decode_frame(data: bytes, *, party: str, stage: str, copy: bool = True) -> Frame:
+    """Parses one frame from untrusted bytes. `copy=False`: the payload is a read-only memoryview of `data`
+    (no copy of a large payload; valid while `data` is).
 
     Raises:
         MalformedMessage: on a short header, wrong magic or version, or a length field that differs
@@ -62,7 +63,8 @@ def decode_frame(data: bytes, *, party: str, stage: str) -> Frame:
         raise MalformedMessage("unknown magic or version", party=party, stage=stage)
     if length != len(data) - HEADER_BYTES:
         raise MalformedMessage("frame length field does not match its size", party=party, stage=stage)
-    return Frame(kind, session, sender, recipient, bytes(data[HEADER_BYTES:]))
+    payload = bytes(data[HEADER_BYTES:]) if copy else memoryview(data)[HEADER_BYTES:].toreadonly()
+    return Frame(kind, session, sender, recipient, payload)
 
 
 class Writer:
@@ -141,11 +143,12 @@ class Reader:
     def u32(self) -> int:
         return struct.unpack(">I", self.raw(4))[0]
 
-    def blob(self, max_len: int) -> bytes:
+    def blob(self, max_len: int, copy: bool = True) -> bytes:
+        """A u32 length (at most `max_len`) and that many bytes; `copy=False`: a read-only view of them (see `view`)."""
         n = self.u32()
         if n > max_len:
             raise self.fail(f"declared length {n} exceeds the limit {max_len}")
-        return self.raw(n)
+        return self.raw(n) if copy else self.view(n)
 
     def count(self, item_bytes: int, max_count: int) -> int:
         """A u32 count of items of at least `item_bytes` each, checked against `max_count` and the bytes left."""

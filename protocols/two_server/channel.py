@@ -123,7 +123,7 @@ class Channel:
             arriving = [data]  # between two other parties: a placeholder of the right shape
         for frame_bytes in arriving:
             with self.timer(dst):
-                frame = decode_frame(frame_bytes, party=party_name(dst), stage="two-server")
+                frame = decode_frame(frame_bytes, party=party_name(dst), stage="two-server", copy=False)  # matrices are views of it
                 if frame.kind != kind or frame.session != self.session or frame.sender != src or frame.recipient != dst:
                     raise MalformedMessage("unexpected frame", party=party_name(dst), stage="two-server")
                 return parse(Reader(frame.payload, party=party_name(dst), stage="two-server"))

@@ -74,7 +74,7 @@ class ShareCollector:
     def __init__(self, n: int, session: bytes) -> None:
         self._n, self._session = n, session
         self.seeds: dict[int, bytes] = {}
-        self.sealed: dict[int, bytes] = {}
+        self.sealed: dict[int, bytes | memoryview] = {}
         self._heard: set[int] = set()
 
     def requests(self) -> dict[int, bytes]:
@@ -82,14 +82,14 @@ class ShareCollector:
 
     def receive(self, data: bytes, link: int) -> None:
         party = f"client {link}"
-        frame = decode_frame(data, party=party, stage=STAGE)
+        frame = decode_frame(data, party=party, stage=STAGE, copy=False)
         if frame.kind != Kind.SEALED_SHARE or frame.session != self._session or frame.sender != link or frame.recipient != SERVER:
             raise MalformedMessage("unexpected frame", party=party, stage=STAGE)
         if link in self._heard:
             raise ReplayedMessage(f"second share bundle from client {link}", party=party, stage=STAGE)
         self._heard.add(link)
         r = Reader(frame.payload, party=party, stage=STAGE)
-        seed_frame, sealed = r.blob(MAX_SEALED), r.blob(MAX_SEALED)
+        seed_frame, sealed = r.blob(MAX_SEALED), r.blob(MAX_SEALED, copy=False)  # relayed as it came: a view of the bundle
         r.done()
         if sealed:
             self.sealed[link] = sealed

@@ -15,7 +15,10 @@ inputs validated over the shares before anything about them is opened.
                (`secagg.beaver`, C = A A^T - A_0 A_0^T); validate ||x_i||**2 <= B against the
                Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
                at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
-               the norms ||x_i - v||**2)
+               the norms ||x_i - v||**2). Krum rules whose validated distances are below 2**43 (d (2**b - 1)**2 from
+               the range, 4 B from a norm bound; NNM rows: times (m - f)**2) compute G off the diagonal, and D, in
+               Z_2^44 only (half S0's limb products); the diagonal, which the norm check reads, stays exact in Z_2^64
+               (a norm of 2**44 + c must not pass as c)
     both:      run the rule on what was opened; S1 sends S0 its share of the result
       krum / multi_krum:         the sum of the selected inputs (exact in the ring)
       centered_clipping (L iterations from v = 0) / norm_bounding (L = 1): m v_L with
@@ -62,6 +65,7 @@ from protocols.two_server.validation import check_digits
 from secagg.agreement import KEY_BYTES, X25519Agreement
 from secagg.beaver import GramTriple, SeededGramTriple, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
 from secagg.bit_sharing import offset, share_planes, to_planes, words
+from secagg.int_gram import NARROW_BITS
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -243,10 +247,10 @@ class TwoServerRobust(RingProtocol):
             included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}
             self._enough(len(included), "passed the range check")
         m = len(included)
-        gram = {}
+        gram, narrow, opened_bound = {}, self._narrow(m, d), self._distance_bound(m, d)
         if self.rule not in ORDER_RULES or self._slack_bits() is not None:
             meter.stage = "gram"
-            gram = self._gram(x, m, d, rng, ch)
+            gram = self._gram(x, m, d, rng, ch, narrow)
         if self._slack_bits() is not None:
             meter.stage = "norm check"
             bound = np.uint64(self.squared_bound)
@@ -267,10 +271,10 @@ class TwoServerRobust(RingProtocol):
         meter.stage = "rule"
         divisor, scale, mixing, pre_leak = 1, 1, None, ""
         if self.pre == "nnm":
-            x, gram, mixing = self._nnm(x, gram, m, ch)
+            x, gram, mixing = self._nnm(x, gram, m, ch, narrow)
             divisor, pre_leak = m - self.f, "the pairwise squared distances of the m inputs and the NNM neighbourhoods, then "
         if self.rule in ("krum", "multi_krum"):
-            distances = self._distances(gram, m, ch)
+            distances = self._distances(gram, m, ch, narrow)
             with ch.timer(S0 if ch.here is None else ch.here):
                 chosen = krum_select(distances, self.f, 1 if self.rule == "krum" else self.m)
             with ch.timer(S0):
@@ -311,24 +315,44 @@ class TwoServerRobust(RingProtocol):
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt, opened_bound if narrow else None))
         rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
         return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
-    def _distances(self, gram: dict, m: int, ch: Channel) -> np.ndarray:
-        """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63). NNM sorts them exactly (ties to the lower
-        index); Krum sums them in float64 (`scores_from_distances`), exact while the scores stay below 2**53."""
-        dist = {}
+    def _distance_bound(self, m: int, d: int) -> int | None:
+        """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
+        unvalidated, or not a Krum rule): d (2**bits - 1)**2 from the range (|x_ik - x_jk| <= 2**bits - 1) and, with a
+        norm bound B (checked exactly, on the Z_2^64 diagonal), 4 (2**L - 1) >= 4 B, L = bit_length(B) the slack digits
+        (public parameters both servers check, so that they decide alike); for NNM rows (sums of at most m - f inputs)
+        (m - f)**2 times that. Below 2**43 the distances are computed in Z_2^44 (narrow Gram shares, `secagg.beaver`)."""
+        if not (self.validate and self.rule in ("krum", "multi_krum")):
+            return None
+        bound = d * (2**self.bits - 1) ** 2
+        if self._slack_bits() is not None:
+            bound = min(bound, 4 * ((1 << self._slack_bits()) - 1))
+        rows = max(1, m - self.f) if self.pre == "nnm" else 1
+        return rows * rows * bound
+
+    def _narrow(self, m: int, d: int) -> bool:
+        """Whether the distances of m validated inputs of dimension d are computed in Z_2^44 (`_distance_bound` < 2**43)."""
+        bound = self._distance_bound(m, d)
+        return bound is not None and bound < 1 << (NARROW_BITS - 1)
+
+    def _distances(self, gram: dict, m: int, ch: Channel, narrow: bool) -> np.ndarray:
+        """Opens D_ij = G_ii + G_jj - 2 G_ij, exact int64 (below 2**63; `narrow`: shares and D mod 2**44, below 2**43).
+        NNM sorts them exactly (ties to the lower index); Krum sums them in float64 (`scores_from_distances`), exact
+        while the scores stay below 2**53."""
+        dist, reduce = {}, np.uint64((1 << (NARROW_BITS if narrow else 64)) - 1)
         for p in (S0, S1):
             with ch.timer(p):
                 diag = np.diagonal(gram[p])
-                dist[p] = diag[:, None] + diag[None, :] - np.uint64(2) * gram[p]
-        return to_signed(ch.exchange(Kind.MATRIX, dist, (m, m)))
+                dist[p] = (diag[:, None] + diag[None, :] - np.uint64(2) * gram[p]) & reduce  # a narrow share sends no high bits
+        return to_signed(ch.exchange(Kind.MATRIX, dist, (m, m), combine=(lambda a, b: (a + b) & reduce) if narrow else np.add))
 
-    def _nnm(self, x: dict, gram: dict, m: int, ch: Channel) -> tuple[dict, dict, np.ndarray]:
+    def _nnm(self, x: dict, gram: dict, m: int, ch: Channel, narrow: bool) -> tuple[dict, dict, np.ndarray]:
         """NNM on shares: opens the distances, both servers take the public 0/1 neighbour matrix N and replace
-        X by N X (each row the sum of its m - f nearest inputs, exact) and G by N G N^T."""
-        mixing = nnm_neighbours(self._distances(gram, m, ch), self.f)
+        X by N X (each row the sum of its m - f nearest inputs, exact) and G by N G N^T (narrow: valid mod 2**44)."""
+        mixing = nnm_neighbours(self._distances(gram, m, ch, narrow), self.f)
         w = mixing.astype(np.uint64)
         for p in (S0, S1):
             with ch.timer(p):
@@ -398,10 +422,10 @@ class TwoServerRobust(RingProtocol):
             seeds = {u: bytes(SEED_BYTES) for u in accepted}  # placeholders: S0's seeds never reach S1
         return seeds, shares, np.array(accepted, dtype=np.int64), refused
 
-    def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel) -> dict:
+    def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel, narrow: bool) -> dict:
         """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): S0 keeps the dealer's seed, S1 gets
         (A_1, C_1); the servers open E = X - A, S1 receiving X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get
-        E + A_0 = X - A_1 and needs no E."""
+        E + A_0 = X - A_1 and needs no E. `narrow`: off the diagonal mod 2**44 only, the diagonal exact."""
         seed, (a1, c1) = ch.deal("gram", (m, d), rng.fork("dealer"))
         triple = {S0: SeededGramTriple(seed, m, d), S1: GramTriple(a1, c1)}
         with ch.timer(S0):
@@ -413,12 +437,14 @@ class TwoServerRobust(RingProtocol):
         if got[S0] is None or got[S1] is None:
             raise BelowThreshold("a server's share did not arrive", party="server", stage="open")
         with ch.timer(S0):
-            gram = {S0: triple[S0].share(np.add(x[S0], got[S0], out=half[S0]))}  # S0's half was sent: reuse it
+            gram = {S0: triple[S0].share(x[S0], narrow, plus=got[S0])}  # P = X_0 + (X_1 - A_1), a block at a time
         with ch.timer(S1):
-            gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])
+            gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)
         return gram
 
-    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict) -> Guarantee:
+    def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict,
+                   narrow_bound: int | None) -> Guarantee:
+        """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64)."""
         exact = error == 0.0
         gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
@@ -432,6 +458,8 @@ class TwoServerRobust(RingProtocol):
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
                   "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
+        if self.rule in ("krum", "multi_krum"):
+            params["distance_ring_bits"] = 64 if narrow_bound is None else NARROW_BITS
         if self.validate:
             params.update(squared_norm_bound=bound, soundness_error=SOUNDNESS)
         params.update({kind: int(dealt.get(kind, 0)) for kind in ("dabits", "edabits", "and_triples", "blinding_triples")})  # as dealt this round
@@ -479,6 +507,10 @@ class TwoServerRobust(RingProtocol):
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
+            + ((f"Distances computed and opened in Z_2^{NARROW_BITS}" + (" (the norms of the norm check in Z_2^64)" if self.squared_bound is not None else "")
+                + f": exact, as every input the rule runs on passed the checks above, so every distance opened is at most {narrow_bound} < 2^{NARROW_BITS - 1} "
+                "(from the range" + (" and the norm bound's slack width, 4 (2^L - 1) >= 4 B" if self.squared_bound is not None else "") + (", times (m - f)^2 for NNM rows" if self.pre else "") + "). "
+                if narrow_bound is not None else "Distances computed and opened in Z_2^64. ") if self.rule in ("krum", "multi_krum") else "")
             + ("Exact ties in distance go to the lower index, on the exact integer distances: the result is the plaintext rule "
                "run on those (a float reference such as protocols.robust.aggregate may break exact ties otherwise); Krum scores "
                "are float64 sums of m - f - 1 distances, exact " + ("here (below 2^53). " if krum_exact else "only below 2^53: "

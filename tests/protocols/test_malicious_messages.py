@@ -96,6 +96,7 @@ def test_corrupted_shares_or_keys_never_yield_a_wrong_sum(data):
 def test_parsers_reject_arbitrary_bytes_with_malformed_message_only(data):
     for parse in (
         lambda b: decode_frame(b, party="t", stage="t"),
+        lambda b: decode_frame(b, party="t", stage="t", copy=False),
         lambda b: parse_vector(Reader(b, party="t", stage="t"), Ring(13), 7),
         lambda b: parse_unmask_shares(Reader(b, party="t", stage="t"), 50),
         lambda b: Reader(b, party="t", stage="t").entries(116, 50, 50),
@@ -111,13 +112,16 @@ def test_a_declared_length_is_never_trusted():
     frame = encode_frame(Frame(Kind.VECTOR, b"s" * 8, 1, 2, b"payload"))
     lying = frame[: HEADER_BYTES - 4] + (2**32 - 1).to_bytes(4, "big") + frame[HEADER_BYTES:]
     for bad in (lying, frame[:-1], frame + b"x", frame[:HEADER_BYTES - 1]):
-        try:
-            decode_frame(bad, party="t", stage="t")
-        except MalformedMessage:
-            continue
-        raise AssertionError("a frame with a wrong length parsed")
+        for copy in (True, False):
+            try:
+                decode_frame(bad, party="t", stage="t", copy=copy)
+            except MalformedMessage:
+                continue
+            raise AssertionError("a frame with a wrong length parsed")
+    view = decode_frame(frame, party="t", stage="t", copy=False).payload  # no copy: a read-only view of the frame
+    assert bytes(view) == decode_frame(frame, party="t", stage="t").payload == b"payload" and view.readonly
     big_count = (2**31).to_bytes(4, "big") + b"\x00" * 8
-    for read in (lambda r: r.ids(10, 10), lambda r: r.entries(4, 10, 10), lambda r: r.blob(100)):
+    for read in (lambda r: r.ids(10, 10), lambda r: r.entries(4, 10, 10), lambda r: r.blob(100), lambda r: r.blob(100, copy=False)):
         try:
             read(Reader(big_count, party="t", stage="t"))
         except MalformedMessage:

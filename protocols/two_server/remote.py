@@ -104,8 +104,8 @@ def sealed_deal(kind: str, args, index, public: dict, rng: Randomness, *, signer
     """The dealer's answer to one request of S0: S0's seed, and S1's matrices sealed to the second-server key of
     `public`, bound to the session and the batch `index`, followed by the dealer's signature (`identities`).
     The dealer seals only to a round key that `public["second_server_signature"]` proves S1's for run `run` and the
-    round `public["second_server_round"]` states (default 0), under `s1_public` (S1's Ed25519 key from the dealer's own configuration); `signer` is the dealer's own
-    identity. None: the simulated ones (`identities.simulated_signer`).
+    round `public["second_server_round"]` states (default 0), under `s1_public` (S1's Ed25519 key from the dealer's
+    own configuration); `signer` is the dealer's own identity. None: the simulated ones (`identities.simulated_signer`).
 
     Raises:
         ValueError: for a request of an unknown kind, bad shapes (`dealer.parts`), a bad index, or a

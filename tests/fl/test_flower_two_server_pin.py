@@ -15,18 +15,18 @@ from hypothesis import strategies as st
 
 flwr = pytest.importorskip("flwr")
 
-from fl.experiment import build_stack, local_datasets  # noqa: E402
-from fl.flower_engine import FlowerRounds, client_app, config_from_run  # noqa: E402
-from fl.models import get_flat  # noqa: E402
-from protocols.core.errors import ProtocolError, Refused  # noqa: E402
-from protocols.core.pki import load_signer, provision  # noqa: E402
-from protocols.core.schedule import DropoutSchedule  # noqa: E402
-from protocols.two_server.identities import round_key_message, simulated_signer  # noqa: E402
-from protocols.two_server.remote import two_server_public  # noqa: E402
-from secagg.agreement import X25519Agreement  # noqa: E402
-from secagg.randomness import SeededRandomness  # noqa: E402
-from secagg.signatures import Signer  # noqa: E402
-from tests.fl.test_review3_flower_pki import FakeGrid  # noqa: E402
+from fl.experiment import build_stack, local_datasets
+from fl.flower_engine import FlowerRounds, client_app, config_from_run
+from fl.models import get_flat
+from protocols.core.errors import ProtocolError, Refused
+from protocols.core.pki import load_signer, provision
+from protocols.core.schedule import DropoutSchedule
+from protocols.two_server.identities import round_key_message, simulated_signer
+from protocols.two_server.remote import two_server_public
+from secagg.agreement import X25519Agreement
+from secagg.randomness import SeededRandomness
+from secagg.signatures import Signer
+from tests.fl.test_review3_flower_pki import FakeGrid
 
 CLIENTS = 4
 RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0}
@@ -135,7 +135,7 @@ def test_a_refusal_is_named_at_s0_and_the_round_goes_on_without_the_refusing_cli
             return _substitute(lambda r, inner: (S0_KEY.public_bytes(), None))(msg)
         return msg
 
-    rounds, stack, params, grid = _deployment(pki, intercept)
+    rounds, stack, params, _ = _deployment(pki, intercept)
     out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
     refused = [e for e in out.rejected if isinstance(e, Refused)]
     assert [e.party for e in refused] == ["client 0"] and "not signed by the second server" in str(refused[0])
@@ -157,6 +157,6 @@ def test_a_client_checks_the_key_of_its_own_config(pki, tmp_path):
     assert load_signer(other / "keys" / "second-server.pem").public_bytes() != load_signer(pki / "keys" / "second-server.pem").public_bytes()
     nodes = _nodes(pki)
     nodes[1]["second-server-key"] = str(other / "second-server.pub")
-    rounds, stack, params, grid = _deployment(pki, nodes=nodes)
+    rounds, stack, params, _ = _deployment(pki, nodes=nodes)
     out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
     assert [e.party for e in out.rejected if isinstance(e, Refused)] == ["client 1"]

@@ -23,7 +23,7 @@ from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import parse_share
 from protocols.two_server.client import ShareCollector
 from protocols.two_server.identities import RoundKeyPin, round_key_message, simulated_signer
-from protocols.two_server.remote import in_process
+from protocols.two_server.remote import in_process, sealed_deal
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
 from secagg.beaver import expand_rows, lift_signed, to_signed
@@ -178,3 +178,15 @@ def test_a_refusing_client_is_named_among_the_rejected_and_the_round_goes_on_wit
     rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, CostMeter(N))
     assert sorted(e.party for e in rejected) == [f"client {u}" for u in range(N)] and all(isinstance(e, Refused) for e in rejected)
     assert opened.server.sealed == {} and opened.server.seeds == {}
+
+
+def test_the_dealer_checks_the_round_s0_states_against_s1s_signature():
+    """The dealer keeps no round of its own: it takes S0's `second_server_round`, which must be the one S1 signed
+    (a type other than int is refused). Weaker than a client's check (its own joined round), stated in the README."""
+    key = S1_KEY.public_bytes()
+    public = {"session": "00" * 8, "second_server": key.hex(), "second_server_signature": _signed(S1, key, RUN, ROUND).hex()}
+    for stated in (ROUND + 1, str(ROUND), None, float(ROUND)):
+        with pytest.raises(ValueError, match="second_server_round|not signed by the second server"):
+            sealed_deal("gram", (2, 3), 0, {**public, "second_server_round": stated}, SystemRandomness(), s1_public=S1.public_bytes(), run=RUN)
+    seed, _ = sealed_deal("gram", (2, 3), 0, {**public, "second_server_round": ROUND}, SystemRandomness(), s1_public=S1.public_bytes(), run=RUN)
+    assert len(seed) == 32

@@ -150,6 +150,8 @@ def _flower_app(args) -> None:
             else:
                 pki = f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
                 pki += f" he-key-holder-key=\"{keys / 'key-holder.pub'}\"" if "key holder" in config.traits.observers else ""
+        elif keys is not None and two_server_nodes(config):  # a client seals S1's share only to a round key S1 signed
+            pki = f" second-server-key=\"{keys / 'second-server.pub'}\""
         print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}{pins}{named}'{comment}")
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
@@ -169,7 +171,7 @@ def _experiments(args, command: list[str]) -> int:
               f"of the key holder, flower-app --keys for the server); the HE key holder's identity: {args.out / 'keys' / 'key-holder.pem'} "
               f"(its node's he-signing-key only) and {args.out / 'key-holder.pub'} (he-key-holder-key of every ckks client node); the two-server "
               f"stack's second server and dealer: keys/second-server.pem and keys/dealer.pem (their own node's second-server-signing-key, "
-              f"dealer-signing-key), second-server.pub (the dealer's second-server-key) and dealer.pub (the second server's dealer-key)")
+              f"dealer-signing-key), second-server.pub (second-server-key of the dealer and of every two-server client node) and dealer.pub (the second server's dealer-key)")
         return 0
     if args.command == "report":
         print(report_sweep(args.folder) if (args.folder / SPEC_FILE).exists() else report(args.folder, args.round))

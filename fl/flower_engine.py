@@ -44,7 +44,11 @@ message "release"), and each client trains the next round from the model it open
 model: it records the loss and accuracy the clients measured (simulation) or NaN (deployment).
 For a two-server protection the ServerApp is S0, and two more SuperNodes are the second server S1 (node config
 `role="second-server"`, else partition id = number of clients) and the dealer (`role="dealer"`, else partition id =
-clients + 1); S0 relays every frame between them and the clients (`fl.remote_two_server`).
+clients + 1); S0 relays every frame between them and the clients (`fl.remote_two_server`). S1 signs each round key
+for the run and round (its node's `second-server-signing-key`); a client seals S1's share only to a key whose
+signature verifies under S1's key from its own node config (`second-server-key`, refused at start-up when missing;
+in simulation the simulated S1 identity anyone can sign as) for this run and the round it joined, so a ServerApp that
+names a key of its own as S1's gets a refusal (the client sends nothing; S0 records it as `Refused`), not a share.
 On deployment a node pins stack, active and noise_multiplier in
 its node config (`secagg flower-app` prints them) and a node with a `signing-key` refuses a stack that does not
 sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
@@ -80,6 +84,7 @@ from fl.remote_two_server import (
     dealer_reply,
     new_round_key,
     node_identity_keys,
+    second_server_key,
     second_server_reply,
     two_server_nodes,
     two_server_protocol,
@@ -98,6 +103,7 @@ from protocols.he.aggregation import HeAggregation
 from protocols.he.context_signature import check_context, sign_context
 from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, client_keys_from_config
+from protocols.two_server.identities import RoundKeyPin
 from protocols.two_server.remote import RemoteServers
 from secagg import EncryptedVector, HeContext, SeededRandomness
 
@@ -159,7 +165,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     @app.query("hello")
     def hello(msg: Message, context: Context) -> Message:
         """The node's partition; on deployment, a client node of a stack whose clients sign also checks at start-up that its
-        own identity (`node_identity`) and, for HE, the key holder's public key (`he-key-holder-key`) load (else `error`)."""
+        own identity (`node_identity`) and, for HE, the key holder's public key (`he-key-holder-key`) load, a client node of a
+        two-server stack S1's public key (`second-server-key`), S1 and the dealer their identities (else `error`)."""
         reply = {"partition": int(context.node_config["partition-id"]), "role": str(context.node_config.get("role", ""))}
         if not simulated:
             run = config_from_run(context.run_config)
@@ -172,17 +179,19 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
                 role = reply["role"] or dict(enumerate(ROLES)).get(reply["partition"] - run.clients, "")
                 if two_server_protocol(stack) is not None and role in ROLES:
                     node_identity_keys(dict(context.node_config), role, simulated)
+                elif two_server_protocol(stack) is not None and reply["partition"] < run.clients:
+                    second_server_key(dict(context.node_config), simulated)
             except Refused as exc:
                 reply["error"] = f"Refused: {exc}"
         return Message(RecordDict({"id": ConfigRecord(reply)}), reply_to=msg)
 
     @app.query("s1_key")
     def s1_key(msg: Message, context: Context) -> Message:
-        """The second server's node: a fresh key for the round (see fl.remote_two_server)."""
+        """The second server's node: a fresh key for the round S0 names, signed for it and the run (see fl.remote_two_server)."""
         _check_role(context, "second-server")
         state: dict = {}
         signer, _ = node_identity_keys(dict(context.node_config), "second-server", simulated)
-        public = new_round_key(state, signer, context.run_id)
+        public = new_round_key(state, signer, context.run_id, int(msg.content.config_records["q"].get("round", 0)))
         context.state.config_records["s1"] = ConfigRecord(state)
         return Message(RecordDict({"q": ConfigRecord({"public": public, "signature": state["signature"]})}), reply_to=msg)
 
@@ -496,13 +505,18 @@ def _role(stack: Protocol, context: Context, measurements: dict, simulated: bool
     stack's per-client state (error-feedback memory) is restored to what it was at the round's start, so every
     rebuild encodes alike; the node's own partition id is its client id, whatever the server says. A signing
     stack's client gets its identity: on deployment its own (`node_identity`), in simulation the simulated
-    identity of its position (the server seats positions: see `FlowerRounds.aggregate`)."""
+    identity of its position (the server seats positions: see `FlowerRounds.aggregate`). A two-server client is pinned
+    (`RoundKeyPin`) to S1's key of its own node config (`second_server_key`), the run and the round it joined."""
     if "he-public" in context.state.config_records:
         he_protocol(stack).use_public_context(context.state.config_records["he-public"]["public"])
     state = context.state.config_records["round"]
     row = context.state.array_records["update"]["row"].numpy()
     c, u = int(context.node_config["partition-id"]), int(state["u"])
     stack.restore_client_state(c, {k: v.numpy() for k, v in context.state.array_records.get(BEFORE, ArrayRecord({})).items()})
+    two_server = two_server_protocol(stack)
+    if two_server is not None:  # S1's key from this node's own config, this run and the round it joined (`_join`)
+        joined = int(context.state.config_records["joined"]["round"])
+        two_server.pin_second_server(RoundKeyPin(second_server_key(dict(context.node_config), simulated), int(context.run_id), joined))
     identity = {}
     if signs(stack):
         identity["identity"] = ClientIdentity.simulated(u) if simulated else node_identity(dict(context.node_config))
@@ -561,8 +575,8 @@ class FlowerRounds:
         meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
         two_server = two_server_protocol(stack)
         if two_server is not None:  # the second server's key for this round, from its own node
-            key = self._query("second-server", "s1_key", {}, carrier)
-            two_server.use_second_server(bytes.fromhex(key["public"]), bytes.fromhex(str(key["signature"])))
+            key = self._query("second-server", "s1_key", {"round": r}, carrier)
+            two_server.use_second_server(bytes.fromhex(key["public"]), bytes.fromhex(str(key["signature"])), r)
         opened = stack.open_round(m, dim, rng)
         if opened.use_roster is not None:  # simulation: position u is simulated client u, as in process; deployment: the partitions
             if self.directory is None:
@@ -605,6 +619,8 @@ class FlowerRounds:
                 if answer["aborted"]:
                     aborted.add(u)
                 if "frame" not in answer:
+                    if "error" in answer and two_server is not None:  # e.g. a client refusing S1's key: named, not a silent dropout
+                        rejected.append(Refused(f"the client refused: {answer['error']}", party=f"client {u}", stage=meter.stage))
                     continue
                 try:
                     with meter.server():

@@ -2,7 +2,8 @@
 messages do to a node's state (plain dicts of str, int, float and lists of bytes, as a ConfigRecord holds).
 
     S1 node  "s1_key"  a fresh X25519 key for the round (OS CSPRNG), kept in the node's state; the public half back,
-                       signed with S1's long-term identity for the run (`protocols.two_server.identities`)
+                       signed with S1's long-term identity for the run and the round S0 names
+                       (`protocols.two_server.identities`)
              "s1"      the frames S0 relayed since the last message: S1's program is replayed over all of them
                        (`protocols.two_server.remote.second_server_step`); the frames it sent since, back
     dealer   "deal"    one batch (kind, shapes, index): S0's seed and S1's part sealed to S1's key, from the
@@ -12,7 +13,8 @@ A round's S1 key lives only until the next "s1_key": a frame sealed under an old
 
 Identities (node config, written by `secagg keys`): S1 `second-server-signing-key` (KEYS/keys/second-server.pem) and
 `dealer-key` (KEYS/dealer.pub); the dealer `dealer-signing-key` (KEYS/keys/dealer.pem) and `second-server-key`
-(KEYS/second-server.pub). The dealer seals only to a round key S1 signed; S1 opens only batches the dealer signed.
+(KEYS/second-server.pub), as every client node (`second_server_key`). The dealer, and each client, seals only to a round
+key S1 signed; S1 opens only batches the dealer signed.
 In simulation both are the simulated identities (`identities.simulated_signer`): anyone can sign as them.
 """
 
@@ -50,6 +52,20 @@ def node_identity_keys(node_config: dict, role: str, simulated: bool) -> tuple[S
             configured_key(node_config, peer, load_public_key, party=role, missing=f"{_FILES[peer]}, see `secagg keys`"))
 
 
+def second_server_key(node_config: dict, simulated: bool) -> bytes:
+    """S1's Ed25519 verification key a client node checks S1's signed round key with (`identities.RoundKeyPin`): on
+    deployment the file of its own node config `second-server-key` (KEYS/second-server.pub), never a key S0 relays;
+    in simulation the simulated one.
+
+    Raises:
+        Refused: naming `second-server-key`, if it is missing or its file holds no Ed25519 public key.
+    """
+    if simulated:
+        return simulated_signer("second-server").public_bytes()
+    return configured_key(node_config, "second-server-key", load_public_key, party="client",
+                          missing=f"two-server clients seal S1's share only to a round key S1 signed ({_FILES['second-server-key']}, see `secagg keys`)")
+
+
 def two_server_nodes(config) -> bool:
     """Whether an experiment's stack (`fl.experiment.ExperimentConfig`) has a second server, hence S1 and dealer nodes."""
     return "second server" in config.traits.observers
@@ -62,12 +78,13 @@ def two_server_protocol(stack: Protocol | None) -> TwoServerRobust | None:
     return stack
 
 
-def new_round_key(state: dict, signer: Signer | None = None, run: int = 0) -> str:
+def new_round_key(state: dict, signer: Signer | None = None, run: int = 0, round_number: int = 0) -> str:
     """S1: a fresh key for a round; resets the round's relayed frames. Returns the public key (hex); its signature by
-    `signer` (S1's identity, None: the simulated one) for run `run` is `state["signature"]` (hex), for S0 to forward."""
+    `signer` (S1's identity, None: the simulated one) for run `run` and round `round_number` (S0's word: a client
+    checks it against the round it joined) is `state["signature"]` (hex), for S0 to forward."""
     key = X25519Agreement.generate(SystemRandomness())
     state.clear()
-    signature = (signer or simulated_signer("second-server")).sign(round_key_message(run, key.public_bytes()))
+    signature = (signer or simulated_signer("second-server")).sign(round_key_message(run, key.public_bytes(), round_number))
     state.update(secret=key.private_bytes().hex(), public="", frames=[], sent=0, seconds=0.0, signature=signature.hex())
     return key.public_bytes().hex()
 

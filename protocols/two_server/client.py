@@ -6,7 +6,9 @@ The client answers S0's request with one bundle (kind SEALED_SHARE):
     blob(sealed share frame: SHARE_VECTOR to S1, its explicit share, digits and slack, sealed to S1)
 
 (either blob empty if not sent). S0 keeps the seed and relays the sealed frame to S1
-(`protocols.two_server.sealing`): it never sees S1's share in the clear.
+(`protocols.two_server.sealing`): it never sees S1's share in the clear. A pinned client (`RoundKeyPin`: on
+Flower, always) seals only to a round key S1 signed for its run and round; any other key S0 names, it refuses
+(`Refused`, raised from `handle`, and `aborted`): it sends nothing, and the round goes on without it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from protocols.core.errors import MalformedMessage, ReplayedMessage
+from protocols.core.errors import MalformedMessage, Refused, ReplayedMessage
 from protocols.core.messages import Kind
 from protocols.core.schedule import Stage
 from protocols.core.wire import SECOND_SERVER, SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.two_server.identities import RoundKeyPin
 from protocols.two_server.sealing import associated_data, seal
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
@@ -33,10 +36,13 @@ def bundle(seed_frame: bytes | None, sealed: bytes | None) -> bytes:
 
 class ShareClient:
     """Client `cid`: on S0's request, splits its input with `make() -> (seed, S1 payload)` (timed as the client's
-    work) and answers with the seed frame and the S1 frame sealed to `second_server` (S1's X25519 public key)."""
+    work) and answers with the seed frame and the S1 frame sealed to `second_server` (S1's X25519 public key), if
+    `pin` is None or S1's `signature` of that key (as S0 relayed it) verifies under it."""
 
-    def __init__(self, cid: int, session: bytes, second_server: bytes, make: Callable[[], tuple[bytes, bytes]], rng: Randomness) -> None:
+    def __init__(self, cid: int, session: bytes, second_server: bytes, make: Callable[[], tuple[bytes, bytes]], rng: Randomness,
+                 pin: RoundKeyPin | None = None, signature: object = None) -> None:
         self.cid, self._session, self._second, self._make, self._rng = cid, session, second_server, make, rng
+        self._pin, self._signature = pin, signature
         self.aborted = False
 
     def _check(self, data: bytes) -> None:
@@ -52,6 +58,17 @@ class ShareClient:
                 encode_frame(Frame(Kind.SHARE_VECTOR, self._session, self.cid, SECOND_SERVER, payload)))
 
     def seal(self, share_frame: bytes) -> bytes:
+        """`share_frame` sealed to S1's key, once the pin (if any) accepts that key.
+
+        Raises:
+            Refused: (and sets `aborted`) if the key is not one S1 signed for the pinned run and round.
+        """
+        if self._pin is not None:
+            try:
+                self._pin.check(self._second, self._signature, party=f"client {self.cid}")
+            except Refused:
+                self.aborted = True
+                raise
         return seal(self._second, share_frame, associated_data(self._session, self.cid, Kind.SHARE_VECTOR), self._rng)
 
     def handle(self, data: bytes) -> bytes:

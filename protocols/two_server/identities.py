@@ -1,9 +1,11 @@
 """Long-term Ed25519 identities of the second server S1 and the dealer, so that S0, which relays every frame
-between them, can neither name its own key as S1's to the dealer nor deal a batch itself.
+between them and the clients, can neither name its own key as S1's to the dealer or to a client nor deal a batch itself.
 
-    round key   S1 signs "secagg/two-server/round-key" | run (decimal) | "|" | K   (K: its fresh X25519 round key);
-                the dealer seals S1's half only to a K whose signature verifies under S1's key from the
-                dealer's own configuration (node config `second-server-key`), never one S0 sends.
+    round key   S1 signs "secagg/two-server/round-key" | run | "|" | round | "|" | K   (run, round: decimal; K: its
+                fresh X25519 round key); the dealer seals S1's half, and a client its S1 share, only to a K whose
+                signature verifies under S1's key from its own configuration (node config `second-server-key`),
+                never one S0 sends. A client checks the run and the round it joined (`RoundKeyPin`): another run's
+                or round's signed key is refused; the dealer checks the run and the round S0 states.
     batch       the dealer signs "secagg/two-server/dealer-batch" | ad | K | SHA-256(sealed) (ad: session, sender,
                 kind, index, `sealing.associated_data`) and appends the 64-byte signature to the sealed batch;
                 S1 verifies it under the dealer's key from its own configuration (`dealer-key`) and aborts the
@@ -17,7 +19,9 @@ dealer.pub). In process and in simulation both identities are simulated: derived
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
+from protocols.core.errors import Refused
 from secagg.errors import InvalidTag
 from secagg.signatures import Signer, verify
 
@@ -30,21 +34,42 @@ def simulated_signer(role: str) -> Signer:
     return Signer.from_private_bytes(hashlib.sha256(b"secagg/simulated-" + role.encode()).digest())
 
 
-def round_key_message(run: int, key: bytes) -> bytes:
-    return b"secagg/two-server/round-key" + str(int(run)).encode() + b"|" + bytes(key)
+def round_key_message(run: int, key: bytes, round_number: int = 0) -> bytes:
+    return b"secagg/two-server/round-key" + str(int(run)).encode() + b"|" + str(int(round_number)).encode() + b"|" + bytes(key)
 
 
 def batch_message(ad: bytes, key: bytes, sealed: bytes) -> bytes:
     return b"secagg/two-server/dealer-batch" + ad + bytes(key) + hashlib.sha256(sealed).digest()
 
 
-def check_round_key(s1_public: bytes, run: int, key: bytes, signature: bytes) -> None:
-    """Raises ValueError unless `signature` is S1's (verification key `s1_public`) over round key `key` in run `run`."""
+def check_round_key(s1_public: bytes, run: int, key: bytes, signature: bytes, round_number: int = 0) -> None:
+    """Raises ValueError unless `signature` is S1's (verification key `s1_public`) over round key `key` in run `run`, round `round_number`."""
     try:
-        verify(s1_public, bytes(signature), round_key_message(run, key))
+        verify(s1_public, bytes(signature), round_key_message(run, key, round_number))
     except InvalidTag:
-        raise ValueError(f"second-server key {bytes(key).hex()[:16]}... is not signed by the second server for run {run}: "
-                         "refusing to seal to it") from None
+        raise ValueError(f"second-server key {bytes(key).hex()[:16]}... is not signed by the second server for run {run}, "
+                         f"round {round_number}: refusing to seal to it") from None
+
+
+@dataclass(frozen=True)
+class RoundKeyPin:
+    """What a client checks S1's round key against before it seals to it, all from its own side: S1's Ed25519
+    verification key (deployment: node config `second-server-key`; simulation: `simulated_signer`), the run and the
+    round it joined (never S0's word for them)."""
+
+    s1_public: bytes
+    run: int
+    round_number: int
+
+    def check(self, key: bytes, signature: object, *, party: str) -> None:
+        """Raises Refused (naming `party`, stage "share") unless `signature` (hex, as S0 relays it in the public
+        parameters: untrusted, any type) is S1's over `key` for this run and round."""
+        raw = bytes.fromhex(signature) if isinstance(signature, str) and len(signature) == 2 * SIGNATURE_BYTES and \
+            all(c in "0123456789abcdefABCDEF" for c in signature) else b""
+        try:
+            check_round_key(self.s1_public, self.run, key, raw, self.round_number)
+        except ValueError as exc:
+            raise Refused(str(exc), party=party, stage="share") from None
 
 
 def check_batch(dealer_public: bytes, ad: bytes, key: bytes, signed: bytes) -> bytes:

@@ -103,9 +103,9 @@ def sealed_deal(kind: str, args, index, public: dict, rng: Randomness, *, signer
                 s1_public: bytes | None = None, run: int = 0) -> tuple[bytes, bytes]:
     """The dealer's answer to one request of S0: S0's seed, and S1's matrices sealed to the second-server key of
     `public`, bound to the session and the batch `index`, followed by the dealer's signature (`identities`).
-    The dealer seals only to a round key that `public["second_server_signature"]` proves S1's for run `run`,
-    under `s1_public` (S1's Ed25519 key from the dealer's own configuration); `signer` is the dealer's own
-    identity. None: the simulated ones (`identities.simulated_signer`).
+    The dealer seals only to a round key that `public["second_server_signature"]` proves S1's for run `run` and the
+    round `public["second_server_round"]` states (default 0), under `s1_public` (S1's Ed25519 key from the dealer's
+    own configuration); `signer` is the dealer's own identity. None: the simulated ones (`identities.simulated_signer`).
 
     Raises:
         ValueError: for a request of an unknown kind, bad shapes (`dealer.parts`), a bad index, or a
@@ -114,7 +114,11 @@ def sealed_deal(kind: str, args, index, public: dict, rng: Randomness, *, signer
     if type(index) is not int or index < 0:
         raise ValueError(f"dealer batch index must be a non-negative int, found {index!r}")
     key = bytes.fromhex(public["second_server"])
-    check_round_key(s1_public or simulated_signer("second-server").public_bytes(), run, key, bytes.fromhex(str(public.get("second_server_signature", ""))))
+    stated = public.get("second_server_round", 0)  # S0's word: the dealer keeps no round of its own
+    if type(stated) is not int:
+        raise ValueError(f"public parameter second_server_round={stated!r} is not an int")
+    check_round_key(s1_public or simulated_signer("second-server").public_bytes(), run, key,
+                    bytes.fromhex(str(public.get("second_server_signature", ""))), stated)
     seed, parts = dealer.deal(kind, tuple(args), rng)
     ad = associated_data(bytes.fromhex(public["session"]), DEALER, Kind.MATRIX, index)
     sealed = seal(key, b"".join(encode_matrix(p) for p in parts), ad, rng)
@@ -153,9 +157,10 @@ class RemoteServers:
 
 def in_process(protocol, public: dict, key: X25519Agreement, rng: Randomness, meter: CostMeter | None = None) -> RemoteServers:
     """S1 (replayed, as on its own node) and the dealer in this process, behind the same link a remote engine gives S0;
-    both with simulated identities (S1 signs its round key `key` for the dealer, run 0)."""
+    both with simulated identities (S1 signs its round key `key` for the dealer, run 0, round 0)."""
     public = two_server_public(public)
-    signed = {**public, "second_server_signature": simulated_signer("second-server").sign(round_key_message(0, key.public_bytes())).hex()}
+    signed = {**public, "second_server_signature": simulated_signer("second-server").sign(round_key_message(0, key.public_bytes())).hex(),
+              "second_server_round": 0}
     history: list[bytes] = []
     seen = {"frames": 0, "seconds": 0.0}
 

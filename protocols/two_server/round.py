@@ -59,6 +59,7 @@ from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_
 from protocols.two_server.client import ShareClient, ShareCollector, placeholder_share
 from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
+from protocols.two_server.identities import RoundKeyPin
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.sealing import associated_data, unseal
 from protocols.two_server.validation import check_digits
@@ -107,6 +108,8 @@ class TwoServerRobust(RingProtocol):
     name: str = "two-server"
     _second_public: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _second_signature: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _second_round: int = field(default=0, init=False, repr=False, compare=False)
+    _pin: RoundKeyPin | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -134,13 +137,19 @@ class TwoServerRobust(RingProtocol):
     def _slack_bits(self) -> int | None:
         return None if self.squared_bound is None or not self.validate else max(1, self.squared_bound.bit_length())
 
-    def use_second_server(self, public_key: bytes | None, signature: bytes | None = None) -> None:
+    def use_second_server(self, public_key: bytes | None, signature: bytes | None = None, round_number: int = 0) -> None:
         """Rounds opened from now on carry this X25519 public key of a second server that runs elsewhere (its
-        half through `RoundEnd.second_server`, see `protocols.two_server.remote`), and S1's signature of it
-        (`second_server_signature`, which the dealer checks, `protocols.two_server.identities`); None: S1 in process."""
+        half through `RoundEnd.second_server`, see `protocols.two_server.remote`), and S1's signature of it for
+        round `round_number` (`second_server_signature`, `second_server_round`: the dealer and pinned clients check it,
+        `protocols.two_server.identities`); None: S1 in process."""
         if public_key is not None and len(public_key) != KEY_BYTES:
             raise ValueError(f"the second server's public key must be {KEY_BYTES} bytes, found {len(public_key)}")
-        self._second_public, self._second_signature = public_key, signature
+        self._second_public, self._second_signature, self._second_round = public_key, signature, round_number
+
+    def pin_second_server(self, pin: RoundKeyPin | None) -> None:
+        """Client side: roles built from now on seal only to a second-server key S1 signed for `pin`'s run and round
+        (checked under `pin.s1_public`, from the client's own configuration); None: no check (S1 in process)."""
+        self._pin = pin
 
     def check_sizes(self, n: int, d: int) -> None:
         """Raises ValueError unless distances (and NNM sums) of n inputs of dimension d stay exact in Z_2^64."""
@@ -164,7 +173,7 @@ class TwoServerRobust(RingProtocol):
         public = {"session": session.hex(), "second_server": (self._second_public or local.public_bytes()).hex(), "n": n, "d": d,
                   "bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits()}
         if local is None and self._second_signature is not None:
-            public["second_server_signature"] = self._second_signature.hex()
+            public.update(second_server_signature=self._second_signature.hex(), second_server_round=self._second_round)
         server = ShareCollector(n, session)
 
         def finish(end: RoundEnd) -> Output:
@@ -195,7 +204,8 @@ class TwoServerRobust(RingProtocol):
         return public["n"], public["d"]
 
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ShareClient:
-        """Client i's half: its input split into a seed for S0 and an explicit share for S1, sealed to S1's key.
+        """Client i's half: its input split into a seed for S0 and an explicit share for S1, sealed to S1's key
+        (if pinned, `pin_second_server`, only to one S1 signed: else its `handle` raises Refused and it sends nothing).
 
         Raises:
             Refused: if a public parameter is of the wrong type or is not what this client's configuration gives.
@@ -213,7 +223,8 @@ class TwoServerRobust(RingProtocol):
                 slack = share_planes(to_planes(s, self._slack_bits()), seed, SLACK)
             return seed, encode_share(share_with_seed(lifted, seed, b"input share"), digits, slack)
 
-        return ShareClient(i, bytes.fromhex(public["session"]), bytes.fromhex(public["second_server"]), make, rng)
+        return ShareClient(i, bytes.fromhex(public["session"]), bytes.fromhex(public["second_server"]), make, rng,
+                           self._pin, public.get("second_server_signature"))
 
     def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness) -> Output | None:
         """The servers' program (see `Channel`): S0 offers S1 the clients it holds a seed and a sealed share of,
@@ -500,9 +511,11 @@ class TwoServerRobust(RingProtocol):
             "dealer's batch); S0 relays them and sees them sealed only: one it alters, replays or swaps excludes its sender (a client) or "
             "aborts the round (the dealer). Split, the dealer seals only to a round key S1 signed and signs each batch, which S1 checks "
             "(Ed25519 identities from each node's own config; in process and in simulation simulated ones, which anyone can sign as). "
+            "Pinned clients (on Flower, always) seal only to a round key S1 signed for their run and round, checked under S1's key "
+            "from their own config, so S0 cannot hand them a key of its own as S1's (they refuse and send nothing); unpinned "
+            "(in process) they take S1's key from S0's public parameters. "
             "Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
-            "a Byzantine input, validated like any), and S0 handing the clients a key of its own as S1's (they take S1's key "
-            "from S0's public parameters; against an active S0 they must pin it). "
+            "a Byzantine input, validated like any). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "

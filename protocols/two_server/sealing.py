@@ -8,9 +8,9 @@ e is a fresh X25519 key of the sender (a client, or the dealer), E its public ke
 session, the sender S0 relays it for, the message kind and (dealer) the batch index: a ciphertext S0
 alters, truncates, replays under another sender, kind, index or round, or swaps between senders fails
 authentication at S1 (`MalformedMessage`). What it does not stop: S0 sealing a message of its own under a
-client's name (S1 knows no client keys), and S0 handing clients its own key in place of S1's (the public
-parameters carry S1's key as S0 relays them; a deployment that fears an active S0 pins S1's key at its clients).
-The dealer's batches are also signed, and sealed only to a key S1 signed (`identities`).
+client's name (S1 knows no client keys). S0 handing clients its own key in place of S1's is stopped above this
+module: a pinned client (on Flower, always) and the dealer seal only to a key S1 signed (`identities`); the dealer's
+batches are also signed.
 """
 
 from __future__ import annotations

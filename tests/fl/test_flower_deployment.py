@@ -77,6 +77,8 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
             if role:  # S1 and the dealer: their own identity and the other's public key (`secagg keys`)
                 own, peer = ("second-server", "dealer") if role == "second-server" else ("dealer", "second-server")
                 pki = f' {own}-signing-key="{keys}/keys/{own}.pem" {peer}-key="{keys}/{peer}.pub"'
+            elif "second-server" in roles:  # a two-server client pins S1's public key
+                pki += f' second-server-key="{keys}/second-server.pub"'
 
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
                   "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}" + (f' role="{role}"' if role else ""))

@@ -207,9 +207,10 @@ def test_every_node_line_of_flower_app_pins_the_stack_and_loads_its_keys(tmp_pat
 
 
 def test_two_server_node_lines_load_s1s_and_the_dealers_identities_and_refuse_without_them(tmp_path, capsys):
-    """F16: `secagg flower-app --keys` gives S1 and the dealer each its own signing key and the other's public key; a
-    node without them is refused at start-up; S1 signs round keys the dealer verifies, the dealer batches S1 verifies."""
-    from fl.remote_two_server import node_identity_keys
+    """F16: `secagg flower-app --keys` gives S1 and the dealer each its own signing key and the other's public key, and
+    every client node S1's public key; a node without them is refused at start-up; S1 signs round keys the dealer and
+    the clients verify, the dealer batches S1 verifies."""
+    from fl.remote_two_server import node_identity_keys, second_server_key
 
     main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"])
     capsys.readouterr()
@@ -219,6 +220,10 @@ def test_two_server_node_lines_load_s1s_and_the_dealers_identities_and_refuse_wi
     s1_signer, dealer_public = node_identity_keys(s1, "second-server", False)
     dealer_signer, s1_public = node_identity_keys(dealer, "dealer", False)
     assert s1_signer.public_bytes() == s1_public and dealer_signer.public_bytes() == dealer_public != s1_public
+    for nc in nodes[:3]:  # each client node pins S1's key (it seals S1's share only to a round key S1 signed)
+        assert second_server_key(nc, False) == s1_public
+        with pytest.raises(Refused, match="second-server-key"):
+            second_server_key({k: v for k, v in nc.items() if k != "second-server-key"}, False)
     for role, nc in (("second-server", s1), ("dealer", dealer)):
         for missing in nc:
             if missing.endswith("-key"):

@@ -1,0 +1,162 @@
+"""Two-server clients on the Flower deployment engine pin the second server's key, attacked by the ServerApp (S0),
+which writes every message: it names a key of its own as S1's round key in a train.update (no signature, its own
+signature, S1's signature of S1's key beside it) or replays S1's signed key of an earlier round. Each client node
+checks S1's signature under `second-server-key` from its own node config, for this run and the round it joined,
+before it seals anything: it answers the share request with a refusal and no frame, and S0 names it `Refused`.
+A client node without `second-server-key` is refused at start-up. Called as a SuperNode calls the ClientApp (no
+SuperLink): `FakeGrid` hands each message to the ClientApp with that node's own Context."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+flwr = pytest.importorskip("flwr")
+
+from fl.experiment import build_stack, local_datasets
+from fl.flower_engine import FlowerRounds, client_app, config_from_run
+from fl.models import get_flat
+from protocols.core.errors import ProtocolError, Refused
+from protocols.core.pki import load_signer, provision
+from protocols.core.schedule import DropoutSchedule
+from protocols.two_server.identities import round_key_message, simulated_signer
+from protocols.two_server.remote import two_server_public
+from secagg.agreement import X25519Agreement
+from secagg.randomness import SeededRandomness
+from secagg.signatures import Signer
+from tests.fl.test_review3_flower_pki import FakeGrid
+
+CLIENTS = 4
+RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0}
+S0_KEY = X25519Agreement.generate(SeededRandomness(b"S0's own key"))
+
+pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pki") / "keys"
+    provision(folder, CLIENTS, SeededRandomness(53))
+    return folder
+
+
+def _nodes(pki, client_extra=None):
+    clients = [{"second-server-key": str(pki / "second-server.pub"), **(client_extra or {})} for _ in range(CLIENTS)]
+    return clients + [{"role": "second-server", "second-server-signing-key": str(pki / "keys" / "second-server.pem"), "dealer-key": str(pki / "dealer.pub")},
+                      {"role": "dealer", "dealer-signing-key": str(pki / "keys" / "dealer.pem"), "second-server-key": str(pki / "second-server.pub")}]
+
+
+def _deployment(pki, intercept=None, nodes=None):
+    config = config_from_run(RUN)
+    grid = FakeGrid(client_app(None), RUN, nodes or _nodes(pki), intercept)
+    params = get_flat(local_datasets(config)[1])
+    return FlowerRounds(grid, config), build_stack(config, len(params), params), params, grid
+
+
+def _frame_answers(grid):
+    return [reply.content.config_records["f"] for kind, reply in grid.replies if kind == "query.frame"]
+
+
+def _substitute(make):
+    """An intercept: every train.update's two-server parameters get `make(round, their params)` (S0's key, signature)."""
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update":
+            record = msg.content.config_records["round"]
+            public = json.loads(record["public"])
+            inner = two_server_public(public)
+            key, signature = make(int(record["round"]), inner)
+            inner["second_server"] = key.hex()
+            inner.pop("second_server_signature", None)
+            if signature is not None:
+                inner["second_server_signature"] = signature.hex()
+            record["public"] = json.dumps(public)
+        return msg
+    return intercept
+
+
+def test_control_the_honest_two_server_round_on_the_deployment_engine_takes_every_client(pki):
+    rounds, stack, params, grid = _deployment(pki)
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    assert list(out.rejected) == []
+    assert all("frame" in a and "error" not in a for a in _frame_answers(grid)) and len(_frame_answers(grid)) == CLIENTS
+    assert np.all(np.isfinite(out.result))
+
+
+FORGERIES = ("no signature", "S0's own signer", "the simulated S1", "S1's signature of S1's key")
+
+
+@given(forgery=st.sampled_from(FORGERIES), key=st.one_of(st.just(S0_KEY.public_bytes()), st.binary(min_size=32, max_size=32)))
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_a_key_s0_names_as_s1s_gets_a_refusal_from_every_client_not_a_share(pki, forgery, key):
+    own = Signer.generate(SeededRandomness(b"S0's signer"))
+
+    def make(r, inner):
+        signature = {"no signature": None,
+                     "S0's own signer": own.sign(round_key_message(7, key, r)),
+                     "the simulated S1": simulated_signer("second-server").sign(round_key_message(7, key, r)),
+                     "S1's signature of S1's key": bytes.fromhex(inner["second_server_signature"])}[forgery]
+        return key, signature
+
+    rounds, stack, params, grid = _deployment(pki, _substitute(make))
+    with pytest.raises(ProtocolError):  # typed: the round ends without a share (S1 or the rule's threshold stops it)
+        rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    answers = _frame_answers(grid)
+    assert len(answers) == CLIENTS
+    for answer in answers:
+        assert "frame" not in answer and answer["aborted"] and "not signed by the second server" in answer["error"]
+
+
+def test_s1s_signed_key_of_the_previous_round_is_refused(pki):
+    """S0 replays round 1's key and S1's signature of it in round 2 (S1 signed a fresh key for round 2)."""
+    seen = {}
+
+    def make(r, inner):
+        if r == 1:
+            seen["old"] = (bytes.fromhex(inner["second_server"]), bytes.fromhex(inner["second_server_signature"]))
+        return seen["old"]
+
+    rounds, stack, params, grid = _deployment(pki, _substitute(make))
+    rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)  # round 1 as S1 signed it: honest
+    assert all("frame" in a for a in _frame_answers(grid))
+    grid.replies.clear()
+    with pytest.raises(ProtocolError):
+        rounds.aggregate(2, np.arange(CLIENTS), params, stack, DropoutSchedule(), 6)
+    answers = _frame_answers(grid)
+    assert len(answers) == CLIENTS and all("frame" not in a and "round 2" in a["error"] for a in answers)
+
+
+def test_a_refusal_is_named_at_s0_and_the_round_goes_on_without_the_refusing_client(pki):
+    """S0 substitutes its key for client 0 alone (the honest S0 of a misconfigured node sees the same): the three
+    others' shares make the round (f = 1 needs 3), and client 0 is named `Refused`."""
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update" and msg.metadata.dst_node_id == 100:
+            return _substitute(lambda r, inner: (S0_KEY.public_bytes(), None))(msg)
+        return msg
+
+    rounds, stack, params, _ = _deployment(pki, intercept)
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    refused = [e for e in out.rejected if isinstance(e, Refused)]
+    assert [e.party for e in refused] == ["client 0"] and "not signed by the second server" in str(refused[0])
+    assert 0 not in out.included and len(out.included) >= 1
+
+
+def test_a_client_node_without_the_second_servers_key_is_refused_at_start_up(pki):
+    nodes = _nodes(pki)
+    del nodes[2]["second-server-key"]
+    with pytest.raises(Refused, match="second-server-key"):
+        _deployment(pki, nodes=nodes)
+
+
+def test_a_client_checks_the_key_of_its_own_config(pki, tmp_path):
+    """A client node whose `second-server-key` is another S1's refuses the real S1's signed key: the key checked is
+    the node's own, never one S0 relays."""
+    other = tmp_path / "other"
+    provision(other, 1, SeededRandomness(54))
+    assert load_signer(other / "keys" / "second-server.pem").public_bytes() != load_signer(pki / "keys" / "second-server.pem").public_bytes()
+    nodes = _nodes(pki)
+    nodes[1]["second-server-key"] = str(other / "second-server.pub")
+    rounds, stack, params, _ = _deployment(pki, nodes=nodes)
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    assert [e.party for e in out.rejected if isinstance(e, Refused)] == ["client 1"]

@@ -42,7 +42,7 @@ class X25519Agreement:
         return self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def shared_seed(self, peer_public: bytes, context: bytes) -> bytes:
-        """A 32-byte seed both parties derive alike.
+        """A 32-byte seed both parties derive alike (`peer_public` any bytes-like object, e.g. a view into a frame).
 
         Raises:
             InvalidTag: if `peer_public` is not 32 bytes or is a low-order point (all-zero secret).
@@ -50,7 +50,7 @@ class X25519Agreement:
         if len(peer_public) != KEY_BYTES:
             raise InvalidTag(f"an X25519 public key is {KEY_BYTES} bytes, found {len(peer_public)}")
         try:
-            secret = self._private.exchange(X25519PublicKey.from_public_bytes(peer_public))
+            secret = self._private.exchange(X25519PublicKey.from_public_bytes(bytes(peer_public)))
         except ValueError as exc:  # low-order point: cryptography refuses the all-zero result
             raise InvalidTag("peer public key is a low-order point") from exc
         return derive(secret, b"secagg/x25519/" + context)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fl.cli import main
+
 pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
 
 BIN = Path(sys.executable).parent
@@ -68,7 +70,7 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
         _wait_for(link, 60)
         keys = tmp_path / "keys"
         if signing or roles:
-            subprocess.run([sys.executable, "-m", "fl.cli", "keys", "--out", str(keys), "--clients", str(CLIENTS)], env=env, check=True, capture_output=True)
+            assert main(["keys", "--out", str(keys), "--clients", str(CLIENTS)]) == 0
         for c, role in [(c, "") for c in range(CLIENTS)] + [(CLIENTS + k, role) for k, role in enumerate(roles)]:
             pki = "" if not signing else (f' he-client-keys="{keys}/clients" he-signing-key="{keys}/keys/key-holder.pem"' if c == CLIENTS else
                                           f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients" he-key-holder-key="{keys}/key-holder.pub"')
@@ -81,9 +83,9 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
                   "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}" + (f' role="{role}"' if role else ""))
         app, results = tmp_path / "app", tmp_path / "results"
-        subprocess.run([sys.executable, "-m", "fl.cli", "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
-                        *fields, "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
-                        "--set", "dropout=0", "--set", "epochs=1", *(["--keys", str(keys)] if signing else [])], env=env, check=True, capture_output=True)
+        assert main(["flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1", *fields, "--set", "data=breast_cancer",
+                     "--set", "model=logreg", "--set", "sample_fraction=1.0", "--set", "dropout=0", "--set", "epochs=1",
+                     *(["--keys", str(keys)] if signing else [])]) == 0  # in this process: the app folder is all it makes
         run = subprocess.run([str(BIN / "flwr"), "run", str(app), "local", "--stream"], env=env, capture_output=True, text=True, timeout=1800)
         assert run.returncode == 0, run.stdout + run.stderr
         return run.stdout, json.loads((results / "result.json").read_text())

@@ -1,4 +1,5 @@
-"""Fixtures shared by the tests that call Flower apps the way a SuperNode does."""
+"""Fixtures shared by the tests that call Flower apps the way a SuperNode does or run Flower's simulation engine, and
+the hooks that run the loopback deployments (test_flower_deployment.py) beside the other tests."""
 
 import pytest
 
@@ -77,3 +78,27 @@ class _ShortWaits:
 
     def wait(self, timeout: float) -> bool:
         return self.event.wait(min(timeout, 0.01))
+
+
+def _deployments(items) -> list:
+    return [item for item in items if getattr(getattr(item, "module", None), "__name__", "").endswith(".test_flower_deployment")]
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k deselected theirs
+def pytest_collection_modifyitems(items):
+    """The loopback deployments' tests go last: their deployments run in the background from the first test."""
+    deployed = {item.nodeid for item in _deployments(items)}
+    items.sort(key=lambda item: item.nodeid in deployed)  # stable: every other test keeps its place
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """Starts the selected loopback deployments in a background thread (test_flower_deployment.start_in_background)."""
+    deployed = _deployments(session.items)
+    if deployed and not session.config.option.collectonly:
+        deployed[0].module.start_in_background([item.callspec.params["case"] for item in deployed])
+
+
+def pytest_sessionfinish(session):
+    for module in {item.module for item in _deployments(session.items)}:
+        module.stop_background()

@@ -154,7 +154,7 @@ def start_in_background(cases: list[str]) -> None:
             folder.mkdir()
             try:
                 future.set_result((folder, *_deploy_case(case, folder)))
-            except BaseException as exc:  # the test that takes this case raises it
+            except BaseException as exc:  # noqa: BLE001 -- anything, pytest's outcomes too: the test that takes this case raises it
                 future.set_exception(exc)
 
     thread = threading.Thread(target=run, name="flower-deployments", daemon=True)
@@ -165,9 +165,9 @@ def start_in_background(cases: list[str]) -> None:
 def stop_background() -> None:
     """Ends the Flower processes still running (the session ended first: -x, Ctrl-C), waits for the thread, removes its folders."""
     _STOP.set()
-    for p in list(_RUNNING):
+    for p in _RUNNING.copy():  # the thread removes what ends, and kills what SIGTERM leaves
         try:
-            os.killpg(p.pid, signal.SIGKILL)
+            os.killpg(p.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     for thread, root in _THREADS:

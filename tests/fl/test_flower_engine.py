@@ -12,6 +12,7 @@ from fl.run_commands import run_on_engine
 pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
 
 
+@pytest.mark.usefixtures("flower_sim")
 @pytest.mark.parametrize("stack, active", [("ddp+secagg+", False), ("robust", False), ("secagg+", True), ("two-server", False),
                                            ("ddp+two-server", False), ("plain", False), ("secagg+", False), ("central-dp", False),
                                            ("local-dp", False)])
@@ -38,6 +39,7 @@ def test_flower_simulation_matches_the_in_process_engine(stack, active):
         assert protection.cost.bytes_between["dealer -> server"] > 0
 
 
+@pytest.mark.usefixtures("flower_sim")
 def test_ckks_on_flower_has_its_key_holder_on_its_own_node():
     common = dict(clients=5, rounds=2, stack="ckks", dropout=0.2, seed=0)
     here = run_experiment(ExperimentConfig(**common))
@@ -52,6 +54,7 @@ def test_ckks_on_flower_has_its_key_holder_on_its_own_node():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("flower_sim")
 @pytest.mark.parametrize("stack", ["ckks-robust", "hidden-state"])
 def test_he_stacks_on_flower_match_the_in_process_engine(stack):
     """The key holder is its own SuperNode. Same seeds, same participants and dropouts; the released values differ

@@ -19,6 +19,7 @@ def adaptive_top_k(config: ExperimentConfig, dim: int, initial=None, *, particip
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("flower_sim")
 def test_adaptive_clip_and_top_k_on_flower_give_the_in_process_rounds():
     from fl.flower_engine import run_flower_simulation
 

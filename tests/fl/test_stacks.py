@@ -227,7 +227,8 @@ def test_a_layer_list_reaches_the_deployment_as_a_string_in_the_run_config(tmp_p
     assert config_from_run(run_config).specs == ExperimentConfig(**common).specs
 
 
-@pytest.mark.slow  # Ray's start and two rounds: 20 s on an idle machine, minutes on a busy one
+@pytest.mark.slow  # two rounds on the session's Ray actors (tests/fl/conftest.py `flower_sim`); a fresh Ray start adds 15-20 s
+@pytest.mark.usefixtures("flower_sim")
 def test_a_layer_list_on_the_simulation_engine_gives_the_in_process_rounds():
     pytest.importorskip("flwr", reason="the Flower engine is the optional extra '.[flower]'")
     from fl.run_commands import run_on_engine

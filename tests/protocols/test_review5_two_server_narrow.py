@@ -11,6 +11,8 @@ Checked here beyond tests/protocols/test_two_server_narrow.py:
    float64 chunk edges.
 4. (xfail, latent) S0 keeps each sealed share as a view of the bundle it received: a mutable receive buffer
    reused after `receive` changes the share S0 relays.
+5. (xfail) S1 checks bits, validate and the slack width in the public parameters, not rule, f, pre or m: a remote
+   S1 with another f decides narrow vs wide (and NNM, Krum) otherwise, and the round returns a wrong aggregate.
 """
 
 import math
@@ -21,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols.core.driver import CostMeter, drive
+from protocols.core.errors import ProtocolError
 from protocols.core.messages import Kind
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
@@ -189,3 +192,20 @@ def test_the_relayed_sealed_share_is_what_arrived_even_if_the_receive_buffer_is_
     collector.receive(buffer, 1)
     buffer[-len(sealed):] = bytes(len(sealed))  # the buffer refilled (same size) for the next message
     assert bytes(collector.sealed[1]) == sealed
+
+
+@pytest.mark.xfail(strict=True, reason="the public parameters S1 checks (check_public) carry bits, validate and the slack width but "
+                   "not rule, f, pre or m, on which NNM, Krum and now the narrow-vs-wide decision depend: a remote S1 configured with "
+                   "f=2 against S0's f=1 computes its distances in Z_2^44 while S0 computes them in Z_2^64, selects other rows, "
+                   "and the round returns a wrong aggregate without an error")
+def test_a_remote_s1_with_another_f_refuses_the_round_or_gives_s0s_round():
+    bits, n, d = 19, 6, 2
+    x = _ring_inputs(np.random.default_rng(2).integers(-(2**18), 2**18, (n, d)), bits)
+    make = lambda f: TwoServerRobust(rule="krum", f=f, bits=bits, pre="nnm")
+    assert not make(1)._narrow(n, d) and make(2)._narrow(n, d)  # (m - f)^2 2 (2^19 - 1)^2: 25 of them >= 2^43, 16 below
+    local = secure_sum(x, protocol=make(1), seed=3)
+    try:
+        split = _split(make(1), make(2), x, seed=3)
+    except ProtocolError:
+        return  # refused: what the guarantee needs
+    assert np.array_equal(split.result, local.result) and split.included == local.included

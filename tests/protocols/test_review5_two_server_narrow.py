@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols.core.driver import CostMeter, drive
-from protocols.core.errors import ProtocolError
+from protocols.core.errors import InvalidInput, ProtocolError
 from protocols.core.messages import Kind
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
@@ -32,6 +32,7 @@ from protocols.core.transport import InProcessTransport
 from protocols.core.wire import SERVER, Frame, encode_frame
 from protocols.robust.preaggregators import nnm_neighbours
 from protocols.robust.rules import krum_select
+from protocols.testing import ByzantineShares
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import Channel
 from protocols.two_server.client import ShareCollector, bundle
@@ -209,3 +210,24 @@ def test_a_remote_s1_with_another_f_refuses_the_round_or_gives_s0s_round():
     except ProtocolError:
         return  # refused: what the guarantee needs
     assert np.array_equal(split.result, local.result) and split.included == local.included
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bits=st.integers(20, 23), k=st.integers(1, 3), seed=st.integers(0, 2**16), rule=st.sampled_from(["krum", "multi_krum"]))
+def test_every_norm_that_wraps_mod_2_44_to_zero_is_rejected(bits, k, seed, rule):
+    """The existing attack (||X||^2 = 2^44 at b = 20, d = 64) generalised: every coordinate -2^(b-1) at
+    d = k 2^(46 - 2b) gives ||X||^2 = k 2^44, residue 0 mod 2^44, and slack digits that prove ||X||^2 <= B in
+    Z_2^44; the norm bound (B = 2^26) makes the round narrow. The exact diagonal must reject it."""
+    d, n, f, attacker = k << (46 - 2 * bits), 7, 2, 4
+    x = np.random.default_rng(seed).integers(-200, 200, (n, d))
+    protocol = TwoServerRobust(rule=rule, f=f, bits=bits, norm_bound=2.0**13)
+    assert protocol._narrow(n, d) and (x.astype(object) ** 2).sum(axis=1).max() <= protocol.squared_bound
+    spy = ByzantineShares(attacker, "norm-wrap", position=0, bound=protocol.squared_bound, bits=bits)
+    out = secure_sum(_ring_inputs(x, bits), protocol=protocol, seed=seed, tamper=spy.tamper)
+    forged = [int(v) for v in to_signed(spy.effective)]
+    assert sum(v * v for v in forged) == k * 2**NARROW_BITS  # the attack ran as described
+    assert out.reports[0].guarantee.parameters["distance_ring_bits"] == NARROW_BITS
+    assert {e.party for e in out.rejected if isinstance(e, InvalidInput)} == {f"client {attacker}"}
+    honest = [u for u in range(n) if u != attacker]
+    exact = _exact_distances([[int(v) for v in x[u]] for u in honest]).astype(np.float64)
+    assert out.included == tuple(honest[i] for i in krum_select(exact, f, 1 if rule == "krum" else None))

@@ -99,6 +99,8 @@ class ShareCollector:
 
     def receive(self, data: bytes, link: int) -> None:
         party = f"client {link}"
+        if not isinstance(data, bytes):  # a view into a buffer the transport may refill: the sealed share keeps a view of it
+            data = bytes(data)
         frame = decode_frame(data, party=party, stage=STAGE, copy=False)
         if frame.kind != Kind.SEALED_SHARE or frame.session != self._session or frame.sender != link or frame.recipient != SERVER:
             raise MalformedMessage("unexpected frame", party=party, stage=STAGE)

@@ -171,7 +171,7 @@ class TwoServerRobust(RingProtocol):
         local = X25519Agreement.generate(rng.fork("second server"))  # drawn either way: a round splits alike with S1 remote
         local = None if self._second_public is not None else local
         public = {"session": session.hex(), "second_server": (self._second_public or local.public_bytes()).hex(), "n": n, "d": d,
-                  "bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits()}
+                  **self._program()}
         if local is None and self._second_signature is not None:
             public.update(second_server_signature=self._second_signature.hex(), second_server_round=self._second_round)
         server = ShareCollector(n, session)
@@ -183,9 +183,17 @@ class TwoServerRobust(RingProtocol):
 
         return OpenRound(public, server, (Stage.MASKED_INPUT,), finish)
 
+    def _program(self) -> dict:
+        """The parameters both servers' programs (and the clients' shares) depend on: the ring and validation, and
+        the rule with everything it reads (f, m, tau, iterations, pre), which also decide the distances' ring
+        (`_narrow`): two servers that differed in one would add shares of different computations."""
+        return {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), "rule": self.rule, "f": self.f,
+                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre}
+
     def check_public(self, public: dict, party: str, d: int | None = None) -> tuple[int, int]:
-        """(n, d) of a round's public parameters, which must be what this configuration gives (bits, validation,
-        slack digits, and `d` if given): a server cannot change what a client or S1 checks.
+        """(n, d) of a round's public parameters, which must be what this configuration gives (`_program`: ring,
+        validation, slack digits, rule and its parameters; and `d` if given): a server cannot change what a client or
+        S1 checks, and S0 and S1 run the same program.
 
         Raises:
             Refused: naming the parameter of the wrong type or value, and this configuration's.
@@ -197,7 +205,7 @@ class TwoServerRobust(RingProtocol):
         for name in ("n", "d"):
             if type(public.get(name)) is not int or public[name] < 1:
                 raise Refused(f"public parameter {name}={public.get(name)!r} is not a positive int", party=party, stage="setup")
-        mine = {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), **({"d": d} if d is not None else {})}
+        mine = {**self._program(), **({"d": d} if d is not None else {})}
         for name, value in mine.items():
             if public.get(name) != value or type(public.get(name)) is not type(value):
                 raise Refused(f"public parameter {name}={public.get(name)!r}, this configuration says {value!r}", party=party, stage="setup")

@@ -9,9 +9,9 @@ Checked here beyond tests/protocols/test_two_server_narrow.py:
    public parameters) decides narrow vs wide alike: the split round equals the in-process one.
 3. S0's symmetric product with P = a + plus formed block by block, with P at the limb extremes and d at the
    float64 chunk edges.
-4. (xfail, latent) S0 keeps each sealed share as a view of the bundle it received: a mutable receive buffer
+4. (fixed: regression test) S0 keeps each sealed share as a view of the bundle it received: a mutable receive buffer
    reused after `receive` changes the share S0 relays.
-5. (xfail) S1 checks bits, validate and the slack width in the public parameters, not rule, f, pre or m: a remote
+5. (fixed: regression test) S1 checks bits, validate and the slack width in the public parameters, not rule, f, pre or m: a remote
    S1 with another f decides narrow vs wide (and NNM, Krum) otherwise, and the round returns a wrong aggregate.
 """
 
@@ -181,9 +181,6 @@ def test_s0s_blockwise_p_at_the_limb_extremes_is_exact(seed, d, n):
     assert (np.diagonal(got).astype(object) == np.diagonal(exact) % 2**64).all()
 
 
-@pytest.mark.xfail(strict=True, reason="ShareCollector keeps the sealed share as a memoryview of the received bundle "
-                   "(Reader.blob(copy=False)); a transport that hands receive() a reusable bytearray and refills it for the "
-                   "next client changes the share S0 later relays to S1 (it then fails to open: the honest client is excluded)")
 def test_the_relayed_sealed_share_is_what_arrived_even_if_the_receive_buffer_is_reused():
     session = bytes(8)
     collector = ShareCollector(3, session)
@@ -195,10 +192,6 @@ def test_the_relayed_sealed_share_is_what_arrived_even_if_the_receive_buffer_is_
     assert bytes(collector.sealed[1]) == sealed
 
 
-@pytest.mark.xfail(strict=True, reason="the public parameters S1 checks (check_public) carry bits, validate and the slack width but "
-                   "not rule, f, pre or m, on which NNM, Krum and now the narrow-vs-wide decision depend: a remote S1 configured with "
-                   "f=2 against S0's f=1 computes its distances in Z_2^44 while S0 computes them in Z_2^64, selects other rows, "
-                   "and the round returns a wrong aggregate without an error")
 def test_a_remote_s1_with_another_f_refuses_the_round_or_gives_s0s_round():
     bits, n, d = 19, 6, 2
     x = _ring_inputs(np.random.default_rng(2).integers(-(2**18), 2**18, (n, d)), bits)

@@ -17,14 +17,18 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from fl.experiment import build_stack, local_datasets
 from fl.flower_engine import FlowerRounds, client_app, config_from_run
 from fl.models import get_flat
+from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.pki import load_public_key, provision
+from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
+from protocols.core.transport import InProcessTransport
 from protocols.core.wire import Reader, decode_frame
-from protocols.two_server.identities import check_round_key
-from protocols.two_server.remote import second_server_step, two_server_public
+from protocols.two_server import TwoServerRobust
+from protocols.two_server.identities import RoundKeyPin, check_round_key, round_key_message, simulated_signer
+from protocols.two_server.remote import in_process, second_server_step, two_server_public
 from secagg.agreement import X25519Agreement
-from secagg.randomness import SeededRandomness
+from secagg.randomness import SeededRandomness, SystemRandomness
 from tests.fl.test_flower_two_server_pin import CLIENTS, RUN, S0_KEY, _frame_answers, _nodes, _substitute
 from tests.fl.test_review3_flower_pki import FakeGrid
 
@@ -87,6 +91,36 @@ def test_a_client_node_whose_key_stops_loading_is_excluded_and_the_round_goes_on
     out = rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     assert [e.party for e in out.rejected if isinstance(e, Refused)] == ["client 2"]
     assert 2 not in out.included and len(out.included) >= 1
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="S1 authenticates no client: S0 alone discards the other "
+                   "clients' bundles (as dropouts) and seals inputs of its own choosing (zeros) under their names to S1's genuine, "
+                   "signed key; the pinned honest client seals to S1 as it should, and the opened result is its input exactly")
+def test_s0_alone_cannot_isolate_an_honest_input_by_sealing_its_own_inputs_under_the_other_clients_names():
+    bits, n, d, run, round_number = 10, 5, 4, 7, 3
+
+    def protocol():  # S0 writes the run config: a rule whose result is the sum of the (unclipped) inputs
+        return TwoServerRobust(bits=bits, rule="norm_bounding", tau=4096.0)
+
+    x0 = np.random.default_rng(9).integers(0, 1 << bits, d).astype(np.uint16)  # the honest client's ring elements
+    s1 = simulated_signer("second-server")  # S1's identity; on Flower the key of each client's own node config
+    key = X25519Agreement.generate(SystemRandomness())  # S1's round key: its secret stays with S1
+    server = protocol()
+    server.use_second_server(key.public_bytes(), s1.sign(round_key_message(run, key.public_bytes(), round_number)), round_number)
+    rng = SeededRandomness(7)
+    transport = InProcessTransport(n, rng.fork("links"))
+    opened = server.open_round(n, d, rng)
+    honest = protocol()
+    honest.pin_second_server(RoundKeyPin(s1.public_bytes(), run, round_number))
+    clients = [honest.client_role(0, x0, opened.public, SystemRandomness(), {})]  # pinned: its check passes (S1's key)
+    clients += [protocol().client_role(j, np.zeros(d, np.uint16), opened.public, SeededRandomness(j), {}) for j in range(1, n)]  # S0's own
+    meter = CostMeter(n)
+    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
+    assert rejected == [] and not clients[0].aborted
+    out = opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(),
+                                 second_server=in_process(server, opened.public, key, SystemRandomness(), meter)))
+    recovered = np.asarray(out.result).astype(np.int64) % (1 << bits)  # S0 subtracts its own inputs (zeros)
+    assert not np.array_equal(recovered, x0.astype(np.int64)), "S0 isolated the honest client's input"
 
 
 # ---------------------------------------------------------------- attacks that held

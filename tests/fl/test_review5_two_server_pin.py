@@ -235,3 +235,14 @@ def test_a_request_sent_twice_gets_a_second_split_sealed_to_the_same_signed_key_
     public = two_server_public(json.loads(grid.contexts[100].state.config_records["round"]["public"]))
     held = X25519Agreement.from_private_bytes(bytes.fromhex(grid.contexts[S1_NODE].state.config_records["s1"]["secret"]))
     assert public["second_server"] == held.public_bytes().hex()  # the one key of this round, S1's
+
+
+def test_the_pin_reaches_the_two_server_protocol_inside_the_ddp_layers(pki):
+    """ddp+two-server (clip > discretize > skellam > two-server): S0 names its own key; the node finds the two-server
+    protocol under the noise layers and pins it, so every client refuses and sends nothing."""
+    run = {**RUN, "stack": "ddp+two-server"}
+    config, grid, params = _deployment(run, _nodes(pki), _substitute(lambda r, inner: (S0_KEY.public_bytes(), None)))
+    with pytest.raises(ProtocolError):
+        FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+    answers = _frame_answers(grid)
+    assert len(answers) == CLIENTS and all("frame" not in a and "not signed by the second server" in a["error"] for a in answers)

@@ -246,3 +246,18 @@ def test_the_pin_reaches_the_two_server_protocol_inside_the_ddp_layers(pki):
         FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     answers = _frame_answers(grid)
     assert len(answers) == CLIENTS and all("frame" not in a and "not signed by the second server" in a["error"] for a in answers)
+
+
+def test_s1_signs_only_a_key_of_its_own_whatever_s0_writes_in_its_queries(pki):
+    """S0 writes its own key and secret into the s1_key query and the s1 query: S1 signs a fresh key of its own, and its
+    node state keeps that key's secret (a key S0 chose never gets S1's signature)."""
+    _, grid, _ = _deployment(RUN, _nodes(pki))
+    mine = {"public": S0_KEY.public_bytes().hex(), "secret": S0_KEY.private_bytes().hex()}
+    signed = _s1_key(grid, {"round": 1, **mine})
+    assert signed["public"] != mine["public"]
+    msg = Message(RecordDict({"q": ConfigRecord({"public": "{}", "frames": [], "secret": mine["secret"]})}),
+                  dst_node_id=S1_NODE, message_type="query.s1")
+    grid.app(msg, grid.contexts[S1_NODE])
+    held = grid.contexts[S1_NODE].state.config_records["s1"]["secret"]
+    assert held != mine["secret"]
+    assert X25519Agreement.from_private_bytes(bytes.fromhex(held)).public_bytes().hex() == signed["public"]

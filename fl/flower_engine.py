@@ -277,6 +277,9 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         if not simulated and context.node_config.get("signing-key") and not signs(stack):
             raise Refused(f"this node holds a signing-key (provisioned for a stack whose clients sign); the run config's stack={run.stack} "
                           f"active={run.active} does not sign: refusing the downgrade", party="client node", stage="setup")
+        if not simulated and context.node_config.get("second-server-key") and two_server_protocol(stack) is None:
+            raise Refused(f"this node holds a second-server-key (provisioned for a two-server stack); the run config's stack={run.stack} "
+                          "has no second server: refusing the downgrade", party="client node", stage="setup")
         _join(context, int(cfg["round"]), json.loads(cfg["public"]), stack)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption: only if the key holder signed it
             he = msg.content.config_records["he"]

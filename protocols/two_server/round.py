@@ -523,7 +523,8 @@ class TwoServerRobust(RingProtocol):
             "from their own config, so S0 cannot hand them a key of its own as S1's (they refuse and send nothing); unpinned "
             "(in process) they take S1's key from S0's public parameters. "
             "Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
-            "a Byzantine input, validated like any). "
+            "a Byzantine input, validated like any; an active S0 that drops every other client and seals its own inputs in "
+            "their place opens the one honest input through a rule that sums, so against an active S0 only key substitution is covered). "
             "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "

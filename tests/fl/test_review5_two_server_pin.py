@@ -58,17 +58,17 @@ def _s1_key(grid, record: dict) -> ConfigRecord:
 
 # ---------------------------------------------------------------- breaks
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a node provisioned as a two-server client (second-server-key) "
-                   "takes part in a run whose stack has no second server (S0's run config says stack=plain) and sends S0 its "
-                   "update in the clear: unlike signing-key, second-server-key does not refuse the downgrade")
 def test_a_two_server_client_node_refuses_a_stack_without_a_second_server(pki):
+    """Was a break (the node sent its update in the clear): like signing-key, second-server-key now refuses a stack
+    without a second server; the node's error reaches S0 as the failed training step, naming the key."""
     run = {**RUN, "stack": "plain"}  # S0 (the run's submitter) writes the run config; the node pins no stack
     config, grid, params = _deployment(run, _nodes(pki)[:CLIENTS])
     try:
         rounds = FlowerRounds(grid, config)
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
-    except Refused as exc:  # the fix may refuse at start-up (hello) or at the round
-        assert "second-server" in str(exc) or "two-server" in str(exc)
+    except (Refused, RuntimeError) as exc:  # refused at the node: S0 sees its training step fail
+        assert "second-server-key" in str(exc) and "refusing the downgrade" in str(exc)
+        assert all("frame" not in a for a in _frame_answers(grid))
         return
     answers = _frame_answers(grid)
     row = grid.contexts[100].state.array_records["update"]["row"].numpy()

@@ -7,6 +7,7 @@ b bits are meaningful and every operation here reduces them. Most callers want
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,13 @@ class Ring:
         """Packs a 1-D vector little-endian, `element_bytes` bytes per element."""
         raw = np.ascontiguousarray(x, dtype=self.dtype).view(np.uint8).reshape(-1, self.dtype.itemsize)
         return raw[:, : self.element_bytes].tobytes()
+
+    def to_buffer(self, x: np.ndarray) -> bytes | memoryview:
+        """`to_bytes` without its copy where the packing is the array's own memory (elements of full width on a
+        little-endian machine): a byte view of `x`, valid while `x` is unchanged; else `to_bytes(x)`."""
+        if self.element_bytes != self.dtype.itemsize or sys.byteorder != "little":
+            return self.to_bytes(x)
+        return memoryview(np.ascontiguousarray(x, dtype=self.dtype)).cast("B")
 
     def from_bytes(self, data: bytes, d: int) -> np.ndarray:
         """Unpacks `d` elements packed by `to_bytes`.

@@ -38,7 +38,7 @@ class Kind(enum.IntEnum):
 
 
 def encode_vector(ring: Ring, x: np.ndarray) -> bytes:
-    return Writer().u8(ring.bits).u32(len(x)).raw(ring.to_bytes(x)).getvalue()
+    return Writer().u8(ring.bits).u32(len(x)).view(ring.to_buffer(x)).getvalue()
 
 
 def parse_vector(r: Reader, ring: Ring, d: int) -> np.ndarray:

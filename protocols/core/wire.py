@@ -86,6 +86,11 @@ class Writer:
         self._parts.append(bytes(data))
         return self
 
+    def view(self, data: bytes | memoryview) -> "Writer":
+        """Like `raw` without copying `data` before `getvalue` (one copy then): `data` must not change until then."""
+        self._parts.append(data)
+        return self
+
     def blob(self, data: bytes) -> "Writer":
         """Bytes prefixed by their u32 length."""
         return self.u32(len(data)).raw(data)

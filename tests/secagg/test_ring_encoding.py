@@ -28,6 +28,8 @@ def test_wire_roundtrip(bits, data):
     packed = ring.to_bytes(x)
     assert len(packed) == len(x) * ring.element_bytes
     assert np.array_equal(ring.from_bytes(packed, len(x)), x)
+    assert bytes(ring.to_buffer(x)) == packed  # the view (full-width elements) or the copy packs the same bytes
+    assert bytes(ring.to_buffer(x[::-1])) == ring.to_bytes(x[::-1])  # a strided input too
 
 
 def test_from_bytes_rejects_wrong_length_and_high_bits():

@@ -179,7 +179,7 @@ def narrow_gram(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     low, cross = np.zeros((n, m), dtype=np.uint64), np.zeros((n, m), dtype=np.uint64)  # sum A_0 B_0^T, sum A_0 B_1^T + A_1 B_0^T
     width = min(CHUNK, a.shape[1])
     buf_a, buf_b = np.empty(2 * n * width), np.empty(2 * m * width)
-    for start in range(0, a.shape[1], CHUNK):
+    for start in _chunks(a.shape[1]):
         la = _limbs(a[:, start : start + CHUNK], buf_a, LIMB_BITS, 2)
         lb = _limbs(b[:, start : start + CHUNK], buf_b, LIMB_BITS, 2)
         both = _exact(la[0] @ lb.reshape(2 * m, -1).T)  # [A_0 B_0^T | A_0 B_1^T] in one product

@@ -67,6 +67,13 @@ def decode_frame(data: bytes, *, party: str, stage: str, copy: bool = True) -> F
     return Frame(kind, session, sender, recipient, payload)
 
 
+def hex_bytes(value: object, size: int) -> bytes | None:
+    """The `size` bytes an untrusted hex string of exactly 2 * size digits spells, else None (any other value or type)."""
+    if not (isinstance(value, str) and len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value)):
+        return None
+    return bytes.fromhex(value)
+
+
 class Writer:
     """Builds a payload: fixed-width big-endian integers and byte strings."""
 

@@ -31,6 +31,7 @@ from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
+from protocols.core.wire import hex_bytes
 from protocols.masking.client import MaskingClient
 from protocols.masking.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
 from protocols.masking.server import PARTY, MaskingServer
@@ -79,7 +80,7 @@ class _PairwiseMasking(RingProtocol):
                 raise Refused(f"public parameter {name}={public.get(name)!r} is not an int", party=f"client {i}", stage="setup")
         for name, size in (("session", 8), ("graph_seed", 32)):
             value = public.get(name)
-            if not (isinstance(value, str) and len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value)):
+            if hex_bytes(value, size) is None:
                 raise Refused(f"public parameter {name}={value!r} is not {size} bytes in hex", party=f"client {i}", stage="setup")
         try:
             k, t = self.degree_and_threshold(public["n"])

@@ -22,6 +22,7 @@ import hashlib
 from dataclasses import dataclass
 
 from protocols.core.errors import Refused
+from protocols.core.wire import hex_bytes
 from secagg.errors import InvalidTag
 from secagg.signatures import Signer, verify
 
@@ -64,8 +65,7 @@ class RoundKeyPin:
     def check(self, key: bytes, signature: object, *, party: str) -> None:
         """Raises Refused (naming `party`, stage "share") unless `signature` (hex, as S0 relays it in the public
         parameters: untrusted, any type) is S1's over `key` for this run and round."""
-        raw = bytes.fromhex(signature) if isinstance(signature, str) and len(signature) == 2 * SIGNATURE_BYTES and \
-            all(c in "0123456789abcdefABCDEF" for c in signature) else b""
+        raw = hex_bytes(signature, SIGNATURE_BYTES) or b""
         try:
             check_round_key(self.s1_public, self.run, key, raw, self.round_number)
         except ValueError as exc:

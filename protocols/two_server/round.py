@@ -51,7 +51,7 @@ from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
-from protocols.core.wire import Reader, Writer, decode_frame
+from protocols.core.wire import Reader, Writer, decode_frame, hex_bytes
 from protocols.robust.preaggregators import nnm_neighbours
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
 from protocols.robust.rules import krum_select
@@ -200,7 +200,7 @@ class TwoServerRobust(RingProtocol):
         """
         for name, size in (("session", 8), ("second_server", KEY_BYTES)):
             value = public.get(name)
-            if not (isinstance(value, str) and len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value)):
+            if hex_bytes(value, size) is None:
                 raise Refused(f"public parameter {name}={value!r} is not {size} bytes in hex", party=party, stage="setup")
         for name in ("n", "d"):
             if type(public.get(name)) is not int or public[name] < 1:

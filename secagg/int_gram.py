@@ -22,7 +22,7 @@ Narrow products (`narrow_gram`) for values known to be small: A B^T mod 2**44 fr
 exact over the same CHUNK columns: for A A^T one symmetric product and one A_0 A_1^T, 3 half products against
 6 for the Z_2^64 Gram matrix.
 `row_dots` gives the diagonal sum_j a_ij b_ij exactly mod 2**64 in O(n d) (numpy's integer multiply-add wraps
-mod 2**64); `symmetric_gram` multiplies P P^T for P = a + b without storing P, in Z_2^64 or narrow (off the
+mod 2**64), `row_squares` the squared row norms of P = a + b without storing P; `symmetric_gram` multiplies P P^T for P = a + b without storing P, in Z_2^64 or narrow (off the
 diagonal mod 2**44, on it mod 2**64).
 Low level: most callers want `secagg.beaver.gram_share`.
 """
@@ -213,3 +213,18 @@ def row_dots(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     _check("a", a)
     _check_like("b", b, a)
     return np.einsum("ij,ij->i", a, a if b is None else b)
+
+
+def row_squares(a: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
+    """sum_j P_ij**2 mod 2**64 for P = a + plus (plus None: P = a), the diagonal of P P^T, as uint64 (n,), exact in
+    O(n d); P is formed 2048 columns at a time and never stored whole.
+
+    Raises:
+        TypeError, ValueError: as `ring_gram` (plus of a's shape).
+    """
+    _check("a", a)
+    _check_like("plus", plus, a)
+    out = np.zeros(a.shape[0], dtype=np.uint64)
+    for block in _blocks(a, plus, CHUNK):
+        out += np.einsum("ij,ij->i", block, block)
+    return out

@@ -11,7 +11,7 @@ from scipy import stats
 
 from secagg.beaver import triple_from_seed
 from secagg.errors import AlreadyUsed
-from secagg.int_gram import CHUNK, row_dots, row_squares
+from secagg.int_gram import CHUNK, ROW_BLOCK, row_dots, row_squares
 from secagg.norm_triple import NORMS_A, NormTriple, SeededNormTriple, deal_norms, norm_share, norms_from_seed
 from secagg.randomness import SeededRandomness
 
@@ -108,9 +108,9 @@ def test_deal_refuses_empty_shapes():
 
 
 @settings(max_examples=10, deadline=None)
-@given(n=st.integers(1, 4), d=st.sampled_from([1, CHUNK - 1, CHUNK, CHUNK + 1]), seed=st.integers(0, 2**32 - 1))
+@given(n=st.integers(1, 4), d=st.sampled_from([1, CHUNK - 1, CHUNK + 1, ROW_BLOCK + 1]), seed=st.integers(0, 2**32 - 1))
 def test_row_squares_of_a_sum_formed_block_by_block(n, d, seed):
-    """row_squares(a, plus) = sum_j (a + plus)_ij^2 mod 2^64 with P formed CHUNK columns at a time, at the chunk edges."""
+    """row_squares(a, plus) = sum_j (a + plus)_ij^2 mod 2^64 with P formed ROW_BLOCK columns of a row at a time, at the edges."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 2**64, (n, d), dtype=np.uint64, endpoint=False)
     plus = rng.integers(0, 2**64, (n, d), dtype=np.uint64, endpoint=False)

@@ -90,6 +90,19 @@ def _row_sum(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _own_shares(ch: Channel, shape: tuple[int, ...], compute: dict) -> dict:
+    """{p: compute[p]()} (timed as p's) for each server this program computes for (both in process); split, the other
+    server's share is zeros of `shape`, a placeholder never sent (its product, m**2 d for a Gram share, is not redone)."""
+    out = {}
+    for p in (S0, S1):
+        if ch.here is None or ch.here == p:
+            with ch.timer(p):
+                out[p] = compute[p]()
+        else:
+            out[p] = np.zeros(shape, dtype=np.uint64)
+    return out
+
+
 @dataclass
 class TwoServerRobust(RingProtocol):
     """`rule` over the inputs secret-shared between two servers, tolerating f Byzantine clients.
@@ -489,11 +502,8 @@ class TwoServerRobust(RingProtocol):
         seed, (a1, c1) = ch.deal("norms", (m, d), rng.fork("dealer"))
         triple = {S0: SeededNormTriple(seed, m, d), S1: NormTriple(a1, c1[:, 0])}
         half, got = self._open_masked(x, triple, m, d, ch)
-        with ch.timer(S0):
-            norms = {S0: triple[S0].share(x[S0], plus=got[S0])}  # P = X_0 + (X_1 - A_1), a block at a time
-        with ch.timer(S1):
-            norms[S1] = norm_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])
-        return norms
+        return _own_shares(ch, (m,), {S0: lambda: triple[S0].share(x[S0], plus=got[S0]),  # P = X_0 + (X_1 - A_1), a block at a time
+                                      S1: lambda: norm_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])})
 
     def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel, narrow: bool) -> dict:
         """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): S0 keeps the dealer's seed, S1 gets
@@ -502,11 +512,8 @@ class TwoServerRobust(RingProtocol):
         seed, (a1, c1) = ch.deal("gram", (m, d), rng.fork("dealer"))
         triple = {S0: SeededGramTriple(seed, m, d), S1: GramTriple(a1, c1)}
         half, got = self._open_masked(x, triple, m, d, ch)
-        with ch.timer(S0):
-            gram = {S0: triple[S0].share(x[S0], narrow, plus=got[S0])}  # P = X_0 + (X_1 - A_1), a block at a time
-        with ch.timer(S1):
-            gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)
-        return gram
+        return _own_shares(ch, (m, m), {S0: lambda: triple[S0].share(x[S0], narrow, plus=got[S0]),  # P = X_0 + (X_1 - A_1), a block at a time
+                                        S1: lambda: gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)})
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict,
                    narrow_bound: int | None) -> Guarantee:

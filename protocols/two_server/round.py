@@ -16,10 +16,10 @@ inputs validated over the shares before anything about them is opened.
                C_0 + (X - A_1)(X - A_1)^T, one symmetric exact product, S1's C_1 + E A_1^T + A_1 E^T
                (`secagg.beaver`, C = A A^T - A_0 A_0^T); norm triple: S0's share of ||x_i||**2 is
                c0_i + ||x_i - a1_i||**2, S1's c1_i + 2 <e_i, a1_i> (`secagg.norm_triple`, O(m d));
-               validate ||x_i||**2 <= B against these norms, exact in Z_2^64
-               (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
-               at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (or, for clipping rules,
-               the norms ||x_i - v||**2 = ||x_i||**2 - 2 <x_i, v> + ||v||**2, v public). Krum rules whose validated distances are below 2**43 (d (2**b - 1)**2 from
+               validate ||x_i||**2 <= B against these norms, exact in Z_2^64 (residual blinded by a dealer's
+               secret odd unit: a failure shows its 2-adic valuation at most); open the squared distances
+               D_ij = G_ii + G_jj - 2 G_ij (or, for clipping rules, the norms ||x_i - v||**2 = ||x_i||**2 - 2 <x_i, v>
+               + ||v||**2, v public). Krum rules whose validated distances are below 2**43 (d (2**b - 1)**2 from
                the range, 4 B from a norm bound; NNM rows: times (m - f)**2) compute G off the diagonal, and D, in
                Z_2^44 only (half S0's limb products); the diagonal, which the norm check reads, stays exact in Z_2^64
                (a norm of 2**44 + c must not pass as c)
@@ -69,9 +69,9 @@ from protocols.two_server.sealing import associated_data, unseal
 from protocols.two_server.validation import check_digits
 from secagg.agreement import KEY_BYTES, X25519Agreement
 from secagg.beaver import GramTriple, SeededGramTriple, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
-from secagg.norm_triple import NormTriple, SeededNormTriple, norm_share
 from secagg.bit_sharing import offset, share_planes, to_planes, words
 from secagg.int_gram import NARROW_BITS
+from secagg.norm_triple import NormTriple, SeededNormTriple, norm_share
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -485,11 +485,8 @@ class TwoServerRobust(RingProtocol):
 
     def _open_masked(self, x: dict, triple: dict, m: int, d: int, ch: Channel) -> tuple[dict, dict]:
         """Opens E = X - A for a dealt triple (S0's share kept as the dealer's seed): S1 receives X_0 - A_0 and S0
-        X_1 - A_1. Returns (each server's own half, the half it received)."""
-        with ch.timer(S0):
-            half = {S0: triple[S0].mask(x[S0])}
-        with ch.timer(S1):
-            half[S1] = x[S1] - triple[S1].a
+        X_1 - A_1. Returns (each server's own half, the half it received; split, placeholders for the other's)."""
+        half = _own_shares(ch, (m, d), {S0: lambda: triple[S0].mask(x[S0]), S1: lambda: x[S1] - triple[S1].a})
         got = {S0: ch.send(S1, S0, Kind.MATRIX, encode_matrix(half[S1]), lambda r: parse_matrix(r, (m, d))),
                S1: ch.send(S0, S1, Kind.MATRIX, encode_matrix(half[S0]), lambda r: parse_matrix(r, (m, d)))}
         if got[S0] is None or got[S1] is None:

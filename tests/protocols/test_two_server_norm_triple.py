@@ -215,7 +215,7 @@ def test_the_report_says_which_triple_ran_and_the_dealer_sends_s1_m_d_plus_m_ele
     to_s1 = [body for src, dst, body in frames if src == DEALER and dst == SECOND_SERVER and body[3] == Kind.NORM_TRIPLE]
     if triple == "norms":  # one batch, A_1 and c_1: 8 (m d + m) bytes and two matrix headers
         assert [len(b) for b in to_s1] == [HEADER_BYTES + 16 + 8 * (n * d + n)]
-        seed = [body for src, dst, body in frames if src == DEALER and dst == SERVER][0][HEADER_BYTES:]
+        seed = next(body for src, dst, body in frames if src == DEALER and dst == SERVER)[HEADER_BYTES:]
         assert len(seed) == 32 and not any(seed in body for _, dst, body in frames if dst == SECOND_SERVER)
     else:
         assert not to_s1

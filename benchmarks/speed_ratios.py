@@ -2,7 +2,7 @@
 
     python -m benchmarks.speed_ratios            # full sizes (about 3 min; the default run is 40 rounds)
     python -m benchmarks.speed_ratios --quick    # small sizes (about 40 s)
-    python -m benchmarks.speed_ratios --part two-server   # only the two-server rows (about 1 min)
+    python -m benchmarks.speed_ratios --part two-server   # only the two-server rows (about 1.5 min)
 
 - `secagg run` (the embedded default) against the same experiment with stack=plain: wall and CPU seconds of all
   processes (workers included), the CPU seconds of the privacy accountant and the wall seconds of local training,
@@ -12,6 +12,9 @@
   inputs as `benchmarks.robust_secure`) at n = 20 and 50; beside them server 0's floors: its two AES-CTR expansions
   and the one product it needs (the symmetric Gram matrix of X - A_1, `secagg.int_gram`: 3 float64 limb products in
   Z_2^64, a symmetric and a plain one in Z_2^44) against one float32 Gram matrix, and the growth exponent in n.
+- Two-server centered clipping, n = 50, d = 1e5 (quick 1e4): S0's CPU seconds with a norm triple (the Gram triple's
+  diagonal: the rule reads only the norms) against a Gram triple, and the norm triple's stage against its floor
+  (AES-CTR of A_0 and one pass over X - A_1).
 - Krum, n = 50, f = 10, d = 1e6 (quick 1e5): CPU seconds and tracemalloc peak against one float32 Gram matrix.
 - CKKS Krum, n = 20, d = 1e5 (quick 1e4): the aggregator's and the key holder's CPU seconds, beside the plaintext Krum
   and raw chunked TenSEAL distances.
@@ -42,7 +45,7 @@ from protocols.robust import aggregate
 from protocols.two_server import TwoServerRobust
 from secagg import AesCtrPrg, Ring
 from secagg.he_distances import all_pairs
-from secagg.int_gram import narrow_gram, ring_gram
+from secagg.int_gram import narrow_gram, ring_gram, row_squares
 
 
 def _process_cpu_seconds(pid: int) -> float:
@@ -181,11 +184,48 @@ def two_server_multi_krum(ns: tuple[int, ...], d: int, reps: int) -> None:
                   "(the Gram matrix is n^2 d; expansion, masking, parsing and validation are n d)")
 
 
+class _GramTripleRound(TwoServerRobust):
+    """The round as before the norm triple: a Gram triple (m^2 d) where the rule reads only the norms."""
+
+    def _triple(self):
+        return "gram" if super()._triple() == "norms" else super()._triple()
+
+
+def two_server_clipping(n: int, d: int, reps: int) -> None:
+    """S0's CPU seconds in a centered-clipping round (one iteration, tau = SCALE: clip 1) with a norm triple (after) and
+    with a Gram triple (before), unvalidated and validated with the `two-server` preset's norm bound; with S0's seconds
+    in the triple's stage ("norms" or "gram": dealt triple, E opened, S0's share) and S0's floor for the norm triple's
+    stage: the AES-CTR expansion of A_0 (n d words: X_0's, expanded in the share stage, counted there) plus one pass
+    over P = X - A_1 (`secagg.int_gram.row_squares`); the round's floor adds X_0's expansion (n d words)."""
+    print("| n | d | validated | triple | server 0 s | of which the triple's stage s | of which validation s | before / after (server 0) "
+          "| before / after (stage) | floor: AES n d words + one pass s | stage / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    _, ring = _inputs(n, d)
+    prg, out = AesCtrPrg(Ring(64)), np.empty(n * d, dtype=np.uint64)
+    p = np.random.default_rng(0).integers(0, 2**64, (n, d), dtype=np.uint64)
+    floor = median_cpu_seconds(lambda: (prg.add_into(out, bytes(32), b"a"), row_squares(p, p)), reps)
+    for label, options in (("no", {"validate": False}), ("yes, norm bound", {"norm_bound": rounded_l2_bound(SCALE, d, 0.0)})):
+        measured = {}
+        for triple, make in (("gram (before)", _GramTripleRound), ("norms (after)", TwoServerRobust)):
+            protocol = make(rule="centered_clipping", f=n // 5, bits=BITS, tau=float(SCALE), **options)
+            costs = [secure_sum(ring, protocol=protocol, seed=r).reports[0].cost for r in range(reps)]
+            server0 = float(np.median([c.server_seconds for c in costs]))
+            stage = float(np.median([c.server_seconds_by_stage.get(triple.split()[0], 0.0) for c in costs]))
+            checks = float(np.median([sum(c.server_seconds_by_stage.get(s, 0.0) for s in ("range check", "norm check")) for c in costs]))
+            measured[triple] = server0, stage
+            before = measured["gram (before)"]
+            ratios = "reference | reference" if make is _GramTripleRound else f"{before[0] / server0:.1f}x | {before[1] / stage:.1f}x"
+            print(f"| {n} | {d:.0e} | {label} | {triple} | {server0:.3f} | {stage:.4f} | {checks:.3f} | {ratios} | {floor:.4f} "
+                  f"| {stage / floor:.1f}x |", flush=True)
+
+
 def run(quick: bool, reps: int = 3) -> None:
     print("Default experiment vs plain (target: default <= 3x plain, <= 15 s wall on an idle 2-core machine):\n")
     default_run(8 if quick else None)
     print("\nTwo-server Multi-Krum, server 0 vs the plaintext rule (target <= 5x at n = 50, d = 1e5):\n")
     two_server_multi_krum((50,) if quick else (20, 50), 10_000 if quick else 100_000, reps)
+    print("\nTwo-server centered clipping, server 0 with a norm triple (after) and a Gram triple (before), n = 50:\n")
+    two_server_clipping(50, 10_000 if quick else 100_000, reps)
     print("\nKrum and Multi-Krum without a copy (target: Krum <= 1.5x one Gram matrix, peak <= one input):\n")
     krum_memory(100_000 if quick else 1_000_000, reps)
     print("\nCKKS Krum, n = 20 (target: aggregator <= 3 s at d = 1e5):\n")
@@ -199,11 +239,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--part", choices=("all", "two-server"), default="all",
-                        help="two-server: only the two-server Multi-Krum rows (n = 20 and 50, d = 1e5; about 1 min)")
+                        help="two-server: only the two-server rows (Multi-Krum at n = 20 and 50, centered clipping at n = 50, d = 1e5; about 1.5 min)")
     args = parser.parse_args()
     print(describe())
     if args.part == "two-server":
         two_server_multi_krum((50,) if args.quick else (20, 50), 10_000 if args.quick else 100_000, args.reps)
+        print()
+        two_server_clipping(50, 10_000 if args.quick else 100_000, args.reps)
     else:
         run(args.quick, args.reps)
 

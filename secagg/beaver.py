@@ -26,6 +26,7 @@ G_ii + G_jj - 2 G_ij of inputs whose norms they checked.
 Truncation (SecureML, Mohassel and Zhang, S&P 2017, Theorem 1): to divide a shared value x with
 |x| < 2**l by 2**k, party 0 takes floor(x0 / 2**k) and party 1 takes -floor(-x1 / 2**k); the result
 is floor(x / 2**k) or one more, except with probability at most 2**(l + 1 - 64).
+The diagonal alone (the norms ||x_i||^2 in O(n d)) is `secagg.norm_triple`.
 Low level: the protocol (who deals, who opens what) is `protocols.two_server`.
 """
 

@@ -22,7 +22,7 @@ Narrow products (`narrow_gram`) for values known to be small: A B^T mod 2**44 fr
 exact over the same CHUNK columns: for A A^T one symmetric product and one A_0 A_1^T, 3 half products against
 6 for the Z_2^64 Gram matrix.
 `row_dots` gives the diagonal sum_j a_ij b_ij exactly mod 2**64 in O(n d) (numpy's integer multiply-add wraps
-mod 2**64); `symmetric_gram` multiplies P P^T for P = a + b without storing P, in Z_2^64 or narrow (off the
+mod 2**64), `row_squares` the squared row norms of P = a + b without storing P; `symmetric_gram` multiplies P P^T for P = a + b without storing P, in Z_2^64 or narrow (off the
 diagonal mod 2**44, on it mod 2**64).
 Low level: most callers want `secagg.beaver.gram_share`.
 """
@@ -34,6 +34,7 @@ import numpy as np
 LIMB_BITS = 22
 LIMBS = 3  # 3 * 22 >= 64
 CHUNK = 2 ** (53 - 2 * (LIMB_BITS - 1))  # columns a float64 product sums exactly: CHUNK * (2**21)**2 = 2**53
+ROW_BLOCK = 1 << 16  # columns `row_squares` adds at a time (512 KiB of uint64)
 NARROW_BITS = 2 * LIMB_BITS  # the ring of `narrow_gram`: two limbs
 _NARROW_MASK = np.uint64((1 << NARROW_BITS) - 1)
 _TWO52 = np.uint64(0x4330000000000000)  # the float64 bits of 2**52
@@ -213,3 +214,23 @@ def row_dots(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     _check("a", a)
     _check_like("b", b, a)
     return np.einsum("ij,ij->i", a, a if b is None else b)
+
+
+def row_squares(a: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
+    """sum_j P_ij**2 mod 2**64 for P = a + plus (plus None: P = a), the diagonal of P P^T, as uint64 (n,), exact in
+    O(n d); P is formed a row and ROW_BLOCK columns at a time (contiguous, in cache) and never stored whole.
+
+    Raises:
+        TypeError, ValueError: as `ring_gram` (plus of a's shape).
+    """
+    _check("a", a)
+    _check_like("plus", plus, a)
+    if plus is None:
+        return row_dots(a)
+    out = np.zeros(a.shape[0], dtype=np.uint64)
+    buf = np.empty(min(ROW_BLOCK, a.shape[1]), dtype=np.uint64)
+    for i in range(a.shape[0]):
+        for start in range(0, a.shape[1], ROW_BLOCK):
+            p = np.add(a[i, start : start + ROW_BLOCK], plus[i, start : start + ROW_BLOCK], out=buf[: min(ROW_BLOCK, a.shape[1] - start)])
+            out[i : i + 1] += np.einsum("j,j->", p, p)  # an array add: wraps mod 2**64 silently
+    return out

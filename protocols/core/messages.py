@@ -35,6 +35,7 @@ class Kind(enum.IntEnum):
     SHARE_VECTOR = 16  # client -> second server: its explicit additive share
     MATRIX = 17  # between servers, or dealer -> server: a uint64 matrix (ids, opened values, triple shares)
     SEALED_SHARE = 18  # client -> first server: its seed frame, and its second-server frame sealed to the second server
+    NORM_TRIPLE = 19  # dealer -> second server: its share of a norm triple (A_1, c_1), sealed under this kind of its own
 
 
 def encode_vector(ring: Ring, x: np.ndarray) -> bytes:

@@ -138,7 +138,7 @@ class Channel:
             BelowThreshold: if a part did not arrive.
             MalformedMessage: if S1's part fails authentication or does not parse (the round aborts).
         """
-        shapes, index = dealer.parts(kind, args), self.deals
+        shapes, index, message = dealer.parts(kind, args), self.deals, dealer.message(kind)
         self.deals += 1
         seed_parse = lambda r: (r.raw(SEED_BYTES), r.done())[0]
         parts_parse = lambda r: ([read_matrix(r, s) for s in shapes], r.done())[0]
@@ -146,7 +146,7 @@ class Channel:
             with self.timer(DEALER):
                 seed, parts = dealer.deal(kind, args, rng)
             got = self.to_both(DEALER, {S0: seed, S1: b"".join(encode_matrix(a) for a in parts)}, {S0: seed_parse, S1: parts_parse},
-                               "correlated randomness")
+                               "correlated randomness", {S0: Kind.MATRIX, S1: message})
             return got[S0], got[S1]
         if self.here == S0:
             try:
@@ -155,11 +155,11 @@ class Channel:
                 raise Aborted(f"the dealer refused batch {index}: {exc}", party="dealer", stage="correlated randomness") from exc
             if not isinstance(seed, bytes) or len(seed) != SEED_BYTES:
                 raise MalformedMessage(f"the dealer's seed is not {SEED_BYTES} bytes", party="server", stage="correlated randomness")
-            self.link.post(S1, encode_frame(Frame(Kind.MATRIX, self.session, DEALER, S1, sealed)))  # relayed: S0 cannot read it
+            self.link.post(S1, encode_frame(Frame(message, self.session, DEALER, S1, sealed)))  # relayed: S0 cannot read it
             return seed, [np.zeros(s, dtype=np.uint64) for s in shapes]
 
         def opened(r: Reader) -> list[np.ndarray]:
-            ad = associated_data(self.session, DEALER, Kind.MATRIX, index)
+            ad = associated_data(self.session, DEALER, message, index)
             try:
                 sealed = check_batch(self.dealer_key, ad, self.key.public_bytes(), r.raw(r.remaining()))
             except ValueError as exc:
@@ -167,14 +167,14 @@ class Channel:
             inner = unseal(self.key, sealed, ad, party="second server", stage="correlated randomness")
             return parts_parse(Reader(inner, party="second server", stage="correlated randomness"))
 
-        parts = self.send(DEALER, S1, Kind.MATRIX, b"", opened)
+        parts = self.send(DEALER, S1, message, b"", opened)
         if parts is None:
             raise BelowThreshold("the dealer's sealed part did not arrive", party="second server", stage="correlated randomness")
         return bytes(SEED_BYTES), parts
 
-    def to_both(self, src: int, payload: dict[int, bytes], parse: dict[int, object], what: str) -> dict[int, object]:
-        """`src` (the dealer) sends each server its payload; raises BelowThreshold unless both arrive."""
-        got = {p: self.send(src, p, Kind.MATRIX, payload[p], parse[p]) for p in (S0, S1)}
+    def to_both(self, src: int, payload: dict[int, bytes], parse: dict[int, object], what: str, kinds: dict[int, Kind]) -> dict[int, object]:
+        """`src` (the dealer) sends each server its payload as a frame of its kind; raises BelowThreshold unless both arrive."""
+        got = {p: self.send(src, p, kinds[p], payload[p], parse[p]) for p in (S0, S1)}
         if any(v is None for v in got.values()):
             raise BelowThreshold(f"{what} did not arrive", party="server", stage=what)
         return got

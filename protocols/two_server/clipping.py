@@ -17,9 +17,10 @@ from secagg.beaver import to_signed, truncate
 TRUNCATION_BITS = 12
 
 
-def clip_on_shares(ch: Channel, x: dict, gram: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, dict, float]:
-    """Centered clipping from v = 0 over the shares x (m, d) with Gram shares `gram`; returns the last weights, the
-    shares of m v_L and an L2 bound on its error (integer units). Opens ||x_i - v_l||**2 and v_1..v_(L-1)."""
+def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, dict, float]:
+    """Centered clipping from v = 0 over the shares x (m, d) with shares `norms` (m,) of ||x_i||**2 (a norm triple's, or
+    a Gram matrix's diagonal); returns the last weights, the shares of m v_L and an L2 bound on its error (integer units).
+    Opens ||x_i - v_l||**2 = ||x_i||**2 - 2 <x_i, v_l> + ||v_l||**2 and v_1..v_(L-1)."""
     m = x[S0].shape[0]
     v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
     scale = np.uint64(1 << TRUNCATION_BITS)
@@ -29,13 +30,13 @@ def clip_on_shares(ch: Channel, x: dict, gram: dict, d: int, tau: float, iterati
         for p, idx in PARTIES:
             with ch.timer(p):
                 cross = x[p] @ v.astype(np.uint64)  # <x_i, v> shares
-                sq[p] = np.diagonal(gram[p]) - np.uint64(2) * cross + (np.uint64(int(v @ v) % 2**64) if idx == 0 else np.uint64(0))
-        norms = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)
-        w = clipping_weights(norms, tau)
+                sq[p] = norms[p] - np.uint64(2) * cross + (np.uint64(int(v @ v) % 2**64) if idx == 0 else np.uint64(0))
+        distances = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)  # ||x_i - v||^2
+        w = clipping_weights(distances, tau)
         fixed = np.round(w * float(scale)).astype(np.uint64)
         # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
         # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
-        error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(norms, 0)))
+        error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(distances, 0)))
         if it + 1 < iterations:
             error += m * 0.5 * np.sqrt(d)
         out = {}

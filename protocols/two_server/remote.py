@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from protocols.core.driver import CostMeter
 from protocols.core.errors import Aborted, ProtocolError
-from protocols.core.messages import Kind
 from protocols.core.wire import DEALER
 from protocols.two_server import dealer
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix
@@ -120,7 +119,7 @@ def sealed_deal(kind: str, args, index, public: dict, rng: Randomness, *, signer
     check_round_key(s1_public or simulated_signer("second-server").public_bytes(), run, key,
                     bytes.fromhex(str(public.get("second_server_signature", ""))), stated)
     seed, parts = dealer.deal(kind, tuple(args), rng)
-    ad = associated_data(bytes.fromhex(public["session"]), DEALER, Kind.MATRIX, index)
+    ad = associated_data(bytes.fromhex(public["session"]), DEALER, dealer.message(kind), index)
     sealed = seal(key, b"".join(encode_matrix(p) for p in parts), ad, rng)
     return seed, sealed + (signer or simulated_signer("dealer")).sign(batch_message(ad, key, sealed))
 

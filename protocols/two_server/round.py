@@ -9,13 +9,17 @@ inputs validated over the shares before anything about them is opened.
                S1 opens them and answers with the ids it accepts (a share that fails to open excludes its client)
     S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
                AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
-    dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
-    S0 <-> S1: open E = X - A (S0 sends X_0 - A_0, S1 sends X_1 - A_1); S0's share of G = X X^T is
+    dealer:    for Krum rules and NNM, a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1; for the rules that
+               read only the norms (centered clipping and norm bounding without NNM; the order rules' norm check),
+               a norm triple, its diagonal (`_triple`: a seed to S0, (A_1, c_1) to S1)
+    S0 <-> S1: open E = X - A (S0 sends X_0 - A_0, S1 sends X_1 - A_1); Gram triple: S0's share of G = X X^T is
                C_0 + (X - A_1)(X - A_1)^T, one symmetric exact product, S1's C_1 + E A_1^T + A_1 E^T
-               (`secagg.beaver`, C = A A^T - A_0 A_0^T); validate ||x_i||**2 <= B against the
-               Gram diagonal (residual blinded by a dealer's secret odd unit: a failure shows its 2-adic valuation
-               at most); open the squared distances D_ij = G_ii + G_jj - 2 G_ij (and, for clipping rules,
-               the norms ||x_i - v||**2). Krum rules whose validated distances are below 2**43 (d (2**b - 1)**2 from
+               (`secagg.beaver`, C = A A^T - A_0 A_0^T); norm triple: S0's share of ||x_i||**2 is
+               c0_i + ||x_i - a1_i||**2, S1's c1_i + 2 <e_i, a1_i> (`secagg.norm_triple`, O(m d));
+               validate ||x_i||**2 <= B against these norms, exact in Z_2^64 (residual blinded by a dealer's
+               secret odd unit: a failure shows its 2-adic valuation at most); open the squared distances
+               D_ij = G_ii + G_jj - 2 G_ij (or, for clipping rules, the norms ||x_i - v||**2 = ||x_i||**2 - 2 <x_i, v>
+               + ||v||**2, v public). Krum rules whose validated distances are below 2**43 (d (2**b - 1)**2 from
                the range, 4 B from a norm bound; NNM rows: times (m - f)**2) compute G off the diagonal, and D, in
                Z_2^44 only (half S0's limb products); the diagonal, which the norm check reads, stays exact in Z_2^64
                (a norm of 2**44 + c must not pass as c)
@@ -67,6 +71,7 @@ from secagg.agreement import KEY_BYTES, X25519Agreement
 from secagg.beaver import GramTriple, SeededGramTriple, expand_rows, gram_share, lift_signed, share_with_seed, to_signed
 from secagg.bit_sharing import offset, share_planes, to_planes, words
 from secagg.int_gram import NARROW_BITS
+from secagg.norm_triple import NormTriple, SeededNormTriple, norm_share
 from secagg.prg import SEED_BYTES
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -82,6 +87,19 @@ def _row_sum(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.zeros(x.shape[1], dtype=np.uint64)
     for i in rows:
         out += x[i]
+    return out
+
+
+def _own_shares(ch: Channel, shape: tuple[int, ...], compute: dict) -> dict:
+    """{p: compute[p]()} (timed as p's) for each server this program computes for (both in process); split, the other
+    server's share is zeros of `shape`, a placeholder never sent (its product, m**2 d for a Gram share, is not redone)."""
+    out = {}
+    for p in (S0, S1):
+        if ch.here is None or ch.here == p:
+            with ch.timer(p):
+                out[p] = compute[p]()
+        else:
+            out[p] = np.zeros(shape, dtype=np.uint64)
     return out
 
 
@@ -186,9 +204,19 @@ class TwoServerRobust(RingProtocol):
     def _program(self) -> dict:
         """The parameters both servers' programs (and the clients' shares) depend on: the ring and validation, and
         the rule with everything it reads (f, m, tau, iterations, pre), which also decide the distances' ring
-        (`_narrow`): two servers that differed in one would add shares of different computations."""
+        (`_narrow`), and the dealer's triple (`_triple`): two servers that differed in one would add shares of different
+        computations."""
         return {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), "rule": self.rule, "f": self.f,
-                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre}
+                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre, "triple": self._triple()}
+
+    def _triple(self) -> str | None:
+        """The dealer's triple for the products over the shares: "gram" (the Gram matrix, m**2 d) for the rules that read
+        distances (Krum rules, NNM), "norms" (its diagonal ||x_i||**2 only, m d) for the rules that read only the norms
+        (centered clipping and norm bounding: ||x_i - v||**2 = ||x_i||**2 - 2 <x_i, v> + ||v||**2 with v public; the
+        norm check), None for order rules without a norm bound (no product)."""
+        if self.rule in ("krum", "multi_krum") or self.pre == "nnm":
+            return "gram"
+        return None if self.rule in ORDER_RULES and self._slack_bits() is None else "norms"
 
     def check_public(self, public: dict, party: str, d: int | None = None) -> tuple[int, int]:
         """(n, d) of a round's public parameters, which must be what this configuration gives (`_program`: ring,
@@ -243,7 +271,7 @@ class TwoServerRobust(RingProtocol):
             BelowThreshold: if too few inputs remain for the rule, or a server's or the dealer's message did not arrive.
         """
         meter, transport = ch.meter, ch.transport
-        meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram, norm check, rule
+        meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram or norms (the triple), norm check, rule
         seeds, shares, included, refused = self._inputs(ch, n, d, seeds or {}, sealed or {})
         rejected += refused
         self._enough(len(included), "reached both servers")
@@ -266,31 +294,36 @@ class TwoServerRobust(RingProtocol):
             included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}
             self._enough(len(included), "passed the range check")
         m = len(included)
-        gram, narrow, opened_bound = {}, self._narrow(m, d), self._distance_bound(m, d)
-        if self.rule not in ORDER_RULES or self._slack_bits() is not None:
+        gram, norms, narrow, opened_bound = {}, {}, self._narrow(m, d), self._distance_bound(m, d)
+        if self._triple() == "gram":
             meter.stage = "gram"
             gram = self._gram(x, m, d, rng, ch, narrow)
+            norms = {p: np.diagonal(gram[p]) for p in gram}
+        elif self._triple() == "norms":
+            meter.stage = "norms"
+            norms = self._norms(x, m, d, rng, ch)
         if self._slack_bits() is not None:
             meter.stage = "norm check"
             bound = np.uint64(self.squared_bound)
             with ch.timer(S0):
                 slack = {S0: expand_rows([seeds[u] for u in included], (self._slack_bits(), 1), SLACK)}
-                targets = {S0: (bound - np.diagonal(gram[S0]))[:, None]}
+                targets = {S0: (bound - norms[S0])[:, None]}
             with ch.timer(S1):
                 slack[S1] = np.stack([shares[u][2] for u in included])
-                targets[S1] = (np.uint64(0) - np.diagonal(gram[S1]))[:, None]
+                targets[S1] = (np.uint64(0) - norms[S1])[:, None]
             valid = check_digits(ch, slack, targets, 1, rng.fork("dealer norm"), ch.session + b"norm", blind=True)
             rejected += [InvalidInput(f"its slack digits do not prove ||x||**2 <= {self.squared_bound}", party=f"client {u}", stage="norm check")
                          for u in included[~valid]]
             keep = np.flatnonzero(valid)
             included, x, digits = included[valid], {p: x[p][valid] for p in x}, {p: digits[p][valid] for p in digits}
-            gram = {p: gram[p][np.ix_(keep, keep)] for p in gram}
+            gram, norms = {p: gram[p][np.ix_(keep, keep)] for p in gram}, {p: norms[p][keep] for p in norms}
             self._enough(len(included), "passed the norm check")
             m = len(included)
         meter.stage = "rule"
         divisor, scale, mixing, pre_leak = 1, 1, None, ""
         if self.pre == "nnm":
             x, gram, mixing = self._nnm(x, gram, m, ch, narrow)
+            norms = {p: np.diagonal(gram[p]) for p in gram}  # of the mixed rows
             divisor, pre_leak = m - self.f, "the pairwise squared distances of the m inputs and the NNM neighbourhoods, then "
         if self.rule in ("krum", "multi_krum"):
             distances = self._distances(gram, m, ch, narrow)
@@ -315,7 +348,7 @@ class TwoServerRobust(RingProtocol):
             row_weights, error = np.full(m, len(positions) / m), 0.0
             leak = "nothing else before the result (every value opened in the sorting network is masked by the dealer's triples), then the result"
         else:
-            row_weights, result_share, error = clip_on_shares(ch, x, gram, d, self.tau * divisor, self.iterations)
+            row_weights, result_share, error = clip_on_shares(ch, x, norms, d, self.tau * divisor, self.iterations)
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
@@ -337,6 +370,15 @@ class TwoServerRobust(RingProtocol):
         report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt, opened_bound if narrow else None))
         rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
         return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
+
+    def _triple_note(self) -> str:
+        """What the dealer's triple computed this round (see `_triple`)."""
+        if self._triple() == "gram":
+            return "Products: a Gram triple gave shares of the Gram matrix X X^T (S0: one symmetric exact product, m^2 d). "
+        if self._triple() == "norms":
+            return ("Products: a norm triple (the Gram triple's diagonal, secagg.norm_triple) gave shares of the squared norms "
+                    "||x_i||^2 only, exact in Z_2^64 (m d for S0, S1 and the dealer); no inner product between two inputs is computed. ")
+        return "Products: none (no triple). "
 
     def _distance_bound(self, m: int, d: int) -> int | None:
         """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
@@ -441,31 +483,41 @@ class TwoServerRobust(RingProtocol):
             seeds = {u: bytes(SEED_BYTES) for u in accepted}  # placeholders: S0's seeds never reach S1
         return seeds, shares, np.array(accepted, dtype=np.int64), refused
 
-    def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel, narrow: bool) -> dict:
-        """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): S0 keeps the dealer's seed, S1 gets
-        (A_1, C_1); the servers open E = X - A, S1 receiving X_0 - A_0 and S0 X_1 - A_1; S0 adds its X_0 to get
-        E + A_0 = X - A_1 and needs no E. `narrow`: off the diagonal mod 2**44 only, the diagonal exact."""
-        seed, (a1, c1) = ch.deal("gram", (m, d), rng.fork("dealer"))
-        triple = {S0: SeededGramTriple(seed, m, d), S1: GramTriple(a1, c1)}
-        with ch.timer(S0):
-            half = {S0: triple[S0].mask(x[S0])}
-        with ch.timer(S1):
-            half[S1] = x[S1] - triple[S1].a
+    def _open_masked(self, x: dict, triple: dict, m: int, d: int, ch: Channel) -> tuple[dict, dict]:
+        """Opens E = X - A for a dealt triple (S0's share kept as the dealer's seed): S1 receives X_0 - A_0 and S0
+        X_1 - A_1. Returns (each server's own half, the half it received; split, placeholders for the other's)."""
+        half = _own_shares(ch, (m, d), {S0: lambda: triple[S0].mask(x[S0]), S1: lambda: x[S1] - triple[S1].a})
         got = {S0: ch.send(S1, S0, Kind.MATRIX, encode_matrix(half[S1]), lambda r: parse_matrix(r, (m, d))),
                S1: ch.send(S0, S1, Kind.MATRIX, encode_matrix(half[S0]), lambda r: parse_matrix(r, (m, d)))}
         if got[S0] is None or got[S1] is None:
             raise BelowThreshold("a server's share did not arrive", party="server", stage="open")
-        with ch.timer(S0):
-            gram = {S0: triple[S0].share(x[S0], narrow, plus=got[S0])}  # P = X_0 + (X_1 - A_1), a block at a time
-        with ch.timer(S1):
-            gram[S1] = gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)
-        return gram
+        return half, got
+
+    def _norms(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel) -> dict:
+        """Shares of (||x_i||**2)_i, exact in Z_2^64, with a dealt norm triple (`secagg.norm_triple`): S0's
+        c_0 + ||X_0 + (X_1 - A_1)||**2 rowwise, S1's c_1 + 2 <E, A_1> rowwise; O(m d) for both and the dealer."""
+        seed, (a1, c1) = ch.deal("norms", (m, d), rng.fork("dealer"))
+        triple = {S0: SeededNormTriple(seed, m, d), S1: NormTriple(a1, c1[:, 0])}
+        half, got = self._open_masked(x, triple, m, d, ch)
+        return _own_shares(ch, (m,), {S0: lambda: triple[S0].share(x[S0], plus=got[S0]),  # P = X_0 + (X_1 - A_1), a block at a time
+                                      S1: lambda: norm_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1])})
+
+    def _gram(self, x: dict, m: int, d: int, rng: Randomness, ch: Channel, narrow: bool) -> dict:
+        """Shares of G = X X^T with a dealt Gram triple (`secagg.beaver`): S0 keeps the dealer's seed, S1 gets
+        (A_1, C_1); the servers open E = X - A (`_open_masked`); S0 adds its X_0 to get E + A_0 = X - A_1 and needs
+        no E. `narrow`: off the diagonal mod 2**44 only, the diagonal exact."""
+        seed, (a1, c1) = ch.deal("gram", (m, d), rng.fork("dealer"))
+        triple = {S0: SeededGramTriple(seed, m, d), S1: GramTriple(a1, c1)}
+        half, got = self._open_masked(x, triple, m, d, ch)
+        return _own_shares(ch, (m, m), {S0: lambda: triple[S0].share(x[S0], narrow, plus=got[S0]),  # P = X_0 + (X_1 - A_1), a block at a time
+                                        S1: lambda: gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)})
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict,
                    narrow_bound: int | None) -> Guarantee:
         """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64)."""
         exact = error == 0.0
-        gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
+        triple = self._triple()
+        triple_elements = {"gram": m * d + m * m, "norms": m * d + m, None: 0}[triple]
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
         if coefficient is not None and self.pre == "nnm":
             coefficient = nnm_kappa(m, self.f, coefficient)
@@ -476,7 +528,7 @@ class TwoServerRobust(RingProtocol):
         krum_exact = (m * d) << (2 * self.bits) < 1 << 53 if self.pre is None else (m ** 3 * d) << (2 * self.bits) < 1 << 53
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
+                  "triples": int(triple is not None), "triple": triple or "none", "triple_elements": triple_elements, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
         if self.rule in ("krum", "multi_krum"):
             params["distance_ring_bits"] = 64 if narrow_bound is None else NARROW_BITS
         if self.validate:
@@ -513,7 +565,7 @@ class TwoServerRobust(RingProtocol):
             exact=exact,
             numeric_error=error,
             parameters=params,
-            notes=validity + "Gram triples, AND triples, edaBits and daBits from a third-party dealer (trusted not to collude), a party of its "
+            notes=validity + self._triple_note() + "Gram or norm triples, AND triples, edaBits and daBits from a third-party dealer (trusted not to collude), a party of its "
             "own, never S0 or S1 (a dealer inside S1 would know A, and E = X - A opened would give S1 every input). Clients seal S1's share, "
             "and the dealer S1's part, to S1's X25519 key (HKDF-SHA256, AES-256-GCM, bound to the session, the sender, the kind and the "
             "dealer's batch); S0 relays them and sees them sealed only: one it alters, replays or swaps excludes its sender (a client) or "

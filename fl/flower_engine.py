@@ -54,6 +54,17 @@ its node config (`secagg flower-app` prints them) and a node with a `signing-key
 sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
 participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
+
+When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a
+crash) is excluded, as a client the in-process driver rejects: S0 names it in `Output.rejected` (`Refused`, party
+"client u", the stage: "training" or the protocol's stage, its node id and the node's reason) and sends it nothing
+more this round; a node that does not answer is a dropout from that stage on. The round goes on as the in-process
+round with that client dropped at that stage: a failed training step is a dropout before the round; after a masked
+input, the masking protocol's dropout recovery applies (its input stays in the sum). What ends the round, with a
+typed error whose message keeps the excluded client nodes' reasons: no client node left after the training step
+(`BelowThreshold`), fewer clients than the protocol needs (its own error, e.g. `BelowThreshold` under t; two-server:
+S1's stop, `Aborted`), a failing key-holder, second-server or dealer node (`Aborted`, naming its node and reason;
+their refusals stay `Refused` / `Aborted`); start-up stops on a node's refusal or a partition without a node (`Refused`).
 """
 
 from __future__ import annotations
@@ -583,6 +594,16 @@ class FlowerRounds:
             self.he_public, self.he_signature = reply.content.config_records["he"]["public"], reply.content.config_records["he"]["signature"]
 
     def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
+        """One round over the nodes of `chosen` (position u: partition chosen[u]); failing client nodes are excluded
+        (see "When a node fails" in the module docstring).
+
+        Raises:
+            BelowThreshold: no client node left after the training step (naming each node and its reason), or the
+                protocol's own, with too few clients left.
+            Aborted: a key-holder, second-server or dealer node failed (its node id and reason), or S1 stopped the round.
+            ProtocolError: whatever else the protocol raises to end the round; each of these errors' messages ends with the
+                reasons of the client nodes excluded this round.
+        """
         m, dim = len(chosen), len(params)
         if self.he_public is not None:
             he_protocol(stack).use_public_context(self.he_public)

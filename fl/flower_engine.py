@@ -57,8 +57,9 @@ Byzantine clients are refused (their attacks need every honest update).
 
 When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a
 crash) is excluded, as a client the in-process driver rejects: S0 names it in `Output.rejected` (`Refused`, party
-"client u", the stage: "training" or the protocol's stage, its node id and the node's reason) and sends it nothing
-more this round; a node that does not answer is a dropout from that stage on. The round goes on as the in-process
+"client u", the stage: "training" or the protocol's stage, its node id and the node's reason; `MalformedMessage`
+for a reply without its record or fields) and sends it nothing more this round; a node that does not answer is a
+dropout from that stage on. The round goes on as the in-process
 round with that client dropped at that stage: a failed training step is a dropout before the round; after a masked
 input, the masking protocol's dropout recovery applies (its input stays in the sum). What ends the round, with a
 typed error whose message keeps the excluded client nodes' reasons: no client node left after the training step
@@ -103,7 +104,7 @@ from fl.remote_two_server import (
 from fl.results import render, save, to_dict
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
-from protocols.core.errors import Aborted, BelowThreshold, ProtocolError, Refused
+from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
 from protocols.core.identity import client_ids
 from protocols.core.pki import ClientIdentity, KeyDirectory, configured_key, load_public_key, load_signer, simulated_key_holder_signer
 from protocols.core.protocol import Protocol, RoundEnd
@@ -544,8 +545,27 @@ def _role(stack: Protocol, context: Context, measurements: dict, simulated: bool
     return role
 
 
+def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage: str) -> ConfigRecord:
+    """Client u's reply (untrusted): its ConfigRecord `record`, holding each of `fields` with its type.
+
+    Raises:
+        Refused: the node answered with an error (its ClientApp raised), naming its node id and the node's reason.
+        MalformedMessage: `record` or one of `fields` is missing or of another type, naming the field.
+    """
+    node = reply.metadata.src_node_id
+    if reply.has_error():
+        raise Refused(f"its node {node} failed: {reply.error.reason}", party=f"client {u}", stage=stage)
+    answer = reply.content.config_records.get(record)
+    if answer is None:
+        raise MalformedMessage(f"its node {node} sent no {record!r} record", party=f"client {u}", stage=stage)
+    for name, kind in fields.items():
+        if not isinstance(answer.get(name), kind):
+            raise MalformedMessage(f"its node {node} sent {record}.{name} = {answer.get(name)!r:.40}, not a {kind.__name__}", party=f"client {u}", stage=stage)
+    return answer
+
+
 @contextlib.contextmanager
-def _naming(failed: list[Refused]):
+def _naming(failed: list[ProtocolError]):
     """A `ProtocolError` that ends the round (below the protocol's threshold, a non-client party failing) raised again,
     same type, party and stage, its message followed by the reasons of the client nodes excluded this round (`failed`)."""
     try:
@@ -629,11 +649,11 @@ class FlowerRounds:
                          dst_node_id=self.node_of[int(c)], message_type="train.update") for u, c in enumerate(chosen)]
         measurements = {u: {} for u in range(m)}
         position = {self.node_of[int(c)]: u for u, c in enumerate(chosen)}
-        failed: list[Refused] = []  # the client nodes excluded this round, each named with its node's reason
+        failed: list[ProtocolError] = []  # the client nodes excluded this round, each named with its node's reason
 
-        def exclude(u: int, reply: Message) -> None:
-            failed.append(Refused(f"its node {reply.metadata.src_node_id} failed: {reply.error.reason}", party=f"client {u}", stage=meter.stage))
-            rejected.append(failed[-1])
+        def exclude(u: int, error: ProtocolError) -> None:
+            failed.append(error)
+            rejected.append(error)
             aborted.add(u)
 
         meter.stage = "training"
@@ -641,10 +661,18 @@ class FlowerRounds:
         for reply in self.grid.send_and_receive(train):
             u = position[reply.metadata.src_node_id]
             answered.add(u)
-            if reply.has_error():
-                exclude(u, reply)
-            else:
-                measurements[u] = json.loads(reply.content.config_records["m"]["measurements"])
+            try:
+                measured = json.loads(_answer(reply, "m", {"measurements": str}, u, meter.stage)["measurements"])
+            except ProtocolError as exc:
+                exclude(u, exc)
+                continue
+            except ValueError as exc:
+                measured = f"text that does not parse ({exc})"
+            if not isinstance(measured, dict):
+                exclude(u, MalformedMessage(f"its node {reply.metadata.src_node_id} sent measurements that are no JSON object: {measured!s:.80}",
+                                            party=f"client {u}", stage=meter.stage))
+                continue
+            measurements[u] = measured
         aborted |= set(range(m)) - answered  # a node that did not answer: a dropout before the round
         if len(aborted) == m:
             raise BelowThreshold(f"no client node is left after the training step: {'; '.join(map(str, failed)) or 'none answered'}",
@@ -666,10 +694,11 @@ class FlowerRounds:
                 for reply in sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id]):
                     u = position[reply.metadata.src_node_id]
                     asked.discard(u)
-                    if reply.has_error():
-                        exclude(u, reply)
+                    try:
+                        answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage)
+                    except ProtocolError as exc:
+                        exclude(u, exc)
                         continue
-                    answer = reply.content.config_records["f"]
                     carrier.bytes_up[u] += _size(reply.content)
                     meter.record_client(u, float(answer["cpu"]))
                     if answer["aborted"]:

@@ -13,14 +13,16 @@ from hypothesis import strategies as st
 
 flwr = pytest.importorskip("flwr")
 
-from fl.experiment import ExperimentConfig, build_stack, local_datasets  # noqa: E402
-from fl.flower_engine import FlowerRounds, client_app  # noqa: E402
-from fl.models import get_flat  # noqa: E402
-from protocols.core.errors import Aborted, BelowThreshold, ProtocolError, Refused  # noqa: E402
-from protocols.core.schedule import DropoutSchedule  # noqa: E402
-from protocols.core.secure_sum import secure_sum  # noqa: E402
-from secagg.randomness import SeededRandomness  # noqa: E402
-from tests.fl.test_review3_flower_pki import CLIENTS, FakeGrid  # noqa: E402
+from flwr.app import ConfigRecord, Message, RecordDict
+
+from fl.experiment import ExperimentConfig, build_stack, local_datasets
+from fl.flower_engine import FlowerRounds, client_app
+from fl.models import get_flat
+from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
+from protocols.core.schedule import DropoutSchedule
+from protocols.core.secure_sum import secure_sum
+from secagg.randomness import SeededRandomness
+from tests.fl.test_review3_flower_pki import CLIENTS, FakeGrid
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 SEED = 5
@@ -29,9 +31,9 @@ HOW = {"refuses": lambda: Refused("its key no longer loads", party="client node"
 REASON = {"refuses": "its key no longer loads", "crashes": "OSError: disk full"}
 
 
-def _config(stack: str, **extra) -> ExperimentConfig:
+def _config(stack: str) -> ExperimentConfig:
     return ExperimentConfig(engine="flower-sim", stack=stack, clients=CLIENTS, data="breast_cancer", model="logreg",
-                            sample_fraction=1.0, dropout=0.0, **extra)
+                            sample_fraction=1.0, dropout=0.0)
 
 
 class Failures:
@@ -61,13 +63,13 @@ class Failures:
         return self.app(msg, context)
 
 
-def _flower_round(config: ExperimentConfig, fails: dict, build=build_stack):
-    failures = Failures(client_app(config, build), fails)
+def _flower_round(config: ExperimentConfig, fails: dict):
+    failures = Failures(client_app(config), fails)
     grid = FakeGrid(failures, {}, [{} for _ in range(config.clients + 2 * ("two-server" in config.stack))], failures.intercept)
     params = get_flat(local_datasets(config)[1])
     rounds = FlowerRounds(grid, config)
     try:
-        out = rounds.aggregate(1, np.arange(config.clients), params, build(config, len(params), params), DropoutSchedule(), SEED)
+        out = rounds.aggregate(1, np.arange(config.clients), params, build_stack(config, len(params), params), DropoutSchedule(), SEED)
     except ProtocolError as exc:
         out = exc
     rows = [grid.contexts[100 + u].state.array_records["update"]["row"].numpy() if "update" in grid.contexts[100 + u].state.array_records
@@ -75,8 +77,8 @@ def _flower_round(config: ExperimentConfig, fails: dict, build=build_stack):
     return out, np.stack(rows), failures.fired, params
 
 
-def _in_process(config: ExperimentConfig, rows: np.ndarray, fails: dict, params: np.ndarray, build=build_stack):
-    stack = build(config, len(params), params)
+def _in_process(config: ExperimentConfig, rows: np.ndarray, fails: dict, params: np.ndarray):
+    stack = build_stack(config, len(params), params)
     stages = stack.open_round(config.clients, len(params), SeededRandomness(0)).stages
     drops = {u: stages[max(k - 1, 0)] for u, (k, _) in fails.items() if k <= len(stages)}  # a failed training step: a dropout before the first stage
     try:
@@ -85,9 +87,9 @@ def _in_process(config: ExperimentConfig, rows: np.ndarray, fails: dict, params:
         return exc
 
 
-def _check(config: ExperimentConfig, fails: dict, build=build_stack):
-    flower, rows, fired, params = _flower_round(config, fails, build)
-    here = _in_process(config, rows, fails, params, build)
+def _check(config: ExperimentConfig, fails: dict):
+    flower, rows, fired, params = _flower_round(config, fails)
+    here = _in_process(config, rows, fails, params)
     raised = {u: how for u, how in fired.items() if how != "is silent"}
     if isinstance(flower, ProtocolError):
         event(f"{config.stack}: {type(flower).__name__} at {flower.stage}")
@@ -114,7 +116,7 @@ def failures(stages: int, most: int = CLIENTS):
     return st.dictionaries(st.integers(0, CLIENTS - 1), st.tuples(st.integers(0, stages), st.sampled_from(sorted(HOW))), max_size=most)
 
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
 
 
 @given(fails=failures(1))
@@ -182,3 +184,41 @@ def test_a_partition_without_a_node_stops_the_start_up_naming_it():
     grid = FakeGrid(client_app(config), {}, [{} for _ in range(CLIENTS)] + [{"partition-id": 0}])  # a sixth node, none the key holder's
     with pytest.raises(Refused, match=rf"no Flower node holds partitions \[{CLIENTS}\]"):
         FlowerRounds(grid, config)
+
+
+# --- a node's reply that is not of the expected shape: its client is excluded too -------------------------------------
+
+MALFORMED = {  # (message type, the reply's records) a deviating node sends instead of its reply
+    "no training record": ("train.update", dict),
+    "measurements not JSON": ("train.update", lambda: {"m": ConfigRecord({"measurements": "{not json"})}),
+    "measurements a JSON list": ("train.update", lambda: {"m": ConfigRecord({"measurements": "[1, 2]"})}),
+    "no frame record": ("query.frame", dict),
+    "cpu missing": ("query.frame", lambda: {"f": ConfigRecord({"aborted": False})}),
+    "aborted not a bool": ("query.frame", lambda: {"f": ConfigRecord({"cpu": 0.0, "aborted": "no"})}),
+}
+
+
+@pytest.mark.parametrize("how", sorted(MALFORMED))
+@pytest.mark.parametrize("stack", ["plain", "secagg+"])
+def test_a_malformed_reply_excludes_its_client_and_the_round_goes_on(stack, how):
+    """Node 101 answers its first message of `how`'s type with a reply of another shape: S0 names client 1
+    (`MalformedMessage`, naming the field) and the round equals the in-process round with client 1 dropped there."""
+    kind, records = MALFORMED[how]
+    config = _config(stack)
+    app = client_app(config)
+
+    def deviating(msg, context):
+        reply = app(msg, context)
+        if msg.metadata.dst_node_id == 101 and msg.metadata.message_type == kind and not context.state.config_records.get("deviated"):
+            context.state.config_records["deviated"] = ConfigRecord({"done": True})
+            return Message(RecordDict(records()), reply_to=msg)
+        return reply
+
+    grid = FakeGrid(deviating, {}, [{} for _ in range(CLIENTS)])
+    params = get_flat(local_datasets(config)[1])
+    out = FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), SEED)
+    [named] = [e for e in out.rejected if e.party == "client 1"]
+    assert isinstance(named, MalformedMessage) and "its node 101 sent" in str(named)
+    rows = np.stack([grid.contexts[100 + u].state.array_records["update"]["row"].numpy() for u in range(CLIENTS)])
+    here = _in_process(config, rows, {1: (0 if kind == "train.update" else 1, "")}, params)
+    assert out.included == here.included and 1 not in out.included and np.array_equal(out.result, here.result)

@@ -545,8 +545,9 @@ def _role(stack: Protocol, context: Context, measurements: dict, simulated: bool
     return role
 
 
-def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage: str) -> ConfigRecord:
-    """Client u's reply (untrusted): its ConfigRecord `record`, holding each of `fields` with its type.
+def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage: str, optional: dict[str, type] | None = None) -> ConfigRecord:
+    """Client u's reply (untrusted): its ConfigRecord `record`, holding each of `fields` with its type, and each of
+    `optional` it holds with its type.
 
     Raises:
         Refused: the node answered with an error (its ClientApp raised), naming its node id and the node's reason.
@@ -558,7 +559,7 @@ def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage:
     answer = reply.content.config_records.get(record)
     if answer is None:
         raise MalformedMessage(f"its node {node} sent no {record!r} record", party=f"client {u}", stage=stage)
-    for name, kind in fields.items():
+    for name, kind in [*fields.items(), *((n, k) for n, k in (optional or {}).items() if n in answer)]:
         if not isinstance(answer.get(name), kind):
             raise MalformedMessage(f"its node {node} sent {record}.{name} = {answer.get(name)!r:.40}, not a {kind.__name__}", party=f"client {u}", stage=stage)
     return answer
@@ -695,7 +696,7 @@ class FlowerRounds:
                     u = position[reply.metadata.src_node_id]
                     asked.discard(u)
                     try:
-                        answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage)
+                        answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage, optional={"frame": bytes, "error": str})
                     except ProtocolError as exc:
                         exclude(u, exc)
                         continue

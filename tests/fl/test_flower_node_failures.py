@@ -195,6 +195,7 @@ MALFORMED = {  # (message type, the reply's records) a deviating node sends inst
     "no frame record": ("query.frame", dict),
     "cpu missing": ("query.frame", lambda: {"f": ConfigRecord({"aborted": False})}),
     "aborted not a bool": ("query.frame", lambda: {"f": ConfigRecord({"cpu": 0.0, "aborted": "no"})}),
+    "frame not bytes": ("query.frame", lambda: {"f": ConfigRecord({"cpu": 0.0, "aborted": False, "frame": "00ff"})}),
 }
 
 

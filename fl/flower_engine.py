@@ -54,6 +54,18 @@ its node config (`secagg flower-app` prints them) and a node with a `signing-key
 sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
 participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
+
+When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a
+crash) is excluded, as a client the in-process driver rejects: S0 names it in `Output.rejected` (`Refused`, party
+"client u", the stage: "training" or the protocol's stage, its node id and the node's reason; `MalformedMessage`
+for a reply without its record or fields) and sends it nothing more this round; a node that does not answer is a
+dropout from that stage on. The round goes on as the in-process
+round with that client dropped at that stage: a failed training step is a dropout before the round; after a masked
+input, the masking protocol's dropout recovery applies (its input stays in the sum). What ends the round, with a
+typed error whose message keeps the excluded client nodes' reasons: no client node left after the training step
+(`BelowThreshold`), fewer clients than the protocol needs (its own error, e.g. `BelowThreshold` under t; two-server:
+S1's stop, `Aborted`), a failing key-holder, second-server or dealer node (`Aborted`, naming its node and reason;
+their refusals stay `Refused` / `Aborted`); start-up stops on a node's refusal or a partition without a node (`Refused`).
 """
 
 from __future__ import annotations
@@ -92,13 +104,13 @@ from fl.remote_two_server import (
 from fl.results import render, save, to_dict
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
-from protocols.core.errors import ProtocolError, Refused
+from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
 from protocols.core.identity import client_ids
 from protocols.core.pki import ClientIdentity, KeyDirectory, configured_key, load_public_key, load_signer, simulated_key_holder_signer
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.wire import DEALER, KEY_HOLDER, SECOND_SERVER, SERVER
+from protocols.core.wire import DEALER, KEY_HOLDER, SECOND_SERVER, SERVER, party_name
 from protocols.he.aggregation import HeAggregation
 from protocols.he.context_signature import check_context, sign_context
 from protocols.he.hidden_state import HiddenStateCKKS
@@ -533,6 +545,39 @@ def _role(stack: Protocol, context: Context, measurements: dict, simulated: bool
     return role
 
 
+def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage: str, optional: dict[str, type] | None = None) -> ConfigRecord:
+    """Client u's reply (untrusted): its ConfigRecord `record`, holding each of `fields` with its type, and each of
+    `optional` it holds with its type.
+
+    Raises:
+        Refused: the node answered with an error (its ClientApp raised), naming its node id and the node's reason.
+        MalformedMessage: `record` or one of `fields` is missing or of another type, naming the field.
+    """
+    node = reply.metadata.src_node_id
+    if reply.has_error():
+        raise Refused(f"its node {node} failed: {reply.error.reason}", party=f"client {u}", stage=stage)
+    answer = reply.content.config_records.get(record)
+    if answer is None:
+        raise MalformedMessage(f"its node {node} sent no {record!r} record", party=f"client {u}", stage=stage)
+    for name, kind in [*fields.items(), *((n, k) for n, k in (optional or {}).items() if n in answer)]:
+        if not isinstance(answer.get(name), kind):
+            raise MalformedMessage(f"its node {node} sent {record}.{name} = {answer.get(name)!r:.40}, not a {kind.__name__}", party=f"client {u}", stage=stage)
+    return answer
+
+
+@contextlib.contextmanager
+def _naming(failed: list[ProtocolError]):
+    """A `ProtocolError` that ends the round (below the protocol's threshold, a non-client party failing) raised again,
+    same type, party and stage, its message followed by the reasons of the client nodes excluded this round (`failed`)."""
+    try:
+        yield
+    except ProtocolError as exc:
+        if not failed:
+            raise
+        reason = str(exc).removeprefix(f"{exc.party} at {exc.stage}: ")
+        raise type(exc)(f"{reason} (client nodes excluded this round: {'; '.join(map(str, failed))})", party=exc.party, stage=exc.stage) from exc
+
+
 class FlowerRounds:
     """The server side: one aggregation round over Flower for `run_experiment`."""
 
@@ -554,8 +599,8 @@ class FlowerRounds:
         roles = {str(r.content.config_records["id"].get("role", "")): r.metadata.src_node_id for r in replies}
         missing = set(range(supernodes(config))) - set(self.node_of)
         if missing:
-            raise RuntimeError(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
-                               "for two-server stacks the last two are the second server and the dealer)")
+            raise Refused(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
+                          "for two-server stacks the last two are the second server and the dealer)", party="server", stage="setup")
         self.role_node = {role: roles.get(role, self.node_of.get(config.clients + k)) for k, role in enumerate(("second-server", "dealer"))}
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
@@ -564,12 +609,22 @@ class FlowerRounds:
         if "key holder" in config.traits.observers:
             reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
             if reply.has_error():
-                raise RuntimeError(f"the key holder node failed to make its keys: {reply.error.reason}")
+                raise Aborted(f"its node {reply.metadata.src_node_id} failed to make its keys: {reply.error.reason}", party="key holder", stage="setup")
             if "error" in reply.content.config_records["he"]:
                 raise Refused(f"remote key holder: {reply.content.config_records['he']['error']}", party="key holder", stage="setup")
             self.he_public, self.he_signature = reply.content.config_records["he"]["public"], reply.content.config_records["he"]["signature"]
 
     def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
+        """One round over the nodes of `chosen` (position u: partition chosen[u]); failing client nodes are excluded
+        (see "When a node fails" in the module docstring).
+
+        Raises:
+            BelowThreshold: no client node left after the training step (naming each node and its reason), or the
+                protocol's own, with too few clients left.
+            Aborted: a key-holder, second-server or dealer node failed (its node id and reason), or S1 stopped the round.
+            ProtocolError: whatever else the protocol raises to end the round; each of these errors' messages ends with the
+                reasons of the client nodes excluded this round.
+        """
         m, dim = len(chosen), len(params)
         if self.he_public is not None:
             he_protocol(stack).use_public_context(self.he_public)
@@ -595,46 +650,75 @@ class FlowerRounds:
                          dst_node_id=self.node_of[int(c)], message_type="train.update") for u, c in enumerate(chosen)]
         measurements = {u: {} for u in range(m)}
         position = {self.node_of[int(c)]: u for u, c in enumerate(chosen)}
+        failed: list[ProtocolError] = []  # the client nodes excluded this round, each named with its node's reason
+
+        def exclude(u: int, error: ProtocolError) -> None:
+            failed.append(error)
+            rejected.append(error)
+            aborted.add(u)
+
+        meter.stage = "training"
+        answered = set()
         for reply in self.grid.send_and_receive(train):
-            if reply.has_error():
-                raise RuntimeError(f"local training failed on node {reply.metadata.src_node_id}: {reply.error.reason}")
-            measurements[position[reply.metadata.src_node_id]] = json.loads(reply.content.config_records["m"]["measurements"])
-        if opened.clients_ready is not None:
-            opened.clients_ready(measurements)
-        for stage in opened.stages:
-            meter.stage = stage.name.lower()
-            with meter.server():
-                requests = opened.server.requests()
-            messages = []
-            for u, frame in requests.items():
-                if dropouts.active(u, stage) and u not in aborted:
-                    content = RecordDict({"f": ConfigRecord({"frame": frame})})
-                    carrier.bytes_down[u] += _size(content)
-                    messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.frame"))
-            replies = sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id])
-            for reply in replies:
-                u = position[reply.metadata.src_node_id]
-                if reply.has_error():
-                    raise RuntimeError(f"node of client {u} failed: {reply.error.reason}")
-                answer = reply.content.config_records["f"]
-                carrier.bytes_up[u] += _size(reply.content)
-                meter.record_client(u, float(answer["cpu"]))
-                if answer["aborted"]:
-                    aborted.add(u)
-                if "frame" not in answer:
-                    if "error" in answer and two_server is not None:  # e.g. a client refusing S1's key: named, not a silent dropout
-                        rejected.append(Refused(f"the client refused: {answer['error']}", party=f"client {u}", stage=meter.stage))
-                    continue
-                try:
-                    with meter.server():
-                        opened.server.receive(answer["frame"], link=u)
-                except ProtocolError as exc:
-                    rejected.append(exc)
-            with meter.server():
-                opened.server.close()
-        link = self._two_server_link(meter, carrier, json.dumps(opened.public)) if two_server is not None else None
-        return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier),
-                                      deliver=self._deliver(chosen, carrier, rejected), second_server=link))
+            u = position[reply.metadata.src_node_id]
+            answered.add(u)
+            try:
+                measured = json.loads(_answer(reply, "m", {"measurements": str}, u, meter.stage)["measurements"])
+            except ProtocolError as exc:
+                exclude(u, exc)
+                continue
+            except ValueError as exc:
+                measured = f"text that does not parse ({exc})"
+            if not isinstance(measured, dict):
+                exclude(u, MalformedMessage(f"its node {reply.metadata.src_node_id} sent measurements that are no JSON object: {measured!s:.80}",
+                                            party=f"client {u}", stage=meter.stage))
+                continue
+            measurements[u] = measured
+        aborted |= set(range(m)) - answered  # a node that did not answer: a dropout before the round
+        if len(aborted) == m:
+            raise BelowThreshold(f"no client node is left after the training step: {'; '.join(map(str, failed)) or 'none answered'}",
+                                 party="server", stage="training")
+        with _naming(failed):
+            if opened.clients_ready is not None:
+                opened.clients_ready(measurements)
+            for stage in opened.stages:
+                meter.stage = stage.name.lower()
+                with meter.server():
+                    requests = opened.server.requests()
+                messages, asked = [], set()
+                for u, frame in requests.items():
+                    if dropouts.active(u, stage) and u not in aborted:
+                        content = RecordDict({"f": ConfigRecord({"frame": frame})})
+                        carrier.bytes_down[u] += _size(content)
+                        messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.frame"))
+                        asked.add(u)
+                for reply in sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id]):
+                    u = position[reply.metadata.src_node_id]
+                    asked.discard(u)
+                    try:
+                        answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage, optional={"frame": bytes, "error": str})
+                    except ProtocolError as exc:
+                        exclude(u, exc)
+                        continue
+                    carrier.bytes_up[u] += _size(reply.content)
+                    meter.record_client(u, float(answer["cpu"]))
+                    if answer["aborted"]:
+                        aborted.add(u)
+                    if "frame" not in answer:
+                        if "error" in answer:  # the client role refused (e.g. S1's key): named, as the in-process driver names it
+                            rejected.append(Refused(f"the client refused: {answer['error']}", party=f"client {u}", stage=meter.stage))
+                        continue
+                    try:
+                        with meter.server():
+                            opened.server.receive(answer["frame"], link=u)
+                    except ProtocolError as exc:
+                        rejected.append(exc)
+                aborted |= asked  # asked and no answer: a dropout from this stage on
+                with meter.server():
+                    opened.server.close()
+            link = self._two_server_link(meter, carrier, json.dumps(opened.public)) if two_server is not None else None
+            return opened.finish(RoundEnd(meter, carrier, rejected, measurements, dropouts, key_holder=self._key_holder(meter, carrier),
+                                          deliver=self._deliver(chosen, carrier, rejected), second_server=link))
 
     def evaluate(self, model, params: np.ndarray, test) -> tuple[float, float]:
         """(loss, accuracy) of the round's model. Hidden state: this ServerApp never holds the model, so the figures
@@ -672,7 +756,7 @@ class FlowerRounds:
         carrier.bytes_between[(SERVER, party)] = carrier.bytes_between.get((SERVER, party), 0) + _size(content)
         reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.role_node[role], message_type=f"query.{kind}")])))
         if reply.has_error():
-            raise RuntimeError(f"the {role} node failed: {reply.error.reason}")
+            raise Aborted(f"its node {reply.metadata.src_node_id} failed: {reply.error.reason}", party=party_name(party), stage=kind)
         carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(reply.content)
         return reply.content.config_records["q"]
 
@@ -701,7 +785,7 @@ class FlowerRounds:
             carrier.bytes_between[(SERVER, KEY_HOLDER)] = carrier.bytes_between.get((SERVER, KEY_HOLDER), 0) + _size(content)
             reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.node_of[self.config.clients], message_type="query.decrypt")])))
             if reply.has_error():
-                raise RuntimeError(f"the key holder node failed: {reply.error.reason}")
+                raise Aborted(f"its node {reply.metadata.src_node_id} failed: {reply.error.reason}", party="key holder", stage="decrypt")
             answer = reply.content.config_records["d"]
             carrier.bytes_between[(KEY_HOLDER, SERVER)] = carrier.bytes_between.get((KEY_HOLDER, SERVER), 0) + _size(reply.content)
             meter.record_party("key holder", float(answer["cpu"]))

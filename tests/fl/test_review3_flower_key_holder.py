@@ -141,20 +141,28 @@ def _deployment(pki, tmp_path, drop_key_of=None):
 
 
 def test_a_client_node_without_its_signing_key_is_refused_at_start_up(pki, tmp_path):
-    with pytest.raises((RuntimeError, Refused), match="signing-key"):
+    with pytest.raises(Refused, match="signing-key"):
         FlowerRounds(_deployment(pki, tmp_path, drop_key_of=2), config_from_run(RUN), str(pki[0] / "clients"))
 
 
 def test_a_client_node_without_its_signing_key_takes_no_part_in_a_round(pki, tmp_path):
     """The defence that holds also after start-up: a node whose key went missing since (here: its node config's
-    signing-key) refuses the round, naming its missing key, before any input is sent."""
+    signing-key) refuses the round, naming its missing key, before any input is sent. The server excludes that client
+    (`Refused`, naming it, its node and the node's reason) and the round goes on: the sum holds the other inputs only."""
     config = config_from_run(RUN)
     grid = _deployment(pki, tmp_path)
     rounds = FlowerRounds(grid, config, str(pki[0] / "clients"))
     del grid.contexts[102].node_config["signing-key"]
     params = get_flat(local_datasets(config)[1])
-    with pytest.raises(RuntimeError, match="needs signing-key"):
-        rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 3)
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 3)
+    [excluded] = [e for e in out.rejected if e.party == "client 2"]
+    assert isinstance(excluded, Refused) and excluded.stage == "training" and "node 102" in str(excluded) and "needs signing-key" in str(excluded)
+    assert out.included == (0, 1, 3)
+    assert not [r for kind, r in grid.replies if kind == "query.frame" and r.metadata.src_node_id == 102], "the refusing node was asked for its input"
+    updates = {c: grid.contexts[100 + c].state.array_records["update"]["row"].numpy().astype(np.float64) for c in range(CLIENTS)}
+    clipped = {c: row * min(1.0, config.clip / np.linalg.norm(row)) for c, row in updates.items()}
+    assert np.max(np.abs(out.result - sum(clipped[c] for c in (0, 1, 3)))) < 1e-2
+    assert np.max(np.abs(out.result - sum(clipped.values()))) > 1e-2, "client 2's update is in the sum"
 
 
 def test_a_deployment_node_never_takes_the_servers_seed(pki, tmp_path):

@@ -25,7 +25,7 @@ from flwr.app import ConfigRecord, Context, Error, Message, RecordDict  # noqa: 
 from fl.experiment import build_stack, local_datasets  # noqa: E402
 from fl.flower_engine import FlowerRounds, client_app, config_from_run, node_identity  # noqa: E402
 from fl.models import get_flat  # noqa: E402
-from protocols.core.errors import ProtocolError, Refused  # noqa: E402
+from protocols.core.errors import BelowThreshold, ProtocolError, Refused  # noqa: E402
 from protocols.core.pki import provision  # noqa: E402
 from protocols.core.schedule import DropoutSchedule, Stage  # noqa: E402
 from protocols.core.wire import Reader, decode_frame  # noqa: E402
@@ -111,8 +111,8 @@ def test_a_server_that_reruns_a_round_without_the_victim_gets_the_victims_update
     victim = rows(grid)[0]
     try:
         without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
-    except RuntimeError as exc:  # the defence: every node refuses a round at or below the last one it joined
-        assert "already joined round 1" in str(exc)
+    except BelowThreshold as exc:  # the defence: every node refuses a round at or below the last one it joined
+        assert all(f"client {u} at training" in str(exc) for u in range(CLIENTS)) and "already joined round 1" in str(exc)
         return
     leaked = with_victim - without
     assert np.max(np.abs(leaked - victim)) > 1e-2, "the server recovered the victim's update from two sums of one round"
@@ -137,7 +137,8 @@ def test_the_key_holder_node_releases_the_sum_without_the_victim_in_the_next_ses
     victim = rows(grid)[0]
     try:
         without = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule({0: Stage.MASKED_INPUT}), 6).result
-    except RuntimeError as exc:  # the defence: a node refuses a round it joined, and a session not of the round it is told
+    except BelowThreshold as exc:  # the defence: a node refuses a round it joined, and a session not of the round it is told
+        assert all(f"client {u} at training" in str(exc) for u in range(CLIENTS))
         assert "already joined round 1" in str(exc) or "is not one of round 1" in str(exc)
         return
     assert np.max(np.abs(with_victim - without - victim)) > 1e-2, "the aggregator recovered the victim's update from two releases"
@@ -198,7 +199,7 @@ def test_clients_given_other_rosters_or_positions_never_count_beside_the_others(
     rounds, stack, params, grid = masking_round(pki, intercept)
     try:
         out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
-    except (RuntimeError, ProtocolError) as exc:
+    except ProtocolError as exc:
         event(f"refused: {type(exc).__name__}")
         return  # refused or aborted: nothing released
     updates = rows(grid)
@@ -311,7 +312,7 @@ def test_the_aggregator_cannot_read_a_clients_update_by_forwarding_its_own_publi
     grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
-    with contextlib.suppress(RuntimeError, ProtocolError):  # the key holder cannot decrypt the sum: the round may fail; too late
+    with contextlib.suppress(ProtocolError):  # the key holder cannot decrypt the sum: the round may fail; too late
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     sent = [reply.content.config_records["f"]["frame"] for kind, reply in grid.replies
             if kind == "query.frame" and reply.metadata.src_node_id == 100 and not reply.has_error() and "frame" in reply.content.config_records["f"]]
@@ -335,7 +336,7 @@ def test_a_node_provisioned_for_active_secagg_refuses_a_run_config_that_downgrad
     grid = FakeGrid(client_app(None), run_config, client_nodes(pki))
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
-    with contextlib.suppress(RuntimeError, ProtocolError):  # a node that refused: the defence
+    with contextlib.suppress(ProtocolError):  # a node that refused: the defence
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     sent = [reply.content.config_records["f"]["frame"] for kind, reply in grid.replies
             if kind == "query.frame" and reply.metadata.src_node_id == 100 and "frame" in reply.content.config_records["f"]]
@@ -352,7 +353,7 @@ def test_a_node_that_pins_its_stack_refuses_the_downgrade(pki):
     config = config_from_run(run_config)
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
-    with pytest.raises(RuntimeError, match="this node's config"):
+    with pytest.raises(BelowThreshold, match="this node's config"):  # every node refuses: no client is left
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
 
 
@@ -394,7 +395,7 @@ def test_a_client_encrypts_only_under_the_context_its_key_holder_signed_for_this
     grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
-    with pytest.raises(RuntimeError, match="not signed by the key holder for run 7"):
+    with pytest.raises(BelowThreshold, match="not signed by the key holder for run 7"):  # every node refuses: no client is left
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     trained = [reply for kind, reply in grid.replies if kind == "train.update"]
     assert len(trained) == CLIENTS and all(reply.has_error() and "not signed by the key holder" in reply.error.reason for reply in trained)
@@ -431,6 +432,6 @@ def test_a_ckks_client_refuses_a_session_that_is_not_of_the_round_it_is_told(pki
     grid = FakeGrid(client_app(None), run_config, client_nodes(pki) + [holder], intercept)
     rounds = FlowerRounds(grid, config, str(pki / "clients"))
     params = get_flat(local_datasets(config)[1])
-    with pytest.raises(RuntimeError, match="is not one of round 2"):  # the stack's first session is of round 1
+    with pytest.raises(BelowThreshold, match="is not one of round 2"):  # the stack's first session is of round 1; every node refuses
         rounds.aggregate(2, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     assert not [kind for kind, _ in grid.replies if kind == "query.frame"], "a frame went out"

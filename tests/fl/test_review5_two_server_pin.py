@@ -18,7 +18,7 @@ from fl.experiment import build_stack, local_datasets
 from fl.flower_engine import FlowerRounds, client_app, config_from_run
 from fl.models import get_flat
 from protocols.core.driver import CostMeter, drive
-from protocols.core.errors import ProtocolError, Refused
+from protocols.core.errors import BelowThreshold, ProtocolError, Refused
 from protocols.core.pki import load_public_key, provision
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
@@ -60,14 +60,15 @@ def _s1_key(grid, record: dict) -> ConfigRecord:
 
 def test_a_two_server_client_node_refuses_a_stack_without_a_second_server(pki):
     """Was a break (the node sent its update in the clear): like signing-key, second-server-key now refuses a stack
-    without a second server; the node's error reaches S0 as the failed training step, naming the key."""
+    without a second server; each node's error reaches S0 as its failed training step, naming the key; with every node refusing, the round ends."""
     run = {**RUN, "stack": "plain"}  # S0 (the run's submitter) writes the run config; the node pins no stack
     config, grid, params = _deployment(run, _nodes(pki)[:CLIENTS])
     try:
         rounds = FlowerRounds(grid, config)
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
-    except (Refused, RuntimeError) as exc:  # refused at the node: S0 sees its training step fail
+    except BelowThreshold as exc:  # refused at every node: S0 names each client's failed training step and its reason
         assert "second-server-key" in str(exc) and "refusing the downgrade" in str(exc)
+        assert all(f"client {u} at training: its node {100 + u} failed" in str(exc) for u in range(CLIENTS))
         assert all("frame" not in a for a in _frame_answers(grid))
         return
     answers = _frame_answers(grid)
@@ -77,10 +78,10 @@ def test_a_two_server_client_node_refuses_a_stack_without_a_second_server(pki):
     assert all("frame" not in a for a in answers)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="a client node whose second-server-key no longer loads (file "
-                   "gone or replaced after start-up) raises out of train.update: S0 raises an untyped RuntimeError and the "
-                   "whole round is lost, instead of that client being refused (named Refused) and the round going on")
 def test_a_client_node_whose_key_stops_loading_is_excluded_and_the_round_goes_on(pki, tmp_path):
+    """Was a break (S0 raised an untyped RuntimeError and the whole round was lost): a client node whose
+    second-server-key no longer loads (file replaced after start-up) raises out of train.update; S0 names that client
+    `Refused` with its node's reason, sends it nothing more, and the round goes on with the other clients' inputs."""
     nodes = _nodes(pki)
     key = tmp_path / "second-server.pub"
     key.write_bytes((pki / "second-server.pub").read_bytes())
@@ -90,7 +91,9 @@ def test_a_client_node_whose_key_stops_loading_is_excluded_and_the_round_goes_on
     key.write_bytes(b"not a key")  # e.g. rotated or truncated on disk before round 1
     out = rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     assert [e.party for e in out.rejected if isinstance(e, Refused)] == ["client 2"]
+    assert "node 102" in str(out.rejected[0]) and "second-server-key" in str(out.rejected[0]) and out.rejected[0].stage == "training"
     assert 2 not in out.included and len(out.included) >= 1
+    assert not [r for kind, r in grid.replies if kind == "query.frame" and r.metadata.src_node_id == 102], "client 2 was asked for a frame"
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="S1 authenticates no client: S0 alone discards the other "

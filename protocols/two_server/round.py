@@ -3,10 +3,14 @@ inputs validated over the shares before anything about them is opened.
 
     client i:  x_i in Z_{2^bits} (signed), lifted to X_i in Z_{2^64}; sends S0 a 32-byte seed and, sealed to S1
                (`protocols.two_server.sealing`), X_i - PRG(seed), the XOR share of the bits digits of X_i + 2^(bits-1)
-               and, with a norm bound B, of the slack B - ||x_i||**2
-               (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated, + the seal's 60 bytes and framing)
-    S0 -> S1:  the ids it holds a seed and a sealed share of, and each sealed share (relayed, unreadable to S0);
-               S1 opens them and answers with the ids it accepts (a share that fails to open excludes its client)
+               and, with a norm bound B, of the slack B - ||x_i||**2, signed with its long-term key
+               (`identities.share_message`: run, round, session, position, client id, roster, S1's key, the sealed bytes)
+               (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated, + the seal's 60 bytes, the 64-byte
+               signature and framing)
+    S0 -> S1:  the ids it holds a seed and a sealed share of, and each sealed share with its signature (relayed,
+               unreadable to S0); S1 checks the roster S0 states against its own client keys, verifies each
+               signature, then opens the shares and answers with the ids it accepts (a share that fails either
+               excludes its client); fewer than `min_clients` accepted (or left after validation): S1 stops the round
     S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
                AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1
@@ -46,6 +50,7 @@ import numpy as np
 
 from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage, Refused
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
@@ -59,7 +64,7 @@ from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_
 from protocols.two_server.client import ShareClient, ShareCollector, placeholder_share
 from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
-from protocols.two_server.identities import RoundKeyPin
+from protocols.two_server.identities import SIGNATURE_BYTES, RoundKeyPin, ShareKeys
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.sealing import associated_data, unseal
 from protocols.two_server.validation import check_digits
@@ -93,7 +98,10 @@ class TwoServerRobust(RingProtocol):
     integer units (centered clipping, norm bounding). `iterations`: centered-clipping iterations.
     `norm_bound`: public L2 bound on every input (ring units), checked over the shares; None: only the
     range, which bounds ||x||**2 by d 2**(2 bits - 2). `validate`: check ranges and norms (default).
-    `pre="nnm"`: nearest-neighbour mixing on the shares before the rule (`_nnm`).
+    `pre="nnm"`: nearest-neighbour mixing on the shares before the rule (`_nnm`). `min_clients`: S1 takes part only
+    while at least this many distinct authenticated clients remain (after the signature check and after validation);
+    default f + 2, so that with at most f clients colluding with S0 (what the rule assumes) the rule runs on at least
+    two honest inputs (the rule's own 2f + 1 is at least that for f >= 1).
     """
 
     rule: str = "multi_krum"
@@ -105,6 +113,7 @@ class TwoServerRobust(RingProtocol):
     norm_bound: float | None = None
     validate: bool = True
     pre: str | None = None
+    min_clients: int | None = None
     name: str = "two-server"
     _second_public: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _second_signature: bytes | None = field(default=None, init=False, repr=False, compare=False)
@@ -125,6 +134,10 @@ class TwoServerRobust(RingProtocol):
         if self.rule in ORDER_RULES and (not self.validate or self.pre is not None):
             raise ValueError(f"{self.rule} over shares sorts the validated digits: it needs validate=True and pre=None, "
                              f"found validate={self.validate}, pre={self.pre!r}")
+        if self.min_clients is None:
+            self.min_clients = self.f + 2
+        if type(self.min_clients) is not int or self.min_clients < 1:
+            raise ValueError(f"min_clients must be a positive int, found {self.min_clients!r}")
         if self.rule == "norm_bounding":
             self.iterations = 1
 
@@ -175,20 +188,28 @@ class TwoServerRobust(RingProtocol):
         if local is None and self._second_signature is not None:
             public.update(second_server_signature=self._second_signature.hex(), second_server_round=self._second_round)
         server = ShareCollector(n, session)
+        seated: dict = {}
+
+        def seat(roster: list[int], directory: KeyDirectory) -> None:
+            seated["shares"] = ShareKeys(directory).seat(roster, n, party="server")  # in process S1 checks with it
+            public["roster"] = list(roster)
 
         def finish(end: RoundEnd) -> Output:
             remote = end.second_server
-            ch = Channel(end.transport, end.meter, session, here=None if remote is None else S0, link=remote, key=local)
-            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng)
+            if "shares" not in seated:
+                raise Refused("the round's clients were not seated (OpenRound.seat): S1 would know no client key", party="server", stage="setup")
+            ch = Channel(end.transport, end.meter, session, here=None if remote is None else S0, link=remote, key=local,
+                         shares=seated["shares"] if remote is None else None)
+            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng, server.signatures)
 
-        return OpenRound(public, server, (Stage.MASKED_INPUT,), finish)
+        return OpenRound(public, server, (Stage.MASKED_INPUT,), finish, use_roster=seat)
 
     def _program(self) -> dict:
         """The parameters both servers' programs (and the clients' shares) depend on: the ring and validation, and
         the rule with everything it reads (f, m, tau, iterations, pre), which also decide the distances' ring
         (`_narrow`): two servers that differed in one would add shares of different computations."""
         return {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), "rule": self.rule, "f": self.f,
-                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre}
+                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre, "min_clients": self.min_clients}
 
     def check_public(self, public: dict, party: str, d: int | None = None) -> tuple[int, int]:
         """(n, d) of a round's public parameters, which must be what this configuration gives (`_program`: ring,
@@ -211,15 +232,26 @@ class TwoServerRobust(RingProtocol):
                 raise Refused(f"public parameter {name}={public.get(name)!r}, this configuration says {value!r}", party=party, stage="setup")
         return public["n"], public["d"]
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ShareClient:
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
+                    identity: ClientIdentity | None = None) -> ShareClient:
         """Client i's half: its input split into a seed for S0 and an explicit share for S1, sealed to S1's key
-        (if pinned, `pin_second_server`, only to one S1 signed: else its `handle` raises Refused and it sends nothing).
+        (if pinned, `pin_second_server`, only to one S1 signed: else its `handle` raises Refused and it sends nothing)
+        and signed with `identity`, its long-term key, which the roster must seat at position i.
 
         Raises:
-            Refused: if a public parameter is of the wrong type or is not what this client's configuration gives.
+            Refused: if a public parameter is of the wrong type or is not what this client's configuration gives, if
+                there is no identity, or if the roster is not one of distinct ids of its directory seating it at i.
         """
-        self.check_public(public, f"client {i}", len(row))
+        n, _ = self.check_public(public, f"client {i}", len(row))
         row = self.ring.check(row, "row")
+        if identity is None:
+            raise Refused("a two-server client signs its share: it needs its identity (its signing key and the key directory)",
+                          party=f"client {i}", stage="setup")
+        roster = public.get("roster")
+        ShareKeys(identity.directory).seat(roster, n, party=f"client {i}")
+        if roster[i] != identity.cid:
+            raise Refused(f"roster {str(roster)[:60]} does not seat this client ({identity.cid}) at position {i}", party=f"client {i}", stage="setup")
+        stated = public.get("second_server_round", 0)
 
         def make() -> tuple[bytes, bytes]:
             seed = rng.bytes(SEED_BYTES)
@@ -232,19 +264,23 @@ class TwoServerRobust(RingProtocol):
             return seed, encode_share(share_with_seed(lifted, seed, b"input share"), digits, slack)
 
         return ShareClient(i, bytes.fromhex(public["session"]), bytes.fromhex(public["second_server"]), make, rng,
-                           self._pin, public.get("second_server_signature"))
+                           self._pin, public.get("second_server_signature"), identity=identity, roster=roster,
+                           stated_round=stated if type(stated) is int else 0)
 
-    def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness) -> Output | None:
+    def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness,
+                signatures: dict | None = None) -> Output | None:
         """The servers' program (see `Channel`): S0 offers S1 the clients it holds a seed and a sealed share of,
-        S1 opens the shares and answers with the ones it accepts, then validation, the rule and the result.
-        Returns the output at S0 (or in process); None at S1, after it sent its share of the result.
+        S1 verifies each share's signature (`ch.shares`), opens the shares and answers with the ones it accepts,
+        then validation, the rule and the result. Returns the output at S0 (or in process); None at S1, after it
+        sent its share of the result.
 
         Raises:
-            BelowThreshold: if too few inputs remain for the rule, or a server's or the dealer's message did not arrive.
+            BelowThreshold: if too few inputs remain for the rule or `min_clients`, or a server's or the dealer's
+                message did not arrive.
         """
         meter, transport = ch.meter, ch.transport
         meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram, norm check, rule
-        seeds, shares, included, refused = self._inputs(ch, n, d, seeds or {}, sealed or {})
+        seeds, shares, included, refused = self._inputs(ch, n, d, seeds or {}, sealed or {}, signatures or {})
         rejected += refused
         self._enough(len(included), "reached both servers")
         with ch.timer(S0):
@@ -393,19 +429,27 @@ class TwoServerRobust(RingProtocol):
         return m * math.sqrt(factor * bound)
 
     def _needed(self) -> int:
-        """The fewest inputs the rule runs on: 2f + 1, and Multi-Krum's m when it is set."""
-        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0)
+        """The fewest inputs the rule runs on: 2f + 1, Multi-Krum's m when it is set, and min_clients."""
+        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0, self.min_clients)
 
     def _enough(self, m: int, what: str) -> None:
         if m < self._needed():
-            raise BelowThreshold(f"{m} inputs {what}, the rule needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
-                                 + (f", Multi-Krum's m = {self.m})" if self._needed() > 2 * self.f + 1 else ")"), party="server", stage="share")
+            raise BelowThreshold(f"{m} inputs {what}, the round needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
+                                 + (f", Multi-Krum's m = {self.m}" if self.rule == "multi_krum" and self.m is not None else "")
+                                 + f", min_clients = {self.min_clients})", party="server", stage="share")
 
-    def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict) -> tuple[dict, dict, np.ndarray, list]:
-        """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share (relayed); S1 opens and
-        parses them (a failure excludes the client, named) and answers with the ids it accepts. Returns each
-        server's view of the seeds and shares (the other server's as placeholders), the included ids and the
-        refusals (at S0 split: rebuilt from the ids S1 did not accept)."""
+    def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict, signatures: dict) -> tuple[dict, dict, np.ndarray, list]:
+        """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share and its signature
+        (relayed); S1 verifies the signature (`ch.shares`), opens and parses the share (a failure excludes the
+        client, named) and answers with the ids it accepts. Returns each server's view of the seeds and shares
+        (the other server's as placeholders), the included ids and the refusals (at S0 split: rebuilt from the ids
+        S1 did not accept).
+
+        Raises:
+            Refused: where S1 runs, if it holds no verifier of the clients' signatures (`Channel.shares`).
+        """
+        if ch.here != S0 and ch.shares is None:
+            raise Refused("the second server holds no client keys: it opens no unsigned share", party="second server", stage="share")
         digit_shape = (self.bits, words(d)) if self.validate else None
         slack_shape = (self._slack_bits(), 1) if self._slack_bits() is not None else None
         offered = sorted(set(seeds) & set(sealed))
@@ -417,13 +461,15 @@ class TwoServerRobust(RingProtocol):
             def opened(r, u=u):
                 if r.u32() != u:
                     raise r.fail(f"relayed share is not client {u}'s")
-                frame = decode_frame(unseal(ch.key, r.raw(r.remaining()), associated_data(ch.session, u, Kind.SHARE_VECTOR),
-                                            party=f"client {u}", stage="share"), party=f"client {u}", stage="share")
+                ad, signature = associated_data(ch.session, u, Kind.SHARE_VECTOR), r.blob(SIGNATURE_BYTES)
+                share = r.raw(r.remaining())
+                ch.shares.check(u, ad, ch.key.public_bytes(), signature, share, stage="share")  # before opening anything
+                frame = decode_frame(unseal(ch.key, share, ad, party=f"client {u}", stage="share"), party=f"client {u}", stage="share")
                 if frame.kind != Kind.SHARE_VECTOR or frame.session != ch.session or frame.sender != u or frame.recipient != S1:
                     raise MalformedMessage("unexpected share frame", party=f"client {u}", stage="share")
                 return parse_share(Reader(frame.payload, party=f"client {u}", stage="share"), d, digit_shape, slack_shape)
             try:
-                got = ch.send(S0, S1, Kind.SHARE_VECTOR, Writer().u32(u).raw(sealed.get(u, b"")).getvalue(),
+                got = ch.send(S0, S1, Kind.SHARE_VECTOR, Writer().u32(u).blob(signatures.get(u, b"")).raw(sealed.get(u, b"")).getvalue(),
                               opened if ch.here != S0 else lambda r: placeholder_share(d, digit_shape, slack_shape))
             except MalformedMessage as exc:  # named for its sender, the client
                 refused.append(type(exc)(str(exc), party=f"client {u}", stage=exc.stage))
@@ -561,7 +607,8 @@ def ring_bits(values: dict, ctx: StackContext) -> int:
 @register("two-server", leaf=True, flow={"ring": ""}, fields={
     "rule": Field(str, "multi_krum", choices=RULES), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
     "pre": Field(str, "none", choices=("none", "nnm")), "bits": Field(int, None, lambda v: 2 <= v <= 32, "in [2, 32]"),
-    "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True)},
+    "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True),
+    "min_clients": Field(int, None, lambda v: v >= 1, ">= 1")},
     traits=Traits(observers={"server": "own share", "second server": "own share", "released model": "own share"}, output="sum", robust=True,
                   shares=True, splits=True),
     ring_bits=ring_bits,
@@ -572,4 +619,4 @@ def _two_server(values: dict, ctx: StackContext) -> RingProtocol:
     scale = ctx.require("scale", "a discretize or noise layer (skellam, ddg) outside it: its inputs are ring elements")
     return TwoServerRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], bits=ring_bits(values, ctx), m=values["m"],
                            tau=clip * scale, iterations=values["iterations"], norm_bound=ctx.norm_bound, validate=values["validate"],
-                           pre=None if values["pre"] == "none" else values["pre"])
+                           pre=None if values["pre"] == "none" else values["pre"], min_clients=values["min_clients"])

@@ -43,8 +43,10 @@ def pki(tmp_path_factory):
 
 
 def _nodes(pki, client_extra=None):
-    clients = [{"second-server-key": str(pki / "second-server.pub"), **(client_extra or {})} for _ in range(CLIENTS)]
-    return clients + [{"role": "second-server", "second-server-signing-key": str(pki / "keys" / "second-server.pem"), "dealer-key": str(pki / "dealer.pub")},
+    clients = [{"second-server-key": str(pki / "second-server.pub"), "signing-key": str(pki / "keys" / f"{c}.pem"), "client-keys": str(pki / "clients"),
+                **(client_extra or {})} for c in range(CLIENTS)]
+    return clients + [{"role": "second-server", "second-server-signing-key": str(pki / "keys" / "second-server.pem"), "dealer-key": str(pki / "dealer.pub"),
+                       "client-keys": str(pki / "clients")},
                       {"role": "dealer", "dealer-signing-key": str(pki / "keys" / "dealer.pem"), "second-server-key": str(pki / "second-server.pub")}]
 
 
@@ -52,7 +54,7 @@ def _deployment(pki, intercept=None, nodes=None):
     config = config_from_run(RUN)
     grid = FakeGrid(client_app(None), RUN, nodes or _nodes(pki), intercept)
     params = get_flat(local_datasets(config)[1])
-    return FlowerRounds(grid, config), build_stack(config, len(params), params), params, grid
+    return FlowerRounds(grid, config, str(pki / "clients")), build_stack(config, len(params), params), params, grid
 
 
 def _frame_answers(grid):

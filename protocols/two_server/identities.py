@@ -122,7 +122,10 @@ class ShareKeys:
         Raises:
             Refused: (naming `roster`) unless it is a list of n distinct client ids, each with a key in the directory.
         """
-        keys = self.directory.for_roster(roster, party=party, stage="setup")
+        try:
+            keys = self.directory.for_roster(roster, party=party, stage="setup")
+        except Refused as exc:  # named for the field: what S0 stated
+            raise Refused(f"roster refused: {str(exc).removeprefix(f'{party} at setup: ')}", party=party, stage="setup") from None
         if len(roster) != n:
             raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=party, stage="setup")
         return SeatedShares(self, tuple(roster), tuple(keys))

@@ -50,6 +50,7 @@ import numpy as np
 
 from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage, Refused
 from protocols.core.messages import Kind
+from protocols.core.pki import SIMULATED as SIMULATED_CLIENTS
 from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
@@ -192,6 +193,7 @@ class TwoServerRobust(RingProtocol):
 
         def seat(roster: list[int], directory: KeyDirectory) -> None:
             seated["shares"] = ShareKeys(directory).seat(roster, n, party="server")  # in process S1 checks with it
+            seated["source"] = directory.source
             public["roster"] = list(roster)
 
         def finish(end: RoundEnd) -> Output:
@@ -200,7 +202,7 @@ class TwoServerRobust(RingProtocol):
                 raise Refused("the round's clients were not seated (OpenRound.seat): S1 would know no client key", party="server", stage="setup")
             ch = Channel(end.transport, end.meter, session, here=None if remote is None else S0, link=remote, key=local,
                          shares=seated["shares"] if remote is None else None)
-            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng, server.signatures)
+            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng, server.signatures, seated["source"])
 
         return OpenRound(public, server, (Stage.MASKED_INPUT,), finish, use_roster=seat)
 
@@ -268,11 +270,11 @@ class TwoServerRobust(RingProtocol):
                            stated_round=stated if type(stated) is int else 0)
 
     def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness,
-                signatures: dict | None = None) -> Output | None:
+                signatures: dict | None = None, keys: str = SIMULATED_CLIENTS) -> Output | None:
         """The servers' program (see `Channel`): S0 offers S1 the clients it holds a seed and a sealed share of,
         S1 verifies each share's signature (`ch.shares`), opens the shares and answers with the ones it accepts,
         then validation, the rule and the result. Returns the output at S0 (or in process); None at S1, after it
-        sent its share of the result.
+        sent its share of the result. `keys`: where the client keys of the seated directory came from (the report's).
 
         Raises:
             BelowThreshold: if too few inputs remain for the rule or `min_clients`, or a server's or the dealer's
@@ -370,9 +372,35 @@ class TwoServerRobust(RingProtocol):
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt, opened_bound if narrow else None))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt,
+                                                                                 opened_bound if narrow else None, keys))
         rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
         return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
+
+    def _authentication(self, keys: str) -> str:
+        """The guarantee's sentences on the clients' signatures and `min_clients`, rule by rule."""
+        k = self.min_clients
+        output = {
+            "krum": "Krum outputs one selected input as it is, whatever min_clients",
+            "multi_krum": f"the sum of the m' selected inputs (m' = {'m - f' if self.m is None else self.m}), of which at least m' - c are honest "
+                          "(S0's colluders may all be selected)",
+            "centered_clipping": "a sum of all m inputs with public positive weights, at least m - c of them honest",
+            "norm_bounding": "a sum of all m inputs with public positive weights, at least m - c of them honest",
+            "coordinate_median": "each coordinate is one input's value (odd m) or the mean of the two middle ones, so an honest input's "
+                                 "value at a coordinate can be released as it is whatever min_clients",
+            "trimmed_mean": "each coordinate is the mean of the m - 2f middle values, at least m - 2f - c of them honest",
+        }[self.rule]
+        simulated = (f" Here the client keys are {SIMULATED_CLIENTS}: this authentication holds against no one. "
+                     if keys == SIMULATED_CLIENTS else f" Client keys: {keys} at S0; S1 checks with its own copy (node config client-keys). ")
+        return ("Each client signs its sealed share with its long-term Ed25519 key, over the run, the round, the session, its position, "
+                "its id, the roster, S1's round key and SHA-256 of the sealed bytes (64 bytes a client); S1 verifies it before opening the "
+                "share, under its own copy of the clients' keys, and refuses a roster S0 states with an id twice or an id without a key: "
+                "S0 cannot seal an input of its own under a client's name, nor replay a client's share from another round, run, position, "
+                "roster or S1 key; such a share excludes its client. Against an active S0 colluding with c clients (never with S1 or the "
+                f"dealer): S1 takes part only while at least min_clients = {k} distinct authenticated clients remain after validation, so "
+                f"the rule runs on at least {k} - c honest inputs, and its output is {output}. Not covered: S0 leaving honest clients out "
+                "(as dropouts, or by altering the seed shares it holds so that they fail validation) down to min_clients, and the values "
+                "opened before the output (distances, norms), which are per input whatever min_clients." + simulated)
 
     def _distance_bound(self, m: int, d: int) -> int | None:
         """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
@@ -508,8 +536,9 @@ class TwoServerRobust(RingProtocol):
         return gram
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict,
-                   narrow_bound: int | None) -> Guarantee:
-        """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64)."""
+                   narrow_bound: int | None, keys: str) -> Guarantee:
+        """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64);
+        `keys`: where the client keys came from (`KeyDirectory.source`)."""
         exact = error == 0.0
         gram_used = self.rule not in ORDER_RULES or self._slack_bits() is not None
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
@@ -522,7 +551,8 @@ class TwoServerRobust(RingProtocol):
         krum_exact = (m * d) << (2 * self.bits) < 1 << 53 if self.pre is None else (m ** 3 * d) << (2 * self.bits) < 1 << 53
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
+                  "triples": int(gram_used), "triple_elements": (m * d + m * m) * gram_used, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none",
+                  "min_clients": self.min_clients, "client_keys": keys, "signature_bytes": SIGNATURE_BYTES}
         if self.rule in ("krum", "multi_krum"):
             params["distance_ring_bits"] = 64 if narrow_bound is None else NARROW_BITS
         if self.validate:
@@ -568,10 +598,8 @@ class TwoServerRobust(RingProtocol):
             "Pinned clients (on Flower, always) seal only to a round key S1 signed for their run and round, checked under S1's key "
             "from their own config, so S0 cannot hand them a key of its own as S1's (they refuse and send nothing); unpinned "
             "(in process) they take S1's key from S0's public parameters. "
-            "Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
-            "a Byzantine input, validated like any; an active S0 that drops every other client and seals its own inputs in "
-            "their place opens the one honest input through a rule that sums, so against an active S0 only key substitution is covered). "
-            "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
+            + self._authentication(keys)
+            + "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")

@@ -223,3 +223,14 @@ def test_a_client_signs_only_with_an_identity_the_roster_seats_at_its_position()
         protocol.client_role(0, row, {**opened.public, "roster": [0, 0, 2, 3, 4]}, SeededRandomness(2), {},
                              identity=ClientIdentity(0, SIGNERS[0], DIRECTORY))
     assert protocol.client_role(0, row, opened.public, SeededRandomness(2), {}, identity=ClientIdentity(0, SIGNERS[0], DIRECTORY)) is not None
+
+
+def test_adaptive_clip_seats_a_two_server_round_inside_it_and_its_clients_sign():
+    """adaptive-clip runs its count beside the inner round: the inner two-server round is seated (simulated keys in
+    process) and each client's identity reaches the two-server role, so the round runs and states whose keys."""
+    from protocols.core.stack import StackContext, build, parse
+
+    protocol = build(parse("adaptive-clip(norm=1) > clip(bound=1) > discretize > two-server"), StackContext(dim=3, participants=3, f=1))
+    out = secure_sum(np.random.default_rng(0).normal(0, 0.5, (3, 3)).astype(np.float32), protocol=protocol, seed=0)
+    inner = next(r for r in out.reports if r.layer == "two-server")
+    assert inner.guarantee.parameters["client_keys"] == KeyDirectory().source and not out.rejected and inner.guarantee.parameters["m"] == 3

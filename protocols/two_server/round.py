@@ -584,7 +584,8 @@ class TwoServerRobust(RingProtocol):
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
-            collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of clients",
+            collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of "
+                      f"clients (S0 with c of them: the rule runs on at least min_clients - c = {self.min_clients} - c honest inputs, see notes)",
             dropout_tolerance=max(n - self._needed(), 0),  # dropouts and rejected clients together
             exact=exact,
             numeric_error=error,
@@ -641,7 +642,8 @@ def ring_bits(values: dict, ctx: StackContext) -> int:
                   shares=True, splits=True),
     ring_bits=ring_bits,
     about="two non-colluding servers run the robust rule over additive shares; tau = clip * scale (ring units) and, without noise "
-          "inside the discretization, the norm bound validated over the shares, from the layers outside; f: the context's if unset")
+          "inside the discretization, the norm bound validated over the shares, from the layers outside; f: the context's if unset; "
+          "min_clients: the second server takes part only while at least this many signed clients remain (default f + 2)")
 def _two_server(values: dict, ctx: StackContext) -> RingProtocol:
     clip = ctx.require("clip", "a clip layer outside it (its clipping radius is the clip bound in ring units)")
     scale = ctx.require("scale", "a discretize or noise layer (skellam, ddg) outside it: its inputs are ring elements")

@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("folder", type=Path, help="where to write the app's pyproject.toml (for `flwr run FOLDER`)")
     _experiment_options(app, out_help="results folder the ServerApp writes")
     app.add_argument("--keys", type=Path, help="the folder `secagg keys` wrote: the server reads its clients/ and each node's command "
-                     "names its signing key (needed by the stacks whose clients sign: ckks, active=true) and, for ckks, the key holder's; "
+                     "names its signing key (needed by the stacks whose clients sign: ckks, two-server, active=true) and, for ckks, the key holder's; "
                      "every node line pins stack, active and noise_multiplier")
     app.set_defaults(out=Path("results/flower-deployment"))
     sub.add_parser("layers", help="every layer a stack can name: its fields, defaults and what it does")
@@ -144,14 +144,14 @@ def _flower_app(args) -> None:
         if keys is not None and role:  # S1 and the dealer: each its own identity and the other's public key
             own, peer = ("second-server", "dealer") if role == "second-server" else ("dealer", "second-server")
             pki = f" {own}-signing-key=\"{keys / 'keys' / f'{own}.pem'}\" {peer}-key=\"{keys / f'{peer}.pub'}\""
-        elif keys is not None and signing:
-            if c == config.clients:
-                pki = f" he-client-keys=\"{keys / 'clients'}\" he-signing-key=\"{keys / 'keys' / 'key-holder.pem'}\""
-            else:
-                pki = f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
-                pki += f" he-key-holder-key=\"{keys / 'key-holder.pub'}\"" if "key holder" in config.traits.observers else ""
-        elif keys is not None and two_server_nodes(config):  # a client seals S1's share only to a round key S1 signed
-            pki = f" second-server-key=\"{keys / 'second-server.pub'}\""
+            pki += f" client-keys=\"{keys / 'clients'}\"" if role == "second-server" else ""  # S1 opens only shares their clients signed
+        elif keys is not None and signing and c == config.clients:
+            pki = f" he-client-keys=\"{keys / 'clients'}\" he-signing-key=\"{keys / 'keys' / 'key-holder.pem'}\""
+        elif keys is not None and (signing or two_server_nodes(config)):
+            pki = f" signing-key=\"{keys / 'keys' / f'{c}.pem'}\" client-keys=\"{keys / 'clients'}\""
+            pki += f" he-key-holder-key=\"{keys / 'key-holder.pub'}\"" if "key holder" in config.traits.observers else ""
+            if two_server_nodes(config):  # a client seals S1's share only to a round key S1 signed
+                pki += f" second-server-key=\"{keys / 'second-server.pub'}\""
         print(f"  flower-supernode --insecure --superlink 127.0.0.1:8000 --port {9094 + c} --node-config 'partition-id={c} num-partitions={config.clients}{pki}{pins}{named}'{comment}")
     print(f"  flwr run {folder} local --stream      # a SuperLink connection 'local' at 127.0.0.1:8000, insecure (see README)")
 
@@ -167,7 +167,7 @@ def _experiments(args, command: list[str]) -> int:
     if args.command == "keys":
         directory = provision(args.out, args.clients)
         print(f"wrote {args.clients} client identities: private keys in {args.out / 'keys'} (mode 0600; key <id>.pem to client <id>'s node "
-              f"only, as its node config signing-key), public keys in {directory.source} (client-keys of every client node, he-client-keys "
+              f"only, as its node config signing-key), public keys in {directory.source} (client-keys of every client node and of the two-server stack's second server, he-client-keys "
               f"of the key holder, flower-app --keys for the server); the HE key holder's identity: {args.out / 'keys' / 'key-holder.pem'} "
               f"(its node's he-signing-key only) and {args.out / 'key-holder.pub'} (he-key-holder-key of every ckks client node); the two-server "
               f"stack's second server and dealer: keys/second-server.pem and keys/dealer.pem (their own node's second-server-signing-key, "

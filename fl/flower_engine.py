@@ -49,6 +49,10 @@ for the run and round (its node's `second-server-signing-key`); a client seals S
 signature verifies under S1's key from its own node config (`second-server-key`, refused at start-up when missing;
 in simulation the simulated S1 identity anyone can sign as) for this run and the round it joined, so a ServerApp that
 names a key of its own as S1's gets a refusal (the client sends nothing; S0 records it as `Refused`), not a share.
+Each two-server client signs its sealed share with its `signing-key` (seated by the roster, as the signing stacks above);
+S1 verifies it under its own node config's `client-keys` (refused at start-up when missing) before opening it, and
+takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
+own under the other clients' names to isolate one honest input (in simulation the simulated client keys: against no one).
 On deployment a node pins stack, active and noise_multiplier in
 its node config (`secagg flower-app` prints them) and a node with a `signing-key` refuses a stack that does not
 sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
@@ -96,6 +100,7 @@ from fl.remote_two_server import (
     dealer_reply,
     new_round_key,
     node_identity_keys,
+    second_server_client_keys,
     second_server_key,
     second_server_reply,
     two_server_nodes,
@@ -178,7 +183,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     def hello(msg: Message, context: Context) -> Message:
         """The node's partition; on deployment, a client node of a stack whose clients sign also checks at start-up that its
         own identity (`node_identity`) and, for HE, the key holder's public key (`he-key-holder-key`) load, a client node of a
-        two-server stack S1's public key (`second-server-key`), S1 and the dealer their identities (else `error`)."""
+        two-server stack S1's public key (`second-server-key`), S1 and the dealer their identities and S1 its copy of
+        the clients' keys (`client-keys`) (else `error`)."""
         reply = {"partition": int(context.node_config["partition-id"]), "role": str(context.node_config.get("role", ""))}
         if not simulated:
             run = config_from_run(context.run_config)
@@ -191,6 +197,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
                 role = reply["role"] or dict(enumerate(ROLES)).get(reply["partition"] - run.clients, "")
                 if two_server_protocol(stack) is not None and role in ROLES:
                     node_identity_keys(dict(context.node_config), role, simulated)
+                    if role == "second-server":
+                        second_server_client_keys(dict(context.node_config), simulated)
                 elif two_server_protocol(stack) is not None and reply["partition"] < run.clients:
                     second_server_key(dict(context.node_config), simulated)
             except Refused as exc:
@@ -215,7 +223,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         protocol = two_server_protocol(_client_setup(current(context), build)[2])
         state = dict(context.state.config_records.get("s1", ConfigRecord({})))
         dealer_key = node_identity_keys(dict(context.node_config), "second-server", simulated)[1]
-        reply = second_server_reply(protocol, state, str(request["public"]), list(request.get("frames", [])), dealer_key)
+        client_keys = second_server_client_keys(dict(context.node_config), simulated)
+        reply = second_server_reply(protocol, state, str(request["public"]), list(request.get("frames", [])), dealer_key, client_keys)
         context.state.config_records["s1"] = ConfigRecord(state)
         return Message(RecordDict({"q": ConfigRecord(reply)}), reply_to=msg)
 
@@ -286,12 +295,12 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
     def update(msg: Message, context: Context) -> Message:
         cfg, run = msg.content.config_records["round"], current(context)
         data, model, stack = _client_setup(run, build)
-        if not simulated and context.node_config.get("signing-key") and not signs(stack):
-            raise Refused(f"this node holds a signing-key (provisioned for a stack whose clients sign); the run config's stack={run.stack} "
-                          f"active={run.active} does not sign: refusing the downgrade", party="client node", stage="setup")
         if not simulated and context.node_config.get("second-server-key") and two_server_protocol(stack) is None:
             raise Refused(f"this node holds a second-server-key (provisioned for a two-server stack); the run config's stack={run.stack} "
                           "has no second server: refusing the downgrade", party="client node", stage="setup")
+        if not simulated and context.node_config.get("signing-key") and not signs(stack):
+            raise Refused(f"this node holds a signing-key (provisioned for a stack whose clients sign); the run config's stack={run.stack} "
+                          f"active={run.active} does not sign: refusing the downgrade", party="client node", stage="setup")
         _join(context, int(cfg["round"]), json.loads(cfg["public"]), stack)
         if "he" in msg.content.config_records:  # the key holder's public context, for encryption: only if the key holder signed it
             he = msg.content.config_records["he"]
@@ -402,10 +411,10 @@ def _key_holder_signer(node_config: dict):
 
 
 def signs(stack: Protocol) -> bool:
-    """Whether the stack's clients sign with long-term identities: HE, and masking against an active server."""
+    """Whether the stack's clients sign with long-term identities: HE, two-server, and masking against an active server."""
     while getattr(stack, "inner", None) is not None and not isinstance(stack, HeAggregation):
         stack = stack.inner
-    return isinstance(stack, HeAggregation) or bool(getattr(stack, "active", False))
+    return isinstance(stack, HeAggregation) or two_server_protocol(stack) is not None or bool(getattr(stack, "active", False))
 
 
 def node_identity(node_config: dict) -> ClientIdentity:

@@ -1,31 +1,34 @@
 """The second server and the dealer of a two-server stack as Flower nodes, without flwr: what their
 messages do to a node's state (plain dicts of str, int, float and lists of bytes, as a ConfigRecord holds).
 
-    S1 node  "s1_key"  a fresh X25519 key for the round (OS CSPRNG), kept in the node's state; the public half back,
-                       signed with S1's long-term identity for the run and the round S0 names
+    S1 node  "s1_key"  a fresh X25519 key for the round (OS CSPRNG), kept in the node's state with the run and the
+                       round S0 names; the public half back, signed with S1's long-term identity for them
                        (`protocols.two_server.identities`)
              "s1"      the frames S0 relayed since the last message: S1's program is replayed over all of them
-                       (`protocols.two_server.remote.second_server_step`); the frames it sent since, back
+                       (`protocols.two_server.remote.second_server_step`), opening only client shares signed for that
+                       run, round and key under its own `client-keys`; the frames it sent since, back
     dealer   "deal"    one batch (kind, shapes, index): S0's seed and S1's part sealed to S1's key, from the
                        dealer's OS CSPRNG (a simulation does not seed it: no aggregate depends on it)
 
 A round's S1 key lives only until the next "s1_key": a frame sealed under an older round's key fails at S1.
 
-Identities (node config, written by `secagg keys`): S1 `second-server-signing-key` (KEYS/keys/second-server.pem) and
-`dealer-key` (KEYS/dealer.pub); the dealer `dealer-signing-key` (KEYS/keys/dealer.pem) and `second-server-key`
-(KEYS/second-server.pub), as every client node (`second_server_key`). The dealer, and each client, seals only to a round
-key S1 signed; S1 opens only batches the dealer signed.
-In simulation both are the simulated identities (`identities.simulated_signer`): anyone can sign as them.
+Identities (node config, written by `secagg keys`): S1 `second-server-signing-key` (KEYS/keys/second-server.pem),
+`dealer-key` (KEYS/dealer.pub) and `client-keys` (KEYS/clients, its own copy of the clients' public keys); the dealer
+`dealer-signing-key` (KEYS/keys/dealer.pem) and `second-server-key` (KEYS/second-server.pub), as every client node
+(`second_server_key`), which also signs its share with its `signing-key`. The dealer, and each client, seals only to a
+round key S1 signed; S1 opens only batches the dealer signed and shares their clients signed.
+In simulation all are the simulated identities (`identities.simulated_signer`, `pki.simulated_signer`): anyone can sign as them.
 """
 
 from __future__ import annotations
 
 import json
 
-from protocols.core.pki import configured_key, load_public_key, load_signer
+from protocols.core.errors import Refused
+from protocols.core.pki import KeyDirectory, configured_key, load_public_key, load_signer
 from protocols.core.protocol import Protocol
 from protocols.two_server import TwoServerRobust
-from protocols.two_server.identities import round_key_message, simulated_signer
+from protocols.two_server.identities import ShareKeys, round_key_message, simulated_signer
 from protocols.two_server.remote import sealed_deal, second_server_step, two_server_public
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SystemRandomness
@@ -66,6 +69,24 @@ def second_server_key(node_config: dict, simulated: bool) -> bytes:
                           missing=f"two-server clients seal S1's share only to a round key S1 signed ({_FILES['second-server-key']}, see `secagg keys`)")
 
 
+def second_server_client_keys(node_config: dict, simulated: bool) -> KeyDirectory:
+    """The clients' public keys S1 verifies each sealed share's signature under: on deployment the folder of its own node
+    config `client-keys` (KEYS/clients), never keys S0 relays; in simulation the simulated directory.
+
+    Raises:
+        Refused: naming `client-keys`, if it is missing or the folder holds no readable `<id>.pub` keys.
+    """
+    if simulated:
+        return KeyDirectory()
+    if not node_config.get("client-keys"):
+        raise Refused("the second-server node's config has no client-keys: it would open shares S0 sealed under any client's "
+                      "name (KEYS/clients, see `secagg keys`)", party="second-server", stage="setup")
+    try:
+        return KeyDirectory.read(str(node_config["client-keys"]))
+    except ValueError as exc:
+        raise Refused(f"client-keys: {exc}", party="second-server", stage="setup") from None
+
+
 def two_server_nodes(config) -> bool:
     """Whether an experiment's stack (`fl.experiment.ExperimentConfig`) has a second server, hence S1 and dealer nodes."""
     return "second server" in config.traits.observers
@@ -85,13 +106,17 @@ def new_round_key(state: dict, signer: Signer | None = None, run: int = 0, round
     key = X25519Agreement.generate(SystemRandomness())
     state.clear()
     signature = (signer or simulated_signer("second-server")).sign(round_key_message(run, key.public_bytes(), round_number))
-    state.update(secret=key.private_bytes().hex(), public="", frames=[], sent=0, seconds=0.0, signature=signature.hex())
+    state.update(secret=key.private_bytes().hex(), public="", frames=[], sent=0, seconds=0.0, signature=signature.hex(),
+                 run=int(run), round=int(round_number))
     return key.public_bytes().hex()
 
 
-def second_server_reply(protocol: TwoServerRobust, state: dict, public: str, frames: list[bytes], dealer_key: bytes | None = None) -> dict:
+def second_server_reply(protocol: TwoServerRobust, state: dict, public: str, frames: list[bytes], dealer_key: bytes | None = None,
+                        client_keys: KeyDirectory | None = None) -> dict:
     """S1: takes the newly relayed `frames` (and, on the round's first message, its public parameters, JSON); opens
-    only dealer batches signed under `dealer_key` (from S1's node config; None: the simulated dealer); returns {"frames": what S1 sent since, "error": why S1 stopped ("" if it did not), "cpu": its CPU seconds since}."""
+    only dealer batches signed under `dealer_key` (from S1's node config; None: the simulated dealer) and client shares
+    signed for the run and round of its round key under `client_keys` (its node config's; None: simulated); returns
+    {"frames": what S1 sent since, "error": why S1 stopped ("" if it did not), "cpu": its CPU seconds since}."""
     if "secret" not in state:
         return {"frames": [], "error": "Refused: no round key (S0 must ask for one first)", "cpu": 0.0}
     if not state["public"]:
@@ -102,7 +127,8 @@ def second_server_reply(protocol: TwoServerRobust, state: dict, public: str, fra
     except (ValueError, TypeError) as exc:
         return {"frames": [], "error": f"Refused: public parameters: {exc}", "cpu": 0.0}
     key = X25519Agreement.from_private_bytes(bytes.fromhex(state["secret"]))
-    step = second_server_step(protocol, params, key, state["frames"], dealer_key)
+    clients = ShareKeys(client_keys or KeyDirectory(), int(state["run"]), int(state["round"]))
+    step = second_server_step(protocol, params, key, state["frames"], dealer_key, clients)
     fresh, cpu = step.frames[int(state["sent"]):], max(0.0, step.seconds - float(state["seconds"]))
     state.update(sent=len(step.frames), seconds=step.seconds)
     return {"frames": fresh, "error": step.error or "", "cpu": cpu}

@@ -110,9 +110,12 @@ class AdaptiveClip(Protocol):
             return self._update(n, out, counted, cost, "the count ran beside the update in the same stages: its bytes here are its frames "
                                 "alone (the inner protocol's figures count all the round carried, and its CPU)")
 
-        return OpenRound(public, server, server.stages, finish, ready if count.clients_ready or update.clients_ready else None)
+        return OpenRound(public, server, server.stages, finish, ready if count.clients_ready or update.clients_ready else None,
+                         update.use_roster)  # an inner protocol whose clients sign (two-server) is seated as if alone
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ClientRole:
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict, **identity) -> ClientRole:
+        """The count's role on this client's bit and the inner protocol's on its clipped row; `identity` (a signing inner
+        protocol's keyword) goes to the inner one."""
         if public.get("layer") != self.name:
             raise ValueError(f"public parameters are for layer {public.get('layer')!r}, not {self.name!r}")
         norm = public.get("norm")
@@ -122,7 +125,7 @@ class AdaptiveClip(Protocol):
         bit = self._bits(np.asarray(row, dtype=np.float64), float(norm))[0]
         measurements[self.name] = {"seconds": time.thread_time() - start}
         counting = self.count.client_role(i, bit, public["count"], rng.fork("count"), measurements.setdefault(COUNT, {}))
-        return PairClient((counting, L2Clip(float(norm), self.inner).client_role(i, row, public["inner"], rng, measurements)), i)
+        return PairClient((counting, L2Clip(float(norm), self.inner).client_role(i, row, public["inner"], rng, measurements, **identity)), i)
 
     def _update(self, n: int, out: Output, counted: Output, cost: Cost, how: str) -> Output:
         """Moves the norm by the noisy count (C_{t+1} = C_t exp(-lr (b_bar - q))) and appends this layer's report."""

@@ -23,7 +23,7 @@ from protocols.core.messages import Kind
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER, SECOND_SERVER, SERVER, Frame, Reader, Writer, decode_frame, encode_frame, party_name
 from protocols.two_server import dealer
-from protocols.two_server.identities import check_batch
+from protocols.two_server.identities import SeatedShares, check_batch
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
 from secagg.prg import SEED_BYTES
@@ -93,6 +93,7 @@ class Channel:
     link: object = None  # split: `post(dst, frame)`, `fetch(src) -> frame | None`, and at S0 `deal(kind, args, index) -> (seed, sealed)`
     key: X25519Agreement | None = None  # S1's key, where S1 runs (it opens what was sealed to it)
     dealer_key: bytes | None = None  # the dealer's Ed25519 key, where S1 runs split (it opens only batches signed under it)
+    shares: SeatedShares | None = None  # where S1 runs: the clients' keys by position it verifies each sealed share under
     deals: int = 0  # dealer batches so far (their index is bound in what the dealer seals to S1)
 
     def timer(self, party: int):

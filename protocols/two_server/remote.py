@@ -25,7 +25,7 @@ from protocols.core.errors import Aborted, ProtocolError
 from protocols.core.wire import DEALER
 from protocols.two_server import dealer
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix
-from protocols.two_server.identities import batch_message, check_round_key, round_key_message, simulated_signer
+from protocols.two_server.identities import ShareKeys, batch_message, check_round_key, round_key_message, simulated_signer
 from protocols.two_server.sealing import associated_data, seal
 from secagg.agreement import X25519Agreement
 from secagg.randomness import Randomness, SystemRandomness
@@ -75,12 +75,15 @@ class SecondServerStep:
     error: str | None = None  # why S1 stopped the round (typed error and message)
 
 
-def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: list[bytes], dealer_key: bytes | None = None) -> SecondServerStep:
+def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: list[bytes], dealer_key: bytes | None = None,
+                       clients: ShareKeys | None = None) -> SecondServerStep:
     """S1's half of a round of `protocol` (its own configuration), replayed over every frame S0 relayed (`inbound`).
 
     `public` is the round's two-server public parameters (`two_server_public`); they must carry S1's own key and
-    agree with S1's configuration, or S1 stops the round (`error`). S1 opens only dealer batches signed under
-    `dealer_key` (the dealer's Ed25519 key from S1's own configuration; None: the simulated dealer's).
+    agree with S1's configuration, and their roster must seat distinct clients of `clients`' directory, or S1 stops
+    the round (`error`). S1 opens only dealer batches signed under `dealer_key` (the dealer's Ed25519 key from S1's
+    own configuration; None: the simulated dealer's) and client shares signed for `clients`' run and round under the
+    key its directory holds for the client the roster seats there (S1's own `client-keys`; None: simulated, run 0, round 0).
     """
     meter = CostMeter(1)
     link = _Replay(inbound)
@@ -88,8 +91,9 @@ def second_server_step(protocol, public: dict, key: X25519Agreement, inbound: li
         n, d = protocol.check_public(public, "second server")
         if bytes.fromhex(public["second_server"]) != key.public_bytes():
             raise Aborted("the public parameters carry another second-server key than this server's", party="second server", stage="setup")
+        shares = (clients or ShareKeys()).seat(public.get("roster"), n, party="second server")
         ch = Channel(None, meter, bytes.fromhex(public["session"]), here=S1, link=link, key=key,
-                     dealer_key=dealer_key or simulated_signer("dealer").public_bytes())
+                     dealer_key=dealer_key or simulated_signer("dealer").public_bytes(), shares=shares)
         protocol.servers(ch, n, d, None, None, [], SystemRandomness())
     except Blocked:
         return SecondServerStep(link.sent, False, meter.party_seconds.get("second server", 0.0))
@@ -154,22 +158,25 @@ class RemoteServers:
         return self._inbox.popleft() if self._inbox else None
 
 
-def in_process(protocol, public: dict, key: X25519Agreement, rng: Randomness, meter: CostMeter | None = None) -> RemoteServers:
+def in_process(protocol, public: dict, key: X25519Agreement, rng: Randomness, meter: CostMeter | None = None,
+               clients: ShareKeys | None = None) -> RemoteServers:
     """S1 (replayed, as on its own node) and the dealer in this process, behind the same link a remote engine gives S0;
-    both with simulated identities (S1 signs its round key `key` for the dealer, run 0, round 0)."""
+    both with simulated identities (S1 signs its round key `key` for the dealer, for `clients`' run and round), S1
+    checking the clients' signatures under `clients` (None: simulated client keys, run 0, round 0)."""
     public = two_server_public(public)
-    signed = {**public, "second_server_signature": simulated_signer("second-server").sign(round_key_message(0, key.public_bytes())).hex(),
-              "second_server_round": 0}
+    clients = clients or ShareKeys()
+    signature = simulated_signer("second-server").sign(round_key_message(clients.run, key.public_bytes(), clients.round_number))
+    signed = {**public, "second_server_signature": signature.hex(), "second_server_round": clients.round_number}
     history: list[bytes] = []
     seen = {"frames": 0, "seconds": 0.0}
 
     def ask(new: list[bytes]) -> tuple[list[bytes], str | None]:
         history.extend(new)
-        step = second_server_step(protocol, public, key, history)
+        step = second_server_step(protocol, public, key, history, clients=clients)
         if meter is not None:
             meter.record_party("second server", max(0.0, step.seconds - seen["seconds"]))
         fresh = step.frames[seen["frames"]:]
         seen.update(frames=len(step.frames), seconds=step.seconds)
         return fresh, step.error
 
-    return RemoteServers(ask, lambda kind, args, index: sealed_deal(kind, args, index, signed, rng))
+    return RemoteServers(ask, lambda kind, args, index: sealed_deal(kind, args, index, signed, rng, run=clients.run))

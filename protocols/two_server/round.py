@@ -3,10 +3,14 @@ inputs validated over the shares before anything about them is opened.
 
     client i:  x_i in Z_{2^bits} (signed), lifted to X_i in Z_{2^64}; sends S0 a 32-byte seed and, sealed to S1
                (`protocols.two_server.sealing`), X_i - PRG(seed), the XOR share of the bits digits of X_i + 2^(bits-1)
-               and, with a norm bound B, of the slack B - ||x_i||**2
-               (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated, + the seal's 60 bytes and framing)
-    S0 -> S1:  the ids it holds a seed and a sealed share of, and each sealed share (relayed, unreadable to S0);
-               S1 opens them and answers with the ids it accepts (a share that fails to open excludes its client)
+               and, with a norm bound B, of the slack B - ||x_i||**2, signed with its long-term key
+               (`identities.share_message`: run, round, session, position, client id, roster, S1's key, the sealed bytes)
+               (upload: 8 d + 32 bytes, + bits d / 8 and 8 L when validated, + the seal's 60 bytes, the 64-byte
+               signature and framing)
+    S0 -> S1:  the ids it holds a seed and a sealed share of, and each sealed share with its signature (relayed,
+               unreadable to S0); S1 checks the roster S0 states against its own client keys, verifies each
+               signature, then opens the shares and answers with the ids it accepts (a share that fails either
+               excludes its client); fewer than `min_clients` accepted (or left after validation): S1 stops the round
     S0 <-> S1: agree on the clients both heard from; validate the range with the dealer's edaBits, daBits and
                AND triples (`protocols.two_server.validation`) and drop the clients that fail (m remain)
     dealer:    for Krum rules and NNM, a Gram triple for (m, d): a seed to S0, (A_1, C_1) to S1; for the rules that
@@ -50,6 +54,8 @@ import numpy as np
 
 from protocols.core.errors import BelowThreshold, InvalidInput, MalformedMessage, Refused
 from protocols.core.messages import Kind
+from protocols.core.pki import SIMULATED as SIMULATED_CLIENTS
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
@@ -63,7 +69,7 @@ from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_
 from protocols.two_server.client import ShareClient, ShareCollector, placeholder_share
 from protocols.two_server.clipping import TRUNCATION_BITS, clip_on_shares
 from protocols.two_server.gates import digits_to_shares
-from protocols.two_server.identities import RoundKeyPin
+from protocols.two_server.identities import SIGNATURE_BYTES, RoundKeyPin, ShareKeys
 from protocols.two_server.order import kept_positions, sort_columns
 from protocols.two_server.sealing import associated_data, unseal
 from protocols.two_server.validation import check_digits
@@ -111,7 +117,10 @@ class TwoServerRobust(RingProtocol):
     integer units (centered clipping, norm bounding). `iterations`: centered-clipping iterations.
     `norm_bound`: public L2 bound on every input (ring units), checked over the shares; None: only the
     range, which bounds ||x||**2 by d 2**(2 bits - 2). `validate`: check ranges and norms (default).
-    `pre="nnm"`: nearest-neighbour mixing on the shares before the rule (`_nnm`).
+    `pre="nnm"`: nearest-neighbour mixing on the shares before the rule (`_nnm`). `min_clients`: S1 takes part only
+    while at least this many distinct authenticated clients remain (after the signature check and after validation);
+    default f + 2, so that with at most f clients colluding with S0 (what the rule assumes) the rule runs on at least
+    two honest inputs (the rule's own 2f + 1 is at least that for f >= 1).
     """
 
     rule: str = "multi_krum"
@@ -123,6 +132,7 @@ class TwoServerRobust(RingProtocol):
     norm_bound: float | None = None
     validate: bool = True
     pre: str | None = None
+    min_clients: int | None = None
     name: str = "two-server"
     _second_public: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _second_signature: bytes | None = field(default=None, init=False, repr=False, compare=False)
@@ -143,6 +153,10 @@ class TwoServerRobust(RingProtocol):
         if self.rule in ORDER_RULES and (not self.validate or self.pre is not None):
             raise ValueError(f"{self.rule} over shares sorts the validated digits: it needs validate=True and pre=None, "
                              f"found validate={self.validate}, pre={self.pre!r}")
+        if self.min_clients is None:
+            self.min_clients = self.f + 2
+        if type(self.min_clients) is not int or self.min_clients < 1:
+            raise ValueError(f"min_clients must be a positive int, found {self.min_clients!r}")
         if self.rule == "norm_bounding":
             self.iterations = 1
 
@@ -193,13 +207,22 @@ class TwoServerRobust(RingProtocol):
         if local is None and self._second_signature is not None:
             public.update(second_server_signature=self._second_signature.hex(), second_server_round=self._second_round)
         server = ShareCollector(n, session)
+        seated: dict = {}
+
+        def seat(roster: list[int], directory: KeyDirectory) -> None:
+            seated["shares"] = ShareKeys(directory).seat(roster, n, party="server")  # in process S1 checks with it
+            seated["source"] = directory.source
+            public["roster"] = list(roster)
 
         def finish(end: RoundEnd) -> Output:
             remote = end.second_server
-            ch = Channel(end.transport, end.meter, session, here=None if remote is None else S0, link=remote, key=local)
-            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng)
+            if "shares" not in seated:
+                raise Refused("the round's clients were not seated (OpenRound.seat): S1 would know no client key", party="server", stage="setup")
+            ch = Channel(end.transport, end.meter, session, here=None if remote is None else S0, link=remote, key=local,
+                         shares=seated["shares"] if remote is None else None)
+            return self.servers(ch, n, d, server.seeds, server.sealed, list(end.rejected), rng, server.signatures, seated["source"])
 
-        return OpenRound(public, server, (Stage.MASKED_INPUT,), finish)
+        return OpenRound(public, server, (Stage.MASKED_INPUT,), finish, use_roster=seat)
 
     def _program(self) -> dict:
         """The parameters both servers' programs (and the clients' shares) depend on: the ring and validation, and
@@ -207,7 +230,8 @@ class TwoServerRobust(RingProtocol):
         (`_narrow`), and the dealer's triple (`_triple`): two servers that differed in one would add shares of different
         computations."""
         return {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), "rule": self.rule, "f": self.f,
-                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre, "triple": self._triple()}
+                "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre, "triple": self._triple(),
+                "min_clients": self.min_clients}
 
     def _triple(self) -> str | None:
         """The dealer's triple for the products over the shares: "gram" (the Gram matrix, m**2 d) for the rules that read
@@ -239,15 +263,26 @@ class TwoServerRobust(RingProtocol):
                 raise Refused(f"public parameter {name}={public.get(name)!r}, this configuration says {value!r}", party=party, stage="setup")
         return public["n"], public["d"]
 
-    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict) -> ShareClient:
+    def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
+                    identity: ClientIdentity | None = None) -> ShareClient:
         """Client i's half: its input split into a seed for S0 and an explicit share for S1, sealed to S1's key
-        (if pinned, `pin_second_server`, only to one S1 signed: else its `handle` raises Refused and it sends nothing).
+        (if pinned, `pin_second_server`, only to one S1 signed: else its `handle` raises Refused and it sends nothing)
+        and signed with `identity`, its long-term key, which the roster must seat at position i.
 
         Raises:
-            Refused: if a public parameter is of the wrong type or is not what this client's configuration gives.
+            Refused: if a public parameter is of the wrong type or is not what this client's configuration gives, if
+                there is no identity, or if the roster is not one of distinct ids of its directory seating it at i.
         """
-        self.check_public(public, f"client {i}", len(row))
+        n, _ = self.check_public(public, f"client {i}", len(row))
         row = self.ring.check(row, "row")
+        if identity is None:
+            raise Refused("a two-server client signs its share: it needs its identity (its signing key and the key directory)",
+                          party=f"client {i}", stage="setup")
+        roster = public.get("roster")
+        ShareKeys(identity.directory).seat(roster, n, party=f"client {i}")
+        if roster[i] != identity.cid:
+            raise Refused(f"roster {str(roster)[:60]} does not seat this client ({identity.cid}) at position {i}", party=f"client {i}", stage="setup")
+        stated = public.get("second_server_round", 0)
 
         def make() -> tuple[bytes, bytes]:
             seed = rng.bytes(SEED_BYTES)
@@ -260,19 +295,23 @@ class TwoServerRobust(RingProtocol):
             return seed, encode_share(share_with_seed(lifted, seed, b"input share"), digits, slack)
 
         return ShareClient(i, bytes.fromhex(public["session"]), bytes.fromhex(public["second_server"]), make, rng,
-                           self._pin, public.get("second_server_signature"))
+                           self._pin, public.get("second_server_signature"), identity=identity, roster=roster,
+                           stated_round=stated if type(stated) is int else 0)
 
-    def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness) -> Output | None:
+    def servers(self, ch: Channel, n: int, d: int, seeds: dict | None, sealed: dict | None, rejected: list, rng: Randomness,
+                signatures: dict | None = None, keys: str = SIMULATED_CLIENTS) -> Output | None:
         """The servers' program (see `Channel`): S0 offers S1 the clients it holds a seed and a sealed share of,
-        S1 opens the shares and answers with the ones it accepts, then validation, the rule and the result.
-        Returns the output at S0 (or in process); None at S1, after it sent its share of the result.
+        S1 verifies each share's signature (`ch.shares`), opens the shares and answers with the ones it accepts,
+        then validation, the rule and the result. Returns the output at S0 (or in process); None at S1, after it
+        sent its share of the result. `keys`: where the client keys of the seated directory came from (the report's).
 
         Raises:
-            BelowThreshold: if too few inputs remain for the rule, or a server's or the dealer's message did not arrive.
+            BelowThreshold: if too few inputs remain for the rule or `min_clients`, or a server's or the dealer's
+                message did not arrive.
         """
         meter, transport = ch.meter, ch.transport
         meter.stage = "share"  # the stages of Cost.*_seconds_by_stage: share, range check, gram or norms (the triple), norm check, rule
-        seeds, shares, included, refused = self._inputs(ch, n, d, seeds or {}, sealed or {})
+        seeds, shares, included, refused = self._inputs(ch, n, d, seeds or {}, sealed or {}, signatures or {})
         rejected += refused
         self._enough(len(included), "reached both servers")
         with ch.timer(S0):
@@ -367,7 +406,8 @@ class TwoServerRobust(RingProtocol):
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
         chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
         selected = tuple(int(included[i]) for i in chosen)
-        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt, opened_bound if narrow else None))
+        report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt,
+                                                                                 opened_bound if narrow else None, keys))
         rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
         return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
 
@@ -379,6 +419,31 @@ class TwoServerRobust(RingProtocol):
             return ("Products: a norm triple (the Gram triple's diagonal, secagg.norm_triple) gave shares of the squared norms "
                     "||x_i||^2 only, exact in Z_2^64 (m d for S0, S1 and the dealer); no inner product between two inputs is computed. ")
         return "Products: none (no triple). "
+
+    def _authentication(self, keys: str) -> str:
+        """The guarantee's sentences on the clients' signatures and `min_clients`, rule by rule."""
+        k = self.min_clients
+        output = {
+            "krum": "Krum outputs one selected input as it is, whatever min_clients",
+            "multi_krum": f"the sum of the m' selected inputs (m' = {'m - f' if self.m is None else self.m}), of which at least m' - c are honest "
+                          "(S0's colluders may all be selected)",
+            "centered_clipping": "a sum of all m inputs with public positive weights, at least m - c of them honest",
+            "norm_bounding": "a sum of all m inputs with public positive weights, at least m - c of them honest",
+            "coordinate_median": "each coordinate is one input's value (odd m) or the mean of the two middle ones, so an honest input's "
+                                 "value at a coordinate can be released as it is whatever min_clients",
+            "trimmed_mean": "each coordinate is the mean of the m - 2f middle values, at least m - 2f - c of them honest",
+        }[self.rule]
+        simulated = (f" Here the client keys are {SIMULATED_CLIENTS}: this authentication holds against no one. "
+                     if keys == SIMULATED_CLIENTS else f" Client keys: {keys} at S0; S1 checks with its own copy (node config client-keys). ")
+        return ("Each client signs its sealed share with its long-term Ed25519 key, over the run, the round, the session, its position, "
+                "its id, the roster, S1's round key and SHA-256 of the sealed bytes (64 bytes a client); S1 verifies it before opening the "
+                "share, under its own copy of the clients' keys, and refuses a roster S0 states with an id twice or an id without a key: "
+                "S0 cannot seal an input of its own under a client's name, nor replay a client's share from another round, run, position, "
+                "roster or S1 key; such a share excludes its client. Against an active S0 colluding with c clients (never with S1 or the "
+                f"dealer): S1 takes part only while at least min_clients = {k} distinct authenticated clients remain after validation, so "
+                f"the rule runs on at least {k} - c honest inputs, and its output is {output}. Not covered: S0 leaving honest clients out "
+                "(as dropouts, or by altering the seed shares it holds so that they fail validation) down to min_clients, and the values "
+                "opened before the output (distances, norms), which are per input whatever min_clients." + simulated)
 
     def _distance_bound(self, m: int, d: int) -> int | None:
         """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
@@ -435,19 +500,27 @@ class TwoServerRobust(RingProtocol):
         return m * math.sqrt(factor * bound)
 
     def _needed(self) -> int:
-        """The fewest inputs the rule runs on: 2f + 1, and Multi-Krum's m when it is set."""
-        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0)
+        """The fewest inputs the rule runs on: 2f + 1, Multi-Krum's m when it is set, and min_clients."""
+        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0, self.min_clients)
 
     def _enough(self, m: int, what: str) -> None:
         if m < self._needed():
-            raise BelowThreshold(f"{m} inputs {what}, the rule needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
-                                 + (f", Multi-Krum's m = {self.m})" if self._needed() > 2 * self.f + 1 else ")"), party="server", stage="share")
+            raise BelowThreshold(f"{m} inputs {what}, the round needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
+                                 + (f", Multi-Krum's m = {self.m}" if self.rule == "multi_krum" and self.m is not None else "")
+                                 + f", min_clients = {self.min_clients})", party="server", stage="share")
 
-    def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict) -> tuple[dict, dict, np.ndarray, list]:
-        """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share (relayed); S1 opens and
-        parses them (a failure excludes the client, named) and answers with the ids it accepts. Returns each
-        server's view of the seeds and shares (the other server's as placeholders), the included ids and the
-        refusals (at S0 split: rebuilt from the ids S1 did not accept)."""
+    def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict, signatures: dict) -> tuple[dict, dict, np.ndarray, list]:
+        """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share and its signature
+        (relayed); S1 verifies the signature (`ch.shares`), opens and parses the share (a failure excludes the
+        client, named) and answers with the ids it accepts. Returns each server's view of the seeds and shares
+        (the other server's as placeholders), the included ids and the refusals (at S0 split: rebuilt from the ids
+        S1 did not accept).
+
+        Raises:
+            Refused: where S1 runs, if it holds no verifier of the clients' signatures (`Channel.shares`).
+        """
+        if ch.here != S0 and ch.shares is None:
+            raise Refused("the second server holds no client keys: it opens no unsigned share", party="second server", stage="share")
         digit_shape = (self.bits, words(d)) if self.validate else None
         slack_shape = (self._slack_bits(), 1) if self._slack_bits() is not None else None
         offered = sorted(set(seeds) & set(sealed))
@@ -459,13 +532,15 @@ class TwoServerRobust(RingProtocol):
             def opened(r, u=u):
                 if r.u32() != u:
                     raise r.fail(f"relayed share is not client {u}'s")
-                frame = decode_frame(unseal(ch.key, r.raw(r.remaining()), associated_data(ch.session, u, Kind.SHARE_VECTOR),
-                                            party=f"client {u}", stage="share"), party=f"client {u}", stage="share")
+                ad, signature = associated_data(ch.session, u, Kind.SHARE_VECTOR), r.blob(SIGNATURE_BYTES)
+                share = r.raw(r.remaining())
+                ch.shares.check(u, ad, ch.key.public_bytes(), signature, share, stage="share")  # before opening anything
+                frame = decode_frame(unseal(ch.key, share, ad, party=f"client {u}", stage="share"), party=f"client {u}", stage="share")
                 if frame.kind != Kind.SHARE_VECTOR or frame.session != ch.session or frame.sender != u or frame.recipient != S1:
                     raise MalformedMessage("unexpected share frame", party=f"client {u}", stage="share")
                 return parse_share(Reader(frame.payload, party=f"client {u}", stage="share"), d, digit_shape, slack_shape)
             try:
-                got = ch.send(S0, S1, Kind.SHARE_VECTOR, Writer().u32(u).raw(sealed.get(u, b"")).getvalue(),
+                got = ch.send(S0, S1, Kind.SHARE_VECTOR, Writer().u32(u).blob(signatures.get(u, b"")).raw(sealed.get(u, b"")).getvalue(),
                               opened if ch.here != S0 else lambda r: placeholder_share(d, digit_shape, slack_shape))
             except MalformedMessage as exc:  # named for its sender, the client
                 refused.append(type(exc)(str(exc), party=f"client {u}", stage=exc.stage))
@@ -513,8 +588,9 @@ class TwoServerRobust(RingProtocol):
                                         S1: lambda: gram_share(1, np.add(half[S1], got[S1], out=half[S1]), triple[S1], narrow)})
 
     def _guarantee(self, n: int, d: int, m: int, leak: str, selected: int, error: float, rejected: int, dealt: dict,
-                   narrow_bound: int | None) -> Guarantee:
-        """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64)."""
+                   narrow_bound: int | None, keys: str) -> Guarantee:
+        """`narrow_bound`: the proven bound on the opened distances when they were computed in Z_2^44 (None: Z_2^64);
+        `keys`: where the client keys came from (`KeyDirectory.source`)."""
         exact = error == 0.0
         triple = self._triple()
         triple_elements = {"gram": m * d + m * m, "norms": m * d + m, None: 0}[triple]
@@ -528,7 +604,8 @@ class TwoServerRobust(RingProtocol):
         krum_exact = (m * d) << (2 * self.bits) < 1 << 53 if self.pre is None else (m ** 3 * d) << (2 * self.bits) < 1 << 53
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": int(triple is not None), "triple": triple or "none", "triple_elements": triple_elements, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none"}
+                  "triples": int(triple is not None), "triple": triple or "none", "triple_elements": triple_elements, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none",
+                  "min_clients": self.min_clients, "client_keys": keys, "signature_bytes": SIGNATURE_BYTES}
         if self.rule in ("krum", "multi_krum"):
             params["distance_ring_bits"] = 64 if narrow_bound is None else NARROW_BITS
         if self.validate:
@@ -560,7 +637,8 @@ class TwoServerRobust(RingProtocol):
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
-            collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of clients",
+            collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of "
+                      f"clients (S0 with c of them: the rule runs on at least min_clients - c = {self.min_clients} - c honest inputs, see notes)",
             dropout_tolerance=max(n - self._needed(), 0),  # dropouts and rejected clients together
             exact=exact,
             numeric_error=error,
@@ -574,10 +652,8 @@ class TwoServerRobust(RingProtocol):
             "Pinned clients (on Flower, always) seal only to a round key S1 signed for their run and round, checked under S1's key "
             "from their own config, so S0 cannot hand them a key of its own as S1's (they refuse and send nothing); unpinned "
             "(in process) they take S1's key from S0's public parameters. "
-            "Not covered: S0 sealing an input of its own under a client's name (S1 knows no client keys: "
-            "a Byzantine input, validated like any; an active S0 that drops every other client and seals its own inputs in "
-            "their place opens the one honest input through a rule that sums, so against an active S0 only key substitution is covered). "
-            "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
+            + self._authentication(keys)
+            + "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
             + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
@@ -613,15 +689,17 @@ def ring_bits(values: dict, ctx: StackContext) -> int:
 @register("two-server", leaf=True, flow={"ring": ""}, fields={
     "rule": Field(str, "multi_krum", choices=RULES), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
     "pre": Field(str, "none", choices=("none", "nnm")), "bits": Field(int, None, lambda v: 2 <= v <= 32, "in [2, 32]"),
-    "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True)},
+    "m": Field(int, None, lambda v: v >= 1, ">= 1"), "iterations": Field(int, 1, lambda v: v >= 1, ">= 1"), "validate": Field(bool, True),
+    "min_clients": Field(int, None, lambda v: v >= 1, ">= 1")},
     traits=Traits(observers={"server": "own share", "second server": "own share", "released model": "own share"}, output="sum", robust=True,
                   shares=True, splits=True),
     ring_bits=ring_bits,
     about="two non-colluding servers run the robust rule over additive shares; tau = clip * scale (ring units) and, without noise "
-          "inside the discretization, the norm bound validated over the shares, from the layers outside; f: the context's if unset")
+          "inside the discretization, the norm bound validated over the shares, from the layers outside; f: the context's if unset; "
+          "min_clients: the second server takes part only while at least this many signed clients remain (default f + 2)")
 def _two_server(values: dict, ctx: StackContext) -> RingProtocol:
     clip = ctx.require("clip", "a clip layer outside it (its clipping radius is the clip bound in ring units)")
     scale = ctx.require("scale", "a discretize or noise layer (skellam, ddg) outside it: its inputs are ring elements")
     return TwoServerRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], bits=ring_bits(values, ctx), m=values["m"],
                            tau=clip * scale, iterations=values["iterations"], norm_bound=ctx.norm_bound, validate=values["validate"],
-                           pre=None if values["pre"] == "none" else values["pre"])
+                           pre=None if values["pre"] == "none" else values["pre"], min_clients=values["min_clients"])

@@ -7,10 +7,10 @@
 e is a fresh X25519 key of the sender (a client, or the dealer), E its public key. `ad` binds the round's
 session, the sender S0 relays it for, the message kind and (dealer) the batch index: a ciphertext S0
 alters, truncates, replays under another sender, kind, index or round, or swaps between senders fails
-authentication at S1 (`MalformedMessage`). What it does not stop: S0 sealing a message of its own under a
-client's name (S1 knows no client keys). S0 handing clients its own key in place of S1's is stopped above this
-module: a pinned client (on Flower, always) and the dealer seal only to a key S1 signed (`identities`); the dealer's
-batches are also signed.
+authentication at S1 (`MalformedMessage`). What it does not stop, alone: S0 sealing a message of its own under a
+sender's name, or handing clients its own key in place of S1's. Both are stopped above this module (`identities`):
+a pinned client (on Flower, always) and the dealer seal only to a key S1 signed, and the dealer's batches and each
+client's sealed share are signed with the sender's long-term key, which S1 checks before opening.
 """
 
 from __future__ import annotations

@@ -89,11 +89,14 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
         for c, role in [(c, "") for c in range(CLIENTS)] + [(CLIENTS + k, role) for k, role in enumerate(roles)]:
             pki = "" if not signing else (f' he-client-keys="{keys}/clients" he-signing-key="{keys}/keys/key-holder.pem"' if c == CLIENTS else
                                           f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients" he-key-holder-key="{keys}/key-holder.pub"')
+            if "second-server" in roles and not signing:  # a two-server client signs its sealed share
+                pki = f' signing-key="{keys}/keys/{c}.pem" client-keys="{keys}/clients"'
             if c == CLIENTS and role == "":
                 pki += holder
             if role:  # S1 and the dealer: their own identity and the other's public key (`secagg keys`)
                 own, peer = ("second-server", "dealer") if role == "second-server" else ("dealer", "second-server")
                 pki = f' {own}-signing-key="{keys}/keys/{own}.pem" {peer}-key="{keys}/{peer}.pub"'
+                pki += f' client-keys="{keys}/clients"' if role == "second-server" else ""  # S1 verifies the clients' signatures
             elif "second-server" in roles:  # a two-server client pins S1's public key
                 pki += f' second-server-key="{keys}/second-server.pub"'
 
@@ -102,7 +105,7 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
         app, results = tmp_path / "app", tmp_path / "results"
         subprocess.run([sys.executable, "-m", "fl.cli", "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
                         *fields, "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
-                        "--set", "dropout=0", "--set", "epochs=1", *(["--keys", str(keys)] if signing else [])], env=env, check=True, capture_output=True)
+                        "--set", "dropout=0", "--set", "epochs=1", *(["--keys", str(keys)] if signing or roles else [])], env=env, check=True, capture_output=True)
         with open(tmp_path / "run.err", "w") as err:
             status = start("run", "flwr", "run", str(app), "local", "--stream", stderr=err).wait(timeout=1800)
         logs[-1].close()

@@ -19,7 +19,7 @@ from fl.cli import main  # noqa: E402
 from fl.flower_engine import client_app, config_from_run, node_identity, write_app  # noqa: E402
 from protocols.core.errors import Refused  # noqa: E402
 from protocols.core.messages import Kind  # noqa: E402
-from protocols.core.pki import ClientIdentity, provision  # noqa: E402
+from protocols.core.pki import ClientIdentity, KeyDirectory, provision  # noqa: E402
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame  # noqa: E402
 from protocols.he.messages import DecryptRequest, Target, digest, signed_message  # noqa: E402
 from protocols.he.policy import KeyHolderPolicy, session_of  # noqa: E402
@@ -207,10 +207,11 @@ def test_every_node_line_of_flower_app_pins_the_stack_and_loads_its_keys(tmp_pat
 
 
 def test_two_server_node_lines_load_s1s_and_the_dealers_identities_and_refuse_without_them(tmp_path, capsys):
-    """F16: `secagg flower-app --keys` gives S1 and the dealer each its own signing key and the other's public key, and
-    every client node S1's public key; a node without them is refused at start-up; S1 signs round keys the dealer and
-    the clients verify, the dealer batches S1 verifies."""
-    from fl.remote_two_server import node_identity_keys, second_server_key
+    """F16: `secagg flower-app --keys` gives S1 and the dealer each its own signing key and the other's public key, S1
+    the clients' public keys, and every client node S1's public key and its own signing key; a node without them is
+    refused at start-up; S1 signs round keys the dealer and the clients verify, the dealer batches and the clients the
+    shares S1 verifies."""
+    from fl.remote_two_server import node_identity_keys, second_server_client_keys, second_server_key
 
     main(["keys", "--out", str(tmp_path / "keys"), "--clients", "3"])
     capsys.readouterr()
@@ -229,3 +230,9 @@ def test_two_server_node_lines_load_s1s_and_the_dealers_identities_and_refuse_wi
             if missing.endswith("-key"):
                 with pytest.raises(Refused, match=missing):
                     node_identity_keys({k: v for k, v in nc.items() if k != missing}, role, False)
+    # S1 verifies each client's signed share under its own copy of the clients' keys; each client signs with its own key
+    assert second_server_client_keys(s1, False).keys == KeyDirectory.read(tmp_path / "keys").keys and "client-keys" not in dealer
+    with pytest.raises(Refused, match="client-keys"):
+        second_server_client_keys({k: v for k, v in s1.items() if k != "client-keys"}, False)
+    for c, nc in enumerate(nodes[:3]):
+        assert node_identity(nc).cid == c and node_identity(nc).signer.public_bytes() == KeyDirectory.read(tmp_path / "keys").key(c)

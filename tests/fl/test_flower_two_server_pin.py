@@ -19,10 +19,14 @@ from fl.experiment import build_stack, local_datasets
 from fl.flower_engine import FlowerRounds, client_app, config_from_run
 from fl.models import get_flat
 from protocols.core.errors import ProtocolError, Refused
-from protocols.core.pki import load_signer, provision
+from protocols.core.messages import Kind
+from protocols.core.pki import load_signer, provision, roster_digest
+from protocols.core.pki import simulated_signer as simulated_client_signer
 from protocols.core.schedule import DropoutSchedule
-from protocols.two_server.identities import round_key_message, simulated_signer
+from protocols.core.wire import Frame, decode_frame, encode_frame
+from protocols.two_server.identities import round_key_message, share_message, simulated_signer
 from protocols.two_server.remote import two_server_public
+from protocols.two_server.sealing import associated_data
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
@@ -31,6 +35,7 @@ from tests.fl.test_review3_flower_pki import FakeGrid
 CLIENTS = 4
 RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0}
 S0_KEY = X25519Agreement.generate(SeededRandomness(b"S0's own key"))
+RUN_ID = 7  # FakeGrid's run id
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 
@@ -43,8 +48,10 @@ def pki(tmp_path_factory):
 
 
 def _nodes(pki, client_extra=None):
-    clients = [{"second-server-key": str(pki / "second-server.pub"), **(client_extra or {})} for _ in range(CLIENTS)]
-    return clients + [{"role": "second-server", "second-server-signing-key": str(pki / "keys" / "second-server.pem"), "dealer-key": str(pki / "dealer.pub")},
+    clients = [{"second-server-key": str(pki / "second-server.pub"), "signing-key": str(pki / "keys" / f"{c}.pem"), "client-keys": str(pki / "clients"),
+                **(client_extra or {})} for c in range(CLIENTS)]
+    return clients + [{"role": "second-server", "second-server-signing-key": str(pki / "keys" / "second-server.pem"), "dealer-key": str(pki / "dealer.pub"),
+                       "client-keys": str(pki / "clients")},
                       {"role": "dealer", "dealer-signing-key": str(pki / "keys" / "dealer.pem"), "second-server-key": str(pki / "second-server.pub")}]
 
 
@@ -52,7 +59,7 @@ def _deployment(pki, intercept=None, nodes=None):
     config = config_from_run(RUN)
     grid = FakeGrid(client_app(None), RUN, nodes or _nodes(pki), intercept)
     params = get_flat(local_datasets(config)[1])
-    return FlowerRounds(grid, config), build_stack(config, len(params), params), params, grid
+    return FlowerRounds(grid, config, str(pki / "clients")), build_stack(config, len(params), params), params, grid
 
 
 def _frame_answers(grid):
@@ -160,3 +167,69 @@ def test_a_client_checks_the_key_of_its_own_config(pki, tmp_path):
     rounds, stack, params, _ = _deployment(pki, nodes=nodes)
     out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
     assert [e.party for e in out.rejected if isinstance(e, Refused)] == ["client 1"]
+
+
+# ---------------------------------------------------------------- S1 authenticates the clients (their signing-key, its client-keys)
+
+def _forge_share(u, forge):
+    """An intercept: in S0's relayed frames to S1, `forge(payload, public) -> payload` rewrites client u's sealed share
+    (payload: u32 position | blob(signature) | sealed)."""
+    seen = {}
+
+    def intercept(msg):
+        if msg.metadata.message_type == "train.update":
+            seen["public"] = two_server_public(json.loads(msg.content.config_records["round"]["public"]))
+        if msg.metadata.message_type == "query.s1":
+            frames = []
+            for data in msg.content.config_records["q"]["frames"]:
+                frame = decode_frame(data, party="S0", stage="attack")
+                if frame.kind == Kind.SHARE_VECTOR and int.from_bytes(frame.payload[:4], "big") == u:
+                    data = encode_frame(Frame(frame.kind, frame.session, frame.sender, frame.recipient, forge(frame.payload, seen["public"])))
+                frames.append(data)
+            msg.content.config_records["q"]["frames"] = frames
+        return msg
+
+    return intercept
+
+
+def _flip_signature(payload, public):
+    return payload[:8] + bytes([payload[8] ^ 1]) + payload[9:]
+
+
+def _sign_as_the_simulated_client(payload, public):
+    """S0 signs client 1's genuine sealed share as the simulation would (`pki.simulated_signer(1)`, a public key)."""
+    u, sealed = int.from_bytes(payload[:4], "big"), payload[8 + 64:]
+    ad = associated_data(bytes.fromhex(public["session"]), u, Kind.SHARE_VECTOR)
+    message = share_message(RUN_ID, 1, ad, u, roster_digest(public["roster"]), bytes.fromhex(public["second_server"]), sealed)
+    return payload[:8] + simulated_client_signer(u).sign(message) + sealed
+
+
+@pytest.mark.parametrize("forge", [_flip_signature, _sign_as_the_simulated_client], ids=["a flipped signature bit", "the simulated key's signature"])
+def test_s1s_node_excludes_a_share_s0_relays_without_its_clients_signature_and_the_round_goes_on(pki, forge):
+    """The deployment round with provisioned keys; S0 relays client 1's genuine sealed share with a signature that is not
+    client 1's under S1's own client-keys: S1 excludes client 1 (named at S0), the three others make the round."""
+    rounds, stack, params, _ = _deployment(pki, _forge_share(1, forge))
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    assert [e.party for e in out.rejected] == ["client 1"] and "second server refused" in str(out.rejected[0])
+    assert 1 not in out.included and set(out.included) <= {0, 2, 3}
+
+
+def test_the_deployment_round_states_whose_client_keys_it_used(pki):
+    rounds, stack, params, _ = _deployment(pki)
+    out = rounds.aggregate(1, np.arange(CLIENTS), params, stack, DropoutSchedule(), 5)
+    guarantee = next(r for r in out.reports if r.layer == "two-server").guarantee
+    assert guarantee.parameters["client_keys"] == str(pki / "clients") and guarantee.parameters["min_clients"] == 3
+    assert "simulated" not in guarantee.parameters["client_keys"] and "S1 checks with its own copy" in guarantee.notes
+
+
+@pytest.mark.parametrize("bad", [None, "", "a file", "an empty folder"])
+def test_s1s_node_without_its_own_client_keys_is_refused_at_start_up_naming_them(pki, tmp_path, bad):
+    nodes = _nodes(pki)
+    paths = {"": "", "a file": str(pki / "dealer.pub"), "an empty folder": str(tmp_path)}
+    if bad is None:
+        del nodes[CLIENTS]["client-keys"]
+    else:
+        nodes[CLIENTS]["client-keys"] = paths[bad]
+    with pytest.raises(Refused, match="client-keys") as caught:
+        _deployment(pki, nodes=nodes)
+    assert f"node {100 + CLIENTS}" in str(caught.value)

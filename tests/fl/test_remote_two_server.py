@@ -10,6 +10,7 @@ from fl.remote_two_server import dealer_reply, new_round_key, second_server_repl
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
@@ -32,8 +33,9 @@ def _round(x, seed, s1_state, relayed, dealer_key=None):
     rng = SeededRandomness(seed)
     transport = InProcessTransport(n, rng.fork("links"))
     opened = protocol.open_round(n, d, rng)
+    opened.seat(list(range(n)), KeyDirectory())
     public = json.dumps(opened.public)
-    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
 

@@ -1,12 +1,14 @@
 """Review 5: the ServerApp (an active S0, never colluding with S1 or the dealer, possibly with some clients) attacks
 "two-server clients pin S1's key" on the deployment engine. The xfail(strict) tests are breaks: they fail today
-because the attack succeeds. The others are attacks that held, kept as regression tests. Nodes are called as a
+because the attack succeeds. The others are attacks that held (or breaks since fixed), kept as regression tests. Nodes are called as a
 SuperNode calls the ClientApp (`FakeGrid`: each message handed to the app under that node's own Context)."""
 
 import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 flwr = pytest.importorskip("flwr")
 
@@ -18,17 +20,19 @@ from fl.experiment import build_stack, local_datasets
 from fl.flower_engine import FlowerRounds, client_app, config_from_run
 from fl.models import get_flat
 from protocols.core.driver import CostMeter, drive
-from protocols.core.errors import BelowThreshold, ProtocolError, Refused
-from protocols.core.pki import load_public_key, provision
+from protocols.core.errors import Aborted, BelowThreshold, ProtocolError, Refused
+from protocols.core.pki import ClientIdentity, KeyDirectory, load_public_key, provision
+from protocols.core.pki import simulated_signer as simulated_signer_of
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import Reader, decode_frame
 from protocols.two_server import TwoServerRobust
-from protocols.two_server.identities import RoundKeyPin, check_round_key, round_key_message, simulated_signer
+from protocols.two_server.identities import RoundKeyPin, ShareKeys, check_round_key, round_key_message, simulated_signer
 from protocols.two_server.remote import in_process, second_server_step, two_server_public
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness, SystemRandomness
+from secagg.signatures import Signer
 from tests.fl.test_flower_two_server_pin import CLIENTS, RUN, S0_KEY, _frame_answers, _nodes, _substitute
 from tests.fl.test_review3_flower_pki import FakeGrid
 
@@ -64,7 +68,7 @@ def test_a_two_server_client_node_refuses_a_stack_without_a_second_server(pki):
     run = {**RUN, "stack": "plain"}  # S0 (the run's submitter) writes the run config; the node pins no stack
     config, grid, params = _deployment(run, _nodes(pki)[:CLIENTS])
     try:
-        rounds = FlowerRounds(grid, config)
+        rounds = FlowerRounds(grid, config, str(pki / "clients"))
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     except BelowThreshold as exc:  # refused at every node: S0 names each client's failed training step and its reason
         assert "second-server-key" in str(exc) and "refusing the downgrade" in str(exc)
@@ -87,7 +91,7 @@ def test_a_client_node_whose_key_stops_loading_is_excluded_and_the_round_goes_on
     key.write_bytes((pki / "second-server.pub").read_bytes())
     nodes[2]["second-server-key"] = str(key)
     config, grid, params = _deployment(RUN, nodes)
-    rounds = FlowerRounds(grid, config)  # start-up check passes
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))  # start-up check passes
     key.write_bytes(b"not a key")  # e.g. rotated or truncated on disk before round 1
     out = rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     assert [e.party for e in out.rejected if isinstance(e, Refused)] == ["client 2"]
@@ -96,15 +100,23 @@ def test_a_client_node_whose_key_stops_loading_is_excluded_and_the_round_goes_on
     assert not [r for kind, r in grid.replies if kind == "query.frame" and r.metadata.src_node_id == 102], "client 2 was asked for a frame"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="S1 authenticates no client: S0 alone discards the other "
-                   "clients' bundles (as dropouts) and seals inputs of its own choosing (zeros) under their names to S1's genuine, "
-                   "signed key; the pinned honest client seals to S1 as it should, and the opened result is its input exactly")
-def test_s0_alone_cannot_isolate_an_honest_input_by_sealing_its_own_inputs_under_the_other_clients_names():
+FORGED = ("unsigned", "S0's own keys under their ids", "the simulated keys of their ids", "the honest client's signature")
+
+
+@given(forgery=st.sampled_from(FORGED))
+@settings(max_examples=8, deadline=None)
+def test_s0_alone_cannot_isolate_an_honest_input_by_sealing_its_own_inputs_under_the_other_clients_names(forgery):
+    """Was a break (S1 authenticated no client): S0 discards the other clients' bundles (as if they dropped out) and
+    seals inputs of its own choosing (zeros) under their names to S1's genuine, signed key, signing them as best it can
+    without their keys. S1 checks each share's signature under its own copy of the clients' keys: only the honest
+    client's verifies, 1 < min_clients = 3 authenticated clients remain, and S1 stops the round: S0 opens nothing."""
     bits, n, d, run, round_number = 10, 5, 4, 7, 3
 
     def protocol():  # S0 writes the run config: a rule whose result is the sum of the (unclipped) inputs
         return TwoServerRobust(bits=bits, rule="norm_bounding", tau=4096.0)
 
+    signers = {c: Signer.generate(SeededRandomness(f"client {c}'s own key".encode())) for c in range(n)}  # S0 holds none of them
+    directory = KeyDirectory({c: s.public_bytes() for c, s in signers.items()}, "the provisioned keys")  # public: S0 and S1 have it
     x0 = np.random.default_rng(9).integers(0, 1 << bits, d).astype(np.uint16)  # the honest client's ring elements
     s1 = simulated_signer("second-server")  # S1's identity; on Flower the key of each client's own node config
     key = X25519Agreement.generate(SystemRandomness())  # S1's round key: its secret stays with S1
@@ -113,17 +125,25 @@ def test_s0_alone_cannot_isolate_an_honest_input_by_sealing_its_own_inputs_under
     rng = SeededRandomness(7)
     transport = InProcessTransport(n, rng.fork("links"))
     opened = server.open_round(n, d, rng)
+    opened.seat(list(range(n)), directory)
     honest = protocol()
     honest.pin_second_server(RoundKeyPin(s1.public_bytes(), run, round_number))
-    clients = [honest.client_role(0, x0, opened.public, SystemRandomness(), {})]  # pinned: its check passes (S1's key)
-    clients += [protocol().client_role(j, np.zeros(d, np.uint16), opened.public, SeededRandomness(j), {}) for j in range(1, n)]  # S0's own
+    clients = [honest.client_role(0, x0, opened.public, SystemRandomness(), {}, identity=ClientIdentity(0, signers[0], directory))]
+    for j in range(1, n):  # S0's own inputs under ids 1..n-1: signed with keys it holds, never theirs
+        own = simulated_signer_of(j) if forgery == "the simulated keys of their ids" else Signer.generate(SeededRandomness(f"S0 as {j}".encode()))
+        clients.append(protocol().client_role(j, np.zeros(d, np.uint16), opened.public, SeededRandomness(j), {},
+                                              identity=ClientIdentity(j, own, KeyDirectory({c: own.public_bytes() for c in range(n)}, "S0's"))))
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
     assert rejected == [] and not clients[0].aborted
-    out = opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(),
-                                 second_server=in_process(server, opened.public, key, SystemRandomness(), meter)))
-    recovered = np.asarray(out.result).astype(np.int64) % (1 << bits)  # S0 subtracts its own inputs (zeros)
-    assert not np.array_equal(recovered, x0.astype(np.int64)), "S0 isolated the honest client's input"
+    collected = opened.server.signatures
+    for j in range(1, n):
+        collected[j] = {"unsigned": b"", "the honest client's signature": collected[0]}.get(forgery, collected[j])
+    with pytest.raises(Aborted, match="min_clients = 3") as stopped:
+        opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(),
+                               second_server=in_process(server, opened.public, key, SystemRandomness(), meter,
+                                                        ShareKeys(directory, run, round_number))))
+    assert "1 inputs reached both servers" in str(stopped.value)
 
 
 # ---------------------------------------------------------------- attacks that held
@@ -150,7 +170,7 @@ def test_a_client_node_with_a_bad_second_server_key_file_is_refused_at_start_up_
     nodes[1]["second-server-key"] = str(BAD_KEY_FILES[bad](pki, tmp_path))
     config, grid, _ = _deployment(RUN, nodes)
     with pytest.raises(Refused, match="second-server-key") as caught:
-        FlowerRounds(grid, config)
+        FlowerRounds(grid, config, str(pki / "clients"))
     assert "node 101" in str(caught.value)
 
 
@@ -190,7 +210,7 @@ def test_s1s_key_signed_for_a_round_s0_names_other_than_the_joined_one_is_refuse
 
     config, grid, params = _deployment(RUN, _nodes(pki), intercept)
     with pytest.raises(ProtocolError):
-        FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+        FlowerRounds(grid, config, str(pki / "clients")).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     answers = _frame_answers(grid)
     assert len(answers) == CLIENTS and all("frame" not in a and "round 1" in a["error"] for a in answers)
 
@@ -207,7 +227,7 @@ def test_a_refusing_client_asked_again_still_sends_nothing(pki):
 
     config, grid, params = _deployment(RUN, _nodes(pki), intercept)
     with pytest.raises(ProtocolError):
-        FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+        FlowerRounds(grid, config, str(pki / "clients")).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     for _ in range(2):
         again = grid.app(requests[0], grid.contexts[100]).content.config_records["f"]
         assert "frame" not in again and again["aborted"] and "not signed by the second server" in again["error"]
@@ -230,7 +250,7 @@ def test_a_request_sent_twice_gets_a_second_split_sealed_to_the_same_signed_key_
         return msg
 
     config, grid, params = _deployment(RUN, _nodes(pki), intercept)
-    rounds = FlowerRounds(grid, config)
+    rounds = FlowerRounds(grid, config, str(pki / "clients"))
     rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     first = _frame_answers(grid)[0]
     again = grid.app(requests[0], grid.contexts[100]).content.config_records["f"]
@@ -246,7 +266,7 @@ def test_the_pin_reaches_the_two_server_protocol_inside_the_ddp_layers(pki):
     run = {**RUN, "stack": "ddp+two-server"}
     config, grid, params = _deployment(run, _nodes(pki), _substitute(lambda r, inner: (S0_KEY.public_bytes(), None)))
     with pytest.raises(ProtocolError):
-        FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
+        FlowerRounds(grid, config, str(pki / "clients")).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     answers = _frame_answers(grid)
     assert len(answers) == CLIENTS and all("frame" not in a and "not signed by the second server" in a["error"] for a in answers)
 

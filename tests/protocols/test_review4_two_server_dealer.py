@@ -17,6 +17,7 @@ import pytest
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, MalformedMessage
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
@@ -42,7 +43,8 @@ def _round(x, seed, deal=None):
     transport = InProcessTransport(n, rng.fork("links"))
     dropouts = DropoutSchedule()
     opened = protocol.open_round(n, d, rng)
-    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    opened.seat(list(range(n)), KeyDirectory())
+    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
     link = in_process(protocol, opened.public, key, SystemRandomness(), meter)

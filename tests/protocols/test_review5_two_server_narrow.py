@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import InvalidInput, ProtocolError
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
@@ -137,7 +138,8 @@ def _split(protocol_s0, protocol_s1, x, seed):
     transport = InProcessTransport(n, rng.fork("links"))
     dropouts = DropoutSchedule()
     opened = protocol_s0.open_round(n, d, rng)
-    clients = [protocol_s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    opened.seat(list(range(n)), KeyDirectory())
+    clients = [protocol_s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
     link = in_process(protocol_s1, opened.public, key, SystemRandomness(), meter)
@@ -186,7 +188,7 @@ def test_the_relayed_sealed_share_is_what_arrived_even_if_the_receive_buffer_is_
     collector = ShareCollector(3, session)
     seed_frame = encode_frame(Frame(Kind.SHARE_SEED, session, 1, SERVER, bytes(range(32))))
     sealed = bytes(range(100, 200))
-    buffer = bytearray(encode_frame(Frame(Kind.SEALED_SHARE, session, 1, SERVER, bundle(seed_frame, sealed))))
+    buffer = bytearray(encode_frame(Frame(Kind.SEALED_SHARE, session, 1, SERVER, bundle(seed_frame, sealed, bytes(64)))))
     collector.receive(buffer, 1)
     buffer[-len(sealed):] = bytes(len(sealed))  # the buffer refilled (same size) for the next message
     assert bytes(collector.sealed[1]) == sealed

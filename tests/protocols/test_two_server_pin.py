@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Refused
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
@@ -22,7 +23,7 @@ from protocols.core.wire import Reader, decode_frame
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import parse_share
 from protocols.two_server.client import ShareCollector
-from protocols.two_server.identities import RoundKeyPin, round_key_message, simulated_signer
+from protocols.two_server.identities import RoundKeyPin, ShareKeys, round_key_message, simulated_signer
 from protocols.two_server.remote import in_process, sealed_deal
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
@@ -56,7 +57,8 @@ def _share_stage(x, key: bytes, signature: bytes | None, pin: RoundKeyPin | None
     opened = server.open_round(N, D, rng)
     client_side = _protocol()
     client_side.pin_second_server(pin)
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(N)]
+    opened.seat(list(range(N)), KeyDirectory())
+    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(N)]
     answers = {}
     for u, request in opened.server.requests().items():
         try:
@@ -102,12 +104,13 @@ def test_control_pinned_clients_accept_s1s_signed_key_and_the_round_gives_the_in
     opened = server.open_round(N, D, rng)
     client_side = _protocol()
     client_side.pin_second_server(pin)
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(N)]
+    opened.seat(list(range(N)), KeyDirectory())
+    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(N)]
     meter = CostMeter(N)
     rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
     assert rejected == [] and sorted(opened.server.sealed) == list(range(N))
     out = opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(),
-                                 second_server=in_process(server, opened.public, key, SystemRandomness(), meter)))
+                                 second_server=in_process(server, opened.public, key, SystemRandomness(), meter, ShareKeys(run=RUN, round_number=ROUND))))
     here = secure_sum(x, protocol=_protocol(), seed=6)
     assert np.array_equal(out.result, here.result) and out.included == here.included
 
@@ -174,7 +177,8 @@ def test_a_refusing_client_is_named_among_the_rejected_and_the_round_goes_on_wit
     opened = server.open_round(N, D, rng)
     client_side = _protocol()
     client_side.pin_second_server(PIN)
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(N)]
+    opened.seat(list(range(N)), KeyDirectory())
+    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(N)]
     rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, CostMeter(N))
     assert sorted(e.party for e in rejected) == [f"client {u}" for u in range(N)] and all(isinstance(e, Refused) for e in rejected)
     assert opened.server.sealed == {} and opened.server.seeds == {}

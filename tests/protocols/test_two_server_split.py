@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, MalformedMessage, ProtocolError
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.secure_sum import secure_sum
@@ -35,7 +36,8 @@ def split_round(protocol, x, seed, *, dropouts=None, tamper=None, wire=None, rel
     transport = InProcessTransport(n, rng.fork("links"), tamper=tamper, wire=wire)
     dropouts = dropouts or DropoutSchedule()
     opened = protocol.open_round(n, d, rng)
-    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    opened.seat(list(range(n)), KeyDirectory())
+    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
     link = in_process(protocol, opened.public, key, SystemRandomness(), meter)
@@ -182,18 +184,23 @@ def test_s0_sees_s1_shares_only_sealed():
     for f in relayed:
         frame = decode_frame(f, party="test", stage="test")
         if frame.kind == Kind.SHARE_VECTOR:
-            u = int.from_bytes(frame.payload[:4], "big")
+            u, sealed = int.from_bytes(frame.payload[:4], "big"), frame.payload[4 + 4 + 64:]  # position, blob(signature), sealed
             ad = associated_data(frame.session, u, Kind.SHARE_VECTOR)
-            assert decode_frame(unseal(key, frame.payload[4:], ad, party="t", stage="t"), party="t", stage="t").payload == meant[u]
+            assert decode_frame(unseal(key, sealed, ad, party="t", stage="t"), party="t", stage="t").payload == meant[u]
             with pytest.raises(MalformedMessage):
-                unseal(stranger, frame.payload[4:], ad, party="t", stage="t")
+                unseal(stranger, sealed, ad, party="t", stage="t")
+
+
+def _seated(opened) -> dict:
+    opened.seat(list(range(opened.public["n"])), KeyDirectory())
+    return opened.public
 
 
 def test_s1_refuses_public_parameters_that_are_not_its_own():
     key = X25519Agreement.generate(SystemRandomness())
     protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
     protocol.use_second_server(key.public_bytes())
-    public = protocol.open_round(5, 4, SeededRandomness(0)).public
+    public = _seated(protocol.open_round(5, 4, SeededRandomness(0)))
     assert second_server_step(protocol, public, key, []).error is None  # waits for S0's first frame
     for change in ({"bits": 12}, {"validate": False}, {"second_server": X25519Agreement.generate(SystemRandomness()).public_bytes().hex()}, {"n": "5"}):
         step = second_server_step(protocol, {**public, **change}, key, [])
@@ -205,7 +212,7 @@ def test_an_unexpected_frame_from_s0_stops_s1():
     key = X25519Agreement.generate(SystemRandomness())
     protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
     protocol.use_second_server(key.public_bytes())
-    public = protocol.open_round(5, 4, SeededRandomness(0)).public
+    public = _seated(protocol.open_round(5, 4, SeededRandomness(0)))
     bogus = encode_frame(Frame(Kind.SHARE_VECTOR, bytes.fromhex(public["session"]), SERVER, SECOND_SERVER, b"\x00" * 12))
     step = second_server_step(protocol, public, key, [bogus])
     assert step.done and step.error.startswith("MalformedMessage")

@@ -39,8 +39,8 @@ def test_second_server_never_receives_the_dealers_seeds_on_the_split_path(monkey
     dealt, relayed = [], []
     deal = remote.sealed_deal
 
-    def tapped(kind, args, index, public, rng):
-        seed, sealed = deal(kind, args, index, public, rng)
+    def tapped(kind, args, index, public, rng, **identities):
+        seed, sealed = deal(kind, args, index, public, rng, **identities)
         dealt.append((kind, seed))
         return seed, sealed
 

@@ -22,6 +22,7 @@ from protocols.byzantine_shares import BYZANTINE_SHARE_MODES
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import InvalidInput, ProtocolError
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
@@ -142,7 +143,8 @@ def _split(s0: TwoServerRobust, s1: TwoServerRobust, x: np.ndarray, seed: int, d
     transport = InProcessTransport(n, rng.fork("links"))
     dropouts = DropoutSchedule()
     opened = s0.open_round(n, d, rng)
-    clients = [s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    opened.seat(list(range(n)), KeyDirectory())
+    clients = [s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
     link = in_process(s1, opened.public, key, SystemRandomness(), meter)
@@ -168,7 +170,7 @@ def test_a_gram_batch_relayed_as_a_norm_triple_fails_at_s1():
     norm-triple request with a genuine, signed Gram batch of the same index. S0 would expand its seed as a norm
     triple's (a wrong norm, a wrong weight): S1 must refuse it (its part is sealed under Kind.NORM_TRIPLE)."""
     x = _ring(np.array([[30, -40, 0]]), 10)
-    kw = dict(rule="centered_clipping", f=0, bits=10, tau=20.0)
+    kw = dict(rule="centered_clipping", f=0, bits=10, tau=20.0, min_clients=1)  # m = 1: one client
 
     def swap(genuine):
         return lambda kind, args, index: genuine("gram" if kind == "norms" else kind, args, index)

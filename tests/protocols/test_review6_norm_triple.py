@@ -112,7 +112,8 @@ def _coordinate(bits: int):
 
 @st.composite
 def _attack(draw):
-    rule = draw(st.sampled_from(NORM_RULES))
+    rule, pre = draw(st.sampled_from([(r, None) for r in NORM_RULES + ("krum", "multi_krum")]
+                                     + [(r, "nnm") for r in ("centered_clipping", "norm_bounding", "multi_krum")]))
     bits = draw(st.integers(4, 24))
     d = draw(st.integers(1, 5))
     n = draw(st.integers(3, 5))
@@ -122,17 +123,18 @@ def _attack(draw):
     true = sum(_signed(int(v)) ** 2 for v in target)  # ||X||^2 in the integers
     claim = draw(st.sampled_from(["true", "mod 2^64", "mod 2^44", "mod 2^L", "B", "digits'"]))
     where = draw(st.sampled_from(["edge", "above", "below", "random"]))  # B at ||X||^2, one above or below, anywhere
-    return rule, bits, d, n, target, digits_of, true, claim, draw(st.integers(0, 2**16)), where
+    return (rule, pre), bits, d, n, target, digits_of, true, claim, draw(st.integers(0, 2**16)), where
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_attack())
 def test_a_client_choosing_its_shares_passes_iff_in_range_and_its_integer_norm_is_at_most_b(attack):
-    """The attack of item 1 with every choice at once: X anywhere in Z_2^64 (wrapping 2^k terms for k in [b, 63], just
+    """The attack of item 1 with every choice at once, over the norm triple's rules and, for comparison, the Gram
+    triple's (Krum rules, NNM; their distances narrow to Z_2^44 where the bound allows): X anywhere in Z_2^64 (wrapping 2^k terms for k in [b, 63], just
     outside the range), digits of X or of its in-range residue, slack digits of a claimed norm (the true one, its residue
     mod 2^64, 2^44 or 2^L, B, the digits' norm). It is included iff X is in the signed b-bit range, its digits are X's and
     B - ||X||^2 (integers) is what its slack digits say; then the round equals an honest round with X as its input."""
-    rule, bits, d, n, target, digits_of, true, claim, seed, where = attack
+    (rule, pre), bits, d, n, target, digits_of, true, claim, seed, where = attack
     rng = np.random.default_rng(seed)
     top = 1 << (bits - 1)
     honest = rng.integers(-top, top, (n, d)) // (n if rule in ("coordinate_median", "trimmed_mean") else 1)
@@ -141,8 +143,9 @@ def test_a_client_choosing_its_shares_passes_iff_in_range_and_its_integer_norm_i
     b = {"edge": true, "above": true + 1, "below": true - 1, "random": int(rng.integers(0, d << (2 * bits - 2)) + 1)}[where]
     b = min(max(b, honest_max, 0), (1 << 62))  # honest clients pass; B < 2^63 (norm_bound < 2^31.5)
     protocol = TwoServerRobust(rule=rule, f=int(rng.integers(0, (n - 2) // 2 + 1)), bits=bits, norm_bound=_bound_at_least(b),
-                               tau=float(math.isqrt(b) + 1))
+                               tau=float(math.isqrt(b) + 1), pre=pre)
     b = protocol.squared_bound
+    event(f"triple {protocol._triple()}")
     claimed = {"true": true, "mod 2^64": true % 2**64, "mod 2^44": true % 2**44, "mod 2^L": true % 2 ** protocol._slack_bits(),
                "B": b, "digits'": sum(_signed(int(v)) ** 2 for v in digits_of)}[claim]
     attacker = n - 1
@@ -276,10 +279,13 @@ def test_s0_asking_the_dealer_for_other_shapes_fails_at_s1(change):
         _split(TwoServerRobust(**kw), TwoServerRobust(**kw), x, seed=4, deal=other)
 
 
-@pytest.mark.parametrize("mutation", ["truncated", "one byte more", "a byte flipped", "relabelled MATRIX", "empty", "the seed's frame"])
-def test_s0_altering_the_relayed_norm_batch_fails_closed_at_s1(mutation):
-    """Item 3: S0 relays S1's sealed norm batch (Kind.NORM_TRIPLE) altered: S1 must stop with MalformedMessage before it
-    uses any matrix, and S0 learns it as a typed Aborted."""
+@pytest.mark.parametrize("mutation, error", [
+    ("truncated", "MalformedMessage"), ("one byte more", "MalformedMessage"), ("a byte flipped", "MalformedMessage"),
+    ("relabelled MATRIX", "MalformedMessage"), ("empty", "MalformedMessage"), ("the seed's frame", "MalformedMessage"),
+    ("twice", "MalformedMessage"), ("dropped", "did not arrive")])
+def test_s0_altering_the_relayed_norm_batch_fails_closed_at_s1(mutation, error):
+    """Item 3: S0 relays S1's sealed norm batch (Kind.NORM_TRIPLE) altered, twice or not at all: S1 must stop before it
+    uses any matrix (MalformedMessage; a batch missing: the next frame S0 waits for never comes), typed at S0."""
     x = _ring(np.random.default_rng(5).integers(-30, 30, (4, 3)), 10)
     kw = dict(rule="norm_bounding", f=1, bits=10, tau=30.0, norm_bound=60.0)
     seen = []
@@ -287,19 +293,21 @@ def test_s0_altering_the_relayed_norm_batch_fails_closed_at_s1(mutation):
     def alter(genuine):
         def post(dst, frame):
             f = decode_frame(frame, party="test", stage="test")
-            if f.kind == Kind.NORM_TRIPLE:
-                seen.append(mutation)
-                payload = {"truncated": f.payload[:-1], "one byte more": f.payload + b"\x00",
-                           "a byte flipped": f.payload[:40] + bytes([f.payload[40] ^ 1]) + f.payload[41:], "relabelled MATRIX": f.payload,
-                           "empty": b"", "the seed's frame": bytes(32)}[mutation]
-                kind = Kind.MATRIX if mutation == "relabelled MATRIX" else f.kind
-                frame = encode_frame(Frame(kind, f.session, f.sender, f.recipient, payload))
-            return genuine(dst, frame)
+            if f.kind != Kind.NORM_TRIPLE:
+                return genuine(dst, frame)
+            seen.append(mutation)
+            if mutation in ("twice", "dropped"):
+                return [genuine(dst, frame) for _ in range(2 if mutation == "twice" else 0)]
+            payload = {"truncated": f.payload[:-1], "one byte more": f.payload + b"\x00",
+                       "a byte flipped": f.payload[:40] + bytes([f.payload[40] ^ 1]) + f.payload[41:], "relabelled MATRIX": f.payload,
+                       "empty": b"", "the seed's frame": bytes(32)}[mutation]
+            kind = Kind.MATRIX if mutation == "relabelled MATRIX" else f.kind
+            return genuine(dst, encode_frame(Frame(kind, f.session, f.sender, f.recipient, payload)))
         return post
 
-    with pytest.raises(Aborted, match="MalformedMessage") as caught:
+    with pytest.raises(ProtocolError, match=error):
         _split(TwoServerRobust(**kw), TwoServerRobust(**kw), x, seed=6, post=alter)
-    assert seen == [mutation] and caught.value.party == "second server"
+    assert seen == [mutation]
 
 
 @pytest.mark.parametrize("mutation", ["c_1 as a row", "c_1 missing", "an extra matrix", "truncated", "a third of A_1", "seed short"])
@@ -480,3 +488,66 @@ def test_a_split_round_meters_the_dealer():
     out, _ = _split(TwoServerRobust(**kw), TwoServerRobust(**kw), x, seed=2)
     assert out.reports[0].cost.party_seconds.get("second server", 0) > 0
     assert out.reports[0].cost.party_seconds.get("dealer", 0) > 0
+
+
+class Recording(TwoServerRobust):
+    """The round unchanged, keeping both servers' norm shares (in process) for the wire check."""
+
+    shares: dict | None = None
+
+    def _norms(self, x, m, d, rng, ch):
+        out = super()._norms(x, m, d, rng, ch)
+        self.shares = {p: out[p].copy() for p in out}
+        return out
+
+
+@pytest.mark.parametrize("rule, sent", [("coordinate_median", False), ("trimmed_mean", False), ("centered_clipping", True)])
+def test_a_servers_norm_share_never_travels_unless_the_rule_opens_the_norms(rule, sent):
+    """Items 2 and 4: no frame between the servers carries S0's or S1's share of ||x_i||^2 (as one uint64) for the order
+    rules, whose norms only the blinded check reads. Control: centered clipping opens ||x_i - v_0||^2 = ||x_i||^2 at
+    v_0 = 0, so there each server's share does travel (the detector sees it)."""
+    n, d = 5, 4
+    x = _ring(np.random.default_rng(8).integers(-5, 5, (n, d)), 10)
+    frames = []
+
+    def wire(src, dst, sealed):
+        if {src, dst} == {SERVER, SECOND_SERVER}:
+            frames.append(sealed[:-TAG])
+        return [sealed]
+
+    protocol = Recording(rule=rule, f=1, bits=10, norm_bound=40.0, tau=5.0)
+    out = secure_sum(x, protocol=protocol, seed=4, wire=wire)
+    assert not out.rejected and out.reports[0].guarantee.parameters["triple"] == "norms"
+    for p in (SERVER, SECOND_SERVER):
+        values = [int(v).to_bytes(8, "little") for v in protocol.shares[p]]
+        found = [any(v in f for f in frames) for v in values]
+        assert found == [sent] * n, (p, found)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 4), d=st.integers(1, 5), change=st.one_of(st.integers(-80, -1), st.binary(min_size=1, max_size=24),
+                                                                  st.tuples(st.integers(0, 15), st.integers(1, 255))),
+       validate=st.booleans())
+def test_any_layout_change_of_the_dealers_norm_batch_is_refused(n, d, change, validate):
+    """Item 3, hypothesis: S1's norm batch from the dealer's endpoint truncated by any length, extended by any bytes, or
+    with any byte of either matrix header changed: S1's parse refuses it (MalformedMessage) before any matrix is used."""
+    x = _ring(np.random.default_rng(n * 7 + d).integers(-30, 30, (n, d)), 10)
+    hit = []
+
+    def tamper(src, dst, frame):
+        f = decode_frame(frame, party="test", stage="test")
+        if src != DEALER or f.kind != Kind.NORM_TRIPLE:
+            return [frame]
+        payload = bytearray(f.payload)
+        if isinstance(change, tuple):  # bytes 0..7: A_1's (rows, cols); 8 + 8 n d ..: c_1's
+            at, flip = change
+            payload[at if at < 8 else 8 + 8 * n * d + at - 8] ^= flip
+        else:
+            payload = payload[:change] if isinstance(change, int) else payload + change
+        payload = bytes(payload)
+        hit.append(len(payload))
+        return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload))]
+
+    with pytest.raises(MalformedMessage):
+        secure_sum(x, protocol=TwoServerRobust(rule="centered_clipping", f=0, bits=10, tau=30.0, validate=validate), seed=2, tamper=tamper)
+    assert hit

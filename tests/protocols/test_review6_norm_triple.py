@@ -36,7 +36,7 @@ from protocols.two_server.remote import in_process
 from secagg.agreement import X25519Agreement
 from secagg.beaver import expand_share
 from secagg.bit_sharing import offset, share_planes, to_planes
-from secagg.norm_triple import NormTriple, SeededNormTriple, deal_norms, norm_share
+from secagg.norm_triple import NORMS_A, NORMS_C, NormTriple, SeededNormTriple, deal_norms, norm_share
 from secagg.randomness import SeededRandomness, SystemRandomness
 from secagg.ring import Ring
 
@@ -130,9 +130,9 @@ def _attack(draw):
 @given(_attack())
 def test_a_client_choosing_its_shares_passes_iff_in_range_and_its_integer_norm_is_at_most_b(attack):
     """The attack of item 1 with every choice at once, over the norm triple's rules and, for comparison, the Gram
-    triple's (Krum rules, NNM; their distances narrow to Z_2^44 where the bound allows): X anywhere in Z_2^64 (wrapping 2^k terms for k in [b, 63], just
-    outside the range), digits of X or of its in-range residue, slack digits of a claimed norm (the true one, its residue
-    mod 2^64, 2^44 or 2^L, B, the digits' norm). It is included iff X is in the signed b-bit range, its digits are X's and
+    triple's (Krum rules, NNM; their distances narrow to Z_2^44 where the bound allows): X anywhere in Z_2^64 (wrapping
+    2^k terms for k in [b, 63], just outside the range), digits of X or of its in-range residue, slack digits of a
+    claimed norm (the true one, its residue mod 2^64, 2^44 or 2^L, B, the digits' norm). It is included iff X is in the signed b-bit range, its digits are X's and
     B - ||X||^2 (integers) is what its slack digits say; then the round equals an honest round with X as its input."""
     (rule, pre), bits, d, n, target, digits_of, true, claim, seed, where = attack
     rng = np.random.default_rng(seed)
@@ -551,3 +551,18 @@ def test_any_layout_change_of_the_dealers_norm_batch_is_refused(n, d, change, va
     with pytest.raises(MalformedMessage):
         secure_sum(x, protocol=TwoServerRobust(rule="centered_clipping", f=0, bits=10, tau=30.0, validate=validate), seed=2, tamper=tamper)
     assert hit
+
+
+def test_one_seed_never_stands_for_two_shares_across_the_dealers_and_clients_domains():
+    """Item 2: could a norm triple's seed serve as another batch's (or a client's) share? Party 0's streams of one seed in
+    the norm triple's domains and in every other domain S0 expands a seed in (Gram, AND, blinding, edaBit, daBit
+    triples; a client's input, digits, slack) share no 8-byte word: HKDF(seed, info=domain) keys each stream."""
+    seed = bytes(range(32))
+    others = [b"gram A", b"gram C", b"and a", b"and b", b"and c", b"blind a", b"blind r", b"blind c", b"edabit arith",
+              b"dabit arith", b"input share", b"input digits", b"norm slack digits"]
+    words_of = {dom: set(expand_share(seed, (4096,), dom).tolist()) for dom in (NORMS_A, NORMS_C, *others)}
+    for mine in (NORMS_A, NORMS_C):
+        for dom, stream in words_of.items():
+            if dom != mine:
+                assert not words_of[mine] & stream, (mine, dom)
+    assert len(words_of[NORMS_A]) == 4096  # no repeats within a stream either (a broken PRG would show here)

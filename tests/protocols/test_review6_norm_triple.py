@@ -132,8 +132,9 @@ def test_a_client_choosing_its_shares_passes_iff_in_range_and_its_integer_norm_i
     """The attack of item 1 with every choice at once, over the norm triple's rules and, for comparison, the Gram
     triple's (Krum rules, NNM; their distances narrow to Z_2^44 where the bound allows): X anywhere in Z_2^64 (wrapping
     2^k terms for k in [b, 63], just outside the range), digits of X or of its in-range residue, slack digits of a
-    claimed norm (the true one, its residue mod 2^64, 2^44 or 2^L, B, the digits' norm). It is included iff X is in the signed b-bit range, its digits are X's and
-    B - ||X||^2 (integers) is what its slack digits say; then the round equals an honest round with X as its input."""
+    claimed norm (the true one, its residue mod 2^64, 2^44 or 2^L, B, the digits' norm). It is included iff X is in the
+    signed b-bit range, its digits are X's and B - ||X||^2 (integers) is what its slack digits say; then the round
+    equals an honest round with X as its input."""
     (rule, pre), bits, d, n, target, digits_of, true, claim, seed, where = attack
     rng = np.random.default_rng(seed)
     top = 1 << (bits - 1)

@@ -357,6 +357,8 @@ def test_a_remote_s1_of_another_configuration_refuses_the_round(s0_kw, s1_kw):
 @pytest.mark.xfail(strict=True, reason="break (low, older than the norm triple): _program carries slack_bits = bit_length(B) but "
                    "not B, so a remote S1 configured with B' < B of the same bit length (79^2 vs 80^2) runs S0's B without refusing")
 def test_a_remote_s1_with_another_norm_bound_of_the_same_bit_length_refuses():
+    """check_public: "a server cannot change what a client or S1 checks". B enters only S0's target B - ||x||^2: S1 (and a
+    client, whose slack then fails and which is named as over the bound) never sees the B S0 checks against."""
     x = _ring(np.random.default_rng(1).integers(-20, 20, (5, 4)), 10)
     base = dict(rule="centered_clipping", f=1, bits=10, tau=30.0)
     assert TwoServerRobust(**base, norm_bound=80.0)._program() == TwoServerRobust(**base, norm_bound=79.0)._program()
@@ -567,3 +569,39 @@ def test_one_seed_never_stands_for_two_shares_across_the_dealers_and_clients_dom
             if dom != mine:
                 assert not words_of[mine] & stream, (mine, dom)
     assert len(words_of[NORMS_A]) == 4096  # no repeats within a stream either (a broken PRG would show here)
+
+
+def _chain(hooks):
+    def tamper(src, dst, frame):
+        return hooks[src](src, dst, frame) if src in hooks else [frame]
+    return tamper
+
+
+def _with_norm(norm: int, d: int = 4) -> list[int]:
+    """A vector of d coordinates in [0, 7] with squared norm `norm` (a sum of four squares, Lagrange)."""
+    for a in range(8):
+        for b in range(a + 1):
+            for c in range(b + 1):
+                rest = norm - a * a - b * b - c * c
+                if rest >= 0 and math.isqrt(rest) ** 2 == rest and rest <= 49:
+                    return [a, b, c, math.isqrt(rest)] + [0] * (d - 4)
+    raise ValueError(norm)
+
+
+@pytest.mark.parametrize("rule", ["norm_bounding", "multi_krum"])
+@pytest.mark.parametrize("b", [0, 1, 3, 4, 7, 8])
+def test_every_slack_a_client_can_send_passes_only_for_its_own_norm_at_most_b(rule, b):
+    """Item 1 at the edge, exhaustively for small B: one client for each (||x||^2 in [0, B + 3], slack s in [0, 2^L)),
+    L = bit_length(B) (1 for B = 0), in one round: a client is included iff ||x||^2 <= B and s = B - ||x||^2 (the norm
+    triple for norm bounding; the Gram diagonal for Multi-Krum, whose distances narrow to Z_2^44)."""
+    protocol = TwoServerRobust(rule=rule, f=0, bits=4, norm_bound=_bound_at_least(b), tau=3.0, m=1)
+    assert protocol.squared_bound == b
+    slack_bits = protocol._slack_bits()
+    cases = [(norm, s) for norm in range(b + 4) for s in range(2**slack_bits)]
+    x = np.array([_with_norm(norm) for norm, _ in cases])
+    liars = {i: Liar(i, _ring(row, 64), _ring(row, 64), b - s, protocol).tamper for i, ((_, s), row) in enumerate(zip(cases, x))}
+    out = secure_sum(_ring(x, 4), protocol=protocol, seed=b, tamper=_chain(liars))
+    assert out.reports[0].guarantee.parameters["triple"] == ("norms" if rule == "norm_bounding" else "gram")
+    rejected = {e.party for e in out.rejected}
+    passed = [f"client {i}" not in rejected for i in range(len(cases))]
+    assert passed == [norm <= b and s == b - norm for norm, s in cases]

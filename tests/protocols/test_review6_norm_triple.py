@@ -605,3 +605,27 @@ def test_every_slack_a_client_can_send_passes_only_for_its_own_norm_at_most_b(ru
     rejected = {e.party for e in out.rejected}
     passed = [f"client {i}" not in rejected for i in range(len(cases))]
     assert passed == [norm <= b and s == b - norm for norm, s in cases]
+
+
+def test_two_unseeded_rounds_never_share_a_norm_triple():
+    """Item 2: A_1 reused across rounds would give S1 X - X' from the two opened E. Two rounds without a seed (the OS
+    CSPRNG) on the same inputs: the dealer's parts for S1 (A_1, c_1) share no uint64, nor do the halves S0 opens to S1."""
+    n, d = 4, 6
+    x = _ring(np.random.default_rng(3).integers(-30, 30, (n, d)), 10)
+    runs = []
+    for _ in range(2):
+        seen = {"parts": set(), "halves": set()}
+
+        def wire(src, dst, sealed, seen=seen):
+            body = sealed[:-TAG]
+            r = Reader(body[HEADER_BYTES:], party="test", stage="test")
+            if (src, dst) == (DEALER, SECOND_SERVER) and body[3] == Kind.NORM_TRIPLE:
+                seen["parts"] |= set(read_matrix(r, (n, d)).ravel().tolist()) | set(read_matrix(r, (n, 1)).ravel().tolist())
+            if (src, dst) == (SERVER, SECOND_SERVER) and body[3] == Kind.MATRIX and len(body) == HEADER_BYTES + 8 + 8 * n * d:
+                seen["halves"] |= set(read_matrix(r, (n, d)).ravel().tolist())
+            return [sealed]
+
+        secure_sum(x, protocol=TwoServerRobust(rule="centered_clipping", f=1, bits=10, tau=30.0), wire=wire)
+        runs.append(seen)
+    assert len(runs[0]["parts"]) == n * d + n and len(runs[0]["halves"]) >= n * d
+    assert not runs[0]["parts"] & runs[1]["parts"] and not runs[0]["halves"] & runs[1]["halves"]

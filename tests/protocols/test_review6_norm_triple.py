@@ -24,6 +24,7 @@ from protocols.byzantine_shares import BYZANTINE_SHARE_MODES
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, InvalidInput, MalformedMessage, ProtocolError
 from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
@@ -222,7 +223,8 @@ def _split(s0: TwoServerRobust, s1: TwoServerRobust, x: np.ndarray, seed: int, *
     transport = InProcessTransport(n, rng.fork("links"), tamper=tamper)
     dropouts = DropoutSchedule()
     opened = s0.open_round(n, d, rng)
-    clients = [s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}) for i in range(n)]
+    opened.seat(list(range(n)), KeyDirectory())
+    clients = [s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
     meter = CostMeter(n)
     rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
     link = in_process(s1, opened.public, key, SystemRandomness(), meter)
@@ -249,7 +251,7 @@ def test_a_batch_of_the_other_triple_at_m_1_fails_at_s1(asked, given_, d):
     the request for one with a genuine, signed batch of the other (same index): S1 must stop the round at the dealer's
     batch (its part is sealed under its own kind), not compute a norm from a Gram triple's C_1 or the other way."""
     x = _ring(np.array([[7, -3, 5][:d]]), 10)
-    kw = dict(rule="multi_krum" if asked == "gram" else "centered_clipping", f=0, bits=10, tau=20.0)
+    kw = dict(rule="multi_krum" if asked == "gram" else "centered_clipping", f=0, bits=10, tau=20.0, min_clients=1)  # m = 1
     assert TwoServerRobust(**kw)._triple() == asked
 
     def swap(genuine):
@@ -552,7 +554,7 @@ def test_any_layout_change_of_the_dealers_norm_batch_is_refused(n, d, change, va
         return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload))]
 
     with pytest.raises(MalformedMessage):
-        secure_sum(x, protocol=TwoServerRobust(rule="centered_clipping", f=0, bits=10, tau=30.0, validate=validate), seed=2, tamper=tamper)
+        secure_sum(x, protocol=TwoServerRobust(rule="centered_clipping", f=0, bits=10, tau=30.0, validate=validate, min_clients=1), seed=2, tamper=tamper)
     assert hit
 
 
@@ -594,7 +596,7 @@ def test_every_slack_a_client_can_send_passes_only_for_its_own_norm_at_most_b(ru
     """Item 1 at the edge, exhaustively for small B: one client for each (||x||^2 in [0, B + 3], slack s in [0, 2^L)),
     L = bit_length(B) (1 for B = 0), in one round: a client is included iff ||x||^2 <= B and s = B - ||x||^2 (the norm
     triple for norm bounding; the Gram diagonal for Multi-Krum, whose distances narrow to Z_2^44)."""
-    protocol = TwoServerRobust(rule=rule, f=0, bits=4, norm_bound=_bound_at_least(b), tau=3.0, m=1)
+    protocol = TwoServerRobust(rule=rule, f=0, bits=4, norm_bound=_bound_at_least(b), tau=3.0, m=1, min_clients=1)
     assert protocol.squared_bound == b
     slack_bits = protocol._slack_bits()
     cases = [(norm, s) for norm in range(b + 4) for s in range(2**slack_bits)]

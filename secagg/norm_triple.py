@@ -80,7 +80,13 @@ class SeededNormTriple(OneShot):
 
 
 def norm_share(party: int, e: np.ndarray, triple: NormTriple) -> np.ndarray:
-    """Party `party`'s share of (||x_i||**2)_i mod 2**64, given the opened E = X - A and its triple share (used once)."""
+    """Party `party`'s share of (||x_i||**2)_i mod 2**64, given the opened E = X - A and its triple share (used once).
+
+    Raises:
+        ValueError: if `party` is not 0 or 1.
+    """
+    if party not in (0, 1):
+        raise ValueError(f"party must be 0 or 1, found {party!r}")
     t = triple.use()
     if party == 0:
         return t.c + row_squares(e, t.a)  # ||e_i + a0_i||^2

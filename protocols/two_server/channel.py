@@ -141,6 +141,8 @@ class Channel:
         """
         shapes, index, message = dealer.parts(kind, args), self.deals, dealer.message(kind)
         self.deals += 1
+        if kind in ("gram", "norms"):  # S1's part: A_1 and C_1 (Gram) or c_1 (norms), as the report counts them
+            self.dealt["triple_elements"] += sum(int(np.prod(s)) for s in shapes)
         seed_parse = lambda r: (r.raw(SEED_BYTES), r.done())[0]
         parts_parse = lambda r: ([read_matrix(r, s) for s in shapes], r.done())[0]
         if self.here is None:

@@ -225,13 +225,13 @@ class TwoServerRobust(RingProtocol):
         return OpenRound(public, server, (Stage.MASKED_INPUT,), finish, use_roster=seat)
 
     def _program(self) -> dict:
-        """The parameters both servers' programs (and the clients' shares) depend on: the ring and validation, and
-        the rule with everything it reads (f, m, tau, iterations, pre), which also decide the distances' ring
-        (`_narrow`), and the dealer's triple (`_triple`): two servers that differed in one would add shares of different
-        computations."""
+        """The parameters both servers' programs (and the clients' shares) depend on: the ring and validation (with the
+        norm bound B itself, not only its width), the rule with everything it reads (f, m, tau, iterations, pre), which
+        also decide the distances' ring (`_narrow`), the dealer's triple (`_triple`) and min_clients: two servers that
+        differed in one would add shares of different computations, or check inputs against different bounds."""
         return {"bits": self.bits, "validate": self.validate, "slack_bits": self._slack_bits(), "rule": self.rule, "f": self.f,
                 "m": self.m, "tau": self.tau, "iterations": self.iterations, "pre": self.pre, "triple": self._triple(),
-                "min_clients": self.min_clients}
+                "min_clients": self.min_clients, "squared_bound": self.squared_bound}
 
     def _triple(self) -> str | None:
         """The dealer's triple for the products over the shares: "gram" (the Gram matrix, m**2 d) for the rules that read
@@ -593,7 +593,6 @@ class TwoServerRobust(RingProtocol):
         `keys`: where the client keys came from (`KeyDirectory.source`)."""
         exact = error == 0.0
         triple = self._triple()
-        triple_elements = {"gram": m * d + m * m, "norms": m * d + m, None: 0}[triple]
         coefficient = kappa(self.rule, m, self.f) if self.rule in ("krum",) + ORDER_RULES else None
         if coefficient is not None and self.pre == "nnm":
             coefficient = nnm_kappa(m, self.f, coefficient)
@@ -604,7 +603,7 @@ class TwoServerRobust(RingProtocol):
         krum_exact = (m * d) << (2 * self.bits) < 1 << 53 if self.pre is None else (m ** 3 * d) << (2 * self.bits) < 1 << 53
         params = {"n": n, "d": d, "m": m, "rule": self.rule, "f": self.f, "bits": self.bits, "selected": selected,
                   "kappa": "unknown" if coefficient is None else round(coefficient, 4), "kappa_lower_bound": round(lower_bound(m, self.f), 4),
-                  "triples": int(triple is not None), "triple": triple or "none", "triple_elements": triple_elements, "validated": self.validate, "rejected": rejected, "pre": self.pre or "none",
+                  "triples": int(triple is not None), "triple": triple or "none", "triple_elements": int(dealt.get("triple_elements", 0)), "validated": self.validate, "rejected": rejected, "pre": self.pre or "none",
                   "min_clients": self.min_clients, "client_keys": keys, "signature_bytes": SIGNATURE_BYTES}
         if self.rule in ("krum", "multi_krum"):
             params["distance_ring_bits"] = 64 if narrow_bound is None else NARROW_BITS

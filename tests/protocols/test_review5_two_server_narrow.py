@@ -147,16 +147,18 @@ def _split(protocol_s0, protocol_s1, x, seed):
 
 
 @pytest.mark.parametrize("b0, b1", [(2**37, 2**38 - 1), (2**38 - 1, 2**37), (2**36, 2**37 - 1)])
-def test_a_remote_s1_with_another_norm_bound_of_the_same_width_decides_alike(b0, b1):
-    """S1 checks only the slack width L = bit_length(B) in the public parameters, so its own B may differ from S0's.
-    With NNM (m - f = 3) the rule 9 * 4 B < 2^43 would split the pairs above (S0 narrow, S1 wide, or the reverse):
-    S1 would then add S0's Z_2^44 distance shares to its Z_2^64 ones and select other rows. The decision from L
-    must give the in-process round exactly."""
+def test_a_remote_s1_with_another_norm_bound_of_the_same_width_refuses(b0, b1):
+    """Was: S1 checked only the slack width L = bit_length(B), so its own B could differ from S0's, and with NNM
+    (m - f = 3) the rule 9 * 4 B < 2^43 would split the pairs above (S0 narrow, S1 wide, or the reverse): S1 would add
+    S0's Z_2^44 distance shares to its Z_2^64 ones. Now the public parameters carry B itself (review 6): S1 refuses
+    another B, and with the same B the split round is the in-process round exactly."""
     bits, n, d = 20, 4, 4
     x = _ring_inputs(np.random.default_rng(1).integers(-3000, 3000, (n, d)), bits)
     make = lambda b: TwoServerRobust(rule="krum", f=1, bits=bits, pre="nnm", norm_bound=math.sqrt(b))
-    assert make(b0)._slack_bits() == make(b1)._slack_bits() and make(b0)._narrow(n, d) == make(b1)._narrow(n, d)
-    split = _split(make(b0), make(b1), x, seed=4)
+    assert make(b0)._slack_bits() == make(b1)._slack_bits() and make(b0).squared_bound != make(b1).squared_bound
+    with pytest.raises(ProtocolError, match="squared_bound"):
+        _split(make(b0), make(b1), x, seed=4)
+    split = _split(make(b0), make(b0), x, seed=4)
     local = secure_sum(x, protocol=make(b0), seed=4)
     assert np.array_equal(split.result, local.result) and split.included == local.included
     assert split.reports[0].guarantee.parameters["distance_ring_bits"] == local.reports[0].guarantee.parameters["distance_ring_bits"]

@@ -55,8 +55,8 @@ def _round(stack, node, kind, tamper, nth=0):
     config = _config(stack)
     grid = Tampering(config, node, kind, tamper, nth)
     params = get_flat(local_datasets(config)[1])
-    rounds = FlowerRounds(grid, config)
     try:
+        rounds = FlowerRounds(grid, config)
         return rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), SEED), grid, params
     except ProtocolError as exc:
         return exc, grid, params
@@ -175,3 +175,37 @@ def _not_asked(msg, reply):
 def test_a_reply_from_a_node_not_asked_is_ignored(kind):
     out, _, _ = _round("secagg+", 101, kind, _not_asked)
     assert isinstance(out, Output)
+
+
+# --- 4. non-client parties: S1, the dealer, the key holder answering nothing, an empty or a malformed reply --------------
+
+NON_CLIENT = {  # (stack, node, message type): S1 (node 105) and the dealer (106) of two-server, the key holder (105) of ckks
+    "S1's round key": ("two-server", 105, "query.s1_key"),
+    "S1's step": ("two-server", 105, "query.s1"),
+    "the dealer's batch": ("two-server", 106, "query.deal"),
+    "the key holder's keys (start-up)": ("ckks", 105, "query.keys"),
+    "the key holder's decryption": ("ckks", 105, "query.decrypt"),
+}
+RECORD = {"query.s1_key": "q", "query.s1": "q", "query.deal": "q", "query.keys": "he", "query.decrypt": "d"}
+SHAPES = {
+    "silence": lambda record: lambda msg, reply: [],
+    "an empty reply": lambda record: replaced({}),
+    "an empty record": lambda record: replaced({record: ConfigRecord({})}),
+    "fields of another type": lambda record: replaced({record: ConfigRecord({f: "zz" for f in ("public", "signature", "frames", "error", "cpu", "seed",
+                                                                                              "sealed", "payload", "bound")})}),
+}
+HOLDS = {("the dealer's batch", "fields of another type"),  # "error" in the record: Refused
+         ("the key holder's keys (start-up)", "fields of another type")}  # the clients refuse a context that does not verify
+CRASH = pytest.mark.xfail(strict=True, raises=(KeyError, StopIteration, ValueError), reason=(
+    "S0 reads a non-client party's reply unchecked: `next(iter(send_and_receive(...)))` is StopIteration when the node is silent "
+    "(_query, _key_holder, FlowerRounds.__init__), `reply.content.config_records[record][field]` KeyError for an empty reply or record, "
+    "float()/bytes.fromhex() ValueError for fields of another type"))
+
+
+@pytest.mark.parametrize("party, shape", [pytest.param(p, s, marks=() if (p, s) in HOLDS else CRASH) for p in sorted(NON_CLIENT) for s in sorted(SHAPES)])
+def test_a_non_client_party_that_answers_nothing_or_junk_ends_the_round_with_a_typed_error(party, shape):
+    """The docstring: "a failing key-holder, second-server or dealer node (`Aborted`, naming its node and reason)";
+    a silent, empty or malformed reply is such a failure: a ProtocolError, not a crash of S0."""
+    stack, node, kind = NON_CLIENT[party]
+    out = _round(stack, node, kind, SHAPES[shape](RECORD[kind]))[0]
+    assert isinstance(out, ProtocolError)

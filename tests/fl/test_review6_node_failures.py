@@ -6,6 +6,9 @@ node's Context; `Tampering` lets a node replace, drop or duplicate its reply. Th
 with the exception the break raises (`raises=`), so each turns into a failure when fixed and must be made a plain test;
 the defences that held are plain regression tests."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,7 +37,10 @@ class Tampering(FakeGrid):
     from a node not asked)."""
 
     def __init__(self, config, node, kind, tamper, nth=0):
-        super().__init__(client_app(config), {}, [{} for _ in range(supernodes(config))])
+        nodes = [{} for _ in range(supernodes(config))]
+        if "key holder" in config.traits.observers:  # a fresh ledger: the default one (~/.secagg) outlives the test
+            nodes[CLIENTS] = {"he-ledger-file": str(Path(tempfile.mkdtemp(prefix="review6-")) / "ledger.json")}
+        super().__init__(client_app(config), {}, nodes)
         self.node, self.kind, self.tamper, self.nth, self.seen = node, kind, tamper, nth, 0
 
     def send_and_receive(self, messages, timeout=None):
@@ -209,3 +215,48 @@ def test_a_non_client_party_that_answers_nothing_or_junk_ends_the_round_with_a_t
     stack, node, kind = NON_CLIENT[party]
     out = _round(stack, node, kind, SHAPES[shape](RECORD[kind]))[0]
     assert isinstance(out, ProtocolError)
+
+
+# --- a client node's reply outside the round's stages: start-up (hello) and the hidden-state release -------------------
+
+HELLO_CRASH = pytest.mark.xfail(strict=True, raises=(KeyError, ValueError), reason=(
+    "FlowerRounds.__init__ reads `r.content.config_records['id']['partition']` and int()s it unchecked: a client node's "
+    "hello reply without the record or the field, or with a partition that is no number, crashes the start-up"))
+
+
+@pytest.mark.parametrize("records", [pytest.param({}, marks=HELLO_CRASH, id="empty reply"),
+                                     pytest.param({"id": ConfigRecord({})}, marks=HELLO_CRASH, id="no partition"),
+                                     pytest.param({"id": ConfigRecord({"partition": "one"})}, marks=HELLO_CRASH, id="partition a word")])
+def test_a_malformed_hello_stops_the_start_up_with_a_typed_error(records):
+    """The docstring: "start-up stops on a node's refusal or a partition without a node (`Refused`)"."""
+    assert isinstance(_round("secagg+", 101, "query.hello", replaced(records))[0], ProtocolError)
+
+
+def test_a_client_node_claiming_another_nodes_partition_stops_the_start_up():
+    out = _round("secagg+", 101, "query.hello", replaced({"id": ConfigRecord({"partition": 0, "role": ""})}))[0]
+    assert isinstance(out, ProtocolError) and "no Flower node holds partitions [1]" in str(out)
+
+
+@pytest.mark.xfail(strict=True, reason="S0 takes the second server's node from the roles the nodes claim in their hello replies "
+                   "(`roles.get(role, ...)` before the partitions): client node 101 claiming role 'second-server' receives every "
+                   "S1 query and plays S1 beside client 1 (in simulation anyone signs as S1; on deployment the clients' pinned "
+                   "second-server-key makes it a denial of service)")
+def test_a_client_node_cannot_take_the_second_servers_role_by_its_hello_reply():
+    out, grid, _ = _round("two-server", 101, "query.hello", replaced({"id": ConfigRecord({"partition": 1, "role": "second-server"})}))
+    s1 = {reply.metadata.src_node_id for kind, reply in grid.replies if kind.startswith("query.s1")}
+    assert s1 == {100 + CLIENTS}, f"S1's queries went to nodes {sorted(s1)}; the round: {out!r:.120}"
+
+
+RELEASE_CRASH = pytest.mark.xfail(strict=True, raises=(KeyError, ValueError), reason=(
+    "FlowerRounds._deliver reads a client node's release reply unchecked (`config_records['r']`, float(answer['loss']), "
+    "answer['accuracy'], position[src]): a hidden-state client crashes S0 after the round"))
+
+
+@pytest.mark.parametrize("tamper", [pytest.param(replaced({}), marks=RELEASE_CRASH, id="empty reply"),
+                                    pytest.param(replaced({"r": ConfigRecord({"loss": "low"})}), marks=RELEASE_CRASH, id="loss a word"),
+                                    pytest.param(replaced({"r": ConfigRecord({"loss": 0.0})}), marks=RELEASE_CRASH, id="no accuracy"),
+                                    pytest.param(_not_asked, marks=RELEASE_CRASH, id="from a node not asked"),
+                                    pytest.param(lambda msg, reply: [], id="silence")])
+def test_a_hidden_state_client_nodes_release_reply_of_any_shape_does_not_crash_s0(tamper):
+    out = _round("hidden-state", 101, "query.release", tamper)[0]
+    assert isinstance(out, (Output, ProtocolError)) and (isinstance(out, ProtocolError) or set(out.included) == set(range(CLIENTS)))

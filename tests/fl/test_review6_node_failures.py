@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 
 flwr = pytest.importorskip("flwr")
 
-from flwr.app import ConfigRecord, Message, RecordDict  # noqa: E402
+from flwr.app import ConfigRecord, Error, Message, RecordDict
 
-from fl.experiment import build_stack, local_datasets  # noqa: E402
-from fl.flower_engine import FlowerRounds, client_app, supernodes  # noqa: E402
-from fl.models import get_flat  # noqa: E402
-from protocols.core.errors import ProtocolError  # noqa: E402
-from protocols.core.report import Output  # noqa: E402
-from protocols.core.schedule import DropoutSchedule  # noqa: E402
-from tests.fl.test_flower_node_failures import SEED, Failures, _config, _flower_round, _in_process  # noqa: E402
-from tests.fl.test_review3_flower_pki import CLIENTS, FakeGrid  # noqa: E402
+from fl.experiment import build_stack, local_datasets
+from fl.flower_engine import FlowerRounds, client_app, supernodes
+from fl.models import get_flat
+from protocols.core.errors import ProtocolError
+from protocols.core.report import Output
+from protocols.core.schedule import DropoutSchedule
+from tests.fl.test_flower_node_failures import SEED, Failures, _config, _flower_round, _in_process
+from tests.fl.test_review3_flower_pki import CLIENTS, FakeGrid
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
@@ -38,8 +38,9 @@ class Tampering(FakeGrid):
 
     def __init__(self, config, node, kind, tamper, nth=0):
         nodes = [{} for _ in range(supernodes(config))]
+        self.ledger = tempfile.TemporaryDirectory(prefix="review6-")  # removed with the grid
         if "key holder" in config.traits.observers:  # a fresh ledger: the default one (~/.secagg) outlives the test
-            nodes[CLIENTS] = {"he-ledger-file": str(Path(tempfile.mkdtemp(prefix="review6-")) / "ledger.json")}
+            nodes[CLIENTS] = {"he-ledger-file": str(Path(self.ledger.name) / "ledger.json")}
         super().__init__(client_app(config), {}, nodes)
         self.node, self.kind, self.tamper, self.nth, self.seen = node, kind, tamper, nth, 0
 
@@ -173,7 +174,6 @@ def test_two_replies_from_one_node_to_its_masked_input_count_its_input_once():
 
 def test_two_training_replies_from_a_node_that_failed_keep_it_excluded():
     def tamper(msg, reply):
-        from flwr.app import Error
         return [Message(error=Error(code=0, reason="OSError: boom"), reply_to=msg), reply]
 
     out, _, _ = _round("secagg+", 101, "train.update", tamper)
@@ -304,7 +304,6 @@ def test_a_node_that_failed_after_its_masked_input_is_named_and_still_included()
 def test_a_nodes_error_reason_naming_another_node_is_attributed_to_its_own_client_only():
     """Node 101's error reason is forged text naming node 102: the structured attribution (party) names client 1 only and
     client 2 stays included. (The reason is copied into S0's messages verbatim: a reader of the text alone can be misled.)"""
-    from flwr.app import Error
 
     def tamper(msg, reply):
         return [Message(error=Error(code=0, reason="x; client 2 at training: its node 102 failed: OSError: disk"), reply_to=msg)]
@@ -333,13 +332,13 @@ def test_a_byzantine_nodes_corrupt_share_does_not_get_the_honest_recipient_exclu
 def _he_round(config, fails):
     """`_flower_round` of tests/fl/test_flower_node_failures.py with the key holder's node (node 105, a fresh ledger)."""
     failures = Failures(client_app(config), fails)
-    nodes = [{} for _ in range(CLIENTS)] + [{"he-ledger-file": str(Path(tempfile.mkdtemp(prefix="review6-")) / "ledger.json")}]
-    grid = FakeGrid(failures, {}, nodes, failures.intercept)
-    params = get_flat(local_datasets(config)[1])
-    try:
-        out = FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), SEED)
-    except ProtocolError as exc:
-        out = exc
+    with tempfile.TemporaryDirectory(prefix="review6-") as ledger:
+        grid = FakeGrid(failures, {}, [{} for _ in range(CLIENTS)] + [{"he-ledger-file": str(Path(ledger) / "ledger.json")}], failures.intercept)
+        params = get_flat(local_datasets(config)[1])
+        try:
+            out = FlowerRounds(grid, config).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), SEED)
+        except ProtocolError as exc:
+            out = exc
     return out, _rows(grid, params), params
 
 
@@ -357,3 +356,16 @@ def test_ckks_with_a_key_holder_and_failing_nodes_gives_the_in_process_round_wit
         return
     assert flower.included == here.included and np.allclose(flower.result, here.result, atol=1e-3)
     assert {e.party for e in flower.rejected} == {f"client {u}" for u, (_, how) in fails.items() if how != "is silent"}
+
+
+@pytest.mark.parametrize("k", range(2))  # ddp+two-server: 0 its training step, 1 its masked input (its only frame)
+def test_ddp_two_server_a_failing_node_s_noise_is_not_counted(k):
+    """Client 1's node crashes before its shares left it: not included, and the noise layer counts the shares of the
+    others only (`noise_shares_in_output`), the in-process round's epsilon."""
+    config = _config("ddp+two-server")
+    flower, rows, _, params = _flower_round(config, {1: (k, "crashes")})
+    here = _in_process(config, rows, {1: (k, "crashes")}, params)
+    assert isinstance(flower, Output) and 1 not in flower.included and flower.included == here.included, repr(flower)[:200]
+    noise, noise_here = (next(r.guarantee for r in out.reports if r.layer == "noise") for out in (flower, here))
+    assert noise.parameters["noise_shares_in_output"] <= len(flower.included) - noise.parameters["uncounted_shares"]
+    assert noise.epsilon == noise_here.epsilon and noise.parameters == noise_here.parameters

@@ -404,7 +404,7 @@ class BFVAggregation(HeAggregation):
 
 
 HE_VIEWS = {"server": "aggregate", "key holder": "aggregate", "released model": "released"}
-MIN_CLIENTS = Field(int, 1, lambda v: v >= 1, ">= 1")
+MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is that input: 1 only on purpose
 
 
 @register("ckks", leaf=True, fields={"min_clients": MIN_CLIENTS}, traits=Traits(observers=HE_VIEWS, output="sum"),

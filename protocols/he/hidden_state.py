@@ -40,9 +40,9 @@ from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity
 from protocols.core.protocol import OpenRound, Protocol, RemoteUnsupported, RoundEnd
 from protocols.core.report import LayerReport, Output
-from protocols.core.stack import Field, StackContext, Traits, register
+from protocols.core.stack import StackContext, Traits, register
 from protocols.core.wire import SERVER, Frame, encode_frame
-from protocols.he.aggregation import HeAggregation, HeRound, ciphertext_limit, signed_reply
+from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, ciphertext_limit, signed_reply
 from protocols.he.messages import Target
 from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
 from secagg.agreement import X25519Agreement
@@ -181,7 +181,7 @@ class HiddenStateCKKS(HeAggregation):
         return keys
 
 
-@register("hidden-state", leaf=True, fields={"min_clients": Field(int, 1, lambda v: v >= 1, ">= 1")},
+@register("hidden-state", leaf=True, fields={"min_clients": MIN_CLIENTS},
           traits=Traits(observers={"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
                         output="model", needs_initial=True, splits=True),
           about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")

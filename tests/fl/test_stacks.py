@@ -62,11 +62,11 @@ def reference_stack(config: ExperimentConfig, dim: int, initial: np.ndarray, m: 
         protection = SecAggPlus.for_clients_or_complete(m, bits=32, dropout=max(config.dropout, 0.01))
         return L2Clip(config.clip, DiscreteEncode(2.0**30 / (m * (config.clip + math.sqrt(dim))), config.clip, protection, beta=0.0))
     if config.stack == "ckks":
-        return L2Clip(config.clip, CKKSAggregation(min_clients=1))
+        return L2Clip(config.clip, CKKSAggregation(min_clients=2))  # the presets ask sums of >= 2 inputs (review 6)
     if config.stack == "ckks-robust":
         return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=f, norm_bound=config.clip, min_clients=1))
     if config.stack == "hidden-state":
-        inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=1)
+        inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=2)
         if config.noise_multiplier > 0:
             inner = GaussianShares(config.noise_multiplier, config.clip, expected, inner, delta=config.delta, assume_colluding=uncounted())
         return L2Clip(config.clip, inner)

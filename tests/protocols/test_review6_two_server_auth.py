@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from protocols.core.driver import CostMeter, drive
@@ -163,18 +163,25 @@ def test_min_clients_counts_only_clients_that_passed_validation_whatever_s0_spoi
 
 # ------------------------------------------------------------------ 5. denial by one Byzantine client
 
-def _share_frames(session: bytes, j: int):
-    """Frames a Byzantine client j could seal and sign as its S1 share (its own signature verifies)."""
+def _share_frames(j: int):
+    """Frames a Byzantine client j could seal and sign as its S1 share (its own signature verifies), each built for the
+    round's session (`build(session)`)."""
+    def frame(kind=Kind.SHARE_VECTOR, sender=j, recipient=SECOND_SERVER, payload=b""):
+        return lambda session: encode_frame(Frame(kind, session, sender, recipient, payload))
+
     return st.one_of(
-        st.binary(max_size=120),  # not a frame at all
-        st.binary(max_size=200).map(lambda p: encode_frame(Frame(Kind.SHARE_VECTOR, session, j, SECOND_SERVER, p))),
+        st.binary(max_size=120).map(lambda junk: lambda session: junk),  # not a frame at all
+        st.binary(max_size=200).map(lambda p: frame(payload=p)),
         st.tuples(st.integers(0, 3), st.integers(0, 2 * D), st.binary(max_size=64)).map(  # a share matrix of another shape
-            lambda t: encode_frame(Frame(Kind.SHARE_VECTOR, session, j, SECOND_SERVER, struct.pack("<II", t[0], t[1]) + t[2]))),
-        st.sampled_from([Kind.MATRIX, Kind.SHARE_SEED, Kind.SEALED_SHARE]).map(  # another kind, or another recipient
-            lambda k: encode_frame(Frame(k, session, j, SECOND_SERVER, b"\x00" * 8))),
-        st.just(encode_frame(Frame(Kind.SHARE_VECTOR, session, j, SERVER, b""))),
-        st.integers(0, N - 1).map(lambda v: encode_frame(Frame(Kind.SHARE_VECTOR, session, v, SECOND_SERVER, b""))),
+            lambda t: frame(payload=struct.pack("<II", t[0], t[1]) + t[2])),
+        st.sampled_from([Kind.MATRIX, Kind.SHARE_SEED, Kind.SEALED_SHARE]).map(lambda k: frame(kind=k, payload=b"\x00" * 8)),
+        st.just(frame(recipient=SERVER)),
+        st.integers(0, N - 1).map(lambda v: frame(sender=v)),
     )
+
+
+def _session(frame: bytes) -> bytes:
+    return decode_frame(frame, party="test", stage="share").session
 
 
 @given(j=st.integers(0, N - 1), data=st.data())
@@ -185,24 +192,27 @@ def test_a_byzantine_client_sealing_and_signing_any_bytes_as_its_share_is_exclud
     verifies, so S1 opens it; whatever it holds, S1 excludes client j alone (MalformedMessage naming it) and the round
     sums the four honest inputs exactly: one client cannot crash S1 or get an honest client excluded."""
     x = _inputs(5)
-    session = SeededRandomness(7).bytes(8)  # the session `open_round` draws first from the round's rng (seed 7)
-    forged = data.draw(_share_frames(session, j))
+    build = data.draw(_share_frames(j))
+    sent = []
 
     def byzantine(src, dst, frame):
-        return [forged] if (src, dst) == (j, SECOND_SERVER) else [frame]
+        if (src, dst) != (j, SECOND_SERVER):
+            return [frame]
+        sent.append(build(_session(frame)))  # for the round's own session
+        return sent[-1:]
 
     out = _split(x, 7, tamper=byzantine)
     honest = [u for u in range(N) if u != j]
-    assert out.included == tuple(honest), out.rejected
+    assert len(sent) == 1 and out.included == tuple(honest), out.rejected
     assert [e.party for e in out.rejected if isinstance(e, MalformedMessage)] == [f"client {j}"]
     assert np.array_equal(out.result.astype(np.int64), _plain_sum(x, honest))
 
 
-def test_the_byzantine_share_helper_builds_frames_for_the_rounds_real_session():
-    """The fuzz above targets the round's own session (else every frame would fail on the session alone)."""
-    server = TwoServerRobust(**RULE)
-    server.use_second_server(bytes(32), b"", ROUND)
-    assert server.open_round(N, D, SeededRandomness(7)).public["session"] == SeededRandomness(7).bytes(8).hex()
+def test_control_a_byzantine_client_resending_its_genuine_frame_through_the_hook_is_included():
+    """The hook above builds frames for the round's session: resending the genuine frame through it changes nothing."""
+    x = _inputs(5)
+    out = _split(x, 7, tamper=lambda src, dst, frame: [decode_frame(frame, party="t", stage="s") and frame])
+    assert out.included == tuple(range(N)) and np.array_equal(out.result.astype(np.int64), _plain_sum(x, range(N)))
 
 
 # ------------------------------------------------------------------ 4. hostile rosters and client-keys folders
@@ -427,3 +437,39 @@ def test_an_active_s0_cannot_make_the_clipping_output_depend_on_one_honest_input
     if rule == "norm_bounding":
         assert np.array_equal(to_signed_bits(out.result, BITS), to_signed_bits(x[target], BITS))  # the attack's yield, today
     assert not np.array_equal(out.result, _split(_others_changed(x, target), 10, **kw).result), "the output is a function of x_target alone"
+
+
+# ------------------------------------------------------------------ 5. denial: a Byzantine client's well-formed share
+
+@given(j=st.integers(0, N - 1), words_seed=st.integers(0, 2**32 - 1), parts=st.sets(st.sampled_from(["share", "digits", "slack"]), min_size=1))
+@settings(max_examples=12, phases=[Phase.explicit, Phase.reuse, Phase.generate], **SETTINGS)
+def test_a_byzantine_clients_well_formed_share_of_any_words_fails_only_its_own_validation(j, words_seed, parts):
+    """Byzantine client j replaces `parts` of its genuine S1 share (the explicit share, the digit planes, the norm
+    slack planes) by words of its choosing, shapes kept, sealed and signed: it passes the signature and parse checks,
+    so it reaches the range check and (slack only) the norm check beside the honest clients. Only j may fail them
+    (InvalidInput naming j); every honest client stays included, and the output is their exact sum plus j's if j passed."""
+    from protocols.two_server.channel import encode_share, parse_share
+    from protocols.core.wire import Reader
+    from secagg.bit_sharing import words
+
+    bound = float(1 << (BITS + 1))  # above every honest input's norm (checked)
+    x = _inputs(9)
+    assert all(float(np.linalg.norm(r.astype(np.float64))) <= bound for r in x)
+    slack_bits = max(1, (int(bound) ** 2).bit_length())
+    g = np.random.default_rng(words_seed)
+
+    def byzantine(src, dst, frame):
+        if (src, dst) != (j, SECOND_SERVER):
+            return [frame]
+        f = decode_frame(frame, party="test", stage="share")
+        share = dict(zip(("share", "digits", "slack"), parse_share(Reader(f.payload, party="t", stage="s"), D, (BITS, words(D)), (slack_bits, 1))))
+        share = {k: g.integers(0, 2**63, v.shape, dtype=np.uint64) if k in parts else v for k, v in share.items()}
+        return [encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, encode_share(share["share"], share["digits"], share["slack"])))]
+
+    out = _split(x, 11, tamper=byzantine, norm_bound=bound)
+    honest = [u for u in range(N) if u != j]
+    assert set(honest) <= set(out.included) and [e.party for e in out.rejected] in ([], [f"client {j}"])
+    assert all(isinstance(e, InvalidInput) for e in out.rejected)
+    assert (j in out.included) or out.rejected[0].stage == ("norm check" if parts == {"slack"} else "range check")
+    if j not in out.included:
+        assert np.array_equal(out.result.astype(np.int64), _plain_sum(x, honest))

@@ -98,3 +98,18 @@ def test_s1s_node_that_pins_f_and_rule_refuses_a_run_config_that_changes_them():
     for change in ({"f": 0}, {"rule": "norm_bounding"}, {"f": None}):
         with pytest.raises(ProtocolError, match=f"run config sets {next(iter(change))}="):
             checked_against_node(config_from_run({**provisioned, **change}), pinned)
+
+
+@pytest.mark.parametrize("stack", ["two-server", "ddp+two-server"])
+@pytest.mark.xfail(strict=True, reason="both two-server presets build S1's f, hence min_clients = f + 2, from the run "
+                   "config's f (S0's word) when S1's node pins what `secagg flower-app` prints")
+def test_s1s_min_clients_follows_only_what_its_node_pins_for_each_two_server_preset(stack):
+    run = {**RUN, "stack": stack}
+    provisioned = config_from_run(run)
+    pins = {"role": "second-server", "stack": provisioned.stack, "active": provisioned.active, "noise_multiplier": provisioned.noise_multiplier}
+
+    def s1(r):
+        return two_server_protocol(_client_setup(checked_against_node(config_from_run(r), pins))[2]).min_clients
+
+    assert s1(run) == 3
+    assert s1({**run, "f": 0}) == 3  # fails today: 2

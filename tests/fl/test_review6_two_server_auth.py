@@ -73,8 +73,11 @@ def test_control_the_provisioned_s1_takes_part_with_three_signed_clients_and_ref
                    "and take part with two clients; with one colluder that is one honest input under norm_bounding's sum")
 def test_s0_writing_f_0_in_the_run_config_does_not_lower_s1s_min_clients(pki):
     run = {**RUN, "f": 0, "rule": "norm_bounding"}
-    assert _s1_protocol(run).min_clients >= _s1_protocol(RUN).min_clients  # fails today: 2 < 3
-    with pytest.raises(ProtocolError, match="min_clients"):
+    try:
+        assert _s1_protocol(run).min_clients >= _s1_protocol(RUN).min_clients  # fails today: 2 < 3
+    except ProtocolError:
+        pass  # S1's node refusing such a run config is a fix too
+    with pytest.raises(ProtocolError):  # today the round runs with two clients, included (0, 1)
         _aggregate(pki, run, [0, 1])
 
 
@@ -112,4 +115,7 @@ def test_s1s_min_clients_follows_only_what_its_node_pins_for_each_two_server_pre
         return two_server_protocol(_client_setup(checked_against_node(config_from_run(r), pins))[2]).min_clients
 
     assert s1(run) == 3
-    assert s1({**run, "f": 0}) == 3  # fails today: 2
+    try:
+        assert s1({**run, "f": 0}) == 3  # fails today: 2
+    except ProtocolError:
+        pass  # refusing the run config is a fix too

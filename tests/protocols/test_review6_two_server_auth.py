@@ -301,7 +301,7 @@ def test_s0_with_one_colluder_dropping_everyone_it_can_leaves_the_rule_min_clien
     clients S1 accepts (it drops the others as dropouts). S1 refuses with one honest input left (min_clients = 3,
     c = 1: 2 inputs) and goes on with exactly min_clients - c = 2 honest ones, every one in the output's included set."""
     x = _inputs(6)
-    kw = {"rule": rule, "f": 1, "min_clients": 3} if rule != "trimmed_mean" else {"rule": rule, "f": 1, "min_clients": 3}
+    kw = {"rule": rule, "f": 1, "min_clients": 3}
 
     def keep(ids):
         def attack(collector, public):
@@ -381,11 +381,12 @@ def test_norm_bounding_sums_every_included_input_with_a_positive_applied_weight(
     x[1:, 1] = 1 << 22
     protocol = TwoServerRobust(rule="norm_bounding", f=1, bits=bits, tau=1.0)
     out = secure_sum(x.astype(np.uint32) % (1 << bits), protocol=protocol, seed=3)
-    assert out.included == tuple(range(N)) and all(w > 0 for w in out.weights)  # what the output states
-    assert not np.array_equal(to_signed_bits(out.result, bits), x[0])  # fails: the output is x_0 alone
+    assert out.included == tuple(range(N))
+    alone = np.array_equal(_signed(out.result, bits), x[0])  # today: x_0 alone
+    assert not (alone and all(w > 0 for w in out.weights[1:])), "x_0 alone, while the far inputs' stated weights are positive"
 
 
-def to_signed_bits(values, bits):
+def _signed(values, bits):
     v = np.asarray(values, dtype=np.int64) % (1 << bits)
     return np.where(v >= 1 << (bits - 1), v - (1 << bits), v)
 
@@ -432,11 +433,12 @@ def test_an_active_s0_cannot_make_the_clipping_output_depend_on_one_honest_input
     _bump_distances(monkeypatch, target)
     x = _inputs(8)
     kw = {"rule": rule, "iterations": 2 if rule == "centered_clipping" else 1}
-    out = _split(x, 10, **kw)
-    assert out.included == tuple(range(N)) and not out.rejected  # S1 took part: 5 >= min_clients signed, valid inputs
-    if rule == "norm_bounding":
-        assert np.array_equal(to_signed_bits(out.result, BITS), to_signed_bits(x[target], BITS))  # the attack's yield, today
-    assert not np.array_equal(out.result, _split(_others_changed(x, target), 10, **kw).result), "the output is a function of x_target alone"
+    try:
+        out, other = _split(x, 10, **kw), _split(_others_changed(x, target), 10, **kw)
+    except Aborted:
+        return  # S1 stopping a round whose openings S0 bent is a fix
+    # today S1 took part (all 5 signed, validated clients included, none rejected) and the output is x_target's alone
+    assert not np.array_equal(out.result, other.result), f"included {out.included}: the output is a function of x_target alone"
 
 
 # ------------------------------------------------------------------ 5. denial: a Byzantine client's well-formed share
@@ -473,3 +475,14 @@ def test_a_byzantine_clients_well_formed_share_of_any_words_fails_only_its_own_v
     assert (j in out.included) or out.rejected[0].stage == ("norm check" if parts == {"slack"} else "range check")
     if j not in out.included:
         assert np.array_equal(out.result.astype(np.int64), _plain_sum(x, honest))
+
+
+@pytest.mark.xfail(strict=True, reason="KeyDirectory.read accepts one public key under two ids (5.pub a copy of 0.pub): "
+                   "the holder of key 0 then signs as ids 0 and 5, and S1 counts it twice toward min_clients as two "
+                   "'distinct authenticated clients' (for_roster checks distinct ids, not distinct keys)")
+def test_one_key_under_two_ids_is_refused_so_one_client_cannot_count_twice(tmp_path):
+    for c, signer in SIGNERS.items():
+        (tmp_path / f"{c}.pub").write_bytes(public_pem(signer.public_bytes()))
+    (tmp_path / f"{N}.pub").write_bytes(public_pem(SIGNERS[0].public_bytes()))
+    with pytest.raises(ValueError, match="same key"):
+        KeyDirectory.read(tmp_path)

@@ -17,14 +17,17 @@ from secagg.beaver import to_signed, truncate
 TRUNCATION_BITS = 12
 
 
-def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, dict, float]:
+def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, np.ndarray, dict, float]:
     """Centered clipping from v = 0 over the shares x (m, d) with shares `norms` (m,) of ||x_i||**2 (a norm triple's, or
-    a Gram matrix's diagonal); returns the last weights, the shares of m v_L and an L2 bound on its error (integer units).
-    Opens ||x_i - v_l||**2 = ||x_i||**2 - 2 <x_i, v_l> + ||v_l||**2 and v_1..v_(L-1)."""
+    a Gram matrix's diagonal); returns the last iteration's applied weights round(w_i 2**k) / 2**k, which inputs had a
+    positive applied weight at some iteration (exactly those have a positive coefficient in m v_L: after an input's last
+    positive weight every carry m - sum_i w_i is positive), the shares of m v_L and an L2 bound on its error (integer
+    units). Opens ||x_i - v_l||**2 = ||x_i||**2 - 2 <x_i, v_l> + ||v_l||**2 and v_1..v_(L-1)."""
     m = x[S0].shape[0]
     v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
     scale = np.uint64(1 << TRUNCATION_BITS)
     error = 0.0
+    contributes = np.zeros(m, dtype=bool)
     for it in range(iterations):
         sq = {}
         for p, idx in PARTIES:
@@ -34,6 +37,7 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
         distances = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)  # ||x_i - v||^2
         w = clipping_weights(distances, tau)
         fixed = np.round(w * float(scale)).astype(np.uint64)
+        contributes |= fixed > 0  # w_i < 2**-(k+1) rounds to 0: that input is not in this iteration's sum
         # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
         # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
         error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(distances, 0)))
@@ -48,4 +52,4 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
         if it + 1 < iterations:
             total = to_signed(ch.exchange(Kind.MATRIX, {p: out[p][None, :] for p in out}, (1, d))[0])
             v = np.round(total / m).astype(np.int64)
-    return w, out, error
+    return fixed / float(scale), contributes, out, error

@@ -83,7 +83,8 @@ from secagg.randomness import Randomness
 from secagg.ring import Ring
 
 ORDER_RULES = ("coordinate_median", "trimmed_mean")
-RULES = ("krum", "multi_krum", "centered_clipping", "norm_bounding") + ORDER_RULES
+CLIPPING_RULES = ("centered_clipping", "norm_bounding")
+RULES = ("krum", "multi_krum") + CLIPPING_RULES + ORDER_RULES
 SOUNDNESS = "2^-128"  # a false acceptance needs a SHA-256 collision
 DIGITS, SLACK = b"input digits", b"norm slack digits"
 
@@ -387,7 +388,9 @@ class TwoServerRobust(RingProtocol):
             row_weights, error = np.full(m, len(positions) / m), 0.0
             leak = "nothing else before the result (every value opened in the sorting network is masked by the dealer's triples), then the result"
         else:
-            row_weights, result_share, error = clip_on_shares(ch, x, norms, d, self.tau * divisor, self.iterations)
+            row_weights, contributes, result_share, error = clip_on_shares(ch, x, norms, d, self.tau * divisor, self.iterations)
+            mixed = contributes if mixing is None else contributes.astype(np.float64) @ mixing > 0
+            self._enough_weighted(int(mixed.sum()))  # both servers, before S1 sends its share of the result
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
@@ -404,7 +407,7 @@ class TwoServerRobust(RingProtocol):
             ring = Ring(self.bits)
             result = ring.reduce(total.view(np.uint64).astype(ring.dtype))
         weights = row_weights if mixing is None else row_weights @ mixing / divisor
-        chosen = np.flatnonzero(weights > 0) if self.rule in ("krum", "multi_krum") or mixing is not None else np.arange(m)
+        chosen = np.arange(m) if self.rule in ORDER_RULES else np.flatnonzero(mixed) if self.rule in CLIPPING_RULES else np.flatnonzero(weights > 0)
         selected = tuple(int(included[i]) for i in chosen)
         report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt,
                                                                                  opened_bound if narrow else None, keys))
@@ -423,12 +426,16 @@ class TwoServerRobust(RingProtocol):
     def _authentication(self, keys: str) -> str:
         """The guarantee's sentences on the clients' signatures and `min_clients`, rule by rule."""
         k = self.min_clients
+        clipped = ("a sum of the included inputs, those with a positive applied weight round(w_i 2^12) / 2^12 at some iteration (an "
+                   "input farther than 2^13 tau from v gets 0 and is not included; both servers refuse to release a sum of fewer than "
+                   "min_clients), at least min_clients - c of them honest; but an S0 that deviates in the openings of ||x_i - v||^2 "
+                   "chooses the weights (down to 2^-12 each), so one honest input may dominate the sum")
         output = {
             "krum": "Krum outputs one selected input as it is, whatever min_clients",
             "multi_krum": f"the sum of the m' selected inputs (m' = {'m - f' if self.m is None else self.m}), of which at least m' - c are honest "
                           "(S0's colluders may all be selected)",
-            "centered_clipping": "a sum of all m inputs with public positive weights, at least m - c of them honest",
-            "norm_bounding": "a sum of all m inputs with public positive weights, at least m - c of them honest",
+            "centered_clipping": clipped,
+            "norm_bounding": clipped,
             "coordinate_median": "each coordinate is one input's value (odd m) or the mean of the two middle ones, so an honest input's "
                                  "value at a coordinate can be released as it is whatever min_clients",
             "trimmed_mean": "each coordinate is the mean of the m - 2f middle values, at least m - 2f - c of them honest",
@@ -508,6 +515,12 @@ class TwoServerRobust(RingProtocol):
             raise BelowThreshold(f"{m} inputs {what}, the round needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
                                  + (f", Multi-Krum's m = {self.m}" if self.rule == "multi_krum" and self.m is not None else "")
                                  + f", min_clients = {self.min_clients})", party="server", stage="share")
+
+    def _enough_weighted(self, k: int) -> None:
+        """A clipping rule's output mixes only the k inputs with a positive applied weight: refuse it below min_clients."""
+        if k < self.min_clients:
+            raise BelowThreshold(f"{k} inputs have a positive applied clipping weight, the output needs >= min_clients = "
+                                 f"{self.min_clients}", party="server", stage="rule")
 
     def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict, signatures: dict) -> tuple[dict, dict, np.ndarray, list]:
         """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share and its signature

@@ -138,6 +138,10 @@ class _PairwiseMasking(RingProtocol):
             for w, owners in bad.items()
         ]
         notes = [f"bad unmasking shares dropped, from clients {sorted(bad)}"] if bad else []
+        if server.unreadable:  # claims of the recipients: either end of a pair may be the one at fault
+            pairs = ", ".join(f"{v} -> {sorted(to)}" for v, to in sorted(server.unreadable.items()))
+            notes.append(f"encrypted shares reported unreadable by their recipients (sender -> recipients: {pairs}); the pair key is "
+                         "symmetric, so either end may be at fault: both stay in, the recipient holds no share of the sender")
         if keys is not None:  # active mode: whose keys the signatures were checked against
             notes.append(f"clients verify each other's signatures (roster-bound) with the long-term keys from {keys}, never a key the server sends")
         dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}

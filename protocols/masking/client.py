@@ -180,7 +180,8 @@ class MaskingClient:
         """(seed share, key share) that neighbour v sent this client, or None if its ciphertext fails to authenticate
         under the pair's channel key (this round's, for sender v and recipient this client) or holds another pair's ids.
         Either of the two could have made it so (the key is symmetric, the server cannot tell): this client holds no
-        share of v and keeps the pair's mask, which comes from the advertised keys, not from the share."""
+        share of v and keeps the pair's mask, which comes from the advertised keys, not from the share. An active server
+        that forges the relayed ciphertext gains nothing by it: the client masks as for the genuine one and reveals less."""
         try:
             plain = self._channels[v].decrypt(ciphertext, self.setup.share_associated_data(v, self.cid))
         except InvalidTag:

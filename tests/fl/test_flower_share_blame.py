@@ -14,18 +14,17 @@ flwr = pytest.importorskip("flwr")
 
 from flwr.app import ConfigRecord, Message, RecordDict
 
-from fl.experiment import build_stack
+from fl.experiment import build_stack, local_datasets
+from fl.flower_engine import FlowerRounds
+from fl.models import get_flat
 from protocols.core.errors import BelowThreshold, ProtocolError
 from protocols.core.report import Output
+from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
 from protocols.testing import claim_unreadable, corrupt_shares
 from tests.fl.test_flower_node_failures import SEED, _config
 from tests.fl.test_review6_node_failures import SETTINGS, Tampering, _rows
 from tests.protocols.test_masking_share_blame import Byzantine
-from fl.flower_engine import FlowerRounds
-from fl.experiment import local_datasets
-from fl.models import get_flat
-from protocols.core.schedule import DropoutSchedule
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 CLIENTS = 5

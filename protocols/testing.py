@@ -266,15 +266,22 @@ SHARE_CORRUPTIONS = ("flip", "truncate", "other-pair", "replay")
 def share_ciphertexts(frame: bytes) -> tuple[bytes, dict[int, bytes]]:
     """(commitment, recipient -> ciphertext) of a SHARES frame."""
     r = Reader(decode_frame(frame, party="attack", stage="share_keys").payload, party="attack", stage="share_keys")
-    commitment = r.raw(COMMITMENT_BYTES)
-    return commitment, r.entries(SHARE_CIPHERTEXT_BYTES, 2**20, 2**32 - 1)
+    commitment, entries = r.raw(COMMITMENT_BYTES), r.entries(SHARE_CIPHERTEXT_BYTES, 2**20, 2**32 - 1)
+    r.done()
+    return commitment, entries
 
 
-def corrupt_shares(frame: bytes, victims: set[int], mode: str, position: int, stale: dict[int, bytes] = {}) -> tuple[bytes, set[int]]:  # noqa: B006 (read only)
+def corrupt_shares(frame: bytes, victims: set[int], mode: str, position: int, stale: dict[int, bytes] | None = None) -> tuple[bytes, set[int]]:
     """A Byzantine sender's SHARES frame: its ciphertexts for `victims` with one bit flipped ("flip", at `position`),
     cut short ("truncate": the frame no longer parses), replaced by the one it made for its next recipient
     ("other-pair"), or by `stale[u]`, its ciphertext for u in an earlier round (any of them if u had none there:
-    "replay"; `stale` must not be empty then). Returns the frame and the victims hit (its recipients among `victims`)."""
+    "replay"). Returns the frame and the victims hit (its recipients among `victims`).
+
+    Raises:
+        ValueError: for another mode, or "replay" without a stale ciphertext.
+    """
+    if mode not in SHARE_CORRUPTIONS or (mode == "replay" and not stale):
+        raise ValueError(f"mode={mode!r} is not one of {SHARE_CORRUPTIONS}, or replays without stale ciphertexts")
     f = decode_frame(frame, party="attack", stage="share_keys")
     commitment, entries = share_ciphertexts(frame)
     order, hit = sorted(entries), victims & entries.keys()
@@ -287,10 +294,8 @@ def corrupt_shares(frame: bytes, victims: set[int], mode: str, position: int, st
         elif mode == "other-pair":
             other = order[(order.index(u) + 1) % len(order)]
             changed[u] = entries[other] if other != u else _flip(entries[u], position % len(entries[u]))
-        elif mode == "replay":
-            changed[u] = stale[u] if u in stale else next(iter(stale.values()))
         else:
-            raise ValueError(f"mode={mode!r} is not one of {SHARE_CORRUPTIONS}")
+            changed[u] = stale[u] if u in stale else next(iter(stale.values()))
     payload = commitment + Writer().entries(changed).getvalue()
     return encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload)), hit
 

@@ -63,7 +63,7 @@ class Byzantine:
             self.recipients[src] = set(share_ciphertexts(frame)[1])
             if src in self.senders:
                 victims, mode, position = self.senders[src]
-                frame, self.hit[src] = corrupt_shares(frame, victims, mode, position, self.stale.get(src, {}))
+                frame, self.hit[src] = corrupt_shares(frame, victims, mode, position, self.stale.get(src))
         if dst == SERVER and _frame_kind(frame) == Kind.UNMASK_SHARES and src in self.claims:
             accused, junk = self.claims[src]
             frame, self.claimed[src] = claim_unreadable(frame, accused, self.n, junk)

@@ -124,17 +124,18 @@ def _event(checked) -> None:
 
 
 @st.composite
-def cases(draw, claims: bool):
+def cases(draw, claims: bool | None):
+    """Byzantine senders (claims False), receivers (True), or some of each (None)."""
     n = draw(st.integers(4, 9))
     protocol = draw(masking_protocols(n, 32))
     inputs = np.random.default_rng(draw(st.integers(0, 2**16))).integers(0, 2**32, size=(n, 3), dtype=np.uint64).astype(np.uint32)
     byzantine = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(3, n - 1), unique=True))
     victims = lambda v: st.sets(st.sampled_from([u for u in range(n) if u != v]), min_size=1, max_size=3)
-    if claims:
-        plan = {u: (draw(victims(u)), draw(st.booleans())) for u in byzantine}
-        return inputs, protocol, {}, plan, draw(st.integers(0, 2**20))
-    plan = {v: (draw(victims(v)), draw(st.sampled_from(SHARE_CORRUPTIONS)), draw(st.integers(0, 2**20))) for v in byzantine}
-    return inputs, protocol, plan, {}, draw(st.integers(0, 2**20))
+    senders = [] if claims else byzantine if claims is False else [v for v in byzantine if draw(st.booleans())]
+    receivers = [u for u in byzantine if u not in senders] if claims is not False else []
+    plan = {v: (draw(victims(v)), draw(st.sampled_from(SHARE_CORRUPTIONS)), draw(st.integers(0, 2**20))) for v in senders}
+    lies = {u: (draw(victims(u)), draw(st.booleans())) for u in receivers}
+    return inputs, protocol, plan, lies, draw(st.integers(0, 2**20))
 
 
 @settings(max_examples=150, deadline=None)
@@ -155,6 +156,14 @@ def test_byzantine_receivers_claiming_readable_shares_unreadable_get_no_honest_s
     bytes (their unmasking frame is rejected: a dropout at unmasking): the accused honest senders stay included."""
     inputs, protocol, senders, claims, seed = case
     _event(_check(inputs, protocol, Byzantine(inputs.shape[0], senders, claims), seed))
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=cases(claims=None))
+def test_byzantine_senders_and_receivers_together_get_no_honest_client_excluded(case):
+    inputs, protocol, senders, claims, seed = case
+    stale = _stale(protocol, inputs, seed + 1) if any(mode == "replay" for _, mode, _ in senders.values()) else None
+    _event(_check(inputs, protocol, Byzantine(inputs.shape[0], senders, claims, stale), seed))
 
 
 @pytest.mark.parametrize("active", [False, True])

@@ -32,7 +32,16 @@ from protocols.core.transport import chain  # noqa: F401 (public here too)
 from protocols.core.wire import HEADER_BYTES, SERVER, Frame, Reader, Writer, decode_frame, encode_frame
 from protocols.masking.client import MaskingClient
 from protocols.masking.graph import harary_neighbours
-from protocols.masking.messages import Secret, parse_unmask_shares
+from protocols.masking.messages import (
+    COMMITMENT_BYTES,
+    SHARE_BYTES,
+    SHARE_CIPHERTEXT_BYTES,
+    UNREADABLE,
+    Secret,
+    encode_unmask_shares,
+    parse_unmask_reply,
+    parse_unmask_shares,
+)
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.secagg import SecAgg, SecAggPlus
 from protocols.masking.server import MaskingServer
@@ -89,13 +98,15 @@ def rounds(draw, min_n: int = 2, max_n: int = 40, max_d: int = 64) -> RoundCase:
     return RoundCase(draw(ring_inputs(n, d, bits)), draw(masking_protocols(n, bits)), draw(schedules(n)), draw(st.integers(0, 2**32 - 1)))
 
 
-def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: DropoutSchedule, active: bool) -> tuple[int, ...] | None:
+def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: DropoutSchedule, active: bool,
+                       unreadable: dict[int, set[int]] | None = None) -> tuple[int, ...] | None:
     """The included set (U3) a round of pairwise masking must produce, or None if it must abort.
 
     Rules (Bonawitz et al., Bell et al.): a stage needs t + 1 answers at the server; a client needs
-    t live neighbours to share, t neighbours' shares to mask, t surviving neighbours to unmask (and t
-    signatures from them in active mode); every survivor's seed and every dropped sharer's key with
-    a surviving neighbour needs t shares from neighbours that answered the unmasking request.
+    t live neighbours to share, t neighbours' shares (ciphertexts, readable or not) to mask, t surviving
+    neighbours to unmask (and t signatures from them in active mode); every survivor's seed and every
+    dropped sharer's key with a surviving neighbour needs t shares from neighbours that answered the
+    unmasking request, leaving out `unreadable[v]`, the holders that hold no readable share of v.
     """
     n = len(neighbours)
 
@@ -115,7 +126,7 @@ def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: Dropo
     if not u5:
         return None
     owners = u3 | {v for v in u2 - u3 if neighbours[v] & u3}
-    if any(len(neighbours[v] & u5) < t for v in owners):
+    if any(len(neighbours[v] & u5 - (unreadable or {}).get(v, set())) < t for v in owners):
         return None
     return tuple(sorted(u3))
 
@@ -245,6 +256,65 @@ def run_attacked(case: RoundCase, attack: Attack) -> Output | None:
 def as_dropout(dropouts: DropoutSchedule, client: int, stage: Stage) -> DropoutSchedule:
     """The schedule in which `client` also drops at `stage` (what a rejected frame amounts to)."""
     return dropouts.with_drops({client: stage})
+
+
+# --- Byzantine senders of encrypted shares, Byzantine receivers that claim them unreadable (masking) ------
+
+SHARE_CORRUPTIONS = ("flip", "truncate", "other-pair", "replay")
+
+
+def share_ciphertexts(frame: bytes) -> tuple[bytes, dict[int, bytes]]:
+    """(commitment, recipient -> ciphertext) of a SHARES frame."""
+    r = Reader(decode_frame(frame, party="attack", stage="share_keys").payload, party="attack", stage="share_keys")
+    commitment, entries = r.raw(COMMITMENT_BYTES), r.entries(SHARE_CIPHERTEXT_BYTES, 2**20, 2**32 - 1)
+    r.done()
+    return commitment, entries
+
+
+def corrupt_shares(frame: bytes, victims: set[int], mode: str, position: int, stale: dict[int, bytes] | None = None) -> tuple[bytes, set[int]]:
+    """A Byzantine sender's SHARES frame: its ciphertexts for `victims` with one bit flipped ("flip", at `position`),
+    cut short ("truncate": the frame no longer parses), replaced by the one it made for its next recipient
+    ("other-pair"), or by `stale[u]`, its ciphertext for u in an earlier round (any of them if u had none there:
+    "replay"). Returns the frame and the victims hit (its recipients among `victims`).
+
+    Raises:
+        ValueError: for another mode, or "replay" without a stale ciphertext.
+    """
+    if mode not in SHARE_CORRUPTIONS or (mode == "replay" and not stale):
+        raise ValueError(f"mode={mode!r} is not one of {SHARE_CORRUPTIONS}, or replays without stale ciphertexts")
+    f = decode_frame(frame, party="attack", stage="share_keys")
+    commitment, entries = share_ciphertexts(frame)
+    order, hit = sorted(entries), victims & entries.keys()
+    changed = dict(entries)
+    for u in hit:
+        if mode == "flip":
+            changed[u] = _flip(entries[u], position % len(entries[u]))
+        elif mode == "truncate":
+            changed[u] = entries[u][: position % len(entries[u])]
+        elif mode == "other-pair":
+            other = order[(order.index(u) + 1) % len(order)]
+            changed[u] = entries[other] if other != u else _flip(entries[u], position % len(entries[u]))
+        else:
+            changed[u] = stale[u] if u in stale else next(iter(stale.values()))
+    payload = commitment + Writer().entries(changed).getvalue()
+    return encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload)), hit
+
+
+def claim_unreadable(frame: bytes, accused: set[int], n: int, junk: bool = False) -> tuple[bytes, set[int]]:
+    """A Byzantine receiver's UNMASK_SHARES frame reporting the shares of `accused` (those it holds) unreadable,
+    withholding them; `junk`: the reports carry nonzero bytes (the server must reject the frame). Returns the frame
+    and the accused whose share it held."""
+    f = decode_frame(frame, party="attack", stage="unmasking")
+    shares, unreadable = parse_unmask_reply(Reader(f.payload, party="attack", stage="unmasking"), n)
+    claimed = accused & shares.keys()
+    kept = {v: share for v, share in shares.items() if v not in claimed}
+    if junk:
+        entries = {v: bytes([kind]) + share.astype(">u8").tobytes() for v, (kind, share) in kept.items()}
+        entries.update({v: bytes([UNREADABLE]) + b"\x01" * SHARE_BYTES for v in claimed | unreadable})
+        payload = Writer().entries(entries).getvalue()
+    else:
+        payload = encode_unmask_shares(kept, frozenset(claimed | unreadable))
+    return encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload)), claimed
 
 
 # --- Byzantine clients of the two-server protocol (protocols.byzantine_shares) ----------------------

@@ -5,8 +5,10 @@ Stages, each a reply to one server request:
   SHARE_KEYS        (on the neighbours' keys; active SecAgg+: on every signed advertisement, whose hash keys
                     the graph) Shamir t-of-k shares of s_sk and of a self-mask seed b, one AES-GCM ciphertext per live neighbour
   MASKED_INPUT      y = x + PRG(b) + sum_v sign(u, v) PRG(s_uv) mod 2**b, over neighbours whose shares arrived
+                    (a share that fails to authenticate, or names another pair, is not held, and its pair's mask stays in)
   CONSISTENCY_CHECK (active mode) a signature of the survivor list
-  UNMASKING         for each neighbour v that shared with us: the share of b_v if v survived, of s_sk_v if not
+  UNMASKING         for each neighbour v that shared with us: the share of b_v if v survived, of s_sk_v if not;
+                    for each neighbour whose share failed to authenticate, an UNREADABLE report instead
 
 An honest client never reveals both secrets of a peer: each peer gets exactly one kind of share,
 and a second unmasking request is refused. A frame of a kind the current stage does not expect
@@ -70,6 +72,7 @@ class MaskingClient:
         self.aborted = False
         self.neighbours: frozenset[int] | None = None  # computed when the keys arrive (inside the metered handler)
         self.revealed: dict[int, Secret] = {}  # peer -> the one secret whose share this client revealed
+        self.unreadable: frozenset[int] = frozenset()  # neighbours whose encrypted share failed to authenticate here
 
     @property
     def party(self) -> str:
@@ -156,31 +159,44 @@ class MaskingClient:
         r.done()
         if not entries.keys() <= self._channels.keys():
             raise r.fail("shares from clients this client did not share with")
+        self._masked = frozenset(entries)  # neighbours whose ciphertext arrived: their pair masks go into y
         self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for v, ciphertext in entries.items():
-            plain = Reader(self._channels[v].decrypt(ciphertext, setup.share_associated_data(v, self.cid)), party=self.party, stage="masked_input")
-            if plain.u32() != v or plain.u32() != self.cid:
-                raise plain.fail("share addressed to another pair")
-            key_share = np.frombuffer(plain.raw(SHARE_BYTES), dtype=">u8").astype(np.uint64)
-            seed_share = np.frombuffer(plain.raw(SHARE_BYTES), dtype=">u8").astype(np.uint64)
-            plain.done()
-            self._held[v] = (seed_share, key_share)
-        if len(self._held) < setup.t:
-            raise BelowThreshold(f"shares from {len(self._held)} neighbours < t={setup.t}", party=self.party, stage="masked_input")
+            share = self._open_share(v, ciphertext)
+            if share is not None:
+                self._held[v] = share
+        self.unreadable = self._masked - self._held.keys()
+        if len(self._masked) < setup.t:
+            raise BelowThreshold(f"shares from {len(self._masked)} neighbours < t={setup.t}", party=self.party, stage="masked_input")
         y = np.empty_like(self._x)
         pairwise = [(self._s.shared_seed(self._keys[v][1], setup.pair_context(PAIRWISE_MASK_DOMAIN, self.cid, v)), PAIRWISE_MASK_DOMAIN, mask_sign(self.cid, v))
-                    for v in sorted(self._held)]
+                    for v in sorted(self._masked)]
         AesCtrPrg(setup.ring).add_streams(y, [(self._seed, SELF_MASK_DOMAIN, 1)] + pairwise, start=self._x)
         del self._seed, self._x, self._channels
         self._stage = Stage.CONSISTENCY_CHECK if setup.active else Stage.UNMASKING
         return Kind.VECTOR, encode_vector(setup.ring, y)
+
+    def _open_share(self, v: int, ciphertext: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+        """(seed share, key share) that neighbour v sent this client, or None if its ciphertext fails to authenticate
+        under the pair's channel key (this round's, for sender v and recipient this client) or holds another pair's ids.
+        Either of the two could have made it so (the key is symmetric, the server cannot tell): this client holds no
+        share of v and keeps the pair's mask, which comes from the advertised keys, not from the share. An active server
+        that forges the relayed ciphertext gains nothing by it: the client masks as for the genuine one and reveals less."""
+        try:
+            plain = self._channels[v].decrypt(ciphertext, self.setup.share_associated_data(v, self.cid))
+        except InvalidTag:
+            return None
+        ids, key_share, seed_share = plain[:8], plain[8:8 + SHARE_BYTES], plain[8 + SHARE_BYTES:]
+        if ids != Writer().u32(v).u32(self.cid).getvalue():
+            return None
+        return np.frombuffer(seed_share, dtype=">u8").astype(np.uint64), np.frombuffer(key_share, dtype=">u8").astype(np.uint64)
 
     def _check_survivors(self, r: Reader, survivors: list[int]) -> set[int]:
         """Survivor neighbours; the client must be a survivor and keep at least t surviving neighbours."""
         if self.cid not in survivors:
             raise r.fail("this client is missing from the survivor list")
         live = set(survivors) & self.neighbours
-        if not live <= self._held.keys():
+        if not live <= self._masked:
             raise r.fail("a survivor never sent this client its shares")
         if len(live) < self.setup.t:
             raise BelowThreshold(f"{len(live)} surviving neighbours < t={self.setup.t}", party=self.party, stage=r.stage)
@@ -215,4 +231,4 @@ class MaskingClient:
             self.revealed[v] = kind
         del self._held
         self._stage = None
-        return Kind.UNMASK_SHARES, encode_unmask_shares(shares)
+        return Kind.UNMASK_SHARES, encode_unmask_shares(shares, self.unreadable)

@@ -12,7 +12,7 @@ defensive parser each. Sizes are in bytes; n bounds every count and id.
 | SURVIVORS | server -> client | ids of clients whose masked input arrived (active mode) |
 | SIGNATURE | client -> server | Ed25519 signature of the survivor list (64) |
 | UNMASK_REQUEST | server -> client | survivor ids, entries: id -> signature (active mode) |
-| UNMASK_SHARES | client -> server | entries: peer -> kind (1) share (40) |
+| UNMASK_SHARES | client -> server | entries: peer -> kind (1) share (40); kind UNREADABLE (share all zero): the peer's share to this client failed to authenticate |
 | FLOATS | client -> server | d (4) float32 little-endian (4 d), finite |
 """
 
@@ -43,19 +43,35 @@ class Secret(enum.IntEnum):
     MASK_KEY = 1
 
 
+UNREADABLE = 2  # kind byte of an unmasking entry that holds no share: the peer's encrypted share failed to authenticate
+
+
 def key_entry_bytes(active: bool) -> int:
     return 2 * KEY_BYTES + (SIGNATURE_BYTES if active else 0)
 
 
-def encode_unmask_shares(shares: dict[int, tuple[Secret, np.ndarray]]) -> bytes:
-    return Writer().entries({v: bytes([kind]) + share.astype(">u8").tobytes() for v, (kind, share) in shares.items()}).getvalue()
+def encode_unmask_shares(shares: dict[int, tuple[Secret, np.ndarray]], unreadable: frozenset[int] = frozenset()) -> bytes:
+    """One entry a peer: the share revealed of it, or for a peer in `unreadable` (disjoint from `shares`) the
+    report that its share failed to authenticate (kind UNREADABLE, 40 zero bytes)."""
+    entries = {v: bytes([kind]) + share.astype(">u8").tobytes() for v, (kind, share) in shares.items()}
+    entries.update({v: bytes([UNREADABLE]) + bytes(SHARE_BYTES) for v in unreadable})
+    return Writer().entries(entries).getvalue()
+
+
+def parse_unmask_reply(r: Reader, n: int) -> tuple[dict[int, tuple[Secret, np.ndarray]], set[int]]:
+    """(peer -> (kind, share), the peers reported UNREADABLE); the whole payload."""
+    out, unreadable = {}, set()
+    for v, raw in r.entries(1 + SHARE_BYTES, n, n).items():
+        if raw[0] == UNREADABLE and not any(raw[1:]):
+            unreadable.add(v)
+            continue
+        if raw[0] not in (Secret.SELF_MASK_SEED, Secret.MASK_KEY):
+            raise r.fail("unknown secret kind, or an UNREADABLE report that carries bytes")
+        out[v] = (Secret(raw[0]), np.frombuffer(raw[1:], dtype=">u8").astype(np.uint64))
+    r.done()
+    return out, unreadable
 
 
 def parse_unmask_shares(r: Reader, n: int) -> dict[int, tuple[Secret, np.ndarray]]:
-    out = {}
-    for v, raw in r.entries(1 + SHARE_BYTES, n, n).items():
-        if raw[0] not in (Secret.SELF_MASK_SEED, Secret.MASK_KEY):
-            raise r.fail("unknown secret kind")
-        out[v] = (Secret(raw[0]), np.frombuffer(raw[1:], dtype=">u8").astype(np.uint64))
-    r.done()
-    return out
+    """The shares of an UNMASK_SHARES payload (UNREADABLE reports left out: `parse_unmask_reply`)."""
+    return parse_unmask_reply(r, n)[0]

@@ -11,6 +11,19 @@ O(n log n + k + d) work (each client computes its own neighbours from the seed i
 handler: n/2 AES blocks and one vectorised sort, ~50 us at n = 1000; against an active server O(n)
 more, to verify and hash every signed advertisement), server O(n*k + n*d*k) at dropout.
 
+Byzantine clients on the share channel. A client's shares go to each neighbour encrypted (AES-GCM) under the pair's
+channel key, from this round's c keys (X25519) and known to the two ends only; the server relays them unread. A share
+that fails to authenticate at its recipient, or names another pair, is not held: the recipient keeps the pair's mask
+(it comes from the advertised s keys, not from the share), reports the share UNREADABLE at unmasking in the slot the
+share would take (no extra bytes), and both stay included. The server cannot tell which end made it so (the key is
+symmetric; a recipient revealing its c secret to prove it would open all k >= t shares of its own secrets that it
+sent, so it could no longer contribute an input): it excludes neither and lists the pairs in the report's notes.
+What one Byzantine client can still do: as a sender, leave its own secrets with fewer than t readable shares among
+the neighbours that answer the unmasking; its masked input is then in the sum without a way to unmask it, and the
+round aborts (`BelowThreshold` naming it and the recipients that report it), as for a dealer of shares that match
+no commitment (`Aborted`); as a receiver, withhold a share by calling it unreadable, which is no more than dropping
+out at unmasking would do (counted in the k - t dropout tolerance).
+
 The SecAgg+ graph is H(k, n) relabelled by the ranks of AES-CTR words (`protocols.masking.graph.HararyGraph`);
 the previous version's 4-round Feistel labelling was distinguishable on small n, so a seeded SecAgg+
 round now has another graph than before (SecAgg's complete graph, and every other draw of a seeded
@@ -138,6 +151,10 @@ class _PairwiseMasking(RingProtocol):
             for w, owners in bad.items()
         ]
         notes = [f"bad unmasking shares dropped, from clients {sorted(bad)}"] if bad else []
+        if server.unreadable:  # claims of the recipients: either end of a pair may be the one at fault
+            pairs = ", ".join(f"{v} -> {sorted(to)}" for v, to in sorted(server.unreadable.items()))
+            notes.append(f"encrypted shares reported unreadable by their recipients (sender -> recipients: {pairs}); the pair key is "
+                         "symmetric, so either end may be at fault: both stay in, the recipient holds no share of the sender")
         if keys is not None:  # active mode: whose keys the signatures were checked against
             notes.append(f"clients verify each other's signatures (roster-bound) with the long-term keys from {keys}, never a key the server sends")
         dropped = {s.name.lower(): sum(1 for v in end.dropouts.drops.values() if v == s) for s in Stage} if end.dropouts else {}

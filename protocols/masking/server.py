@@ -6,7 +6,10 @@ self-mask seed b_u (checked against u's SHA-256 commitment) and, for every clien
 after sharing, its mask key s_sk_v (checked against the advertised s_pk_v); then it removes
 PRG(b_u) and the masks v left in its surviving neighbours' inputs. Any stage with fewer than t + 1
 live clients, or a secret with fewer than t shares, aborts with `BelowThreshold` before anything
-is unmasked. Reconstruction is robust (`protocols.masking.recovery`): a share that fails the check is dropped
+is unmasked. A recipient whose encrypted share from v fails to authenticate keeps the pair's mask, holds no
+share of v and says so at unmasking (`unreadable`: the pair's channel key is symmetric, so the server cannot
+tell which of the two is at fault, and excludes neither); v's secrets then need t of its other shares.
+Reconstruction is robust (`protocols.masking.recovery`): a share that fails the check is dropped
 and its holder named in `bad_shares`; only a secret left without t good shares (among those the
 search reaches) aborts with `Aborted`. No aggregate leaves a failed round.
 
@@ -31,7 +34,7 @@ from protocols.masking.messages import (
     SHARE_CIPHERTEXT_BYTES,
     Secret,
     key_entry_bytes,
-    parse_unmask_shares,
+    parse_unmask_reply,
 )
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
@@ -67,6 +70,7 @@ class MaskingServer:
         self.neighbours: list[frozenset[int]] = []
         self.graph_seed = setup.graph_seed
         self.bad_shares: dict[int, set[int]] = {}  # holder -> owners whose share from it failed the check
+        self.unreadable: dict[int, set[int]] = {}  # sender -> recipients reporting its encrypted share failed to authenticate
         self._stage = Stage.ADVERTISE_KEYS
         self._live: set[int] = set(range(setup.n))  # clients that answered the previous stage
         self._received: dict[int, object] = {}  # this stage's parsed replies, by sender
@@ -173,15 +177,18 @@ class MaskingServer:
         verify(self._pki[u], signature, self.setup.consistency_message(self._survivors))
         return signature
 
-    def _parse_unmasking(self, u: int, r: Reader) -> dict[int, tuple[Secret, np.ndarray]]:
-        shares = parse_unmask_shares(r, self.setup.n)
+    def _parse_unmasking(self, u: int, r: Reader) -> tuple[dict[int, tuple[Secret, np.ndarray]], set[int]]:
+        shares, unreadable = parse_unmask_reply(r, self.setup.n)
         survivors = set(self._survivors)
+        for v in unreadable:
+            if v not in self.neighbours[u] or v not in self._shared:
+                raise r.fail(f"share of client {v} reported unreadable, not a neighbour that shared")
         for v, (kind, share) in shares.items():
             if v not in self.neighbours[u] or v not in self._shared:
                 raise r.fail(f"share of client {v}, not a neighbour that shared")
             if kind != (Secret.SELF_MASK_SEED if v in survivors else Secret.MASK_KEY):
                 raise r.fail(f"wrong secret kind for client {v}")
-        return shares
+        return shares, unreadable
 
     def close(self) -> None:
         """Ends the current stage.
@@ -210,7 +217,10 @@ class MaskingServer:
         elif stage == Stage.CONSISTENCY_CHECK:
             self._signatures = dict(self._received)
         elif stage == Stage.UNMASKING:
-            self._unmask(self._received)
+            for u, (_, unreadable) in self._received.items():
+                for v in unreadable:
+                    self.unreadable.setdefault(v, set()).add(u)
+            self._unmask({u: shares for u, (shares, _) in self._received.items()})
         self._live, self._received = answered, {}
         following = [s for s in Stage if s > stage and (self.setup.active or s != Stage.CONSISTENCY_CHECK)]
         self._stage = following[0] if following else stage
@@ -218,8 +228,9 @@ class MaskingServer:
     def _reconstruct(self, owner: int, kind: Secret, responses: dict, check: Callable[[bytes], bool]) -> bytes:
         holders = sorted(w for w, shares in responses.items() if owner in shares)
         if len(holders) < self.setup.t:
+            unread = f" (clients {sorted(self.unreadable[owner])} report its share to them failed to authenticate)" if owner in self.unreadable else ""
             raise BelowThreshold(
-                f"{len(holders)} shares of client {owner}'s {kind.name} < t={self.setup.t}", party=PARTY, stage="UNMASKING"
+                f"{len(holders)} shares of client {owner}'s {kind.name} < t={self.setup.t}{unread}", party=PARTY, stage="UNMASKING"
             )
         shares = np.stack([responses[w][owner][1] for w in holders])
         secret, bad = robust_reconstruct(holders, shares, self.setup.t, check, suspects=self.bad_shares.keys())

@@ -44,7 +44,7 @@ message "release"), and each client trains the next round from the model it open
 model: it records the loss and accuracy the clients measured (simulation) or NaN (deployment).
 For a two-server protection the ServerApp is S0, and two more SuperNodes are the second server S1 (node config
 `role="second-server"`, else partition id = number of clients) and the dealer (`role="dealer"`, else partition id =
-clients + 1); S0 relays every frame between them and the clients (`fl.remote_two_server`). S1 signs each round key
+clients + 1; a role is taken only from a node of a partition >= clients, see "When a node fails"); S0 relays every frame between them and the clients (`fl.remote_two_server`). S1 signs each round key
 for the run and round (its node's `second-server-signing-key`); a client seals S1's share only to a key whose
 signature verifies under S1's key from its own node config (`second-server-key`, refused at start-up when missing;
 in simulation the simulated S1 identity anyone can sign as) for this run and the round it joined, so a ServerApp that
@@ -62,14 +62,22 @@ Byzantine clients are refused (their attacks need every honest update).
 When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a
 crash) is excluded, as a client the in-process driver rejects: S0 names it in `Output.rejected` (`Refused`, party
 "client u", the stage: "training" or the protocol's stage, its node id and the node's reason; `MalformedMessage`
-for a reply without its record or fields) and sends it nothing more this round; a node that does not answer is a
-dropout from that stage on. The round goes on as the in-process
-round with that client dropped at that stage: a failed training step is a dropout before the round; after a masked
-input, the masking protocol's dropout recovery applies (its input stays in the sum). What ends the round, with a
-typed error whose message keeps the excluded client nodes' reasons: no client node left after the training step
-(`BelowThreshold`), fewer clients than the protocol needs (its own error, e.g. `BelowThreshold` under t; two-server:
-S1's stop, `Aborted`), a failing key-holder, second-server or dealer node (`Aborted`, naming its node and reason;
-their refusals stay `Refused` / `Aborted`); start-up stops on a node's refusal or a partition without a node (`Refused`).
+naming the field and value for a reply without its record or fields, or with measurements other than those its stack's
+layers report: `Protocol.reported`, checked in one place, `protocols.core.measurements`: at most 16 KiB of JSON, the
+layers' names and fields exactly, finite seconds >= 0, a clip flag in {0, 1}) and sends it nothing more this round; a
+node that does not answer is a dropout from that stage on; a node's second reply, and a reply from a node not asked,
+are dropped. The round goes on as the in-process round with that client dropped at that stage: a failed training step
+is a dropout before the round; after a masked input, the masking protocol's dropout recovery applies (its input stays
+in the sum). A hidden-state client's release reply of another shape is named (`MalformedMessage`, stage "model"). What
+ends the round, with a typed error whose message keeps the excluded client nodes' reasons: no client node left after
+the training step (`BelowThreshold`), fewer clients than the protocol needs (its own error, e.g. `BelowThreshold`
+under t; two-server: S1's stop, `Aborted`), a key-holder, second-server or dealer node that fails, answers nothing, or
+sends a reply without its record or with a field that does not parse (`Aborted`, naming the party, the stage and its
+node: `FlowerRounds._reply`; their refusals stay `Refused` / `Aborted`). Start-up stops (`Refused`, naming each node)
+on a node's refusal, a hello without its `id` record, an int `partition` or a text `role`, a partition without a node
+or held by two, a role (second-server, dealer) claimed by a client's partition (< clients) or by two nodes, or one
+node in both roles. A node's error reason is copied into S0's messages verbatim: the structured `party` names the
+failing client, the text can be forged by it.
 """
 
 from __future__ import annotations
@@ -592,14 +600,17 @@ def _seats(replies: list[Message], config: ExperimentConfig) -> tuple[dict[int, 
     """(partition -> node, role -> node) from the nodes' hello replies (untrusted): each an `id` record with an int
     `partition` and a text `role` ("" or absent: none). S1 and the dealer (`ROLES`) are the nodes claiming the role,
     else those of partitions clients + k (k = 0 S1, 1 the dealer); a role a client partition claims, a role two nodes
-    claim, or one node in both roles is refused.
+    claim, or one node in both roles is refused. A node's second hello is dropped.
 
     Raises:
         Refused: naming each node that refused or sent a malformed hello (its field and value), a partition without a
-            node, or the nodes of a refused role claim."""
-    refused, node_of, claims = [], {}, {role: [] for role in ROLES}
+            node, a partition two nodes hold, or the nodes of a refused role claim."""
+    refused, node_of, holders, claims, seen = [], {}, {}, {role: [] for role in ROLES}, set()
     for reply in replies:
         node = reply.metadata.src_node_id
+        if node in seen:  # a node's second hello: dropped
+            continue
+        seen.add(node)
         answer = None if reply.has_error() else reply.content.config_records.get("id")
         partition, role = (None, None) if answer is None else (answer.get("partition"), answer.get("role", ""))
         if reply.has_error() or answer is None or "error" in answer:
@@ -610,6 +621,7 @@ def _seats(replies: list[Message], config: ExperimentConfig) -> tuple[dict[int, 
             refused.append(f"node {node}: id.role = {role!r:.40}, not text")
         else:
             node_of[partition] = node
+            holders.setdefault(partition, []).append(node)
             if role in claims:
                 claims[role].append((node, partition))
     if refused:
@@ -618,6 +630,10 @@ def _seats(replies: list[Message], config: ExperimentConfig) -> tuple[dict[int, 
     if missing:
         raise Refused(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
                       "for two-server stacks the last two are the second server and the dealer)", party="server", stage="setup")
+    shared = {p: nodes for p, nodes in holders.items() if len(nodes) > 1}
+    if shared:
+        raise Refused("partitions held by more than one node: " + "; ".join(f"{p}: nodes {nodes}" for p, nodes in sorted(shared.items())),
+                      party="server", stage="setup")
     roles: dict[str, int | None] = {}
     for k, role in enumerate(ROLES):
         claimed = claims[role]
@@ -660,7 +676,8 @@ class FlowerRounds:
         Raises:
             BelowThreshold: no client node left after the training step (naming each node and its reason), or the
                 protocol's own, with too few clients left.
-            Aborted: a key-holder, second-server or dealer node failed (its node id and reason), or S1 stopped the round.
+            Aborted: a key-holder, second-server or dealer node failed, answered nothing or a malformed reply (its node
+                id and what was wrong), or S1 stopped the round.
             ProtocolError: whatever else the protocol raises to end the round; each of these errors' messages ends with the
                 reasons of the client nodes excluded this round.
         """

@@ -8,6 +8,7 @@ the defences that held are plain regression tests."""
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ flwr = pytest.importorskip("flwr")
 
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
-from fl.experiment import build_stack, local_datasets
+from fl.experiment import build_stack, local_datasets, run_experiment
 from fl.flower_engine import FlowerRounds, client_app, supernodes
 from fl.models import get_flat
 from protocols.core.errors import Aborted, ProtocolError, Refused
@@ -267,6 +268,25 @@ def test_a_client_node_cannot_take_the_second_servers_role_by_its_hello_reply(ro
     assert not {reply.metadata.src_node_id for kind, reply in grid.replies if kind in ("query.s1", "query.s1_key", "query.deal")} & {101}
 
 
+def test_a_second_hello_claiming_another_partition_is_dropped():
+    """Node 101 answers its hello twice: as partition 1, then as the dealer's partition (6; the dealer's node 106 says
+    so too): the second hello is dropped, so the start-up goes on and node 101 receives no dealer query; its one hello
+    claiming partition 6 leaves partition 1 without a node: refused."""
+    dealer = {"id": ConfigRecord({"partition": CLIENTS + 1, "role": ""})}
+    out, grid, _ = _round("two-server", 101, "query.hello", lambda msg, reply: [reply, Message(RecordDict(dealer), reply_to=msg)])
+    assert isinstance(out, Output) and not {r.metadata.src_node_id for kind, r in grid.replies if kind == "query.deal"} & {101}
+    out = _round("two-server", 101, "query.hello", replaced(dealer))[0]
+    assert isinstance(out, Refused) and "no Flower node holds partitions [1]" in str(out)
+
+
+def test_a_partition_two_nodes_hold_stops_the_start_up_naming_both():
+    """An eighth node (107) holds the dealer's partition beside node 106: which one is the dealer is not S0's guess."""
+    config = _config("two-server")
+    grid = FakeGrid(client_app(config), {}, [{} for _ in range(CLIENTS + 2)] + [{"partition-id": CLIENTS + 1}])
+    with pytest.raises(Refused, match=r"partitions held by more than one node: 6: nodes \[106, 107\]"):
+        FlowerRounds(grid, config)
+
+
 def test_a_node_claiming_a_second_role_stops_the_start_up():
     """The dealer's node (106, partition 6) claims S1's role: S1's node (105) holds it by convention only, so the claim
     would leave node 106 in both roles: refused."""
@@ -391,3 +411,14 @@ def test_ddp_two_server_a_failing_node_s_noise_is_not_counted(k):
     noise, noise_here = (next(r.guarantee for r in out.reports if r.layer == "noise") for out in (flower, here))
     assert noise.parameters["noise_shares_in_output"] <= len(flower.included) - noise.parameters["uncounted_shares"]
     assert noise.epsilon == noise_here.epsilon and noise.parameters == noise_here.parameters
+
+
+def test_a_silent_second_server_aborts_its_round_and_the_experiment_goes_on():
+    """S1's node answers nothing to round 1's key request: `run_experiment` records round 1 as aborted (`Aborted`,
+    naming S1 and its node) and round 2 runs (Krum's choice included)."""
+    config = replace(_config("two-server"), rounds=2)
+    grid = Tampering(config, 100 + CLIENTS, "query.s1_key", lambda msg, reply: [])
+    result = run_experiment(config, remote=FlowerRounds(grid, config))
+    first, second = result.rounds
+    assert f"second server at s1_key: its node {100 + CLIENTS} sent no reply" in first.aborted and first.included == ()
+    assert not second.aborted and second.included and second.reports

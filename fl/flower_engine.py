@@ -44,11 +44,12 @@ message "release"), and each client trains the next round from the model it open
 model: it records the loss and accuracy the clients measured (simulation) or NaN (deployment).
 For a two-server protection the ServerApp is S0, and two more SuperNodes are the second server S1 (node config
 `role="second-server"`, else partition id = number of clients) and the dealer (`role="dealer"`, else partition id =
-clients + 1; a role is taken only from a node of a partition >= clients, see "When a node fails"); S0 relays every frame between them and the clients (`fl.remote_two_server`). S1 signs each round key
-for the run and round (its node's `second-server-signing-key`); a client seals S1's share only to a key whose
-signature verifies under S1's key from its own node config (`second-server-key`, refused at start-up when missing;
-in simulation the simulated S1 identity anyone can sign as) for this run and the round it joined, so a ServerApp that
-names a key of its own as S1's gets a refusal (the client sends nothing; S0 records it as `Refused`), not a share.
+clients + 1; a role is taken only from a node of a partition >= clients, see "When a node fails"); S0 relays every
+frame between them and the clients (`fl.remote_two_server`). S1 signs each round key for the run and round (its node's
+`second-server-signing-key`); a client seals S1's share only to a key whose signature verifies under S1's key from its
+own node config (`second-server-key`, refused at start-up when missing; in simulation the simulated S1 identity anyone
+can sign as) for this run and the round it joined, so a ServerApp that names a key of its own as S1's gets a refusal
+(the client sends nothing; S0 records it as `Refused`), not a share.
 Each two-server client signs its sealed share with its `signing-key` (seated by the roster, as the signing stacks above);
 S1 verifies it under its own node config's `client-keys` (refused at start-up when missing) before opening it, and
 takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
@@ -74,8 +75,8 @@ the training step (`BelowThreshold`), fewer clients than the protocol needs (its
 under t; two-server: S1's stop, `Aborted`), a key-holder, second-server or dealer node that fails, answers nothing, or
 sends a reply without its record or with a field that does not parse (`Aborted`, naming the party, the stage and its
 node: `FlowerRounds._reply`; their refusals stay `Refused` / `Aborted`). Start-up stops (`Refused`, naming each node)
-on a node's refusal, a hello without its `id` record, an int `partition` or a text `role`, a partition without a node
-or held by two, a role (second-server, dealer) claimed by a client's partition (< clients) or by two nodes, or one
+on a node's refusal, a hello without its `id` record or whose `partition` is no int or `role` no text, a partition
+without a node or held by two, a role (second-server, dealer) claimed by a client's partition (< clients) or by two nodes, or one
 node in both roles. A node's error reason is copied into S0's messages verbatim: the structured `party` names the
 failing client, the text can be forged by it.
 """

@@ -44,11 +44,12 @@ message "release"), and each client trains the next round from the model it open
 model: it records the loss and accuracy the clients measured (simulation) or NaN (deployment).
 For a two-server protection the ServerApp is S0, and two more SuperNodes are the second server S1 (node config
 `role="second-server"`, else partition id = number of clients) and the dealer (`role="dealer"`, else partition id =
-clients + 1); S0 relays every frame between them and the clients (`fl.remote_two_server`). S1 signs each round key
-for the run and round (its node's `second-server-signing-key`); a client seals S1's share only to a key whose
-signature verifies under S1's key from its own node config (`second-server-key`, refused at start-up when missing;
-in simulation the simulated S1 identity anyone can sign as) for this run and the round it joined, so a ServerApp that
-names a key of its own as S1's gets a refusal (the client sends nothing; S0 records it as `Refused`), not a share.
+clients + 1; a role is taken only from a node of a partition >= clients, see "When a node fails"); S0 relays every
+frame between them and the clients (`fl.remote_two_server`). S1 signs each round key for the run and round (its node's
+`second-server-signing-key`); a client seals S1's share only to a key whose signature verifies under S1's key from its
+own node config (`second-server-key`, refused at start-up when missing; in simulation the simulated S1 identity anyone
+can sign as) for this run and the round it joined, so a ServerApp that names a key of its own as S1's gets a refusal
+(the client sends nothing; S0 records it as `Refused`), not a share.
 Each two-server client signs its sealed share with its `signing-key` (seated by the roster, as the signing stacks above);
 S1 verifies it under its own node config's `client-keys` (refused at start-up when missing) before opening it, and
 takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
@@ -62,14 +63,22 @@ Byzantine clients are refused (their attacks need every honest update).
 When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a
 crash) is excluded, as a client the in-process driver rejects: S0 names it in `Output.rejected` (`Refused`, party
 "client u", the stage: "training" or the protocol's stage, its node id and the node's reason; `MalformedMessage`
-for a reply without its record or fields) and sends it nothing more this round; a node that does not answer is a
-dropout from that stage on. The round goes on as the in-process
-round with that client dropped at that stage: a failed training step is a dropout before the round; after a masked
-input, the masking protocol's dropout recovery applies (its input stays in the sum). What ends the round, with a
-typed error whose message keeps the excluded client nodes' reasons: no client node left after the training step
-(`BelowThreshold`), fewer clients than the protocol needs (its own error, e.g. `BelowThreshold` under t; two-server:
-S1's stop, `Aborted`), a failing key-holder, second-server or dealer node (`Aborted`, naming its node and reason;
-their refusals stay `Refused` / `Aborted`); start-up stops on a node's refusal or a partition without a node (`Refused`).
+naming the field and value for a reply without its record or fields, or with measurements other than those its stack's
+layers report: `Protocol.reported`, checked in one place, `protocols.core.measurements`: at most 16 KiB of JSON, the
+layers' names and fields exactly, finite seconds >= 0, a clip flag in {0, 1}) and sends it nothing more this round; a
+node that does not answer is a dropout from that stage on; a node's second reply, and a reply from a node not asked,
+are dropped. The round goes on as the in-process round with that client dropped at that stage: a failed training step
+is a dropout before the round; after a masked input, the masking protocol's dropout recovery applies (its input stays
+in the sum). A hidden-state client's release reply of another shape is named (`MalformedMessage`, stage "model"). What
+ends the round, with a typed error whose message keeps the excluded client nodes' reasons: no client node left after
+the training step (`BelowThreshold`), fewer clients than the protocol needs (its own error, e.g. `BelowThreshold`
+under t; two-server: S1's stop, `Aborted`), a key-holder, second-server or dealer node that fails, answers nothing, or
+sends a reply without its record or with a field that does not parse (`Aborted`, naming the party, the stage and its
+node: `FlowerRounds._reply`; their refusals stay `Refused` / `Aborted`). Start-up stops (`Refused`, naming each node)
+on a node's refusal, a hello without its `id` record or whose `partition` is no int or `role` no text, a partition
+without a node or held by two, a role (second-server, dealer) claimed by a client's partition (< clients) or by two nodes, or one
+node in both roles. A node's error reason is copied into S0's messages verbatim: the structured `party` names the
+failing client, the text can be forged by it.
 """
 
 from __future__ import annotations
@@ -111,6 +120,7 @@ from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
 from protocols.core.identity import client_ids
+from protocols.core.measurements import parse_measurements
 from protocols.core.pki import ClientIdentity, KeyDirectory, configured_key, load_public_key, load_signer, simulated_key_holder_signer
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
@@ -587,6 +597,56 @@ def _naming(failed: list[ProtocolError]):
         raise type(exc)(f"{reason} (client nodes excluded this round: {'; '.join(map(str, failed))})", party=exc.party, stage=exc.stage) from exc
 
 
+def _seats(replies: list[Message], config: ExperimentConfig) -> tuple[dict[int, int], dict[str, int | None]]:
+    """(partition -> node, role -> node) from the nodes' hello replies (untrusted): each an `id` record with an int
+    `partition` and a text `role` ("" or absent: none). S1 and the dealer (`ROLES`) are the nodes claiming the role,
+    else those of partitions clients + k (k = 0 S1, 1 the dealer); a role a client partition claims, a role two nodes
+    claim, or one node in both roles is refused. A node's second hello is dropped.
+
+    Raises:
+        Refused: naming each node that refused or sent a malformed hello (its field and value), a partition without a
+            node, a partition two nodes hold, or the nodes of a refused role claim."""
+    refused, node_of, holders, claims, seen = [], {}, {}, {role: [] for role in ROLES}, set()
+    for reply in replies:
+        node = reply.metadata.src_node_id
+        if node in seen:  # a node's second hello: dropped
+            continue
+        seen.add(node)
+        answer = None if reply.has_error() else reply.content.config_records.get("id")
+        partition, role = (None, None) if answer is None else (answer.get("partition"), answer.get("role", ""))
+        if reply.has_error() or answer is None or "error" in answer:
+            refused.append(f"node {node}: {reply.error.reason if reply.has_error() else 'no id record' if answer is None else answer['error']}")
+        elif isinstance(partition, bool) or not isinstance(partition, int):
+            refused.append(f"node {node}: id.partition = {partition!r:.40}, not an int")
+        elif not isinstance(role, str):
+            refused.append(f"node {node}: id.role = {role!r:.40}, not text")
+        else:
+            node_of[partition] = node
+            holders.setdefault(partition, []).append(node)
+            if role in claims:
+                claims[role].append((node, partition))
+    if refused:
+        raise Refused(f"nodes refused at start-up: {'; '.join(refused)}", party="server", stage="setup")
+    missing = set(range(supernodes(config))) - set(node_of)
+    if missing:
+        raise Refused(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
+                      "for two-server stacks the last two are the second server and the dealer)", party="server", stage="setup")
+    shared = {p: nodes for p, nodes in holders.items() if len(nodes) > 1}
+    if shared:
+        raise Refused("partitions held by more than one node: " + "; ".join(f"{p}: nodes {nodes}" for p, nodes in sorted(shared.items())),
+                      party="server", stage="setup")
+    roles: dict[str, int | None] = {}
+    for k, role in enumerate(ROLES):
+        claimed = claims[role]
+        if len(claimed) > 1 or any(partition < config.clients for _, partition in claimed):
+            raise Refused(f"role {role!r} claimed by " + ", ".join(f"node {node} (partition {p})" for node, p in claimed) +
+                          f": one node of a partition >= {config.clients} (not a client's) may claim it", party="server", stage="setup")
+        roles[role] = claimed[0][0] if claimed else node_of.get(config.clients + k)
+    if two_server_nodes(config) and roles["second-server"] == roles["dealer"]:
+        raise Refused(f"node {roles['dealer']} would be both the second server and the dealer", party="server", stage="setup")
+    return node_of, roles
+
+
 class FlowerRounds:
     """The server side: one aggregation round over Flower for `run_experiment`."""
 
@@ -600,28 +660,15 @@ class FlowerRounds:
             time.sleep(0.2)
             nodes = list(grid.get_node_ids())
         replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
-        refused = [f"node {r.metadata.src_node_id}: {r.error.reason if r.has_error() else r.content.config_records['id']['error']}"
-                   for r in replies if r.has_error() or "error" in r.content.config_records["id"]]
-        if refused:
-            raise Refused(f"nodes refused at start-up: {'; '.join(refused)}", party="server", stage="setup")
-        self.node_of = {int(r.content.config_records["id"]["partition"]): r.metadata.src_node_id for r in replies}
-        roles = {str(r.content.config_records["id"].get("role", "")): r.metadata.src_node_id for r in replies}
-        missing = set(range(supernodes(config))) - set(self.node_of)
-        if missing:
-            raise Refused(f"no Flower node holds partitions {sorted(missing)} (the last one, for HE stacks, is the key holder; "
-                          "for two-server stacks the last two are the second server and the dealer)", party="server", stage="setup")
-        self.role_node = {role: roles.get(role, self.node_of.get(config.clients + k)) for k, role in enumerate(("second-server", "dealer"))}
+        self.node_of, self.role_node = _seats([r for r in replies if r.metadata.src_node_id in nodes], config)
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
         self.he_public, self.he_signature = None, None
         self.released: tuple[float, float] | None = None  # hidden state, simulation: the released model's (loss, accuracy) as clients measured it
         if "key holder" in config.traits.observers:
-            reply = next(iter(grid.send_and_receive([Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys")])))
-            if reply.has_error():
-                raise Aborted(f"its node {reply.metadata.src_node_id} failed to make its keys: {reply.error.reason}", party="key holder", stage="setup")
-            if "error" in reply.content.config_records["he"]:
-                raise Refused(f"remote key holder: {reply.content.config_records['he']['error']}", party="key holder", stage="setup")
-            self.he_public, self.he_signature = reply.content.config_records["he"]["public"], reply.content.config_records["he"]["signature"]
+            keys = self._reply(Message(RecordDict(), dst_node_id=self.node_of[config.clients], message_type="query.keys"), "he",
+                               {"public": _bytes, "signature": _bytes}, KEY_HOLDER, "setup")
+            self.he_public, self.he_signature = keys["public"], keys["signature"]
 
     def aggregate(self, r: int, chosen: np.ndarray, params: np.ndarray, stack: Protocol, dropouts: DropoutSchedule, seed: int) -> Output:
         """One round over the nodes of `chosen` (position u: partition chosen[u]); failing client nodes are excluded
@@ -630,7 +677,8 @@ class FlowerRounds:
         Raises:
             BelowThreshold: no client node left after the training step (naming each node and its reason), or the
                 protocol's own, with too few clients left.
-            Aborted: a key-holder, second-server or dealer node failed (its node id and reason), or S1 stopped the round.
+            Aborted: a key-holder, second-server or dealer node failed, answered nothing or a malformed reply (its node
+                id and what was wrong), or S1 stopped the round.
             ProtocolError: whatever else the protocol raises to end the round; each of these errors' messages ends with the
                 reasons of the client nodes excluded this round.
         """
@@ -642,8 +690,8 @@ class FlowerRounds:
         meter, carrier, rejected, aborted = CostMeter(m), Carrier(m), [], set()
         two_server = two_server_protocol(stack)
         if two_server is not None:  # the second server's key for this round, from its own node
-            key = self._query("second-server", "s1_key", {"round": r}, carrier)
-            two_server.use_second_server(bytes.fromhex(key["public"]), bytes.fromhex(str(key["signature"])), r)
+            key = self._query("second-server", "s1_key", {"round": r}, {"public": _hex, "signature": _hex}, carrier)
+            two_server.use_second_server(key["public"], key["signature"], r)
         opened = stack.open_round(m, dim, rng)
         if opened.use_roster is not None:  # simulation: position u is simulated client u, as in process; deployment: the partitions
             if self.directory is None:
@@ -667,22 +715,17 @@ class FlowerRounds:
             aborted.add(u)
 
         meter.stage = "training"
-        answered = set()
+        answered, schema = set(), stack.reported()
         for reply in self.grid.send_and_receive(train):
-            u = position[reply.metadata.src_node_id]
+            u = position.get(reply.metadata.src_node_id)
+            if u is None or u in answered:  # a node not asked, or its second reply: dropped
+                continue
             answered.add(u)
             try:
-                measured = json.loads(_answer(reply, "m", {"measurements": str}, u, meter.stage)["measurements"])
+                text = _answer(reply, "m", {"measurements": str}, u, meter.stage)["measurements"]
+                measurements[u] = parse_measurements(text, schema, sender=f"its node {reply.metadata.src_node_id}", party=f"client {u}", stage=meter.stage)
             except ProtocolError as exc:
                 exclude(u, exc)
-                continue
-            except ValueError as exc:
-                measured = f"text that does not parse ({exc})"
-            if not isinstance(measured, dict):
-                exclude(u, MalformedMessage(f"its node {reply.metadata.src_node_id} sent measurements that are no JSON object: {measured!s:.80}",
-                                            party=f"client {u}", stage=meter.stage))
-                continue
-            measurements[u] = measured
         aborted |= set(range(m)) - answered  # a node that did not answer: a dropout before the round
         if len(aborted) == m:
             raise BelowThreshold(f"no client node is left after the training step: {'; '.join(map(str, failed)) or 'none answered'}",
@@ -701,8 +744,10 @@ class FlowerRounds:
                         carrier.bytes_down[u] += _size(content)
                         messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.frame"))
                         asked.add(u)
-                for reply in sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id]):
-                    u = position[reply.metadata.src_node_id]
+                replies: dict[int, Message] = {}
+                for reply in self.grid.send_and_receive(messages):  # the first reply of each node asked; others dropped
+                    replies.setdefault(position.get(reply.metadata.src_node_id, -1), reply)
+                for u, reply in sorted((u, reply) for u, reply in replies.items() if u in asked):
                     asked.discard(u)
                     try:
                         answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage, optional={"frame": bytes, "error": str})
@@ -747,42 +792,82 @@ class FlowerRounds:
                 carrier.bytes_down[u] += _size(content)
                 messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.release"))
             position = {self.node_of[int(chosen[u])]: u for u in payloads}
-            for reply in sorted(self.grid.send_and_receive(messages), key=lambda msg: position[msg.metadata.src_node_id]):
-                answer = {} if reply.has_error() else reply.content.config_records["r"]
-                if reply.has_error() or "error" in answer:
-                    u = position[reply.metadata.src_node_id]
-                    rejected.append(Refused(f"the model's box did not open: {reply.error.reason if reply.has_error() else answer['error']}",
-                                            party=f"client {u}", stage="model"))
+            answered = set()
+            for reply in self.grid.send_and_receive(messages):
+                u = position.get(reply.metadata.src_node_id)
+                if u is None or u in answered:  # a node not asked, or its second reply: dropped
+                    continue
+                answered.add(u)
+                try:
+                    answer = _answer(reply, "r", {}, u, "model", optional={"error": str, "loss": float, "accuracy": float})
+                    if "error" not in answer and ("loss" in answer) != ("accuracy" in answer):
+                        raise MalformedMessage(f"its node {reply.metadata.src_node_id} sent r.{'loss' if 'loss' in answer else 'accuracy'} "
+                                               "without the other", party=f"client {u}", stage="model")
+                except ProtocolError as exc:
+                    rejected.append(exc)
+                    continue
+                if "error" in answer:
+                    rejected.append(Refused(f"the model's box did not open: {answer['error']:.300}", party=f"client {u}", stage="model"))
                 elif "loss" in answer:
-                    self.released = (float(answer["loss"]), float(answer["accuracy"]))
+                    self.released = (answer["loss"], answer["accuracy"])
 
         return deliver
 
-    def _query(self, role: str, kind: str, record: dict, carrier: Carrier) -> ConfigRecord:
-        """One query to the node of `role` ("second-server" or "dealer"), its bytes counted between S0 and it."""
-        party = SECOND_SERVER if role == "second-server" else DEALER
-        content = RecordDict({"q": ConfigRecord(record)})
-        carrier.bytes_between[(SERVER, party)] = carrier.bytes_between.get((SERVER, party), 0) + _size(content)
-        reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.role_node[role], message_type=f"query.{kind}")])))
+    def _reply(self, message: Message, record: str, fields: dict[str, Callable], party: int, stage: str,
+               carrier: Carrier | None = None) -> dict:
+        """The reply of a non-client party's node (`party`: S1, the dealer or the key holder; untrusted like any node) to
+        `message`, its bytes counted between S0 and it in `carrier`: its ConfigRecord `record`, each of `fields` parsed
+        by its function (`_bytes`, `_hex`, `_seconds`, ...). A record holding `error` other than among `fields` is the
+        party's refusal.
+
+        Raises:
+            Aborted: naming the party, the stage and its node: no reply, an error reply (the node's reason), no `record`,
+                or a field missing or that does not parse (naming the field and its value).
+            Refused: the party refused (its `error`)."""
+        node, name = message.metadata.dst_node_id, party_name(party)
+        if carrier is not None:
+            carrier.bytes_between[(SERVER, party)] = carrier.bytes_between.get((SERVER, party), 0) + _size(message.content)
+        replies = [r for r in self.grid.send_and_receive([message]) if r.metadata.src_node_id == node]
+        if not replies:
+            raise Aborted(f"its node {node} sent no reply", party=name, stage=stage)
+        reply = replies[0]
         if reply.has_error():
-            raise Aborted(f"its node {reply.metadata.src_node_id} failed: {reply.error.reason}", party=party_name(party), stage=kind)
-        carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(reply.content)
-        return reply.content.config_records["q"]
+            raise Aborted(f"its node {node} failed: {reply.error.reason}", party=name, stage=stage)
+        if carrier is not None:
+            carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(reply.content)
+        answer = reply.content.config_records.get(record)
+        if answer is None:
+            raise Aborted(f"its node {node} sent no {record!r} record", party=name, stage=stage)
+        if "error" in answer and "error" not in fields:
+            raise Refused(f"remote {name}: {answer['error']!s:.300}", party=name, stage=stage)
+        parsed = {}
+        for field_name, parse in fields.items():
+            try:
+                parsed[field_name] = parse(answer[field_name])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise Aborted(f"its node {node} sent {record}.{field_name} = {answer.get(field_name)!r:.40}: {exc!s:.80}",
+                              party=name, stage=stage) from None
+        return parsed
+
+    def _query(self, role: str, kind: str, record: dict, fields: dict[str, Callable], carrier: Carrier) -> dict:
+        """One query to the node of `role` ("second-server" or "dealer"), its reply parsed as `_reply` does."""
+        message = Message(RecordDict({"q": ConfigRecord(record)}), dst_node_id=self.role_node[role], message_type=f"query.{kind}")
+        return self._reply(message, "q", fields, SECOND_SERVER if role == "second-server" else DEALER, kind, carrier)
 
     def _two_server_link(self, meter: CostMeter, carrier: Carrier, public: str) -> RemoteServers:
         """S0's link to the second server's and the dealer's nodes (protocols.two_server.remote)."""
 
         def ask(frames: list[bytes]) -> tuple[list[bytes], str | None]:
-            answer = self._query("second-server", "s1", {"public": public, "frames": list(frames)}, carrier)
-            meter.record_party("second server", float(answer["cpu"]))
-            return list(answer["frames"]), str(answer["error"]) or None
+            answer = self._query("second-server", "s1", {"public": public, "frames": list(frames)},
+                                 {"cpu": _seconds, "frames": _frames, "error": _text}, carrier)
+            meter.record_party("second server", answer["cpu"])
+            return answer["frames"], answer["error"] or None
 
         def deal(kind: str, args: tuple, index: int) -> tuple[bytes, bytes]:
-            answer = self._query("dealer", "deal", {"kind": kind, "args": json.dumps(list(args)), "index": index, "public": public}, carrier)
-            meter.record_party("dealer", float(answer["cpu"]))
-            if "error" in answer:
-                raise Refused(f"remote dealer: {answer['error']}", party="dealer", stage="correlated randomness")
-            return bytes(answer["seed"]), bytes(answer["sealed"])
+            answer = self._query("dealer", "deal", {"kind": kind, "args": json.dumps(list(args)), "index": index, "public": public},
+                                 {"cpu": _seconds, "seed": _bytes, "sealed": _bytes}, carrier)
+            meter.record_party("dealer", answer["cpu"])
+            return answer["seed"], answer["sealed"]
 
         return RemoteServers(ask, deal)
 
@@ -790,19 +875,42 @@ class FlowerRounds:
         """The channel to the key holder node: a request frame and its parameters out, (payload, error bound) back."""
 
         def ask(frame: bytes, params: dict) -> tuple[bytes, float]:
-            content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})})
-            carrier.bytes_between[(SERVER, KEY_HOLDER)] = carrier.bytes_between.get((SERVER, KEY_HOLDER), 0) + _size(content)
-            reply = next(iter(self.grid.send_and_receive([Message(content, dst_node_id=self.node_of[self.config.clients], message_type="query.decrypt")])))
-            if reply.has_error():
-                raise Aborted(f"its node {reply.metadata.src_node_id} failed: {reply.error.reason}", party="key holder", stage="decrypt")
-            answer = reply.content.config_records["d"]
-            carrier.bytes_between[(KEY_HOLDER, SERVER)] = carrier.bytes_between.get((KEY_HOLDER, SERVER), 0) + _size(reply.content)
-            meter.record_party("key holder", float(answer["cpu"]))
-            if "error" in answer:
-                raise Refused(f"remote key holder: {answer['error']}", party="key holder", stage="decrypt")
-            return answer["payload"], float(answer["bound"])
+            message = Message(RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps(params)})}),
+                              dst_node_id=self.node_of[self.config.clients], message_type="query.decrypt")
+            answer = self._reply(message, "d", {"cpu": _seconds, "payload": _bytes, "bound": _seconds}, KEY_HOLDER, "decrypt", carrier)
+            meter.record_party("key holder", answer["cpu"])
+            return answer["payload"], answer["bound"]
 
         return ask
+
+
+def _bytes(value) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError("not bytes")
+    return value
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def _hex(value) -> bytes:
+    return bytes.fromhex(_text(value))
+
+
+def _seconds(value) -> float:
+    """A finite number >= 0 (CPU seconds, an error bound)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise ValueError("not a finite number >= 0")
+    return float(value)
+
+
+def _frames(value) -> list[bytes]:
+    if not isinstance(value, list) or not all(isinstance(frame, bytes) for frame in value):
+        raise TypeError("not a list of bytes")
+    return list(value)
 
 
 def config_from_run(run_config: dict) -> ExperimentConfig:

@@ -103,6 +103,11 @@ class Protocol(abc.ABC):
         """Client i's half of a round; a protocol whose clients sign takes a keyword `identity` (a `ClientIdentity`) too."""
         raise RemoteUnsupported(f"{type(self).__name__} cannot run with remote clients")
 
+    def reported(self) -> dict:
+        """What `client_role` writes into its `measurements`, as a schema of `protocols.core.measurements` (a server
+        checks a remote client's report against it); {}: nothing. A wrapper adds its inner protocol's."""
+        return {}
+
     def client_state(self, client: int) -> dict[str, np.ndarray]:
         """What this stack keeps for `client` (a persistent id) between rounds, by layer name; {}: nothing."""
         return {}

@@ -108,6 +108,10 @@ class HiddenStateCKKS(HeAggregation):
             self._model = self.holder_model(self.keys.public)
         return super().open_round(n, d, rng)
 
+    def reported(self) -> dict:
+        """The box key and its signature (hex), as `client_role` announces them."""
+        return {self.name: {"box_key": str, "box_signature": str}}
+
     def client_role(self, i: int, row: np.ndarray, public: dict, rng: Randomness, measurements: dict,
                     identity: ClientIdentity | None = None) -> HiddenStateClient:
         """Client i's role: its signed ciphertext, and a fresh X25519 box key (from `rng`) announced with its

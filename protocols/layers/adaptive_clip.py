@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.core.driver import ClientRole, CostMeter
+from protocols.core.measurements import Seconds
 from protocols.core.parallel import PairClient, PairServer
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd, matrix_shape
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
@@ -61,6 +62,10 @@ class AdaptiveClip(Protocol):
 
     def client_state(self, client: int) -> dict[str, np.ndarray]:
         return {**self.count.client_state(client), **self.inner.client_state(client)}
+
+    def reported(self) -> dict:
+        """This layer's seconds, the count protocol's report under `COUNT`, and the clipped update's."""
+        return {self.name: {"seconds": Seconds}, COUNT: self.count.reported(), **L2Clip(self.norm, self.inner).reported()}
 
     def restore_client_state(self, client: int, state: dict[str, np.ndarray]) -> None:
         self.count.restore_client_state(client, state)

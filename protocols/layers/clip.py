@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,6 +39,8 @@ class L2Clip(TransformLayer):
 
     def unprotected(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:
         return np.asarray(row, dtype=np.float64)  # not clipped
+
+    COUNTERS: ClassVar[dict[str, tuple[float, ...]]] = {"clipped": (0.0, 1.0)}  # a flag: this client's update was clipped
 
     def counters(self, row: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
         return {"clipped": float(not np.array_equal(encoded, np.asarray(row, dtype=np.float64)))}  # a skipping client is not

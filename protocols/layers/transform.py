@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import abc
 import time
+from typing import ClassVar
 
 import numpy as np
 
 from protocols.core.deviations import skips_protection
 from protocols.core.driver import ClientRole
+from protocols.core.measurements import Seconds
 from protocols.core.protocol import OpenRound, Protocol, matrix_shape
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule
@@ -43,9 +45,15 @@ class TransformLayer(Protocol):
         """Length of an encoded row for input length d."""
         return d
 
+    COUNTERS: ClassVar[dict[str, tuple[float, ...]]] = {}  # each counter `counters` reports: the values one client's may take
+
     def counters(self, row: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
-        """What a client reports about its transform (summed over clients for the guarantee)."""
+        """What a client reports about its transform (summed over clients for the guarantee), each of `COUNTERS`."""
         return {}
+
+    def reported(self) -> dict:
+        """{name: {"seconds", each of COUNTERS}} (see `_encode`) and the inner protocol's."""
+        return {self.name: {"seconds": Seconds, **self.COUNTERS}, **self.inner.reported()}
 
     @abc.abstractmethod
     def encode(self, client: int, row: np.ndarray, rng: Randomness) -> np.ndarray:

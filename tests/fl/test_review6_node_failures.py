@@ -6,7 +6,9 @@ node's Context; `Tampering` lets a node replace, drop or duplicate its reply. Th
 with the exception the break raises (`raises=`), so each turns into a failure when fixed and must be made a plain test;
 the defences that held are plain regression tests."""
 
+import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +20,10 @@ flwr = pytest.importorskip("flwr")
 
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
-from fl.experiment import build_stack, local_datasets
+from fl.experiment import build_stack, local_datasets, run_experiment
 from fl.flower_engine import FlowerRounds, client_app, supernodes
 from fl.models import get_flat
-from protocols.core.errors import ProtocolError
+from protocols.core.errors import Aborted, ProtocolError, Refused
 from protocols.core.report import Output
 from protocols.core.schedule import DropoutSchedule
 from tests.fl.test_flower_node_failures import SEED, Failures, _config, _flower_round, _in_process
@@ -123,38 +125,51 @@ def test_measurements_that_parse_to_junk_outside_any_layer_never_crash_s0(text):
     assert isinstance(out, Output) and {0, 2, 3, 4} <= set(out.included)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="S0 catches ValueError from json.loads, not RecursionError: a node "
-                   "whose measurements are 10**5 nested '[' crashes S0 (fl/flower_engine.py, FlowerRounds.aggregate, training)")
-def test_deeply_nested_measurements_exclude_the_node_and_do_not_crash_s0():
-    out, _, _ = _round("plain", 101, "train.update", replaced({"m": ConfigRecord({"measurements": "[" * 100_000})}))
+@pytest.mark.parametrize("depth", [100_000, 5_000])  # over the size cap; under it, deeper than json's recursion limit
+def test_deeply_nested_measurements_exclude_the_node_and_do_not_crash_s0(depth):
+    """Was a break (RecursionError: S0 caught only ValueError from json.loads); now the measurements' size cap and the
+    parse refuse them: client 1 is excluded (`MalformedMessage`)."""
+    out, _, _ = _round("plain", 101, "train.update", replaced({"m": ConfigRecord({"measurements": "[" * depth})}))
     assert isinstance(out, Output) and 1 not in out.included
+    assert [type(e).__name__ for e in out.rejected if e.party == "client 1"] == ["MalformedMessage"]
 
 
 LAYER_JUNK = {  # measurements under the name of a layer of ddp+secagg+, of a shape that layer's finish does not expect
-    "clip: a number": ('{"clip": 5}', AttributeError),
-    "noise: seconds a string": ('{"noise": {"seconds": "x"}}', TypeError),
-    "discretize: no seconds": ('{"discretize": {}}', KeyError),
-    "clip: counter a list": ('{"clip": {"seconds": 0.0, "clipped": [1]}}', TypeError),
-    "clip: counter infinite": ('{"clip": {"seconds": 0.0, "clipped": 1e999}}', OverflowError),  # int(inf) in clip.guarantee
-    "clip: counter NaN": ('{"clip": {"seconds": 0.0, "clipped": NaN}}', ValueError),
+    "clip: a number": '{"clip": 5}',  # the crash each one was (S0 only checked for a JSON object): AttributeError
+    "noise: seconds a string": '{"noise": {"seconds": "x"}}',  # TypeError
+    "discretize: no seconds": '{"discretize": {}}',  # KeyError
+    "clip: counter a list": '{"clip": {"seconds": 0.0, "clipped": [1]}}',  # TypeError
+    "clip: counter infinite": '{"clip": {"seconds": 0.0, "clipped": 1e999}}',  # OverflowError: int(inf) in clip.guarantee
+    "clip: counter NaN": '{"clip": {"seconds": 0.0, "clipped": NaN}}',  # ValueError
 }
 
 
-@pytest.mark.parametrize("how", [pytest.param(how, marks=pytest.mark.xfail(
-    strict=True, raises=raised, reason="S0 checks only that measurements are a JSON object; a layer's finish "
-    "(protocols/layers/transform.py _finish) reads and sums them untyped")) for how, (_, raised) in sorted(LAYER_JUNK.items())])
+@pytest.mark.parametrize("how", sorted(LAYER_JUNK))
 def test_measurements_under_a_layers_name_of_a_wrong_shape_exclude_the_node_and_do_not_crash_s0(how):
-    out, _, _ = _round("ddp+secagg+", 101, "train.update", replaced({"m": ConfigRecord({"measurements": LAYER_JUNK[how][0]})}))
+    """Were breaks (a layer's finish read and summed them untyped); now S0 checks them against the stack's `reported()`."""
+    out, _, _ = _round("ddp+secagg+", 101, "train.update", replaced({"m": ConfigRecord({"measurements": LAYER_JUNK[how]})}))
     assert isinstance(out, ProtocolError) or 1 not in out.included
 
 
-@pytest.mark.xfail(strict=True, reason="S0 sums the clients' self-reported layer counters unchecked: one node's 'clipped': 1000 "
-                   "makes the clip layer report 1000 clipped clients of 5 (a report S0 prints, not the sum)")
-def test_one_nodes_layer_counters_cannot_claim_more_than_one_client():
-    """Each client's clip counter is 0 or 1: whatever one node reports, `clipped_clients` stays <= the clients."""
-    out, _, _ = _round("ddp+secagg+", 101, "train.update", replaced({"m": ConfigRecord({"measurements": '{"clip": {"seconds": 0.0, "clipped": 1000.0}}'})}))
+def _counter(value):
+    """Node 101's honest training reply with its clip counter set to `value` (every other layer's report as it was)."""
+    def tamper(msg, reply):
+        measured = json.loads(reply.content.config_records["m"]["measurements"])
+        measured["clip"]["clipped"] = value
+        return [Message(RecordDict({"m": ConfigRecord({"measurements": json.dumps(measured)})}), reply_to=msg)]
+    return tamper
+
+
+@pytest.mark.parametrize("tamper", [pytest.param(replaced({"m": ConfigRecord({"measurements": '{"clip": {"seconds": 0.0, "clipped": 1000.0}}'})}),
+                                                 id="the clip layer's report alone"),
+                                    pytest.param(_counter(1000.0), id="the honest report, clipped 1000"),
+                                    pytest.param(_counter(-3), id="the honest report, clipped -3")])
+def test_one_nodes_layer_counters_cannot_claim_more_than_one_client(tamper):
+    """Was a break (S0 summed the counters unchecked: 1000 clipped clients of 5). Each client's clip counter is 0 or 1:
+    whatever one node reports, `clipped_clients` stays in [0, clients] (node 101 is excluded)."""
+    out, _, _ = _round("ddp+secagg+", 101, "train.update", tamper)
     clip = next(r for r in out.reports if r.layer == "clip")
-    assert clip.guarantee.parameters["clipped_clients"] <= CLIENTS
+    assert 0 <= clip.guarantee.parameters["clipped_clients"] <= CLIENTS and 1 not in out.included
 
 
 def test_a_negative_or_nan_cpu_in_a_frame_reply_does_not_crash_s0():
@@ -186,11 +201,10 @@ def _not_asked(msg, reply):
     return [Message(reply.content, reply_to=Message(RecordDict(), dst_node_id=999, message_type=msg.metadata.message_type))]
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="S0 looks a reply's src_node_id up in its position map without a check: a reply "
-                   "from a node not asked is a KeyError (Flower's SuperLink only returns replies from the addressed node, so "
-                   "only a forged grid reaches this)")
 @pytest.mark.parametrize("kind", ["train.update", "query.frame"])
 def test_a_reply_from_a_node_not_asked_is_ignored(kind):
+    """Was a break (KeyError: S0 looked the sender up unchecked; only a forged grid reaches this, Flower's SuperLink
+    returns replies from the addressed node). Now dropped: node 101's only reply is that one, so it is a dropout."""
     out, _, _ = _round("secagg+", 101, kind, _not_asked)
     assert isinstance(out, Output)
 
@@ -214,34 +228,29 @@ SHAPES = {
 }
 HOLDS = {("the dealer's batch", "fields of another type"),  # "error" in the record: Refused
          ("the key holder's keys (start-up)", "fields of another type")}  # the clients refuse a context that does not verify
-CRASH = pytest.mark.xfail(strict=True, raises=(KeyError, StopIteration, ValueError), reason=(
-    "S0 reads a non-client party's reply unchecked: `next(iter(send_and_receive(...)))` is StopIteration when the node is silent "
-    "(_query, _key_holder, FlowerRounds.__init__), `reply.content.config_records[record][field]` KeyError for an empty reply or record, "
-    "float()/bytes.fromhex() ValueError for fields of another type"))
-
-
-@pytest.mark.parametrize("party, shape", [pytest.param(p, s, marks=() if (p, s) in HOLDS else CRASH) for p in sorted(NON_CLIENT) for s in sorted(SHAPES)])
+@pytest.mark.parametrize("party, shape", [(p, s) for p in sorted(NON_CLIENT) for s in sorted(SHAPES)])
 def test_a_non_client_party_that_answers_nothing_or_junk_ends_the_round_with_a_typed_error(party, shape):
     """The docstring: "a failing key-holder, second-server or dealer node (`Aborted`, naming its node and reason)";
-    a silent, empty or malformed reply is such a failure: a ProtocolError, not a crash of S0."""
+    a silent, empty or malformed reply is such a failure: a ProtocolError, not a crash of S0. Were breaks (StopIteration,
+    KeyError, ValueError from reading the reply unchecked) but for `HOLDS`; now `FlowerRounds._reply` parses every one:
+    `Aborted` naming the party and its node, or the party's refusal (`Refused`) where its record holds an `error`."""
     stack, node, kind = NON_CLIENT[party]
     out = _round(stack, node, kind, SHAPES[shape](RECORD[kind]))[0]
     assert isinstance(out, ProtocolError)
+    if (party, shape) not in HOLDS and not isinstance(out, Refused):
+        assert isinstance(out, Aborted) and f"its node {node} " in str(out), repr(out)
 
 
 # --- a client node's reply outside the round's stages: start-up (hello) and the hidden-state release -------------------
 
-HELLO_CRASH = pytest.mark.xfail(strict=True, raises=(KeyError, ValueError), reason=(
-    "FlowerRounds.__init__ reads `r.content.config_records['id']['partition']` and int()s it unchecked: a client node's "
-    "hello reply without the record or the field, or with a partition that is no number, crashes the start-up"))
-
-
-@pytest.mark.parametrize("records", [pytest.param({}, marks=HELLO_CRASH, id="empty reply"),
-                                     pytest.param({"id": ConfigRecord({})}, marks=HELLO_CRASH, id="no partition"),
-                                     pytest.param({"id": ConfigRecord({"partition": "one"})}, marks=HELLO_CRASH, id="partition a word")])
+@pytest.mark.parametrize("records", [pytest.param({}, id="empty reply"), pytest.param({"id": ConfigRecord({})}, id="no partition"),
+                                     pytest.param({"id": ConfigRecord({"partition": "one"})}, id="partition a word"),
+                                     pytest.param({"id": ConfigRecord({"partition": 1, "role": 7})}, id="role a number")])
 def test_a_malformed_hello_stops_the_start_up_with_a_typed_error(records):
-    """The docstring: "start-up stops on a node's refusal or a partition without a node (`Refused`)"."""
-    assert isinstance(_round("secagg+", 101, "query.hello", replaced(records))[0], ProtocolError)
+    """The docstring: "start-up stops on a node's refusal, a malformed hello or a partition without a node (`Refused`)".
+    Were breaks (KeyError, ValueError from reading the hello unchecked)."""
+    out = _round("secagg+", 101, "query.hello", replaced(records))[0]
+    assert isinstance(out, Refused) and "node 101: " in str(out), repr(out)
 
 
 def test_a_client_node_claiming_another_nodes_partition_stops_the_start_up():
@@ -249,27 +258,59 @@ def test_a_client_node_claiming_another_nodes_partition_stops_the_start_up():
     assert isinstance(out, ProtocolError) and "no Flower node holds partitions [1]" in str(out)
 
 
-@pytest.mark.xfail(strict=True, reason="S0 takes the second server's node from the roles the nodes claim in their hello replies "
-                   "(`roles.get(role, ...)` before the partitions): client node 101 claiming role 'second-server' receives every "
-                   "S1 query and plays S1 beside client 1 (in simulation anyone signs as S1; on deployment the clients' pinned "
-                   "second-server-key makes it a denial of service)")
-def test_a_client_node_cannot_take_the_second_servers_role_by_its_hello_reply():
-    out, grid, _ = _round("two-server", 101, "query.hello", replaced({"id": ConfigRecord({"partition": 1, "role": "second-server"})}))
-    s1 = {reply.metadata.src_node_id for kind, reply in grid.replies if kind.startswith("query.s1")}
-    assert s1 == {100 + CLIENTS}, f"S1's queries went to nodes {sorted(s1)}; the round: {out!r:.120}"
+@pytest.mark.parametrize("role", ["second-server", "dealer"])
+def test_a_client_node_cannot_take_the_second_servers_role_by_its_hello_reply(role):
+    """Was a break (S0 took S1's node from the roles claimed before the partitions: client node 101 received every S1
+    query and played S1 beside client 1). Now a role claimed by a client partition stops the start-up (`Refused`, naming
+    the node), and no query of S1 or the dealer reaches node 101."""
+    out, grid, _ = _round("two-server", 101, "query.hello", replaced({"id": ConfigRecord({"partition": 1, "role": role})}))
+    assert isinstance(out, Refused) and "node 101 (partition 1)" in str(out), repr(out)
+    assert not {reply.metadata.src_node_id for kind, reply in grid.replies if kind in ("query.s1", "query.s1_key", "query.deal")} & {101}
 
 
-RELEASE_CRASH = pytest.mark.xfail(strict=True, raises=(KeyError, ValueError), reason=(
-    "FlowerRounds._deliver reads a client node's release reply unchecked (`config_records['r']`, float(answer['loss']), "
-    "answer['accuracy'], position[src]): a hidden-state client crashes S0 after the round"))
+def test_a_second_hello_claiming_another_partition_is_dropped():
+    """Node 101 answers its hello twice: as partition 1, then as the dealer's partition (6; the dealer's node 106 says
+    so too): the second hello is dropped, so the start-up goes on and node 101 receives no dealer query; its one hello
+    claiming partition 6 leaves partition 1 without a node: refused."""
+    dealer = {"id": ConfigRecord({"partition": CLIENTS + 1, "role": ""})}
+    out, grid, _ = _round("two-server", 101, "query.hello", lambda msg, reply: [reply, Message(RecordDict(dealer), reply_to=msg)])
+    assert isinstance(out, Output) and not {r.metadata.src_node_id for kind, r in grid.replies if kind == "query.deal"} & {101}
+    out = _round("two-server", 101, "query.hello", replaced(dealer))[0]
+    assert isinstance(out, Refused) and "no Flower node holds partitions [1]" in str(out)
 
 
-@pytest.mark.parametrize("tamper", [pytest.param(replaced({}), marks=RELEASE_CRASH, id="empty reply"),
-                                    pytest.param(replaced({"r": ConfigRecord({"loss": "low"})}), marks=RELEASE_CRASH, id="loss a word"),
-                                    pytest.param(replaced({"r": ConfigRecord({"loss": 0.0})}), marks=RELEASE_CRASH, id="no accuracy"),
-                                    pytest.param(_not_asked, marks=RELEASE_CRASH, id="from a node not asked"),
+def test_a_partition_two_nodes_hold_stops_the_start_up_naming_both():
+    """An eighth node (107) holds the dealer's partition beside node 106: which one is the dealer is not S0's guess."""
+    config = _config("two-server")
+    grid = FakeGrid(client_app(config), {}, [{} for _ in range(CLIENTS + 2)] + [{"partition-id": CLIENTS + 1}])
+    with pytest.raises(Refused, match=r"partitions held by more than one node: 6: nodes \[106, 107\]"):
+        FlowerRounds(grid, config)
+
+
+def test_a_node_claiming_a_second_role_stops_the_start_up():
+    """The dealer's node (106, partition 6) claims S1's role: S1's node (105) holds it by convention only, so the claim
+    would leave node 106 in both roles: refused."""
+    out = _round("two-server", 106, "query.hello", replaced({"id": ConfigRecord({"partition": CLIENTS + 1, "role": "second-server"})}))[0]
+    assert isinstance(out, Refused) and "node 106 would be both" in str(out), repr(out)
+
+
+def test_a_role_claimed_by_two_nodes_stops_the_start_up_naming_both():
+    """S1's node (105) names its role in its node config; the dealer's node (106) claims it too in its hello."""
+    config = _config("two-server")
+    grid = Tampering(config, 106, "query.hello", replaced({"id": ConfigRecord({"partition": CLIENTS + 1, "role": "second-server"})}))
+    grid.contexts[105].node_config["role"] = "second-server"
+    with pytest.raises(Refused, match=r"role 'second-server' claimed by node 105 \(partition 5\), node 106 \(partition 6\)"):
+        FlowerRounds(grid, config)
+
+
+@pytest.mark.parametrize("tamper", [pytest.param(replaced({}), id="empty reply"),
+                                    pytest.param(replaced({"r": ConfigRecord({"loss": "low"})}), id="loss a word"),
+                                    pytest.param(replaced({"r": ConfigRecord({"loss": 0.0})}), id="no accuracy"),
+                                    pytest.param(_not_asked, id="from a node not asked"),
                                     pytest.param(lambda msg, reply: [], id="silence")])
 def test_a_hidden_state_client_nodes_release_reply_of_any_shape_does_not_crash_s0(tamper):
+    """Were breaks but for silence (KeyError, ValueError: `_deliver` read the reply unchecked); now parsed like any
+    client reply: a malformed one is named (`MalformedMessage`, client 1, stage "model"), one from a node not asked dropped."""
     out = _round("hidden-state", 101, "query.release", tamper)[0]
     assert isinstance(out, (Output, ProtocolError)) and (isinstance(out, ProtocolError) or set(out.included) == set(range(CLIENTS)))
 
@@ -371,3 +412,14 @@ def test_ddp_two_server_a_failing_node_s_noise_is_not_counted(k):
     noise, noise_here = (next(r.guarantee for r in out.reports if r.layer == "noise") for out in (flower, here))
     assert noise.parameters["noise_shares_in_output"] <= len(flower.included) - noise.parameters["uncounted_shares"]
     assert noise.epsilon == noise_here.epsilon and noise.parameters == noise_here.parameters
+
+
+def test_a_silent_second_server_aborts_its_round_and_the_experiment_goes_on():
+    """S1's node answers nothing to round 1's key request: `run_experiment` records round 1 as aborted (`Aborted`,
+    naming S1 and its node) and round 2 runs (Krum's choice included)."""
+    config = replace(_config("two-server"), rounds=2)
+    grid = Tampering(config, 100 + CLIENTS, "query.s1_key", lambda msg, reply: [])
+    result = run_experiment(config, remote=FlowerRounds(grid, config))
+    first, second = result.rounds
+    assert f"second server at s1_key: its node {100 + CLIENTS} sent no reply" in first.aborted and first.included == ()
+    assert not second.aborted and second.included and second.reports

@@ -120,14 +120,13 @@ class ShareKeys:
         """The verifier of a round of n positions whose roster S0 states (untrusted: any JSON value).
 
         Raises:
-            Refused: (naming `roster`) unless it is a list of n distinct client ids, each with a key in the directory.
+            Refused: (naming `roster`) unless it is a list of n distinct client ids in [0, 2**32), each with a key in
+                the directory (`KeyDirectory.for_roster`).
         """
         try:
-            keys = self.directory.for_roster(roster, party=party, stage="setup")
+            keys = self.directory.for_roster(roster, n, party=party, stage="setup")
         except Refused as exc:  # named for the field: what S0 stated
             raise Refused(f"roster refused: {str(exc).removeprefix(f'{party} at setup: ')}", party=party, stage="setup") from None
-        if len(roster) != n:
-            raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=party, stage="setup")
         return SeatedShares(self, tuple(roster), tuple(keys))
 
     @property

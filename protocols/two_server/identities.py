@@ -15,8 +15,8 @@ seal an input of its own to S1 under a client's name.
                 | roster digest | K | SHA-256(sealed) with its long-term key (`protocols.core.pki`; ad: session, position
                 u, S1, kind SHARE_VECTOR, `sealing.associated_data`; run, round: the ones its pin checked K for); S1
                 verifies it, before opening the share, under the key its OWN directory (node config `client-keys`)
-                holds for roster[u] and its own run, round and K, the roster (S0's word) checked like pki's: no id
-                twice, no id without a key (`ShareKeys`). A share with a bad, missing or replayed signature excludes
+                holds for roster[u] and its own run, round and K, the roster (S0's word) checked like pki's: n ids
+                (the length first), each in [0, 2**32), none twice, none without a key (`ShareKeys`). A share with a bad, missing or replayed signature excludes
                 its client (another round, run, position, roster or S1 key changes the message).
 
 Keys come from `protocols.core.pki.provision` (keys/second-server.pem, second-server.pub, keys/dealer.pem,

@@ -96,7 +96,6 @@ from flwr.simulation import run_simulation
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
 from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, robust_f, run_experiment
 from fl.models import get_flat
-from fl.stacks import is_preset, preset_fields
 from fl.remote_two_server import (
     ROLES,
     dealer_reply,
@@ -109,6 +108,7 @@ from fl.remote_two_server import (
     two_server_protocol,
 )
 from fl.results import render, save, to_dict
+from fl.stacks import is_preset, preset_fields
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
@@ -452,14 +452,9 @@ def node_pins(config: ExperimentConfig) -> dict[str, object]:
     return pins
 
 
-def two_server_node(config: ExperimentConfig, node_config: dict) -> bool:
-    """Whether a node runs the second server or a two-server client (not the dealer, which runs no rule): by its own
-    config (`role` second-server, a `second-server-key`) or by the run's stack."""
-    return bool(_two_server_because(config, node_config))
-
-
 def _two_server_because(config: ExperimentConfig, node_config: dict) -> str:
-    """Why `two_server_node` holds ("" if it does not)."""
+    """Why a node runs the second server or a two-server client ("" if it does not; never the dealer, which runs no
+    rule): by its own config (`role` second-server, a `second-server-key`) or by the run's stack."""
     role = node_config.get("role")
     if role == "dealer":
         return ""
@@ -471,7 +466,7 @@ def _two_server_because(config: ExperimentConfig, node_config: dict) -> str:
 
 
 def check_pinned(config: ExperimentConfig, node_config: dict) -> None:
-    """Raises Refused, naming the missing fields, unless a two-server node (`two_server_node`) pins every field of
+    """Raises Refused, naming the missing fields, unless a two-server node (`_two_server_because`) pins every field of
     `node_pins`: an unpinned S1 or client would take S0's run config for its f (hence min_clients) and rule."""
     why = _two_server_because(config, node_config)
     missing = [key for key in node_pins(config) if key not in node_config] if why else []

@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     _experiment_options(app, out_help="results folder the ServerApp writes")
     app.add_argument("--keys", type=Path, help="the folder `secagg keys` wrote: the server reads its clients/ and each node's command "
                      "names its signing key (needed by the stacks whose clients sign: ckks, two-server, active=true) and, for ckks, the key holder's; "
-                     "every node line pins stack, active and noise_multiplier")
+                     "every node line pins stack, active and noise_multiplier, and for a two-server stack what decides the servers' "
+                     "program and min_clients (f, written into the run config too, and the fields the preset reads: clip, rule; "
+                     "ddp+two-server also bits and mechanism); a two-server S1 or client node that does not pin them refuses")
     app.set_defaults(out=Path("results/flower-deployment"))
     sub.add_parser("layers", help="every layer a stack can name: its fields, defaults and what it does")
     keys = sub.add_parser("keys", help="provision long-term Ed25519 client identities: DIR/keys/<id>.pem (private, one a client node) "
@@ -124,8 +126,11 @@ def layers_help() -> str:
 def _flower_app(args) -> None:
     values = config_values(args.config, _overrides(args), {"engine": "flower-deployment"})
     config = config_from(values)  # validated here, before any Flower process starts
-    from fl.flower_engine import supernodes, write_app  # flwr is the optional extra '.[flower]'
+    from fl.flower_engine import node_pins, supernodes, write_app  # flwr is the optional extra '.[flower]'
     from fl.remote_two_server import ROLES, two_server_nodes
+
+    pinned = node_pins(config)
+    values = {**values, **({"f": pinned["f"]} if "f" in pinned else {})}  # the f every node pins, stated in the run config too
 
     keys = args.keys.resolve() if args.keys else None
     folder = write_app(args.folder, values, args.out.resolve(), keys / "clients" if keys else None)
@@ -135,7 +140,7 @@ def _flower_app(args) -> None:
     if (signing or two_server_nodes(config)) and keys is None:
         print(f"  # stack {config.stack}{' (active)' if config.active else ''}: its clients, key holder, second server or dealer sign; "
               f"provision keys first: secagg keys --out KEYS --clients {config.clients}, then pass --keys KEYS here")
-    pins = f" stack={json.dumps(config.stack)} active={json.dumps(config.active)} noise_multiplier={json.dumps(config.noise_multiplier)}"
+    pins = "".join(f" {key}={json.dumps(value)}" for key, value in pinned.items())
     for c in range(supernodes(config)):  # every node pins the stack it was provisioned for: a run config that differs is refused
         role = ROLES[c - config.clients] if two_server_nodes(config) and c >= config.clients else ""
         named = f' role="{role}"' if role else ""

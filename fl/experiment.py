@@ -250,7 +250,8 @@ class ExperimentResult:
         return self.rounds[-1].epsilon_by_observer if self.rounds else {}
 
 
-def _robust_f(config: ExperimentConfig) -> int:
+def robust_f(config: ExperimentConfig) -> int:
+    """The robust rules' f of the context: `config.f`, else the attackers a round, at least 1, below participants / 2."""
     if config.f is not None:
         return config.f
     m = config.participants
@@ -263,7 +264,7 @@ def build_stack(config: ExperimentConfig, dim: int, initial: np.ndarray | None =
     """The protocol of `config.specs`, sized for `participants` a round (default `config.participants`;
     `initial`: the hidden-state model); appends each layer as built to `record` (`fl.stacks.context`: noise
     shares are planned for the expected survivors, without those of possibly Byzantine or colluding clients)."""
-    protocol, built = build_specs(config.specs, context(config, dim, initial, participants or config.participants, _robust_f(config)))
+    protocol, built = build_specs(config.specs, context(config, dim, initial, participants or config.participants, robust_f(config)))
     if record is not None:
         record.extend(built)
     return protocol
@@ -451,7 +452,7 @@ def _minimum_participants(config: ExperimentConfig) -> int:
     stack = config.traits
     if not stack.robust:
         return 3
-    return max(3, 2 * (_robust_f(config) if stack.robust_f is None else stack.robust_f) + 1)
+    return max(3, 2 * (robust_f(config) if stack.robust_f is None else stack.robust_f) + 1)
 
 
 def _denominator(config: ExperimentConfig, included: int) -> float:

@@ -55,7 +55,8 @@ S1 verifies it under its own node config's `client-keys` (refused at start-up wh
 takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
 own under the other clients' names to isolate one honest input (in simulation the simulated client keys: against no one).
 On deployment a node pins stack, active and noise_multiplier in
-its node config (`secagg flower-app` prints them) and a node with a `signing-key` refuses a stack that does not
+its node config (`secagg flower-app` prints them; for two-server also f and the preset's fields, `node_pins`, which an
+S1 or client node refuses to run without) and a node with a `signing-key` refuses a stack that does not
 sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
 participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
@@ -102,7 +103,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from fl.config import LOCAL_KEYS, TOP_KEYS, config_from
-from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, run_experiment
+from fl.experiment import ExperimentConfig, ExperimentResult, build_stack, evaluation_set, local_datasets, robust_f, run_experiment
 from fl.models import get_flat
 from fl.remote_two_server import (
     ROLES,
@@ -116,6 +117,7 @@ from fl.remote_two_server import (
     two_server_protocol,
 )
 from fl.results import render, save, to_dict
+from fl.stacks import is_preset, preset_fields
 from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
@@ -205,6 +207,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
                     if he_protocol(stack) is not None:
                         key_holder_key(dict(context.node_config), simulated)
                 role = reply["role"] or dict(enumerate(ROLES)).get(reply["partition"] - run.clients, "")
+                if two_server_protocol(stack) is not None:  # S1 and each client pin what decides S1's program
+                    check_pinned(run, {"role": role, **dict(context.node_config)})
                 if two_server_protocol(stack) is not None and role in ROLES:
                     node_identity_keys(dict(context.node_config), role, simulated)
                     if role == "second-server":
@@ -443,6 +447,45 @@ def node_identity(node_config: dict) -> ClientIdentity:
         raise Refused(str(exc), party="client node", stage="setup") from None
 
 
+NODE_PINS = ("stack", "active", "noise_multiplier")  # every node line `secagg flower-app` prints pins these
+
+
+def node_pins(config: ExperimentConfig) -> dict[str, object]:
+    """What every node line of `secagg flower-app` pins (`checked_against_node` then refuses a run config that differs):
+    `NODE_PINS` and, for a two-server stack, what decides the servers' program and min_clients (default f + 2) from the
+    run config: f (`robust_f`, stated: flower-app writes it into the run config too) and each experiment field the preset
+    reads (`fl.stacks.preset_fields`: clip and rule; ddp+two-server also bits and mechanism)."""
+    pins = {key: getattr(config, key) for key in NODE_PINS}
+    if two_server_nodes(config):
+        pins.update({key: getattr(config, key) for key in (preset_fields(config.stack) if is_preset(config.stack) else ())})
+        pins["f"] = robust_f(config)
+    return pins
+
+
+def _two_server_because(config: ExperimentConfig, node_config: dict) -> str:
+    """Why a node runs the second server or a two-server client ("" if it does not; never the dealer, which runs no
+    rule): by its own config (`role` second-server, a `second-server-key`) or by the run's stack."""
+    role = node_config.get("role")
+    if role == "dealer":
+        return ""
+    if role == "second-server":
+        return "role second-server"
+    if node_config.get("second-server-key"):
+        return "it holds a second-server-key"
+    return f"the run's stack {config.stack} has a second server" if two_server_nodes(config) else ""
+
+
+def check_pinned(config: ExperimentConfig, node_config: dict) -> None:
+    """Raises Refused, naming the missing fields, unless a two-server node (`_two_server_because`) pins every field of
+    `node_pins`: an unpinned S1 or client would take S0's run config for its f (hence min_clients) and rule."""
+    why = _two_server_because(config, node_config)
+    missing = [key for key in node_pins(config) if key not in node_config] if why else []
+    if missing:
+        raise Refused(f"this two-server node ({why}) does not pin {', '.join(missing)} in its config (what decides the servers' "
+                      f"program and min_clients; `secagg flower-app` prints them in each node line): refusing to take the run "
+                      f"config's word", party="client node", stage="setup")
+
+
 def checked_against_node(config: ExperimentConfig, node_config: dict) -> ExperimentConfig:
     """The run's experiment, if every experiment field the node's own config pins (e.g. `--node-config
     "partition-id=0 noise_multiplier=0.8 dropout=0.1"`) has the same value in it; the stack a client
@@ -452,9 +495,10 @@ def checked_against_node(config: ExperimentConfig, node_config: dict) -> Experim
     A key the check does not know (`noise-multiplier`, `Stack`, a protocol parameter such as `t`) is
     refused, not skipped: the node's pin would otherwise be silently lost. Known besides the experiment
     fields: the node's identity and the key holder's policy keys (`KeyHolderPolicy.NODE_CONFIG_KEYS`).
+    A two-server S1 or client node must pin every field of `node_pins` (`check_pinned`).
 
     Raises:
-        Refused: naming the field, the run's value and the node's, or the unknown key.
+        Refused: naming the field, the run's value and the node's, the unknown key, or the missing pins.
     """
     for key, value in node_config.items():
         if key in NODE_KEYS or key in KeyHolderPolicy.NODE_CONFIG_KEYS:
@@ -462,9 +506,14 @@ def checked_against_node(config: ExperimentConfig, node_config: dict) -> Experim
         if key not in TOP_KEYS + LOCAL_KEYS:
             raise Refused(f"node config key {key!r} is no experiment field ({', '.join(TOP_KEYS + LOCAL_KEYS)}), node identity "
                           f"({', '.join(NODE_KEYS)}) or key-holder policy key; refusing rather than ignoring it", party="client node", stage="setup")
-        if config_from({key: value}, base=config) != config:
-            run = getattr(config.local if key in LOCAL_KEYS else config, key)
+        run = getattr(config.local if key in LOCAL_KEYS else config, key)
+        try:
+            pinned = config_from({key: value}, base=config)
+        except ValueError as exc:  # the node's value does not fit the run's (f beside a stack without a rule)
+            raise Refused(f"run config sets {key}={run!r}, this node's config {value!r}: {exc}", party="client node", stage="setup") from None
+        if pinned != config:
             raise Refused(f"run config sets {key}={run!r}, this node's config {value!r}", party="client node", stage="setup")
+    check_pinned(config, node_config)
     return config
 
 

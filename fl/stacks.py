@@ -51,6 +51,11 @@ def preset_specs(name: str, values: object) -> tuple[LayerSpec, ...]:
     return tuple(LayerSpec(layer, tuple((k, value(v)) for k, v in fields.items())) for layer, fields in PRESETS[name])
 
 
+def preset_fields(name: str) -> tuple[str, ...]:
+    """The experiment fields preset `name` reads (its "$field" values), sorted: e.g. ("clip", "rule") for two-server."""
+    return tuple(sorted({v[1:] for _, fields in PRESETS[name] for v in fields.values() if isinstance(v, str) and v.startswith("$")}))
+
+
 def is_preset(stack: str) -> bool:
     return stack in PRESETS
 

@@ -10,11 +10,12 @@ verification key, provisioned out of band (a PKI), so that no party takes a clie
                                  folder/keys/second-server.pem, folder/second-server.pub   the two-server stack's S1
                                  folder/keys/dealer.pem, folder/dealer.pub                 and dealer (`provision_party`)
 
-A round's participants are a roster: position u -> client id (positions are what messages name). A verifier
-maps position u to `directory.key(roster[u])` and refuses a roster that lists an id twice or an id it has no
-key for, so every signature it accepts is a distinct provisioned client's. `KeyDirectory.simulated()` is a
-simulation's stand-in: key i is derived from i alone, publicly, so anyone can sign as any client; a
-guarantee that rests on it says so (`source`).
+A round's participants are a roster: position u -> client id in [0, 2**32) (ids are signed as u32; positions are
+what messages name). A verifier maps position u to `directory.key(roster[u])` and refuses a roster of another
+length than the round's, one that lists an id twice or an id it has no key for; a key folder names each id once
+(canonical decimal file names) and holds each key once; so every signature it accepts is a distinct provisioned
+key holder's. `KeyDirectory.simulated()` is a simulation's stand-in: key i is derived from i alone, publicly, so
+anyone can sign as any client; a guarantee that rests on it says so (`source`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from protocols.core.errors import Refused
 from secagg.randomness import Randomness, SystemRandomness
 from secagg.signatures import Signer, public_from_pem, public_pem
 
+ID_LIMIT = 2**32  # client ids are u32 in every signed message (`roster_digest`, `simulated_signer`)
 SIMULATED = "simulated (each key derived publicly from the client id: anyone can sign as any client; a simulation only)"
 
 
@@ -98,49 +101,78 @@ class KeyDirectory:
         """The directory in `folder` (a provisioned folder, or its `clients/`): one `<id>.pub` file a client.
 
         Raises:
-            ValueError: naming the folder if it is missing or empty, or a file that is not a readable `<id>.pub` with an Ed25519 PEM key.
+            ValueError: naming the folder if it is missing or empty, a file that is not a readable `<id>.pub` with an
+                Ed25519 PEM key (id: canonical decimal below 2**32, so no two names for one id), or files holding one key.
         """
         path = Path(folder)
         if (path / "clients").is_dir():
             path = path / "clients"
         if not path.is_dir():
             raise ValueError(f"client key directory {str(path)!r} is not a folder")
-        keys = {}
+        keys, files = {}, {}
         for file in sorted(path.iterdir()):
-            if file.suffix != ".pub" or not file.stem.isdigit():
-                raise ValueError(f"client key directory {str(path)!r}: {file.name!r} is not <client id>.pub")
+            stem = file.name.removesuffix(".pub")
+            if not file.name.endswith(".pub") or not _canonical_id(stem):
+                raise ValueError(f"client key directory {str(path)!r}: {file.name!r} is not <client id>.pub "
+                                 f"(the id in canonical decimal, below 2**32)")
             try:
-                keys[int(file.stem)] = public_from_pem(file.read_bytes())
+                keys[int(stem)] = public_from_pem(file.read_bytes())
             except (OSError, ValueError) as exc:  # a folder or an unreadable file named like a key, or no Ed25519 key
                 raise ValueError(f"client key file {str(file)!r}: {exc}") from None
+            files[int(stem)] = file.name
         if not keys:
             raise ValueError(f"client key directory {str(path)!r} holds no <client id>.pub file")
+        holders: dict[bytes, list[int]] = {}
+        for cid, key in keys.items():
+            holders.setdefault(key, []).append(cid)
+        shared = next((ids for ids in holders.values() if len(ids) > 1), None)
+        if shared is not None:  # one key holder would sign as several clients, counted as several
+            raise ValueError(f"client key directory {str(path)!r}: {', '.join(files[c] for c in shared)} hold the same key")
         return cls(keys, str(path))
 
     def key(self, cid: int, *, party: str = "verifier", stage: str = "setup") -> bytes:
         """Client `cid`'s verification key.
 
         Raises:
-            Refused: naming the id, if the directory has no key for it.
+            Refused: naming the id, if it is not an int in [0, 2**32) or the directory has no key for it.
         """
+        if not _is_id(cid):
+            raise Refused(f"client id {str(cid)[:24]} is not an int in [0, 2**32)", party=party, stage=stage)
         if self.simulated:
             return simulated_signer(cid).public_bytes()
         if cid not in self.keys:
             raise Refused(f"client id {cid} has no key in the directory {self.source}", party=party, stage=stage)
         return self.keys[cid]
 
-    def for_roster(self, roster: Sequence[int], *, party: str = "verifier", stage: str = "setup") -> list[bytes]:
-        """The verification key of each position of `roster` (position u -> client roster[u]).
+    def for_roster(self, roster: Sequence[int], n: int | None = None, *, party: str = "verifier", stage: str = "setup") -> list[bytes]:
+        """The verification key of each position of `roster` (position u -> client roster[u]), a round of `n`
+        positions (None: any length). Linear in len(roster): the length is checked first, repeats counted once.
 
         Raises:
-            Refused: naming the entry, for an id that is not a non-negative int, an id listed twice, or one without a key.
+            Refused: naming the roster, if it is not a list of n ids in [0, 2**32), lists an id twice, or names one without a key.
         """
-        if not isinstance(roster, (list, tuple)) or any(type(c) is not int or c < 0 for c in roster):
+        if not isinstance(roster, (list, tuple)):
             raise Refused(f"roster {str(roster)[:60]} is not a list of client ids", party=party, stage=stage)
-        if len(set(roster)) != len(roster):
-            twice = sorted({c for c in roster if roster.count(c) > 1})
-            raise Refused(f"roster lists clients {twice} more than once", party=party, stage=stage)
+        if n is not None and len(roster) != n:
+            raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=party, stage=stage)
+        bad = next((u for u, c in enumerate(roster) if not _is_id(c)), None)
+        if bad is not None:
+            raise Refused(f"roster {str(roster[:12])[:60]} is not a list of client ids: entry {bad} = {str(roster[bad])[:24]} is not "
+                          f"an int in [0, 2**32)", party=party, stage=stage)
+        twice = sorted(c for c, times in Counter(roster).items() if times > 1)
+        if twice:
+            raise Refused(f"roster lists clients {str(twice)[:60]} more than once", party=party, stage=stage)
         return [self.key(c, party=party, stage=stage) for c in roster]
+
+
+def _is_id(c: object) -> bool:
+    """A client id: an int (not a bool) in [0, 2**32)."""
+    return type(c) is int and 0 <= c < ID_LIMIT
+
+
+def _canonical_id(text: str) -> bool:
+    """`text` is a client id in canonical decimal: ASCII digits, no leading zero (but "0"), below 2**32."""
+    return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0") and int(text) < ID_LIMIT
 
 
 @dataclass(frozen=True)

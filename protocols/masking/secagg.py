@@ -111,8 +111,8 @@ class _PairwiseMasking(RingProtocol):
         if identity is None:
             raise Refused("active SecAgg needs this client's identity (its signing key and the key directory)", party=f"client {i}", stage="setup")
         roster = public.get("roster")
-        pki = identity.directory.for_roster(roster, party=f"client {i}")
-        if len(roster) != public["n"] or roster[i] != identity.cid:
+        pki = identity.directory.for_roster(roster, public["n"], party=f"client {i}")
+        if roster[i] != identity.cid:
             raise Refused(f"roster {str(roster)[:60]} does not seat this client ({identity.cid}) at position {i} of n={public['n']}",
                           party=f"client {i}", stage="setup")
         setup = RoundSetup(n=public["n"], k=k, t=t, d=public["d"], ring=self.ring, active=True, session=session,
@@ -132,9 +132,7 @@ class _PairwiseMasking(RingProtocol):
         seated: dict[str, str] = {}
 
         def seat(roster: list[int], directory: KeyDirectory) -> None:
-            if len(roster) != n:
-                raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=PARTY, stage="setup")
-            server.seat(roster_digest(roster), directory.for_roster(roster, party=PARTY))
+            server.seat(roster_digest(roster), directory.for_roster(roster, n, party=PARTY))
             public["roster"] = list(roster)
             seated["source"] = directory.source
 

@@ -15,8 +15,8 @@ seal an input of its own to S1 under a client's name.
                 | roster digest | K | SHA-256(sealed) with its long-term key (`protocols.core.pki`; ad: session, position
                 u, S1, kind SHARE_VECTOR, `sealing.associated_data`; run, round: the ones its pin checked K for); S1
                 verifies it, before opening the share, under the key its OWN directory (node config `client-keys`)
-                holds for roster[u] and its own run, round and K, the roster (S0's word) checked like pki's: no id
-                twice, no id without a key (`ShareKeys`). A share with a bad, missing or replayed signature excludes
+                holds for roster[u] and its own run, round and K, the roster (S0's word) checked like pki's: n ids
+                (the length first), each in [0, 2**32), none twice, none without a key (`ShareKeys`). A share with a bad, missing or replayed signature excludes
                 its client (another round, run, position, roster or S1 key changes the message).
 
 Keys come from `protocols.core.pki.provision` (keys/second-server.pem, second-server.pub, keys/dealer.pem,
@@ -120,14 +120,13 @@ class ShareKeys:
         """The verifier of a round of n positions whose roster S0 states (untrusted: any JSON value).
 
         Raises:
-            Refused: (naming `roster`) unless it is a list of n distinct client ids, each with a key in the directory.
+            Refused: (naming `roster`) unless it is a list of n distinct client ids in [0, 2**32), each with a key in
+                the directory (`KeyDirectory.for_roster`).
         """
         try:
-            keys = self.directory.for_roster(roster, party=party, stage="setup")
+            keys = self.directory.for_roster(roster, n, party=party, stage="setup")
         except Refused as exc:  # named for the field: what S0 stated
             raise Refused(f"roster refused: {str(exc).removeprefix(f'{party} at setup: ')}", party=party, stage="setup") from None
-        if len(roster) != n:
-            raise Refused(f"roster of {len(roster)} clients for a round of n={n}", party=party, stage="setup")
         return SeatedShares(self, tuple(roster), tuple(keys))
 
     @property

@@ -60,10 +60,10 @@ CASES = {  # stack fields, layers reported, whether its clients sign (then keys 
 TWO_SERVER = "ddp+two-server"  # S1 and the dealer on their own nodes, a 12-bit range check
 
 
-def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str, ...] = (), holder: str = "") -> tuple[str, dict]:
+def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str, ...] = (), holder: str = "", pins: str = "") -> tuple[str, dict]:
     """Runs one round with the experiment `fields` (--set pairs) on loopback, the nodes of `roles` (a role "" is
-    the key holder, `holder` more of its node config) after the clients; a signing stack's keys are provisioned in
-    tmp_path / "keys". Returns the ServerApp's streamed output and the saved result."""
+    the key holder, `holder` more of its node config) after the clients, each node config ending with `pins`; a signing
+    stack's keys are provisioned in tmp_path / "keys". Returns the ServerApp's streamed output and the saved result."""
     link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -101,7 +101,7 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
                 pki += f' second-server-key="{keys}/second-server.pub"'
 
             start(f"node{c}", "flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{link}", "--port", str(_free_port()),
-                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}" + (f' role="{role}"' if role else ""))
+                  "--node-config", f"partition-id={c} num-partitions={CLIENTS}{pki}{pins}" + (f' role="{role}"' if role else ""))
         app, results = tmp_path / "app", tmp_path / "results"
         subprocess.run([sys.executable, "-m", "fl.cli", "flower-app", str(app), "--out", str(results), "--set", f"clients={CLIENTS}", "--set", "rounds=1",
                         *fields, "--set", "data=breast_cancer", "--set", "model=logreg", "--set", "sample_fraction=1.0",
@@ -131,8 +131,14 @@ def _deploy(tmp_path, fields: list[str], signing: bool = False, roles: tuple[str
 
 def _deploy_case(case: str, tmp_path: Path) -> tuple[str, dict]:
     """`_deploy` of a CASES case or of TWO_SERVER in `tmp_path`."""
-    if case == TWO_SERVER:
-        return _deploy(tmp_path, ["--set", "stack=ddp+two-server", "--set", "bits=12"], roles=("second-server", "dealer"))
+    if case == TWO_SERVER:  # every node pins what `secagg flower-app` prints for it (`node_pins`: f, the preset's fields)
+        from fl.config import config_from
+        from fl.flower_engine import node_pins
+
+        config = config_from({"stack": TWO_SERVER, "bits": 12, "clients": CLIENTS, "rounds": 1, "data": "breast_cancer", "model": "logreg",
+                              "sample_fraction": 1.0, "dropout": 0, "epochs": 1, "engine": "flower-deployment"})
+        pins = "".join(f" {k}={json.dumps(v)}" for k, v in node_pins(config).items())
+        return _deploy(tmp_path, ["--set", "stack=ddp+two-server", "--set", "bits=12"], roles=("second-server", "dealer"), pins=pins)
     fields, _, signing, _, _ = CASES[case]
     holder = f' {HOLDER_POLICY} he-ledger-file="{tmp_path / "ledger.json"}"' if case == "ckks-robust" else ""
     return _deploy(tmp_path, fields, signing, roles=("",) if case in ("ckks", "ckks-robust") else (), holder=holder)

@@ -236,3 +236,31 @@ def test_two_server_node_lines_load_s1s_and_the_dealers_identities_and_refuse_wi
         second_server_client_keys({k: v for k, v in s1.items() if k != "client-keys"}, False)
     for c, nc in enumerate(nodes[:3]):
         assert node_identity(nc).cid == c and node_identity(nc).signer.public_bytes() == KeyDirectory.read(tmp_path / "keys").key(c)
+
+
+@pytest.mark.parametrize("stack, fields", [("two-server", ("clip", "rule", "f")),
+                                           ("ddp+two-server", ("bits", "clip", "mechanism", "rule", "f"))])
+def test_two_server_node_lines_pin_f_and_the_presets_fields_and_the_run_config_states_f(tmp_path, capsys, stack, fields):
+    """Review 6 break 2: every node line of a two-server `secagg flower-app` pins f and the fields the preset reads (what
+    decides the servers' program and min_clients = f + 2), the run config states the same f; S1's node pinned so refuses
+    S0's f=0 and another rule, and one whose line lacks any of them refuses naming it."""
+    from fl.flower_engine import checked_against_node
+
+    main(["keys", "--out", str(tmp_path / "keys"), "--clients", "4"])
+    capsys.readouterr()
+    nodes = _node_lines([str(tmp_path / "app"), "--keys", str(tmp_path / "keys"), "--set", "clients=4", "--set", f"stack={stack}"], capsys)
+    run_config = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    honest = config_from_run(run_config)
+    assert run_config["f"] == honest.f == 1
+    for nc in nodes:
+        assert all(nc[k] == getattr(honest, k) for k in ("stack", "active", "noise_multiplier", *fields)), nc
+    s1 = nodes[4]
+    assert checked_against_node(honest, s1) == honest
+    for change in ({"f": 0}, {"rule": "norm_bounding"}, {"clip": 10.0}):
+        with pytest.raises(Refused, match=f"run config sets {next(iter(change))}="):
+            checked_against_node(config_from_run({**run_config, **change}), s1)
+    for node in (s1, nodes[0]):  # S1 and a client node
+        for field in fields:
+            with pytest.raises(Refused, match=f"does not pin {field} "):
+                checked_against_node(honest, {k: v for k, v in node.items() if k != field})
+    assert checked_against_node(honest, {k: v for k, v in nodes[5].items() if k not in fields}) == honest  # the dealer runs no rule

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 flwr = pytest.importorskip("flwr")
 
 from fl.experiment import build_stack, local_datasets
-from fl.flower_engine import FlowerRounds, client_app, config_from_run
+from fl.flower_engine import FlowerRounds, client_app, config_from_run, node_pins
 from fl.models import get_flat
 from protocols.core.errors import ProtocolError, Refused
 from protocols.core.messages import Kind
@@ -33,7 +33,8 @@ from secagg.signatures import Signer
 from tests.fl.test_review3_flower_pki import FakeGrid
 
 CLIENTS = 4
-RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0}
+RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0,
+       "f": 1}  # f stated, as `secagg flower-app` writes it
 S0_KEY = X25519Agreement.generate(SeededRandomness(b"S0's own key"))
 RUN_ID = 7  # FakeGrid's run id
 
@@ -47,12 +48,14 @@ def pki(tmp_path_factory):
     return folder
 
 
-def _nodes(pki, client_extra=None):
+def _nodes(pki, client_extra=None, run=RUN):
+    """The node configs `secagg flower-app --keys` prints for `run`: each node's keys and the pins (`node_pins`)."""
+    pins = node_pins(config_from_run(run))
     clients = [{"second-server-key": str(pki / "second-server.pub"), "signing-key": str(pki / "keys" / f"{c}.pem"), "client-keys": str(pki / "clients"),
-                **(client_extra or {})} for c in range(CLIENTS)]
+                **pins, **(client_extra or {})} for c in range(CLIENTS)]
     return clients + [{"role": "second-server", "second-server-signing-key": str(pki / "keys" / "second-server.pem"), "dealer-key": str(pki / "dealer.pub"),
-                       "client-keys": str(pki / "clients")},
-                      {"role": "dealer", "dealer-signing-key": str(pki / "keys" / "dealer.pem"), "second-server-key": str(pki / "second-server.pub")}]
+                       "client-keys": str(pki / "clients"), **pins},
+                      {"role": "dealer", "dealer-signing-key": str(pki / "keys" / "dealer.pem"), "second-server-key": str(pki / "second-server.pub"), **pins}]
 
 
 def _deployment(pki, intercept=None, nodes=None):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from flwr.app import ConfigRecord, Message, RecordDict
 
 from fl.experiment import build_stack, local_datasets
-from fl.flower_engine import FlowerRounds, client_app, config_from_run
+from fl.flower_engine import FlowerRounds, client_app, config_from_run, node_pins
 from fl.models import get_flat
 from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, BelowThreshold, ProtocolError, Refused
@@ -64,14 +64,15 @@ def _s1_key(grid, record: dict) -> ConfigRecord:
 
 def test_a_two_server_client_node_refuses_a_stack_without_a_second_server(pki):
     """Was a break (the node sent its update in the clear): like signing-key, second-server-key now refuses a stack
-    without a second server; each node's error reaches S0 as its failed training step, naming the key; with every node refusing, the round ends."""
-    run = {**RUN, "stack": "plain"}  # S0 (the run's submitter) writes the run config; the node pins no stack
-    config, grid, params = _deployment(run, _nodes(pki)[:CLIENTS])
+    without a second server (review 6: a node it makes a two-server node refuses to run without its pins, the stack
+    first); each node's error reaches S0 as its failed training step, naming the key; with every node refusing, the round ends."""
+    run = {**{k: v for k, v in RUN.items() if k != "f"}, "stack": "plain"}  # S0 writes the run config; the node pins no stack
+    config, grid, params = _deployment(run, [{k: v for k, v in nc.items() if k not in node_pins(config_from_run(RUN))} for nc in _nodes(pki)[:CLIENTS]])
     try:
         rounds = FlowerRounds(grid, config, str(pki / "clients"))
         rounds.aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     except BelowThreshold as exc:  # refused at every node: S0 names each client's failed training step and its reason
-        assert "second-server-key" in str(exc) and "refusing the downgrade" in str(exc)
+        assert "it holds a second-server-key) does not pin stack" in str(exc)
         assert all(f"client {u} at training: its node {100 + u} failed" in str(exc) for u in range(CLIENTS))
         assert all("frame" not in a for a in _frame_answers(grid))
         return
@@ -264,7 +265,7 @@ def test_the_pin_reaches_the_two_server_protocol_inside_the_ddp_layers(pki):
     """ddp+two-server (clip > discretize > skellam > two-server): S0 names its own key; the node finds the two-server
     protocol under the noise layers and pins it, so every client refuses and sends nothing."""
     run = {**RUN, "stack": "ddp+two-server"}
-    config, grid, params = _deployment(run, _nodes(pki), _substitute(lambda r, inner: (S0_KEY.public_bytes(), None)))
+    config, grid, params = _deployment(run, _nodes(pki, run=run), _substitute(lambda r, inner: (S0_KEY.public_bytes(), None)))
     with pytest.raises(ProtocolError):
         FlowerRounds(grid, config, str(pki / "clients")).aggregate(1, np.arange(CLIENTS), params, build_stack(config, len(params), params), DropoutSchedule(), 5)
     answers = _frame_answers(grid)

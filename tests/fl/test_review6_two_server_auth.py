@@ -1,8 +1,8 @@
 """Review 6: "S1 authenticates the two-server clients" on the deployment engine, attacked by the ServerApp (S0), which
 writes the run config. S1's node builds its protocol from the run config, checked only against what its own node
-config pins; `secagg flower-app` prints the pins stack, active and noise_multiplier. The preset `two-server` takes its
-rule and f from the run config, and `min_clients` defaults to f + 2: so S0's word sets S1's threshold unless the
-node pins more. Called as a SuperNode calls the ClientApp (`FakeGrid`, no SuperLink), as
+config pins. The preset `two-server` takes its rule and f from the run config, and `min_clients` defaults to f + 2: so
+S0's word set S1's threshold while `secagg flower-app` pinned only stack, active and noise_multiplier; it now also pins
+f (stated in the run config too) and the preset's fields (`node_pins`), and an unpinned S1 refuses. Called as a SuperNode calls the ClientApp (`FakeGrid`, no SuperLink), as
 tests/fl/test_flower_two_server_pin.py does."""
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 flwr = pytest.importorskip("flwr")
 
 from fl.experiment import build_stack, local_datasets
-from fl.flower_engine import FlowerRounds, _client_setup, checked_against_node, client_app, config_from_run
+from fl.flower_engine import FlowerRounds, _client_setup, checked_against_node, client_app, config_from_run, node_pins
 from fl.models import get_flat
 from fl.remote_two_server import two_server_protocol
 from protocols.core.errors import ProtocolError
@@ -21,9 +21,10 @@ from secagg.randomness import SeededRandomness
 from tests.fl.test_review3_flower_pki import FakeGrid
 
 CLIENTS = 4
-RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0}
-PROVISIONED = config_from_run(RUN)  # what the operator provisioned the nodes for (f derived: 1, min_clients 3)
-PINS = {"stack": PROVISIONED.stack, "active": PROVISIONED.active, "noise_multiplier": PROVISIONED.noise_multiplier}  # `secagg flower-app`'s pins
+RUN = {"stack": "two-server", "clients": CLIENTS, "data": "breast_cancer", "model": "logreg", "sample_fraction": 1.0, "dropout": 0.0,
+       "f": 1}  # f as `secagg flower-app` writes it into the run config (derived from the rest: 1)
+PROVISIONED = config_from_run(RUN)  # what the operator provisioned the nodes for (f 1, min_clients 3)
+PINS = node_pins(PROVISIONED)  # `secagg flower-app`'s pins
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 
@@ -68,9 +69,6 @@ def test_control_the_provisioned_s1_takes_part_with_three_signed_clients_and_ref
         _aggregate(pki, RUN, [0, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="S1's min_clients is S0's word on deployment: the run config's f=0 (not pinned by "
-                   "`secagg flower-app`, which pins stack, active, noise_multiplier) makes S1 build min_clients = f + 2 = 2 "
-                   "and take part with two clients; with one colluder that is one honest input under norm_bounding's sum")
 def test_s0_writing_f_0_in_the_run_config_does_not_lower_s1s_min_clients(pki):
     run = {**RUN, "f": 0, "rule": "norm_bounding"}
     try:
@@ -82,9 +80,6 @@ def test_s0_writing_f_0_in_the_run_config_does_not_lower_s1s_min_clients(pki):
 
 
 @pytest.mark.parametrize("rule", ["multi_krum", "norm_bounding", "coordinate_median"])
-@pytest.mark.xfail(strict=True, reason="the preset two-server takes its rule from the run config (S0's word) and the "
-                   "printed node pins do not include it: S1 runs whatever rule S0 names, e.g. norm_bounding (a plain sum) "
-                   "or the coordinate median (an input's value a coordinate) on a node provisioned for krum")
 def test_s0_naming_another_rule_in_the_run_config_is_refused_by_s1s_node(rule):
     assert PROVISIONED.rule != rule
     with pytest.raises(ProtocolError, match="rule"):
@@ -104,18 +99,30 @@ def test_s1s_node_that_pins_f_and_rule_refuses_a_run_config_that_changes_them():
 
 
 @pytest.mark.parametrize("stack", ["two-server", "ddp+two-server"])
-@pytest.mark.xfail(strict=True, reason="both two-server presets build S1's f, hence min_clients = f + 2, from the run "
-                   "config's f (S0's word) when S1's node pins what `secagg flower-app` prints")
 def test_s1s_min_clients_follows_only_what_its_node_pins_for_each_two_server_preset(stack):
+    """Pinned as flower-app prints it, S1 keeps min_clients = 3 (refusing f=0); pinned as flower-app printed it before
+    (stack, active, noise_multiplier), S1 refuses at start-up, naming what it does not pin, rather than take S0's f."""
     run = {**RUN, "stack": stack}
     provisioned = config_from_run(run)
-    pins = {"role": "second-server", "stack": provisioned.stack, "active": provisioned.active, "noise_multiplier": provisioned.noise_multiplier}
+    old = {"role": "second-server", "stack": provisioned.stack, "active": provisioned.active, "noise_multiplier": provisioned.noise_multiplier}
 
-    def s1(r):
+    def s1(r, pins):
         return two_server_protocol(_client_setup(checked_against_node(config_from_run(r), pins))[2]).min_clients
 
-    assert s1(run) == 3
-    try:
-        assert s1({**run, "f": 0}) == 3  # fails today: 2
-    except ProtocolError:
-        pass  # refusing the run config is a fix too
+    assert s1(run, {"role": "second-server", **node_pins(provisioned)}) == 3
+    with pytest.raises(ProtocolError, match="run config sets f=0"):
+        s1({**run, "f": 0}, {"role": "second-server", **node_pins(provisioned)})
+    missing = "clip, rule, f" if stack == "two-server" else "bits, clip, mechanism, rule, f"
+    for r in (run, {**run, "f": 0}):
+        with pytest.raises(ProtocolError, match=f"does not pin {missing} "):
+            s1(r, old)
+
+
+@pytest.mark.parametrize("node, field", [(CLIENTS, "f"), (CLIENTS, "rule"), (0, "f"), (2, "clip")])
+def test_an_s1_or_client_node_without_a_pin_refuses_at_start_up_naming_it(pki, node, field):
+    """An S1 or client node whose node config lacks one of `node_pins` (f, rule, clip) stops the deployment at start-up
+    (its hello refuses, naming the field), so an unpinned deployment never takes S0's word for them silently."""
+    nodes = _nodes(pki)
+    del nodes[node][field]
+    with pytest.raises(ProtocolError, match=f"nodes refused at start-up: node {100 + node}: .*does not pin {field} "):
+        FlowerRounds(FakeGrid(client_app(None), RUN, nodes), PROVISIONED, str(pki / "clients"))

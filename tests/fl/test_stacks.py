@@ -10,7 +10,7 @@ import pytest
 
 from fl.cli import main
 from fl.config import config_from, load_toml
-from fl.experiment import STACKS, ExperimentConfig, _robust_f, build_stack, run_experiment
+from fl.experiment import STACKS, ExperimentConfig, robust_f, build_stack, run_experiment
 from fl.privacy import OBSERVERS, SUM_STACKS
 from fl.stacks import PRESETS, label, preset_traits
 from protocols import SecAggPlus
@@ -50,7 +50,7 @@ def reference_stack(config: ExperimentConfig, dim: int, initial: np.ndarray, m: 
     """The if-chain `build_stack` was before stacks were data, kept as the independent reference."""
     expected = max(1, math.floor(config.participants * (1 - config.dropout)))
     uncounted = lambda corrupt=0.0: min(m, min(m, config.byzantine_clients) + math.ceil(corrupt * m))
-    f = _robust_f(config)
+    f = robust_f(config)
     if config.stack == "plain":
         return PlainRobust(rule="mean", f=0)
     if config.stack in ("robust", "central-dp", "local-dp"):

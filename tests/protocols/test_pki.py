@@ -3,6 +3,7 @@ every verifier refuses rosters that seat a client twice or a Sybil id, and an ac
 key in KEYS or tells clients different rosters is caught by the clients (they never share with the key it chose)."""
 
 import os
+import re
 import stat
 
 import numpy as np
@@ -66,6 +67,58 @@ def test_a_roster_is_accepted_only_if_it_lists_distinct_provisioned_clients(keys
     else:
         with pytest.raises(Refused, match="more than once|has no key"):
             directory.for_roster(roster)
+
+
+@pytest.mark.parametrize("bad", [2**32, -1, True, 3.0, "3"])
+@pytest.mark.parametrize("directory", ["provisioned", "simulated"])
+def test_an_id_outside_u32_or_not_an_int_is_refused_naming_the_roster_entry(keys, bad, directory):
+    """Ids are signed as u32 (`roster_digest`, `simulated_signer`): any other entry is a Refused naming the roster and
+    the entry, from `for_roster` and from `key`, never a struct.error, whichever directory."""
+    directory = keys[1] if directory == "provisioned" else KeyDirectory()
+    with pytest.raises(Refused, match=r"roster .*entry 2 = .* is not an int in \[0, 2\*\*32\)"):
+        directory.for_roster([0, 1, bad])
+    with pytest.raises(Refused, match="is not an int in"):
+        directory.key(bad)
+
+
+def test_a_roster_is_checked_in_linear_time_length_first():
+    """300k entries with repeats: the length (when the round's n is given) is refused first, the repeats are named
+    from one count (the alarm only stops a quadratic scan from hanging the suite)."""
+    import signal
+
+    def stop(signum, frame):
+        raise TimeoutError("still checking the roster after 5 s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(5)
+    try:
+        with pytest.raises(Refused, match="roster of 300000 clients for a round of n=6"):
+            KeyDirectory().for_roster([0, 1] * 150_000, 6)
+        with pytest.raises(Refused, match=r"roster lists clients \[0, 1\] more than once"):
+            KeyDirectory().for_roster([0, 1] * 150_000)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("name", ["4294967296.pub", "00.pub", "+1.pub", "1_0.pub", "\uff11.pub"])
+def test_a_key_folder_file_whose_id_is_not_canonical_u32_decimal_is_refused_naming_it(keys, tmp_path, name):
+    folder, directory = keys
+    for c in range(N):
+        (tmp_path / f"{c}.pub").write_bytes((folder / "clients" / f"{c}.pub").read_bytes())
+    assert KeyDirectory.read(tmp_path).keys == directory.keys  # control: the copy reads back
+    (tmp_path / name).write_bytes((folder / "clients" / "0.pub").read_bytes())
+    with pytest.raises(ValueError, match=re.escape(f"'{name}' is not <client id>.pub")):
+        KeyDirectory.read(tmp_path)
+
+
+def test_a_key_folder_listing_one_key_under_two_ids_is_refused_naming_both_files(keys, tmp_path):
+    folder, _ = keys
+    for c in range(N):
+        (tmp_path / f"{c}.pub").write_bytes((folder / "clients" / f"{c}.pub").read_bytes())
+    (tmp_path / "17.pub").write_bytes((folder / "clients" / "2.pub").read_bytes())
+    with pytest.raises(ValueError, match="17.pub, 2.pub hold the same key"):
+        KeyDirectory.read(tmp_path)
 
 
 def test_simulated_identities_are_public_and_say_so():

@@ -10,7 +10,7 @@ import pytest
 
 from fl.cli import main
 from fl.config import config_from, load_toml
-from fl.experiment import STACKS, ExperimentConfig, robust_f, build_stack, run_experiment
+from fl.experiment import STACKS, ExperimentConfig, build_stack, robust_f, run_experiment
 from fl.privacy import OBSERVERS, SUM_STACKS
 from fl.stacks import PRESETS, label, preset_traits
 from protocols import SecAggPlus

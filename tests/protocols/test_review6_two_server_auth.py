@@ -21,8 +21,8 @@ from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.transport import InProcessTransport
 from protocols.core.secure_sum import secure_sum
+from protocols.core.transport import InProcessTransport
 from protocols.core.wire import SECOND_SERVER, SERVER, Frame, decode_frame, encode_frame
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import encode_matrix
@@ -467,8 +467,8 @@ def test_a_byzantine_clients_well_formed_share_of_any_words_fails_only_its_own_v
     slack planes) by words of its choosing, shapes kept, sealed and signed: it passes the signature and parse checks,
     so it reaches the range check and (slack only) the norm check beside the honest clients. Only j may fail them
     (InvalidInput naming j); every honest client stays included, and the output is their exact sum plus j's if j passed."""
-    from protocols.two_server.channel import encode_share, parse_share
     from protocols.core.wire import Reader
+    from protocols.two_server.channel import encode_share, parse_share
     from secagg.bit_sharing import words
 
     bound = float(1 << (BITS + 1))  # above every honest input's norm (checked)

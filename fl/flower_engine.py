@@ -89,7 +89,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -613,6 +613,17 @@ def _role(stack: Protocol, context: Context, measurements: dict, simulated: bool
     return role
 
 
+def _first_replies(replies: Iterable[Message], position: dict[int, int], answered: set[int]) -> Iterator[tuple[int, Message]]:
+    """(position, reply) for each asked node's first reply (`position`: node id -> position); a reply from a node not
+    asked, or a node's second reply, is dropped. `answered` collects the positions that replied."""
+    for reply in replies:
+        u = position.get(reply.metadata.src_node_id)
+        if u is None or u in answered:
+            continue
+        answered.add(u)
+        yield u, reply
+
+
 def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage: str, optional: dict[str, type] | None = None) -> ConfigRecord:
     """Client u's reply (untrusted): its ConfigRecord `record`, holding each of `fields` with its type, and each of
     `optional` it holds with its type.
@@ -765,11 +776,7 @@ class FlowerRounds:
 
         meter.stage = "training"
         answered, schema = set(), stack.reported()
-        for reply in self.grid.send_and_receive(train):
-            u = position.get(reply.metadata.src_node_id)
-            if u is None or u in answered:  # a node not asked, or its second reply: dropped
-                continue
-            answered.add(u)
+        for u, reply in _first_replies(self.grid.send_and_receive(train), position, answered):
             try:
                 text = _answer(reply, "m", {"measurements": str}, u, meter.stage)["measurements"]
                 measurements[u] = parse_measurements(text, schema, sender=f"its node {reply.metadata.src_node_id}", party=f"client {u}", stage=meter.stage)
@@ -841,12 +848,7 @@ class FlowerRounds:
                 carrier.bytes_down[u] += _size(content)
                 messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.release"))
             position = {self.node_of[int(chosen[u])]: u for u in payloads}
-            answered = set()
-            for reply in self.grid.send_and_receive(messages):
-                u = position.get(reply.metadata.src_node_id)
-                if u is None or u in answered:  # a node not asked, or its second reply: dropped
-                    continue
-                answered.add(u)
+            for u, reply in _first_replies(self.grid.send_and_receive(messages), position, set()):
                 try:
                     answer = _answer(reply, "r", {}, u, "model", optional={"error": str, "loss": float, "accuracy": float})
                     if "error" not in answer and ("loss" in answer) != ("accuracy" in answer):

@@ -88,8 +88,8 @@ def far_configs(draw):
 @given(case=far_configs())
 def test_an_input_with_applied_weight_zero_everywhere_is_excluded_and_has_no_effect(case):
     """Near inputs (within tau of 0) and far ones (past 8192 tau, (m - f) 8192 tau under NNM, + the iterations'
-    reach): without mixing exactly the near ones are included; with NNM the far ones are excluded; a sum of fewer
-    than min_clients is refused (BelowThreshold) by the clipping count; and moving every excluded input farther on
+    reach): without mixing exactly the near ones are included (with NNM two far inputs on opposite sides can share a
+    near row, and are then rightly included); a sum of fewer than min_clients is refused (BelowThreshold) by the clipping count; and moving every excluded input farther on
     its axis leaves the output bit for bit (its coefficient is 0, not small)."""
     x, rule, iterations, pre, seed, min_clients = case
     protocol = _clip(rule=rule, iterations=iterations, pre=pre, min_clients=min_clients, tau=FAR_TAU)
@@ -103,8 +103,6 @@ def test_an_input_with_applied_weight_zero_everywhere_is_excluded_and_has_no_eff
     assert len(out.included) >= min_clients
     if pre is None:
         assert set(out.included) == near, (out.included, near)
-    else:
-        assert set(out.included) <= near, (out.included, near)
     excluded = [i for i in range(len(x)) if i not in out.included]
     farther = x.copy()
     farther[excluded] = np.where(np.abs(x[excluded]) >= FAR_TAU, x[excluded] + np.sign(x[excluded]) * 1000, x[excluded])

@@ -303,7 +303,8 @@ def corrupt_shares(frame: bytes, victims: set[int], mode: str, position: int, st
 def claim_unreadable(frame: bytes, accused: set[int], n: int, junk: bool = False) -> tuple[bytes, set[int]]:
     """A Byzantine receiver's UNMASK_SHARES frame reporting the shares of `accused` (those it holds) unreadable,
     withholding them; `junk`: the reports carry nonzero bytes (the server must reject the frame). Returns the frame
-    and the accused whose share it held."""
+    and the accused whose share it held; with `junk`, every peer it reported, its genuine reports too (any of them
+    makes the server reject the frame)."""
     f = decode_frame(frame, party="attack", stage="unmasking")
     shares, unreadable = parse_unmask_reply(Reader(f.payload, party="attack", stage="unmasking"), n)
     claimed = accused & shares.keys()
@@ -314,7 +315,7 @@ def claim_unreadable(frame: bytes, accused: set[int], n: int, junk: bool = False
         payload = Writer().entries(entries).getvalue()
     else:
         payload = encode_unmask_shares(kept, frozenset(claimed | unreadable))
-    return encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload)), claimed
+    return encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload)), (claimed | unreadable) if junk else claimed
 
 
 # --- Byzantine clients of the two-server protocol (protocols.byzantine_shares) ----------------------

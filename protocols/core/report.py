@@ -92,8 +92,14 @@ class Output:
 
     @property
     def whole_inputs(self) -> int:
-        """How many included inputs reached the result with weight 1."""
-        return sum(1 for w in self.weights if w >= 1.0) if self.weights else len(self.included)
+        """How many included inputs' noise shares count whole: those with the largest weight c_max, when it is at least
+        1 (else none). Relative to one input's sensitivity, at most c_max times the clip bound, each of them is a whole
+        share, and the other inputs' noise only adds (post-processing); weights above 1 come from NNM rows and from
+        centered clipping's later iterations."""
+        if not self.weights:
+            return len(self.included)
+        top = max(1.0, max(self.weights))
+        return sum(1 for w in self.weights if w >= top * (1 - 1e-12))
 
     def then(self, result: np.ndarray, report: LayerReport) -> "Output":
         return Output(result, self.included, self.reports + (report,), self.rejected, self.weights)

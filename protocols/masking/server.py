@@ -164,8 +164,8 @@ class MaskingServer:
     def _parse_share_keys(self, u: int, r: Reader) -> tuple[bytes, dict[int, bytes]]:
         commitment = r.raw(COMMITMENT_BYTES)
         ciphertexts = r.entries(SHARE_CIPHERTEXT_BYTES, self.setup.n, self.setup.n)
-        if not ciphertexts.keys() <= self.neighbours[u] & self._live:
-            raise r.fail("shares for clients that are not live neighbours")
+        if ciphertexts.keys() != self.neighbours[u] & self._live:  # what an honest client sends: one a neighbour whose keys it got
+            raise r.fail("shares not for exactly its live neighbours (one left out would leave a pair mask no recipient holds a share for)")
         return commitment, ciphertexts
 
     def _parse_masked_input(self, u: int, r: Reader) -> None:

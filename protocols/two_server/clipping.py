@@ -19,15 +19,16 @@ TRUNCATION_BITS = 12
 
 def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, np.ndarray, dict, float]:
     """Centered clipping from v = 0 over the shares x (m, d) with shares `norms` (m,) of ||x_i||**2 (a norm triple's, or
-    a Gram matrix's diagonal); returns the last iteration's applied weights round(w_i 2**k) / 2**k, which inputs had a
-    positive applied weight at some iteration (exactly those have a positive coefficient in m v_L: after an input's last
-    positive weight every carry m - sum_i w_i is positive), the shares of m v_L and an L2 bound on its error (integer
-    units). Opens ||x_i - v_l||**2 = ||x_i||**2 - 2 <x_i, v_l> + ||v_l||**2 and v_1..v_(L-1)."""
+    a Gram matrix's diagonal); returns each input's coefficient c_i in m v_L (c = f_l + (1 - sum_i w_i / m) c over the
+    iterations, f_l = round(w_i 2**k) / 2**k the applied weights; it may exceed 1 after several), which inputs had a
+    positive applied weight at some iteration (exactly those have c_i > 0: after an input's last positive weight every
+    carry m - sum_i w_i is positive), the shares of m v_L and an L2 bound on its error (integer units).
+    Opens ||x_i - v_l||**2 = ||x_i||**2 - 2 <x_i, v_l> + ||v_l||**2 and v_1..v_(L-1)."""
     m = x[S0].shape[0]
     v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
     scale = np.uint64(1 << TRUNCATION_BITS)
     error = 0.0
-    contributes = np.zeros(m, dtype=bool)
+    contributes, coefficients = np.zeros(m, dtype=bool), np.zeros(m)
     for it in range(iterations):
         sq = {}
         for p, idx in PARTIES:
@@ -38,6 +39,7 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
         w = clipping_weights(distances, tau)
         fixed = np.round(w * float(scale)).astype(np.uint64)
         contributes |= fixed > 0  # w_i < 2**-(k+1) rounds to 0: that input is not in this iteration's sum
+        coefficients = fixed / float(scale) + (1.0 - w.sum() / m) * coefficients
         # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
         # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
         error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(distances, 0)))
@@ -52,4 +54,4 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
         if it + 1 < iterations:
             total = to_signed(ch.exchange(Kind.MATRIX, {p: out[p][None, :] for p in out}, (1, d))[0])
             v = np.round(total / m).astype(np.int64)
-    return fixed / float(scale), contributes, out, error
+    return coefficients, contributes, out, error

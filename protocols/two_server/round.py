@@ -427,7 +427,7 @@ class TwoServerRobust(RingProtocol):
         """The guarantee's sentences on the clients' signatures and `min_clients`, rule by rule."""
         k = self.min_clients
         clipped = ("a sum of the included inputs, those with a positive applied weight round(w_i 2^12) / 2^12 at some iteration (an "
-                   "input farther than 2^13 tau from v gets 0 and is not included; both servers refuse to release a sum of fewer than "
+                   "input farther than 2^13 tau from v at every iteration gets 0 and is not included; both servers refuse to release a sum of fewer than "
                    "min_clients), at least min_clients - c of them honest; but an S0 that deviates in the openings of ||x_i - v||^2 "
                    "chooses the weights (down to 2^-12 each), so one honest input may dominate the sum")
         output = {

@@ -23,7 +23,7 @@ from protocols.core.errors import ProtocolError
 from protocols.core.messages import parse_vector
 from protocols.core.wire import Frame, Reader, Writer, decode_frame, encode_frame
 from protocols.masking.client import MaskingClient
-from protocols.masking.messages import SHARE_CIPHERTEXT_BYTES, Secret, key_entry_bytes, parse_unmask_shares
+from protocols.masking.messages import COMMITMENT_BYTES, SHARE_CIPHERTEXT_BYTES, Secret, key_entry_bytes, parse_unmask_shares
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.secagg import SecAgg
 from protocols.masking.server import MaskingServer
@@ -56,6 +56,11 @@ def test_colluders_copying_honest_mask_keys_do_not_unmask_the_victim():
     pki = [s.public_bytes() for s in signers]
     clients = [MaskingClient(i, setup, inputs[i].astype(np.uint32), rng.fork(f"client {i}"), signers[i], pki) for i in range(n)]
     server = MaskingServer(setup, pki)
+
+    def lenient(u, r):  # the active server takes the victim's 22 ciphertexts (an honest one refuses fewer than the live neighbours)
+        return r.raw(COMMITMENT_BYTES), r.entries(SHARE_CIPHERTEXT_BYTES, n, n)
+
+    server._parse_share_keys = lenient
     listed = set(corrupt) | set(partner.values())
 
     def stage(rewrite=lambda u, f: f):

@@ -5,7 +5,6 @@ adversary (far inputs, inputs at the 2^13 tau edge, several centered-clipping it
 noise layer above that counts the inputs of weight >= 1 (`Output.whole_inputs`). Breaks are strict xfails."""
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,11 +40,6 @@ def _edge_case(y: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ Output.weights over several iterations
 
-@pytest.mark.xfail(strict=True, reason="Output.weights are the LAST iteration's applied weights: input 0 has applied weight "
-                   "2^-12 at iteration 1 and 0 at iteration 2 (it is past 8192 tau from v_1), so it is included (rightly: "
-                   "the output depends on it, its coordinate 2 flips sign with it) with stated weight 0.0; Output's "
-                   "docstring ('the weight each of them has in it') and README ('an input farther than 2^13 tau from v "
-                   "gets 0 and is not included') are false for iterations > 1")
 def test_every_included_input_has_a_positive_stated_weight_over_several_iterations():
     up, down = secure_sum(_ring(_edge_case(50000)), protocol=_clip(), seed=3), secure_sum(_ring(_edge_case(-50000)), protocol=_clip(), seed=3)
     assert up.included == down.included == (0, 1, 2, 3, 4)
@@ -113,10 +107,6 @@ def test_an_input_with_applied_weight_zero_everywhere_is_excluded_and_has_no_eff
 
 # ------------------------------------------------------------------ a DP noise layer above NNM
 
-@pytest.mark.xfail(strict=True, reason="NNM makes Output.weights (the coefficients: iterations = 1, no clipping) 1.0, 1.25, "
-                   "1.25, 1.25, 0.25; the noise layer counts the 4 inputs of weight >= 1 as 4 whole noise shares at "
-                   "sensitivity l2_sensitivity, but input 1's data and noise both enter with 1.25: relative to its "
-                   "sensitivity the output noise is sum_i c_i^2 / c_1^2 = 3.68 shares, fewer than the 4 the epsilon uses")
 def test_the_noise_layer_epsilon_uses_no_more_noise_than_reached_each_input():
     """For a linear output sum_i c_i (x_i + N_i) (fixed coefficients), client k's privacy loss is that of noise
     sum_i c_i^2 Var(N) / c_k^2 at sensitivity Delta; the layer's epsilon (noise_shares_in_output whole shares at Delta)

@@ -45,11 +45,6 @@ def _protocol(name: str, active: bool, n: int):
 
 # ------------------------------------------------------------------ (2) correctness: an omitted ciphertext
 
-@pytest.mark.xfail(strict=True, reason="the server accepts a SHARES frame with ciphertexts for a subset of the sender's live "
-                   "neighbours (_parse_share_keys checks <=, not ==): the honest recipient 4 does not mask with sender 2, the "
-                   "sender drops before its masked input, and at unmasking the server removes the pair mask (2, 4) from every "
-                   "surviving neighbour of 2 (neighbours[v] & survivors), one 4 never added: the sum of the honest included "
-                   "inputs (0, 1, 3, 4, 5) comes out with -PRG(s_24) in it, no abort")
 @pytest.mark.parametrize("active", [False, True])
 @pytest.mark.parametrize("name", ["secagg", "secagg+"])
 def test_a_sender_that_omits_one_ciphertext_then_drops_cannot_make_the_honest_sum_wrong(name, active):
@@ -75,10 +70,6 @@ def test_a_sender_that_omits_one_ciphertext_then_drops_cannot_make_the_honest_su
     check_sum(inputs, out, protocol.bits)
 
 
-@pytest.mark.xfail(strict=True, reason="a Byzantine sender that omits its ciphertext for honest client 4 (instead of corrupting "
-                   "it, which the share-blame change handles) gets 4 to abort at the survivor check ('a survivor never sent "
-                   "this client its shares'): 4 is named in Output.rejected (MalformedMessage, party 'client 4'), the same "
-                   "blame on an honest recipient review 6 break 5 was about, and its mask with 2 is left out of the sum")
 @pytest.mark.parametrize("active", [False, True])
 def test_a_sender_that_omits_one_ciphertext_gets_no_honest_recipient_named(active):
     n = 6

@@ -519,9 +519,11 @@ def checked_against_node(config: ExperimentConfig, node_config: dict) -> Experim
 
 def ledger_path(context: Context) -> Path:
     """The key holder node's ledger file: its node config `he-ledger-file` (one record across runs and restarts), else
-    one a node and run under ~/.secagg/key-holder (a folder of the node's own, not the shared temporary one)."""
+    one a node and run under ~/.secagg/key-holder (a folder of the node's own, not the shared temporary one; the
+    environment variable SECAGG_LEDGER_DIR names another, as the test suite does)."""
     configured = context.node_config.get("he-ledger-file")
-    default = Path.home() / ".secagg" / "key-holder" / f"{context.node_id}-{context.run_id}.ledger.json"
+    folder = Path(os.environ.get("SECAGG_LEDGER_DIR") or Path.home() / ".secagg" / "key-holder")
+    default = folder / f"{context.node_id}-{context.run_id}.ledger.json"
     return Path(str(configured)) if configured else default
 
 

@@ -83,7 +83,7 @@ def test_a_same_run_id_different_session_shared_file_cannot_reopen_under_another
         _release(_context(path, run_id=2), S1, run="2")
 
 
-def test_a_deleted_ledger_file_does_not_reset_the_record(tmp_path):
+def test_a_deleted_ledger_file_does_not_reset_the_record(tmp_path, monkeypatch):
     """The file is the record: if it disappears while a message's node state still carries releases, the node
     refuses rather than start from that (possibly stale) copy. Removing the node's own file and state together
     is not in another party's power (the default is a folder of the node's own, not /tmp): then it starts afresh."""
@@ -95,4 +95,7 @@ def test_a_deleted_ledger_file_does_not_reset_the_record(tmp_path):
     carried.state.config_records["ledger"] = first.state.config_records["ledger"]  # node state as Flower carries it
     with pytest.raises(Refused, match="missing"):
         _release(carried, S2)
+    monkeypatch.delenv("SECAGG_LEDGER_DIR", raising=False)  # the suite's own folder (tests/conftest.py); a node's default:
     assert ".secagg" in str(ledger_path(Context(run_id=1, node_id=7, node_config={}, state=RecordDict(), run_config={}))).split("/")
+    monkeypatch.setenv("SECAGG_LEDGER_DIR", str(tmp_path / "elsewhere"))
+    assert ledger_path(Context(run_id=1, node_id=7, node_config={}, state=RecordDict(), run_config={})) == tmp_path / "elsewhere" / "7-1.ledger.json"

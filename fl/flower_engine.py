@@ -802,10 +802,8 @@ class FlowerRounds:
                         carrier.bytes_down[u] += _size(content)
                         messages.append(Message(content, dst_node_id=self.node_of[int(chosen[u])], message_type="query.frame"))
                         asked.add(u)
-                replies: dict[int, Message] = {}
-                for reply in self.grid.send_and_receive(messages):  # the first reply of each node asked; others dropped
-                    replies.setdefault(position.get(reply.metadata.src_node_id, -1), reply)
-                for u, reply in sorted((u, reply) for u, reply in replies.items() if u in asked):
+                replies = sorted((u, reply) for u, reply in _first_replies(self.grid.send_and_receive(messages), position, set()) if u in asked)
+                for u, reply in replies:
                     asked.discard(u)
                     try:
                         answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage, optional={"frame": bytes, "error": str})

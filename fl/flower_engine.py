@@ -122,7 +122,7 @@ from fl.training import evaluate, local_update
 from protocols.core.driver import CostMeter
 from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, ProtocolError, Refused
 from protocols.core.identity import client_ids
-from protocols.core.measurements import parse_measurements
+from protocols.core.measurements import is_finite_number, parse_measurements
 from protocols.core.pki import ClientIdentity, KeyDirectory, configured_key, load_public_key, load_signer, simulated_key_holder_signer
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import Output
@@ -953,7 +953,7 @@ def _hex(value) -> bytes:
 
 def _seconds(value) -> float:
     """A finite number >= 0 (CPU seconds, an error bound)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+    if not is_finite_number(value) or value < 0:
         raise ValueError("not a finite number >= 0")
     return float(value)
 

@@ -21,7 +21,8 @@ MAX_JSON = 16_384  # characters of a client's measurements as JSON (an honest on
 MAX_TEXT = 1_024  # characters of one text field
 
 
-def _is_number(value) -> bool:
+def is_finite_number(value) -> bool:
+    """An int or float (not a bool) that is finite: what an untrusted number must be before use."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -37,12 +38,12 @@ def _check(value, schema, path: str, sender: str, party: str, stage: str) -> Non
         for name, inner in schema.items():
             _check(value[name], inner, f"{path}.{name}" if path else name, sender, party, stage)
     elif schema is Seconds:
-        if not _is_number(value) or value < 0:
+        if not is_finite_number(value) or value < 0:
             raise bad("not a finite number >= 0")
     elif schema is str:
         if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise bad(f"not text of at most {MAX_TEXT} characters")
-    elif not _is_number(value) or value not in schema:
+    elif not is_finite_number(value) or value not in schema:
         raise bad(f"not one of {schema}")
 
 

@@ -121,12 +121,22 @@ def deal_gram(n: int, d: int, rng: Randomness, seed: bytes) -> tuple[GramTriple,
     Raises:
         ValueError: for n < 1 or d < 1.
     """
+    return deal_products(n, d, rng, seed, triple_from_seed, ring_gram, GramTriple)  # C = A A^T - A_0 A_0^T
+
+
+def deal_products(n: int, d: int, rng: Randomness, seed: bytes, from_seed, product, kind):
+    """A dealt triple of any product (the Gram matrix, its diagonal): party 0's share t0 = `from_seed(seed, n, d)`,
+    A = A_0 + A_1 uniform (n, d), C = product(A) - product(A_0) shared as t0.c + C_1; returns (t0, kind(A_1, C_1)).
+
+    Raises:
+        ValueError: for n < 1 or d < 1.
+    """
     if n < 1 or d < 1:
         raise ValueError(f"need n >= 1 and d >= 1, found n={n}, d={d}")
-    t0 = triple_from_seed(seed, n, d)
+    t0 = from_seed(seed, n, d)
     a = rng.uint64(n * d).reshape(n, d)
-    c = ring_gram(a) - ring_gram(t0.a)  # A A^T - A_0 A_0^T mod 2**64
-    return t0, GramTriple(np.subtract(a, t0.a, out=a), np.subtract(c, t0.c, out=c))
+    c = product(a) - product(t0.a)
+    return t0, kind(np.subtract(a, t0.a, out=a), np.subtract(c, t0.c, out=c))
 
 
 def triple_from_seed(seed: bytes, n: int, d: int) -> GramTriple:

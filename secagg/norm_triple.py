@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from secagg.beaver import OneShot, expand_share, share_with_seed
+from secagg.beaver import OneShot, deal_products, expand_share, share_with_seed
 from secagg.int_gram import row_dots, row_squares
 from secagg.randomness import Randomness
 
@@ -50,12 +50,7 @@ def deal_norms(n: int, d: int, rng: Randomness, seed: bytes) -> tuple[NormTriple
     Raises:
         ValueError: for n < 1 or d < 1.
     """
-    if n < 1 or d < 1:
-        raise ValueError(f"need n >= 1 and d >= 1, found n={n}, d={d}")
-    t0 = norms_from_seed(seed, n, d)
-    a = rng.uint64(n * d).reshape(n, d)
-    c = row_dots(a) - row_dots(t0.a) - t0.c  # c_1 = ||a_i||^2 - ||a0_i||^2 - c0_i mod 2**64
-    return t0, NormTriple(np.subtract(a, t0.a, out=a), c)
+    return deal_products(n, d, rng, seed, norms_from_seed, row_dots, NormTriple)  # c_1 = ||a_i||^2 - ||a0_i||^2 - c0_i
 
 
 @dataclass

@@ -659,21 +659,17 @@ def _naming(failed: list[ProtocolError]):
         raise type(exc)(f"{reason} (client nodes excluded this round: {'; '.join(map(str, failed))})", party=exc.party, stage=exc.stage) from exc
 
 
-def _seats(replies: list[Message], config: ExperimentConfig) -> tuple[dict[int, int], dict[str, int | None]]:
-    """(partition -> node, role -> node) from the nodes' hello replies (untrusted): each an `id` record with an int
-    `partition` and a text `role` ("" or absent: none). S1 and the dealer (`ROLES`) are the nodes claiming the role,
-    else those of partitions clients + k (k = 0 S1, 1 the dealer); a role a client partition claims, a role two nodes
-    claim, or one node in both roles is refused. A node's second hello is dropped.
+def _seats(replies: list[tuple[int, Message]], config: ExperimentConfig) -> tuple[dict[int, int], dict[str, int | None]]:
+    """(partition -> node, role -> node) from the nodes' hello replies ((node, reply), a node's first only: untrusted):
+    each an `id` record with an int `partition` and a text `role` ("" or absent: none). S1 and the dealer (`ROLES`) are
+    the nodes claiming the role, else those of partitions clients + k (k = 0 S1, 1 the dealer); a role a client
+    partition claims, a role two nodes claim, or one node in both roles is refused.
 
     Raises:
         Refused: naming each node that refused or sent a malformed hello (its field and value), a partition without a
             node, a partition two nodes hold, or the nodes of a refused role claim."""
-    refused, node_of, holders, claims, seen = [], {}, {}, {role: [] for role in ROLES}, set()
-    for reply in replies:
-        node = reply.metadata.src_node_id
-        if node in seen:  # a node's second hello: dropped
-            continue
-        seen.add(node)
+    refused, node_of, holders, claims = [], {}, {}, {role: [] for role in ROLES}
+    for node, reply in replies:
         answer = None if reply.has_error() else reply.content.config_records.get("id")
         partition, role = (None, None) if answer is None else (answer.get("partition"), answer.get("role", ""))
         if reply.has_error() or answer is None or "error" in answer:
@@ -722,7 +718,7 @@ class FlowerRounds:
             time.sleep(0.2)
             nodes = list(grid.get_node_ids())
         replies = grid.send_and_receive([Message(RecordDict(), dst_node_id=v, message_type="query.hello") for v in nodes])
-        self.node_of, self.role_node = _seats([r for r in replies if r.metadata.src_node_id in nodes], config)
+        self.node_of, self.role_node = _seats(list(_first_replies(replies, {node: node for node in nodes}, set())), config)
         self.simulated = config.engine == "flower-sim"  # only a simulation hands parties their seeds
         self.directory = KeyDirectory() if self.simulated else (KeyDirectory.read(client_keys) if client_keys else None)
         self.he_public, self.he_signature = None, None

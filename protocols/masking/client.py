@@ -178,7 +178,8 @@ class MaskingClient:
 
     def _open_share(self, v: int, ciphertext: bytes) -> tuple[np.ndarray, np.ndarray] | None:
         """(seed share, key share) that neighbour v sent this client, or None if its ciphertext fails to authenticate
-        under the pair's channel key (this round's, for sender v and recipient this client) or holds another pair's ids.
+        under the pair's channel key (this round's, for sender v and recipient this client) or holds another pair's ids
+        (its length is fixed: the server admits only ciphertexts of SHARE_CIPHERTEXT_BYTES, ids + two shares sealed).
         Either of the two could have made it so (the key is symmetric, the server cannot tell): this client holds no
         share of v and keeps the pair's mask, which comes from the advertised keys, not from the share. An active server
         that forges the relayed ciphertext gains nothing by it: the client masks as for the genuine one and reveals less."""

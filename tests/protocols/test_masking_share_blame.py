@@ -228,3 +228,33 @@ def test_an_unreadable_report_about_a_client_that_sent_no_share_rejects_the_repo
     assert any(isinstance(e, MalformedMessage) and "reported unreadable, not a neighbour that shared" in str(e) for e in out.rejected)
     assert 1 in out.included and "unreadable by their recipients" not in out.reports[0].guarantee.notes
     check_sum(inputs, out, 32)
+
+
+@pytest.mark.parametrize("cut", [1, 8, 40, -1], ids=["1 byte short", "one share short", "a whole share short", "1 byte long"])
+@pytest.mark.parametrize("protocol", [SecAgg(), SecAgg(active=True)], ids=["passive", "active"])
+def test_a_share_of_another_length_under_the_genuine_channel_key_is_unreadable_not_held(monkeypatch, protocol, cut):
+    """Byzantine sender 1 knows the pair's channel key, so it can authenticate a plaintext of any length for honest
+    client 4. Held as a share of another length, it would make 4's unmasking reply malformed and get the honest
+    recipient rejected; but its ciphertext is then not SHARE_CIPHERTEXT_BYTES long, so the server refuses sender 1's
+    SHARES frame (a dropout before sharing) and 4 never sees it: the honest clients are included, the sum is theirs."""
+    from protocols.masking.setup import RoundSetup
+    from secagg.aead import AuthenticatedCipher
+
+    genuine = AuthenticatedCipher.encrypt
+    target = RoundSetup.share_associated_data
+
+    def encrypt(self, plaintext, associated_data, *, rng):
+        if associated_data.endswith(b"|1>4"):
+            plaintext = plaintext[:-cut] if cut > 0 else plaintext + b"\x00"
+        return genuine(self, plaintext, associated_data, rng=rng)
+
+    def share_ad(self, sender, recipient):
+        return target(self, sender, recipient) + f"|{sender}>{recipient}".encode()
+
+    monkeypatch.setattr(RoundSetup, "share_associated_data", share_ad)
+    monkeypatch.setattr(AuthenticatedCipher, "encrypt", encrypt)
+    inputs = np.random.default_rng(3).integers(0, 2**32, (5, 3), dtype=np.uint64).astype(np.uint32)
+    out = secure_sum(inputs, protocol=protocol, seed=1)
+    assert out.included == (0, 2, 3, 4)
+    assert [(type(e), e.stage) for e in out.rejected] == [(MalformedMessage, "SHARE_KEYS")]
+    assert np.array_equal(out.result, inputs[[0, 2, 3, 4]].sum(axis=0, dtype=np.uint32))

@@ -32,7 +32,7 @@ from fl.momentum import ClientMomentum, ServerMomentum
 from fl.privacy import ObserverEpsilon, RoundNoise, epsilon_by_observer
 from fl.stacks import PRESET_RULES, PRESETS, build_specs, checked_specs, context, preset_traits
 from fl.training import LocalConfig, evaluate, local_updates, start_workers
-from protocols import Aborted, BelowThreshold, Deviation, DropoutSchedule, LayerReport, Protocol, Stage, secure_sum
+from protocols import Aborted, Deviation, DropoutSchedule, LayerReport, Protocol, ProtocolError, Stage, secure_sum
 from protocols.accounting import ConvexSmooth, HiddenStateEpsilon, Mechanism, last_iterate_epsilon
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES, ByzantineShares
 from protocols.core.stack import BuiltLayer, LayerSpec, StackTraits, innermost, traits
@@ -318,7 +318,10 @@ def local_datasets(config: ExperimentConfig) -> tuple[list[Dataset], object]:
 def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], None] | None = None, *, remote=None,
                    build: Callable[..., Protocol] | None = None) -> ExperimentResult:
     """Runs `config.rounds` rounds; calls `on_round` after each (for progress). Ctrl-C (KeyboardInterrupt)
-    between or during rounds returns the result so far, marked `interrupted`, with every completed round.
+    between or during rounds returns the result so far, marked `interrupted`, with every completed round. A protocol
+    error that stops a round (any `ProtocolError`: too few clients, a party's abort, a key holder or dealer refusing the
+    request, e.g. fewer than 2f + 1 inputs within the norm bound) records that round as aborted (`RoundRecord.aborted`,
+    the model kept, the noise its clients sent counted against the parties that saw it) and the next round runs.
 
     On a Flower engine the rounds run through `fl.flower_engine`, which calls back here with `remote`, the
     object that aggregates a round over Flower; `fl.run_commands.run_on_engine` picks the engine. `build` makes the
@@ -373,7 +376,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                                          deviations=deviations, clients=chosen)
                     finally:  # kept as the clients left it, as a remote client's node keeps it (fl.flower_engine), even if the round aborts
                         held.update({int(c): stack.client_state(int(c)) for c in chosen})
-            except (BelowThreshold, Aborted) as exc:  # the model stays; the parties may have seen data-dependent values
+            except ProtocolError as exc:  # any party stopped the round (Aborted, BelowThreshold, a key holder's or dealer's Refused, ...):
+                # the model stays, the run goes on; the parties may have seen data-dependent values
                 loss, accuracy = (remote.evaluate if remote is not None else evaluate)(model, params, test)
                 if exc.stage not in NOTHING_SENT:
                     own = _noise_layer(stacks[len(chosen)])

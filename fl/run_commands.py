@@ -38,13 +38,16 @@ def build_config(config_file: str | None, overrides: list[str], extra: dict | No
 
 
 def _progress(total: int, label: str):
-    start = time.perf_counter()
+    start, aborted = time.perf_counter(), []
 
     def show(record: RoundRecord) -> None:
         done = int(20 * record.round / total)
         eps = f" eps {float(record.cumulative_epsilon):.3g}" if record.cumulative_epsilon is not None else ""
+        if record.aborted:
+            aborted.append(record.round)
+        stops = f", {len(aborted)} aborted (last: round {aborted[-1]})" if aborted else ""
         print(f"\r{label} [{'#' * done}{'.' * (20 - done)}] round {record.round}/{total} acc {record.accuracy:.3f}{eps} "
-              f"({time.perf_counter() - start:.0f} s)", end="" if record.round < total else "\n", file=sys.stderr, flush=True)
+              f"({time.perf_counter() - start:.0f} s{stops})", end="" if record.round < total else "\n", file=sys.stderr, flush=True)
 
     return show
 

@@ -108,6 +108,46 @@ def test_an_aborted_round_keeps_the_model_spends_privacy_only_against_the_server
     assert "aborted:" in render(to_dict(result))
 
 
+def test_a_refusal_mid_run_aborts_that_round_only_and_the_completed_rounds_are_kept(monkeypatch, tmp_path):
+    """A key holder's or dealer's Refused during a round (data-dependent: too few inputs within the norm bound) used to
+    end the whole experiment and `run` to discard every completed round. Now the round is recorded as aborted with the
+    refusal, the model stays, the noise its clients sent counts against the server, and the next round runs."""
+    import fl.experiment as experiment
+    from fl.run_commands import run
+    from protocols import Refused
+
+    real = experiment.secure_sum
+
+    def refuse_round_2(updates, *, seed, **kwargs):
+        if seed % 104_729 == 2:  # the experiment's round seed: seeds["protocol"] * 104_729 + r
+            raise Refused("3 inputs within the norm bound: the rule needs > 2f = 4", party="key holder", stage="decrypt")
+        return real(updates, seed=seed, **kwargs)
+
+    monkeypatch.setattr(experiment, "secure_sum", refuse_round_2)
+    config = ExperimentConfig(stack="ddp+secagg+", clients=5, rounds=3, noise_multiplier=0.5, seed=3)
+    result, folder = run(config, tmp_path / "out", progress=False, plots=False)
+    first, refused, third = result.rounds
+    assert not first.aborted and not third.aborted and third.included
+    assert "key holder at decrypt: 3 inputs within the norm bound" in refused.aborted
+    assert refused.included == () and refused.accuracy == first.accuracy  # the model stayed
+    assert refused.cumulative_epsilon == first.cumulative_epsilon  # the released model saw nothing of round 2
+    assert refused.epsilon_by_observer["server"].epsilon > first.epsilon_by_observer["server"].epsilon  # clients had sent noised shares
+    assert (folder / "result.json").exists() and "aborted: key holder at decrypt" in (folder / "report.md").read_text()
+
+
+def test_a_key_holder_refusing_every_round_leaves_a_saved_run_of_aborted_rounds(tmp_path):
+    """The key holder's own refusal (a Byzantine majority over the norm bound: 6 of 10 skip the clip, f = 2, so at most
+    4 <= 2f inputs are within it) aborts each round; the run completes and is saved."""
+    from fl.run_commands import run
+
+    config = ExperimentConfig(stack="ckks-robust", model="logreg", clients=10, sample_fraction=1.0, rounds=2, attackers=6, f=2,
+                              attack="gaussian", gaussian_sigma=100.0, byzantine_protocol="skip-clip", seed=0)
+    result, folder = run(config, tmp_path / "out", progress=False, plots=False)
+    assert [bool(r.aborted) for r in result.rounds] == [True, True]
+    assert all(r.aborted.startswith("key holder at decrypt:") and "within the norm bound" in r.aborted for r in result.rounds)
+    assert (folder / "result.json").exists()
+
+
 def test_two_server_experiment_stack_rejects_an_over_norm_byzantine_client():
     """The two-server stack checks ||x|| <= clip scale + sqrt(dim) (ring units) over the shares, not only the
     range: a Byzantine client that skips the clip layer and sends an in-range encoded update over that norm

@@ -313,3 +313,63 @@ def test_control_the_same_out_of_range_colluder_without_s0s_cancellation_is_reje
     out = _split(x, 3, rule="multi_krum", tamper=_shifted_share(j, packed))
     assert [(type(e), e.party, e.stage) for e in out.rejected] == [(InvalidInput, f"client {j}", "range check")]
     assert j not in out.included
+
+
+# ------------------------------------------------------------------ (c) the order rules' sorting network
+
+def _bent_sort(monkeypatch, delta: np.ndarray, inverted: set) -> None:
+    """S0 XORs delta (m, d) into its shares of the validated digits before the sort (the values sorted are then
+    U_i ^ delta_i, which S0 knows), and flips its share of g, the swap gate's first input (so its opening e), for the
+    comparators `inverted` ((layer, comparator index) pairs): each of those swaps exactly when it should not."""
+    from protocols.two_server import order
+
+    honest_sort, honest_gate, calls = two_server_round.sort_columns, order.and_layer, {"layer": 0}
+
+    def sort(ch, digits, dealer):
+        if ch.here == S0:
+            digits = {**digits, S0: digits[S0] ^ to_planes(delta.astype(np.uint64), BITS)}
+        return honest_sort(ch, digits, dealer)
+
+    def gate(ch, x, y, triples, layer):
+        t, calls["layer"] = calls["layer"], calls["layer"] + 1
+        if ch.here == S0:
+            flip = np.zeros(x[S0].shape, dtype=np.uint64)
+            for c in range(flip.shape[0]):
+                if (t, c) in inverted:
+                    flip[c] = ~np.uint64(0)
+            x = {**x, S0: x[S0] ^ flip}
+        return honest_gate(ch, x, y, triples, layer)
+
+    monkeypatch.setattr(two_server_round, "sort_columns", sort)
+    monkeypatch.setattr(order, "and_layer", gate)
+
+
+@given(delta=st.lists(st.lists(st.integers(0, (1 << BITS) - 1), min_size=D, max_size=D), min_size=N, max_size=N),
+       inverted=st.sets(st.tuples(st.integers(0, N - 1), st.integers(0, 1)), max_size=6), seed=st.integers(0, 2**16))
+@settings(max_examples=6, **SETTINGS)
+def test_an_active_s0_bending_the_sort_still_releases_a_mean_of_m_minus_2f_distinct_inputs(delta, inverted, seed):
+    """Trimmed mean (m = 5, f = 1): whatever S0 XORs into its digit shares and whichever comparators it inverts, each
+    coordinate of the output is round(m / k sum_{i in K} (U_i ^ delta_i - 2^(b-1))) mod 2^b for some set K of k = 3
+    distinct inputs: the network only permutes what it sorts, so the output never rests on fewer distinct inputs."""
+    import itertools
+
+    delta = np.asarray(delta, dtype=np.int64)
+    x = _inputs(seed)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _bent_sort(monkeypatch, delta, inverted)
+        out = _split(x, seed, rule="trimmed_mean")
+    k, half = N - 2, 1 << (BITS - 1)
+    values = (x.astype(np.int64) + half) % (1 << BITS) ^ delta  # U_i ^ delta_i, offset binary
+    for j in range(D):
+        candidates = {((N * (sum(int(values[i, j]) for i in K) - k * half) + k // 2) // k) % (1 << BITS)
+                      for K in itertools.combinations(range(N), k)}
+        assert int(out.result[j]) in candidates, f"coordinate {j} is no mean of {k} distinct (bent) inputs"
+
+
+def test_control_the_unbent_sort_releases_the_trimmed_mean():
+    x = _inputs(5)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _bent_sort(monkeypatch, np.zeros((N, D), dtype=np.int64), set())
+        out = _split(x, 5, rule="trimmed_mean")
+    s = np.sort(_signed(x), axis=0)[1:-1].sum(axis=0)
+    assert np.array_equal(out.result.astype(np.int64), ((N * s + 1) // 3) % (1 << BITS))

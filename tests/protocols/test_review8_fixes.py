@@ -170,3 +170,78 @@ def test_control_the_trailing_byte_excludes_only_its_sender_where_the_graph_is_n
     out = secure_sum(x, protocol=protocol, seed=1, tamper=tamper)
     assert out.included == (0, 1, 3, 4, 5, 6, 7)
     check_sum(x, out, protocol.bits)
+
+
+# ------------------------------------------------------------------ whole_inputs above Multi-Krum: the selection
+
+VARIANCE, SENSITIVITY, SUPPORT = 50.0, 10, 60  # a share's variance, Delta (integer units), the noise support +-60 (8.5 sigma)
+OFFSET = 400  # outputs y_a + y_b lie in [-2 SUPPORT + min x, 2 SUPPORT + max x] within +-OFFSET
+
+
+def _krum_outcomes(x: tuple[int, int, int]) -> np.ndarray:
+    """The exact distribution of (excluded client, output) of Multi-Krum (n = 3, f = 1, m' = 2, d = 1) over noisy inputs
+    y_i = x_i + N_i, N_i iid Sk(VARIANCE / 2, VARIANCE / 2): scores are each input's nearest squared distance, the two
+    lowest are selected (ties to the lower index), the output is their sum. Index: excluded * 2 OFFSET + output + OFFSET."""
+    from scipy.stats import skellam
+
+    support = np.arange(-SUPPORT, SUPPORT + 1)
+    pmf = skellam(VARIANCE / 2, VARIANCE / 2).pmf(support)
+    grid = np.meshgrid(support, support, support, indexing="ij", sparse=True)
+    ya, yb, yc = np.broadcast_arrays(*(g + xi for g, xi in zip(grid, x)))
+    dab, dac, dbc = (ya - yb) ** 2, (ya - yc) ** 2, (yb - yc) ** 2
+    sa, sb, sc = np.minimum(dab, dac), np.minimum(dab, dbc), np.minimum(dac, dbc)
+    excluded = np.where((sc >= sa) & (sc >= sb), 2, np.where(sb >= sa, 1, 0))  # the largest (score, index)
+    output = ya + yb + yc - np.choose(excluded, [ya, yb, yc])
+    weights = pmf[:, None, None] * pmf[None, :, None] * pmf[None, None, :]
+    return np.bincount((excluded * 2 * OFFSET + output + OFFSET).ravel(), weights=np.broadcast_to(weights, output.shape).ravel(),
+                       minlength=6 * OFFSET)
+
+
+def _hockey_stick(p: np.ndarray, q: np.ndarray, eps: float) -> float:
+    """The smallest delta for which p and q are (eps, delta)-indistinguishable, both directions."""
+    return float(max(np.maximum(p - np.exp(eps) * q, 0).sum(), np.maximum(q - np.exp(eps) * p, 0).sum()))
+
+
+def test_the_exact_krum_model_selects_as_krum_select_does():
+    """The model's selection rule, checked against the rule the round runs (`krum_select`) on random noisy inputs."""
+    from protocols.robust.rules import krum_select
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        y = rng.integers(-30, 30, 3)
+        distances = (y[:, None] - y[None, :]).astype(np.float64) ** 2
+        sa, sb, sc = (min(distances[i, j] for j in range(3) if j != i) for i in range(3))
+        excluded = 2 if sc >= sa and sc >= sb else 1 if sb >= sa else 0
+        assert set(krum_select(distances, 1).tolist()) == {0, 1, 2} - {excluded}
+
+
+def _noisy_krum_round(assume_colluding: int):
+    from protocols.layers.noise import DistributedNoise
+
+    inner = TwoServerRobust(rule="multi_krum", f=1, bits=BITS)
+    layer = DistributedNoise(mechanism="skellam", local_variance=VARIANCE, l2_sensitivity=SENSITIVITY, l1_sensitivity=SENSITIVITY,
+                             inner=inner, assume_colluding=assume_colluding)
+    out = secure_sum(np.zeros((3, 1), dtype=np.uint32), protocol=layer, seed=4)
+    return out, out.reports[-1].guarantee
+
+
+@pytest.mark.xfail(strict=True, reason="the noise layer counts Multi-Krum's m' = 2 selected shares whole (whole_inputs), "
+                   "but the selection is computed from the same noisy inputs: against an observer who knows who took part "
+                   "(Output.included), x = (0, 0, 20) vs (0, 0, 30) gives delta = 3.3e-4 at the stated epsilon, not 1e-5")
+def test_the_noise_layers_epsilon_above_multi_krum_holds_against_an_observer_who_knows_the_selected_set():
+    out, g = _noisy_krum_round(assume_colluding=0)
+    assert g.parameters["noise_shares_in_output"] == out.whole_inputs == 2 == len(out.included)
+    p, q = _krum_outcomes((0, 0, 20)), _krum_outcomes((0, 0, 20 + SENSITIVITY))
+    assert abs(p.sum() - 1) < 1e-9 and abs(q.sum() - 1) < 1e-9
+    assert _hockey_stick(p, q, g.epsilon) <= g.delta, f"delta at epsilon {g.epsilon:.3f} is {_hockey_stick(p, q, g.epsilon):.2e}"
+
+
+def test_the_same_epsilon_holds_for_the_output_alone_and_with_one_share_uncounted():
+    """What does hold on the same pair: the output's distribution alone (the selected set marginalised), and the whole
+    (selected set, output) at the epsilon of one share, what the stacks count with f = 1 Byzantine (`uncounted`)."""
+    p, q = _krum_outcomes((0, 0, 20)), _krum_outcomes((0, 0, 20 + SENSITIVITY))
+    _, two = _noisy_krum_round(assume_colluding=0)
+    assert _hockey_stick(p.reshape(3, -1).sum(axis=0), q.reshape(3, -1).sum(axis=0), two.epsilon) <= two.delta
+    out, one = _noisy_krum_round(assume_colluding=1)
+    assert one.parameters["noise_shares_in_output"] == 1
+    assert _hockey_stick(p, q, one.epsilon) <= one.delta

@@ -146,8 +146,8 @@ def test_control_without_the_flip_every_honest_client_passes_and_the_sum_is_exac
 # ------------------------------------------------------------------ (a) S0's own input shares after validation
 
 def _after_validation(monkeypatch, shift) -> None:
-    """S0 adds shift[i] (D,) to its share of X_i once the range check has passed (it holds X_0 = PRG(seed_i); no one
-    authenticates it): everything computed afterwards is of X_i + shift[i]."""
+    """S0 adds `shift` (D,) to its share of every X_i once the range check has passed (it holds X_0 = PRG(seed_i); no one
+    authenticates it): everything computed afterwards is of X_i + shift, which S0 knows."""
     honest = two_server_round.check_digits
 
     def check(ch, digits, targets, d, dealer, context, *args, **kw):

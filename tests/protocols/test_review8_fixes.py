@@ -85,23 +85,24 @@ def test_multi_krum_weights_are_one_per_selected_input_and_the_output_is_their_e
                    "round applies sum_i f_i x_i + (m - sum_i w_i) v, whose error is sum_i (f_i - w_i) x_i: ||x_i||, not ||x_i - v||; "
                    "five equal inputs at 1.46e6, tau 5.5e5, two iterations: the result is ~704 from the exact rule, stated <= ~485")
 def test_the_stated_numeric_error_bounds_the_distance_to_the_exact_clipping_rule():
-    x = np.zeros((5, 2), dtype=np.int64)
-    x[:, 0] = 1_460_000
-    tau = 550_000.0
-    out = secure_sum(_ring(x), protocol=TwoServerRobust(rule="centered_clipping", f=1, bits=BITS, tau=tau, iterations=2), seed=1)
-    error = float(np.linalg.norm(_wrapped(out.result.astype(np.int64) - np.round(_exact_clipping(x.astype(np.float64), tau, 2)))))
-    stated = out.reports[-1].guarantee.numeric_error
+    error, stated = _clipping_error(1_460_000, 550_000.0, 2)
     assert error <= stated + 1.0, f"the result is {error:.1f} from the exact rule, numeric_error says <= {stated:.1f}"
 
 
 def test_control_the_stated_numeric_error_holds_where_v_stays_near_the_inputs_origin():
     """Near the origin (||x_i|| ~ ||x_i - v||) the same bound holds: the break above is the ||x_i|| factor."""
+    error, stated = _clipping_error(1_460, 550.0, 1)
+    assert error <= stated + 1.0
+
+
+def _clipping_error(at: int, tau: float, iterations: int) -> tuple[float, float]:
+    """Five equal inputs (at, 0): (the L2 distance of the two-server centered-clipping result to the exact rule's m v_L,
+    the numeric_error the round states)."""
     x = np.zeros((5, 2), dtype=np.int64)
-    x[:, 0] = 1_460
-    tau = 550.0
-    out = secure_sum(_ring(x), protocol=TwoServerRobust(rule="centered_clipping", f=1, bits=BITS, tau=tau, iterations=1), seed=1)
-    error = float(np.linalg.norm(_wrapped(out.result.astype(np.int64) - np.round(_exact_clipping(x.astype(np.float64), tau, 1)))))
-    assert error <= out.reports[-1].guarantee.numeric_error + 1.0
+    x[:, 0] = at
+    out = secure_sum(_ring(x), protocol=TwoServerRobust(rule="centered_clipping", f=1, bits=BITS, tau=tau, iterations=iterations), seed=1)
+    exact = np.round(_exact_clipping(x.astype(np.float64), tau, iterations))
+    return float(np.linalg.norm(_wrapped(out.result.astype(np.int64) - exact))), out.reports[-1].guarantee.numeric_error
 
 
 # ------------------------------------------------------------------ masking: exactly the live neighbours
@@ -141,33 +142,28 @@ def test_a_shares_frame_with_a_ciphertext_for_a_non_neighbour_is_refused_and_tha
     check_sum(x, out, protocol.bits)
 
 
+def _trailing_byte(src, dst, frame):
+    """Byzantine client 2 appends one byte to its (signed, well-formed) advertisement frame."""
+    if src == 2 and dst == SERVER and _kind(frame) == Kind.ADVERTISE:
+        return [_with_payload(frame, decode_frame(frame, party="a", stage="a").payload + b"\x00")]
+    return [frame]
+
+
 @pytest.mark.xfail(strict=True, raises=BelowThreshold, reason="active SecAgg+: the server records a client's advertisement (its graph-seed input) "
                    "before r.done() rejects the frame's trailing byte, so its graph seed has the client's key and the honest "
                    "clients' (from the keys they are sent) does not: the graphs differ, the server refuses their SHARES frames "
                    "as 'not for exactly its live neighbours', and one byte from one Byzantine client aborts the round")
 def test_one_trailing_byte_on_a_signed_advertisement_excludes_only_its_sender():
-    n, x = 8, np.arange(8 * 3, dtype=np.uint32).reshape(8, 3)
-
-    def tamper(src, dst, frame):
-        if src == 2 and dst == SERVER and _kind(frame) == Kind.ADVERTISE:
-            return [_with_payload(frame, decode_frame(frame, party="a", stage="a").payload + b"\x00")]
-        return [frame]
-
-    out = secure_sum(x, protocol=SecAggPlus(n=n, k=4, t=3, active=True), seed=1, tamper=tamper)
+    x = np.arange(8 * 3, dtype=np.uint32).reshape(8, 3)
+    out = secure_sum(x, protocol=SecAggPlus(n=8, k=4, t=3, active=True), seed=1, tamper=_trailing_byte)
     assert out.included == (0, 1, 3, 4, 5, 6, 7)
     check_sum(x, out, 32)
 
 
 @pytest.mark.parametrize("protocol", [SecAggPlus(n=8, k=4, t=3, active=False), SecAgg(active=True)], ids=["secagg+ passive", "secagg active"])
 def test_control_the_trailing_byte_excludes_only_its_sender_where_the_graph_is_not_derived(protocol):
-    n, x = 8, np.arange(8 * 3, dtype=np.uint32).reshape(8, 3)
-
-    def tamper(src, dst, frame):
-        if src == 2 and dst == SERVER and _kind(frame) == Kind.ADVERTISE:
-            return [_with_payload(frame, decode_frame(frame, party="a", stage="a").payload + b"\x00")]
-        return [frame]
-
-    out = secure_sum(x, protocol=protocol, seed=1, tamper=tamper)
+    x = np.arange(8 * 3, dtype=np.uint32).reshape(8, 3)
+    out = secure_sum(x, protocol=protocol, seed=1, tamper=_trailing_byte)
     assert out.included == (0, 1, 3, 4, 5, 6, 7)
     check_sum(x, out, protocol.bits)
 

@@ -153,6 +153,7 @@ class MaskingServer:
 
     def _parse_advertise_keys(self, u: int, r: Reader) -> bytes:
         raw = r.raw(key_entry_bytes(self.setup.active))
+        r.done()  # before anything is recorded: a refused frame's keys must not reach the graph seed (review 8)
         if raw[:32] == raw[32:64] or {raw[:32], raw[32:64]} & self._seen_keys:
             raise r.fail("public key reused")
         if self.setup.active:

@@ -149,11 +149,9 @@ def _trailing_byte(src, dst, frame):
     return [frame]
 
 
-@pytest.mark.xfail(strict=True, raises=BelowThreshold, reason="active SecAgg+: the server records a client's advertisement (its graph-seed input) "
-                   "before r.done() rejects the frame's trailing byte, so its graph seed has the client's key and the honest "
-                   "clients' (from the keys they are sent) does not: the graphs differ, the server refuses their SHARES frames "
-                   "as 'not for exactly its live neighbours', and one byte from one Byzantine client aborts the round")
 def test_one_trailing_byte_on_a_signed_advertisement_excludes_only_its_sender():
+    """Was a break (review 8): the server recorded the advertisement, its graph-seed input, before the trailing byte was
+    refused, so its graph differed from the honest clients' and one byte from one client aborted the round."""
     x = np.arange(8 * 3, dtype=np.uint32).reshape(8, 3)
     out = secure_sum(x, protocol=SecAggPlus(n=8, k=4, t=3, active=True), seed=1, tamper=_trailing_byte)
     assert out.included == (0, 1, 3, 4, 5, 6, 7)

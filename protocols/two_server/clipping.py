@@ -1,8 +1,10 @@
 """Centered clipping and norm bounding over additive shares (public weights, SecureML truncation):
 
-    m v_{l+1} = sum_i w_i x_i + (m - sum_i w_i) v_l,   w_i = min(1, tau / ||x_i - v_l||),
+    m v_{l+1} = sum_i w_i x_i + (m - sum_i w_i) v_l = m v_l + sum_i w_i (x_i - v_l),   w_i = min(1, tau / ||x_i - v_l||),
 
-the weights applied as round(w_i 2**k) and the shares truncated by 2**k (`secagg.beaver.truncate`)."""
+the weights applied as f_i = round(w_i 2**k) / 2**k, in the sum and in the carry alike (sum_i f_i x_i + (m - sum_i f_i) v_l,
+so the weights' rounding moves m v_{l+1} by sum_i (f_i - w_i)(x_i - v_l), at most sum_i |f_i - w_i| ||x_i - v_l||), and the
+shares truncated by 2**k (`secagg.beaver.truncate`)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ TRUNCATION_BITS = 12
 
 def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterations: int) -> tuple[np.ndarray, np.ndarray, dict, float]:
     """Centered clipping from v = 0 over the shares x (m, d) with shares `norms` (m,) of ||x_i||**2 (a norm triple's, or
-    a Gram matrix's diagonal); returns each input's coefficient c_i in m v_L (c = f_l + (1 - sum_i w_i / m) c over the
-    iterations, f_l = round(w_i 2**k) / 2**k the applied weights; it may exceed 1 after several), which inputs had a
-    positive applied weight at some iteration (exactly those have c_i > 0: after an input's last positive weight every
-    carry m - sum_i w_i is positive), the shares of m v_L and an L2 bound on its error (integer units).
+    a Gram matrix's diagonal); returns each input's coefficient c_i in m v_L (c = f_l + (1 - F_l / m) c over the
+    iterations, f_l = round(w_i 2**k) / 2**k the applied weights, F_l their sum; it may exceed 1 after several), which inputs
+    had a positive applied weight at some iteration (exactly those have c_i > 0: a carry m - F_l is 0 only when every f_i is 1),
+    the shares of m v_L and an L2 bound on its error (integer units).
     Opens ||x_i - v_l||**2 = ||x_i||**2 - 2 <x_i, v_l> + ||v_l||**2 and v_1..v_(L-1)."""
     m = x[S0].shape[0]
     v = np.zeros(d, dtype=np.int64)  # public iterate, integer units
@@ -38,11 +40,12 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
         distances = to_signed(ch.exchange(Kind.MATRIX, {p: sq[p][None, :] for p in sq}, (1, m))[0]).astype(np.float64)  # ||x_i - v||^2
         w = clipping_weights(distances, tau)
         fixed = np.round(w * float(scale)).astype(np.uint64)
+        applied = fixed / float(scale)
         contributes |= fixed > 0  # w_i < 2**-(k+1) rounds to 0: that input is not in this iteration's sum
-        coefficients = fixed / float(scale) + (1.0 - w.sum() / m) * coefficients
+        coefficients = applied + (1.0 - applied.sum() / m) * coefficients
         # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
         # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
-        error += np.sqrt(d) + float(np.abs(w - fixed / float(scale)) @ np.sqrt(np.maximum(distances, 0)))
+        error += np.sqrt(d) + float(np.abs(w - applied) @ np.sqrt(np.maximum(distances, 0)))
         if it + 1 < iterations:
             error += m * 0.5 * np.sqrt(d)
         out = {}
@@ -50,7 +53,7 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
             with ch.timer(p):
                 out[p] = truncate(fixed @ x[p], TRUNCATION_BITS, idx)
                 if idx == 0:
-                    out[p] = out[p] + np.round((m - w.sum()) * v).astype(np.int64).astype(np.uint64)
+                    out[p] = out[p] + np.round((m - applied.sum()) * v).astype(np.int64).astype(np.uint64)
         if it + 1 < iterations:
             total = to_signed(ch.exchange(Kind.MATRIX, {p: out[p][None, :] for p in out}, (1, d))[0])
             v = np.round(total / m).astype(np.int64)

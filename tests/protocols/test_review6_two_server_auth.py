@@ -52,8 +52,7 @@ def _split(x, seed=0, *, attack=None, s1_public=None, s1_config=None, key=None, 
     config = {**RULE, **kw}
     key = key or X25519Agreement.generate(SeededRandomness(b"review 6 S1 key"))
     server = TwoServerRobust(**config)
-    server._enough = lambda m, what: None  # an active S0 ignores its own thresholds: only S1's stop the round
-    server._enough_weighted = lambda k: None
+    server._enough = lambda *args: None  # an active S0 ignores its own thresholds: only S1's stop the round
     server.use_second_server(key.public_bytes(), S1_IDENTITY.sign(round_key_message(RUN, key.public_bytes(), ROUND)), ROUND)
     rng = SeededRandomness(seed)
     transport = InProcessTransport(N, rng.fork("links"), tamper=tamper, wire=wire)

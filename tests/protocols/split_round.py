@@ -84,6 +84,10 @@ class Driven:
     rejected: list
     dropouts: DropoutSchedule
 
+    def finish(self, second_server: RemoteServers) -> Output:
+        """The round's end, S0's half run with `second_server` as its link to S1 and the dealer."""
+        return self.opened.finish(RoundEnd(self.meter, self.transport, self.rejected, {}, self.dropouts, second_server=second_server))
+
 
 def drive_clients(s0: TwoServerRobust, x: np.ndarray, seed: int, *, identities: Identities | None = None, clients: TwoServerRobust | None = None,
                   roles: Callable | None = None, dropouts: DropoutSchedule | None = None, tamper=None, wire=None) -> Driven:
@@ -130,4 +134,4 @@ def split_round(s0: TwoServerRobust, x: np.ndarray, seed: int, *, s1: TwoServerR
     public = driven.opened.public if s1_public is None else s1_public(dict(driven.opened.public))
     link = in_process(s0 if s1 is None else s1, public, key, SystemRandomness(), driven.meter, None if identities is None else identities.share_keys)
     link = link if link_hook is None else link_hook(link, public)
-    return driven.opened.finish(RoundEnd(driven.meter, driven.transport, driven.rejected, {}, driven.dropouts, second_server=link))
+    return driven.finish(link)

@@ -7,7 +7,6 @@ remain. Each attack fails closed with a typed error naming the field or the part
 The rounds are split as on Flower (S1 and the dealer behind `remote.in_process`, S1's round key signed for RUN and
 ROUND, the clients pinned to it), with client keys that are not the simulated ones: S0 holds none of their secrets."""
 
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

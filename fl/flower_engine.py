@@ -626,24 +626,33 @@ def _first_replies(replies: Iterable[Message], position: dict[int, int], answere
         yield u, reply
 
 
-def _answer(reply: Message, record: str, fields: dict[str, type], u: int, stage: str, optional: dict[str, type] | None = None) -> ConfigRecord:
-    """Client u's reply (untrusted): its ConfigRecord `record`, holding each of `fields` with its type, and each of
-    `optional` it holds with its type.
+def _read(reply: Message, record: str, fields: dict[str, Callable], party: str, stage: str, *,
+          optional: dict[str, Callable] | None = None, failed: type[ProtocolError] = Refused,
+          malformed: type[ProtocolError] = MalformedMessage, refuses: bool = False) -> dict:
+    """The fields of `party`'s reply (untrusted; a client's, or with `failed`, `malformed` = `Aborted` and `refuses` a
+    non-client party's): its ConfigRecord `record`, each of `fields`, and each of `optional` it holds, parsed by its
+    function (`_bytes`, `_text`, `_seconds`, ...: a missing field is parsed as None). With `refuses`, a record holding
+    `error` not among `fields` is the party's refusal.
 
     Raises:
-        Refused: the node answered with an error (its ClientApp raised), naming its node id and the node's reason.
-        MalformedMessage: `record` or one of `fields` is missing or of another type, naming the field.
-    """
+        failed: the node answered with an error (its app raised), naming its node id and the node's reason.
+        malformed: no `record`, or a field that does not parse, naming the field, its value and why.
+        Refused: with `refuses`, the party refused (its `error`)."""
     node = reply.metadata.src_node_id
     if reply.has_error():
-        raise Refused(f"its node {node} failed: {reply.error.reason}", party=f"client {u}", stage=stage)
+        raise failed(f"its node {node} failed: {reply.error.reason}", party=party, stage=stage)
     answer = reply.content.config_records.get(record)
     if answer is None:
-        raise MalformedMessage(f"its node {node} sent no {record!r} record", party=f"client {u}", stage=stage)
-    for name, kind in [*fields.items(), *((n, k) for n, k in (optional or {}).items() if n in answer)]:
-        if not isinstance(answer.get(name), kind):
-            raise MalformedMessage(f"its node {node} sent {record}.{name} = {answer.get(name)!r:.40}, not a {kind.__name__}", party=f"client {u}", stage=stage)
-    return answer
+        raise malformed(f"its node {node} sent no {record!r} record", party=party, stage=stage)
+    if refuses and "error" in answer and "error" not in fields:
+        raise Refused(f"remote {party}: {answer['error']!s:.300}", party=party, stage=stage)
+    parsed = {}
+    for name, parse in [*fields.items(), *((n, p) for n, p in (optional or {}).items() if n in answer)]:
+        try:
+            parsed[name] = parse(answer.get(name))
+        except (TypeError, ValueError) as exc:
+            raise malformed(f"its node {node} sent {record}.{name} = {answer.get(name)!r:.40}: {exc!s:.80}", party=party, stage=stage) from None
+    return parsed
 
 
 @contextlib.contextmanager
@@ -776,7 +785,7 @@ class FlowerRounds:
         answered, schema = set(), stack.reported()
         for u, reply in _first_replies(self.grid.send_and_receive(train), position, answered):
             try:
-                text = _answer(reply, "m", {"measurements": str}, u, meter.stage)["measurements"]
+                text = _read(reply, "m", {"measurements": _text}, f"client {u}", meter.stage)["measurements"]
                 measurements[u] = parse_measurements(text, schema, sender=f"its node {reply.metadata.src_node_id}", party=f"client {u}", stage=meter.stage)
             except ProtocolError as exc:
                 exclude(u, exc)
@@ -802,7 +811,8 @@ class FlowerRounds:
                 for u, reply in replies:
                     asked.discard(u)
                     try:
-                        answer = _answer(reply, "f", {"cpu": float, "aborted": bool}, u, meter.stage, optional={"frame": bytes, "error": str})
+                        answer = _read(reply, "f", {"cpu": _float, "aborted": _flag}, f"client {u}", meter.stage,
+                                       optional={"frame": _bytes, "error": _text})
                     except ProtocolError as exc:
                         exclude(u, exc)
                         continue
@@ -846,7 +856,7 @@ class FlowerRounds:
             position = {self.node_of[int(chosen[u])]: u for u in payloads}
             for u, reply in _first_replies(self.grid.send_and_receive(messages), position, set()):
                 try:
-                    answer = _answer(reply, "r", {}, u, "model", optional={"error": str, "loss": float, "accuracy": float})
+                    answer = _read(reply, "r", {}, f"client {u}", "model", optional={"error": _text, "loss": _float, "accuracy": _float})
                     if "error" not in answer and ("loss" in answer) != ("accuracy" in answer):
                         raise MalformedMessage(f"its node {reply.metadata.src_node_id} sent r.{'loss' if 'loss' in answer else 'accuracy'} "
                                                "without the other", party=f"client {u}", stage="model")
@@ -863,9 +873,9 @@ class FlowerRounds:
     def _reply(self, message: Message, record: str, fields: dict[str, Callable], party: int, stage: str,
                carrier: Carrier | None = None) -> dict:
         """The reply of a non-client party's node (`party`: S1, the dealer or the key holder; untrusted like any node) to
-        `message`, its bytes counted between S0 and it in `carrier`: its ConfigRecord `record`, each of `fields` parsed
-        by its function (`_bytes`, `_hex`, `_seconds`, ...). A record holding `error` other than among `fields` is the
-        party's refusal.
+        `message`, its bytes counted between S0 and it in `carrier`, read by `_read`: its ConfigRecord `record`, each of
+        `fields` parsed by its function (`_bytes`, `_hex`, `_seconds`, ...). A record holding `error` other than among
+        `fields` is the party's refusal.
 
         Raises:
             Aborted: naming the party, the stage and its node: no reply, an error reply (the node's reason), no `record`,
@@ -877,24 +887,9 @@ class FlowerRounds:
         replies = [r for r in self.grid.send_and_receive([message]) if r.metadata.src_node_id == node]
         if not replies:
             raise Aborted(f"its node {node} sent no reply", party=name, stage=stage)
-        reply = replies[0]
-        if reply.has_error():
-            raise Aborted(f"its node {node} failed: {reply.error.reason}", party=name, stage=stage)
-        if carrier is not None:
-            carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(reply.content)
-        answer = reply.content.config_records.get(record)
-        if answer is None:
-            raise Aborted(f"its node {node} sent no {record!r} record", party=name, stage=stage)
-        if "error" in answer and "error" not in fields:
-            raise Refused(f"remote {name}: {answer['error']!s:.300}", party=name, stage=stage)
-        parsed = {}
-        for field_name, parse in fields.items():
-            try:
-                parsed[field_name] = parse(answer[field_name])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise Aborted(f"its node {node} sent {record}.{field_name} = {answer.get(field_name)!r:.40}: {exc!s:.80}",
-                              party=name, stage=stage) from None
-        return parsed
+        if carrier is not None and not replies[0].has_error():
+            carrier.bytes_between[(party, SERVER)] = carrier.bytes_between.get((party, SERVER), 0) + _size(replies[0].content)
+        return _read(replies[0], record, fields, name, stage, failed=Aborted, malformed=Aborted, refuses=True)
 
     def _query(self, role: str, kind: str, record: dict, fields: dict[str, Callable], carrier: Carrier) -> dict:
         """One query to the node of `role` ("second-server" or "dealer"), its reply parsed as `_reply` does."""
@@ -931,16 +926,18 @@ class FlowerRounds:
         return ask
 
 
-def _bytes(value) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError("not bytes")
-    return value
+def _instance(kind: type, what: str) -> Callable:
+    """The parse function of a field that must be a `kind` (the value itself; TypeError "not `what`" otherwise)."""
+
+    def parse(value):
+        if not isinstance(value, kind):
+            raise TypeError(f"not {what}")
+        return value
+
+    return parse
 
 
-def _text(value) -> str:
-    if not isinstance(value, str):
-        raise TypeError("not text")
-    return value
+_bytes, _text, _float, _flag = _instance(bytes, "bytes"), _instance(str, "text"), _instance(float, "a float"), _instance(bool, "a bool")
 
 
 def _hex(value) -> bytes:

@@ -390,7 +390,8 @@ class TwoServerRobust(RingProtocol):
         else:
             row_weights, contributes, result_share, error = clip_on_shares(ch, x, norms, d, self.tau * divisor, self.iterations)
             mixed = contributes if mixing is None else contributes.astype(np.float64) @ mixing > 0
-            self._enough_weighted(int(mixed.sum()))  # both servers, before S1 sends its share of the result
+            # a clipping rule's output mixes only the inputs of positive applied weight: both servers, before S1's share of the result
+            self._enough(int(mixed.sum()), "have a positive applied clipping weight", {"min_clients": self.min_clients}, "rule")
             leak = (f"the squared norms ||x_i - v_l||**2 of every input at each of {self.iterations} iteration(s), the clipping weights, "
                     "the intermediate iterates v_1..v_(L-1) and the result")
         other = ch.send(S1, S0, Kind.MATRIX, encode_matrix(result_share[S1][None, :]), lambda r: parse_matrix(r, (1, d)))
@@ -506,21 +507,18 @@ class TwoServerRobust(RingProtocol):
         factor = 2 if self.rule == "coordinate_median" else m / (m - 2 * self.f)
         return m * math.sqrt(factor * bound)
 
-    def _needed(self) -> int:
-        """The fewest inputs the rule runs on: 2f + 1, Multi-Krum's m when it is set, and min_clients."""
-        return max(2 * self.f + 1, self.m if self.rule == "multi_krum" and self.m is not None else 0, self.min_clients)
+    def _floors(self) -> dict[str, int]:
+        """The fewest inputs the rule runs on, by what sets it: 2f + 1, Multi-Krum's m when it is set, and min_clients."""
+        multi_krum = {"Multi-Krum's m": self.m} if self.rule == "multi_krum" and self.m is not None else {}
+        return {"2f + 1": 2 * self.f + 1, **multi_krum, "min_clients": self.min_clients}
 
-    def _enough(self, m: int, what: str) -> None:
-        if m < self._needed():
-            raise BelowThreshold(f"{m} inputs {what}, the round needs >= {self._needed()} (2f + 1 = {2 * self.f + 1}"
-                                 + (f", Multi-Krum's m = {self.m}" if self.rule == "multi_krum" and self.m is not None else "")
-                                 + f", min_clients = {self.min_clients})", party="server", stage="share")
-
-    def _enough_weighted(self, k: int) -> None:
-        """A clipping rule's output mixes only the k inputs with a positive applied weight: refuse it below min_clients."""
-        if k < self.min_clients:
-            raise BelowThreshold(f"{k} inputs have a positive applied clipping weight, the output needs >= min_clients = "
-                                 f"{self.min_clients}", party="server", stage="rule")
+    def _enough(self, count: int, what: str, floors: dict[str, int] | None = None, stage: str = "share") -> None:
+        """Refuses the round at `stage` when `count` inputs `what` (e.g. "passed the norm check") are fewer than the
+        largest of `floors` (what sets it -> count; the rule's, `_floors`, by default), naming each floor."""
+        floors = self._floors() if floors is None else floors
+        if count < max(floors.values()):
+            raise BelowThreshold(f"{count} inputs {what}, the round needs >= {max(floors.values())} ("
+                                 + ", ".join(f"{name} = {value}" for name, value in floors.items()) + ")", party="server", stage=stage)
 
     def _inputs(self, ch: Channel, n: int, d: int, seeds: dict, sealed: dict, signatures: dict) -> tuple[dict, dict, np.ndarray, list]:
         """S0 -> S1: the ids it holds a seed and a sealed share of, then each sealed share and its signature
@@ -651,7 +649,7 @@ class TwoServerRobust(RingProtocol):
             server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
             collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of "
                       f"clients (S0 with c of them: the rule runs on at least min_clients - c = {self.min_clients} - c honest inputs, see notes)",
-            dropout_tolerance=max(n - self._needed(), 0),  # dropouts and rejected clients together
+            dropout_tolerance=max(n - max(self._floors().values()), 0),  # dropouts and rejected clients together
             exact=exact,
             numeric_error=error,
             parameters=params,

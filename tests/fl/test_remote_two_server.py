@@ -7,37 +7,26 @@ import numpy as np
 import pytest
 
 from fl.remote_two_server import dealer_reply, new_round_key, second_server_reply
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted
 from protocols.core.messages import Kind
-from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.identities import check_batch, round_key_message, simulated_signer
 from protocols.two_server.remote import RemoteServers, two_server_public
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
-from secagg.randomness import SeededRandomness, SystemRandomness
+from secagg.randomness import SystemRandomness
 from secagg.signatures import Signer
+from tests.protocols.split_round import drive_clients
 
 
 def _round(x, seed, s1_state, relayed, dealer_key=None):
     """One round with S1 and the dealer as nodes (their state a dict); `relayed` collects what S0 relayed."""
     protocol = TwoServerRobust(rule="multi_krum", f=1, bits=16)
     protocol.use_second_server(bytes.fromhex(new_round_key(s1_state)), bytes.fromhex(s1_state["signature"]))
-    n, d = x.shape
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(n, rng.fork("links"))
-    opened = protocol.open_round(n, d, rng)
-    opened.seat(list(range(n)), KeyDirectory())
-    public = json.dumps(opened.public)
-    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
+    driven = drive_clients(protocol, x, seed)  # tests/protocols/split_round.py
+    public = json.dumps(driven.opened.public)
 
     def ask(frames):
         relayed.extend(frames)
@@ -48,7 +37,7 @@ def _round(x, seed, s1_state, relayed, dealer_key=None):
         reply = dealer_reply({"kind": kind, "args": json.dumps(list(args)), "index": index, "public": public})
         return reply["seed"], reply["sealed"]
 
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(), second_server=RemoteServers(ask, deal))), public
+    return driven.finish(RemoteServers(ask, deal)), public
 
 
 def test_a_round_through_the_node_logic_gives_the_in_process_round():

@@ -19,22 +19,20 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from fl.experiment import build_stack, local_datasets
 from fl.flower_engine import FlowerRounds, client_app, config_from_run, node_pins
 from fl.models import get_flat
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, BelowThreshold, ProtocolError, Refused
 from protocols.core.pki import ClientIdentity, KeyDirectory, load_public_key, provision
 from protocols.core.pki import simulated_signer as simulated_signer_of
-from protocols.core.protocol import RoundEnd
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import Reader, decode_frame
 from protocols.two_server import TwoServerRobust
-from protocols.two_server.identities import RoundKeyPin, ShareKeys, check_round_key, round_key_message, simulated_signer
-from protocols.two_server.remote import in_process, second_server_step, two_server_public
+from protocols.two_server.identities import check_round_key, simulated_signer
+from protocols.two_server.remote import second_server_step, two_server_public
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness, SystemRandomness
 from secagg.signatures import Signer
 from tests.fl.test_flower_two_server_pin import CLIENTS, RUN, S0_KEY, _frame_answers, _nodes, _substitute
 from tests.fl.test_review3_flower_pki import FakeGrid
+from tests.protocols.split_round import Identities, split_round
 
 pytestmark = pytest.mark.usefixtures("task_identity")  # tests/fl/conftest.py
 S1_NODE = 100 + CLIENTS  # FakeGrid: node id 100 + partition id; S1 is partition `clients`
@@ -120,30 +118,26 @@ def test_s0_alone_cannot_isolate_an_honest_input_by_sealing_its_own_inputs_under
     directory = KeyDirectory({c: s.public_bytes() for c, s in signers.items()}, "the provisioned keys")  # public: S0 and S1 have it
     x0 = np.random.default_rng(9).integers(0, 1 << bits, d).astype(np.uint16)  # the honest client's ring elements
     s1 = simulated_signer("second-server")  # S1's identity; on Flower the key of each client's own node config
-    key = X25519Agreement.generate(SystemRandomness())  # S1's round key: its secret stays with S1
-    server = protocol()
-    server.use_second_server(key.public_bytes(), s1.sign(round_key_message(run, key.public_bytes(), round_number)), round_number)
-    rng = SeededRandomness(7)
-    transport = InProcessTransport(n, rng.fork("links"))
-    opened = server.open_round(n, d, rng)
-    opened.seat(list(range(n)), directory)
-    honest = protocol()
-    honest.pin_second_server(RoundKeyPin(s1.public_bytes(), run, round_number))
-    clients = [honest.client_role(0, x0, opened.public, SystemRandomness(), {}, identity=ClientIdentity(0, signers[0], directory))]
-    for j in range(1, n):  # S0's own inputs under ids 1..n-1: signed with keys it holds, never theirs
-        own = simulated_signer_of(j) if forgery == "the simulated keys of their ids" else Signer.generate(SeededRandomness(f"S0 as {j}".encode()))
-        clients.append(protocol().client_role(j, np.zeros(d, np.uint16), opened.public, SeededRandomness(j), {},
-                                              identity=ClientIdentity(j, own, KeyDirectory({c: own.public_bytes() for c in range(n)}, "S0's"))))
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
-    assert rejected == [] and not clients[0].aborted
-    collected = opened.server.signatures
-    for j in range(1, n):
-        collected[j] = {"unsigned": b"", "the honest client's signature": collected[0]}.get(forgery, collected[j])
-    with pytest.raises(Aborted, match="min_clients = 3") as stopped:
-        opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(),
-                               second_server=in_process(server, opened.public, key, SystemRandomness(), meter,
-                                                        ShareKeys(directory, run, round_number))))
+    x = np.zeros((n, d), np.uint16)  # S0's own inputs: zeros
+    x[0] = x0
+    honest, clients = protocol(), []
+
+    def roles(opened):
+        clients.append(honest.client_role(0, x[0], opened.public, SystemRandomness(), {}, identity=ClientIdentity(0, signers[0], directory)))
+        for j in range(1, n):  # S0's own inputs under ids 1..n-1: signed with keys it holds, never theirs
+            own = simulated_signer_of(j) if forgery == "the simulated keys of their ids" else Signer.generate(SeededRandomness(f"S0 as {j}".encode()))
+            clients.append(protocol().client_role(j, x[j], opened.public, SeededRandomness(j), {},
+                                                  identity=ClientIdentity(j, own, KeyDirectory({c: own.public_bytes() for c in range(n)}, "S0's"))))
+        return clients
+
+    def held(opened, rejected):
+        assert rejected == [] and not clients[0].aborted
+        collected = opened.server.signatures
+        for j in range(1, n):
+            collected[j] = {"unsigned": b"", "the honest client's signature": collected[0]}.get(forgery, collected[j])
+
+    with pytest.raises(Aborted, match="min_clients = 3") as stopped:  # S1's round key (fresh): its secret stays with S1
+        split_round(protocol(), x, 7, identities=Identities(s1, run, round_number, directory, signers), clients=honest, roles=roles, held=held)
     assert "1 inputs reached both servers" in str(stopped.value)
 
 

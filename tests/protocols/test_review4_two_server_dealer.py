@@ -14,43 +14,31 @@ Holds: a genuine batch relayed under another index, session or in place of anoth
 import numpy as np
 import pytest
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, MalformedMessage
 from protocols.core.messages import Kind
-from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER
 from protocols.two_server import TwoServerRobust, dealer
 from protocols.two_server.channel import encode_matrix
-from protocols.two_server.remote import in_process, sealed_deal, two_server_public
+from protocols.two_server.remote import sealed_deal, two_server_public
 from protocols.two_server.sealing import associated_data, seal, unseal
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness, SystemRandomness
+from tests.protocols.split_round import split_round
 
 BITS = 10
 
 
 def _round(x, seed, deal=None):
-    """One split round; `deal(link_deal, session, s1_key) -> deal function` replaces what S0 does with dealer batches."""
-    protocol = TwoServerRobust(bits=BITS, rule="multi_krum", f=1)
+    """One split round (tests/protocols/split_round.py); `deal(link_deal, session, s1_key) -> deal function` replaces
+    what S0 does with dealer batches."""
     key = X25519Agreement.generate(SystemRandomness())
-    protocol.use_second_server(key.public_bytes())
-    n, d = x.shape
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(n, rng.fork("links"))
-    dropouts = DropoutSchedule()
-    opened = protocol.open_round(n, d, rng)
-    opened.seat(list(range(n)), KeyDirectory())
-    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
-    link = in_process(protocol, opened.public, key, SystemRandomness(), meter)
-    if deal is not None:
-        link.deal = deal(link.deal, bytes.fromhex(two_server_public(opened.public)["session"]), key.public_bytes())
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, dropouts, second_server=link))
+
+    def hook(link, public):
+        link.deal = deal(link.deal, bytes.fromhex(two_server_public(public)["session"]), key.public_bytes())
+        return link
+
+    return split_round(TwoServerRobust(bits=BITS, rule="multi_krum", f=1), x, seed, key=key, link_hook=None if deal is None else hook)
 
 
 def _inputs(n=5, d=4, seed=3):

@@ -22,14 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import InvalidInput, ProtocolError
 from protocols.core.messages import Kind
-from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import SERVER, Frame, encode_frame
 from protocols.robust.preaggregators import nnm_neighbours
 from protocols.robust.rules import krum_select
@@ -37,12 +32,10 @@ from protocols.testing import ByzantineShares
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import Channel
 from protocols.two_server.client import ShareCollector, bundle
-from protocols.two_server.remote import in_process
-from secagg.agreement import X25519Agreement
 from secagg.beaver import to_signed
 from secagg.int_gram import CHUNK, LIMB_BITS, NARROW_BITS, _limbs, symmetric_gram
-from secagg.randomness import SeededRandomness, SystemRandomness
 from secagg.ring import Ring
+from tests.protocols.split_round import split_round
 
 
 def _ring_inputs(x: np.ndarray, bits: int) -> np.ndarray:
@@ -130,22 +123,6 @@ def test_byzantine_inputs_at_the_validated_extreme_are_measured_exactly_in_z_2_4
     assert list(out.included) == expected
 
 
-def _split(protocol_s0, protocol_s1, x, seed):
-    key = X25519Agreement.generate(SystemRandomness())
-    protocol_s0.use_second_server(key.public_bytes())
-    n, d = x.shape
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(n, rng.fork("links"))
-    dropouts = DropoutSchedule()
-    opened = protocol_s0.open_round(n, d, rng)
-    opened.seat(list(range(n)), KeyDirectory())
-    clients = [protocol_s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
-    link = in_process(protocol_s1, opened.public, key, SystemRandomness(), meter)
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, dropouts, second_server=link))
-
-
 @pytest.mark.parametrize("b0, b1", [(2**37, 2**38 - 1), (2**38 - 1, 2**37), (2**36, 2**37 - 1)])
 def test_a_remote_s1_with_another_norm_bound_of_the_same_width_refuses(b0, b1):
     """Was: S1 checked only the slack width L = bit_length(B), so its own B could differ from S0's, and with NNM
@@ -157,8 +134,8 @@ def test_a_remote_s1_with_another_norm_bound_of_the_same_width_refuses(b0, b1):
     make = lambda b: TwoServerRobust(rule="krum", f=1, bits=bits, pre="nnm", norm_bound=math.sqrt(b))
     assert make(b0)._slack_bits() == make(b1)._slack_bits() and make(b0).squared_bound != make(b1).squared_bound
     with pytest.raises(ProtocolError, match="squared_bound"):
-        _split(make(b0), make(b1), x, seed=4)
-    split = _split(make(b0), make(b0), x, seed=4)
+        split_round(make(b0), x, 4, s1=make(b1))
+    split = split_round(make(b0), x, 4, s1=make(b0))
     local = secure_sum(x, protocol=make(b0), seed=4)
     assert np.array_equal(split.result, local.result) and split.included == local.included
     assert split.reports[0].guarantee.parameters["distance_ring_bits"] == local.reports[0].guarantee.parameters["distance_ring_bits"]
@@ -203,7 +180,7 @@ def test_a_remote_s1_with_another_f_refuses_the_round_or_gives_s0s_round():
     assert not make(1)._narrow(n, d) and make(2)._narrow(n, d)  # (m - f)^2 2 (2^19 - 1)^2: 25 of them >= 2^43, 16 below
     local = secure_sum(x, protocol=make(1), seed=3)
     try:
-        split = _split(make(1), make(2), x, seed=3)
+        split = split_round(make(1), x, 3, s1=make(2))
     except ProtocolError:
         return  # refused: what the guarantee needs
     assert np.array_equal(split.result, local.result) and split.included == local.included

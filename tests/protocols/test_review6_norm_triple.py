@@ -21,25 +21,20 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, InvalidInput, MalformedMessage, ProtocolError
 from protocols.core.messages import Kind
-from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER, HEADER_BYTES, SECOND_SERVER, SERVER, Frame, Reader, decode_frame, encode_frame
 from protocols.testing import ByzantineShares
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import encode_matrix, encode_share, read_matrix
-from protocols.two_server.remote import in_process
 from secagg.agreement import X25519Agreement
 from secagg.beaver import expand_share
 from secagg.bit_sharing import offset, share_planes, to_planes
 from secagg.norm_triple import NORMS_A, NORMS_C, NormTriple, SeededNormTriple, deal_norms, norm_share
 from secagg.randomness import SeededRandomness, SystemRandomness
 from secagg.ring import Ring
+from tests.protocols.split_round import replacing, split_round
 
 TAG = 32  # the link tag the transport appends
 NORM_RULES = ("centered_clipping", "norm_bounding", "coordinate_median", "trimmed_mean")
@@ -214,34 +209,19 @@ def test_the_second_servers_norm_share_does_not_give_it_the_input():
 
 
 def _split(s0: TwoServerRobust, s1: TwoServerRobust, x: np.ndarray, seed: int, *, tamper=None, deal=None, post=None, fetched=None):
-    """One round with S1 (configured as `s1`) and the dealer behind S0's link, the clients' frames through `tamper`;
-    `deal(genuine)`, `post(genuine)` replace S0's dealer request and its relay to S1; `fetched` collects S1's frames."""
+    """One round with S1 (configured as `s1`) and the dealer behind S0's link (tests/protocols/split_round.py), the
+    clients' frames through `tamper`; `deal(genuine)`, `post(genuine)` replace S0's dealer request and its relay to S1;
+    `fetched` collects S1's frames. Returns (output, S1's round key)."""
     key = X25519Agreement.generate(SystemRandomness())
-    s0.use_second_server(key.public_bytes())
-    n, d = x.shape
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(n, rng.fork("links"), tamper=tamper)
-    dropouts = DropoutSchedule()
-    opened = s0.open_round(n, d, rng)
-    opened.seat(list(range(n)), KeyDirectory())
-    clients = [s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
-    link = in_process(s1, opened.public, key, SystemRandomness(), meter)
-    if deal is not None:
-        link.deal = deal(link.deal)
-    if post is not None:
-        link.post = post(link.post)
+    wrappers = {name: wrap for name, wrap in (("deal", deal), ("post", post)) if wrap is not None}
     if fetched is not None:
-        genuine_fetch = link.fetch
-
-        def fetch(src):
-            got = genuine_fetch(src)
-            fetched.append(got)
-            return got
-
-        link.fetch = fetch
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, dropouts, second_server=link)), key
+        def recording(genuine):
+            def fetch(src):
+                fetched.append(genuine(src))
+                return fetched[-1]
+            return fetch
+        wrappers["fetch"] = recording
+    return split_round(s0, x, seed, s1=s1, key=key, tamper=tamper, link_hook=replacing(**wrappers)), key
 
 
 @pytest.mark.parametrize("d", [1, 3])

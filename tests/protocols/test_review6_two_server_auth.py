@@ -15,27 +15,24 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, BelowThreshold, InvalidInput, MalformedMessage, Refused, ReplayedMessage
 from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import SECOND_SERVER, SERVER, Frame, decode_frame, encode_frame
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import encode_matrix
-from protocols.two_server.identities import RoundKeyPin, ShareKeys, round_key_message, simulated_signer
-from protocols.two_server.remote import in_process, second_server_step
+from protocols.two_server.identities import ShareKeys, simulated_signer
+from protocols.two_server.remote import second_server_step
 from secagg.agreement import X25519Agreement
-from secagg.randomness import SeededRandomness, SystemRandomness
+from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer, public_pem
+from tests.protocols.split_round import Identities, split_round
 
 N, D, BITS, RUN, ROUND = 5, 4, 10, 11, 2
-SIGNERS = {c: Signer.from_private_bytes(hashlib.sha256(b"review6 client key %d" % c).digest()) for c in range(N)}
-DIRECTORY = KeyDirectory({c: s.public_bytes() for c, s in SIGNERS.items()}, "review 6's provisioned keys")
 S1_IDENTITY = simulated_signer("second-server")  # S1's signing key: in a deployment the one of each node's config
+IDENTITIES = Identities.provisioned(S1_IDENTITY, RUN, ROUND, b"review6 client key %d", N, "review 6's provisioned keys")
+SIGNERS, DIRECTORY = IDENTITIES.signers, IDENTITIES.directory
 RULE = {"rule": "norm_bounding", "f": 1, "bits": BITS, "tau": 4096.0}  # the result: the plain sum of the included inputs
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 
@@ -45,33 +42,17 @@ def _inputs(seed: int) -> np.ndarray:
 
 
 def _split(x, seed=0, *, attack=None, s1_public=None, s1_config=None, key=None, tamper=None, wire=None, link_hook=None, **kw):
-    """One split round. `attack(collector, public)`: S0 rewrites what it holds before relaying; `s1_public(public)`:
-    the public parameters S0 states to S1 (the clients saw `public`); `s1_config`: S1's own configuration (default
-    S0's); `key`: S1's round key; `tamper`/`wire`: the transport's hooks (compromised client, network); `link_hook(link)`:
-    S0's link to S1, rewritten."""
+    """One split round (tests/protocols/split_round.py) with IDENTITIES. `attack(collector, public)`: S0 rewrites what it
+    holds before relaying; `s1_public(public)`: the public parameters S0 states to S1 (the clients saw `public`);
+    `s1_config`: S1's own configuration (default S0's); `key`: S1's round key; `tamper`/`wire`: the transport's hooks
+    (compromised client, network); `link_hook(link, public)`: S0's link to S1, rewritten."""
     config = {**RULE, **kw}
-    key = key or X25519Agreement.generate(SeededRandomness(b"review 6 S1 key"))
     server = TwoServerRobust(**config)
-    server._enough = lambda m, what: None  # an active S0 ignores its own thresholds: only S1's stop the round
-    server._enough_weighted = lambda k: None
-    server.use_second_server(key.public_bytes(), S1_IDENTITY.sign(round_key_message(RUN, key.public_bytes(), ROUND)), ROUND)
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(N, rng.fork("links"), tamper=tamper, wire=wire)
-    opened = server.open_round(N, D, rng)
-    opened.seat(list(range(N)), DIRECTORY)
-    client_side = TwoServerRobust(**config)
-    client_side.pin_second_server(RoundKeyPin(S1_IDENTITY.public_bytes(), RUN, ROUND))
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity(i, SIGNERS[i], DIRECTORY))
-               for i in range(N)]
-    meter = CostMeter(N)
-    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
-    if attack is not None:
-        attack(opened.server, opened.public)
-    public = opened.public if s1_public is None else s1_public(dict(opened.public))
-    s1 = TwoServerRobust(**{**config, **(s1_config or {})})
-    link = in_process(s1, public, key, SystemRandomness(), meter, ShareKeys(DIRECTORY, RUN, ROUND))
-    link = link if link_hook is None else link_hook(link)
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(), second_server=link))
+    server._enough = lambda *args: None  # an active S0 ignores its own thresholds: only S1's stop the round
+    return split_round(server, x, seed, s1=TwoServerRobust(**{**config, **(s1_config or {})}),
+                       key=key or X25519Agreement.generate(SeededRandomness(b"review 6 S1 key")), identities=IDENTITIES,
+                       clients=TwoServerRobust(**config), tamper=tamper, wire=wire, s1_public=s1_public, link_hook=link_hook,
+                       held=None if attack is None else lambda opened, rejected: attack(opened.server, opened.public))
 
 
 def _plain_sum(x, rows) -> np.ndarray:
@@ -323,7 +304,7 @@ def test_s0_with_one_colluder_dropping_everyone_it_can_leaves_the_rule_min_clien
 def _offer(x, ids, relay, seed=9, **kw):
     """A split round in which S0 rewrites its first relay to S1: the ids matrix becomes `ids`, and the share frames
     relayed are those of `relay` (client positions, in order, a client's genuine signed share each time)."""
-    def rewrite(link):
+    def rewrite(link, public):
         ask = link._ask
 
         def rewritten(frames):

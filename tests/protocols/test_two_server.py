@@ -195,3 +195,20 @@ def test_order_statistics_over_shares_equal_the_plaintext_rule(case, rule, seed)
     else:
         error = np.abs(signed(out.result, bits) - expected) % 2**bits
         assert np.all(np.minimum(error, 2**bits - error) <= 0.5) and g.numeric_error == pytest.approx(0.5 * np.sqrt(x.shape[1]))
+
+
+@pytest.mark.parametrize(("near", "stage"), [(2, "rule"), (3, None)])
+def test_a_clipping_output_of_fewer_weighted_inputs_than_min_clients_is_refused_naming_them(near, stage):
+    """Five inputs reach both servers (>= 2f + 1 = 3 = min_clients, so the share-stage count passes), `near` of them
+    within tau of 0 and the others past 8192 tau (applied weight 0): with 2 weighted inputs the clipping count refuses
+    at stage "rule", naming the count, what was counted and min_clients; with 3 the round completes over those 3."""
+    x = np.zeros((5, 2), dtype=np.int64)
+    x[near:, 0] = 8192 * 10 * 3
+    protocol = TwoServerRobust(rule="centered_clipping", f=1, bits=24, tau=10.0, iterations=1, min_clients=3)
+    if stage is None:
+        assert secure_sum(Ring(24).reduce(x.astype(np.uint64)).astype(np.uint32), protocol=protocol, seed=1).included == (0, 1, 2)
+        return
+    with pytest.raises(BelowThreshold) as caught:
+        secure_sum(Ring(24).reduce(x.astype(np.uint64)).astype(np.uint32), protocol=protocol, seed=1)
+    assert caught.value.stage == stage and caught.value.party == "server"
+    assert str(caught.value).endswith("2 inputs have a positive applied clipping weight, the round needs >= 3 (min_clients = 3)")

@@ -7,33 +7,26 @@ remain. Each attack fails closed with a typed error naming the field or the part
 The rounds are split as on Flower (S1 and the dealer behind `remote.in_process`, S1's round key signed for RUN and
 ROUND, the clients pinned to it), with client keys that are not the simulated ones: S0 holds none of their secrets."""
 
-import hashlib
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, BelowThreshold, MalformedMessage, Refused
 from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity, KeyDirectory, roster_digest
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.two_server import TwoServerRobust
-from protocols.two_server.identities import RoundKeyPin, ShareKeys, round_key_message, share_message, simulated_signer
-from protocols.two_server.remote import in_process
+from protocols.two_server.identities import share_message, simulated_signer
 from protocols.two_server.sealing import associated_data
 from secagg.agreement import X25519Agreement
-from secagg.randomness import SeededRandomness, SystemRandomness
-from secagg.signatures import Signer
+from secagg.randomness import SeededRandomness
+from tests.protocols.split_round import Identities, split_round
 
 N, D, BITS, RUN, ROUND = 5, 4, 10, 7, 3
-SIGNERS = {c: Signer.from_private_bytes(hashlib.sha256(b"test client key %d" % c).digest()) for c in range(N + 1)}  # id N: outside the round
-DIRECTORY = KeyDirectory({c: s.public_bytes() for c, s in SIGNERS.items()}, "the test's provisioned keys")
 S1_IDENTITY = simulated_signer("second-server")
+IDENTITIES = Identities.provisioned(S1_IDENTITY, RUN, ROUND, b"test client key %d", N + 1, "the test's provisioned keys")  # id N: outside the round
+SIGNERS, DIRECTORY = IDENTITIES.signers, IDENTITIES.directory
 RULE = {"rule": "norm_bounding", "f": 1, "bits": BITS, "tau": 4096.0}  # the result is the plain sum of the included inputs
 
 
@@ -42,28 +35,20 @@ def _inputs(seed: int) -> np.ndarray:
 
 
 def _round(x, seed=0, *, attack=None, roster=None, **kw):
-    """One split round; `attack(collector, public)` lets S0 rewrite what it holds before it relays anything, `roster`
-    what S0 states to S1 as the round's roster (the clients saw range(N))."""
+    """One split round (tests/protocols/split_round.py) with IDENTITIES; `attack(collector, public)` lets S0 rewrite
+    what it holds before it relays anything, `roster` what S0 states to S1 as the round's roster (the clients saw
+    range(N)). Returns (output, S1's round key)."""
     config = {**RULE, **kw}
     key = X25519Agreement.generate(SeededRandomness(b"S1's round key"))
-    server = TwoServerRobust(**config)
-    server.use_second_server(key.public_bytes(), S1_IDENTITY.sign(round_key_message(RUN, key.public_bytes(), ROUND)), ROUND)
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(N, rng.fork("links"))
-    opened = server.open_round(N, D, rng)
-    opened.seat(list(range(N)), DIRECTORY)
-    client_side = TwoServerRobust(**config)
-    client_side.pin_second_server(RoundKeyPin(S1_IDENTITY.public_bytes(), RUN, ROUND))
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity(i, SIGNERS[i], DIRECTORY))
-               for i in range(N)]
-    meter = CostMeter(N)
-    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
-    assert rejected == [] and sorted(opened.server.signatures) == list(range(N))
-    if attack is not None:
-        attack(opened.server, opened.public)
-    public = opened.public if roster is None else {**opened.public, "roster": roster}
-    link = in_process(server, public, key, SystemRandomness(), meter, ShareKeys(DIRECTORY, RUN, ROUND))
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(), second_server=link)), key
+
+    def held(opened, rejected):
+        assert rejected == [] and sorted(opened.server.signatures) == list(range(N))
+        if attack is not None:
+            attack(opened.server, opened.public)
+
+    out = split_round(TwoServerRobust(**config), x, seed, key=key, identities=IDENTITIES, clients=TwoServerRobust(**config), held=held,
+                      s1_public=None if roster is None else lambda public: {**public, "roster": roster})
+    return out, key
 
 
 def _excluded(out) -> list[str]:

@@ -19,23 +19,19 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from protocols.byzantine_shares import BYZANTINE_SHARE_MODES
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import InvalidInput, ProtocolError
 from protocols.core.messages import Kind
-from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER, HEADER_BYTES, SECOND_SERVER, SERVER
 from protocols.testing import ByzantineShares
 from protocols.two_server import TwoServerRobust, dealer
 from protocols.two_server.identities import round_key_message, simulated_signer
-from protocols.two_server.remote import in_process, sealed_deal
+from protocols.two_server.remote import sealed_deal
 from secagg.agreement import X25519Agreement
 from secagg.beaver import to_signed
-from secagg.randomness import SeededRandomness, SystemRandomness
+from secagg.randomness import SystemRandomness
 from secagg.ring import Ring
+from tests.protocols.split_round import replacing, split_round
 
 NORM_RULES = ("centered_clipping", "norm_bounding", "coordinate_median", "trimmed_mean")
 TAG = 32  # the link tag the transport appends
@@ -134,23 +130,9 @@ def test_a_norm_that_wraps_mod_2_64_to_an_honest_one_is_rejected(rule):
 
 
 def _split(s0: TwoServerRobust, s1: TwoServerRobust, x: np.ndarray, seed: int, deal=None):
-    """One round with S1 (configured as `s1`) and the dealer behind S0's link; `deal(genuine) -> deal` replaces
-    what S0 asks the dealer."""
-    key = X25519Agreement.generate(SystemRandomness())
-    s0.use_second_server(key.public_bytes())
-    n, d = x.shape
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(n, rng.fork("links"))
-    dropouts = DropoutSchedule()
-    opened = s0.open_round(n, d, rng)
-    opened.seat(list(range(n)), KeyDirectory())
-    clients = [s0.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
-    link = in_process(s1, opened.public, key, SystemRandomness(), meter)
-    if deal is not None:
-        link.deal = deal(link.deal)
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, dropouts, second_server=link))
+    """One round with S1 (configured as `s1`) and the dealer behind S0's link (tests/protocols/split_round.py);
+    `deal(genuine) -> deal` replaces what S0 asks the dealer."""
+    return split_round(s0, x, seed, s1=s1, link_hook=None if deal is None else replacing(deal=deal))
 
 
 @pytest.mark.parametrize("s0, s1", [(TwoServerRobust, FullGram), (FullGram, TwoServerRobust)])

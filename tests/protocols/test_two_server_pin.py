@@ -11,26 +11,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Refused
 from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
-from protocols.core.schedule import DropoutSchedule
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import Reader, decode_frame
 from protocols.two_server import TwoServerRobust
 from protocols.two_server.channel import parse_share
 from protocols.two_server.client import ShareCollector
-from protocols.two_server.identities import RoundKeyPin, ShareKeys, round_key_message, simulated_signer
-from protocols.two_server.remote import in_process, sealed_deal
+from protocols.two_server.identities import RoundKeyPin, round_key_message, simulated_signer
+from protocols.two_server.remote import sealed_deal
 from protocols.two_server.sealing import associated_data, unseal
 from secagg.agreement import X25519Agreement
 from secagg.beaver import expand_rows, lift_signed, to_signed
 from secagg.bit_sharing import words
 from secagg.randomness import SeededRandomness, SystemRandomness
 from secagg.signatures import Signer
+from tests.protocols.split_round import Identities, drive_clients, split_round
 
 BITS, N, D = 10, 5, 4
 RUN, ROUND = 7, 3
@@ -94,23 +91,11 @@ def test_control_unpinned_clients_seal_to_s0s_key_and_s0_opens_every_input():
 def test_control_pinned_clients_accept_s1s_signed_key_and_the_round_gives_the_in_process_result():
     """The honest path the attacks depart from: S1's (simulated) identity signed its key for this run and round."""
     x = _inputs(4)
-    signer = simulated_signer("second-server")
-    pin = RoundKeyPin(signer.public_bytes(), RUN, ROUND)
-    key = X25519Agreement.generate(SystemRandomness())
-    server = _protocol()
-    server.use_second_server(key.public_bytes(), _signed(signer, key.public_bytes()), ROUND)
-    rng = SeededRandomness(6)
-    transport = InProcessTransport(N, rng.fork("links"))
-    opened = server.open_round(N, D, rng)
-    client_side = _protocol()
-    client_side.pin_second_server(pin)
-    opened.seat(list(range(N)), KeyDirectory())
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(N)]
-    meter = CostMeter(N)
-    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, meter)
-    assert rejected == [] and sorted(opened.server.sealed) == list(range(N))
-    out = opened.finish(RoundEnd(meter, transport, rejected, {}, DropoutSchedule(),
-                                 second_server=in_process(server, opened.public, key, SystemRandomness(), meter, ShareKeys(run=RUN, round_number=ROUND))))
+
+    def held(opened, rejected):
+        assert rejected == [] and sorted(opened.server.sealed) == list(range(N))
+
+    out = split_round(_protocol(), x, 6, identities=Identities(simulated_signer("second-server"), RUN, ROUND), clients=_protocol(), held=held)
     here = secure_sum(x, protocol=_protocol(), seed=6)
     assert np.array_equal(out.result, here.result) and out.included == here.included
 
@@ -169,19 +154,12 @@ def test_s1s_signed_key_of_another_run_or_round_is_refused(replay):
 def test_a_refusing_client_is_named_among_the_rejected_and_the_round_goes_on_without_it():
     """In process: the driver records each refusal (`Refused`, naming the client) and the round, without their
     shares, ends as any round with too few inputs does (BelowThreshold), revealing nothing."""
-    x = _inputs()
-    server = _protocol()
+    server, client_side = _protocol(), _protocol()
     server.use_second_server(S0_KEY.public_bytes(), None, ROUND)
-    rng = SeededRandomness(5)
-    transport = InProcessTransport(N, rng.fork("links"))
-    opened = server.open_round(N, D, rng)
-    client_side = _protocol()
     client_side.pin_second_server(PIN)
-    opened.seat(list(range(N)), KeyDirectory())
-    clients = [client_side.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(N)]
-    rejected = drive(opened.server, clients, opened.stages, DropoutSchedule(), transport, CostMeter(N))
-    assert sorted(e.party for e in rejected) == [f"client {u}" for u in range(N)] and all(isinstance(e, Refused) for e in rejected)
-    assert opened.server.sealed == {} and opened.server.seeds == {}
+    driven = drive_clients(server, _inputs(), 5, clients=client_side)
+    assert sorted(e.party for e in driven.rejected) == [f"client {u}" for u in range(N)] and all(isinstance(e, Refused) for e in driven.rejected)
+    assert driven.opened.server.sealed == {} and driven.opened.server.seeds == {}
 
 
 def test_the_dealer_checks_the_round_s0_states_against_s1s_signature():

@@ -10,41 +10,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols.core.driver import CostMeter, drive
 from protocols.core.errors import Aborted, MalformedMessage, ProtocolError
 from protocols.core.messages import Kind
-from protocols.core.pki import ClientIdentity, KeyDirectory
-from protocols.core.protocol import RoundEnd
+from protocols.core.pki import KeyDirectory
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.secure_sum import secure_sum
-from protocols.core.transport import InProcessTransport
 from protocols.core.wire import DEALER, HEADER_BYTES, SECOND_SERVER, SERVER, Frame, decode_frame, encode_frame
 from protocols.two_server import TwoServerRobust
-from protocols.two_server.remote import RemoteServers, in_process, second_server_step
+from protocols.two_server.remote import RemoteServers, second_server_step
 from protocols.two_server.sealing import SEALED_OVERHEAD, associated_data, unseal
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness, SystemRandomness
+from tests.protocols.split_round import replacing
+from tests.protocols.split_round import split_round as split
 
 
 def split_round(protocol, x, seed, *, dropouts=None, tamper=None, wire=None, relay=None):
-    """One round with S1 and the dealer behind the link a remote engine gives S0; `relay(frames) -> frames`
-    rewrites what S0 relays to S1 (a compromised S0)."""
+    """One round with S1 and the dealer behind the link a remote engine gives S0 (tests/protocols/split_round.py);
+    `relay(frames) -> frames` rewrites what S0 relays to S1 (a compromised S0). Returns (output, S1's round key)."""
     key = X25519Agreement.generate(SystemRandomness())
-    protocol.use_second_server(key.public_bytes())
-    n, d = x.shape
-    rng = SeededRandomness(seed)
-    transport = InProcessTransport(n, rng.fork("links"), tamper=tamper, wire=wire)
-    dropouts = dropouts or DropoutSchedule()
-    opened = protocol.open_round(n, d, rng)
-    opened.seat(list(range(n)), KeyDirectory())
-    clients = [protocol.client_role(i, x[i], opened.public, rng.fork(f"client {i}"), {}, identity=ClientIdentity.simulated(i)) for i in range(n)]
-    meter = CostMeter(n)
-    rejected = drive(opened.server, clients, opened.stages, dropouts, transport, meter)
-    link = in_process(protocol, opened.public, key, SystemRandomness(), meter)
-    if relay is not None:
-        ask = link._ask
-        link._ask = lambda frames: ask(relay(frames))
-    return opened.finish(RoundEnd(meter, transport, rejected, {}, dropouts, second_server=link)), key
+    hook = None if relay is None else replacing(_ask=lambda ask: lambda frames: ask(relay(frames)))
+    return split(protocol, x, seed, key=key, dropouts=dropouts, tamper=tamper, wire=wire, link_hook=hook), key
 
 
 def parties(out):

@@ -79,30 +79,34 @@ class LayerReport:
 @dataclass(frozen=True, slots=True)
 class Output:
     """A round's result. `included` lists the clients whose inputs are in `result`; `weights`, when
-    not empty, the weight each of them has in it (a robust rule may scale inputs down; an outer noise
-    layer counts only the noise shares that reached the output whole); `rejected` the protocol
+    not empty, the weight each of them has in it (a robust rule may scale inputs down); `rejected` the protocol
     errors raised by malformed, replayed or misdirected messages the round survived, and by inputs that
-    failed validation (`InvalidInput`, naming the client)."""
+    failed validation (`InvalidInput`, naming the client). `chosen_from_inputs`: `included` and `weights` were
+    computed from the inputs themselves (a robust rule's selection, clipping weights, distances): an outer noise
+    layer then counts each client's own noise share only, since the output and the selection are a function of
+    the individually noised inputs, and no bound on the noise of the selected shares alone is known to hold."""
 
     result: np.ndarray
     included: tuple[int, ...]
     reports: tuple[LayerReport, ...] = ()
     rejected: tuple[Exception, ...] = ()
     weights: tuple[float, ...] = ()
+    chosen_from_inputs: bool = False
 
     @property
     def whole_inputs(self) -> int:
-        """How many included inputs' noise shares count whole: those with the largest weight c_max, when it is at least
-        1 (else none). Relative to one input's sensitivity, at most c_max times the clip bound, each of them is a whole
-        share, and the other inputs' noise only adds (post-processing); weights above 1 come from NNM rows and from
-        centered clipping's later iterations."""
+        """How many included inputs' noise shares reach the output whole, were the weights fixed in advance: those with
+        the largest weight c_max, when it is at least 1 (else none). Relative to one input's sensitivity, at most c_max
+        times the clip bound, each of them is a whole share, and the other inputs' noise only adds (post-processing);
+        weights above 1 come from NNM rows and from centered clipping's later iterations. Weights chosen from the
+        inputs (`chosen_from_inputs`) are not fixed: a noise layer then counts one share (`protocols.layers.noise`)."""
         if not self.weights:
             return len(self.included)
         top = max(1.0, max(self.weights))
         return sum(1 for w in self.weights if w >= top * (1 - 1e-12))
 
     def then(self, result: np.ndarray, report: LayerReport) -> "Output":
-        return Output(result, self.included, self.reports + (report,), self.rejected, self.weights)
+        return Output(result, self.included, self.reports + (report,), self.rejected, self.weights, self.chosen_from_inputs)
 
 
 def format_reports(reports: tuple[LayerReport, ...]) -> str:

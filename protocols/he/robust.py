@@ -96,9 +96,10 @@ class CKKSRobust(HeAggregation):
         guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
             "; validated: each input's squared norm on its d real slots (padding slots attenuated to ~1e-10 of their value), and that the distances are Euclidean; "
             "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
-            "; an outer DP noise layer accounts for the output only: the released distances and the selection are not covered"))
+            "; an outer DP noise layer counts each client's own noise share only: the selection and the released distances are "
+            "computed from the noisy inputs"))
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=3), guarantee)
-        return Output(result, tuple(selected), (report,), tuple(rejected))
+        return Output(result, tuple(selected), (report,), tuple(rejected), chosen_from_inputs=True)
 
 
 @register("ckks-robust", leaf=True, fields={

@@ -19,7 +19,7 @@ from protocols.core.protocol import Protocol
 from protocols.core.report import Guarantee, Output
 from protocols.core.stack import Field, StackContext, register, uncounted
 from protocols.dp.samplers import gaussian
-from protocols.layers.noise import shares_guarantee
+from protocols.layers.noise import counted_shares, shares_guarantee
 from protocols.layers.transform import TransformLayer
 from secagg.randomness import Randomness
 
@@ -64,10 +64,10 @@ class GaussianShares(TransformLayer):
         return self.mechanism(1)
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
-        honest = out.whole_inputs - self.assume_colluding
-        mechanism = self.mechanism(honest)
+        whole, counted = counted_shares(out, self.assume_colluding)
+        mechanism = self.mechanism(counted)
         return shares_guarantee(
-            self, mechanism, honest, self._n,
+            self, mechanism, whole, counted, self._n, out.chosen_from_inputs,
             {"noise_multiplier_planned": self.noise_multiplier, "share_stddev": round(self.share_stddev, 6),
              "noise_multiplier_effective": round(mechanism.noise_multiplier, 4) if mechanism else 0},
             notes="float Gaussian shares (Box-Muller from the round's randomness); epsilon uses the shares that reached the output",

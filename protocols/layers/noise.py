@@ -3,8 +3,10 @@
 The shares are sized so that `expected_clients` of them sum to the target noise. Dropped clients add
 nothing, and the shares of colluding or Byzantine clients (`assume_colluding`: the server may know them,
 or they were never added) do not count, so the guarantee accounts with the noise that actually reached the
-aggregate: (included - assume_colluding) shares. A layer states one round; composing rounds, per observer,
-is the experiment's job (`fl.privacy`).
+aggregate: (included - assume_colluding) shares. Under a rule that chose its inputs or their weights from the
+noisy inputs (a robust rule over shares or ciphertexts, `Output.chosen_from_inputs`) it accounts with one share,
+each client's own (`counted_shares`). A layer states one round; composing rounds, per observer, is the
+experiment's job (`fl.privacy`).
 """
 
 from __future__ import annotations
@@ -80,31 +82,46 @@ class DistributedNoise(TransformLayer):
         return noise_mechanism(self.mechanism, self.local_variance, 1, self._d, self.l2_sensitivity, self.l1_sensitivity)
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
-        honest = out.whole_inputs - self.assume_colluding
-        mechanism = noise_mechanism(self.mechanism, self.local_variance, honest, self._d, self.l2_sensitivity, self.l1_sensitivity) if honest > 0 else None
+        whole, counted = counted_shares(out, self.assume_colluding)
+        mechanism = noise_mechanism(self.mechanism, self.local_variance, counted, self._d, self.l2_sensitivity, self.l1_sensitivity) if counted > 0 else None
         return shares_guarantee(
-            self, mechanism, honest, self._n,
+            self, mechanism, whole, counted, self._n, out.chosen_from_inputs,
             {"mechanism": self.mechanism, "local_variance": round(self.local_variance, 3),
              "noise_stddev_integer_units": round(math.sqrt(len(out.included) * self.local_variance), 3)},
-            notes="epsilon uses the noise that reached the output: dropped clients added none, colluding or Byzantine ones are not "
-            "counted; this round only, against an observer of the aggregate who knows who took part",
+            notes="epsilon uses the noise that reached the output: dropped clients added none, colluding or Byzantine ones are not counted",
         )
 
 
-def shares_guarantee(layer, mechanism, shares: int, n: int, parameters: dict, *, notes: str) -> Guarantee:
+def counted_shares(out: Output, assume_colluding: int) -> tuple[int, int]:
+    """(the honest noise shares that reached the output whole, the shares a round's epsilon counts). A sum over a set
+    fixed apart from the inputs counts the first, `out.whole_inputs` - `assume_colluding`. A rule that chose the
+    included set or the weights from the inputs (`out.chosen_from_inputs`: Krum, Multi-Krum, clipping, the order rules)
+    counts one: the output and the selection are a function of y_i = x_i + N_i, each x_i only in its own y_i, so
+    client k's own share N_k bounds what anyone learns about x_k (post-processing); the selected shares' sum does not
+    (review 8: Multi-Krum, n = 3, against an observer who knows the selected set, delta 3.3e-4 at the epsilon of m' shares)."""
+    whole = max(out.whole_inputs - assume_colluding, 0)
+    if out.chosen_from_inputs:
+        return whole, 1 if out.included else 0
+    return whole, whole
+
+
+def shares_guarantee(layer, mechanism, whole: int, counted: int, n: int, chosen: bool, parameters: dict, *, notes: str) -> Guarantee:
     """The guarantee of a layer whose clients add noise shares (`DistributedNoise`, `GaussianShares`): this round's
-    epsilon at `layer.delta` for `mechanism`, the noise of the `shares` honest shares that reached the output
-    (None if none did: epsilon is then infinite)."""
+    epsilon at `layer.delta` for `mechanism`, the noise of the `counted` shares of `counted_shares` (None if none:
+    epsilon is then infinite); `whole` honest shares reached the output; `chosen`: the inner rule chose its inputs."""
     eps = epsilon(mechanism, steps=1, delta=layer.delta) if mechanism is not None else math.inf
+    against = ("each client's own noise share only: the inner rule chose the included inputs and their weights from the noisy "
+               "inputs themselves, so this round's epsilon holds against anyone who sees the output, the selection or the values "
+               "opened to compute it" if chosen else "this round only, against an observer of the aggregate who knows who took part")
     return Guarantee(
         threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
         server_learns="the noisy aggregate only (through the inner protection layer)",
         collusion=f"accounted with {layer.assume_colluding} colluding or Byzantine clients whose noise does not count",
         dropout_tolerance=n,
         exact=False,
-        parameters={**parameters, "noise_shares_in_output": max(shares, 0), "uncounted_shares": layer.assume_colluding},
+        parameters={**parameters, "noise_shares_in_output": whole, "counted_shares": counted, "uncounted_shares": layer.assume_colluding},
         dp_mechanism=mechanism,
         epsilon=eps,
         delta=layer.delta,
-        notes=notes,
+        notes=f"{notes}; {against}",
     )

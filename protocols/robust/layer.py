@@ -94,7 +94,8 @@ class PlainRobust(Protocol):
             notes="updates travel as float32; the rule runs in float64",
         )
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=1), guarantee)
-        return Output(result, tuple(received), (report,), tuple(end.rejected))
+        chosen = self.rule != "mean" or self.clip is not None or self.pre is not None  # a rule over the inputs it sees
+        return Output(result, tuple(received), (report,), tuple(end.rejected), chosen_from_inputs=chosen)
 
 
 CLEAR = {"server": "clear", "released model": "released"}

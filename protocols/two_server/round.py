@@ -413,7 +413,7 @@ class TwoServerRobust(RingProtocol):
         report = LayerReport(self.name, meter.cost(transport, rounds=1), self._guarantee(n, d, m, pre_leak + leak, len(selected), error, len(rejected), ch.dealt,
                                                                                  opened_bound if narrow else None, keys))
         rejected += [e for e in transport.rejected if not any(e is r for r in rejected)]  # the link's, unless the driver listed them
-        return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]))
+        return Output(result, selected, (report,), tuple(rejected), weights=tuple(float(w) for w in weights[chosen]), chosen_from_inputs=True)
 
     def _triple_note(self) -> str:
         """What the dealer's triple computed this round (see `_triple`)."""
@@ -429,8 +429,7 @@ class TwoServerRobust(RingProtocol):
         k = self.min_clients
         clipped = ("a sum of the included inputs, those with a positive applied weight round(w_i 2^12) / 2^12 at some iteration (an "
                    "input farther than 2^13 tau from v at every iteration gets 0 and is not included; both servers refuse to release a sum of fewer than "
-                   "min_clients), at least min_clients - c of them honest; but an S0 that deviates in the openings of ||x_i - v||^2 "
-                   "chooses the weights (down to 2^-12 each), so one honest input may dominate the sum")
+                   "min_clients), at least min_clients - c of them honest")
         output = {
             "krum": "Krum outputs one selected input as it is, whatever min_clients",
             "multi_krum": f"the sum of the m' selected inputs (m' = {'m - f' if self.m is None else self.m}), of which at least m' - c are honest "
@@ -449,9 +448,15 @@ class TwoServerRobust(RingProtocol):
                 "S0 cannot seal an input of its own under a client's name, nor replay a client's share from another round, run, position, "
                 "roster or S1 key; such a share excludes its client. Against an active S0 colluding with c clients (never with S1 or the "
                 f"dealer): S1 takes part only while at least min_clients = {k} distinct authenticated clients remain after validation, so "
-                f"the rule runs on at least {k} - c honest inputs, and its output is {output}. Not covered: S0 leaving honest clients out "
-                "(as dropouts, or by altering the seed shares it holds so that they fail validation) down to min_clients, and the values "
-                "opened before the output (distances, norms), which are per input whatever min_clients." + simulated)
+                f"the rule runs on at least {k} - c honest inputs. NO INPUT PRIVACY AND NO VALIDATION AGAINST AN ACTIVE S0: nothing "
+                "authenticates the shares S0 holds or the values it opens (no MACs), so S0 reads every honest input by shifting its own "
+                "input shares after the range check (the opened norms carry <x_i, delta>) or by opening a forged clipping iterate, reads a "
+                "digit of its choice of every input by a selective failure in the range check's AND gates, lets a colluding client's "
+                "out-of-range input pass by cancelling its residual, and chooses the clipping weights (down to 2^-12 each) and the "
+                "Multi-Krum selection by deviating in the opened distances and norms; min_clients bounds how many inputs the output "
+                "mixes, not what S0 learns, and S0 may also leave honest clients out (as dropouts, or by altering the seed shares it holds "
+                f"so that they fail validation) down to min_clients. With S0 honest-but-curious the output is {output}, and the values "
+                "opened before it (distances, norms) are per input whatever min_clients." + simulated)
 
     def _distance_bound(self, m: int, d: int) -> int | None:
         """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
@@ -663,8 +668,9 @@ class TwoServerRobust(RingProtocol):
             "from their own config, so S0 cannot hand them a key of its own as S1's (they refuse and send nothing); unpinned "
             "(in process) they take S1's key from S0's public parameters. "
             + self._authentication(keys)
-            + "An outer DP noise layer accounts for the output only (the noise of the inputs that reached it whole); "
-            + ("" if self.rule in ORDER_RULES else "the opened distances, norms and selection are computed from noised inputs but no DP analysis here covers them. ")
+            + "An outer DP noise layer counts each client's own noise share only: the selection, the weights and the values opened "
+            "to compute them (distances, norms, comparisons) are functions of the individually noised inputs, so the own share "
+            "bounds what they and the output reveal (post-processing); the noise of the selected shares together is not counted. "
             + ("NNM: each row is the sum of its m - f nearest inputs (exact on shares); the opened result is divided by m - f and "
                "rounded (1/2 a coordinate, in numeric_error). " if self.pre else "")
             + ((f"Distances computed and opened in Z_2^{NARROW_BITS}" + (" (the norms of the norm check in Z_2^64)" if self.squared_bound is not None else "")

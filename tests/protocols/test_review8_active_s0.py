@@ -4,7 +4,8 @@ of the range check, S0's own input shares after validation, the opened centered-
 sorting network. S0 relays every frame and holds its own shares; here it changes what it sends (or computes with)
 by monkeypatching its side only (`Channel.here == S0`); S1 and the dealer run as on their own nodes (replayed,
 `remote.in_process`), with provisioned client keys (review 6's split-round harness `_split`). Attacks that succeed
-today are strict xfails naming the break; those that hold are plain regression tests."""
+today are strict xfails naming the break, each now stated in the guarantee and the README (no input privacy and no
+validation against an active S0: the fix needs authenticated shares); those that hold are plain regression tests."""
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from protocols.core.wire import SECOND_SERVER, Frame, Reader, decode_frame, enco
 from protocols.two_server import round as two_server_round
 from protocols.two_server.channel import S0, S1, Channel, encode_matrix, encode_share, parse_matrix, parse_share
 from secagg.bit_sharing import to_planes, words
-from tests.protocols.test_review6_two_server_auth import BITS, D, N, SETTINGS, _inputs, _plain_sum, _split
+from tests.protocols.test_review6_two_server_auth import BITS, SETTINGS, D, N, _inputs, _plain_sum, _split
 
 HONEST_EXCHANGE = Channel.exchange
 
@@ -121,7 +122,7 @@ def _read_digit(j: int, k: int, seed: int) -> tuple[list[int], list[int]] | None
     return guess, truth
 
 
-@pytest.mark.xfail(strict=True, reason="selective failure: S0 flips its share of one AND-gate opening of the range check; "
+@pytest.mark.xfail(strict=True, reason="stated (no MACs; guarantee and README: no input privacy against an active S0): selective failure: S0 flips its share of one AND-gate opening of the range check; "
                    "an honest client then fails iff y_k = r_k ^ carry_k = 1, and the opened sum digit c_k = u_k ^ y_k: S0 learns "
                    "a digit of its choice of every honest input (c_k ^ failed), not 'one validity bit'")
 @given(j=st.integers(0, D - 1), k=st.integers(0, BITS - 1), seed=st.integers(0, 2**16))
@@ -177,7 +178,7 @@ LOW = 22  # ||x||**2 < D 2**(2 BITS - 2) = 2**20 fits below bit 22
 PACK = [1 << (LOW - 1 + BITS * j) for j in range(D)]  # 2 <x, PACK> = 2**22 sum_j x_j 2**(10 j): above ||x||**2, below 2**63
 
 
-@pytest.mark.xfail(strict=True, reason="S0 adds 2**21 (1, 2**10, 2**20, 2**30) to its share of every X_i after the range "
+@pytest.mark.xfail(strict=True, reason="stated (no MACs): S0 adds 2**21 (1, 2**10, 2**20, 2**30) to its share of every X_i after the range "
                    "check; the norm triple then opens ||x_i + shift||**2 = ||x_i||**2 + 2**22 <x_i, (1, 2**10, ...)> + const: "
                    "S0 reads every honest input exactly from the one opening of the norms (S1 refuses only after it, on the weights)")
 def test_an_active_s0_shifting_its_shares_after_validation_cannot_read_an_input_from_the_opened_norms(monkeypatch):
@@ -237,7 +238,7 @@ def _shifted_share(j: int, shift: np.ndarray):
     return tamper
 
 
-@pytest.mark.xfail(strict=True, reason="S0 colluding with clients 0 and 1: client 1 seals X_1 + (1, 2**10, 2**20, 2**30) "
+@pytest.mark.xfail(strict=True, reason="stated (no MACs; no validation against an active S0): S0 colluding with clients 0 and 1: client 1 seals X_1 + (1, 2**10, 2**20, 2**30) "
                    "(far out of the 10-bit range) and S0 cancels it in its share of the range residual: client 1 is included, "
                    "validated, and D_i1 - D_i0 = const - 2 <x_i, (1, 2**10, ...)> (mod 2**44) gives S0 every honest input exactly")
 def test_an_active_s0_cannot_get_a_colluders_out_of_range_input_through_validation(monkeypatch):
@@ -262,7 +263,7 @@ def test_an_active_s0_cannot_get_a_colluders_out_of_range_input_through_validati
 
 # ------------------------------------------------------------------ (a) the opened centered-clipping iterate
 
-@pytest.mark.xfail(strict=True, reason="S0 opens the iterate v_1 as p = (1, 2**10, 2**20, 2**30) (it hears S1's share "
+@pytest.mark.xfail(strict=True, reason="stated (no MACs): S0 opens the iterate v_1 as p = (1, 2**10, 2**20, 2**30) (it hears S1's share "
                    "first and sends m p minus it): S1 takes p as v_1, and the second iteration opens ||x_i - p||**2; with "
                    "||x_i||**2 from the first, S0 reads <x_i, p>, i.e. every honest input exactly")
 def test_an_active_s0_forging_the_opened_iterate_cannot_read_an_input_from_the_next_norms(monkeypatch):

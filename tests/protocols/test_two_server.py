@@ -131,7 +131,11 @@ def test_parameters_that_would_wrap_or_need_comparison_are_refused():
                    dropouts=DropoutSchedule({0: Stage.MASKED_INPUT}))
 
 
-def test_distributed_dp_under_krum_accounts_only_the_noise_of_the_selected_client():
+def test_distributed_dp_under_krum_counts_each_clients_own_share_whatever_the_selection():
+    """Krum's one selected share and Multi-Krum's five reach the output whole, but both rules chose them from the noisy
+    inputs: the noise layer's epsilon counts one share, each client's own (review 8), the same for both rules and equal
+    to one share's epsilon (`share_mechanism`)."""
+    from protocols.accounting import epsilon as epsilon_of
     from protocols.layers import distributed_dp
 
     x = np.random.default_rng(5).normal(0, 0.05, (6, 64)).astype(np.float32)
@@ -142,8 +146,13 @@ def test_distributed_dp_under_krum_accounts_only_the_noise_of_the_selected_clien
     noise = {rule: next(r.guarantee for r in out.reports if r.layer == "noise") for rule, out in outs.items()}
     assert noise["krum"].parameters["noise_shares_in_output"] == 1
     assert noise["multi_krum"].parameters["noise_shares_in_output"] == 5
-    assert noise["krum"].epsilon > noise["multi_krum"].epsilon
-    assert "not" in outs["krum"].reports[0].guarantee.notes and "covers" in outs["krum"].reports[0].guarantee.notes
+    assert noise["krum"].parameters["counted_shares"] == noise["multi_krum"].parameters["counted_shares"] == 1
+    layer = stack
+    while not hasattr(layer, "share_mechanism"):
+        layer = layer.inner
+    one_share = layer.share_mechanism()
+    assert noise["krum"].epsilon == noise["multi_krum"].epsilon == pytest.approx(epsilon_of(one_share, steps=1, delta=noise["krum"].delta))
+    assert "counts each client's own noise share only" in outs["krum"].reports[0].guarantee.notes
 
 
 @settings(max_examples=20, deadline=None)

@@ -5,7 +5,7 @@ weights' rounding and m sqrt(d) / 2 for v's rounding; it leaves out S0's roundin
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from protocols import BelowThreshold, secure_sum
@@ -74,3 +74,26 @@ def test_the_stated_error_plus_the_carry_rounding_is_a_bound(case):
     iterations and NNM, with inputs far from v where v's rounding is carried almost whole (hypothesis)."""
     error, stated, d = _excess(**case)
     assert error <= stated + 0.5 * np.sqrt(d) * (case["iterations"] - 1) + 1e-9
+
+
+@given(case=far_inputs(), rule=st.sampled_from(["centered_clipping", "norm_bounding"]))
+@settings(max_examples=30, **SETTINGS)
+def test_the_weights_are_the_coefficients_and_every_included_input_has_a_positive_one(case, rule):
+    """After dfe56ff (carry with the applied weights): |result - sum_i c_i x_i| stays within the roundings (1 truncation
+    + 1/2 carry + m/2 for v an iteration, 1/2 for NNM's division), each included c_i > 0, and no input farther than
+    2^13 tau from every iterate is included (its weight rounds to 0), with small weights, some rounding to 0."""
+    x = np.asarray(case["x"], dtype=np.int64)
+    iterations = case["iterations"] if rule == "centered_clipping" else 1
+    protocol = TwoServerRobust(rule=rule, f=1, bits=BITS, tau=case["tau"], iterations=iterations, pre=case["pre"], min_clients=1)
+    try:
+        out = secure_sum(_ring(x), protocol=protocol, seed=case["seed"])
+    except BelowThreshold:
+        event("refused: no input with a positive applied weight")
+        return
+    event(f"released, {len(out.included)} of {len(x)} included")
+    c = np.asarray(out.weights)
+    assert len(c) == len(out.included) and np.all(c > 0)
+    slack = iterations * (1.5 + 0.5 * len(x)) + (0.5 if case["pre"] else 0.0) + 1e-6
+    assert np.abs(_wrapped(out.result.astype(np.int64)) - c @ x[list(out.included)].astype(np.float64)).max() <= slack
+    if iterations == 1 and not case["pre"]:  # from v = 0: an input is in iff round(tau / ||x_i|| 2^12) > 0
+        assert set(out.included) == {i for i in range(len(x)) if round(min(1.0, case["tau"] / max(np.linalg.norm(x[i]), 1e-300)) * 4096) > 0}

@@ -5,33 +5,13 @@ weights' rounding and m sqrt(d) / 2 for v's rounding; it leaves out S0's roundin
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from protocols import BelowThreshold, secure_sum
 from protocols.robust.preaggregators import nnm
 from protocols.two_server.round import TwoServerRobust
-
-BITS = 24
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
-
-
-def _ring(x: np.ndarray) -> np.ndarray:
-    return (x % (1 << BITS)).astype(np.uint32)
-
-
-def _wrapped(diff: np.ndarray) -> np.ndarray:
-    return (np.asarray(diff, dtype=np.int64) + (1 << (BITS - 1))) % (1 << BITS) - (1 << (BITS - 1))
-
-
-def _exact(x: np.ndarray, tau: float, iterations: int) -> np.ndarray:
-    """m v_L of centered clipping in float64 from v = 0, not rounded (the rule the stated error is measured against)."""
-    m, v = len(x), np.zeros(x.shape[1])
-    for _ in range(iterations):
-        w = np.minimum(1.0, tau / np.maximum(np.linalg.norm(x - v, axis=1), 1e-300))
-        total = w @ x + (m - w.sum()) * v
-        v = total / m
-    return total
+from tests.protocols.test_review8_fixes import BITS, SETTINGS, _exact_clipping, _ring, _wrapped
 
 
 def _excess(x: list, tau: float, iterations: int, pre: str | None, seed: int) -> tuple[float, float, int]:
@@ -43,7 +23,7 @@ def _excess(x: list, tau: float, iterations: int, pre: str | None, seed: int) ->
     except BelowThreshold:
         return 0.0, 0.0, x.shape[1]
     rows = nnm(x.astype(np.float64), 1) if pre else x.astype(np.float64)  # NNM: the mean of each input's m - f nearest
-    error = float(np.linalg.norm(_wrapped(out.result.astype(np.int64)) - _exact(rows, tau, iterations)))
+    error = float(np.linalg.norm(_wrapped(out.result.astype(np.int64)) - _exact_clipping(rows, tau, iterations)))
     return error, out.reports[-1].guarantee.numeric_error, x.shape[1]
 
 

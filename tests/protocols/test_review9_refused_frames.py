@@ -7,19 +7,15 @@ import numpy as np
 
 from protocols import SecAggPlus, secure_sum
 from protocols.core.messages import Kind
-from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame
 from protocols.testing import check_sum
 from protocols.two_server.client import MAX_SEALED, SIGNATURE_BYTES
 from protocols.two_server.round import TwoServerRobust
+from tests.protocols.test_review8_fixes import _with_payload
 
 
 def _frame(frame: bytes) -> Frame:
     return decode_frame(frame, party="attack", stage="attack")
-
-
-def _with_payload(frame: bytes, payload: bytes) -> bytes:
-    f = _frame(frame)
-    return encode_frame(Frame(f.kind, f.session, f.sender, f.recipient, payload))
 
 
 def test_a_masked_input_with_one_trailing_byte_excludes_only_its_sender_and_the_sum_is_exact():

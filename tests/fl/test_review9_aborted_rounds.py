@@ -1,0 +1,108 @@
+"""Review 9 (B): any ProtocolError in a round is now recorded as an aborted round and the run goes on (fl.experiment).
+Attacks: a round aborted after the hidden-state aggregator added its inputs to the encrypted model (the next release
+carries them, which the accounting says the released model never saw), and a run whose every round is refused for a
+configuration reason (it completes as a success). Breaks are strict xfails."""
+
+import numpy as np
+import pytest
+
+from fl.cli import main
+from protocols import ProtocolError, secure_sum
+from protocols.core import wire
+from protocols.he.hidden_state import HiddenStateCKKS
+
+D = 4
+
+
+def _drop_key_holder_reply(src, dst, frame):
+    """The network loses the key holder's reply to the aggregator (the in-process key holder's node answered)."""
+    return [] if (src, dst) == (wire.KEY_HOLDER, wire.SERVER) else [frame]
+
+
+def _two_rounds(abort_first: bool) -> tuple[bool, np.ndarray]:
+    """Round 1 (inputs 1) with the key holder's reply lost or not, then round 2 (inputs 10), three clients, weight 1, from
+    the zero model: (whether round 1 aborted with a ProtocolError, the model round 2 released)."""
+    hidden = HiddenStateCKKS(initial=np.zeros(D), weight=1.0, min_clients=1)
+    aborted = False
+    try:
+        secure_sum(np.ones((3, D)), protocol=hidden, seed=1, tamper=_drop_key_holder_reply if abort_first else None)
+    except ProtocolError as exc:
+        aborted = exc.stage not in ("sample",)  # fl.experiment: recorded as aborted, the model kept, the run goes on
+    return aborted, secure_sum(np.full((3, D), 10.0), protocol=hidden, seed=2).result
+
+
+@pytest.mark.xfail(strict=True, reason="hidden state adds the round's total to the encrypted model before the key holder answers: a round "
+                                       "aborted after that (reply lost, key holder refusing, malformed release) stays in the model, so the "
+                                       "next release carries it (33 = 3 + 30, not 30), while fl.privacy says the released model saw "
+                                       "nothing of an aborted round and the final model's bound counts completed rounds only")
+def test_a_hidden_state_round_that_aborts_at_the_key_holder_leaves_nothing_in_the_next_release():
+    aborted, released = _two_rounds(abort_first=True)
+    assert aborted
+    assert np.allclose(released, 30.0, atol=1e-2), f"released {released}: the aborted round's inputs are in it"
+
+
+def test_control_without_the_abort_the_release_is_both_rounds():
+    aborted, released = _two_rounds(abort_first=False)
+    assert not aborted and np.allclose(released, 33.0, atol=1e-2)
+
+
+REFUSED_EVERY_ROUND = ["--set", "data=breast_cancer", "--set", "model=logreg", "--set", "clients=6", "--set", "rounds=2", "--set", "epochs=1",
+                       "--set", "workers=1", "--stack", "clip(bound=5) > ckks-robust(rule=krum, norm_bound=0.2)"]
+
+
+@pytest.mark.xfail(strict=True, reason="a configuration the key holder refuses every round (norm_bound 0.2 under clip 5: no input within "
+                                       "it) now runs every round as aborted and `secagg run` exits 0 with an unchanged model; main's "
+                                       "docstring promises exit code 1 for a protocol error")
+def test_a_run_whose_every_round_is_refused_does_not_exit_as_a_success(tmp_path):
+    assert main(["run", *REFUSED_EVERY_ROUND, "--out", str(tmp_path / "run")]) != 0
+
+
+def test_control_every_round_of_that_run_is_recorded_aborted_the_first_by_the_key_holders_refusal(tmp_path):
+    from fl.results import load_saved
+
+    main(["run", *REFUSED_EVERY_ROUND, "--out", str(tmp_path / "run")])
+    rounds = load_saved(tmp_path / "run")["rounds"]
+    assert len(rounds) == 2 and all(r["aborted"] for r in rounds) and "within the norm bound" in rounds[0]["aborted"]
+
+
+@pytest.mark.xfail(strict=True, reason="the builder accepts clip(bound=1) > gaussian > ckks-robust, whose norm_bound defaults to the clip "
+                                       "bound although the Gaussian shares are added after the clip: every noisy input is over it, the "
+                                       "key holder refuses every round and the run completes with no round")
+def test_a_stack_the_builder_accepts_completes_some_round():
+    from fl.experiment import ExperimentConfig, run_experiment
+    from fl.training import LocalConfig
+
+    config = ExperimentConfig(clients=6, rounds=2, stack="clip(bound=1) > gaussian(noise_multiplier=1) > ckks-robust(rule=multi_krum)",
+                              rule="multi_krum", local=LocalConfig(epochs=1, batch_size=16, lr=0.1, workers=1))
+    rounds = run_experiment(config).rounds
+    assert any(not r.aborted for r in rounds), rounds[0].aborted
+
+
+ADAPTIVE_OVER_SELECTION = ("adaptive-clip(norm=1, count_noise_multiplier=1) > clip(bound=1) > gaussian(noise_multiplier=1) > "
+                           "ckks-robust(rule=multi_krum, norm_bound=100)")
+
+
+def _one_round(stack: str):
+    from fl.experiment import ExperimentConfig, run_experiment
+    from fl.training import LocalConfig
+
+    config = ExperimentConfig(clients=6, rounds=1, stack=stack, rule="multi_krum", noise_multiplier=1.0,
+                              local=LocalConfig(epochs=1, batch_size=16, lr=0.1, workers=1))
+    return run_experiment(config).rounds[-1]
+
+
+@pytest.mark.xfail(strict=True, reason="under an own-share view an adaptive-clip count query enters fl.privacy as RoundNoise(count, None): "
+                                       "a round without an own share, so every observer's epsilon is infinite while the round states "
+                                       "the Gaussian share's (13.8) and the count's (6.3)")
+def test_per_observer_epsilons_agree_with_the_round_under_adaptive_clip_above_a_selecting_rule():
+    import math
+
+    record = _one_round(ADAPTIVE_OVER_SELECTION)
+    assert not record.aborted and math.isfinite(record.epsilon)
+    assert all(math.isfinite(v.epsilon) and v.epsilon >= record.epsilon for v in record.epsilon_by_observer.values()), record.epsilon_by_observer
+
+
+def test_control_without_adaptive_clip_the_observers_epsilon_is_the_rounds_own_share():
+    record = _one_round("clip(bound=1) > gaussian(noise_multiplier=1) > ckks-robust(rule=multi_krum, norm_bound=100)")
+    assert not record.aborted
+    assert all(v.epsilon == pytest.approx(record.epsilon, rel=0.02) for v in record.epsilon_by_observer.values()), record.epsilon_by_observer

@@ -44,8 +44,9 @@ def clip_on_shares(ch: Channel, x: dict, norms: dict, d: int, tau: float, iterat
         contributes |= fixed > 0  # w_i < 2**-(k+1) rounds to 0: that input is not in this iteration's sum
         coefficients = applied + (1.0 - applied.sum() / m) * coefficients
         # error of m v_(it+1), L2 (the map v -> v + mean_i clip(x_i - v) is 1-Lipschitz, so errors add):
-        # +-1 a coordinate from truncation, the weights' rounding times ||x_i - v||, v rounded to integers
-        error += np.sqrt(d) + float(np.abs(w - applied) @ np.sqrt(np.maximum(distances, 0)))
+        # +-1 a coordinate from truncation, 1/2 from S0's carry round((m - F) v) once v != 0, the weights' rounding times
+        # ||x_i - v||, v rounded to integers
+        error += np.sqrt(d) * (1.5 if it else 1.0) + float(np.abs(w - applied) @ np.sqrt(np.maximum(distances, 0)))
         if it + 1 < iterations:
             error += m * 0.5 * np.sqrt(d)
         out = {}

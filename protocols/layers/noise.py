@@ -115,7 +115,9 @@ def shares_guarantee(layer, mechanism, whole: int, counted: int, n: int, chosen:
                "opened to compute it" if chosen else "this round only, against an observer of the aggregate who knows who took part")
     return Guarantee(
         threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
-        server_learns="the noisy aggregate only (through the inner protection layer)",
+        server_learns=("what the inner rule opens to choose its inputs (distances, norms, comparisons of the individually noised "
+                       "inputs; an active two-server S0 every noisy input, see the inner layer) and the noisy output" if chosen
+                       else "the noisy aggregate only (through the inner protection layer)"),
         collusion=f"accounted with {layer.assume_colluding} colluding or Byzantine clients whose noise does not count",
         dropout_tolerance=n,
         exact=False,

@@ -120,8 +120,9 @@ class TwoServerRobust(RingProtocol):
     range, which bounds ||x||**2 by d 2**(2 bits - 2). `validate`: check ranges and norms (default).
     `pre="nnm"`: nearest-neighbour mixing on the shares before the rule (`_nnm`). `min_clients`: S1 takes part only
     while at least this many distinct authenticated clients remain (after the signature check and after validation);
-    default f + 2, so that with at most f clients colluding with S0 (what the rule assumes) the rule runs on at least
-    two honest inputs (the rule's own 2f + 1 is at least that for f >= 1).
+    default f + 2, so that with at most f Byzantine clients (what the rule assumes) and an honest-but-curious S0 the rule
+    runs on at least two honest inputs (the rule's own 2f + 1 is at least that for f >= 1); an active S0 sets the inputs
+    the rule runs on (no MACs: see the guarantee's notes).
     """
 
     rule: str = "multi_krum"
@@ -447,16 +448,17 @@ class TwoServerRobust(RingProtocol):
                 "share, under its own copy of the clients' keys, and refuses a roster S0 states with an id twice or an id without a key: "
                 "S0 cannot seal an input of its own under a client's name, nor replay a client's share from another round, run, position, "
                 "roster or S1 key; such a share excludes its client. Against an active S0 colluding with c clients (never with S1 or the "
-                f"dealer): S1 takes part only while at least min_clients = {k} distinct authenticated clients remain after validation, so "
-                f"the rule runs on at least {k} - c honest inputs. NO INPUT PRIVACY AND NO VALIDATION AGAINST AN ACTIVE S0: nothing "
-                "authenticates the shares S0 holds or the values it opens (no MACs), so S0 reads every honest input by shifting its own "
-                "input shares after the range check (the opened norms carry <x_i, delta>) or by opening a forged clipping iterate, reads a "
-                "digit of its choice of every input by a selective failure in the range check's AND gates, lets a colluding client's "
-                "out-of-range input pass by cancelling its residual, and chooses the clipping weights (down to 2^-12 each) and the "
-                "Multi-Krum selection by deviating in the opened distances and norms; min_clients bounds how many inputs the output "
-                "mixes, not what S0 learns, and S0 may also leave honest clients out (as dropouts, or by altering the seed shares it holds "
-                f"so that they fail validation) down to min_clients. With S0 honest-but-curious the output is {output}, and the values "
-                "opened before it (distances, norms) are per input whatever min_clients." + simulated)
+                f"dealer): S1 takes part only while at least min_clients = {k} distinct authenticated clients remain after validation, and "
+                "that is all. NO INPUT PRIVACY, NO VALIDATION AND NO OUTPUT INTEGRITY AGAINST AN ACTIVE S0: nothing authenticates the "
+                "shares S0 holds or the values it opens (no MACs), so S0 reads every honest input by shifting its own input shares after "
+                "the range check (the opened norms carry <x_i, delta>) or by opening a forged clipping iterate, reads a digit of its "
+                "choice of every input by a selective failure in the range check's AND gates, lets a colluding client's out-of-range "
+                "input pass by cancelling its residual, chooses the clipping weights (down to 2^-12 each) and the Multi-Krum selection "
+                "by deviating in the opened distances and norms, and sets the output (the rule runs on x_i + delta_i for shifts "
+                "delta_i of its choosing, undetected); it may also leave honest clients out (as dropouts, or by altering the seed shares "
+                f"it holds so that they fail validation) down to min_clients. With S0 honest-but-curious the rule runs on at least "
+                f"{k} - c honest inputs (c Byzantine clients), the output is {output}, and the values opened before it (distances, "
+                "norms) are per input whatever min_clients." + simulated)
 
     def _distance_bound(self, m: int, d: int) -> int | None:
         """A bound on every distance a Krum rule opens, proven by the validation before any distance is used (None:
@@ -653,7 +655,8 @@ class TwoServerRobust(RingProtocol):
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
             server_learns=f"{learns}; each server's shares alone are uniform; the dealer learns m and d only",
             collusion="S0 and S1 must not collude, nor the dealer with either server (A and E give X, r and c give the digits); any number of "
-                      f"clients (S0 with c of them: the rule runs on at least min_clients - c = {self.min_clients} - c honest inputs, see notes)",
+                      f"clients (c of them Byzantine, S0 honest-but-curious: the rule runs on at least min_clients - c = {self.min_clients} - c honest "
+                      "inputs; an active S0 sets the inputs and reads them, see notes)",
             dropout_tolerance=max(n - max(self._floors().values()), 0),  # dropouts and rejected clients together
             exact=exact,
             numeric_error=error,

@@ -13,7 +13,7 @@ from tests.protocols.test_review8_active_s0 import _after_validation
 SHIFT = np.array([1, 0, 0, 0], dtype=np.uint64)
 
 
-@pytest.mark.xfail(strict=True, reason="S0 shifts its share of every input by (1, 0, 0, 0) after the range check: the round completes, "
+@pytest.mark.xfail(strict=True, reason="stated (no MACs; guarantee and README: no output integrity against an active S0): S0 shifts its share of every input by (1, 0, 0, 0) after the range check: the round completes, "
                                        "nobody is rejected, and the norm-bounding output is the honest sum + N (1, 0, 0, 0): the rule ran "
                                        "on S0's inputs x_i + shift, not on the honest inputs (no output integrity against an active S0)")
 def test_against_an_active_s0_the_rule_runs_on_the_honest_inputs(monkeypatch):

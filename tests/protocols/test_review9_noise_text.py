@@ -2,7 +2,6 @@
 each client's own share; the text beside it must say what the servers see. Breaks are strict xfails."""
 
 import numpy as np
-import pytest
 
 from protocols import secure_sum
 from protocols.layers.noise import DistributedNoise

@@ -18,7 +18,9 @@ Each observer has one view, and the view decides which noise protects a client a
 A round that aborts after client data was sent may already have shown the protocol's parties something
 data-dependent (two-server Krum opens the exact distances before the last message, which a corrupt server
 can withhold). Such a round counts, with one client's own noise share (None: no noise, so no DP), against
-the "aggregate" and "own share" observers; the "released" and "final model" views saw nothing of it.
+the "aggregate" and "own share" observers, and the "final model" (hidden state: the key holder moves its model on
+with a release whose reply may then be lost, so the round's update may be in every later model); the "released"
+view saw nothing of it.
 
 Neighbouring datasets differ in one client's update (zero-out: replaced by zeros), the convention of
 the mechanisms' sensitivities. Every epsilon is at the experiment's delta, by the RDP accountant of
@@ -147,6 +149,12 @@ def epsilon_by_observer(
             eps = compose_epsilon(shares + opened if saw_aborted else shares, delta=delta) if complete else math.inf
             why = ("each input carries its client's whole noise" if stack.local_noise else ROBUST_SELECTION) + (seen_aborted if saw_aborted else "")
             out[observer] = ObserverEpsilon(eps, delta, "local DP of each client's own noise share, composed", f"{why}; no amplification by sampling")
+        elif view == "final model" and final_model is not None and aborted:  # a round aborted at the key holder may be in the model
+            eps = compose(delta, tuple(opened)) if not unprotected else math.inf
+            sees = "sees ciphertexts only, so the final model's bound bounds it" if observer == "server" else "sees only the final model"
+            out[observer] = ObserverEpsilon(eps, delta, "RDP composition of the rounds' aggregate noise and each aborted round's own share",
+                                            f"{sees}; an aborted round's update may be in the model (a key holder moves its model on with "
+                                            f"its release, whether or not the reply arrives), so no last-iterate bound; {counted}{seen_aborted}")
         elif view == "final model" and final_model is not None:
             eps, bound = final_model()
             if compose(delta) < eps:  # the final model is computed from every round's aggregate: their composition bounds it too

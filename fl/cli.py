@@ -8,7 +8,7 @@
     secagg demo                                                         one secure-aggregation round
     secagg keys --out DIR --clients N                                   provision long-term client, key-holder, second-server and dealer signing keys (a PKI)
 
-Exit status: 0 done, 1 a protocol error, 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
+Exit status: 0 done, 1 a protocol error (or `run` whose every round aborted: it is saved), 2 a bad configuration or missing file, 130 interrupted (Ctrl-C:
 the completed rounds are saved; an earlier result in --out is never replaced by an interrupted run).
 """
 
@@ -194,13 +194,25 @@ def _experiments(args, command: list[str]) -> int:
         result, folder = run(build_config(args.config, _overrides(args), _engine(args)), args.out, force=args.force, command=command)
         print(render(to_dict(result)))
         print(f"results: {folder}")
-        return INTERRUPTED if result.interrupted else 0
+        if result.interrupted:
+            return INTERRUPTED
+        return _no_round_completed([result])
     stacks = [s.strip() for s in args.stacks.split(";" if ";" in args.stacks else ",") if s.strip()]
     configs = compare_configs(config_values(args.config, _overrides(args), _engine(args)), stacks)  # every stack checked before any runs
     results, folder = compare(configs, args.out, force=args.force, command=command)
     print(compare_table(results))
     print(f"results: {folder} (compare.md, compare.png, one folder a stack)")
+    _no_round_completed(results)  # a stack that aborts every round is a finding of the comparison, not an error: named, exit 0
     return INTERRUPTED if any(r.interrupted for r in results) else 0
+
+
+def _no_round_completed(results) -> int:
+    """Names each run that completed no round (every one aborted; saved all the same); 1 (a protocol error) if any, else 0."""
+    failed = [r for r in results if r.rounds and all(record.aborted for record in r.rounds)]
+    for r in failed:
+        print(f"secagg: every round of {r.config.stack} aborted ({len(r.rounds)}), the model never "
+              f"changed; the first: {r.rounds[0].aborted}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _demo(args) -> None:

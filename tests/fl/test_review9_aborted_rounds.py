@@ -65,11 +65,10 @@ REFUSED_EVERY_ROUND = ["--set", "data=breast_cancer", "--set", "model=logreg", "
                        "--set", "workers=1", "--stack", "clip(bound=5) > ckks-robust(rule=krum, norm_bound=0.2)"]
 
 
-@pytest.mark.xfail(strict=True, reason="a configuration the key holder refuses every round (norm_bound 0.2 under clip 5: no input within "
-                                       "it) now runs every round as aborted and `secagg run` exits 0 with an unchanged model; main's "
-                                       "docstring promises exit code 1 for a protocol error")
-def test_a_run_whose_every_round_is_refused_does_not_exit_as_a_success(tmp_path):
-    assert main(["run", *REFUSED_EVERY_ROUND, "--out", str(tmp_path / "run")]) != 0
+def test_a_run_whose_every_round_is_refused_does_not_exit_as_a_success(tmp_path, capsys):
+    """Was a break (review 9): every round refused by the key holder, and `secagg run` exited 0. Now 1, the run saved."""
+    assert main(["run", *REFUSED_EVERY_ROUND, "--out", str(tmp_path / "run")]) == 1
+    assert "every round of" in capsys.readouterr().err and (tmp_path / "run" / "result.json").exists()
 
 
 def test_control_every_round_of_that_run_is_recorded_aborted_the_first_by_the_key_holders_refusal(tmp_path):

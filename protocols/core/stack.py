@@ -218,7 +218,8 @@ class StackContext:
     `byzantine` (clients that may be Byzantine among the participants: their noise shares are not counted),
     `f` (a robust rule's default), `initial` (the hidden-state model). Set by outer layers for the inner
     ones: `clip` (L2 bound, update units), `scale` (integer units per update unit), `beta` (conditional
-    rounding), `norm_bound` (L2 bound of what reaches the protection, ring units; None: unbounded, e.g. noised)."""
+    rounding), `norm_bound` (L2 bound of what reaches the protection, ring units; None: unbounded, e.g. noised),
+    `clip_bounds_input` (False once a layer changed the inputs after the clip: noise shares, stochastic quantization)."""
 
     dim: int
     participants: int
@@ -232,6 +233,7 @@ class StackContext:
     scale: float | None = None
     beta: float | None = None
     norm_bound: float | None = None
+    clip_bounds_input: bool = True
     rest: tuple[LayerSpec, ...] = ()  # the specs inside the layer being built
     position: int = 0  # of the layer being built (1 = outermost)
     layer: str = ""  # its name

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from protocols.core.errors import BelowThreshold, InvalidInput
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import LayerReport, Output
-from protocols.core.stack import Field, StackContext, Traits, register
+from protocols.core.stack import Field, StackContext, StackError, Traits, register
 from protocols.he.aggregation import HeAggregation, HeRound
 from protocols.he.key_holder import accepted_distances
 from protocols.he.messages import Target
@@ -109,6 +109,10 @@ class CKKSRobust(HeAggregation):
     traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=True),
     about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset")
 def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
+    if values["norm_bound"] is None and not ctx.clip_bounds_input:  # the default below would refuse every noisy input (review 9)
+        raise StackError("needs norm_bound: a layer outside it (noise shares, stochastic quantization) changes the inputs after the clip, "
+                         "so the clip bound does not bound what reaches the key holder; set norm_bound above the clip plus that change",
+                         layer=ctx.layer, position=ctx.position, field="norm_bound")
     bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")
     return CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"], norm_bound=bound,
                       min_clients=values["min_clients"])

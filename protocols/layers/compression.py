@@ -176,4 +176,4 @@ def _quantize(values: dict, ctx: StackContext, inner) -> Protocol:
     if ctx.ring_bits() < need:
         raise StackError(f"a sum of {ctx.participants} {values['q']}-bit levels needs a ring of >= {need} bits, the protection inside has "
                          f"{ctx.ring_bits()}", layer=ctx.layer, position=ctx.position, field="q")
-    return StochasticQuantize(values["q"], clip, inner(ctx.replace(norm_bound=None)))
+    return StochasticQuantize(values["q"], clip, inner(ctx.replace(norm_bound=None, clip_bounds_input=False)))

@@ -104,13 +104,13 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
     if ctx.scale is not None:  # a discretize layer outside chose the scale
         l2 = rounded_l2_bound(clip * ctx.scale, ctx.dim, ctx.beta)
         p = DistributedDPParameters(ctx.dim, ctx.scale, l2, rounded_l1_bound(l2, ctx.dim), (values["noise_multiplier"] * l2) ** 2 / ctx.survivors)
-        protection = inner(ctx.replace(norm_bound=None))
+        protection = inner(ctx.replace(norm_bound=None, clip_bounds_input=False))
     else:
         padded = RandomizedHadamard.padded_dim(ctx.dim)
         p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
                                       noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
                                       wrap_probability=values["wrap_probability"], beta=values["beta"])
-        protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None))
+        protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None, clip_bounds_input=False))
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
                              assume_colluding=uncounted(ctx, protection))
     return noise if ctx.scale is not None else RandomizedHadamard(DiscreteEncode(p.scale, ctx.clip, noise, beta=values["beta"]))

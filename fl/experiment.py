@@ -402,7 +402,9 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 own = _noise_layer(stack) if noise is not None else None  # no noise on the update beside a count: no DP for the model
                 noise_rounds.append(RoundNoise(noise.dp_mechanism if noise else None, own.share_mechanism() if own is not None else None,
                                                int(noise.parameters.get("uncounted_shares", 0)) if noise else 0))
-                noise_rounds.extend(RoundNoise(q.dp_mechanism, None) for q in queries)  # composed with the update's, for every observer
+                # composed with the update's, for every observer: the count is masked and summed on its own (secagg+ or secagg,
+                # never selected), so even an own-share observer sees only its noisy sum: its own share is the query's mechanism
+                noise_rounds.extend(RoundNoise(q.dp_mechanism, q.dp_mechanism) for q in queries)
             by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),

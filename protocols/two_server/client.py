@@ -123,10 +123,11 @@ class ShareCollector:
         seed_frame, sealed = r.blob(MAX_SEALED), r.blob(MAX_SEALED, copy=False)  # relayed as it came: a view of the bundle
         signature = r.blob(SIGNATURE_BYTES)
         r.done()
+        seed = self.parse_seed(seed_frame, link) if seed_frame else None  # every check before anything is recorded (review 9)
         if sealed:
             self.sealed[link], self.signatures[link] = sealed, signature
-        if seed_frame:
-            self.seeds[link] = self.parse_seed(seed_frame, link)
+        if seed is not None:
+            self.seeds[link] = seed
 
     def parse_seed(self, data: bytes, link: int) -> bytes:
         party = f"client {link}"

@@ -1,15 +1,18 @@
 """Review 9 (D): after 581236e (the masking server checks an advertisement's end before recording it), the other
 parsers that take a client's frame: does a refused frame still change the round? Held: SecAgg+'s masked input is
 added to the sum only after its vector parsed to its end, and S0 offers S1 only the clients it holds both a parsed
-seed and a sealed share of (the sealed share of a bundle whose seed frame is refused is recorded, never relayed)."""
+seed and a sealed share of; the collector now records nothing of a bundle whose seed frame is refused (it recorded
+the sealed share, never relayed)."""
 
 import numpy as np
+import pytest
 
 from protocols import SecAggPlus, secure_sum
+from protocols.core.errors import MalformedMessage
 from protocols.core.messages import Kind
-from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame
+from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
 from protocols.testing import check_sum
-from protocols.two_server.client import MAX_SEALED, SIGNATURE_BYTES
+from protocols.two_server.client import MAX_SEALED, SIGNATURE_BYTES, ShareCollector
 from protocols.two_server.round import TwoServerRobust
 from tests.protocols.test_review8_fixes import _with_payload
 
@@ -50,3 +53,16 @@ def test_a_bundle_whose_seed_frame_is_refused_never_reaches_s1_and_the_round_goe
     assert any(getattr(e, "party", "") == "client 2" for e in out.rejected)
     wrapped = (out.result.astype(np.int64) + (1 << 23)) % (1 << 24) - (1 << 23)
     assert np.array_equal(wrapped, x[list(out.included)].sum(axis=0))
+
+
+def test_the_collector_records_nothing_of_a_bundle_whose_seed_frame_is_refused():
+    """The same bundle at S0's collector alone: MalformedMessage, and neither its sealed share nor its seed is recorded
+    (before, the sealed share was, and only the relay's intersection with the seeds kept it from S1)."""
+    session = bytes(8)
+    seed = Frame(Kind.SHARE_SEED, session, 2, SERVER, bytes(32) + b"\x00")  # one trailing byte
+    bundle = Frame(Kind.SEALED_SHARE, session, 2, SERVER,
+                   Writer().blob(encode_frame(seed)).blob(b"sealed share").blob(bytes(SIGNATURE_BYTES)).getvalue())
+    collector = ShareCollector(6, session)
+    with pytest.raises(MalformedMessage):
+        collector.receive(encode_frame(bundle), 2)
+    assert 2 not in collector.sealed and 2 not in collector.seeds

@@ -59,19 +59,28 @@ def test_the_clipping_output_is_the_sum_of_the_included_inputs_times_their_state
     division. And the noise layers' count is a bound: for every included k, sum_i c_i**2 / c_k**2 (the whole noise
     shares that protect x_k at sensitivity c_k Delta) >= Output.whole_inputs."""
     x, rule, iterations, pre, tau, seed = case
+    out = released_clipping(x, rule, iterations, pre, tau, seed)
+    if out is not None:
+        c = np.asarray(out.weights)
+        assert all(float((c**2).sum() / ck**2) >= out.whole_inputs for ck in c)
+
+
+def released_clipping(x: np.ndarray, rule: str, iterations: int, pre: str | None, tau: float, seed: int):
+    """A two-server clipping round's Output (None if refused: no input with a positive applied weight), after checking
+    that each included input has a coefficient c_i > 0 and the result is sum_i c_i x_i within the roundings."""
     protocol = TwoServerRobust(rule=rule, f=1, bits=BITS, tau=tau, iterations=iterations, pre=pre, min_clients=1)
     try:
         out = secure_sum(_ring(x), protocol=protocol, seed=seed)
     except BelowThreshold:
         event("refused: no input with a positive applied weight")
-        return
-    event(f"released, {len(out.included)} included, weights above 1: {bool(max(out.weights) > 1)}")
+        return None
+    event(f"released, {len(out.included)} of {len(x)} included, weights above 1: {bool(max(out.weights) > 1)}")
     c = np.asarray(out.weights)
     assert len(c) == len(out.included) and np.all(c > 0)
     linear = c @ x[list(out.included)].astype(np.float64)
     slack = iterations * (1.5 + 0.5 * len(x)) + (0.5 if pre else 0.0) + 1e-6
     assert np.abs(_wrapped(out.result.astype(np.int64) - np.round(linear))).max() <= slack + 0.5, (c, out.included)
-    assert all(float((c**2).sum() / ck**2) >= out.whole_inputs for ck in c)
+    return out
 
 
 def test_multi_krum_weights_are_one_per_selected_input_and_the_output_is_their_exact_sum():

@@ -69,3 +69,16 @@ def test_layers_that_keep_the_bound_still_default_it(layer):
     stack = _build(f"clip(bound=1) > {layer} > ckks-robust(rule=krum, f=1)")
     out = secure_sum(_clipped_inputs(), protocol=stack, seed=3)
     assert len(out.included) >= 1
+
+
+@pytest.mark.xfail(strict=True, reason="the clip layer sets ctx.clip but leaves clip_bounds_input False: a clip after the noise bounds "
+                                       "the inputs again (clip(bound=50) inside gaussian), yet ckks-robust without norm_bound is refused, "
+                                       "its message saying a layer changes the inputs after the clip")
+def test_a_clip_after_the_noise_bounds_the_inputs_again_and_the_default_is_accepted():
+    stack = _build("clip(bound=1) > gaussian(noise_multiplier=1) > clip(bound=50) > ckks-robust(rule=krum, f=1)")
+    assert len(secure_sum(_clipped_inputs(), protocol=stack, seed=3).included) >= 1
+
+
+def test_control_with_the_inner_clip_as_norm_bound_it_runs():
+    stack = _build("clip(bound=1) > gaussian(noise_multiplier=1) > clip(bound=50) > ckks-robust(rule=krum, f=1, norm_bound=50)")
+    assert len(secure_sum(_clipped_inputs(), protocol=stack, seed=3).included) >= 1

@@ -382,6 +382,10 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if exc.stage not in NOTHING_SENT:
                     own = _noise_layer(stacks[len(chosen)])
                     aborted_noise.append(own.share_mechanism() if own is not None else None)
+                    adaptive = _layer_of(stacks[len(chosen)], AdaptiveClip)
+                    if adaptive is not None:  # its count may have been opened before the abort (review 10): one share, an upper bound
+                        count = _noise_layer(adaptive.count)
+                        aborted_noise.append(count.share_mechanism() if count is not None else None)
                 by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
                 result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
                                                  reports=(), epsilon=None, cumulative_epsilon=_headline(by_observer, noise_rounds),
@@ -471,6 +475,14 @@ def _noise_layer(stack: Protocol):
     """The layer of `stack` whose clients add noise (it has `share_mechanism`), or None."""
     layer = stack
     while layer is not None and not hasattr(layer, "share_mechanism"):
+        layer = getattr(layer, "inner", None)
+    return layer
+
+
+def _layer_of(stack: Protocol, kind: type):
+    """The outermost layer of `stack` of type `kind`, or None."""
+    layer = stack
+    while layer is not None and not isinstance(layer, kind):
         layer = getattr(layer, "inner", None)
     return layer
 

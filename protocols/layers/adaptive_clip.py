@@ -30,7 +30,7 @@ from protocols.core.parallel import PairClient, PairServer
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd, matrix_shape
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.stack import Field, LayerSpec, StackContext, Traits, build, register
+from protocols.core.stack import Field, LayerSpec, StackContext, Traits, build, register, uncounted
 from protocols.core.transport import InProcessTransport
 from protocols.layers.clip import L2Clip
 from protocols.layers.noise import DistributedNoise
@@ -167,5 +167,5 @@ def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
     z = values["count_noise_multiplier"]
     if z > 0:
-        count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta)
+        count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta, assume_colluding=uncounted(ctx, count))
     return AdaptiveClip(values["norm"], values["target_quantile"], values["learning_rate"], count, inner(ctx.replace(clip=None)))

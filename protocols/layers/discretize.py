@@ -148,6 +148,10 @@ def fitted_scale(fit: str, *, bits: int, clients: int, dim: int, clip: float) ->
                 "choose_scale for the noise inside) unless given; beta defaults to exp(-1/2) with noise inside, else 0")
 def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
     clip = ctx.require("clip", "a clip layer outside it (rounding is conditioned on the L2 bound)")
+    if not ctx.clip_bounds_input:  # conditional rounding would fail on every noisy input (review 10)
+        raise StackError("needs a clip that bounds its inputs: a layer between the clip and it (noise, stochastic quantization) "
+                         "changes them after the clip; put a clip after that layer or discretize before it",
+                         layer=ctx.layer, position=ctx.position, field="clip")
     noise = ctx.noise_inside()
     fit = values["fit"] or ("noise" if noise is not None else "norm")
     beta = values["beta"] if values["beta"] is not None else (math.exp(-0.5) if noise is not None else 0.0)

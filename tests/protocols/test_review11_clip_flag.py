@@ -107,3 +107,21 @@ def test_regression_the_flag_is_what_discretize_reads():
     with pytest.raises(StackError, match="bounds its inputs"):
         _build("clip(bound=1) > gaussian(noise_multiplier=1) > discretize > secagg+")
     assert _build("clip(bound=1) > gaussian(noise_multiplier=1) > clip(bound=10) > discretize > secagg+") is not None
+
+
+@pytest.mark.xfail(strict=True, reason="skellam/ddg under quantize (ring inputs, no discretize scale) builds the whole float recipe "
+                   "(rotation > discretize > noise) inside quantize's ring flow: the build passes, the round raises AttributeError "
+                   "('RandomizedHadamard' object has no attribute 'bits')")
+@pytest.mark.parametrize("noise", ["skellam(noise_multiplier=1)", "ddg(noise_multiplier=1)"])
+def test_ring_noise_under_quantize_is_refused_at_build(noise):
+    with pytest.raises(StackError):
+        _build(f"clip(bound=1) > quantize(q=8) > {noise} > secagg+")
+
+
+def test_control_ring_noise_under_quantize_dies_untyped_at_run_time():
+    try:
+        stack = _build("clip(bound=1) > quantize(q=8) > skellam(noise_multiplier=1) > secagg+")
+    except StackError:
+        return  # fixed: refused at build
+    with pytest.raises(AttributeError, match="bits"):
+        secure_sum(_clipped_inputs(), protocol=stack, seed=3)

@@ -383,9 +383,10 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                     own = _noise_layer(stacks[len(chosen)])
                     aborted_noise.append(own.share_mechanism() if own is not None else None)
                     adaptive = _layer_of(stacks[len(chosen)], AdaptiveClip)
-                    if adaptive is not None:  # its count may have been opened before the abort (review 10): one share, an upper bound
+                    while adaptive is not None:  # each count may have been opened before the abort (reviews 10, 11): one share, an upper bound
                         count = _noise_layer(adaptive.count)
                         aborted_noise.append(count.share_mechanism() if count is not None else None)
+                        adaptive = _layer_of(adaptive.inner, AdaptiveClip)
                 by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
                 result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
                                                  reports=(), epsilon=None, cumulative_epsilon=_headline(by_observer, noise_rounds),

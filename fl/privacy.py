@@ -141,8 +141,8 @@ def epsilon_by_observer(
     for observer, view in stack.observers.items():
         if view == "clear":
             out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "sees every update in the clear")
-        elif not aggregates and not shares:
-            out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "no DP noise reached what it sees")
+        elif not aggregates and not shares and not (opened and observer != "released model" and view != "released"):
+            out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "no DP noise reached what it sees")  # (an aborted round's opened noise does, review 11)
         elif view == "own share":
             saw_aborted = observer != "released model"  # the released model saw nothing of an aborted round
             complete = len(shares) == len(rounds) and not (saw_aborted and unprotected)

@@ -165,7 +165,9 @@ class AdaptiveClip(Protocol):
           "fixed clip of their own")
 def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
+    update = inner(ctx.replace(clip=None))
     z = values["count_noise_multiplier"]
-    if z > 0:
-        count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta, assume_colluding=uncounted(ctx, count))
-    return AdaptiveClip(values["norm"], values["target_quantile"], values["learning_rate"], count, inner(ctx.replace(clip=None)))
+    if z > 0:  # the same clients as the update's: the colluders either protection declares know their count shares (review 11)
+        count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta,
+                                 assume_colluding=max(uncounted(ctx, count), uncounted(ctx, update)))
+    return AdaptiveClip(values["norm"], values["target_quantile"], values["learning_rate"], count, update)

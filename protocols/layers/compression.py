@@ -172,6 +172,9 @@ def _topk(values: dict, ctx: StackContext, inner) -> Protocol:
           about="unbiased stochastic rounding to 2**q levels over [-clip, clip], summed in the ring of the protection inside")
 def _quantize(values: dict, ctx: StackContext, inner) -> Protocol:
     clip = ctx.require("clip", "a clip layer outside it (the levels span [-clip, clip])")
+    if not ctx.clip_bounds_input:  # the levels would clamp every coordinate changed after the clip (review 11)
+        raise StackError("needs a clip that bounds its inputs: a layer between the clip and it changes them; put a clip after that layer",
+                         layer=ctx.layer, position=ctx.position, field="clip")
     need = values["q"] + math.ceil(math.log2(max(ctx.participants, 2)))
     if ctx.ring_bits() < need:
         raise StackError(f"a sum of {ctx.participants} {values['q']}-bit levels needs a ring of >= {need} bits, the protection inside has "

@@ -94,7 +94,8 @@ class DistributedNoise(TransformLayer):
 
 def counted_shares(out: Output, assume_colluding: int) -> tuple[int, int]:
     """(the honest noise shares that reached the output whole, the shares a round's epsilon counts). A sum over a set
-    fixed apart from the inputs counts the first, `out.whole_inputs` - `assume_colluding`. A rule that chose the
+    fixed apart from the inputs counts the first, `out.whole_inputs` - `assume_colluding`, and at least one: the
+    colluders are other clients, so an honest client's own share is in the sum whenever its input is. A rule that chose the
     included set or the weights from the inputs (`out.chosen_from_inputs`: Krum, Multi-Krum, clipping, the order rules)
     counts one: the output and the selection are a function of y_i = x_i + N_i, each x_i only in its own y_i, so
     client k's own share N_k bounds what anyone learns about x_k (post-processing); the selected shares' sum does not
@@ -102,7 +103,7 @@ def counted_shares(out: Output, assume_colluding: int) -> tuple[int, int]:
     whole = max(out.whole_inputs - assume_colluding, 0)
     if out.chosen_from_inputs:
         return whole, 1 if out.included else 0
-    return whole, whole
+    return whole, max(whole, 1) if out.whole_inputs else 0  # an honest included client's own share is always in the sum (review 11)
 
 
 def shares_guarantee(layer, mechanism, whole: int, counted: int, n: int, chosen: bool, parameters: dict, *, notes: str) -> Guarantee:

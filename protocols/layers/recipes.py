@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
 from protocols.core.protocol import Protocol, RingProtocol
-from protocols.core.stack import Field, StackContext, Traits, register, uncounted
+from protocols.core.stack import Field, StackContext, StackError, Traits, register, uncounted
 from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
@@ -101,6 +101,9 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
     discretize layer it uses that layer's scale; otherwise it is the whole recipe (`distributed_dp`):
     randomized Hadamard -> discretize (scale from `choose_scale`) -> noise."""
     clip = ctx.require("clip", "a clip layer outside it (the noise is sized to the L2 bound)")
+    if ctx.scale is None and not ctx.clip_bounds_input:  # its own conditional rounding would fail on every changed input (review 11)
+        raise StackError("needs a clip that bounds its inputs: a layer between the clip and it (noise, stochastic quantization) changes "
+                         "them; put a clip after that layer", layer=ctx.layer, position=ctx.position, field="clip")
     if ctx.scale is not None:  # a discretize layer outside chose the scale
         l2 = rounded_l2_bound(clip * ctx.scale, ctx.dim, ctx.beta)
         p = DistributedDPParameters(ctx.dim, ctx.scale, l2, rounded_l1_bound(l2, ctx.dim), (values["noise_multiplier"] * l2) ** 2 / ctx.survivors)

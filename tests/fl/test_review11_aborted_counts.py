@@ -37,8 +37,6 @@ def _count_share(z: float):
     return noise_mechanism("skellam", z**2 / 6, 1, 1, 1.0, 1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="_layer_of finds the outermost AdaptiveClip only: the inner one's count, opened before the "
-                   "refusal too, is left out of the aborted accounting and the server's epsilon goes down")
 def test_an_aborted_round_counts_every_adaptive_clips_count(monkeypatch):
     stack = "adaptive-clip(norm=1, count_noise_multiplier=1) > adaptive-clip(norm=1, count_noise_multiplier=0.05) > " + REFUSED_SOMETIMES.format(bound=32)
     records, calls = _run_capturing(monkeypatch, stack)
@@ -65,9 +63,6 @@ def test_regression_an_aborted_rounds_noiseless_count_is_no_dp_as_a_completed_on
                 assert math.isinf(eps.epsilon), (record.round, observer, eps)
 
 
-@pytest.mark.xfail(strict=True, reason="with no completed round yet, epsilon_by_observer returns 'no DP noise reached what it sees' "
-                   "(infinite) before it reads `aborted`: a first round refused after its noisy update and count were opened is "
-                   "infinite, where completing it would be finite")
 def test_a_first_aborted_round_is_as_finite_as_its_opened_shares():
     from fl.privacy import RoundNoise, epsilon_by_observer
     from protocols.accounting import Gaussian

@@ -37,8 +37,6 @@ def test_regression_the_readme_stacks_still_build(text):
     assert _build(text) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="the skellam/ddg/ddp recipe (no discretize outside) builds its own DiscreteEncode with ctx.clip "
-                   "and never reads clip_bounds_input: under gaussian or local-dp every client's conditional rounding fails at run time")
 @pytest.mark.parametrize("noise", ["gaussian(noise_multiplier=1)", "local-dp(noise_multiplier=1)"])
 @pytest.mark.parametrize("recipe", ["skellam(noise_multiplier=1) > secagg+", "ddg(noise_multiplier=1) > secagg+",
                                     "ddp(noise_multiplier=1) > two-server(rule=krum, f=1)"])
@@ -62,8 +60,6 @@ def test_regression_a_clip_after_the_float_noise_lets_the_recipe_run():
     assert len(secure_sum(_clipped_inputs(), protocol=stack, seed=3).included) == N
 
 
-@pytest.mark.xfail(strict=True, reason="quantize reads ctx.clip as its level span without clip_bounds_input: under gaussian noise it "
-                   "clamps the noisy coordinates to [-clip, clip] and still reports numeric_error n * step")
 def test_quantize_under_float_noise_reports_an_error_that_bounds_it():
     try:
         stack = _build("clip(bound=1) > gaussian(noise_multiplier=5) > quantize(q=8) > secagg+")
@@ -109,9 +105,6 @@ def test_regression_the_flag_is_what_discretize_reads():
     assert _build("clip(bound=1) > gaussian(noise_multiplier=1) > clip(bound=10) > discretize > secagg+") is not None
 
 
-@pytest.mark.xfail(strict=True, reason="skellam/ddg under quantize (ring inputs, no discretize scale) builds the whole float recipe "
-                   "(rotation > discretize > noise) inside quantize's ring flow: the build passes, the round raises AttributeError "
-                   "('RandomizedHadamard' object has no attribute 'bits')")
 @pytest.mark.parametrize("noise", ["skellam(noise_multiplier=1)", "ddg(noise_multiplier=1)"])
 def test_ring_noise_under_quantize_is_refused_at_build(noise):
     with pytest.raises(StackError):

@@ -37,9 +37,6 @@ def test_regression_the_count_leaves_byzantine_and_its_own_declared_colluders_un
     assert stack.count.assume_colluding == _noise(stack.inner).assume_colluding == 1 + (count == "secagg+")
 
 
-@pytest.mark.xfail(strict=True, reason="the count's uncounted shares are read from the count's own protocol (SecAgg, colluders unset: 0; "
-                   "SecAgg+ at 5%: 1), not from the colluders the update's protection declares (2): the count counts 2 shares the "
-                   "colluding server knows")
 @pytest.mark.parametrize("count", ["secagg", "secagg+"])
 def test_the_count_leaves_the_stacks_declared_colluders_uncounted(count):
     stack = _stack(count, "secagg(colluders=2)", 6)
@@ -51,8 +48,6 @@ def _count_epsilon(out) -> float:
     return next(r.guarantee.epsilon for r in out.reports if r.layer == AdaptiveClip.name)
 
 
-@pytest.mark.xfail(strict=True, reason="3 participants, 2 possibly Byzantine plus SecAgg+'s 1 declared colluder: all 3 count shares are "
-                   "uncounted and the count's epsilon is infinite, though the attacked (honest) client's own share is always in the sum")
 def test_with_few_participants_the_count_still_counts_the_attacked_clients_own_share():
     stack = _stack("secagg+", "secagg+", 3, byzantine=2)
     x = np.full((3, D), 0.1, dtype=np.float32)

@@ -114,7 +114,7 @@ def test_a_stack_that_builds_runs_or_refuses_typed(specs):
 
 
 @pytest.mark.slow
-@pytest.mark.soak  # slow alone runs by default (pyproject's addopts exclude soak only): about 5 minutes
+@pytest.mark.soak  # slow alone runs by default (pyproject's addopts exclude soak only): ~30 s on one core
 @settings(max_examples=2000, **_FUZZ)
 @given(STACKS)
 def test_slow_a_stack_that_builds_runs_or_refuses_typed(specs):

@@ -2,7 +2,12 @@
 
 No floating-point Gaussian is rounded. Every sampler turns uniform 53-bit floats from the random
 source into integers by inversion or rejection; the only floating-point step is evaluating an
-acceptance probability or a CDF in float64 (relative error ~2**-53), never the noise value itself.
+acceptance probability or a CDF in float64, never the noise value itself. That evaluation is accurate only in a
+range: PTRS's log-pmf -lam + k log(lam) - lgamma(k + 1) cancels terms of size ~lam log(lam), so its absolute error
+grows with lam (about 1e-5 at lam = 2**32, about 1 at 1e16, where every sample is also even; review 12), and the
+discrete Laplace proposal's values must stay below 2**53. So `poisson` (and `skellam`) refuse lam above
+MAX_POISSON_MEAN = 2**32 and `discrete_gaussian` sigma above MAX_GAUSSIAN_SIGMA = 2**48; the distributed-noise
+recipe keeps a share's variance within MAX_SHARE_VARIANCE = 2**33 (`protocols.layers.recipes`).
 
 - discrete Gaussian N_Z(0, sigma**2): rejection from a discrete Laplace proposal (Canonne, Kamath,
   Steinke, NeurIPS 2020, Algorithm 3), all rows of a batch in parallel;
@@ -23,6 +28,9 @@ from scipy import special
 from secagg.randomness import Randomness
 
 _INVERSION_LIMIT = 10.0
+MAX_POISSON_MEAN = 2.0**32  # PTRS's float64 log-pmf is accurate to ~1e-5 up to here (see the module docstring)
+MAX_SHARE_VARIANCE = 2 * MAX_POISSON_MEAN  # of a Skellam or discrete Gaussian noise share the recipes size
+MAX_GAUSSIAN_SIGMA = 2.0**48  # discrete Laplace proposals of |y| < 2**53 (16 sigma), exact integers in float64
 
 
 def uniform(rng: Randomness, size: int) -> np.ndarray:
@@ -32,8 +40,8 @@ def uniform(rng: Randomness, size: int) -> np.ndarray:
 
 def gaussian(rng: Randomness, size: int, sigma: float) -> np.ndarray:
     """`size` samples of N(0, sigma**2) in float64, by Box-Muller from 53-bit uniforms."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, found {sigma}")
+    if not 0 < sigma <= MAX_GAUSSIAN_SIGMA:
+        raise ValueError(f"sigma must be in (0, 2**48] (float64 proposals), found {sigma}")
     half = (size + 1) // 2
     u1, u2 = 1.0 - uniform(rng, half), uniform(rng, half)
     radius = np.sqrt(-2.0 * np.log(u1))
@@ -58,8 +66,8 @@ def discrete_gaussian(rng: Randomness, size: int, sigma: float) -> np.ndarray:
     Proposal Y ~ discrete Laplace with t = floor(sigma) + 1, accepted with probability
     exp(-(|Y| - sigma**2 / t)**2 / (2 sigma**2)); expected acceptance is about 1/2 or better.
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, found {sigma}")
+    if not 0 < sigma <= MAX_GAUSSIAN_SIGMA:
+        raise ValueError(f"sigma must be in (0, 2**48] (float64 proposals), found {sigma}")
     t = math.floor(sigma) + 1
     out = np.empty(size, dtype=np.int64)
     todo = np.arange(size)
@@ -73,8 +81,8 @@ def discrete_gaussian(rng: Randomness, size: int, sigma: float) -> np.ndarray:
 
 def poisson(rng: Randomness, size: int, lam: float) -> np.ndarray:
     """`size` samples of Poisson(lam)."""
-    if not lam >= 0:
-        raise ValueError(f"lam must be >= 0, found {lam}")
+    if not 0 <= lam <= MAX_POISSON_MEAN:
+        raise ValueError(f"lam must be in [0, 2**32] (PTRS's float64 log-pmf), found {lam}")
     if lam == 0:
         return np.zeros(size, dtype=np.int64)
     if lam < _INVERSION_LIMIT:

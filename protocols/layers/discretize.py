@@ -22,7 +22,7 @@ import numpy as np
 from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.report import Guarantee, Output
 from protocols.core.stack import Field, StackContext, StackError, register
-from protocols.dp.samplers import uniform
+from protocols.dp.samplers import MAX_SHARE_VARIANCE, uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
@@ -65,6 +65,22 @@ def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_stddev
             f"{bits} bits cannot hold {clients} clients at d={dim}: the scale that avoids wrapping ({scale:.3g}) makes "
             f"rounding more than double the sensitivity; use more bits, fewer dimensions or less noise"
         )
+    return scale
+
+
+def within_share_variance(scale: float, *, clip: float, dim: int, beta: float, noise_multiplier: float, shares: int, limit: float) -> float:
+    """`scale`, lowered where needed so that a noise share of the recipes' size, (noise_multiplier l2)**2 / shares with
+    l2 = rounded_l2_bound(clip scale, dim, beta), has variance at most `limit` (the samplers' exact range).
+
+    Raises:
+        ValueError: if the lowered scale would make rounding more than double the sensitivity."""
+    l2 = rounded_l2_bound(clip * scale, dim, beta)
+    while (noise_multiplier * l2) ** 2 / shares > limit:  # l2 grows about linearly in the scale: a step or two
+        scale *= 0.999 * math.sqrt(limit * shares) / (noise_multiplier * l2)
+        l2 = rounded_l2_bound(clip * scale, dim, beta)
+        if l2 > 2 * clip * scale:
+            raise ValueError(f"a noise share's variance must stay within {limit:.3g} (the samplers' exact range): at the scale that "
+                             f"allows ({scale:.3g}) rounding would more than double the sensitivity; use fewer clients a share")
     return scale
 
 
@@ -165,5 +181,8 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
                                  wrap_probability=values["wrap_probability"], beta=beta)
         else:
             scale = fitted_scale(fit, bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip)
+        if noise:  # the noise layer inside sizes its shares to this scale: keep them within the samplers' range (review 12)
+            scale = within_share_variance(scale, clip=clip, dim=ctx.dim, beta=beta, noise_multiplier=noise, shares=ctx.survivors,
+                                          limit=MAX_SHARE_VARIANCE)
     protection = inner(ctx.replace(scale=scale, beta=beta, norm_bound=rounded_l2_bound(clip * scale, ctx.dim, beta)))
     return DiscreteEncode(scale, clip, protection, beta=beta)

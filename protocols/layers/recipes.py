@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
 from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.stack import Field, StackContext, StackError, Traits, register, uncounted
+from protocols.dp.samplers import MAX_SHARE_VARIANCE
 from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
-from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound
+from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound, within_share_variance
 from protocols.layers.local_noise import LocalGaussian
 from protocols.layers.noise import DistributedNoise, noise_mechanism
 from protocols.layers.rotation import RandomizedHadamard
@@ -37,17 +38,22 @@ def distributed_dp_parameters(
     *, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, expected_clients: int | None = None,
     wrap_probability: float = 1e-6, beta: float = math.exp(-0.5),
 ) -> DistributedDPParameters:
-    """Scale from `choose_scale`; total noise stddev = noise_multiplier * l2 (integer units), split into
-    `expected_clients` equal shares (default: all clients).
+    """Scale from `choose_scale`, lowered where needed so that a share's variance stays within the samplers' exact range
+    (`MAX_SHARE_VARIANCE`, review 12: a wide ring or few clients sized shares the float64 samplers cannot draw); total
+    noise stddev = noise_multiplier * l2 (integer units), split into `expected_clients` equal shares (default: all).
 
     Raises:
-        ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`).
+        ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`), or the lowered scale
+            would make rounding more than double the sensitivity.
     """
-    padded = 1 << max(0, (dim - 1).bit_length())
+    padded, shares = 1 << max(0, (dim - 1).bit_length()), expected_clients or clients
     scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_stddev=noise_multiplier * clip,
                          wrap_probability=wrap_probability, beta=beta)
+    if noise_multiplier > 0:
+        scale = within_share_variance(scale, clip=clip, dim=padded, beta=beta, noise_multiplier=noise_multiplier, shares=shares,
+                                      limit=MAX_SHARE_VARIANCE)
     l2 = rounded_l2_bound(clip * scale, padded, beta)
-    return DistributedDPParameters(padded, scale, l2, rounded_l1_bound(l2, padded), (noise_multiplier * l2) ** 2 / (expected_clients or clients))
+    return DistributedDPParameters(padded, scale, l2, rounded_l1_bound(l2, padded), (noise_multiplier * l2) ** 2 / shares)
 
 
 def distributed_dp(
@@ -107,6 +113,10 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
     if ctx.scale is not None:  # a discretize layer outside chose the scale
         l2 = rounded_l2_bound(clip * ctx.scale, ctx.dim, ctx.beta)
         p = DistributedDPParameters(ctx.dim, ctx.scale, l2, rounded_l1_bound(l2, ctx.dim), (values["noise_multiplier"] * l2) ** 2 / ctx.survivors)
+        if p.local_variance > MAX_SHARE_VARIANCE:
+            raise StackError(f"each noise share's variance would be {p.local_variance:.3g} at the discretize layer's scale {ctx.scale:.3g}, above "
+                             f"{MAX_SHARE_VARIANCE:.3g} (the samplers' exact range): give discretize a smaller scale or fewer ring bits",
+                             layer=ctx.layer, position=ctx.position, field="noise_multiplier")
         protection = inner(ctx.replace(norm_bound=None, clip_bounds_input=False))
     else:
         padded = RandomizedHadamard.padded_dim(ctx.dim)

@@ -42,7 +42,7 @@ from protocols.core.pki import ClientIdentity, KeyDirectory, roster_digest
 from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
-from protocols.core.stack import Field, StackContext, Traits, register
+from protocols.core.stack import Field, StackContext, StackError, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import hex_bytes
 from protocols.masking.client import MaskingClient
@@ -360,6 +360,9 @@ _MASKING_TRAITS = Traits(observers=MASKED, output="sum", all_stages=True, splits
           traits=_MASKING_TRAITS, ring_bits=lambda values, ctx: values["bits"],
           about="SecAgg on the complete graph (t and colluders: SecAgg's defaults if unset); active: signatures and consistency check")
 def _secagg(values: dict, ctx: StackContext) -> RingProtocol:
+    if values["t"] is not None and values["t"] > ctx.participants - 1:  # the complete graph gives each client n - 1 neighbours (review 12)
+        raise StackError(f"t = {values['t']} must be at most participants - 1 = {ctx.participants - 1} (each client's neighbours)",
+                         layer=ctx.layer, position=ctx.position, field="t")
     return SecAgg(t=values["t"], bits=values["bits"], active=values["active"], colluders=values["colluders"])
 
 

@@ -57,7 +57,7 @@ class HeContext:
             ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree, coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
             ctx.global_scale = 2.0**params.scale_bits
         else:
-            t = seal.PlainModulus.Batching(params.poly_modulus_degree, params.plain_modulus_bits).value()
+            t = batching_modulus(params)
             ctx = ts.context(ts.SCHEME_TYPE.BFV, params.poly_modulus_degree, t, coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes))
         if galois:
             ctx.generate_galois_keys()
@@ -149,6 +149,11 @@ class HeContext:
         values = [c.decrypt(secret_key=key) for c in v.chunks]
         dtype = np.float64 if self.params.scheme == "ckks" else np.int64
         return np.concatenate([np.asarray(c, dtype=dtype) for c in values])[: v.length]
+
+
+def batching_modulus(params: HeParameters) -> int:
+    """BFV's plain modulus t for `params`: SEAL's batching prime of plain_modulus_bits bits, t = 1 mod 2N."""
+    return seal.PlainModulus.Batching(params.poly_modulus_degree, params.plain_modulus_bits).value()
 
 
 def _padded(x: np.ndarray, slots: int) -> np.ndarray:

@@ -29,14 +29,14 @@ from protocols.core.pki import ClientIdentity, KeyDirectory
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
-from protocols.core.stack import Field, StackContext, Traits, register
+from protocols.core.stack import Field, StackContext, StackError, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
 from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, batching_modulus, rerandomized_total
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -417,4 +417,8 @@ def _ckks(values: dict, ctx: StackContext) -> Protocol:
           traits=Traits(observers=HE_VIEWS, output="sum"), ring_bits=lambda values, ctx: values["bits"],
           about="exact sum of ring elements under BFV (put discretize outside it) with a non-colluding key holder")
 def _bfv(values: dict, ctx: StackContext) -> Protocol:
+    t = batching_modulus(preset(BFVAggregation.preset))
+    if ctx.participants * ((1 << values["bits"]) - 1) >= t // 2:  # the check the round makes, at build (review 12)
+        raise StackError(f"a sum of {ctx.participants} elements of Z_2^{values['bits']} overflows half the BFV plain modulus {t}: "
+                         "use fewer bits", layer=ctx.layer, position=ctx.position, field="bits")
     return BFVAggregation(min_clients=values["min_clients"], bits=values["bits"])

@@ -25,6 +25,7 @@ from protocols.core.stack import Field, StackContext, StackError, register
 from protocols.dp.samplers import uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.randomness import Randomness
+from secagg.ring import Ring
 
 
 @dataclass(eq=False)
@@ -131,14 +132,14 @@ class StochasticQuantize(TransformLayer):
         level = (np.clip(np.asarray(row, dtype=np.float64), -self.clip, self.clip) + self.clip) / self._step
         floor = np.floor(level)
         rounded = np.minimum(floor + (uniform(rng, len(level)) < level - floor), 2**self.q - 1)
-        return rounded.astype(self.inner.ring.dtype)
+        return rounded.astype(Ring(self.inner.bits).dtype)  # BFV has bits, no ring (review 12)
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate.astype(np.float64) * self._step - len(included) * self.clip
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         return local_guarantee(self._n, exact=False, parameters={"q": self.q, "clip": self.clip, "ring_bits": self.inner.bits,
-                                       "bytes_saved_fraction_vs_float32": round(1 - self.inner.ring.element_bytes / 4, 4)},
+                                       "bytes_saved_fraction_vs_float32": round(1 - Ring(self.inner.bits).element_bytes / 4, 4)},
                       notes=f"unbiased within [-clip, clip]; variance <= step^2/4 = {self._step**2 / 4:.3g} per coordinate per client",
                       numeric_error=len(out.included) * self._step)
 

@@ -7,11 +7,10 @@ import math
 
 import pytest
 
-from fl import experiment
-from fl.experiment import ExperimentConfig, run_experiment
 from fl.training import LocalConfig
 from protocols.accounting import compose_epsilon
 from protocols.layers.noise import noise_mechanism
+from tests.fl.test_review10_aborted_and_counts import _run_capturing as review10_run_capturing
 
 LOCAL = LocalConfig(epochs=1, batch_size=16, lr=0.1, workers=1)
 # review 10's schedule: the update's noise (multiplier 10 over 6 clients) against the key holder's bound (30, 32 under two
@@ -20,16 +19,7 @@ REFUSED_SOMETIMES = "clip(bound=1) > gaussian(noise_multiplier=10) > ckks-robust
 
 
 def _run_capturing(monkeypatch, stack: str, rounds: int = 3):
-    calls = []
-
-    def capture(traits, noise_rounds, **kwargs):
-        calls.append((list(noise_rounds), list(kwargs.get("aborted", ()))))
-        return real(traits, noise_rounds, **kwargs)
-
-    real = experiment.epsilon_by_observer
-    monkeypatch.setattr(experiment, "epsilon_by_observer", capture)
-    result = run_experiment(ExperimentConfig(clients=6, rounds=rounds, stack=stack, rule="krum", local=LOCAL, noise_multiplier=10.0))
-    return result.rounds, calls
+    return review10_run_capturing(monkeypatch, stack, rounds, noise_multiplier=10.0)
 
 
 def _count_share(z: float):

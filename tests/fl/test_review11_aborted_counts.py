@@ -7,12 +7,10 @@ import math
 
 import pytest
 
-from fl.training import LocalConfig
 from protocols.accounting import compose_epsilon
 from protocols.layers.noise import noise_mechanism
 from tests.fl.test_review10_aborted_and_counts import _run_capturing as review10_run_capturing
 
-LOCAL = LocalConfig(epochs=1, batch_size=16, lr=0.1, workers=1)
 # review 10's schedule: the update's noise (multiplier 10 over 6 clients) against the key holder's bound (30, 32 under two
 # adaptive clips) refuses some rounds and lets others through
 REFUSED_SOMETIMES = "clip(bound=1) > gaussian(noise_multiplier=10) > ckks-robust(rule=krum, norm_bound={bound})"

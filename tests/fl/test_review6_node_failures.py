@@ -397,7 +397,10 @@ def test_ckks_with_a_key_holder_and_failing_nodes_gives_the_in_process_round_wit
     if isinstance(here, ProtocolError) or isinstance(flower, ProtocolError):
         assert type(flower) is type(here), f"in process: {here!r}; on Flower: {flower!r}"
         return
-    assert flower.included == here.included and np.allclose(flower.result, here.result, atol=1e-3)
+    # each release is within its stated numeric_error (the bound + 6 flood stddevs a coordinate) of the exact sum; the two
+    # engines' floods are independent draws, so they agree within the sum of the two (a fixed 1e-3 failed now and then)
+    atol = sum(next(r.guarantee.numeric_error for r in out.reports if r.layer == "ckks") for out in (flower, here))
+    assert flower.included == here.included and np.allclose(flower.result, here.result, rtol=0, atol=atol), atol
     assert {e.party for e in flower.rejected} == {f"client {u}" for u, (_, how) in fails.items() if how != "is silent"}
 
 

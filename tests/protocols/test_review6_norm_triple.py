@@ -27,7 +27,7 @@ from protocols.core.secure_sum import secure_sum
 from protocols.core.wire import DEALER, HEADER_BYTES, SECOND_SERVER, SERVER, Frame, Reader, decode_frame, encode_frame
 from protocols.testing import ByzantineShares
 from protocols.two_server import TwoServerRobust
-from protocols.two_server.channel import encode_matrix, encode_share, read_matrix
+from protocols.two_server.channel import encode_matrix, read_matrix
 from secagg.agreement import X25519Agreement
 from secagg.beaver import expand_share
 from secagg.bit_sharing import offset, share_planes, to_planes
@@ -35,6 +35,7 @@ from secagg.norm_triple import NORMS_A, NORMS_C, NormTriple, SeededNormTriple, d
 from secagg.randomness import SeededRandomness, SystemRandomness
 from secagg.ring import Ring
 from tests.protocols.split_round import replacing, split_round
+from tests.protocols.test_two_server_review import ShareRewriter
 
 TAG = 32  # the link tag the transport appends
 NORM_RULES = ("centered_clipping", "norm_bounding", "coordinate_median", "trimmed_mean")
@@ -67,29 +68,23 @@ def _same(a, b) -> None:
     assert a.reports[0].guarantee.parameters == b.reports[0].guarantee.parameters
 
 
-class Liar:
+class Liar(ShareRewriter):
     """A Byzantine client (a `tamper` hook) whose shares stand for `target` (uint64, any value in Z_2^64), with the range
     digits of `digits_of` and the slack digits of (B - `claimed`) mod 2^64 (the low L bits the protocol reads)."""
 
     def __init__(self, client: int, target: np.ndarray, digits_of: np.ndarray, claimed: int, protocol: TwoServerRobust):
-        self.client, self.target, self.digits_of, self.claimed, self.p = client, target, digits_of, claimed, protocol
-        self.seed = None
+        super().__init__(client, self._shares)
+        self.target, self.digits_of, self.claimed, self.p = target, digits_of, claimed, protocol
 
-    def tamper(self, src: int, dst: int, frame: bytes) -> list[bytes]:
-        if src != self.client or len(frame) <= 3 or frame[3] not in (Kind.SHARE_SEED, Kind.SHARE_VECTOR):
-            return [frame]
-        f = decode_frame(frame, party="test", stage="test")
-        if f.kind == Kind.SHARE_SEED:
-            self.seed = f.payload
-            return [frame]
-        bits, d = self.p.bits, len(self.target)
-        x1 = self.target - expand_share(self.seed, (d,), b"input share")
-        digits = share_planes(to_planes(offset(self.digits_of, bits), bits), self.seed, b"input digits") if self.p.validate else None
-        slack = None
+    def _shares(self, x0: np.ndarray, parts: list, seed: bytes) -> list[np.ndarray]:
+        bits = self.p.bits
+        out = [(self.target - x0)[None, :]]
+        if self.p.validate:
+            out.append(share_planes(to_planes(offset(self.digits_of, bits), bits), seed, b"input digits"))
         if self.p._slack_bits() is not None:
             s = np.array([(self.p.squared_bound - self.claimed) % 2**64], dtype=np.uint64)
-            slack = share_planes(to_planes(s, self.p._slack_bits()), self.seed, b"norm slack digits")
-        return [encode_frame(Frame(f.kind, f.session, src, dst, encode_share(x1, digits, slack)))]
+            out.append(share_planes(to_planes(s, self.p._slack_bits()), seed, b"norm slack digits"))
+        return out
 
 
 def _coordinate(bits: int):

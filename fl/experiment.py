@@ -382,11 +382,11 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 if exc.stage not in NOTHING_SENT:
                     own = _noise_layer(stacks[len(chosen)])
                     aborted_noise.append(own.share_mechanism() if own is not None else None)
-                    adaptive = _layer_of(stacks[len(chosen)], AdaptiveClip)
+                    adaptive = _adaptive_clip(stacks[len(chosen)])
                     while adaptive is not None:  # each count may have been opened before the abort (reviews 10, 11): one share, an upper bound
                         count = _noise_layer(adaptive.count)
                         aborted_noise.append(count.share_mechanism() if count is not None else None)
-                        adaptive = _layer_of(adaptive.inner, AdaptiveClip)
+                        adaptive = _adaptive_clip(adaptive.inner)
                 by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
                 result.rounds.append(RoundRecord(round=r, loss=loss, accuracy=accuracy, included=(), byzantine=tuple(int(chosen[i]) for i in attackers),
                                                  reports=(), epsilon=None, cumulative_epsilon=_headline(by_observer, noise_rounds),
@@ -472,20 +472,21 @@ def _denominator(config: ExperimentConfig, included: int) -> float:
     return config.sample_fraction * config.clients if config.participation == "poisson" else max(included, 1)
 
 
+def _layer_of(stack: Protocol, matches: Callable[[Protocol], bool]):
+    """The outermost layer of `stack` (following `.inner`) that `matches`, or None."""
+    layer = stack
+    while layer is not None and not matches(layer):
+        layer = getattr(layer, "inner", None)
+    return layer
+
+
 def _noise_layer(stack: Protocol):
     """The layer of `stack` whose clients add noise (it has `share_mechanism`), or None."""
-    layer = stack
-    while layer is not None and not hasattr(layer, "share_mechanism"):
-        layer = getattr(layer, "inner", None)
-    return layer
+    return _layer_of(stack, lambda layer: hasattr(layer, "share_mechanism"))
 
 
-def _layer_of(stack: Protocol, kind: type):
-    """The outermost layer of `stack` of type `kind`, or None."""
-    layer = stack
-    while layer is not None and not isinstance(layer, kind):
-        layer = getattr(layer, "inner", None)
-    return layer
+def _adaptive_clip(stack: Protocol) -> AdaptiveClip | None:
+    return _layer_of(stack, lambda layer: isinstance(layer, AdaptiveClip))
 
 
 def _final_model_epsilon(config: ExperimentConfig, noise_rounds: list[RoundNoise], feature_norm: float) -> tuple[float, str]:

@@ -141,6 +141,9 @@ def epsilon_by_observer(
     for observer, view in stack.observers.items():
         if view == "clear":
             out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "sees every update in the clear")
+        elif not rounds and (observer == "released model" or view == "released") and not (view == "final model" and aborted):
+            out[observer] = ObserverEpsilon(0.0, delta, "nothing released", "no round completed, so no model was released "
+                                            "(an aborted round moves no released model on)")
         elif not aggregates and not shares and not (opened and observer != "released model" and view != "released"):
             out[observer] = ObserverEpsilon(math.inf, delta, "no DP", "no DP noise reached what it sees")  # (an aborted round's opened noise does, review 11)
         elif view == "own share":

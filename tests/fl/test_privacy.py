@@ -115,8 +115,10 @@ def test_a_round_without_counted_noise_makes_every_noise_observer_infinite():
     rounds = [RoundNoise(mech, mech), RoundNoise(None, mech)]
     by = epsilon_by_observer("ddp+secagg+", rounds, delta=1e-5, participation="fixed", sampling_rate=1.0, byzantine_clients=0)
     assert by["server"].epsilon == by["released model"].epsilon == math.inf
-    by = epsilon_by_observer("plain", [], delta=1e-5, participation="fixed", sampling_rate=1.0, byzantine_clients=0)
+    by = epsilon_by_observer("plain", [RoundNoise(None, None)], delta=1e-5, participation="fixed", sampling_rate=1.0, byzantine_clients=0)
     assert by["server"].epsilon == by["released model"].epsilon == math.inf
+    by = epsilon_by_observer("plain", [], delta=1e-5, participation="fixed", sampling_rate=1.0, byzantine_clients=0)
+    assert by["server"].epsilon == math.inf and by["released model"].epsilon == 0  # nothing released yet; a clear view is infinite whatever the rounds
 
 
 @settings(max_examples=8, deadline=None)

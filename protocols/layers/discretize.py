@@ -29,6 +29,10 @@ from secagg.randomness import Randomness
 from secagg.ring import Ring
 
 MAX_ROUNDING_TRIES = 1000
+# the largest clip * scale (integer units): float64 scaling then errs by at most c 2**-52 = 2**-8 in the norm, far below the
+# rounding's slack over c (about 0.7 + d / (8 c) for beta > 0), so conditional rounding meets its bound (review 12: in a ring
+# of 60+ bits the fitted c reached 2**57, where float64 errs by ~40 units and rounding failed every try)
+MAX_SCALED_NORM = 2.0**44
 
 
 def rounded_l2_bound(c: float, d: int, beta: float) -> float:
@@ -46,7 +50,7 @@ def rounded_l1_bound(l2: float, d: int) -> float:
 
 def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_stddev: float, wrap_probability: float = 1e-6, beta: float = math.exp(-0.5)) -> float:
     """The largest scale for which the noisy sum of `clients` rotated updates wraps mod 2**bits with
-    probability at most `wrap_probability` (heuristic of Kairouz et al. 2021).
+    probability at most `wrap_probability` (heuristic of Kairouz et al. 2021), and clip scale <= MAX_SCALED_NORM.
 
     After rotation a coordinate of the sum is about N(0, clients * clip**2 / dim + noise_stddev**2) in
     update units; with k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates),
@@ -59,7 +63,7 @@ def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_stddev
     if bits < 2 or clients < 1 or dim < 1 or clip <= 0 or noise_stddev < 0 or not 0 < wrap_probability < 1:
         raise ValueError(f"bad arguments: bits={bits}, clients={clients}, dim={dim}, clip={clip}, noise_stddev={noise_stddev}, wrap_probability={wrap_probability}")
     k = NormalDist().inv_cdf(1 - wrap_probability / (2 * dim))
-    scale = 2 ** (bits - 1) / (k * math.sqrt(clients * clip**2 / dim + noise_stddev**2))
+    scale = min(2 ** (bits - 1) / (k * math.sqrt(clients * clip**2 / dim + noise_stddev**2)), MAX_SCALED_NORM / clip)
     if rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:
         raise ValueError(
             f"{bits} bits cannot hold {clients} clients at d={dim}: the scale that avoids wrapping ({scale:.3g}) makes "
@@ -98,6 +102,9 @@ class DiscreteEncode(TransformLayer):
     def __post_init__(self) -> None:
         if not self.scale > 0 or not self.clip > 0 or not 0 <= self.beta < 1:
             raise ValueError(f"need scale > 0, clip > 0, 0 <= beta < 1; found {self.scale}, {self.clip}, {self.beta}")
+        if self.clip * self.scale > MAX_SCALED_NORM:
+            raise ValueError(f"scale {self.scale:.6g} at clip {self.clip:.6g} exceeds clip scale <= 2**44 (MAX_SCALED_NORM), "
+                             "beyond which float64 rounding cannot meet the rounded-norm bound")
         self._codec = FixedPoint(self.scale, Ring(self.inner.bits))
 
     def prepare(self, n: int, d: int, rng: Randomness) -> None:
@@ -143,19 +150,19 @@ def fitted_scale(fit: str, *, bits: int, clients: int, dim: int, clip: float) ->
     """The scale (integer units per update unit) at which the sum of `clients` rounded inputs cannot wrap
     mod 2**bits: "norm": clients (clip scale + sqrt(dim)) <= 2**(bits-2) (each rounded input has L2 norm,
     hence every coordinate, at most clip scale + sqrt(dim)); "scaled": clients scale (clip + sqrt(dim)) <= 2**(bits-2)
-    (more conservative).
+    (more conservative); at most MAX_SCALED_NORM / clip either way.
 
     Raises:
         ValueError: if "norm" leaves no scale >= 1.
     """
     room = 2.0 ** (bits - 2)
     if fit == "scaled":
-        return room / (clients * (clip + math.sqrt(dim)))
+        return min(room / (clients * (clip + math.sqrt(dim))), MAX_SCALED_NORM / clip)
     scale = (room / clients - math.sqrt(dim)) / clip
     if scale < 1:
         raise ValueError(f"{clients} participants of dimension {dim} leave no room in a {bits}-bit ring "
                          f"(m (clip scale + sqrt(dim)) must stay below 2**{bits - 2}); use fewer participants or a smaller model")
-    return scale
+    return min(scale, MAX_SCALED_NORM / clip)
 
 
 @register("discretize", flow={"floats": "ring"}, fields={"scale": Field(float, None, lambda v: v > 0, "> 0"), "beta": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -172,6 +179,9 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
     fit = values["fit"] or ("noise" if noise is not None else "norm")
     beta = values["beta"] if values["beta"] is not None else (math.exp(-0.5) if noise is not None else 0.0)
     scale = values["scale"]
+    if scale is not None and clip * scale > MAX_SCALED_NORM:
+        raise StackError(f"{scale:.6g} at clip {clip:.6g} exceeds clip scale <= 2**44 (MAX_SCALED_NORM), beyond which float64 "
+                         "rounding cannot meet the rounded-norm bound", layer=ctx.layer, position=ctx.position, field="scale")
     if scale is None:
         bits = ctx.ring_bits()
         if fit == "noise":

@@ -111,7 +111,6 @@ def negacyclic_shift(s: np.ndarray, k: int) -> np.ndarray:
 def real_slots(n: int, poly: np.ndarray) -> np.ndarray:
     """Re of the canonical embedding of `poly` at SEAL's slots (what TenSEAL decrypts, before scaling)."""
     t = roots(n)
-    zeta = np.exp(1j * np.pi / n)
-    # evaluate with an FFT: poly(zeta**t) for all odd t
+    # evaluate with an FFT: poly(zeta**t) for all odd t, zeta = exp(i pi / n)
     vals = np.fft.ifft(poly * np.exp(1j * np.pi * np.arange(n) / n)) * n  # sum_k p_k zeta**k omega**(u k), t = 2u + 1
     return vals[(t - 1) // 2].real

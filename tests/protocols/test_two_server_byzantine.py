@@ -107,7 +107,7 @@ def test_a_share_frame_that_does_not_parse_excludes_its_sender():
 
 
 def test_norm_bound_is_checked_exactly_at_the_bound():
-    bits, d = 8, 4
+    bits = 8
     x = np.array([[3, 4, 0, 0], [0, 0, 5, 0], [1, 2, 2, 4], [0, 0, 0, 0]], dtype=np.int64)  # norms 5, 5, 5, 0
     x[2] = [1, 2, 2, 5]  # ||x||^2 = 34 > 25
     inputs = Ring(bits).reduce(x.astype(np.uint64).astype(np.uint8))

@@ -185,7 +185,7 @@ def test_range_check_rejects_shares_that_differ_from_the_digits(name):
 
 def test_range_edges_are_accepted_and_sorted_exactly():
     """Inputs exactly at -2^(b-1) and 2^(b-1) - 1 are valid: none rejected, and the median is exact."""
-    bits, d = 6, 3
+    bits = 6
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     x = np.array([[lo, hi, lo], [hi, hi, lo], [lo, lo, hi], [hi, lo, lo], [lo, hi, hi]])
     out = secure_sum(ring_inputs(x, bits), protocol=TwoServerRobust(rule="coordinate_median", f=1, bits=bits), seed=1)
@@ -210,7 +210,7 @@ def test_norm_just_over_a_float_bound_is_rejected():
 
 def test_slack_for_a_norm_over_the_bound_by_a_multiple_of_2L_is_rejected():
     """Over-norm by exactly 2^L with the honest-looking slack digits of (B - ||x||^2) mod 2^L = B mod 2^L."""
-    bits, d, bound = 10, 2, 20.0  # B = 400, L = 9, 2^L = 512
+    bits, bound = 10, 20.0  # B = 400, L = 9, 2^L = 512
     big = (30, 26)  # ||x||^2 = 1576 = B + 1176; slack digits (B - ||x||^2) mod 2^L = 360, so Z = 3 * 2^L
 
     def rewrite(x0, parts, seed):

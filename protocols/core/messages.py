@@ -39,7 +39,12 @@ class Kind(enum.IntEnum):
 
 
 def encode_vector(ring: Ring, x: np.ndarray) -> bytes:
-    return Writer().u8(ring.bits).u32(len(x)).view(ring.to_buffer(x)).getvalue()
+    return vector_writer(ring, x).getvalue()
+
+
+def vector_writer(ring: Ring, x: np.ndarray) -> Writer:
+    """`encode_vector`'s payload before its copy: a frame payload that `encode_frame` copies once (x unchanged till then)."""
+    return Writer().u8(ring.bits).u32(len(x)).view(ring.to_buffer(x))
 
 
 def parse_vector(r: Reader, ring: Ring, d: int) -> np.ndarray:

@@ -41,11 +41,15 @@ class Frame:
     session: bytes
     sender: int
     recipient: int
-    payload: bytes  # a read-only memoryview when decoded with copy=False
+    payload: bytes  # a read-only memoryview when decoded with copy=False; to encode, also a `Writer` (see encode_frame)
 
 
 def encode_frame(frame: Frame) -> bytes:
-    return _HEADER.pack(MAGIC, VERSION, frame.kind, frame.session, frame.sender, frame.recipient, len(frame.payload)) + frame.payload
+    """The frame's bytes. A `Writer` payload is joined with the header in one copy (a large vector is copied once, not
+    into a payload first and then into the frame)."""
+    parts = frame.payload.parts if isinstance(frame.payload, Writer) else (frame.payload,)
+    length = sum(memoryview(part).nbytes for part in parts)
+    return b"".join((_HEADER.pack(MAGIC, VERSION, frame.kind, frame.session, frame.sender, frame.recipient, length), *parts))
 
 
 def decode_frame(data: bytes, *, party: str, stage: str, copy: bool = True) -> Frame:
@@ -115,6 +119,10 @@ class Writer:
         for key in sorted(items):
             self.u32(key).raw(items[key])
         return self
+
+    @property
+    def parts(self) -> tuple[bytes | memoryview, ...]:
+        return tuple(self._parts)
 
     def getvalue(self) -> bytes:
         return b"".join(self._parts)

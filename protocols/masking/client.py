@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.core.errors import BelowThreshold, MalformedMessage, ProtocolError, Refused
-from protocols.core.messages import Kind, encode_vector
+from protocols.core.messages import Kind, vector_writer
 from protocols.core.schedule import Stage
 from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
 from protocols.masking.graph import HararyGraph
@@ -153,7 +153,7 @@ class MaskingClient:
         self._stage = Stage.MASKED_INPUT
         return Kind.SHARES, Writer().raw(setup.commitment(self.cid, self._seed)).entries(ciphertexts).getvalue()
 
-    def _on_masked_input(self, r: Reader) -> tuple[Kind, bytes]:
+    def _on_masked_input(self, r: Reader) -> tuple[Kind, Writer]:
         setup = self.setup
         entries = r.entries(SHARE_CIPHERTEXT_BYTES, setup.n, setup.n)
         r.done()
@@ -174,7 +174,7 @@ class MaskingClient:
         AesCtrPrg(setup.ring).add_streams(y, [(self._seed, SELF_MASK_DOMAIN, 1)] + pairwise, start=self._x)
         del self._seed, self._x, self._channels
         self._stage = Stage.CONSISTENCY_CHECK if setup.active else Stage.UNMASKING
-        return Kind.VECTOR, encode_vector(setup.ring, y)
+        return Kind.VECTOR, vector_writer(setup.ring, y)  # y copied once, into the reply frame
 
     def _open_share(self, v: int, ciphertext: bytes) -> tuple[np.ndarray, np.ndarray] | None:
         """(seed share, key share) that neighbour v sent this client, or None if its ciphertext fails to authenticate

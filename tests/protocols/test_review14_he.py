@@ -51,3 +51,26 @@ def test_an_accepted_ckks_round_is_within_its_numeric_error_or_refused_with_a_ty
         return
     error = np.max(np.abs(out.result - x.sum(axis=0)))
     assert error <= out.reports[0].guarantee.numeric_error, f"error {error} > numeric_error {out.reports[0].guarantee.numeric_error}"
+
+
+# --- Claim (HeAggregation.guarantee, BFV): the aggregator learns "the aggregate of the m included inputs"; "sums wrap
+# --- mod 2**bits as the ring does". Attack: the aggregator reads the key holder's PLAINTEXT reply itself -------------
+
+
+@pytest.mark.xfail(strict=True, reason="the BFV key holder releases the integer sum over Z (centred mod t), not the ring sum mod "
+                   "2**bits: floor(release / 2**bits) counts, per coordinate, the clients whose encoded value is negative (the "
+                   "discretize layer's two's complement), which the ring sum hides; the key holder does not know `bits`")
+def test_a_bfv_release_is_the_ring_sum_and_no_more():
+    n, d, bits = 5, 8, 32
+    x = np.random.default_rng(14).normal(0, 0.3, (n, d)).astype(np.float32)
+    protocol = build(parse(f"clip(bound=1) > discretize(scale=1000.0) > bfv(bits={bits})"), StackContext(dim=d, participants=n))
+    frames: list[bytes] = []
+    secure_sum(x, protocol=protocol, seed=3, wire=_key_holder_replies(frames))
+    released = _released(frames)
+    negatives = (x < 0).sum(axis=0)  # discretize(scale=1000) keeps signs: a negative value is encoded as 2**32 - |v|
+    ring_sum = released.astype(np.int64) % 2**bits
+    centred = np.where(ring_sum >= 2 ** (bits - 1), ring_sum - 2**bits, ring_sum)  # the decoded sum, small
+    counted = (released.astype(np.int64) - centred) // 2**bits  # what the integer sum tells beyond it
+    assert not (np.array_equal(counted, negatives) and negatives.any()), \
+        f"the release tells the aggregator how many clients are negative in each coordinate: {counted}"
+    assert np.all((released >= 0) & (released < 2**bits)), "the key holder released more than the sum mod 2**bits"

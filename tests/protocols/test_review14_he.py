@@ -74,3 +74,32 @@ def test_a_bfv_release_is_the_ring_sum_and_no_more():
     assert not (np.array_equal(counted, negatives) and negatives.any()), \
         f"the release tells the aggregator how many clients are negative in each coordinate: {counted}"
     assert np.all((released >= 0) & (released < 2**bits)), "the key holder released more than the sum mod 2**bits"
+
+
+# --- Claim (CKKSRobust report): collusion "any number of clients whose ciphertexts are honestly generated"; the
+# --- server learns the flooded pairwise distances. Attack: d + 1 clients that collude with the aggregator encrypt,
+# --- honestly, the origin and t e_j; their released distances to the victim give x_v by trilateration ---------------
+
+
+@pytest.mark.xfail(strict=True, reason="the robust report's collusion text claims any number of (honest-ciphertext) colluding clients, "
+                   "but d + 1 of them read a victim's whole input off the released distances (x_j = (|x|**2 + t**2 - D_j) / 2t), "
+                   "within the flooding noise; nothing in the report says so")
+def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distances(robust_keys):
+    from protocols.he.key_holder import accepted_distances
+    from protocols.he.robust import CKKSRobust
+
+    d, t = 3, 0.5
+    victim = np.array([0.31, -0.42, 0.17])
+    x = np.vstack([victim, np.zeros(d), t * np.eye(d)])  # client 0 the victim; 1: the origin; 2..d+1: t e_j
+    protocol = CKKSRobust(rule="multi_krum", f=1, norm_bound=1.0, min_clients=2)
+    protocol.use_secret_context(robust_keys.secret)
+    frames: list[bytes] = []
+    out = secure_sum(x, protocol=protocol, seed=5, wire=_key_holder_replies(frames))
+    accepted, dist = accepted_distances(list(range(len(x))), _released(frames[:1]))
+    assert accepted == list(range(len(x)))
+    guess = (dist[0, 1] + t**2 - dist[0, 2:]) / (2 * t)
+    noise = out.reports[0].guarantee.parameters["distance_release_noise_std"]
+    assert np.max(np.abs(guess - victim)) < 10 * noise / t + 1e-3  # the attack works: the victim's input, within the noise
+    g = out.reports[0].guarantee
+    text = " ".join((g.collusion, g.server_learns, g.notes))
+    assert "distances" in g.collusion or "trilaterat" in text or "d + 1" in text, g.collusion

@@ -103,3 +103,28 @@ def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distance
     g = out.reports[0].guarantee
     text = " ".join((g.collusion, g.server_learns, g.notes))
     assert "distances" in g.collusion or "trilaterat" in text or "d + 1" in text, g.collusion
+
+
+# --- Claim (CKKSRobust report): dropout_tolerance = n - 2f - 1. Attack: the round's own parameters m (Multi-Krum's
+# --- count) and min_clients need more survivors; drop exactly the stated tolerance -----------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="CKKSRobust's dropout_tolerance is n - 2f - 1 whatever m and min_clients: with m = 4 "
+                   "(or min_clients = 4) and n = 6, f = 1 it states 3, but 3 survivors are refused (the key holder needs k >= m, "
+                   "the aggregator >= min_clients); the tolerance is n - max(2f + 1, m, min_clients)")
+@pytest.mark.parametrize("fields", [{"m": 4, "min_clients": 1}, {"min_clients": 4}])
+def test_a_robust_round_survives_its_stated_dropout_tolerance(robust_keys, fields):
+    from protocols import DropoutSchedule, Stage
+    from protocols.he.robust import CKKSRobust
+
+    n, d = 6, 8
+    x = np.random.default_rng(15).normal(0, 0.3 / np.sqrt(d), (n, d))
+    protocol = CKKSRobust(rule="multi_krum", f=1, norm_bound=1.0, **fields)
+    protocol.use_secret_context(robust_keys.secret)
+    tolerance = secure_sum(x, protocol=protocol, seed=6).reports[0].guarantee.dropout_tolerance
+    dropped = DropoutSchedule({i: Stage.MASKED_INPUT for i in range(tolerance)})
+    try:
+        out = secure_sum(x, protocol=protocol, seed=7, dropouts=dropped)
+    except ProtocolError as exc:
+        pytest.fail(f"{tolerance} dropouts (the stated tolerance) stopped the round: {exc!r}")
+    assert len(out.included) >= 1

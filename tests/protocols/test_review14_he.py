@@ -128,3 +128,40 @@ def test_a_robust_round_survives_its_stated_dropout_tolerance(robust_keys, field
     except ProtocolError as exc:
         pytest.fail(f"{tolerance} dropouts (the stated tolerance) stopped the round: {exc!r}")
     assert len(out.included) >= 1
+
+
+# --- Claim (HeAggregation.guarantee): "the key holder learns the same [the aggregate], nothing else"; its DP view is
+# --- "aggregate" (protocols.he.aggregation.HE_VIEWS, hidden-state's traits; README: its epsilon is the composition of
+# --- the rounds' aggregate noise). Attack: a curious key holder decrypts the inputs that recompute relays to it ------
+
+
+@pytest.mark.xfail(strict=True, reason="with recompute (the default) the aggregator relays every client's own ciphertext to the "
+                   "key holder, which holds the secret key: a curious key holder decrypts each input, so its view is each client's "
+                   "own share, not the aggregate, and 'learns the same, nothing else' is false")
+@pytest.mark.parametrize("stack", ["clip(bound=1) > ckks", "hidden-state"])
+def test_a_curious_key_holder_sees_no_more_than_the_aggregate(stack):
+    from protocols.core.stack import traits
+    from protocols.core.wire import Reader
+    from protocols.he.messages import DecryptRequest
+    from secagg.he import EncryptedVector
+
+    n, d = 3, 6
+    x = np.random.default_rng(16).normal(0, 0.1, (n, d))
+    protocol = build(parse(stack), StackContext(dim=d, participants=n, initial=np.zeros(d)))
+    he = protocol if stack == "hidden-state" else protocol.inner
+    requests: list[bytes] = []
+
+    def wire(src, dst, sealed):
+        if src == SERVER and dst == KEY_HOLDER:
+            requests.append(sealed[:-32])
+        return [sealed]
+
+    out = secure_sum(x, protocol=protocol, seed=4, wire=wire)
+    frame = decode_frame(requests[-1], party="test", stage="test")
+    request = DecryptRequest.parse(Reader(frame.payload, party="test", stage="test"), n=n, max_bytes=1 << 31)
+    weight = getattr(he, "weight", 1.0)
+    seen = [he.keys.secret.decrypt(EncryptedVector.from_bytes(he.keys.secret, request.inputs[u], length=d)) / weight for u in request.inputs]
+    assert np.max(np.abs(np.array(seen) - x[sorted(request.inputs)])) < 1e-3  # the attack: every input, one by one
+    view = traits(parse(stack)).observers["key holder"]
+    learns = next(r.guarantee.server_learns for r in out.reports if r.layer == he.name)
+    assert view != "aggregate" and "nothing else" not in learns, (view, learns)

@@ -165,3 +165,38 @@ def test_a_curious_key_holder_sees_no_more_than_the_aggregate(stack):
     view = traits(parse(stack)).observers["key holder"]
     learns = next(r.guarantee.server_learns for r in out.reports if r.layer == he.name)
     assert view != "aggregate" and "nothing else" not in learns, (view, learns)
+
+
+# --- Claim (policy, README): the earlier reviews' fix "the aggregator cannot make the key holder decrypt one client":
+# --- every release lists >= min_clients signed inputs, min_clients = 1 only for Krum, "which releases one client's
+# --- input". Attack: the ckks-robust layer's default policy, with multi_krum; the aggregator lists the victim alone --
+
+
+@pytest.mark.xfail(strict=True, reason="the ckks-robust layer's min_clients defaults to 1 for multi_krum too: with f = 0 (a valid "
+                   "field, or config.f = 0) a deviating aggregator lists the victim alone in SCALARS, the rule selects it, and "
+                   "SELECTED_SUM releases that one honest input; min_clients = 1 is needed only by krum")
+def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_keys):
+    from protocols.core.errors import Refused
+    from protocols.core.wire import Frame, encode_frame
+    from protocols.he.key_holder import KeyHolder
+    from protocols.he.messages import DecryptRequest, Target, digest, signed_message
+    from protocols.he.policy import session_of
+    from secagg.randomness import SeededRandomness
+    from secagg.signatures import Signer
+
+    d = 8
+    layer = build(parse("ckks-robust(rule=multi_krum, f=0, norm_bound=1.0)"), StackContext(dim=d, participants=4))
+    victim = np.random.default_rng(17).normal(0, 0.2, d)
+    session, signer = session_of(1, b"r14v"), Signer.generate(SeededRandomness(14).fork("victim"))
+    ct = robust_keys.public.encrypt(victim).to_bytes()
+    manifest = {0: (digest(ct), signer.sign(signed_message(session, 0, digest(ct))))}
+    holder = KeyHolder(robust_keys.secret, layer.policy, session=session, client_keys={0: signer.public_bytes(), 1: b"", 2: b"", 3: b""},
+                       length=d)
+    frame = lambda target: encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER,  # noqa: E731
+                                              DecryptRequest(target, manifest, b"", {0: ct}).encode()))
+    try:
+        holder.handle(frame(Target.SCALARS))
+        released = np.frombuffer(holder.handle(frame(Target.SELECTED_SUM))[4:], "<f8")
+    except Refused:
+        return  # what a policy of min_clients >= 2 does
+    pytest.fail(f"the key holder released the victim's input alone (max error {np.max(np.abs(released - victim)):.2g})")

@@ -200,3 +200,17 @@ def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_ke
     except Refused:
         return  # what a policy of min_clients >= 2 does
     pytest.fail(f"the key holder released the victim's input alone (max error {np.max(np.abs(released - victim)):.2g})")
+
+
+# --- Claim (README, protocols.he.key_holder): "a policy whose honest squared distances (2 norm_bound)**2 could wrap,
+# --- norm_bound >= 362 at ckks-8192, is refused at setup" -------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="(2 x 362)**2 = 524176 < 2**19 = 524288: norm_bound 362 (up to 362.03) is accepted; "
+                   "the threshold the check applies is sqrt(2**19) / 2 = 362.04, so the sentence should say > 362.03 (or 'about 362')")
+def test_the_stated_headroom_threshold_is_refused():
+    from protocols.he.policy import KeyHolderPolicy
+    from secagg.he_params import preset
+
+    with pytest.raises(ValueError, match="headroom"):
+        KeyHolderPolicy("robust", norm_bound=362.0).check_headroom(preset("ckks-8192").headroom_bits)

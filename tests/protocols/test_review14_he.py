@@ -214,3 +214,47 @@ def test_the_stated_headroom_threshold_is_refused():
 
     with pytest.raises(ValueError, match="headroom"):
         KeyHolderPolicy("robust", norm_bound=362.0).check_headroom(preset("ckks-8192").headroom_bits)
+
+
+# --- Claim (TRUSTED_SUM, README): "without recompute the key holder decrypts the aggregator's sum: min_clients holds
+# --- only against an aggregator that adds honestly". Attack: the aggregator alone (every client honest) sends, with a
+# --- valid manifest, a payload it forged: (c0, c1) = (0, K) | (0, K X^(N/2)); the release is K s, flooded -----------
+
+
+@pytest.mark.xfail(strict=True, reason="with recompute=False the key holder decrypts any ciphertext the aggregator forms: a forged "
+                   "(0, K) payload releases K s and the aggregator recovers the secret key (every input of every round under it), "
+                   "with no Byzantine client; TRUSTED_SUM states only that min_clients is lost")
+@pytest.mark.parametrize("round_type", ["sum", "hidden"])
+def test_without_recompute_a_deviating_aggregator_cannot_recover_the_secret_key(sum_keys, round_type):
+    from protocols.core.errors import Refused
+    from protocols.he.key_holder import TRUSTED_SUM, KeyHolder
+    from protocols.he.messages import DecryptRequest, Target
+    from protocols.he.policy import KeyHolderPolicy
+    from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
+    from secagg.agreement import X25519Agreement
+    from secagg.randomness import SeededRandomness
+    from tests.protocols.he_forge import forged_vector, monomial
+    from tests.protocols.test_he_review import N, S1, _frame, _key_from_release, _manifest, _predicts_decryption, _signers, _values
+
+    K = 2**50
+    x = np.random.default_rng(18).normal(0, 1 / np.sqrt(N), (2, N))
+    signers = _signers(2)
+    cts = {i: sum_keys.public.encrypt(row).to_bytes() for i, row in enumerate(x)}  # two honest clients
+    forged = forged_vector(sum_keys.public, [monomial(N, 0, K), monomial(N, N // 2, K)], N)
+    box = X25519Agreement.generate(SeededRandomness(18))  # hidden rounds: client 1 colludes to open its box
+    extra = encode_box_keys({1: (box.public_bytes(), signers[1].sign(box_key_message(S1, 1, box.public_bytes())))}) if round_type == "hidden" else b""
+    target = Target.SUM if round_type == "sum" else Target.MODEL
+    holder = KeyHolder(sum_keys.secret, KeyHolderPolicy(round_type, recompute=False), session=S1,
+                       client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=N,
+                       model=sum_keys.secret.encrypt(np.zeros(N)) if round_type == "hidden" else None)
+    try:
+        reply = holder.handle(_frame(S1, DecryptRequest(target, _manifest(S1, signers, cts), forged, None, extra)))
+    except Refused:
+        return  # a key holder that checks the payload is the sum of the listed inputs
+    if round_type == "hidden":
+        _, sealed = parse_model_release(reply, 2, N, 1 << 24, party="test", stage="test")
+        released = open_box(box, S1, 1, sealed[1], N, party="test", stage="test")
+    else:
+        released = _values(reply)
+    recovered = _predicts_decryption(sum_keys, _key_from_release(released, 2.0**40 / K))
+    assert not recovered or "secret key" in TRUSTED_SUM, f"the aggregator alone recovered the secret key; TRUSTED_SUM says: {TRUSTED_SUM}"

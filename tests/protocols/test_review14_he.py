@@ -258,3 +258,38 @@ def test_without_recompute_a_deviating_aggregator_cannot_recover_the_secret_key(
         released = _values(reply)
     recovered = _predicts_decryption(sum_keys, _key_from_release(released, 2.0**40 / K))
     assert not recovered or "secret key" in TRUSTED_SUM, f"the aggregator alone recovered the secret key; TRUSTED_SUM says: {TRUSTED_SUM}"
+
+
+# --- Held (regression): a Byzantine client adds a purely imaginary plaintext of 2**95 to its ciphertext (every check
+# --- passes: size 2, top level, scale 2**40, in range); the key holder's conjugation drops the imaginary parts, the
+# --- sum's decryption reads real parts: the round completes within numeric_error and at worst excludes client 0 -----
+
+
+def test_huge_imaginary_parts_in_a_ciphertext_neither_abort_nor_skew_a_robust_round(robust_keys):
+    from dataclasses import dataclass
+
+    import tenseal.sealapi as seal
+
+    from protocols.he.robust import CKKSRobust
+    from secagg.he_distances import save_ciphertext
+    from tests.protocols.he_forge import vector_of
+
+    @dataclass
+    class Imaginary(CKKSRobust):
+        def _ciphertext(self, i, row):
+            if i != 0:
+                return super()._ciphertext(i, row)
+            public = self.keys.public
+            ct = public.encrypt(row).chunks[0].ciphertext()[0]
+            sctx, plain = public.tenseal.seal_context().data, seal.Plaintext()
+            seal.CKKSEncoder(sctx).encode([complex(0, 2.0**95)] * public.params.slots, ct.parms_id(), ct.scale, plain)
+            seal.Evaluator(sctx).add_plain_inplace(ct, plain)
+            return vector_of(public, [save_ciphertext(ct)], len(row))
+
+    d = 8
+    x = np.random.default_rng(19).normal(0, 0.3 / np.sqrt(d), (6, d))
+    protocol = Imaginary(rule="multi_krum", f=1, norm_bound=1.0, min_clients=2)
+    protocol.use_secret_context(robust_keys.secret)
+    out = secure_sum(x, protocol=protocol, seed=2)
+    assert set(out.included) <= set(range(6)) and len(out.included) == 4
+    assert np.max(np.abs(out.result - x[list(out.included)].sum(axis=0))) <= out.reports[0].guarantee.numeric_error

@@ -88,7 +88,7 @@ def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distance
     from protocols.he.key_holder import accepted_distances
     from protocols.he.robust import CKKSRobust
 
-    d, t = 3, 0.5
+    d, t = 3, 1.0  # the colluders at the norm bound: the noise on x_j is std noise / (sqrt(2) t)
     victim = np.array([0.31, -0.42, 0.17])
     x = np.vstack([victim, np.zeros(d), t * np.eye(d)])  # client 0 the victim; 1: the origin; 2..d+1: t e_j
     protocol = CKKSRobust(rule="multi_krum", f=1, norm_bound=1.0, min_clients=2)
@@ -99,7 +99,7 @@ def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distance
     assert accepted == list(range(len(x)))
     guess = (dist[0, 1] + t**2 - dist[0, 2:]) / (2 * t)
     noise = out.reports[0].guarantee.parameters["distance_release_noise_std"]
-    assert np.max(np.abs(guess - victim)) < 10 * noise / t + 1e-3  # the attack works: the victim's input, within the noise
+    assert np.max(np.abs(guess - victim)) < 4 * noise / t  # the attack works: the victim's input, within ~6 noise stddevs
     g = out.reports[0].guarantee
     text = " ".join((g.collusion, g.server_learns, g.notes))
     assert "distances" in g.collusion or "trilaterat" in text or "d + 1" in text, g.collusion

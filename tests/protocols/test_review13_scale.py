@@ -4,7 +4,8 @@ and compared with what the layers state. Holds: under a discretize layer the low
 samplers' range, the noise layer's sensitivity is the encoder's, and the shares drawn have the stated variance. Break
 (strict xfail): the scale is sized for the noise of `expected` shares while every participant adds one, so a round
 in which more clients than planned arrive wraps the ring (stated wrap_probability 1e-6); and a rotation states no error
-of its own while its inverse spreads the inner rounding error over every coordinate (the stated sum is exceeded)."""
+of its own while its inverse spreads the inner rounding error over every coordinate (the stated sum is exceeded); and
+discretize(fit=norm) sizes the ring without the noise inside it, which then wraps most coordinates."""
 
 import math
 import warnings
@@ -15,7 +16,7 @@ import pytest
 
 import protocols  # noqa: F401  registers every layer
 from protocols import secure_sum
-from protocols.core.stack import StackContext, build, parse
+from protocols.core.stack import StackContext, StackError, build, parse
 from protocols.dp.samplers import MAX_SHARE_VARIANCE
 from protocols.layers import noise as noise_module
 from protocols.layers.discretize import DiscreteEncode
@@ -75,6 +76,22 @@ def test_a_round_with_every_participant_does_not_wrap_the_ring(drawn):
 
 def test_control_the_same_ring_planned_for_every_participant_does_not_wrap(drawn):
     assert _wrapped_coordinates(WIDE, 64, 30, None, 3, drawn) == [0, 0, 0]
+
+
+@pytest.mark.xfail(strict=True, reason="discretize(fit=norm) sizes the ring for the rounded inputs only (clients (clip scale + sqrt d) "
+                   "<= 2**(bits-2)), not for the noise layer inside it, and nothing checks that the noise fits: at 12 bits, 2 clients, "
+                   "z = 10 the scale is 504, the noise stddev 5040 integer units against half the ring 2048, and 40, 42, 43 of 64 "
+                   "coordinates wrap in rounds 0-2 (each decoded 8.1 off; discretize states numeric_error 4.0e-3)")
+def test_a_discretize_fit_that_ignores_the_noise_inside_is_refused_or_does_not_wrap(drawn):
+    try:
+        counts = _wrapped_coordinates("clip(bound=1) > discretize(fit=norm) > skellam(noise_multiplier=10) > secagg(bits=12)", 64, 2, None, 3, drawn)
+    except StackError:
+        return
+    assert counts == [0, 0, 0]
+
+
+def test_control_the_same_fit_with_noise_the_ring_holds_does_not_wrap(drawn):
+    assert _wrapped_coordinates("clip(bound=1) > discretize(fit=norm) > skellam(noise_multiplier=1) > secagg(bits=12)", 64, 2, None, 3, drawn) == [0, 0, 0]
 
 
 def test_the_stated_wrap_probability_of_the_noise_planned_for_every_participant_holds():

@@ -2,9 +2,10 @@
 bucketing into <= 2f rows, a bfv sum over half the plain modulus). Attack: the same checks on the values the factories
 derive or leave to the round (SecAgg's default t from colluders, a rule's f without bucketing, min_clients), and other
 participant counts than the fuzzer's 6. With every client honest and present a stack that builds should complete its
-round; the breaks below build and then fail every round (strict xfails, one per root cause), two of them from review 12's
-sampler caps themselves (the float Gaussian's, and the adaptive clip's count noise that no builder keeps within them). Holds: inputs at the clip
-bound itself (the fuzzer's are at 0.45 of it) through the norm-preserving rotations into discretize and quantize."""
+round; the breaks below build and then fail every round (strict xfails, one per root cause), two of them from review
+12's sampler caps themselves (the float Gaussian's, and the adaptive clip's count noise that no builder keeps within
+them). Holds: inputs at the clip bound itself (the fuzzer's are at 0.45 of it) through the norm-preserving rotations
+into discretize and quantize."""
 
 import numpy as np
 import pytest
@@ -79,7 +80,8 @@ def test_a_float_gaussian_layer_of_any_sigma_runs_or_is_refused_at_build(stack):
     assert fuzz._one_round(parse(stack)) in ("refused", "completed")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the adaptive clip's count adds Skellam of mu = z**2 / (2 m) (sensitivity 1), "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the adaptive clip's count adds Skellam of mu = z**2 / (2 m) "
+                   "(sensitivity 1), "
                    "which nothing keeps within review 12's MAX_POISSON_MEAN = 2**32: count_noise_multiplier 1e6 with 6 participants "
                    "(mu 8.3e10) builds and every round raises ValueError 'lam must be in [0, 2**32]'")
 def test_an_adaptive_clip_count_noise_beyond_the_samplers_range_is_refused_at_build():
@@ -88,4 +90,5 @@ def test_an_adaptive_clip_count_noise_beyond_the_samplers_range_is_refused_at_bu
 
 
 def test_control_an_adaptive_clip_count_noise_within_the_samplers_range_runs():
-    assert fuzz._one_round(parse("clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier=1e4) > clip(bound=1) > plain")) == "completed"
+    stack = "clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier=1e4) > clip(bound=1) > plain"
+    assert fuzz._one_round(parse(stack)) == "completed"

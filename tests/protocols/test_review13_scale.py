@@ -1,7 +1,8 @@
 """Review 13 (2): the scale review 12 lowers (`within_share_variance`) and the numbers the round states. The noise shares each
 client draws are recorded (the noise layer's sampler, wrapped), so the integer noisy sum the ring holds is known exactly
 and compared with what the layers state. Holds: under a discretize layer the lowered scale keeps each share within the
-samplers' range, the noise layer's sensitivity is the encoder's, and the shares drawn have the stated variance. Break
+samplers' range, the noise layer's sensitivity is the encoder's, the shares drawn have the stated variance, and the
+epsilon is that of a ring the cap does not bind and bounds the exact Gaussian one of the same variance. Break
 (strict xfail): the scale is sized for the noise of `expected` shares while every participant adds one, so a round
 in which more clients than planned arrive wraps the ring (stated wrap_probability 1e-6); in a narrow ring the scale is
 sized for noise of z clip while the noise is z l2 (the rounded sensitivity, up to 2 clip scale), and the ring wraps too;
@@ -24,6 +25,7 @@ from protocols.dp.samplers import MAX_SHARE_VARIANCE
 from protocols.layers import noise as noise_module
 from protocols.layers.discretize import DiscreteEncode
 from protocols.layers.noise import DistributedNoise
+from tests.protocols.exact_divergences import gaussian_pair_epsilon
 
 
 def _layer(protocol, cls):
@@ -205,3 +207,24 @@ def test_a_noise_stack_that_builds_holds_its_noisy_sum_in_the_ring(drawn, outer,
             secure_sum(np.zeros((n, d), dtype=np.float32), protocol=stack, seed=seed)
         total = np.sum(drawn, axis=0)
         assert not np.any((total >= half) | (total < -half)), f"{format_specs(specs)}, {n} participants, d = {d}: the noisy sum wrapped"
+
+
+@pytest.mark.parametrize("text, d, n", [("clip(bound=1) > skellam(noise_multiplier=1) > secagg(bits={bits})", 8, 3),
+                                        ("clip(bound=1) > discretize > ddg(noise_multiplier=3) > secagg(bits={bits})", 8, 3),
+                                        ("clip(bound=1) > skellam(noise_multiplier=5) > secagg(bits={bits})", 2, 2)])
+def test_the_lowered_scale_accounts_the_same_epsilon_and_it_bounds_the_exact_one(text, d, n):
+    """At mu ~ 4e9 per share the summed noise is Gaussian to O(mu**-1/2): the exact epsilon of N(0, 1) vs N(l2 / sigma, 1)
+    (Balle and Wang) with sigma**2 the counted shares' variance is the mechanism's to well within the RDP bound's slack."""
+    def noise_report(bits):
+        stack = build(parse(text.format(bits=bits)), StackContext(dim=d, participants=n))
+        out = secure_sum(np.zeros((n, d), dtype=np.float32), protocol=stack, seed=0)
+        return _layer(stack, DistributedNoise), next(r.guarantee for r in out.reports if r.layer == "noise")
+
+    noise, wide = noise_report(62)
+    assert noise.local_variance > 0.99 * MAX_SHARE_VARIANCE, "lowered to the cap"
+    sigma = math.sqrt(wide.parameters["counted_shares"] * noise.local_variance)
+    exact = gaussian_pair_epsilon(noise.l2_sensitivity / sigma, wide.delta)
+    assert exact <= wide.epsilon <= 1.2 * exact
+    narrow_noise, narrow = noise_report(20)
+    assert narrow_noise.local_variance < 0.9 * MAX_SHARE_VARIANCE, "not lowered"
+    assert wide.epsilon == pytest.approx(narrow.epsilon, rel=1e-3), "the same z in a ring the cap does not bind: the same epsilon"

@@ -360,10 +360,24 @@ _MASKING_TRAITS = Traits(observers=MASKED, output="sum", all_stages=True, splits
           traits=_MASKING_TRAITS, ring_bits=lambda values, ctx: values["bits"],
           about="SecAgg on the complete graph (t and colluders: SecAgg's defaults if unset); active: signatures and consistency check")
 def _secagg(values: dict, ctx: StackContext) -> RingProtocol:
-    if values["t"] is not None and values["t"] > ctx.participants - 1:  # the complete graph gives each client n - 1 neighbours (review 12)
-        raise StackError(f"t = {values['t']} must be at most participants - 1 = {ctx.participants - 1} (each client's neighbours)",
+    """SecAgg for the participants, refused at build where its round would refuse every time (reviews 12, 13): fewer than 2
+    participants, a t (given, or derived from colluders) above each client's participants - 1 neighbours, or one that does not
+    protect against the declared colluders."""
+    n, t, c = ctx.participants, values["t"], values["colluders"]
+    if n < 2:
+        raise StackError(f"SecAgg masks between pairs of clients: it needs participants >= 2, found {n}", layer=ctx.layer, position=ctx.position)
+    if t is not None and t > n - 1:  # the complete graph gives each client n - 1 neighbours (review 12)
+        raise StackError(f"t = {t} must be at most participants - 1 = {n - 1} (each client's neighbours)",
                          layer=ctx.layer, position=ctx.position, field="t")
-    return SecAgg(t=values["t"], bits=values["bits"], active=values["active"], colluders=values["colluders"])
+    if t is None and c is not None and c > n - 2:  # the derived t exceeds c (and (k + c) / 2 if active): at most k = n - 1 needs c <= n - 2
+        raise StackError(f"colluders = {c} must be at most participants - 2 = {n - 2}: the t it sets must exceed colluders and be at most "
+                         f"each client's participants - 1 = {n - 1} neighbours", layer=ctx.layer, position=ctx.position, field="colluders")
+    protocol = SecAgg(t=t, bits=values["bits"], active=values["active"], colluders=c)
+    try:
+        protocol.degree_and_threshold(n)  # the round's own check, e.g. t against colluders or an active server
+    except ValueError as exc:
+        raise StackError(str(exc), layer=ctx.layer, position=ctx.position, field="t" if t is not None else "colluders") from None
+    return protocol
 
 
 @register("secagg+", leaf=True, flow={"ring": ""}, fields={"bits": BITS, "active": Field(bool, False), "dropout": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)")},

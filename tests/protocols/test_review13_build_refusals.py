@@ -9,10 +9,12 @@ into discretize and quantize."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tests.protocols.test_review12_stack_fuzz as fuzz
 from protocols import secure_sum
-from protocols.core.stack import StackContext, build, parse
+from protocols.core.stack import LayerSpec, StackContext, StackError, build, innermost, parse
 
 
 @pytest.fixture
@@ -21,14 +23,29 @@ def participants(monkeypatch):
     return lambda n: monkeypatch.setattr(fuzz, "N", n)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="_secagg checks only an explicit t: SecAgg's own t from colluders "
-                   "(colluders + 1) and its n >= 2 are checked in the round, which raises ValueError every time: colluders=5 of 6 "
-                   "'t must be in [1, 5] for k=5 neighbours, found 6', colluders=1 of 2 'found 2', one participant 'SecAgg needs "
-                   "n >= 2 clients, found 1' (secagg+ refuses n < 3 at build)")
 @pytest.mark.parametrize("stack, n", [("secagg(colluders=5)", 6), ("secagg(colluders=1)", 2), ("secagg", 1)])
 def test_secagg_with_the_t_it_derives_runs_or_is_refused_at_build(stack, n, participants):
+    """Was a break (review 13): _secagg checked only an explicit t, so SecAgg's own t from colluders (colluders + 1) and its
+    n >= 2 were checked in the round, which raised ValueError every time: colluders=5 of 6 't must be in [1, 5] for k=5
+    neighbours, found 6', colluders=1 of 2 'found 2', one participant 'SecAgg needs n >= 2 clients, found 1'. Now refused at
+    build (secagg+ already refused n < 3)."""
     participants(n)
-    assert fuzz._one_round(parse(f"clip(bound=1) > discretize > {stack}")) in ("refused", "completed")
+    assert fuzz._one_round(parse(f"clip(bound=1) > discretize > {stack}")) == "refused"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.integers(1, 9), st.none() | st.integers(1, 9), st.none() | st.integers(0, 9), st.booleans())
+def test_a_secagg_that_builds_passes_its_rounds_threshold_check(n, t, colluders, active):
+    """Whatever t and colluders (given or derived), a SecAgg that builds for n participants is one whose round accepts n
+    (its (k, t) check is the first thing the round runs)."""
+    fields = {"active": active, **({"t": t} if t is not None else {}), **({"colluders": colluders} if colluders is not None else {})}
+    try:
+        protocol = build((LayerSpec.of("discretize"), LayerSpec.of("secagg", **fields)), StackContext(dim=2, participants=n, clip=1.0))
+    except StackError as exc:
+        assert exc.layer == "secagg"
+        return
+    k, threshold = innermost(protocol).degree_and_threshold(n)
+    assert k == n - 1 and 1 <= threshold <= k
 
 
 def test_control_secagg_with_colluders_below_every_neighbour_runs():

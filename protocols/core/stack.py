@@ -270,6 +270,21 @@ class StackContext:
         raise StackError(f"needs a ring protocol inside it (one of {', '.join(sorted(n for n, e in REGISTRY.items() if e.ring_bits))})",
                          layer=self.layer, position=self.position)
 
+    def need_inputs(self, floors: Mapping[str, tuple[str, int]], *, rows: int | None = None, given: str = "the participants") -> None:
+        """Refuses a protection whose round needs at least max(floors) inputs (field -> (what sets the floor, the floor)),
+        e.g. a robust rule's 2f + 1 or a min_clients, but gets `rows` (default: the participants, described by `given`)
+        with every client present: it would abort every round (reviews 12, 13).
+
+        Raises:
+            StackError: naming the field with the largest floor, every floor and `rows`.
+        """
+        rows = self.participants if rows is None else rows
+        field, (_, need) = max(floors.items(), key=lambda item: item[1][1])
+        if rows < need:
+            named = ", ".join(f"{what} = {floor}" for what, floor in floors.values())
+            raise StackError(f"the round needs >= {need} inputs ({named}), found {rows} ({given})", layer=self.layer, position=self.position,
+                             field=field)
+
     def noise_inside(self) -> float | None:
         """The noise_multiplier of the first distributed-noise layer inside this position, or None."""
         for spec in self.rest:

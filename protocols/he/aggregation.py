@@ -410,6 +410,7 @@ MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is t
 @register("ckks", leaf=True, fields={"min_clients": MIN_CLIENTS}, traits=Traits(observers=HE_VIEWS, output="sum"),
           about="approximate sum under CKKS with a non-colluding key holder")
 def _ckks(values: dict, ctx: StackContext) -> Protocol:
+    ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
     return CKKSAggregation(min_clients=values["min_clients"])
 
 
@@ -417,6 +418,7 @@ def _ckks(values: dict, ctx: StackContext) -> Protocol:
           traits=Traits(observers=HE_VIEWS, output="sum"), ring_bits=lambda values, ctx: values["bits"],
           about="exact sum of ring elements under BFV (put discretize outside it) with a non-colluding key holder")
 def _bfv(values: dict, ctx: StackContext) -> Protocol:
+    ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
     t = batching_modulus(preset(BFVAggregation.preset))
     if ctx.participants * ((1 << values["bits"]) - 1) >= t // 2:  # the check the round makes, at build (review 12)
         raise StackError(f"a sum of {ctx.participants} elements of Z_2^{values['bits']} overflows half the BFV plain modulus {t}: "

@@ -190,5 +190,6 @@ class HiddenStateCKKS(HeAggregation):
                         output="model", needs_initial=True, splits=True),
           about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")
 def _hidden_state(values: dict, ctx: StackContext) -> Protocol:
+    ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
     initial = ctx.require("initial", "the initial model (the context's `initial`)")
     return HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / ctx.participants, min_clients=values["min_clients"])

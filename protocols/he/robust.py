@@ -109,6 +109,8 @@ class CKKSRobust(HeAggregation):
     traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=True),
     about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset")
 def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
+    ctx.need_inputs({"f": ("2f + 1", 2 * (ctx.f if values["f"] is None else values["f"]) + 1), "min_clients": ("min_clients", values["min_clients"]),
+                     **({"m": ("Multi-Krum's m", values["m"])} if values["rule"] == "multi_krum" and values["m"] is not None else {})})  # review 13
     if values["norm_bound"] is None and not ctx.clip_bounds_input:  # the default below would refuse every noisy input (review 9)
         raise StackError("needs norm_bound: a layer outside it (noise shares, stochastic quantization) changes the inputs after the clip, "
                          "so the clip bound does not bound what reaches the key holder; set norm_bound above the clip plus that change",

@@ -13,7 +13,7 @@ from protocols.core.messages import Kind, encode_floats, parse_floats
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
-from protocols.core.stack import Field, StackContext, StackError, Traits, register
+from protocols.core.stack import Field, StackContext, Traits, register
 from protocols.core.transport import InProcessTransport
 from protocols.robust.compose import PREAGGREGATORS, RULES, aggregate
 from protocols.robust.robustness import kappa, lower_bound, nnm_kappa
@@ -114,9 +114,10 @@ def _plain(values: dict, ctx: StackContext) -> Protocol:
 def _robust(values: dict, ctx: StackContext) -> Protocol:
     pre = None if values["pre"] == "none" else values["pre"]
     f = ctx.f if values["f"] is None else values["f"]
-    rows = -(-ctx.participants // values["bucket"]) if pre == "bucketing" else ctx.participants
-    if pre == "bucketing" and rows <= 2 * f:  # the rule runs on the buckets' means (review 12)
-        raise StackError(f"{ctx.participants} participants in buckets of {values['bucket']} give {rows} rows, the rule needs > 2f = {2 * f}",
-                         layer=ctx.layer, position=ctx.position, field="bucket")
+    if pre == "bucketing":  # the rule runs on the buckets' means (review 12)
+        ctx.need_inputs({"bucket": ("2f + 1", 2 * f + 1)}, rows=-(-ctx.participants // values["bucket"]),
+                        given=f"{ctx.participants} participants in buckets of {values['bucket']}: the rule runs on the buckets' means")
+    else:
+        ctx.need_inputs({"f": ("2f + 1", 2 * f + 1)})
     return PlainRobust(rule=values["rule"], f=f, pre=pre,
                        pre_params={"s": values["bucket"]} if pre == "bucketing" else {})

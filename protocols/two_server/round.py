@@ -719,6 +719,9 @@ def ring_bits(values: dict, ctx: StackContext) -> int:
 def _two_server(values: dict, ctx: StackContext) -> RingProtocol:
     clip = ctx.require("clip", "a clip layer outside it (its clipping radius is the clip bound in ring units)")
     scale = ctx.require("scale", "a discretize or noise layer (skellam, ddg) outside it: its inputs are ring elements")
-    return TwoServerRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], bits=ring_bits(values, ctx), m=values["m"],
-                           tau=clip * scale, iterations=values["iterations"], norm_bound=ctx.norm_bound, validate=values["validate"],
-                           pre=None if values["pre"] == "none" else values["pre"], min_clients=values["min_clients"])
+    protocol = TwoServerRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], bits=ring_bits(values, ctx), m=values["m"],
+                               tau=clip * scale, iterations=values["iterations"], norm_bound=ctx.norm_bound, validate=values["validate"],
+                               pre=None if values["pre"] == "none" else values["pre"], min_clients=values["min_clients"])
+    fields = {"2f + 1": "f", "Multi-Krum's m": "m", "min_clients": "min_clients"}  # what sets each of the round's floors (review 13)
+    ctx.need_inputs({fields[what]: (what, floor) for what, floor in protocol._floors().items()})
+    return protocol

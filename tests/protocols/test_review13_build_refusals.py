@@ -52,12 +52,23 @@ def test_control_secagg_with_colluders_below_every_neighbour_runs():
     assert fuzz._one_round(parse("clip(bound=1) > discretize > secagg(colluders=4)")) == "completed"
 
 
-@pytest.mark.xfail(strict=True, reason="review 12 refused bucketing into <= 2f rows, but not 6 participants (rows) for f = 3 without "
-                   "bucketing: robust(rule=krum, f=3) builds and every round aborts 'robust aggregation needs > 2f = 6', two-server "
-                   "'the round needs >= 7 (2f + 1 = 7)'")
 @pytest.mark.parametrize("stack", ["robust(rule=krum, f=3)", "robust(rule=mean, pre=nnm, f=3)", "discretize > two-server(rule=krum, f=3)"])
 def test_a_rule_with_f_of_half_the_participants_is_refused_at_build(stack):
-    assert fuzz._one_round(parse(f"clip(bound=1) > {stack}")) in ("refused", "completed")
+    """Was a break (review 13): review 12 refused bucketing into <= 2f rows, but not 6 participants (rows) for f = 3 without
+    bucketing: robust(rule=krum, f=3) built and every round aborted 'robust aggregation needs > 2f = 6', two-server 'the round
+    needs >= 7 (2f + 1 = 7)'. The same check (`StackContext.need_inputs`) now refuses it at build, naming f."""
+    with pytest.raises(StackError, match=r"field 'f': the round needs >= 7 inputs \(2f \+ 1 = 7"):
+        build(parse(f"clip(bound=1) > {stack}"), StackContext(dim=fuzz.D, participants=fuzz.N))
+    assert fuzz._one_round(parse(f"clip(bound=1) > {stack}")) == "refused"
+
+
+@pytest.mark.parametrize("stack", ["central-dp(noise_multiplier=1) > robust(rule=trimmed_mean, f=3)", "ckks-robust(rule=krum, f=3)",
+                                   "ckks-robust(rule=multi_krum, m=7)", "discretize > two-server(rule=multi_krum, m=7)"])
+def test_every_rule_whose_floor_is_above_the_participants_is_refused_at_build(stack):
+    """The rules around the same check: central DP over a rule, the CKKS Krum (2f + 1 and Multi-Krum's m over 6 inputs),
+    two-server's Multi-Krum m (build only: refused before any CKKS key is made)."""
+    with pytest.raises(StackError, match=r"the round needs >= 7 inputs"):
+        build(parse(f"clip(bound=1) > {stack}"), StackContext(dim=fuzz.D, participants=fuzz.N))
 
 
 @pytest.mark.parametrize("stack", ["robust(rule=krum, f=2)", "discretize > two-server(rule=krum, f=2)"])
@@ -65,14 +76,28 @@ def test_control_a_rule_with_f_below_half_the_participants_runs(stack):
     assert fuzz._one_round(parse(f"clip(bound=1) > {stack}")) == "completed"
 
 
-@pytest.mark.xfail(strict=True, reason="min_clients above the participants builds and every round aborts: bfv 'the key holder decrypts "
-                   "sums of >= 10' with 6 inputs, two-server 'the round needs >= 10'; with one participant bfv's default "
-                   "min_clients = 2 does the same")
 @pytest.mark.parametrize("stack, n", [("discretize > bfv(min_clients=10)", 6), ("discretize > two-server(rule=krum, min_clients=10)", 6),
                                       ("discretize > bfv", 1)])
 def test_min_clients_above_the_participants_is_refused_at_build(stack, n, participants):
+    """Was a break (review 13): min_clients above the participants built and every round aborted: bfv 'the key holder
+    decrypts sums of >= 10' with 6 inputs, two-server 'the round needs >= 10'; with one participant bfv's default
+    min_clients = 2 did the same. Now refused at build, naming min_clients."""
     participants(n)
-    assert fuzz._one_round(parse(f"clip(bound=1) > {stack}")) in ("refused", "completed")
+    with pytest.raises(StackError, match="field 'min_clients': the round needs"):
+        build(parse(f"clip(bound=1) > {stack}"), StackContext(dim=fuzz.D, participants=n))
+    assert fuzz._one_round(parse(f"clip(bound=1) > {stack}")) == "refused"
+
+
+@pytest.mark.parametrize("stack", ["ckks(min_clients=7)", "ckks-robust(rule=krum, min_clients=7)", "hidden-state(min_clients=7)"])
+def test_every_leaf_with_min_clients_above_the_participants_is_refused_at_build(stack):
+    with pytest.raises(StackError, match="field 'min_clients': the round needs >= 7 inputs"):
+        build(parse(f"clip(bound=1) > {stack}"), StackContext(dim=fuzz.D, participants=fuzz.N, initial=np.zeros(fuzz.D)))
+
+
+@pytest.mark.parametrize("stack", ["discretize > bfv(min_clients=6)", "discretize > two-server(rule=krum, f=2, min_clients=6)",
+                                   "robust(rule=krum, f=2, pre=nnm)"])
+def test_control_a_floor_of_every_participant_runs(stack):
+    assert fuzz._one_round(parse(f"clip(bound=1) > {stack}")) == "completed"
 
 
 @pytest.mark.parametrize("stack", ["rotation(kind=dft) > discretize(fit=norm) > secagg(bits=20)",

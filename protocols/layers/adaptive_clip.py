@@ -30,9 +30,10 @@ from protocols.core.parallel import PairClient, PairServer
 from protocols.core.protocol import OpenRound, Protocol, RoundEnd, matrix_shape
 from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule
-from protocols.core.stack import Field, LayerSpec, StackContext, Traits, build, register, uncounted
+from protocols.core.stack import Field, LayerSpec, StackContext, StackError, Traits, build, register, uncounted
 from protocols.core.transport import InProcessTransport
 from protocols.layers.clip import L2Clip
+from protocols.dp.samplers import MAX_POISSON_MEAN
 from protocols.layers.noise import DistributedNoise
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
@@ -167,6 +168,11 @@ def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
     update = inner(ctx.replace(clip=None))
     z = values["count_noise_multiplier"]
+    if z**2 / (2 * ctx.survivors) > MAX_POISSON_MEAN:  # each share is Sk(mu, mu), mu = z**2 / (2 m): the sampler's range (review 13)
+        raise StackError(f"count_noise_multiplier = {z:g} gives each count share Skellam of mu = z**2 / (2 m) = {z**2 / (2 * ctx.survivors):.3g} "
+                         f"for m = {ctx.survivors} survivors, above MAX_POISSON_MEAN = {MAX_POISSON_MEAN:.3g} (the sampler's exact range): it must "
+                         f"be at most sqrt(2 m MAX_POISSON_MEAN) = {math.sqrt(2 * ctx.survivors * MAX_POISSON_MEAN):.4g}",
+                         layer=ctx.layer, position=ctx.position, field="count_noise_multiplier")
     if z > 0:  # the same clients as the update's: the colluders either protection declares know their count shares (review 11)
         count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta,
                                  assume_colluding=max(uncounted(ctx, count), uncounted(ctx, update)))

@@ -122,13 +122,24 @@ def test_a_float_gaussian_layer_of_any_sigma_runs_or_is_refused_at_build(stack):
     assert fuzz._one_round(parse(stack)) in ("refused", "completed")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the adaptive clip's count adds Skellam of mu = z**2 / (2 m) "
-                   "(sensitivity 1), "
-                   "which nothing keeps within review 12's MAX_POISSON_MEAN = 2**32: count_noise_multiplier 1e6 with 6 participants "
-                   "(mu 8.3e10) builds and every round raises ValueError 'lam must be in [0, 2**32]'")
 def test_an_adaptive_clip_count_noise_beyond_the_samplers_range_is_refused_at_build():
+    """Was a break (review 13): the adaptive clip's count adds Skellam of mu = z**2 / (2 m) (sensitivity 1), which nothing
+    kept within review 12's MAX_POISSON_MEAN = 2**32: count_noise_multiplier 1e6 with 6 participants (mu 8.3e10) built and
+    every round raised ValueError 'lam must be in [0, 2**32]'. Now refused at build, naming count_noise_multiplier."""
     stack = "clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier=1e6) > clip(bound=1) > plain"
-    assert fuzz._one_round(parse(stack)) in ("refused", "completed")
+    with pytest.raises(StackError, match="field 'count_noise_multiplier'.*mu = z\\*\\*2 / \\(2 m\\) = 8.33e\\+10"):
+        build(parse(stack), StackContext(dim=fuzz.D, participants=fuzz.N))
+    assert fuzz._one_round(parse(stack)) == "refused"
+
+
+def test_an_adaptive_clip_count_noise_at_the_samplers_range_runs():
+    """The refusal is at the bound itself: z = sqrt(2 m MAX_POISSON_MEAN) (mu = 2**32 exactly) completes, a little above is refused."""
+    from protocols.dp.samplers import MAX_POISSON_MEAN
+
+    z = (2 * fuzz.N * MAX_POISSON_MEAN) ** 0.5
+    assert fuzz._one_round(parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z!r}) > clip(bound=1) > plain")) == "completed"
+    above = parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z * (1 + 1e-9)!r}) > clip(bound=1) > plain")
+    assert fuzz._one_round(above) == "refused"
 
 
 def test_control_an_adaptive_clip_count_noise_within_the_samplers_range_runs():

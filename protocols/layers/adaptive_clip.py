@@ -32,8 +32,8 @@ from protocols.core.report import Cost, Guarantee, LayerReport, Output, ThreatMo
 from protocols.core.schedule import DropoutSchedule
 from protocols.core.stack import Field, LayerSpec, StackContext, StackError, Traits, build, register, uncounted
 from protocols.core.transport import InProcessTransport
-from protocols.layers.clip import L2Clip
 from protocols.dp.samplers import MAX_POISSON_MEAN
+from protocols.layers.clip import L2Clip
 from protocols.layers.noise import DistributedNoise
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness

@@ -2,7 +2,8 @@
 bucketing into <= 2f rows, a bfv sum over half the plain modulus). Attack: the same checks on the values the factories
 derive or leave to the round (SecAgg's default t from colluders, a rule's f without bucketing, min_clients), and other
 participant counts than the fuzzer's 6. With every client honest and present a stack that builds should complete its
-round; the breaks below build and then fail every round (strict xfails, one per root cause), two of them from review
+round; the breaks below built and then failed every round (strict xfails, one per root cause; the fixed ones say "Was a
+break" and are regressions now, with the property over the floors below), two of them from review
 12's sampler caps themselves (the float Gaussian's, and the adaptive clip's count noise that no builder keeps within
 them). Holds: inputs at the clip bound itself (the fuzzer's are at 0.45 of it) through the norm-preserving rotations
 into discretize and quantize."""
@@ -92,6 +93,31 @@ def test_min_clients_above_the_participants_is_refused_at_build(stack, n, partic
 def test_every_leaf_with_min_clients_above_the_participants_is_refused_at_build(stack):
     with pytest.raises(StackError, match="field 'min_clients': the round needs >= 7 inputs"):
         build(parse(f"clip(bound=1) > {stack}"), StackContext(dim=fuzz.D, participants=fuzz.N, initial=np.zeros(fuzz.D)))
+
+
+FLOOR_LEAVES = st.one_of(
+    st.builds(lambda rule, f, pre: f"robust(rule={rule}, f={f}, pre={pre})", st.sampled_from(["krum", "trimmed_mean", "mean"]),
+              st.integers(0, 4), st.sampled_from(["none", "nnm"])),
+    st.builds(lambda rule, f, m, k: f"discretize > two-server(rule={rule}, f={f}{m}{k})", st.sampled_from(["krum", "multi_krum"]),
+              st.integers(0, 4), st.sampled_from(["", ", m=2", ", m=6"]), st.sampled_from(["", ", min_clients=3", ", min_clients=6"])),
+    st.builds(lambda k: f"discretize > bfv(bits=16{k})", st.sampled_from(["", ", min_clients=1", ", min_clients=5"])),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.integers(1, 7), FLOOR_LEAVES)
+def test_a_rule_or_min_clients_that_builds_completes_its_round(n, leaf):
+    """With every one of n participants honest and present, a protection whose floors (2f + 1, Multi-Krum's m,
+    min_clients) the build accepts completes its round; one it refuses names one of those fields."""
+    specs = parse(f"clip(bound=1) > {leaf}")
+    try:
+        protocol = build(specs, StackContext(dim=4, participants=n))
+    except StackError as exc:
+        assert exc.field in ("f", "m", "min_clients"), exc
+        return
+    x = np.random.default_rng(n).normal(size=(n, 4))
+    out = secure_sum((0.5 * x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), protocol=protocol, seed=1)  # raises if aborted
+    assert np.asarray(out.result).shape == (4,) and out.rejected == ()
 
 
 @pytest.mark.parametrize("stack", ["discretize > bfv(min_clients=6)", "discretize > two-server(rule=krum, f=2, min_clients=6)",

@@ -7,11 +7,13 @@ Breaks (strict xfails, each body passes once its root cause is fixed):
   2. a Byzantine dealer that seals an honest neighbour a wrong share (in the field or not) under the genuine
      channel key gets that honest holder named as the sender of bad unmasking shares (report notes and `rejected`);
   3. the `secagg` stack leaf never pins n (`SecAgg.clients`), so a client built from a stack takes whatever n the
-     server announces and a server that announces fewer clients lowers t (31 -> 4 clients: t 21 -> 3).
+     server announces and a server that announces fewer clients lowers t (31 -> 4 clients: t 21 -> 3);
   4. on a sparse graph, two runs of k/2 positions with t - k/2 corrupt clients each (none if t <= k/2) and the rest
      dropped after sharing (against an active server: claimed dropped) cut the graph, and the server learns the sum of
      each component, within the stated colluders (demonstrated on H(8, 20) active and passive); for_clients' active
-     picks do not bound this cut at 2^-sigma.
+     picks do not bound this cut at 2^-sigma;
+  5. `client_role` takes a position outside [0, n) from the server: an untyped error later (or, active, i = -1 is
+     accepted as position n - 1).
 Held (regression tests): the stated dropout tolerance k - t in the worst case (all drops in one client's
 neighbourhood, at any stages) and one more drop at unmasking aborting with BelowThreshold and no output; the
 declared colluders against the equivocating server at the smallest n and on the complete-graph fallback; an active
@@ -130,6 +132,25 @@ def test_a_stack_built_secagg_client_refuses_a_round_announced_for_fewer_clients
     identity = {"identity": ClientIdentity.simulated(0)} if active else {}
     with pytest.raises(Refused, match="n"):
         protocol.client_role(0, np.zeros(4, dtype=np.uint32), fewer.public, SeededRandomness(1), {}, **identity)
+
+
+# --- break 5: a position outside the round ------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review 15 break 5: client_role takes the position i the server sends (Flower: cfg['u']) "
+                   "without checking 0 <= i < n: passive, the role is built and its first KEYS frame raises ValueError from "
+                   "HararyGraph (untyped, uncaught by the Flower frame handler); active, i >= n raises IndexError and i = -1 "
+                   "passes the roster check as position n - 1 (Python's negative index). Fix: Refused naming i unless "
+                   "type(i) is int and 0 <= i < n")
+@pytest.mark.parametrize("position", [-1, 6, 7])
+@pytest.mark.parametrize("protocol", [SecAgg(), SecAgg(active=True), SecAggPlus(n=6, k=2, t=2)], ids=["secagg", "secagg active", "secagg+"])
+def test_a_client_refuses_a_position_outside_the_round_typed(protocol, position):
+    opened = protocol.open_round(6, 2, SeededRandomness(0))
+    if opened.use_roster is not None:
+        opened.seat(list(range(6)), KeyDirectory())
+    identity = {"identity": ClientIdentity.simulated(position % 6 if position < 0 else 0)} if protocol.active else {}
+    with pytest.raises(Refused):
+        protocol.client_role(position, np.zeros(2, dtype=np.uint32), opened.public, SeededRandomness(1), {}, **identity)
 
 
 # --- held: the stated dropout tolerance, in the worst case --------------------------------------------------------------

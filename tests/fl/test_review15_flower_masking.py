@@ -3,7 +3,7 @@
 Break (strict xfail): the node lines `secagg flower-app` prints pin stack, active and noise_multiplier, not what
 decides a masking round's n (clients, sample_fraction), so a ServerApp that writes a smaller sample_fraction into the
 run config gets nodes that build SecAgg+ for fewer clients and accept a lower threshold (20 -> 5 participants: t 17 ->
-3 on the complete graph), as two-server nodes are protected from S0 lowering min_clients (`node_pins`)."""
+3 on the complete graph); two-server nodes, by contrast, pin what decides S1's min_clients (`node_pins`)."""
 
 import tomllib
 

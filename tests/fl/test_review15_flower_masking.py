@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from fl.flower_engine import _client_setup, checked_against_node, config_from_run  # noqa: E402
-from protocols.core.errors import Refused  # noqa: E402
-from protocols.core.stack import innermost  # noqa: E402
-from tests.fl.test_flower_pki import _node_lines  # noqa: E402
+from fl.flower_engine import _client_setup, checked_against_node, config_from_run
+from protocols.core.errors import Refused
+from protocols.core.stack import innermost
+from tests.fl.test_flower_pki import _node_lines
 
 
 @pytest.mark.xfail(strict=True, reason="review 15 (Flower): NODE_PINS lacks clients and sample_fraction, so a node accepts a run "

@@ -19,22 +19,29 @@ neighbourhood, at any stages) and one more drop at unmasking aborting with Below
 declared colluders against the equivocating server at the smallest n and on the complete-graph fallback; an active
 SecAgg+ client ignoring a graph seed the server sends it."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import BelowThreshold, DropoutSchedule, MalformedMessage, Refused, SecAgg, SecAggPlus, Stage, secure_sum
-from protocols.core.messages import Kind
+from protocols.core.errors import ProtocolError
+from protocols.core.messages import Kind, parse_vector
 from protocols.core.pki import ClientIdentity, KeyDirectory, roster_digest, simulated_signer
 from protocols.core.stack import StackContext, build, innermost, parse
-from protocols.core.wire import Frame, decode_frame, encode_frame
-from protocols.masking.graph import harary_neighbours
-from protocols.masking.server import MaskingServer
-from protocols.masking.setup import RoundSetup
+from protocols.core.wire import SERVER, Frame, Reader, Writer, decode_frame, encode_frame
+from protocols.masking.client import MaskingClient
+from protocols.masking.graph import HararyGraph, binomial_tail, harary_neighbours
+from protocols.masking.messages import Secret
+from protocols.masking.server import _REQUEST, MaskingServer
+from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
 from protocols.testing import check_sum, equivocation_attack
 from secagg import Ring, SeededRandomness, field
 from secagg.aead import AuthenticatedCipher
+from secagg.agreement import X25519Agreement
+from secagg.prg import AesCtrPrg
 
 # --- break 1: a low-order advertised key ---------------------------------------------------------------------------
 
@@ -247,14 +254,6 @@ def _cut_round(n: int, k: int, t: int, windows: list[int], seed: int, active: bo
     and discards the masked inputs of the others (each client next to a window keeps k/2 + 1 live neighbours); passive,
     no colluder, the whole window drops (k/2 live neighbours). Returns (inputs, components of the included honest
     clients, what the server computes for each component from what it holds, the report's colluder bound)."""
-    from protocols.masking.client import MaskingClient
-    from protocols.masking.graph import HararyGraph
-    from protocols.masking.messages import Secret
-    from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, mask_sign
-    from protocols.core.messages import parse_vector
-    from protocols.core.wire import Reader
-    from secagg.agreement import X25519Agreement
-    from secagg.prg import AesCtrPrg
 
     ring, d = Ring(32), 3
     inputs = np.random.default_rng(seed).integers(0, 2**32, (n, d), dtype=np.uint64).astype(np.uint32)
@@ -331,9 +330,6 @@ def test_the_cut_is_real_the_server_learns_each_components_sum_within_the_stated
                                   SecAggPlus.for_clients(1000, active=True), SecAggPlus.for_clients(5000, active=True, corrupt=0.1)],
                          ids=["direct active n=20", "direct passive n=20", "for_clients n=500", "for_clients n=1000", "for_clients n=5000 at 10%"])
 def test_an_active_sparse_graph_needs_more_corrupt_clients_for_a_cut_than_it_allows(plus):
-    import math
-
-    from protocols.masking.graph import binomial_tail
 
     n, k, t = plus.n, plus.k, plus.t
     c = plus.colluder_count(n, k, t)
@@ -344,3 +340,50 @@ def test_an_active_sparse_graph_needs_more_corrupt_clients_for_a_cut_than_it_all
     sigma = plus.targets["sigma"] + plus.targets.get("grind_bits", 0.0)
     union = n * (n - k) / 2 * binomial_tail(k // 2, plus.targets["corrupt"], per_run) ** 2
     assert per_run > c or math.log2(union) <= -sigma, f"n={n}, k={k}, t={t}, c={c}: P[cut] up to 2^{math.log2(union):.1f}"
+
+
+# --- held: any payload of the expected kind, at any stage, gets a typed error from a client --------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_client_answers_any_server_payload_of_the_expected_kind_or_fails_typed(data):
+    """The server (active, or the network in front of it) sends one client, at a random stage of an otherwise honest
+    round, a payload of the stage's kind built from random ids and random items (keys that may be low-order points,
+    ciphertexts, signatures, survivor lists): the client replies or raises a ProtocolError, nothing else."""
+
+    n, active = data.draw(st.integers(3, 7)), data.draw(st.booleans())
+    k = n - 1 if n < 5 or data.draw(st.booleans()) else 2
+    t = data.draw(st.integers(k // 2 + 1 if active else 1, k))
+    setup = RoundSetup(n=n, k=k, t=t, d=2, ring=Ring(16), active=active, session=b"fuzzfuzz", graph_seed=None if active else bytes(32),
+                       roster=roster_digest(list(range(n))) if active else b"")
+    pki = [simulated_signer(i).public_bytes() for i in range(n)] if active else None
+    clients = [MaskingClient(i, setup, np.zeros(2, dtype=np.uint16), SeededRandomness(i), simulated_signer(i) if active else None, pki)
+               for i in range(n)]
+    server = MaskingServer(setup, pki)
+    stages = [s for s in Stage if active or s != Stage.CONSISTENCY_CHECK]
+    target, victim = data.draw(st.sampled_from(stages)), data.draw(st.integers(0, n - 1))
+    for stage in stages:
+        if stage == target:
+            ids = data.draw(st.lists(st.integers(0, n - 1), unique=True).map(sorted))
+            item = data.draw(st.sampled_from([64, 128, 116, 41]))
+            shape = data.draw(st.sampled_from(["bytes", "entries", "ids+entries"]))
+            if shape == "bytes":
+                payload = data.draw(st.binary(max_size=300))
+            else:
+                items = {i: data.draw(st.binary(min_size=item, max_size=item)) for i in ids}
+                payload = (Writer().ids(ids) if shape == "ids+entries" else Writer()).entries(items).getvalue()
+            try:
+                clients[victim].handle(encode_frame(Frame(_REQUEST[stage], setup.session, SERVER, victim, payload)))
+            except ProtocolError:
+                pass
+            return
+        for u, frame in server.requests().items():
+            try:
+                server.receive(clients[u].handle(frame), link=u)
+            except ProtocolError:
+                pass
+        try:
+            server.close()
+        except ProtocolError:
+            return

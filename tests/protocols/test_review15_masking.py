@@ -307,29 +307,28 @@ def _cut_round(n: int, k: int, t: int, windows: list[int], seed: int, active: bo
     return inputs, components, computed, SecAggPlus(n=n, k=k, t=t, active=active).colluder_count(n, k, t)
 
 
-@pytest.mark.parametrize("active, t, stated", [(True, 5, 1), (False, 3, 2)], ids=["active, 2 colluders", "passive, no colluder"])
+@pytest.mark.parametrize("active, t, stated", [(True, 5, 0), (False, 3, 2)], ids=["active, 2 colluders", "passive, no colluder"])
 def test_the_cut_is_real_the_server_learns_each_components_sum_within_the_stated_colluders(active, t, stated):
-    """SecAggPlus(n=20, k=8, t) states: nothing beyond the sum of the included honest inputs while each client has at
-    most c corrupt neighbours (active t=5: c=1; passive t=3: c=2). Active: two colluders (no client has both as
-    neighbours) and 6 discarded masked inputs; passive: 8 honest clients dropping after sharing, no colluder. Either
-    cuts H(8, 20) in two: the server computes the sum of each half (two sums where the report states one)."""
+    """SecAggPlus(n=20, k=8, t): active, two colluders (no client has both as neighbours) and 6 discarded masked inputs;
+    passive, 8 honest clients dropping after sharing, no colluder. Either cuts H(8, 20) in two: the server computes the
+    sum of each half. Was a break (review 15): the active report stated c = 1 (2t - k - 1) corrupt neighbours, which
+    this attack stays within; it now states c = t - k/2 - 1 = 0 (one per run is beyond it). The passive report states
+    c = 2 and now also that dropouts must not cut the graph (two runs of k/2 positions all dropped or corrupt)."""
     inputs, components, computed, c = _cut_round(20, 8, t, windows=[0, 10], seed=3, active=active)
     assert c == stated and len(components) == 2 and all(len(comp) >= 2 for comp in components)
+    if not active:
+        assert "two runs of k/2=4 graph positions are all dropped or corrupt" in SecAggPlus(n=20, k=8, t=t)._collusion(20, 8, t)
     for comp, value in zip(components, computed):
         assert np.array_equal(value, Ring(32).sum(inputs[comp])), "the server's partial sum"
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 4: a sparse graph's threshold rule does not stop the cut of the test "
-                   "above: two runs of k/2 graph positions, each with t - k/2 corrupt clients (none if t <= k/2) and the rest "
-                   "dropped after sharing (active: claimed dropped), leave every client t live neighbours and split the "
-                   "included clients. Built directly, c = 2t - k - 1 (active) or t - 1 (passive) allows it (t - k/2 <= c); "
-                   "for_clients' active picks leave the union bound over pairs of runs, n (n - k)/2 P[Bin(k/2, gamma) >= "
-                   "t - k/2]^2, at 2^-33..2^-37 (2^-40 stated; the passive picks bound it by n^2 (gamma + delta)^k). Fix: "
-                   "k < n - 1: state c <= t - k/2 - 1 (or require t > k/2 + c), or that union bound in choose_degree_and_threshold")
-@pytest.mark.parametrize("plus", [SecAggPlus(n=20, k=8, t=5, active=True), SecAggPlus(n=20, k=8, t=3), SecAggPlus.for_clients(500, active=True),
-                                  SecAggPlus.for_clients(1000, active=True), SecAggPlus.for_clients(5000, active=True, corrupt=0.1)],
-                         ids=["direct active n=20", "direct passive n=20", "for_clients n=500", "for_clients n=1000", "for_clients n=5000 at 10%"])
+@pytest.mark.parametrize("plus", [SecAggPlus(n=20, k=8, t=5, active=True), SecAggPlus(n=20, k=8, t=6, active=True), SecAggPlus.for_clients(500, active=True),
+                                  SecAggPlus.for_clients(1000, active=True), SecAggPlus.for_clients(5000, active=True, corrupt=0.1),
+                                  SecAggPlus.for_clients(1000, active=True, grind_bits=40)],
+                         ids=["direct active n=20", "direct active n=20 t=6", "for_clients n=500", "for_clients n=1000", "for_clients n=5000 at 10%",
+                              "for_clients n=1000 against 2^40 graphs"])
 def test_an_active_sparse_graph_needs_more_corrupt_clients_for_a_cut_than_it_allows(plus):
+    """Was a break (review 15): c = 2t - k - 1 (direct) and for_clients' picks (union bound 2^-33..2^-37) allowed the cut by claimed drops; a direct sparse active graph now states c = t - k/2 - 1, and for_clients raises t until `claimed_cut_log2` <= -sigma. (The passive cut by natural dropouts is stated in the text: test above.)"""
 
     n, k, t = plus.n, plus.k, plus.t
     c = plus.colluder_count(n, k, t)

@@ -42,7 +42,7 @@ from protocols.core.protocol import OpenRound, Protocol, RemoteUnsupported, Roun
 from protocols.core.report import LayerReport, Output
 from protocols.core.stack import StackContext, Traits, register
 from protocols.core.wire import SERVER, Frame, encode_frame
-from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, ciphertext_limit, signed_reply
+from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, check_build_headroom, ciphertext_limit, signed_reply
 from protocols.he.messages import Target
 from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
 from secagg.agreement import X25519Agreement
@@ -97,6 +97,10 @@ class HiddenStateCKKS(HeAggregation):
         if not np.isfinite(self.weight) or self.weight == 0:
             raise ValueError(f"weight must be finite and non-zero, found {self.weight}")
 
+    @property
+    def input_weight(self) -> float:
+        return self.weight
+
     def holder_model(self, context: HeContext) -> EncryptedVector:
         """The key holder's first copy of the model: its own encryption of the public initial model."""
         return context.encrypt(np.asarray(self.initial, dtype=np.float64))
@@ -120,8 +124,9 @@ class HiddenStateCKKS(HeAggregation):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
-        signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         session, x = bytes.fromhex(public["session"]), np.asarray(row)
+        self.check_encoding(int(public.get("n", 1)), x)
+        signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         measurements[self.name] = {"box_key": box.public_bytes().hex(),
                                    "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}
         return HiddenStateClient(i, session, signed_reply(i, session, lambda: self._ciphertext(i, x), signer), box, int(public["d"]))
@@ -191,4 +196,6 @@ class HiddenStateCKKS(HeAggregation):
           about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")
 def _hidden_state(values: dict, ctx: StackContext) -> Protocol:
     initial = ctx.require("initial", "the initial model (the context's `initial`)")
-    return HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / ctx.participants, min_clients=values["min_clients"])
+    initial = np.asarray(initial, dtype=np.float64)
+    protocol = HiddenStateCKKS(initial=initial, weight=1.0 / ctx.participants, min_clients=values["min_clients"])
+    return check_build_headroom(protocol, ctx, float(np.max(np.abs(initial), initial=0.0)))

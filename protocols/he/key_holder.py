@@ -68,7 +68,7 @@ from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
 from protocols.he.release import box_key_message, encode_model_release, parse_box_keys, seal_model
 from protocols.robust.rules import krum_select
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, ckks_headroom, fresh_error_bound, rerandomized_total
 from secagg.he_distances import all_pairs, error_bound, restrict, squared_distances
 from secagg.randomness import SystemRandomness
 from secagg.signatures import verify
@@ -244,11 +244,23 @@ class KeyHolder:
         if request.target != Target.MODEL:
             return self._ctx.decrypt(agg), bound
         if request.inputs is not None:
+            self._check_model_headroom(agg, bound)
             agg = self.model.add_(agg)
         values = self._ctx.decrypt(agg)
         self.model = self._ctx.encrypt(values)  # re-encryption: the model's error never exceeds one round's
         self.refreshed = self.model.to_bytes()
         return values, bound
+
+    def _check_model_headroom(self, added: EncryptedVector, bound: float) -> None:
+        """Hidden state (recompute): refuses to move the model on when max |w| + max |sum of the inputs| + bound
+        reaches the CKKS headroom (`secagg.he.ckks_headroom`), where the decrypted model would wrap. Both are
+        decrypted here, never released; the sum alone cannot wrap while every client passed its own check
+        (`HeAggregation.check_encoding`)."""
+        peak = float(np.max(np.abs(self._ctx.decrypt(self.model)))) + float(np.max(np.abs(self._ctx.decrypt(added))))
+        limit = ckks_headroom(self._ctx.params)
+        if not peak + bound < limit:
+            raise Refused(f"max |model| + max |sum of the inputs| = {peak:.6g} reaches the CKKS headroom {limit:.6g}: the model "
+                          "would wrap; nothing released", party=PARTY, stage=STAGE)
 
     def _distances(self, request: DecryptRequest) -> tuple[np.ndarray, list[int]]:
         """Flags and flooded distances to release, and the selection the rule makes on them (see the module docstring)."""

@@ -36,11 +36,9 @@ def _key_holder_replies(frames: list[bytes]):
 # --- every input the round accepts (CKKS: finite floats; `check_inputs` checks nothing else) ------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="CKKS headroom: ckks-8192-sum decodes |value| < 2**19 (q0 / scale / 2); a sum of honest "
-                   "inputs beyond it wraps by 2**20 silently (8 clients of 1e5 each: error 1048576 against numeric_error 0.002); "
-                   "no check like BFV's t/2 overflow check refuses it")
 @pytest.mark.parametrize("protocol", ["sum", "hidden-state"])
 def test_an_accepted_ckks_round_is_within_its_numeric_error_or_refused_with_a_typed_error(protocol):
+    """Was a break (review 14): a sum beyond the CKKS headroom (2**19 at ckks-8192-sum) wrapped by 2**20 silently."""
     n, d = 8, 4096  # a full chunk: every slot at 1e5 puts 1e5 * 2**40 into the constant coefficient
     x = np.full((n, d), 1e5)
     p = CKKSAggregation(min_clients=2) if protocol == "sum" else HiddenStateCKKS(initial=np.zeros(d), weight=1.0, min_clients=2)

@@ -180,7 +180,8 @@ class HeAggregation(Protocol):
         return self.holder_policy or KeyHolderPolicy(self.round_type, self.min_clients, self.recompute, self.flood_bits, **self._rule_policy())
 
     def _rule_policy(self) -> dict:
-        return {}
+        """The policy fields this round type adds (BFV: the ring's `bits`, to which the key holder reduces the sum)."""
+        return {"bits": self.bits} if self.params.scheme == "bfv" else {}
 
     def asks(self) -> dict:
         """The round this aggregator runs, as its key holder's policy must serve it (`KeyHolderPolicy.check_asked`)."""
@@ -409,7 +410,7 @@ class HeAggregation(Protocol):
                    f"numeric_error holds for inputs that passed their clients' headroom check (n x max |x| + error below "
                    f"{ckks_headroom(p):.6g}, else refused; the hidden model's peak at the key holder too): a Byzantine client can "
                    "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust)"
-                   if ckks else "BFV decryption is exact; sums wrap mod 2**bits as the ring does")
+                   if ckks else "BFV decryption is exact; the key holder releases the sum reduced mod 2**bits (the ring sum, no more)")
             ),
         )
 

@@ -51,7 +51,9 @@ the manifest: min_clients then holds only against an aggregator that adds honest
 Release (Li and Micciancio, EUROCRYPT 2021: raw CKKS decryptions leak the secret key): values
 are rounded to a grid g = bound / 256 and receive discrete Gaussian noise g * N_Z(0, (2**k * bound /
 g)**2), i.e. noise of standard deviation 2**k times the stated CKKS error bound (k = `flood_bits`),
-drawn from the key holder's own OS CSPRNG. BFV decryptions are exact and released as they are.
+drawn from the key holder's own OS CSPRNG. BFV decryptions are exact and released reduced mod 2**bits (its policy's
+`bits`, which the aggregator's request must match): the ring sum, never the integer sum, whose excess over it counts,
+per coordinate, the inputs whose encoding is negative.
 """
 
 from __future__ import annotations
@@ -291,7 +293,9 @@ class KeyHolder:
         return everything, [ids[ok[i]] for i in chosen]
 
     def _release(self, values: np.ndarray, bound: float) -> np.ndarray:
-        if self._ctx.params.scheme != "ckks" or bound <= 0:
+        if self._ctx.params.scheme == "bfv":  # the ring sum: the integer sum's excess counts each coordinate's negative inputs
+            return np.mod(values.astype(np.int64), 1 << self.policy.bits).astype(np.float64)
+        if bound <= 0:
             return values.astype(np.float64)
         grid = bound / 256
         noise = discrete_gaussian(self._rng, values.size, 2.0**self.flood_bits * 256)

@@ -55,10 +55,8 @@ def test_an_accepted_ckks_round_is_within_its_numeric_error_or_refused_with_a_ty
 # --- mod 2**bits as the ring does". Attack: the aggregator reads the key holder's PLAINTEXT reply itself -------------
 
 
-@pytest.mark.xfail(strict=True, reason="the BFV key holder releases the integer sum over Z (centred mod t), not the ring sum mod "
-                   "2**bits: floor(release / 2**bits) counts, per coordinate, the clients whose encoded value is negative (the "
-                   "discretize layer's two's complement), which the ring sum hides; the key holder does not know `bits`")
 def test_a_bfv_release_is_the_ring_sum_and_no_more():
+    """Was a break (review 14): the BFV key holder released the integer sum, which counts each coordinate's negative inputs."""
     n, d, bits = 5, 8, 32
     x = np.random.default_rng(14).normal(0, 0.3, (n, d)).astype(np.float32)
     protocol = build(parse(f"clip(bound=1) > discretize(scale=1000.0) > bfv(bits={bits})"), StackContext(dim=d, participants=n))

@@ -383,9 +383,12 @@ class HeAggregation(Protocol):
         check = "recomputes the sum of the signed inputs" if policy.recompute else "checks the signed manifest, trusts the aggregator's sum"
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
-            server_learns=server_learns or f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; the key holder learns the same, nothing else",
+            server_learns=server_learns or (f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; " + (
+                "the key holder receives every included client's own ciphertext (it recomputes the sum) and can decrypt each input"
+                if policy.recompute else "the key holder learns the same (the aggregator's sum), nothing else, while the aggregator is honest-but-curious")),
             collusion=("any number of clients whose ciphertexts are honestly generated (one Byzantine client can expose the key, see notes); "
-                       "the aggregator and the key holder must not collude (single-key HE, no threshold decryption)"),
+                       "the aggregator and the key holder must not collude (single-key HE, no threshold decryption)"
+                       + ("; the key holder alone can decrypt every input it recomputes from" if policy.recompute else "")),
             dropout_tolerance=max(n - policy.min_clients, 0),
             exact=not ckks,
             numeric_error=bound + 6 * noise,
@@ -433,7 +436,9 @@ class BFVAggregation(HeAggregation):
     scheme: ClassVar[str] = "bfv"
 
 
-HE_VIEWS = {"server": "aggregate", "key holder": "aggregate", "released model": "released"}
+# the key holder recomputes (the default, what stops an active aggregator): every client's own ciphertext reaches it, so
+# it could decrypt each input; its view is each client's own share (with recompute=False, only the aggregator's sum)
+HE_VIEWS = {"server": "aggregate", "key holder": "own share", "released model": "released"}
 MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is that input: 1 only on purpose
 
 

@@ -11,9 +11,11 @@
                  aggregator: adopts Enc(w_r) and relays each client its box, which it cannot open
 
 So the aggregator never sees a model or an aggregate; the key holder and the clients see every
-intermediate model. The hidden-state DP bound (`protocols.accounting.last_iterate_epsilon`) is
+intermediate model, and the key holder (which recomputes, the default) receives every client's own
+ciphertext and can decrypt each input. The hidden-state DP bound (`protocols.accounting.last_iterate_epsilon`) is
 therefore a guarantee against the aggregator and against whoever sees only the final model; against
-the key holder or a client, each round's model is released and distributed-DP accounting applies.
+a client, each round's model is released and distributed-DP accounting applies; against the key holder,
+only each client's own noise share protects ("own share"; without recompute it sees the models only).
 All of this assumes honestly generated ciphertexts: a Byzantine client that sends one decrypting to a
 function of the secret key (e.g. (0, K)) receives the decrypted model and so could learn the key
 itself, and with it every model and input under that key (`protocols.he.key_holder`).
@@ -169,7 +171,9 @@ class HiddenStateCKKS(HeAggregation):
         guarantee = self.guarantee(
             n, d, len(included), bound, client_keys=current.source, rounds_hidden=self.rounds, sealed_to=len(sealed), **self.sizes(collector, d),
             server_learns="ciphertexts and the included set only (no model, no aggregate: the model reaches the clients sealed to their box keys); "
-                          "the key holder and every client see each round's model",
+                          "the key holder and every client see each round's model"
+                          + ("; the key holder receives every included client's own ciphertext (it recomputes) and can decrypt each input"
+                             if self.policy.recompute else ""),
         )
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), guarantee)
         return Output(result, included, (report,), tuple(rejected))
@@ -191,7 +195,7 @@ class HiddenStateCKKS(HeAggregation):
 
 
 @register("hidden-state", leaf=True, fields={"min_clients": MIN_CLIENTS},
-          traits=Traits(observers={"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
+          traits=Traits(observers={"server": "final model", "key holder": "own share", "clients": "aggregate", "released model": "final model"},
                         output="model", needs_initial=True, splits=True),
           about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")
 def _hidden_state(values: dict, ctx: StackContext) -> Protocol:

@@ -34,8 +34,10 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   clients, beside its re-encryption for the aggregator (`protocols.he.release`).
 Sums start from a fresh encryption of zero, so no combination of inputs (one the negation of another)
 is a transparent ciphertext, which SEAL would refuse with an untyped error.
-The key holder thereby learns every listed input's squared norm (within the CKKS error), beside
-what it releases.
+With recompute the key holder receives every listed client's own ciphertext and, holding the secret
+key, can decrypt each input (its DP view is each client's own noise share, "own share"); it computes
+the squared norms and distances on purpose. Without recompute (sum and hidden rounds) it sees only the
+aggregator's sum, as long as the aggregator is honest-but-curious (`TRUSTED_SUM`).
 
 What no check here can give (findings of the adversarial review, kept as tests that demonstrate them):
 privacy assumes every client's ciphertext is honestly generated. Without a zero-knowledge proof of
@@ -46,7 +48,10 @@ client alone makes the released sum expose the key to the aggregator, in a robus
 aggregator lists alone do the same through the selected sum (flooding cannot help: the client picks
 K). With the key goes every input under it (keys live as long as the key holder's key set). Without
 `recompute` (sum and hidden rounds only) the key holder decrypts the aggregator's sum after checking
-the manifest: min_clients then holds only against an aggregator that adds honestly.
+the manifest: min_clients then holds only against an aggregator that adds honestly, and an active
+aggregator alone (every client honest) recovers the secret key by sending a payload it forged, e.g.
+(0, K): the release is K s, flooded with noise it outweighs by its choice of K. Without recompute the
+threat model is an honest-but-curious aggregator.
 
 Release (Li and Micciancio, EUROCRYPT 2021: raw CKKS decryptions leak the secret key): values
 are rounded to a grid g = bound / 256 and receive discrete Gaussian noise g * N_Z(0, (2**k * bound /
@@ -83,7 +88,11 @@ HONEST_CIPHERTEXTS = (
     "of the secret key (e.g. (0, K)), so that a release depends on the key and exposes every input under it (alone in sum rounds, "
     "with the aggregator's help in robust rounds); in hidden-state mode a Byzantine client receives the model and so could learn "
     "the key itself")
-TRUSTED_SUM = "without recompute the key holder decrypts the aggregator's sum: min_clients holds only against an aggregator that adds honestly"
+TRUSTED_SUM = (
+    "without recompute the key holder decrypts the aggregator's sum: min_clients holds only against an aggregator that adds honestly, "
+    "and an active aggregator that sends a ciphertext of its own making (e.g. (0, K), under a valid manifest) recovers the secret key "
+    "from the release, and with it every input under the key (flooding does not stop it: the aggregator picks K); without recompute "
+    "the threat model is an honest-but-curious aggregator")
 
 
 def distance_matrix(values: np.ndarray, k: int) -> np.ndarray:

@@ -87,8 +87,8 @@ class CKKSRobust(HeAggregation):
         guarantee = self.guarantee(
             n, d, len(selected), bound, client_keys=current.source,
             server_learns=(f"which of the {m} inputs are within norm_bound, the {k * (k - 1) // 2} pairwise squared distances of the {k} accepted "
-                           "(rounded, flooded), the selected set and the sum of the selected inputs; the key holder learns the same and "
-                           "every input's squared norm"),
+                           "(rounded, flooded), the selected set and the sum of the selected inputs; the key holder receives every "
+                           "client's own ciphertext and can decrypt every input, not only their squared norms"),
             rule=self.rule, f=self.f, inputs=m, accepted=k, norm_bound=self.norm_bound, kappa="unknown" if coefficient is None else round(coefficient, 4),
             kappa_lower_bound=round(lower_bound(k, self.f), 4), distance_error_bound=distance_bound, **self.sizes(collector, d),
             distance_release_noise_std=2.0**self.policy.flood_bits * distance_bound,

@@ -113,11 +113,12 @@ def test_preset_observers_are_the_table_the_privacy_accounting_was_written_for()
         "local-dp": {"server": "own share", "released model": "own share"},
         "secagg+": {"server": "aggregate", "released model": "released"},
         "ddp+secagg+": {"server": "aggregate", "released model": "released"},
-        "ckks": {"server": "aggregate", "key holder": "aggregate", "released model": "released"},
+        # the key holder recomputes from every client's own ciphertext, so it could decrypt each (review 14): own share
+        "ckks": {"server": "aggregate", "key holder": "own share", "released model": "released"},
         "ckks-robust": {"server": "own share", "key holder": "own share", "released model": "own share"},
         "two-server": {"server": "own share", "second server": "own share", "released model": "own share"},
         "ddp+two-server": {"server": "own share", "second server": "own share", "released model": "own share"},
-        "hidden-state": {"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
+        "hidden-state": {"server": "final model", "key holder": "own share", "clients": "aggregate", "released model": "final model"},
     }
     assert SUM_STACKS == ("secagg+", "ddp+secagg+", "ckks")
     assert [s for s in STACKS if preset_traits(s).output == "mean"] == ["plain", "robust", "central-dp", "local-dp"]

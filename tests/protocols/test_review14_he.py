@@ -131,11 +131,11 @@ def test_a_robust_round_survives_its_stated_dropout_tolerance(robust_keys, field
 # --- the rounds' aggregate noise). Attack: a curious key holder decrypts the inputs that recompute relays to it ------
 
 
-@pytest.mark.xfail(strict=True, reason="with recompute (the default) the aggregator relays every client's own ciphertext to the "
-                   "key holder, which holds the secret key: a curious key holder decrypts each input, so its view is each client's "
-                   "own share, not the aggregate, and 'learns the same, nothing else' is false")
 @pytest.mark.parametrize("stack", ["clip(bound=1) > ckks", "hidden-state"])
 def test_a_curious_key_holder_sees_no_more_than_the_aggregate(stack):
+    """Was a break (review 14): with recompute the key holder could decrypt every input, but its view was "aggregate"
+    and the report said it learns the sum, "nothing else". The statement is now the true one (view "own share",
+    `server_learns` says it can decrypt each input); the attack stays as the test's first half."""
     from protocols.core.stack import traits
     from protocols.core.wire import Reader
     from protocols.he.messages import DecryptRequest
@@ -217,11 +217,12 @@ def test_the_stated_headroom_threshold_is_refused():
 # --- valid manifest, a payload it forged: (c0, c1) = (0, K) | (0, K X^(N/2)); the release is K s, flooded -----------
 
 
-@pytest.mark.xfail(strict=True, reason="with recompute=False the key holder decrypts any ciphertext the aggregator forms: a forged "
-                   "(0, K) payload releases K s and the aggregator recovers the secret key (every input of every round under it), "
-                   "with no Byzantine client; TRUSTED_SUM states only that min_clients is lost")
 @pytest.mark.parametrize("round_type", ["sum", "hidden"])
 def test_without_recompute_a_deviating_aggregator_cannot_recover_the_secret_key(sum_keys, round_type):
+    """Was a break (review 14): without recompute an active aggregator recovers the secret key with a forged (0, K)
+    payload, and TRUSTED_SUM said only that min_clients is lost. The attack cannot be stopped there (the key holder
+    cannot check the sum without the inputs); TRUSTED_SUM (and the README) now state it and the threat model
+    (honest-but-curious aggregator), which the test checks."""
     from protocols.core.errors import Refused
     from protocols.he.key_holder import TRUSTED_SUM, KeyHolder
     from protocols.he.messages import DecryptRequest, Target

@@ -72,6 +72,8 @@ class KeyHolderPolicy:
             raise ValueError(f"bits must be in [2, 62], found {self.bits}")
         if self.round_type == "robust" and self.rule == "krum" and self.min_clients > 1:
             raise ValueError(f"krum releases one client's input: min_clients must be 1, found {self.min_clients}")
+        if self.round_type == "robust" and self.m is not None and self.m < self.min_clients:
+            raise ValueError(f"m = {self.m} selects fewer than min_clients = {self.min_clients}: every selected sum would be refused")
         if self.round_type == "robust" and not self.recompute:
             raise ValueError("robust rounds need recompute=True: distances are released only as the key holder computes them")
 

@@ -64,7 +64,8 @@ def reference_stack(config: ExperimentConfig, dim: int, initial: np.ndarray, m: 
     if config.stack == "ckks":
         return L2Clip(config.clip, CKKSAggregation(min_clients=2))  # the presets ask sums of >= 2 inputs (review 6)
     if config.stack == "ckks-robust":
-        return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=f, norm_bound=config.clip, min_clients=1))
+        # min_clients 1 only for krum (which releases one input): multi_krum's 1 let a release list the victim alone (review 14)
+        return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=f, norm_bound=config.clip, min_clients=1 if config.rule == "krum" else 2))
     if config.stack == "hidden-state":
         inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=2)
         if config.noise_multiplier > 0:

@@ -77,10 +77,10 @@ def test_a_bfv_release_is_the_ring_sum_and_no_more():
 # --- honestly, the origin and t e_j; their released distances to the victim give x_v by trilateration ---------------
 
 
-@pytest.mark.xfail(strict=True, reason="the robust report's collusion text claims any number of (honest-ciphertext) colluding clients, "
-                   "but d + 1 of them read a victim's whole input off the released distances (x_j = (|x|**2 + t**2 - D_j) / 2t), "
-                   "within the flooding noise; nothing in the report says so")
 def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distances(robust_keys):
+    """Was a break (review 14): d + 1 colluding clients locate a victim's input from the released distances, while the
+    collusion text claimed any number of clients. The attack stands (the distances are what the rule needs); the
+    collusion text now states it, which the test checks beside the attack."""
     from protocols.he.key_holder import accepted_distances
     from protocols.he.robust import CKKSRobust
 
@@ -105,11 +105,10 @@ def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distance
 # --- count) and min_clients need more survivors; drop exactly the stated tolerance -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="CKKSRobust's dropout_tolerance is n - 2f - 1 whatever m and min_clients: with m = 4 "
-                   "(or min_clients = 4) and n = 6, f = 1 it states 3, but 3 survivors are refused (the key holder needs k >= m, "
-                   "the aggregator >= min_clients); the tolerance is n - max(2f + 1, m, min_clients)")
 @pytest.mark.parametrize("fields", [{"m": 4, "min_clients": 1}, {"min_clients": 4}])
 def test_a_robust_round_survives_its_stated_dropout_tolerance(robust_keys, fields):
+    """Was a break (review 14): dropout_tolerance was n - 2f - 1 whatever m and min_clients; now n minus what the round
+    needs: max(2f + 1, min_clients, m or min_clients + f (Multi-Krum selects accepted - f)), 1 for Krum's selection."""
     from protocols import DropoutSchedule, Stage
     from protocols.he.robust import CKKSRobust
 
@@ -168,10 +167,8 @@ def test_a_curious_key_holder_sees_no_more_than_the_aggregate(stack):
 # --- input". Attack: the ckks-robust layer's default policy, with multi_krum; the aggregator lists the victim alone --
 
 
-@pytest.mark.xfail(strict=True, reason="the ckks-robust layer's min_clients defaults to 1 for multi_krum too: with f = 0 (a valid "
-                   "field, or config.f = 0) a deviating aggregator lists the victim alone in SCALARS, the rule selects it, and "
-                   "SELECTED_SUM releases that one honest input; min_clients = 1 is needed only by krum")
 def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_keys):
+    """Was a break (review 14): the ckks-robust layer's min_clients defaulted to 1 for multi_krum too (now 2; 1 for krum)."""
     from protocols.core.errors import Refused
     from protocols.core.wire import Frame, encode_frame
     from protocols.he.key_holder import KeyHolder

@@ -185,7 +185,8 @@ class HeAggregation(Protocol):
 
     def asks(self) -> dict:
         """The round this aggregator runs, as its key holder's policy must serve it (`KeyHolderPolicy.check_asked`)."""
-        return {"round_type": self.round_type, **self._rule_policy()}
+        p = self.policy
+        return {"round_type": self.round_type, "min_clients": p.min_clients, "flood_bits": p.flood_bits, "recompute": p.recompute, **self._rule_policy()}
 
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """The inputs as the scheme encrypts them: float64 (CKKS) or int64 (BFV, ring elements)."""
@@ -374,7 +375,8 @@ class HeAggregation(Protocol):
 
     def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, client_keys: str | None = None, **extra) -> Guarantee:
         """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it).
-        The key holder's figures are those of this process's key holder (`policy`); a remote one states its own.
+        The key holder's figures are those of this process's key holder (`policy`); a remote one's are the same, since
+        it refuses an aggregator whose asked min_clients, flood_bits or recompute differ from its own (`check_asked`).
         `client_keys`: where the clients' verification keys came from (`KeyDirectory.source`)."""
         p, policy = self.params, self.policy
         ckks = p.scheme == "ckks"

@@ -21,8 +21,8 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   the bound is an absolute CKKS error, about 3e-5 at d = 40) (values that wrap around the CKKS modulus
   give a norm that is, heuristically, uniform over the headroom once scaled by the unknown r, so they
   pass with probability about norm_bound**2 / 2**(headroom_bits + 1) a round: 2**-20 at norm_bound 1
-  with ckks-8192; a policy whose honest squared distances (2 norm_bound)**2 could wrap, norm_bound
-  >= 362 at ckks-8192, is refused at setup); the matrix of the accepted inputs and the origin
+  with ckks-8192; a policy whose accepted squared distances (2.02 norm_bound)**2 could wrap, norm_bound
+  >= sqrt(2**19) / 2.02 = 358.45 at ckks-8192, is refused at setup); the matrix of the accepted inputs and the origin
   must be a Euclidean distance matrix within the error bound (no entry below -bound, double-centred
   Gram with no eigenvalue below -(k + 1) * bound / 2), else the request is refused. It releases one
   flag per listed client (1 accepted, 0 rejected) and the flooded distances among the accepted, and

@@ -78,21 +78,27 @@ class KeyHolderPolicy:
             raise ValueError("robust rounds need recompute=True: distances are released only as the key holder computes them")
 
     def check_headroom(self, headroom_bits: int) -> None:
-        """Robust rounds: honest squared distances, up to (2 norm_bound)**2, must stay below the CKKS
-        headroom 2**headroom_bits, else they wrap and a wrapped norm can pass the norm check. A Byzantine
-        input whose squared norm wraps decrypts (heuristically: the secret scale r makes it uniform over the
-        headroom) into the accepted range with probability about norm_bound**2 / 2**(headroom_bits + 1) a round."""
-        if self.round_type == "robust" and (2 * self.norm_bound) ** 2 >= 2.0**headroom_bits:
-            raise ValueError(f"norm_bound {self.norm_bound}: (2 norm_bound)**2 must be below 2**{headroom_bits}, the CKKS headroom of this preset")
+        """Robust rounds: squared distances between accepted inputs (norm <= 1.01 norm_bound, the key holder's norm
+        check), up to (2.02 norm_bound)**2, must stay below the CKKS headroom 2**headroom_bits, else they wrap and
+        a wrapped norm can pass the norm check: norm_bound >= sqrt(2**headroom_bits) / 2.02 (358.45 at ckks-8192) is
+        refused. A Byzantine input whose squared norm wraps decrypts (heuristically: the secret scale r makes it
+        uniform over the headroom) into the accepted range with probability about norm_bound**2 / 2**(headroom_bits + 1) a round."""
+        if self.round_type == "robust" and (2.02 * self.norm_bound) ** 2 >= 2.0**headroom_bits:
+            raise ValueError(f"norm_bound {self.norm_bound}: (2.02 norm_bound)**2 must be below 2**{headroom_bits}, the CKKS headroom of "
+                             f"this preset (norm_bound < {2.0 ** (headroom_bits / 2) / 2.02:.2f})")
 
     def check_asked(self, asked: Mapping) -> None:
         """Refuses an aggregator that runs another round than this policy serves: `asked` (untrusted, only
-        compared, never adopted) names its round type and, for robust rounds, its rule, f, m and norm_bound.
+        compared, never adopted) names its round type, min_clients, flood_bits and recompute (from which its
+        report states numeric_error, release_noise_std and dropout_tolerance: a key holder that floods more or
+        needs more inputs would make that report understate them) and, for robust rounds, its rule, f, m and
+        norm_bound, for sum rounds the ring's bits.
 
         Raises:
             Refused: naming the first field whose value differs, the aggregator's and the policy's.
         """
-        fields = ("round_type", "rule", "f", "m", "norm_bound") if self.round_type == "robust" else ("round_type", "bits")
+        common = ("round_type", "min_clients", "flood_bits", "recompute")
+        fields = common + (("rule", "f", "m", "norm_bound") if self.round_type == "robust" else ("bits",))
         for name in fields:
             if name in asked and asked[name] != getattr(self, name):
                 raise Refused(f"the aggregator runs {name}={asked[name]!r}, this key holder's policy has {name}={getattr(self, name)!r}",

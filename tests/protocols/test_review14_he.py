@@ -199,14 +199,22 @@ def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_ke
 # --- norm_bound >= 362 at ckks-8192, is refused at setup" -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="(2 x 362)**2 = 524176 < 2**19 = 524288: norm_bound 362 (up to 362.03) is accepted; "
-                   "the threshold the check applies is sqrt(2**19) / 2 = 362.04, so the sentence should say > 362.03 (or 'about 362')")
 def test_the_stated_headroom_threshold_is_refused():
+    """Was a break (review 14): "norm_bound >= 362 is refused" but 362 was accepted (the check was (2 nb)**2 < 2**19);
+    the check now bounds the accepted norms' distances, (2.02 nb)**2, and the sentence states its threshold, sqrt(2**19) / 2.02."""
+    import inspect
+
+    from protocols.he import key_holder
     from protocols.he.policy import KeyHolderPolicy
     from secagg.he_params import preset
 
     with pytest.raises(ValueError, match="headroom"):
         KeyHolderPolicy("robust", norm_bound=362.0).check_headroom(preset("ckks-8192").headroom_bits)
+    assert "norm_bound >= sqrt(2**19) / 2.02 = 358.45 at ckks-8192" in " ".join(inspect.getdoc(key_holder).split())
+    stated = 2**9.5 / 2.02  # 358.454...
+    with pytest.raises(ValueError, match="headroom"):
+        KeyHolderPolicy("robust", norm_bound=stated).check_headroom(preset("ckks-8192").headroom_bits)
+    KeyHolderPolicy("robust", norm_bound=stated - 0.01).check_headroom(preset("ckks-8192").headroom_bits)
 
 
 # --- Claim (TRUSTED_SUM, README): "without recompute the key holder decrypts the aggregator's sum: min_clients holds
@@ -294,10 +302,12 @@ def test_huge_imaginary_parts_in_a_ciphertext_neither_abort_nor_skew_a_robust_ro
 # --- round type and the robust rule's fields only) ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the aggregator's report computes numeric_error (and release_noise_std, min_clients, "
-                   "dropout_tolerance) from its own fields; a remote key holder's reply carries only its bound and check_asked does "
-                   "not compare flood_bits or min_clients, so a node with he-flood-bits=20 releases errors ~1000x the stated bound")
 def test_the_reported_numeric_error_bounds_a_remote_key_holders_release(sum_keys):
+    """Was a break (review 14): the aggregator reported numeric_error from its own flood_bits while a remote key holder
+    flooded with its own (20: errors ~1000x the stated bound). A report cannot know a remote policy's noise, so the key
+    holder now refuses an aggregator whose asked flood_bits (or min_clients, recompute) differs from its own, naming the
+    field and both values; the test checks that refusal, and that a matching node's release is within the report."""
+    from protocols.core.errors import Refused
     from protocols.core.pki import KeyDirectory
     from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
     from tests.protocols.test_he_split import D, _round
@@ -307,10 +317,15 @@ def test_the_reported_numeric_error_bounds_a_remote_key_holders_release(sum_keys
     x = np.random.default_rng(20).normal(0, 0.1, (4, D))
     ledger = ReleaseLedger()
 
-    def node(params):  # the key-holder node: its own policy from its node config
-        keys = dict(enumerate(KeyDirectory().for_roster(params["roster"])))
-        return protocol.key_holder(params, client_keys=keys, policy=KeyHolderPolicy("sum", min_clients=2, flood_bits=20), ledger=ledger)
+    def node(policy):  # the key-holder node: its own policy from its node config
+        def make(params):
+            keys = dict(enumerate(KeyDirectory().for_roster(params["roster"])))
+            return protocol.key_holder(params, client_keys=keys, policy=policy, ledger=ledger)
+        return make
 
-    out, _ = _round(protocol, x, remote=(node, {}))
+    for field, value, asked in (("flood_bits", 20, 10), ("min_clients", 3, 2)):
+        with pytest.raises(Refused, match=f"{field}={asked}.*{field}={value}"):
+            _round(protocol, x, remote=(node(KeyHolderPolicy("sum", **{"min_clients": 2, "flood_bits": 10, field: value})), {}))
+    out, _ = _round(protocol, x, remote=(node(KeyHolderPolicy("sum", min_clients=2, flood_bits=10)), {}))
     error, stated = np.max(np.abs(out.result - x.sum(axis=0))), out.reports[0].guarantee.numeric_error
     assert error <= stated, f"released error {error:.3g} > reported numeric_error {stated:.3g}"

@@ -39,7 +39,7 @@ def fresh_error_bound(params: HeParameters) -> float:
     return (rescale + 6 * math.sqrt(n / 12)) / 2.0**params.scale_bits
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ckks_headroom(params: HeParameters) -> float:
     """CKKS: the largest |coefficient| a decryption at the last level recovers, q0 / (2 * 2**scale_bits) in value
     units (q0: the first prime of SEAL's coefficient modulus; just below 2**headroom_bits). Every coefficient of an

@@ -15,7 +15,7 @@ from protocols.he.robust import CKKSRobust
 def rounds(draw):
     f = draw(st.integers(0, 1))
     n = draw(st.integers(2 * f + 2, 7))
-    min_clients = draw(st.integers(1, 3))
+    min_clients = draw(st.integers(1, min(3, n - 1)))  # m in [min_clients, n - 1] below must be non-empty
     m = draw(st.one_of(st.none(), st.integers(min_clients, n - 1)))
     return n, f, m, min_clients
 

@@ -195,8 +195,8 @@ class HeAggregation(Protocol):
         if self.params.scheme == "ckks":
             if not np.issubdtype(inputs.dtype, np.floating) or not np.all(np.isfinite(inputs)):
                 raise TypeError("CKKS inputs must be finite floats")
-            for row in inputs:  # what each client's own check (`client_role`) would refuse
-                self.check_encoding(inputs.shape[0], row)
+            for i, row in enumerate(inputs):  # what each client's own check (`client_role`) would refuse
+                self.check_encoding(inputs.shape[0], row, i)
             return inputs.astype(np.float64)
         Ring(self.bits).check(inputs, "inputs")
         t = self.keys.public.plain_modulus
@@ -209,23 +209,24 @@ class HeAggregation(Protocol):
         """What a client multiplies its row by before encrypting it (hidden state: `weight`)."""
         return 1.0
 
-    def check_encoding(self, n: int, row: np.ndarray) -> None:
+    def check_encoding(self, n: int, row: np.ndarray, client: int) -> None:
         """CKKS sums: an honest client's own headroom check. With each of the n clients of the round within
         n x |weight| x max |row| + error bound < `secagg.he.ckks_headroom` (2**19 at ckks-8192-sum), the sum of their
         encodings (each coefficient at most its slots' max |value|) cannot wrap. Robust rounds are bounded by the
         key holder's norm check instead; the hidden model's own part, by the key holder (`KeyHolder`).
 
         Raises:
-            ValueError: naming n, max |row| and the headroom, if the sum could wrap.
+            Refused: by `client`, naming n, max |row| and the headroom, if the sum could wrap (a ProtocolError: the round
+                aborts typed, and an experiment records it as aborted).
         """
         if self.params.scheme != "ckks" or self.round_type == "robust":
             return
         top = float(np.max(np.abs(row), initial=0.0))
         limit = ckks_headroom(self.params)
         if not n * abs(self.input_weight) * top + (n + 2) * fresh_error_bound(self.params) < limit:
-            raise ValueError(f"n x |weight| x max |x| = {n} x {abs(self.input_weight):.6g} x {top:.6g} reaches the CKKS headroom "
-                             f"{limit:.6g} of preset {self.preset!r}: the decrypted sum would wrap modulo {2 * limit:.6g}; "
-                             "scale the inputs down (or use fewer clients)")
+            raise Refused(f"n x |weight| x max |x| = {n} x {abs(self.input_weight):.6g} x {top:.6g} reaches the CKKS headroom "
+                          f"{limit:.6g} of preset {self.preset!r}: the decrypted sum would wrap modulo {2 * limit:.6g}; "
+                          "scale the inputs down (or use fewer clients)", party=f"client {client}", stage="encrypt")
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         return self.run_split(self.check_inputs(inputs), dropouts, rng, transport)
@@ -274,7 +275,7 @@ class HeAggregation(Protocol):
             Refused: without `identity` (this client's signing key).
         """
         x = np.asarray(row)
-        self.check_encoding(int(public.get("n", 1)), x)
+        self.check_encoding(int(public.get("n", 1)), x, i)
         return he_client(i, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
 
     @staticmethod

@@ -127,7 +127,7 @@ class HiddenStateCKKS(HeAggregation):
             Refused: without `identity` (this client's signing key).
         """
         session, x = bytes.fromhex(public["session"]), np.asarray(row)
-        self.check_encoding(int(public.get("n", 1)), x)
+        self.check_encoding(int(public.get("n", 1)), x, i)
         signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         measurements[self.name] = {"box_key": box.public_bytes().hex(),
                                    "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}

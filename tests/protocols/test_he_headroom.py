@@ -30,8 +30,9 @@ def test_a_client_whose_share_of_the_headroom_is_exceeded_refuses_to_encrypt(n, 
     protocol = CKKSAggregation(min_clients=2)
     row = np.zeros(8)
     row[3] = -fraction * LIMIT / n
-    with pytest.raises(ValueError, match="headroom"):
+    with pytest.raises(Refused, match="headroom") as refused:  # typed: the round aborts, an experiment records it
         protocol.client_role(0, row, {"session": "00" * 8, "d": 8, "n": n}, SeededRandomness(1), {})
+    assert refused.value.party == "client 0"
 
 
 def test_a_hidden_model_that_would_wrap_is_refused_by_the_key_holder_and_nothing_is_released(sum_keys):

@@ -9,7 +9,8 @@ Each observer has one view, and the view decides which noise protects a client a
 - "released": sees only the published models: the same mechanisms, amplified by sampling only where the
   sampling is hidden from it and the bound is known (`released_sampling`).
 - "own share": sees individual noisy inputs, or distances, norms and selections computed from them
-  (robust rules over shares or ciphertexts, local DP): one client's own noise share, composed. Whatever such
+  (robust rules over shares or ciphertexts, local DP, the HE key holder that recomputes from every client's
+  own ciphertext and so can decrypt each): one client's own noise share, composed. Whatever such
   an observer learns is a function of the clients' locally noised inputs, so this bound holds for every
   rule; the released model, computed from what it saw, inherits it.
 - "final model" (hidden state): only the last model; the last-iterate bound under its declared
@@ -37,7 +38,8 @@ from fl.stacks import PRESETS, preset_traits
 from protocols.accounting import Mechanism, compose_epsilon
 from protocols.core.stack import StackTraits
 
-ROBUST_SELECTION = "the servers see distances, norms or the selection: data-dependent, so only each client's own noise share counts"
+ROBUST_SELECTION = ("it sees individual inputs (a recomputing key holder can decrypt each one), or distances, norms or the selection: "
+                    "data-dependent, so only each client's own noise share counts")
 
 # preset -> observer -> view, read from each preset's protection (`protocols.core.stack.Traits.observers`; local noise
 # before a server that sees the clear inputs makes every view the client's own share). "released model" is whoever

@@ -12,6 +12,7 @@ key-holder role around it.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Sequence
@@ -36,6 +37,19 @@ def fresh_error_bound(params: HeParameters) -> float:
     n = params.poly_modulus_degree
     rescale = math.sqrt(n / 3) * (3 + 8 * math.sqrt(n))
     return (rescale + 6 * math.sqrt(n / 12)) / 2.0**params.scale_bits
+
+
+@functools.cache
+def ckks_headroom(params: HeParameters) -> float:
+    """CKKS: the largest |coefficient| a decryption at the last level recovers, q0 / (2 * 2**scale_bits) in value
+    units (q0: the first prime of SEAL's coefficient modulus; just below 2**headroom_bits). Every coefficient of an
+    encoding is at most max |slot| (the inverse canonical embedding averages the N conjugate slot values), so a sum
+    of vectors decrypts right while sum_i max |x_i| plus its error bound stays below this; past it each coefficient
+    wraps modulo 2 x headroom, silently."""
+    if params.scheme != "ckks":
+        raise ValueError(f"only CKKS has a headroom, found scheme {params.scheme!r}")
+    q0 = seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes))[0].value()
+    return q0 / 2.0 ** (params.scale_bits + 1)
 
 
 def rescale_error_bound(params: HeParameters) -> float:

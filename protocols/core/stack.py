@@ -285,13 +285,24 @@ class StackContext:
             raise StackError(f"the round needs >= {need} inputs ({named}), found {rows} ({given})", layer=self.layer, position=self.position,
                              field=field)
 
-    def noise_inside(self) -> float | None:
-        """The noise_multiplier of the first distributed-noise layer inside this position, or None."""
+    def _noise_spec_inside(self) -> dict | None:
+        """The first distributed-noise layer's field values inside this position (its defaults filled in), or None."""
         for spec in self.rest:
             entry = REGISTRY.get(spec.layer)
             if entry is not None and entry.ring_noise:
-                return float(dict(spec.fields).get("noise_multiplier", 0.0))
+                return {"layer": spec.layer, **{name: f.default for name, f in entry.fields.items() if f.default is not REQUIRED}, **dict(spec.fields)}
         return None
+
+    def noise_inside(self) -> float | None:
+        """The noise_multiplier of the first distributed-noise layer inside this position, or None."""
+        spec = self._noise_spec_inside()
+        return None if spec is None else float(spec.get("noise_multiplier", 0.0))
+
+    def noise_mechanism_inside(self) -> str | None:
+        """The mechanism of the first distributed-noise layer inside this position (its `mechanism` field, else its name:
+        "skellam" or "ddg"), or None."""
+        spec = self._noise_spec_inside()
+        return None if spec is None else spec.get("mechanism", spec["layer"])
 
 
 

@@ -7,7 +7,8 @@ range: PTRS's log-pmf -lam + k log(lam) - lgamma(k + 1) cancels terms of size ~l
 grows with lam (about 1e-5 at lam = 2**32, about 1 at 1e16, where every sample is also even; review 12), and the
 discrete Laplace proposal's values must stay below 2**53. So `poisson` (and `skellam`) refuse lam above
 MAX_POISSON_MEAN = 2**32 and `discrete_gaussian` sigma above MAX_GAUSSIAN_SIGMA = 2**48; the distributed-noise
-recipe keeps a share's variance within MAX_SHARE_VARIANCE = 2**33 (`protocols.layers.recipes`).
+recipe keeps a share's variance within `max_share_variance` (2**33 for Skellam, 2**96 for the discrete Gaussian;
+`protocols.layers.recipes`).
 
 - discrete Gaussian N_Z(0, sigma**2): rejection from a discrete Laplace proposal (Canonne, Kamath,
   Steinke, NeurIPS 2020, Algorithm 3), all rows of a batch in parallel;
@@ -29,8 +30,17 @@ from secagg.randomness import Randomness
 
 _INVERSION_LIMIT = 10.0
 MAX_POISSON_MEAN = 2.0**32  # PTRS's float64 log-pmf is accurate to ~1e-5 up to here (see the module docstring)
-MAX_SHARE_VARIANCE = 2 * MAX_POISSON_MEAN  # of a Skellam or discrete Gaussian noise share the recipes size
+MAX_SHARE_VARIANCE = 2 * MAX_POISSON_MEAN  # of a Skellam noise share the recipes size (2 mu)
 MAX_GAUSSIAN_SIGMA = 2.0**48  # discrete Laplace proposals of |y| < 2**53 (16 sigma), exact integers in float64
+
+
+def max_share_variance(mechanism: str) -> float:
+    """The largest variance of a noise share `mechanism` ("skellam" or "ddg") draws exactly: 2 MAX_POISSON_MEAN for a
+    Skellam share (two Poisson draws), MAX_GAUSSIAN_SIGMA**2 for a discrete Gaussian one (review 13: ddg had Skellam's cap)."""
+    limits = {"skellam": MAX_SHARE_VARIANCE, "ddg": MAX_GAUSSIAN_SIGMA**2}
+    if mechanism not in limits:
+        raise ValueError(f"mechanism must be one of {tuple(limits)}, found {mechanism!r}")
+    return limits[mechanism]
 
 
 def uniform(rng: Randomness, size: int) -> np.ndarray:
@@ -39,9 +49,9 @@ def uniform(rng: Randomness, size: int) -> np.ndarray:
 
 
 def gaussian(rng: Randomness, size: int, sigma: float) -> np.ndarray:
-    """`size` samples of N(0, sigma**2) in float64, by Box-Muller from 53-bit uniforms."""
-    if not 0 < sigma <= MAX_GAUSSIAN_SIGMA:
-        raise ValueError(f"sigma must be in (0, 2**48] (float64 proposals), found {sigma}")
+    """`size` samples of N(0, sigma**2) in float64, by Box-Muller from 53-bit uniforms (no proposals: any finite sigma)."""
+    if not 0 < sigma < math.inf:
+        raise ValueError(f"sigma must be positive and finite, found {sigma}")
     half = (size + 1) // 2
     u1, u2 = 1.0 - uniform(rng, half), uniform(rng, half)
     radius = np.sqrt(-2.0 * np.log(u1))
@@ -66,8 +76,8 @@ def discrete_gaussian(rng: Randomness, size: int, sigma: float) -> np.ndarray:
     Proposal Y ~ discrete Laplace with t = floor(sigma) + 1, accepted with probability
     exp(-(|Y| - sigma**2 / t)**2 / (2 sigma**2)); expected acceptance is about 1/2 or better.
     """
-    if not 0 < sigma <= MAX_GAUSSIAN_SIGMA:
-        raise ValueError(f"sigma must be in (0, 2**48] (float64 proposals), found {sigma}")
+    if not 0 < sigma <= MAX_GAUSSIAN_SIGMA or not sigma * sigma > 0:  # sigma**2 == 0 (sigma < ~1.5e-162): every acceptance nan or 0
+        raise ValueError(f"sigma must be in (0, 2**48] with sigma**2 > 0 in float64 (the acceptance divides by it), found {sigma}")
     t = math.floor(sigma) + 1
     out = np.empty(size, dtype=np.int64)
     todo = np.arange(size)

@@ -36,7 +36,7 @@ from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, batching_modulus, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, batching_modulus, ckks_headroom, fresh_error_bound, rerandomized_total
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -180,11 +180,13 @@ class HeAggregation(Protocol):
         return self.holder_policy or KeyHolderPolicy(self.round_type, self.min_clients, self.recompute, self.flood_bits, **self._rule_policy())
 
     def _rule_policy(self) -> dict:
-        return {}
+        """The policy fields this round type adds (BFV: the ring's `bits`, to which the key holder reduces the sum)."""
+        return {"bits": self.bits} if self.params.scheme == "bfv" else {}
 
     def asks(self) -> dict:
         """The round this aggregator runs, as its key holder's policy must serve it (`KeyHolderPolicy.check_asked`)."""
-        return {"round_type": self.round_type, **self._rule_policy()}
+        p = self.policy
+        return {"round_type": self.round_type, "min_clients": p.min_clients, "flood_bits": p.flood_bits, "recompute": p.recompute, **self._rule_policy()}
 
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """The inputs as the scheme encrypts them: float64 (CKKS) or int64 (BFV, ring elements)."""
@@ -193,12 +195,38 @@ class HeAggregation(Protocol):
         if self.params.scheme == "ckks":
             if not np.issubdtype(inputs.dtype, np.floating) or not np.all(np.isfinite(inputs)):
                 raise TypeError("CKKS inputs must be finite floats")
+            for i, row in enumerate(inputs):  # what each client's own check (`client_role`) would refuse
+                self.check_encoding(inputs.shape[0], row, i)
             return inputs.astype(np.float64)
         Ring(self.bits).check(inputs, "inputs")
         t = self.keys.public.plain_modulus
         if inputs.shape[0] * ((1 << self.bits) - 1) >= t // 2:
             raise ValueError(f"n * (2**{self.bits} - 1) overflows half the BFV plain modulus {t}; use fewer bits or the 16384 preset")
         return inputs.astype(np.int64)
+
+    @property
+    def input_weight(self) -> float:
+        """What a client multiplies its row by before encrypting it (hidden state: `weight`)."""
+        return 1.0
+
+    def check_encoding(self, n: int, row: np.ndarray, client: int) -> None:
+        """CKKS sums: an honest client's own headroom check. With each of the n clients of the round within
+        n x |weight| x max |row| + error bound < `secagg.he.ckks_headroom` (2**19 at ckks-8192-sum), the sum of their
+        encodings (each coefficient at most its slots' max |value|) cannot wrap. Robust rounds are bounded by the
+        key holder's norm check instead; the hidden model's own part, by the key holder (`KeyHolder`).
+
+        Raises:
+            Refused: by `client`, naming n, max |row| and the headroom, if the sum could wrap (a ProtocolError: the round
+                aborts typed, and an experiment records it as aborted).
+        """
+        if self.params.scheme != "ckks" or self.round_type == "robust":
+            return
+        top = float(np.max(np.abs(row), initial=0.0))
+        limit = ckks_headroom(self.params)
+        if not n * abs(self.input_weight) * top + (n + 2) * fresh_error_bound(self.params) < limit:
+            raise Refused(f"n x |weight| x max |x| = {n} x {abs(self.input_weight):.6g} x {top:.6g} reaches the CKKS headroom "
+                          f"{limit:.6g} of preset {self.preset!r}: the decrypted sum would wrap modulo {2 * limit:.6g}; "
+                          "scale the inputs down (or use fewer clients)", party=f"client {client}", stage="encrypt")
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         return self.run_split(self.check_inputs(inputs), dropouts, rng, transport)
@@ -220,7 +248,7 @@ class HeAggregation(Protocol):
         def ready(measurements: dict[int, dict]) -> None:
             current.announced.update({i: m[self.name] for i, m in measurements.items() if isinstance(m.get(self.name), dict)})
 
-        return OpenRound({"session": session.hex(), "d": d}, current.collector, (Stage.MASKED_INPUT,), lambda end: self._finish(current, end),
+        return OpenRound({"session": session.hex(), "d": d, "n": n}, current.collector, (Stage.MASKED_INPUT,), lambda end: self._finish(current, end),
                          ready, use_roster=seat)
 
     def _finish(self, current: HeRound, end: RoundEnd) -> Output:
@@ -247,6 +275,7 @@ class HeAggregation(Protocol):
             Refused: without `identity` (this client's signing key).
         """
         x = np.asarray(row)
+        self.check_encoding(int(public.get("n", 1)), x, i)
         return he_client(i, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
 
     @staticmethod
@@ -347,7 +376,8 @@ class HeAggregation(Protocol):
 
     def guarantee(self, n: int, d: int, m: int, bound: float, *, server_learns: str | None = None, client_keys: str | None = None, **extra) -> Guarantee:
         """`bound`: the CKKS error bound of the decryption (the key holder floods with 2**flood_bits times it).
-        The key holder's figures are those of this process's key holder (`policy`); a remote one states its own.
+        The key holder's figures are those of this process's key holder (`policy`); a remote one's are the same, since
+        it refuses an aggregator whose asked min_clients, flood_bits or recompute differ from its own (`check_asked`).
         `client_keys`: where the clients' verification keys came from (`KeyDirectory.source`)."""
         p, policy = self.params, self.policy
         ckks = p.scheme == "ckks"
@@ -356,9 +386,12 @@ class HeAggregation(Protocol):
         check = "recomputes the sum of the signed inputs" if policy.recompute else "checks the signed manifest, trusts the aggregator's sum"
         return Guarantee(
             threat_model=ThreatModel.HONEST_BUT_CURIOUS_SERVER,
-            server_learns=server_learns or f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; the key holder learns the same, nothing else",
+            server_learns=server_learns or (f"the aggregate of the {m} included inputs{' (rounded, flooded)' if ckks else ''}; " + (
+                "the key holder receives every included client's own ciphertext (it recomputes the sum) and can decrypt each input"
+                if policy.recompute else "the key holder learns the same (the aggregator's sum), nothing else, while the aggregator is honest-but-curious")),
             collusion=("any number of clients whose ciphertexts are honestly generated (one Byzantine client can expose the key, see notes); "
-                       "the aggregator and the key holder must not collude (single-key HE, no threshold decryption)"),
+                       "the aggregator and the key holder must not collude (single-key HE, no threshold decryption)"
+                       + ("; the key holder alone can decrypt every input it recomputes from" if policy.recompute else "")),
             dropout_tolerance=max(n - policy.min_clients, 0),
             exact=not ckks,
             numeric_error=bound + 6 * noise,
@@ -379,8 +412,11 @@ class HeAggregation(Protocol):
                 + HONEST_CIPHERTEXTS + "; " + ("" if policy.recompute else TRUSTED_SUM + "; ")
                 + "keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
-                   "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits)"
-                   if ckks else "BFV decryption is exact; sums wrap mod 2**bits as the ring does")
+                   "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits); "
+                   f"numeric_error holds for inputs that passed their clients' headroom check (n x max |x| + error below "
+                   f"{ckks_headroom(p):.6g}, else refused; the hidden model's peak at the key holder too): a Byzantine client can "
+                   "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust)"
+                   if ckks else "BFV decryption is exact; the key holder releases the sum reduced mod 2**bits (the ring sum, no more)")
             ),
         )
 
@@ -403,15 +439,32 @@ class BFVAggregation(HeAggregation):
     scheme: ClassVar[str] = "bfv"
 
 
-HE_VIEWS = {"server": "aggregate", "key holder": "aggregate", "released model": "released"}
+# the key holder recomputes (the default, what stops an active aggregator): every client's own ciphertext reaches it, so
+# it could decrypt each input; its view is each client's own share (with recompute=False, only the aggregator's sum)
+HE_VIEWS = {"server": "aggregate", "key holder": "own share", "released model": "released"}
 MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is that input: 1 only on purpose
+
+
+def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: float = 0.0) -> HeAggregation:
+    """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip): refuses a sum of
+    `ctx.participants` clipped inputs (x weight, + `offset`, e.g. the initial model's max |value|) that reaches the
+    CKKS headroom (`HeAggregation.check_encoding` refuses it at run time too)."""
+    if ctx.clip is None or not ctx.clip_bounds_input:
+        return protocol
+    peak = ctx.participants * abs(protocol.input_weight) * ctx.clip + offset
+    limit = ckks_headroom(protocol.params)
+    if peak >= limit:
+        raise StackError(f"a sum of {ctx.participants} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}, + {offset:.6g}) = "
+                         f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}: it would wrap; clip lower",
+                         layer=ctx.layer, position=ctx.position, field="clip")
+    return protocol
 
 
 @register("ckks", leaf=True, fields={"min_clients": MIN_CLIENTS}, traits=Traits(observers=HE_VIEWS, output="sum"),
           about="approximate sum under CKKS with a non-colluding key holder")
 def _ckks(values: dict, ctx: StackContext) -> Protocol:
     ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
-    return CKKSAggregation(min_clients=values["min_clients"])
+    return check_build_headroom(CKKSAggregation(min_clients=values["min_clients"]), ctx)
 
 
 @register("bfv", leaf=True, flow={"ring": ""}, fields={"min_clients": MIN_CLIENTS, "bits": Field(int, 32, lambda v: 2 <= v <= 62, "in [2, 62]")},

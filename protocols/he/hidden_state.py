@@ -11,9 +11,11 @@
                  aggregator: adopts Enc(w_r) and relays each client its box, which it cannot open
 
 So the aggregator never sees a model or an aggregate; the key holder and the clients see every
-intermediate model. The hidden-state DP bound (`protocols.accounting.last_iterate_epsilon`) is
+intermediate model, and the key holder (which recomputes, the default) receives every client's own
+ciphertext and can decrypt each input. The hidden-state DP bound (`protocols.accounting.last_iterate_epsilon`) is
 therefore a guarantee against the aggregator and against whoever sees only the final model; against
-the key holder or a client, each round's model is released and distributed-DP accounting applies.
+a client, each round's model is released and distributed-DP accounting applies; against the key holder,
+only each client's own noise share protects ("own share"; without recompute it sees the models only).
 All of this assumes honestly generated ciphertexts: a Byzantine client that sends one decrypting to a
 function of the secret key (e.g. (0, K)) receives the decrypted model and so could learn the key
 itself, and with it every model and input under that key (`protocols.he.key_holder`).
@@ -42,7 +44,7 @@ from protocols.core.protocol import OpenRound, Protocol, RemoteUnsupported, Roun
 from protocols.core.report import LayerReport, Output
 from protocols.core.stack import StackContext, Traits, register
 from protocols.core.wire import SERVER, Frame, encode_frame
-from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, ciphertext_limit, signed_reply
+from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, check_build_headroom, ciphertext_limit, signed_reply
 from protocols.he.messages import Target
 from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
 from secagg.agreement import X25519Agreement
@@ -97,6 +99,10 @@ class HiddenStateCKKS(HeAggregation):
         if not np.isfinite(self.weight) or self.weight == 0:
             raise ValueError(f"weight must be finite and non-zero, found {self.weight}")
 
+    @property
+    def input_weight(self) -> float:
+        return self.weight
+
     def holder_model(self, context: HeContext) -> EncryptedVector:
         """The key holder's first copy of the model: its own encryption of the public initial model."""
         return context.encrypt(np.asarray(self.initial, dtype=np.float64))
@@ -120,8 +126,9 @@ class HiddenStateCKKS(HeAggregation):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
-        signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         session, x = bytes.fromhex(public["session"]), np.asarray(row)
+        self.check_encoding(int(public.get("n", 1)), x, i)
+        signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         measurements[self.name] = {"box_key": box.public_bytes().hex(),
                                    "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}
         return HiddenStateClient(i, session, signed_reply(i, session, lambda: self._ciphertext(i, x), signer), box, int(public["d"]))
@@ -164,7 +171,9 @@ class HiddenStateCKKS(HeAggregation):
         guarantee = self.guarantee(
             n, d, len(included), bound, client_keys=current.source, rounds_hidden=self.rounds, sealed_to=len(sealed), **self.sizes(collector, d),
             server_learns="ciphertexts and the included set only (no model, no aggregate: the model reaches the clients sealed to their box keys); "
-                          "the key holder and every client see each round's model",
+                          "the key holder and every client see each round's model"
+                          + ("; the key holder receives every included client's own ciphertext (it recomputes) and can decrypt each input"
+                             if self.policy.recompute else ""),
         )
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=2), guarantee)
         return Output(result, included, (report,), tuple(rejected))
@@ -186,10 +195,12 @@ class HiddenStateCKKS(HeAggregation):
 
 
 @register("hidden-state", leaf=True, fields={"min_clients": MIN_CLIENTS},
-          traits=Traits(observers={"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
+          traits=Traits(observers={"server": "final model", "key holder": "own share", "clients": "aggregate", "released model": "final model"},
                         output="model", needs_initial=True, splits=True),
           about="the model stays encrypted at the aggregator; each round adds the mean (weight 1/m) of the inputs; needs the initial model")
 def _hidden_state(values: dict, ctx: StackContext) -> Protocol:
     ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
     initial = ctx.require("initial", "the initial model (the context's `initial`)")
-    return HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / ctx.participants, min_clients=values["min_clients"])
+    initial = np.asarray(initial, dtype=np.float64)
+    protocol = HiddenStateCKKS(initial=initial, weight=1.0 / ctx.participants, min_clients=values["min_clients"])
+    return check_build_headroom(protocol, ctx, float(np.max(np.abs(initial), initial=0.0)))

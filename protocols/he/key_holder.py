@@ -21,8 +21,8 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   the bound is an absolute CKKS error, about 3e-5 at d = 40) (values that wrap around the CKKS modulus
   give a norm that is, heuristically, uniform over the headroom once scaled by the unknown r, so they
   pass with probability about norm_bound**2 / 2**(headroom_bits + 1) a round: 2**-20 at norm_bound 1
-  with ckks-8192; a policy whose honest squared distances (2 norm_bound)**2 could wrap, norm_bound
-  >= 362 at ckks-8192, is refused at setup); the matrix of the accepted inputs and the origin
+  with ckks-8192; a policy whose accepted squared distances (2.02 norm_bound)**2 could wrap, norm_bound
+  >= sqrt(2**19) / 2.02 = 358.45 at ckks-8192, is refused at setup); the matrix of the accepted inputs and the origin
   must be a Euclidean distance matrix within the error bound (no entry below -bound, double-centred
   Gram with no eigenvalue below -(k + 1) * bound / 2), else the request is refused. It releases one
   flag per listed client (1 accepted, 0 rejected) and the flooded distances among the accepted, and
@@ -34,8 +34,10 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   clients, beside its re-encryption for the aggregator (`protocols.he.release`).
 Sums start from a fresh encryption of zero, so no combination of inputs (one the negation of another)
 is a transparent ciphertext, which SEAL would refuse with an untyped error.
-The key holder thereby learns every listed input's squared norm (within the CKKS error), beside
-what it releases.
+With recompute the key holder receives every listed client's own ciphertext and, holding the secret
+key, can decrypt each input (its DP view is each client's own noise share, "own share"); it computes
+the squared norms and distances on purpose. Without recompute (sum and hidden rounds) it sees only the
+aggregator's sum, as long as the aggregator is honest-but-curious (`TRUSTED_SUM`).
 
 What no check here can give (findings of the adversarial review, kept as tests that demonstrate them):
 privacy assumes every client's ciphertext is honestly generated. Without a zero-knowledge proof of
@@ -46,12 +48,17 @@ client alone makes the released sum expose the key to the aggregator, in a robus
 aggregator lists alone do the same through the selected sum (flooding cannot help: the client picks
 K). With the key goes every input under it (keys live as long as the key holder's key set). Without
 `recompute` (sum and hidden rounds only) the key holder decrypts the aggregator's sum after checking
-the manifest: min_clients then holds only against an aggregator that adds honestly.
+the manifest: min_clients then holds only against an aggregator that adds honestly, and an active
+aggregator alone (every client honest) recovers the secret key by sending a payload it forged, e.g.
+(0, K): the release is K s, flooded with noise it outweighs by its choice of K. Without recompute the
+threat model is an honest-but-curious aggregator.
 
 Release (Li and Micciancio, EUROCRYPT 2021: raw CKKS decryptions leak the secret key): values
 are rounded to a grid g = bound / 256 and receive discrete Gaussian noise g * N_Z(0, (2**k * bound /
 g)**2), i.e. noise of standard deviation 2**k times the stated CKKS error bound (k = `flood_bits`),
-drawn from the key holder's own OS CSPRNG. BFV decryptions are exact and released as they are.
+drawn from the key holder's own OS CSPRNG. BFV decryptions are exact and released reduced mod 2**bits (its policy's
+`bits`, which the aggregator's request must match): the ring sum, never the integer sum, whose excess over it counts,
+per coordinate, the inputs whose encoding is negative.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
 from protocols.he.release import box_key_message, encode_model_release, parse_box_keys, seal_model
 from protocols.robust.rules import krum_select
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, fresh_error_bound, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, ckks_headroom, fresh_error_bound, rerandomized_total
 from secagg.he_distances import all_pairs, error_bound, restrict, squared_distances
 from secagg.randomness import SystemRandomness
 from secagg.signatures import verify
@@ -81,7 +88,11 @@ HONEST_CIPHERTEXTS = (
     "of the secret key (e.g. (0, K)), so that a release depends on the key and exposes every input under it (alone in sum rounds, "
     "with the aggregator's help in robust rounds); in hidden-state mode a Byzantine client receives the model and so could learn "
     "the key itself")
-TRUSTED_SUM = "without recompute the key holder decrypts the aggregator's sum: min_clients holds only against an aggregator that adds honestly"
+TRUSTED_SUM = (
+    "without recompute the key holder decrypts the aggregator's sum: min_clients holds only against an aggregator that adds honestly, "
+    "and an active aggregator that sends a ciphertext of its own making (e.g. (0, K), under a valid manifest) recovers the secret key "
+    "from the release, and with it every input under the key (flooding does not stop it: the aggregator picks K); without recompute "
+    "the threat model is an honest-but-curious aggregator")
 
 
 def distance_matrix(values: np.ndarray, k: int) -> np.ndarray:
@@ -244,11 +255,23 @@ class KeyHolder:
         if request.target != Target.MODEL:
             return self._ctx.decrypt(agg), bound
         if request.inputs is not None:
+            self._check_model_headroom(agg, bound)
             agg = self.model.add_(agg)
         values = self._ctx.decrypt(agg)
         self.model = self._ctx.encrypt(values)  # re-encryption: the model's error never exceeds one round's
         self.refreshed = self.model.to_bytes()
         return values, bound
+
+    def _check_model_headroom(self, added: EncryptedVector, bound: float) -> None:
+        """Hidden state (recompute): refuses to move the model on when max |w| + max |sum of the inputs| + bound
+        reaches the CKKS headroom (`secagg.he.ckks_headroom`), where the decrypted model would wrap. Both are
+        decrypted here, never released; the sum alone cannot wrap while every client passed its own check
+        (`HeAggregation.check_encoding`)."""
+        peak = float(np.max(np.abs(self._ctx.decrypt(self.model)))) + float(np.max(np.abs(self._ctx.decrypt(added))))
+        limit = ckks_headroom(self._ctx.params)
+        if not peak + bound < limit:
+            raise Refused(f"max |model| + max |sum of the inputs| = {peak:.6g} reaches the CKKS headroom {limit:.6g}: the model "
+                          "would wrap; nothing released", party=PARTY, stage=STAGE)
 
     def _distances(self, request: DecryptRequest) -> tuple[np.ndarray, list[int]]:
         """Flags and flooded distances to release, and the selection the rule makes on them (see the module docstring)."""
@@ -279,7 +302,9 @@ class KeyHolder:
         return everything, [ids[ok[i]] for i in chosen]
 
     def _release(self, values: np.ndarray, bound: float) -> np.ndarray:
-        if self._ctx.params.scheme != "ckks" or bound <= 0:
+        if self._ctx.params.scheme == "bfv":  # the ring sum: the integer sum's excess counts each coordinate's negative inputs
+            return np.mod(values.astype(np.int64), 1 << self.policy.bits).astype(np.float64)
+        if bound <= 0:
             return values.astype(np.float64)
         grid = bound / 256
         noise = discrete_gaussian(self._rng, values.size, 2.0**self.flood_bits * 256)

@@ -45,7 +45,9 @@ class KeyHolderPolicy:
     the error bound; `recompute`: sums are the key holder's own sums of the signed inputs (robust
     rounds always recompute; without it the key holder decrypts the aggregator's sum, so min_clients
     holds only against an aggregator that adds honestly); `rule`, `f`, `m` (default: accepted inputs - f), `norm_bound` (L2):
-    the robust selection the key holder makes and checks."""
+    the robust selection the key holder makes and checks; `bits` (BFV): a BFV release is the sum reduced mod
+    2**bits, in [0, 2**bits), the ring sum and no more (the integer sum would count each coordinate's negative
+    inputs)."""
 
     round_type: str = "sum"
     min_clients: int = 2
@@ -55,6 +57,7 @@ class KeyHolderPolicy:
     f: int = 1
     m: int | None = None
     norm_bound: float = 1.0
+    bits: int = 32
 
     def __post_init__(self) -> None:
         if self.round_type not in ROUND_KINDS:
@@ -65,27 +68,37 @@ class KeyHolderPolicy:
             raise ValueError(f"flood_bits must be in [0, 40], found {self.flood_bits}")
         if self.rule not in RULES or self.f < 0 or not self.norm_bound > 0 or (self.m is not None and self.m < 1):
             raise ValueError(f"need rule in {RULES}, f >= 0, m >= 1, norm_bound > 0; found {self.rule!r}, {self.f}, {self.m}, {self.norm_bound}")
+        if not 2 <= self.bits <= 62:
+            raise ValueError(f"bits must be in [2, 62], found {self.bits}")
         if self.round_type == "robust" and self.rule == "krum" and self.min_clients > 1:
             raise ValueError(f"krum releases one client's input: min_clients must be 1, found {self.min_clients}")
+        if self.round_type == "robust" and self.m is not None and self.m < self.min_clients:
+            raise ValueError(f"m = {self.m} selects fewer than min_clients = {self.min_clients}: every selected sum would be refused")
         if self.round_type == "robust" and not self.recompute:
             raise ValueError("robust rounds need recompute=True: distances are released only as the key holder computes them")
 
     def check_headroom(self, headroom_bits: int) -> None:
-        """Robust rounds: honest squared distances, up to (2 norm_bound)**2, must stay below the CKKS
-        headroom 2**headroom_bits, else they wrap and a wrapped norm can pass the norm check. A Byzantine
-        input whose squared norm wraps decrypts (heuristically: the secret scale r makes it uniform over the
-        headroom) into the accepted range with probability about norm_bound**2 / 2**(headroom_bits + 1) a round."""
-        if self.round_type == "robust" and (2 * self.norm_bound) ** 2 >= 2.0**headroom_bits:
-            raise ValueError(f"norm_bound {self.norm_bound}: (2 norm_bound)**2 must be below 2**{headroom_bits}, the CKKS headroom of this preset")
+        """Robust rounds: squared distances between accepted inputs (norm <= 1.01 norm_bound, the key holder's norm
+        check), up to (2.02 norm_bound)**2, must stay below the CKKS headroom 2**headroom_bits, else they wrap and
+        a wrapped norm can pass the norm check: norm_bound >= sqrt(2**headroom_bits) / 2.02 (358.45 at ckks-8192) is
+        refused. A Byzantine input whose squared norm wraps decrypts (heuristically: the secret scale r makes it
+        uniform over the headroom) into the accepted range with probability about norm_bound**2 / 2**(headroom_bits + 1) a round."""
+        if self.round_type == "robust" and (2.02 * self.norm_bound) ** 2 >= 2.0**headroom_bits:
+            raise ValueError(f"norm_bound {self.norm_bound}: (2.02 norm_bound)**2 must be below 2**{headroom_bits}, the CKKS headroom of "
+                             f"this preset (norm_bound < {2.0 ** (headroom_bits / 2) / 2.02:.2f})")
 
     def check_asked(self, asked: Mapping) -> None:
         """Refuses an aggregator that runs another round than this policy serves: `asked` (untrusted, only
-        compared, never adopted) names its round type and, for robust rounds, its rule, f, m and norm_bound.
+        compared, never adopted) names its round type, min_clients, flood_bits and recompute (from which its
+        report states numeric_error, release_noise_std and dropout_tolerance: a key holder that floods more or
+        needs more inputs would make that report understate them) and, for robust rounds, its rule, f, m and
+        norm_bound, for sum rounds the ring's bits.
 
         Raises:
             Refused: naming the first field whose value differs, the aggregator's and the policy's.
         """
-        fields = ("round_type", "rule", "f", "m", "norm_bound") if self.round_type == "robust" else ("round_type",)
+        common = ("round_type", "min_clients", "flood_bits", "recompute")
+        fields = common + (("rule", "f", "m", "norm_bound") if self.round_type == "robust" else ("bits",))
         for name in fields:
             if name in asked and asked[name] != getattr(self, name):
                 raise Refused(f"the aggregator runs {name}={asked[name]!r}, this key holder's policy has {name}={getattr(self, name)!r}",
@@ -101,12 +114,12 @@ class KeyHolderPolicy:
 
     # the policy's keys, and the key holder's own PKI (`client_keys_from_config`)
     NODE_CONFIG_KEYS = ("he-round-type", "he-min-clients", "he-recompute", "he-flood-bits", "he-rule", "he-f", "he-m", "he-norm-bound",
-                        "he-client-keys", "he-ledger-file")
+                        "he-bits", "he-client-keys", "he-ledger-file")
 
     @classmethod
     def from_config(cls, config: Mapping) -> KeyHolderPolicy:
         """From a node configuration (e.g. Flower's --node-config): keys `he-round-type`, `he-min-clients`,
-        `he-recompute`, `he-flood-bits`, `he-rule`, `he-f`, `he-m`, `he-norm-bound`; a missing key takes the
+        `he-recompute`, `he-flood-bits`, `he-rule`, `he-f`, `he-m`, `he-norm-bound`, `he-bits`; a missing key takes the
         safe default above."""
         get = config.get
         m = get("he-m")
@@ -114,7 +127,7 @@ class KeyHolderPolicy:
             round_type=str(get("he-round-type", "sum")), min_clients=int(get("he-min-clients", 2)),
             recompute=str(get("he-recompute", "true")).lower() in ("1", "true", "yes"), flood_bits=int(get("he-flood-bits", 10)),
             rule=str(get("he-rule", "multi_krum")), f=int(get("he-f", 1)), m=None if m in (None, "", 0) else int(m),
-            norm_bound=float(get("he-norm-bound", 1.0)),
+            norm_bound=float(get("he-norm-bound", 1.0)), bits=int(get("he-bits", 32)),
         )
 
 

@@ -61,6 +61,13 @@ class CKKSRobust(HeAggregation):
             raise ValueError(f"CKKSRobust needs a CKKS preset of depth >= 2, found {self.preset!r}")
         self.policy.check_headroom(self.params.headroom_bits)
 
+    def survivors_needed(self) -> int:
+        """Inputs a round needs (none rejected): > 2f for the rule, >= min_clients at the aggregator, and the key
+        holder's selection between min_clients and the accepted count (m, or accepted - f for Multi-Krum's default)."""
+        p = self.policy
+        selection = 1 if p.rule == "krum" else (p.m if p.m is not None else p.min_clients + p.f)
+        return max(2 * p.f + 1, p.min_clients, selection)
+
     def _rule_policy(self) -> dict:
         return {"rule": self.rule, "f": self.f, "m": self.m, "norm_bound": self.norm_bound}
 
@@ -87,13 +94,16 @@ class CKKSRobust(HeAggregation):
         guarantee = self.guarantee(
             n, d, len(selected), bound, client_keys=current.source,
             server_learns=(f"which of the {m} inputs are within norm_bound, the {k * (k - 1) // 2} pairwise squared distances of the {k} accepted "
-                           "(rounded, flooded), the selected set and the sum of the selected inputs; the key holder learns the same and "
-                           "every input's squared norm"),
+                           "(rounded, flooded), the selected set and the sum of the selected inputs; the key holder receives every "
+                           "client's own ciphertext and can decrypt every input, not only their squared norms"),
             rule=self.rule, f=self.f, inputs=m, accepted=k, norm_bound=self.norm_bound, kappa="unknown" if coefficient is None else round(coefficient, 4),
             kappa_lower_bound=round(lower_bound(k, self.f), 4), distance_error_bound=distance_bound, **self.sizes(collector, d),
             distance_release_noise_std=2.0**self.policy.flood_bits * distance_bound,
         )
-        guarantee = replace(guarantee, dropout_tolerance=max(n - 2 * self.f - 1, 0), notes=guarantee.notes + (
+        guarantee = replace(guarantee, dropout_tolerance=max(n - self.survivors_needed(), 0), collusion=guarantee.collusion + (
+            "; clients colluding with the aggregator learn their released distance to each honest input, so d + 1 of them "
+            "(affinely independent, e.g. the origin and t e_j) locate an accepted honest input by trilateration, within the "
+            "flooding noise (std distance_release_noise_std / (2 t) a coordinate)"), notes=guarantee.notes + (
             "; validated: each input's squared norm on its d real slots (padding slots attenuated to ~1e-10 of their value), and that the distances are Euclidean; "
             "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
             "; an outer DP noise layer counts each client's own noise share only: the selection and the released distances are "
@@ -105,16 +115,18 @@ class CKKSRobust(HeAggregation):
 @register("ckks-robust", leaf=True, fields={
     "rule": Field(str, "multi_krum", choices=("krum", "multi_krum")), "f": Field(int, None, lambda v: v >= 0, ">= 0"),
     "m": Field(int, None, lambda v: v >= 1, ">= 1"), "norm_bound": Field(float, None, lambda v: v > 0, "> 0"),
-    "min_clients": Field(int, 1, lambda v: v >= 1, ">= 1")},
+    "min_clients": Field(int, None, lambda v: v >= 1, ">= 1 (default: 1 for krum, which releases one input; 2 for multi_krum)")},
     traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=True),
     about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset")
 def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
-    ctx.need_inputs({"f": ("2f + 1", 2 * (ctx.f if values["f"] is None else values["f"]) + 1), "min_clients": ("min_clients", values["min_clients"]),
-                     **({"m": ("Multi-Krum's m", values["m"])} if values["rule"] == "multi_krum" and values["m"] is not None else {})})  # review 13
     if values["norm_bound"] is None and not ctx.clip_bounds_input:  # the default below would refuse every noisy input (review 9)
         raise StackError("needs norm_bound: a layer outside it (noise shares, stochastic quantization) changes the inputs after the clip, "
                          "so the clip bound does not bound what reaches the key holder; set norm_bound above the clip plus that change",
                          layer=ctx.layer, position=ctx.position, field="norm_bound")
     bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")
-    return CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"], norm_bound=bound,
-                      min_clients=values["min_clients"])
+    min_clients = values["min_clients"] if values["min_clients"] is not None else (1 if values["rule"] == "krum" else 2)
+    protocol = CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"], norm_bound=bound,
+                          min_clients=min_clients)
+    selection = "m" if protocol.rule == "multi_krum" and protocol.m is not None else "min_clients"  # what sets the key holder's selection
+    ctx.need_inputs({"f": ("2f + 1", 2 * protocol.f + 1), selection: ("survivors_needed()", protocol.survivors_needed())})  # review 13
+    return protocol

@@ -22,7 +22,7 @@ import numpy as np
 from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.report import Guarantee, Output
 from protocols.core.stack import Field, StackContext, StackError, register
-from protocols.dp.samplers import MAX_SHARE_VARIANCE, uniform
+from protocols.dp.samplers import max_share_variance, uniform
 from protocols.layers.transform import TransformLayer, local_guarantee
 from secagg.encoding import FixedPoint
 from secagg.randomness import Randomness
@@ -48,23 +48,37 @@ def rounded_l1_bound(l2: float, d: int) -> float:
     return min(l2**2, math.sqrt(d) * l2)
 
 
-def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_stddev: float, wrap_probability: float = 1e-6, beta: float = math.exp(-0.5)) -> float:
-    """The largest scale for which the noisy sum of `clients` rotated updates wraps mod 2**bits with
-    probability at most `wrap_probability` (heuristic of Kairouz et al. 2021), and clip scale <= MAX_SCALED_NORM.
+def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, shares: int | None = None,
+                 wrap_probability: float = 1e-6, beta: float = math.exp(-0.5)) -> float:
+    """The largest scale, at most MAX_SCALED_NORM / clip, for which the noisy sum of `clients` rotated updates wraps mod
+    2**bits with probability at most `wrap_probability` (heuristic of Kairouz et al. 2021), when each of the `clients`
+    adds a noise share of the recipes' size: variance (noise_multiplier l2)**2 / shares, l2 = rounded_l2_bound(clip scale,
+    dim, beta) (integer units), `shares` the survivors the noise is split among (default `clients`).
 
-    After rotation a coordinate of the sum is about N(0, clients * clip**2 / dim + noise_stddev**2) in
-    update units; with k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates),
-    scale = 2**(bits-1) / (k sqrt(clients clip**2 / dim + noise_stddev**2)).
+    A coordinate of the sum is about N(0, s**2), s**2 = clients (clip scale)**2 / dim + clients / shares (noise_multiplier
+    l2)**2 (every participant adds a share, however many were planned; review 13: sizing for noise_multiplier clip and for
+    `shares` alone wrapped the ring); with k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates) the
+    scale is the largest with k s <= 2**(bits-1), by fixed-point iteration (l2 is about clip scale plus a constant).
 
     Raises:
         ValueError: if the parameters cannot fit: rounding at that scale would more than double the L2
             sensitivity (too few bits for the dimension), or arguments are out of range.
     """
-    if bits < 2 or clients < 1 or dim < 1 or clip <= 0 or noise_stddev < 0 or not 0 < wrap_probability < 1:
-        raise ValueError(f"bad arguments: bits={bits}, clients={clients}, dim={dim}, clip={clip}, noise_stddev={noise_stddev}, wrap_probability={wrap_probability}")
-    k = NormalDist().inv_cdf(1 - wrap_probability / (2 * dim))
-    scale = min(2 ** (bits - 1) / (k * math.sqrt(clients * clip**2 / dim + noise_stddev**2)), MAX_SCALED_NORM / clip)
-    if rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:
+    shares = clients if shares is None else shares
+    if bits < 2 or clients < 1 or dim < 1 or clip <= 0 or noise_multiplier < 0 or not 1 <= shares or not 0 < wrap_probability < 1:
+        raise ValueError(f"bad arguments: bits={bits}, clients={clients}, dim={dim}, clip={clip}, noise_multiplier={noise_multiplier}, "
+                         f"shares={shares}, wrap_probability={wrap_probability}")
+    room = 2 ** (bits - 1) / NormalDist().inv_cdf(1 - wrap_probability / (2 * dim))  # k s must stay within it
+
+    def stddev(scale: float) -> float:
+        return math.sqrt(clients * (clip * scale) ** 2 / dim + clients / shares * (noise_multiplier * rounded_l2_bound(clip * scale, dim, beta)) ** 2)
+
+    scale = min(room / (clip * math.sqrt(clients / dim + clients / shares * noise_multiplier**2)), MAX_SCALED_NORM / clip)  # l2 >= clip scale
+    for _ in range(100):
+        if stddev(scale) <= room or rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:
+            break
+        scale *= 0.999 * room / stddev(scale)
+    if rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale or stddev(scale) > room:
         raise ValueError(
             f"{bits} bits cannot hold {clients} clients at d={dim}: the scale that avoids wrapping ({scale:.3g}) makes "
             f"rounding more than double the sensitivity; use more bits, fewer dimensions or less noise"
@@ -175,7 +189,7 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
         raise StackError("needs a clip that bounds its inputs: a layer between the clip and it (noise, stochastic quantization) "
                          "changes them after the clip; put a clip after that layer or discretize before it",
                          layer=ctx.layer, position=ctx.position, field="clip")
-    noise = ctx.noise_inside()
+    noise, mechanism = ctx.noise_inside(), ctx.noise_mechanism_inside()
     fit = values["fit"] or ("noise" if noise is not None else "norm")
     beta = values["beta"] if values["beta"] is not None else (math.exp(-0.5) if noise is not None else 0.0)
     scale = values["scale"]
@@ -184,15 +198,16 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
                          "rounding cannot meet the rounded-norm bound", layer=ctx.layer, position=ctx.position, field="scale")
     if scale is None:
         bits = ctx.ring_bits()
-        if fit == "noise":
-            if noise is None:
-                raise StackError("fit 'noise' needs a noise layer (skellam, ddg) inside it", layer=ctx.layer, position=ctx.position, field="fit")
-            scale = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_stddev=noise * clip,
-                                 wrap_probability=values["wrap_probability"], beta=beta)
-        else:
+        if fit == "noise" and noise is None:
+            raise StackError("fit 'noise' needs a noise layer (skellam, ddg) inside it", layer=ctx.layer, position=ctx.position, field="fit")
+        if fit != "noise":
             scale = fitted_scale(fit, bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip)
-        if noise:  # the noise layer inside sizes its shares to this scale: keep them within the samplers' range (review 12)
+        if noise is not None:  # the ring must hold the noise too, whatever the fit (review 13: fit=norm wrapped most coordinates)
+            fits_noise = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_multiplier=noise, shares=ctx.survivors,
+                                      wrap_probability=values["wrap_probability"], beta=beta)
+            scale = fits_noise if scale is None else min(scale, fits_noise)
+        if noise:  # the noise layer inside sizes its shares to this scale: keep them within its sampler's range (review 12)
             scale = within_share_variance(scale, clip=clip, dim=ctx.dim, beta=beta, noise_multiplier=noise, shares=ctx.survivors,
-                                          limit=MAX_SHARE_VARIANCE)
+                                          limit=max_share_variance(mechanism))
     protection = inner(ctx.replace(scale=scale, beta=beta, norm_bound=rounded_l2_bound(clip * scale, ctx.dim, beta)))
     return DiscreteEncode(scale, clip, protection, beta=beta)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from protocols.accounting import DistributedDiscreteGaussian, Skellam
 from protocols.core.protocol import Protocol, RingProtocol
 from protocols.core.stack import Field, StackContext, StackError, Traits, register, uncounted
-from protocols.dp.samplers import MAX_SHARE_VARIANCE
+from protocols.dp.samplers import max_share_variance
 from protocols.layers.central_noise import CentralGaussian
 from protocols.layers.clip import L2Clip
 from protocols.layers.discretize import DiscreteEncode, choose_scale, rounded_l1_bound, rounded_l2_bound, within_share_variance
@@ -36,10 +36,10 @@ class DistributedDPParameters:
 
 def distributed_dp_parameters(
     *, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, expected_clients: int | None = None,
-    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5),
+    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), mechanism: str = "skellam",
 ) -> DistributedDPParameters:
-    """Scale from `choose_scale`, lowered where needed so that a share's variance stays within the samplers' exact range
-    (`MAX_SHARE_VARIANCE`, review 12: a wide ring or few clients sized shares the float64 samplers cannot draw); total
+    """Scale from `choose_scale`, lowered where needed so that a share's variance stays within its sampler's exact range
+    (`max_share_variance(mechanism)`, review 12: a wide ring or few clients sized shares the float64 samplers cannot draw); total
     noise stddev = noise_multiplier * l2 (integer units), split into `expected_clients` equal shares (default: all).
 
     Raises:
@@ -47,11 +47,11 @@ def distributed_dp_parameters(
             would make rounding more than double the sensitivity.
     """
     padded, shares = 1 << max(0, (dim - 1).bit_length()), expected_clients or clients
-    scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_stddev=noise_multiplier * clip,
+    scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_multiplier=noise_multiplier, shares=shares,
                          wrap_probability=wrap_probability, beta=beta)
     if noise_multiplier > 0:
         scale = within_share_variance(scale, clip=clip, dim=padded, beta=beta, noise_multiplier=noise_multiplier, shares=shares,
-                                      limit=MAX_SHARE_VARIANCE)
+                                      limit=max_share_variance(mechanism))
     l2 = rounded_l2_bound(clip * scale, padded, beta)
     return DistributedDPParameters(padded, scale, l2, rounded_l1_bound(l2, padded), (noise_multiplier * l2) ** 2 / shares)
 
@@ -77,7 +77,7 @@ def distributed_dp(
     `assume_colluding` shares of clients that may collude with the server or be Byzantine.
     """
     p = distributed_dp_parameters(bits=protection.bits, clients=clients, dim=dim, clip=clip, noise_multiplier=noise_multiplier,
-                                  expected_clients=expected_clients, wrap_probability=wrap_probability, beta=beta)
+                                  expected_clients=expected_clients, wrap_probability=wrap_probability, beta=beta, mechanism=mechanism)
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=delta,
                              assume_colluding=assume_colluding)
     return L2Clip(clip, RandomizedHadamard(DiscreteEncode(p.scale, clip, noise, beta=beta)))
@@ -113,16 +113,16 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
     if ctx.scale is not None:  # a discretize layer outside chose the scale
         l2 = rounded_l2_bound(clip * ctx.scale, ctx.dim, ctx.beta)
         p = DistributedDPParameters(ctx.dim, ctx.scale, l2, rounded_l1_bound(l2, ctx.dim), (values["noise_multiplier"] * l2) ** 2 / ctx.survivors)
-        if p.local_variance > MAX_SHARE_VARIANCE:
+        if p.local_variance > max_share_variance(mechanism):
             raise StackError(f"each noise share's variance would be {p.local_variance:.3g} at the discretize layer's scale {ctx.scale:.3g}, above "
-                             f"{MAX_SHARE_VARIANCE:.3g} (the samplers' exact range): give discretize a smaller scale or fewer ring bits",
+                             f"{max_share_variance(mechanism):.3g} (its sampler's exact range): give discretize a smaller scale or fewer ring bits",
                              layer=ctx.layer, position=ctx.position, field="noise_multiplier")
         protection = inner(ctx.replace(norm_bound=None, clip_bounds_input=False))
     else:
         padded = RandomizedHadamard.padded_dim(ctx.dim)
         p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
                                       noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
-                                      wrap_probability=values["wrap_probability"], beta=values["beta"])
+                                      wrap_probability=values["wrap_probability"], beta=values["beta"], mechanism=mechanism)
         protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None, clip_bounds_input=False))
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
                              assume_colluding=uncounted(ctx, protection))

@@ -90,8 +90,13 @@ class RandomizedHadamard(TransformLayer):
         return (self.backward(np.asarray(aggregate, dtype=np.float64)) * self._signs)[: self._d]
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
-        return local_guarantee(self._n, exact=True, numeric_error=1e-12, parameters={"d": self._d, "padded_d": self._padded},
-                               notes=f"inner layers carry {self._padded} coordinates for {self._d}",
+        # the inverse rotation R^T takes an inner error e (max |e_i| <= E, the inner layers' summed numeric_error) to
+        # max |(R^T e)_j| <= ||e||_2 <= sqrt(d') E: this layer adds (sqrt(d') - 1) E (review 13: it stated 1e-12)
+        inner = sum(r.guarantee.numeric_error for r in out.reports)
+        return local_guarantee(self._n, exact=True, numeric_error=(math.sqrt(self._padded) - 1) * inner + 1e-12,
+                               parameters={"d": self._d, "padded_d": self._padded},
+                               notes=f"inner layers carry {self._padded} coordinates for {self._d}; their error E per coordinate is "
+                                     f"at most sqrt({self._padded}) E after the inverse rotation",
                                server_learns="nothing from this layer (the signs are public)")
 
 

@@ -116,18 +116,38 @@ def corrupt_neighbours_bound(n: int, k: int, corrupt: float, sigma: float) -> in
     return int(rare[0]) - 1 if len(rare) else k
 
 
-def colluder_bound(k: int, t: int, active: bool) -> int:
+def claimed_cut_log2(n: int, k: int, t: int, corrupt: float) -> float:
+    """log2 of the union bound on an active server cutting H(k, n) by claiming drops (see `colluder_bound`), each
+    client corrupt independently with probability `corrupt`: n (n - k) / 2 pairs of disjoint runs of k/2 graph
+    positions, each run holding at least t - k/2 corrupt clients: n (n - k)/2 P[Bin(k/2, corrupt) >= t - k/2]**2.
+    0 or more means no bound (a cut needs no corrupt client when t <= k/2); -inf on the complete graph (no cut)."""
+    if k >= n - 1:
+        return -math.inf
+    need, pairs = t - k // 2, math.log2(n * (n - k) / 2)
+    if need <= 0:
+        return max(pairs, 0.0)
+    if need > k // 2 or corrupt <= 0.0:
+        return -math.inf
+    return pairs + 2 * float(_log_tails(k // 2, corrupt)[need]) / math.log(2.0)
+
+
+def colluder_bound(k: int, t: int, active: bool, sparse: bool = False) -> int:
     """The most corrupt neighbours c_i a client may have for the server (with them) never to hold t
     shares of both its secrets: t - 1 against an honest-but-curious server (t > c_i); against an
     active server, which may send different survivor lists to different neighbours to collect t
     shares of each secret from two sets that overlap only in the corrupt ones, 2t - k - 1
-    (t > (k + c_i) / 2, Bell et al.)."""
-    return 2 * t - k - 1 if active else t - 1
+    (t > (k + c_i) / 2, Bell et al.). On a sparse graph (`sparse`: k < n - 1) an active server may
+    also claim two runs of k/2 consecutive graph positions dropped: that cuts H(k, n), the clients next
+    to a run keep k/2 live neighbours, and t - k/2 corrupt ones in each run give it the self-mask seeds
+    it then needs to learn each part's sum (review 15). So there c_i <= t - k/2 - 1 (t > k/2 + c_i)."""
+    if active:
+        return t - k // 2 - 1 if sparse else 2 * t - k - 1
+    return t - 1
 
 
-def check_threshold(k: int, t: int, active: bool, colluders: int | None = None) -> int:
+def check_threshold(k: int, t: int, active: bool, colluders: int | None = None, sparse: bool = False) -> int:
     """t shares among k neighbours: in [1, k], against an active server in (k/2, k]; with a declared
-    number of colluding neighbours, also colluders <= colluder_bound(k, t, active). Returns t.
+    number of colluding neighbours, also colluders <= colluder_bound(k, t, active, sparse). Returns t.
 
     Raises:
         ValueError: naming t (or colluders) and its value when a condition fails.
@@ -138,8 +158,8 @@ def check_threshold(k: int, t: int, active: bool, colluders: int | None = None) 
     if colluders is not None:
         if colluders < 0:
             raise ValueError(f"colluders must be >= 0, found {colluders}")
-        if colluders > colluder_bound(k, t, active):
-            need = "t > (k + colluders) / 2" if active else "t > colluders"
+        if colluders > colluder_bound(k, t, active, sparse):
+            need = ("t > k/2 + colluders (a sparse graph)" if sparse else "t > (k + colluders) / 2") if active else "t > colluders"
             raise ValueError(f"t={t} among k={k} neighbours does not protect against colluders={colluders}: need {need}")
     return t
 
@@ -156,7 +176,10 @@ def choose_degree_and_threshold(
         t > (k + c) / 2 (the server lying about who dropped collects t shares of one secret from
         some neighbours and t of the other from the rest; the two sets overlap only in corrupt ones);
       * connectivity: cutting H(k, n) takes two disjoint runs of k/2 consecutive bad nodes, so
-        n**2 * (gamma + delta)**k <= 2**-sigma (the server learns no partial sum of a component);
+        n**2 * (gamma + delta)**k <= 2**-sigma against an honest-but-curious server, whose dropouts are
+        not its choice (the server learns no partial sum of a component); an active server may claim any
+        clients dropped, and cuts the graph once each run holds t - k/2 corrupt clients, so against it t
+        is raised until `claimed_cut_log2` <= -sigma (review 15);
       * correctness: n * P[Bin(k, delta) > k - t] <= 2**-eta (every client keeps t live neighbours).
     When no k < n - 1 works, returns the complete graph (k = n - 1) with the same security condition
     for c = corrupt_neighbours_bound(n, n - 1, gamma, sigma): t = c + 1, or (k + c)//2 + 1 against an
@@ -176,7 +199,9 @@ def choose_degree_and_threshold(
     for k in range(2, n - 1, 2):
         c = corrupt_neighbours_bound(n, k, corrupt, sigma)
         t = (k + c) // 2 + 1 if active else c + 1
-        connected = n * n * (dropout + corrupt) ** k <= bad
+        while active and t <= k and claimed_cut_log2(n, k, t, corrupt) > -sigma:
+            t += 1
+        connected = active or n * n * (dropout + corrupt) ** k <= bad  # active: the claimed cut above is the stronger one
         if t <= k and connected and (dropout == 0.0 or math.log(n) + _log_tails(k, dropout)[k - t + 1] <= -eta * math.log(2.0)):
             return k, t  # correct: n * P[Bin(k, dropout) > k - t] <= 2**-eta
     k = n - 1

@@ -46,7 +46,7 @@ from protocols.core.stack import Field, StackContext, StackError, Traits, regist
 from protocols.core.transport import InProcessTransport
 from protocols.core.wire import hex_bytes
 from protocols.masking.client import MaskingClient
-from protocols.masking.graph import check_threshold, choose_degree_and_threshold, colluder_bound, corrupt_neighbours_bound
+from protocols.masking.graph import check_threshold, choose_degree_and_threshold, claimed_cut_log2, colluder_bound, corrupt_neighbours_bound
 from protocols.masking.server import PARTY, MaskingServer
 from protocols.masking.setup import RoundSetup
 from secagg.randomness import Randomness
@@ -239,9 +239,10 @@ class SecAggPlus(_PairwiseMasking):
     probabilities 2**-sigma (security) and 2**-eta (correctness) and states them in the report: with
     a fraction gamma = corrupt of clients colluding with the server, no client has more than
     c = corrupt_neighbours_bound(n, k, gamma, sigma) corrupt neighbours except with probability
-    2**-sigma, and t > c (honest-but-curious server) or t > (k + c) / 2 (active server) is enforced.
+    2**-sigma, and t > c (honest-but-curious server) or, on a sparse graph, t > k/2 + c (active server: it
+    may claim any clients dropped, and two runs of k/2 graph positions cut the graph) is enforced.
     Built directly (no targets), the guarantee is per client: safe while it has at most
-    colluder_bound(k, t, active) corrupt neighbours.
+    colluder_bound(k, t, active, sparse) corrupt neighbours.
 
     Against an active server the graph seed is the hash of every signed advertisement
     (`RoundSetup.graph_seed_from`): the server cannot choose the graph, but it can re-draw it for
@@ -325,11 +326,24 @@ class SecAggPlus(_PairwiseMasking):
     def colluder_count(self, n: int, k: int, t: int) -> int:
         if self._sampled:
             return corrupt_neighbours_bound(n, k, self.targets["corrupt"], self._per_graph_sigma)
-        return colluder_bound(k, t, self.active)
+        return colluder_bound(k, t, self.active, sparse=k < n - 1)
 
     def _collusion(self, n: int, k: int, t: int) -> str:
         c = self.colluder_count(n, k, t)
-        bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}" if self.active else f"t={t} > c"
+        sparse = k < n - 1
+        if self.active and sparse and not self._sampled:
+            bound = f"t={t} > k/2 + c = {k // 2 + c}: it cannot cut the graph by claiming two runs of k/2 clients dropped"
+        elif self.active:
+            bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}"
+        else:
+            bound = f"t={t} > c"
+        if sparse and self._sampled:  # a cut (two runs of k/2 graph positions) would give the server each part's sum (review 15)
+            bound += ("; no two runs of k/2 graph positions each hold t - k/2 corrupt clients, which would let it cut the graph by "
+                      f"claiming the rest of them dropped (union bound 2^{claimed_cut_log2(n, k, t, self.targets['corrupt']):.1f})"
+                      if self.active else "; and no two runs of k/2 graph positions are all dropped or corrupt (a cut, n^2 (gamma + "
+                      "delta)^k)")
+        elif sparse and not self.active:
+            bound += f"; and no two runs of k/2={k // 2} graph positions are all dropped or corrupt (a cut: the server would learn each part's sum)"
         who = _ACTIVE if self.active else _PASSIVE
         if self._sampled:
             sigma, per_graph = self.targets.get("sigma", 40), self._per_graph_sigma

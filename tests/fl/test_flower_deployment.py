@@ -50,7 +50,7 @@ def _wait_for(port: int, seconds: float) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
-HOLDER_POLICY = 'he-round-type="robust" he-rule="multi_krum" he-f=1 he-min-clients=1 he-norm-bound=1.0'
+HOLDER_POLICY = 'he-round-type="robust" he-rule="multi_krum" he-f=1 he-min-clients=2 he-norm-bound=1.0'  # the run's (review 14: compared)
 CASES = {  # stack fields, layers reported, whether its clients sign (then keys are provisioned with `secagg keys`), a line the report prints, inputs kept
     "ddp+secagg+": (["--set", "stack=ddp+secagg+"], ["secagg+", "noise", "discretize", "rotation", "clip"], False, "distributed DP this round", 3),
     "active secagg+": (["--set", "stack=secagg+", "--set", "active=true"], ["secagg+", "discretize", "clip"], True, "", 3),

@@ -99,7 +99,7 @@ def test_the_server_app_never_receives_the_hidden_state_model(task, tmp_path, de
     a model's values (float32 as clients train on them, or the float64 the key holder sealed); in simulation the clients
     report the model's test loss and accuracy, in deployment nothing."""
     config = ExperimentConfig(engine="flower-deployment" if deployed else "flower-sim", stack="hidden-state", **RUN)
-    grid = _grid(config, tmp_path, deployed=deployed, holder_config={"he-round-type": "hidden", "he-min-clients": 1})
+    grid = _grid(config, tmp_path, deployed=deployed, holder_config={"he-round-type": "hidden", "he-min-clients": 2})  # the run's: a node refuses another (review 14)
     rounds = FlowerRounds(grid, config, grid.client_keys)
     models, aggregators = [], []
     original = rounds.aggregate

@@ -64,7 +64,8 @@ def reference_stack(config: ExperimentConfig, dim: int, initial: np.ndarray, m: 
     if config.stack == "ckks":
         return L2Clip(config.clip, CKKSAggregation(min_clients=2))  # the presets ask sums of >= 2 inputs (review 6)
     if config.stack == "ckks-robust":
-        return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=f, norm_bound=config.clip, min_clients=1))
+        # min_clients 1 only for krum (which releases one input): multi_krum's 1 let a release list the victim alone (review 14)
+        return L2Clip(config.clip, CKKSRobust(rule=config.rule, f=f, norm_bound=config.clip, min_clients=1 if config.rule == "krum" else 2))
     if config.stack == "hidden-state":
         inner = HiddenStateCKKS(initial=np.asarray(initial, dtype=np.float64), weight=1.0 / m, min_clients=2)
         if config.noise_multiplier > 0:
@@ -113,11 +114,12 @@ def test_preset_observers_are_the_table_the_privacy_accounting_was_written_for()
         "local-dp": {"server": "own share", "released model": "own share"},
         "secagg+": {"server": "aggregate", "released model": "released"},
         "ddp+secagg+": {"server": "aggregate", "released model": "released"},
-        "ckks": {"server": "aggregate", "key holder": "aggregate", "released model": "released"},
+        # the key holder recomputes from every client's own ciphertext, so it could decrypt each (review 14): own share
+        "ckks": {"server": "aggregate", "key holder": "own share", "released model": "released"},
         "ckks-robust": {"server": "own share", "key holder": "own share", "released model": "own share"},
         "two-server": {"server": "own share", "second server": "own share", "released model": "own share"},
         "ddp+two-server": {"server": "own share", "second server": "own share", "released model": "own share"},
-        "hidden-state": {"server": "final model", "key holder": "aggregate", "clients": "aggregate", "released model": "final model"},
+        "hidden-state": {"server": "final model", "key holder": "own share", "clients": "aggregate", "released model": "final model"},
     }
     assert SUM_STACKS == ("secagg+", "ddp+secagg+", "ckks")
     assert [s for s in STACKS if preset_traits(s).output == "mean"] == ["plain", "robust", "central-dp", "local-dp"]

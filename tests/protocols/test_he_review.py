@@ -238,7 +238,7 @@ def test_an_input_over_the_norm_bound_is_rejected_for_every_norm_bound_the_polic
     """Finding 6 (fixed: such policies are refused). Squared norms live in +-2**headroom_bits (2**19) at the last
     level: with norm_bound = 2000 a Byzantine input of squared norm 5 * 2**20 (norm 2290) wrapped and was accepted in
     about half the rounds. A robust key holder (and CKKSRobust) now refuses a policy whose (2 norm_bound)**2 reaches
-    2**19 (norm_bound >= 362). Under an accepted policy (norm_bound 1) the same input wraps too, and passes with
+    2**19 (review 14: (2.02 norm_bound)**2, norm_bound >= 358.45). Under an accepted policy (norm_bound 1) the same input wraps too, and passes with
     probability about 1 / 2**20 a round (stated in the key holder's docstring): six rounds must all reject it."""
     assert robust_keys.secret.params.headroom_bits == 19
     for bound in (2000.0, 362.1):
@@ -246,7 +246,7 @@ def test_an_input_over_the_norm_bound_is_rejected_for_every_norm_bound_the_polic
             KeyHolder(robust_keys.secret, KeyHolderPolicy("robust", min_clients=2, f=1, norm_bound=bound), session=S1, client_keys={}, length=40)
         with pytest.raises(ValueError, match="norm_bound"):
             CKKSRobust(norm_bound=bound)
-    CKKSRobust(norm_bound=362.0)
+    CKKSRobust(norm_bound=358.4)  # the threshold is sqrt(2**19) / 2.02 = 358.45 (accepted norms reach 1.01 norm_bound, review 14)
     assert "norm_bound**2 / 2**(headroom_bits + 1) a round" in " ".join(inspect.getdoc(he_key_holder).split())
     d = 40
     rng = np.random.default_rng(4)

@@ -75,17 +75,19 @@ def test_conditional_rounding_respects_its_l2_bound(d, c, seed):
     assert np.linalg.norm(out.result) <= rounded_l2_bound(c, d, layer.beta) + 1e-9
 
 
-def test_choose_scale_keeps_the_noisy_sum_in_range_and_refuses_what_cannot_fit():
-    n, d, clip, sigma, bits = 20, 256, 1.0, 0.5, 16
-    scale = choose_scale(bits=bits, clients=n, dim=d, clip=clip, noise_stddev=sigma, wrap_probability=1e-3)
+@pytest.mark.parametrize("shares", [20, 5])  # the noise planned for every participant, or for 5 survivors (all 20 then add a share)
+def test_choose_scale_keeps_the_noisy_sum_in_range_and_refuses_what_cannot_fit(shares):
+    n, d, clip, z, bits, beta = 20, 256, 1.0, 0.5, 16, 0.5
+    scale = choose_scale(bits=bits, clients=n, dim=d, clip=clip, noise_multiplier=z, shares=shares, wrap_probability=1e-3, beta=beta)
+    share_stddev = z * rounded_l2_bound(clip * scale, d, beta) / math.sqrt(shares)  # integer units, the recipes' share
     rng = np.random.default_rng(0)
     for _ in range(20):
         x = rng.normal(size=(n, d))
         x = hadamard(x / np.linalg.norm(x, axis=1, keepdims=True) * clip)
-        total = (x.sum(axis=0) + rng.normal(scale=sigma, size=d)) * scale
+        total = x.sum(axis=0) * scale + rng.normal(scale=share_stddev, size=(n, d)).sum(axis=0)
         assert np.max(np.abs(total)) < 2 ** (bits - 1)
     with pytest.raises(ValueError, match="cannot hold"):
-        choose_scale(bits=8, clients=1000, dim=10**6, clip=1.0, noise_stddev=1.0)
+        choose_scale(bits=8, clients=1000, dim=10**6, clip=1.0, noise_multiplier=1.0)
 
 
 def test_clip_bounds_norms_and_reports_how_many_were_clipped():

@@ -59,6 +59,6 @@ def test_a_grinding_server_beats_the_per_graph_bound_and_grind_bits_restores_it(
 def test_the_guarantee_states_the_grinding_budget():
     p = SecAggPlus.for_clients(1000, corrupt=0.05, active=True, grind_bits=40)
     plain = SecAggPlus.for_clients(1000, corrupt=0.05, active=True)
-    assert (plain.k, plain.t, p.k, p.t) == (106, 69, 134, 91)
+    assert (plain.k, plain.t, p.k, p.t) == (110, 72, 136, 93)  # (106, 69, 134, 91) before t covered the claimed cut (review 15)
     text = p._collusion(1000, p.k, p.t)
     assert "up to W = 2^40 graphs" in text and "2^-80 per graph" in text and "bounded only by its computation" in text

@@ -47,11 +47,9 @@ def test_discrete_gaussian_at_the_recipes_largest_share_and_at_the_cap_fits_the_
     assert abs(tail - 2 * stats.norm.sf(3)) < 5 * math.sqrt(2 * stats.norm.sf(3) / N)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="sigma = 1e-200 passes the check (0, 2**48] but sigma**2 underflows to 0: "
-                   "the acceptance exp(-(|y| - sigma**2/t)**2 / (2 sigma**2)) is nan at y = 0 and 0 elsewhere, so no proposal is "
-                   "ever accepted and discrete_gaussian loops forever (any sigma below ~1.5e-162)")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # nan and inf in its acceptance test
 def test_a_discrete_gaussian_whose_variance_underflows_returns_or_refuses(monkeypatch):
+    """Was a break (review 13): a sigma whose square underflows looped forever; it is refused."""
     calls, real = [0], samplers.uniform
 
     def counted(rng, size):  # stops the loop: 1000 rejection rounds draw far more than the ~4 a round of 4 samples needs

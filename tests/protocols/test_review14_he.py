@@ -1,5 +1,6 @@
 """Adversarial review 14 of the HE family (CKKS/BFV with a key holder, CKKS robust, hidden state), of main at
-1d6ae88. Each strict xfail is one root cause: its body asserts the guarantee sentence and passes once it holds.
+1d6ae88. Each test was a strict xfail of one root cause, its body asserting the guarantee sentence; all are fixed
+(each docstring says what the break was, and where the sentence was made true instead of the code).
 Earlier reviews' attacks (a Byzantine (0, K) ciphertext, requests that decrypt one client, Krum steering, ledger
 replays, malformed ciphertexts) are in test_he_review.py, test_he_key_holder.py, test_he_validation.py and not
 repeated here."""
@@ -36,11 +37,9 @@ def _key_holder_replies(frames: list[bytes]):
 # --- every input the round accepts (CKKS: finite floats; `check_inputs` checks nothing else) ------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="CKKS headroom: ckks-8192-sum decodes |value| < 2**19 (q0 / scale / 2); a sum of honest "
-                   "inputs beyond it wraps by 2**20 silently (8 clients of 1e5 each: error 1048576 against numeric_error 0.002); "
-                   "no check like BFV's t/2 overflow check refuses it")
 @pytest.mark.parametrize("protocol", ["sum", "hidden-state"])
 def test_an_accepted_ckks_round_is_within_its_numeric_error_or_refused_with_a_typed_error(protocol):
+    """Was a break (review 14): a sum beyond the CKKS headroom (2**19 at ckks-8192-sum) wrapped by 2**20 silently."""
     n, d = 8, 4096  # a full chunk: every slot at 1e5 puts 1e5 * 2**40 into the constant coefficient
     x = np.full((n, d), 1e5)
     p = CKKSAggregation(min_clients=2) if protocol == "sum" else HiddenStateCKKS(initial=np.zeros(d), weight=1.0, min_clients=2)
@@ -57,10 +56,8 @@ def test_an_accepted_ckks_round_is_within_its_numeric_error_or_refused_with_a_ty
 # --- mod 2**bits as the ring does". Attack: the aggregator reads the key holder's PLAINTEXT reply itself -------------
 
 
-@pytest.mark.xfail(strict=True, reason="the BFV key holder releases the integer sum over Z (centred mod t), not the ring sum mod "
-                   "2**bits: floor(release / 2**bits) counts, per coordinate, the clients whose encoded value is negative (the "
-                   "discretize layer's two's complement), which the ring sum hides; the key holder does not know `bits`")
 def test_a_bfv_release_is_the_ring_sum_and_no_more():
+    """Was a break (review 14): the BFV key holder released the integer sum, which counts each coordinate's negative inputs."""
     n, d, bits = 5, 8, 32
     x = np.random.default_rng(14).normal(0, 0.3, (n, d)).astype(np.float32)
     protocol = build(parse(f"clip(bound=1) > discretize(scale=1000.0) > bfv(bits={bits})"), StackContext(dim=d, participants=n))
@@ -81,10 +78,10 @@ def test_a_bfv_release_is_the_ring_sum_and_no_more():
 # --- honestly, the origin and t e_j; their released distances to the victim give x_v by trilateration ---------------
 
 
-@pytest.mark.xfail(strict=True, reason="the robust report's collusion text claims any number of (honest-ciphertext) colluding clients, "
-                   "but d + 1 of them read a victim's whole input off the released distances (x_j = (|x|**2 + t**2 - D_j) / 2t), "
-                   "within the flooding noise; nothing in the report says so")
 def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distances(robust_keys):
+    """Was a break (review 14): d + 1 colluding clients locate a victim's input from the released distances, while the
+    collusion text claimed any number of clients. The attack stands (the distances are what the rule needs); the
+    collusion text now states it, which the test checks beside the attack."""
     from protocols.he.key_holder import accepted_distances
     from protocols.he.robust import CKKSRobust
 
@@ -109,11 +106,10 @@ def test_colluding_clients_cannot_read_a_victims_input_off_the_released_distance
 # --- count) and min_clients need more survivors; drop exactly the stated tolerance -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="CKKSRobust's dropout_tolerance is n - 2f - 1 whatever m and min_clients: with m = 4 "
-                   "(or min_clients = 4) and n = 6, f = 1 it states 3, but 3 survivors are refused (the key holder needs k >= m, "
-                   "the aggregator >= min_clients); the tolerance is n - max(2f + 1, m, min_clients)")
 @pytest.mark.parametrize("fields", [{"m": 4, "min_clients": 1}, {"min_clients": 4}])
 def test_a_robust_round_survives_its_stated_dropout_tolerance(robust_keys, fields):
+    """Was a break (review 14): dropout_tolerance was n - 2f - 1 whatever m and min_clients; now n minus what the round
+    needs: max(2f + 1, min_clients, m or min_clients + f (Multi-Krum selects accepted - f)), 1 for Krum's selection."""
     from protocols import DropoutSchedule, Stage
     from protocols.he.robust import CKKSRobust
 
@@ -135,11 +131,11 @@ def test_a_robust_round_survives_its_stated_dropout_tolerance(robust_keys, field
 # --- the rounds' aggregate noise). Attack: a curious key holder decrypts the inputs that recompute relays to it ------
 
 
-@pytest.mark.xfail(strict=True, reason="with recompute (the default) the aggregator relays every client's own ciphertext to the "
-                   "key holder, which holds the secret key: a curious key holder decrypts each input, so its view is each client's "
-                   "own share, not the aggregate, and 'learns the same, nothing else' is false")
 @pytest.mark.parametrize("stack", ["clip(bound=1) > ckks", "hidden-state"])
 def test_a_curious_key_holder_sees_no_more_than_the_aggregate(stack):
+    """Was a break (review 14): with recompute the key holder could decrypt every input, but its view was "aggregate"
+    and the report said it learns the sum, "nothing else". The statement is now the true one (view "own share",
+    `server_learns` says it can decrypt each input); the attack stays as the test's first half."""
     from protocols.core.stack import traits
     from protocols.core.wire import Reader
     from protocols.he.messages import DecryptRequest
@@ -172,10 +168,8 @@ def test_a_curious_key_holder_sees_no_more_than_the_aggregate(stack):
 # --- input". Attack: the ckks-robust layer's default policy, with multi_krum; the aggregator lists the victim alone --
 
 
-@pytest.mark.xfail(strict=True, reason="the ckks-robust layer's min_clients defaults to 1 for multi_krum too: with f = 0 (a valid "
-                   "field, or config.f = 0) a deviating aggregator lists the victim alone in SCALARS, the rule selects it, and "
-                   "SELECTED_SUM releases that one honest input; min_clients = 1 is needed only by krum")
 def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_keys):
+    """Was a break (review 14): the ckks-robust layer's min_clients defaulted to 1 for multi_krum too (now 2; 1 for krum)."""
     from protocols.core.errors import Refused
     from protocols.core.wire import Frame, encode_frame
     from protocols.he.key_holder import KeyHolder
@@ -206,14 +200,22 @@ def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_ke
 # --- norm_bound >= 362 at ckks-8192, is refused at setup" -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="(2 x 362)**2 = 524176 < 2**19 = 524288: norm_bound 362 (up to 362.03) is accepted; "
-                   "the threshold the check applies is sqrt(2**19) / 2 = 362.04, so the sentence should say > 362.03 (or 'about 362')")
 def test_the_stated_headroom_threshold_is_refused():
+    """Was a break (review 14): "norm_bound >= 362 is refused" but 362 was accepted (the check was (2 nb)**2 < 2**19);
+    the check now bounds the accepted norms' distances, (2.02 nb)**2, and the sentence states its threshold, sqrt(2**19) / 2.02."""
+    import inspect
+
+    from protocols.he import key_holder
     from protocols.he.policy import KeyHolderPolicy
     from secagg.he_params import preset
 
     with pytest.raises(ValueError, match="headroom"):
         KeyHolderPolicy("robust", norm_bound=362.0).check_headroom(preset("ckks-8192").headroom_bits)
+    assert "norm_bound >= sqrt(2**19) / 2.02 = 358.45 at ckks-8192" in " ".join(inspect.getdoc(key_holder).split())
+    stated = 2**9.5 / 2.02  # 358.454...
+    with pytest.raises(ValueError, match="headroom"):
+        KeyHolderPolicy("robust", norm_bound=stated).check_headroom(preset("ckks-8192").headroom_bits)
+    KeyHolderPolicy("robust", norm_bound=stated - 0.01).check_headroom(preset("ckks-8192").headroom_bits)
 
 
 # --- Claim (TRUSTED_SUM, README): "without recompute the key holder decrypts the aggregator's sum: min_clients holds
@@ -221,11 +223,12 @@ def test_the_stated_headroom_threshold_is_refused():
 # --- valid manifest, a payload it forged: (c0, c1) = (0, K) | (0, K X^(N/2)); the release is K s, flooded -----------
 
 
-@pytest.mark.xfail(strict=True, reason="with recompute=False the key holder decrypts any ciphertext the aggregator forms: a forged "
-                   "(0, K) payload releases K s and the aggregator recovers the secret key (every input of every round under it), "
-                   "with no Byzantine client; TRUSTED_SUM states only that min_clients is lost")
 @pytest.mark.parametrize("round_type", ["sum", "hidden"])
 def test_without_recompute_a_deviating_aggregator_cannot_recover_the_secret_key(sum_keys, round_type):
+    """Was a break (review 14): without recompute an active aggregator recovers the secret key with a forged (0, K)
+    payload, and TRUSTED_SUM said only that min_clients is lost. The attack cannot be stopped there (the key holder
+    cannot check the sum without the inputs); TRUSTED_SUM (and the README) now state it and the threat model
+    (honest-but-curious aggregator), which the test checks."""
     from protocols.core.errors import Refused
     from protocols.he.key_holder import TRUSTED_SUM, KeyHolder
     from protocols.he.messages import DecryptRequest, Target
@@ -300,10 +303,12 @@ def test_huge_imaginary_parts_in_a_ciphertext_neither_abort_nor_skew_a_robust_ro
 # --- round type and the robust rule's fields only) ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the aggregator's report computes numeric_error (and release_noise_std, min_clients, "
-                   "dropout_tolerance) from its own fields; a remote key holder's reply carries only its bound and check_asked does "
-                   "not compare flood_bits or min_clients, so a node with he-flood-bits=20 releases errors ~1000x the stated bound")
 def test_the_reported_numeric_error_bounds_a_remote_key_holders_release(sum_keys):
+    """Was a break (review 14): the aggregator reported numeric_error from its own flood_bits while a remote key holder
+    flooded with its own (20: errors ~1000x the stated bound). A report cannot know a remote policy's noise, so the key
+    holder now refuses an aggregator whose asked flood_bits (or min_clients, recompute) differs from its own, naming the
+    field and both values; the test checks that refusal, and that a matching node's release is within the report."""
+    from protocols.core.errors import Refused
     from protocols.core.pki import KeyDirectory
     from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
     from tests.protocols.test_he_split import D, _round
@@ -313,10 +318,15 @@ def test_the_reported_numeric_error_bounds_a_remote_key_holders_release(sum_keys
     x = np.random.default_rng(20).normal(0, 0.1, (4, D))
     ledger = ReleaseLedger()
 
-    def node(params):  # the key-holder node: its own policy from its node config
-        keys = dict(enumerate(KeyDirectory().for_roster(params["roster"])))
-        return protocol.key_holder(params, client_keys=keys, policy=KeyHolderPolicy("sum", min_clients=2, flood_bits=20), ledger=ledger)
+    def node(policy):  # the key-holder node: its own policy from its node config
+        def make(params):
+            keys = dict(enumerate(KeyDirectory().for_roster(params["roster"])))
+            return protocol.key_holder(params, client_keys=keys, policy=policy, ledger=ledger)
+        return make
 
-    out, _ = _round(protocol, x, remote=(node, {}))
+    for field, value, asked in (("flood_bits", 20, 10), ("min_clients", 3, 2)):
+        with pytest.raises(Refused, match=f"{field}={asked}.*{field}={value}"):
+            _round(protocol, x, remote=(node(KeyHolderPolicy("sum", **{"min_clients": 2, "flood_bits": 10, field: value})), {}))
+    out, _ = _round(protocol, x, remote=(node(KeyHolderPolicy("sum", min_clients=2, flood_bits=10)), {}))
     error, stated = np.max(np.abs(out.result - x.sum(axis=0))), out.reports[0].guarantee.numeric_error
     assert error <= stated, f"released error {error:.3g} > reported numeric_error {stated:.3g}"

@@ -1,0 +1,34 @@
+"""Review 15, Flower deployment of SecAgg+: the ServerApp writes the run config every node builds its stack from.
+
+Break (strict xfail): the node lines `secagg flower-app` prints pin stack, active and noise_multiplier, not what
+decides a masking round's n (clients, sample_fraction), so a ServerApp that writes a smaller sample_fraction into the
+run config gets nodes that build SecAgg+ for fewer clients and accept a lower threshold (20 -> 5 participants: t 17 ->
+3 on the complete graph); two-server nodes, by contrast, pin what decides S1's min_clients (`node_pins`)."""
+
+import tomllib
+
+import pytest
+
+pytest.importorskip("flwr")
+
+from fl.flower_engine import _client_setup, checked_against_node, config_from_run
+from protocols.core.errors import Refused
+from protocols.core.stack import innermost
+from tests.fl.test_flower_pki import _node_lines
+
+
+@pytest.mark.xfail(strict=True, reason="review 15 (Flower): NODE_PINS lacks clients and sample_fraction, so a node accepts a run "
+                   "config with fewer participants and its SecAgg+ takes the lower n and t. Fix: node_pins also pins clients and "
+                   "sample_fraction for masking stacks (as it pins f for two-server ones), and flower-app prints them")
+def test_a_masking_node_refuses_a_run_config_with_fewer_participants(tmp_path, capsys):
+    nodes = _node_lines([str(tmp_path / "app"), "--set", "clients=20", "--set", "stack=secagg+", "--set", "active=true",
+                         "--set", "data=breast_cancer", "--set", "model=logreg"], capsys)
+    run_config = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    honest = config_from_run(run_config)
+    fewer = config_from_run({**run_config, "sample_fraction": 0.25})
+    t_of = {c.participants: innermost(_client_setup(c)[2]).t for c in (honest, fewer)}
+    assert t_of[honest.participants] > t_of[fewer.participants], t_of  # what the lowered run config would give the node
+    for nc in nodes:
+        assert checked_against_node(honest, nc) == honest
+        with pytest.raises(Refused):
+            checked_against_node(fewer, nc)

@@ -83,7 +83,8 @@ def reference_stack(config: ExperimentConfig, dim: int, initial: np.ndarray, m: 
                            expected_clients=expected, delta=config.delta, assume_colluding=uncounted(corrupt))
     if isinstance(protocol, TwoServerRobust):
         protocol.tau = config.clip * distributed_dp_parameters(bits=config.bits, clients=m, dim=dim, clip=config.clip,
-                                                               noise_multiplier=config.noise_multiplier, expected_clients=expected).scale
+                                                               noise_multiplier=config.noise_multiplier, expected_clients=expected,
+                                                               mechanism=config.mechanism).scale
     return stack
 
 

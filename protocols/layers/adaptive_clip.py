@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from secagg.randomness import Randomness
 from secagg.ring import Ring
 
 COUNT = "adaptive-clip count"  # a client's measurements of the count protocol's layers, apart from the update's
+COUNT_WRAP_PROBABILITY = 1e-6  # a round's noisy count leaving the signed count ring: refused at build above it
 
 
 @dataclass(eq=False)
@@ -173,6 +175,12 @@ def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
                          f"for m = {ctx.survivors} survivors, above MAX_POISSON_MEAN = {MAX_POISSON_MEAN:.3g} (the sampler's exact range): it must "
                          f"be at most sqrt(2 m MAX_POISSON_MEAN) = {math.sqrt(2 * ctx.survivors * MAX_POISSON_MEAN):.4g}",
                          layer=ctx.layer, position=ctx.position, field="count_noise_multiplier")
+    wrap = NormalDist().inv_cdf(1 - COUNT_WRAP_PROBABILITY / 2) * z * math.sqrt(ctx.participants / ctx.survivors)  # k sd of every share
+    if ctx.participants + wrap >= 2 ** (values["count_bits"] - 1):  # the signed count must not wrap (the norm would drift on garbage)
+        need = math.ceil(math.log2(ctx.participants + wrap)) + 2
+        raise StackError(f"count_bits = {values['count_bits']} cannot hold the noisy count: {ctx.participants} participants + {wrap:.4g} "
+                         f"(count noise at {COUNT_WRAP_PROBABILITY:g} wrap probability) reaches 2**{values['count_bits'] - 1}; use count_bits "
+                         f">= {need} or less count noise", layer=ctx.layer, position=ctx.position, field="count_bits")
     if z > 0:  # the same clients as the update's: the colluders either protection declares know their count shares (review 11)
         count = DistributedNoise("skellam", z**2 / ctx.survivors, 1.0, 1.0, count, delta=ctx.delta,
                                  assume_colluding=max(uncounted(ctx, count), uncounted(ctx, update)))

@@ -162,13 +162,14 @@ def test_an_adaptive_clip_count_noise_at_the_samplers_range_runs():
     from protocols.dp.samplers import MAX_POISSON_MEAN
 
     z = (2 * fuzz.N * MAX_POISSON_MEAN) ** 0.5
-    assert fuzz._one_round(parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z!r}) > clip(bound=1) > plain")) == "completed"
-    above = parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z * (1 + 1e-9)!r}) > clip(bound=1) > plain")
+    wide = "count_bits=24"  # the default 16-bit count ring cannot hold this noise (refused, test below)
+    assert fuzz._one_round(parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z!r}, {wide}) > clip(bound=1) > plain")) == "completed"
+    above = parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z * (1 + 1e-9)!r}, {wide}) > clip(bound=1) > plain")
     assert fuzz._one_round(above) == "refused"
 
 
 def test_control_an_adaptive_clip_count_noise_within_the_samplers_range_runs():
-    stack = "clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier=1e4) > clip(bound=1) > plain"
+    stack = "clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier=1e3) > clip(bound=1) > plain"
     assert fuzz._one_round(parse(stack)) == "completed"
 
 
@@ -183,3 +184,13 @@ def test_a_wide_ring_under_a_clip_that_clips_runs_with_noise_inside(stack):
 def test_a_ddg_share_within_the_discrete_gaussian_samplers_range_is_built():
     """Was a break (review 13): Skellam's share-variance cap (2**33) refused ddg shares the discrete Gaussian sampler draws exactly; ddg's cap is MAX_GAUSSIAN_SIGMA**2 (`max_share_variance`)."""
     assert fuzz._one_round(parse("clip(bound=1) > discretize(scale=1e6) > ddg(noise_multiplier=1) > secagg")) == "completed"
+
+
+def test_a_count_noise_too_wide_for_the_count_ring_is_refused_at_build():
+    """Noticed by review 13's fixer: at the largest count_noise_multiplier the sampler allows (~2.3e5 with 6 survivors) the
+    count's noise wraps the default 16-bit count ring, so the round completes on a garbage count and the clip norm drifts.
+    Refused at build now, naming count_bits; a ring that holds it runs."""
+    z = 1e4  # count noise sd 1e4: 4.9 sd reach 2**15 = 32768
+    with pytest.raises(StackError, match="count_bits"):
+        build(parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z}) > clip(bound=1) > plain"), StackContext(dim=4, participants=6))
+    assert fuzz._one_round(parse(f"clip(bound=1) > adaptive-clip(norm=1, count_noise_multiplier={z}, count_bits=20) > clip(bound=1) > plain")) == "completed"

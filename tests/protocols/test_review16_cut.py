@@ -16,8 +16,8 @@ import itertools
 import numpy as np
 import pytest
 
-from secagg import Ring
 from protocols.masking.graph import colluder_bound
+from secagg import Ring
 from tests.protocols.test_review15_masking import _cut_round
 
 
@@ -29,7 +29,7 @@ def test_the_cut_needs_more_corrupt_neighbours_of_one_client_than_the_report_all
     assert len(components) == len(windows) and all(len(comp) >= 2 for comp in components)
     for comp, value in zip(components, computed):
         assert np.array_equal(value, Ring(32).sum(inputs[comp])), "the attack is real: the server's partial sum"
-    assert c == t - k // 2 - 1 == 0 < 1, "the client next to a run has 1 corrupt neighbour, above the stated c"
+    assert c == t - k // 2 - 1 == 0, "the client next to a run has 1 corrupt neighbour (the run's colluder), above the stated c"
 
 
 def _fewest_corrupt_neighbours_for_a_cut(n: int, k: int, t: int) -> int | None:

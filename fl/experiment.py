@@ -410,6 +410,8 @@ def run_experiment(config: ExperimentConfig, on_round: Callable[[RoundRecord], N
                 # composed with the update's, for every observer: the count is masked and summed on its own (secagg+ or secagg,
                 # never selected), so even an own-share observer sees only its noisy sum: its own share is the query's mechanism
                 noise_rounds.extend(RoundNoise(q.dp_mechanism, q.dp_mechanism) for q in queries)
+            else:  # a completed round released its update with no noise: every observer of it is infinite (review 16: with none
+                noise_rounds.append(RoundNoise(None, None))  # recorded, a noiseless run read as "nothing released", epsilon 0)
             by_observer = _epsilon_by_observer(config, noise_rounds, r, feature_norm, aborted_noise)
             record = RoundRecord(
                 round=r, loss=loss, accuracy=accuracy, included=out.included, byzantine=tuple(int(chosen[i]) for i in attackers),
@@ -522,4 +524,5 @@ def _sampling_rate(config: ExperimentConfig) -> float:
 
 def _headline(by_observer: dict[str, ObserverEpsilon], noise_rounds: list[RoundNoise]) -> float | None:
     """The released model's epsilon (the one in progress lines and the compare table), None for a stack without noise."""
-    return by_observer["released model"].epsilon if noise_rounds else None
+    noisy = any(n.aggregate is not None or n.own_share is not None for n in noise_rounds)
+    return by_observer["released model"].epsilon if noisy else None

@@ -219,7 +219,8 @@ class StackContext:
     `f` (a robust rule's default), `initial` (the hidden-state model). Set by outer layers for the inner
     ones: `clip` (L2 bound, update units), `scale` (integer units per update unit), `beta` (conditional
     rounding), `norm_bound` (L2 bound of what reaches the protection, ring units; None: unbounded, e.g. noised),
-    `clip_bounds_input` (False once a layer changed the inputs after the clip: noise shares, stochastic quantization)."""
+    `clip_bounds_input` (False once a layer changed the inputs after the clip: noise shares, stochastic quantization),
+    `rotated` (True inside a random rotation: each coordinate about N(0, ||x||**2 / d); top-k makes it False again)."""
 
     dim: int
     participants: int
@@ -234,6 +235,7 @@ class StackContext:
     beta: float | None = None
     norm_bound: float | None = None
     clip_bounds_input: bool = True
+    rotated: bool = False
     rest: tuple[LayerSpec, ...] = ()  # the specs inside the layer being built
     position: int = 0  # of the layer being built (1 = outermost)
     layer: str = ""  # its name

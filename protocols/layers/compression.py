@@ -54,9 +54,13 @@ class RandK(TransformLayer):
         return out
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
-        return local_guarantee(self._n, exact=False, parameters={"k": self.k, "d": self._d, "variance_factor": round(self._d / self.k, 3),
-                                       "bytes_saved_fraction": round(1 - self.k / self._d, 4)},
-                      notes="unbiased: E[decoded sum] = true sum; E||error||^2 <= (d/k - 1) ||sum||^2")
+        # decoding multiplies the inner sum by d/k: the inner layers' summed error E becomes (d/k) E (review 16: none stated)
+        inner = sum(r.guarantee.numeric_error for r in out.reports)
+        return local_guarantee(self._n, exact=False, numeric_error=(self._d / self.k - 1) * inner,
+                               parameters={"k": self.k, "d": self._d, "variance_factor": round(self._d / self.k, 3),
+                                           "bytes_saved_fraction": round(1 - self.k / self._d, 4)},
+                               notes="unbiased: E[decoded sum] = true sum; E||error||^2 <= (d/k - 1) ||sum||^2 (sampling, not in "
+                                     "numeric_error, which bounds the inner layers' error scaled by d/k against the exact rand-k sum)")
 
 
 @dataclass(eq=False)
@@ -166,7 +170,7 @@ def _randk(values: dict, ctx: StackContext, inner) -> Protocol:
 @register("topk", fields=KEEP, about="top-k with error feedback (sent densely: positions stay hidden by the protection); the memory "
           "can push a sent vector's norm above an outer clip bound, so the layers inside it need a clip of their own")
 def _topk(values: dict, ctx: StackContext, inner) -> Protocol:
-    return TopK(_kept(values, ctx), inner(ctx.replace(clip=None)))  # update + memory: no bound from outside holds
+    return TopK(_kept(values, ctx), inner(ctx.replace(clip=None, rotated=False)))  # update + memory: no bound from outside holds, and the largest coordinates are kept
 
 
 @register("quantize", flow={"floats": "ring"}, fields={"q": Field(int, 8, lambda v: 1 <= v <= 24, "in [1, 24]")},

@@ -49,16 +49,19 @@ def rounded_l1_bound(l2: float, d: int) -> float:
 
 
 def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, shares: int | None = None,
-                 wrap_probability: float = 1e-6, beta: float = math.exp(-0.5)) -> float:
-    """The largest scale, at most MAX_SCALED_NORM / clip, for which the noisy sum of `clients` rotated updates wraps mod
+                 wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), rotated: bool = True) -> float:
+    """The largest scale, at most MAX_SCALED_NORM / clip, for which the noisy sum of `clients` rounded updates wraps mod
     2**bits with probability at most `wrap_probability` (heuristic of Kairouz et al. 2021), when each of the `clients`
     adds a noise share of the recipes' size: variance (noise_multiplier l2)**2 / shares, l2 = rounded_l2_bound(clip scale,
     dim, beta) (integer units), `shares` the survivors the noise is split among (default `clients`).
 
-    A coordinate of the sum is about N(0, s**2), s**2 = clients (clip scale)**2 / dim + clients / shares (noise_multiplier
-    l2)**2 (every participant adds a share, however many were planned; review 13: sizing for noise_multiplier clip and for
-    `shares` alone wrapped the ring); with k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates) the
-    scale is the largest with k s <= 2**(bits-1), by fixed-point iteration (l2 is about clip scale plus a constant).
+    Every participant adds a share, however many were planned, so the sum's noise variance is clients / shares
+    (noise_multiplier l2)**2 (review 13: sizing for noise_multiplier clip and for `shares` alone wrapped the ring). With
+    k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates) the scale is the largest with
+        rotated inputs:   k sqrt(clients l2**2 / dim + noise variance) <= 2**(bits-1)  (a rotated, rounded coordinate is
+                          about N(0, l2**2 / dim): rounding adds at most 1/4 a coordinate, which l2 counts; review 16),
+        `rotated` False:  clients l2 + k sqrt(noise variance) <= 2**(bits-1)  (a coordinate may carry its whole norm),
+    found by fixed-point iteration (l2 is about clip scale plus a constant).
 
     Raises:
         ValueError: if the parameters cannot fit: rounding at that scale would more than double the L2
@@ -68,17 +71,20 @@ def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_multip
     if bits < 2 or clients < 1 or dim < 1 or clip <= 0 or noise_multiplier < 0 or not 1 <= shares or not 0 < wrap_probability < 1:
         raise ValueError(f"bad arguments: bits={bits}, clients={clients}, dim={dim}, clip={clip}, noise_multiplier={noise_multiplier}, "
                          f"shares={shares}, wrap_probability={wrap_probability}")
-    room = 2 ** (bits - 1) / NormalDist().inv_cdf(1 - wrap_probability / (2 * dim))  # k s must stay within it
+    k, half = NormalDist().inv_cdf(1 - wrap_probability / (2 * dim)), 2.0 ** (bits - 1)
 
-    def stddev(scale: float) -> float:
-        return math.sqrt(clients * (clip * scale) ** 2 / dim + clients / shares * (noise_multiplier * rounded_l2_bound(clip * scale, dim, beta)) ** 2)
+    def reach(scale: float) -> float:  # how far a coordinate of the noisy sum may go, k standard deviations included
+        l2 = rounded_l2_bound(clip * scale, dim, beta)
+        noise = clients / shares * (noise_multiplier * l2) ** 2
+        return k * math.sqrt(clients * l2**2 / dim + noise) if rotated else clients * l2 + k * math.sqrt(noise)
 
-    scale = min(room / (clip * math.sqrt(clients / dim + clients / shares * noise_multiplier**2)), MAX_SCALED_NORM / clip)  # l2 >= clip scale
+    spread = math.sqrt(clients / dim + clients / shares * noise_multiplier**2) if rotated else clients + k * noise_multiplier * math.sqrt(clients / shares)
+    scale = min(half / ((k if rotated else 1.0) * clip * spread), MAX_SCALED_NORM / clip)  # l2 >= clip scale: an upper bound
     for _ in range(100):
-        if stddev(scale) <= room or rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:
+        if reach(scale) <= half or rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:
             break
-        scale *= 0.999 * room / stddev(scale)
-    if rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale or stddev(scale) > room:
+        scale *= 0.999 * half / reach(scale)
+    if rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale or reach(scale) > half:
         raise ValueError(
             f"{bits} bits cannot hold {clients} clients at d={dim}: the scale that avoids wrapping ({scale:.3g}) makes "
             f"rounding more than double the sensitivity; use more bits, fewer dimensions or less noise"
@@ -204,7 +210,7 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
             scale = fitted_scale(fit, bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip)
         if noise is not None:  # the ring must hold the noise too, whatever the fit (review 13: fit=norm wrapped most coordinates)
             fits_noise = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_multiplier=noise, shares=ctx.survivors,
-                                      wrap_probability=values["wrap_probability"], beta=beta)
+                                      wrap_probability=values["wrap_probability"], beta=beta, rotated=ctx.rotated)
             scale = fits_noise if scale is None else min(scale, fits_noise)
         if noise:  # the noise layer inside sizes its shares to this scale: keep them within its sampler's range (review 12)
             scale = within_share_variance(scale, clip=clip, dim=ctx.dim, beta=beta, noise_multiplier=noise, shares=ctx.survivors,

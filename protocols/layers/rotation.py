@@ -121,4 +121,4 @@ class RandomizedDFT(RandomizedHadamard):
           about="random rotation (randomized Hadamard, or the real DFT): spreads an update over its coordinates")
 def _rotation(values: dict, ctx: StackContext, inner) -> Protocol:
     cls = RandomizedHadamard if values["kind"] == "hadamard" else RandomizedDFT
-    return cls(inner(ctx.replace(dim=cls.padded_dim(ctx.dim))))
+    return cls(inner(ctx.replace(dim=cls.padded_dim(ctx.dim), rotated=True)))

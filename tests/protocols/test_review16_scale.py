@@ -47,7 +47,8 @@ def test_choose_scale_meets_its_wrap_condition_or_no_scale_does(bits, clients, s
     k, room = NormalDist().inv_cdf(1 - wrap_probability / (2 * dim)), 2.0 ** (bits - 1)
 
     def stddev(scale):
-        return math.sqrt(clients * (clip * scale) ** 2 / dim + clients / shares * (z * rounded_l2_bound(clip * scale, dim, beta)) ** 2)
+        l2 = rounded_l2_bound(clip * scale, dim, beta)  # the rounded norm in the inputs' term too (break A below, fixed)
+        return math.sqrt(clients * l2**2 / dim + clients / shares * (z * l2) ** 2)
 
     try:
         scale = choose_scale(bits=bits, clients=clients, dim=dim, clip=clip, noise_multiplier=z, shares=shares,
@@ -61,9 +62,8 @@ def test_choose_scale_meets_its_wrap_condition_or_no_scale_does(bits, clients, s
     assert rounded_l2_bound(clip * scale, dim, beta) <= 2 * clip * scale
 
 
-@pytest.mark.xfail(strict=True, reason="choose_scale sizes the inputs' share of the sum by the clipped norm, not the rounded one "
-                                       "(rounding adds up to d'/4 to each squared norm): 16 clients in a 4-bit ring at d' = 4096 wrap 8 of 12 rounds")
 def test_a_narrow_ring_with_little_noise_holds_the_sum_of_inputs_at_the_clip_bound(monkeypatch):
+    """Was a break (review 16): choose_scale sized the inputs' share by the clipped norm, not the rounded one (16 clients in a 4-bit ring wrapped 8 of 12 rounds); it uses l2."""
     n, d, rounds = 16, 4096, 4
     try:
         stack = build(parse("clip(bound=1) > skellam(noise_multiplier=0.01) > secagg(bits=4)"), StackContext(dim=d, participants=n))
@@ -89,9 +89,8 @@ def test_a_narrow_ring_with_little_noise_holds_the_sum_of_inputs_at_the_clip_bou
     assert wrapped == [0] * rounds, f"coordinates of the integer sum outside the 4-bit ring, per round: {wrapped}"
 
 
-@pytest.mark.xfail(strict=True, reason="discretize's default fit=noise sizes the ring by choose_scale, whose inputs term assumes rotated "
-                                       "inputs (clients (clip scale)**2 / d), also with no rotation outside: 10 equal spikes wrap")
 def test_a_noise_fit_without_a_rotation_holds_equal_spike_inputs():
+    """Was a break (review 16): fit=noise assumed rotated inputs with no rotation outside (10 equal spikes wrapped); without one (StackContext.rotated False) it sizes for clients l2 + k noise sd."""
     n, d = 10, 1000
     stack = build(parse("clip(bound=1) > discretize > skellam(noise_multiplier=0.5) > secagg(bits=16)"), StackContext(dim=d, participants=n))
     x = np.zeros((n, d), dtype=np.float32)

@@ -99,19 +99,23 @@ def rounds(draw, min_n: int = 2, max_n: int = 40, max_d: int = 64) -> RoundCase:
 
 
 def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: DropoutSchedule, active: bool,
-                       unreadable: dict[int, set[int]] | None = None) -> tuple[int, ...] | None:
+                       unreadable: dict[int, set[int]] | None = None, uncounted: dict[int, set[int]] | None = None) -> tuple[int, ...] | None:
     """The included set (U3) a round of pairwise masking must produce, or None if it must abort.
 
     Rules (Bonawitz et al., Bell et al.): a stage needs t + 1 answers at the server; a client needs
     t live neighbours to share, t neighbours' shares (ciphertexts, readable or not) to mask, t surviving
-    neighbours to unmask (and t signatures from them in active mode); every survivor's seed and every
+    neighbours to unmask (and in active mode t signatures from them, not counting those of `uncounted[v]`, the
+    clients at which v's share failed to authenticate; default `unreadable`); every survivor's seed and every
     dropped sharer's key with a surviving neighbour needs t shares from neighbours that answered the
     unmasking request, leaving out `unreadable[v]`, the holders that hold no readable share of v.
     """
     n = len(neighbours)
+    unreadable = unreadable or {}
+    uncounted = unreadable if uncounted is None else uncounted
+    blind = {u: {v for v, at in uncounted.items() if u in at} for u in range(n)} if active else None
 
-    def live(stage: Stage, candidates: set[int], needs: set[int]) -> set[int] | None:
-        out = {u for u in candidates if dropouts.active(u, stage) and len(neighbours[u] & needs) >= t}
+    def live(stage: Stage, candidates: set[int], needs: set[int], skip: dict[int, set[int]] | None = None) -> set[int] | None:
+        out = {u for u in candidates if dropouts.active(u, stage) and len(neighbours[u] & needs - (skip or {}).get(u, set())) >= t}
         return out if len(out) >= t + 1 else None
 
     u1 = {u for u in range(n) if dropouts.active(u, Stage.ADVERTISE_KEYS)}
@@ -122,11 +126,11 @@ def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: Dropo
     if not u3:
         return None
     u4 = live(Stage.CONSISTENCY_CHECK, u3, u3) if active else u3
-    u5 = u4 and live(Stage.UNMASKING, u4, u4 if active else u3)
+    u5 = u4 and live(Stage.UNMASKING, u4, u4 if active else u3, blind)
     if not u5:
         return None
     owners = u3 | {v for v in u2 - u3 if neighbours[v] & u3}
-    if any(len(neighbours[v] & u5 - (unreadable or {}).get(v, set())) < t for v in owners):
+    if any(len(neighbours[v] & u5 - unreadable.get(v, set())) < t for v in owners):
         return None
     return tuple(sorted(u3))
 
@@ -386,7 +390,7 @@ def equivocation_attack(setup: RoundSetup, inputs: np.ndarray, victim: int, corr
     signatures: dict[str, dict[int, bytes]] = {"A": {}, "B": {}}
     for name, survivors in lists.items():
         for c in corrupt:
-            signatures[name][c] = signers[c].sign(setup.consistency_message(survivors))
+            signatures[name][c] = signers[c].sign(setup.consistency_message(survivors, server._keys[c][:64]))
     for u in range(n):
         if u in corrupt:
             continue

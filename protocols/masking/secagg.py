@@ -22,7 +22,11 @@ What one Byzantine client can still do: as a sender, leave its own secrets with 
 the neighbours that answer the unmasking; its masked input is then in the sum without a way to unmask it, and the
 round aborts (`BelowThreshold` naming it and the recipients that report it), as for a dealer of shares that match
 no commitment (`Aborted`); as a receiver, withhold a share by calling it unreadable, which is no more than dropping
-out at unmasking would do (counted in the k - t dropout tolerance).
+out at unmasking would do (counted in the k - t dropout tolerance). Active mode: a recipient counts the consistency
+signature only of a neighbour whose share it holds (that share proves the neighbour's keys are of this round; each
+signature binds the signer's keys, so one from an earlier round of the same session never counts), so senders that make
+their shares unreadable at one recipient can leave it short of t signatures: it stops at unmasking (its input stays in
+the sum), as it would if they withheld their signatures.
 
 The SecAgg+ graph is H(k, n) relabelled by the ranks of AES-CTR words (`protocols.masking.graph.HararyGraph`);
 the previous version's 4-round Feistel labelling was distinguishable on small n, so a seeded SecAgg+

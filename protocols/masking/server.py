@@ -175,7 +175,7 @@ class MaskingServer:
 
     def _parse_consistency_check(self, u: int, r: Reader) -> bytes:
         signature = r.raw(SIGNATURE_BYTES)
-        verify(self._pki[u], signature, self.setup.consistency_message(self._survivors))
+        verify(self._pki[u], signature, self.setup.consistency_message(self._survivors, self._keys[u][:64]))
         return signature
 
     def _parse_unmasking(self, u: int, r: Reader) -> tuple[dict[int, tuple[Secret, np.ndarray]], set[int]]:

@@ -13,6 +13,10 @@ Reconstruction is robust (`protocols.masking.recovery`): a share that fails the 
 and its holder named in `bad_shares`; only a secret left without t good shares (among those the
 search reaches) aborts with `Aborted`. No aggregate leaves a failed round.
 
+An advertisement that reuses a key or carries a low-order X25519 key (c or s: every neighbour's key agreement would
+refuse it and the neighbour abort) is refused (`MalformedMessage`) before anything of it is recorded or relayed: its
+sender is excluded, the round goes on.
+
 The graph is built once, at the close of ADVERTISE_KEYS (inside the server's metered handlers):
 from the drawn graph seed, or against an active server from the signed advertisements.
 """
@@ -38,7 +42,7 @@ from protocols.masking.messages import (
 )
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from secagg.agreement import X25519Agreement
+from secagg.agreement import X25519Agreement, is_low_order
 from secagg.errors import InvalidTag
 from secagg.prg import AesCtrPrg
 from secagg.signatures import SIGNATURE_BYTES, verify
@@ -156,6 +160,9 @@ class MaskingServer:
         r.done()  # before anything is recorded: a refused frame's keys must not reach the graph seed (review 8)
         if raw[:32] == raw[32:64] or {raw[:32], raw[32:64]} & self._seen_keys:
             raise r.fail("public key reused")
+        low = [name for name, key in (("c", raw[:32]), ("s", raw[32:64])) if is_low_order(key)]
+        if low:  # every neighbour's key agreement would refuse it and the neighbour abort: refused here, its sender excluded
+            raise r.fail(f"low-order X25519 {' and '.join(low)} key {raw[:32].hex() if low[0] == 'c' else raw[32:64].hex()}")
         if self.setup.active:
             verify(self._pki[u], raw[64:], self.setup.advertise_message(u, raw[:32], raw[32:64]))
         self._keys[u] = raw

@@ -71,14 +71,13 @@ def _low_order_advertiser(byzantine: int, slot: int, point: bytes, n: int, activ
     return tamper
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 1: the server admits a low-order X25519 key unchecked and each honest "
-                   "neighbour aborts on it (InvalidTag in its key agreement): one Byzantine client drops its k neighbours; on "
-                   "SecAgg the round aborts. Fix: the server refuses an advertisement with a low-order c or s key "
-                   "(MalformedMessage, the sender excluded), e.g. by one exchange with a fixed scalar")
 @pytest.mark.parametrize("slot", [0, 1], ids=["c key", "s key"])
 @pytest.mark.parametrize("point", list(LOW_ORDER), ids=list(LOW_ORDER))
 @pytest.mark.parametrize("protocol", [SecAgg(), SecAgg(active=True), SecAggPlus(n=8, k=4, t=3)], ids=["secagg", "secagg active", "secagg+"])
 def test_a_byzantine_clients_low_order_key_excludes_only_that_client(protocol, point, slot):
+    """A Byzantine client advertises a low-order c or s key: the server refuses that advertisement (MalformedMessage at
+    ADVERTISE_KEYS), the round goes on without the client, exact. Was a break (review 15): the server admitted the key
+    unchecked and every honest neighbour aborted on it (InvalidTag in its key agreement); on SecAgg the round aborted."""
     n, byzantine = 8, 3
     inputs = np.arange(2 * n, dtype=np.uint32).reshape(n, 2)
     out = secure_sum(inputs, protocol=protocol, seed=1, tamper=_low_order_advertiser(byzantine, slot, LOW_ORDER[point], n, protocol.active))

@@ -89,12 +89,15 @@ class _PairwiseMasking(RingProtocol):
         Raises:
             Refused: naming the parameter the server sent and the one this client expects, or one of
                 the wrong type (n, k, t, d, bits must be int; session and graph_seed hex of 8 and 32 bytes);
+                for a position i that is no int in [0, n);
                 in active mode without an identity, or for a roster of n distinct ids of the directory that
                 does not seat this client at position i.
         """
         for name in ("n", "k", "t", "d", "bits"):
             if type(public.get(name)) is not int:
                 raise Refused(f"public parameter {name}={public.get(name)!r} is not an int", party=f"client {i}", stage="setup")
+        if type(i) is not int or not 0 <= i < public["n"]:
+            raise Refused(f"position i={i!r} is not in [0, n={public['n']})", party=f"client {i}", stage="setup")
         for name, size in (("session", 8), ("graph_seed", 32)):
             value = public.get(name)
             if hex_bytes(value, size) is None:
@@ -367,7 +370,7 @@ def _secagg(values: dict, ctx: StackContext) -> RingProtocol:
     if values["t"] is not None and values["t"] > ctx.participants - 1:  # the complete graph gives each client n - 1 neighbours (review 12)
         raise StackError(f"t = {values['t']} must be at most participants - 1 = {ctx.participants - 1} (each client's neighbours)",
                          layer=ctx.layer, position=ctx.position, field="t")
-    return SecAgg(t=values["t"], bits=values["bits"], active=values["active"], colluders=values["colluders"])
+    return SecAgg(t=values["t"], bits=values["bits"], active=values["active"], colluders=values["colluders"], clients=ctx.participants)
 
 
 @register("secagg+", leaf=True, flow={"ring": ""}, fields={"bits": BITS, "active": Field(bool, False), "dropout": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)")},

@@ -125,11 +125,10 @@ def test_a_byzantine_dealer_cannot_get_an_honest_holder_named(monkeypatch, wrong
 # --- break 3: the stack's SecAgg takes the server's n ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 3: the `secagg` stack factory builds SecAgg without clients=participants, "
-                   "so its client takes the announced n and a server announcing 4 of 31 clients gets t = 3 (configured: 21). "
-                   "Fix: `_secagg` passes clients=ctx.participants (as `secagg+` pins n)")
 @pytest.mark.parametrize("active", [False, True], ids=["passive", "active"])
 def test_a_stack_built_secagg_client_refuses_a_round_announced_for_fewer_clients(active):
+    """Was a break (review 15): the `secagg` stack leaf did not pin n, so its client took the announced n and a server
+    announcing 4 of 31 clients got t = 3 (configured: 16, active 21); the leaf now pins clients = participants."""
     protocol = innermost(build(parse(f"secagg(active={str(active).lower()})"), StackContext(dim=4, participants=31), inputs="ring"))
     assert protocol.degree_and_threshold(31)[1] == (21 if active else 16)  # what this client's configuration gives
     fewer = SecAgg(active=active).open_round(4, 4, SeededRandomness(0))  # the server's half, for 4 clients (the victim, 3 Sybils)
@@ -143,14 +142,11 @@ def test_a_stack_built_secagg_client_refuses_a_round_announced_for_fewer_clients
 # --- break 5: a position outside the round ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 5: client_role takes the position i the server sends (Flower: cfg['u']) "
-                   "without checking 0 <= i < n: passive, the role is built and its first KEYS frame raises ValueError from "
-                   "HararyGraph (untyped, uncaught by the Flower frame handler); active, i >= n raises IndexError and i = -1 "
-                   "passes the roster check as position n - 1 (Python's negative index). Fix: Refused naming i unless "
-                   "type(i) is int and 0 <= i < n")
 @pytest.mark.parametrize("position", [-1, 6, 7])
 @pytest.mark.parametrize("protocol", [SecAgg(), SecAgg(active=True), SecAggPlus(n=6, k=2, t=2)], ids=["secagg", "secagg active", "secagg+"])
 def test_a_client_refuses_a_position_outside_the_round_typed(protocol, position):
+    """Was a break (review 15): client_role took the position the server sent unchecked (passive: an untyped ValueError
+    at the first KEYS frame; active: IndexError, or i = -1 seated as position n - 1); now Refused naming i."""
     opened = protocol.open_round(6, 2, SeededRandomness(0))
     if opened.use_roster is not None:
         opened.seat(list(range(6)), KeyDirectory())

@@ -55,7 +55,8 @@ S1 verifies it under its own node config's `client-keys` (refused at start-up wh
 takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
 own under the other clients' names to isolate one honest input (in simulation the simulated client keys: against no one).
 On deployment a node pins stack, active and noise_multiplier in
-its node config (`secagg flower-app` prints them; for two-server also f and the preset's fields, `node_pins`, which an
+its node config (`secagg flower-app` prints them; for masking also clients and sample_fraction, which decide n and t;
+for two-server also f and the preset's fields, `node_pins`, which an
 S1 or client node refuses to run without) and a node with a `signing-key` refuses a stack that does not
 sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
 participation remains a differencing channel that only DP noise bounds.
@@ -454,8 +455,12 @@ def node_pins(config: ExperimentConfig) -> dict[str, object]:
     """What every node line of `secagg flower-app` pins (`checked_against_node` then refuses a run config that differs):
     `NODE_PINS` and, for a two-server stack, what decides the servers' program and min_clients (default f + 2) from the
     run config: f (`robust_f`, stated: flower-app writes it into the run config too) and each experiment field the preset
-    reads (`fl.stacks.preset_fields`: clip and rule; ddp+two-server also bits and mechanism)."""
+    reads (`fl.stacks.preset_fields`: clip and rule; ddp+two-server also bits and mechanism); for a masking stack (SecAgg,
+    SecAgg+), clients and sample_fraction, which decide the round's n and so its threshold t (a run config with a lower
+    sample_fraction would have the node's SecAgg+ accept n = 5, t = 3 where 20 participants give t = 17)."""
     pins = {key: getattr(config, key) for key in NODE_PINS}
+    if config.traits.all_stages:  # the masking family (`fl.experiment.MASKING_STACKS`): n is the participants
+        pins.update(clients=config.clients, sample_fraction=config.sample_fraction)
     if two_server_nodes(config):
         pins.update({key: getattr(config, key) for key in (preset_fields(config.stack) if is_preset(config.stack) else ())})
         pins["f"] = robust_f(config)

@@ -15,6 +15,7 @@ written from the protocol's rules rather than from its code.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -141,6 +142,18 @@ def check_sum(inputs: np.ndarray, out: Output, bits: int) -> None:
     expected = ring.sum(inputs[list(out.included)]) if out.included else ring.zeros(inputs.shape[1])
     assert out.result.dtype == ring.dtype
     assert np.array_equal(out.result, expected), "unmasked result differs from the plaintext sum of the included inputs"
+
+
+def share_blame(out: Output) -> tuple[set[int], set[tuple[int, int]]]:
+    """Whom a masking round's `rejected` names for bad unmasking shares: (holders named alone, for shares out of the
+    field; (dealer, holder) pairs, for shares off the recovered polynomial)."""
+    alone, pairs = set(), set()
+    for e in out.rejected:
+        if m := re.search(r"client (\d+)'s unmasking shares of clients \[[\d, ]*\] are out of the field", str(e)):
+            alone.add(int(m.group(1)))
+        elif m := re.search(r"off the recovered polynomial, dealer -> holders: (\d+) -> \[([\d, ]*)\]", str(e)):
+            pairs |= {(int(m.group(1)), int(w)) for w in m.group(2).split(", ")}
+    return alone, pairs
 
 
 def check_round(case: RoundCase) -> Output | None:

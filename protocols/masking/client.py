@@ -39,7 +39,7 @@ from protocols.masking.messages import (
     key_entry_bytes,
 )
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from secagg import shamir
+from secagg import field, shamir
 from secagg.aead import AuthenticatedCipher
 from secagg.agreement import X25519Agreement
 from secagg.errors import InvalidTag
@@ -183,8 +183,9 @@ class MaskingClient:
 
     def _open_share(self, v: int, ciphertext: bytes) -> tuple[np.ndarray, np.ndarray] | None:
         """(seed share, key share) that neighbour v sent this client, or None if its ciphertext fails to authenticate
-        under the pair's channel key (this round's, for sender v and recipient this client) or holds another pair's ids
-        (its length is fixed: the server admits only ciphertexts of SHARE_CIPHERTEXT_BYTES, ids + two shares sealed).
+        under the pair's channel key (this round's, for sender v and recipient this client), holds another pair's ids
+        or a share element outside GF(p) (its length is fixed: the server admits only ciphertexts of
+        SHARE_CIPHERTEXT_BYTES, ids + two shares sealed). So an honest holder never reveals a share out of the field.
         Either of the two could have made it so (the key is symmetric, the server cannot tell): this client holds no
         share of v and keeps the pair's mask, which comes from the advertised keys, not from the share. An active server
         that forges the relayed ciphertext gains nothing by it: the client masks as for the genuine one and reveals less."""
@@ -195,7 +196,10 @@ class MaskingClient:
         ids, key_share, seed_share = plain[:8], plain[8:8 + SHARE_BYTES], plain[8 + SHARE_BYTES:]
         if ids != Writer().u32(v).u32(self.cid).getvalue():
             return None
-        return np.frombuffer(seed_share, dtype=">u8").astype(np.uint64), np.frombuffer(key_share, dtype=">u8").astype(np.uint64)
+        seed_share, key_share = (np.frombuffer(share, dtype=">u8").astype(np.uint64) for share in (seed_share, key_share))
+        if np.any(seed_share >= field.P) or np.any(key_share >= field.P):  # no share of GF(p): unreadable, as a failed tag is
+            return None
+        return seed_share, key_share
 
     def _check_survivors(self, r: Reader, survivors: list[int]) -> set[int]:
         """Survivor neighbours; the client must be a survivor and keep at least t surviving neighbours."""

@@ -10,8 +10,11 @@ is unmasked. A recipient whose encrypted share from v fails to authenticate keep
 share of v and says so at unmasking (`unreadable`: the pair's channel key is symmetric, so the server cannot
 tell which of the two is at fault, and excludes neither); v's secrets then need t of its other shares.
 Reconstruction is robust (`protocols.masking.recovery`): a share that fails the check is dropped
-and its holder named in `bad_shares`; only a secret left without t good shares (among those the
-search reaches) aborts with `Aborted`. No aggregate leaves a failed round.
+and its holder recorded in `bad_shares`; only a secret left without t good shares (among those the
+search reaches) aborts with `Aborted`. No aggregate leaves a failed round. Who is named: a share out of the field
+names its holder alone (an honest holder treats such a share as unreadable at receipt and never reveals it); a share
+in the field but off the uniquely decoded polynomial names the pair, dealer -> holder (`off_polynomial`), since the
+dealer can seal its honest holder any share under their channel key and the holder cannot tell it from a good one.
 
 An advertisement that reuses a key or carries a low-order X25519 key (c or s: every neighbour's key agreement would
 refuse it and the neighbour abort) is refused (`MalformedMessage`) before anything of it is recorded or relayed: its
@@ -42,6 +45,7 @@ from protocols.masking.messages import (
 )
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
+from secagg import field
 from secagg.agreement import X25519Agreement, is_low_order
 from secagg.errors import InvalidTag
 from secagg.prg import AesCtrPrg
@@ -74,6 +78,7 @@ class MaskingServer:
         self.neighbours: list[frozenset[int]] = []
         self.graph_seed = setup.graph_seed
         self.bad_shares: dict[int, set[int]] = {}  # holder -> owners whose share from it failed the check
+        self.off_polynomial: dict[int, set[int]] = {}  # owner (dealer) -> holders whose in-field share of it was off the polynomial
         self.unreadable: dict[int, set[int]] = {}  # sender -> recipients reporting its encrypted share failed to authenticate
         self._stage = Stage.ADVERTISE_KEYS
         self._live: set[int] = set(range(setup.n))  # clients that answered the previous stage
@@ -244,6 +249,8 @@ class MaskingServer:
         secret, bad = robust_reconstruct(holders, shares, self.setup.t, check, suspects=self.bad_shares.keys())
         for w in bad:
             self.bad_shares.setdefault(w, set()).add(owner)
+            if np.all(responses[w][owner][1] < field.P):  # in the field: the dealer may have sealed it so (the holder cannot tell)
+                self.off_polynomial.setdefault(owner, set()).add(w)
         if secret is None:
             raise Aborted(
                 f"no {self.setup.t} of the {len(holders)} shares of client {owner}'s {kind.name} pass its check", party=PARTY, stage="UNMASKING"

@@ -6,6 +6,7 @@ that wrote a smaller sample_fraction into the run config got nodes that built Se
 lower threshold (20 -> 5 participants: t 17 -> 3 on the complete graph), while two-server nodes pinned what decides
 S1's min_clients."""
 
+import json
 import tomllib
 
 import pytest
@@ -33,3 +34,22 @@ def test_a_masking_node_refuses_a_run_config_with_fewer_participants(tmp_path, c
         assert checked_against_node(honest, nc) == honest
         with pytest.raises(Refused):
             checked_against_node(fewer, nc)
+
+
+@pytest.mark.parametrize("active", [True, False], ids=["active", "passive"])
+def test_a_masking_node_refuses_a_session_of_an_earlier_round(active):
+    """Break 6's replay needs one session over several rounds: a node that joined a round under a session refuses that
+    session in a later round (at any layer), and joins the later round under a fresh one. (The consistency signatures
+    bind each round's keys as well, so a replay fails without this check: tests/protocols/test_review15_replay.py.)"""
+    from flwr.app import Context, RecordDict
+
+    from fl.flower_engine import _join
+    from secagg.randomness import SeededRandomness
+
+    stack = _client_setup(config_from_run({"stack": "secagg+", "active": active, "clients": 4, "data": "breast_cancer", "model": "logreg"}))[2]
+    node = Context(run_id=7, node_id=1, node_config={"partition-id": 0, "num-partitions": 4}, state=RecordDict(), run_config={})
+    first, fresh = (json.loads(json.dumps(stack.open_round(4, 62, SeededRandomness(s)).public)) for s in (1, 2))
+    _join(node, 1, first, stack)
+    with pytest.raises(Refused, match="earlier round"):
+        _join(node, 2, first, stack)
+    _join(node, 2, fresh, stack)

@@ -58,8 +58,8 @@ On deployment a node pins stack, active and noise_multiplier in
 its node config (`secagg flower-app` prints them; for masking also clients and sample_fraction, which decide n and t;
 for two-server also f and the preset's fields, `node_pins`, which an
 S1 or client node refuses to run without) and a node with a `signing-key` refuses a stack that does not
-sign. Every node joins a round once (`_join`), under sessions no earlier round it joined used; the same model sent in two rounds by a server that controls
-participation remains a differencing channel that only DP noise bounds.
+sign. Every node joins a round once (`_join`), under sessions no earlier round it joined used; the same model sent
+in two rounds by a server that controls participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
 
 When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a

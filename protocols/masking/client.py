@@ -5,7 +5,7 @@ Stages, each a reply to one server request:
   SHARE_KEYS        (on the neighbours' keys; active SecAgg+: on every signed advertisement, whose hash keys
                     the graph) Shamir t-of-k shares of s_sk and of a self-mask seed b, one AES-GCM ciphertext per live neighbour
   MASKED_INPUT      y = x + PRG(b) + sum_v sign(u, v) PRG(s_uv) mod 2**b, over neighbours whose shares arrived
-                    (a share that fails to authenticate, or names another pair, is not held, and its pair's mask stays in)
+                    (a share that fails to authenticate, names another pair or is out of GF(p) is not held; its pair mask stays in)
   CONSISTENCY_CHECK (active mode) a signature of the survivor list and of this client's own keys of this round
   UNMASKING         for each neighbour v that shared with us: the share of b_v if v survived, of s_sk_v if not;
                     for each neighbour whose share failed to authenticate, an UNREADABLE report instead
@@ -16,9 +16,9 @@ neighbours whose share it holds, each checked against the keys that neighbour ad
 that authenticated proves those keys are the neighbour's of this round (the channel key comes from this client's fresh
 c key and the neighbour's c secret, which nobody else learns), and the signature binds them, so a signature from an
 earlier round (the server may reuse a session and a roster, and replay old advertisements) is never counted: each
-honest neighbour counted signed this list in this round, and it signs one list a round (review 15, break 6). A frame of a kind the current stage does not expect
-(replayed, reordered) is rejected without changing state; a malformed frame of the expected kind
-makes the client abort (it drops out of the round).
+honest neighbour counted signed this list in this round, and it signs one list a round (review 15, break 6).
+A frame of a kind the current stage does not expect (replayed, reordered) is rejected without changing state; a
+malformed frame of the expected kind makes the client abort (it drops out of the round).
 """
 
 from __future__ import annotations

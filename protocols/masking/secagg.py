@@ -150,7 +150,7 @@ class _PairwiseMasking(RingProtocol):
     def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd, keys: str | None = None) -> Output:
         result, included = server.result()
         n, d, k, t = setup.n, setup.d, setup.k, setup.t
-        pairs = {v: sorted(holders) for v, holders in sorted(server.off_polynomial.items())}
+        off = {v: sorted(holders) for v, holders in sorted(server.off_polynomial.items())}
         outside = {w: [v for v in sorted(owners) if w not in server.off_polynomial.get(v, ())] for w, owners in sorted(server.bad_shares.items())}
         outside = {w: owners for w, owners in outside.items() if owners}
         rejected = list(end.rejected) + [
@@ -160,12 +160,12 @@ class _PairwiseMasking(RingProtocol):
         ] + [
             MalformedMessage(f"unmasking shares off the recovered polynomial, dealer -> holders: {v} -> {holders}; dropped (the dealer "
                              "may have sealed them so, or the holders revealed them so: neither is excluded)", party=PARTY, stage="UNMASKING")
-            for v, holders in pairs.items()
+            for v, holders in off.items()
         ]
         notes = [f"unmasking shares out of the field dropped, from clients {sorted(outside)}"] if outside else []
-        if pairs:
+        if off:
             notes.append(f"unmasking shares off the recovered polynomial dropped (dealer -> holders: "
-                         f"{', '.join(f'{v} -> {h}' for v, h in pairs.items())}); either end of a pair may be at fault: both stay in")
+                         f"{', '.join(f'{v} -> {h}' for v, h in off.items())}); either end of a pair may be at fault: both stay in")
         if server.unreadable:  # claims of the recipients: either end of a pair may be the one at fault
             pairs = ", ".join(f"{v} -> {sorted(to)}" for v, to in sorted(server.unreadable.items()))
             notes.append(f"encrypted shares reported unreadable by their recipients (sender -> recipients: {pairs}); the pair key is "

@@ -165,9 +165,9 @@ class MaskingServer:
         r.done()  # before anything is recorded: a refused frame's keys must not reach the graph seed (review 8)
         if raw[:32] == raw[32:64] or {raw[:32], raw[32:64]} & self._seen_keys:
             raise r.fail("public key reused")
-        low = [name for name, key in (("c", raw[:32]), ("s", raw[32:64])) if is_low_order(key)]
+        low = [f"{name}_pk={key.hex()}" for name, key in (("c", raw[:32]), ("s", raw[32:64])) if is_low_order(key)]
         if low:  # every neighbour's key agreement would refuse it and the neighbour abort: refused here, its sender excluded
-            raise r.fail(f"low-order X25519 {' and '.join(low)} key {raw[:32].hex() if low[0] == 'c' else raw[32:64].hex()}")
+            raise r.fail(f"low-order X25519 key {', '.join(low)}")
         if self.setup.active:
             verify(self._pki[u], raw[64:], self.setup.advertise_message(u, raw[:32], raw[32:64]))
         self._keys[u] = raw

@@ -105,11 +105,11 @@ def _check(inputs, protocol, byz, seed):
     assert out.included == predicted, (out.included, predicted, unreadable, drops)
     check_sum(inputs, out, protocol.bits)
     honest = set(range(n)) - set(byz.senders) - set(byz.claims)
-    # active mode: an honest client does not count the signature of a neighbour whose share it cannot read, so Byzantine
-    # senders can leave it short of t signatures; it then stops at unmasking (its own BelowThreshold, its input in the
-    # sum), as it would if they withheld their signatures: exactly the clients the count predicts, nobody blamed
-    short = {h for h in honest & set(predicted) if protocol.active
-             and len(byz.neighbours[h] & set(predicted) - {v for v, at in byz.failed.items() if h in at}) < t}
+    # active mode: a client does not count the signature of a neighbour whose share it cannot read, so Byzantine senders
+    # can leave it short of t signatures; it then stops at unmasking (its own BelowThreshold, its input in the sum), as
+    # it would if they withheld their signatures: exactly the clients the count predicts (any of them: a Byzantine
+    # sender receives honestly), nobody blamed
+    short = {h for h in predicted if protocol.active and len(byz.neighbours[h] & set(predicted) - {v for v, at in byz.failed.items() if h in at}) < t}
     stopped = {e.party for e in out.rejected if isinstance(e, BelowThreshold) and e.stage == "unmasking" and "signatures" in str(e)}
     assert stopped == {f"client {h}" for h in short}, (out.rejected, short)
     named = {e.party for e in out.rejected} - stopped

@@ -55,10 +55,11 @@ S1 verifies it under its own node config's `client-keys` (refused at start-up wh
 takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
 own under the other clients' names to isolate one honest input (in simulation the simulated client keys: against no one).
 On deployment a node pins stack, active and noise_multiplier in
-its node config (`secagg flower-app` prints them; for two-server also f and the preset's fields, `node_pins`, which an
+its node config (`secagg flower-app` prints them; for masking also clients and sample_fraction, which decide n and t;
+for two-server also f and the preset's fields, `node_pins`, which an
 S1 or client node refuses to run without) and a node with a `signing-key` refuses a stack that does not
-sign. Every node joins a round once (`_join`); the same model sent in two rounds by a server that controls
-participation remains a differencing channel that only DP noise bounds.
+sign. Every node joins a round once (`_join`), under sessions no earlier round it joined used; the same model sent
+in two rounds by a server that controls participation remains a differencing channel that only DP noise bounds.
 Byzantine clients are refused (their attacks need every honest update).
 
 When a node fails: a client node whose reply is an error (its ClientApp raised: a `Refused` of its own checks, a
@@ -375,7 +376,9 @@ NODE_KEYS = ("partition-id", "num-partitions", "signing-key", "client-keys", "he
 
 def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
     """Records that this node joins round `r`, refusing a round at or below the last one it joined (node state, per
-    run) and, for HE, public parameters with a session (at any layer) whose round number (its first 4 bytes) is not `r`: a server cannot have one update
+    run), public parameters with a session (at any layer) that a round it joined before used (a masking server reusing
+    a session across rounds; the consistency signatures bind each round's keys anyway, `RoundSetup.consistency_message`)
+    and, for HE, a session whose round number (its first 4 bytes) is not `r`: a server cannot have one update
     summed twice under two participations by re-running a round. (The same model sent again under a new round number
     is a differencing channel no check can close: only DP bounds it.)
 
@@ -385,16 +388,20 @@ def _join(context: Context, r: int, public: dict, stack: Protocol) -> None:
     if joined is not None and r <= int(joined["round"]):
         raise Refused(f"round {r}: this node already joined round {int(joined['round'])} of this run; refusing to compute an update again",
                       party="client node", stage="setup")
-    if he_protocol(stack) is not None:  # every layer's session, down to the innermost one the HE client signs under
-        sessions, level = [], public
-        while isinstance(level, dict):
-            if "session" in level:
-                sessions.append(str(level["session"]))
-            level = level.get("inner")
+    sessions, level = [], public  # every layer's session, down to the innermost one (the HE client signs under it)
+    while isinstance(level, dict):
+        if "session" in level:
+            sessions.append(str(level["session"]))
+        level = level.get("inner")
+    used = list(joined["sessions"]) if joined is not None and "sessions" in joined else []
+    for session in sessions:
+        if session in used:
+            raise Refused(f"round {r}: the session {session[:20]!r} is one of an earlier round this node joined", party="client node", stage="setup")
+    if he_protocol(stack) is not None:
         for session in sessions or [""]:
             if len(session) != 16 or not all(ch in "0123456789abcdef" for ch in session) or int(session[:8], 16) != r:
                 raise Refused(f"round {r}: the session {session[:20]!r} is not one of round {r}", party="client node", stage="setup")
-    context.state.config_records["joined"] = ConfigRecord({"round": r})
+    context.state.config_records["joined"] = ConfigRecord({"round": r, "sessions": used + sessions})
 
 
 def key_holder_key(node_config: dict, simulated: bool) -> bytes:
@@ -454,8 +461,12 @@ def node_pins(config: ExperimentConfig) -> dict[str, object]:
     """What every node line of `secagg flower-app` pins (`checked_against_node` then refuses a run config that differs):
     `NODE_PINS` and, for a two-server stack, what decides the servers' program and min_clients (default f + 2) from the
     run config: f (`robust_f`, stated: flower-app writes it into the run config too) and each experiment field the preset
-    reads (`fl.stacks.preset_fields`: clip and rule; ddp+two-server also bits and mechanism)."""
+    reads (`fl.stacks.preset_fields`: clip and rule; ddp+two-server also bits and mechanism); for a masking stack (SecAgg,
+    SecAgg+), clients and sample_fraction, which decide the round's n and so its threshold t (a run config with a lower
+    sample_fraction would have the node's SecAgg+ accept n = 5, t = 3 where 20 participants give t = 17)."""
     pins = {key: getattr(config, key) for key in NODE_PINS}
+    if config.traits.all_stages:  # the masking family (`fl.experiment.MASKING_STACKS`): n is the participants
+        pins.update(clients=config.clients, sample_fraction=config.sample_fraction)
     if two_server_nodes(config):
         pins.update({key: getattr(config, key) for key in (preset_fields(config.stack) if is_preset(config.stack) else ())})
         pins["f"] = robust_f(config)

@@ -15,6 +15,7 @@ written from the protocol's rules rather than from its code.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -99,19 +100,23 @@ def rounds(draw, min_n: int = 2, max_n: int = 40, max_d: int = 64) -> RoundCase:
 
 
 def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: DropoutSchedule, active: bool,
-                       unreadable: dict[int, set[int]] | None = None) -> tuple[int, ...] | None:
+                       unreadable: dict[int, set[int]] | None = None, uncounted: dict[int, set[int]] | None = None) -> tuple[int, ...] | None:
     """The included set (U3) a round of pairwise masking must produce, or None if it must abort.
 
     Rules (Bonawitz et al., Bell et al.): a stage needs t + 1 answers at the server; a client needs
     t live neighbours to share, t neighbours' shares (ciphertexts, readable or not) to mask, t surviving
-    neighbours to unmask (and t signatures from them in active mode); every survivor's seed and every
+    neighbours to unmask (and in active mode t signatures from them, not counting those of `uncounted[v]`, the
+    clients at which v's share failed to authenticate; default `unreadable`); every survivor's seed and every
     dropped sharer's key with a surviving neighbour needs t shares from neighbours that answered the
     unmasking request, leaving out `unreadable[v]`, the holders that hold no readable share of v.
     """
     n = len(neighbours)
+    unreadable = unreadable or {}
+    uncounted = unreadable if uncounted is None else uncounted
+    blind = {u: {v for v, at in uncounted.items() if u in at} for u in range(n)} if active else None
 
-    def live(stage: Stage, candidates: set[int], needs: set[int]) -> set[int] | None:
-        out = {u for u in candidates if dropouts.active(u, stage) and len(neighbours[u] & needs) >= t}
+    def live(stage: Stage, candidates: set[int], needs: set[int], skip: dict[int, set[int]] | None = None) -> set[int] | None:
+        out = {u for u in candidates if dropouts.active(u, stage) and len(neighbours[u] & needs - (skip or {}).get(u, set())) >= t}
         return out if len(out) >= t + 1 else None
 
     u1 = {u for u in range(n) if dropouts.active(u, Stage.ADVERTISE_KEYS)}
@@ -122,11 +127,11 @@ def expected_survivors(neighbours: list[frozenset[int]], t: int, dropouts: Dropo
     if not u3:
         return None
     u4 = live(Stage.CONSISTENCY_CHECK, u3, u3) if active else u3
-    u5 = u4 and live(Stage.UNMASKING, u4, u4 if active else u3)
+    u5 = u4 and live(Stage.UNMASKING, u4, u4 if active else u3, blind)
     if not u5:
         return None
     owners = u3 | {v for v in u2 - u3 if neighbours[v] & u3}
-    if any(len(neighbours[v] & u5 - (unreadable or {}).get(v, set())) < t for v in owners):
+    if any(len(neighbours[v] & u5 - unreadable.get(v, set())) < t for v in owners):
         return None
     return tuple(sorted(u3))
 
@@ -137,6 +142,18 @@ def check_sum(inputs: np.ndarray, out: Output, bits: int) -> None:
     expected = ring.sum(inputs[list(out.included)]) if out.included else ring.zeros(inputs.shape[1])
     assert out.result.dtype == ring.dtype
     assert np.array_equal(out.result, expected), "unmasked result differs from the plaintext sum of the included inputs"
+
+
+def share_blame(out: Output) -> tuple[set[int], set[tuple[int, int]]]:
+    """Whom a masking round's `rejected` names for bad unmasking shares: (holders named alone, for shares out of the
+    field; (dealer, holder) pairs, for shares off the recovered polynomial)."""
+    alone, pairs = set(), set()
+    for e in out.rejected:
+        if m := re.search(r"client (\d+)'s unmasking shares of clients \[[\d, ]*\] are out of the field", str(e)):
+            alone.add(int(m.group(1)))
+        elif m := re.search(r"off the recovered polynomial, dealer -> holders: (\d+) -> \[([\d, ]*)\]", str(e)):
+            pairs |= {(int(m.group(1)), int(w)) for w in m.group(2).split(", ")}
+    return alone, pairs
 
 
 def check_round(case: RoundCase) -> Output | None:
@@ -386,7 +403,7 @@ def equivocation_attack(setup: RoundSetup, inputs: np.ndarray, victim: int, corr
     signatures: dict[str, dict[int, bytes]] = {"A": {}, "B": {}}
     for name, survivors in lists.items():
         for c in corrupt:
-            signatures[name][c] = signers[c].sign(setup.consistency_message(survivors))
+            signatures[name][c] = signers[c].sign(setup.consistency_message(survivors, server._keys[c][:64]))
     for u in range(n):
         if u in corrupt:
             continue

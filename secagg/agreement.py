@@ -17,6 +17,21 @@ from secagg.randomness import Randomness
 KEY_BYTES = 32
 
 
+_PROBE = X25519PrivateKey.from_private_bytes(bytes([1]) * KEY_BYTES)  # a fixed scalar, public: it only tests points
+
+
+def is_low_order(public: bytes) -> bool:
+    """Whether `public` (32 bytes) is a point of X25519's small subgroup (order dividing 8, in any encoding, e.g. 0 or
+    p): X25519 of it and every private key is the all-zero secret, which `shared_seed` refuses. One exchange with a fixed
+    scalar decides it, since every clamped scalar is a multiple of the cofactor 8. A point with a small component beside
+    a large one is not low order: clamping removes that component, and peers agree on its large part."""
+    try:
+        _PROBE.exchange(X25519PublicKey.from_public_bytes(bytes(public)))
+    except ValueError:  # the all-zero result
+        return True
+    return False
+
+
 class X25519Agreement:
     """One X25519 key pair; `shared_seed` = HKDF-SHA256(X25519(own secret, peer public), info=context)."""
 

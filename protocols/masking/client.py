@@ -5,15 +5,20 @@ Stages, each a reply to one server request:
   SHARE_KEYS        (on the neighbours' keys; active SecAgg+: on every signed advertisement, whose hash keys
                     the graph) Shamir t-of-k shares of s_sk and of a self-mask seed b, one AES-GCM ciphertext per live neighbour
   MASKED_INPUT      y = x + PRG(b) + sum_v sign(u, v) PRG(s_uv) mod 2**b, over neighbours whose shares arrived
-                    (a share that fails to authenticate, or names another pair, is not held, and its pair's mask stays in)
-  CONSISTENCY_CHECK (active mode) a signature of the survivor list
+                    (a share that fails to authenticate, names another pair or is out of GF(p) is not held; its pair mask stays in)
+  CONSISTENCY_CHECK (active mode) a signature of the survivor list and of this client's own keys of this round
   UNMASKING         for each neighbour v that shared with us: the share of b_v if v survived, of s_sk_v if not;
                     for each neighbour whose share failed to authenticate, an UNREADABLE report instead
 
 An honest client never reveals both secrets of a peer: each peer gets exactly one kind of share,
-and a second unmasking request is refused. A frame of a kind the current stage does not expect
-(replayed, reordered) is rejected without changing state; a malformed frame of the expected kind
-makes the client abort (it drops out of the round).
+and a second unmasking request is refused. Active mode: it unmasks only on t signatures of its survivor list by
+neighbours whose share it holds, each checked against the keys that neighbour advertised to it this round. A share
+that authenticated proves those keys are the neighbour's of this round (the channel key comes from this client's fresh
+c key and the neighbour's c secret, which nobody else learns), and the signature binds them, so a signature from an
+earlier round (the server may reuse a session and a roster, and replay old advertisements) is never counted: each
+honest neighbour counted signed this list in this round, and it signs one list a round (review 15, break 6).
+A frame of a kind the current stage does not expect (replayed, reordered) is rejected without changing state; a
+malformed frame of the expected kind makes the client abort (it drops out of the round).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from protocols.masking.messages import (
     key_entry_bytes,
 )
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from secagg import shamir
+from secagg import field, shamir
 from secagg.aead import AuthenticatedCipher
 from secagg.agreement import X25519Agreement
 from secagg.errors import InvalidTag
@@ -178,8 +183,9 @@ class MaskingClient:
 
     def _open_share(self, v: int, ciphertext: bytes) -> tuple[np.ndarray, np.ndarray] | None:
         """(seed share, key share) that neighbour v sent this client, or None if its ciphertext fails to authenticate
-        under the pair's channel key (this round's, for sender v and recipient this client) or holds another pair's ids
-        (its length is fixed: the server admits only ciphertexts of SHARE_CIPHERTEXT_BYTES, ids + two shares sealed).
+        under the pair's channel key (this round's, for sender v and recipient this client), holds another pair's ids
+        or a share element outside GF(p) (its length is fixed: the server admits only ciphertexts of
+        SHARE_CIPHERTEXT_BYTES, ids + two shares sealed). So an honest holder never reveals a share out of the field.
         Either of the two could have made it so (the key is symmetric, the server cannot tell): this client holds no
         share of v and keeps the pair's mask, which comes from the advertised keys, not from the share. An active server
         that forges the relayed ciphertext gains nothing by it: the client masks as for the genuine one and reveals less."""
@@ -190,7 +196,10 @@ class MaskingClient:
         ids, key_share, seed_share = plain[:8], plain[8:8 + SHARE_BYTES], plain[8 + SHARE_BYTES:]
         if ids != Writer().u32(v).u32(self.cid).getvalue():
             return None
-        return np.frombuffer(seed_share, dtype=">u8").astype(np.uint64), np.frombuffer(key_share, dtype=">u8").astype(np.uint64)
+        seed_share, key_share = (np.frombuffer(share, dtype=">u8").astype(np.uint64) for share in (seed_share, key_share))
+        if np.any(seed_share >= field.P) or np.any(key_share >= field.P):  # no share of GF(p): unreadable, as a failed tag is
+            return None
+        return seed_share, key_share
 
     def _check_survivors(self, r: Reader, survivors: list[int]) -> set[int]:
         """Survivor neighbours; the client must be a survivor and keep at least t surviving neighbours."""
@@ -209,7 +218,8 @@ class MaskingClient:
         self._check_survivors(r, survivors)
         self._survivors = survivors
         self._stage = Stage.UNMASKING
-        return Kind.SIGNATURE, self._signer.sign(self.setup.consistency_message(survivors))
+        own = self._c.public_bytes() + self._s.public_bytes()
+        return Kind.SIGNATURE, self._signer.sign(self.setup.consistency_message(survivors, own))
 
     def _on_unmasking(self, r: Reader) -> tuple[Kind, bytes]:
         setup = self.setup
@@ -219,11 +229,12 @@ class MaskingClient:
             signatures = r.entries(SIGNATURE_BYTES, setup.n, setup.n)
             if survivors != self._survivors or not signatures.keys() <= live:
                 raise r.fail("survivor list or signers differ from the consistency check")
-            message = setup.consistency_message(survivors)
-            for v, signature in signatures.items():
-                verify(self._pki[v], signature, message)
-            if len(signatures) < setup.t:
-                raise BelowThreshold(f"{len(signatures)} signatures < t={setup.t}", party=self.party, stage="unmasking")
+            counted = {v: signature for v, signature in signatures.items() if v in self._held}
+            for v, signature in counted.items():
+                verify(self._pki[v], signature, setup.consistency_message(survivors, b"".join(self._keys[v])))
+            if len(counted) < setup.t:
+                raise BelowThreshold(f"{len(counted)} signatures of neighbours whose shares this client holds < t={setup.t}",
+                                     party=self.party, stage="unmasking")
         r.done()
         shares = {}
         for v, (seed_share, key_share) in self._held.items():

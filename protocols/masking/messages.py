@@ -10,7 +10,7 @@ defensive parser each. Sizes are in bytes; n bounds every count and id.
 | RELAYED_SHARES | server -> client | entries: sender -> ciphertext (116) |
 | VECTOR | client -> server | bits (1) d (4) vector (d * ceil(bits/8)) |
 | SURVIVORS | server -> client | ids of clients whose masked input arrived (active mode) |
-| SIGNATURE | client -> server | Ed25519 signature of the survivor list (64) |
+| SIGNATURE | client -> server | Ed25519 signature of the survivor list and the signer's c_pk s_pk of this round (64) |
 | UNMASK_REQUEST | server -> client | survivor ids, entries: id -> signature (active mode) |
 | UNMASK_SHARES | client -> server | entries: peer -> kind (1) share (40); kind UNREADABLE (share all zero): the peer's share to this client failed to authenticate |
 | FLOATS | client -> server | d (4) float32 little-endian (4 d), finite |

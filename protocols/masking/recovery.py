@@ -22,6 +22,10 @@ of degree < t that each agree with (m + t) / 2 shares agree on t points, so are 
 named (a wrong polynomial through the right secret, which passes the check, agrees with fewer). With
 more bad shares, honest holders may be named. The secret is None only when every step failed: fewer
 than t good shares, or more than (m - t) / 2 bad ones with C(m, t) above the search limit.
+
+"Named" here is the holder of the share; a bad share in the field may also be its dealer's doing (it seals each holder
+its share, and the holder cannot check it), so `MaskingServer` reports those as the pair dealer -> holder and only an
+out-of-field share (which an honest holder refuses at receipt) as its holder's.
 """
 
 from __future__ import annotations

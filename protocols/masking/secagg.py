@@ -22,7 +22,11 @@ What one Byzantine client can still do: as a sender, leave its own secrets with 
 the neighbours that answer the unmasking; its masked input is then in the sum without a way to unmask it, and the
 round aborts (`BelowThreshold` naming it and the recipients that report it), as for a dealer of shares that match
 no commitment (`Aborted`); as a receiver, withhold a share by calling it unreadable, which is no more than dropping
-out at unmasking would do (counted in the k - t dropout tolerance).
+out at unmasking would do (counted in the k - t dropout tolerance). Active mode: a recipient counts the consistency
+signature only of a neighbour whose share it holds (that share proves the neighbour's keys are of this round; each
+signature binds the signer's keys, so one from an earlier round of the same session never counts), so senders that make
+their shares unreadable at one recipient can leave it short of t signatures: it stops at unmasking (its input stays in
+the sum), as it would if they withheld their signatures.
 
 The SecAgg+ graph is H(k, n) relabelled by the ranks of AES-CTR words (`protocols.masking.graph.HararyGraph`);
 the previous version's 4-round Feistel labelling was distinguishable on small n, so a seeded SecAgg+
@@ -85,12 +89,15 @@ class _PairwiseMasking(RingProtocol):
         Raises:
             Refused: naming the parameter the server sent and the one this client expects, or one of
                 the wrong type (n, k, t, d, bits must be int; session and graph_seed hex of 8 and 32 bytes);
+                for a position i that is no int in [0, n);
                 in active mode without an identity, or for a roster of n distinct ids of the directory that
                 does not seat this client at position i.
         """
         for name in ("n", "k", "t", "d", "bits"):
             if type(public.get(name)) is not int:
                 raise Refused(f"public parameter {name}={public.get(name)!r} is not an int", party=f"client {i}", stage="setup")
+        if type(i) is not int or not 0 <= i < public["n"]:
+            raise Refused(f"position i={i!r} is not in [0, n={public['n']})", party=f"client {i}", stage="setup")
         for name, size in (("session", 8), ("graph_seed", 32)):
             value = public.get(name)
             if hex_bytes(value, size) is None:
@@ -143,12 +150,22 @@ class _PairwiseMasking(RingProtocol):
     def _finish(self, server: MaskingServer, setup: RoundSetup, rounds: int, end: RoundEnd, keys: str | None = None) -> Output:
         result, included = server.result()
         n, d, k, t = setup.n, setup.d, setup.k, setup.t
-        bad = {w: sorted(owners) for w, owners in sorted(server.bad_shares.items())}
+        off = {v: sorted(holders) for v, holders in sorted(server.off_polynomial.items())}
+        outside = {w: [v for v in sorted(owners) if w not in server.off_polynomial.get(v, ())] for w, owners in sorted(server.bad_shares.items())}
+        outside = {w: owners for w, owners in outside.items() if owners}
         rejected = list(end.rejected) + [
-            MalformedMessage(f"client {w}'s unmasking shares of clients {owners} fail their check; dropped", party=PARTY, stage="UNMASKING")
-            for w, owners in bad.items()
+            MalformedMessage(f"client {w}'s unmasking shares of clients {owners} are out of the field (an honest holder refuses such a "
+                             "share at receipt); dropped", party=PARTY, stage="UNMASKING")
+            for w, owners in outside.items()
+        ] + [
+            MalformedMessage(f"unmasking shares off the recovered polynomial, dealer -> holders: {v} -> {holders}; dropped (the dealer "
+                             "may have sealed them so, or the holders revealed them so: neither is excluded)", party=PARTY, stage="UNMASKING")
+            for v, holders in off.items()
         ]
-        notes = [f"bad unmasking shares dropped, from clients {sorted(bad)}"] if bad else []
+        notes = [f"unmasking shares out of the field dropped, from clients {sorted(outside)}"] if outside else []
+        if off:
+            notes.append(f"unmasking shares off the recovered polynomial dropped (dealer -> holders: "
+                         f"{', '.join(f'{v} -> {h}' for v, h in off.items())}); either end of a pair may be at fault: both stay in")
         if server.unreadable:  # claims of the recipients: either end of a pair may be the one at fault
             pairs = ", ".join(f"{v} -> {sorted(to)}" for v, to in sorted(server.unreadable.items()))
             notes.append(f"encrypted shares reported unreadable by their recipients (sender -> recipients: {pairs}); the pair key is "
@@ -386,7 +403,7 @@ def _secagg(values: dict, ctx: StackContext) -> RingProtocol:
     if t is None and c is not None and c > n - 2:  # the derived t exceeds c (and (k + c) / 2 if active): at most k = n - 1 needs c <= n - 2
         raise StackError(f"colluders = {c} must be at most participants - 2 = {n - 2}: the t it sets must exceed colluders and be at most "
                          f"each client's participants - 1 = {n - 1} neighbours", layer=ctx.layer, position=ctx.position, field="colluders")
-    protocol = SecAgg(t=t, bits=values["bits"], active=values["active"], colluders=c)
+    protocol = SecAgg(t=t, bits=values["bits"], active=values["active"], colluders=c, clients=n)
     try:
         protocol.degree_and_threshold(n)  # the round's own check, e.g. t against colluders or an active server
     except ValueError as exc:

@@ -10,8 +10,15 @@ is unmasked. A recipient whose encrypted share from v fails to authenticate keep
 share of v and says so at unmasking (`unreadable`: the pair's channel key is symmetric, so the server cannot
 tell which of the two is at fault, and excludes neither); v's secrets then need t of its other shares.
 Reconstruction is robust (`protocols.masking.recovery`): a share that fails the check is dropped
-and its holder named in `bad_shares`; only a secret left without t good shares (among those the
-search reaches) aborts with `Aborted`. No aggregate leaves a failed round.
+and its holder recorded in `bad_shares`; only a secret left without t good shares (among those the
+search reaches) aborts with `Aborted`. No aggregate leaves a failed round. Who is named: a share out of the field
+names its holder alone (an honest holder treats such a share as unreadable at receipt and never reveals it); a share
+in the field but off the uniquely decoded polynomial names the pair, dealer -> holder (`off_polynomial`), since the
+dealer can seal its honest holder any share under their channel key and the holder cannot tell it from a good one.
+
+An advertisement that reuses a key or carries a low-order X25519 key (c or s: every neighbour's key agreement would
+refuse it and the neighbour abort) is refused (`MalformedMessage`) before anything of it is recorded or relayed: its
+sender is excluded, the round goes on.
 
 The graph is built once, at the close of ADVERTISE_KEYS (inside the server's metered handlers):
 from the drawn graph seed, or against an active server from the signed advertisements.
@@ -38,7 +45,8 @@ from protocols.masking.messages import (
 )
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from secagg.agreement import X25519Agreement
+from secagg import field
+from secagg.agreement import X25519Agreement, is_low_order
 from secagg.errors import InvalidTag
 from secagg.prg import AesCtrPrg
 from secagg.signatures import SIGNATURE_BYTES, verify
@@ -70,6 +78,7 @@ class MaskingServer:
         self.neighbours: list[frozenset[int]] = []
         self.graph_seed = setup.graph_seed
         self.bad_shares: dict[int, set[int]] = {}  # holder -> owners whose share from it failed the check
+        self.off_polynomial: dict[int, set[int]] = {}  # owner (dealer) -> holders whose in-field share of it was off the polynomial
         self.unreadable: dict[int, set[int]] = {}  # sender -> recipients reporting its encrypted share failed to authenticate
         self._stage = Stage.ADVERTISE_KEYS
         self._live: set[int] = set(range(setup.n))  # clients that answered the previous stage
@@ -156,6 +165,9 @@ class MaskingServer:
         r.done()  # before anything is recorded: a refused frame's keys must not reach the graph seed (review 8)
         if raw[:32] == raw[32:64] or {raw[:32], raw[32:64]} & self._seen_keys:
             raise r.fail("public key reused")
+        low = [f"{name}_pk={key.hex()}" for name, key in (("c", raw[:32]), ("s", raw[32:64])) if is_low_order(key)]
+        if low:  # every neighbour's key agreement would refuse it and the neighbour abort: refused here, its sender excluded
+            raise r.fail(f"low-order X25519 key {', '.join(low)}")
         if self.setup.active:
             verify(self._pki[u], raw[64:], self.setup.advertise_message(u, raw[:32], raw[32:64]))
         self._keys[u] = raw
@@ -175,7 +187,7 @@ class MaskingServer:
 
     def _parse_consistency_check(self, u: int, r: Reader) -> bytes:
         signature = r.raw(SIGNATURE_BYTES)
-        verify(self._pki[u], signature, self.setup.consistency_message(self._survivors))
+        verify(self._pki[u], signature, self.setup.consistency_message(self._survivors, self._keys[u][:64]))
         return signature
 
     def _parse_unmasking(self, u: int, r: Reader) -> tuple[dict[int, tuple[Secret, np.ndarray]], set[int]]:
@@ -237,6 +249,8 @@ class MaskingServer:
         secret, bad = robust_reconstruct(holders, shares, self.setup.t, check, suspects=self.bad_shares.keys())
         for w in bad:
             self.bad_shares.setdefault(w, set()).add(owner)
+            if np.all(responses[w][owner][1] < field.P):  # in the field: the dealer may have sealed it so (the holder cannot tell)
+                self.off_polynomial.setdefault(owner, set()).add(w)
         if secret is None:
             raise Aborted(
                 f"no {self.setup.t} of the {len(holders)} shares of client {owner}'s {kind.name} pass its check", party=PARTY, stage="UNMASKING"

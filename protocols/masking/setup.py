@@ -63,8 +63,11 @@ class RoundSetup:
     def advertise_message(self, u: int, c_pk: bytes, s_pk: bytes) -> bytes:
         return b"secagg/advertise" + self.session + self.roster + struct.pack(">I", u) + c_pk + s_pk
 
-    def consistency_message(self, survivors: list[int]) -> bytes:
-        return b"secagg/consistency" + self.session + self.roster + struct.pack(f">{len(survivors)}I", *survivors)
+    def consistency_message(self, survivors: list[int], keys: bytes) -> bytes:
+        """What a client signs at the consistency check: the survivor list and `keys`, its own c_pk | s_pk of this round
+        (fresh each round), so that a signature made in an earlier round under the same session and roster (the server
+        chooses both) verifies against no key advertised in this one (review 15)."""
+        return b"secagg/consistency" + self.session + self.roster + keys + struct.pack(f">{len(survivors)}I", *survivors)
 
     def commitment(self, u: int, seed: bytes) -> bytes:
         """SHA-256 commitment to client u's self-mask seed (hiding: the seed is 256 uniform bits)."""

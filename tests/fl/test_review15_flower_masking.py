@@ -1,10 +1,12 @@
 """Review 15, Flower deployment of SecAgg+: the ServerApp writes the run config every node builds its stack from.
 
-Break (strict xfail): the node lines `secagg flower-app` prints pin stack, active and noise_multiplier, not what
-decides a masking round's n (clients, sample_fraction), so a ServerApp that writes a smaller sample_fraction into the
-run config gets nodes that build SecAgg+ for fewer clients and accept a lower threshold (20 -> 5 participants: t 17 ->
-3 on the complete graph); two-server nodes, by contrast, pin what decides S1's min_clients (`node_pins`)."""
+Was a break (fixed: `node_pins` pins them for masking stacks): the node lines that `secagg flower-app` printed pinned only
+stack, active and noise_multiplier, not what decides a masking round's n (clients, sample_fraction), so a ServerApp
+that wrote a smaller sample_fraction into the run config got nodes that built SecAgg+ for fewer clients and accepted a
+lower threshold (20 -> 5 participants: t 17 -> 3 on the complete graph), while two-server nodes pinned what decides
+S1's min_clients."""
 
+import json
 import tomllib
 
 import pytest
@@ -17,10 +19,10 @@ from protocols.core.stack import innermost
 from tests.fl.test_flower_pki import _node_lines
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 (Flower): NODE_PINS lacks clients and sample_fraction, so a node accepts a run "
-                   "config with fewer participants and its SecAgg+ takes the lower n and t. Fix: node_pins also pins clients and "
-                   "sample_fraction for masking stacks (as it pins f for two-server ones), and flower-app prints them")
 def test_a_masking_node_refuses_a_run_config_with_fewer_participants(tmp_path, capsys):
+    """Every node line of `secagg flower-app` pins clients and sample_fraction for a masking stack: a run config with a
+    lower sample_fraction is refused. Was a break (review 15): NODE_PINS lacked them, so the node built SecAgg+ for the
+    lower n and accepted its lower t."""
     nodes = _node_lines([str(tmp_path / "app"), "--set", "clients=20", "--set", "stack=secagg+", "--set", "active=true",
                          "--set", "data=breast_cancer", "--set", "model=logreg"], capsys)
     run_config = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
@@ -32,3 +34,22 @@ def test_a_masking_node_refuses_a_run_config_with_fewer_participants(tmp_path, c
         assert checked_against_node(honest, nc) == honest
         with pytest.raises(Refused):
             checked_against_node(fewer, nc)
+
+
+@pytest.mark.parametrize("active", [True, False], ids=["active", "passive"])
+def test_a_masking_node_refuses_a_session_of_an_earlier_round(active):
+    """Break 6's replay needs one session over several rounds: a node that joined a round under a session refuses that
+    session in a later round (at any layer), and joins the later round under a fresh one. (The consistency signatures
+    bind each round's keys as well, so a replay fails without this check: tests/protocols/test_review15_replay.py.)"""
+    from flwr.app import Context, RecordDict
+
+    from fl.flower_engine import _join
+    from secagg.randomness import SeededRandomness
+
+    stack = _client_setup(config_from_run({"stack": "secagg+", "active": active, "clients": 4, "data": "breast_cancer", "model": "logreg"}))[2]
+    node = Context(run_id=7, node_id=1, node_config={"partition-id": 0, "num-partitions": 4}, state=RecordDict(), run_config={})
+    first, fresh = (json.loads(json.dumps(stack.open_round(4, 62, SeededRandomness(s)).public)) for s in (1, 2))
+    _join(node, 1, first, stack)
+    with pytest.raises(Refused, match="earlier round"):
+        _join(node, 2, first, stack)
+    _join(node, 2, fresh, stack)

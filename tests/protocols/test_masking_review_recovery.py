@@ -7,7 +7,6 @@ goes on while t good ones remain". And: reconstruction never outputs a wrong sec
 """
 
 import hashlib
-import re
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from protocols.core.messages import Kind
 from protocols.core.wire import SERVER, Reader, Writer, decode_frame, encode_frame
 from protocols.masking.messages import SECRET_BYTES, parse_unmask_shares
 from protocols.masking.recovery import robust_reconstruct
-from protocols.testing import check_sum
+from protocols.testing import check_sum, share_blame
 from secagg import SeededRandomness, field, shamir
 
 OUT_OF_RANGE = np.uint64(2**64 - 1)  # a u64 the wire accepts but that is no element of GF(2**61 - 1)
@@ -82,7 +81,8 @@ def _corrupt_unmask_shares(owner: int, bad_holders: set[int], out_of_range: int 
 @pytest.mark.parametrize("out_of_range", [None, 10], ids=["in-range-control", "one-out-of-range"])
 def test_the_round_goes_on_while_t_good_unmasking_shares_remain(out_of_range):
     """SecAgg n=30, t=15: 6 Byzantine clients (10..15) send bad unmasking shares of client 0's self-mask seed;
-    23 good shares remain (>= t) and 6 <= (29 - 15)/2. The round must complete with the right sum and name them."""
+    23 good shares remain (>= t) and 6 <= (29 - 15)/2. The round must complete with the right sum and name them: the
+    holder of an out-of-field share alone, the others as pairs 0 -> holder (client 0 may have sealed them so)."""
     n = 30
     inputs = np.arange(2 * n, dtype=np.uint32).reshape(n, 2)
     bad = set(range(10, 16))
@@ -90,10 +90,14 @@ def test_the_round_goes_on_while_t_good_unmasking_shares_remain(out_of_range):
     check_sum(inputs, out, 32)
     assert out.included == tuple(range(n))
     assert _named(out) == bad, f"report names {sorted(_named(out))} as bad share holders; the bad ones are {sorted(bad)}"
+    alone, pairs = share_blame(out)  # out of the field: the holder alone (an honest one refuses such a share); else the pair
+    assert alone == ({out_of_range} if out_of_range else set()) and pairs == {(0, w) for w in bad - alone}, (alone, pairs)
 
 
 def _named(out) -> set[int]:
-    return {int(m.group(1)) for e in out.rejected if (m := re.search(r"client (\d+)'s unmasking shares", str(e)))}
+    """The holders the report names for bad shares: alone (out of the field) or as a pair's holder (off the polynomial)."""
+    alone, pairs = share_blame(out)
+    return alone | {w for _, w in pairs}
 
 
 def _lagrange_at_zero(points: list[int]) -> dict[int, int]:

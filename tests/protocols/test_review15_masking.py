@@ -1,11 +1,12 @@
 """Review 15: the masking family (SecAgg, SecAgg+, active mode) attacked sentence by sentence.
 
-Breaks (strict xfails, each body passes once its root cause is fixed):
+Breaks (strict xfails until fixed; the fixed ones are regression tests now):
   1. a Byzantine client that advertises a low-order X25519 key (c or s) makes every honest neighbour abort: the
      server admits the key unchecked, each neighbour's key agreement raises InvalidTag inside `handle`, and the
-     neighbour drops out; on SecAgg (complete graph) one client aborts the whole round;
+     neighbour drops out; on SecAgg (complete graph) one client aborts the whole round (fixed: the server refuses it);
   2. a Byzantine dealer that seals an honest neighbour a wrong share (in the field or not) under the genuine
-     channel key gets that honest holder named as the sender of bad unmasking shares (report notes and `rejected`);
+     channel key gets that honest holder named as the sender of bad unmasking shares (report notes and `rejected`)
+     (fixed: the holder range-checks at receipt, a share off the polynomial names the pair dealer -> holder);
   3. the `secagg` stack leaf never pins n (`SecAgg.clients`), so a client built from a stack takes whatever n the
      server announces and a server that announces fewer clients lowers t (31 -> 4 clients: t 21 -> 3);
   4. on a sparse graph, two runs of k/2 positions with t - k/2 corrupt clients each (none if t <= k/2) and the rest
@@ -13,7 +14,7 @@ Breaks (strict xfails, each body passes once its root cause is fixed):
      each component, within the stated colluders (demonstrated on H(8, 20) active and passive); for_clients' active
      picks do not bound this cut at 2^-sigma;
   5. `client_role` takes a position outside [0, n) from the server: an untyped error later (or, active, i = -1 is
-     accepted as position n - 1).
+     accepted as position n - 1) (fixed: Refused).
 Held (regression tests): the stated dropout tolerance k - t in the worst case (all drops in one client's
 neighbourhood, at any stages) and one more drop at unmasking aborting with BelowThreshold and no output; the
 declared colluders against the equivocating server at the smallest n and on the complete-graph fallback; an active
@@ -37,7 +38,7 @@ from protocols.masking.graph import HararyGraph, binomial_tail, harary_neighbour
 from protocols.masking.messages import Secret
 from protocols.masking.server import _REQUEST, MaskingServer
 from protocols.masking.setup import PAIRWISE_MASK_DOMAIN, SELF_MASK_DOMAIN, RoundSetup, mask_sign
-from protocols.testing import check_sum, equivocation_attack
+from protocols.testing import check_sum, equivocation_attack, share_blame
 from secagg import Ring, SeededRandomness, field
 from secagg.aead import AuthenticatedCipher
 from secagg.agreement import X25519Agreement
@@ -71,14 +72,13 @@ def _low_order_advertiser(byzantine: int, slot: int, point: bytes, n: int, activ
     return tamper
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 1: the server admits a low-order X25519 key unchecked and each honest "
-                   "neighbour aborts on it (InvalidTag in its key agreement): one Byzantine client drops its k neighbours; on "
-                   "SecAgg the round aborts. Fix: the server refuses an advertisement with a low-order c or s key "
-                   "(MalformedMessage, the sender excluded), e.g. by one exchange with a fixed scalar")
 @pytest.mark.parametrize("slot", [0, 1], ids=["c key", "s key"])
 @pytest.mark.parametrize("point", list(LOW_ORDER), ids=list(LOW_ORDER))
 @pytest.mark.parametrize("protocol", [SecAgg(), SecAgg(active=True), SecAggPlus(n=8, k=4, t=3)], ids=["secagg", "secagg active", "secagg+"])
 def test_a_byzantine_clients_low_order_key_excludes_only_that_client(protocol, point, slot):
+    """A Byzantine client advertises a low-order c or s key: the server refuses that advertisement (MalformedMessage at
+    ADVERTISE_KEYS), the round goes on without the client, exact. Was a break (review 15): the server admitted the key
+    unchecked and every honest neighbour aborted on it (InvalidTag in its key agreement); on SecAgg the round aborted."""
     n, byzantine = 8, 3
     inputs = np.arange(2 * n, dtype=np.uint32).reshape(n, 2)
     out = secure_sum(inputs, protocol=protocol, seed=1, tamper=_low_order_advertiser(byzantine, slot, LOW_ORDER[point], n, protocol.active))
@@ -90,17 +90,15 @@ def test_a_byzantine_clients_low_order_key_excludes_only_that_client(protocol, p
 # --- break 2: a Byzantine dealer frames an honest holder -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 2: the holder reveals the share its dealer sealed to it unchecked, and "
-                   "the server names the holder of a share off the decoded polynomial (or out of the field): Byzantine "
-                   "dealer 1 gets honest client 4 named. Fix: the holder checks the range at receipt (an out-of-field share "
-                   "is UNREADABLE), and a share off the polynomial names the pair (dealer -> holder), not the holder, as "
-                   "for unreadable shares (or verifiable sharing: commitments to the share polynomial)")
 @pytest.mark.parametrize("wrong", ["in the field", "out of the field"])
 @pytest.mark.parametrize("secret", ["seed", "key"])
 def test_a_byzantine_dealer_cannot_get_an_honest_holder_named(monkeypatch, wrong, secret):
     """Dealer 1 knows the channel key it shares with honest client 4, so it can seal 4 any 80 bytes of shares; 4 cannot
     tell them from good ones and reveals the one the server asks for (the seed share: 1 survives; the key share: 1
-    drops after sharing). The sum is right either way (the other 6 shares are good); the report must not blame 4."""
+    drops after sharing). The sum is right either way (the other 6 shares are good); the report must not blame 4 alone:
+    out of the field, 4 refuses the share at receipt (UNREADABLE, the pair listed as for a failed tag); in the field, the
+    report names the pair 1 -> 4. Was a break (review 15): 4 revealed the share unchecked and the server named 4 as the
+    sender of bad unmasking shares (`rejected` and the notes)."""
     genuine, associated = AuthenticatedCipher.encrypt, RoundSetup.share_associated_data
     offset = 8 + (40 if secret == "seed" else 0)  # plaintext: sender, recipient (4 + 4), key share (40), seed share (40)
 
@@ -121,16 +119,20 @@ def test_a_byzantine_dealer_cannot_get_an_honest_holder_named(monkeypatch, wrong
     assert 4 in out.included
     assert not any("client 4's unmasking shares" in str(e) for e in out.rejected), [str(e) for e in out.rejected]
     assert "bad unmasking shares dropped, from clients [4]" not in out.reports[0].guarantee.notes, out.reports[0].guarantee.notes
+    notes = out.reports[0].guarantee.notes
+    if wrong == "out of the field":
+        assert share_blame(out) == (set(), set()) and "(sender -> recipients: 1 -> [4])" in notes, notes
+    else:
+        assert share_blame(out) == (set(), {(1, 4)}) and "(dealer -> holders: 1 -> [4])" in notes, notes
 
 
 # --- break 3: the stack's SecAgg takes the server's n ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 3: the `secagg` stack factory builds SecAgg without clients=participants, "
-                   "so its client takes the announced n and a server announcing 4 of 31 clients gets t = 3 (configured: 21). "
-                   "Fix: `_secagg` passes clients=ctx.participants (as `secagg+` pins n)")
 @pytest.mark.parametrize("active", [False, True], ids=["passive", "active"])
 def test_a_stack_built_secagg_client_refuses_a_round_announced_for_fewer_clients(active):
+    """Was a break (review 15): the `secagg` stack leaf did not pin n, so its client took the announced n and a server
+    announcing 4 of 31 clients got t = 3 (configured: 16, active 21); the leaf now pins clients = participants."""
     protocol = innermost(build(parse(f"secagg(active={str(active).lower()})"), StackContext(dim=4, participants=31), inputs="ring"))
     assert protocol.degree_and_threshold(31)[1] == (21 if active else 16)  # what this client's configuration gives
     fewer = SecAgg(active=active).open_round(4, 4, SeededRandomness(0))  # the server's half, for 4 clients (the victim, 3 Sybils)
@@ -144,14 +146,11 @@ def test_a_stack_built_secagg_client_refuses_a_round_announced_for_fewer_clients
 # --- break 5: a position outside the round ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 5: client_role takes the position i the server sends (Flower: cfg['u']) "
-                   "without checking 0 <= i < n: passive, the role is built and its first KEYS frame raises ValueError from "
-                   "HararyGraph (untyped, uncaught by the Flower frame handler); active, i >= n raises IndexError and i = -1 "
-                   "passes the roster check as position n - 1 (Python's negative index). Fix: Refused naming i unless "
-                   "type(i) is int and 0 <= i < n")
 @pytest.mark.parametrize("position", [-1, 6, 7])
 @pytest.mark.parametrize("protocol", [SecAgg(), SecAgg(active=True), SecAggPlus(n=6, k=2, t=2)], ids=["secagg", "secagg active", "secagg+"])
 def test_a_client_refuses_a_position_outside_the_round_typed(protocol, position):
+    """Was a break (review 15): client_role took the position the server sent unchecked (passive: an untyped ValueError
+    at the first KEYS frame; active: IndexError, or i = -1 seated as position n - 1); now Refused naming i."""
     opened = protocol.open_round(6, 2, SeededRandomness(0))
     if opened.use_roster is not None:
         opened.seat(list(range(6)), KeyDirectory())

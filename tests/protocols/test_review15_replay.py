@@ -69,11 +69,13 @@ class _Round:
             return None
         return decode_frame(reply, party="server", stage="attack").payload
 
-    def up_to_masked_input(self, keys_for) -> dict[int, np.ndarray]:
+    def up_to_masked_input(self, keys_for, replayed: dict[int, dict[int, bytes]] | None = None) -> dict[int, np.ndarray]:
+        """`replayed[u][v]`: an advertisement of v (from an earlier round) the server lists to u instead of v's own."""
         ads = {u: self.ask(u, Kind.REQUEST, Writer().u8(Stage.ADVERTISE_KEYS).getvalue()) for u in range(N)}
         inbox: dict[int, dict[int, bytes]] = {u: {} for u in range(N)}
         for u in range(N):
-            reply = self.ask(u, Kind.KEYS, Writer().entries({v: ads[v] for v in keys_for(u)}).getvalue())
+            listed = {v: (replayed or {}).get(u, {}).get(v, ads[v]) for v in keys_for(u)}
+            reply = self.ask(u, Kind.KEYS, Writer().entries(listed).getvalue())
             r = Reader(reply, party="server", stage="share_keys")
             r.raw(32)
             for v, ciphertext in r.entries(116, N, N).items():
@@ -107,11 +109,10 @@ def _reconstruct(holders: dict[int, np.ndarray], t: int) -> bytes:
     return shamir.field_to_bytes(shamir.reconstruct([p + 1 for p in points], np.stack([holders[p] for p in points]), t), SECRET_BYTES)
 
 
-@pytest.mark.xfail(strict=True, reason="review 15 break 6: consistency signatures bind only the session, roster and list; an active "
-                   "server reusing a session replays an earlier round's signatures and, listing the victim only t keys, "
-                   "collects t shares of its seed and of every neighbour's mask key with no colluder. Fix: bind this round's "
-                   "advertised keys of the signer (or a hash of the KEYS list) into the consistency message")
 def test_replayed_consistency_signatures_do_not_unmask_an_honest_input():
+    """The attack of the module docstring, end to end. Was a break (review 15): a consistency signature bound only the
+    session, roster and survivor list, so the harvested signatures verified in the attack round and the server recovered
+    client 0's input with no colluder; it now binds the signer's own keys of the round, and h_j refuses v's old one."""
     setup = _setup()
     signatures = _harvest(setup)
     assert all(len(signed) == setup.t for signed in signatures.values())
@@ -147,3 +148,25 @@ def test_replayed_consistency_signatures_do_not_unmask_an_honest_input():
     recovered = RING.zeros(setup.d)
     AesCtrPrg(RING).add_streams(recovered, streams, start=masked[V])
     assert not np.array_equal(recovered, inputs[V]), "the server recovered honest client 0's input"
+
+
+@pytest.mark.parametrize("replay", [False, True], ids=["this round's keys and signatures (control)", "earlier round's advertisements and signatures"])
+def test_a_signature_counts_only_with_the_signers_keys_of_this_round(replay):
+    """The server replays, besides the signatures, the advertisements they were made under (same session and roster:
+    their advertisement signatures verify), so that each old signature matches the keys client 0 holds for its signer.
+    Client 0 counts a signature only from a neighbour whose share it holds: a share that authenticated under its own fresh
+    c key proves the signer's keys are of this round, so the replayed ones (their shares unreadable) count for nothing and
+    it refuses to unmask; with this round's keys and signatures (control) it unmasks."""
+    setup, survivors, signers = _setup(), list(range(N)), (1, 2, 3, 4)
+    earlier = _Round(setup, np.zeros((N, 3), dtype=np.uint32), seed=1)
+    earlier.up_to_masked_input(lambda u: [v for v in range(N) if v != u])
+    old = {u: earlier.ask(u, Kind.SURVIVORS, Writer().ids(survivors).getvalue()) for u in signers}
+    now = _Round(setup, np.zeros((N, 3), dtype=np.uint32), seed=2)
+    now.up_to_masked_input(lambda u: [v for v in range(N) if v != u], replayed={V: {u: earlier.ads[u] for u in signers}} if replay else None)
+    fresh = {u: now.ask(u, Kind.SURVIVORS, Writer().ids(survivors).getvalue()) for u in (V, *signers)}
+    assert fresh[V] is not None
+    relayed = old if replay else {u: fresh[u] for u in signers}
+    reply = now.ask(V, Kind.UNMASK_REQUEST, Writer().ids(survivors).entries(relayed).getvalue())
+    assert (reply is None) == replay
+    if replay:
+        assert now.clients[V].unreadable >= set(signers) and not now.clients[V].revealed

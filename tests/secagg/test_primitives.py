@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg import AesCtrPrg, AuthenticatedCipher, InvalidTag, Ring, SeededRandomness, Signer, SystemRandomness, X25519Agreement, derive, verify
+from secagg.agreement import is_low_order
 from tests.vectors import load
 
 
@@ -114,6 +115,27 @@ def test_x25519_rejects_low_order_and_short_keys():
         key.shared_seed(bytes(32), b"")
     with pytest.raises(InvalidTag, match="32 bytes"):
         key.shared_seed(bytes(31), b"")
+
+
+_P25519 = 2**255 - 19
+LOW_ORDER_POINTS = [u.to_bytes(32, "little") for u in (0, 1, _P25519 - 1, _P25519, _P25519 + 1, 2**255)] + [bytes.fromhex(h) for h in (
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",  # the two points of order 8
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157")]  # (p, p + 1, 2**255: encodings of 0, 1, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(public=st.one_of(st.sampled_from(LOW_ORDER_POINTS), st.binary(min_size=32, max_size=32)))
+def test_is_low_order_is_exactly_the_keys_an_agreement_refuses(public):
+    """The small-subgroup points (each order dividing 8, canonical or not) are low order; on any 32 bytes, is_low_order
+    says whether a fresh key's agreement with them refuses (the all-zero secret), for the probe's scalar and any other."""
+    key = X25519Agreement.generate(SeededRandomness(int.from_bytes(public[:4], "big")))
+    try:
+        key.shared_seed(public, b"")
+        refused = False
+    except InvalidTag:
+        refused = True
+    assert is_low_order(public) == refused
+    assert is_low_order(public) or public not in LOW_ORDER_POINTS
 
 
 def test_ed25519_matches_rfc8032():

@@ -16,7 +16,7 @@ import pytest
 from protocols.core.errors import Refused
 from protocols.core.messages import Kind
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
-from protocols.he.aggregation import CKKSAggregation
+from protocols.he.aggregation import BFVAggregation, CKKSAggregation
 from protocols.he.key_holder import KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, signed_message
 from protocols.he.policy import KeyHolderPolicy, session_of
@@ -76,3 +76,27 @@ def test_a_hidden_model_fed_inputs_checked_against_an_announced_n_below_the_true
         assert "headroom" in str(refused)
         return
     assert np.max(np.abs(holder.released - x.sum(axis=0))) < 1.0, f"model {holder.released[0]:.6g} for {x[:, 0].sum():.6g}: the sum wrapped"
+
+
+@pytest.mark.xfail(strict=True, reason="review 17: the BFV key holder never checks that its manifest's count fits the plain modulus; "
+                                       "128 honest 32-bit inputs wrap mod t and the released ring sum is wrong")
+def test_a_bfv_sum_of_more_inputs_than_the_plain_modulus_holds_is_refused_by_the_key_holder():
+    """BFV (bfv-8192, t = 1099511480321 ~ 2**40) at bits = 32: only the aggregator checks n (2**32 - 1) < t / 2 (`check_inputs`, the
+    build's participants). A key holder sent 128 signed honest inputs (each 2**32 - 1, a valid ring element) releases 147327 for
+    the ring sum 4294967168: the integer sum wrapped mod t before the reduction mod 2**32. It knows the count (the manifest) and
+    its bits: it can refuse len(manifest) (2**bits - 1) >= t / 2 before decrypting."""
+    protocol = BFVAggregation(min_clients=2, bits=32)
+    n, d = 128, 8
+    x = np.full((n, d), 2**32 - 1, dtype=np.int64)
+    signers = [Signer.generate(SeededRandomness(19).fork(str(i))) for i in range(n)]
+    cts = [protocol.keys.public.encrypt(row).to_bytes() for row in x]
+    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(S, i, digest(cts[i])))) for i in range(n)}
+    holder = KeyHolder(protocol.keys.secret, KeyHolderPolicy(min_clients=2, bits=32), session=S,
+                       client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=d)
+    request = DecryptRequest(Target.SUM, manifest, b"", {i: cts[i] for i in range(n)})
+    try:
+        released = np.frombuffer(holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, S, SERVER, KEY_HOLDER, request.encode())))[4:], "<f8")
+    except Refused:
+        return
+    ring_sum = (n * (2**32 - 1)) % 2**32
+    assert np.all(released == ring_sum), f"released {released[0]:.0f} for the ring sum {ring_sum}: the sum wrapped mod t"

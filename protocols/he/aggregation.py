@@ -66,6 +66,15 @@ def ciphertext_limit(params: HeParameters, d: int) -> int:
     return 8 + -(-d // params.slots) * (4 + 2 * len(params.coeff_mod_bit_sizes) * params.poly_modulus_degree * 8 + 4096)
 
 
+
+def announced_n(public: dict, client: int) -> int:
+    """The number of clients the aggregator announces (a client's headroom check divides by it; review 17: a missing n
+    was read as 1). Raises Refused, by `client`, if it is missing or not a positive integer."""
+    n = public.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise Refused(f"the round's public parameters announce no client count n (found {n!r})", party=f"client {client}", stage="encrypt")
+    return n
+
 class HeCollector(ClearServer):
     """The aggregator's collection stage: one signed ciphertext a client. A ciphertext whose signature
     fails or that does not parse under the public context is rejected at once (the client is left
@@ -275,7 +284,7 @@ class HeAggregation(Protocol):
             Refused: without `identity` (this client's signing key).
         """
         x = np.asarray(row)
-        self.check_encoding(int(public.get("n", 1)), x, i)
+        self.check_encoding(announced_n(public, i), x, i)
         return he_client(i, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
 
     @staticmethod
@@ -415,7 +424,9 @@ class HeAggregation(Protocol):
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits); "
                    f"numeric_error holds for inputs that passed their clients' headroom check (n x max |x| + error below "
                    f"{ckks_headroom(p):.6g}, else refused; the hidden model's peak at the key holder too): a Byzantine client can "
-                   "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust)"
+                   "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust), "
+                   "and each client checks against the n the aggregator announces, so an active aggregator announcing fewer clients "
+                   "can make honest inputs wrap too (integrity, not privacy: review 17)"
                    if ckks else "BFV decryption is exact; the key holder releases the sum reduced mod 2**bits (the ring sum, no more)")
             ),
         )

@@ -44,7 +44,7 @@ from protocols.core.protocol import OpenRound, Protocol, RemoteUnsupported, Roun
 from protocols.core.report import LayerReport, Output
 from protocols.core.stack import StackContext, Traits, register
 from protocols.core.wire import SERVER, Frame, encode_frame
-from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, check_build_headroom, ciphertext_limit, signed_reply
+from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, announced_n, check_build_headroom, ciphertext_limit, signed_reply
 from protocols.he.messages import Target
 from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
 from secagg.agreement import X25519Agreement
@@ -127,7 +127,7 @@ class HiddenStateCKKS(HeAggregation):
             Refused: without `identity` (this client's signing key).
         """
         session, x = bytes.fromhex(public["session"]), np.asarray(row)
-        self.check_encoding(int(public.get("n", 1)), x, i)
+        self.check_encoding(announced_n(public, i), x, i)
         signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         measurements[self.name] = {"box_key": box.public_bytes().hex(),
                                    "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}

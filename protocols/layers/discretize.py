@@ -58,8 +58,10 @@ def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_multip
     Every participant adds a share, however many were planned, so the sum's noise variance is clients / shares
     (noise_multiplier l2)**2 (review 13: sizing for noise_multiplier clip and for `shares` alone wrapped the ring). With
     k = Phi^-1(1 - wrap_probability / (2 dim)) (a union bound over coordinates) the scale is the largest with
-        rotated inputs:   k sqrt(clients l2**2 / dim + noise variance) <= 2**(bits-1)  (a rotated, rounded coordinate is
-                          about N(0, l2**2 / dim): rounding adds at most 1/4 a coordinate, which l2 counts; review 16),
+        rotated inputs:   k sqrt(clients**2 l2**2 / dim + noise variance) <= 2**(bits-1)  (every client is rotated by the
+                          same public signs, so the sum is the rotation of the summed inputs, of norm up to clients l2, and
+                          a coordinate of it about N(0, (clients l2)**2 / dim); rounding adds at most 1/4 a coordinate,
+                          which l2 counts; reviews 16, 17: independent rotations were assumed, and aligned updates wrapped),
         `rotated` False:  clients l2 + k sqrt(noise variance) <= 2**(bits-1)  (a coordinate may carry its whole norm),
     found by fixed-point iteration (l2 is about clip scale plus a constant).
 
@@ -76,9 +78,9 @@ def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_multip
     def reach(scale: float) -> float:  # how far a coordinate of the noisy sum may go, k standard deviations included
         l2 = rounded_l2_bound(clip * scale, dim, beta)
         noise = clients / shares * (noise_multiplier * l2) ** 2
-        return k * math.sqrt(clients * l2**2 / dim + noise) if rotated else clients * l2 + k * math.sqrt(noise)
+        return k * math.sqrt(clients**2 * l2**2 / dim + noise) if rotated else clients * l2 + k * math.sqrt(noise)
 
-    spread = math.sqrt(clients / dim + clients / shares * noise_multiplier**2) if rotated else clients + k * noise_multiplier * math.sqrt(clients / shares)
+    spread = math.sqrt(clients**2 / dim + clients / shares * noise_multiplier**2) if rotated else clients + k * noise_multiplier * math.sqrt(clients / shares)
     scale = min(half / ((k if rotated else 1.0) * clip * spread), MAX_SCALED_NORM / clip)  # l2 >= clip scale: an upper bound
     for _ in range(100):
         if reach(scale) <= half or rounded_l2_bound(clip * scale, dim, beta) > 2 * clip * scale:

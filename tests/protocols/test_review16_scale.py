@@ -48,7 +48,7 @@ def test_choose_scale_meets_its_wrap_condition_or_no_scale_does(bits, clients, s
 
     def stddev(scale):
         l2 = rounded_l2_bound(clip * scale, dim, beta)  # the rounded norm in the inputs' term too (break A below, fixed)
-        return math.sqrt(clients * l2**2 / dim + clients / shares * (z * l2) ** 2)
+        return math.sqrt(clients**2 * l2**2 / dim + clients / shares * (z * l2) ** 2)  # the summed inputs' norm (review 17)
 
     try:
         scale = choose_scale(bits=bits, clients=clients, dim=dim, clip=clip, noise_multiplier=z, shares=shares,

@@ -27,7 +27,8 @@ from secagg.signatures import Signer
 S = session_of(1, b"r17h")
 
 
-@pytest.mark.xfail(strict=True, reason="review 17: the client's headroom check uses the aggregator's announced n; the key holder "
+@pytest.mark.xfail(strict=True, reason="review 17, stated (integrity against an active aggregator, in the guarantee's notes): the "
+                                       "client's headroom check uses the aggregator's announced n; the key holder "
                                        "releases a wrapped sum of 4 inputs each checked against n = 1")
 def test_a_sum_of_inputs_checked_against_an_announced_n_below_the_true_count_is_refused(sum_keys):
     protocol = CKKSAggregation(min_clients=2)
@@ -56,7 +57,7 @@ def test_a_sum_of_inputs_checked_against_an_announced_n_below_the_true_count_is_
         f"released {released[0]:.6g} for {x[:, 0].sum():.6g} (numeric_error {holder.last_bound:.3g}): the sum wrapped")
 
 
-@pytest.mark.xfail(strict=True, reason="review 17: the hidden model's headroom check decrypts the already wrapped sum of inputs each "
+@pytest.mark.xfail(strict=True, reason="review 17, stated (integrity against an active aggregator): the hidden model's headroom check decrypts the already wrapped sum of inputs each "
                                        "checked against the aggregator's n = 1, so it passes and the model moves on wrapped")
 def test_a_hidden_model_fed_inputs_checked_against_an_announced_n_below_the_true_count_is_refused(sum_keys):
     """`KeyHolder._check_model_headroom` takes max |sum of the inputs| from the decrypted sum, which 'cannot wrap while every
@@ -78,10 +79,8 @@ def test_a_hidden_model_fed_inputs_checked_against_an_announced_n_below_the_true
     assert np.max(np.abs(holder.released - x.sum(axis=0))) < 1.0, f"model {holder.released[0]:.6g} for {x[:, 0].sum():.6g}: the sum wrapped"
 
 
-@pytest.mark.xfail(strict=True, reason="review 17: the BFV key holder never checks that its manifest's count fits the plain modulus; "
-                                       "128 honest 32-bit inputs wrap mod t and the released ring sum is wrong")
 def test_a_bfv_sum_of_more_inputs_than_the_plain_modulus_holds_is_refused_by_the_key_holder():
-    """BFV (bfv-8192, t = 1099511480321 ~ 2**40) at bits = 32: only the aggregator checks n (2**32 - 1) < t / 2 (`check_inputs`, the
+    """Was a break (review 17): only the aggregator checked that n (2**bits - 1) < t/2; 128 honest 32-bit inputs wrapped mod t at the key holder, which now refuses. BFV (bfv-8192, t = 1099511480321 ~ 2**40) at bits = 32: only the aggregator checks n (2**32 - 1) < t / 2 (`check_inputs`, the
     build's participants). A key holder sent 128 signed honest inputs (each 2**32 - 1, a valid ring element) releases 147327 for
     the ring sum 4294967168: the integer sum wrapped mod t before the reduction mod 2**32. It knows the count (the manifest) and
     its bits: it can refuse len(manifest) (2**bits - 1) >= t / 2 before decrypting."""
@@ -100,3 +99,10 @@ def test_a_bfv_sum_of_more_inputs_than_the_plain_modulus_holds_is_refused_by_the
         return
     ring_sum = (n * (2**32 - 1)) % 2**32
     assert np.all(released == ring_sum), f"released {released[0]:.0f} for the ring sum {ring_sum}: the sum wrapped mod t"
+
+
+def test_a_client_refuses_public_parameters_without_a_client_count():
+    """Review 17: a missing n was read as 1 (the weakest headroom check); the client refuses it now."""
+    protocol = CKKSAggregation(min_clients=2)
+    with pytest.raises(Refused, match="announce no client count"):
+        protocol.client_role(0, np.zeros(8), {"session": "00" * 8, "d": 8}, SeededRandomness(1), {})

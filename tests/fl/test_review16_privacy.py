@@ -8,8 +8,6 @@ stated epsilon 0, "nothing released", round after round (it was infinite, "no DP
 
 import math
 
-import pytest
-
 from fl.experiment import ExperimentConfig, run_experiment
 from fl.training import LocalConfig
 

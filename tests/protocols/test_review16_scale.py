@@ -29,7 +29,6 @@ import warnings
 from statistics import NormalDist
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +61,25 @@ def test_choose_scale_meets_its_wrap_condition_or_no_scale_does(bits, clients, s
     assert rounded_l2_bound(clip * scale, dim, beta) <= 2 * clip * scale
 
 
+def wrapped_per_round(monkeypatch, stack, x: np.ndarray, bits: int, rounds: int) -> list[int]:
+    """Per round of `x` through `stack`, how many coordinates of the integer sum of the clients' noisy ring rows (as the
+    noise layer hands them to the protection, read signed) leave [-2**(bits-1), 2**(bits-1))."""
+    sent = []
+    real = DistributedNoise.encode
+    monkeypatch.setattr(DistributedNoise, "encode", lambda self, client, row, rng: sent.append(real(self, client, row, rng)) or sent[-1])
+    wrapped = []
+    for seed in range(rounds):
+        sent.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            secure_sum(x, protocol=stack, seed=seed)
+        assert len(sent) == len(x)
+        rows = np.array(sent, dtype=np.int64)
+        total = np.where(rows >= 2 ** (bits - 1), rows - 2**bits, rows).sum(axis=0)
+        wrapped.append(int(np.sum((total >= 2 ** (bits - 1)) | (total < -(2 ** (bits - 1))))))
+    return wrapped
+
+
 def test_a_narrow_ring_with_little_noise_holds_the_sum_of_inputs_at_the_clip_bound(monkeypatch):
     """Was a break (review 16): choose_scale sized the inputs' share by the clipped norm, not the rounded one (16 clients in a 4-bit ring wrapped 8 of 12 rounds); it uses l2."""
     n, d, rounds = 16, 4096, 4
@@ -69,23 +87,9 @@ def test_a_narrow_ring_with_little_noise_holds_the_sum_of_inputs_at_the_clip_bou
         stack = build(parse("clip(bound=1) > skellam(noise_multiplier=0.01) > secagg(bits=4)"), StackContext(dim=d, participants=n))
     except StackError:
         return  # refused at build: fine
-    sent = []  # each client's noisy ring row, as the noise layer hands it to the protection
-    real = DistributedNoise.encode
-    monkeypatch.setattr(DistributedNoise, "encode", lambda self, client, row, rng: sent.append(real(self, client, row, rng)) or sent[-1])
     x = np.random.default_rng(0).normal(size=(n, d))
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # honest inputs at the clip bound
-    wrapped = []
-    for seed in range(rounds):
-        sent.clear()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            secure_sum(x, protocol=stack, seed=seed)
-        assert len(sent) == n
-        rows = np.array(sent, dtype=np.int64)
-        rows = np.where(rows >= 8, rows - 16, rows)  # one client's rounded, noisy coordinate, well inside [-8, 8):
-        assert np.abs(rows).max() <= 4
-        total = rows.sum(axis=0)
-        wrapped.append(int(np.sum((total >= 8) | (total < -8))))
+    wrapped = wrapped_per_round(monkeypatch, stack, x, 4, rounds)
     assert wrapped == [0] * rounds, f"coordinates of the integer sum outside the 4-bit ring, per round: {wrapped}"
 
 

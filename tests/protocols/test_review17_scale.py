@@ -18,7 +18,7 @@ import pytest
 import protocols  # noqa: F401  registers every layer
 from protocols import secure_sum
 from protocols.core.stack import StackContext, build, parse
-from protocols.layers.noise import DistributedNoise
+from tests.protocols.test_review16_scale import wrapped_per_round
 
 
 @pytest.mark.parametrize("spec", [
@@ -29,22 +29,9 @@ def test_honest_inputs_in_one_direction_stay_inside_the_ring(monkeypatch, spec):
     """Was a break (review 17): choose_scale sized rotated inputs as independent, while every client is rotated by the same public signs (16 aligned clients wrapped 133 of 1024 coordinates); it sizes for the summed norm clients l2."""
     n, d, bits = 16, 1024, 16
     stack = build(parse(spec), StackContext(dim=d, participants=n))
-    sent = []  # each client's noisy ring row, as the noise layer hands it to the protection
-    real = DistributedNoise.encode
-    monkeypatch.setattr(DistributedNoise, "encode", lambda self, client, row, rng: sent.append(real(self, client, row, rng)) or sent[-1])
     v = np.random.default_rng(0).normal(size=d)
     x = np.tile(v / np.linalg.norm(v), (n, 1)).astype(np.float32)  # every client's update: the same direction, at the clip bound
-    wrapped = []
-    for seed in range(2):
-        sent.clear()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            secure_sum(x, protocol=stack, seed=seed)
-        assert len(sent) == n
-        rows = np.array(sent, dtype=np.int64)
-        rows = np.where(rows >= 2 ** (bits - 1), rows - 2**bits, rows)
-        total = rows.sum(axis=0)
-        wrapped.append(int(np.sum((total >= 2 ** (bits - 1)) | (total < -(2 ** (bits - 1))))))
+    wrapped = wrapped_per_round(monkeypatch, stack, x, bits, 2)
     assert wrapped == [0, 0], f"coordinates of the integer sum outside the {bits}-bit ring, per round: {wrapped}"
 
 

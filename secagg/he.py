@@ -170,6 +170,12 @@ def batching_modulus(params: HeParameters) -> int:
     return seal.PlainModulus.Batching(params.poly_modulus_degree, params.plain_modulus_bits).value()
 
 
+def bfv_sum_fits(count: int, bits: int, plain_modulus: int) -> bool:
+    """Whether a sum of `count` elements of Z_2^bits stays below half BFV's plain modulus t (count (2**bits - 1) < t / 2,
+    integer division), so that it decrypts to the integer sum and its reduction mod 2**bits is the ring sum."""
+    return count * ((1 << bits) - 1) < plain_modulus // 2
+
+
 def _padded(x: np.ndarray, slots: int) -> np.ndarray:
     """x as (chunks, slots) rows, zero-padded: TenSEAL would replicate a short vector into the
     unused slots, which a sum over all slots (an encrypted distance) must not see."""

@@ -36,7 +36,7 @@ from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, batching_modulus, ckks_headroom, fresh_error_bound, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, batching_modulus, bfv_sum_fits, ckks_headroom, fresh_error_bound, rerandomized_total
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -66,7 +66,6 @@ def ciphertext_limit(params: HeParameters, d: int) -> int:
     return 8 + -(-d // params.slots) * (4 + 2 * len(params.coeff_mod_bit_sizes) * params.poly_modulus_degree * 8 + 4096)
 
 
-
 def announced_n(public: dict, client: int) -> int:
     """The number of clients the aggregator announces (a client's headroom check divides by it; review 17: a missing n
     was read as 1). Raises Refused, by `client`, if it is missing or not a positive integer."""
@@ -74,6 +73,7 @@ def announced_n(public: dict, client: int) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise Refused(f"the round's public parameters announce no client count n (found {n!r})", party=f"client {client}", stage="encrypt")
     return n
+
 
 class HeCollector(ClearServer):
     """The aggregator's collection stage: one signed ciphertext a client. A ciphertext whose signature
@@ -209,7 +209,7 @@ class HeAggregation(Protocol):
             return inputs.astype(np.float64)
         Ring(self.bits).check(inputs, "inputs")
         t = self.keys.public.plain_modulus
-        if inputs.shape[0] * ((1 << self.bits) - 1) >= t // 2:
+        if not bfv_sum_fits(inputs.shape[0], self.bits, t):
             raise ValueError(f"n * (2**{self.bits} - 1) overflows half the BFV plain modulus {t}; use fewer bits or the 16384 preset")
         return inputs.astype(np.int64)
 
@@ -484,7 +484,7 @@ def _ckks(values: dict, ctx: StackContext) -> Protocol:
 def _bfv(values: dict, ctx: StackContext) -> Protocol:
     ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
     t = batching_modulus(preset(BFVAggregation.preset))
-    if ctx.participants * ((1 << values["bits"]) - 1) >= t // 2:  # the check the round makes, at build (review 12)
+    if not bfv_sum_fits(ctx.participants, values["bits"], t):  # the check the round makes, at build (review 12)
         raise StackError(f"a sum of {ctx.participants} elements of Z_2^{values['bits']} overflows half the BFV plain modulus {t}: "
                          "use fewer bits", layer=ctx.layer, position=ctx.position, field="bits")
     return BFVAggregation(min_clients=values["min_clients"], bits=values["bits"])

@@ -75,7 +75,7 @@ from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
 from protocols.he.release import box_key_message, encode_model_release, parse_box_keys, seal_model
 from protocols.robust.rules import krum_select
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, batching_modulus, ckks_headroom, fresh_error_bound, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, batching_modulus, bfv_sum_fits, ckks_headroom, fresh_error_bound, rerandomized_total
 from secagg.he_distances import all_pairs, error_bound, restrict, squared_distances
 from secagg.randomness import SystemRandomness
 from secagg.signatures import verify
@@ -194,7 +194,7 @@ class KeyHolder:
         else:
             if self._ctx.params.scheme == "bfv":  # the aggregator's own check (check_inputs) is the aggregator's (review 17)
                 t = batching_modulus(self._ctx.params)
-                if len(request.manifest) * ((1 << self.policy.bits) - 1) >= t // 2:
+                if not bfv_sum_fits(len(request.manifest), self.policy.bits, t):
                     raise Refused(f"{len(request.manifest)} inputs of Z_2^{self.policy.bits} may overflow half the plain modulus {t}: "
                                   "their sum would wrap before the reduction mod 2**bits", party=PARTY, stage=STAGE)
             values, self.last_bound = self._decrypt(request)

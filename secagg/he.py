@@ -52,6 +52,14 @@ def ckks_headroom(params: HeParameters) -> float:
     return q0 / 2.0 ** (params.scale_bits + 1)
 
 
+def ckks_encodable(params: HeParameters) -> float:
+    """CKKS: the largest |slot value| one encryption takes, half of `ckks_headroom` (2**18 at ckks-8192-sum): SEAL's
+    encoder refuses an encoding whose largest coefficient reaches it (a full chunk of equal values, measured in the
+    tests; smaller supports spread the value over the coefficients and encode further). A sum of several encryptions
+    may reach the headroom; one encryption, a client's input or the key holder's re-encrypted model, may not."""
+    return ckks_headroom(params) / 2
+
+
 def rescale_error_bound(params: HeParameters) -> float:
     """Error one rescaling or key switch (relinearization, rotation) adds to a slot: B_rs / scale."""
     n = params.poly_modulus_degree

@@ -36,7 +36,7 @@ from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, batching_modulus, bfv_sum_fits, ckks_headroom, fresh_error_bound, rerandomized_total
+from secagg.he import EncryptedVector, HeContext, batching_modulus, bfv_sum_fits, ckks_encodable, ckks_headroom, fresh_error_bound, rerandomized_total
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -45,20 +45,20 @@ from secagg.signatures import Signer, verify
 STAGE = Stage.MASKED_INPUT.name
 
 
-def signed_reply(cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> Callable[[], bytes]:
-    """The CIPHERTEXT payload of client `cid`, made when the request arrives: its ciphertext and an Ed25519
-    signature of its digest."""
+def signed_reply(cid: int, n: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> Callable[[], bytes]:
+    """The CIPHERTEXT payload of client `cid` of a round announced as `n` clients, made when the request arrives: its
+    ciphertext and an Ed25519 signature of (session, cid, n, its digest)."""
 
     def reply() -> bytes:
         ct = encrypt()
-        return encode_ciphertext(ct, signer.sign(signed_message(session, cid, digest(ct))))
+        return encode_ciphertext(ct, signer.sign(signed_message(session, cid, n, digest(ct))))
 
     return reply
 
 
-def he_client(cid: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> ClearClient:
+def he_client(cid: int, n: int, session: bytes, encrypt: Callable[[], bytes], signer: Signer) -> ClearClient:
     """A client that answers the request with its signed ciphertext (`signed_reply`)."""
-    return ClearClient(cid, Kind.CIPHERTEXT, signed_reply(cid, session, encrypt, signer), session)
+    return ClearClient(cid, Kind.CIPHERTEXT, signed_reply(cid, n, session, encrypt, signer), session)
 
 
 def ciphertext_limit(params: HeParameters, d: int) -> int:
@@ -67,10 +67,11 @@ def ciphertext_limit(params: HeParameters, d: int) -> int:
 
 
 def announced_n(public: dict, client: int) -> int:
-    """The number of clients the aggregator announces (a client's headroom check divides by it; review 17: a missing n
-    was read as 1). Raises Refused, by `client`, if it is missing or not a positive integer."""
+    """The number of clients the aggregator announces (a client's headroom check divides by it, and the client signs it
+    with its ciphertext, so the key holder refuses inputs checked against an n below its round's: review 17; a missing
+    n was read as 1). Raises Refused, by `client`, if it is missing or not a positive integer in [1, 2**32)."""
     n = public.get("n")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < 2**32:
         raise Refused(f"the round's public parameters announce no client count n (found {n!r})", party=f"client {client}", stage="encrypt")
     return n
 
@@ -92,7 +93,7 @@ class HeCollector(ClearServer):
         ct, sig = signed
         h = digest(ct)
         try:
-            verify(self._keys.get(link, b""), sig, signed_message(self._session, link, h))
+            verify(self._keys.get(link, b""), sig, signed_message(self._session, link, self._n, h))
             self.vectors[link] = EncryptedVector.from_bytes(self._public, ct, length=self._d)
         except (InvalidTag, MalformedCiphertext) as exc:
             raise MalformedMessage(f"ciphertext of client {link} rejected: {exc}", party="server", stage=STAGE) from None
@@ -220,22 +221,26 @@ class HeAggregation(Protocol):
 
     def check_encoding(self, n: int, row: np.ndarray, client: int) -> None:
         """CKKS sums: an honest client's own headroom check. With each of the n clients of the round within
-        n x |weight| x max |row| + error bound < `secagg.he.ckks_headroom` (2**19 at ckks-8192-sum), the sum of their
-        encodings (each coefficient at most its slots' max |value|) cannot wrap. Robust rounds are bounded by the
-        key holder's norm check instead; the hidden model's own part, by the key holder (`KeyHolder`).
+        n x |weight| x max |row| + (n + 2) x error bound < `secagg.he.ckks_headroom` (2**19 at ckks-8192-sum), the sum of
+        their encodings (each coefficient at most its slots' max |value|) cannot wrap; and |weight| x max |row| + error
+        bound < `secagg.he.ckks_encodable` (2**18), what SEAL encodes at all (binding only for n = 1). Robust rounds are
+        bounded by the key holder's norm check instead; the hidden model's own part, by the key holder (`KeyHolder`).
 
         Raises:
-            Refused: by `client`, naming n, max |row| and the headroom, if the sum could wrap (a ProtocolError: the round
-                aborts typed, and an experiment records it as aborted).
+            Refused: by `client`, naming n, max |row| and the bound, if the sum could wrap or the row cannot be encoded (a
+                ProtocolError: the round aborts typed, and an experiment records it as aborted).
         """
         if self.params.scheme != "ckks" or self.round_type == "robust":
             return
-        top = float(np.max(np.abs(row), initial=0.0))
-        limit = ckks_headroom(self.params)
-        if not n * abs(self.input_weight) * top + (n + 2) * fresh_error_bound(self.params) < limit:
-            raise Refused(f"n x |weight| x max |x| = {n} x {abs(self.input_weight):.6g} x {top:.6g} reaches the CKKS headroom "
-                          f"{limit:.6g} of preset {self.preset!r}: the decrypted sum would wrap modulo {2 * limit:.6g}; "
-                          "scale the inputs down (or use fewer clients)", party=f"client {client}", stage="encrypt")
+        top, error = abs(self.input_weight) * float(np.max(np.abs(row), initial=0.0)), fresh_error_bound(self.params)
+        limit, encodable = ckks_headroom(self.params), ckks_encodable(self.params)
+        if not n * top + (n + 2) * error < limit:
+            raise Refused(f"n x |weight| x max |x| = {n} x {top:.6g} reaches the CKKS headroom {limit:.6g} of preset {self.preset!r}: "
+                          f"the decrypted sum would wrap modulo {2 * limit:.6g}; scale the inputs down (or use fewer clients)",
+                          party=f"client {client}", stage="encrypt")
+        if not top + error < encodable:
+            raise Refused(f"|weight| x max |x| = {top:.6g} reaches {encodable:.6g}, the most one encoding of preset {self.preset!r} "
+                          "holds (SEAL refuses it); scale the inputs down", party=f"client {client}", stage="encrypt")
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         return self.run_split(self.check_inputs(inputs), dropouts, rng, transport)
@@ -283,9 +288,9 @@ class HeAggregation(Protocol):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
-        x = np.asarray(row)
-        self.check_encoding(announced_n(public, i), x, i)
-        return he_client(i, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
+        x, n = np.asarray(row), announced_n(public, i)
+        self.check_encoding(n, x, i)
+        return he_client(i, n, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
 
     @staticmethod
     def _signer(i: int, identity: ClientIdentity | None) -> Signer:
@@ -423,10 +428,11 @@ class HeAggregation(Protocol):
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits); "
                    f"numeric_error holds for inputs that passed their clients' headroom check (n x max |x| + error below "
-                   f"{ckks_headroom(p):.6g}, else refused; the hidden model's peak at the key holder too): a Byzantine client can "
-                   "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust), "
-                   "and each client checks against the n the aggregator announces, so an active aggregator announcing fewer clients "
-                   "can make honest inputs wrap too (integrity, not privacy: review 17)"
+                   f"{ckks_headroom(p):.6g} and one input below {ckks_encodable(p):.6g}, what one encoding holds, else refused; the "
+                   "hidden model's peak at the key holder too, and a model SEAL cannot re-encrypt): a Byzantine client can "
+                   "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust); "
+                   "each client checks against the n the aggregator announces and signs that n, and the key holder verifies with its "
+                   "own round size (the roster's), so an aggregator announcing fewer clients gets its inputs refused (review 17)"
                    if ckks else "BFV decryption is exact; the key holder releases the sum reduced mod 2**bits (the ring sum, no more)")
             ),
         )
@@ -459,14 +465,17 @@ MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is t
 def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: float = 0.0) -> HeAggregation:
     """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip): refuses a sum of
     `ctx.participants` clipped inputs (x weight, + `offset`, e.g. the initial model's max |value|) that reaches the
-    CKKS headroom (`HeAggregation.check_encoding` refuses it at run time too)."""
+    CKKS headroom, and one clipped input that reaches what one encoding holds (`secagg.he.ckks_encodable`);
+    `HeAggregation.check_encoding` refuses both at run time too."""
     if ctx.clip is None or not ctx.clip_bounds_input:
         return protocol
-    peak = ctx.participants * abs(protocol.input_weight) * ctx.clip + offset
+    one = abs(protocol.input_weight) * ctx.clip
+    peak = ctx.participants * one + offset
     limit = ckks_headroom(protocol.params)
-    if peak >= limit:
+    if peak >= limit or one >= ckks_encodable(protocol.params):
         raise StackError(f"a sum of {ctx.participants} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}, + {offset:.6g}) = "
-                         f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}: it would wrap; clip lower",
+                         f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}, or one input, {one:.6g}, reaches "
+                         f"{ckks_encodable(protocol.params):.6g}, what one encoding holds: it would wrap; clip lower",
                          layer=ctx.layer, position=ctx.position, field="clip")
     return protocol
 

@@ -126,12 +126,12 @@ class HiddenStateCKKS(HeAggregation):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
-        session, x = bytes.fromhex(public["session"]), np.asarray(row)
-        self.check_encoding(announced_n(public, i), x, i)
+        session, x, n = bytes.fromhex(public["session"]), np.asarray(row), announced_n(public, i)
+        self.check_encoding(n, x, i)
         signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         measurements[self.name] = {"box_key": box.public_bytes().hex(),
                                    "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}
-        return HiddenStateClient(i, session, signed_reply(i, session, lambda: self._ciphertext(i, x), signer), box, int(public["d"]))
+        return HiddenStateClient(i, session, signed_reply(i, n, session, lambda: self._ciphertext(i, x), signer), box, int(public["d"]))
 
     def _ciphertext(self, i: int, row: np.ndarray) -> bytes:
         return self.keys.public.encrypt(self.weight * row).to_bytes()

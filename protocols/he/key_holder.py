@@ -7,7 +7,9 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   across restarts and sessions) has not yet released what the round type allows: one SUM (sum
   rounds), one MODEL (hidden state), or one SCALARS then one SELECTED_SUM (robust rounds only);
 - the manifest lists at least `min_clients` distinct clients of the round, each with a valid
-  Ed25519 signature on (session, client, sha256 of its ciphertext), whatever the target;
+  Ed25519 signature on (session, client, n, sha256 of its ciphertext), whatever the target, n this
+  key holder's own round size (the roster's length): every listed client checked its input's headroom
+  against that n, so a sum of at most n such inputs cannot wrap (review 17);
 - with `recompute` (always in robust rounds) the clients' ciphertexts come along, their digests
   must match the manifest, each must parse under the preset (`EncryptedVector.from_bytes`: level,
   scale, size, chunk count and length) and the key holder decrypts its own homomorphic result of
@@ -155,6 +157,7 @@ class KeyHolder:
                                  f"over 1.01 x norm_bound; scale the inputs up or use a larger norm_bound")
         self._ctx, self._rng, self._session, self.policy = context, SystemRandomness(), session, policy
         self._client_keys, self._length, self._run = client_keys, length, run
+        self._n = max(client_keys, default=-1) + 1  # the round's size: the positions of its roster
         self.ledger = ledger if ledger is not None else ReleaseLedger()
         self.model = model  # hidden state: the key holder's own copy of the encrypted model
         self.refreshed: bytes = b""  # hidden state: a fresh encryption of the decrypted model, for the aggregator
@@ -176,7 +179,7 @@ class KeyHolder:
         frame = decode_frame(data, party=PARTY, stage=STAGE)
         if frame.kind != Kind.DECRYPT_REQUEST or frame.session != self._session or frame.sender != SERVER:
             raise Refused("not a decryption request of this round", party=PARTY, stage=STAGE)
-        n = max(self._client_keys, default=-1) + 1
+        n = self._n
         request = DecryptRequest.parse(Reader(frame.payload, party=PARTY, stage=STAGE), n=n, max_bytes=1 << 31)
         round_, entry = self.ledger.open(self._run, self._session)
         self._check_order(request.target, entry["released"])
@@ -232,9 +235,10 @@ class KeyHolder:
             if u not in self._client_keys:
                 raise Refused(f"client {u} is not in this round", party=PARTY, stage=STAGE)
             try:
-                verify(self._client_keys[u], sig, signed_message(self._session, u, digest))
+                verify(self._client_keys[u], sig, signed_message(self._session, u, self._n, digest))
             except InvalidTag:
-                raise Refused(f"signature of client {u} does not verify", party=PARTY, stage=STAGE) from None
+                raise Refused(f"signature of client {u} does not verify over (session, client, n = {self._n}, digest): a client signs "
+                              "the n it was announced, and checked its headroom against it", party=PARTY, stage=STAGE) from None
             if request.inputs is not None and ciphertext_digest(request.inputs[u]) != digest:
                 raise Refused(f"ciphertext of client {u} does not match its signed digest", party=PARTY, stage=STAGE)
         if (self.policy.recompute or self.policy.round_type == "robust") and request.inputs is None:
@@ -261,9 +265,13 @@ class KeyHolder:
             return self._ctx.decrypt(agg), bound
         if request.inputs is not None:
             self._check_model_headroom(agg, bound)
-            agg = self.model.add_(agg)
+            agg = agg.add_(self.model)  # into the fresh total: a refusal below leaves the model as it was
         values = self._ctx.decrypt(agg)
-        self.model = self._ctx.encrypt(values)  # re-encryption: the model's error never exceeds one round's
+        try:  # re-encryption: the model's error never exceeds one round's
+            self.model = self._ctx.encrypt(values)
+        except ValueError as exc:  # SEAL's encoder: a coefficient reaches half the headroom (`secagg.he.ckks_encodable`)
+            raise Refused(f"the decrypted model cannot be re-encrypted ({exc}: its largest coefficient reaches the most one encryption "
+                          "holds); nothing released", party=PARTY, stage=STAGE) from None
         self.refreshed = self.model.to_bytes()
         return values, bound
 
@@ -271,7 +279,7 @@ class KeyHolder:
         """Hidden state (recompute): refuses to move the model on when max |w| + max |sum of the inputs| + bound
         reaches the CKKS headroom (`secagg.he.ckks_headroom`), where the decrypted model would wrap. Both are
         decrypted here, never released; the sum alone cannot wrap while every client passed its own check
-        (`HeAggregation.check_encoding`)."""
+        (`HeAggregation.check_encoding`) against an n no smaller than the manifest (the n it signed, verified as this round's)."""
         peak = float(np.max(np.abs(self._ctx.decrypt(self.model)))) + float(np.max(np.abs(self._ctx.decrypt(added))))
         limit = ckks_headroom(self._ctx.params)
         if not peak + bound < limit:

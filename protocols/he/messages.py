@@ -6,8 +6,10 @@ decryption requests with their evidence, and released plaintexts.
                      blob(what to decrypt) | u8 has_inputs | [m x blob(ciphertext)] | blob(extra)
     PLAINTEXT        u32 count | count x float64 (little-endian; `protocols.core.messages.encode_floats`)
 
-A client signs ("he-input" | session | client id | sha256(ciphertext)) with its Ed25519 key, so
-the key holder can tell a round's inputs from anything else the aggregator might send.
+A client signs ("he-input" | session | u32 client position | u32 n | sha256(ciphertext)) with its
+Ed25519 key, n the client count the aggregator announced to it (what its headroom check divided by), so
+the key holder can tell a round's inputs from anything else the aggregator might send, and verifies
+them with its own round size (review 17: an aggregator announcing fewer clients made honest sums wrap).
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ def digest(ciphertext: bytes) -> bytes:
     return hashlib.sha256(ciphertext).digest()
 
 
-def signed_message(session: bytes, client: int, ciphertext_digest: bytes) -> bytes:
-    """What client `client` signs for the ciphertext whose SHA-256 is `ciphertext_digest`."""
-    return b"he-input" + session + client.to_bytes(4, "big") + ciphertext_digest
+def signed_message(session: bytes, client: int, n: int, ciphertext_digest: bytes) -> bytes:
+    """What client `client` of a round announced as n clients signs for the ciphertext whose SHA-256 is `ciphertext_digest`."""
+    return b"he-input" + session + client.to_bytes(4, "big") + n.to_bytes(4, "big") + ciphertext_digest
 
 
 def encode_ciphertext(ciphertext: bytes, signature: bytes) -> bytes:

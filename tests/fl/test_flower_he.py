@@ -170,7 +170,7 @@ def test_a_server_app_that_runs_another_robust_rule_is_refused_by_name(robust_no
     signers = SIGNERS[:3]
     session = session_of(1, b"mism")
     cts = [public_ctx.encrypt(np.full(10, 0.1 * i)).to_bytes() for i in range(3)]
-    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in range(3)}
+    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, 3, digest(cts[i])))) for i in range(3)}
     frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER,
                                DecryptRequest(Target.SCALARS, manifest, b"", dict(enumerate(cts))).encode()))
     for asks, field in (({"round_type": "robust", "rule": "multi_krum", "f": 2, "m": None, "norm_bound": 1.0}, "f=2"),
@@ -223,7 +223,7 @@ def test_no_request_sequence_of_a_server_app_gets_a_release_that_violates_the_no
         session = sessions[step.session]
         sign_for = session if step.session < 2 else session_of(7, b"real")
         clients = step.clients if step.clients is not None else selections.get(session, (0, 1, 2))
-        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(sign_for, i, digest(cts[i])))) for i in clients}
+        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(sign_for, i, 4, digest(cts[i])))) for i in clients}
         inputs = {i: cts[i] for i in clients}
         if step.inputs == "swap" and len(clients) >= 2:
             a, b = clients[:2]
@@ -271,7 +271,7 @@ def test_a_server_app_cannot_get_the_hidden_model_with_a_box_key_of_its_own(task
     mine, sybil = X25519Agreement.generate(SeededRandomness(11)), Signer.generate(SeededRandomness(12))
 
     def request(announced):
-        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in range(3)}
+        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, 3, digest(cts[i])))) for i in range(3)}
         return DecryptRequest(Target.MODEL, manifest, b"", dict(enumerate(cts)), encode_box_keys(announced))
 
     honest = {i: (b.public_bytes(), signers[i].sign(box_key_message(session, i, b.public_bytes()))) for i, b in enumerate(boxes)}

@@ -50,7 +50,7 @@ def node(monkeypatch, tmp_path):
 
 def _ask(app, context, session, ids, cts, signers, roster=(0, 1, 2)):
     """A decrypt message whose manifest is signed by `signers`, whose params relay their keys as the client keys."""
-    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in ids}
+    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, len(roster), digest(cts[i])))) for i in ids}
     frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, DecryptRequest(Target.SUM, manifest, b"", {i: cts[i] for i in ids}).encode()))
     params = {"session": session.hex(), "length": 10, "client_keys": {str(i): s.public_bytes().hex() for i, s in enumerate(signers)},
               "min_clients": 1, "flood_bits": 0, "seed": "00" * 32, "roster": list(roster)}  # what a deviating aggregator would like

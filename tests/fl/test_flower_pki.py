@@ -122,7 +122,7 @@ def test_a_deviating_aggregator_gets_only_releases_of_distinct_provisioned_clien
         for u, how in sorted(listed.items()):
             h = digest(cts[u])
             signer = SYBIL if how == "sybil" else signers[u]
-            manifest[u] = (h, signer.sign(signed_message(other if how == "stale" else session, u, h)))
+            manifest[u] = (h, signer.sign(signed_message(other if how == "stale" else session, u, CLIENTS, h)))
         answer = _decrypt(app, context, session, manifest, {u: cts[u] for u in manifest}, ROSTERS[roster_name])
         if "payload" not in answer:
             continue
@@ -140,7 +140,7 @@ def test_the_honest_aggregator_gets_its_release(pki, holder, tmp_path):
     _, signers = pki
     app, context, cts = holder
     session = session_of(5, b"good")
-    manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(session, u, digest(cts[u])))) for u in range(3)}
+    manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(session, u, 4, digest(cts[u])))) for u in range(3)}
     answer = _decrypt(app, context, session, manifest, {u: cts[u] for u in range(3)}, [0, 1, 2, 3])
     released = np.frombuffer(answer["payload"][4:], "<f8")
     assert np.max(np.abs(released - 6.0)) < 1e-3

@@ -93,7 +93,7 @@ def test_any_request_sequence_gets_only_releases_the_nodes_own_policy_allows(pki
     for target, s, signed, listed, payload, extra, same in requests:
         session = SESSIONS[s]
         signed = s if signed is None else signed
-        manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(SESSIONS[signed], u, digest(cts[u])))) for u in listed}
+        manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(SESSIONS[signed], u, CLIENTS, digest(cts[u])))) for u in listed}
         victim = public.encrypt(VALUES[0] * (1024 if payload == "victim x1024" else 1)).to_bytes()
         body = DecryptRequest(target, manifest, victim if payload != "sum" else cts[listed[0]], {u: cts[u] for u in listed}).encode()
         frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, body))
@@ -118,7 +118,7 @@ def test_control_the_honest_sum_is_released(pki, node, tmp_path):
     context = _context({"he-client-keys": str(pki[0] / "clients"), "he-min-clients": 2, "he-ledger-file": str(tmp_path / "l.json")})
     context.state.config_records["he"] = keys
     session = SESSIONS[0]
-    manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(session, u, digest(cts[u])))) for u in range(3)}
+    manifest = {u: (digest(cts[u]), signers[u].sign(signed_message(session, u, 4, digest(cts[u])))) for u in range(3)}
     frame = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, DecryptRequest(Target.SUM, manifest, b"", {u: cts[u] for u in range(3)}).encode()))
     content = RecordDict({"d": ConfigRecord({"frame": frame, "params": json.dumps({"session": session.hex(), "length": 10, "roster": [0, 1, 2, 3]})})})
     answer = app(Message(content, dst_node_id=1, message_type="query.decrypt"), context).content.config_records["d"]

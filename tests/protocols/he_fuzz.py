@@ -52,7 +52,7 @@ def main(seed: int, count: int, case_file: str, mode: str = "sum") -> int:
             f.write(bad)
         session = session_of(case + 1, rng.randbytes(4))
         cts = [honest[0], bad, honest[2]]
-        sigs = [signers[i].sign(signed_message(session, i, digest(cts[i]))) for i in range(3)]
+        sigs = [signers[i].sign(signed_message(session, i, 3, digest(cts[i]))) for i in range(3)]
         collector = HeCollector(3, session, public, D, keys)
         accepted = []
         for i in range(3):

@@ -81,7 +81,7 @@ def test_key_holder_refuses_what_is_not_an_aggregate_of_the_round(change):
     cts = {i: keys.public.encrypt(np.full(10, float(i))).to_bytes() for i in range(3)}
 
     def manifest(sess, ids):
-        return {i: (digest(cts[i]), signers[i].sign(signed_message(sess, i, digest(cts[i])))) for i in ids}
+        return {i: (digest(cts[i]), signers[i].sign(signed_message(sess, i, 3, digest(cts[i])))) for i in ids}
 
     keys_of = {i: s.public_bytes() for i, s in enumerate(signers)}
     holder = KeyHolder(keys.secret, KeyHolderPolicy(min_clients=2), session=session, client_keys=keys_of, length=10)
@@ -111,7 +111,7 @@ def test_manifest_only_key_holder_needs_no_inputs_but_recomputing_one_does():
     session = rng.bytes(8)
     signer = Signer.generate(rng)
     ct = keys.public.encrypt(np.ones(5)).to_bytes()
-    request = DecryptRequest(Target.SUM, {0: (digest(ct), signer.sign(signed_message(session, 0, digest(ct))))}, ct)
+    request = DecryptRequest(Target.SUM, {0: (digest(ct), signer.sign(signed_message(session, 0, 1, digest(ct))))}, ct)
     data = encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER, request.encode()))
     common = dict(session=session, client_keys={0: signer.public_bytes()}, length=5)
     with pytest.raises(Refused, match="recomputes"):
@@ -127,7 +127,7 @@ def test_untrusted_request_bytes_never_escape_as_anything_but_protocol_errors(po
     session = rng.bytes(8)
     signer = Signer.generate(rng)
     ct = keys.public.encrypt(np.ones(5)).to_bytes()
-    request = DecryptRequest(Target.SUM, {0: (digest(ct), signer.sign(signed_message(session, 0, digest(ct))))}, b"", {0: ct}).encode()
+    request = DecryptRequest(Target.SUM, {0: (digest(ct), signer.sign(signed_message(session, 0, 1, digest(ct))))}, b"", {0: ct}).encode()
     cut = position % (len(request) + 1)
     mutated = data.draw(st.sampled_from([request[:cut], request + b"\x00", request[:cut] + bytes([request[cut] ^ 0x10]) + request[cut + 1 :] if cut < len(request) else request]))
     holder = KeyHolder(keys.secret, KeyHolderPolicy(min_clients=1), session=session, client_keys={0: signer.public_bytes()}, length=5)

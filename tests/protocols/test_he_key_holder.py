@@ -47,7 +47,7 @@ class Round:
 
     def manifest(self, session, ids, cts=None):
         cts = cts or self.cts
-        return {i: (digest(cts[i]), self.signers[i].sign(signed_message(session, i, digest(cts[i])))) for i in ids}
+        return {i: (digest(cts[i]), self.signers[i].sign(signed_message(session, i, len(self.x), digest(cts[i])))) for i in ids}
 
     def request(self, session, target, ids, *, relay=True, payload=b"", extra=b""):
         return DecryptRequest(target, self.manifest(session, ids), payload, {i: self.cts[i] for i in ids} if relay else None, extra)

@@ -47,8 +47,10 @@ def _signers(n, tag="client"):
     return [Signer.generate(SeededRandomness(17).fork(f"{tag} {i}")) for i in range(n)]
 
 
-def _manifest(session, signers, cts):
-    return {i: (digest(ct), signers[i].sign(signed_message(session, i, digest(ct)))) for i, ct in cts.items()}
+def _manifest(session, signers, cts, n=None):
+    """Each input signed as by a client of a round of n (default: one a signer) clients."""
+    n = len(signers) if n is None else n
+    return {i: (digest(ct), signers[i].sign(signed_message(session, i, n, digest(ct)))) for i, ct in cts.items()}
 
 
 def _frame(session, request):
@@ -103,7 +105,7 @@ def test_a_byzantine_client_exposes_the_secret_key_through_a_released_sum_is_a_s
     client_keys = {i: s.public_bytes() for i, s in enumerate(signers)}
     collector = HeCollector(6, S1, keys.public, N, client_keys)
     for i, ct in cts.items():
-        collector.receive(encode_frame(Frame(Kind.CIPHERTEXT, S1, i, SERVER, encode_ciphertext(ct, signers[i].sign(signed_message(S1, i, digest(ct)))))), link=i)
+        collector.receive(encode_frame(Frame(Kind.CIPHERTEXT, S1, i, SERVER, encode_ciphertext(ct, signers[i].sign(signed_message(S1, i, 6, digest(ct)))))), link=i)
     assert sorted(collector.inputs) == list(range(6))  # the forged ciphertext passes every check
     holder = KeyHolder(keys.secret, KeyHolderPolicy(), session=S1, client_keys=client_keys, length=N)
     request = DecryptRequest(Target.SUM, collector.manifest(), b"", {u: collector.inputs[u][0] for u in collector.inputs})

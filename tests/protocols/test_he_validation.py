@@ -32,7 +32,7 @@ def keys():
 def _signed_round(keys, cts):
     session = session_of(1, b"\x00\x01\x02\x03")
     signers = [Signer.generate(SeededRandomness(9).fork(str(i))) for i in range(len(cts))]
-    sigs = [s.sign(signed_message(session, i, digest(ct))) for i, (s, ct) in enumerate(zip(signers, cts))]
+    sigs = [s.sign(signed_message(session, i, len(cts), digest(ct))) for i, (s, ct) in enumerate(zip(signers, cts))]
     return session, {i: s.public_bytes() for i, s in enumerate(signers)}, sigs
 
 

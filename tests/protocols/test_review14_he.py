@@ -183,7 +183,7 @@ def test_the_default_multi_krum_policy_never_releases_one_honest_input(robust_ke
     victim = np.random.default_rng(17).normal(0, 0.2, d)
     session, signer = session_of(1, b"r14v"), Signer.generate(SeededRandomness(14).fork("victim"))
     ct = robust_keys.public.encrypt(victim).to_bytes()
-    manifest = {0: (digest(ct), signer.sign(signed_message(session, 0, digest(ct))))}
+    manifest = {0: (digest(ct), signer.sign(signed_message(session, 0, 4, digest(ct))))}
     holder = KeyHolder(robust_keys.secret, layer.policy, session=session, client_keys={0: signer.public_bytes(), 1: b"", 2: b"", 3: b""},
                        length=d)
     frame = lambda target: encode_frame(Frame(Kind.DECRYPT_REQUEST, session, SERVER, KEY_HOLDER,  # noqa: E731

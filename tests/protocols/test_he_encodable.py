@@ -1,0 +1,67 @@
+"""SEAL's CKKS encoder refuses one encoding whose coefficients reach half the decryption headroom (`secagg.he.ckks_encodable`,
+2**18 at ckks-8192-sum against the headroom 2**19): a sum may reach the headroom, one encryption may not. Found while
+fixing review 17: a client of a round announced as n = 1 passed its headroom check and then hit SEAL's untyped
+ValueError, and the hidden-state key holder's re-encryption of a model past the bound did the same."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.core.errors import Refused
+from protocols.core.messages import Kind
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.aggregation import CKKSAggregation
+from protocols.he.key_holder import KeyHolder
+from protocols.he.messages import DecryptRequest, Target, digest, signed_message
+from protocols.he.policy import KeyHolderPolicy, session_of
+from secagg.he import ckks_encodable, ckks_headroom
+from secagg.randomness import SeededRandomness
+from secagg.signatures import Signer
+
+S = session_of(1, b"enc!")
+
+
+@settings(max_examples=6, deadline=None)
+@given(d=st.sampled_from([1, 100, 4096, 5000]), sign=st.sampled_from([1.0, -1.0]))
+def test_the_encodable_bound_is_where_seal_refuses_a_constant_vector(sum_keys, d, sign):
+    """A constant vector (every coefficient of a full chunk its value) encodes just below the bound; SEAL refuses just
+    above it, with a full chunk (d >= slots); smaller supports spread the value and encode further."""
+    limit = ckks_encodable(sum_keys.public.params)
+    assert limit == ckks_headroom(sum_keys.public.params) / 2
+    sum_keys.public.encrypt(np.full(d, sign * 0.999 * limit))
+    if d >= sum_keys.public.params.slots:
+        with pytest.raises(ValueError, match="too large"):
+            sum_keys.public.encrypt(np.full(d, sign * 1.001 * limit))
+
+
+def test_a_client_announced_alone_refuses_an_input_seal_cannot_encode(sum_keys):
+    """n = 1 (a min_clients = 1 round): the sum's headroom would allow 0.6 x 2**19, one encoding does not."""
+    protocol = CKKSAggregation(min_clients=1)
+    protocol.use_secret_context(sum_keys.secret)
+    x = np.full(4096, 0.6 * ckks_headroom(protocol.params))
+    with pytest.raises(Refused, match="the most one encoding"):
+        protocol.check_encoding(1, x, 0)
+
+
+def test_a_hidden_model_past_what_one_encryption_holds_is_refused_not_a_seal_error(sum_keys):
+    """The key holder re-encrypts the decrypted model each round: a model of 0.3 and inputs of 0.15 x 2 of the headroom
+    (peak 0.6 x 2**19 on a full chunk: no wrap, but past what one encryption holds) made that re-encryption raise SEAL's
+    ValueError, with or without recompute; it is a typed refusal now, nothing released."""
+    limit = ckks_headroom(sum_keys.public.params)
+    d = 4096
+    x = np.full((2, d), 0.15 * limit)
+    signers = [Signer.generate(SeededRandomness(23).fork(str(i))) for i in range(2)]
+    cts = [sum_keys.public.encrypt(row).to_bytes() for row in x]
+    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(S, i, 2, digest(cts[i])))) for i in range(2)}
+    for recompute in (True, False):
+        model = sum_keys.secret.encrypt(np.full(d, 0.3 * limit))
+        total = sum_keys.secret.encrypt(np.full(d, 0.3 * limit))
+        holder = KeyHolder(sum_keys.secret, KeyHolderPolicy("hidden", min_clients=2, recompute=recompute), session=S,
+                           client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=d, model=model)
+        payload = b"" if recompute else total.add_(sum_keys.public.encrypt(x.sum(axis=0))).to_bytes()
+        request = DecryptRequest(Target.MODEL, manifest, payload, dict(enumerate(cts)) if recompute else None)
+        with pytest.raises(Refused, match="cannot be re-encrypted"):
+            holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, S, SERVER, KEY_HOLDER, request.encode())))
+        assert holder.released is None and holder.ledger.rounds.get("local/1", {}).get("released", []) == []
+        assert np.max(np.abs(sum_keys.secret.decrypt(holder.model) - 0.3 * limit)) < 1e-3  # its model is as it was

@@ -36,7 +36,16 @@ from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext, batching_modulus, bfv_sum_fits, ckks_encodable, ckks_headroom, fresh_error_bound, rerandomized_total
+from secagg.he import (
+    EncryptedVector,
+    HeContext,
+    batching_modulus,
+    bfv_sum_fits,
+    ckks_encodable,
+    ckks_headroom,
+    fresh_error_bound,
+    rerandomized_total,
+)
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import Randomness
 from secagg.ring import Ring
@@ -465,14 +474,16 @@ MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is t
 def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: float = 0.0) -> HeAggregation:
     """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip): refuses a sum of
     `ctx.participants` clipped inputs (x weight, + `offset`, e.g. the initial model's max |value|) that reaches the
-    CKKS headroom, and one clipped input that reaches what one encoding holds (`secagg.he.ckks_encodable`);
-    `HeAggregation.check_encoding` refuses both at run time too."""
+    CKKS headroom, and one clipped input that reaches what one encoding holds (`secagg.he.ckks_encodable`), each with
+    the error terms of `HeAggregation.check_encoding`, which refuses both at run time too (a stack that builds is not
+    refused by its clients for its clip)."""
     if ctx.clip is None or not ctx.clip_bounds_input:
         return protocol
+    n, error = ctx.participants, fresh_error_bound(protocol.params)
     one = abs(protocol.input_weight) * ctx.clip
-    peak = ctx.participants * one + offset
+    peak = n * one + offset
     limit = ckks_headroom(protocol.params)
-    if peak >= limit or one >= ckks_encodable(protocol.params):
+    if not (peak + (n + 2) * error < limit and one + error < ckks_encodable(protocol.params)):  # check_encoding's own terms
         raise StackError(f"a sum of {ctx.participants} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}, + {offset:.6g}) = "
                          f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}, or one input, {one:.6g}, reaches "
                          f"{ckks_encodable(protocol.params):.6g}, what one encoding holds: it would wrap; clip lower",

@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 
 from protocols.core.errors import Refused
 from protocols.core.messages import Kind
+from protocols.core.stack import StackContext, StackError, build, parse
 from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
 from protocols.he.aggregation import CKKSAggregation
+from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.key_holder import KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, signed_message
 from protocols.he.policy import KeyHolderPolicy, session_of
-from secagg.he import ckks_encodable, ckks_headroom
+from secagg.he import ckks_encodable, ckks_headroom, fresh_error_bound
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
 
@@ -65,3 +67,28 @@ def test_a_hidden_model_past_what_one_encryption_holds_is_refused_not_a_seal_err
             holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, S, SERVER, KEY_HOLDER, request.encode())))
         assert holder.released is None and holder.ledger.rounds.get("local/1", {}).get("released", []) == []
         assert np.max(np.abs(sum_keys.secret.decrypt(holder.model) - 0.3 * limit)) < 1e-3  # its model is as it was
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 12), j=st.integers(0, 15), hidden=st.booleans())
+def test_a_stack_that_builds_is_not_refused_by_its_clients_for_its_clip(n, j, hidden):
+    """At build the clip is checked with the terms the clients check at run time (`check_encoding`: n x clip + (n + 2)
+    x error < headroom, clip + error below what one encoding holds); a clip j error bounds under the edge builds
+    exactly when a client with every coordinate at the clip passes (the build check had left out the error terms)."""
+    protocol = CKKSAggregation(min_clients=1)
+    limit, error = ckks_headroom(protocol.params), fresh_error_bound(protocol.params)
+    weight = 1.0 / n if hidden else 1.0
+    clip = min((limit - j * error) / n, ckks_encodable(protocol.params) - (j - 2) * error) / weight
+    ctx = StackContext(dim=4, participants=n, initial=np.zeros(4))
+    try:
+        stack = build(parse(f"clip(bound={clip!r}) > {'hidden-state(min_clients=1)' if hidden else 'ckks(min_clients=1)'}"), ctx)
+    except StackError:
+        built = False
+    else:
+        built = stack is not None
+    try:
+        (HiddenStateCKKS(initial=np.zeros(4), weight=weight, min_clients=1) if hidden else CKKSAggregation(min_clients=1)).check_encoding(n, np.full(4, clip), 0)
+        passes = True
+    except Refused:
+        passes = False
+    assert built == passes, f"n = {n}, clip = limit/n - {j} errors: built {built}, the client's check passes {passes}"

@@ -73,7 +73,7 @@ def choose_scale(*, bits: int, clients: int, dim: int, clip: float, noise_multip
     if bits < 2 or clients < 1 or dim < 1 or clip <= 0 or noise_multiplier < 0 or not 1 <= shares or not 0 < wrap_probability < 1:
         raise ValueError(f"bad arguments: bits={bits}, clients={clients}, dim={dim}, clip={clip}, noise_multiplier={noise_multiplier}, "
                          f"shares={shares}, wrap_probability={wrap_probability}")
-    k, half = NormalDist().inv_cdf(1 - wrap_probability / (2 * dim)), 2.0 ** (bits - 1)
+    k, half = -NormalDist().inv_cdf(wrap_probability / (2 * dim)), 2.0 ** (bits - 1)  # the lower tail: exact below 1e-16 too
 
     def reach(scale: float) -> float:  # how far a coordinate of the noisy sum may go, k standard deviations included
         l2 = rounded_l2_bound(clip * scale, dim, beta)

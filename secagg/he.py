@@ -44,8 +44,9 @@ def ckks_headroom(params: HeParameters) -> float:
     """CKKS: the largest |coefficient| a decryption at the last level recovers, q0 / (2 * 2**scale_bits) in value
     units (q0: the first prime of SEAL's coefficient modulus; just below 2**headroom_bits). Every coefficient of an
     encoding is at most max |slot| (the inverse canonical embedding averages the N conjugate slot values), so a sum
-    of vectors decrypts right while sum_i max |x_i| plus its error bound stays below this; past it each coefficient
-    wraps modulo 2 x headroom, silently."""
+    of vectors decrypts right while sum_i max |x_i| plus its error bound stays below this; past it, at the last level,
+    each coefficient wraps modulo 2 x headroom, silently. ckks-8192-sum has one level; at a multi-level preset a fresh
+    sum decrypts at the top level, with more room, so checks against this bound are conservative there."""
     if params.scheme != "ckks":
         raise ValueError(f"only CKKS has a headroom, found scheme {params.scheme!r}")
     q0 = seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes))[0].value()
@@ -53,11 +54,15 @@ def ckks_headroom(params: HeParameters) -> float:
 
 
 def ckks_encodable(params: HeParameters) -> float:
-    """CKKS: the largest |slot value| one encryption takes, half of `ckks_headroom` (2**18 at ckks-8192-sum): SEAL's
-    encoder refuses an encoding whose largest coefficient reaches it (a full chunk of equal values, measured in the
-    tests; smaller supports spread the value over the coefficients and encode further). A sum of several encryptions
-    may reach the headroom; one encryption, a client's input or the key holder's re-encrypted model, may not."""
-    return ckks_headroom(params) / 2
+    """CKKS: the largest |slot value| one encryption takes, 2**(data bits - 2 - scale_bits) (data bits: every prime of the
+    coefficient modulus but the special one; 2**18 at ckks-8192-sum, half its `ckks_headroom`; 2**98 at ckks-8192). SEAL's
+    encoder refuses a coefficient above 2**(data bits - 2) (its bit count, plus one for the sign, must stay below the data
+    bits), and every coefficient is at most max |slot| (a full chunk of equal values reaches it; measured in the tests at
+    each preset). A sum of several encryptions may pass it; one encryption (a client's input, the key holder's
+    re-encrypted model) may not."""
+    if params.scheme != "ckks":
+        raise ValueError(f"only CKKS encodes floats, found scheme {params.scheme!r}")
+    return 2.0 ** (sum(params.coeff_mod_bit_sizes[:-1]) - 2 - params.scale_bits)
 
 
 def rescale_error_bound(params: HeParameters) -> float:

@@ -75,14 +75,24 @@ def ciphertext_limit(params: HeParameters, d: int) -> int:
     return 8 + -(-d // params.slots) * (4 + 2 * len(params.coeff_mod_bit_sizes) * params.poly_modulus_degree * 8 + 4096)
 
 
-def announced_n(public: dict, client: int) -> int:
-    """The number of clients the aggregator announces (a client's headroom check divides by it, and the client signs it
-    with its ciphertext, so the key holder refuses inputs checked against an n below its round's: review 17; a missing
-    n was read as 1). Raises Refused, by `client`, if it is missing or not a positive integer in [1, 2**32)."""
-    n = public.get("n")
+def announced(public: dict, client: int, d: int) -> tuple[bytes, int]:
+    """The session and the number of clients n the aggregator announces in its (untrusted) public parameters, checked:
+    the session 8 bytes of hex, d the client's own row length, n an int in [1, 2**32) (a client's headroom check
+    divides by it, and the client signs it with its ciphertext, so the key holder refuses inputs checked against an n
+    below its round's: review 17; a missing n was read as 1; review 18: a malformed session or d raised bare errors).
+
+    Raises:
+        Refused: by `client`, naming the field and the value found.
+    """
+    party = f"client {client}"
+    n, session, length = public.get("n"), public.get("session"), public.get("d")
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < 2**32:
-        raise Refused(f"the round's public parameters announce no client count n (found {n!r})", party=f"client {client}", stage="encrypt")
-    return n
+        raise Refused(f"the round's public parameters announce no client count n (found {str(n)[:40]!r})", party=party, stage="encrypt")
+    if not isinstance(session, str) or len(session) != 16 or any(c not in "0123456789abcdefABCDEF" for c in session):
+        raise Refused(f"the round's public parameters announce no session of 8 bytes in hex (found {str(session)[:40]!r})", party=party, stage="encrypt")
+    if length != d or isinstance(length, bool):
+        raise Refused(f"the round's public parameters announce d={str(length)[:40]!r}, this client's row has {d}", party=party, stage="encrypt")
+    return bytes.fromhex(session), n
 
 
 class HeCollector(ClearServer):
@@ -232,24 +242,37 @@ class HeAggregation(Protocol):
         """CKKS sums: an honest client's own headroom check. With each of the n clients of the round within
         n x |weight| x max |row| + (n + 2) x error bound < `secagg.he.ckks_headroom` (2**19 at ckks-8192-sum), the sum of
         their encodings (each coefficient at most its slots' max |value|) cannot wrap; and |weight| x max |row| + error
-        bound < `secagg.he.ckks_encodable` (2**18), what SEAL encodes at all (binding only for n = 1). Robust rounds are
-        bounded by the key holder's norm check instead; the hidden model's own part, by the key holder (`KeyHolder`).
+        bound < `secagg.he.ckks_encodable` (2**18 at ckks-8192-sum), what SEAL encodes at all (binding there only for
+        n = 1). Robust rounds check only the latter: their sums are bounded by the key holder's norm check instead; the
+        hidden model's own part, by the key holder (`KeyHolder`).
 
         Raises:
             Refused: by `client`, naming n, max |row| and the bound, if the sum could wrap or the row cannot be encoded (a
                 ProtocolError: the round aborts typed, and an experiment records it as aborted).
         """
-        if self.params.scheme != "ckks" or self.round_type == "robust":
+        if self.params.scheme != "ckks":
             return
         top, error = abs(self.input_weight) * float(np.max(np.abs(row), initial=0.0)), fresh_error_bound(self.params)
         limit, encodable = ckks_headroom(self.params), ckks_encodable(self.params)
-        if not n * top + (n + 2) * error < limit:
+        if self.round_type != "robust" and not n * top + (n + 2) * error < limit:
             raise Refused(f"n x |weight| x max |x| = {n} x {top:.6g} reaches the CKKS headroom {limit:.6g} of preset {self.preset!r}: "
                           f"the decrypted sum would wrap modulo {2 * limit:.6g}; scale the inputs down (or use fewer clients)",
                           party=f"client {client}", stage="encrypt")
         if not top + error < encodable:
             raise Refused(f"|weight| x max |x| = {top:.6g} reaches {encodable:.6g}, the most one encoding of preset {self.preset!r} "
                           "holds (SEAL refuses it); scale the inputs down", party=f"client {client}", stage="encrypt")
+
+    def range_note(self) -> str:
+        """What keeps a CKKS release within numeric_error (the guarantee's notes): the clients' headroom check."""
+        p = self.params
+        model = ("; with recompute the key holder also checks the hidden model's peak (without it, a wrapped model passes), and "
+                 "refuses a model SEAL cannot re-encrypt" if self.round_type == "hidden" else "")
+        return (f"numeric_error holds for inputs that passed their clients' headroom check (n x max |x| + error below "
+                f"{ckks_headroom(p):.6g} and one input below {ckks_encodable(p):.6g}, what one encoding holds, else refused){model}: "
+                "a Byzantine client can encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount "
+                "(a sum is not robust); each client checks against the n the aggregator announces and signs that n, and the key "
+                "holder verifies with its own round size (the roster's), so an aggregator announcing fewer clients gets its inputs "
+                "refused (review 17)")
 
     def run(self, inputs: np.ndarray, dropouts: DropoutSchedule, rng: Randomness, transport: InProcessTransport) -> Output:
         return self.run_split(self.check_inputs(inputs), dropouts, rng, transport)
@@ -297,9 +320,10 @@ class HeAggregation(Protocol):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
-        x, n = np.asarray(row), announced_n(public, i)
+        x = np.array(row)  # a copy: what the check saw is what is encrypted when the request arrives (review 18)
+        session, n = announced(public, i, len(x))
         self.check_encoding(n, x, i)
-        return he_client(i, n, bytes.fromhex(public["session"]), lambda: self._ciphertext(i, x), self._signer(i, identity))
+        return he_client(i, n, session, lambda: self._ciphertext(i, x), self._signer(i, identity))
 
     @staticmethod
     def _signer(i: int, identity: ClientIdentity | None) -> Signer:
@@ -436,13 +460,7 @@ class HeAggregation(Protocol):
                 + "keys are set up once per key holder and not counted in per-round bytes; "
                 + ("CKKS release: rounded to bound/256 and discrete Gaussian noise of std 2**flood_bits x bound (Li-Micciancio countermeasure; "
                    "provable IND-CPA-D needs a statistical flooding factor, this is a heuristic for small flood_bits); "
-                   f"numeric_error holds for inputs that passed their clients' headroom check (n x max |x| + error below "
-                   f"{ckks_headroom(p):.6g} and one input below {ckks_encodable(p):.6g}, what one encoding holds, else refused; the "
-                   "hidden model's peak at the key holder too, and a model SEAL cannot re-encrypt): a Byzantine client can "
-                   "encrypt any value up to the modulus and make the sum wrap per coefficient, off by any amount (a sum is not robust); "
-                   "each client checks against the n the aggregator announces and signs that n, and the key holder verifies with its "
-                   "own round size (the roster's), so an aggregator announcing fewer clients gets its inputs refused (review 17)"
-                   if ckks else "BFV decryption is exact; the key holder releases the sum reduced mod 2**bits (the ring sum, no more)")
+                   + self.range_note() if ckks else "BFV decryption is exact; the key holder releases the sum reduced mod 2**bits (the ring sum, no more)")
             ),
         )
 
@@ -474,7 +492,7 @@ MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is t
 def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: float = 0.0) -> HeAggregation:
     """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip): refuses a sum of
     `ctx.participants` clipped inputs (x weight, + `offset`, e.g. the initial model's max |value|) that reaches the
-    CKKS headroom, and one clipped input that reaches what one encoding holds (`secagg.he.ckks_encodable`), each with
+    CKKS headroom, and one clipped input or `offset` that reaches what one encoding holds (`secagg.he.ckks_encodable`), each with
     the error terms of `HeAggregation.check_encoding`, which refuses both at run time too (a stack that builds is not
     refused by its clients for its clip)."""
     if ctx.clip is None or not ctx.clip_bounds_input:
@@ -483,10 +501,11 @@ def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: flo
     one = abs(protocol.input_weight) * ctx.clip
     peak = n * one + offset
     limit = ckks_headroom(protocol.params)
-    if not (peak + (n + 2) * error < limit and one + error < ckks_encodable(protocol.params)):  # check_encoding's own terms
+    encodable = ckks_encodable(protocol.params)  # one input, and the initial model (`offset`), each one encryption
+    if not (peak + (n + 2) * error < limit and one + error < encodable and offset + error < encodable):  # check_encoding's terms
         raise StackError(f"a sum of {ctx.participants} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}, + {offset:.6g}) = "
-                         f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}, or one input, {one:.6g}, reaches "
-                         f"{ckks_encodable(protocol.params):.6g}, what one encoding holds: it would wrap; clip lower",
+                         f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}, or one input, {one:.6g}, or the "
+                         f"initial model, {offset:.6g}, reaches {encodable:.6g}, what one encoding holds: it would wrap; clip lower",
                          layer=ctx.layer, position=ctx.position, field="clip")
     return protocol
 

@@ -42,14 +42,15 @@ from protocols.core.messages import Kind
 from protocols.core.pki import ClientIdentity
 from protocols.core.protocol import OpenRound, Protocol, RemoteUnsupported, RoundEnd
 from protocols.core.report import LayerReport, Output
-from protocols.core.stack import StackContext, Traits, register
+from protocols.core.stack import StackContext, StackError, Traits, register
 from protocols.core.wire import SERVER, Frame, encode_frame
-from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, announced_n, check_build_headroom, ciphertext_limit, signed_reply
+from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, announced, check_build_headroom, ciphertext_limit, signed_reply
+from protocols.he.key_holder import KeyHolder
 from protocols.he.messages import Target
 from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
 from secagg.agreement import X25519Agreement
 from secagg.errors import InvalidTag, MalformedCiphertext
-from secagg.he import EncryptedVector, HeContext
+from secagg.he import EncryptedVector, HeContext, ckks_encodable, fresh_error_bound
 from secagg.randomness import Randomness
 from secagg.signatures import verify
 
@@ -88,6 +89,7 @@ class HiddenStateCKKS(HeAggregation):
     name: str = "hidden-state"
     _model: EncryptedVector | None = field(default=None, repr=False, compare=False)
     _holder_model: EncryptedVector | None = field(default=None, repr=False, compare=False)
+    _holder: KeyHolder | None = field(default=None, repr=False, compare=False)  # this round's in-process key holder
     rounds: int = field(default=0, compare=False)
     scheme: ClassVar[str] = "ckks"
     round_type: ClassVar[str] = "hidden"
@@ -98,10 +100,18 @@ class HiddenStateCKKS(HeAggregation):
             raise ValueError("initial must be the finite 1-D initial model")
         if not np.isfinite(self.weight) or self.weight == 0:
             raise ValueError(f"weight must be finite and non-zero, found {self.weight}")
+        top, encodable = float(np.max(np.abs(self.initial), initial=0.0)), ckks_encodable(self.params)
+        if not top + fresh_error_bound(self.params) < encodable:  # review 18: SEAL's untyped ValueError at the first round
+            raise ValueError(f"initial: max |w_0| = {top:.6g} reaches {encodable:.6g}, the most one encryption of {self.preset!r} holds")
 
     @property
     def input_weight(self) -> float:
         return self.weight
+
+    def key_holder(self, params: dict, **kw) -> KeyHolder:
+        """`HeAggregation.key_holder`, remembered (`_finish` keeps its model if it released, even if its reply is lost)."""
+        self._holder = super().key_holder(params, **kw)
+        return self._holder
 
     def holder_model(self, context: HeContext) -> EncryptedVector:
         """The key holder's first copy of the model: its own encryption of the public initial model."""
@@ -126,12 +136,13 @@ class HiddenStateCKKS(HeAggregation):
         Raises:
             Refused: without `identity` (this client's signing key).
         """
-        session, x, n = bytes.fromhex(public["session"]), np.asarray(row), announced_n(public, i)
+        x = np.array(row)  # a copy: what the check saw is what is encrypted when the request arrives (review 18)
+        session, n = announced(public, i, len(x))
         self.check_encoding(n, x, i)
         signer, box = self._signer(i, identity), X25519Agreement.generate(rng.fork("box"))
         measurements[self.name] = {"box_key": box.public_bytes().hex(),
                                    "box_signature": signer.sign(box_key_message(session, i, box.public_bytes())).hex()}
-        return HiddenStateClient(i, session, signed_reply(i, n, session, lambda: self._ciphertext(i, x), signer), box, int(public["d"]))
+        return HiddenStateClient(i, session, signed_reply(i, n, session, lambda: self._ciphertext(i, x), signer), box, len(x))
 
     def _ciphertext(self, i: int, row: np.ndarray) -> bytes:
         return self.keys.public.encrypt(self.weight * row).to_bytes()
@@ -145,15 +156,20 @@ class HiddenStateCKKS(HeAggregation):
         rejected = list(end.rejected)
         with end.meter.server():
             boxes = self._box_keys(current, rejected)
-            if not self.recompute:
-                self._model.add_(collector.total())
-            request = self._request(collector, Target.MODEL, self._model.to_bytes(), extra=encode_box_keys(boxes))
+            # without recompute: Enc(w) + the sum, into the fresh total, so a refused round leaves Enc(w) as it was (review 18)
+            payload = collector.total().add_(self._model).to_bytes() if not self.recompute else b""
+            request = self._request(collector, Target.MODEL, payload, extra=encode_box_keys(boxes))
         local = end.key_holder is None
         if not local and end.deliver is None:  # checked before the key holder releases anything
             raise RemoteUnsupported("a remote key holder seals the model to the clients: the engine must pass RoundEnd.deliver")
         if local and self._holder_model is None:
             self._holder_model = self.holder_model(self.keys.secret)
-        payload, bound, holder = self._exchange(request, current, end, **({"model": self._holder_model} if local else {}))
+        self._holder = None
+        try:
+            payload, bound, holder = self._exchange(request, current, end, **({"model": self._holder_model} if local else {}))
+        finally:  # this process's key holder moves its model on with its release, whether or not its reply arrives (review 9)
+            if local and self._holder is not None and self._holder.released is not None:
+                self._holder_model = self._holder.model
         with end.meter.server():
             refreshed, sealed = parse_model_release(payload, n, d, ciphertext_limit(self.params, d), party="server", stage="model")
             try:
@@ -161,7 +177,7 @@ class HiddenStateCKKS(HeAggregation):
             except MalformedCiphertext as exc:
                 raise MalformedMessage(f"the key holder's re-encrypted model is malformed: {exc}", party="server", stage="model") from None
         if local:  # this process also plays the clients: they open the model the key holder released
-            self._holder_model, result = holder.model, holder.released
+            result = holder.released
             for u, box in sealed.items():
                 end.transport.carry(SERVER, u, encode_frame(Frame(Kind.PLAINTEXT, session, SERVER, u, box)))
         else:
@@ -183,9 +199,9 @@ class HiddenStateCKKS(HeAggregation):
         whose announcement fails is left without the model (named in `rejected`) rather than having the key
         holder refuse the round."""
         keys = {}
-        for u, announced in sorted(current.announced.items()):
+        for u, entry in sorted(current.announced.items()):
             try:
-                public, sig = bytes.fromhex(announced["box_key"]), bytes.fromhex(announced["box_signature"])
+                public, sig = bytes.fromhex(entry["box_key"]), bytes.fromhex(entry["box_signature"])
                 verify(current.client_keys[u], sig, box_key_message(current.session, u, public))
             except (KeyError, TypeError, ValueError, InvalidTag):
                 rejected.append(MalformedMessage(f"client {u}: box key missing or not signed", party=f"client {u}", stage="model"))
@@ -202,5 +218,8 @@ def _hidden_state(values: dict, ctx: StackContext) -> Protocol:
     ctx.need_inputs({"min_clients": ("min_clients", values["min_clients"])})  # the key holder decrypts no fewer (review 13)
     initial = ctx.require("initial", "the initial model (the context's `initial`)")
     initial = np.asarray(initial, dtype=np.float64)
-    protocol = HiddenStateCKKS(initial=initial, weight=1.0 / ctx.participants, min_clients=values["min_clients"])
+    try:
+        protocol = HiddenStateCKKS(initial=initial, weight=1.0 / ctx.participants, min_clients=values["min_clients"])
+    except ValueError as exc:  # e.g. an initial model past what one encryption holds (review 18)
+        raise StackError(str(exc), layer=ctx.layer, position=ctx.position, field="initial") from None
     return check_build_headroom(protocol, ctx, float(np.max(np.abs(initial), initial=0.0)))

@@ -8,8 +8,9 @@ Checks before any decryption (each failure raises `Refused` and releases nothing
   rounds), one MODEL (hidden state), or one SCALARS then one SELECTED_SUM (robust rounds only);
 - the manifest lists at least `min_clients` distinct clients of the round, each with a valid
   Ed25519 signature on (session, client, n, sha256 of its ciphertext), whatever the target, n this
-  key holder's own round size (the roster's length): every listed client checked its input's headroom
-  against that n, so a sum of at most n such inputs cannot wrap (review 17);
+  key holder's own round size (the roster's length): in CKKS sum and hidden rounds every listed client
+  checked its input's headroom against that n, so a sum of at most n such inputs cannot wrap (review 17);
+  BFV rounds rest on the key holder's own count check (`bfv_sum_fits`), robust rounds on its norm check;
 - with `recompute` (always in robust rounds) the clients' ciphertexts come along, their digests
   must match the manifest, each must parse under the preset (`EncryptedVector.from_bytes`: level,
   scale, size, chunk count and length) and the key holder decrypts its own homomorphic result of

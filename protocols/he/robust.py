@@ -38,6 +38,7 @@ from protocols.he.key_holder import accepted_distances
 from protocols.he.messages import Target
 from protocols.robust.robustness import kappa, lower_bound
 from protocols.robust.rules import krum_select
+from secagg.he import ckks_encodable
 
 
 @dataclass
@@ -54,6 +55,14 @@ class CKKSRobust(HeAggregation):
     name: str = "ckks-robust"
     needs_galois = True
     round_type = "robust"
+
+    def range_note(self) -> str:
+        """Robust rounds: no client headroom check (`check_encoding` checks only that an input encodes); the key holder's norm
+        check bounds each accepted input, and the sums are of fresh ciphertexts, decrypted at the preset's top level."""
+        return ("numeric_error holds for inputs within the key holder's norm check (each accepted input's norm at most "
+                "1.01 norm_bound, an honest client's is its clip) and for the selected sum of fresh ciphertexts, decrypted at the "
+                "top level of the preset; clients check only that their input encodes (below "
+                f"{ckks_encodable(self.params):.6g} a slot), not a headroom against n")
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the policy checks rule, f, m, norm_bound

@@ -1,11 +1,11 @@
-"""SEAL's CKKS encoder refuses one encoding whose coefficients reach half the decryption headroom (`secagg.he.ckks_encodable`,
-2**18 at ckks-8192-sum against the headroom 2**19): a sum may reach the headroom, one encryption may not. Found while
+"""SEAL's CKKS encoder refuses one encoding whose coefficients pass 2**(data bits - 2) (`secagg.he.ckks_encodable`: 2**18 at
+ckks-8192-sum, half its headroom 2**19): a sum may reach the headroom, one encryption may not. Found while
 fixing review 17: a client of a round announced as n = 1 passed its headroom check and then hit SEAL's untyped
 ValueError, and the hidden-state key holder's re-encryption of a model past the bound did the same."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols.core.errors import Refused
@@ -17,24 +17,33 @@ from protocols.he.hidden_state import HiddenStateCKKS
 from protocols.he.key_holder import KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, signed_message
 from protocols.he.policy import KeyHolderPolicy, session_of
-from secagg.he import ckks_encodable, ckks_headroom, fresh_error_bound
+from secagg.he import HeContext, ckks_encodable, ckks_headroom, fresh_error_bound
+from secagg.he_params import preset
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
 
 S = session_of(1, b"enc!")
 
 
-@settings(max_examples=6, deadline=None)
-@given(d=st.sampled_from([1, 100, 4096, 5000]), sign=st.sampled_from([1.0, -1.0]))
-def test_the_encodable_bound_is_where_seal_refuses_a_constant_vector(sum_keys, d, sign):
-    """A constant vector (every coefficient of a full chunk its value) encodes just below the bound; SEAL refuses just
-    above it, with a full chunk (d >= slots); smaller supports spread the value and encode further."""
-    limit = ckks_encodable(sum_keys.public.params)
-    assert limit == ckks_headroom(sum_keys.public.params) / 2
-    sum_keys.public.encrypt(np.full(d, sign * 0.999 * limit))
-    if d >= sum_keys.public.params.slots:
+@pytest.fixture(scope="module")
+def contexts():
+    """One key set a CKKS preset (no Galois keys: encoding is all this file needs)."""
+    return {name: HeContext.generate(preset(name)) for name in ("ckks-8192-sum", "ckks-8192", "ckks-16384")}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["ckks-8192-sum", "ckks-8192", "ckks-16384"]), chunks=st.sampled_from([0.0001, 0.05, 1, 1.3]),
+       sign=st.sampled_from([1.0, -1.0]))
+def test_the_encodable_bound_is_where_seal_refuses_a_constant_vector(contexts, name, chunks, sign):
+    """At every preset a constant vector (every coefficient of a full chunk its value) encodes just below the bound and
+    SEAL refuses it just above, with a full chunk (d >= slots); smaller supports spread the value and encode further."""
+    context = contexts[name]
+    limit, d = ckks_encodable(context.params), max(1, int(chunks * context.params.slots))
+    assert name != "ckks-8192-sum" or limit == pytest.approx(ckks_headroom(context.params) / 2, rel=1e-12)
+    context.encrypt(np.full(d, sign * 0.999 * limit))
+    if d >= context.params.slots:
         with pytest.raises(ValueError, match="too large"):
-            sum_keys.public.encrypt(np.full(d, sign * 1.001 * limit))
+            context.encrypt(np.full(d, sign * 1.001 * limit))
 
 
 def test_a_client_announced_alone_refuses_an_input_seal_cannot_encode(sum_keys):

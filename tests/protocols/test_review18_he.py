@@ -2,7 +2,7 @@
 roster's n; `secagg.he.ckks_encodable`: one encoding holds half the headroom, and the key holder refuses a model it
 cannot re-encrypt without moving its model).
 
-Strict xfails are breaks (each body passes once fixed); the plain tests are attacks that held, kept as regressions.
+Each test that starts "Was a break" was a strict xfail, fixed since; the others are attacks that held, kept as regressions.
 """
 
 import numpy as np
@@ -51,11 +51,8 @@ def _request_frame(session: bytes, cid: int) -> bytes:
 # ---------------------------------------------------------------------------------------------------------- breaks
 
 
-@pytest.mark.xfail(strict=True, reason="review 18: without recompute HiddenStateCKKS._finish adds the round's sum into the "
-                   "aggregator's model in place before the MODEL request; a refused request leaves that model moved, and the next "
-                   "round's release counts the refused round's inputs (0.2 x headroom released for -0.2)")
 def test_a_refused_hidden_round_without_recompute_leaves_the_aggregators_model_as_it_was(sum_keys):
-    """The key holder's copy stays put on a refusal (review 17), the aggregator's does not: model 0.2 H, a round of
+    """Was a break (review 18): without recompute the aggregator added the sum into its model in place before the request, so a refused round's inputs stayed in it; it now sends Enc(w) + the sum as a fresh total. The key holder's copy stays put on a refusal (review 17), the aggregator's does not: model 0.2 H, a round of
     2 x 0.2 H (each client's check passes: 2 x 0.2 H < H) is refused (0.6 H cannot be re-encrypted), then an honest
     round of 2 x -0.2 H must release 0.2 - 0.4 = -0.2 H. The aggregator's model had become 0.6 H: 0.2 H was released."""
     limit = ckks_headroom(sum_keys.public.params)
@@ -68,11 +65,8 @@ def test_a_refused_hidden_round_without_recompute_leaves_the_aggregators_model_a
         f"released {out.result[0] / limit:.3f} x headroom for -0.2: the refused round's inputs are in the model")
 
 
-@pytest.mark.xfail(strict=True, reason="review 18: check_build_headroom refuses participants x clip + max|initial| >= headroom "
-                   "and one clipped input >= ckks_encodable, not an initial model >= ckks_encodable: the build passes and the "
-                   "first round raises SEAL's untyped ValueError ('encoded values are too large') encrypting the initial model")
 def test_an_initial_model_past_what_one_encoding_holds_is_refused_typed(sum_keys):
-    """Initial model 0.55 x headroom on a full chunk, inputs clipped to 1: 0.55 H + 2 x 0.5 x 1 < H passes the build's
+    """Was a break (review 18): an initial model past ckks_encodable built and raised SEAL's ValueError at the first round; the build (and HiddenStateCKKS) refuse it. Initial model 0.55 x headroom on a full chunk, inputs clipped to 1: 0.55 H + 2 x 0.5 x 1 < H passes the build's
     peak check, but no one can encrypt the initial model (the aggregator's Enc(w_0), the key holder's own copy)."""
     limit = ckks_headroom(sum_keys.public.params)
     ctx = StackContext(dim=D, participants=2, initial=np.full(D, 0.55 * limit))
@@ -85,10 +79,8 @@ def test_an_initial_model_past_what_one_encoding_holds_is_refused_typed(sum_keys
         secure_sum(np.full((2, D), 0.1), protocol=stack, seed=3)
 
 
-@pytest.mark.xfail(strict=True, reason="review 18: check_encoding returns at once for robust rounds, so a robust client whose "
-                   "input SEAL cannot encode raises SEAL's untyped ValueError when the request arrives, not Refused")
 def test_a_robust_client_refuses_an_input_seal_cannot_encode(robust_keys):
-    """ckks-8192 encodes up to about 2**98 a coefficient; a client's row of 1e31 (its own input, e.g. an unclipped update)
+    """Was a break (review 18): check_encoding returned at once in robust rounds; a robust client now checks that its input encodes. ckks-8192 encodes up to about 2**98 a coefficient; a client's row of 1e31 (its own input, e.g. an unclipped update)
     must end in a typed refusal; any norm_bound the policy allows (< 358.45) would reject it anyway."""
     protocol = CKKSRobust()
     protocol.use_secret_context(robust_keys.secret)
@@ -99,34 +91,27 @@ def test_a_robust_client_refuses_an_input_seal_cannot_encode(robust_keys):
         role.handle(_request_frame(session, 0))
 
 
-@pytest.mark.xfail(strict=True, reason="review 18: client_role reads the aggregator's public parameters unchecked past n: "
-                   "bytes.fromhex(public['session']) raises ValueError/KeyError, hidden state's int(public['d']) KeyError")
 @pytest.mark.parametrize("kind, public", [
     ("ckks", {"session": "zz" * 8, "d": 8, "n": 2}), ("ckks", {"d": 8, "n": 2}),
     ("hidden", {"session": "zz" * 8, "d": 8, "n": 2}), ("hidden", {"d": 8, "n": 2}), ("hidden", {"session": "00" * 8, "n": 2}),
 ], ids=["ckks non-hex session", "ckks no session", "hidden non-hex session", "hidden no session", "hidden no d"])
 def test_a_client_refuses_malformed_public_parameters_typed(kind, public):
-    """The public parameters are the aggregator's (untrusted): like a missing n (review 17), a malformed session or d
+    """Was a break (review 18): a malformed session or d raised bare ValueError/KeyError; `announced` refuses them by name. The public parameters are the aggregator's (untrusted): like a missing n (review 17), a malformed session or d
     must be refused typed, by the client, not raise a bare ValueError/KeyError."""
     protocol = CKKSAggregation() if kind == "ckks" else HiddenStateCKKS(initial=np.zeros(8))
     with pytest.raises(ProtocolError):
         protocol.client_role(0, np.zeros(8), public, SeededRandomness(5), {}, identity=ClientIdentity.simulated(0))
 
 
-@pytest.mark.xfail(strict=True, reason="review 18: ckks_encodable is half the q0 headroom at every preset, but SEAL's encoder "
-                   "bounds a coefficient by the whole top-level modulus: at ckks-8192 (60+40+40 data bits) it encodes up to ~2**98, "
-                   "so 'SEAL's encoder refuses an encoding whose largest coefficient reaches it' holds only at ckks-8192-sum")
 def test_the_encodable_bound_is_where_seal_refuses_at_the_depth_2_preset(robust_keys):
+    """Was a break (review 18): ckks_encodable was half the q0 headroom at every preset; it is 2**(data bits - 2 - scale_bits), SEAL's own bound."""
     limit = ckks_encodable(robust_keys.public.params)
     with pytest.raises(ValueError, match="too large"):
         robust_keys.public.encrypt(np.full(D, 1.001 * limit))
 
 
-@pytest.mark.xfail(strict=True, reason="review 18: HeAggregation.guarantee's CKKS notes, which CKKSRobust's report extends, say "
-                   "numeric_error holds for inputs that passed their clients' headroom check and that each client checks against the "
-                   "announced n; check_encoding returns at once in robust rounds: no robust client checks anything")
 def test_a_robust_rounds_notes_claim_no_client_headroom_check(robust_keys):
-    """What holds there instead: the key holder's norm check (<= 1.01 norm_bound an input) and sums of fresh ciphertexts
+    """Was a break (review 18): the robust report claimed a client headroom check that robust clients never make; CKKSRobust.range_note states the norm check. What holds there instead: the key holder's norm check (<= 1.01 norm_bound an input) and sums of fresh ciphertexts
     decrypted at the top level of ckks-8192 (60 + 40 + 40 bits: 3 x the q0 headroom decrypts right, measured)."""
     protocol = CKKSRobust()
     protocol.use_secret_context(robust_keys.secret)

@@ -1,0 +1,174 @@
+"""Review 19: attacks on review 18's HE fixes (the hidden round without recompute sends Enc(w) + the sum as a fresh total
+and keeps the in-process key holder's model iff it released; `announced` parses the aggregator's public parameters;
+robust clients check that their input encodes; `ckks_encodable` = 2**(data bits - 2 - scale_bits); the build checks the
+initial model; the active SecAgg+ choice checks the natural cut too).
+
+Breaks are strict xfails whose bodies pass once fixed; the others are attacks that held, kept as regressions.
+"""
+
+import numpy as np
+import pytest
+
+import protocols  # noqa: F401  registers every layer
+from protocols import secure_sum
+from protocols.core import wire
+from protocols.core.errors import ProtocolError, Refused
+from protocols.core.messages import Kind
+from protocols.core.pki import ClientIdentity
+from protocols.core.stack import StackContext, StackError, build, parse
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, encode_frame
+from protocols.he.aggregation import BFVAggregation, CKKSAggregation
+from protocols.he.hidden_state import HiddenStateCKKS
+from protocols.he.key_holder import KeyHolder
+from protocols.he.messages import DecryptRequest, Target, digest, signed_message
+from protocols.he.policy import KeyHolderPolicy, session_of
+from protocols.he.release import box_key_message, encode_box_keys
+from protocols.he.robust import CKKSRobust
+from protocols.masking.secagg import SecAggPlus
+from secagg.he import HeContext, ckks_encodable
+from secagg.he_params import HeParameters, preset
+from secagg.randomness import SeededRandomness
+from secagg.signatures import Signer
+
+S = session_of(1, b"r19h")
+LOW_ORDER = bytes(32)  # the X25519 point 0: every exchange with it is the all-zero secret
+
+
+class LowOrderBoxKey(HiddenStateCKKS):
+    """Client 0 is Byzantine: it announces the low-order box key 0, validly signed with its own long-term key."""
+
+    def client_role(self, i, row, public, rng, measurements, identity=None):
+        role = super().client_role(i, row, public, rng, measurements, identity)
+        if i == 0:
+            signature = identity.signer.sign(box_key_message(bytes.fromhex(public["session"]), 0, LOW_ORDER))
+            measurements[self.name] = {"box_key": LOW_ORDER.hex(), "box_signature": signature.hex()}
+        return role
+
+
+# ---------------------------------------------------------------------------------------------------------- breaks
+
+
+@pytest.mark.xfail(strict=True, reason="review 19: a validly signed low-order box key passes the aggregator's _box_keys and the key "
+                   "holder's _recipients; seal_model's X25519 then raises InvalidTag (no ProtocolError) after the key holder moved its "
+                   "model, so one Byzantine client aborts every hidden round untyped")
+def test_a_byzantine_clients_low_order_box_key_excludes_it_typed():
+    """One Byzantine client of three signs the box key 0. A bad message excludes its sender (the round goes on without
+    sealing it the model, as for an unsigned box key, `_box_keys`) or at worst ends the round typed; today the round
+    ends in secagg's InvalidTag, which fl.experiment does not record as an aborted round (it is no ProtocolError)."""
+    protocol = LowOrderBoxKey(initial=np.zeros(4), weight=1.0, min_clients=2)
+    try:
+        out = secure_sum(np.ones((3, 4)), protocol=protocol, seed=1)
+    except ProtocolError:
+        return
+    assert any(getattr(r, "party", "") == "client 0" for r in out.rejected), out.rejected
+    assert np.allclose(out.result, 3.0, atol=1e-2)
+
+
+@pytest.mark.xfail(strict=True, reason="review 19: KeyHolder.handle re-encrypts (moves self.model) and sets self.released before "
+                   "seal_model raises InvalidTag on a low-order box key: the ledger records nothing, the model moved, nothing was sent")
+def test_the_key_holder_refuses_a_low_order_box_key_before_moving_its_model(sum_keys):
+    """The key holder verifies each box key's signature before decrypting (`_recipients`), but not that the key is a
+    point X25519 can use: a MODEL request carrying client 0's signed key 0 must be refused, typed, with its model, its
+    `released` and its ledger as they were (`_finish` keeps `holder.model` whenever `released` is set)."""
+    d, x = 8, np.ones((2, 8))
+    signers = [Signer.generate(SeededRandomness(19).fork(str(i))) for i in range(2)]
+    cts = [sum_keys.public.encrypt(row).to_bytes() for row in x]
+    manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(S, i, 2, digest(cts[i])))) for i in range(2)}
+    boxes = encode_box_keys({0: (LOW_ORDER, signers[0].sign(box_key_message(S, 0, LOW_ORDER)))})
+    holder = KeyHolder(sum_keys.secret, KeyHolderPolicy("hidden", min_clients=2), session=S,
+                       client_keys={i: s.public_bytes() for i, s in enumerate(signers)}, length=d, model=sum_keys.secret.encrypt(np.zeros(d)))
+    request = DecryptRequest(Target.MODEL, manifest, b"", dict(enumerate(cts)), boxes)
+    try:
+        holder.handle(encode_frame(Frame(Kind.DECRYPT_REQUEST, S, SERVER, KEY_HOLDER, request.encode())))
+    except Refused:  # the model did not move on with a release nobody received
+        assert holder.released is None and np.max(np.abs(sum_keys.secret.decrypt(holder.model))) < 1e-3
+    else:  # or it released (client 0 left without a box), and its ledger says so
+        assert holder.ledger.rounds["local/1"]["released"] == [int(Target.MODEL)]
+
+
+@pytest.mark.xfail(strict=True, reason="review 19: ckks-robust's factory never calls a build check: a clip past ckks_encodable builds, "
+                   "and a client at the clip refuses its own input at run time (check_encoding), aborting the round")
+def test_a_robust_stack_that_builds_is_not_refused_by_its_clients_for_its_clip():
+    """check_encoding in robust rounds checks that |x| + error < ckks_encodable (2**98 at ckks-8192); the build of
+    `clip(bound=c) > ckks-robust(norm_bound=100)` checks nothing of c, so c = 2 x 2**98 builds and a client whose update
+    has one coordinate at 1.5 x 2**98 (norm below the clip) raises Refused: the round aborts for an input the norm check
+    would simply have rejected. ckks and hidden-state refuse such a clip at build (`check_build_headroom`)."""
+    limit = ckks_encodable(preset("ckks-8192"))
+    try:
+        stack = build(parse(f"clip(bound={2 * limit!r}) > ckks-robust(norm_bound=100, f=1)"), StackContext(dim=8, participants=5))
+    except StackError:
+        return
+    row = np.zeros(8)
+    row[0] = 1.5 * limit
+    stack.inner.check_encoding(5, row, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="review 19: announced() calls public.get on whatever it is given and str() on ints past "
+                   "Python's 4300-digit limit: AttributeError / ValueError, not Refused")
+@pytest.mark.parametrize("kind", ["ckks", "bfv", "hidden", "robust"])
+@pytest.mark.parametrize("public", [None, ["session"], {"session": "00" * 8, "d": 8, "n": 10**5000},
+                                    {"session": 10**5000, "d": 8, "n": 2}, {"session": "00" * 8, "d": np.arange(8), "n": 2}],
+                         ids=["null", "a list", "n of 5000 digits", "session of 5000 digits", "d an array"])
+def test_a_client_refuses_any_public_parameters_typed(kind, public):
+    """The aggregator's public parameters are untrusted: whatever they are, a client's role refuses them typed. (Over
+    Flower, `fl.flower_engine._join` refuses a non-dict first and json.loads refuses 5000-digit ints; the in-process
+    client_role, the API the engines call, does not.)"""
+    protocol = {"ckks": CKKSAggregation, "bfv": BFVAggregation, "robust": lambda: CKKSRobust(norm_bound=1.0),
+                "hidden": lambda: HiddenStateCKKS(initial=np.zeros(8))}[kind]()
+    row = np.zeros(8, dtype=np.int64) if kind == "bfv" else np.zeros(8)
+    with pytest.raises(ProtocolError):
+        protocol.client_role(0, row, public, SeededRandomness(6), {}, identity=ClientIdentity.simulated(0))
+
+
+# ---------------------------------------------------------------------------------------------------------- held
+
+
+def _drop_key_holder_reply(src, dst, frame):
+    return [] if (src, dst) == (wire.KEY_HOLDER, wire.SERVER) else [frame]
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_held_a_lost_reply_then_an_honest_round_releases_one_consistent_model(recompute):
+    """Round 1 (inputs 1, three clients) loses the key holder's reply; round 2 (inputs 10). The in-process key holder kept
+    its released model (review 9): with recompute the next release is 3 + 30 = 33 (round 1 is in the model, as the
+    accounting says an aborted round may be); without it the key holder decrypts the aggregator's Enc(w) + sum, and
+    the aggregator never adopted round 1: 30. Either way one model, never round 1 twice; round 3 then adds 30 again."""
+    hidden = HiddenStateCKKS(initial=np.zeros(4), weight=1.0, min_clients=1, recompute=recompute)
+    with pytest.raises(ProtocolError):
+        secure_sum(np.ones((3, 4)), protocol=hidden, seed=1, tamper=_drop_key_holder_reply)
+    first = 33.0 if recompute else 30.0
+    assert np.allclose(secure_sum(np.full((3, 4), 10.0), protocol=hidden, seed=2).result, first, atol=1e-2)
+    assert np.allclose(secure_sum(np.full((3, 4), 10.0), protocol=hidden, seed=3).result, first + 30.0, atol=1e-2)
+
+
+def test_held_a_refused_request_moves_neither_model():
+    """The key holder refuses round 1 (it asks 3 signed inputs, the aggregator has 2: its policy is its own); both models
+    stay at w_0, with and without recompute, and the next honest round releases w_0 + its sum."""
+    for recompute in (True, False):
+        hidden = HiddenStateCKKS(initial=np.full(4, 5.0), weight=1.0, min_clients=2, recompute=recompute,
+                                 holder_policy=KeyHolderPolicy("hidden", min_clients=3, recompute=recompute))
+        with pytest.raises(Refused):
+            secure_sum(np.ones((2, 4)), protocol=hidden, seed=4)
+        hidden.holder_policy = None
+        assert np.allclose(secure_sum(np.ones((2, 4)), protocol=hidden, seed=5).result, 7.0, atol=1e-2)
+
+
+@pytest.mark.parametrize("bits, scale", [((50, 40, 30), 30), ((40, 20), 25), ((30, 60), 25)],
+                         ids=["special prime below the data primes", "two primes, small special", "data prime below the special"])
+def test_held_the_encodable_bound_is_where_seal_refuses_outside_the_presets(bits, scale):
+    """`ckks_encodable` at parameter sets that are no preset (unequal special prime, one data prime of 30 bits): a full
+    chunk of 0.999 x the bound encodes, 1.001 x is refused by SEAL."""
+    params = HeParameters("ckks", 4096 if bits == (40, 20) else 8192, bits, scale_bits=scale)
+    context, limit = HeContext.generate(params), ckks_encodable(params)
+    context.encrypt(np.full(params.slots, 0.999 * limit))
+    with pytest.raises(ValueError, match="too large"):
+        context.encrypt(np.full(params.slots, -1.001 * limit))
+
+
+@pytest.mark.parametrize("n, active, grind, k, t, c", [(100, True, 0, 98, 64, 28), (100, False, 0, 40, 19, 18), (30, True, 0, 29, 23, 16),
+                                                        (1000, True, 0, 110, 72, 31), (1000, True, 40, 136, 93, 47)])
+def test_held_the_readmes_secagg_plus_figures_after_the_natural_cut_fix(n, active, grind, k, t, c):
+    """README (SecAgg+ paragraph): the figures for_clients quotes at gamma = 5%, dropout 10%, still hold with the
+    natural cut checked for an active server too."""
+    plus = SecAggPlus.for_clients(n, active=active, grind_bits=grind)
+    assert (plus.k, plus.t, plus.colluder_count(n, plus.k, plus.t)) == (k, t, c)

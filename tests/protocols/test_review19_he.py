@@ -1,7 +1,7 @@
 """Review 19: attacks on review 18's HE fixes (the hidden round without recompute sends Enc(w) + the sum as a fresh total
 and keeps the in-process key holder's model iff it released; `announced` parses the aggregator's public parameters;
 robust clients check that their input encodes; `ckks_encodable` = 2**(data bits - 2 - scale_bits); the build checks the
-initial model; the active SecAgg+ choice checks the natural cut too).
+initial model). The SecAgg+ natural-cut fix: test_review19_masking.py.
 
 Breaks are strict xfails whose bodies pass once fixed; the others are attacks that held, kept as regressions.
 """
@@ -24,7 +24,6 @@ from protocols.he.messages import DecryptRequest, Target, digest, signed_message
 from protocols.he.policy import KeyHolderPolicy, session_of
 from protocols.he.release import box_key_message, encode_box_keys
 from protocols.he.robust import CKKSRobust
-from protocols.masking.secagg import SecAggPlus
 from secagg.he import HeContext, ckks_encodable
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import SeededRandomness
@@ -34,34 +33,43 @@ S = session_of(1, b"r19h")
 LOW_ORDER = bytes(32)  # the X25519 point 0: every exchange with it is the all-zero secret
 
 
-class LowOrderBoxKey(HiddenStateCKKS):
-    """Client 0 is Byzantine: it announces the low-order box key 0, validly signed with its own long-term key."""
+def byzantine_box_key(key: bytes) -> HiddenStateCKKS:
+    """A hidden-state protocol whose client 0 is Byzantine: it announces `key` as its box key, validly signed with its
+    own long-term key (an honest client's is 32 bytes, a point of X25519's large subgroup)."""
 
-    def client_role(self, i, row, public, rng, measurements, identity=None):
-        role = super().client_role(i, row, public, rng, measurements, identity)
-        if i == 0:
-            signature = identity.signer.sign(box_key_message(bytes.fromhex(public["session"]), 0, LOW_ORDER))
-            measurements[self.name] = {"box_key": LOW_ORDER.hex(), "box_signature": signature.hex()}
-        return role
+    class ByzantineBoxKey(HiddenStateCKKS):
+        def client_role(self, i, row, public, rng, measurements, identity=None):
+            role = super().client_role(i, row, public, rng, measurements, identity)
+            if i == 0:
+                signature = identity.signer.sign(box_key_message(bytes.fromhex(public["session"]), 0, key))
+                measurements[self.name] = {"box_key": key.hex(), "box_signature": signature.hex()}
+            return role
+
+    return ByzantineBoxKey(initial=np.zeros(4), weight=1.0, min_clients=2)
 
 
 # ---------------------------------------------------------------------------------------------------------- breaks
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: a validly signed low-order box key passes the aggregator's _box_keys and the key "
-                   "holder's _recipients; seal_model's X25519 then raises InvalidTag (no ProtocolError) after the key holder moved its "
-                   "model, so one Byzantine client aborts every hidden round untyped")
-def test_a_byzantine_clients_low_order_box_key_excludes_it_typed():
-    """One Byzantine client of three signs the box key 0. A bad message excludes its sender (the round goes on without
-    sealing it the model, as for an unsigned box key, `_box_keys`) or at worst ends the round typed; today the round
-    ends in secagg's InvalidTag, which fl.experiment does not record as an aborted round (it is no ProtocolError)."""
-    protocol = LowOrderBoxKey(initial=np.zeros(4), weight=1.0, min_clients=2)
-    try:
-        out = secure_sum(np.ones((3, 4)), protocol=protocol, seed=1)
-    except ProtocolError:
-        return
+@pytest.mark.xfail(strict=True, reason="review 19: HiddenStateCKKS._box_keys checks only the box key's signature: a validly "
+                   "signed key of 31 or 33 bytes makes the key holder's parse_box_keys refuse the whole request (MalformedMessage), and "
+                   "the low-order key 0 makes seal_model raise InvalidTag (no ProtocolError) after the key holder moved its model")
+@pytest.mark.parametrize("key", [bytes(31), bytes(33), LOW_ORDER], ids=["31 bytes", "33 bytes", "low-order point 0"])
+def test_a_byzantine_clients_box_key_leaves_it_without_the_model_and_the_round_goes_on(key):
+    """One Byzantine client of three signs a box key no honest client makes. `_box_keys` promises that "a client whose
+    announcement fails is left without the model (named in `rejected`) rather than having the key holder refuse the
+    round"; today one such client ends every hidden round (typed for a wrong length, with secagg's InvalidTag, which
+    fl.experiment does not record as an aborted round, for the point 0)."""
+    out = secure_sum(np.ones((3, 4)), protocol=byzantine_box_key(key), seed=1)
     assert any(getattr(r, "party", "") == "client 0" for r in out.rejected), out.rejected
     assert np.allclose(out.result, 3.0, atol=1e-2)
+
+
+def test_control_an_honest_length_box_key_of_another_point_is_sealed_to():
+    """Control for the attack above: a 32-byte key of the large subgroup (the base point 9), validly signed, is a box key
+    like any other; the round releases the sum."""
+    out = secure_sum(np.ones((3, 4)), protocol=byzantine_box_key(bytes([9]) + bytes(31)), seed=1)
+    assert np.allclose(out.result, 3.0, atol=1e-2) and out.rejected == ()
 
 
 @pytest.mark.xfail(strict=True, reason="review 19: KeyHolder.handle re-encrypts (moves self.model) and sets self.released before "
@@ -163,12 +171,3 @@ def test_held_the_encodable_bound_is_where_seal_refuses_outside_the_presets(bits
     context.encrypt(np.full(params.slots, 0.999 * limit))
     with pytest.raises(ValueError, match="too large"):
         context.encrypt(np.full(params.slots, -1.001 * limit))
-
-
-@pytest.mark.parametrize("n, active, grind, k, t, c", [(100, True, 0, 98, 64, 28), (100, False, 0, 40, 19, 18), (30, True, 0, 29, 23, 16),
-                                                        (1000, True, 0, 110, 72, 31), (1000, True, 40, 136, 93, 47)])
-def test_held_the_readmes_secagg_plus_figures_after_the_natural_cut_fix(n, active, grind, k, t, c):
-    """README (SecAgg+ paragraph): the figures for_clients quotes at gamma = 5%, dropout 10%, still hold with the
-    natural cut checked for an active server too."""
-    plus = SecAggPlus.for_clients(n, active=active, grind_bits=grind)
-    assert (plus.k, plus.t, plus.colluder_count(n, plus.k, plus.t)) == (k, t, c)

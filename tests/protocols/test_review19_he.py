@@ -131,6 +131,22 @@ def test_a_client_refuses_any_public_parameters_typed(kind, public):
 # ---------------------------------------------------------------------------------------------------------- held
 
 
+@pytest.mark.parametrize("kind", ["ckks", "bfv", "hidden", "robust"])
+@pytest.mark.parametrize("public", [{"session": "00" * 8, "d": 8, "n": True}, {"session": "00" * 8, "d": 8, "n": 2.0},
+                                    {"session": "00" * 8, "d": 8, "n": float("nan")}, {"session": "00" * 8, "d": 8, "n": 2**32},
+                                    {"session": "\u0660" * 16, "d": 8, "n": 2}, {"session": "00" * 8, "d": True, "n": 2},
+                                    {"session": "00" * 8, "d": "8", "n": 2}, {"session": "00" * 8, "d": 2**70, "n": 2}],
+                         ids=["n True", "n 2.0", "n NaN", "n 2**32", "session of Arabic-Indic digits", "d True", "d '8'", "d 2**70"])
+def test_held_json_values_of_the_wrong_type_are_refused_typed(kind, public):
+    """What JSON can carry (bool, float, NaN, big ints, unicode digits, strings) in each field: every client role refuses
+    it with Refused naming the field (Python's str.isdigit-style traps: the session check lists the hex characters)."""
+    protocol = {"ckks": CKKSAggregation, "bfv": BFVAggregation, "robust": lambda: CKKSRobust(norm_bound=1.0),
+                "hidden": lambda: HiddenStateCKKS(initial=np.zeros(8))}[kind]()
+    row = np.zeros(8, dtype=np.int64) if kind == "bfv" else np.zeros(8)
+    with pytest.raises(Refused, match="announce"):
+        protocol.client_role(0, row, public, SeededRandomness(7), {}, identity=ClientIdentity.simulated(0))
+
+
 def _drop_key_holder_reply(src, dst, frame):
     return [] if (src, dst) == (wire.KEY_HOLDER, wire.SERVER) else [frame]
 

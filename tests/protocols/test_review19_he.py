@@ -24,7 +24,7 @@ from protocols.he.messages import DecryptRequest, Target, digest, signed_message
 from protocols.he.policy import KeyHolderPolicy, session_of
 from protocols.he.release import box_key_message, encode_box_keys
 from protocols.he.robust import CKKSRobust
-from secagg.he import HeContext, ckks_encodable
+from secagg.he import HeContext, ckks_encodable, ckks_headroom
 from secagg.he_params import HeParameters, preset
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
@@ -109,6 +109,24 @@ def test_a_robust_stack_that_builds_is_not_refused_by_its_clients_for_its_clip()
     row = np.zeros(8)
     row[0] = 1.5 * limit
     stack.inner.check_encoding(5, row, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="review 19: check_build_headroom checks the initial model and one input against ckks_encodable "
+                   "apart, not the first model w_0 + weight x sum the key holder re-encrypts: a stack that builds is refused in its first "
+                   "honest round")
+def test_a_hidden_state_stack_that_builds_releases_its_first_round_at_the_clip(sum_keys):
+    """ckks-8192-sum, H its headroom: w_0 = 0.495 H on a full chunk, clip 0.5 H, 2 participants (weight 1/2). The build
+    passes (0.5 H + 0.495 H < H, and 0.495 H, 0.25 H each below H / 2); two honest inputs of norm 0.5 H in w_0's direction
+    (0.5 H / 64 a coordinate) make w_1 = 0.503 H, past what one encryption holds: the key holder refuses to re-encrypt it.
+    The build could check w_0 + n x weight x clip + error against ckks_encodable (the first model is one encryption)."""
+    limit, d = ckks_headroom(sum_keys.public.params), 4096
+    try:
+        stack = build(parse(f"clip(bound={0.5 * limit!r}) > hidden-state"), StackContext(dim=d, participants=2, initial=np.full(d, 0.495 * limit)))
+    except StackError:
+        return
+    stack.inner.use_secret_context(sum_keys.secret)
+    out = secure_sum(np.full((2, d), 0.5 * limit / 64), protocol=stack, seed=8)
+    assert np.allclose(out.result, (0.495 + 0.5 / 64) * limit, atol=1.0)
 
 
 @pytest.mark.xfail(strict=True, reason="review 19: announced() calls public.get on whatever it is given and str() on ints past "

@@ -85,14 +85,25 @@ def announced(public: dict, client: int, d: int) -> tuple[bytes, int]:
         Refused: by `client`, naming the field and the value found.
     """
     party = f"client {client}"
-    n, session, length = public.get("n"), public.get("session"), public.get("d")
+    if not isinstance(public, dict):
+        raise Refused(f"the round's public parameters announce nothing: a {type(public).__name__}, not a mapping", party=party, stage="encrypt")
+    n, session, length = (int(v) if isinstance(v, np.integer) else v for v in (public.get("n"), public.get("session"), public.get("d")))
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < 2**32:
-        raise Refused(f"the round's public parameters announce no client count n (found {str(n)[:40]!r})", party=party, stage="encrypt")
+        raise Refused(f"the round's public parameters announce no client count n in [1, 2**32) (found {_described(n)})", party=party, stage="encrypt")
     if not isinstance(session, str) or len(session) != 16 or any(c not in "0123456789abcdefABCDEF" for c in session):
-        raise Refused(f"the round's public parameters announce no session of 8 bytes in hex (found {str(session)[:40]!r})", party=party, stage="encrypt")
-    if length != d or isinstance(length, bool):
-        raise Refused(f"the round's public parameters announce d={str(length)[:40]!r}, this client's row has {d}", party=party, stage="encrypt")
+        raise Refused(f"the round's public parameters announce no session of 8 bytes in hex (found {_described(session)})", party=party, stage="encrypt")
+    if not isinstance(length, int) or isinstance(length, bool) or length != d:
+        raise Refused(f"the round's public parameters announce d = {_described(length)}, this client's row has {d}", party=party, stage="encrypt")
     return bytes.fromhex(session), n
+
+
+def _described(value: object) -> str:
+    """An untrusted value for an error message: short ints and strings shown, anything else by type (and bit length)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return repr(value) if value.bit_length() <= 64 else f"an int of {value.bit_length()} bits"
+    if isinstance(value, str):
+        return repr(value[:40])
+    return f"a {type(value).__name__}"
 
 
 class HeCollector(ClearServer):
@@ -490,23 +501,30 @@ MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is t
 
 
 def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: float = 0.0) -> HeAggregation:
-    """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip): refuses a sum of
-    `ctx.participants` clipped inputs (x weight, + `offset`, e.g. the initial model's max |value|) that reaches the
-    CKKS headroom, and one clipped input or `offset` that reaches what one encoding holds (`secagg.he.ckks_encodable`), each with
-    the error terms of `HeAggregation.check_encoding`, which refuses both at run time too (a stack that builds is not
-    refused by its clients for its clip)."""
+    """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip), with the error terms of
+    `HeAggregation.check_encoding`, which refuses the same at run time (a stack that builds is not refused by its clients
+    for its clip): one clipped input (x weight) must stay below what one encoding holds (`secagg.he.ckks_encodable`);
+    a sum of `ctx.participants` of them below the CKKS headroom (`ckks_headroom`); the hidden model's first model,
+    `offset` (the initial model's max |value|) plus that sum, below what one encoding holds, as the key holder
+    re-encrypts it (review 19). Robust rounds check only the first (their sums rest on the key holder's norm check)."""
     if ctx.clip is None or not ctx.clip_bounds_input:
         return protocol
     n, error = ctx.participants, fresh_error_bound(protocol.params)
     one = abs(protocol.input_weight) * ctx.clip
+    encodable = ckks_encodable(protocol.params)
+    if not one + error < encodable:
+        raise StackError(f"one input clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}) = {one:.6g} reaches {encodable:.6g}, what "
+                         f"one encoding of {protocol.preset} holds; clip lower", layer=ctx.layer, position=ctx.position, field="clip")
+    if protocol.round_type == "robust":
+        return protocol
     peak = n * one + offset
-    limit = ckks_headroom(protocol.params)
-    encodable = ckks_encodable(protocol.params)  # one input, and the initial model (`offset`), each one encryption
-    if not (peak + (n + 2) * error < limit and one + error < encodable and offset + error < encodable):  # check_encoding's terms
-        raise StackError(f"a sum of {ctx.participants} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}, + {offset:.6g}) = "
-                         f"{peak:.6g} reaches the CKKS headroom {limit:.6g} of {protocol.preset}, or one input, {one:.6g}, or the "
-                         f"initial model, {offset:.6g}, reaches {encodable:.6g}, what one encoding holds: it would wrap; clip lower",
-                         layer=ctx.layer, position=ctx.position, field="clip")
+    hidden = protocol.round_type == "hidden"
+    limit = encodable if hidden else ckks_headroom(protocol.params)
+    if not peak + (n + 2) * error < limit:
+        what = f"the first model (max |w_0| {offset:.6g} + the sum), re-encrypted by the key holder, reaches {limit:.6g}, what one encoding" \
+            if hidden else f"it reaches the CKKS headroom {limit:.6g} of"
+        raise StackError(f"a sum of {n} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}) = {n * one:.6g}: {what} "
+                         f"{protocol.preset}{' holds' if hidden else ''}: it would wrap; clip lower", layer=ctx.layer, position=ctx.position, field="clip")
     return protocol
 
 

@@ -47,7 +47,7 @@ from protocols.core.wire import SERVER, Frame, encode_frame
 from protocols.he.aggregation import MIN_CLIENTS, HeAggregation, HeRound, announced, check_build_headroom, ciphertext_limit, signed_reply
 from protocols.he.key_holder import KeyHolder
 from protocols.he.messages import Target
-from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release
+from protocols.he.release import box_key_message, encode_box_keys, open_box, parse_model_release, usable_box_key
 from secagg.agreement import X25519Agreement
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, ckks_encodable, fresh_error_bound
@@ -196,8 +196,8 @@ class HiddenStateCKKS(HeAggregation):
 
     def _box_keys(self, current: HeRound, rejected: list) -> dict[int, tuple[bytes, bytes]]:
         """The box keys clients announced with a valid signature (under the seated directory's key); a client
-        whose announcement fails is left without the model (named in `rejected`) rather than having the key
-        holder refuse the round."""
+        whose announcement fails, or whose signed key is no X25519 key the key holder can seal to (`usable_box_key`), is
+        left without the model (named in `rejected`) rather than having the key holder refuse the round."""
         keys = {}
         for u, entry in sorted(current.announced.items()):
             try:
@@ -205,6 +205,9 @@ class HiddenStateCKKS(HeAggregation):
                 verify(current.client_keys[u], sig, box_key_message(current.session, u, public))
             except (KeyError, TypeError, ValueError, InvalidTag):
                 rejected.append(MalformedMessage(f"client {u}: box key missing or not signed", party=f"client {u}", stage="model"))
+                continue
+            if not usable_box_key(public):  # signed, but no key the key holder can seal to (review 19)
+                rejected.append(MalformedMessage(f"client {u}: box key of {len(public)} bytes or of low order", party=f"client {u}", stage="model"))
                 continue
             keys[u] = (public, sig)
         return keys

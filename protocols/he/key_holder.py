@@ -75,7 +75,7 @@ from protocols.dp.samplers import discrete_gaussian
 from protocols.he.messages import DecryptRequest, Target, encode_plaintext, signed_message
 from protocols.he.messages import digest as ciphertext_digest
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger
-from protocols.he.release import box_key_message, encode_model_release, parse_box_keys, seal_model
+from protocols.he.release import box_key_message, encode_model_release, parse_box_keys, seal_model, usable_box_key
 from protocols.robust.rules import krum_select
 from secagg.errors import InvalidTag, MalformedCiphertext
 from secagg.he import EncryptedVector, HeContext, batching_modulus, bfv_sum_fits, ckks_headroom, fresh_error_bound, rerandomized_total
@@ -203,11 +203,14 @@ class KeyHolder:
                                   "their sum would wrap before the reduction mod 2**bits", party=PARTY, stage=STAGE)
             values, self.last_bound = self._decrypt(request)
             released = self._release(values, self.last_bound)
-        reply = encode_plaintext(released)
+        reply, fresh = encode_plaintext(released), None
         if request.target == Target.MODEL:  # to the clients only, sealed; the aggregator gets the re-encryption
-            self.released = released
-            reply = encode_model_release(self.refreshed, *seal_model(released, self._session, recipients, self._rng))
+            fresh = self._reencrypt(values)
+            refreshed = fresh.to_bytes()
+            reply = encode_model_release(refreshed, *seal_model(released, self._session, recipients, self._rng))
         self.ledger.record(self._run, round_, {**entry, "released": entry["released"] + [int(request.target)]})
+        if fresh is not None:  # the model moves on only with a release the ledger holds (a refusal above leaves it; review 19)
+            self.model, self.refreshed, self.released = fresh, refreshed, released
         self.decrypted.append(request.target)
         return reply
 
@@ -219,6 +222,8 @@ class KeyHolder:
                 verify(self._client_keys[u], sig, box_key_message(self._session, u, public))
             except (KeyError, InvalidTag):
                 raise Refused(f"box key of client {u} is not signed by that client's key", party=PARTY, stage=STAGE) from None
+            if not usable_box_key(public):  # checked before decrypting: sealing to it would fail after the model moved (review 19)
+                raise Refused(f"box key of client {u} is of low order: no box can be sealed to it", party=PARTY, stage=STAGE)
         return {u: public for u, (public, _) in announced.items()}
 
     def _check_order(self, target: Target, released: list[int]) -> None:
@@ -267,14 +272,19 @@ class KeyHolder:
         if request.inputs is not None:
             self._check_model_headroom(agg, bound)
             agg = agg.add_(self.model)  # into the fresh total: a refusal below leaves the model as it was
-        values = self._ctx.decrypt(agg)
-        try:  # re-encryption: the model's error never exceeds one round's
-            self.model = self._ctx.encrypt(values)
-        except ValueError as exc:  # SEAL's encoder: a coefficient reaches half the headroom (`secagg.he.ckks_encodable`)
+        return self._ctx.decrypt(agg), bound
+
+    def _reencrypt(self, values: np.ndarray) -> EncryptedVector:
+        """The decrypted model, encrypted afresh (its CKKS error never exceeds one round's).
+
+        Raises:
+            Refused: if SEAL cannot encode it (a coefficient past `secagg.he.ckks_encodable`); nothing released.
+        """
+        try:
+            return self._ctx.encrypt(values)
+        except ValueError as exc:
             raise Refused(f"the decrypted model cannot be re-encrypted ({exc}: its largest coefficient reaches the most one encryption "
                           "holds); nothing released", party=PARTY, stage=STAGE) from None
-        self.refreshed = self.model.to_bytes()
-        return values, bound
 
     def _check_model_headroom(self, added: EncryptedVector, bound: float) -> None:
         """Hidden state (recompute): refuses to move the model on when max |w| + max |sum of the inputs| + bound

@@ -22,7 +22,7 @@ import numpy as np
 from protocols.core.wire import Reader, Writer
 from protocols.he.messages import encode_plaintext, parse_plaintext
 from secagg.aead import OVERHEAD, AuthenticatedCipher
-from secagg.agreement import KEY_BYTES, X25519Agreement
+from secagg.agreement import KEY_BYTES, X25519Agreement, is_low_order
 from secagg.randomness import Randomness
 from secagg.signatures import SIGNATURE_BYTES
 
@@ -47,6 +47,12 @@ def parse_box_keys(data: bytes, n: int, *, party: str, stage: str) -> dict[int, 
     keys = r.entries(KEY_BYTES + SIGNATURE_BYTES, n, n)
     r.done()
     return {u: (item[:KEY_BYTES], item[KEY_BYTES:]) for u, item in keys.items()}
+
+
+def usable_box_key(public: bytes) -> bool:
+    """Whether `public` is a box key the key holder can seal to: 32 bytes, not of low order (an exchange with it would be
+    the all-zero secret, which `shared_seed` refuses)."""
+    return len(public) == KEY_BYTES and not is_low_order(public)
 
 
 def seal_model(values: np.ndarray, session: bytes, recipients: dict[int, bytes], rng: Randomness) -> tuple[bytes, dict[int, bytes]]:

@@ -33,7 +33,7 @@ from protocols.core.errors import BelowThreshold, InvalidInput
 from protocols.core.protocol import Protocol, RoundEnd
 from protocols.core.report import LayerReport, Output
 from protocols.core.stack import Field, StackContext, StackError, Traits, register
-from protocols.he.aggregation import HeAggregation, HeRound
+from protocols.he.aggregation import HeAggregation, HeRound, check_build_headroom
 from protocols.he.key_holder import accepted_distances
 from protocols.he.messages import Target
 from protocols.robust.robustness import kappa, lower_bound
@@ -134,8 +134,8 @@ def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
                          layer=ctx.layer, position=ctx.position, field="norm_bound")
     bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")
     min_clients = values["min_clients"] if values["min_clients"] is not None else (1 if values["rule"] == "krum" else 2)
-    protocol = CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"], norm_bound=bound,
-                          min_clients=min_clients)
+    protocol = check_build_headroom(CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"],
+                                               norm_bound=bound, min_clients=min_clients), ctx)  # one clipped input encodes (review 19)
     selection = "m" if protocol.rule == "multi_krum" and protocol.m is not None else "min_clients"  # what sets the key holder's selection
     ctx.need_inputs({"f": ("2f + 1", 2 * protocol.f + 1), selection: ("survivors_needed()", protocol.survivors_needed())})  # review 13
     return protocol

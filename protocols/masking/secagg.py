@@ -354,11 +354,13 @@ class SecAggPlus(_PairwiseMasking):
             bound = f"t={t} > (k + c)/2 = {(k + c) / 2:g}"
         else:
             bound = f"t={t} > c"
+        events = 1  # conditions each holding except with probability 2^-sigma (union-bounded below)
         if sparse and self._sampled:  # a cut (two runs of k/2 graph positions) would give the server each part's sum (review 15)
-            bound += ("; no two runs of k/2 graph positions each hold t - k/2 corrupt clients, which would let it cut the graph by "
-                      f"claiming the rest of them dropped (union bound 2^{claimed_cut_log2(n, k, t, self.targets['corrupt']):.1f})"
-                      if self.active else "; and no two runs of k/2 graph positions are all dropped or corrupt (a cut, n^2 (gamma + "
-                      "delta)^k)")
+            natural = "no two runs of k/2 graph positions are all dropped or corrupt (a cut, n^2 (gamma + delta)^k)"
+            bound += (f"; {natural}, and none each hold t - k/2 corrupt clients, which would let it cut the graph by claiming the "
+                      f"rest of them dropped (union bound 2^{claimed_cut_log2(n, k, t, self.targets['corrupt']):.1f}; review 19: the "
+                      "natural cut holds against it too)" if self.active else f"; and {natural}")
+            events += 2 if self.active else 1
         elif sparse and not self.active:
             bound += f"; and no two runs of k/2={k // 2} graph positions are all dropped or corrupt (a cut: the server would learn each part's sum)"
         who = _ACTIVE if self.active else _PASSIVE
@@ -370,7 +372,7 @@ class SecAggPlus(_PairwiseMasking):
             return (
                 f"{who} with a {self.targets['corrupt']:.0%} fraction of corrupt clients learns nothing beyond the sum of the "
                 f"included honest inputs: no client has more than c={c} corrupt neighbours ({bound}), except with probability "
-                f"2^-{sigma:g}{grind}"
+                f"{f'{events} x ' if events > 1 else ''}2^-{sigma:g}{' (each condition 2^-' + f'{sigma:g}, union-bounded)' if events > 1 else ''}{grind}"
             )
         colluding = f"with up to c={c} colluding clients" if k == n - 1 else f"while each client has at most c={c} corrupt neighbours"
         return f"{who} learns nothing beyond the sum of the included honest inputs {colluding} ({bound})"

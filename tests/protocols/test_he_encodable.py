@@ -78,26 +78,27 @@ def test_a_hidden_model_past_what_one_encryption_holds_is_refused_not_a_seal_err
         assert np.max(np.abs(sum_keys.secret.decrypt(holder.model) - 0.3 * limit)) < 1e-3  # its model is as it was
 
 
-@settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 12), j=st.integers(0, 15), hidden=st.booleans())
-def test_a_stack_that_builds_is_not_refused_by_its_clients_for_its_clip(n, j, hidden):
-    """At build the clip is checked with the terms the clients check at run time (`check_encoding`: n x clip + (n + 2)
-    x error < headroom, clip + error below what one encoding holds); a clip j error bounds under the edge builds
-    exactly when a client with every coordinate at the clip passes (the build check had left out the error terms)."""
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 12), j=st.integers(0, 15), hidden=st.booleans(), edge=st.sampled_from(["headroom", "encodable"]))
+def test_a_stack_that_builds_is_not_refused_by_its_clients_for_its_clip(n, j, hidden, edge):
+    """At build the clip is checked with the terms checked at run time: each client's (`check_encoding`: n x |w| clip +
+    (n + 2) x error < headroom, |w| clip + error below what one encoding holds) and, for the hidden model, the key
+    holder's re-encryption of the first model (w_0 = 0 here: n x |w| clip + (n + 2) x error below what one encoding
+    holds; review 19). A clip j error bounds under either edge builds exactly when all of them pass (the build check had
+    left out the error terms)."""
     protocol = CKKSAggregation(min_clients=1)
-    limit, error = ckks_headroom(protocol.params), fresh_error_bound(protocol.params)
+    limit, error, encodable = ckks_headroom(protocol.params), fresh_error_bound(protocol.params), ckks_encodable(protocol.params)
     weight = 1.0 / n if hidden else 1.0
-    clip = min((limit - j * error) / n, ckks_encodable(protocol.params) - (j - 2) * error) / weight
+    clip = ((limit - j * error) / n if edge == "headroom" else encodable - (j - 2) * error) / weight
     ctx = StackContext(dim=4, participants=n, initial=np.zeros(4))
     try:
-        stack = build(parse(f"clip(bound={clip!r}) > {'hidden-state(min_clients=1)' if hidden else 'ckks(min_clients=1)'}"), ctx)
+        built = build(parse(f"clip(bound={clip!r}) > {'hidden-state(min_clients=1)' if hidden else 'ckks(min_clients=1)'}"), ctx) is not None
     except StackError:
         built = False
-    else:
-        built = stack is not None
     try:
         (HiddenStateCKKS(initial=np.zeros(4), weight=weight, min_clients=1) if hidden else CKKSAggregation(min_clients=1)).check_encoding(n, np.full(4, clip), 0)
         passes = True
     except Refused:
         passes = False
-    assert built == passes, f"n = {n}, clip = limit/n - {j} errors: built {built}, the client's check passes {passes}"
+    first_model = n * weight * clip + (n + 2) * error < encodable if hidden else True
+    assert built == (passes and first_model), f"n = {n}, {edge} - {j} errors: built {built}, clients pass {passes}, first model {first_model}"

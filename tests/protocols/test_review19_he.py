@@ -3,7 +3,7 @@ and keeps the in-process key holder's model iff it released; `announced` parses 
 robust clients check that their input encodes; `ckks_encodable` = 2**(data bits - 2 - scale_bits); the build checks the
 initial model). The SecAgg+ natural-cut fix: test_review19_masking.py.
 
-Breaks are strict xfails whose bodies pass once fixed; the others are attacks that held, kept as regressions.
+Tests that start "Was a break" were strict xfails, fixed since; the others are attacks that held, kept as regressions.
 """
 
 import numpy as np
@@ -51,12 +51,9 @@ def byzantine_box_key(key: bytes) -> HiddenStateCKKS:
 # ---------------------------------------------------------------------------------------------------------- breaks
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: HiddenStateCKKS._box_keys checks only the box key's signature: a validly "
-                   "signed key of 31 or 33 bytes makes the key holder's parse_box_keys refuse the whole request (MalformedMessage), and "
-                   "the low-order key 0 makes seal_model raise InvalidTag (no ProtocolError) after the key holder moved its model")
 @pytest.mark.parametrize("key", [bytes(31), bytes(33), LOW_ORDER], ids=["31 bytes", "33 bytes", "low-order point 0"])
 def test_a_byzantine_clients_box_key_leaves_it_without_the_model_and_the_round_goes_on(key):
-    """One Byzantine client of three signs a box key no honest client makes. `_box_keys` promises that "a client whose
+    """Was a break (review 19): a validly signed box key of 31/33 bytes or of low order ended every hidden round; _box_keys leaves such a client out (usable_box_key). One Byzantine client of three signs a box key no honest client makes. `_box_keys` promises that "a client whose
     announcement fails is left without the model (named in `rejected`) rather than having the key holder refuse the
     round"; today one such client ends every hidden round (typed for a wrong length, with secagg's InvalidTag, which
     fl.experiment does not record as an aborted round, for the point 0)."""
@@ -72,10 +69,8 @@ def test_control_an_honest_length_box_key_of_another_point_is_sealed_to():
     assert np.allclose(out.result, 3.0, atol=1e-2) and out.rejected == ()
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: KeyHolder.handle re-encrypts (moves self.model) and sets self.released before "
-                   "seal_model raises InvalidTag on a low-order box key: the ledger records nothing, the model moved, nothing was sent")
 def test_the_key_holder_refuses_a_low_order_box_key_before_moving_its_model(sum_keys):
-    """The key holder verifies each box key's signature before decrypting (`_recipients`), but not that the key is a
+    """Was a break (review 19): the key holder moved its model and set released before sealing failed; it refuses unusable box keys before decrypting, and moves its model only with a recorded release. The key holder verifies each box key's signature before decrypting (`_recipients`), but not that the key is a
     point X25519 can use: a MODEL request carrying client 0's signed key 0 must be refused, typed, with its model, its
     `released` and its ledger as they were (`_finish` keeps `holder.model` whenever `released` is set)."""
     d, x = 8, np.ones((2, 8))
@@ -94,10 +89,8 @@ def test_the_key_holder_refuses_a_low_order_box_key_before_moving_its_model(sum_
         assert holder.ledger.rounds["local/1"]["released"] == [int(Target.MODEL)]
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: ckks-robust's factory never calls a build check: a clip past ckks_encodable builds, "
-                   "and a client at the clip refuses its own input at run time (check_encoding), aborting the round")
 def test_a_robust_stack_that_builds_is_not_refused_by_its_clients_for_its_clip():
-    """check_encoding in robust rounds checks that |x| + error < ckks_encodable (2**98 at ckks-8192); the build of
+    """Was a break (review 19): ckks-robust had no build check; one clipped input must encode (check_build_headroom). check_encoding in robust rounds checks that |x| + error < ckks_encodable (2**98 at ckks-8192); the build of
     `clip(bound=c) > ckks-robust(norm_bound=100)` checks nothing of c, so c = 2 x 2**98 builds and a client whose update
     has one coordinate at 1.5 x 2**98 (norm below the clip) raises Refused: the round aborts for an input the norm check
     would simply have rejected. ckks and hidden-state refuse such a clip at build (`check_build_headroom`)."""
@@ -111,11 +104,8 @@ def test_a_robust_stack_that_builds_is_not_refused_by_its_clients_for_its_clip()
     stack.inner.check_encoding(5, row, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: check_build_headroom checks the initial model and one input against ckks_encodable "
-                   "apart, not the first model w_0 + weight x sum the key holder re-encrypts: a stack that builds is refused in its first "
-                   "honest round")
 def test_a_hidden_state_stack_that_builds_releases_its_first_round_at_the_clip(sum_keys):
-    """ckks-8192-sum, H its headroom: w_0 = 0.495 H on a full chunk, clip 0.5 H, 2 participants (weight 1/2). The build
+    """Was a break (review 19): the build checked w_0 and one input apart; it checks the first model the key holder re-encrypts. ckks-8192-sum, H its headroom: w_0 = 0.495 H on a full chunk, clip 0.5 H, 2 participants (weight 1/2). The build
     passes (0.5 H + 0.495 H < H, and 0.495 H, 0.25 H each below H / 2); two honest inputs of norm 0.5 H in w_0's direction
     (0.5 H / 64 a coordinate) make w_1 = 0.503 H, past what one encryption holds: the key holder refuses to re-encrypt it.
     The build could check w_0 + n x weight x clip + error against ckks_encodable (the first model is one encryption)."""
@@ -129,14 +119,12 @@ def test_a_hidden_state_stack_that_builds_releases_its_first_round_at_the_clip(s
     assert np.allclose(out.result, (0.495 + 0.5 / 64) * limit, atol=1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: announced() calls public.get on whatever it is given and str() on ints past "
-                   "Python's 4300-digit limit: AttributeError / ValueError, not Refused")
 @pytest.mark.parametrize("kind", ["ckks", "bfv", "hidden", "robust"])
 @pytest.mark.parametrize("public", [None, ["session"], {"session": "00" * 8, "d": 8, "n": 10**5000},
                                     {"session": 10**5000, "d": 8, "n": 2}, {"session": "00" * 8, "d": np.arange(8), "n": 2}],
                          ids=["null", "a list", "n of 5000 digits", "session of 5000 digits", "d an array"])
 def test_a_client_refuses_any_public_parameters_typed(kind, public):
-    """The aggregator's public parameters are untrusted: whatever they are, a client's role refuses them typed. (Over
+    """Was a break (review 19): announced() called .get and str() on anything; it refuses non-mappings and describes huge ints by bit length. The aggregator's public parameters are untrusted: whatever they are, a client's role refuses them typed. (Over
     Flower, `fl.flower_engine._join` refuses a non-dict first and json.loads refuses 5000-digit ints; the in-process
     client_role, the API the engines call, does not.)"""
     protocol = {"ckks": CKKSAggregation, "bfv": BFVAggregation, "robust": lambda: CKKSRobust(norm_bound=1.0),

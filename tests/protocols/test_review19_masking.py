@@ -1,5 +1,5 @@
 """Review 19: attacks on review 18's masking fix (choose_degree_and_threshold's active choice now also requires the natural
-cut n**2 (gamma + delta)**k <= 2**-sigma). Breaks are strict xfails whose bodies pass once fixed; the others held."""
+cut n**2 (gamma + delta)**k <= 2**-sigma). "Was a break": a strict xfail fixed since; the others held."""
 
 import numpy as np
 import pytest
@@ -10,11 +10,8 @@ from protocols.masking.secagg import SecAggPlus
 # ---------------------------------------------------------------------------------------------------------- breaks
 
 
-@pytest.mark.xfail(strict=True, reason="review 19: for_clients now requires the natural cut n**2 (gamma + delta)**k <= 2**-sigma for an "
-                   "active server too, but SecAggPlus._collusion states it only for a passive one: the active report names the claimed "
-                   "cut alone")
 def test_an_active_secagg_plus_report_states_the_natural_cut_it_was_chosen_for():
-    """The fix's own case (n = 54, gamma = 5/64, no dropout, active): the choice now rests on no two runs of k/2 graph
+    """Was a break (review 19): the active report named only the claimed cut; it states the natural cut too, and the union of the conditions. The fix's own case (n = 54, gamma = 5/64, no dropout, active): the choice now rests on no two runs of k/2 graph
     positions being all dropped or corrupt (where the server learns each part's sum without claiming anything), yet the
     round's collusion sentence states only that no two runs each hold t - k/2 corrupt clients."""
     plus = SecAggPlus.for_clients(54, dropout=0.0, corrupt=5 / 64, active=True, bits=16)

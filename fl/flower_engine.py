@@ -299,8 +299,8 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
                 own = {"model": _held_model(he, secret, context)} if policy.round_type == "hidden" else {}  # its own copy, never the request's
                 holder = he.key_holder(params, client_keys=keys, policy=policy, ledger=ledger, run=str(msg.metadata.run_id), **own)
                 reply = {"payload": holder.handle(request["frame"]), "bound": holder.last_bound}
-                if own and holder.released is not None:  # a MODEL release: the node's copy moves on with it
-                    context.state.config_records["he-model"] = ConfigRecord({"ct": holder.model.to_bytes()})
+                if own and holder.released is not None:  # a MODEL release: the node's copy moves on with it, under the lock
+                    _keep_model(context, holder.model.to_bytes())
         except (ProtocolError, KeyError, TypeError, ValueError) as exc:  # the aggregator's params are untrusted too
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         reply["cpu"] = time.thread_time() - start
@@ -586,11 +586,33 @@ def _parsed_secret(params, data: bytes) -> HeContext:
     return HeContext(params, ts.context_from(data))
 
 
+def _model_path(context: Context) -> Path:
+    """The hidden-state key holder node's model file, beside its ledger and read and written under the ledger's lock,
+    one a run (the ledger may span runs, a model does not)."""
+    path = ledger_path(context)
+    return path.with_name(f"{path.name}.run{context.run_id}.model")
+
+
 def _held_model(he: HiddenStateCKKS, secret: HeContext, context: Context) -> EncryptedVector:
-    """The key holder node's copy of the encrypted model: from node state, else its own encryption of the initial model."""
+    """The key holder node's copy of the encrypted model (called under the ledger's lock): from its model file, the
+    record (review 20: Flower runs each message on a copy of node state and keeps the copy the later task returns, so a
+    refused task could write back a model from before a release), else node state, else its own encryption of the
+    initial model."""
+    path = _model_path(context)
+    if path.exists():
+        return EncryptedVector.from_bytes(secret, path.read_bytes(), length=len(he.initial))
     if "he-model" not in context.state.config_records:
         return he.holder_model(secret)
     return EncryptedVector.from_bytes(secret, context.state.config_records["he-model"]["ct"], length=len(he.initial))
+
+
+def _keep_model(context: Context, ct: bytes) -> None:
+    """Writes the key holder node's model (under the ledger's lock): its file by atomic rename, and a copy in node state."""
+    path = _model_path(context)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_bytes(ct)
+    os.replace(tmp, path)
+    context.state.config_records["he-model"] = ConfigRecord({"ct": ct})
 
 
 HELD, BEFORE = "client-state", "client-state-before"  # node state: the stack's per-client state now, and at this round's start

@@ -295,3 +295,46 @@ def test_engine_constraints_of_hidden_state_name_the_field():
     with pytest.raises(ValueError, match="sample_fraction must be 1"):
         ExperimentConfig(engine="flower-sim", stack="hidden-state", sample_fraction=0.5, clients=10)
     ExperimentConfig(engine="flower-sim", stack="ckks-robust")
+
+
+def test_a_stale_node_state_written_back_by_a_refused_task_does_not_roll_the_hidden_model_back(task, tmp_path):
+    """Review 20: Flower 1.42 runs each message as its own ClientApp task on a copy of the node's state, and the state the
+    later task returns wins. Task A releases round 1's model; task B, started from the state before A (no model), is
+    refused (the ledger file, under its lock, says round 1 was released) and its stale state is written back. Round 2
+    must then add to round 1's model (the node's model file, written under the ledger's lock, is the record), not to the
+    initial model: a node that read the model from node state alone released initial + x_2."""
+    import copy
+
+    from fl.experiment import local_datasets
+    from fl.models import get_flat
+    from protocols.he.release import box_key_message, encode_box_keys
+    from secagg.he import HeContext
+    from secagg.he_params import preset
+
+    initial = get_flat(local_datasets(ExperimentConfig(stack="hidden-state", **RUN))[1])
+    d = len(initial)
+    signers = [Signer.generate(SeededRandomness(21).fork(str(i))) for i in range(3)]
+    node_config = {"partition-id": 3, "num-partitions": 4, "he-ledger-file": str(tmp_path / "ledger.json"), "he-round-type": "hidden",
+                   "he-min-clients": 2, "he-client-keys": json.dumps({str(i): s.public_bytes().hex() for i, s in enumerate(signers)}),
+                   "he-signing-key": str(provision_key_holder(tmp_path, SeededRandomness(14)).parent / "keys" / "key-holder.pem")}
+    app = client_app(None)
+    context = Context(run_id=7, node_id=4, node_config=node_config, state=RecordDict(), run_config={**RUN, "stack": "hidden-state"})
+    public = HeContext.from_bytes(preset("ckks-8192-sum"), app(Message(RecordDict(), dst_node_id=4, message_type="query.keys"),
+                                                               context).content.config_records["he"]["public"])
+    box = X25519Agreement.generate(SeededRandomness(22))
+    x = np.random.default_rng(23).normal(0, 0.1, (2, 3, d))  # rounds 1 and 2, three clients
+
+    def request(session, r):
+        cts = [public.encrypt(row).to_bytes() for row in x[r]]
+        manifest = {i: (digest(cts[i]), signers[i].sign(signed_message(session, i, 3, digest(cts[i])))) for i in range(3)}
+        boxes = encode_box_keys({1: (box.public_bytes(), signers[1].sign(box_key_message(session, 1, box.public_bytes())))})
+        return DecryptRequest(Target.MODEL, manifest, b"", dict(enumerate(cts)), boxes)
+
+    first, second = session_of(1, b"roll"), session_of(2, b"roll")
+    stale = Context(run_id=7, node_id=4, node_config=node_config, state=copy.deepcopy(context.state), run_config=context.run_config)
+    assert "payload" in _decrypt(app, context, first, request(first, 0), {"round_type": "hidden"}, range(3), d)  # task A releases
+    assert "not allowed after" in _decrypt(app, stale, first, request(first, 0), {"round_type": "hidden"}, range(3), d)["error"]  # task B
+    answer = _decrypt(app, stale, second, request(second, 1), {"round_type": "hidden"}, range(3), d)  # B's state was written back
+    _, sealed = parse_model_release(answer["payload"], 3, d, 1 << 24, party="test", stage="test")
+    opened = open_box(box, second, 1, sealed[1], d, party="test", stage="test")
+    assert np.max(np.abs(opened - (initial + x[0].sum(0) + x[1].sum(0)))) < 1e-2, "round 2 added to a model without round 1"

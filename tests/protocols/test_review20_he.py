@@ -5,11 +5,10 @@ Strict xfails are breaks (their bodies pass once fixed); the others are attacks 
 """
 
 import numpy as np
-import pytest
 
 import protocols  # noqa: F401  registers every layer
 from protocols import secure_sum
-from protocols.core.stack import StackContext, StackError, build, parse
+from protocols.core.stack import StackContext, build, parse
 from secagg.he import ckks_headroom, fresh_error_bound
 from secagg.he_params import preset
 
@@ -25,10 +24,8 @@ def _edge_clip(n: int) -> float:
     return clip
 
 
-@pytest.mark.xfail(strict=True, reason="review 20: L2Clip's x * (clip / ||x||) can exceed clip by one ulp; the build checks "
-                                       "the clip itself, the client its clipped row with the same formula, and refuses it")
 def test_a_stack_that_builds_is_not_refused_for_an_honestly_clipped_update():
-    """`check_build_headroom` promises "a stack that builds is not refused by its clients for its clip". Its property test
+    """Was a break (review 20): L2Clip's x * (clip / ||x||) could leave a coordinate one ulp past the clip; the clip layer clips that rounding off. `check_build_headroom` promises "a stack that builds is not refused by its clients for its clip". Its property test
     (review 19) checks rows equal to the clip; an honest row comes out of `L2Clip.encode`, x * (clip / ||x||), which for
     an axis-aligned update of 269575.13 (3 participants, the largest clip that builds, 174762.666...) is clip + 1 ulp:
     the client's `check_encoding`, the same strict inequality, refuses it and the round aborts for an honest input."""
@@ -37,7 +34,7 @@ def test_a_stack_that_builds_is_not_refused_for_an_honestly_clipped_update():
     stack = build(parse(f"clip(bound={clip!r}) > ckks(min_clients=1)"), StackContext(dim=4, participants=n))
     rows = np.zeros((n, 4))
     rows[0, 0] = 269575.12889767  # found by a scan: fl(a * fl(clip / a)) = nextafter(clip, inf)
-    clipped = stack.encode(0, rows[0], None)
-    assert clipped[0] > clip  # the attack's premise: the clipped coordinate is one ulp past the clip
+    assert rows[0, 0] * (clip / rows[0, 0]) > clip  # the attack's premise: the scaling formula lands one ulp past the clip
+    assert stack.encode(0, rows[0], None)[0] <= clip  # the clip layer takes the ulp off
     out = secure_sum(rows, protocol=stack, seed=20)
     assert np.allclose(out.result, [clip, 0, 0, 0], atol=1e-2)

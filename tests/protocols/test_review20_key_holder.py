@@ -18,7 +18,6 @@ from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
 from protocols.he.release import box_key_message, encode_box_keys, parse_model_release
 from protocols.testing import check_releases
 from secagg.agreement import X25519Agreement
-from secagg.he import EncryptedVector
 from secagg.randomness import SeededRandomness
 from secagg.signatures import Signer
 

@@ -369,10 +369,11 @@ class SecAggPlus(_PairwiseMasking):
             grind = (f" against a server that tries up to W = 2^{per_graph - sigma:g} graphs (2^-{per_graph:g} per graph; it may "
                      f"re-draw the graph for one hash a try, by leaving out advertisements or through colluders' keys, so W is bounded "
                      f"only by its computation; W graphs: W * 2^-{per_graph:g})") if self.active else ""
+            odds = f"{events} x 2^-{sigma:g} (each condition 2^-{sigma:g}, union-bounded)" if events > 1 else f"2^-{sigma:g}"
             return (
                 f"{who} with a {self.targets['corrupt']:.0%} fraction of corrupt clients learns nothing beyond the sum of the "
                 f"included honest inputs: no client has more than c={c} corrupt neighbours ({bound}), except with probability "
-                f"{f'{events} x ' if events > 1 else ''}2^-{sigma:g}{' (each condition 2^-' + f'{sigma:g}, union-bounded)' if events > 1 else ''}{grind}"
+                f"{odds}{grind}"
             )
         colluding = f"with up to c={c} colluding clients" if k == n - 1 else f"while each client has at most c={c} corrupt neighbours"
         return f"{who} learns nothing beyond the sum of the included honest inputs {colluding} ({bound})"

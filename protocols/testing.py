@@ -15,7 +15,6 @@ written from the protocol's rules rather than from its code.
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
 
@@ -45,7 +44,7 @@ from protocols.masking.messages import (
 )
 from protocols.masking.recovery import robust_reconstruct
 from protocols.masking.secagg import SecAgg, SecAggPlus
-from protocols.masking.server import MaskingServer
+from protocols.masking.server import BadShares, MaskingServer
 from protocols.masking.setup import RoundSetup
 from secagg.agreement import X25519Agreement
 from secagg.randomness import SeededRandomness
@@ -149,10 +148,9 @@ def share_blame(out: Output) -> tuple[set[int], set[tuple[int, int]]]:
     field; (dealer, holder) pairs, for shares off the recovered polynomial)."""
     alone, pairs = set(), set()
     for e in out.rejected:
-        if m := re.search(r"client (\d+)'s unmasking shares of clients \[[\d, ]*\] are out of the field", str(e)):
-            alone.add(int(m.group(1)))
-        elif m := re.search(r"off the recovered polynomial, dealer -> holders: (\d+) -> \[([\d, ]*)\]", str(e)):
-            pairs |= {(int(m.group(1)), int(w)) for w in m.group(2).split(", ")}
+        if isinstance(e, BadShares):
+            alone |= {e.holder} if e.holder is not None else set()
+            pairs |= set(e.pairs)
     return alone, pairs
 
 

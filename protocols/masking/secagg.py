@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.core.errors import MalformedMessage, Refused
+from protocols.core.errors import Refused
 from protocols.core.pki import ClientIdentity, KeyDirectory, roster_digest
 from protocols.core.protocol import OpenRound, RingProtocol, RoundEnd
 from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
@@ -51,7 +51,7 @@ from protocols.core.transport import InProcessTransport
 from protocols.core.wire import hex_bytes
 from protocols.masking.client import MaskingClient
 from protocols.masking.graph import check_threshold, choose_degree_and_threshold, claimed_cut_log2, colluder_bound, corrupt_neighbours_bound
-from protocols.masking.server import PARTY, MaskingServer
+from protocols.masking.server import PARTY, BadShares, MaskingServer
 from protocols.masking.setup import RoundSetup
 from secagg.randomness import Randomness
 
@@ -154,12 +154,13 @@ class _PairwiseMasking(RingProtocol):
         outside = {w: [v for v in sorted(owners) if w not in server.off_polynomial.get(v, ())] for w, owners in sorted(server.bad_shares.items())}
         outside = {w: owners for w, owners in outside.items() if owners}
         rejected = list(end.rejected) + [
-            MalformedMessage(f"client {w}'s unmasking shares of clients {owners} are out of the field (an honest holder refuses such a "
-                             "share at receipt); dropped", party=PARTY, stage="UNMASKING")
+            BadShares(f"client {w}'s unmasking shares of clients {owners} are out of the field (an honest holder refuses such a "
+                      "share at receipt); dropped", party=PARTY, stage="UNMASKING", holder=w)
             for w, owners in outside.items()
         ] + [
-            MalformedMessage(f"unmasking shares off the recovered polynomial, dealer -> holders: {v} -> {holders}; dropped (the dealer "
-                             "may have sealed them so, or the holders revealed them so: neither is excluded)", party=PARTY, stage="UNMASKING")
+            BadShares(f"unmasking shares off the recovered polynomial, dealer -> holders: {v} -> {holders}; dropped (the dealer "
+                      "may have sealed them so, or the holders revealed them so: neither is excluded)", party=PARTY, stage="UNMASKING",
+                      pairs=tuple((v, w) for w in holders))
             for v, holders in off.items()
         ]
         notes = [f"unmasking shares out of the field dropped, from clients {sorted(outside)}"] if outside else []

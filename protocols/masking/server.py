@@ -68,6 +68,16 @@ _REQUEST = {
 PARTY = "server"
 
 
+class BadShares(MalformedMessage):
+    """Unmasking shares the server dropped, with whom they name: `holder` alone (its shares were out of the field, which
+    an honest holder refuses at receipt) or `pairs` (dealer, holder) whose in-field share was off the recovered
+    polynomial (either end may be at fault)."""
+
+    def __init__(self, msg: str, *, party: str, stage: str, holder: int | None = None, pairs: tuple[tuple[int, int], ...] = ()) -> None:
+        super().__init__(msg, party=party, stage=stage)
+        self.holder, self.pairs = holder, pairs
+
+
 class MaskingServer:
     """The server of one round; once the keys are in, `neighbours[i]` is client i's neighbour set (public)
     and `graph_seed` the seed it came from."""

@@ -55,7 +55,7 @@ S1 verifies it under its own node config's `client-keys` (refused at start-up wh
 takes part only while at least `min_clients` authenticated clients remain, so the ServerApp cannot seal inputs of its
 own under the other clients' names to isolate one honest input (in simulation the simulated client keys: against no one).
 On deployment a node pins stack, active and noise_multiplier in
-its node config (`secagg flower-app` prints them; for masking also clients and sample_fraction, which decide n and t;
+its node config (`secagg flower-app` prints them; for masking also clients, sample_fraction and dropout, which decide n, k and t;
 for two-server also f and the preset's fields, `node_pins`, which an
 S1 or client node refuses to run without) and a node with a `signing-key` refuses a stack that does not
 sign. Every node joins a round once (`_join`), under sessions no earlier round it joined used; the same model sent
@@ -463,10 +463,12 @@ def node_pins(config: ExperimentConfig) -> dict[str, object]:
     run config: f (`robust_f`, stated: flower-app writes it into the run config too) and each experiment field the preset
     reads (`fl.stacks.preset_fields`: clip and rule; ddp+two-server also bits and mechanism); for a masking stack (SecAgg,
     SecAgg+), clients and sample_fraction, which decide the round's n and so its threshold t (a run config with a lower
-    sample_fraction would have the node's SecAgg+ accept n = 5, t = 3 where 20 participants give t = 17)."""
+    sample_fraction would have the node's SecAgg+ accept n = 5, t = 3 where 20 participants give t = 17), and dropout,
+    from which SecAgg+ sizes its graph so that dropouts do not cut it (a run config stating dropout 0 where 30% drop
+    gives k = 24 instead of 78 at n = 100: a cut with probability about 2^-23)."""
     pins = {key: getattr(config, key) for key in NODE_PINS}
     if config.traits.all_stages:  # the masking family (`fl.experiment.MASKING_STACKS`): n is the participants
-        pins.update(clients=config.clients, sample_fraction=config.sample_fraction)
+        pins.update(clients=config.clients, sample_fraction=config.sample_fraction, dropout=config.dropout)
     if two_server_nodes(config):
         pins.update({key: getattr(config, key) for key in (preset_fields(config.stack) if is_preset(config.stack) else ())})
         pins["f"] = robust_f(config)

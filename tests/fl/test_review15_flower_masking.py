@@ -53,3 +53,23 @@ def test_a_masking_node_refuses_a_session_of_an_earlier_round(active):
     with pytest.raises(Refused, match="earlier round"):
         _join(node, 2, first, stack)
     _join(node, 2, fresh, stack)
+
+
+def test_a_masking_node_refuses_a_run_config_with_a_lower_dropout(tmp_path, capsys):
+    """SecAgg+'s k comes from the dropout the run config states (n^2 (gamma + delta)^k <= 2^-40: dropouts must not cut the
+    graph). A ServerApp that writes dropout 0 where 30% of the clients drop gets nodes that build k = 24 instead of 78, and
+    real dropouts then cut the graph with probability about 2^-23 instead of below 2^-40 (the server learns each part's
+    sum). Every node line pins dropout for a masking stack, so such a run config is refused."""
+    import math
+
+    nodes = _node_lines([str(tmp_path / "app"), "--set", "clients=100", "--set", "sample_fraction=1.0", "--set", "stack=secagg+",
+                         "--set", "dropout=0.3", "--set", "data=breast_cancer", "--set", "model=logreg"], capsys)
+    run_config = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    honest = config_from_run(run_config)
+    lower = config_from_run({**run_config, "dropout": 0.0})
+    k_of = {c.dropout: innermost(_client_setup(c)[2]).k for c in (honest, lower)}
+    assert 2 * math.log2(100) + k_of[0.0] * math.log2(0.05 + 0.3) > -40 > 2 * math.log2(100) + k_of[0.3] * math.log2(0.05 + 0.3), k_of
+    for nc in nodes:
+        assert checked_against_node(honest, nc) == honest
+        with pytest.raises(Refused, match="dropout"):
+            checked_against_node(lower, nc)

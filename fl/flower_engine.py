@@ -559,9 +559,7 @@ def _held_ledger(context: Context):
                 yield ledger
             finally:
                 text = ledger.to_json()
-                tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-                tmp.write_text(text)
-                os.replace(tmp, path)
+                _replace_file(path, text.encode())
                 context.state.config_records["ledger"] = ConfigRecord({"json": text})
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -608,12 +606,16 @@ def _held_model(he: HiddenStateCKKS, secret: HeContext, context: Context) -> Enc
     return EncryptedVector.from_bytes(secret, context.state.config_records["he-model"]["ct"], length=len(he.initial))
 
 
-def _keep_model(context: Context, ct: bytes) -> None:
-    """Writes the key holder node's model (under the ledger's lock): its file by atomic rename, and a copy in node state."""
-    path = _model_path(context)
+def _replace_file(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` by atomic rename (a reader sees the old file or the new one, never part of it)."""
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_bytes(ct)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _keep_model(context: Context, ct: bytes) -> None:
+    """Writes the key holder node's model (under the ledger's lock): its file, and a copy in node state."""
+    _replace_file(_model_path(context), ct)
     context.state.config_records["he-model"] = ConfigRecord({"ct": ct})
 
 

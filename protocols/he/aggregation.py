@@ -31,7 +31,7 @@ from protocols.core.report import Guarantee, LayerReport, Output, ThreatModel
 from protocols.core.schedule import DropoutSchedule, Stage
 from protocols.core.stack import Field, StackContext, StackError, Traits, register
 from protocols.core.transport import InProcessTransport
-from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame
+from protocols.core.wire import KEY_HOLDER, SERVER, Frame, Reader, decode_frame, encode_frame, hex_bytes
 from protocols.he.key_holder import HONEST_CIPHERTEXTS, TRUSTED_SUM, KeyHolder
 from protocols.he.messages import DecryptRequest, Target, digest, encode_ciphertext, parse_ciphertext, parse_plaintext, signed_message
 from protocols.he.policy import KeyHolderPolicy, ReleaseLedger, session_of
@@ -90,11 +90,12 @@ def announced(public: dict, client: int, d: int) -> tuple[bytes, int]:
     n, session, length = (int(v) if isinstance(v, np.integer) else v for v in (public.get("n"), public.get("session"), public.get("d")))
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < 2**32:
         raise Refused(f"the round's public parameters announce no client count n in [1, 2**32) (found {_described(n)})", party=party, stage="encrypt")
-    if not isinstance(session, str) or len(session) != 16 or any(c not in "0123456789abcdefABCDEF" for c in session):
+    raw = hex_bytes(session, 8)
+    if raw is None:
         raise Refused(f"the round's public parameters announce no session of 8 bytes in hex (found {_described(session)})", party=party, stage="encrypt")
     if not isinstance(length, int) or isinstance(length, bool) or length != d:
         raise Refused(f"the round's public parameters announce d = {_described(length)}, this client's row has {d}", party=party, stage="encrypt")
-    return bytes.fromhex(session), n
+    return raw, n
 
 
 def _described(value: object) -> str:

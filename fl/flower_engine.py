@@ -267,7 +267,7 @@ def client_app(config: ExperimentConfig | None = None, build: Callable[..., Prot
         if "he" not in context.state.config_records:
             secret = HeContext.generate(he.params, galois=he.needs_galois)  # Galois keys (robust distances) stay here
             context.state.config_records["he"] = ConfigRecord({"secret": secret.tenseal.serialize(save_secret_key=True)})
-        public = _secret(he, context).public().tenseal.serialize(save_secret_key=False, save_galois_keys=False)  # Galois keys stay here
+        public = _secret(he, context).tenseal.serialize(save_secret_key=False, save_galois_keys=False)  # Galois keys stay here
         return Message(RecordDict({"he": ConfigRecord({"public": public, "signature": sign_context(signer, context.run_id, public)})}), reply_to=msg)
 
     @app.query("decrypt")

@@ -20,6 +20,7 @@ anyone can sign as any client; a guarantee that rests on it says so (`source`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
@@ -39,6 +40,12 @@ SIMULATED = "simulated (each key derived publicly from the client id: anyone can
 def simulated_signer(cid: int) -> Signer:
     """Client `cid`'s simulated signing key: Ed25519 seed SHA-256("secagg/simulated-client-key" | u32 cid). Public: a simulation only."""
     return Signer.from_private_bytes(hashlib.sha256(b"secagg/simulated-client-key" + struct.pack(">I", cid)).digest())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _simulated_public(cid: int) -> bytes:
+    """Client `cid`'s simulated verification key, derived once (a simulated directory is asked once a signed message)."""
+    return simulated_signer(cid).public_bytes()
 
 
 def simulated_key_holder_signer() -> Signer:
@@ -139,7 +146,7 @@ class KeyDirectory:
         if not _is_id(cid):
             raise Refused(f"client id {str(cid)[:24]} is not an int in [0, 2**32)", party=party, stage=stage)
         if self.simulated:
-            return simulated_signer(cid).public_bytes()
+            return _simulated_public(cid)
         if cid not in self.keys:
             raise Refused(f"client id {cid} has no key in the directory {self.source}", party=party, stage=stage)
         return self.keys[cid]

@@ -117,6 +117,10 @@ def test_public_context_carries_no_secret_and_parses_defensively(ckks_sum):
         HeContext.from_bytes(preset("ckks-8192"), public.to_bytes())
     sizes = ckks_sum.key_bytes()
     assert sizes["public"] > 0 and sizes["relin"] > 0 and "galois" not in sizes
+    shipped = HeContext.from_bytes(ckks_sum.params, ckks_sum.to_bytes())  # what HeKeys sends: the secret context's own bytes
+    assert not shipped.is_private
+    with pytest.raises(ValueError, match="secret key"):
+        shipped.decrypt(shipped.encrypt(np.ones(2)))
 
 
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -22,7 +22,6 @@ os.environ["SECAGG_LEDGER_DIR"] = tempfile.mkdtemp(prefix="secagg-test-ledgers-"
 atexit.register(shutil.rmtree, os.environ["SECAGG_LEDGER_DIR"], True)
 
 
-
 GROUPED = ("tests/fl/", "tests/test_readme.py")  # one unit of work under -n (see above)
 
 

@@ -94,8 +94,8 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session", autouse=True)
 def deployments_in_background(request):
     """Starts the selected loopback deployments in a background thread (test_flower_deployment.start_in_background)
-    at the first test under tests/fl of the process that runs them: the only one, since these tests are one xdist
-    group (tests/conftest.py), so a second worker never deploys them again."""
+    at the first test under tests/fl of the process that runs them: the only one, since these tests are one unit of
+    work for xdist (`pytest_xdist_make_scheduler` in tests/conftest.py), so a second worker never deploys them again."""
     deployed = _deployments(request.session.items)
     if deployed:
         deployed[0].module.start_in_background([item.callspec.params["case"] for item in deployed])

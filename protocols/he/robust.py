@@ -126,11 +126,16 @@ class CKKSRobust(HeAggregation):
     "m": Field(int, None, lambda v: v >= 1, ">= 1"), "norm_bound": Field(float, None, lambda v: v > 0, "> 0"),
     "min_clients": Field(int, None, lambda v: v >= 1, ">= 1 (default: 1 for krum, which releases one input; 2 for multi_krum)")},
     traits=Traits(observers={"server": "own share", "key holder": "own share", "released model": "own share"}, output="sum", robust=True, splits=True),
-    about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset")
+    about="Krum or Multi-Krum over CKKS ciphertexts (the key holder releases distances); norm_bound: the clip bound outside if unset, "
+          "and at least it")
 def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
     if values["norm_bound"] is None and not ctx.clip_bounds_input:  # the default below would refuse every noisy input (review 9)
         raise StackError("needs norm_bound: a layer outside it (noise shares, stochastic quantization) changes the inputs after the clip, "
                          "so the clip bound does not bound what reaches the key holder; set norm_bound above the clip plus that change",
+                         layer=ctx.layer, position=ctx.position, field="norm_bound")
+    if values["norm_bound"] is not None and ctx.clip is not None and values["norm_bound"] < ctx.clip:
+        raise StackError(f"norm_bound {values['norm_bound']:g} is below the clip {ctx.clip:g} outside it: the key holder would reject "
+                         "honest clipped inputs with a norm between the two as Byzantine; set norm_bound >= the clip (or leave it unset)",
                          layer=ctx.layer, position=ctx.position, field="norm_bound")
     bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")
     min_clients = values["min_clients"] if values["min_clients"] is not None else (1 if values["rule"] == "krum" else 2)

@@ -61,7 +61,7 @@ def test_control_the_count_was_opened_before_the_refusal():
     from protocols.core.stack import StackContext, build, parse
 
     stack = build(parse("adaptive-clip(norm=1, count_noise_multiplier=0.3) > clip(bound=1) > gaussian(noise_multiplier=10) > "
-                        "ckks-robust(rule=krum, f=1, norm_bound=0.5)"), StackContext(dim=4, participants=6))
+                        "ckks-robust(rule=krum, f=1, norm_bound=1)"), StackContext(dim=4, participants=6))
     opened, real = [], stack.count.open_round
 
     def open_round(*args, **kwargs):
@@ -113,8 +113,8 @@ ALL_REFUSED = ["--set", "data=breast_cancer", "--set", "model=logreg", "--set", 
 
 def test_compare_names_a_stack_whose_every_round_aborted_and_exits_0(tmp_path, capsys):
     """Holds (2c73270): compare runs both stacks, names the one whose every round the key holder refused, exits 0."""
-    stacks = "clip(bound=5) > ckks-robust(rule=krum, norm_bound=0.2); clip(bound=5) > ckks-robust(rule=krum)"
+    stacks = "clip(bound=1) > gaussian(noise_multiplier=10) > ckks-robust(rule=krum, norm_bound=1); clip(bound=5) > ckks-robust(rule=krum)"
     assert main(["compare", *ALL_REFUSED, "--stacks", stacks, "--out", str(tmp_path / "cmp")]) == 0
     err = capsys.readouterr().err
-    assert "every round of clip(bound=5) > ckks-robust(rule=krum, norm_bound=0.2) aborted" in err
+    assert "every round of clip(bound=1) > gaussian(noise_multiplier=10) > ckks-robust(rule=krum, norm_bound=1) aborted" in err
     assert "every round of clip(bound=5) > ckks-robust(rule=krum) aborted" not in err

@@ -62,7 +62,7 @@ def test_control_without_the_abort_the_release_is_both_rounds():
 
 
 REFUSED_EVERY_ROUND = ["--set", "data=breast_cancer", "--set", "model=logreg", "--set", "clients=6", "--set", "rounds=2", "--set", "epochs=1",
-                       "--set", "workers=1", "--stack", "clip(bound=5) > ckks-robust(rule=krum, norm_bound=0.2)"]
+                       "--set", "workers=1", "--stack", "clip(bound=1) > gaussian(noise_multiplier=10) > ckks-robust(rule=krum, norm_bound=1)"]
 
 
 def test_a_run_whose_every_round_is_refused_does_not_exit_as_a_success(tmp_path, capsys):

@@ -24,8 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.machine import describe  # noqa: E402
 from benchmarks.cases import CASES, protocol_for  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from protocols import DropoutSchedule, Stage, secure_sum  # noqa: E402
 from secagg import SeededRandomness  # noqa: E402
 

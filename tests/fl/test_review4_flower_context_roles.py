@@ -93,7 +93,7 @@ def test_a_node_acts_only_in_the_role_its_config_names(grid, role, kind):
     assert "s1" not in grid.contexts[103].state.config_records
 
 
-def test_a_node_without_a_role_answers_as_the_second_server(grid, pki):
+def test_a_node_without_a_role_answers_as_the_second_server(grid, pki):  # noqa: F811  (the imported fixture)
     """As documented (`_check_role`: only a node whose config names its role is bound to it): noted, not a break.
     On deployment it answers only with S1's identity in its node config (F16); without it the query is refused."""
     with pytest.raises(Refused, match="second-server-signing-key"):

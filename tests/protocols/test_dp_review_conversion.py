@@ -8,8 +8,8 @@ Gaussians, dp-accounting's PLD accountant with its *optimistic* discretization (
 
 import math
 
-from dp_accounting.pld import privacy_loss_distribution
 import pytest
+from dp_accounting.pld import privacy_loss_distribution
 from scipy import optimize, stats
 
 from protocols.accounting import Gaussian, compose_epsilon, epsilon, tightest_epsilon

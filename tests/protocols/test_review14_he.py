@@ -237,7 +237,7 @@ def test_without_recompute_a_deviating_aggregator_cannot_recover_the_secret_key(
     from secagg.agreement import X25519Agreement
     from secagg.randomness import SeededRandomness
     from tests.protocols.he_forge import forged_vector, monomial
-    from tests.protocols.test_he_review import N, S1, _frame, _key_from_release, _manifest, _predicts_decryption, _signers, _values
+    from tests.protocols.test_he_review import S1, N, _frame, _key_from_release, _manifest, _predicts_decryption, _signers, _values
 
     K = 2**50
     x = np.random.default_rng(18).normal(0, 1 / np.sqrt(N), (2, N))

@@ -13,6 +13,7 @@ from secagg.errors import AlreadyUsed
 from secagg.int_gram import ring_gram
 from secagg.randomness import SeededRandomness
 
+
 def _parity_of_s1_residual(a1: np.ndarray, c1: np.ndarray) -> np.ndarray:
     """S1's attack: the low bit of diag(C_1 - A_1 A_1^T). Without C_0 it is the low bit of 2 <A_0, A_1>: always 0."""
     return (np.diagonal(c1 - ring_gram(a1)) & np.uint64(1)).astype(np.int64)

@@ -356,14 +356,15 @@ class SecAggPlus(_PairwiseMasking):
         else:
             bound = f"t={t} > c"
         events = 1  # conditions each holding except with probability 2^-sigma (union-bounded below)
-        if sparse and self._sampled:  # a cut (two runs of k/2 graph positions) would give the server each part's sum (review 15)
-            natural = "no two runs of k/2 graph positions are all dropped or corrupt (a cut, n^2 (gamma + delta)^k)"
+        natural = f"no two runs of k/2={k // 2} graph positions are all dropped or corrupt (a cut: the server would learn each part's sum"
+        if sparse and self._sampled:  # review 15
+            natural += ", union bound n^2 (gamma + delta)^k)"
             bound += (f"; {natural}, and none each hold t - k/2 corrupt clients, which would let it cut the graph by claiming the "
                       f"rest of them dropped (union bound 2^{claimed_cut_log2(n, k, t, self.targets['corrupt']):.1f}; review 19: the "
                       "natural cut holds against it too)" if self.active else f"; and {natural}")
             events += 2 if self.active else 1
         elif sparse and not self.active:
-            bound += f"; and no two runs of k/2={k // 2} graph positions are all dropped or corrupt (a cut: the server would learn each part's sum)"
+            bound += f"; and {natural})"
         who = _ACTIVE if self.active else _PASSIVE
         if self._sampled:
             sigma, per_graph = self.targets.get("sigma", 40), self._per_graph_sigma

@@ -60,22 +60,23 @@ def test_adaptive_clip_norm_above_the_ckks_robust_norm_bound():
                    "grows (every norm above it: C_2 = e**0.1 = 1.105) and the key holder rejects every honest input clipped to C_2 "
                    "(1.01 norm_bound slack); no norm_bound is safe under a moving clip")
 def test_adaptive_clip_growing_past_the_ckks_robust_norm_bound():
-    _refused_or_keeps_everyone("adaptive-clip(norm=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound", _inputs(5.0), 3)
+    _refused_or_keeps_everyone("adaptive-clip(norm=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound", _inputs(5.0), 2)
 
 
 def test_control_adaptive_clip_with_a_fixed_clip_inside_keeps_everyone():
     """Holds: with a fixed clip inside the adaptive one (what its docstring asks), the norm bound is checked against it."""
     stack = _build("adaptive-clip(norm=1) > clip(bound=1) > ckks-robust(rule=krum, f=1)")
-    for r in range(3):
+    for r in range(2):  # C_2 = 1.105 > 1: the inner clip keeps what reaches the key holder within 1
         assert not secure_sum(_inputs(5.0), protocol=stack, seed=r).rejected
+    assert stack.norm > 1.2  # the adaptive norm did move past the key holder's bound (1.01 x 1)
 
 
 @pytest.mark.xfail(strict=True, raises=BROKEN, reason="top-k passes clip=None inward, so clip(bound=1) > topk(k=1) > "
-                   "ckks-robust(norm_bound=1) builds; error feedback sends (x + e)'s largest coordinate, which by round 3 is 3 x "
+                   "ckks-robust(norm_bound=1) builds; error feedback sends (x + e)'s largest coordinate, which in round 3 is 3 x "
                    "0.354 > 1.01: the key holder rejects every honest client (fix: refuse norm_bound under top-k without a clip "
                    "inside it, or size it to the feedback bound ||e|| <= C sqrt(1 - k/d) / (1 - sqrt(1 - k/d)))")
 def test_topk_error_feedback_pushes_honest_inputs_past_the_ckks_robust_norm_bound():
-    _refused_or_keeps_everyone("clip(bound=1) > topk(k=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound", _spread(1.0), 4)
+    _refused_or_keeps_everyone("clip(bound=1) > topk(k=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound", _spread(1.0), 3)
 
 
 @pytest.mark.xfail(strict=True, raises=BROKEN, reason="gaussian(noise_multiplier=1) between clip(bound=1) and ckks-robust(norm_bound=1): "
@@ -84,7 +85,7 @@ def test_topk_error_feedback_pushes_honest_inputs_past_the_ckks_robust_norm_boun
                    "is refused (fix: under clip_bounds_input=False refuse a norm_bound below the clip plus a tail bound of the noise norm)")
 def test_noise_between_the_clip_and_ckks_robust_rejects_honest_clients_at_a_norm_bound_equal_to_the_clip():
     _refused_or_keeps_everyone("clip(bound=1) > gaussian(noise_multiplier=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound",
-                               _inputs(0.9), 3)
+                               _inputs(0.9), 2)
 
 
 # (a) CKKS headroom: the build check reads ctx.clip, so under adaptive-clip / top-k it is skipped and the clients refuse ----
@@ -102,10 +103,27 @@ def test_topk_error_feedback_pushes_past_the_ckks_headroom():
     _refused_or_keeps_everyone("clip(bound=8e4) > topk(k=1) > ckks", "clip", _spread(1e5), 4)
 
 
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="clip(bound=8e4) > ckks builds and runs (6 x 8e4 < 2**19); with float noise "
+                   "between them check_build_headroom skips (clip_bounds_input=False) and an honest client's coordinate plus its noise "
+                   "share (stddev 8e4 / sqrt(6), local-dp: 8e4) passes 2**19 / 6: that client refuses at encrypt and the round aborts "
+                   "(fix: the build check adds a stated tail of the known noise stddev, refusing the clip or noise_multiplier)")
+@pytest.mark.parametrize("noise", ["gaussian(noise_multiplier=1)", "local-dp(noise_multiplier=1)"])
+def test_noise_between_the_clip_and_ckks_skips_the_headroom_check(noise):
+    text = f"clip(bound=8e4) > {noise} > ckks"
+    try:
+        stack = _build(text)
+    except StackError as exc:
+        assert exc.field in ("clip", "noise_multiplier"), exc
+        return
+    for r in range(3):
+        assert len(secure_sum(np.tile(np.eye(D, dtype=np.float32)[0] * 1e6, (N, 1)), protocol=stack, seed=r).included) == N
+
+
 def test_control_the_same_clip_without_topk_runs():
     stack = _build("clip(bound=8e4) > ckks")
     for r in range(4):
         assert len(secure_sum(_spread(1e5), protocol=stack, seed=r).included) == N
+    assert len(secure_sum(np.tile(np.eye(D, dtype=np.float32)[0] * 1e6, (N, 1)), protocol=stack, seed=0).included) == N
 
 
 # (b) an explicit discretize scale is never checked against the ring ------------------------------------------------------

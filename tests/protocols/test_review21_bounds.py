@@ -204,3 +204,28 @@ def test_the_noise_is_sized_for_what_the_encoder_lets_through(text):
     assert noise.l2_sensitivity >= encoder.l2_sensitivity - 1e-9
     innermost_clip = [float(s.split("bound=")[1].split(")")[0]) for s in text.split(">") if s.strip().startswith("clip(")][-1]
     assert encoder.clip >= innermost_clip
+
+
+PREFIXES = ["clip(bound=1) > ", "clip(bound=1) > rotation > ", "clip(bound=1) > rotation(kind=dft) > ", "clip(bound=1) > randk(k=4) > ",
+            "clip(bound=2) > clip(bound=1) > ", "clip(bound=1) > topk(k=2) > clip(bound=1) > ", "adaptive-clip(norm=1) > clip(bound=1) > "]
+ENCODINGS = ["discretize > ", "discretize(beta=0.5) > ", "discretize(fit=scaled) > ", "skellam(noise_multiplier=1) > ",
+             "discretize > ddg(noise_multiplier=2) > "]
+RING_LEAVES = [f"two-server(rule={rule}, f=1)" for rule in ("krum", "multi_krum", "centered_clipping", "norm_bounding", "coordinate_median",
+                                                              "trimmed_mean")] + ["two-server(rule=krum, f=1, pre=nnm)", "secagg+", "bfv(bits=20)"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(prefix=st.sampled_from(PREFIXES), encoding=st.sampled_from(ENCODINGS), leaf=st.sampled_from(RING_LEAVES),
+       shape=st.sampled_from(["random", "aligned", "spike"]), norm=st.floats(0.01, 100.0), seed=st.integers(0, 2**16))
+def test_ring_stacks_with_a_fixed_clip_keep_every_honest_client(prefix, encoding, leaf, shape, norm, seed):
+    """Holds: with a fixed clip right above the encoding (the layers between keep the norm), every ring stack that builds
+    keeps every honest client, at any input norm, aligned inputs and one-coordinate spikes included (no range or norm check
+    over the shares refuses them, no round aborts)."""
+    try:
+        stack = _build(prefix + encoding + leaf)
+    except StackError:
+        return  # e.g. bfv(bits=20) below a skellam ring sized for more bits
+    rows = {"random": _inputs(norm, seed), "aligned": np.tile(_inputs(norm, seed)[:1], (N, 1)),
+            "spike": np.tile(np.eye(D, dtype=np.float32)[seed % D] * norm, (N, 1))}[shape]
+    out = secure_sum(rows, protocol=stack, seed=seed)
+    assert not out.rejected and len(out.included) >= 1

@@ -1,0 +1,232 @@
+"""Review 21: stacks that build but whose honest round (every client honest, inputs of any norm, clipped by the stack's
+own clip layer) rejects an honest client, aborts, wraps, or states a sensitivity below what reaches the noise. After
+329f320 (ckks-robust refuses a norm_bound below `ctx.clip`): that check reads `ctx.clip`, which adaptive-clip and top-k
+set to None, and compares with the clip alone, which noise between the clip and the key holder exceeds. Breaks are strict
+xfails whose bodies pass once the stack is refused at build (a StackError naming the field) or the round keeps everyone."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import protocols  # noqa: F401  registers every layer
+from protocols import secure_sum
+from protocols.core.errors import ProtocolError
+from protocols.core.stack import StackContext, StackError, build, parse
+from protocols.layers.discretize import DiscreteEncode, rounded_l2_bound
+from protocols.layers.noise import DistributedNoise
+
+D, N = 8, 6
+BROKEN = (AssertionError, ProtocolError)  # what a break raises: an honest client rejected, or the round refused/aborted
+
+
+def _build(text: str):
+    return build(parse(text), StackContext(dim=D, participants=N))
+
+
+def _inputs(norm: float, seed: int = 1) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(N, D))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True) * norm).astype(np.float32)
+
+
+def _spread(value: float) -> np.ndarray:
+    """Every client the same update, all coordinates equal (top-k's error feedback piles the unsent ones up)."""
+    return np.full((N, D), value, dtype=np.float32)
+
+
+def _refused_or_keeps_everyone(text: str, field: str, inputs: np.ndarray, rounds: int) -> None:
+    """Once fixed: the stack is refused at build naming `field`, or `rounds` honest rounds (the same protocol object, so
+    adaptive-clip's norm and top-k's memory carry over) complete with no client rejected."""
+    try:
+        stack = _build(text)
+    except StackError as exc:
+        assert exc.field == field, exc
+        return
+    for r in range(rounds):
+        out = secure_sum(inputs, protocol=stack, seed=r)
+        assert not out.rejected and len(out.included) >= 1, (r, out.rejected)
+
+
+# (a) ckks-robust's norm bound under layers that drop ctx.clip: the 329f320 check never runs ---------------------------
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="adaptive-clip passes clip=None inward, so ckks-robust's norm_bound 0.5 below "
+                   "the adaptive norm 1 builds; the key holder rejects every honest clipped input in round 1 (fix: refuse norm_bound "
+                   "under adaptive-clip without a fixed clip inside it, as 329f320 does for clip)")
+def test_adaptive_clip_norm_above_the_ckks_robust_norm_bound():
+    _refused_or_keeps_everyone("adaptive-clip(norm=1) > ckks-robust(rule=krum, f=1, norm_bound=0.5)", "norm_bound", _inputs(5.0), 1)
+
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="adaptive-clip(norm=1) > ckks-robust(norm_bound=1): round 1 holds, then C_t "
+                   "grows (every norm above it: C_2 = e**0.1 = 1.105) and the key holder rejects every honest input clipped to C_2 "
+                   "(1.01 norm_bound slack); no norm_bound is safe under a moving clip")
+def test_adaptive_clip_growing_past_the_ckks_robust_norm_bound():
+    _refused_or_keeps_everyone("adaptive-clip(norm=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound", _inputs(5.0), 2)
+
+
+def test_control_adaptive_clip_with_a_fixed_clip_inside_keeps_everyone():
+    """Holds: with a fixed clip inside the adaptive one (what its docstring asks), the norm bound is checked against it."""
+    stack = _build("adaptive-clip(norm=1) > clip(bound=1) > ckks-robust(rule=krum, f=1)")
+    for r in range(2):  # C_2 = 1.105 > 1: the inner clip keeps what reaches the key holder within 1
+        assert not secure_sum(_inputs(5.0), protocol=stack, seed=r).rejected
+    assert stack.norm > 1.2  # the adaptive norm did move past the key holder's bound (1.01 x 1)
+
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="top-k passes clip=None inward, so clip(bound=1) > topk(k=1) > "
+                   "ckks-robust(norm_bound=1) builds; error feedback sends (x + e)'s largest coordinate, which in round 3 is 3 x "
+                   "0.354 > 1.01: the key holder rejects every honest client (fix: refuse norm_bound under top-k without a clip "
+                   "inside it, or size it to the feedback bound ||e|| <= C sqrt(1 - k/d) / (1 - sqrt(1 - k/d)))")
+def test_topk_error_feedback_pushes_honest_inputs_past_the_ckks_robust_norm_bound():
+    _refused_or_keeps_everyone("clip(bound=1) > topk(k=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound", _spread(1.0), 3)
+
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="gaussian(noise_multiplier=1) between clip(bound=1) and ckks-robust(norm_bound=1): "
+                   "329f320 accepts norm_bound >= clip, but each honest input reaches the key holder with its noise share "
+                   "(stddev z C / sqrt(m) a coordinate, ~1.15 in norm at d=8, m=6): most honest clients are rejected and the round "
+                   "is refused (fix: under clip_bounds_input=False refuse a norm_bound below the clip plus a tail bound of the noise norm)")
+def test_noise_between_the_clip_and_ckks_robust_rejects_honest_clients_at_a_norm_bound_equal_to_the_clip():
+    _refused_or_keeps_everyone("clip(bound=1) > gaussian(noise_multiplier=1) > ckks-robust(rule=krum, f=1, norm_bound=1)", "norm_bound",
+                               _inputs(0.9), 2)
+
+
+# (a) CKKS headroom: the build check reads ctx.clip, so under adaptive-clip / top-k it is skipped and the clients refuse ----
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="adaptive-clip(norm=8e4) > ckks builds (check_build_headroom skips clip=None); "
+                   "round 1 fits (6 x 8e4 < 2**19) but C_2 = 8.8e4 and every honest client refuses at encrypt: the round aborts")
+def test_adaptive_clip_grows_past_the_ckks_headroom():
+    _refused_or_keeps_everyone("adaptive-clip(norm=8e4) > ckks", "clip", np.tile(np.eye(D, dtype=np.float32)[0] * 1e6, (N, 1)), 2)
+
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="clip(bound=8e4) > ckks builds and runs; with topk(k=1) between them the headroom "
+                   "check is skipped (clip=None) and error feedback piles 4 rounds of a coordinate (113137 > 2**19 / 6): every "
+                   "honest client refuses at encrypt in round 4")
+def test_topk_error_feedback_pushes_past_the_ckks_headroom():
+    _refused_or_keeps_everyone("clip(bound=8e4) > topk(k=1) > ckks", "clip", _spread(1e5), 4)
+
+
+@pytest.mark.xfail(strict=True, raises=BROKEN, reason="clip(bound=8e4) > ckks builds and runs (6 x 8e4 < 2**19); with float noise "
+                   "between them check_build_headroom skips (clip_bounds_input=False) and an honest client's coordinate plus its noise "
+                   "share (stddev 8e4 / sqrt(6), local-dp: 8e4) passes 2**19 / 6: that client refuses at encrypt and the round aborts "
+                   "(fix: the build check adds a stated tail of the known noise stddev, refusing the clip or noise_multiplier)")
+@pytest.mark.parametrize("noise", ["gaussian(noise_multiplier=1)", "local-dp(noise_multiplier=1)"])
+def test_noise_between_the_clip_and_ckks_skips_the_headroom_check(noise):
+    text = f"clip(bound=8e4) > {noise} > ckks"
+    try:
+        stack = _build(text)
+    except StackError as exc:
+        assert exc.field in ("clip", "noise_multiplier"), exc
+        return
+    for r in range(3):
+        assert len(secure_sum(np.tile(np.eye(D, dtype=np.float32)[0] * 1e6, (N, 1)), protocol=stack, seed=r).included) == N
+
+
+def test_control_the_same_clip_without_topk_runs():
+    stack = _build("clip(bound=8e4) > ckks")
+    for r in range(4):
+        assert len(secure_sum(_spread(1e5), protocol=stack, seed=r).included) == N
+    assert len(secure_sum(np.tile(np.eye(D, dtype=np.float32)[0] * 1e6, (N, 1)), protocol=stack, seed=0).included) == N
+
+
+# (b) an explicit discretize scale is never checked against the ring ------------------------------------------------------
+
+WRAPS = ["secagg+", "bfv(bits=32)", "two-server(rule=multi_krum, f=1)", "ddg(noise_multiplier=0.01) > secagg"]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="discretize(scale=1e9) is checked only against clip scale <= 2**44, not "
+                   "against the ring: 6 aligned honest inputs of norm 0.99 sum to 5.9e9 integer units > 2**31 and the released sum "
+                   "is off by 2**32 / scale = 4.29 (two-server, 29 bits: wrong by 2**29 multiples; fix: refuse a given scale with "
+                   "m (clip scale + sqrt d) past 2**(bits-1), naming scale)")
+@pytest.mark.parametrize("protection", WRAPS)
+def test_an_explicit_scale_wraps_the_ring(protection):
+    text = f"clip(bound=1) > discretize(scale=1e9) > {protection}"
+    try:
+        stack = _build(text)
+    except StackError as exc:
+        assert exc.field == "scale", exc
+        return
+    x = np.tile(np.eye(D, dtype=np.float32)[0] * 0.99, (N, 1))
+    out = secure_sum(x, protocol=stack, seed=0)
+    want = x[list(out.included)].astype(np.float64).sum(axis=0)
+    noise = 0.2 if "ddg" in protection else 1e-3  # ddg: noise of stddev 0.01 l2 / scale ~ 0.01 a coordinate; a wrap is 4.29
+    assert np.max(np.abs(out.result - want)) < noise
+
+
+@pytest.mark.parametrize("protection", WRAPS)
+def test_control_an_explicit_scale_that_fits_is_exact(protection):
+    """The same stacks and tolerances at scale 1e7 (6 x 0.99e7 < 2**28, the narrowest ring here): the sum is right."""
+    x = np.tile(np.eye(D, dtype=np.float32)[0] * 0.99, (N, 1))
+    out = secure_sum(x, protocol=_build(f"clip(bound=1) > discretize(scale=1e7) > {protection}"), seed=0)
+    want = x[list(out.included)].astype(np.float64).sum(axis=0)
+    assert np.max(np.abs(out.result - want)) < (0.2 if "ddg" in protection else 1e-3)
+
+
+# Held: the two-server preset's norm bound against conditional rounding; the noise's sensitivity against the encoder's ----
+
+@settings(max_examples=12, deadline=None)
+@given(norm=st.floats(0.01, 100.0), clip=st.sampled_from([0.25, 1.0, 4.0]), seed=st.integers(0, 2**16), aligned=st.booleans(),
+       beta=st.sampled_from(["", "beta=0.3", "beta=0.9"]))
+def test_two_server_norm_bound_holds_for_every_honest_rounding(norm, clip, seed, aligned, beta):
+    """Holds: the norm bound two-server validates, rounded_l2_bound(clip scale, d, beta), floors to B = floor(l2**2) exactly,
+    and conditional rounding's float check ||rounded|| <= l2 let no honest input past it here (any norm, clipped; aligned
+    inputs reach the fitted ring's edge; a float norm within ~l2 2**-52 of the bound is the only gap left, not hit); the released sum is the selected inputs' within the rounding error."""
+    x = np.tile(_inputs(norm, seed)[:1], (N, 1)) if aligned else _inputs(norm, seed)
+    stack = _build(f"clip(bound={clip}) > discretize{f'({beta})' if beta else ''} > two-server(rule=multi_krum, f=1)")
+    out = secure_sum(x, protocol=stack, seed=seed)
+    assert not out.rejected and len(out.included) == N - 1
+    clipped = x.astype(np.float64) * np.minimum(1.0, clip / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True))
+    scale = next(p for p in _chain(stack) if isinstance(p, DiscreteEncode)).scale
+    assert np.max(np.abs(out.result - clipped[list(out.included)].sum(axis=0))) <= (N - 1) / scale + 1e-9
+
+
+def _chain(protocol):
+    while protocol is not None:
+        yield protocol
+        protocol = getattr(protocol, "inner", None)
+
+
+@pytest.mark.parametrize("text", [
+    "clip(bound=1) > skellam(noise_multiplier=1) > secagg+",
+    "clip(bound=1) > discretize > ddg(noise_multiplier=1) > secagg",
+    "clip(bound=1) > rotation > randk(k=4) > discretize > skellam(noise_multiplier=1) > secagg+",
+    "clip(bound=1) > discretize(beta=0) > skellam(noise_multiplier=1) > secagg+",
+    "clip(bound=1) > clip(bound=2) > skellam(noise_multiplier=1) > secagg+",
+    "adaptive-clip(norm=3) > clip(bound=1) > skellam(noise_multiplier=1) > secagg+",
+    "clip(bound=1) > topk(k=2) > clip(bound=1) > skellam(noise_multiplier=1) > secagg+",
+])
+def test_the_noise_is_sized_for_what_the_encoder_lets_through(text):
+    """Holds (c): after a round, the noise layer's L2 sensitivity is at least the encoder's conditional-rounding bound, that
+    bound is rounded_l2_bound of the encoder's clip, and that clip is at least the innermost clip (which bounds every
+    norm the encoder gets: top-k and adaptive-clip in between are covered only by a fixed clip inside them)."""
+    stack = _build(text)
+    secure_sum(_inputs(5.0), protocol=stack, seed=2)
+    layers = list(_chain(stack))
+    encoder = next(p for p in layers if isinstance(p, DiscreteEncode))
+    noise = next(p for p in layers if isinstance(p, DistributedNoise))
+    assert noise.l2_sensitivity >= encoder.l2_sensitivity - 1e-9
+    assert encoder.l2_sensitivity == rounded_l2_bound(encoder.clip * encoder.scale, encoder._d, encoder.beta)
+    innermost_clip = [float(s.split("bound=")[1].split(")")[0]) for s in text.split(">") if s.strip().startswith("clip(")][-1]
+    assert encoder.clip >= innermost_clip
+
+
+PREFIXES = ["clip(bound=1) > ", "clip(bound=1) > rotation > ", "clip(bound=1) > rotation(kind=dft) > ", "clip(bound=1) > randk(k=4) > ",
+            "clip(bound=2) > clip(bound=1) > ", "clip(bound=1) > topk(k=2) > clip(bound=1) > ", "adaptive-clip(norm=1) > clip(bound=1) > "]
+ENCODINGS = ["discretize > ", "discretize(beta=0.5) > ", "discretize(fit=scaled) > ", "skellam(noise_multiplier=1) > ",
+             "discretize > ddg(noise_multiplier=2) > "]
+RING_LEAVES = [f"two-server(rule={rule}, f=1)" for rule in ("krum", "multi_krum", "centered_clipping", "norm_bounding", "coordinate_median",
+                                                              "trimmed_mean")] + ["two-server(rule=krum, f=1, pre=nnm)", "secagg+", "bfv(bits=20)"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(prefix=st.sampled_from(PREFIXES), encoding=st.sampled_from(ENCODINGS), leaf=st.sampled_from(RING_LEAVES),
+       shape=st.sampled_from(["random", "aligned", "spike"]), norm=st.floats(0.01, 100.0), seed=st.integers(0, 2**16))
+def test_ring_stacks_with_a_fixed_clip_keep_every_honest_client(prefix, encoding, leaf, shape, norm, seed):
+    """Holds: with a fixed clip right above the encoding (the layers between keep the norm), every ring stack that builds
+    keeps every honest client, at any input norm, aligned inputs and one-coordinate spikes included (no range or norm check
+    over the shares refuses them, no round aborts)."""
+    try:
+        stack = _build(prefix + encoding + leaf)
+    except StackError:
+        return  # e.g. bfv(bits=20) below a skellam ring sized for more bits
+    rows = {"random": _inputs(norm, seed), "aligned": np.tile(_inputs(norm, seed)[:1], (N, 1)),
+            "spike": np.tile(np.eye(D, dtype=np.float32)[seed % D] * norm, (N, 1))}[shape]
+    out = secure_sum(rows, protocol=stack, seed=seed)
+    assert not out.rejected and len(out.included) >= 1

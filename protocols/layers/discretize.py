@@ -187,6 +187,30 @@ def fitted_scale(fit: str, *, bits: int, clients: int, dim: int, clip: float) ->
     return min(scale, MAX_SCALED_NORM / clip)
 
 
+def _check_given_scale(scale: float, *, clip: float, beta: float, noise: float | None, wrap_probability: float, ctx: StackContext) -> None:
+    """Refuses a given scale at which the sum of the participants' rounded inputs can leave the signed range of the ring
+    inside: without noise, m rounded_l2_bound(clip scale, d, beta) >= 2**(bits-1) (every coordinate of a rounded input is
+    at most its norm); with noise inside, a scale above `choose_scale`'s (wrap probability above `wrap_probability`).
+
+    Raises:
+        StackError: naming the field scale, its value and the limit.
+    """
+    bits = ctx.ring_bits()
+    if noise is None:
+        peak = ctx.participants * rounded_l2_bound(clip * scale, ctx.dim, beta)
+        if peak >= 2.0 ** (bits - 1):
+            raise StackError(f"{scale:.6g} lets the sum of {ctx.participants} rounded inputs reach {peak:.6g} >= 2**{bits - 1}, the signed "
+                             f"range of the {bits}-bit ring inside: the sum would wrap; lower it or leave it unset (fitted)",
+                             layer=ctx.layer, position=ctx.position, field="scale")
+        return
+    limit = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_multiplier=noise, shares=ctx.survivors,
+                         wrap_probability=wrap_probability, beta=beta, rotated=ctx.rotated)
+    if scale > limit * (1 + 1e-9):
+        raise StackError(f"{scale:.6g} is above {limit:.6g}, the largest scale at which the noisy sum of the {bits}-bit ring inside wraps "
+                         f"with probability at most wrap_probability = {wrap_probability:g}; lower it or leave it unset (fitted)",
+                         layer=ctx.layer, position=ctx.position, field="scale")
+
+
 @register("discretize", flow={"floats": "ring"}, fields={"scale": Field(float, None, lambda v: v > 0, "> 0"), "beta": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1)"),
                                 "fit": Field(str, None, choices=FITS), "wrap_probability": Field(float, 1e-6, lambda v: 0 < v < 1, "in (0, 1)")},
           about="scale and round into the ring of the protection inside; scale derived by `fit` (norm, scaled, or noise: "
@@ -204,6 +228,8 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
     if scale is not None and clip * scale > MAX_SCALED_NORM:
         raise StackError(f"{scale:.6g} at clip {clip:.6g} exceeds clip scale <= 2**44 (MAX_SCALED_NORM), beyond which float64 "
                          "rounding cannot meet the rounded-norm bound", layer=ctx.layer, position=ctx.position, field="scale")
+    if scale is not None:  # checked against the ring as a fitted scale is (review 21: scale=1e9 wrapped a 32-bit sum)
+        _check_given_scale(scale, clip=clip, beta=beta, noise=noise, wrap_probability=values["wrap_probability"], ctx=ctx)
     if scale is None:
         bits = ctx.ring_bits()
         if fit == "noise" and noise is None:

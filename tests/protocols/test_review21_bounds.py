@@ -131,12 +131,11 @@ def test_control_the_same_clip_without_topk_runs():
 WRAPS = ["secagg+", "bfv(bits=32)", "two-server(rule=multi_krum, f=1)", "ddg(noise_multiplier=0.01) > secagg"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="discretize(scale=1e9) is checked only against clip scale <= 2**44, not "
-                   "against the ring: 6 aligned honest inputs of norm 0.99 sum to 5.9e9 integer units > 2**31 and the released sum "
-                   "is off by 2**32 / scale = 4.29 (two-server, 29 bits: wrong by 2**29 multiples; fix: refuse a given scale with "
-                   "m (clip scale + sqrt d) past 2**(bits-1), naming scale)")
 @pytest.mark.parametrize("protection", WRAPS)
 def test_an_explicit_scale_wraps_the_ring(protection):
+    """Was a break: discretize(scale=1e9) was checked only against clip scale <= 2**44, not against the ring: 6 aligned
+    honest inputs of norm 0.99 sum to 5.9e9 integer units > 2**31 and the released sum was off by 2**32 / scale = 4.29.
+    Now refused at build, naming scale."""
     text = f"clip(bound=1) > discretize(scale=1e9) > {protection}"
     try:
         stack = _build(text)

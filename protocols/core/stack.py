@@ -220,7 +220,10 @@ class StackContext:
     ones: `clip` (L2 bound, update units), `scale` (integer units per update unit), `beta` (conditional
     rounding), `norm_bound` (L2 bound of what reaches the protection, ring units; None: unbounded, e.g. noised),
     `clip_bounds_input` (False once a layer changed the inputs after the clip: noise shares, stochastic quantization),
-    `rotated` (True inside a random rotation: each coordinate about N(0, ||x||**2 / d); top-k makes it False again)."""
+    `noise_std` (per-coordinate stddev, update units, of the float Gaussian noise each input carries from layers between
+    the clip and here), `clip_dropped_by` (the layer between that left no bound from the clip: top-k's error feedback,
+    an adaptive clip's moving norm; "" if none), `rotated` (True inside a random rotation: each coordinate about
+    N(0, ||x||**2 / d); top-k makes it False again). A clip layer resets clip_bounds_input, noise_std and clip_dropped_by."""
 
     dim: int
     participants: int
@@ -235,6 +238,8 @@ class StackContext:
     beta: float | None = None
     norm_bound: float | None = None
     clip_bounds_input: bool = True
+    noise_std: float = 0.0
+    clip_dropped_by: str = ""
     rotated: bool = False
     rest: tuple[LayerSpec, ...] = ()  # the specs inside the layer being built
     position: int = 0  # of the layer being built (1 = outermost)

@@ -15,6 +15,7 @@ holder's setup) and their sizes are reported, not counted in per-round bytes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -501,20 +502,43 @@ HE_VIEWS = {"server": "aggregate", "key holder": "own share", "released model": 
 MIN_CLIENTS = Field(int, 2, lambda v: v >= 1, ">= 1")  # a sum of one input is that input: 1 only on purpose
 
 
+HONEST_TAIL = 1e-6  # build checks under float noise: an honest round exceeds the bound they use with at most this probability
+
+
+def honest_coordinate_bound(ctx: StackContext) -> float:
+    """What every coordinate of every honest input reaching this layer is at most, in a round, except with probability
+    HONEST_TAIL: the clip, plus s sqrt(2 ln(2 m d / HONEST_TAIL)) when float noise of stddev s a coordinate
+    (`ctx.noise_std`) lies between (a Gaussian tail, P[|N(0, s**2)| > s u] <= 2 exp(-u**2 / 2), union over the m d
+    coordinates)."""
+    tail = math.sqrt(2 * math.log(2 * ctx.participants * ctx.dim / HONEST_TAIL)) if ctx.noise_std else 0.0
+    return ctx.clip + ctx.noise_std * tail
+
+
 def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: float = 0.0) -> HeAggregation:
-    """At build, where the clip bounds what reaches the layer (every coordinate |x| <= clip), with the error terms of
-    `HeAggregation.check_encoding`, which refuses the same at run time (a stack that builds is not refused by its clients
-    for its clip): one clipped input (x weight) must stay below what one encoding holds (`secagg.he.ckks_encodable`);
+    """At build, where the clip bounds what reaches the layer (every coordinate |x| <= `honest_coordinate_bound`: the
+    clip, plus a tail of the float noise between), with the error terms of `HeAggregation.check_encoding`, which
+    refuses the same at run time (a stack that builds is not refused by its honest clients, except with probability
+    HONEST_TAIL under noise): one input (x weight) must stay below what one encoding holds (`secagg.he.ckks_encodable`);
     a sum of `ctx.participants` of them below the CKKS headroom (`ckks_headroom`); the hidden model's first model,
     `offset` (the initial model's max |value|) plus that sum, below what one encoding holds, as the key holder
-    re-encrypts it (review 19). Robust rounds check only the first (their sums rest on the key holder's norm check)."""
-    if ctx.clip is None or not ctx.clip_bounds_input:
+    re-encrypts it (review 19). Robust rounds check only the first (their sums rest on the key holder's norm check).
+    A layer between the clip and this one that leaves no bound (`ctx.clip_dropped_by`: top-k, adaptive-clip) is
+    refused (review 21): a clip must sit inside it.
+
+    Raises:
+        StackError: naming the field clip, the bound and what it reaches.
+    """
+    if ctx.clip_dropped_by:
+        raise StackError(f"needs a clip inside {ctx.clip_dropped_by}: no bound from the clip outside holds for what its clients check "
+                         "against what one encoding holds; put clip(bound=...) after it", layer=ctx.layer, position=ctx.position, field="clip")
+    if ctx.clip is None or (not ctx.clip_bounds_input and not ctx.noise_std):
         return protocol
-    n, error = ctx.participants, fresh_error_bound(protocol.params)
-    one = abs(protocol.input_weight) * ctx.clip
+    n, error, bound = ctx.participants, fresh_error_bound(protocol.params), honest_coordinate_bound(ctx)
+    clipped = f"clipped to {ctx.clip}" + (f" (with the noise between, {bound:.6g} a coordinate)" if bound != ctx.clip else "")
+    one = abs(protocol.input_weight) * bound
     encodable = ckks_encodable(protocol.params)
     if not one + error < encodable:
-        raise StackError(f"one input clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}) = {one:.6g} reaches {encodable:.6g}, what "
+        raise StackError(f"one input {clipped} (x {abs(protocol.input_weight):.6g}) = {one:.6g} reaches {encodable:.6g}, what "
                          f"one encoding of {protocol.preset} holds; clip lower", layer=ctx.layer, position=ctx.position, field="clip")
     if protocol.round_type == "robust":
         return protocol
@@ -524,7 +548,7 @@ def check_build_headroom(protocol: HeAggregation, ctx: StackContext, offset: flo
     if not peak + (n + 2) * error < limit:
         what = f"the first model (max |w_0| {offset:.6g} + the sum), re-encrypted by the key holder, reaches {limit:.6g}, what one encoding" \
             if hidden else f"it reaches the CKKS headroom {limit:.6g} of"
-        raise StackError(f"a sum of {n} inputs clipped to {ctx.clip} (x {abs(protocol.input_weight):.6g}) = {n * one:.6g}: {what} "
+        raise StackError(f"a sum of {n} inputs {clipped} (x {abs(protocol.input_weight):.6g}) = {n * one:.6g}: {what} "
                          f"{protocol.preset}{' holds' if hidden else ''}: it would wrap; clip lower", layer=ctx.layer, position=ctx.position, field="clip")
     return protocol
 

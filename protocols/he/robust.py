@@ -27,6 +27,7 @@ aggregator that runs others is refused before anything is decrypted (`KeyHolderP
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from protocols.core.errors import BelowThreshold, InvalidInput
@@ -52,6 +53,8 @@ class CKKSRobust(HeAggregation):
     m: int | None = None
     norm_bound: float = 1.0
     preset: str = "ckks-8192"
+    honest_clip: float | None = None  # set by the stack: the clip outside, when float noise lies between (review 21)
+    honest_noise_std: float = 0.0  # and that noise's stddev a coordinate (update units)
     name: str = "ckks-robust"
     needs_galois = True
     round_type = "robust"
@@ -59,10 +62,20 @@ class CKKSRobust(HeAggregation):
     def range_note(self) -> str:
         """Robust rounds: no client headroom check (`check_encoding` checks only that an input encodes); the key holder's norm
         check bounds each accepted input, and the sums are of fresh ciphertexts, decrypted at the preset's top level."""
+        honest = "its clip plus its noise (see the notes)" if self.honest_noise_std else "its clip"
         return ("numeric_error holds for inputs within the key holder's norm check (each accepted input's norm at most "
-                "1.01 norm_bound, an honest client's is its clip) and for the selected sum of fresh ciphertexts, decrypted at the "
+                f"1.01 norm_bound, an honest client's is {honest}) and for the selected sum of fresh ciphertexts, decrypted at the "
                 "top level of the preset; clients check only that their input encodes (below "
                 f"{ckks_encodable(self.params):.6g} a slot), not a headroom against n")
+
+    def honest_rejection_bound(self, d: int) -> float:
+        """P[an honest input is over norm_bound] a client and round, under float noise between its clip c and this layer:
+        ||x + g|| <= c + ||g||, and for g ~ N(0, s**2 I_d) Gaussian concentration (||.|| is 1-Lipschitz, E||g|| <= s sqrt(d))
+        gives P[||g|| >= s sqrt(d) + t] <= exp(-t**2 / (2 s**2)); 1 when norm_bound <= c + s sqrt(d); 0 without noise."""
+        if not self.honest_noise_std or self.honest_clip is None:
+            return 0.0
+        t = self.norm_bound - self.honest_clip - self.honest_noise_std * math.sqrt(d)
+        return math.exp(-(t**2) / (2 * self.honest_noise_std**2)) if t > 0 else 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()  # the policy checks rule, f, m, norm_bound
@@ -76,6 +89,16 @@ class CKKSRobust(HeAggregation):
         p = self.policy
         selection = 1 if p.rule == "krum" else (p.m if p.m is not None else p.min_clients + p.f)
         return max(2 * p.f + 1, p.min_clients, selection)
+
+    def _honest_noise_note(self, d: int) -> str:
+        if not self.honest_noise_std:
+            return ""
+        p = self.honest_rejection_bound(d)
+        return (f"; an honest input carries the noise of the layers between its clip {self.honest_clip:g} and this layer (stddev "
+                f"{self.honest_noise_std:.4g} a coordinate): it is over norm_bound, and rejected as a Byzantine one is, with probability "
+                + (f"at most {p:.3g} a client and round (Gaussian concentration)" if p < 1 else
+                   f"that no bound limits (norm_bound {self.norm_bound:g} <= clip + stddev sqrt(d) = "
+                   f"{self.honest_clip + self.honest_noise_std * math.sqrt(d):.4g}: most honest inputs are rejected)"))
 
     def _rule_policy(self) -> dict:
         return {"rule": self.rule, "f": self.f, "m": self.m, "norm_bound": self.norm_bound}
@@ -116,7 +139,7 @@ class CKKSRobust(HeAggregation):
             "; validated: each input's squared norm on its d real slots (padding slots attenuated to ~1e-10 of their value), and that the distances are Euclidean; "
             "not validated: without a proof of well-formedness a Byzantine client can still send any vector within norm_bound"
             "; an outer DP noise layer counts each client's own noise share only: the selection and the released distances are "
-            "computed from the noisy inputs"))
+            "computed from the noisy inputs" + self._honest_noise_note(d)))
         report = LayerReport(self.name, end.meter.cost(end.transport, rounds=3), guarantee)
         return Output(result, tuple(selected), (report,), tuple(rejected), chosen_from_inputs=True)
 
@@ -133,14 +156,18 @@ def _ckks_robust(values: dict, ctx: StackContext) -> Protocol:
         raise StackError("needs norm_bound: a layer outside it (noise shares, stochastic quantization) changes the inputs after the clip, "
                          "so the clip bound does not bound what reaches the key holder; set norm_bound above the clip plus that change",
                          layer=ctx.layer, position=ctx.position, field="norm_bound")
+    if ctx.clip_dropped_by:  # review 21: no bound from the clip outside holds, so no norm_bound keeps every honest input
+        raise StackError(f"needs a clip inside {ctx.clip_dropped_by}: the key holder would reject honest inputs past any norm_bound; "
+                         "put clip(bound=B) after it, and norm_bound >= B or unset", layer=ctx.layer, position=ctx.position, field="norm_bound")
     if values["norm_bound"] is not None and ctx.clip is not None and values["norm_bound"] < ctx.clip:
         raise StackError(f"norm_bound {values['norm_bound']:g} is below the clip {ctx.clip:g} outside it: the key holder would reject "
                          "honest clipped inputs with a norm between the two as Byzantine; set norm_bound >= the clip (or leave it unset)",
                          layer=ctx.layer, position=ctx.position, field="norm_bound")
     bound = values["norm_bound"] if values["norm_bound"] is not None else ctx.require("clip", "a clip layer outside it or a norm_bound")
     min_clients = values["min_clients"] if values["min_clients"] is not None else (1 if values["rule"] == "krum" else 2)
+    noisy = {"honest_clip": ctx.clip, "honest_noise_std": ctx.noise_std} if ctx.noise_std else {}
     protocol = check_build_headroom(CKKSRobust(rule=values["rule"], f=ctx.f if values["f"] is None else values["f"], m=values["m"],
-                                               norm_bound=bound, min_clients=min_clients), ctx)  # one clipped input encodes (review 19)
+                                               norm_bound=bound, min_clients=min_clients, **noisy), ctx)  # one clipped input encodes (review 19)
     selection = "m" if protocol.rule == "multi_krum" and protocol.m is not None else "min_clients"  # what sets the key holder's selection
     ctx.need_inputs({"f": ("2f + 1", 2 * protocol.f + 1), selection: ("survivors_needed()", protocol.survivors_needed())})  # review 13
     return protocol

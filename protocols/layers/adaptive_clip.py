@@ -168,7 +168,7 @@ class AdaptiveClip(Protocol):
           "fixed clip of their own")
 def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
-    update = inner(ctx.replace(clip=None))
+    update = inner(ctx.replace(clip=None, clip_dropped_by="adaptive-clip (its norm moves every round)"))
     z = values["count_noise_multiplier"]
     if z**2 / (2 * ctx.survivors) > MAX_POISSON_MEAN:  # each share is Sk(mu, mu), mu = z**2 / (2 m): the sampler's range (review 13)
         raise StackError(f"count_noise_multiplier = {z:g} gives each count share Skellam of mu = z**2 / (2 m) = {z**2 / (2 * ctx.survivors):.3g} "

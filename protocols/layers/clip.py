@@ -61,4 +61,4 @@ class L2Clip(TransformLayer):
 @register("clip", fields={"bound": Field(float, check=lambda v: v > 0, expect="> 0")}, traits=Traits(clips=True),
           about="L2 clip to bound (update units); the inner layers are sized for it")
 def _clip(values: dict, ctx: StackContext, inner) -> Protocol:
-    return L2Clip(values["bound"], inner(ctx.replace(clip=values["bound"], clip_bounds_input=True)))  # bounds them again, whatever came before
+    return L2Clip(values["bound"], inner(ctx.replace(clip=values["bound"], clip_bounds_input=True, noise_std=0.0, clip_dropped_by="")))  # bounds them again, whatever came before

@@ -170,7 +170,8 @@ def _randk(values: dict, ctx: StackContext, inner) -> Protocol:
 @register("topk", fields=KEEP, about="top-k with error feedback (sent densely: positions stay hidden by the protection); the memory "
           "can push a sent vector's norm above an outer clip bound, so the layers inside it need a clip of their own")
 def _topk(values: dict, ctx: StackContext, inner) -> Protocol:
-    return TopK(_kept(values, ctx), inner(ctx.replace(clip=None, rotated=False)))  # update + memory: no bound from outside holds, and the largest coordinates are kept
+    dropped = "topk (its error feedback adds the memory to the clipped update)" if ctx.clip is not None else ctx.clip_dropped_by
+    return TopK(_kept(values, ctx), inner(ctx.replace(clip=None, rotated=False, clip_dropped_by=dropped)))  # update + memory: no bound from outside holds, and the largest coordinates are kept
 
 
 @register("quantize", flow={"floats": "ring"}, fields={"q": Field(int, 8, lambda v: 1 <= v <= 24, "in [1, 24]")},

@@ -151,4 +151,5 @@ def _central(values: dict, ctx: StackContext, inner) -> Protocol:
           about="local DP: each client adds the whole Gaussian noise N(0, (z clip)^2) to its update")
 def _local(values: dict, ctx: StackContext, inner) -> Protocol:
     clip = ctx.require("clip", "a clip layer outside it (the noise is sized to the clip bound)")
-    return LocalGaussian(values["noise_multiplier"], clip, 1, inner(ctx.replace(norm_bound=None, clip_bounds_input=False)), delta=ctx.delta)
+    inside = ctx.replace(norm_bound=None, clip_bounds_input=False, noise_std=math.hypot(ctx.noise_std, values["noise_multiplier"] * clip))
+    return LocalGaussian(values["noise_multiplier"], clip, 1, inner(inside), delta=ctx.delta)

@@ -292,24 +292,26 @@ class StackContext:
             raise StackError(f"the round needs >= {need} inputs ({named}), found {rows} ({given})", layer=self.layer, position=self.position,
                              field=field)
 
-    def _noise_spec_inside(self) -> dict | None:
-        """The first distributed-noise layer's field values inside this position (its defaults filled in), or None."""
+    def _noise_specs_inside(self) -> list[dict]:
+        """Every distributed-noise layer's field values inside this position (its defaults filled in), outermost first."""
+        specs = []
         for spec in self.rest:
             entry = REGISTRY.get(spec.layer)
             if entry is not None and entry.ring_noise:
-                return {"layer": spec.layer, **{name: f.default for name, f in entry.fields.items() if f.default is not REQUIRED}, **dict(spec.fields)}
-        return None
+                specs.append({"layer": spec.layer, **{name: f.default for name, f in entry.fields.items() if f.default is not REQUIRED}, **dict(spec.fields)})
+        return specs
 
     def noise_inside(self) -> float | None:
-        """The noise_multiplier of the first distributed-noise layer inside this position, or None."""
-        spec = self._noise_spec_inside()
-        return None if spec is None else float(spec.get("noise_multiplier", 0.0))
+        """The noise multiplier of all the distributed-noise layers inside this position together, sqrt(sum z_i**2)
+        (independent noises add their variances; review 21: the first layer's alone under-sized the ring), or None."""
+        specs = self._noise_specs_inside()
+        return math.sqrt(sum(float(spec.get("noise_multiplier", 0.0)) ** 2 for spec in specs)) if specs else None
 
     def noise_mechanism_inside(self) -> str | None:
         """The mechanism of the first distributed-noise layer inside this position (its `mechanism` field, else its name:
         "skellam" or "ddg"), or None."""
-        spec = self._noise_spec_inside()
-        return None if spec is None else spec.get("mechanism", spec["layer"])
+        specs = self._noise_specs_inside()
+        return specs[0].get("mechanism", specs[0]["layer"]) if specs else None
 
 
 

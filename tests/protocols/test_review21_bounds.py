@@ -241,3 +241,16 @@ def test_ring_stacks_with_a_fixed_clip_keep_every_honest_client(prefix, encoding
             "spike": np.tile(np.eye(D, dtype=np.float32)[seed % D] * norm, (N, 1))}[shape]
     out = secure_sum(rows, protocol=stack, seed=seed)
     assert not out.rejected and len(out.included) >= 1
+
+
+def test_two_noise_layers_inside_discretize_size_the_ring_for_both():
+    """Was a break (review 21, reported from reading): the scale was fitted to the first noise layer inside discretize
+    alone (`StackContext.noise_inside`), so a small first noise and a large second one got the small one's scale
+    (86531 against 27257 at 20 bits) and a wrap probability far above wrap_probability. Now the noises' variances add."""
+    def scale(text: str) -> float:
+        return _build(f"clip(bound=1) > discretize > {text} > secagg+(bits=20)").inner.scale
+
+    alone = scale("skellam(noise_multiplier=2.5)")
+    assert scale("skellam(noise_multiplier=0.01) > skellam(noise_multiplier=2.5)") <= alone
+    assert scale("skellam(noise_multiplier=2.5) > skellam(noise_multiplier=0.01)") <= alone
+    assert scale("skellam(noise_multiplier=1.5) > skellam(noise_multiplier=2)") == pytest.approx(alone, rel=1e-9)  # 1.5**2 + 2**2 = 2.5**2

@@ -100,26 +100,27 @@ def test_the_coordinate_tail_is_a_union_bound_that_holds_exactly(m, d):
 NOISES = {"gaussian": lambda z, survivors: z / math.sqrt(survivors), "local-dp": lambda z, survivors: z}
 
 
-@settings(max_examples=6, deadline=None)
-@given(noise=st.sampled_from(sorted(NOISES)), z=st.floats(0.3, 3.0), expected=st.sampled_from([None, 2]),
-       between=st.sampled_from(["", "rotation > ", "randk(k=3) > "]), seed=st.integers(0, 2**16))
-def test_ckks_builds_up_to_the_stated_noisy_headroom_and_its_clients_then_encrypt(noise, z, expected, between, seed):
-    """Held: the largest clip that builds `clip > [rotation | randk] > noise > ckks` is the analytic one, n (c + s u) +
-    (n + 2) err < 2**19 with s = z c / sqrt(survivors) (gaussian) or z c (local-dp) and u over the m d' coordinates at the
-    layer (d' after padding or rand-k); at that clip an honest round of spikes (each coordinate at the clip, plus the
-    noise) is encrypted by every client, and 0.1 % above it the stack is refused naming clip."""
+@settings(max_examples=8, deadline=None)
+@given(noise=st.sampled_from(sorted(NOISES)), z=st.floats(0.3, 3.0), m=st.integers(2, 10), d=st.integers(2, 24),
+       dropped=st.integers(0, 1), between=st.sampled_from(["", "rotation > ", "randk(k=2) > "]), seed=st.integers(0, 2**16))
+def test_ckks_builds_up_to_the_stated_noisy_headroom_and_its_clients_then_encrypt(noise, z, m, d, dropped, between, seed):
+    """Held: the largest clip that builds `clip > [rotation | randk] > noise > ckks` is the analytic one, m (c + s u) +
+    (m + 2) err < 2**19 with s = z c / sqrt(survivors) (gaussian) or z c (local-dp) and u over the m d' coordinates at the
+    layer (d' after padding to a power of 2, or rand-k's k); at that clip an honest round of spikes (a coordinate at the
+    clip, plus the noise) is encrypted by every client, and 0.1 % above it the stack is refused naming clip."""
     params = preset("ckks-8192-sum")
-    d_at = {"": D, "rotation > ": D, "randk(k=3) > ": 3}[between]  # D = 8 is a power of 2: no padding
-    u = math.sqrt(2 * math.log(2 * N * d_at / HONEST_TAIL))
-    factor = NOISES[noise](z, expected or N)
-    want = (ckks_headroom(params) - (N + 2) * fresh_error_bound(params)) / (N * (1 + factor * u))
+    d_at = {"": d, "rotation > ": 1 << (d - 1).bit_length(), "randk(k=2) > ": 2}[between]
+    survivors = m - dropped
+    u = math.sqrt(2 * math.log(2 * m * d_at / HONEST_TAIL))
+    want = (ckks_headroom(params) - (m + 2) * fresh_error_bound(params)) / (m * (1 + NOISES[noise](z, survivors) * u))
+    context = StackContext(dim=d, participants=m, expected=survivors)
     text = lambda c: f"clip(bound={c!r}) > {between}{noise}(noise_multiplier={z!r}) > ckks"  # noqa: E731
-    context = {"expected": expected} if expected else {}
-    stack = _build(text(want * (1 - 1e-6)), **context)
+    stack = build(parse(text(want * (1 - 1e-6))), context)
     with pytest.raises(StackError) as above:
-        _build(text(want * 1.001), **context)
+        build(parse(text(want * 1.001)), context)
     assert above.value.field == "clip"
-    assert len(secure_sum(_spikes(1e9), protocol=stack, seed=seed).included) == N
+    spikes = np.tile(np.eye(d, dtype=np.float32)[seed % d] * 1e9, (m, 1))
+    assert len(secure_sum(spikes, protocol=stack, seed=seed).included) == m
 
 
 def test_hidden_state_builds_up_to_its_weighted_noisy_bound():

@@ -61,6 +61,14 @@ def test_a_zero_gaussian_skips_the_ckks_headroom_check():
     assert len(secure_sum(_spikes(1e6), protocol=stack, seed=0).included) == N  # raises Refused by client 0 at encrypt
 
 
+@pytest.mark.xfail(strict=True, reason="review 22: the same flag refuses a correct stack: gaussian(noise_multiplier=0) is no layer "
+                   "('0: no layer'), yet ckks-robust then demands a norm_bound as if noise changed the inputs (a sweep over z that "
+                   "includes 0 cannot keep the default norm_bound = clip)")
+def test_a_zero_gaussian_keeps_the_clip_bound_for_ckks_robust():
+    stack = _build("clip(bound=1) > gaussian(noise_multiplier=0) > ckks-robust(rule=krum, f=1)")
+    assert innermost(stack).norm_bound == 1.0 and not secure_sum(_inputs(5.0), protocol=stack, seed=0).rejected
+
+
 @pytest.mark.xfail(strict=True, reason="review 22 (regression of 4c030f1): adaptive-clip sets clip=None and clip_dropped_by even "
                    "under a fixed clip outside it, though its own clip only lowers norms (||x|| <= min(outer clip, C_t)): a correct stack "
                    "that built before is now refused. Fix: keep ctx.clip (and noise_std) when a clip is outside, drop them only without one")

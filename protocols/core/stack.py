@@ -301,17 +301,16 @@ class StackContext:
                 specs.append({"layer": spec.layer, **{name: f.default for name, f in entry.fields.items() if f.default is not REQUIRED}, **dict(spec.fields)})
         return specs
 
+    def noise_layers_inside(self) -> list[tuple[float, str]]:
+        """(noise_multiplier, mechanism) of every distributed-noise layer inside this position, outermost first (the
+        mechanism: its `mechanism` field, else its name, "skellam" or "ddg")."""
+        return [(float(spec.get("noise_multiplier", 0.0)), spec.get("mechanism", spec["layer"])) for spec in self._noise_specs_inside()]
+
     def noise_inside(self) -> float | None:
         """The noise multiplier of all the distributed-noise layers inside this position together, sqrt(sum z_i**2)
         (independent noises add their variances; review 21: the first layer's alone under-sized the ring), or None."""
-        specs = self._noise_specs_inside()
-        return math.sqrt(sum(float(spec.get("noise_multiplier", 0.0)) ** 2 for spec in specs)) if specs else None
-
-    def noise_mechanism_inside(self) -> str | None:
-        """The mechanism of the first distributed-noise layer inside this position (its `mechanism` field, else its name:
-        "skellam" or "ddg"), or None."""
-        specs = self._noise_specs_inside()
-        return specs[0].get("mechanism", specs[0]["layer"]) if specs else None
+        layers = self.noise_layers_inside()
+        return math.sqrt(sum(z**2 for z, _ in layers)) if layers else None
 
 
 

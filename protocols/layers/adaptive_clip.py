@@ -8,7 +8,8 @@ aggregation, so the server sees only a noisy count), and the server updates the 
 
 The count is a query of its own with sensitivity 1: its mechanism and epsilon are reported in this
 layer's guarantee, to be composed with the update's. The inner stack's sensitivity must cover C_t
-(rebuild it each round with `norm`, or give it a clip >= every C_t).
+(rebuild it each round with `norm`, or give it a clip >= every C_t). A fixed clip outside it stays the bound of what
+reaches the layers inside (clipping to C_t only shrinks); without one, the HE layers inside need a clip of their own.
 
 The round splits (`protocols.core.protocol`) when the count and the inner stack do: the count's round
 and the clipped update's run side by side in one (`protocols.core.parallel`), and C_t travels in the
@@ -168,7 +169,8 @@ class AdaptiveClip(Protocol):
           "fixed clip of their own")
 def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
-    update = inner(ctx.replace(clip=None, clip_dropped_by="adaptive-clip (its norm moves every round)"))
+    # a clip outside still bounds what reaches the layers inside (clipping to C_t only shrinks); without one, C_t moves (review 22)
+    update = inner(ctx if ctx.clip is not None else ctx.replace(clip_dropped_by="adaptive-clip (its norm moves every round)"))
     z = values["count_noise_multiplier"]
     if z**2 / (2 * ctx.survivors) > MAX_POISSON_MEAN:  # each share is Sk(mu, mu), mu = z**2 / (2 m): the sampler's range (review 13)
         raise StackError(f"count_noise_multiplier = {z:g} gives each count share Skellam of mu = z**2 / (2 m) = {z**2 / (2 * ctx.survivors):.3g} "

@@ -221,7 +221,7 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
         raise StackError("needs a clip that bounds its inputs: a layer between the clip and it (noise, stochastic quantization) "
                          "changes them after the clip; put a clip after that layer or discretize before it",
                          layer=ctx.layer, position=ctx.position, field="clip")
-    noise, mechanism = ctx.noise_inside(), ctx.noise_mechanism_inside()
+    noise, layers = ctx.noise_inside(), ctx.noise_layers_inside()
     fit = values["fit"] or ("noise" if noise is not None else "norm")
     beta = values["beta"] if values["beta"] is not None else (math.exp(-0.5) if noise is not None else 0.0)
     scale = values["scale"]
@@ -240,8 +240,9 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
             fits_noise = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_multiplier=noise, shares=ctx.survivors,
                                       wrap_probability=values["wrap_probability"], beta=beta, rotated=ctx.rotated)
             scale = fits_noise if scale is None else min(scale, fits_noise)
-        if noise:  # the noise layer inside sizes its shares to this scale: keep them within its sampler's range (review 12)
-            scale = within_share_variance(scale, clip=clip, dim=ctx.dim, beta=beta, noise_multiplier=noise, shares=ctx.survivors,
-                                          limit=max_share_variance(mechanism))
+        for z, mechanism in layers:  # each noise layer inside sizes its shares to this scale: keep them within its sampler's range
+            if z:  # (review 12; review 22: each layer's own z against its own sampler, not the sum against the first's)
+                scale = within_share_variance(scale, clip=clip, dim=ctx.dim, beta=beta, noise_multiplier=z, shares=ctx.survivors,
+                                              limit=max_share_variance(mechanism))
     protection = inner(ctx.replace(scale=scale, beta=beta, norm_bound=rounded_l2_bound(clip * scale, ctx.dim, beta)))
     return DiscreteEncode(scale, clip, protection, beta=beta)

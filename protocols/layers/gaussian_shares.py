@@ -78,9 +78,9 @@ class GaussianShares(TransformLayer):
           about="float Gaussian noise shares of total stddev noise_multiplier * clip over the expected survivors (0: no layer)")
 def _gaussian(values: dict, ctx: StackContext, inner) -> Protocol:
     clip = ctx.require("clip", "a clip layer outside it (the noise is sized to the clip bound)")
+    if values["noise_multiplier"] == 0:  # no layer: the inputs are as the clip left them (review 22)
+        return inner(ctx)
     share = values["noise_multiplier"] * clip / math.sqrt(ctx.survivors)  # GaussianShares.share_stddev
     protection = inner(ctx.replace(norm_bound=None, clip_bounds_input=False, noise_std=math.hypot(ctx.noise_std, share)))
-    if values["noise_multiplier"] == 0:
-        return protection
     return GaussianShares(values["noise_multiplier"], clip, ctx.survivors, protection, delta=ctx.delta,
                           assume_colluding=uncounted(ctx, protection))

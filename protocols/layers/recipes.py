@@ -36,18 +36,21 @@ class DistributedDPParameters:
 
 def distributed_dp_parameters(
     *, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, expected_clients: int | None = None,
-    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), mechanism: str = "skellam",
+    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), mechanism: str = "skellam", ring_noise_multiplier: float | None = None,
 ) -> DistributedDPParameters:
-    """Scale from `choose_scale`, lowered where needed so that a share's variance stays within its sampler's exact range
-    (`max_share_variance(mechanism)`, review 12: a wide ring or few clients sized shares the float64 samplers cannot draw); total
-    noise stddev = noise_multiplier * l2 (integer units), split into `expected_clients` equal shares (default: all).
+    """Scale from `choose_scale` for the noise the ring holds (`ring_noise_multiplier`, default noise_multiplier; more when
+    other noise layers add to the same ring, review 22), lowered where needed so that a share's variance stays within its
+    sampler's exact range (`max_share_variance(mechanism)`, review 12: a wide ring or few clients sized shares the float64
+    samplers cannot draw); total noise stddev = noise_multiplier * l2 (integer units), split into `expected_clients` equal
+    shares (default: all).
 
     Raises:
         ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`), or the lowered scale
             would make rounding more than double the sensitivity.
     """
     padded, shares = 1 << max(0, (dim - 1).bit_length()), expected_clients or clients
-    scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_multiplier=noise_multiplier, shares=shares,
+    ring_noise = noise_multiplier if ring_noise_multiplier is None else ring_noise_multiplier
+    scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_multiplier=ring_noise, shares=shares,
                          wrap_probability=wrap_probability, beta=beta)
     if noise_multiplier > 0:
         scale = within_share_variance(scale, clip=clip, dim=padded, beta=beta, noise_multiplier=noise_multiplier, shares=shares,
@@ -122,7 +125,8 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
         padded = RandomizedHadamard.padded_dim(ctx.dim)
         p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
                                       noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
-                                      wrap_probability=values["wrap_probability"], beta=values["beta"], mechanism=mechanism)
+                                      wrap_probability=values["wrap_probability"], beta=values["beta"], mechanism=mechanism,
+                                      ring_noise_multiplier=math.hypot(values["noise_multiplier"], ctx.noise_inside() or 0.0))
         protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None, clip_bounds_input=False))
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
                              assume_colluding=uncounted(ctx, protection))

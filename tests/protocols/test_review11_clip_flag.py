@@ -78,14 +78,27 @@ def test_control_quantize_under_the_clip_alone_is_within_its_error():
     assert float(np.max(np.abs(out.result - _clipped_inputs().sum(axis=0)))) <= claimed
 
 
-@pytest.mark.parametrize("mover", ["topk(k=2)", "adaptive-clip(norm=1)"])
-@pytest.mark.parametrize("bounded", ["discretize > secagg+", "skellam(noise_multiplier=1) > secagg+", "ckks-robust(rule=krum, f=1)",
-                                     "quantize(q=8) > secagg+"])
-def test_regression_layers_that_move_the_norm_leave_no_clip_to_read(mover, bounded):
-    """Holds: top-k (update + error memory) and adaptive-clip (its norm moves each round) clear ctx.clip, so every layer
-    inside that reads the clip as a bound (discretize, the noise recipe, ckks-robust's default, quantize) is refused."""
+BOUNDED = ["discretize > secagg+", "skellam(noise_multiplier=1) > secagg+", "ckks-robust(rule=krum, f=1)", "quantize(q=8) > secagg+"]
+
+
+@pytest.mark.parametrize("bounded", BOUNDED)
+def test_regression_layers_that_move_the_norm_leave_no_clip_to_read(bounded):
+    """Holds: top-k (update + error memory) clears ctx.clip, and adaptive-clip without a clip outside it (its norm moves
+    each round) leaves none, so every layer inside that reads the clip as a bound (discretize, the noise recipe,
+    ckks-robust's default, quantize) is refused."""
     with pytest.raises(StackError, match="clip"):
-        _build(f"clip(bound=1) > {mover} > {bounded}")
+        _build(f"clip(bound=1) > topk(k=2) > {bounded}")
+    with pytest.raises(StackError, match="clip"):
+        _build(f"adaptive-clip(norm=1) > {bounded}")
+
+
+@pytest.mark.parametrize("bounded", BOUNDED)
+def test_a_clip_outside_adaptive_clip_is_still_a_bound_inside(bounded):
+    """Review 22: clipping to C_t only shrinks, so under a fixed clip outside the adaptive one what reaches the layers
+    inside stays within that clip: they build on it, and an honest round keeps every client."""
+    stack = _build(f"clip(bound=1) > adaptive-clip(norm=1) > {bounded}")
+    out = secure_sum(_clipped_inputs(), protocol=stack, seed=3)
+    assert not out.rejected and len(out.included) >= 1  # krum includes the one it selects
 
 
 def test_regression_the_flag_is_what_discretize_reads():

@@ -46,10 +46,8 @@ def _inputs(norm: float, seed: int = 1) -> np.ndarray:
 
 # 1. noise_std / clip_dropped_by: a layer that leaves them wrong -----------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="review 22: gaussian(noise_multiplier=0) builds no layer but sets clip_bounds_input=False "
-                   "with noise_std 0, so check_build_headroom returns early: clip 1e5 > the 2**19 / 6 headroom builds, and every "
-                   "client refuses at encrypt (Refused). Fix: gaussian(0) passes ctx on unchanged (or the check keys on noise_std alone)")
 def test_a_zero_gaussian_skips_the_ckks_headroom_check():
+    """Was a break (review 22): gaussian(noise_multiplier=0) built no layer but set clip_bounds_input=False, so the headroom check was skipped; now it passes the context on unchanged."""
     with pytest.raises(StackError) as plain:
         _build("clip(bound=1e5) > ckks")  # the control: refused at build, naming clip
     assert plain.value.field == "clip"
@@ -61,18 +59,14 @@ def test_a_zero_gaussian_skips_the_ckks_headroom_check():
     assert len(secure_sum(_spikes(1e6), protocol=stack, seed=0).included) == N  # raises Refused by client 0 at encrypt
 
 
-@pytest.mark.xfail(strict=True, reason="review 22: the same flag refuses a correct stack: gaussian(noise_multiplier=0) is no layer "
-                   "('0: no layer'), yet ckks-robust then demands a norm_bound as if noise changed the inputs (a sweep over z that "
-                   "includes 0 cannot keep the default norm_bound = clip)")
 def test_a_zero_gaussian_keeps_the_clip_bound_for_ckks_robust():
+    """Was a break (review 22): the same flag made ckks-robust demand a norm_bound under gaussian(0); fixed with it."""
     stack = _build("clip(bound=1) > gaussian(noise_multiplier=0) > ckks-robust(rule=krum, f=1)")
     assert innermost(stack).norm_bound == 1.0 and not secure_sum(_inputs(5.0), protocol=stack, seed=0).rejected
 
 
-@pytest.mark.xfail(strict=True, reason="review 22 (regression of 4c030f1): adaptive-clip sets clip=None and clip_dropped_by even "
-                   "under a fixed clip outside it, though its own clip only lowers norms (||x|| <= min(outer clip, C_t)): a correct stack "
-                   "that built before is now refused. Fix: keep ctx.clip (and noise_std) when a clip is outside, drop them only without one")
 def test_a_fixed_clip_outside_adaptive_clip_still_bounds_the_ckks_inputs():
+    """Was a break (review 22): adaptive-clip dropped a fixed clip outside it (a regression of 4c030f1); it now keeps the context when a clip is outside."""
     stack = _build("clip(bound=1) > adaptive-clip(norm=1) > ckks")
     for r in range(3):  # the adaptive norm moves above 1 (inputs of norm 5 are all over it): the outer clip still bounds them
         assert len(secure_sum(_inputs(5.0), protocol=stack, seed=r).included) == N
@@ -172,12 +166,9 @@ def test_the_key_holder_accepts_honest_inputs_at_norm_bound_exactly():
 
 # 4. distributed-noise layers and the ring -------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="review 22: 567ec66 combines the noises inside a discretize layer only; a skellam/ddg from "
-                   "floats (the whole recipe, distributed_dp_parameters) sizes its scale for its own noise_multiplier alone, and the "
-                   "noise layer inside it adds its own at that scale: z 0.01 then 4 in 20 bits gets scale 46708 against 21884 for "
-                   "sqrt(0.01**2 + 4**2) (about 10 % of rounds wrap, against 1e-6). Fix: the recipe sizes for ctx.noise_inside() too")
 @pytest.mark.parametrize("second", ["skellam", "ddg"])
 def test_two_noise_layers_without_discretize_size_the_ring_for_both(second):
+    """Was a break (review 22): the recipe (noise from floats) sized its scale for its own noise alone; it now sizes the ring for hypot(z, the noise inside)."""
     text = f"clip(bound=1) > skellam(noise_multiplier=0.01) > {second}(noise_multiplier=4) > secagg+(bits=20)"
     try:
         stack = _build(text)
@@ -187,11 +178,8 @@ def test_two_noise_layers_without_discretize_size_the_ring_for_both(second):
     assert scale <= choose_scale(bits=20, clients=N, dim=D, clip=1.0, noise_multiplier=math.hypot(0.01, 4), shares=N) * (1 + 1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="review 22: discretize lowers its fitted scale for the share-variance range of the FIRST "
-                   "noise layer's mechanism (noise_mechanism_inside), applied to the combined noise; with ddg (range 2**96) first and "
-                   "skellam (2**33) second in 62 bits the scale stays at 1.8e13 and skellam refuses the stack, while the same noises in "
-                   "the other order build (scale 1.6e5). Fix: lower the scale for every noise layer's own z and range")
 def test_two_noise_mechanisms_inside_discretize_build_in_either_order():
+    """Was a break (review 22): discretize lowered its scale for the first layer's sampler range applied to the combined noise; each layer's own z now meets its own range."""
     tail = "secagg(bits=62)"
     skellam_first = _build(f"clip(bound=1) > discretize > skellam(noise_multiplier=1) > ddg(noise_multiplier=1) > {tail}")
     ddg_first = _build(f"clip(bound=1) > discretize > ddg(noise_multiplier=1) > skellam(noise_multiplier=1) > {tail}")

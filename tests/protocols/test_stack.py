@@ -196,7 +196,7 @@ def test_an_explicit_discretize_outside_the_noise_sizes_it_as_the_recipe_does():
     ("hidden-state", "needs the initial model"),
     # a layer whose output norm is not bounded by the clip outside it hides that clip from the noise inside it
     ("clip(bound=1) > topk(k=3) > gaussian(noise_multiplier=1) > ckks", "position 3 layer 'gaussian': needs a clip layer"),
-    ("clip(bound=1) > adaptive-clip(norm=1) > skellam(noise_multiplier=1) > secagg+", "position 3 layer 'skellam': needs a clip layer"),
+    ("adaptive-clip(norm=1) > skellam(noise_multiplier=1) > secagg+", "position 2 layer 'skellam': needs a clip layer"),
     ("clip(bound=1) > discretize > secagg+(bits=8)", "position 2 layer 'discretize'"),  # 6 participants cannot fit in 8 bits
 ])
 def test_bad_specs_name_the_position_layer_and_field(text, where):

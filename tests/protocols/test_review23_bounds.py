@@ -63,6 +63,19 @@ def test_a_zero_gaussian_before_adaptive_clip_leaves_the_clip_a_bound():
     assert len(secure_sum(_inputs(5.0), protocol=stack, seed=0).included) == N
 
 
+def test_two_adaptive_clips_count_apart_and_clip_to_the_smaller_norm():
+    """Held: nested adaptive clips (both under the fixed clip, so both build) keep their counts apart in one split round (the
+    measurements share the names 'adaptive-clip' and its count's): inputs of norm 2 are outside C = 1 (fraction 0, the norm
+    grows by e^(0.2 * 0.5)) and, clipped to 1, inside C = 3 (fraction 1, it shrinks by e^(-0.1)); the sum is of norm-1 rows."""
+    stack = _build("clip(bound=10) > adaptive-clip(norm=1) > adaptive-clip(norm=3) > discretize > secagg+")
+    x = _inputs(2.0)
+    out = secure_sum(x, protocol=stack, seed=0)
+    moved = {r.guarantee.parameters["norm_used"]: r.guarantee.parameters for r in out.reports if r.layer == "adaptive-clip"}
+    assert moved[1.0]["noisy_fraction_within"] == 0.0 and moved[1.0]["next_norm"] == pytest.approx(math.exp(0.1), abs=1e-6)
+    assert moved[3.0]["noisy_fraction_within"] == 1.0 and moved[3.0]["next_norm"] == pytest.approx(3 * math.exp(-0.1), abs=1e-6)
+    assert np.max(np.abs(out.result - (x / 2).sum(axis=0))) <= 1e-4
+
+
 # 2. float Gaussian shares clipped per client before the sum --------------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, reason="review 23: gaussian reports the aggregate Gaussian mechanism (all shares, z * C) even when a "

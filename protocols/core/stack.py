@@ -306,6 +306,11 @@ class StackContext:
         mechanism: its `mechanism` field, else its name, "skellam" or "ddg")."""
         return [(float(spec.get("noise_multiplier", 0.0)), spec.get("mechanism", spec["layer"])) for spec in self._noise_specs_inside()]
 
+    def wrap_probability_inside(self, own: float) -> float:
+        """The smallest wrap_probability among `own` and the distributed-noise layers inside this position: the layer that
+        chooses the ring's scale meets theirs too (review 23: an inner layer's own field was ignored)."""
+        return min([own, *(float(spec["wrap_probability"]) for spec in self._noise_specs_inside() if "wrap_probability" in spec)])
+
     def noise_inside(self) -> float | None:
         """The noise multiplier of all the distributed-noise layers inside this position together, sqrt(sum z_i**2)
         (independent noises add their variances; review 21: the first layer's alone under-sized the ring), or None."""

@@ -166,7 +166,7 @@ class AdaptiveClip(Protocol):
     traits=Traits(clips=True, splits=True),
     about="clip to a norm that tracks target_quantile of the client norms; the count is summed by `count` (with Skellam "
           "noise of count_noise_multiplier, sensitivity 1, if > 0); the norm moves every round, so the layers inside it need a "
-          "fixed clip of their own")
+          "fixed clip, outside it (clipping to the norm only shrinks) or inside")
 def _adaptive_clip(values: dict, ctx: StackContext, inner) -> Protocol:
     count = build((LayerSpec.of(values["count"], bits=values["count_bits"]),), ctx.replace(rest=(), position=0), inputs="ring")
     # a clip outside still bounds what reaches the layers inside (clipping to C_t only shrinks); without one, C_t moves (review 22)

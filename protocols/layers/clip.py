@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -51,6 +52,13 @@ class L2Clip(TransformLayer):
 
     def decode(self, aggregate: np.ndarray, included: tuple[int, ...]) -> np.ndarray:
         return aggregate
+
+    def _finish(self, out: Output, measurements: dict[int, dict]) -> Output:
+        """Marks `chosen_from_inputs`: clipping scales each input by min(1, norm / ||y_i||), a weight chosen from the input
+        itself. Under a noise layer outside it the output is then a function of the individually noised inputs, not of
+        their sum, so that layer counts each client's own share (review 23: sum_i clip(x_i + n_i) with the aggregate's
+        epsilon understated it, 4.7 against >= 10.9 at m = 25)."""
+        return dataclasses.replace(super()._finish(out, measurements), chosen_from_inputs=True)
 
     def guarantee(self, out: Output, totals: dict[str, float]) -> Guarantee:
         clipped = int(totals.get("clipped", 0))

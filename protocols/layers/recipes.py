@@ -37,12 +37,14 @@ class DistributedDPParameters:
 def distributed_dp_parameters(
     *, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, expected_clients: int | None = None,
     wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), mechanism: str = "skellam", ring_noise_multiplier: float | None = None,
+    inner_noise: tuple[tuple[float, str], ...] = (),
 ) -> DistributedDPParameters:
     """Scale from `choose_scale` for the noise the ring holds (`ring_noise_multiplier`, default noise_multiplier; more when
     other noise layers add to the same ring, review 22), lowered where needed so that a share's variance stays within its
     sampler's exact range (`max_share_variance(mechanism)`, review 12: a wide ring or few clients sized shares the float64
     samplers cannot draw); total noise stddev = noise_multiplier * l2 (integer units), split into `expected_clients` equal
-    shares (default: all).
+    shares (default: all); lowered again for each (noise_multiplier, mechanism) of `inner_noise`, the noise layers inside
+    that add their shares at this scale, each against its own sampler's range (review 23).
 
     Raises:
         ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`), or the lowered scale
@@ -52,9 +54,10 @@ def distributed_dp_parameters(
     ring_noise = noise_multiplier if ring_noise_multiplier is None else ring_noise_multiplier
     scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_multiplier=ring_noise, shares=shares,
                          wrap_probability=wrap_probability, beta=beta)
-    if noise_multiplier > 0:
-        scale = within_share_variance(scale, clip=clip, dim=padded, beta=beta, noise_multiplier=noise_multiplier, shares=shares,
-                                      limit=max_share_variance(mechanism))
+    for z, kind in ((noise_multiplier, mechanism), *inner_noise):
+        if z > 0:
+            scale = within_share_variance(scale, clip=clip, dim=padded, beta=beta, noise_multiplier=z, shares=shares,
+                                          limit=max_share_variance(kind))
     l2 = rounded_l2_bound(clip * scale, padded, beta)
     return DistributedDPParameters(padded, scale, l2, rounded_l1_bound(l2, padded), (noise_multiplier * l2) ** 2 / shares)
 
@@ -125,8 +128,9 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
         padded = RandomizedHadamard.padded_dim(ctx.dim)
         p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
                                       noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
-                                      wrap_probability=values["wrap_probability"], beta=values["beta"], mechanism=mechanism,
-                                      ring_noise_multiplier=math.hypot(values["noise_multiplier"], ctx.noise_inside() or 0.0))
+                                      wrap_probability=ctx.wrap_probability_inside(values["wrap_probability"]), beta=values["beta"],
+                                      mechanism=mechanism, ring_noise_multiplier=math.hypot(values["noise_multiplier"], ctx.noise_inside() or 0.0),
+                                      inner_noise=tuple(ctx.noise_layers_inside()))
         protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None, clip_bounds_input=False))
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
                              assume_colluding=uncounted(ctx, protection))

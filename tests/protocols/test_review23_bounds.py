@@ -78,13 +78,9 @@ def test_two_adaptive_clips_count_apart_and_clip_to_the_smaller_norm():
 
 # 2. float Gaussian shares clipped per client before the sum --------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="review 23: gaussian reports the aggregate Gaussian mechanism (all shares, z * C) even when a "
-                   "clip (adaptive-clip, or a fixed clip) inside it clips each client's NOISY row before the sum: sum_i clip(x_i + n_i) "
-                   "is not a post-processing of the noisy sum, only one client's own share protects its term. With m = 25, z = 1, "
-                   "C_t = 0.01 in d = 1 the exact event below gives epsilon >= 10.9 at delta 1e-5 against the reported 4.73. Fix: "
-                   "refuse a clip/adaptive-clip (any per-client nonlinear layer) inside float noise shares, or report the own share")
 @pytest.mark.parametrize("inner_clip", ["adaptive-clip(norm=0.01)", "clip(bound=0.01)"])
 def test_a_clip_after_gaussian_shares_keeps_the_aggregate_epsilon(inner_clip):
+    """Was a break (review 23): gaussian reported the aggregate mechanism though a clip inside it clipped each noisy row before the sum; L2Clip now marks chosen_from_inputs, so the noise counts each client's own share."""
     m, c_t = 25, 0.01
     try:
         stack = _build(f"clip(bound=1) > gaussian(noise_multiplier=1) > {inner_clip} > ckks", dim=1, participants=m)
@@ -102,12 +98,8 @@ def test_a_clip_after_gaussian_shares_keeps_the_aggregate_epsilon(inner_clip):
 
 # 3. several distributed-noise layers and the ring -------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="review 23: the skellam/ddg recipe from floats lowers its scale for its OWN z and sampler "
-                   "range only (within_share_variance in distributed_dp_parameters); a noise layer inside it with a narrower sampler "
-                   "(skellam, 2**33, under ddg, 2**96) then refuses at that scale (5.2e25 > 8.6e9 at 62 bits), while the same noises "
-                   "in the other order build. Fix: the recipe lowers the scale for every layer of ctx.noise_layers_inside() too, as "
-                   "discretize now does")
 def test_two_noise_mechanisms_from_floats_build_in_either_order():
+    """Was a break (review 23): the recipe lowered its scale for its own sampler only; it now lowers it for every noise layer inside too."""
     tail = "secagg(bits=62)"
     skellam_first = _build(f"clip(bound=1) > skellam(noise_multiplier=1) > ddg(noise_multiplier=1) > {tail}")
     ddg_first = _build(f"clip(bound=1) > ddg(noise_multiplier=1) > skellam(noise_multiplier=1) > {tail}")
@@ -123,13 +115,9 @@ def test_two_noise_mechanisms_from_floats_stay_within_each_sampler():
     assert all(p.local_variance <= max_share_variance(p.mechanism) for p in noises)
 
 
-@pytest.mark.xfail(strict=True, reason="review 23: a noise layer whose scale is chosen outside it (by the recipe of an outer noise "
-                   "layer, or by discretize) ignores its own wrap_probability field: wrap_probability=1e-12 builds at the scale "
-                   "sized for the outer layer's 1e-6 (20 bits: 38864 under skellam against 27719 for 1e-12; 46408 under discretize against 39053), so the stated wrap probability is "
-                   "exceeded. Fix: size the ring for the smallest wrap_probability of the noise layers inside, or refuse the field "
-                   "where it cannot apply (beta likewise)")
 @pytest.mark.parametrize("outer", ["skellam(noise_multiplier=1)", "discretize"])
 def test_an_inner_noise_layers_wrap_probability_is_met(outer):
+    """Was a break (review 23): an inner noise layer's wrap_probability was ignored; the layer that sizes the ring now meets the smallest inside it."""
     inner = "ddg(noise_multiplier=1, wrap_probability=1e-12)"
     z = math.hypot(1, 1) if outer.startswith("skellam") else 1.0
     try:

@@ -135,3 +135,19 @@ def test_an_inner_noise_layers_beta_is_met_or_refused(outer):
         except StackError:
             continue  # refusing the field where it cannot apply is a fix
         assert next(p for p in _chain(stack) if isinstance(p, DiscreteEncode)).beta == beta  # the rounding uses the stated beta
+
+
+def test_every_observer_of_an_experiment_with_a_clip_inside_the_noise_faces_the_own_share_bound():
+    """Held: in an experiment (8 clients, all in both rounds) over clip > gaussian(1) > clip > ckks, every observer's epsilon
+    after 2 rounds is at least the EXACT epsilon of two compositions of one client's own share (noise multiplier 1 / sqrt(8)
+    a round; Gaussians compose exactly to 1 / sqrt(8) / sqrt(2) = 0.25), the RoundNoise the experiment reads from the layer's
+    dp_mechanism included; the same stack without the inner clip (a true sum) stays below it, so the check discriminates."""
+    from fl.experiment import ExperimentConfig, run_experiment
+    exact = _exact_gaussian_epsilon(0.25, 1e-5)
+    seen = {}
+    for inner in ("clip(bound=1) > ", ""):
+        result = run_experiment(ExperimentConfig(clients=8, rounds=2, stack=f"{NOISE} > {inner}ckks", seed=0, delta=1e-5))
+        assert len(result.rounds) == 2 and all(len(r.included) == 8 for r in result.rounds)
+        seen[inner] = {k: v.epsilon for k, v in result.rounds[-1].epsilon_by_observer.items()}
+    assert all(eps >= exact for eps in seen["clip(bound=1) > "].values())
+    assert seen[""]["server"] < exact <= seen[""]["key holder"]  # the sum's aggregate; the key holder sees each ciphertext

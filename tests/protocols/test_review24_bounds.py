@@ -151,3 +151,29 @@ def test_every_observer_of_an_experiment_with_a_clip_inside_the_noise_faces_the_
         seen[inner] = {k: v.epsilon for k, v in result.rounds[-1].epsilon_by_observer.items()}
     assert all(eps >= exact for eps in seen["clip(bound=1) > "].values())
     assert seen[""]["server"] < exact <= seen[""]["key holder"]  # the sum's aggregate; the key holder sees each ciphertext
+
+
+@settings(max_examples=40, deadline=None)
+@given(bits=st.sampled_from([20, 32, 62]), m=st.sampled_from([3, 50]), d=st.sampled_from([1, 8, 100]),
+       z=st.tuples(st.sampled_from([0.5, 2.0]), st.sampled_from([0.5, 3.0])), w=st.tuples(st.sampled_from([1e-6, 1e-12]), st.sampled_from([1e-6, 1e-12])),
+       rotated=st.booleans(), scale=st.sampled_from([1.0, 10.0, 100.0, 1e3, 1e4, 1e6, 1e9]))
+def test_a_given_discretize_scale_builds_exactly_when_both_noises_fit(bits, m, d, z, w, rotated, scale):
+    """Held: discretize(scale=S) over skellam(wrap w2) > ddg (default wrap 1e-6) builds if and only if, recomputed here, both
+    shares (z_j l2)^2 / m are within their samplers' ranges and the noisy
+    sum reaches at most 2**(bits-1) for the smallest stated wrap probability: no stack that exceeds a stated bound builds,
+    and none that meets every bound is refused."""
+    head = ("rotation > " if rotated else "") + f"discretize(scale={scale}, wrap_probability={w[0]}) > "
+    text = f"clip(bound=1) > {head}skellam(noise_multiplier={z[0]}, wrap_probability={w[1]}) > ddg(noise_multiplier={z[1]}) > secagg(bits={bits})"
+    dim = 1 << max(0, (d - 1).bit_length()) if rotated else d
+    l2 = rounded_l2_bound(scale, dim, math.exp(-0.5))
+    shares = [(z[0] * l2) ** 2 / m, (z[1] * l2) ** 2 / m]
+    k = -NormalDist().inv_cdf(min(*w, 1e-6) / (2 * dim))
+    reach = k * math.sqrt((m * l2) ** 2 / dim + m * sum(shares)) if rotated else m * l2 + k * math.sqrt(m * sum(shares))
+    fits = (shares[0] <= max_share_variance("skellam") and shares[1] <= max_share_variance("ddg")
+            and reach <= 2.0 ** (bits - 1))
+    try:
+        _build(text, dim=d, participants=m)
+        built = True
+    except StackError:
+        built = False
+    assert built == fits

@@ -103,7 +103,8 @@ def local_dp(inner: Protocol, *, clip: float, noise_multiplier: float, delta: fl
 
 NOISE_FIELDS = {"noise_multiplier": Field(float, check=lambda v: v > 0, expect="> 0"),
                 "wrap_probability": Field(float, 1e-6, lambda v: 0 < v < 1, "in (0, 1)"),
-                "beta": Field(float, math.exp(-0.5), lambda v: 0 <= v < 1, "in [0, 1)")}
+                "beta": Field(float, None, lambda v: 0 <= v < 1, "in [0, 1) (default exp(-1/2); under a layer outside that chose the "
+                              "scale, that layer's)")}
 NOISE_FLOW = {"floats": "ring", "ring": "ring"}  # the whole recipe from floats, or noise alone under a discretize layer
 
 
@@ -116,6 +117,10 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
     if ctx.scale is None and not ctx.clip_bounds_input:  # its own conditional rounding would fail on every changed input (review 11)
         raise StackError("needs a clip that bounds its inputs: a layer between the clip and it (noise, stochastic quantization) changes "
                          "them; put a clip after that layer", layer=ctx.layer, position=ctx.position, field="clip")
+    if ctx.scale is not None and values["beta"] is not None and values["beta"] != ctx.beta:  # review 24: it was ignored silently
+        raise StackError(f"beta {values['beta']:g} cannot apply: the layer outside that chose the scale rounds with beta {ctx.beta:g}; "
+                         "set beta there", layer=ctx.layer, position=ctx.position, field="beta")
+    beta = math.exp(-0.5) if values["beta"] is None else values["beta"]
     if ctx.scale is not None:  # a discretize layer outside chose the scale
         l2 = rounded_l2_bound(clip * ctx.scale, ctx.dim, ctx.beta)
         p = DistributedDPParameters(ctx.dim, ctx.scale, l2, rounded_l1_bound(l2, ctx.dim), (values["noise_multiplier"] * l2) ** 2 / ctx.survivors)
@@ -128,13 +133,13 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
         padded = RandomizedHadamard.padded_dim(ctx.dim)
         p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
                                       noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
-                                      wrap_probability=ctx.wrap_probability_inside(values["wrap_probability"]), beta=values["beta"],
+                                      wrap_probability=ctx.wrap_probability_inside(values["wrap_probability"]), beta=beta,
                                       mechanism=mechanism, ring_noise_multiplier=math.hypot(values["noise_multiplier"], ctx.noise_inside() or 0.0),
                                       inner_noise=tuple(ctx.noise_layers_inside()))
-        protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=values["beta"], norm_bound=None, clip_bounds_input=False))
+        protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=beta, norm_bound=None, clip_bounds_input=False))
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
                              assume_colluding=uncounted(ctx, protection))
-    return noise if ctx.scale is not None else RandomizedHadamard(DiscreteEncode(p.scale, ctx.clip, noise, beta=values["beta"]))
+    return noise if ctx.scale is not None else RandomizedHadamard(DiscreteEncode(p.scale, ctx.clip, noise, beta=beta))
 
 
 for _mechanism in ("skellam", "ddg"):

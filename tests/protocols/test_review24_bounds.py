@@ -122,13 +122,9 @@ def test_two_noise_layers_meet_every_sampler_range_and_the_smallest_wrap_probabi
     assert reach <= 2.0 ** (bits - 1) * (1 + 1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="review 24: an inner noise layer's beta field is accepted and silently ignored: under an "
-                   "outer skellam (or discretize) its shares are sized with the outer layer's beta (exp(-1/2)), whatever it states "
-                   "(beta=0.0 and beta=0.9 build the same l2 = 226797 at d = 8, m = 6). The sensitivity is still right (the outer "
-                   "rounding enforces it), but a stated parameter is not met. Fix: refuse a beta on a noise layer whose scale is "
-                   "chosen outside it unless it equals the one in use (as review 23 suggested, 'beta likewise')")
 @pytest.mark.parametrize("outer", ["skellam(noise_multiplier=1)", "discretize"])
 def test_an_inner_noise_layers_beta_is_met_or_refused(outer):
+    """Was a break (review 24): an inner noise layer's beta was accepted and ignored under an outer scale; a beta other than the one in use is now refused, naming beta."""
     for beta in (0.0, 0.9):
         try:
             stack = _build(f"clip(bound=1) > {outer} > ddg(noise_multiplier=1, beta={beta}) > secagg+", dim=8, participants=6)

@@ -15,6 +15,7 @@ from protocols.core.errors import ProtocolError
 from protocols.core.stack import StackContext, StackError, build, parse
 from protocols.layers.discretize import DiscreteEncode, rounded_l2_bound
 from protocols.layers.noise import DistributedNoise
+from tests.protocols.stack_walk import chain as _chain
 
 D, N = 8, 6
 BROKEN = (AssertionError, ProtocolError)  # what a break raises: an honest client rejected, or the round refused/aborted
@@ -186,12 +187,6 @@ def test_two_server_norm_bound_holds_for_every_honest_rounding(norm, clip, seed,
     clipped = x.astype(np.float64) * np.minimum(1.0, clip / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True))
     scale = next(p for p in _chain(stack) if isinstance(p, DiscreteEncode)).scale
     assert np.max(np.abs(out.result - clipped[list(out.included)].sum(axis=0))) <= (N - 1) / scale + 1e-9
-
-
-def _chain(protocol):
-    while protocol is not None:
-        yield protocol
-        protocol = getattr(protocol, "inner", None)
 
 
 @pytest.mark.parametrize("text", [

@@ -20,18 +20,13 @@ from protocols.layers.discretize import DiscreteEncode, choose_scale
 from protocols.layers.gaussian_shares import GaussianShares
 from secagg.he import ckks_encodable, ckks_headroom, fresh_error_bound
 from secagg.he_params import preset
+from tests.protocols.stack_walk import chain as _chain
 
 D, N = 8, 6
 
 
 def _build(text: str, **context):
     return build(parse(text), StackContext(dim=D, participants=N, **context))
-
-
-def _chain(protocol):
-    while protocol is not None:
-        yield protocol
-        protocol = getattr(protocol, "inner", None)
 
 
 def _spikes(value: float, d: int = D) -> np.ndarray:

@@ -13,18 +13,13 @@ from protocols import secure_sum
 from protocols.core.stack import StackContext, StackError, build, parse
 from protocols.layers.discretize import DiscreteEncode, choose_scale
 from protocols.layers.noise import DistributedNoise
+from tests.protocols.stack_walk import chain as _chain
 
 D, N = 8, 6
 
 
 def _build(text: str, **context):
     return build(parse(text), StackContext(dim=context.pop("dim", D), participants=context.pop("participants", N), **context))
-
-
-def _chain(protocol):
-    while protocol is not None:
-        yield protocol
-        protocol = getattr(protocol, "inner", None)
 
 
 def _inputs(norm: float, seed: int = 1) -> np.ndarray:

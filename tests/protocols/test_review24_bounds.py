@@ -18,18 +18,13 @@ from protocols.core.stack import StackContext, StackError, build, parse
 from protocols.dp.samplers import max_share_variance
 from protocols.layers.discretize import DiscreteEncode, rounded_l2_bound
 from protocols.layers.noise import DistributedNoise
+from tests.protocols.stack_walk import chain as _chain
 
 M, D = 5, 4
 
 
 def _build(text: str, **context):
     return build(parse(text), StackContext(dim=context.pop("dim", D), participants=context.pop("participants", M), **context))
-
-
-def _chain(protocol):
-    while protocol is not None:
-        yield protocol
-        protocol = getattr(protocol, "inner", None)
 
 
 def _exact_gaussian_epsilon(sigma: float, delta: float) -> float:

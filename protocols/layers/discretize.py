@@ -228,8 +228,9 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
     if scale is not None and clip * scale > MAX_SCALED_NORM:
         raise StackError(f"{scale:.6g} at clip {clip:.6g} exceeds clip scale <= 2**44 (MAX_SCALED_NORM), beyond which float64 "
                          "rounding cannot meet the rounded-norm bound", layer=ctx.layer, position=ctx.position, field="scale")
+    wrap = ctx.wrap_probability_inside(values["wrap_probability"])  # the noise layers' own fields inside count too (review 23)
     if scale is not None:  # checked against the ring as a fitted scale is (review 21: scale=1e9 wrapped a 32-bit sum)
-        _check_given_scale(scale, clip=clip, beta=beta, noise=noise, wrap_probability=ctx.wrap_probability_inside(values["wrap_probability"]), ctx=ctx)
+        _check_given_scale(scale, clip=clip, beta=beta, noise=noise, wrap_probability=wrap, ctx=ctx)
     if scale is None:
         bits = ctx.ring_bits()
         if fit == "noise" and noise is None:
@@ -238,7 +239,7 @@ def _discretize(values: dict, ctx: StackContext, inner) -> Protocol:
             scale = fitted_scale(fit, bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip)
         if noise is not None:  # the ring must hold the noise too, whatever the fit (review 13: fit=norm wrapped most coordinates)
             fits_noise = choose_scale(bits=bits, clients=ctx.participants, dim=ctx.dim, clip=clip, noise_multiplier=noise, shares=ctx.survivors,
-                                      wrap_probability=ctx.wrap_probability_inside(values["wrap_probability"]), beta=beta, rotated=ctx.rotated)
+                                      wrap_probability=wrap, beta=beta, rotated=ctx.rotated)
             scale = fits_noise if scale is None else min(scale, fits_noise)
         for z, mechanism in layers:  # each noise layer inside sizes its shares to this scale: keep them within its sampler's range
             if z:  # (review 12; review 22: each layer's own z against its own sampler, not the sum against the first's)

@@ -36,22 +36,21 @@ class DistributedDPParameters:
 
 def distributed_dp_parameters(
     *, bits: int, clients: int, dim: int, clip: float, noise_multiplier: float, expected_clients: int | None = None,
-    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), mechanism: str = "skellam", ring_noise_multiplier: float | None = None,
-    inner_noise: tuple[tuple[float, str], ...] = (),
+    wrap_probability: float = 1e-6, beta: float = math.exp(-0.5), mechanism: str = "skellam", inner_noise: tuple[tuple[float, str], ...] = (),
 ) -> DistributedDPParameters:
-    """Scale from `choose_scale` for the noise the ring holds (`ring_noise_multiplier`, default noise_multiplier; more when
-    other noise layers add to the same ring, review 22), lowered where needed so that a share's variance stays within its
-    sampler's exact range (`max_share_variance(mechanism)`, review 12: a wide ring or few clients sized shares the float64
-    samplers cannot draw); total noise stddev = noise_multiplier * l2 (integer units), split into `expected_clients` equal
-    shares (default: all); lowered again for each (noise_multiplier, mechanism) of `inner_noise`, the noise layers inside
-    that add their shares at this scale, each against its own sampler's range (review 23).
+    """Scale from `choose_scale` for the noise the ring holds: noise_multiplier and those of `inner_noise` (the
+    (noise_multiplier, mechanism) of the noise layers inside that add their shares at this scale) together,
+    sqrt(sum z**2) (review 22); lowered where needed so that each layer's share variance stays within its own sampler's
+    exact range (`max_share_variance`, review 12: a wide ring or few clients sized shares the float64 samplers cannot
+    draw; review 23: the inner layers' too); total noise stddev of this layer = noise_multiplier * l2 (integer units),
+    split into `expected_clients` equal shares (default: all).
 
     Raises:
         ValueError: if the ring cannot hold the noisy sum at a useful scale (see `choose_scale`), or the lowered scale
             would make rounding more than double the sensitivity.
     """
     padded, shares = 1 << max(0, (dim - 1).bit_length()), expected_clients or clients
-    ring_noise = noise_multiplier if ring_noise_multiplier is None else ring_noise_multiplier
+    ring_noise = math.hypot(noise_multiplier, *(z for z, _ in inner_noise))  # independent noises add their variances
     scale = choose_scale(bits=bits, clients=clients, dim=padded, clip=clip, noise_multiplier=ring_noise, shares=shares,
                          wrap_probability=wrap_probability, beta=beta)
     for z, kind in ((noise_multiplier, mechanism), *inner_noise):
@@ -134,8 +133,7 @@ def _distributed_noise(mechanism: str, values: dict, ctx: StackContext, inner) -
         p = distributed_dp_parameters(bits=ctx.replace(dim=padded).ring_bits(), clients=ctx.participants, dim=ctx.dim, clip=clip,
                                       noise_multiplier=values["noise_multiplier"], expected_clients=ctx.expected,
                                       wrap_probability=ctx.wrap_probability_inside(values["wrap_probability"]), beta=beta,
-                                      mechanism=mechanism, ring_noise_multiplier=math.hypot(values["noise_multiplier"], ctx.noise_inside() or 0.0),
-                                      inner_noise=tuple(ctx.noise_layers_inside()))
+                                      mechanism=mechanism, inner_noise=tuple(ctx.noise_layers_inside()))
         protection = inner(ctx.replace(dim=padded, scale=p.scale, beta=beta, norm_bound=None, clip_bounds_input=False))
     noise = DistributedNoise(mechanism, p.local_variance, p.l2_sensitivity, p.l1_sensitivity, protection, delta=ctx.delta,
                              assume_colluding=uncounted(ctx, protection))
